@@ -1,0 +1,19 @@
+from .graph import (
+    DTYPES,
+    Graph,
+    Metadata,
+    Node,
+    Preprocessing,
+    QuantParams,
+    Signature,
+    TensorSpec,
+    TestVector,
+    Value,
+    normalize_dtype,
+)
+from .infer import infer_shapes
+
+__all__ = [
+    "DTYPES", "Graph", "Metadata", "Node", "Preprocessing", "QuantParams", "Signature",
+    "TensorSpec", "TestVector", "Value", "normalize_dtype", "infer_shapes",
+]

@@ -1,0 +1,3 @@
+from .interpreter import run
+
+__all__ = ["run"]

@@ -1,0 +1,76 @@
+"""The numpy reference interpreter: runs an IR Graph (or a loaded .mob) with numpy alone.
+
+It is the numerical oracle of the project (every C++ kernel and every pass is
+checked against it) and also a pure-NumPy deployment path. `run(...,
+keep_intermediates=True)` hands back every tensor of the run, which the
+per-layer comparison and int8 calibration need.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import MobconvError, ShapeError
+from ..ops.registry import get_spec
+
+
+def _check_feed(graph, feeds: dict) -> dict:
+    missing = [n for n in graph.inputs if n not in feeds]
+    if missing:
+        raise MobconvError(f"missing input(s) {', '.join(missing)} (graph inputs: {', '.join(graph.inputs)})")
+    unknown = [n for n in feeds if n not in graph.inputs]
+    if unknown:
+        raise MobconvError(f"unknown input(s) {', '.join(unknown)} (graph inputs: {', '.join(graph.inputs)})")
+    checked = {}
+    for name in graph.inputs:
+        value = graph.values[name]
+        array = np.asarray(feeds[name])
+        if value.dtype and array.dtype.name != value.dtype:
+            array = array.astype(value.dtype)
+        if value.shape is not None:
+            if len(value.shape) != array.ndim or any(
+                isinstance(d, int) and d != a for d, a in zip(value.shape, array.shape)
+            ):
+                raise ShapeError(
+                    f"input {name!r}: expected shape {tuple(value.shape)}, got {array.shape}"
+                )
+        checked[name] = array
+    return checked
+
+
+def run(
+    graph,
+    feeds: dict,
+    keep_intermediates: bool = False,
+    observer: Optional[Callable] = None,
+) -> dict:
+    """Execute `graph` on `feeds` (input name -> array).
+
+    Returns the graph outputs (name -> array), or every value computed when
+    keep_intermediates is set. `observer(node, input_arrays, output_arrays)` is
+    called after each node (for calibration statistics).
+    """
+    env = {v.name: v.data for v in graph.constants()}
+    env.update(_check_feed(graph, feeds))
+    for node in graph.nodes:
+        spec = get_spec(node.op)
+        attrs = spec.resolve_attrs(node)
+        args = [env[n] if n else None for n in node.inputs]
+        try:
+            outs = spec.run_reference(args, attrs)
+        except MobconvError:
+            raise
+        except Exception as exc:  # a reference failing on real data is a shape/attr problem
+            shapes = ", ".join(str(None if a is None else a.shape) for a in args)
+            raise MobconvError(
+                f"node {node.name!r} ({node.op}) failed on inputs of shape {shapes}: {exc}"
+            ) from exc
+        for name, array in zip(node.outputs, outs):
+            if name:
+                env[name] = array
+        if observer is not None:
+            observer(node, args, outs)
+    if keep_intermediates:
+        return env
+    return {name: env[name] for name in graph.outputs}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages mobconv's build and tests need, if missing.
+# Idempotent: does nothing when everything is present. Needs root (or sudo).
+set -euo pipefail
+PACKAGES=(
+  cmake
+  g++
+  g++-aarch64-linux-gnu      # arm64 cross build of the runtime (NEON kernels)
+  qemu-user                  # runs the arm64 kernel tests
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
