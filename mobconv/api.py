@@ -1,0 +1,333 @@
+"""The Python API: convert a source model, save/load `.mob` files, run them.
+
+    import mobconv
+    model = mobconv.convert("resnet18.onnx", input_shapes={"input": (1, 3, 224, 224)})
+    model.add_test_vector()            # embed inputs + reference outputs
+    model.save("resnet18.mob")         # atomic write
+    outputs = mobconv.load("resnet18.mob").run({"input": x})
+
+Frontends are looked up in `FRONTENDS`, a small table keyed by framework name
+(each entry says which file extensions it claims and how to load them), so the
+Caffe and TensorFlow frontends plug in by adding a row. Execution backends are
+another table, `BACKENDS`; `backend="auto"` takes the first available one in
+`AUTO_BACKENDS` (the numpy reference until the C++ runtime claims the front).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import __version__
+from .errors import MobconvError, ModelFormatError, UsageError
+from .ir import Graph, TensorSpec, TestVector
+
+
+# ---- frontends ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """One source framework: the file extensions it claims and its loader.
+
+    `loader` is "module:function", imported only when used; the function is
+    called as ``fn(path, input_shapes=...)`` and returns an IR Graph.
+    """
+
+    name: str
+    extensions: tuple
+    loader: str
+
+    def load(self, path: str, input_shapes: Optional[dict]) -> Graph:
+        module_name, func_name = self.loader.split(":")
+        try:
+            module = importlib.import_module(module_name)
+            func = getattr(module, func_name)
+        except (ImportError, AttributeError) as exc:
+            raise MobconvError(
+                f"the {self.name} frontend is not available in this build ({exc})"
+            ) from exc
+        return func(path, input_shapes=input_shapes)
+
+
+FRONTENDS = {
+    "onnx": Frontend("onnx", (".onnx",), "mobconv.frontends.onnx:load_onnx"),
+    "caffe": Frontend("caffe", (".prototxt",), "mobconv.frontends.caffe:load_caffe"),
+    "tensorflow": Frontend("tensorflow", (".pb",), "mobconv.frontends.tensorflow:load_tensorflow"),
+}
+
+
+def detect_framework(path: str) -> str:
+    """Framework name for a source model path, from its extension."""
+    ext = os.path.splitext(str(path))[1].lower()
+    for name, frontend in FRONTENDS.items():
+        if ext in frontend.extensions:
+            return name
+    known = ", ".join(f"{e} ({n})" for n, f in FRONTENDS.items() for e in f.extensions)
+    if ext == ".mob":
+        raise UsageError(f"{path}: is already a .mob model; use mobconv.load() to open it")
+    raise UsageError(
+        f"{path}: cannot tell the source framework from the extension {ext or '(none)'!r} "
+        f"(known: {known}); pass framework=..."
+    )
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise MobconvError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise MobconvError(f"{path}: is a directory, expected a model file")
+
+
+def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
+            framework: Optional[str] = None) -> "Model":
+    """Convert a source model file to a `Model` (IR graph + signature + metadata).
+
+    input_shapes: input name -> shape (ints, or strings for symbolic dims), overriding
+    the source model's shapes. optimize: run the default pass pipeline.
+    framework: "onnx", ... (default: detected from the file extension).
+    """
+    path = os.fspath(path)
+    _check_readable(path)
+    if framework is None:
+        framework = detect_framework(path)
+    if framework not in FRONTENDS:
+        raise UsageError(f"unknown framework {framework!r} (known: {', '.join(FRONTENDS)})")
+    shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
+
+    stats = {}
+    start = time.perf_counter()
+    graph = FRONTENDS[framework].load(path, shapes or None)
+    unknown = sorted(set(shapes) - set(graph.inputs))
+    if unknown:
+        raise UsageError(
+            f"{path}: input_shapes names unknown input(s) {', '.join(unknown)} "
+            f"(model inputs: {', '.join(graph.inputs) or 'none'})"
+        )
+    stats["ops_before"] = len(graph.nodes)
+    if optimize:
+        from .passes import optimize as run_passes
+
+        run_passes(graph)
+    stats["ops_after"] = len(graph.nodes)
+    stats["seconds"] = time.perf_counter() - start
+
+    meta = graph.metadata
+    meta.producer = meta.producer or "mobconv"
+    meta.converter_version = __version__
+    meta.source_framework = meta.source_framework or framework
+    meta.source_sha256 = meta.source_sha256 or _file_sha256(path)
+    meta.options = dict(meta.options)
+    meta.options["optimize"] = "true" if optimize else "false"
+    if shapes:
+        meta.options["input_shapes"] = ";".join(
+            f"{k}={','.join(str(d) for d in v)}" for k, v in shapes.items()
+        )
+    model = Model(graph, source=path)
+    model.conversion_stats = stats
+    return model
+
+
+def load(path) -> "Model":
+    """Read a `.mob` file. Malformed files raise ModelFormatError naming the file."""
+    from .formats.reader import from_bytes
+
+    path = os.fspath(path)
+    _check_readable(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[4:8] != b"MOB1":
+        ext = os.path.splitext(path)[1].lower()
+        hint = ""
+        if ext == ".onnx":
+            hint = f"; convert it first: mobconv onnx2mob {path}"
+        elif any(ext in f.extensions for f in FRONTENDS.values()):
+            hint = "; convert it first with mobconv.convert()"
+        raise ModelFormatError(
+            f"{path}: not a .mob model file (missing 'MOB1' file identifier){hint}"
+        )
+    try:
+        graph = from_bytes(data, source=path)
+    except MobconvError:
+        raise
+    except Exception as exc:  # the reader should not get here; never show users a traceback
+        raise ModelFormatError(f"{path}: malformed .mob file ({type(exc).__name__}: {exc})") from exc
+    model = Model(graph, source=path)
+    model.file_size = len(data)
+    return model
+
+
+# ---- backends -------------------------------------------------------------
+
+
+def _run_reference(model: "Model", feeds: dict) -> dict:
+    from .reference.interpreter import run
+
+    return run(model.graph, feeds)
+
+
+def _run_runtime(model: "Model", feeds: dict) -> dict:
+    try:
+        from . import runtime
+    except ImportError as exc:
+        raise MobconvError(f"backend 'runtime' is not available: {exc}") from exc
+    run_model = getattr(runtime, "run_model", None)
+    if run_model is None:
+        raise MobconvError("backend 'runtime' is not available: mobconv.runtime has no run_model()")
+    return run_model(model, feeds)
+
+
+def _runtime_available() -> bool:
+    try:
+        from . import runtime
+    except ImportError:
+        return False
+    check = getattr(runtime, "available", None)
+    return bool(check and check())
+
+
+BACKENDS: dict = {"reference": _run_reference, "runtime": _run_runtime}
+# backend="auto" takes the first of these whose probe says it is usable. The runtime
+# issue puts ("runtime", _runtime_available) in front once mobconv.runtime.run_model exists.
+AUTO_BACKENDS: list = [("reference", lambda: True)]
+
+
+def resolve_backend(backend: str) -> str:
+    if backend == "auto":
+        for name, usable in AUTO_BACKENDS:
+            if usable():
+                return name
+        return "reference"
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (known: auto, {', '.join(BACKENDS)})")
+    return backend
+
+
+# ---- inputs ---------------------------------------------------------------
+
+
+def concrete_shape(shape) -> tuple:
+    """A runnable shape: symbolic (string) and unknown dims become 1."""
+    return tuple(d if isinstance(d, int) and d >= 0 else 1 for d in (shape or ()))
+
+
+def random_inputs(specs, seed: int = 0) -> dict:
+    """Seeded random data for each TensorSpec: standard normal floats, small ints
+    in [0, 10), random bools. Symbolic dims are set to 1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = concrete_shape(spec.shape)
+        dtype = spec.dtype or "float32"
+        if dtype == "bool":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif dtype.startswith(("int", "uint")):
+            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
+        else:
+            np_dtype = "float32" if dtype == "bfloat16" else dtype
+            feeds[spec.name] = rng.standard_normal(shape).astype(np_dtype)
+    return feeds
+
+
+# ---- the model ------------------------------------------------------------
+
+
+class Model:
+    """A converted model: the IR graph plus what the `.mob` file carries with it."""
+
+    def __init__(self, graph: Graph, source: Optional[str] = None):
+        self.graph = graph
+        self.source = source
+        self.file_size: Optional[int] = None
+        self.conversion_stats: dict = {}
+
+    def _specs(self, names, declared) -> list:
+        if declared:
+            return list(declared)
+        specs = []
+        for name in names:
+            value = self.graph.values.get(name)
+            dtype = value.dtype if value is not None else None
+            shape = value.shape if value is not None else None
+            specs.append(TensorSpec(name, dtype or "float32", tuple(shape or ())))
+        return specs
+
+    @property
+    def inputs(self) -> list:
+        """Input TensorSpecs (from the signature, else from the graph inputs)."""
+        return self._specs(self.graph.inputs, self.graph.signature.inputs)
+
+    @property
+    def outputs(self) -> list:
+        return self._specs(self.graph.outputs, self.graph.signature.outputs)
+
+    @property
+    def metadata(self):
+        return self.graph.metadata
+
+    @property
+    def test_vectors(self) -> list:
+        return self.graph.test_vectors
+
+    def save(self, path) -> None:
+        """Write the model as a `.mob` file, atomically (nothing is left on failure)."""
+        from .formats.writer import write_model
+
+        path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise MobconvError(f"cannot write {path}: directory {parent} does not exist")
+        write_model(self.graph, path)
+
+    def to_bytes(self) -> bytes:
+        from .formats.writer import to_bytes
+
+        return to_bytes(self.graph)
+
+    def random_inputs(self, seed: int = 0) -> dict:
+        return random_inputs(self.inputs, seed)
+
+    def run(self, inputs: Optional[dict] = None, backend: str = "auto", seed: int = 0) -> dict:
+        """Run the model on `inputs` (name -> array; seeded random data when None).
+
+        backend: "auto" (best available), "reference" (numpy) or "runtime" (C++).
+        Returns output name -> numpy array.
+        """
+        feeds = self.random_inputs(seed) if inputs is None else dict(inputs)
+        runner: Callable = BACKENDS[resolve_backend(backend)]
+        return runner(self, feeds)
+
+    def add_test_vector(self, inputs: Optional[dict] = None, seed: int = 0,
+                        rtol: float = 1e-4, atol: float = 1e-5) -> TestVector:
+        """Run the numpy reference on `inputs` (random when None) and embed inputs and
+        outputs in the model, so the saved file can check itself (`mobconv validate`)."""
+        feeds = self.random_inputs(seed) if inputs is None else {
+            k: np.asarray(v) for k, v in inputs.items()
+        }
+        outputs = self.run(feeds, backend="reference")
+        vector = TestVector(inputs=feeds, outputs=outputs, rtol=rtol, atol=atol)
+        self.graph.test_vectors.append(vector)
+        return vector
+
+    def summary(self):
+        from .summary import summarize
+
+        return summarize(self.graph, file_size=self.file_size)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{s.name}{list(s.shape)}" for s in self.inputs)
+        outs = ", ".join(f"{s.name}{list(s.shape)}" for s in self.outputs)
+        return f"<mobconv.Model {len(self.graph.nodes)} ops, inputs: {ins}; outputs: {outs}>"

@@ -1,0 +1,161 @@
+"""`mobconv compare`: run a .mob and its source ONNX model on the same inputs, layer by layer.
+
+The .mob runs on the numpy reference (every intermediate kept); onnxruntime runs a
+copy of the ONNX model in which every intermediate value is an extra graph output.
+Tensors are matched by name; values that passes fused away or renamed have no
+onnxruntime counterpart and show as '-'.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api
+from ..errors import MobconvError, UsageError
+from ..reference.interpreter import run as reference_run
+from .common import HelpFormatter, fmt_shape, out, parse_input_files, table
+
+EPILOG = """\
+examples:
+  mobconv compare mobilenet.mob mobilenet.onnx
+  mobconv compare mobilenet.mob mobilenet.onnx --input input=cat.npy --rtol 1e-3
+
+A tensor differs when max|mob - onnx| > atol + rtol * max|onnx|. The first layer
+that differs is marked '>>'. Exit status 1 when a final output differs.
+Random inputs: as in `mobconv run` (seeded; symbolic dims set to 1).
+Needs onnxruntime (pip install onnxruntime).
+"""
+
+
+def register(sub, parent) -> None:
+    p = sub.add_parser("compare", parents=[parent], help="per-layer diff of .mob vs onnxruntime",
+                       description=__doc__.split("`: ")[1], epilog=EPILOG,
+                       formatter_class=HelpFormatter)
+    p.add_argument("model", help="the .mob file")
+    p.add_argument("source", help="the ONNX model it was converted from")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input array (repeatable); others get seeded random data")
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    p.set_defaults(func=run)
+
+
+def onnxruntime_values(source: str, feeds: dict) -> tuple:
+    """Run `source` with every intermediate as an output. Returns (values, note)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MobconvError("compare needs onnxruntime: pip install onnxruntime") from None
+    import onnx
+
+    try:
+        proto = onnx.load(source)
+    except Exception as exc:
+        raise MobconvError(f"{source}: not a readable ONNX model ({exc})") from None
+    initializers = {t.name for t in proto.graph.initializer}
+    graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+    names = [i.name for i in graph_inputs]
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise UsageError(f"{source}: input(s) {', '.join(missing)} are not inputs of the .mob "
+                         f"model ({', '.join(feeds)})")
+    ort_feeds = {}
+    for i in graph_inputs:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+        ort_feeds[i.name] = np.asarray(feeds[i.name]).astype(dtype)
+    final = [o.name for o in proto.graph.output]
+    extra = [o for n in proto.graph.node for o in n.output if o and o not in set(final)]
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    note = ""
+    try:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(proto)
+        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra)
+        sess = ort.InferenceSession(probe.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+    except Exception:  # some models refuse untyped extra outputs: fall back to final outputs
+        note = "onnxruntime refused intermediate outputs; only final outputs are compared"
+        try:
+            sess = ort.InferenceSession(proto.SerializeToString(), opts,
+                                        providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise MobconvError(f"{source}: onnxruntime cannot load it: {exc}") from None
+    try:
+        results = sess.run(None, ort_feeds)
+    except Exception as exc:
+        raise MobconvError(f"{source}: onnxruntime failed: {exc}") from None
+    return {o.name: r for o, r in zip(sess.get_outputs(), results)}, note
+
+
+def diff(got, want) -> dict:
+    """max abs err, rel err (max abs err / max|want|), cosine similarity."""
+    a = np.asarray(got, dtype=np.float64)
+    b = np.asarray(want, dtype=np.float64)
+    if a.shape != b.shape:
+        return {"shape_mismatch": f"{fmt_shape(a.shape)} vs {fmt_shape(b.shape)}"}
+    if a.size == 0:
+        return {"max_abs": 0.0, "ref_max": 0.0, "rel": 0.0, "cosine": 1.0}
+    max_abs = float(np.max(np.abs(a - b)))
+    ref_max = float(np.max(np.abs(b)))
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cosine = 1.0 if na == nb == 0 else float(np.dot(a.ravel(), b.ravel()) / (na * nb or 1.0))
+    return {"max_abs": max_abs, "ref_max": ref_max, "rel": max_abs / max(ref_max, 1e-12),
+            "cosine": cosine}
+
+
+def exceeds(d: dict, rtol: float, atol: float) -> bool:
+    return "shape_mismatch" in d or d["max_abs"] > atol + rtol * d["ref_max"]
+
+
+def run(args) -> int:
+    model = api.load(args.model)
+    feeds = parse_input_files(args.input, model.inputs)
+    missing = [s for s in model.inputs if s.name not in feeds]
+    feeds.update(api.random_inputs(missing, seed=args.seed))
+    mob = reference_run(model.graph, feeds, keep_intermediates=True)
+    ref, note = onnxruntime_values(args.source, feeds)
+
+    rows, first_bad = [], None
+    for node in model.graph.nodes:
+        for name in node.outputs:
+            if not name:
+                continue
+            if name not in ref:
+                rows.append(("", name, node.op, fmt_shape(np.shape(mob[name])), "-", "-", "-"))
+                continue
+            d = diff(mob[name], ref[name])
+            bad = exceeds(d, args.rtol, args.atol)
+            if bad and first_bad is None:
+                first_bad = (name, node, d)
+            mark = ">>" if first_bad is not None and first_bad[0] == name else ""
+            if "shape_mismatch" in d:
+                rows.append((mark, name, node.op, d["shape_mismatch"], "-", "-", "-"))
+            else:
+                rows.append((mark, name, node.op, fmt_shape(np.shape(mob[name])),
+                             f"{d['max_abs']:.3e}", f"{d['rel']:.3e}", f"{d['cosine']:.6f}"))
+    out(f"{args.model} (numpy reference) vs {args.source} (onnxruntime), "
+        f"rtol {args.rtol:g}, atol {args.atol:g}")
+    if note:
+        out(f"note: {note}")
+    out(table(rows, ("", "tensor", "op", "shape", "max abs err", "rel err", "cosine")))
+    if first_bad is not None:
+        name, node, d = first_bad
+        detail = d.get("shape_mismatch") or f"rel err {d['rel']:.3e}"
+        out(f"\nfirst divergence: {name!r} from node {node.name!r} ({node.op}): {detail}")
+
+    failed = []
+    out("\nFinal outputs:")
+    for name in model.graph.outputs:
+        if name not in ref:
+            failed.append(name)
+            out(f"  FAIL {name}: onnxruntime has no output of this name")
+            continue
+        d = diff(mob[name], ref[name])
+        if exceeds(d, args.rtol, args.atol):
+            failed.append(name)
+        detail = d.get("shape_mismatch") or (
+            f"max abs err {d['max_abs']:.3e}, rel err {d['rel']:.3e}, cosine {d['cosine']:.6f}")
+        out(f"  {'FAIL' if name in failed else 'PASS'} {name}: {detail}")
+    return 1 if failed else 0

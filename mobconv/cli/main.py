@@ -1,0 +1,81 @@
+"""`mobconv` command line: one subcommand per module, dispatched from here.
+
+Each subcommand module defines `register(subparsers, parent)` (adds its parser
+and sets `func`) and `run(args) -> int`. User errors (`MobconvError`) print one
+line, `mobconv: error: <message>`, and exit with the error's exit code; with
+-v/--verbose the traceback is shown too. Ctrl-C exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from .. import __version__
+from ..errors import MobconvError
+from . import compare, info, onnx2mob, run, validate
+from .common import HelpFormatter
+
+COMMANDS = (onnx2mob, info, run, compare, validate)
+
+EPILOG = """\
+examples:
+  mobconv onnx2mob mobilenet.onnx --input-shape input=1,3,224,224
+  mobconv info mobilenet.mob
+  mobconv run mobilenet.mob --input input=cat.npy --save outputs/
+  mobconv compare mobilenet.mob mobilenet.onnx
+  mobconv validate mobilenet.mob
+
+Run `mobconv COMMAND --help` for the options of one command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # -v is accepted before or after the subcommand name.
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    parser = argparse.ArgumentParser(
+        prog="mobconv",
+        description="Convert ONNX / Caffe / TensorFlow models to .mob files and run them.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+        parents=[parent],
+    )
+    parser.add_argument("--version", action="version", version=f"mobconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in COMMANDS:
+        command.register(sub, parent)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (exit 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    verbose = getattr(args, "verbose", False)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("mobconv: interrupted\n")
+        return 130
+    except MobconvError as exc:
+        return _fail(str(exc), exc.exit_code, verbose)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", 1, verbose)
+
+
+def _fail(message: str, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    first_line = " ".join(message.split("\n")).strip()
+    sys.stderr.write(f"mobconv: error: {first_line}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

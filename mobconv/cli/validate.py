@@ -1,0 +1,91 @@
+"""`mobconv validate`: check a .mob file's structure, shapes and embedded test vectors."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api
+from ..errors import MobconvError
+from ..ir import infer_shapes
+from .common import HelpFormatter, fmt_shape, out
+
+EPILOG = """\
+examples:
+  mobconv validate mobilenet.mob
+  mobconv onnx2mob tiny.onnx --embed-test-vector && mobconv validate tiny.mob
+
+Checks, in order: the file parses and passes the reader's structural checks;
+shape inference succeeds and agrees with the stored shapes; each embedded test
+vector reproduces its outputs within the vector's rtol/atol (numpy reference).
+Exit status 1 on any failure.
+"""
+
+
+def register(sub, parent) -> None:
+    p = sub.add_parser("validate", parents=[parent], help="check a .mob file and its test vectors",
+                       description=__doc__.split("`: ")[1], epilog=EPILOG,
+                       formatter_class=HelpFormatter)
+    p.add_argument("model", help="the .mob file")
+    p.set_defaults(func=run)
+
+
+def check_shapes(graph) -> list:
+    """Re-infer shapes on a copy; return the values whose stored shape/dtype disagrees."""
+    copy = graph.copy()
+    infer_shapes(copy)
+    problems = []
+    for name, value in graph.values.items():
+        if value.is_constant or name in graph.inputs or value.shape is None:
+            continue
+        new = copy.values[name]
+        if tuple(new.shape or ()) != tuple(value.shape) or new.dtype != value.dtype:
+            problems.append(f"{name}: stored {value.dtype}{fmt_shape(value.shape)}, "
+                            f"inferred {new.dtype}{fmt_shape(new.shape)}")
+    return problems
+
+
+def check_vector(model, vector) -> tuple:
+    """(passed, message) for one embedded test vector."""
+    got = model.run(vector.inputs, backend="reference")
+    worst, details = 0.0, []
+    passed = True
+    for name, want in vector.outputs.items():
+        if name not in got:
+            return False, f"output {name!r} is not produced by the model"
+        a, b = np.asarray(got[name]), np.asarray(want)
+        if a.shape != b.shape:
+            return False, f"output {name!r}: shape {fmt_shape(a.shape)}, expected {fmt_shape(b.shape)}"
+        err = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+        worst = max(worst, err)
+        if not np.allclose(a, b, rtol=vector.rtol, atol=vector.atol):
+            passed = False
+            details.append(name)
+    msg = f"max abs err {worst:.3e} (rtol {vector.rtol:.3g}, atol {vector.atol:.3g})"
+    if details:
+        msg += f"; outside tolerance: {', '.join(details)}"
+    return passed, msg
+
+
+def run(args) -> int:
+    model = api.load(args.model)
+    graph = model.graph
+    out(f"PASS structure: {len(graph.nodes)} ops, {len(graph.values)} tensors")
+    try:
+        problems = check_shapes(graph)
+    except MobconvError as exc:
+        problems = [f"shape inference failed: {exc}"]
+    if problems:
+        out(f"FAIL shapes: {len(problems)} mismatch(es): " + "; ".join(problems[:5]))
+    else:
+        out("PASS shapes: inference agrees with the stored shapes")
+    failed = bool(problems)
+    if not graph.test_vectors:
+        out("note: no embedded test vectors (add them with onnx2mob --embed-test-vector)")
+    for i, vector in enumerate(graph.test_vectors):
+        try:
+            passed, msg = check_vector(model, vector)
+        except MobconvError as exc:
+            passed, msg = False, str(exc)
+        out(f"{'PASS' if passed else 'FAIL'} test vector {i}: {msg}")
+        failed = failed or not passed
+    out("FAIL" if failed else "PASS")
+    return 1 if failed else 0
