@@ -1,0 +1,513 @@
+""".mob bytes -> IR Graph, checking everything before trusting it.
+
+    graph = from_bytes(data, source="model.mob")   # bytes, bytearray, memoryview, mmap
+    graph = read_model("model.mob")                 # mmaps the file
+
+Order of checks (each failure is a one-line ModelFormatError naming the file):
+  1. size and file identifier ("MOB1"): anything else is "not a mobconv model file";
+  2. the root table and its version fields, then the version rule (formats/version.py):
+     a newer major version is refused with an "upgrade mobconv" message;
+  3. a structural walk (`_Verifier`) over every table, vector and string the
+     schema reaches, checking each offset and length against the buffer size
+     (the Python flatbuffers package has no verifier; this mirrors the C++ one);
+  4. semantic checks while building the IR: enum values known, tensor / buffer /
+     attribute indices in range, constant byte size == prod(shape) * itemsize,
+     quantization lengths consistent with the axis dim, names unique, op versions
+     this mobconv implements.
+Only after 1-3 pass are the generated accessors (formats/fb) used to read.
+
+Constants come back as numpy arrays (copies, so the file can be closed);
+bfloat16 tensors as uint16 arrays of the raw bits (see formats/dtypes.py).
+Floats are stored as float32; they come back as the shortest decimal that
+rounds to that float32, so a written 0.1 reads back as exactly 0.1.
+Tensors referenced only by TENSOR attributes become those attributes' arrays,
+not graph values.
+"""
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import struct
+
+import numpy as np
+
+from mobconv.errors import ModelFormatError
+from mobconv.ir.graph import (Graph, Metadata, Node, Preprocessing, QuantParams, Signature,
+                              TensorSpec, TestVector, Value)
+
+from . import dtypes
+from .fb.AttrType import AttrType
+from .fb.Model import Model
+from .fb.OpType import OpType
+from .version import FILE_IDENTIFIER, check_version
+
+# ---- the schema's table layouts, for the structural walk ------------------------
+# One entry per field in declaration order (= vtable slot order). Kinds:
+#   ("scalar", size), ("string",), ("table", T), ("vector", elem_size),
+#   ("strings",) a vector of strings, ("tables", T) a vector of tables.
+# tests/test_schema_rules.py checks this against formats/mobconv.fbs.
+_S1, _S4, _S8 = ("scalar", 1), ("scalar", 4), ("scalar", 8)
+_STR = ("string",)
+LAYOUT = {
+    "Dim": [("value", _S8), ("symbol", _STR)],
+    "Quantization": [("scales", ("vector", 4)), ("zero_points", ("vector", 8)), ("axis", _S4)],
+    "Tensor": [("name", _STR), ("dtype", _S1), ("shape", ("tables", "Dim")), ("buffer", _S4),
+               ("quantization", ("table", "Quantization"))],
+    "Buffer": [("data", ("vector", 1))],
+    "Attribute": [("name", _STR), ("type", _S1), ("i", _S8), ("f", _S4), ("s", _STR),
+                  ("ints", ("vector", 8)), ("floats", ("vector", 4)), ("strings", ("strings",)),
+                  ("tensor", _S4)],
+    "Operator": [("type", _S4), ("version", _S4), ("name", _STR), ("inputs", ("vector", 4)),
+                 ("outputs", ("vector", 4)), ("attributes", ("tables", "Attribute"))],
+    "Graph": [("name", _STR), ("tensors", ("tables", "Tensor")),
+              ("operators", ("tables", "Operator")), ("inputs", ("vector", 4)),
+              ("outputs", ("vector", 4))],
+    "Preprocessing": [("mean", ("vector", 4)), ("scale", ("vector", 4)),
+                      ("channel_order", _STR)],
+    "SignatureTensor": [("name", _STR), ("dtype", _S1), ("shape", ("tables", "Dim")),
+                        ("layout", _STR)],
+    "Signature": [("inputs", ("tables", "SignatureTensor")),
+                  ("outputs", ("tables", "SignatureTensor")),
+                  ("preprocessing", ("table", "Preprocessing"))],
+    "KeyValue": [("key", _STR), ("value", _STR)],
+    "Metadata": [("producer", _STR), ("converter_version", _STR), ("source_framework", _STR),
+                 ("source_sha256", _STR), ("min_runtime_version", _STR),
+                 ("options", ("tables", "KeyValue")), ("extra", ("tables", "KeyValue"))],
+    "NamedArray": [("name", _STR), ("dtype", _S1), ("shape", ("vector", 8)),
+                   ("data", ("vector", 1))],
+    "TestVector": [("inputs", ("tables", "NamedArray")), ("outputs", ("tables", "NamedArray")),
+                   ("rtol", _S4), ("atol", _S4)],
+    "Model": [("version_major", _S4), ("version_minor", _S4), ("graph", ("table", "Graph")),
+              ("buffers", ("tables", "Buffer")), ("signature", ("table", "Signature")),
+              ("metadata", ("table", "Metadata")), ("test_vectors", ("tables", "TestVector"))],
+}
+# Smallest possible file: root offset, identifier, a 4-byte vtable and a table.
+MIN_SIZE = 16
+_U16, _U32, _I32 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i")
+
+
+class _Verifier:
+    """Bounded walk over a FlatBuffer: every offset and length is checked before use."""
+
+    def __init__(self, buf: memoryview, source: str):
+        self.buf, self.n, self.source = buf, len(buf), source
+        self.seen: set = set()
+
+    def fail(self, problem: str):
+        raise ModelFormatError(f"{self.source}: corrupt model file ({problem})")
+
+    def _get(self, fmt: struct.Struct, pos: int, what: str) -> int:
+        if pos < 0 or pos + fmt.size > self.n:
+            self.fail(f"{what} at byte {pos} lies outside the {self.n}-byte file")
+        return fmt.unpack_from(self.buf, pos)[0]
+
+    def _target(self, pos: int, what: str) -> int:
+        """Follow the uoffset stored at `pos`."""
+        if pos % 4:
+            self.fail(f"misaligned offset to {what} at byte {pos}")
+        target = pos + self._get(_U32, pos, f"offset to {what}")
+        if target >= self.n:
+            self.fail(f"offset to {what} at byte {pos} points past the end of the file")
+        return target
+
+    def table_fields(self, pos: int, name: str) -> tuple:
+        """Check the table header at `pos`; return (vtable pos, vtable size)."""
+        if pos % 4:
+            self.fail(f"misaligned {name} table at byte {pos}")
+        vtable = pos - self._get(_I32, pos, f"{name} table")
+        if vtable % 2:
+            self.fail(f"misaligned vtable of {name} table at byte {pos}")
+        vsize = self._get(_U16, vtable, f"vtable of {name} table")
+        tsize = self._get(_U16, vtable + 2, f"vtable of {name} table")
+        if vsize < 4 or vsize % 2 or vtable + vsize > self.n:
+            self.fail(f"bad vtable size {vsize} for {name} table at byte {pos}")
+        if tsize < 4 or pos + tsize > self.n:
+            self.fail(f"{name} table at byte {pos} ({tsize} bytes) runs past the end of the file")
+        return vtable, vsize, tsize
+
+    def field_pos(self, pos: int, name: str, slot: int, header: tuple, size: int) -> int:
+        """Absolute position of field `slot` of the table at `pos`, or 0 if absent."""
+        vtable, vsize, tsize = header
+        if 4 + 2 * slot >= vsize:
+            return 0
+        off = _U16.unpack_from(self.buf, vtable + 4 + 2 * slot)[0]
+        if off == 0:
+            return 0
+        if off < 4 or off + size > tsize:
+            self.fail(f"field {LAYOUT[name][slot][0]!r} of {name} table at byte {pos} lies "
+                      "outside the table")
+        return pos + off
+
+    def table(self, pos: int, name: str) -> None:
+        if (pos, name) in self.seen:
+            return
+        self.seen.add((pos, name))
+        header = self.table_fields(pos, name)
+        for slot, (field, kind) in enumerate(LAYOUT[name]):
+            size = kind[1] if kind[0] == "scalar" else 4
+            fpos = self.field_pos(pos, name, slot, header, size)
+            if fpos and kind[0] != "scalar":
+                self.reference(self._target(fpos, f"{name}.{field}"), kind, f"{name}.{field}")
+
+    def reference(self, target: int, kind: tuple, what: str) -> None:
+        if kind[0] == "table":
+            self.table(target, kind[1])
+            return
+        if kind[0] == "string":
+            self.string(target, what)
+            return
+        elem = kind[1] if kind[0] == "vector" else 4
+        length = self.vector(target, elem, what)
+        if kind[0] in ("strings", "tables"):
+            for k in range(length):
+                e = target + 4 + 4 * k
+                if kind[0] == "strings":
+                    self.string(self._target(e, what), what)
+                else:
+                    self.table(self._target(e, what), kind[1])
+
+    def vector(self, pos: int, elem: int, what: str) -> int:
+        if pos % 4:
+            self.fail(f"misaligned vector {what} at byte {pos}")
+        length = self._get(_U32, pos, f"length of {what}")
+        if length > (self.n - pos - 4) // elem:
+            self.fail(f"vector {what} at byte {pos} ({length} elements) runs past the end of "
+                      "the file")
+        return length
+
+    def string(self, pos: int, what: str) -> None:
+        length = self.vector(pos, 1, what)
+        end = pos + 4 + length
+        if end >= self.n or self.buf[end] != 0:
+            self.fail(f"string {what} at byte {pos} is not terminated")
+
+
+# ---- entry points --------------------------------------------------------------------
+
+
+def read_model(path) -> Graph:
+    """Read a .mob file (memory-mapped) into an IR Graph."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < MIN_SIZE:
+                return from_bytes(f.read(), source)
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise ModelFormatError(f"{source}: cannot read model file ({e.strerror or e})") from None
+    graph = from_bytes(memoryview(mapped), source)
+    try:
+        mapped.close()
+    except BufferError:  # a view is still alive somewhere; the GC unmaps it later
+        pass
+    return graph
+
+
+def from_bytes(data, source: str = "<bytes>") -> Graph:
+    """Parse .mob bytes (bytes, bytearray, memoryview or mmap) into an IR Graph."""
+    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if len(buf) == 0:
+        raise ModelFormatError(f"{source}: empty file, not a mobconv model")
+    ident = bytes(buf[4:8])
+    if len(buf) < 8 or ident != FILE_IDENTIFIER:
+        shown = ident if len(buf) >= 8 else bytes(buf[:8])
+        raise ModelFormatError(f"{source}: not a mobconv model file (bad identifier {shown!r}, "
+                               f"expected {FILE_IDENTIFIER!r})")
+    if len(buf) < MIN_SIZE:
+        raise ModelFormatError(f"{source}: truncated model file ({len(buf)} bytes)")
+    verifier = _Verifier(buf, source)
+    root = verifier._target(0, "root table")
+    header = verifier.table_fields(root, "Model")
+    versions = []
+    for slot in (0, 1):
+        fpos = verifier.field_pos(root, "Model", slot, header, 4)
+        versions.append(_U32.unpack_from(buf, fpos)[0] if fpos else 0)
+    check_version(versions[0], versions[1], source)
+    verifier.table(root, "Model")
+    try:
+        return _Decoder(buf, root, source).graph()
+    except ModelFormatError:
+        raise
+    except (struct.error, IndexError, ValueError, OverflowError, TypeError, KeyError) as e:
+        # The walk above should make these impossible; never let one escape raw.
+        raise ModelFormatError(f"{source}: corrupt model file ({type(e).__name__}: {e})") from None
+
+
+# ---- decoding (after verification) ---------------------------------------------------
+
+_OP_NAMES = {v: k for k, v in vars(OpType).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _f32(x) -> float:
+    """A float32 as the shortest decimal that rounds to it (0.1f -> 0.1)."""
+    return float(str(np.float32(x)))
+
+
+def _text(raw) -> str:
+    return "" if raw is None else bytes(raw).decode("utf-8")
+
+
+def quant_problem(n_scales: int, n_zero_points: int, axis, shape) -> str:
+    """Why these quantization parameters are inconsistent with `shape`, or "" if fine."""
+    if n_scales == 0:
+        return "quantization has no scales"
+    if n_zero_points not in (0, n_scales):
+        return f"quantization has {n_scales} scales but {n_zero_points} zero points"
+    if axis is None:
+        return "" if n_scales == 1 else f"per-tensor quantization has {n_scales} scales"
+    if shape is None:
+        return ""
+    if not 0 <= axis < len(shape):
+        return f"quantization axis {axis} is out of range for rank {len(shape)}"
+    dim = shape[axis]
+    if isinstance(dim, int) and dim != n_scales:
+        return f"per-axis quantization has {n_scales} scales for axis {axis} of size {dim}"
+    return ""
+
+
+class _Decoder:
+    def __init__(self, buf, root: int, source: str):
+        self.buf, self.source = buf, source
+        self.model = Model()
+        self.model.Init(buf, root)
+        self.attr_tensor_refs: set = set()  # tensor indices that TENSOR attributes use
+
+    def fail(self, problem: str):
+        raise ModelFormatError(f"{self.source}: {problem}")
+
+    def text(self, raw, what: str) -> str:
+        try:
+            return _text(raw)
+        except UnicodeDecodeError:
+            self.fail(f"{what} is not valid UTF-8")
+
+    def dtype(self, code: int, what: str) -> str:
+        try:
+            return dtypes.from_enum(code)
+        except KeyError:
+            self.fail(f"{what} has unknown dtype code {code}")
+
+    def dims(self, obj, what: str):
+        if obj.ShapeIsNone():
+            return None
+        shape = []
+        for j in range(obj.ShapeLength()):
+            d = obj.Shape(j)
+            sym = d.Symbol()
+            if sym is not None:
+                shape.append(self.text(sym, f"{what} shape"))
+            elif d.Value() < 0:
+                self.fail(f"{what} has negative dimension {d.Value()}")
+            else:
+                shape.append(d.Value())
+        return tuple(shape)
+
+    # -- model parts --
+    def graph(self) -> Graph:
+        m = self.model
+        fg = m.Graph()
+        graph = Graph(self.text(fg.Name(), "graph name") if fg is not None else "graph")
+        if fg is not None:
+            self.read_graph(fg, graph)
+        self.read_signature(m.Signature(), graph)
+        if m.Metadata() is not None:
+            graph.metadata = self.read_metadata(m.Metadata())
+        graph.test_vectors = [self.read_test_vector(m.TestVectors(i), i)
+                              for i in range(m.TestVectorsLength())]
+        return graph
+
+    def buffers(self) -> list:
+        m = self.model
+        result = []
+        for i in range(m.BuffersLength()):
+            b = m.Buffers(i)
+            data = b.DataAsNumpy() if not b.DataIsNone() else np.zeros(0, np.uint8)
+            if i == 0 and data.size:
+                self.fail(f"buffer 0 must be empty, has {data.size} bytes")
+            result.append(data)
+        return result
+
+    def read_tensor(self, t, i: int, buffers: list) -> Value:
+        name = self.text(t.Name(), f"tensor {i} name")
+        what = f"tensor {i} ({name!r})"
+        dtype = self.dtype(t.Dtype(), what)
+        shape = self.dims(t, what)
+        data = None
+        if t.Buffer() >= max(len(buffers), 1):
+            self.fail(f"{what} refers to buffer {t.Buffer()}, but the file has {len(buffers)}")
+        if t.Buffer() != 0:
+            raw = buffers[t.Buffer()]
+            if shape is None or any(isinstance(d, str) for d in shape):
+                self.fail(f"{what} is a constant but its shape {shape} is not fully known")
+            expected = math.prod(shape) * dtypes.itemsize(dtype)
+            if raw.size != expected:
+                self.fail(f"{what} has {raw.size} bytes of data, expected {expected} "
+                          f"for {dtype}{list(shape)}")
+            data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape).copy()
+            data = data.astype(data.dtype.newbyteorder("="), copy=False)
+        quant = None
+        q = t.Quantization()
+        if q is not None:
+            axis = None if q.Axis() == -1 else q.Axis()
+            scales = [] if q.ScalesIsNone() else [_f32(s) for s in q.ScalesAsNumpy()]
+            zps = [] if q.ZeroPointsIsNone() else [int(z) for z in q.ZeroPointsAsNumpy()]
+            problem = quant_problem(len(scales), len(zps), axis, shape)
+            if problem:
+                self.fail(f"{what}: {problem}")
+            quant = QuantParams(scales, zps, axis)
+        return Value(name, dtype, shape, data, quant)
+
+    def read_graph(self, fg, graph: Graph) -> None:
+        buffers = self.buffers()
+        n = fg.TensorsLength()
+        tensors = [self.read_tensor(fg.Tensors(i), i, buffers) for i in range(n)]
+
+        def index_list(values, what, allow_absent):
+            result = []
+            for k in values:
+                k = int(k)
+                if allow_absent and k == -1:
+                    result.append("")
+                elif not 0 <= k < n:
+                    self.fail(f"{what} refers to tensor {k}, but the graph has {n}")
+                else:
+                    result.append(k)
+            return result
+
+        used = set()
+        ops = []
+        from mobconv.ops import load_all
+
+        registry = load_all()
+        for i in range(fg.OperatorsLength()):
+            o = fg.Operators(i)
+            op = _OP_NAMES.get(o.Type())
+            name = self.text(o.Name(), f"operator {i} name")
+            what = f"operator {i} ({name!r})"
+            if op is None:
+                self.fail(f"{what} has unknown op type {o.Type()}; upgrade mobconv")
+            spec = registry.get(op)
+            if spec is not None and o.Version() > spec.version:
+                self.fail(f"{what} uses {op} version {o.Version()}, this mobconv implements up "
+                          f"to {spec.version}; upgrade mobconv")
+            ins = index_list(o.InputsAsNumpy() if not o.InputsIsNone() else [], f"{what} input",
+                             True)
+            outs = index_list(o.OutputsAsNumpy() if not o.OutputsIsNone() else [],
+                              f"{what} output", True)
+            used.update(k for k in ins + outs if k != "")
+            attrs = {}
+            for j in range(o.AttributesLength()):
+                a = o.Attributes(j)
+                aname = self.text(a.Name(), f"{what} attribute name")
+                if aname in attrs:
+                    self.fail(f"{what} has attribute {aname!r} twice")
+                attrs[aname] = self.attribute(a, f"{what} attribute {aname!r}", tensors)
+            ops.append((op, name, ins, outs, attrs))
+        g_in = index_list(fg.InputsAsNumpy() if not fg.InputsIsNone() else [], "graph input",
+                          False)
+        g_out = index_list(fg.OutputsAsNumpy() if not fg.OutputsIsNone() else [],
+                           "graph output", False)
+        used.update(g_in + g_out)
+
+        attr_only = {i for i in self.attr_tensor_refs if i not in used}
+        for i, v in enumerate(tensors):
+            if i in attr_only:
+                continue
+            if v.name in graph.values:
+                self.fail(f"tensor name {v.name!r} is used twice")
+            graph.values[v.name] = v
+
+        def names(idx):
+            return [tensors[k].name if k != "" else "" for k in idx]
+
+        graph.nodes = [Node(op, name, names(ins), names(outs), attrs)
+                       for op, name, ins, outs, attrs in ops]
+        graph.inputs, graph.outputs = names(g_in), names(g_out)
+
+    def attribute(self, a, what: str, tensors: list):
+        kind = a.Type()
+        if kind == AttrType.INT:
+            return int(a.I())
+        if kind == AttrType.FLOAT:
+            return _f32(a.F())
+        if kind == AttrType.STRING:
+            return self.text(a.S(), what)
+        if kind == AttrType.INTS:
+            return [] if a.IntsIsNone() else [int(v) for v in a.IntsAsNumpy()]
+        if kind == AttrType.FLOATS:
+            return [] if a.FloatsIsNone() else [_f32(v) for v in a.FloatsAsNumpy()]
+        if kind == AttrType.STRINGS:
+            return [self.text(a.Strings(k), what) for k in range(a.StringsLength())]
+        if kind == AttrType.TENSOR:
+            k = a.Tensor()
+            if not 0 <= k < len(tensors):
+                self.fail(f"{what} refers to tensor {k}, but the graph has {len(tensors)}")
+            if tensors[k].data is None:
+                self.fail(f"{what} refers to tensor {k} ({tensors[k].name!r}), which has no data")
+            self.attr_tensor_refs.add(k)
+            return tensors[k].data.copy()
+        self.fail(f"{what} has unknown attribute type {kind}")
+
+    def read_spec(self, s, what: str) -> TensorSpec:
+        name = self.text(s.Name(), f"{what} name")
+        return TensorSpec(name, self.dtype(s.Dtype(), f"{what} ({name!r})"),
+                          self.dims(s, f"{what} ({name!r})") or (),
+                          self.text(s.Layout(), f"{what} layout"))
+
+    def read_signature(self, s, graph: Graph) -> None:
+        if s is None:
+            return
+        sig = Signature()
+        sig.inputs = [self.read_spec(s.Inputs(i), f"signature input {i}")
+                      for i in range(s.InputsLength())]
+        sig.outputs = [self.read_spec(s.Outputs(i), f"signature output {i}")
+                       for i in range(s.OutputsLength())]
+        p = s.Preprocessing()
+        if p is not None:
+            sig.preprocessing = Preprocessing(
+                [] if p.MeanIsNone() else [_f32(v) for v in p.MeanAsNumpy()],
+                [] if p.ScaleIsNone() else [_f32(v) for v in p.ScaleAsNumpy()],
+                self.text(p.ChannelOrder(), "preprocessing channel order"))
+        graph.signature = sig
+
+    def read_metadata(self, md) -> Metadata:
+        def kv(n, get, what):
+            result = {}
+            for i in range(n):
+                item = get(i)
+                result[self.text(item.Key(), what)] = self.text(item.Value(), what)
+            return result
+
+        return Metadata(
+            producer=self.text(md.Producer(), "metadata producer"),
+            converter_version=self.text(md.ConverterVersion(), "metadata converter_version"),
+            source_framework=self.text(md.SourceFramework(), "metadata source_framework"),
+            source_sha256=self.text(md.SourceSha256(), "metadata source_sha256"),
+            min_runtime_version=self.text(md.MinRuntimeVersion(), "metadata min_runtime_version"),
+            options=kv(md.OptionsLength(), md.Options, "metadata options"),
+            extra=kv(md.ExtraLength(), md.Extra, "metadata extra"),
+        )
+
+    def named_array(self, a, what: str) -> tuple:
+        name = self.text(a.Name(), f"{what} name")
+        what = f"{what} ({name!r})"
+        dtype = self.dtype(a.Dtype(), what)
+        shape = [] if a.ShapeIsNone() else [int(d) for d in a.ShapeAsNumpy()]
+        if any(d < 0 for d in shape):
+            self.fail(f"{what} has a negative dimension in shape {shape}")
+        raw = a.DataAsNumpy() if not a.DataIsNone() else np.zeros(0, np.uint8)
+        expected = math.prod(shape) * dtypes.itemsize(dtype)
+        if raw.size != expected:
+            self.fail(f"{what} has {raw.size} bytes of data, expected {expected} "
+                      f"for {dtype}{shape}")
+        data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape).copy()
+        return name, data.astype(data.dtype.newbyteorder("="), copy=False)
+
+    def read_test_vector(self, tv, i: int) -> TestVector:
+        inputs = dict(self.named_array(tv.Inputs(k), f"test vector {i} input {k}")
+                      for k in range(tv.InputsLength()))
+        outputs = dict(self.named_array(tv.Outputs(k), f"test vector {i} output {k}")
+                       for k in range(tv.OutputsLength()))
+        return TestVector(inputs, outputs, rtol=_f32(tv.Rtol()), atol=_f32(tv.Atol()))
