@@ -1,0 +1,122 @@
+"""Pad folding: an explicit constant Pad before Conv / AveragePool / MaxPool becomes the op's own pads.
+
+Why: exporters (TensorFlow "SAME" with odd sizes, PyTorch F.pad) emit a
+separate Pad; the kernel pads implicitly at no cost, the Pad costs a full copy.
+
+What is legal, and why:
+- Pad must be mode "constant" with constant, non-negative pads (negative pads
+  crop) that touch only the spatial axes (not N, not C), and its input rank known.
+- Conv (and only Conv, not ConvTranspose whose pads crop the output): implicit
+  padding is zeros, so the pad value must be 0. auto_pad must be NOTSET or
+  VALID (SAME_* derive pads from the input size, which the fold changes).
+- AveragePool: implicit padding is zeros only when count_include_pad=1 (else
+  padded cells are left out of the divisor while explicit ones are counted).
+  So the value must be 0 and count_include_pad must already be 1, or the pool
+  has no pads of its own (then every padded cell came from the Pad, and we set
+  count_include_pad=1). ceil_mode must be 0: with ceil_mode the rule "the last
+  window starts inside the input or the left padding" moves with the fold.
+- MaxPool: implicit padding never wins a max, which equals an explicit -inf
+  pad; so the value must be -inf (a 0 pad could win over negative inputs).
+  ceil_mode must be 0 (as above), and the Indices output must be unused
+  (indices count positions in the padded tensor).
+
+Algorithm, for each Pad and each reader that uses its output as input 0:
+1. Check the rules above; add the Pad's spatial begin/end amounts to the
+   reader's pads and make it read the Pad's input.
+2. A Pad left without readers (and not a graph output) is removed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._util import attrs_of, const, readers, remove_node
+
+
+def fold_pad(graph) -> bool:
+    """Fold constant spatial Pads into the Conv/pool nodes reading them; True if any was folded."""
+    changed = False
+    for pad in [n for n in graph.nodes if n.op == "Pad"]:
+        spatial = _spatial_pads(graph, pad)
+        if spatial is None:
+            continue
+        value, begin, end = spatial
+        for reader in readers(graph, pad.outputs[0]):
+            if reader.inputs[0] != pad.outputs[0] or pad.outputs[0] in reader.inputs[1:]:
+                continue
+            if _fold_into(reader, value, begin, end):
+                reader.inputs[0] = pad.inputs[0]
+                changed = True
+        out = pad.outputs[0]
+        if out not in graph.outputs and not readers(graph, out):
+            remove_node(graph, pad)
+            changed = True
+    if changed:
+        graph.remove_unused_values()
+    return changed
+
+
+def _spatial_pads(graph, pad):
+    """(value, spatial begin pads, spatial end pads) of a foldable Pad, else None."""
+    if attrs_of(pad)["mode"] != "constant" or len(pad.outputs) != 1:
+        return None
+    x = graph.values.get(pad.inputs[0])
+    pads = const(graph, pad.inputs[1])
+    if x is None or x.shape is None or len(x.shape) < 3 or pads is None:
+        return None
+    rank = len(x.shape)
+    value = 0.0
+    if len(pad.inputs) > 2 and pad.inputs[2]:
+        data = const(graph, pad.inputs[2])
+        if data is None or data.size != 1:
+            return None
+        value = float(data.reshape(-1)[0])
+    axes = list(range(rank))
+    if len(pad.inputs) > 3 and pad.inputs[3]:
+        data = const(graph, pad.inputs[3])
+        if data is None:
+            return None
+        axes = [int(a) % rank for a in data.reshape(-1)]
+    pads = [int(p) for p in pads.reshape(-1)]
+    if len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
+        return None
+    begin, end = [0] * rank, [0] * rank
+    for i, axis in enumerate(axes):
+        begin[axis] += pads[i]
+        end[axis] += pads[i + len(axes)]
+    if begin[0] or begin[1] or end[0] or end[1]:
+        return None
+    return value, begin[2:], end[2:]
+
+
+def _fold_into(node, value, begin, end) -> bool:
+    """Add the pads to `node` if legal (see module doc); True when done."""
+    if node.op not in ("Conv", "AveragePool", "MaxPool"):
+        return False
+    attrs = attrs_of(node)
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return False
+    nd = len(begin)
+    own = list(attrs.get("pads") or []) if attrs.get("auto_pad", "NOTSET") == "NOTSET" else []
+    own = own or [0] * (2 * nd)
+    if len(own) != 2 * nd:
+        return False
+    if node.op == "Conv":
+        if value != 0:
+            return False
+    elif node.op == "AveragePool":
+        if value != 0 or attrs.get("ceil_mode", 0):
+            return False
+        if not attrs.get("count_include_pad", 0):
+            if any(own):
+                return False
+            node.attrs["count_include_pad"] = 1
+    else:
+        if not np.isneginf(value) or attrs.get("ceil_mode", 0):
+            return False
+        if len(node.outputs) > 1 and node.outputs[1]:
+            return False
+    node.attrs["pads"] = [own[i] + begin[i] for i in range(nd)] + [
+        own[nd + i] + end[i] for i in range(nd)
+    ]
+    node.attrs["auto_pad"] = "NOTSET"
+    return True
