@@ -35,24 +35,25 @@ from .ir import Graph, TensorSpec, TestVector
 class Frontend:
     """One source framework: the file extensions it claims and its loader.
 
-    `loader` is "module:function", imported only when used; the function is
+    `loader` is "module:function" (imported only when used) or a callable; it is
     called as ``fn(path, input_shapes=...)`` and returns an IR Graph.
     """
 
     name: str
     extensions: tuple
-    loader: str
+    loader: object
 
-    def load(self, path: str, input_shapes: Optional[dict]) -> Graph:
-        module_name, func_name = self.loader.split(":")
-        try:
-            module = importlib.import_module(module_name)
-            func = getattr(module, func_name)
-        except (ImportError, AttributeError) as exc:
-            raise MobconvError(
-                f"the {self.name} frontend is not available in this build ({exc})"
-            ) from exc
-        return func(path, input_shapes=input_shapes)
+    def load(self, path: str, input_shapes: Optional[dict], **options) -> Graph:
+        func = self.loader
+        if isinstance(func, str):
+            module_name, func_name = func.split(":")
+            try:
+                func = getattr(importlib.import_module(module_name), func_name)
+            except (ImportError, AttributeError) as exc:
+                raise MobconvError(
+                    f"the {self.name} frontend is not available in this build ({exc})"
+                ) from exc
+        return func(path, input_shapes=input_shapes, **options)
 
 
 FRONTENDS = {
@@ -93,12 +94,13 @@ def _check_readable(path: str) -> None:
 
 
 def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
-            framework: Optional[str] = None) -> "Model":
+            framework: Optional[str] = None, **frontend_options) -> "Model":
     """Convert a source model file to a `Model` (IR graph + signature + metadata).
 
     input_shapes: input name -> shape (ints, or strings for symbolic dims), overriding
     the source model's shapes. optimize: run the default pass pipeline.
     framework: "onnx", ... (default: detected from the file extension).
+    frontend_options: passed to the frontend's loader (e.g. caffemodel=... for Caffe).
     """
     path = os.fspath(path)
     _check_readable(path)
@@ -110,7 +112,7 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
 
     stats = {}
     start = time.perf_counter()
-    graph = FRONTENDS[framework].load(path, shapes or None)
+    graph = FRONTENDS[framework].load(path, shapes or None, **frontend_options)
     unknown = sorted(set(shapes) - set(graph.inputs))
     if unknown:
         raise UsageError(

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import MobconvError, UsageError
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -87,7 +87,7 @@ def fmt_shape(shape) -> str:
 
 
 def table(rows, headers=None, indent: str = "  ") -> str:
-    """Left-aligned text columns; numeric-looking cells are right-aligned."""
+    """Aligned text columns; with headers, numeric-looking cells are right-aligned."""
     rows = [[str(c) for c in row] for row in rows]
     if headers:
         rows = [list(headers)] + rows
@@ -98,8 +98,7 @@ def table(rows, headers=None, indent: str = "  ") -> str:
     for k, row in enumerate(rows):
         cells = []
         for i, cell in enumerate(row):
-            numeric = k > 0 or not headers
-            numeric = numeric and bool(re.fullmatch(r"[-+]?[\d.,]+(e[-+]?\d+)?[KMG%]?", cell))
+            numeric = bool(headers) and k > 0 and bool(re.fullmatch(r"[-+]?[\d.,]+(e[-+]?\d+)?[KMG%]?", cell))
             cells.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
         lines.append(indent + "  ".join(cells).rstrip())
     return "\n".join(lines)

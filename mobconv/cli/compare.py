@@ -69,24 +69,41 @@ def onnxruntime_values(source: str, feeds: dict) -> tuple:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
     note = ""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra)
     try:
-        probe = onnx.ModelProto()
-        probe.CopyFrom(proto)
-        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra)
-        sess = ort.InferenceSession(probe.SerializeToString(), opts,
-                                    providers=["CPUExecutionProvider"])
+        sess, note = _session(ort, probe, opts)
     except Exception:  # some models refuse untyped extra outputs: fall back to final outputs
-        note = "onnxruntime refused intermediate outputs; only final outputs are compared"
         try:
-            sess = ort.InferenceSession(proto.SerializeToString(), opts,
-                                        providers=["CPUExecutionProvider"])
+            sess, note = _session(ort, proto, opts)
         except Exception as exc:
             raise MobconvError(f"{source}: onnxruntime cannot load it: {exc}") from None
+        note = "onnxruntime refused intermediate outputs; only final outputs are compared"
     try:
         results = sess.run(None, ort_feeds)
     except Exception as exc:
         raise MobconvError(f"{source}: onnxruntime failed: {exc}") from None
     return {o.name: r for o, r in zip(sess.get_outputs(), results)}, note
+
+
+def _session(ort, proto, opts) -> tuple:
+    """An InferenceSession; a model whose IR version is newer than onnxruntime supports
+    is retried with the IR version lowered to the supported maximum."""
+    import re
+
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"]), ""
+    except Exception as exc:
+        found = re.search(r"max supported IR version: (\d+)", str(exc))
+        if not found:
+            raise
+        old = proto.ir_version
+        proto.ir_version = int(found.group(1))
+        sess = ort.InferenceSession(proto.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+        return sess, f"ONNX IR version {old} lowered to {proto.ir_version} for onnxruntime"
 
 
 def diff(got, want) -> dict:

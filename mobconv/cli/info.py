@@ -80,8 +80,8 @@ def run(args) -> int:
     meta = data["metadata"]
     rows = [(k.replace("_", " "), meta[k] or "-") for k in (
         "producer", "converter_version", "source_framework", "source_sha256", "min_runtime_version")]
-    rows += [(f"option {k}", v) for k, v in sorted(meta["options"].items())]
-    rows += [(k, v) for k, v in sorted(meta["extra"].items())]
+    rows += [(f"option {k}", v or "-") for k, v in sorted(meta["options"].items())]
+    rows += [(k, v or "-") for k, v in sorted(meta["extra"].items())]
     out("\nMetadata:")
     out(table(rows))
     pre = data["preprocessing"]
