@@ -37,6 +37,7 @@ from .fb import (Attribute, Buffer, Dim, Graph as FbGraph, KeyValue, Metadata, M
                  TestVector)
 from .fb.AttrType import AttrType
 from .fb.OpType import OpType
+from .reader import quant_problem
 from .version import BUFFER_ALIGNMENT, FILE_IDENTIFIER, FORMAT_VERSION
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -148,6 +149,7 @@ def _collect_tensors(graph) -> tuple:
             raise MobconvError(f"cannot write tensor {value.name!r}: dtype {value.dtype!r} "
                                f"is not one of {', '.join(dtypes.known_names())}")
         data = None if value.data is None else dtypes.as_storage(value.data, value.dtype)
+        _check_value(value, data)
         tensors.append((value, data, None))
     taken = set(graph.values)
     attr_tensors = {}
@@ -167,6 +169,27 @@ def _collect_tensors(graph) -> tuple:
             attr_tensors[(id(node), attr)] = len(tensors)
             tensors.append((None, dtypes.as_storage(array, dtype), (name, dtype, array.shape)))
     return tensors, attr_tensors
+
+
+def _check_value(value, data) -> None:
+    """Refuse what the reader would refuse: data not matching the shape, bad quantization."""
+    where = f"cannot write tensor {value.name!r}"
+    shape = value.shape
+    if data is not None:
+        if shape is None or any(not isinstance(d, (int, np.integer)) for d in shape):
+            raise MobconvError(f"{where}: a constant needs a fully known shape, got {shape}")
+        if int(np.prod(shape, dtype=np.int64)) != data.size:
+            raise MobconvError(f"{where}: shape {tuple(shape)} does not match its data of "
+                               f"shape {data.shape}")
+    if shape is not None:
+        for d in shape:
+            if not isinstance(d, (str, int, np.integer)) or (not isinstance(d, str) and d < 0):
+                raise MobconvError(f"{where}: bad dimension {d!r} in shape {tuple(shape)}")
+    q = value.quant
+    if q is not None:
+        problem = quant_problem(len(q.scales), len(q.zero_points), q.axis, shape)
+        if problem:
+            raise MobconvError(f"{where}: {problem}")
 
 
 def _empty_buffer(b) -> int:
