@@ -47,6 +47,9 @@ def erf(x) -> np.ndarray:
     return np.copysign(out, x)
 
 
+_ONNX_IO_NAMES = {"Cos", "Erf", "Exp", "Log", "Sign", "Sin", "Softsign", "Tanh"}  # "input"/"output"
+
+
 def _unary(name, fn, attrs=(), doc=""):
     """Register a same-shape unary op whose reference is fn(x, **attrs) in compute dtype."""
 
@@ -55,7 +58,8 @@ def _unary(name, fn, attrs=(), doc=""):
 
     reference.__doc__ = doc or f"ONNX {name}."
     reference.__name__ = name.lower()
-    op(name, inputs=["X"], outputs=["Y"], attrs=attrs, infer=_SAME)(reference)
+    x, y = ("input", "output") if name in _ONNX_IO_NAMES else ("X", "Y")
+    op(name, inputs=[x], outputs=[y], attrs=attrs, infer=_SAME)(reference)
 
 
 def _sigmoid(x):
