@@ -71,7 +71,7 @@ def take_over_output(graph, node, old_last) -> None:
 
 def new_constant(graph, base: str, data: np.ndarray) -> str:
     name = graph.unique_name(base)
-    graph.add_constant(name, np.ascontiguousarray(data))
+    graph.add_constant(name, np.array(data, order="C"))  # a copy; 0-d stays 0-d
     return name
 
 

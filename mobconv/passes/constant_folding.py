@@ -19,8 +19,9 @@ Algorithm, one walk over the nodes in topological order:
    `MAX_GROWN_ELEMENTS` elements *and* more elements than all its inputs
    together, so ConstantOfShape/Expand/Tile/Range/Resize do not turn a few
    bytes of shape into megabytes of file (Cast/Transpose of weights still fold).
-5. Shapes are re-inferred when anything changed (a constant Reshape shape
-   makes downstream shapes static).
+5. Shapes are inferred node by node during the walk, so a Reshape whose shape
+   was just folded gets a static output shape, and the pass also works on a
+   graph whose shapes could not be inferred before folding.
 Graph inputs are never constants, even when they carry a default value.
 """
 from __future__ import annotations
@@ -29,7 +30,6 @@ import logging
 
 import numpy as np
 
-from ..ir import infer_shapes
 from ..ops.registry import get_spec
 from ._util import const, producer, static_shape
 
@@ -39,10 +39,23 @@ log = logging.getLogger(__name__)
 
 
 def constant_folding(graph) -> bool:
-    """Fold every node computable at conversion time; True if any node was folded."""
+    """Fold every node computable at conversion time; True if any node was folded.
+
+    Works on graphs whose shapes are not inferred yet (a Reshape fed by a Shape
+    chain cannot be inferred before folding): shapes are inferred node by node
+    during the walk, and a node whose shape cannot be inferred yet is left with
+    unknown output shapes instead of failing the pass.
+    """
+    from ..ir.infer import infer_node
+    from ..errors import MobconvError
+
     graph.toposort()
-    folded = []
+    folded = set()
     for node in list(graph.nodes):
+        try:
+            infer_node(graph, node)
+        except MobconvError:
+            pass  # fine: folding may not need it, and the node keeps unknown shapes
         outs = _fold(graph, node)
         if outs is None:
             continue
@@ -52,16 +65,14 @@ def constant_folding(graph) -> bool:
             value = graph.values.get(name) or graph.add_value(name)
             if value.dtype and value.dtype != array.dtype.name:
                 array = array.astype(value.dtype)
-            value.data = np.ascontiguousarray(array)
+            value.data = array if array.flags.c_contiguous else array.copy()  # keeps 0-d arrays 0-d
             value.dtype = array.dtype.name
             value.shape = tuple(array.shape)
-        folded.append(node)
+        folded.add(id(node))
     if not folded:
         return False
-    gone = {id(n) for n in folded}
-    graph.nodes = [n for n in graph.nodes if id(n) not in gone]
+    graph.nodes = [n for n in graph.nodes if id(n) not in folded]
     graph.remove_unused_values()
-    infer_shapes(graph)
     return True
 
 

@@ -19,6 +19,7 @@ What is legal, and why:
   pad; so the value must be -inf (a 0 pad could win over negative inputs).
   ceil_mode must be 0 (as above), and the Indices output must be unused
   (indices count positions in the padded tensor).
+- Pools: every combined pad must stay smaller than the window (ONNX rule).
 
 Algorithm, for each Pad and each reader that uses its output as input 0:
 1. Check the rules above; add the Pad's spatial begin/end amounts to the
@@ -115,8 +116,12 @@ def _fold_into(node, value, begin, end) -> bool:
             return False
         if len(node.outputs) > 1 and node.outputs[1]:
             return False
-    node.attrs["pads"] = [own[i] + begin[i] for i in range(nd)] + [
-        own[nd + i] + end[i] for i in range(nd)
-    ]
+    pads = [own[i] + begin[i] for i in range(nd)] + [own[nd + i] + end[i] for i in range(nd)]
+    if node.op != "Conv":  # pools require every pad to be smaller than the window
+        dilations = list(attrs.get("dilations") or [1] * nd)
+        windows = [(k - 1) * d + 1 for k, d in zip(attrs["kernel_shape"], dilations)]
+        if any(p >= windows[i % nd] for i, p in enumerate(pads)):
+            return False
+    node.attrs["pads"] = pads
     node.attrs["auto_pad"] = "NOTSET"
     return True
