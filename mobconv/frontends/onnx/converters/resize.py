@@ -1,0 +1,57 @@
+"""Resize and Upsample -> IR Resize (inputs X, roi, scales, sizes; newest-opset attributes).
+
+- Upsample (opset 7: `scales` attribute; 9: input) and Resize opset 10 (X,
+  scales) scale with x_in = x_out / scale: coordinate_transformation_mode
+  "asymmetric", nearest rounding "floor" (linear for mode "linear").
+- Resize 11/13+: an empty roi/scales tensor means "absent"; the IR marks
+  absent inputs with "".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import converter
+
+_OLD_MODES = {"nearest": "nearest", "linear": "linear", "bilinear": "linear"}
+
+
+def _old_style(cx, scales: str) -> None:
+    mode = cx.attrs.string("mode", "nearest").lower()
+    if mode not in _OLD_MODES:
+        raise cx.error(f"mode ({mode!r}) must be one of nearest, linear")
+    attrs = {"mode": _OLD_MODES[mode], "coordinate_transformation_mode": "asymmetric"}
+    if attrs["mode"] == "nearest":
+        attrs["nearest_mode"] = "floor"
+    cx.emit("Resize", [cx.input(0), "", scales], cx.outputs, attrs)
+
+
+@converter("Upsample", ir=("Resize",))
+def upsample(cx):
+    if cx.opset < 9:
+        cx.check_attrs({"mode", "scales"})
+        scales = cx.const(np.asarray(cx.attrs.floats("scales"), np.float32), "scales")
+    else:
+        cx.check_attrs({"mode"})
+        scales = cx.input(1)
+    _old_style(cx, scales)
+
+
+def _empty(cx, i: int) -> bool:
+    data = cx.const_value(i)
+    return data is not None and data.size == 0
+
+
+@converter("Resize")
+def resize(cx):
+    if cx.opset < 11:
+        cx.check_attrs({"mode"})
+        _old_style(cx, cx.input(1))
+        return
+    inputs = [cx.input(i) for i in range(4)]
+    for i in (1, 2, 3):
+        if inputs[i] and _empty(cx, i):
+            inputs[i] = ""
+    ctm = cx.attrs.string("coordinate_transformation_mode", "half_pixel")
+    if ctm == "tf_half_pixel_for_nn":
+        raise cx.error("coordinate_transformation_mode 'tf_half_pixel_for_nn' is not supported")
+    cx.passthrough("Resize", inputs=inputs)

@@ -1,0 +1,314 @@
+"""ONNX ModelProto -> IR Graph.
+
+Steps:
+1. Read the model (path or ModelProto); external data files are loaded from
+   the model's directory, a missing one is a ConversionError naming it.
+2. Read the default-domain opset (7..28 supported).
+3. Check every node's op type first and raise one UnsupportedOpsError listing
+   all unsupported types (ops of other domains are named "domain.Op").
+4. Initializers become constants (also when listed as graph inputs); the
+   remaining graph inputs become IR inputs with dtype/shape from the model,
+   symbolic dims kept (dim_param), unknown dims given a generated symbol, and
+   `input_shapes` overrides applied.
+5. Constant nodes become constants; every other node goes through its
+   converter (`converters/`), which translates older opset forms to the IR
+   (newest-opset) form.
+6. Shapes are inferred (`mobconv.ir.infer_shapes`), then signature and
+   metadata are filled.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Optional, Union
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+import mobconv
+
+from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError
+from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
+from .context import NodeContext, decode_attrs
+from .converters import is_supported, load_converters
+
+MIN_OPSET, MAX_OPSET = 7, 28
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: Optional[dict] = None) -> Graph:
+    """Convert an ONNX model (file path or ModelProto) to an IR Graph."""
+    model, source, raw = _read_model(model)
+    opset = _default_opset(model, source)
+    _check_supported(model, source)
+    graph = Graph(model.graph.name or "onnx_graph")
+    _add_initializers(graph, model, source)
+    _add_inputs(graph, model, source, input_shapes or {})
+    _add_value_info(graph, model)
+    _convert_nodes(graph, model, opset, source)
+    graph.outputs = [o.name for o in model.graph.output]
+    for name in graph.outputs:
+        if name not in graph.values:
+            raise ConversionError(f"{source}: graph output {name!r} is produced by no node")
+    try:
+        infer_shapes(graph)
+    except ConversionError:
+        raise
+    except MobconvError as exc:
+        raise ConversionError(f"{source}: {exc}") from exc
+    _fill_signature(graph, model)
+    _fill_metadata(graph, model, opset, raw, input_shapes)
+    return graph
+
+
+# ---- reading -------------------------------------------------------------
+
+
+def _read_model(model):
+    if isinstance(model, onnx.ModelProto):
+        return model, f"<ModelProto {model.graph.name or 'graph'}>", model.SerializeToString()
+    path = os.fspath(model)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read ONNX model ({exc.strerror})") from None
+    try:
+        proto = onnx.load_from_string(raw)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises various errors
+        raise ModelFormatError(f"{path}: not a valid ONNX model ({exc})") from None
+    _load_external_data(proto, os.path.dirname(os.path.abspath(path)), path)
+    return proto, path, raw
+
+
+def _load_external_data(proto, base_dir: str, source: str) -> None:
+    from onnx import external_data_helper as ext
+
+    tensors = [t for t in ext._get_all_tensors(proto) if ext.uses_external_data(t)]
+    for t in tensors:
+        info = ext.ExternalDataInfo(t)
+        location = os.path.join(base_dir, info.location)
+        if not os.path.isfile(location):
+            raise ConversionError(
+                f"{source}: initializer {t.name!r} refers to external data file "
+                f"{info.location!r}, which does not exist (looked in {base_dir})"
+            )
+    if tensors:
+        try:
+            ext.load_external_data_for_model(proto, base_dir)
+        except Exception as exc:  # noqa: BLE001
+            raise ConversionError(f"{source}: cannot load external data: {exc}") from None
+
+
+def _default_opset(model, source: str) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not versions:
+        raise ConversionError(f"{source}: model imports no default-domain ('ai.onnx') opset")
+    opset = max(versions)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConversionError(
+            f"{source}: ONNX opset {opset} is not supported (supported: {MIN_OPSET}..{MAX_OPSET}); "
+            "convert the model with onnx.version_converter first"
+        )
+    return opset
+
+
+def op_type_name(node) -> str:
+    """The op type as reported to users: "Conv", or "com.microsoft.FusedConv" for other domains."""
+    if node.domain in DEFAULT_DOMAINS:
+        return node.op_type
+    return f"{node.domain}.{node.op_type}"
+
+
+def _node_names(model) -> list:
+    names, seen = [], set()
+    for i, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _check_supported(model, source: str) -> None:
+    load_converters()
+    missing: dict = {}
+    for node, name in zip(model.graph.node, _node_names(model)):
+        t = op_type_name(node)
+        if node.domain not in DEFAULT_DOMAINS or not is_supported(t):
+            missing.setdefault(t, []).append(name)
+    if missing:
+        raise UnsupportedOpsError(source, missing, "ONNX", "op")
+
+
+# ---- values --------------------------------------------------------------
+
+
+def _elem_dtype(elem_type: int, what: str) -> str:
+    try:
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+        name = np.dtype(np_dtype).name
+    except Exception:  # noqa: BLE001
+        name = onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "undefined"
+    if elem_type == onnx.TensorProto.BFLOAT16:
+        name = "bfloat16"
+    try:
+        return normalize_dtype(name)
+    except MobconvError:
+        raise ConversionError(f"{what}: dtype {name} is not supported by mobconv") from None
+
+
+def _add_initializers(graph, model, source: str) -> None:
+    for t in model.graph.initializer:
+        array = numpy_helper.to_array(t)
+        _elem_dtype(t.data_type, f"{source}: initializer {t.name!r}")
+        graph.add_constant(t.name, np.array(array))
+
+
+def _declared_shape(vi, prefix: str, symbols: dict) -> Optional[tuple]:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            sym = f"{prefix}_dim{i}"
+            symbols[sym] = True
+            dims.append(sym)
+    return tuple(dims)
+
+
+def _add_inputs(graph, model, source: str, input_shapes: dict) -> None:
+    inits = {t.name for t in model.graph.initializer}
+    real = [vi for vi in model.graph.input if vi.name not in inits]
+    names = [vi.name for vi in real]
+    for name in input_shapes:
+        if name not in names:
+            raise ConversionError(
+                f"{source}: input_shapes names {name!r}, which is not a graph input "
+                f"(inputs: {', '.join(names) or 'none'})"
+            )
+    for vi in real:
+        if not vi.type.HasField("tensor_type"):
+            raise ConversionError(f"{source}: graph input {vi.name!r} is not a tensor")
+        dtype = _elem_dtype(vi.type.tensor_type.elem_type, f"{source}: graph input {vi.name!r}")
+        shape = _declared_shape(vi, vi.name, {})
+        if vi.name in input_shapes:
+            override = tuple(input_shapes[vi.name])
+            if shape is not None and len(override) != len(shape):
+                raise ConversionError(
+                    f"{source}: input_shapes[{vi.name!r}] = {override} has rank {len(override)}, "
+                    f"but the model declares rank {len(shape)} {shape}"
+                )
+            for i, d in enumerate(override):
+                if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d > 0)):
+                    raise ConversionError(
+                        f"{source}: input_shapes[{vi.name!r}] = {override}: dim {i} must be a "
+                        "positive integer or a symbol name"
+                    )
+                if shape is not None and isinstance(shape[i], int) and shape[i] != d:
+                    raise ConversionError(
+                        f"{source}: input_shapes[{vi.name!r}] = {override} conflicts with the "
+                        f"model's fixed dim {i} = {shape[i]} (declared {shape})"
+                    )
+            shape = tuple(int(d) if not isinstance(d, str) else d for d in override)
+        if shape is None:
+            raise ConversionError(
+                f"{source}: graph input {vi.name!r} has no declared shape; pass input_shapes="
+                f"{{{vi.name!r}: (...)}}"
+            )
+        graph.add_input(vi.name, dtype, shape)
+
+
+def _add_value_info(graph, model) -> None:
+    """Declared intermediate types: a starting point, replaced by inference."""
+    for vi in model.graph.value_info:
+        if vi.name in graph.values or not vi.type.HasField("tensor_type"):
+            continue
+        try:
+            dtype = _elem_dtype(vi.type.tensor_type.elem_type, vi.name)
+        except ConversionError:
+            continue
+        graph.add_value(vi.name, dtype, _declared_shape(vi, vi.name, {}))
+
+
+def _constant_node_value(cx) -> np.ndarray:
+    attrs = cx.attrs.attrs
+    if len(attrs) != 1:
+        raise cx.error(f"must have exactly one value attribute, got {', '.join(sorted(attrs)) or 'none'}")
+    (key, value), = attrs.items()
+    if key == "value":
+        array = np.asarray(value)
+    elif key == "value_float":
+        array = np.asarray(value, dtype=np.float32)
+    elif key == "value_floats":
+        array = np.asarray(value, dtype=np.float32)
+    elif key == "value_int":
+        array = np.asarray(value, dtype=np.int64)
+    elif key == "value_ints":
+        array = np.asarray(value, dtype=np.int64)
+    else:
+        raise cx.error(f"{key} constants are not supported (supported: value, value_float(s), value_int(s))")
+    if array.dtype.name not in ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool"):
+        raise cx.error(f"constant of dtype {array.dtype.name} is not supported")
+    return np.array(array)
+
+
+def _convert_nodes(graph, model, opset: int, source: str) -> None:
+    registry = load_converters()
+    for node, name in zip(model.graph.node, _node_names(model)):
+        cx = NodeContext(graph, node, name, opset, model.graph)
+        if node.op_type == "Constant":
+            graph.add_constant(node.output[0], _constant_node_value(cx))
+            continue
+        for inp in node.input:
+            if inp and inp not in graph.values:
+                raise ConversionError(
+                    f"{source}: {cx.where} reads {inp!r}, which no earlier node, input or "
+                    "initializer defines (nodes must be topologically sorted)"
+                )
+        registry.get(node.op_type)(cx)
+
+
+# ---- signature and metadata ----------------------------------------------
+
+
+def _fill_signature(graph, model) -> None:
+    def spec(name):
+        v = graph.values[name]
+        shape = tuple(v.shape) if v.shape is not None else ()
+        layout = "NCHW" if len(shape) == 4 and v.dtype in ("float32", "float16", "bfloat16") else ""
+        return TensorSpec(name, v.dtype, shape, layout)
+
+    graph.signature.inputs = [spec(n) for n in graph.inputs]
+    outs = []
+    for n in graph.outputs:
+        s = spec(n)
+        s.layout = ""
+        outs.append(s)
+    graph.signature.outputs = outs
+
+
+def _fill_metadata(graph, model, opset: int, raw: bytes, input_shapes) -> None:
+    md = graph.metadata
+    md.source_framework = "onnx"
+    md.source_sha256 = hashlib.sha256(raw).hexdigest()
+    md.converter_version = mobconv.__version__
+    md.options = {"frontend": "onnx"}
+    if input_shapes:
+        md.options["input_shapes"] = ";".join(
+            f"{k}={','.join(str(d) for d in v)}" for k, v in sorted(input_shapes.items())
+        )
+    md.extra = {
+        "onnx_opset": str(opset),
+        "onnx_ir_version": str(model.ir_version),
+        "onnx_producer": f"{model.producer_name} {model.producer_version}".strip(),
+    }
+    for prop in model.metadata_props:
+        md.extra[f"onnx.{prop.key}"] = prop.value
