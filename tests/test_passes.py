@@ -422,3 +422,41 @@ def test_optimize_pipeline_small_net():
     assert out.nodes[0].attrs["activation"] == "Clip"
     assert out.outputs == ["logits"] and out.inputs == ["image"]
     assert len(DEFAULT_PIPELINE) >= 6
+
+
+def test_optimize_unknown_pass_name():
+    from mobconv.errors import MobconvError
+
+    with pytest.raises(MobconvError, match="unknown graph pass 'nope'"):
+        optimize(Graph(), passes=["dead_code", "nope"])
+
+
+def test_optimize_onnx_model_symbolic_batch():
+    onnx = pytest.importorskip("onnx")
+    load_onnx = pytest.importorskip("mobconv.frontends.onnx").load_onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng(5)
+    inits = {
+        "w": r.standard_normal((4, 3, 3, 3)), "s": r.random(4) + 0.5, "b": r.standard_normal(4),
+        "m": r.standard_normal(4), "v": r.random(4) + 0.5, "fw": r.standard_normal((5, 64)),
+    }
+    initializers = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in inits.items()]
+    initializers.append(numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"))
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"]),
+        helper.make_node("Conv", ["p", "w"], ["c"], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw"], ["g"], transB=1),
+        helper.make_node("Identity", ["g"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], initializers,
+    )
+    g = load_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    out = apply(g, lambda graph: optimize(graph) is graph)
+    assert ops(out) == ["Conv", "Flatten", "Gemm"]
+    assert out.values["y"].shape == ("N", 5)

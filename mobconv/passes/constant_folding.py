@@ -22,7 +22,8 @@ Algorithm, one walk over the nodes in topological order:
 5. Shapes are inferred node by node during the walk, so a Reshape whose shape
    was just folded gets a static output shape, and the pass also works on a
    graph whose shapes could not be inferred before folding.
-Graph inputs are never constants, even when they carry a default value.
+Graph inputs are never constants, even when they carry a default value;
+quantized and bfloat16 constants are left alone (numpy cannot compute them as stored).
 """
 from __future__ import annotations
 
@@ -46,16 +47,15 @@ def constant_folding(graph) -> bool:
     during the walk, and a node whose shape cannot be inferred yet is left with
     unknown output shapes instead of failing the pass.
     """
-    from ..ir.infer import infer_node
-    from ..errors import MobconvError
+    from ..ir.infer import infer_node  # (not at module level: mobconv.ir may import passes later)
 
     graph.toposort()
     folded = set()
     for node in list(graph.nodes):
         try:
             infer_node(graph, node)
-        except MobconvError:
-            pass  # fine: folding may not need it, and the node keeps unknown shapes
+        except Exception:  # folding may not need it; the node keeps its previous shapes
+            pass
         outs = _fold(graph, node)
         if outs is None:
             continue
@@ -90,7 +90,8 @@ def _fold(graph, node):
             arrays.append(None)
             continue
         data = const(graph, name)
-        if data is None or graph.values[name].dtype == "bfloat16":
+        value = graph.values[name]
+        if data is None or value.dtype == "bfloat16" or value.quant is not None:
             return None
         arrays.append(data)
     in_elements = sum(a.size for a in arrays if a is not None)

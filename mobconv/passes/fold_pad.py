@@ -44,7 +44,7 @@ def fold_pad(graph) -> bool:
         for reader in readers(graph, pad.outputs[0]):
             if reader.inputs[0] != pad.outputs[0] or pad.outputs[0] in reader.inputs[1:]:
                 continue
-            if _fold_into(reader, value, begin, end):
+            if _fold_into(graph, reader, value, begin, end):
                 reader.inputs[0] = pad.inputs[0]
                 changed = True
         out = pad.outputs[0]
@@ -89,7 +89,7 @@ def _spatial_pads(graph, pad):
     return value, begin[2:], end[2:]
 
 
-def _fold_into(node, value, begin, end) -> bool:
+def _fold_into(graph, node, value, begin, end) -> bool:
     """Add the pads to `node` if legal (see module doc); True when done."""
     if node.op not in ("Conv", "AveragePool", "MaxPool"):
         return False
@@ -114,7 +114,8 @@ def _fold_into(node, value, begin, end) -> bool:
     else:
         if not np.isneginf(value) or attrs.get("ceil_mode", 0):
             return False
-        if len(node.outputs) > 1 and node.outputs[1]:
+        indices = node.outputs[1] if len(node.outputs) > 1 else ""
+        if indices and (indices in graph.outputs or readers(graph, indices)):
             return False
     pads = [own[i] + begin[i] for i in range(nd)] + [own[nd + i] + end[i] for i in range(nd)]
     if node.op != "Conv":  # pools require every pad to be smaller than the window
