@@ -136,11 +136,12 @@ def run(args) -> int:
 
     rows, first_bad = [], None
     for node in model.graph.nodes:
+        op = node.op + (f"+{node.attrs['activation']}" if node.attrs.get("activation") else "")
         for name in node.outputs:
             if not name:
                 continue
             if name not in ref:
-                rows.append(("", name, node.op, fmt_shape(np.shape(mob[name])), "-", "-", "-"))
+                rows.append(("", name, op, fmt_shape(np.shape(mob[name])), "-", "-", "-"))
                 continue
             d = diff(mob[name], ref[name])
             bad = exceeds(d, args.rtol, args.atol)
@@ -148,9 +149,9 @@ def run(args) -> int:
                 first_bad = (name, node, d)
             mark = ">>" if first_bad is not None and first_bad[0] == name else ""
             if "shape_mismatch" in d:
-                rows.append((mark, name, node.op, d["shape_mismatch"], "-", "-", "-"))
+                rows.append((mark, name, op, d["shape_mismatch"], "-", "-", "-"))
             else:
-                rows.append((mark, name, node.op, fmt_shape(np.shape(mob[name])),
+                rows.append((mark, name, op, fmt_shape(np.shape(mob[name])),
                              f"{d['max_abs']:.3e}", f"{d['rel']:.3e}", f"{d['cosine']:.6f}"))
     out(f"{args.model} (numpy reference) vs {args.source} (onnxruntime), "
         f"rtol {args.rtol:g}, atol {args.atol:g}")

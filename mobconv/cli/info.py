@@ -71,11 +71,12 @@ def run(args) -> int:
         out(f"\n{title.capitalize()}:")
         out(table([(t["name"], t["dtype"], fmt_shape(t["shape"]), t["layout"] or "")
                    for t in data[title]], ("name", "dtype", "shape", "layout")))
-    out(f"\nOps: {s['num_ops']} total, MACs: {human_count(s['macs'])} ({s['macs']:,})")
+    exact = f" ({s['macs']:,})" if s["macs"] >= 1000 else ""
+    out(f"\nOps: {s['num_ops']} total, MACs: {human_count(s['macs'])}{exact}")
     out(table([(op, n, human_count(s["macs_by_op"].get(op, 0)) if op in s["macs_by_op"] else "")
                for op, n in s["op_histogram"].items()], ("op", "count", "MACs")))
-    out(f"\nParameters: {human_count(s['num_params'])} ({s['num_params']:,}), "
-        f"{human_bytes(s['param_bytes'])}")
+    exact = f" ({s['num_params']:,})" if s["num_params"] >= 1000 else ""
+    out(f"\nParameters: {human_count(s['num_params'])}{exact}, {human_bytes(s['param_bytes'])}")
     out(table([(d, human_bytes(b)) for d, b in s["bytes_by_dtype"].items()], ("dtype", "size")))
     meta = data["metadata"]
     rows = [(k.replace("_", " "), meta[k] or "-") for k in (

@@ -8,6 +8,7 @@ line, `mobconv: error: <message>`, and exit with the error's exit code; with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -64,6 +65,12 @@ def main(argv=None) -> int:
         return 130
     except MobconvError as exc:
         return _fail(str(exc), exc.exit_code, verbose)
+    except BrokenPipeError:  # `mobconv info m.mob | head`: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", 1, verbose)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from .. import api
-from ..errors import MobconvError
+from ..errors import MobconvError, UsageError
 from ..summary import human_bytes, human_count, summarize
 from .common import HelpFormatter, fmt_shape, out, parse_input_shapes
 
@@ -52,6 +52,8 @@ def check_output_path(path: str) -> None:
 def run(args) -> int:
     shapes = parse_input_shapes(args.input_shape)
     output = args.output or default_output(args.model)
+    if os.path.abspath(output) == os.path.abspath(args.model):
+        raise UsageError(f"-o {output}: would overwrite the source model; choose another path")
     check_output_path(output)
     model = api.convert(args.model, input_shapes=shapes, optimize=not args.no_optimize,
                         framework="onnx")
