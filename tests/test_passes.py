@@ -460,3 +460,15 @@ def test_optimize_onnx_model_symbolic_batch():
     out = apply(g, lambda graph: optimize(graph) is graph)
     assert ops(out) == ["Conv", "Flatten", "Gemm"]
     assert out.values["y"].shape == ("N", 5)
+
+
+@pytest.mark.parametrize("dilations,fires", [([1, 1], True), ([2, 2], False)])
+def test_fold_pad_zero_before_maxpool_after_relu(dilations, fires):
+    g = Graph()
+    g.add_input("x", "float32", (1, 3, 5, 5))
+    g.add_node("Relu", ["x"], ["r"])
+    g.add_node("Pad", ["r", const(g, "pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], ["p"])
+    g.add_node("MaxPool", ["p"], ["y"], {"kernel_shape": [3, 3], "dilations": dilations})
+    g.outputs = ["y"]
+    out = apply(g, fold_pad, fires=fires)
+    assert ops(out) == (["Relu", "MaxPool"] if fires else ["Relu", "Pad", "MaxPool"])

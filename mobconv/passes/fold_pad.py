@@ -16,7 +16,11 @@ What is legal, and why:
   count_include_pad=1). ceil_mode must be 0: with ceil_mode the rule "the last
   window starts inside the input or the left padding" moves with the fold.
 - MaxPool: implicit padding never wins a max, which equals an explicit -inf
-  pad; so the value must be -inf (a 0 pad could win over negative inputs).
+  pad; so the value must be -inf (a 0 pad could win over negative inputs),
+  or 0 when the input is known non-negative (it comes from Relu, Sigmoid,
+  HardSigmoid, or a producer with such a fused activation or a Clip with
+  min >= 0) and dilations are 1: then every window holds at least one real
+  element (pads < window), so a 0 pad never beats the window's real maximum.
   ceil_mode must be 0 (as above), and the Indices output must be unused
   (indices count positions in the padded tensor).
 - Pools: every combined pad must stay smaller than the window (ONNX rule).
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._util import attrs_of, const, readers, remove_node
+from ._util import attrs_of, const, producer, readers, remove_node
 
 
 def fold_pad(graph) -> bool:
@@ -44,7 +48,7 @@ def fold_pad(graph) -> bool:
         for reader in readers(graph, pad.outputs[0]):
             if reader.inputs[0] != pad.outputs[0] or pad.outputs[0] in reader.inputs[1:]:
                 continue
-            if _fold_into(graph, reader, value, begin, end):
+            if _fold_into(graph, reader, pad.inputs[0], value, begin, end):
                 reader.inputs[0] = pad.inputs[0]
                 changed = True
         out = pad.outputs[0]
@@ -89,7 +93,7 @@ def _spatial_pads(graph, pad):
     return value, begin[2:], end[2:]
 
 
-def _fold_into(graph, node, value, begin, end) -> bool:
+def _fold_into(graph, node, source, value, begin, end) -> bool:
     """Add the pads to `node` if legal (see module doc); True when done."""
     if node.op not in ("Conv", "AveragePool", "MaxPool"):
         return False
@@ -101,28 +105,47 @@ def _fold_into(graph, node, value, begin, end) -> bool:
     own = own or [0] * (2 * nd)
     if len(own) != 2 * nd:
         return False
+    pads = [own[i] + begin[i] for i in range(nd)] + [own[nd + i] + end[i] for i in range(nd)]
+    include_pad = None
     if node.op == "Conv":
         if value != 0:
             return False
-    elif node.op == "AveragePool":
-        if value != 0 or attrs.get("ceil_mode", 0):
-            return False
-        if not attrs.get("count_include_pad", 0):
-            if any(own):
-                return False
-            node.attrs["count_include_pad"] = 1
     else:
-        if not np.isneginf(value) or attrs.get("ceil_mode", 0):
+        dilations = list(attrs.get("dilations") or [1] * nd)
+        windows = [(k - 1) * d + 1 for k, d in zip(attrs["kernel_shape"], dilations)]
+        if attrs.get("ceil_mode", 0) or any(p >= windows[i % nd] for i, p in enumerate(pads)):
+            return False
+    if node.op == "AveragePool":
+        if value != 0 or (not attrs.get("count_include_pad", 0) and any(own)):
+            return False
+        include_pad = 1
+    elif node.op == "MaxPool":
+        zero_ok = value == 0 and all(d == 1 for d in dilations) and _non_negative(graph, source)
+        if not (np.isneginf(value) or zero_ok):
             return False
         indices = node.outputs[1] if len(node.outputs) > 1 else ""
         if indices and (indices in graph.outputs or readers(graph, indices)):
             return False
-    pads = [own[i] + begin[i] for i in range(nd)] + [own[nd + i] + end[i] for i in range(nd)]
-    if node.op != "Conv":  # pools require every pad to be smaller than the window
-        dilations = list(attrs.get("dilations") or [1] * nd)
-        windows = [(k - 1) * d + 1 for k, d in zip(attrs["kernel_shape"], dilations)]
-        if any(p >= windows[i % nd] for i, p in enumerate(pads)):
-            return False
+    if include_pad is not None:
+        node.attrs["count_include_pad"] = include_pad
     node.attrs["pads"] = pads
     node.attrs["auto_pad"] = "NOTSET"
     return True
+
+
+def _non_negative(graph, name) -> bool:
+    """True when value `name` is known to hold no negative numbers (see module doc)."""
+    node = producer(graph, name)
+    if node is None:
+        return False
+    if node.op in ("Relu", "Sigmoid", "HardSigmoid"):
+        return True
+    if node.op == "Clip" and len(node.inputs) > 1 and node.inputs[1]:
+        lo = const(graph, node.inputs[1])
+        return lo is not None and lo.size == 1 and float(lo.reshape(-1)[0]) >= 0
+    if "activation" in node.attrs:
+        activation, params = node.attrs["activation"], list(node.attrs.get("activation_params", []))
+        if activation in ("Relu", "Sigmoid", "HardSigmoid"):
+            return True
+        return activation == "Clip" and len(params) == 2 and params[0] >= 0
+    return False
