@@ -16,8 +16,9 @@ Order of checks (each failure is a one-line ModelFormatError naming the file):
      this mobconv implements.
 Only after 1-3 pass are the generated accessors (formats/fb) used to read.
 
-Constants come back as numpy arrays (copies, so the file can be closed);
-bfloat16 tensors as uint16 arrays of the raw bits (see formats/dtypes.py).
+Constants come back as numpy arrays copied out of the file (so it can be
+closed); tensors that share one buffer share one copy (views of it).
+bfloat16 tensors come back as uint16 arrays of the raw bits (formats/dtypes.py).
 Floats are stored as float32; they come back as the shortest decimal that
 rounds to that float32, so a written 0.1 reads back as exactly 0.1.
 Tensors referenced only by TENSOR attributes become those attributes' arrays,
@@ -92,7 +93,16 @@ class _Verifier:
 
     def __init__(self, buf: memoryview, source: str):
         self.buf, self.n, self.source = buf, len(buf), source
-        self.seen: set = set()
+        # Bytes of tables, vectors and strings reached, counting repeats. A file
+        # written by mobconv reaches each byte once; a crafted file whose offsets
+        # all point at one big table would otherwise make decoding explode.
+        self.budget = 2 * self.n + 1024
+
+    def spend(self, nbytes: int, what: str) -> None:
+        self.budget -= nbytes
+        if self.budget < 0:
+            self.fail(f"{what} is referenced so many times that the file would decode to more "
+                      "than twice its size")
 
     def fail(self, problem: str):
         raise ModelFormatError(f"{self.source}: corrupt model file ({problem})")
@@ -140,10 +150,8 @@ class _Verifier:
         return pos + off
 
     def table(self, pos: int, name: str) -> None:
-        if (pos, name) in self.seen:
-            return
-        self.seen.add((pos, name))
         header = self.table_fields(pos, name)
+        self.spend(header[2], f"{name} table at byte {pos}")
         for slot, (field, kind) in enumerate(LAYOUT[name]):
             size = kind[1] if kind[0] == "scalar" else 4
             fpos = self.field_pos(pos, name, slot, header, size)
@@ -174,6 +182,7 @@ class _Verifier:
         if length > (self.n - pos - 4) // elem:
             self.fail(f"vector {what} at byte {pos} ({length} elements) runs past the end of "
                       "the file")
+        self.spend(4 + length * elem, f"vector {what} at byte {pos}")
         return length
 
     def string(self, pos: int, what: str) -> None:
@@ -273,6 +282,7 @@ class _Decoder:
         self.model = Model()
         self.model.Init(buf, root)
         self.attr_tensor_refs: set = set()  # tensor indices that TENSOR attributes use
+        self.copies: dict = {}  # buffer index -> its bytes, copied out of the file
 
     def fail(self, problem: str):
         raise ModelFormatError(f"{self.source}: {problem}")
@@ -319,6 +329,7 @@ class _Decoder:
         return graph
 
     def buffers(self) -> list:
+        """Each buffer's bytes as a uint8 view into the file (copied on first use)."""
         m = self.model
         result = []
         for i in range(m.BuffersLength()):
@@ -328,6 +339,12 @@ class _Decoder:
                 self.fail(f"buffer 0 must be empty, has {data.size} bytes")
             result.append(data)
         return result
+
+    def buffer_copy(self, buffers: list, i: int) -> np.ndarray:
+        """A private copy of buffer i, made once: tensors sharing a buffer share its copy."""
+        if i not in self.copies:
+            self.copies[i] = buffers[i].copy()
+        return self.copies[i]
 
     def read_tensor(self, t, i: int, buffers: list) -> Value:
         name = self.text(t.Name(), f"tensor {i} name")
@@ -345,7 +362,8 @@ class _Decoder:
             if raw.size != expected:
                 self.fail(f"{what} has {raw.size} bytes of data, expected {expected} "
                           f"for {dtype}{list(shape)}")
-            data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape).copy()
+            raw = self.buffer_copy(buffers, t.Buffer())
+            data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape)
             data = data.astype(data.dtype.newbyteorder("="), copy=False)
         quant = None
         q = t.Quantization()
@@ -447,7 +465,7 @@ class _Decoder:
             if tensors[k].data is None:
                 self.fail(f"{what} refers to tensor {k} ({tensors[k].name!r}), which has no data")
             self.attr_tensor_refs.add(k)
-            return tensors[k].data.copy()
+            return tensors[k].data
         self.fail(f"{what} has unknown attribute type {kind}")
 
     def read_spec(self, s, what: str) -> TensorSpec:
@@ -506,8 +524,15 @@ class _Decoder:
         return name, data.astype(data.dtype.newbyteorder("="), copy=False)
 
     def read_test_vector(self, tv, i: int) -> TestVector:
-        inputs = dict(self.named_array(tv.Inputs(k), f"test vector {i} input {k}")
-                      for k in range(tv.InputsLength()))
-        outputs = dict(self.named_array(tv.Outputs(k), f"test vector {i} output {k}")
-                       for k in range(tv.OutputsLength()))
-        return TestVector(inputs, outputs, rtol=_f32(tv.Rtol()), atol=_f32(tv.Atol()))
+        def arrays(n, get, what):
+            result = {}
+            for k in range(n):
+                name, data = self.named_array(get(k), f"{what} {k}")
+                if name in result:
+                    self.fail(f"{what} {k} repeats the name {name!r}")
+                result[name] = data
+            return result
+
+        return TestVector(arrays(tv.InputsLength(), tv.Inputs, f"test vector {i} input"),
+                          arrays(tv.OutputsLength(), tv.Outputs, f"test vector {i} output"),
+                          rtol=_f32(tv.Rtol()), atol=_f32(tv.Atol()))

@@ -196,3 +196,63 @@ def test_newer_op_version_is_refused(monkeypatch):
     data = build_with(monkeypatch, Operator, "AddVersion",
                       lambda v: spec.version + 1 if v == spec.version else v)
     expect_error(data, "upgrade mobconv")
+
+
+# ---- hand-built files: sharing ------------------------------------------------------
+
+
+def hand_built(tensor_refs, buffer_bytes=4096, names=None):
+    """A model whose Graph.tensors lists the Tensor tables `tensor_refs` (indices into the
+    distinct tables named `names`), each a float32 constant on buffer 1."""
+    import flatbuffers
+
+    from mobconv.formats.fb import Buffer, Dim, Graph as FbGraph, Model
+
+    b = flatbuffers.Builder(1024)
+    data = b.CreateNumpyVector(np.zeros(buffer_bytes, np.uint8))
+    Buffer.Start(b)
+    empty = Buffer.End(b)
+    Buffer.Start(b)
+    Buffer.AddData(b, data)
+    full = Buffer.End(b)
+    tables = []
+    for name in names or ["t"]:
+        n = b.CreateString(name)
+        Dim.Start(b)
+        Dim.AddValue(b, buffer_bytes // 4)
+        dim = Dim.End(b)
+        b.StartVector(4, 1, 4)
+        b.PrependUOffsetTRelative(dim)
+        shape = b.EndVector()
+        Tensor.Start(b)
+        Tensor.AddName(b, n)
+        Tensor.AddShape(b, shape)
+        Tensor.AddBuffer(b, 1)
+        tables.append(Tensor.End(b))
+    b.StartVector(4, len(tensor_refs), 4)
+    for k in reversed(tensor_refs):
+        b.PrependUOffsetTRelative(tables[k])
+    tensors = b.EndVector()
+    b.StartVector(4, 2, 4)
+    b.PrependUOffsetTRelative(full)
+    b.PrependUOffsetTRelative(empty)
+    buffers = b.EndVector()
+    FbGraph.Start(b)
+    FbGraph.AddTensors(b, tensors)
+    graph = FbGraph.End(b)
+    Model.Start(b)
+    Model.AddVersionMajor(b, 1)
+    Model.AddGraph(b, graph)
+    Model.AddBuffers(b, buffers)
+    b.Finish(Model.End(b), file_identifier=b"MOB1")
+    return bytes(b.Output())
+
+
+def test_tensors_sharing_a_buffer_share_one_copy():
+    g = from_bytes(hand_built([0, 1], names=["a", "b"]))
+    a, b = g.values["a"].data, g.values["b"].data
+    assert a.shape == (1024,) and np.shares_memory(a, b)
+
+
+def test_one_table_referenced_many_times_is_refused():
+    expect_error(hand_built([0] * 5000), "referenced so many times")
