@@ -31,6 +31,7 @@ import logging
 
 import numpy as np
 
+from ..ir.infer import infer_node
 from ..ops.registry import get_spec
 from ._util import const, producer, static_shape
 
@@ -47,8 +48,6 @@ def constant_folding(graph) -> bool:
     during the walk, and a node whose shape cannot be inferred yet is left with
     unknown output shapes instead of failing the pass.
     """
-    from ..ir.infer import infer_node  # (not at module level: mobconv.ir may import passes later)
-
     graph.toposort()
     folded = set()
     for node in list(graph.nodes):
