@@ -299,6 +299,11 @@ def test_compare_unrenamed_values_show_dash(tiny, tmp_path, capsys):
     assert row.split()[-1] == "-"
 
 
+def test_compare_needs_onnx_source(tiny_mob, capsys):
+    code, _, err = cli(capsys, "compare", tiny_mob, tiny_mob)
+    assert_one_line_error(code, err, "source ONNX model", expected_code=2)
+
+
 def test_compare_missing_onnxruntime(tiny, tiny_mob, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code, _, err = cli(capsys, "compare", tiny_mob, tiny)

@@ -127,6 +127,9 @@ def exceeds(d: dict, rtol: float, atol: float) -> bool:
 
 
 def run(args) -> int:
+    if not args.source.lower().endswith(".onnx"):
+        raise UsageError(f"{args.source}: compare needs the source ONNX model (.onnx); "
+                         "other source frameworks are not supported yet")
     model = api.load(args.model)
     feeds = parse_input_files(args.input, model.inputs)
     missing = [s for s in model.inputs if s.name not in feeds]
