@@ -472,3 +472,27 @@ def test_fold_pad_zero_before_maxpool_after_relu(dilations, fires):
     g.outputs = ["y"]
     out = apply(g, fold_pad, fires=fires)
     assert ops(out) == (["Relu", "MaxPool"] if fires else ["Relu", "Pad", "MaxPool"])
+
+
+@pytest.mark.parametrize("producer", ["ConvTranspose", "Gemm", "MatMul"])
+def test_fold_mul_add_other_producers(producer):
+    g = Graph()
+    if producer == "ConvTranspose":
+        g.add_input("x", "float32", (1, 4, 5, 5))
+        g.add_node("ConvTranspose", ["x", randc(g, "w", (4, 3, 3, 3))], ["h"],
+                   {"group": 2, "strides": [2, 2], "output_padding": [1, 0]})
+        k_shape, t_shape = (6, 1, 1), (1, 6, 1, 1)
+    elif producer == "Gemm":
+        g.add_input("x", "float32", (3, 5))
+        g.add_node("Gemm", ["x", randc(g, "w", (5, 4)), randc(g, "c", (3, 4), 2)], ["h"],
+                   {"beta": 0.0})
+        k_shape, t_shape = (4,), ()
+    else:
+        g.add_input("x", "float32", (3, 5))
+        g.add_node("MatMul", ["x", randc(g, "w", (5, 4))], ["h"])
+        k_shape, t_shape = (1, 4), (4,)
+    g.add_node("Mul", ["h", randc(g, "k", k_shape, 3)], ["m"])
+    g.add_node("Sub", ["m", randc(g, "t", t_shape, 4)], ["y"])
+    g.outputs = ["y"]
+    out = apply(g, fold_mul_add)
+    assert ops(out) == ["Gemm" if producer == "MatMul" else producer]
