@@ -139,6 +139,18 @@ def test_onnx2mob_output_dir_not_writable(tiny, tmp_path, capsys):
         ro.chmod(0o755)
 
 
+def test_onnx2mob_output_dir_not_writable_simulated(tiny, tmp_path, capsys, monkeypatch):
+    """Same check as above, runnable as root: the directory reports no write access."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(ro)
+                        else real_access(p, mode, **kw))
+    code, _, err = cli(capsys, "onnx2mob", tiny, "-o", ro / "out.mob")
+    assert_one_line_error(code, err, "not writable")
+    assert os.listdir(ro) == []
+
+
 def test_onnx2mob_write_failure_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
     """A failure while writing (disk full, ...) is one line and leaves no file behind."""
     def failing_replace(src, dst):
