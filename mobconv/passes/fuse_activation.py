@@ -1,4 +1,5 @@
-"""Activation fusion: an activation right after Conv/ConvTranspose/Gemm/MatMul becomes the producer's attribute.
+"""Activation fusion: an activation right after Conv/ConvTranspose/Gemm/MatMul
+becomes an attribute of that producer.
 
 Why: the kernel applies the activation while its output tile is still in
 registers, saving a full read and write of the activation tensor.
