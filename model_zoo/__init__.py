@@ -1,0 +1,1 @@
+"""Recipes that build small reference models in each source format (see model_zoo/<format>/)."""
