@@ -99,7 +99,7 @@ def _build(graph) -> tuple:
     buffers_vec = _table_vector(b, buffer_offsets)
 
     index = {t[0].name: i for i, t in enumerate(tensors) if t[0] is not None}
-    tensor_offsets = [_tensor(b, tensors[i], i, buffer_index.get(i, 0)) for i in range(len(tensors))]
+    tensor_offsets = [_tensor(b, entry, buffer_index.get(i, 0)) for i, entry in enumerate(tensors)]
     op_offsets = [_operator(b, node, index, attr_tensors, registry) for node in graph.nodes]
 
     name = b.CreateString(graph.name or "")
@@ -249,7 +249,7 @@ def _idx(index: dict, name: str, what: str) -> int:
         raise MobconvError(f"cannot write {what} {name!r}: no such value in the graph") from None
 
 
-def _tensor(b, entry, i: int, buffer: int) -> int:
+def _tensor(b, entry, buffer: int) -> int:
     value, data, attr = entry
     if value is not None:
         name, dtype, shape, quant = value.name, value.dtype, value.shape, value.quant
@@ -292,11 +292,12 @@ def _attr_kind(node, name: str, value, registry: dict) -> int:
     if isinstance(value, (str, bytes)):
         return AttrType.STRING
     if isinstance(value, (list, tuple)):
-        if not value:
+        if not value:  # the registry says which kind of list; INTS if it does not know
             spec = registry.get(node.op)
             attr = spec.attr_index.get(name) if spec is not None else None
             kind = attr.kind.name if attr is not None else "INTS"
-            return getattr(AttrType, kind, AttrType.INTS) if kind.endswith("S") else AttrType.INTS
+            return {"FLOATS": AttrType.FLOATS, "STRINGS": AttrType.STRINGS}.get(kind,
+                                                                                AttrType.INTS)
         if all(isinstance(v, (str, bytes)) for v in value):
             return AttrType.STRINGS
         if all(isinstance(v, (bool, int, np.integer, np.bool_)) for v in value):
@@ -361,7 +362,8 @@ def _operator(b, node, index: dict, attr_tensors: dict, registry: dict) -> int:
     attrs_vec = _table_vector(b, attrs)
     name_off = b.CreateString(node.name or "")
     where = f"node {node.name!r} ({node.op}) input"
-    inputs = b.CreateNumpyVector(np.array([_idx(index, n, where) for n in node.inputs], dtype="<i4"))
+    inputs = b.CreateNumpyVector(np.array([_idx(index, n, where) for n in node.inputs],
+                                          dtype="<i4"))
     where = f"node {node.name!r} ({node.op}) output"
     outputs = b.CreateNumpyVector(np.array([_idx(index, n, where) for n in node.outputs],
                                            dtype="<i4"))

@@ -13,23 +13,21 @@ from mobconv.ir.graph import (Graph, Metadata, Preprocessing, QuantParams, Signa
                               TestVector)
 from mobconv.ops import load_all
 
-RNG = np.random.default_rng(0)
-
-
 def rich_graph() -> Graph:
     """A graph touching every field of the format."""
+    rng = np.random.default_rng(0)
     g = Graph("rich")
     g.add_input("x", "float32", ("batch", 3, "h", "w"))
     g.add_input("mask", "bool", (1, "n"))
-    g.add_constant("w_f32", RNG.standard_normal((4, 3, 3, 3)).astype(np.float32))
-    g.add_constant("w_f16", RNG.standard_normal((5, 7)).astype(np.float16))
-    g.add_value("w_bf16", "bfloat16", (3, 2), data=RNG.integers(0, 2**16, (3, 2), dtype=np.uint16))
-    g.add_value("w_i8", "int8", (4, 3), data=RNG.integers(-128, 128, (4, 3), dtype=np.int8),
+    g.add_constant("w_f32", rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    g.add_constant("w_f16", rng.standard_normal((5, 7)).astype(np.float16))
+    g.add_value("w_bf16", "bfloat16", (3, 2), data=rng.integers(0, 2**16, (3, 2), dtype=np.uint16))
+    g.add_value("w_i8", "int8", (4, 3), data=rng.integers(-128, 128, (4, 3), dtype=np.int8),
                 quant=QuantParams([0.5, 0.25, 0.125, 0.1], [0, 1, -2, 3], axis=0))
-    g.add_value("w_u8", "uint8", (13,), data=RNG.integers(0, 256, 13, dtype=np.uint8),
+    g.add_value("w_u8", "uint8", (13,), data=rng.integers(0, 256, 13, dtype=np.uint8),
                 quant=QuantParams([0.02], [128]))
-    g.add_constant("w_i16", RNG.integers(-2**15, 2**15, (2, 2), dtype=np.int16))
-    g.add_constant("w_i32", RNG.integers(-2**31, 2**31, (6,), dtype=np.int32))
+    g.add_constant("w_i16", rng.integers(-2**15, 2**15, (2, 2), dtype=np.int16))
+    g.add_constant("w_i32", rng.integers(-2**31, 2**31, (6,), dtype=np.int32))
     g.add_constant("w_i64", np.array([2**62, -2**63, 0, 2**63 - 1], dtype=np.int64))
     g.add_constant("w_bool", np.array([[True, False, True]]))
     g.add_constant("scalar", np.array(3.5, dtype=np.float32))
@@ -60,9 +58,9 @@ def rich_graph() -> Graph:
                           options={"quantize": "int8", "fuse": "true"},
                           extra={"author": "me", "note": "ünicode"})
     g.test_vectors = [
-        TestVector({"x": RNG.standard_normal((1, 3, 4, 4)).astype(np.float32),
+        TestVector({"x": rng.standard_normal((1, 3, 4, 4)).astype(np.float32),
                     "mask": np.array([[True, False]])},
-                   {"out": RNG.standard_normal((1, 4, 4, 4)).astype(np.float32)}),
+                   {"out": rng.standard_normal((1, 4, 4, 4)).astype(np.float32)}),
         TestVector({"x": np.zeros((2, 3, 1, 1), np.float32)}, {}, rtol=0.01, atol=0.5),
     ]
     return g
@@ -252,3 +250,10 @@ def test_large_model_writes_fast(tmp_path):
     assert elapsed < 5, f"writing 128 MB took {elapsed:.1f} s"
     g2 = read_model(path)
     assert g2.values["w31"].data[5, 7] == 31
+
+
+def test_reader_accepts_bytearray_and_memoryview():
+    g = rich_graph()
+    data = to_bytes(g)
+    for view in (bytearray(data), memoryview(data), memoryview(bytearray(data))):
+        assert_graphs_equal(g, from_bytes(view))

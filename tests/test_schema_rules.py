@@ -7,8 +7,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
 from mobconv.formats import dtypes, reader, version
 from mobconv.ir.graph import DTYPES
 
