@@ -189,7 +189,11 @@ def _gather_elements_infer(ctx):
     if len(shape) != len(ind):
         raise ctx.error(f"data {fmt_shape(shape)} and indices {fmt_shape(ind)} must have "
                         "the same rank")
-    norm_axis(ctx, ctx.attrs["axis"], len(shape))
+    axis = norm_axis(ctx, ctx.attrs["axis"], len(shape))
+    for k, (d, i) in enumerate(zip(shape, ind)):
+        if k != axis and isinstance(d, int) and isinstance(i, int) and i > d:
+            raise ctx.error(f"indices {fmt_shape(ind)} exceed data {fmt_shape(shape)} in dim "
+                            f"{k} (only the axis {axis} dim may be larger)")
     return [(ctx.dtype(0), tuple(ind))]
 
 
@@ -197,8 +201,10 @@ def _gather_elements_infer(ctx):
     attrs=[Attr("axis", AttrKind.INT, 0)], infer=_gather_elements_infer)
 def gather_elements(x, indices, axis):
     """output[i][j][k] = data[indices[i][j][k]][j][k] (for axis 0; likewise for others).
-    Output has the indices' shape; indices may be negative."""
+    Output has the indices' shape (its dims other than `axis` may be smaller than
+    the data's); indices may be negative."""
     axis = axis + x.ndim if axis < 0 else axis
+    x = x[tuple(slice(None) if k == axis else slice(0, n) for k, n in enumerate(indices.shape))]
     idx = indices.astype(np.int64)
     idx = np.where(idx < 0, idx + x.shape[axis], idx)
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[axis]):

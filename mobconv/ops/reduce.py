@@ -4,7 +4,9 @@ ONNX opset 28 semantics. Reduce* take the axes as an optional int64 input:
 absent or empty means "all axes", unless noop_with_empty_axes=1, which makes
 the op the identity. A reduction over an empty set gives the op's identity
 (0 for sums, 1 for Prod, -inf / the dtype's minimum for Max and LogSumExp,
-+inf / maximum for Min). float16/bfloat16 inputs accumulate in float32; the
++inf / maximum for Min). With noop_with_empty_axes, L1/L2/SumSquare/LogSumExp
+still apply their element-wise part (|x|, |x|, x*x, x), as ONNX's function
+definitions and onnxruntime do. float16/bfloat16 inputs accumulate in float32; the
 output keeps the input dtype. ArgMax/ArgMin/TopK return int64 indices; ties go
 to the lowest index (ArgMax/ArgMin: the highest with select_last_index=1).
 """
@@ -40,14 +42,19 @@ def _extreme(dtype, low):
     return info.min if low else info.max
 
 
-def _reducer(name, compute, empty):
-    """Register Reduce<name>: compute(x_wide, axes) on the accumulation dtype."""
+def _reducer(name, compute, empty, noop=None):
+    """Register Reduce<name>: compute(x_wide, axes) on the accumulation dtype.
+
+    `noop(x)` is what noop_with_empty_axes=1 with no axes returns: ONNX defines
+    ReduceL1/L2/SumSquare/LogSumExp as element-wise op + ReduceSum, so only the
+    summation is skipped (ReduceSumSquare gives x*x, ReduceL1 |x|, ...).
+    """
 
     def reference(data, axes=None, *, keepdims, noop_with_empty_axes):
         ax = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
         if not ax:
             if noop_with_empty_axes:
-                return data.copy()
+                return data.copy() if noop is None else noop(data).astype(data.dtype)
             ax = list(range(data.ndim))
         ax = tuple(sorted(a + data.ndim if a < 0 else a for a in ax))
         out_shape = tuple(1 if k in ax else d for k, d in enumerate(data.shape))
@@ -87,10 +94,11 @@ _reducer("Mean", lambda x, ax: np.mean(x, axis=ax), np.nan)
 _reducer("Max", lambda x, ax: np.max(x, axis=ax), lambda dt: _extreme(dt, low=True))
 _reducer("Min", lambda x, ax: np.min(x, axis=ax), lambda dt: _extreme(dt, low=False))
 _reducer("Prod", lambda x, ax: np.prod(x, axis=ax, dtype=x.dtype), 1)
-_reducer("L1", lambda x, ax: _sum(np.abs(x), ax), 0)
-_reducer("L2", lambda x, ax: np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=ax)), 0)
-_reducer("SumSquare", lambda x, ax: _sum(x * x, ax), 0)
-_reducer("LogSumExp", _log_sum_exp, -np.inf)
+_reducer("L1", lambda x, ax: _sum(np.abs(x), ax), 0, noop=np.abs)
+_reducer("L2", lambda x, ax: np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=ax)), 0,
+         noop=np.abs)
+_reducer("SumSquare", lambda x, ax: _sum(x * x, ax), 0, noop=lambda x: x * x)
+_reducer("LogSumExp", _log_sum_exp, -np.inf, noop=lambda x: x)
 
 
 # ---- ArgMax / ArgMin -----------------------------------------------------------

@@ -163,8 +163,8 @@ def _split_sizes(dim, split, num_outputs, where="Split"):
     if num_outputs <= 0:
         raise ValueError(f"{where}: needs the split input or num_outputs >= 1")
     chunk = dim_ceil_div(dim, num_outputs)
-    if isinstance(dim, str):
-        return [chunk] * num_outputs
+    if isinstance(dim, str):  # piece i: max(0, min(chunk, dim - i * chunk))
+        return [chunk] + [f"split({dim},{num_outputs},{i})" for i in range(1, num_outputs)]
     return [max(0, min(chunk, dim - i * chunk)) for i in range(num_outputs)]
 
 
