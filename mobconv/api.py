@@ -11,6 +11,8 @@ Frontends are looked up in `FRONTENDS`, a small table keyed by framework name
 Caffe and TensorFlow frontends plug in by adding a row. Execution backends are
 another table, `BACKENDS`; `backend="auto"` takes the first available one in
 `AUTO_BACKENDS` (the numpy reference until the C++ runtime claims the front).
+The "runtime" backend expects `mobconv.runtime` to provide
+`run_model(model: Model, feeds: dict) -> dict` and `available() -> bool`.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -83,8 +84,10 @@ def run(args) -> int:
         out(f"input  {spec.name}: {a.dtype.name}{fmt_shape(a.shape)} {how}")
     backend = "reference" if args.reference else "auto"
     used = api.resolve_backend(backend)
+    start = time.perf_counter()
     outputs = model.run(feeds, backend=used)
-    out(f"\nOutputs ({used} backend):")
+    elapsed_ms = (time.perf_counter() - start) * 1e3
+    out(f"\nOutputs ({used} backend, {elapsed_ms:.1f} ms):")
     out(table([stats_row(n, a) for n, a in outputs.items()],
               ("name", "dtype", "shape", "min", "max", "mean", "std")))
     for name, a in outputs.items():
