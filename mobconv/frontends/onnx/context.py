@@ -36,7 +36,7 @@ def decode_attrs(node) -> dict:
         elif a.type == a.SPARSE_TENSOR:
             result[a.name] = a
         else:
-            result[a.name] = helper.get_attribute_value(a)
+            result[a.name] = _ir_attr(helper.get_attribute_value(a))
     return result
 
 

@@ -12,7 +12,7 @@ from ....ops.registry import AttrKind, get_spec
 from . import converter
 
 PASS = (
-    "Concat", "Transpose", "Reshape", "Flatten", "Gather", "GatherElements", "Shape", "Size",
+    "Concat", "Transpose", "Flatten", "Gather", "GatherElements", "Shape", "Size",
     "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Range", "CumSum", "ArgMax", "ArgMin",
     "ConstantOfShape",
 )
@@ -21,6 +21,28 @@ PASS = (
 @converter(*PASS)
 def passthrough(cx):
     cx.passthrough(cx.op_type)
+
+
+@converter("Reshape")
+def reshape(cx):
+    """Reshape(data, Shape(x)) with a symbolic dim in x (the batch, say).
+
+    The IR needs the target shape as a constant; when it is the full shape of
+    a value with at most one symbolic dim, that dim becomes -1 (Reshape
+    requires equal element counts, so -1 resolves to the same size).
+    Opset 13 Softmax adapters and exporters emit this pattern.
+    """
+    target = cx.input(1)
+    producer = next((n for n in reversed(cx.graph.nodes) if target in n.outputs), None)
+    if cx.const_value(1) is None and producer is not None and producer.op == "Shape":
+        source = cx.graph.values.get(producer.inputs[0])
+        whole = not producer.attrs.get("start") and producer.attrs.get("end") is None
+        dims = source.shape if source is not None else None
+        if whole and dims is not None and sum(isinstance(d, str) for d in dims) == 1:
+            const = np.asarray([d if isinstance(d, int) else -1 for d in dims], np.int64)
+            cx.passthrough("Reshape", inputs=[cx.input(0), cx.const(const, "shape")])
+            return
+    cx.passthrough("Reshape")
 
 
 @converter("Split")
