@@ -19,8 +19,9 @@ Only after 1-3 pass are the generated accessors (formats/fb) used to read.
 Constants come back as numpy arrays copied out of the file (so it can be
 closed); tensors that share one buffer share one copy (views of it).
 bfloat16 tensors come back as uint16 arrays of the raw bits (formats/dtypes.py).
-Floats are stored as float32; they come back as the shortest decimal that
-rounds to that float32, so a written 0.1 reads back as exactly 0.1.
+Floats are stored as float32 and come back as the exact stored value (a Python
+float): lossless for values that came from ONNX/Caffe/TF (float32 already);
+a Python-written 0.1 reads back as 0.10000000149011612.
 Tensors referenced only by TENSOR attributes become those attributes' arrays,
 not graph values.
 """
@@ -250,8 +251,8 @@ _OP_NAMES = {v: k for k, v in vars(OpType).items() if not k.startswith("_") and 
 
 
 def _f32(x) -> float:
-    """A float32 as the shortest decimal that rounds to it (0.1f -> 0.1)."""
-    return float(str(np.float32(x)))
+    """The exact value of a stored float32, as a Python float."""
+    return float(np.float32(x))
 
 
 def _text(raw) -> str:

@@ -13,8 +13,15 @@ from mobconv.ir.graph import (Graph, Metadata, Preprocessing, QuantParams, Signa
                               TestVector)
 from mobconv.ops import load_all
 
+def f32(*values):
+    """Values exactly representable in float32 (what the file stores), as Python floats."""
+    result = [float(np.float32(v)) for v in values]
+    return result[0] if len(values) == 1 else result
+
+
 def rich_graph() -> Graph:
-    """A graph touching every field of the format."""
+    """A graph touching every field of the format (floats are float32-exact, as from a
+    frontend, so the round trip is bit-exact)."""
     rng = np.random.default_rng(0)
     g = Graph("rich")
     g.add_input("x", "float32", ("batch", 3, "h", "w"))
@@ -23,9 +30,9 @@ def rich_graph() -> Graph:
     g.add_constant("w_f16", rng.standard_normal((5, 7)).astype(np.float16))
     g.add_value("w_bf16", "bfloat16", (3, 2), data=rng.integers(0, 2**16, (3, 2), dtype=np.uint16))
     g.add_value("w_i8", "int8", (4, 3), data=rng.integers(-128, 128, (4, 3), dtype=np.int8),
-                quant=QuantParams([0.5, 0.25, 0.125, 0.1], [0, 1, -2, 3], axis=0))
+                quant=QuantParams(f32(0.5, 0.25, 0.125, 0.1), [0, 1, -2, 3], axis=0))
     g.add_value("w_u8", "uint8", (13,), data=rng.integers(0, 256, 13, dtype=np.uint8),
-                quant=QuantParams([0.02], [128]))
+                quant=QuantParams([f32(0.02)], [128]))
     g.add_constant("w_i16", rng.integers(-2**15, 2**15, (2, 2), dtype=np.int16))
     g.add_constant("w_i32", rng.integers(-2**31, 2**31, (6,), dtype=np.int32))
     g.add_constant("w_i64", np.array([2**62, -2**63, 0, 2**63 - 1], dtype=np.int64))
@@ -33,8 +40,8 @@ def rich_graph() -> Graph:
     g.add_constant("scalar", np.array(3.5, dtype=np.float32))
     g.add_constant("empty", np.zeros((0, 4), dtype=np.float32))
     g.add_node("Conv", ["x", "w_f32", ""], ["y"], {
-        "i": 7, "flag": True, "neg": -(2**62), "f": 0.1, "tiny": 1e-5, "s": "SAME_UPPER",
-        "ints": [1, -2, 3], "floats": [0.5, 1.25, -3.0], "strings": ["a", "", "ünï"],
+        "i": 7, "flag": True, "neg": -(2**62), "f": f32(0.1), "tiny": f32(1e-5), "s": "SAME",
+        "ints": [1, -2, 3], "floats": f32(0.5, 1.25, -3.1), "strings": ["a", "", "ünï"],
         "empty_ints": [], "t": np.arange(6, dtype=np.int64).reshape(2, 3),
         "t16": np.ones((2,), np.float16),
     })
@@ -44,13 +51,14 @@ def rich_graph() -> Graph:
     for name in ("y", "z", "out", "s0", "s2"):
         g.values[name].dtype = "float32"
     g.values["y"].shape = ("batch", 4, "h", "w")
-    g.values["z"].quant = QuantParams([0.05], [0])
+    g.values["z"].quant = QuantParams([f32(0.05)], [0])
     g.outputs = ["out", "s2"]
     g.signature = Signature(
         inputs=[TensorSpec("x", "float32", ("batch", 3, "h", "w"), "NCHW"),
                 TensorSpec("mask", "bool", (1, "n"))],
         outputs=[TensorSpec("out", "float32", ("batch", 4, "h", "w"), "NCHW")],
-        preprocessing=Preprocessing([123.675, 116.28, 103.53], [0.017, 0.0175, 0.0174], "RGB"),
+        preprocessing=Preprocessing(f32(123.675, 116.28, 103.53), f32(0.017, 0.0175, 0.0174),
+                                    "RGB"),
     )
     g.metadata = Metadata(producer="mobconv", converter_version="0.1.0",
                           source_framework="onnx", source_sha256="ab" * 32,
@@ -60,8 +68,9 @@ def rich_graph() -> Graph:
     g.test_vectors = [
         TestVector({"x": rng.standard_normal((1, 3, 4, 4)).astype(np.float32),
                     "mask": np.array([[True, False]])},
-                   {"out": rng.standard_normal((1, 4, 4, 4)).astype(np.float32)}),
-        TestVector({"x": np.zeros((2, 3, 1, 1), np.float32)}, {}, rtol=0.01, atol=0.5),
+                   {"out": rng.standard_normal((1, 4, 4, 4)).astype(np.float32)},
+                   rtol=f32(1e-4), atol=f32(1e-5)),
+        TestVector({"x": np.zeros((2, 3, 1, 1), np.float32)}, {}, rtol=f32(0.01), atol=0.5),
     ]
     return g
 
@@ -257,3 +266,29 @@ def test_reader_accepts_bytearray_and_memoryview():
     data = to_bytes(g)
     for view in (bytearray(data), memoryview(data), memoryview(bytearray(data))):
         assert_graphs_equal(g, from_bytes(view))
+
+
+def test_floats_come_back_as_the_stored_float32():
+    g = Graph()
+    g.add_input("x", "float32", (1,))
+    g.add_node("LeakyRelu", ["x"], ["y"], {"alpha": 0.1, "list": [0.1, 2]})
+    g.values["y"].dtype = "float32"
+    g.test_vectors = [TestVector({}, {})]  # default rtol=1e-4
+    g2 = from_bytes(to_bytes(g))
+    assert g2.nodes[0].attrs == {"alpha": f32(0.1), "list": [f32(0.1), 2.0]}
+    assert g2.test_vectors[0].rtol == f32(1e-4)
+    assert to_bytes(g2) == to_bytes(g)
+
+
+def test_converted_onnx_model_roundtrips_exactly():
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parent.parent / "model_zoo" / "onnx" / "tiny_cnn.onnx"
+    if not fixture.exists():
+        pytest.skip("model_zoo/onnx/tiny_cnn.onnx not present")
+    from mobconv.frontends.onnx import load_onnx
+
+    g = load_onnx(str(fixture))
+    data = to_bytes(g)
+    assert_graphs_equal(g, from_bytes(data))
+    assert to_bytes(from_bytes(data)) == data
