@@ -386,6 +386,35 @@ def test_random_vs_onnx_reference(op, attrs, inputs, n_out):
     check_all_shapes(op, ir_attrs, inputs, expected)
 
 
+ORT_CONFIGS = [  # cases onnx's ReferenceEvaluator does not handle; onnxruntime at opset 21
+    ("Pad", {"mode": "constant"}, [rand((4, 5)), i64(-1, 2, 1, -2), np.float32(1.5)]),
+    ("Pad", {"mode": "edge"}, [rand((3, 4, 5)), i64(2, -1, 1, 1), None, i64(0, -1)]),
+    ("Pad", {"mode": "reflect"}, [rand((3, 6), "int32"), i64(-1, 2, 0, -3)]),
+    ("GatherElements", {"axis": 1}, [rand((4, 5, 3)), RNG.integers(-5, 5, (2, 7, 3))]),
+    ("GatherElements", {"axis": 0}, [rand((4, 5)), RNG.integers(-4, 4, (6, 2))]),
+    ("GatherElements", {"axis": -1}, [rand((4, 5)), RNG.integers(0, 5, (4, 1))]),
+]
+
+
+@pytest.mark.parametrize("op,attrs,inputs", ORT_CONFIGS, ids=_ids(ORT_CONFIGS))
+def test_random_vs_onnxruntime(op, attrs, inputs):
+    ort = pytest.importorskip("onnxruntime")
+    inputs = [None if a is None else np.asarray(a) for a in inputs]
+    in_names = [f"x{i}" if a is not None else "" for i, a in enumerate(inputs)]
+    node = helper.make_node(op, in_names, ["y"], **attrs)
+    vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+          for n, a in zip(in_names, inputs) if a is not None]
+    out = helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(inputs[0].dtype),
+                                        None)
+    model = helper.make_model(helper.make_graph([node], "g", vi, [out]),
+                              opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {n: a for n, a in zip(in_names, inputs) if a is not None})
+    got = run_ref(op, attrs, inputs)
+    assert_same(got[0], expected, 1e-6, 1e-6, f"{op} {attrs}")
+    check_all_shapes(op, attrs, inputs, [expected])
+
+
 def test_every_op_has_random_cases():
     assert set(OPS) == {c[0] for c in RANDOM_CONFIGS}
 
@@ -450,6 +479,11 @@ def test_symbolic_dims_carry_through():
      r"axis 2 is out of range for a tensor of rank 2"),
     ("Split", {"axis": 0}, [("input", "float32", (6,)), ("const", i64(2, 3))],
      r"sum to 5, but dim 0"),
+    ("Split", {"axis": 0}, [("input", "float32", (6,))], r"needs the split input or the num"),
+    ("Where", {}, [("input", "float32", (2,)), ("input", "float32", (2,)),
+                   ("input", "float32", (2,))], r"condition must be bool"),
+    ("GatherElements", {}, [("input", "float32", (2, 3)), ("input", "int64", (2, 4))],
+     r"exceed data \(2, 3\) in dim 1"),
     ("Range", {}, [("input", "int64", ()), ("const", np.int64(4)), ("const", np.int64(1))],
      r"start \(input 0\) must be a constant"),
 ])

@@ -132,7 +132,13 @@ _variadic("Sum", np.add)
 _variadic("Mean", np.add, lambda total, n: total / n)
 
 
-@op("Where", inputs=["condition", "X", "Y"], outputs=["output"], infer=_same_dtype_infer(first=1))
+def _where_infer(ctx):
+    if ctx.dtype(0) != "bool":
+        raise ctx.error(f"condition must be bool, got {ctx.dtype(0)}")
+    return _same_dtype_infer(first=1)(ctx)
+
+
+@op("Where", inputs=["condition", "X", "Y"], outputs=["output"], infer=_where_infer)
 def where(condition, x, y):
     """X where condition (bool) is true, else Y; all three broadcast together."""
     return np.where(condition.astype(bool, copy=False), x, y).astype(x.dtype, copy=False)

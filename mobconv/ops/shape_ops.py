@@ -45,7 +45,7 @@ def const_ints(ctx, i, what):
     Raises a ShapeError when the input is present but not constant, since the
     output shape then depends on run-time data.
     """
-    if ctx.inputs[i] is None if i < len(ctx.inputs) else True:
+    if i >= len(ctx.inputs) or ctx.inputs[i] is None:
         return None
     data = ctx.const(i)
     if data is None:
@@ -172,9 +172,11 @@ def _split_infer(ctx):
     shape = ctx.shape(0)
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape))
     split = const_ints(ctx, 1, "Split's split sizes")
-    num_outputs = ctx.attrs["num_outputs"] or (ctx.num_outputs if split is None else 0)
+    num_outputs = ctx.attrs["num_outputs"]
     dim = shape[axis]
     if split is not None:
+        if num_outputs:
+            raise ctx.error("give either the split input or num_outputs, not both")
         if len(split) != ctx.num_outputs:
             raise ctx.error(f"split has {len(split)} sizes but the node has "
                             f"{ctx.num_outputs} outputs")
@@ -185,6 +187,9 @@ def _split_infer(ctx):
                             f"input shape {fmt_shape(shape)} is {dim}")
         sizes = split
     else:
+        if num_outputs <= 0:
+            raise ctx.error("needs the split input or the num_outputs attribute (the IR "
+                            "always sets num_outputs when split is absent)")
         if num_outputs != ctx.num_outputs:
             raise ctx.error(f"num_outputs is {num_outputs} but the node has "
                             f"{ctx.num_outputs} outputs")
