@@ -1,0 +1,335 @@
+"""ONNX frontend: zoo networks vs onnxruntime, opset forms, loader features, errors.
+
+Numerical tolerance against onnxruntime: max|ours - ort| / max|ort| <= 1e-4
+(relative to the output's largest magnitude), on a batch of 2 random images.
+"""
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper, version_converter  # noqa: E402
+
+import mobconv  # noqa: E402
+from mobconv.errors import ConversionError, MobconvError, UnsupportedOpsError  # noqa: E402
+from mobconv.frontends.onnx import load_onnx  # noqa: E402
+from mobconv.reference import run  # noqa: E402
+
+REL_TOL = 1e-4
+
+
+def rel_err(got, want) -> float:
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def ort_run(model, feeds):
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    data = model if isinstance(model, (str, os.PathLike)) else model.SerializeToString()
+    sess = ort.InferenceSession(os.fspath(data) if isinstance(data, os.PathLike) else data, so,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def _optimize_or_skip():
+    try:
+        from mobconv.passes import optimize
+    except ImportError:
+        pytest.skip("mobconv.passes.optimize is not available yet")
+    return optimize
+
+
+# ---- the zoo -------------------------------------------------------------
+
+ZOO = {
+    "mobilenet_v2": ("model_zoo.onnx.mobilenet_v2", "build_mobilenet_v2", 224),
+    "resnet18": ("model_zoo.onnx.resnet18", "build_resnet18", 224),
+    "squeezenet": ("model_zoo.onnx.squeezenet", "build_squeezenet", 224),
+    "tiny_cnn": ("model_zoo.onnx.tiny_cnn", "build_tiny_cnn", 32),
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_files(tmp_path_factory):
+    import importlib
+
+    root = tmp_path_factory.mktemp("onnx_zoo")
+    files = {}
+    for name, (module, fn, size) in ZOO.items():
+        model = getattr(importlib.import_module(module), fn)()
+        path = root / f"{name}.onnx"
+        onnx.save(model, path)
+        files[name] = (path, size)
+    return files
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "optimized"])
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_matches_onnxruntime(zoo_files, name, optimized):
+    path, size = zoo_files[name]
+    graph = load_onnx(path)
+    if optimized:
+        optimize = _optimize_or_skip()
+        optimize(graph)
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
+    (want,) = ort_run(path, {"input": x})
+    got = run(graph, {"input": x})[graph.outputs[0]]
+    assert got.shape == want.shape
+    err = rel_err(got, want)
+    assert err <= REL_TOL, f"{name}: max|ours-ort|/max|ort| = {err:.3g}"
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_signature_and_metadata(zoo_files, name):
+    path, size = zoo_files[name]
+    graph = load_onnx(path)
+    (spec,) = graph.signature.inputs
+    assert spec.name == "input" and spec.dtype == "float32"
+    assert spec.shape == ("N", 3, size, size) and spec.layout == "NCHW"
+    assert graph.signature.outputs[0].shape[0] == "N"
+    assert graph.inputs == ["input"]
+    md = graph.metadata
+    assert md.source_framework == "onnx"
+    assert md.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert md.converter_version == mobconv.__version__
+
+
+def test_bundled_tiny_cnn_is_small_and_matches_recipe():
+    from model_zoo.onnx.tiny_cnn import BUNDLED, build_tiny_cnn
+
+    assert os.path.getsize(BUNDLED) < 200 * 1024
+    bundled = onnx.load(BUNDLED)
+    assert bundled.SerializeToString() == build_tiny_cnn().SerializeToString()
+
+
+def test_input_shapes_override_fixes_batch(zoo_files):
+    path, _ = zoo_files["tiny_cnn"]
+    graph = load_onnx(path, input_shapes={"input": (1, 3, 32, 32)})
+    assert graph.signature.inputs[0].shape == (1, 3, 32, 32)
+    assert graph.signature.outputs[0].shape == (1, 10)
+    assert "input_shapes" in graph.metadata.options
+
+
+@pytest.mark.parametrize("shapes,words", [
+    ({"image": (1, 3, 32, 32)}, ["'image'", "not a graph input", "input"]),
+    ({"input": (1, 3, 32)}, ["'input'", "rank 3", "rank 4"]),
+    ({"input": (1, 4, 32, 32)}, ["'input'", "dim 1 = 3"]),
+    ({"input": (0, 3, 32, 32)}, ["'input'", "positive"]),
+])
+def test_wrong_input_shapes_override(zoo_files, shapes, words):
+    path, _ = zoo_files["tiny_cnn"]
+    with pytest.raises(ConversionError) as err:
+        load_onnx(path, input_shapes=shapes)
+    for w in words:
+        assert w in str(err.value)
+
+
+# ---- older opset forms -----------------------------------------------------
+
+
+def _opset7_net():
+    """A small opset-7 net using the attribute forms that later became inputs."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "w": rng.normal(0, 0.3, (8, 4, 3, 3)), "b": rng.normal(0, 0.1, 8),
+        "sc": rng.uniform(0.5, 1.5, 8), "bb": rng.normal(0, 0.1, 8),
+        "mm": rng.normal(0, 0.1, 8), "vv": rng.uniform(0.5, 1.5, 8),
+    }
+    inits = [numpy_helper.from_array(a.astype(np.float32), k) for k, a in arrays.items()]
+    inits.append(numpy_helper.from_array(np.array([0, -1], np.int64), "shape"))
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        n("BatchNormalization", ["c", "sc", "bb", "mm", "vv"], ["bn"], spatial=1, momentum=0.9),
+        n("Clip", ["bn"], ["r6"], min=0.0, max=6.0),
+        n("Pad", ["r6"], ["p"], mode="constant", pads=[0, 0, 1, 1, 0, 0, 1, 1], value=0.5),
+        n("Split", ["p"], ["s1", "s2"], axis=1, split=[3, 5]),
+        n("ReduceMean", ["s1"], ["rm"], axes=[2, 3], keepdims=1),
+        n("Add", ["s1", "rm"], ["a"]),
+        n("Upsample", ["a"], ["up"], mode="nearest", scales=[1.0, 1.0, 2.0, 2.0]),
+        n("Slice", ["up"], ["sl"], starts=[1], ends=[7], axes=[1]),
+        n("Softmax", ["sl"], ["sm"], axis=1),
+        n("MaxPool", ["sm"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Reshape", ["mp", "shape"], ["rs"]),
+        n("Unsqueeze", ["rs"], ["us"], axes=[0]),
+        n("Squeeze", ["us"], ["sq"], axes=[0]),
+        n("Dropout", ["sq"], ["y"], ratio=0.3),
+    ]
+    # IR version 3: initializers must also be listed as graph inputs
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])]
+    inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits]
+    graph = helper.make_graph(nodes, "opset7", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)])
+    model.ir_version = 3
+    onnx.checker.check_model(model)
+    return model
+
+
+def _at_opset(model, opset):
+    if opset == 7:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.ir_version = 7
+    converted = version_converter.convert_version(m, opset)
+    converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(list(converted.opset_import)))
+    onnx.checker.check_model(converted)
+    return converted
+
+
+@pytest.mark.parametrize("opset", [7, 9, 10, 11, 13, 18])
+def test_opset_variants_match_onnxruntime(opset):
+    model = _at_opset(_opset7_net(), opset)
+    graph = load_onnx(model)
+    assert graph.metadata.extra["onnx_opset"] == str(opset)
+    x = np.random.default_rng(2).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    (want,) = ort_run(model, {"x": x})
+    got = run(graph, {"x": x})["y"]
+    assert rel_err(got, want) <= REL_TOL
+
+
+def test_initializers_listed_as_inputs_become_constants():
+    graph = load_onnx(_opset7_net())
+    assert graph.inputs == ["x"]
+    assert [s.name for s in graph.signature.inputs] == ["x"]
+    assert graph.values["w"].data is not None
+
+
+def test_unsupported_opset_is_a_clear_error():
+    model = _opset7_net()
+    model.opset_import[0].version = 6
+    with pytest.raises(ConversionError, match="opset 6 is not supported.*7..28"):
+        load_onnx(model)
+
+
+# ---- loader features -------------------------------------------------------
+
+
+def _tiny(nodes, inputs, outputs, inits=(), opset=13):
+    graph = helper.make_graph(nodes, "t", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_external_data(tmp_path):
+    w = np.random.default_rng(3).standard_normal((64, 64)).astype(np.float32)
+    model = _tiny(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 64])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.weights", size_threshold=0)
+    assert (tmp_path / "ext.weights").exists()
+    graph = load_onnx(path)
+    np.testing.assert_array_equal(graph.values["w"].data, w)
+    x = np.ones((3, 64), np.float32)
+    np.testing.assert_allclose(run(graph, {"x": x})["y"], x @ w, rtol=1e-5)
+
+    (tmp_path / "ext.weights").unlink()
+    with pytest.raises(ConversionError, match=r"'w'.*ext\.weights.*does not exist"):
+        load_onnx(path)
+
+
+def test_symbolic_and_unknown_dims():
+    model = _tiny(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None, 5])],
+    )
+    graph = load_onnx(model)
+    shape = graph.signature.inputs[0].shape
+    assert shape[0] == "batch" and isinstance(shape[1], str) and shape[2] == 5
+    assert graph.signature.inputs[0].layout == ""  # not 4-D
+    assert graph.signature.outputs[0].shape == shape
+
+
+def test_constant_nodes_become_constants():
+    model = _tiny(
+        [helper.make_node("Constant", [], ["c"], value_floats=[1.0, 2.0]),
+         helper.make_node("Add", ["x", "c"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    graph = load_onnx(model)
+    assert [n.op for n in graph.nodes] == ["Add"]
+    np.testing.assert_array_equal(graph.values["c"].data, [1.0, 2.0])
+
+
+def test_shape_subgraph_is_folded_for_static_shapes():
+    model = _tiny(
+        [helper.make_node("Shape", ["x"], ["s"]),
+         helper.make_node("Constant", [], ["i"], value_ints=[0]),
+         helper.make_node("Gather", ["s", "i"], ["n"], axis=0),
+         helper.make_node("Constant", [], ["m1"], value_ints=[-1]),
+         helper.make_node("Concat", ["n", "m1"], ["shape"], axis=0),
+         helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])],
+    )
+    graph = load_onnx(model)
+    assert [n.op for n in graph.nodes] == ["Reshape"]
+    assert graph.signature.outputs[0].shape == (2, 12)
+
+
+# ---- errors ------------------------------------------------------------------
+
+
+def test_unsupported_ops_listed_at_once():
+    n = helper.make_node
+    model = _tiny(
+        [n("Relu", ["x"], ["a"], name="relu"),
+         n("NonZero", ["a"], ["nz"], name="nz1"),
+         n("Einsum", ["a", "a"], ["e1"], equation="ij,ij->ij", name="ein1"),
+         n("Einsum", ["e1", "a"], ["e2"], equation="ij,ij->ij", name="ein2"),
+         n("FusedConv", ["e2"], ["y"], domain="com.microsoft", name="fused")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+    )
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    with pytest.raises(UnsupportedOpsError) as err:
+        load_onnx(model)
+    assert err.value.unsupported == {
+        "NonZero": ["nz1"], "Einsum": ["ein1", "ein2"], "com.microsoft.FusedConv": ["fused"],
+    }
+    msg = str(err.value)
+    for part in ("3 unsupported ONNX op type(s)", "Einsum x2 ('ein1', 'ein2')", "NonZero x1 ('nz1')",
+                 "com.microsoft.FusedConv x1 ('fused')"):
+        assert part in msg
+    assert err.value.exit_code == 2
+
+
+def test_unknown_attribute_names_the_node():
+    model = _tiny(
+        [helper.make_node("Relu", ["x"], ["y"], name="act", alpha=0.5)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(ConversionError, match=r"ONNX node 'act' \(type Relu\): unknown attribute\(s\) alpha"):
+        load_onnx(model)
+
+
+def test_unsupported_attribute_value_names_the_node():
+    model = _tiny(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn0", spatial=0)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
+        [numpy_helper.from_array(np.ones(2, np.float32), k) for k in "sbmv"],
+        opset=7,
+    )
+    with pytest.raises(ConversionError, match=r"'bn0'.*spatial \(0\) must be 1"):
+        load_onnx(model)
+
+
+def test_bad_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all \xff\xff")
+    with pytest.raises(MobconvError, match="bad.onnx"):
+        load_onnx(bad)
+    with pytest.raises(MobconvError, match="missing.onnx"):
+        load_onnx(tmp_path / "missing.onnx")
