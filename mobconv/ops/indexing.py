@@ -56,6 +56,8 @@ def _symbolic_slice_dim(dim, start, end, step):
             return max(end - start, 0)
         if start >= 0 > end:
             return dim_add(dim, end - start)
+    if step == -1 and (start == -1 or start >= _BIG) and end <= -_BIG:  # full reversal
+        return dim
     return f"slice({dim},{start},{end},{step})"
 
 
