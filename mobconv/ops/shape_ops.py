@@ -64,8 +64,8 @@ def dim_add(*dims):
     symbols = [d for d in dims if isinstance(d, str)]
     if not symbols:
         return total
-    return "+".join(symbols + ([str(total)] if total > 0 else [])) + (
-        str(total) if total < 0 else "")
+    text = "+".join(symbols)
+    return text + (f"+{total}" if total > 0 else f"{total}" if total < 0 else "")
 
 
 def dim_mul(*dims):
