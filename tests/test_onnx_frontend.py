@@ -117,7 +117,7 @@ def test_input_shapes_override_fixes_batch(zoo_files):
     ({"image": (1, 3, 32, 32)}, ["'image'", "not a graph input", "input"]),
     ({"input": (1, 3, 32)}, ["'input'", "rank 3", "rank 4"]),
     ({"input": (1, 4, 32, 32)}, ["'input'", "dim 1 = 3"]),
-    ({"input": (0, 3, 32, 32)}, ["'input'", "positive"]),
+    ({"input": (-1, 3, 32, 32)}, ["'input'", "non-negative integer"]),
 ])
 def test_wrong_input_shapes_override(zoo_files, shapes, words):
     path, _ = zoo_files["tiny_cnn"]

@@ -97,6 +97,8 @@ def _value_dtype_ok(vi) -> str:
 
 
 def unsupported_reason(case) -> str:
+    import onnx
+
     from mobconv.frontends.onnx.converters import is_supported
     from mobconv.frontends.onnx.loader import DEFAULT_DOMAINS, MAX_OPSET, MIN_OPSET, op_type_name
 
@@ -115,9 +117,14 @@ def unsupported_reason(case) -> str:
             return reason
     for node in model.graph.node:
         for a in node.attribute:
+            if a.name == "to" and a.type == a.INT and node.op_type == "Cast":
+                try:
+                    name = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(a.i)).name
+                except Exception:  # noqa: BLE001
+                    name = onnx.TensorProto.DataType.Name(a.i)
+                if name not in SUPPORTED_NP and a.i != onnx.TensorProto.BFLOAT16:
+                    return f"dtype {name} (Cast to)"
             if a.type == a.TENSOR:
-                import onnx
-
                 if a.t.data_type == onnx.TensorProto.BFLOAT16:
                     continue
                 try:

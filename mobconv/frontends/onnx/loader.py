@@ -207,10 +207,10 @@ def _add_inputs(graph, model, source: str, input_shapes: dict) -> None:
                     f"but the model declares rank {len(shape)} {shape}"
                 )
             for i, d in enumerate(override):
-                if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d > 0)):
+                if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
                     raise ConversionError(
                         f"{source}: input_shapes[{vi.name!r}] = {override}: dim {i} must be a "
-                        "positive integer or a symbol name"
+                        "non-negative integer or a symbol name"
                     )
                 if shape is not None and isinstance(shape[i], int) and shape[i] != d:
                     raise ConversionError(
