@@ -1,0 +1,163 @@
+// Packed single-precision GEMM: C[M,N] = act(A[M,K] x B[K,N] + bias).
+//
+// Why: Conv (im2col or 1x1), FullyConnected, Gemm and MatMul all reduce to this,
+// so one fast driver plus one small microkernel per instruction set covers them.
+//
+// Algorithm (BLIS/GotoBLAS style):
+//   1. A is packed into MR-row panels, each panel k-major (a[k*MR + r]); weights are
+//      packed once at prepare time (sgemm_pack_a / sgemm_pack_b_*).
+//   2. B is packed into NR-column panels (b[k*NR + c]), per run for activations.
+//   3. The output is cut into MC x NC blocks (the unit of parallelism); inside a block
+//      K is walked in KC slices so an A micro-panel stays in L1 and the B slice in L2.
+//   4. The microkernel computes an MR x NR tile in registers; the last K slice applies
+//      the epilogue (bias, then clamp to [min,max]); activations that are not a clamp
+//      (LeakyRelu, HardSwish, Sigmoid, Tanh) run vectorized over the finished tile.
+// Block sizes never depend on the thread count, so results agree across threads.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace mobrt {
+namespace cpu {
+
+// Fused activation, applied after bias. Matches the IR's fused activation attrs.
+enum class Act : int32_t {
+  kNone = 0,
+  kRelu = 1,
+  kClip = 2,       // clamp to [p0, p1] (Relu6 is Clip(0, 6))
+  kLeakyRelu = 3,  // x < 0 ? p0 * x : x
+  kHardSwish = 4,  // x * clamp(x / 6 + 0.5, 0, 1)
+  kSigmoid = 5,
+  kTanh = 6,
+  kHardSigmoid = 7,  // clamp(p0 * x + p1, 0, 1)
+};
+
+struct Activation {
+  Act kind = Act::kNone;
+  float p0 = 0.f;
+  float p1 = 0.f;
+};
+
+// Bias is added per output row (conv in NCHW: per output channel) or per column (FC).
+enum class BiasMode : int32_t { kNone = 0, kPerRow = 1, kPerCol = 2 };
+
+// What the microkernel does after the last K slice.
+struct GemmEpilogue {
+  const float* bias = nullptr;  // already offset to this tile's first row/col
+  BiasMode bias_mode = BiasMode::kNone;
+  float min = -3.402823466e+38f;  // clamp bounds (Relu/Clip folded here)
+  float max = 3.402823466e+38f;
+};
+
+// Microkernel: C tile (mr <= MR rows, nr <= NR cols, row stride ldc) =
+//   (accumulate ? C : 0) + sum_k a[k*MR + r] * b[k*NR + c], then if ep != nullptr
+//   the epilogue. Partial tiles (mr < MR or nr < NR) read/write only the valid part.
+typedef void (*GemmUkernelFn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+                              size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep);
+
+// Vectorized in-place activation over n contiguous floats (n may be anything).
+typedef void (*ActivationFn)(float* x, size_t n, const Activation* act);
+
+struct GemmUkernel {
+  const char* name;  // e.g. "f32_gemm_ukernel_14x32__avx512f"
+  GemmUkernelFn fn;
+  int mr;
+  int nr;
+};
+
+// Runs fn(ctx, i) for i in [0, n), possibly on several threads. The core's thread pool
+// is adapted to this shape; nullptr or a runner with threads <= 1 means serial.
+struct TaskRunner {
+  void (*parallel_for)(void* pool, int64_t n, void* ctx, void (*fn)(void* ctx, int64_t i)) =
+      nullptr;
+  void* pool = nullptr;
+  int threads = 1;
+};
+void run_tasks(const TaskRunner* runner, int64_t n, void* ctx, void (*fn)(void* ctx, int64_t i));
+
+// ---- Dispatch ------------------------------------------------------------------------
+// Instruction sets the optimized kernels are built for. Values index kernel tables.
+enum class SimdIsa : int32_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3, kCount = 4 };
+const char* isa_name(SimdIsa isa);
+// Whether this build has kernels for `isa` and the running CPU/OS can execute them.
+bool isa_available(SimdIsa isa);
+// Best available instruction set on this machine (MOBRT_ISA=scalar|avx2|avx512|neon
+// in the environment caps it, for testing and benchmarking).
+SimdIsa best_isa();
+
+// ---- Per-instruction-set kernel table -------------------------------------------------
+// y[i] = op(a[i*sa], b[i*sb]) for i < n, sa/sb in {0, 1}, then act (kNone/kRelu/kClip).
+enum class BinOp : int32_t { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5 };
+typedef void (*BinaryFn)(BinOp op, const float* a, size_t sa, const float* b, size_t sb,
+                         float* y, size_t n, const Activation* act);
+// One channel plane of a depthwise convolution (input already zero padded).
+typedef void (*DwConvFn)(const float* xpad, size_t xpad_w, const float* w9, float bias,
+                         float* y, size_t oh, size_t ow, const Activation* act);
+// Softmax over rows: `rows` rows of `len` contiguous floats (LogSoftmax when log != 0).
+typedef void (*SoftmaxRowsFn)(const float* x, float* y, size_t rows, size_t len, int log);
+// Softmax along a strided axis: x[o][a][i] with inner `inner` > 1, per outer block.
+typedef void (*SoftmaxInnerFn)(const float* x, float* y, size_t len, size_t inner, int log);
+// Sum of n contiguous floats (global average pooling, reductions).
+typedef float (*SumFn)(const float* x, size_t n);
+// y[i] = max over window rows/cols of a padded plane (stride 1 or 2 rows of outputs).
+typedef void (*MaxPoolRowFn)(const float* const* rows, size_t kh, size_t kw, size_t stride,
+                             float* y, size_t ow);
+typedef void (*AvgPoolRowFn)(const float* const* rows, size_t kh, size_t kw, size_t stride,
+                             float* y, size_t ow, float scale);
+
+struct IsaKernels {
+  SimdIsa isa;
+  GemmUkernel gemm;
+  ActivationFn activation;
+  BinaryFn binary;
+  DwConvFn dwconv3x3s1;  // "f32_dwconv_3x3s1__<isa>"
+  DwConvFn dwconv3x3s2;
+  SoftmaxRowsFn softmax_rows;
+  SoftmaxInnerFn softmax_inner;
+  SumFn sum;
+  MaxPoolRowFn maxpool_row;
+  AvgPoolRowFn avgpool_row;
+};
+
+// Table of the running machine's best instruction set (or `isa`, if available).
+const IsaKernels& isa_kernels();
+const IsaKernels* isa_kernels_for(SimdIsa isa);  // nullptr when not built/not runnable
+
+// ---- Packing -------------------------------------------------------------------------
+// Size in floats of A (M x K) packed into MR panels (zero padded to a multiple of MR).
+size_t sgemm_packed_a_size(const GemmUkernel& uk, size_t m, size_t k);
+// A element (i, kk) is a[i*rs + kk*cs]: row-major A is (lda, 1), transposed is (1, lda).
+void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
+                  size_t cs, float* packed);
+size_t sgemm_packed_b_size(const GemmUkernel& uk, size_t k, size_t n);
+// B element (kk, j) is b[kk*rs + j*cs].
+void sgemm_pack_b(const GemmUkernel& uk, size_t k, size_t n, const float* b, size_t rs,
+                  size_t cs, float* packed);
+
+// ---- Driver --------------------------------------------------------------------------
+// C = act(packed_a x packed_b + bias). Both operands packed with the same ukernel.
+struct SgemmArgs {
+  size_t m = 0, n = 0, k = 0;
+  const float* packed_a = nullptr;
+  const float* packed_b = nullptr;
+  float* c = nullptr;
+  size_t ldc = 0;
+  const float* bias = nullptr;
+  BiasMode bias_mode = BiasMode::kNone;
+  Activation act;
+};
+void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner* runner);
+
+// Convenience: C = act(op(A) x op(B) + bias) on unpacked row-major operands; packs both
+// (in parallel) into scratch memory it allocates. Used by MatMul/Gemm and benchmarks.
+void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+           const float* a, size_t lda, const float* b, size_t ldb, float* c, size_t ldc,
+           const float* bias, BiasMode bias_mode, const Activation& act,
+           const TaskRunner* runner);
+
+// Full clamp bounds an activation folds into the GEMM epilogue; other kinds return
+// false and must run as a separate ActivationFn pass over the tile.
+bool act_as_clamp(const Activation& act, float* lo, float* hi);
+
+}  // namespace cpu
+}  // namespace mobrt

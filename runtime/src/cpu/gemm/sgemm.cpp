@@ -1,0 +1,233 @@
+// Packing and the blocked, multi-threaded SGEMM driver (see gemm.h for the algorithm).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "gemm.h"
+
+namespace mobrt {
+namespace cpu {
+
+namespace {
+
+// Cache blocking. KC keeps an MR x KC A micro-panel plus a KC x NR B micro-panel in L1;
+// an MC x KC A block stays in L2 while NC columns of B stream past it. Fixed numbers
+// (never derived from the thread count) so results do not depend on threading.
+constexpr size_t kKc = 256;
+constexpr size_t kMcTarget = 168;
+constexpr size_t kNcTarget = 512;
+
+size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+size_t div_up(size_t x, size_t m) { return (x + m - 1) / m; }
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<float, FreeDeleter>;
+
+AlignedBuffer alloc_floats(size_t n) {
+  size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(float), 64);
+  return AlignedBuffer(static_cast<float*>(std::aligned_alloc(64, bytes)));
+}
+
+}  // namespace
+
+void run_tasks(const TaskRunner* runner, int64_t n, void* ctx, void (*fn)(void* ctx, int64_t i)) {
+  if (n <= 0) return;
+  if (runner == nullptr || runner->parallel_for == nullptr || runner->threads <= 1 || n == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(ctx, i);
+    return;
+  }
+  runner->parallel_for(runner->pool, n, ctx, fn);
+}
+
+bool act_as_clamp(const Activation& act, float* lo, float* hi) {
+  *lo = -3.402823466e+38f;
+  *hi = 3.402823466e+38f;
+  switch (act.kind) {
+    case Act::kNone:
+      return true;
+    case Act::kRelu:
+      *lo = 0.f;
+      return true;
+    case Act::kClip:
+      *lo = act.p0;
+      *hi = act.p1;
+      return true;
+    default:
+      return false;
+  }
+}
+
+size_t sgemm_packed_a_size(const GemmUkernel& uk, size_t m, size_t k) {
+  return round_up(m, uk.mr) * k;
+}
+
+void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
+                  size_t cs, float* packed) {
+  const size_t mr = uk.mr;
+  for (size_t p = 0; p < div_up(m, mr); ++p) {
+    float* dst = packed + p * k * mr;
+    const size_t rows = std::min(mr, m - p * mr);
+    for (size_t kk = 0; kk < k; ++kk) {
+      const float* src = a + p * mr * rs + kk * cs;
+      size_t r = 0;
+      for (; r < rows; ++r) dst[kk * mr + r] = src[r * rs];
+      for (; r < mr; ++r) dst[kk * mr + r] = 0.f;
+    }
+  }
+}
+
+size_t sgemm_packed_b_size(const GemmUkernel& uk, size_t k, size_t n) {
+  return round_up(n, uk.nr) * k;
+}
+
+namespace {
+void pack_b_panel(size_t nr, size_t k, size_t n, const float* b, size_t rs, size_t cs,
+                  size_t q, float* packed) {
+  float* dst = packed + q * k * nr;
+  const size_t cols = std::min(nr, n - q * nr);
+  const float* base = b + q * nr * cs;
+  if (cs == 1 && cols == nr) {
+    for (size_t kk = 0; kk < k; ++kk) std::memcpy(dst + kk * nr, base + kk * rs, nr * sizeof(float));
+    return;
+  }
+  for (size_t kk = 0; kk < k; ++kk) {
+    size_t j = 0;
+    for (; j < cols; ++j) dst[kk * nr + j] = base[kk * rs + j * cs];
+    for (; j < nr; ++j) dst[kk * nr + j] = 0.f;
+  }
+}
+}  // namespace
+
+void sgemm_pack_b(const GemmUkernel& uk, size_t k, size_t n, const float* b, size_t rs,
+                  size_t cs, float* packed) {
+  for (size_t q = 0; q < div_up(n, uk.nr); ++q) pack_b_panel(uk.nr, k, n, b, rs, cs, q, packed);
+}
+
+namespace {
+
+struct DriverCtx {
+  const IsaKernels* ks;
+  const SgemmArgs* args;
+  size_t mc, nc, m_blocks;
+  float lo, hi;
+  bool clamp_only;
+};
+
+void gemm_block(void* vctx, int64_t task) {
+  const DriverCtx& ctx = *static_cast<const DriverCtx*>(vctx);
+  const SgemmArgs& g = *ctx.args;
+  const GemmUkernel& uk = ctx.ks->gemm;
+  const size_t mr = uk.mr, nr = uk.nr;
+  const size_t i0 = (size_t(task) % ctx.m_blocks) * ctx.mc;
+  const size_t j0 = (size_t(task) / ctx.m_blocks) * ctx.nc;
+  const size_t i1 = std::min(g.m, i0 + ctx.mc);
+  const size_t j1 = std::min(g.n, j0 + ctx.nc);
+  GemmEpilogue ep;
+  ep.bias_mode = g.bias != nullptr ? g.bias_mode : BiasMode::kNone;
+  ep.min = ctx.lo;
+  ep.max = ctx.hi;
+  size_t pc = 0;
+  do {
+    const size_t kc = std::min(kKc, g.k - pc);
+    const bool last = pc + kc == g.k;
+    for (size_t j = j0; j < j1; j += nr) {
+      const float* bp = g.packed_b + (j / nr) * g.k * nr + pc * nr;
+      const size_t ncols = std::min(nr, j1 - j);
+      for (size_t i = i0; i < i1; i += mr) {
+        const float* ap = g.packed_a + (i / mr) * g.k * mr + pc * mr;
+        const size_t nrows = std::min(mr, i1 - i);
+        float* c = g.c + i * g.ldc + j;
+        if (last && ep.bias_mode != BiasMode::kNone)
+          ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
+        uk.fn(kc, ap, bp, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
+        if (last && !ctx.clamp_only)
+          for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
+      }
+    }
+    pc += kc;
+  } while (pc < g.k);
+}
+
+}  // namespace
+
+void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner* runner) {
+  if (args.m == 0 || args.n == 0) return;
+  DriverCtx ctx;
+  ctx.ks = &ks;
+  ctx.args = &args;
+  const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+  ctx.mc = std::max(mr, kMcTarget / mr * mr);
+  ctx.nc = std::max(nr, kNcTarget / nr * nr);
+  ctx.m_blocks = div_up(args.m, ctx.mc);
+  const size_t n_blocks = div_up(args.n, ctx.nc);
+  ctx.clamp_only = act_as_clamp(args.act, &ctx.lo, &ctx.hi);
+  run_tasks(runner, int64_t(ctx.m_blocks * n_blocks), &ctx, gemm_block);
+}
+
+namespace {
+struct PackCtx {
+  const GemmUkernel* uk;
+  size_t m, n, k;
+  const float* a;
+  size_t a_rs, a_cs;
+  const float* b;
+  size_t b_rs, b_cs;
+  float* pa;
+  float* pb;
+  size_t a_panels;
+};
+void pack_task(void* vctx, int64_t t) {
+  const PackCtx& p = *static_cast<const PackCtx*>(vctx);
+  const size_t mr = p.uk->mr;
+  if (size_t(t) < p.a_panels) {
+    const size_t r0 = size_t(t) * mr;
+    GemmUkernel one = *p.uk;
+    sgemm_pack_a(one, std::min(mr, p.m - r0), p.k, p.a + r0 * p.a_rs, p.a_rs, p.a_cs,
+                 p.pa + size_t(t) * p.k * mr);
+  } else {
+    pack_b_panel(p.uk->nr, p.k, p.n, p.b, p.b_rs, p.b_cs, size_t(t) - p.a_panels, p.pb);
+  }
+}
+}  // namespace
+
+void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+           const float* a, size_t lda, const float* b, size_t ldb, float* c, size_t ldc,
+           const float* bias, BiasMode bias_mode, const Activation& act,
+           const TaskRunner* runner) {
+  if (m == 0 || n == 0) return;
+  AlignedBuffer pa = alloc_floats(sgemm_packed_a_size(ks.gemm, m, k));
+  AlignedBuffer pb = alloc_floats(sgemm_packed_b_size(ks.gemm, k, n));
+  PackCtx p;
+  p.uk = &ks.gemm;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.a = a;
+  p.a_rs = trans_a ? 1 : lda;
+  p.a_cs = trans_a ? lda : 1;
+  p.b = b;
+  p.b_rs = trans_b ? 1 : ldb;
+  p.b_cs = trans_b ? ldb : 1;
+  p.pa = pa.get();
+  p.pb = pb.get();
+  p.a_panels = div_up(m, ks.gemm.mr);
+  run_tasks(runner, int64_t(p.a_panels + div_up(n, ks.gemm.nr)), &p, pack_task);
+  SgemmArgs g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.packed_a = pa.get();
+  g.packed_b = pb.get();
+  g.c = c;
+  g.ldc = ldc;
+  g.bias = bias;
+  g.bias_mode = bias_mode;
+  g.act = act;
+  sgemm_packed(ks, g, runner);
+}
+
+}  // namespace cpu
+}  // namespace mobrt

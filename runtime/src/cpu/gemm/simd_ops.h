@@ -1,0 +1,416 @@
+// Vectorized elementwise, activation, depthwise 3x3, pooling-row, softmax and sum
+// kernels, written once against a small vector-traits interface and instantiated per
+// instruction set (x86/ops_avx2.cpp, x86/ops_avx512.cpp, neon/ops_neon.cpp,
+// gemm/ops_scalar.cpp). Each instantiating TU is compiled with its own ISA flags.
+//
+// Traits `V` provide: type T, lane count N, zero/set1/load/store, add/sub/mul/div/
+// max/min, fma(a,b,c)=a*b+c, floor, pow2i (2^v for integral v), hsum/hmax, and
+// load_even_odd(p, e, o) splitting 2N floats into even and odd lanes (stride-2 ops).
+//
+// Tails (n % N) go through a padded stack buffer so the same vector math (and the same
+// exp/tanh approximation) applies to every element. Everything has internal linkage.
+#pragma once
+#include "gemm.h"
+
+namespace mobrt {
+namespace cpu {
+namespace {
+
+// ---- math ------------------------------------------------------------------------------
+// exp: Cephes/sse_mathfun range reduction x = n ln2 + r, degree-5 polynomial for e^r.
+template <class V>
+inline typename V::T vexp(typename V::T x) {
+  using T = typename V::T;
+  x = V::min(x, V::set1(88.3762626647949f));
+  x = V::max(x, V::set1(-87.3365478515625f));
+  T fx = V::fma(x, V::set1(1.44269504088896341f), V::set1(0.5f));
+  fx = V::floor(fx);
+  x = V::sub(x, V::mul(fx, V::set1(0.693359375f)));
+  x = V::sub(x, V::mul(fx, V::set1(-2.12194440e-4f)));
+  T y = V::set1(1.9875691500E-4f);
+  y = V::fma(y, x, V::set1(1.3981999507E-3f));
+  y = V::fma(y, x, V::set1(8.3334519073E-3f));
+  y = V::fma(y, x, V::set1(4.1665795894E-2f));
+  y = V::fma(y, x, V::set1(1.6666665459E-1f));
+  y = V::fma(y, x, V::set1(5.0000001201E-1f));
+  y = V::fma(y, V::mul(x, x), V::add(x, V::set1(1.f)));
+  return V::mul(y, V::pow2i(fx));
+}
+
+template <class V>
+inline typename V::T vsigmoid(typename V::T x) {
+  return V::div(V::set1(1.f), V::add(V::set1(1.f), vexp<V>(V::sub(V::zero(), x))));
+}
+
+// tanh: the rational 13/6 minimax approximation used by Eigen, clamped at +-7.9053.
+template <class V>
+inline typename V::T vtanh(typename V::T x) {
+  using T = typename V::T;
+  x = V::min(V::max(x, V::set1(-7.90531110763549805f)), V::set1(7.90531110763549805f));
+  const T x2 = V::mul(x, x);
+  T p = V::set1(-2.76076847742355e-16f);
+  p = V::fma(p, x2, V::set1(2.00018790482477e-13f));
+  p = V::fma(p, x2, V::set1(-8.60467152213735e-11f));
+  p = V::fma(p, x2, V::set1(5.12229709037114e-08f));
+  p = V::fma(p, x2, V::set1(1.48572235717979e-05f));
+  p = V::fma(p, x2, V::set1(6.37261928875436e-04f));
+  p = V::fma(p, x2, V::set1(4.89352455891786e-03f));
+  p = V::mul(p, x);
+  T q = V::set1(1.19825839466702e-06f);
+  q = V::fma(q, x2, V::set1(1.18534705686654e-04f));
+  q = V::fma(q, x2, V::set1(2.26843463243900e-03f));
+  q = V::fma(q, x2, V::set1(4.89352518554385e-03f));
+  return V::div(p, q);
+}
+
+template <class V>
+inline typename V::T vact(typename V::T x, const Activation& a) {
+  switch (a.kind) {
+    case Act::kNone:
+      return x;
+    case Act::kRelu:
+      return V::max(x, V::zero());
+    case Act::kClip:
+      return V::min(V::max(x, V::set1(a.p0)), V::set1(a.p1));
+    case Act::kLeakyRelu:
+      return V::add(V::max(x, V::zero()), V::mul(V::set1(a.p0), V::min(x, V::zero())));
+    case Act::kHardSwish: {
+      typename V::T g = V::fma(x, V::set1(1.f / 6.f), V::set1(0.5f));
+      g = V::min(V::max(g, V::zero()), V::set1(1.f));
+      return V::mul(x, g);
+    }
+    case Act::kHardSigmoid:
+      return V::min(V::max(V::fma(x, V::set1(a.p0), V::set1(a.p1)), V::zero()), V::set1(1.f));
+    case Act::kSigmoid:
+      return vsigmoid<V>(x);
+    case Act::kTanh:
+      return vtanh<V>(x);
+  }
+  return x;
+}
+
+// Applies f (vector -> vector) to n floats in place, tail through a padded buffer.
+template <class V, class F>
+inline void map_inplace(float* x, size_t n, F f) {
+  size_t i = 0;
+  for (; i + V::N <= n; i += V::N) V::store(x + i, f(V::load(x + i)));
+  if (i < n) {
+    alignas(64) float tmp[V::N] = {};
+    for (size_t j = 0; j < n - i; ++j) tmp[j] = x[i + j];
+    V::store(tmp, f(V::load(tmp)));
+    for (size_t j = 0; j < n - i; ++j) x[i + j] = tmp[j];
+  }
+}
+
+template <class V, Act K>
+void act_loop(float* x, size_t n, const Activation& a) {
+  Activation ak = a;
+  ak.kind = K;
+  map_inplace<V>(x, n, [&](typename V::T v) { return vact<V>(v, ak); });
+}
+
+template <class V>
+void activation_impl(float* x, size_t n, const Activation* a) {
+  switch (a->kind) {
+    case Act::kNone: return;
+    case Act::kRelu: return act_loop<V, Act::kRelu>(x, n, *a);
+    case Act::kClip: return act_loop<V, Act::kClip>(x, n, *a);
+    case Act::kLeakyRelu: return act_loop<V, Act::kLeakyRelu>(x, n, *a);
+    case Act::kHardSwish: return act_loop<V, Act::kHardSwish>(x, n, *a);
+    case Act::kHardSigmoid: return act_loop<V, Act::kHardSigmoid>(x, n, *a);
+    case Act::kSigmoid: return act_loop<V, Act::kSigmoid>(x, n, *a);
+    case Act::kTanh: return act_loop<V, Act::kTanh>(x, n, *a);
+  }
+}
+
+// ---- binary ----------------------------------------------------------------------------
+template <class V, BinOp OP>
+inline typename V::T vbin(typename V::T a, typename V::T b) {
+  switch (OP) {
+    case BinOp::kAdd: return V::add(a, b);
+    case BinOp::kSub: return V::sub(a, b);
+    case BinOp::kMul: return V::mul(a, b);
+    case BinOp::kDiv: return V::div(a, b);
+    case BinOp::kMax: return V::max(a, b);
+    case BinOp::kMin: return V::min(a, b);
+  }
+  return a;
+}
+
+template <class V, BinOp OP>
+void binary_loop(const float* a, size_t sa, const float* b, size_t sb, float* y, size_t n,
+                 float lo, float hi) {
+  using T = typename V::T;
+  const T vlo = V::set1(lo), vhi = V::set1(hi);
+  const T a0 = V::set1(a[0]), b0 = V::set1(b[0]);
+  size_t i = 0;
+  for (; i + V::N <= n; i += V::N) {
+    const T va = sa ? V::load(a + i) : a0;
+    const T vb = sb ? V::load(b + i) : b0;
+    V::store(y + i, V::min(V::max(vbin<V, OP>(va, vb), vlo), vhi));
+  }
+  if (i < n) {
+    alignas(64) float ta[V::N] = {}, tb[V::N] = {}, ty[V::N];
+    for (size_t j = 0; j < n - i; ++j) {
+      ta[j] = a[sa ? i + j : 0];
+      tb[j] = b[sb ? i + j : 0];
+    }
+    const T va = V::load(ta), vb = sb || true ? V::load(tb) : b0;
+    V::store(ty, V::min(V::max(vbin<V, OP>(va, vb), vlo), vhi));
+    for (size_t j = 0; j < n - i; ++j) y[i + j] = ty[j];
+  }
+}
+
+template <class V>
+void binary_impl(BinOp op, const float* a, size_t sa, const float* b, size_t sb, float* y,
+                 size_t n, const Activation* act) {
+  float lo, hi;
+  const bool clamp = act == nullptr || act_as_clamp(*act, &lo, &hi);
+  if (act == nullptr) {
+    lo = -3.402823466e+38f;
+    hi = 3.402823466e+38f;
+  }
+  switch (op) {
+    case BinOp::kAdd: binary_loop<V, BinOp::kAdd>(a, sa, b, sb, y, n, lo, hi); break;
+    case BinOp::kSub: binary_loop<V, BinOp::kSub>(a, sa, b, sb, y, n, lo, hi); break;
+    case BinOp::kMul: binary_loop<V, BinOp::kMul>(a, sa, b, sb, y, n, lo, hi); break;
+    case BinOp::kDiv: binary_loop<V, BinOp::kDiv>(a, sa, b, sb, y, n, lo, hi); break;
+    case BinOp::kMax: binary_loop<V, BinOp::kMax>(a, sa, b, sb, y, n, lo, hi); break;
+    case BinOp::kMin: binary_loop<V, BinOp::kMin>(a, sa, b, sb, y, n, lo, hi); break;
+  }
+  if (!clamp) activation_impl<V>(y, n, act);
+}
+
+// ---- depthwise 3x3 ---------------------------------------------------------------------
+// xpad: zero-padded input plane, row stride xpad_w, with at least 2N+2 floats of slack
+// after each row's last read position (the caller allocates it).
+template <class V, int S>
+void dwconv3x3_impl(const float* xpad, size_t xw, const float* w, float bias, float* y,
+                    size_t oh, size_t ow, const Activation* act) {
+  using T = typename V::T;
+  float lo, hi;
+  const bool clamp = act_as_clamp(*act, &lo, &hi);
+  const T vlo = V::set1(lo), vhi = V::set1(hi), vb = V::set1(bias);
+  const T k0 = V::set1(w[0]), k1 = V::set1(w[1]), k2 = V::set1(w[2]);
+  const T k3 = V::set1(w[3]), k4 = V::set1(w[4]), k5 = V::set1(w[5]);
+  const T k6 = V::set1(w[6]), k7 = V::set1(w[7]), k8 = V::set1(w[8]);
+  for (size_t oy = 0; oy < oh; ++oy) {
+    const float* r0 = xpad + oy * S * xw;
+    const float* r1 = r0 + xw;
+    const float* r2 = r1 + xw;
+    float* yr = y + oy * ow;
+    // The caller's slack lets the last (partial) vector read past ow; its extra lanes
+    // are computed but not stored.
+    for (size_t x = 0; x < ow; x += V::N) {
+      T acc = vb;
+      if (S == 1) {
+        acc = V::fma(V::load(r0 + x), k0, acc);
+        acc = V::fma(V::load(r0 + x + 1), k1, acc);
+        acc = V::fma(V::load(r0 + x + 2), k2, acc);
+        acc = V::fma(V::load(r1 + x), k3, acc);
+        acc = V::fma(V::load(r1 + x + 1), k4, acc);
+        acc = V::fma(V::load(r1 + x + 2), k5, acc);
+        acc = V::fma(V::load(r2 + x), k6, acc);
+        acc = V::fma(V::load(r2 + x + 1), k7, acc);
+        acc = V::fma(V::load(r2 + x + 2), k8, acc);
+      } else {
+        T e, o, e2, o2;
+        V::load_even_odd(r0 + 2 * x, e, o);
+        V::load_even_odd(r0 + 2 * x + 2, e2, o2);
+        acc = V::fma(e, k0, acc);
+        acc = V::fma(o, k1, acc);
+        acc = V::fma(e2, k2, acc);
+        V::load_even_odd(r1 + 2 * x, e, o);
+        V::load_even_odd(r1 + 2 * x + 2, e2, o2);
+        acc = V::fma(e, k3, acc);
+        acc = V::fma(o, k4, acc);
+        acc = V::fma(e2, k5, acc);
+        V::load_even_odd(r2 + 2 * x, e, o);
+        V::load_even_odd(r2 + 2 * x + 2, e2, o2);
+        acc = V::fma(e, k6, acc);
+        acc = V::fma(o, k7, acc);
+        acc = V::fma(e2, k8, acc);
+      }
+      acc = V::min(V::max(acc, vlo), vhi);
+      if (x + V::N <= ow) {
+        V::store(yr + x, acc);
+      } else {
+        alignas(64) float t[V::N];
+        V::store(t, acc);
+        for (size_t j = 0; j < ow - x; ++j) yr[x + j] = t[j];
+      }
+    }
+    if (!clamp) activation_impl<V>(yr, ow, act);
+  }
+}
+
+// ---- pooling rows ----------------------------------------------------------------------
+// rows[i] points at padded input row i of the window; y[x] reduces rows[i][x*s + j].
+// Padded rows have at least 2N floats of slack past the last window.
+template <class V>
+inline typename V::T load_strided(const float* p, size_t s) {
+  if (s == 1) return V::load(p);
+  if (s == 2) {
+    typename V::T e, o;
+    V::load_even_odd(p, e, o);
+    return e;
+  }
+  alignas(64) float t[V::N];
+  for (size_t j = 0; j < V::N; ++j) t[j] = p[j * s];
+  return V::load(t);
+}
+
+template <class V, bool MAX>
+void pool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
+                   size_t ow, float scale) {
+  using T = typename V::T;
+  for (size_t x = 0; x < ow; x += V::N) {
+    T acc = MAX ? V::set1(-3.402823466e+38f) : V::zero();
+    for (size_t i = 0; i < kh; ++i) {
+      const float* p = rows[i] + x * s;
+      for (size_t j = 0; j < kw; ++j) {
+        const T v = load_strided<V>(p + j, s);
+        acc = MAX ? V::max(acc, v) : V::add(acc, v);
+      }
+    }
+    if (!MAX) acc = V::mul(acc, V::set1(scale));
+    if (x + V::N <= ow) {
+      V::store(y + x, acc);
+    } else {
+      alignas(64) float t[V::N];
+      V::store(t, acc);
+      for (size_t j = 0; j < ow - x; ++j) y[x + j] = t[j];
+    }
+  }
+}
+
+template <class V>
+void maxpool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
+                      size_t ow) {
+  pool_row_impl<V, true>(rows, kh, kw, s, y, ow, 1.f);
+}
+template <class V>
+void avgpool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
+                      size_t ow, float scale) {
+  pool_row_impl<V, false>(rows, kh, kw, s, y, ow, scale);
+}
+
+// ---- reductions and softmax ------------------------------------------------------------
+template <class V>
+float sum_impl(const float* x, size_t n) {
+  using T = typename V::T;
+  T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+  size_t i = 0;
+  for (; i + 4 * V::N <= n; i += 4 * V::N) {
+    a0 = V::add(a0, V::load(x + i));
+    a1 = V::add(a1, V::load(x + i + V::N));
+    a2 = V::add(a2, V::load(x + i + 2 * V::N));
+    a3 = V::add(a3, V::load(x + i + 3 * V::N));
+  }
+  for (; i + V::N <= n; i += V::N) a0 = V::add(a0, V::load(x + i));
+  float s = V::hsum(V::add(V::add(a0, a1), V::add(a2, a3)));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+template <class V>
+void softmax_rows_impl(const float* x, float* y, size_t rows, size_t len, int log) {
+  using T = typename V::T;
+  for (size_t r = 0; r < rows; ++r, x += len, y += len) {
+    T vm = V::set1(-3.402823466e+38f);
+    size_t i = 0;
+    for (; i + V::N <= len; i += V::N) vm = V::max(vm, V::load(x + i));
+    float m = V::hmax(vm);
+    for (; i < len; ++i) m = x[i] > m ? x[i] : m;
+    const T vmax = V::set1(m);
+    // y = exp(x - max) (or x - max for log), accumulating the sum of exps.
+    T vs = V::zero();
+    float s = 0.f;
+    for (i = 0; i + V::N <= len; i += V::N) {
+      const T d = V::sub(V::load(x + i), vmax);
+      const T e = vexp<V>(d);
+      vs = V::add(vs, e);
+      V::store(y + i, log ? d : e);
+    }
+    if (i < len) {
+      alignas(64) float t[V::N];
+      for (size_t j = 0; j < V::N; ++j) t[j] = i + j < len ? x[i + j] - m : 0.f;
+      const T d = V::load(t);
+      V::store(t, vexp<V>(d));
+      for (size_t j = 0; j < len - i; ++j) {
+        s += t[j];
+        y[i + j] = log ? x[i + j] - m : t[j];
+      }
+    }
+    s += V::hsum(vs);
+    if (log) {
+      const float ls = __builtin_logf(s);
+      map_inplace<V>(y, len, [&](T v) { return V::sub(v, V::set1(ls)); });
+    } else {
+      const float inv = 1.f / s;
+      map_inplace<V>(y, len, [&](T v) { return V::mul(v, V::set1(inv)); });
+    }
+  }
+}
+
+// One outer block: x[a*inner + i], a < len; vectorized across i.
+template <class V>
+void softmax_inner_impl(const float* x, float* y, size_t len, size_t inner, int log) {
+  using T = typename V::T;
+  alignas(64) float tx[V::N], ty[V::N];
+  for (size_t i = 0; i < inner; i += V::N) {
+    const size_t w = inner - i < V::N ? inner - i : V::N;
+    auto ld = [&](const float* p) {
+      if (w == V::N) return V::load(p);
+      for (size_t j = 0; j < V::N; ++j) tx[j] = j < w ? p[j] : 0.f;
+      return V::load(tx);
+    };
+    auto st = [&](float* p, T v) {
+      if (w == V::N) return V::store(p, v);
+      V::store(ty, v);
+      for (size_t j = 0; j < w; ++j) p[j] = ty[j];
+    };
+    T vm = V::set1(-3.402823466e+38f);
+    for (size_t a = 0; a < len; ++a) vm = V::max(vm, ld(x + a * inner + i));
+    T vs = V::zero();
+    for (size_t a = 0; a < len; ++a) {
+      const T d = V::sub(ld(x + a * inner + i), vm);
+      const T e = vexp<V>(d);
+      vs = V::add(vs, e);
+      st(y + a * inner + i, log ? d : e);
+    }
+    if (log) {
+      alignas(64) float t[V::N];
+      V::store(t, vs);
+      for (size_t j = 0; j < V::N; ++j) t[j] = __builtin_logf(t[j] > 0.f ? t[j] : 1.f);
+      const T ls = V::load(t);
+      for (size_t a = 0; a < len; ++a) st(y + a * inner + i, V::sub(ld(y + a * inner + i), ls));
+    } else {
+      const T inv = V::div(V::set1(1.f), vs);
+      for (size_t a = 0; a < len; ++a) st(y + a * inner + i, V::mul(ld(y + a * inner + i), inv));
+    }
+  }
+}
+
+// The IsaKernels table for traits V, without the GEMM microkernel (dispatch.cpp adds
+// it). constexpr, so the table is constant-initialized: no code compiled with ISA
+// flags runs at static-initialization time on a CPU that may lack that ISA.
+template <class V>
+constexpr IsaKernels make_isa_ops(SimdIsa isa) {
+  IsaKernels k{};
+  k.isa = isa;
+  k.activation = &activation_impl<V>;
+  k.binary = &binary_impl<V>;
+  k.dwconv3x3s1 = &dwconv3x3_impl<V, 1>;
+  k.dwconv3x3s2 = &dwconv3x3_impl<V, 2>;
+  k.softmax_rows = &softmax_rows_impl<V>;
+  k.softmax_inner = &softmax_inner_impl<V>;
+  k.sum = &sum_impl<V>;
+  k.maxpool_row = &maxpool_row_impl<V>;
+  k.avgpool_row = &avgpool_row_impl<V>;
+  return k;
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace mobrt

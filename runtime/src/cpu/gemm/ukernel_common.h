@@ -1,0 +1,54 @@
+// Shared by every GEMM microkernel TU (scalar, AVX2, AVX-512, NEON).
+//
+// A microkernel implementation only writes full MR x NR tiles; `ukernel_any` turns it
+// into a GemmUkernelFn that also handles edge tiles, by running the full kernel on a
+// small aligned stack tile and copying the valid part back. Edge tiles are few (at
+// most one row and one column of tiles per block), so this costs nothing measurable
+// and keeps the hand-written kernels free of tail code.
+//
+// Everything here has internal linkage: it is compiled with per-file ISA flags and
+// must not produce COMDAT symbols the linker could share with baseline code.
+#pragma once
+#include "gemm.h"
+
+namespace mobrt {
+namespace cpu {
+namespace {
+
+typedef void (*FullTileFn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+                           int accumulate, const GemmEpilogue* ep);
+
+template <int MR, int NR, FullTileFn Full>
+void ukernel_any(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mr,
+                 size_t nr, int accumulate, const GemmEpilogue* ep) {
+  if (mr == (size_t)MR && nr == (size_t)NR) {
+    Full(kc, a, b, c, ldc, accumulate, ep);
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+  alignas(64) float bias[MR > NR ? MR : NR];
+  for (int i = 0; i < MR * NR; ++i) tile[i] = 0.f;
+  if (accumulate) {
+    for (size_t r = 0; r < mr; ++r)
+      for (size_t j = 0; j < nr; ++j) tile[r * NR + j] = c[r * ldc + j];
+  }
+  GemmEpilogue edge;
+  const GemmEpilogue* pe = nullptr;
+  if (ep != nullptr) {
+    edge = *ep;
+    if (ep->bias_mode != BiasMode::kNone && ep->bias != nullptr) {
+      size_t nb = ep->bias_mode == BiasMode::kPerRow ? mr : nr;
+      for (int i = 0; i < (MR > NR ? MR : NR); ++i) bias[i] = 0.f;
+      for (size_t i = 0; i < nb; ++i) bias[i] = ep->bias[i];
+      edge.bias = bias;
+    }
+    pe = &edge;
+  }
+  Full(kc, a, b, tile, NR, accumulate, pe);
+  for (size_t r = 0; r < mr; ++r)
+    for (size_t j = 0; j < nr; ++j) c[r * ldc + j] = tile[r * NR + j];
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace mobrt

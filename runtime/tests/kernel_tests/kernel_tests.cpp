@@ -1,0 +1,515 @@
+// Kernel tests: every optimized fp32 kernel of every instruction set this build and CPU
+// can run (scalar, AVX2+FMA, AVX-512F, NEON) against straightforward scalar references
+// written here (double accumulation). Sizes sweep below / at / above each microkernel
+// tile, primes (13, 127), strided and padded cases; multi-threaded runs must match the
+// single-threaded result bit for bit.
+//
+// A failure prints: kernel, isa, shape, index, expected, got. Exit status is non-zero on
+// any failure; the last line is "N passed, N failed".
+//   kernel_tests [--isa scalar|avx2|avx512|neon] [--quick]
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gemm/gemm.h"
+#include "gemm/layers.h"
+
+using namespace mobrt::cpu;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+std::mt19937 g_rng(12345);
+
+std::vector<float> rand_vec(size_t n, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g_rng);
+  return v;
+}
+
+// Compares got vs expected; one test case = one call. tol scales with |expected|.
+bool check(const std::string& kernel, const std::string& shape, const float* got,
+           const float* expect, size_t n, float atol = 1e-4f, float rtol = 1e-4f) {
+  for (size_t i = 0; i < n; ++i) {
+    const float e = expect[i], g = got[i];
+    const bool ok = std::fabs(g - e) <= atol + rtol * std::fabs(e) || (std::isnan(e) && std::isnan(g));
+    if (!ok) {
+      std::printf("FAIL %s shape=%s index=%zu expected=%.8g got=%.8g\n", kernel.c_str(),
+                  shape.c_str(), i, e, g);
+      ++g_failed;
+      return false;
+    }
+  }
+  ++g_passed;
+  return true;
+}
+
+bool check_equal(const std::string& kernel, const std::string& shape, const std::vector<float>& a,
+                 const std::vector<float>& b) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      std::printf("FAIL %s shape=%s index=%zu 1-thread=%.9g n-thread=%.9g (thread counts disagree)\n",
+                  kernel.c_str(), shape.c_str(), i, a[i], b[i]);
+      ++g_failed;
+      return false;
+    }
+  }
+  ++g_passed;
+  return true;
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+// ---- threads: a plain std::thread runner (the core's pool is not needed here) ---------
+struct Threads {
+  int n;
+};
+void threads_parallel_for(void* pool, int64_t n, void* ctx, void (*fn)(void*, int64_t)) {
+  const int t = static_cast<Threads*>(pool)->n;
+  std::vector<std::thread> ts;
+  for (int w = 0; w < t; ++w)
+    ts.emplace_back([=] {
+      for (int64_t i = n * w / t; i < n * (w + 1) / t; ++i) fn(ctx, i);
+    });
+  for (auto& th : ts) th.join();
+}
+Threads g_three{3};
+TaskRunner three_threads() {
+  TaskRunner r;
+  r.parallel_for = threads_parallel_for;
+  r.pool = &g_three;
+  r.threads = 3;
+  return r;
+}
+
+// ---- references -----------------------------------------------------------------------
+double ref_act(double x, const Activation& a) {
+  switch (a.kind) {
+    case Act::kNone: return x;
+    case Act::kRelu: return x > 0 ? x : 0;
+    case Act::kClip: return x < a.p0 ? a.p0 : (x > a.p1 ? a.p1 : x);
+    case Act::kLeakyRelu: return x < 0 ? a.p0 * x : x;
+    case Act::kHardSwish: return x * std::min(1.0, std::max(0.0, x / 6 + 0.5));
+    case Act::kSigmoid: return 1 / (1 + std::exp(-x));
+    case Act::kTanh: return std::tanh(x);
+    case Act::kHardSigmoid: return std::min(1.0, std::max(0.0, a.p0 * x + a.p1));
+  }
+  return x;
+}
+const char* act_name(Act k) {
+  static const char* names[] = {"none", "relu", "clip", "leakyrelu", "hardswish", "sigmoid", "tanh", "hardsigmoid"};
+  return names[int(k)];
+}
+std::vector<Activation> all_acts() {
+  std::vector<Activation> v;
+  for (int k = 0; k <= 7; ++k) {
+    Activation a;
+    a.kind = Act(k);
+    if (a.kind == Act::kClip) { a.p0 = -0.5f; a.p1 = 0.7f; }
+    if (a.kind == Act::kLeakyRelu) a.p0 = 0.1f;
+    if (a.kind == Act::kHardSigmoid) { a.p0 = 0.2f; a.p1 = 0.5f; }
+    v.push_back(a);
+  }
+  return v;
+}
+
+struct ConvRef {
+  static std::vector<float> run(const Conv2dShape& s, const float* x, const float* w,
+                                const float* bias, const Activation& act) {
+    std::vector<float> y(s.n * s.cout * s.oh * s.ow);
+    const int64_t cin_g = s.cin / s.group, cout_g = s.cout / s.group;
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t co = 0; co < s.cout; ++co) {
+        const int64_t g = co / cout_g;
+        for (int64_t oy = 0; oy < s.oh; ++oy)
+          for (int64_t ox = 0; ox < s.ow; ++ox) {
+            double acc = bias ? bias[co] : 0;
+            for (int64_t ci = 0; ci < cin_g; ++ci)
+              for (int64_t ky = 0; ky < s.kh; ++ky)
+                for (int64_t kx = 0; kx < s.kw; ++kx) {
+                  const int64_t iy = oy * s.sh - s.pt + ky * s.dh, ix = ox * s.sw - s.pl + kx * s.dw;
+                  if (iy < 0 || iy >= s.ih || ix < 0 || ix >= s.iw) continue;
+                  acc += double(x[((n * s.cin + g * cin_g + ci) * s.ih + iy) * s.iw + ix]) *
+                         w[((co * cin_g + ci) * s.kh + ky) * s.kw + kx];
+                }
+            y[((n * s.cout + co) * s.oh + oy) * s.ow + ox] = float(ref_act(acc, act));
+          }
+      }
+    return y;
+  }
+};
+
+// ---- tests ----------------------------------------------------------------------------
+void test_gemm(const IsaKernels& ks, bool quick) {
+  const int mr = ks.gemm.mr, nr = ks.gemm.nr;
+  std::vector<int> ms = {1, mr - 1, mr, mr + 1, 2 * mr + 3, 13, 127};
+  std::vector<int> ns = {1, nr - 1, nr, nr + 1, 13, 127, 3 * nr + 5};
+  std::vector<int> kset = {1, 2, 13, 127, 300};  // 300 > KC: K slicing + accumulate
+  if (quick) { ms = {1, mr, mr + 1, 13}; ns = {1, nr, nr + 1, 13}; kset = {13, 300}; }
+  const std::string name = ks.gemm.name;
+  for (int m : ms) for (int n : ns) for (int k : kset) {
+    if (m <= 0 || n <= 0) continue;
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool ta = variant & 1, tb = variant & 2;
+      // Strided operands: leading dimension larger than the row length.
+      const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+      auto a = rand_vec(size_t(ta ? k : m) * lda), b = rand_vec(size_t(tb ? n : k) * ldb);
+      const Activation act = all_acts()[size_t(m + n + k + variant) % 8];
+      const BiasMode bm = BiasMode((m + n + variant) % 3);
+      auto bias = rand_vec(size_t(std::max(m, n)));
+      std::vector<float> c(size_t(m) * ldc, 7.f), ref(c);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          double acc = bm == BiasMode::kPerRow ? bias[i] : bm == BiasMode::kPerCol ? bias[j] : 0;
+          for (int kk = 0; kk < k; ++kk)
+            acc += double(ta ? a[size_t(kk) * lda + i] : a[size_t(i) * lda + kk]) *
+                   (tb ? b[size_t(j) * ldb + kk] : b[size_t(kk) * ldb + j]);
+          ref[size_t(i) * ldc + j] = float(ref_act(acc, act));
+        }
+      sgemm(ks, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc,
+            bm == BiasMode::kNone ? nullptr : bias.data(), bm, act, nullptr);
+      const std::string shape = fmt("m=%d n=%d k=%d ta=%d tb=%d bias=%d act=%s", m, n, k, ta, tb,
+                                    int(bm), act_name(act.kind));
+      check(name, shape, c.data(), ref.data(), c.size(), 1e-4f, 1e-4f);
+      if (m >= 13 && n >= 13 && !quick) {
+        TaskRunner r = three_threads();
+        std::vector<float> c3(c.size(), 7.f);
+        sgemm(ks, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c3.data(), ldc,
+              bm == BiasMode::kNone ? nullptr : bias.data(), bm, act, &r);
+        check_equal(name + " (3 threads)", shape, c, c3);
+      }
+    }
+  }
+  // Larger than one MC x NC block in both directions, multi-threaded.
+  {
+    const int m = 2 * 168 + 7, n = 2 * 512 + 9, k = 2 * 256 + 1;
+    auto a = rand_vec(size_t(m) * k), b = rand_vec(size_t(k) * n);
+    std::vector<float> c1(size_t(m) * n), c3(c1.size()), ref(c1.size());
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int kk = 0; kk < k; ++kk) acc += double(a[size_t(i) * k + kk]) * b[size_t(kk) * n + j];
+        ref[size_t(i) * n + j] = float(acc);
+      }
+    TaskRunner r = three_threads();
+    sgemm(ks, false, false, m, n, k, a.data(), k, b.data(), n, c1.data(), n, nullptr, BiasMode::kNone, Activation(), nullptr);
+    sgemm(ks, false, false, m, n, k, a.data(), k, b.data(), n, c3.data(), n, nullptr, BiasMode::kNone, Activation(), &r);
+    const std::string shape = fmt("m=%d n=%d k=%d", m, n, k);
+    check(name, shape, c1.data(), ref.data(), c1.size(), 2e-4f, 1e-4f);
+    check_equal(name + " (3 threads)", shape, c1, c3);
+  }
+}
+
+void test_activation(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  for (const Activation& act : all_acts())
+    for (size_t n : {1, 3, 4, 7, 8, 13, 16, 17, 31, 127, 1000}) {
+      auto x = rand_vec(n, -12.f, 12.f);
+      x[0] = 0.f;
+      std::vector<float> y(x), ref(n);
+      for (size_t i = 0; i < n; ++i) ref[i] = float(ref_act(x[i], act));
+      ks.activation(y.data(), n, &act);
+      check(fmt("f32_vact_%s__%s", act_name(act.kind), isa.c_str()), fmt("n=%zu", n), y.data(),
+            ref.data(), n, 2e-6f, 2e-5f);
+    }
+  // Extreme inputs must not produce NaN/Inf for the transcendental ones.
+  std::vector<float> x = {-1000.f, -88.f, -20.f, 20.f, 88.f, 1000.f, 0.f, -0.f, 1e-8f};
+  for (Act k : {Act::kSigmoid, Act::kTanh}) {
+    Activation a;
+    a.kind = k;
+    std::vector<float> y(x), ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) ref[i] = float(ref_act(x[i], a));
+    ks.activation(y.data(), y.size(), &a);
+    check(fmt("f32_vact_%s__%s", act_name(k), isa.c_str()), "extremes", y.data(), ref.data(), y.size(), 1e-6f, 1e-5f);
+  }
+}
+
+double ref_bin(BinOp op, double a, double b) {
+  switch (op) {
+    case BinOp::kAdd: return a + b;
+    case BinOp::kSub: return a - b;
+    case BinOp::kMul: return a * b;
+    case BinOp::kDiv: return a / b;
+    case BinOp::kMax: return a > b ? a : b;
+    case BinOp::kMin: return a < b ? a : b;
+  }
+  return 0;
+}
+
+void test_binary(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  const char* names[] = {"add", "sub", "mul", "div", "max", "min"};
+  struct Case { std::vector<int64_t> a, b; };
+  std::vector<Case> cases = {
+      {{13}, {13}}, {{127}, {1}}, {{1}, {127}}, {{2, 3, 13, 7}, {2, 3, 13, 7}},
+      {{1, 16, 9, 9}, {1, 16, 1, 1}}, {{1, 1, 1, 1}, {2, 5, 3, 17}}, {{2, 5, 3, 17}, {17}},
+      {{4, 1, 6}, {1, 5, 1}}, {{3, 1}, {1, 127}}, {{1, 24, 17, 17}, {1, 24, 17, 17}},
+      {{2, 3, 4, 5}, {3, 1, 5}}, {{40000}, {40000}}, {{}, {5}}};
+  for (int op = 0; op < 6; ++op)
+    for (const Case& cs : cases) {
+      const int ra = int(cs.a.size()), rb = int(cs.b.size()), r = std::max(ra, rb);
+      std::vector<int64_t> out(r);
+      for (int i = 0; i < r; ++i) {
+        const int ia = i - (r - ra), ib = i - (r - rb);
+        out[i] = std::max(ia >= 0 ? cs.a[ia] : 1, ib >= 0 ? cs.b[ib] : 1);
+      }
+      int64_t na = 1, nb = 1, ny = 1;
+      for (auto d : cs.a) na *= d;
+      for (auto d : cs.b) nb *= d;
+      for (auto d : out) ny *= d;
+      auto a = rand_vec(na), b = rand_vec(nb, 0.5f, 2.f);
+      const Activation act = all_acts()[size_t(op + ra) % 8];
+      std::vector<float> y(ny), ref(ny);
+      for (int64_t i = 0; i < ny; ++i) {
+        int64_t rem = i, oa = 0, ob = 0, sa = 1, sb = 1;
+        for (int d = r - 1; d >= 0; --d) {
+          const int64_t idx = rem % out[d];
+          rem /= out[d];
+          const int ia = d - (r - ra), ib = d - (r - rb);
+          if (ia >= 0) { if (cs.a[ia] != 1) oa += idx * sa; sa *= cs.a[ia]; }
+          if (ib >= 0) { if (cs.b[ib] != 1) ob += idx * sb; sb *= cs.b[ib]; }
+        }
+        ref[i] = float(ref_act(ref_bin(BinOp(op), a[oa], b[ob]), act));
+      }
+      binary_run(ks, BinOp(op), cs.a.data(), ra, a.data(), cs.b.data(), rb, b.data(), y.data(), act, nullptr);
+      std::string shape = "a=[";
+      for (auto d : cs.a) shape += fmt("%lld,", (long long)d);
+      shape += "] b=[";
+      for (auto d : cs.b) shape += fmt("%lld,", (long long)d);
+      shape += fmt("] act=%s", act_name(act.kind));
+      check(fmt("f32_vbinary_%s__%s", names[op], isa.c_str()), shape, y.data(), ref.data(), ny, 2e-6f, 2e-5f);
+    }
+}
+
+void test_conv(const IsaKernels& ks, bool quick) {
+  const std::string isa = isa_name(ks.isa);
+  struct C { int64_t n, cin, ih, iw, cout, k, s, p, d, g; };
+  std::vector<C> cases = {
+      {1, 3, 13, 13, 8, 3, 1, 1, 1, 1},   {1, 16, 7, 9, 13, 1, 1, 0, 1, 1},
+      {2, 5, 11, 10, 17, 3, 2, 1, 1, 1},  {1, 8, 14, 14, 32, 1, 1, 0, 1, 1},
+      {1, 3, 17, 15, 16, 5, 2, 2, 1, 1},  {1, 12, 9, 9, 12, 3, 1, 2, 2, 3},
+      {1, 4, 23, 23, 6, 7, 3, 3, 1, 2},   {1, 32, 8, 8, 64, 3, 1, 1, 1, 1},
+      {1, 127, 5, 5, 13, 1, 1, 0, 1, 1},  {1, 64, 28, 28, 29, 1, 2, 0, 1, 1},
+      {1, 300, 6, 6, 20, 3, 1, 1, 1, 1}};
+  if (quick) cases.resize(4);
+  for (const C& c : cases) {
+    Conv2dShape s;
+    s.n = c.n; s.cin = c.cin; s.ih = c.ih; s.iw = c.iw; s.cout = c.cout;
+    s.kh = s.kw = c.k; s.sh = s.sw = c.s; s.pt = s.pl = s.pb = s.pr = c.p; s.dh = s.dw = c.d;
+    s.group = c.g;
+    conv2d_output_dims(&s);
+    auto x = rand_vec(s.n * s.cin * s.ih * s.iw), w = rand_vec(s.cout * (s.cin / s.group) * s.kh * s.kw);
+    auto bias = rand_vec(s.cout);
+    const Activation act = all_acts()[size_t(c.cin + c.k) % 8];
+    auto ref = ConvRef::run(s, x.data(), w.data(), bias.data(), act);
+    std::vector<float> pw(conv2d_packed_weights_floats(ks, s)), scratch(conv2d_scratch_floats(ks, s));
+    conv2d_pack_weights(ks, s, w.data(), pw.data());
+    std::vector<float> y(ref.size()), y3(ref.size());
+    conv2d_run(ks, s, pw.data(), bias.data(), act, x.data(), y.data(), scratch.data(), nullptr);
+    TaskRunner r = three_threads();
+    conv2d_run(ks, s, pw.data(), bias.data(), act, x.data(), y3.data(), scratch.data(), &r);
+    const std::string shape = fmt("n=%lld cin=%lld %lldx%lld cout=%lld k=%lld s=%lld p=%lld d=%lld g=%lld act=%s",
+        (long long)s.n, (long long)s.cin, (long long)s.ih, (long long)s.iw, (long long)s.cout,
+        (long long)s.kh, (long long)s.sh, (long long)s.pt, (long long)s.dh, (long long)s.group, act_name(act.kind));
+    const std::string name = std::string(conv2d_is_pointwise(s) ? "conv_f32_1x1_gemm__" : "conv_f32_im2col_gemm__") + isa;
+    check(name, shape, y.data(), ref.data(), y.size(), 1e-4f, 1e-4f);
+    check_equal(name + " (3 threads)", shape, y, y3);
+  }
+  // Asymmetric padding.
+  {
+    Conv2dShape s;
+    s.cin = 3; s.ih = 10; s.iw = 13; s.cout = 5; s.kh = 3; s.kw = 2; s.sh = 2; s.sw = 1;
+    s.pt = 0; s.pl = 1; s.pb = 1; s.pr = 0;
+    conv2d_output_dims(&s);
+    auto x = rand_vec(s.cin * s.ih * s.iw), w = rand_vec(s.cout * s.cin * s.kh * s.kw);
+    auto ref = ConvRef::run(s, x.data(), w.data(), nullptr, Activation());
+    std::vector<float> pw(conv2d_packed_weights_floats(ks, s)), scratch(conv2d_scratch_floats(ks, s)), y(ref.size());
+    conv2d_pack_weights(ks, s, w.data(), pw.data());
+    conv2d_run(ks, s, pw.data(), nullptr, Activation(), x.data(), y.data(), scratch.data(), nullptr);
+    check("conv_f32_im2col_gemm__" + isa, "asymmetric pads 3x2 s(2,1)", y.data(), ref.data(), y.size());
+  }
+}
+
+void test_dwconv(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  struct C { int64_t c, h, w, k, s, p, d; };
+  std::vector<C> cases = {{3, 13, 13, 3, 1, 1, 1}, {5, 13, 13, 3, 2, 1, 1}, {2, 1, 1, 3, 1, 1, 1},
+                          {4, 127, 9, 3, 1, 1, 1}, {3, 9, 127, 3, 2, 1, 1}, {8, 16, 16, 3, 2, 1, 1},
+                          {7, 17, 31, 3, 1, 0, 1}, {6, 14, 15, 3, 2, 0, 1}, {3, 12, 12, 5, 1, 2, 1},
+                          {3, 12, 12, 3, 1, 2, 2}, {4, 19, 19, 5, 2, 2, 1}, {2, 32, 33, 3, 1, 1, 1}};
+  for (const C& c : cases)
+    for (const Activation& act : {all_acts()[2], all_acts()[4]}) {
+      Conv2dShape s;
+      s.n = 2; s.cin = s.cout = s.group = c.c; s.ih = c.h; s.iw = c.w; s.kh = s.kw = c.k;
+      s.sh = s.sw = c.s; s.pt = s.pl = s.pb = s.pr = c.p; s.dh = s.dw = c.d;
+      conv2d_output_dims(&s);
+      auto x = rand_vec(s.n * s.cin * s.ih * s.iw), w = rand_vec(s.cin * s.kh * s.kw), bias = rand_vec(s.cin);
+      auto ref = ConvRef::run(s, x.data(), w.data(), bias.data(), act);
+      std::vector<float> y(ref.size()), y3(ref.size());
+      dwconv2d_run(ks, s, w.data(), bias.data(), act, x.data(), y.data(), nullptr);
+      TaskRunner r = three_threads();
+      dwconv2d_run(ks, s, w.data(), bias.data(), act, x.data(), y3.data(), &r);
+      const bool k3 = c.k == 3 && c.d == 1;
+      const std::string name = k3 ? fmt("conv_f32_dw3x3s%lld__%s", (long long)c.s, isa.c_str())
+                                  : "conv_f32_dw_generic__" + isa;
+      const std::string shape = fmt("c=%lld %lldx%lld k=%lld s=%lld p=%lld d=%lld act=%s", (long long)c.c,
+          (long long)c.h, (long long)c.w, (long long)c.k, (long long)c.s, (long long)c.p, (long long)c.d, act_name(act.kind));
+      check(name, shape, y.data(), ref.data(), y.size(), 1e-5f, 1e-5f);
+      check_equal(name + " (3 threads)", shape, y, y3);
+    }
+}
+
+void test_fc(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  for (int64_t batch : {int64_t(1), int64_t(3), int64_t(13)})
+    for (int64_t in : {int64_t(1), int64_t(13), int64_t(127), int64_t(300)})
+      for (int64_t out : {int64_t(1), int64_t(13), int64_t(127), int64_t(ks.gemm.nr)}) {
+        const bool out_by_in = (in + out) % 2 == 0;
+        auto x = rand_vec(batch * in), w = rand_vec(in * out), bias = rand_vec(out);
+        const Activation act = all_acts()[size_t(batch + in) % 8];
+        std::vector<float> ref(batch * out), y(batch * out);
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t o = 0; o < out; ++o) {
+            double acc = bias[o];
+            for (int64_t i = 0; i < in; ++i)
+              acc += double(x[b * in + i]) * (out_by_in ? w[o * in + i] : w[i * out + o]);
+            ref[b * out + o] = float(ref_act(acc, act));
+          }
+        std::vector<float> pw(fc_packed_weights_floats(ks, in, out)), scratch(fc_scratch_floats(ks, batch, in));
+        fc_pack_weights(ks, in, out, w.data(), out_by_in, pw.data());
+        fc_run(ks, batch, in, out, x.data(), pw.data(), bias.data(), act, y.data(), scratch.data(), nullptr);
+        check("fully_connected_f32_gemm__" + isa,
+              fmt("batch=%lld in=%lld out=%lld w=%s act=%s", (long long)batch, (long long)in, (long long)out,
+                  out_by_in ? "[out,in]" : "[in,out]", act_name(act.kind)),
+              y.data(), ref.data(), y.size());
+      }
+}
+
+void test_pool(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  struct C { int64_t c, h, w, k, s, p; bool inc; };
+  std::vector<C> cases = {{3, 13, 13, 3, 2, 1, false}, {2, 14, 14, 2, 2, 0, false}, {4, 13, 127, 3, 1, 1, true},
+                          {2, 7, 7, 7, 1, 0, false},  {3, 17, 19, 3, 3, 1, false}, {2, 16, 33, 5, 2, 2, true},
+                          {1, 1, 1, 1, 1, 0, false},  {2, 112, 112, 3, 2, 1, false}};
+  for (const C& c : cases)
+    for (bool is_max : {true, false}) {
+      Pool2dShape s;
+      s.n = 2; s.c = c.c; s.ih = c.h; s.iw = c.w; s.kh = s.kw = c.k; s.sh = s.sw = c.s;
+      s.pt = s.pl = s.pb = s.pr = c.p; s.count_include_pad = c.inc;
+      s.oh = (s.ih + 2 * c.p - c.k) / c.s + 1;
+      s.ow = (s.iw + 2 * c.p - c.k) / c.s + 1;
+      auto x = rand_vec(s.n * s.c * s.ih * s.iw);
+      std::vector<float> y(s.n * s.c * s.oh * s.ow), ref(y.size());
+      for (int64_t pl = 0; pl < s.n * s.c; ++pl)
+        for (int64_t oy = 0; oy < s.oh; ++oy)
+          for (int64_t ox = 0; ox < s.ow; ++ox) {
+            double acc = is_max ? -1e30 : 0;
+            int cnt = 0;
+            for (int64_t ky = 0; ky < s.kh; ++ky)
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                const int64_t iy = oy * s.sh - s.pt + ky, ix = ox * s.sw - s.pl + kx;
+                const bool in = iy >= 0 && iy < s.ih && ix >= 0 && ix < s.iw;
+                if (in || c.inc) ++cnt;
+                if (!in) continue;
+                const float v = x[(pl * s.ih + iy) * s.iw + ix];
+                acc = is_max ? std::max(acc, double(v)) : acc + v;
+              }
+            ref[(pl * s.oh + oy) * s.ow + ox] = float(is_max ? acc : acc / cnt);
+          }
+      if (is_max) maxpool2d_run(ks, s, x.data(), y.data(), nullptr);
+      else avgpool2d_run(ks, s, x.data(), y.data(), nullptr);
+      check(fmt("%s_f32__%s", is_max ? "maxpool2d" : "avgpool2d", isa.c_str()),
+            fmt("c=%lld %lldx%lld k=%lld s=%lld p=%lld include_pad=%d", (long long)c.c, (long long)c.h,
+                (long long)c.w, (long long)c.k, (long long)c.s, (long long)c.p, int(c.inc)),
+            y.data(), ref.data(), y.size(), 1e-6f, 1e-5f);
+    }
+  for (int64_t hw : {int64_t(1), int64_t(7), int64_t(49), int64_t(127), int64_t(3136)}) {
+    const int64_t planes = 13;
+    auto x = rand_vec(planes * hw);
+    std::vector<float> y(planes), ref(planes);
+    for (int64_t p = 0; p < planes; ++p) {
+      double s = 0;
+      for (int64_t i = 0; i < hw; ++i) s += x[p * hw + i];
+      ref[p] = float(s / hw);
+    }
+    global_avgpool_run(ks, planes, hw, x.data(), y.data(), nullptr);
+    check("global_avgpool_f32__" + isa, fmt("planes=%lld hw=%lld", (long long)planes, (long long)hw),
+          y.data(), ref.data(), planes, 1e-6f, 1e-5f);
+  }
+}
+
+void test_softmax(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  struct C { int64_t outer, len, inner; };
+  for (const C& c : std::vector<C>{{1, 1000, 1}, {13, 13, 1}, {3, 127, 1}, {2, 1, 1}, {5, 7, 13},
+                                   {2, 21, 49}, {1, 3, 16}, {4, 10, 1}, {1, 17, 8}})
+    for (bool log : {false, true}) {
+      auto x = rand_vec(c.outer * c.len * c.inner, -10.f, 10.f);
+      std::vector<float> y(x.size()), ref(x.size());
+      for (int64_t o = 0; o < c.outer; ++o)
+        for (int64_t i = 0; i < c.inner; ++i) {
+          double m = -1e30, s = 0;
+          for (int64_t a = 0; a < c.len; ++a) m = std::max(m, double(x[(o * c.len + a) * c.inner + i]));
+          for (int64_t a = 0; a < c.len; ++a) s += std::exp(x[(o * c.len + a) * c.inner + i] - m);
+          for (int64_t a = 0; a < c.len; ++a) {
+            const double d = x[(o * c.len + a) * c.inner + i] - m;
+            ref[(o * c.len + a) * c.inner + i] = float(log ? d - std::log(s) : std::exp(d) / s);
+          }
+        }
+      softmax_run(ks, c.outer, c.len, c.inner, log, x.data(), y.data(), nullptr);
+      check(fmt("%s_f32__%s", log ? "log_softmax" : "softmax", isa.c_str()),
+            fmt("outer=%lld len=%lld inner=%lld", (long long)c.outer, (long long)c.len, (long long)c.inner),
+            y.data(), ref.data(), y.size(), 1e-6f, 2e-5f);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* only = nullptr;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+  }
+  int tested = 0;
+  for (int i = 0; i < int(SimdIsa::kCount); ++i) {
+    const SimdIsa isa = SimdIsa(i);
+    const IsaKernels* ks = isa_kernels_for(isa);
+    if (ks == nullptr || (only != nullptr && std::strcmp(only, isa_name(isa)) != 0)) continue;
+    const int before_p = g_passed, before_f = g_failed;
+    test_gemm(*ks, quick);
+    test_activation(*ks);
+    test_binary(*ks);
+    test_conv(*ks, quick);
+    test_dwconv(*ks);
+    test_fc(*ks);
+    test_pool(*ks);
+    test_softmax(*ks);
+    std::printf("isa %-7s (%s): %d passed, %d failed\n", isa_name(isa), ks->gemm.name,
+                g_passed - before_p, g_failed - before_f);
+    ++tested;
+  }
+  if (tested == 0) {
+    std::printf("no instruction set matched\n0 passed, 1 failed\n");
+    return 1;
+  }
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
