@@ -126,6 +126,10 @@ struct AttrValue {
   std::vector<float> floats;
   std::vector<std::string> strings;
   int tensor = -1;  // graph tensor index (constant)
+  // Tensor kind: the constant's data (in the model), dtype and element count.
+  const void* tensor_data = nullptr;
+  DType tensor_dtype = DType::F32;
+  int64_t tensor_numel = 0;
 };
 
 // The attributes of one operator. Getters return the default when the
@@ -189,7 +193,7 @@ class ThreadPool;  // core/thread_pool.h
 // Everything a kernel hook receives. The same struct is used for every hook;
 // fields not meaningful for a hook are documented as such.
 struct KernelContext {
-  OpType op_type = OpType::Conv;
+  OpType op_type = ::mobconv::formats::fb::OpType_Conv;
   const char* op_name = "";        // the operator's name in the file
   const Attrs* attrs = nullptr;
   const TensorView* inputs = nullptr;  // num_inputs entries (absent: rank -1)

@@ -1,0 +1,57 @@
+// model.h: a loaded, verified .mob file. Immutable after load, so one Model
+// is shared by many interpreters on many threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/kernel.h"
+
+namespace mobrt {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> dims;          // -1: symbolic
+  std::vector<std::string> symbols;   // per dim, "" when fixed
+  const uint8_t* data = nullptr;      // constant data in the mapping, or null
+  size_t data_size = 0;
+  bool has_quant = false;
+  std::vector<float> scales;
+  std::vector<int64_t> zero_points;
+  QuantParams quant;                  // points into scales/zero_points
+};
+
+struct OpInfo {
+  OpType type;
+  std::string name;
+  std::vector<int> inputs;   // -1: absent
+  std::vector<int> outputs;  // -1: absent
+  Attrs attrs;
+};
+
+class Model {
+ public:
+  ~Model();
+  static Status LoadFile(const std::string& path, std::unique_ptr<Model>* out);
+  static Status LoadBuffer(const void* data, size_t size, bool copy, std::unique_ptr<Model>* out);
+
+  std::vector<TensorInfo> tensors;
+  std::vector<OpInfo> ops;
+  std::vector<int> inputs, outputs;
+  std::map<std::string, std::string> metadata;
+  std::string source;                // file path or "<buffer>", for messages
+  mutable std::string last_error;
+
+ private:
+  Status Parse();  // verify + semantic validation + extraction
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  void* mapping_ = nullptr;          // mmap'ed region (munmap at destruction)
+  size_t mapping_size_ = 0;
+  void* owned_ = nullptr;            // aligned copy (free at destruction)
+};
+
+}  // namespace mobrt

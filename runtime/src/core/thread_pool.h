@@ -1,0 +1,42 @@
+// thread_pool.h: a fixed-size pool (N-1 workers created once + the calling
+// thread) with a blocking parallel_for. The split of [0, n) into chunks is
+// static (depends only on n and the thread count) so results are
+// reproducible across runs.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/kernel.h"
+
+namespace mobrt {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return num_threads_; }
+  // Calls fn(begin, end, thread) on min(n, num_threads) contiguous chunks; waits.
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn);
+
+ private:
+  void worker(int index);
+  int num_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  int64_t n_ = 0;
+  int chunks_ = 0;
+  FunctionRef<void(int64_t, int64_t, int)>* fn_ = nullptr;
+};
+
+}  // namespace mobrt

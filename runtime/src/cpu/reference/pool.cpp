@@ -1,0 +1,140 @@
+// pool.cpp: reference MaxPool (with optional int64 Indices), AveragePool,
+// GlobalAveragePool, GlobalMaxPool. Semantics: mobconv/ops/pool.py
+// (AveragePool divisor = taps inside the input, or inside input + explicit
+// pads with count_include_pad, computed per spatial dim; ceil-mode overhang
+// never counts). Direct loops over windows.
+#include "cpu/reference/window.h"
+
+namespace mobrt {
+namespace ref {
+namespace {
+
+Status pool_window(const KernelContext& ctx, Window* w) {
+  Status s = need_dtype(ctx, 0, {DType::F32});
+  if (!s.ok()) return s;
+  const TensorView& x = ctx.inputs[0];
+  if (x.rank < 3 || x.rank > 5) return ctx.error("X must have rank 3 to 5, got " + shape_str(x));
+  if (!ctx.attrs->has("kernel_shape")) return ctx.error("kernel_shape is required");
+  if (ctx.op_type == fb::OpType_MaxPool && ctx.attrs->get_int("storage_order", 0) != 0 && ctx.num_outputs > 1)
+    return ctx.error("storage_order=1 is not supported");
+  return make_window(ctx, x, ctx.attrs->get_ints("kernel_shape"), ctx.attrs->get_int("ceil_mode", 0) != 0, w);
+}
+
+Status infer_pool(KernelContext& ctx) {
+  Window w;
+  Status s = pool_window(ctx, &w);
+  if (!s.ok()) return s;
+  Shape out = window_out_shape(ctx.inputs[0], ctx.inputs[0].dims[1], w);
+  s = set_out(ctx, 0, DType::F32, out);
+  if (s.ok()) s = set_out(ctx, 1, DType::I64, out);
+  return s;
+}
+
+Status run_pool(KernelContext& ctx) {
+  Window w;
+  Status s = pool_window(ctx, &w);
+  if (!s.ok()) return s;
+  const TensorView& x = ctx.inputs[0];
+  bool is_max = ctx.op_type == fb::OpType_MaxPool;
+  bool include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
+  int64_t nc = x.dims[0] * x.dims[1];
+  const int64_t* I = w.in; const int64_t* O = w.out;
+  int64_t isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
+  const float* px = x.as<float>();
+  float* py = ctx.outputs[0].as<float>();
+  int64_t* pidx = ctx.num_outputs > 1 && ctx.outputs[1].data ? ctx.outputs[1].as<int64_t>() : nullptr;
+  ctx.parallel_for(nc, [&](int64_t b, int64_t e, int) {
+    for (int64_t p = b; p < e; ++p) {
+      const float* xc = px + p * isz;
+      for (int64_t o0 = 0; o0 < O[0]; ++o0)
+        for (int64_t o1 = 0; o1 < O[1]; ++o1)
+          for (int64_t o2 = 0; o2 < O[2]; ++o2) {
+            int64_t oi = (o0 * O[1] + o1) * O[2] + o2;
+            float best = -INFINITY;
+            int64_t best_i = -1;
+            double sum = 0;
+            int64_t count = 1;
+            int64_t o[3] = {o0, o1, o2};
+            if (!is_max) {
+              for (int d = 0; d < 3; ++d) {
+                int64_t lo = include_pad ? -w.pb[d] : 0, hi = include_pad ? I[d] + w.pe[d] : I[d], c = 0;
+                for (int64_t k = 0; k < w.k[d]; ++k) {
+                  int64_t t = o[d] * w.s[d] - w.pb[d] + k * w.d[d];
+                  c += (t >= lo && t < hi);
+                }
+                count *= c;
+              }
+            }
+            for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
+              int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
+              if (i0 < 0 || i0 >= I[0]) continue;
+              for (int64_t k1 = 0; k1 < w.k[1]; ++k1) {
+                int64_t i1 = o1 * w.s[1] + k1 * w.d[1] - w.pb[1];
+                if (i1 < 0 || i1 >= I[1]) continue;
+                for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
+                  int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
+                  if (i2 < 0 || i2 >= I[2]) continue;
+                  int64_t ii = (i0 * I[1] + i1) * I[2] + i2;
+                  float v = xc[ii];
+                  if (is_max) {
+                    if (v > best || best_i < 0 || (std::isnan(v) && !std::isnan(best))) { best = v; best_i = ii; }
+                  } else {
+                    sum += v;
+                  }
+                }
+              }
+            }
+            if (is_max) {
+              py[p * osz + oi] = best;
+              if (pidx) pidx[p * osz + oi] = p * isz + (best_i < 0 ? 0 : best_i);
+            } else {
+              py[p * osz + oi] = static_cast<float>(sum / static_cast<double>(std::max<int64_t>(count, 1)));
+            }
+          }
+    }
+  });
+  return Status::Ok();
+}
+
+Status infer_global(KernelContext& ctx) {
+  Status s = need_dtype(ctx, 0, {DType::F32});
+  if (!s.ok()) return s;
+  const TensorView& x = ctx.inputs[0];
+  if (x.rank < 2) return ctx.error("X must have rank >= 2, got " + shape_str(x));
+  Shape out = shape_of(x);
+  for (int d = 2; d < x.rank; ++d) out[d] = 1;
+  return set_out(ctx, 0, DType::F32, out);
+}
+
+Status run_global(KernelContext& ctx) {
+  const TensorView& x = ctx.inputs[0];
+  int64_t nc = x.dims[0] * x.dims[1], inner = nc ? x.numel() / nc : 0;
+  bool is_max = ctx.op_type == fb::OpType_GlobalMaxPool;
+  const float* px = x.as<float>();
+  float* py = ctx.outputs[0].as<float>();
+  for (int64_t p = 0; p < nc; ++p) {
+    const float* xc = px + p * inner;
+    if (is_max) {
+      float m = -INFINITY;
+      for (int64_t j = 0; j < inner; ++j) m = (xc[j] > m || std::isnan(xc[j])) ? xc[j] : m;
+      py[p] = m;
+    } else {
+      double s = 0;
+      for (int64_t j = 0; j < inner; ++j) s += xc[j];
+      py[p] = static_cast<float>(s / static_cast<double>(std::max<int64_t>(inner, 1)));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void register_pool(KernelRegistry& r) {
+  reg(r, fb::OpType_MaxPool, DType::F32, "max_pool_f32_reference", infer_pool, run_pool);
+  reg(r, fb::OpType_AveragePool, DType::F32, "average_pool_f32_reference", infer_pool, run_pool);
+  reg(r, fb::OpType_GlobalAveragePool, DType::F32, "global_average_pool_f32_reference", infer_global, run_global);
+  reg(r, fb::OpType_GlobalMaxPool, DType::F32, "global_max_pool_f32_reference", infer_global, run_global);
+}
+
+}  // namespace ref
+}  // namespace mobrt

@@ -1,0 +1,74 @@
+// window.h: sliding-window geometry shared by Conv and the pools (ONNX
+// rules, mobconv/ops/conv.py conv_pads): resolves kernel/strides/dilations/
+// pads from attributes and computes pads and output sizes.
+#pragma once
+
+#include "cpu/reference/ref.h"
+
+namespace mobrt {
+namespace ref {
+
+struct Window {
+  int nd = 0;                 // spatial dims (1..3)
+  int64_t in[3] = {1, 1, 1};  // spatial input sizes (padded to 3 with leading 1s)
+  int64_t out[3] = {1, 1, 1};
+  int64_t k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
+};
+
+// x: the input (N, C, *S); kernel: resolved kernel sizes (nd values).
+inline Status make_window(const KernelContext& ctx, const TensorView& x, const Shape& kernel, bool ceil_mode,
+                          Window* w) {
+  int nd = x.rank - 2;
+  if (nd < 1 || nd > 3) return ctx.error("input must have 1 to 3 spatial dims, got shape " + shape_str(x));
+  Shape strides = ctx.attrs->get_ints("strides"), dil = ctx.attrs->get_ints("dilations"), pads = ctx.attrs->get_ints("pads");
+  std::string auto_pad = ctx.attrs->get_string("auto_pad", "NOTSET");
+  if (static_cast<int>(kernel.size()) != nd) return ctx.error("kernel_shape must have " + std::to_string(nd) + " values");
+  if (strides.empty()) strides.assign(nd, 1);
+  if (dil.empty()) dil.assign(nd, 1);
+  if (pads.empty()) pads.assign(2 * nd, 0);
+  if (static_cast<int>(strides.size()) != nd || static_cast<int>(dil.size()) != nd || static_cast<int>(pads.size()) != 2 * nd)
+    return ctx.error("strides/dilations/pads have the wrong number of values for " + std::to_string(nd) + " spatial dims");
+  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
+    return ctx.error("auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '" + auto_pad + "'");
+  w->nd = nd;
+  int off = 3 - nd;
+  for (int i = 0; i < nd; ++i) {
+    int64_t size = x.dims[2 + i], k = kernel[i], s = strides[i], d = dil[i];
+    if (k < 1 || k > (1 << 20) || s < 1 || s > (1 << 20) || d < 1 || d > (1 << 20))
+      return ctx.error("kernel, strides and dilations must be in [1, 2^20], got " + std::to_string(k) + ", " +
+                       std::to_string(s) + ", " + std::to_string(d));
+    int64_t b = pads[i], e = pads[i + nd];
+    if (b < 0 || e < 0 || b > (1 << 20) || e > (1 << 20)) return ctx.error("pads must be in [0, 2^20]");
+    int64_t window = (k - 1) * d + 1, o;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      o = (size + s - 1) / s;
+      int64_t total = std::max<int64_t>(0, (o - 1) * s + window - size);
+      int64_t small = total / 2, big = total - small;
+      b = auto_pad == "SAME_UPPER" ? small : big;
+      e = auto_pad == "SAME_UPPER" ? big : small;
+    } else {
+      if (auto_pad == "VALID") b = e = 0;
+      int64_t span = size + b + e - window;
+      if (span < 0) return ctx.error("window " + std::to_string(window) + " is larger than padded input " + std::to_string(size + b + e));
+      if (ceil_mode) {
+        o = (span + s - 1) / s + 1;
+        if ((o - 1) * s >= size + b) o -= 1;
+      } else {
+        o = span / s + 1;
+      }
+    }
+    if (o < 1) return ctx.error("output spatial dim " + std::to_string(i) + " would be " + std::to_string(o));
+    w->in[off + i] = size; w->out[off + i] = o; w->k[off + i] = k; w->s[off + i] = s; w->d[off + i] = d;
+    w->pb[off + i] = b; w->pe[off + i] = e;
+  }
+  return Status::Ok();
+}
+
+inline Shape window_out_shape(const TensorView& x, int64_t channels, const Window& w) {
+  Shape out = {x.dims[0], channels};
+  for (int i = 3 - w.nd; i < 3; ++i) out.push_back(w.out[i]);
+  return out;
+}
+
+}  // namespace ref
+}  // namespace mobrt
