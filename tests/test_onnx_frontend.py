@@ -333,3 +333,25 @@ def test_bad_file(tmp_path):
         load_onnx(bad)
     with pytest.raises(MobconvError, match="missing.onnx"):
         load_onnx(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize("op,opset", [("Upsample", 7), ("Upsample", 9), ("Resize", 10)])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("scales", [[1, 1, 2, 3], [1, 1, 1.5, 2.5], [1, 1, 0.5, 0.6]])
+def test_old_resize_forms_match_onnxruntime(op, opset, mode, scales):
+    if op == "Upsample" and min(scales) < 1:
+        pytest.skip("Upsample only upsamples")
+    x = np.random.default_rng(4).standard_normal((1, 2, 5, 7)).astype(np.float32)
+    scales = np.array(scales, np.float32)
+    if opset < 9:
+        nodes, inits = [helper.make_node(op, ["x"], ["y"], mode=mode, scales=scales.tolist())], []
+    else:
+        nodes = [helper.make_node(op, ["x", "s"], ["y"], mode=mode)]
+        inits = [numpy_helper.from_array(scales, "s")]
+    model = _tiny(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits, opset=opset)
+    model.ir_version = 5
+    (want,) = ort_run(model, {"x": x})
+    got = run(load_onnx(model), {"x": x})["y"]
+    assert got.shape == want.shape
+    assert rel_err(got, want) <= REL_TOL

@@ -2,7 +2,8 @@
 
 - Upsample (opset 7: `scales` attribute; 9: input) and Resize opset 10 (X,
   scales) scale with x_in = x_out / scale: coordinate_transformation_mode
-  "asymmetric", nearest rounding "floor" (linear for mode "linear").
+  "asymmetric"; nearest rounds down when upsampling and up when downsampling
+  (what onnxruntime does for these opsets); mode "linear" stays linear.
 - Resize 11/13+: an empty roi/scales tensor means "absent"; the IR marks
   absent inputs with "".
 """
@@ -21,8 +22,23 @@ def _old_style(cx, scales: str) -> None:
         raise cx.error(f"mode ({mode!r}) must be one of nearest, linear")
     attrs = {"mode": _OLD_MODES[mode], "coordinate_transformation_mode": "asymmetric"}
     if attrs["mode"] == "nearest":
-        attrs["nearest_mode"] = "floor"
+        attrs["nearest_mode"] = _old_nearest_mode(cx, scales)
     cx.emit("Resize", [cx.input(0), "", scales], cx.outputs, attrs)
+
+
+def _old_nearest_mode(cx, scales: str) -> str:
+    """Old nearest rounding (onnxruntime's "simple" mode): floor when upsampling, ceil
+    when downsampling. The IR has one mode per node, so mixed scales are rejected."""
+    value = cx.graph.values.get(scales)
+    data = None if value is None else value.data
+    if data is None or all(float(s) >= 1 for s in data.ravel()):
+        return "floor"
+    if all(float(s) <= 1 for s in data.ravel()):
+        return "ceil"
+    raise cx.error(
+        f"nearest resize that upsamples some axes and downsamples others (scales "
+        f"{[float(s) for s in data.ravel()]}) is not supported before opset 11"
+    )
 
 
 @converter("Upsample", ir=("Resize",))
