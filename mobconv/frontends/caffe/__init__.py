@@ -1,0 +1,36 @@
+"""Caffe frontend: `load_caffe(prototxt, caffemodel=None, input_shapes=None,
+random_weights=False) -> Graph`, and `register_layer` for custom layers.
+
+    from mobconv.frontends.caffe import load_caffe, register_layer
+
+    @register_layer("MyScale")          # a custom layer type in your prototxt
+    def my_scale(ctx):                  # ctx: LayerContext (context.py)
+        factor = ctx.param("scale_param").float("bias_term", 2.0)
+        ctx.node("Mul", [ctx.inputs[0], ctx.const(np.float32(factor))], ctx.outputs[0])
+
+    graph = load_caffe("deploy.prototxt", "weights.caffemodel")
+
+See docs/caffe.md for the converter contract.
+"""
+from .context import LayerContext
+from .layers import REGISTRY
+from .loader import load_caffe
+
+
+def register_layer(*type_names: str):
+    """Decorator registering ``fn(ctx)`` as the converter of Caffe layer type(s).
+
+    Registering a built-in type replaces its converter. The converter reads
+    `ctx.layer` (name, type, bottoms, tops, param: the LayerParameter, blobs:
+    numpy arrays), `ctx.inputs` (IR value names of the bottoms), and must
+    produce `ctx.outputs` (one IR value per top) with `ctx.node(...)`."""
+    if not type_names:
+        raise TypeError("register_layer() needs at least one Caffe layer type name")
+    return REGISTRY.register(*type_names)
+
+
+def supported_layers() -> list:
+    return REGISTRY.supported()
+
+
+__all__ = ["load_caffe", "register_layer", "supported_layers", "LayerContext", "REGISTRY"]

@@ -1,0 +1,163 @@
+"""What a layer converter sees: `LayerContext`.
+
+A converter is ``fn(ctx) -> None`` registered for one or more Caffe layer types
+(`layers/`). It reads parameters through `ctx.param(...)` (an `AttrReader`
+over the layer's parameter message, enum values as their names), weights
+through `ctx.blob(i, shape)`, and emits IR nodes with `ctx.node(...)`, whose
+output shapes are inferred at once so the next node (or converter) can use
+them (`ctx.shape(name)`). The layer's results must end up in `ctx.outputs`
+(one IR value name per Caffe top, already chosen by the loader), either by
+naming them as node outputs or with `ctx.alias(i, value)`.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Optional
+
+import numpy as np
+
+from ...errors import ConversionError, MobconvError
+from ...ir.infer import infer_node
+from ..common import AttrReader
+
+
+def message_to_dict(msg) -> dict:
+    """Set fields (and fields with a declared default) of a protobuf message, enums as names."""
+    result = {}
+    for fd in msg.DESCRIPTOR.fields:
+        repeated = fd.label == fd.LABEL_REPEATED if hasattr(fd, "label") else fd.is_repeated
+        value = getattr(msg, fd.name)
+        if repeated:
+            if len(value):
+                result[fd.name] = [_convert(fd, v) for v in value]
+        elif fd.message_type is not None:
+            if msg.HasField(fd.name):
+                result[fd.name] = message_to_dict(value)
+        elif msg.HasField(fd.name) or fd.has_default_value:
+            result[fd.name] = _convert(fd, value)
+    return result
+
+
+def _convert(fd, value):
+    if fd.enum_type is not None:
+        return fd.enum_type.values_by_number[value].name
+    if fd.message_type is not None:
+        return message_to_dict(value)
+    return value
+
+
+class LayerContext:
+    def __init__(self, graph, layer, inputs, outputs, random_weights: bool, source: str):
+        self.graph = graph
+        self.layer = layer
+        self.inputs = list(inputs)  # IR value names of the bottoms
+        self.outputs = list(outputs)  # IR value names the tops must get
+        self.random_weights = random_weights
+        self.source = source
+        self.where = f"Caffe layer '{layer.name}' (type {layer.type})"
+        self.random_used = False
+
+    # ---- reading the layer ----------------------------------------------
+    def param(self, field: str) -> AttrReader:
+        """AttrReader over `layer.<field>` (e.g. "convolution_param")."""
+        msg = getattr(self.layer.param, field)
+        return AttrReader(message_to_dict(msg), self.where)
+
+    def has_param(self, field: str) -> bool:
+        return self.layer.param.HasField(field)
+
+    def error(self, rule: str) -> ConversionError:
+        return ConversionError(f"cannot convert {self.where}: {rule}")
+
+    def check_arity(self, bottoms, tops=1) -> None:
+        def ok(n, want):
+            return n in want if isinstance(want, (tuple, list, range)) else n == want
+
+        if not ok(len(self.inputs), bottoms):
+            raise self.error(f"takes {bottoms} bottom(s), got {len(self.inputs)}")
+        if not ok(len(self.outputs), tops):
+            raise self.error(f"has {tops} top(s), got {len(self.outputs)}")
+
+    def num_blobs(self) -> int:
+        return len(self.layer.blobs)
+
+    def blob(self, i: int, shape, what: str = "weights", positive: bool = False) -> np.ndarray:
+        """Blob i as float32 reshaped to `shape` (element counts must agree).
+
+        Missing blobs are an error, or seeded random values with random_weights
+        (positive=True draws from [0.5, 1.5], e.g. for variances)."""
+        shape = tuple(int(d) for d in shape)
+        blobs = self.layer.blobs
+        if i < len(blobs):
+            data = blobs[i]
+            if data.size != int(np.prod(shape)):
+                raise self.error(
+                    f"blob {i} ({what}) has shape {tuple(data.shape)} ({data.size} values), "
+                    f"expected {shape} from the layer parameters and input shape")
+            return data.reshape(shape).astype(np.float32, copy=False)
+        if not self.random_weights:
+            if not blobs and not self.layer.weights_from:
+                raise ConversionError(
+                    f"{self.source}: no weights for {self.where}: "
+                    + ("no caffemodel was given; pass the .caffemodel, or random_weights=True "
+                       "(--random-weights) for seeded random weights"
+                       if self.caffemodel_missing else
+                       "the caffemodel has no layer of this name"))
+            raise self.error(f"blob {i} ({what}) is missing: the layer has {len(blobs)} blob(s)")
+        self.random_used = True
+        rng = np.random.default_rng(zlib.crc32(f"{self.layer.name}/{i}".encode()))
+        if positive:
+            return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+
+    caffemodel_missing = False
+
+    # ---- building the graph ---------------------------------------------
+    def shape(self, name: str) -> tuple:
+        value = self.graph.values[name]
+        if value.shape is None:
+            raise self.error(f"shape of {name!r} is unknown")
+        return tuple(value.shape)
+
+    def rank(self, name: str) -> int:
+        return len(self.shape(name))
+
+    def norm_axis(self, axis: int, rank: int, name: str = "axis") -> int:
+        if not -rank <= axis < rank:
+            raise self.error(f"{name} ({axis}) must be in [{-rank}, {rank - 1}] for a {rank}-D input")
+        return axis % rank
+
+    def temp(self, suffix: str) -> str:
+        return self.graph.unique_name(f"{self.layer.name}/{suffix}")
+
+    def const(self, data, suffix: str = "const", dtype=None) -> str:
+        array = np.asarray(data, dtype=dtype) if dtype is not None else np.asarray(data)
+        name = self.temp(suffix)
+        self.graph.add_constant(name, array)
+        return name
+
+    def ints(self, values, suffix: str = "shape") -> str:
+        return self.const(np.asarray(list(values), dtype=np.int64), suffix)
+
+    def node(self, op: str, inputs, outputs=None, attrs: Optional[dict] = None, suffix: str = ""):
+        """Add one IR node (shapes inferred right away). Returns its first output name,
+        or the list of outputs when several are given."""
+        if outputs is None:
+            outputs = [self.temp(suffix or op.lower())]
+        elif isinstance(outputs, str):
+            outputs = [outputs]
+        name = self.graph.unique_name(f"{self.layer.name}/{op}" if outputs[0] not in self.outputs
+                                      else self.layer.name)
+        node = self.graph.add_node(op, list(inputs), list(outputs), attrs or {}, name=name)
+        try:
+            infer_node(self.graph, node)
+        except ConversionError:
+            raise
+        except MobconvError as exc:  # a shape function's rule
+            raise self.error(str(exc)) from None
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def alias(self, i: int, value: str) -> None:
+        """Make top i an alias of an existing value (no node emitted)."""
+        self.outputs[i] = value

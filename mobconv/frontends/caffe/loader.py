@@ -1,0 +1,170 @@
+"""Caffe prototxt (+ caffemodel) -> IR Graph.
+
+Steps:
+1. `parser.read_net` reads both files, upgrades old formats, applies the TEST
+   phase rules and matches weights to layers by name.
+2. Every layer type is checked first: one UnsupportedOpsError lists all the
+   types no converter claims, with their layer names.
+3. Blob names become SSA values: a blob written by several layers (in-place
+   layers such as `ReLU` with top == bottom) gets one IR value per write; the
+   last write keeps the blob's own name, so the net's outputs keep the names
+   Caffe users know ("prob").
+4. Each layer goes through its converter (`layers/`), which emits IR nodes;
+   shapes are inferred node by node as they are added.
+5. Graph outputs are the blobs no layer reads; signature (NCHW, Caffe's BGR
+   order, transform_param mean/scale) and metadata are filled.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from typing import Optional
+
+import mobconv
+
+from ...errors import ConversionError, MobconvError, UsageError
+from ...ir import Graph, Preprocessing, TensorSpec, infer_shapes
+from .context import LayerContext
+from .layers import REGISTRY
+from .parser import read_net
+
+
+def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
+               random_weights: bool = False) -> Graph:
+    """Convert a Caffe deploy prototxt (+ caffemodel weights) to an IR Graph.
+
+    input_shapes: blob name -> shape, overriding (or supplying) the net's input
+    shapes. Without a caffemodel, layers with weights are refused unless
+    random_weights is set (seeded random weights; a warning is issued).
+    """
+    prototxt = os.fspath(prototxt)
+    caffemodel = os.fspath(caffemodel) if caffemodel is not None else None
+    for path in (prototxt, caffemodel):
+        if path is not None and not os.path.isfile(path):
+            raise MobconvError(f"{path}: no such file")
+    net = read_net(prototxt, caffemodel)
+    REGISTRY.check_supported(prototxt, [(layer.type, layer.name) for layer in net.layers])
+
+    graph = Graph(net.name)
+    shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
+    unknown = sorted(set(shapes) - {name for name, _ in net.inputs})
+    if unknown:
+        raise UsageError(f"{prototxt}: input_shapes names unknown input(s) {', '.join(unknown)} "
+                         f"(net inputs: {', '.join(n for n, _ in net.inputs) or 'none'})")
+    if not net.inputs:
+        raise ConversionError(f"{prototxt}: the net declares no input (input:, input_shape or an Input layer)")
+    current = {}  # Caffe blob name -> IR value name of its latest write
+    for name, shape in net.inputs:
+        shape = shapes.get(name, shape)
+        if shape is None:
+            raise ConversionError(
+                f"{prototxt}: the shape of input {name!r} is not declared; give it with "
+                f"input_shapes={{'{name}': (1, 3, 224, 224)}} (--input-shape {name}=1,3,224,224)")
+        graph.add_input(name, "float32", shape)
+        current[name] = name
+
+    last_writer = {}
+    for index, layer in enumerate(net.layers):
+        for top in layer.tops:
+            last_writer[top] = index
+    read_after = _blobs_read(net.layers)
+    random_used = False
+    for index, layer in enumerate(net.layers):
+        missing = [b for b in layer.bottoms if b not in current]
+        if missing:
+            raise ConversionError(
+                f"{prototxt}: Caffe layer '{layer.name}' (type {layer.type}) reads blob(s) "
+                f"{', '.join(repr(m) for m in missing)}, which no earlier layer or input produces")
+        inputs = [current[b] for b in layer.bottoms]
+        outputs = []
+        for top in layer.tops:
+            final = last_writer[top] == index and top not in graph.values
+            outputs.append(top if final else graph.unique_name(f"{top}/{layer.name}"))
+        ctx = LayerContext(graph, layer, inputs, outputs, random_weights, prototxt)
+        ctx.caffemodel_missing = caffemodel is None
+        try:
+            REGISTRY.get(layer.type)(ctx)
+        except ConversionError as exc:
+            message = str(exc)
+            raise ConversionError(message if message.startswith(prototxt) else f"{prototxt}: {message}") from None
+        for top, value in zip(layer.tops, ctx.outputs):
+            if value not in graph.values:
+                raise ConversionError(f"{prototxt}: converter of {ctx.where} produced no value for top {top!r}")
+            current[top] = value
+        random_used = random_used or ctx.random_used
+
+    # Net outputs: the latest value of every blob that no later layer reads.
+    outputs = []
+    for index, layer in enumerate(net.layers):
+        for top in layer.tops:
+            if last_writer[top] == index and (top, index) not in read_after and current[top] not in outputs:
+                outputs.append(current[top])
+    graph.outputs = outputs
+    graph.remove_unused_values()
+    try:
+        infer_shapes(graph)
+    except MobconvError as exc:
+        raise ConversionError(f"{prototxt}: {exc}") from exc
+    if random_used:
+        warnings.warn(f"{prototxt}: no caffemodel given; using seeded random weights "
+                      "(the converted model computes nothing meaningful)", stacklevel=2)
+    _fill_signature(graph, net)
+    _fill_metadata(graph, prototxt, caffemodel, shapes, random_used)
+    return graph
+
+
+def _blobs_read(layers) -> set:
+    """(blob, index of its last writer) pairs that some layer reads after that write."""
+    writer = {}
+    read = set()
+    for index, layer in enumerate(layers):
+        for b in layer.bottoms:
+            if b in writer:
+                read.add((b, writer[b]))
+        for t in layer.tops:
+            writer[t] = index
+    return read
+
+
+def _fill_signature(graph, net) -> None:
+    sig = graph.signature
+    sig.inputs = []
+    for name in graph.inputs:
+        value = graph.values[name]
+        sig.inputs.append(TensorSpec(name, value.dtype, tuple(value.shape),
+                                     "NCHW" if len(value.shape) == 4 else ""))
+    sig.outputs = [TensorSpec(n, graph.values[n].dtype, tuple(graph.values[n].shape),
+                              "NCHW" if len(graph.values[n].shape) == 4 else "") for n in graph.outputs]
+    t = net.transform
+    first = graph.values[graph.inputs[0]] if graph.inputs else None
+    channels = first.shape[1] if first is not None and len(first.shape) == 4 else None
+    mean = list(t.mean_value) if t is not None else []
+    if mean and channels and len(mean) == 1:
+        mean = mean * channels
+    scale = [float(t.scale)] * (channels or 1) if t is not None and t.HasField("scale") else []
+    if mean or scale or channels == 3:
+        sig.preprocessing = Preprocessing(mean=[float(m) for m in mean], scale=scale,
+                                          channel_order="BGR" if channels == 3 else "")
+
+
+def _fill_metadata(graph, prototxt, caffemodel, shapes, random_used) -> None:
+    digest = hashlib.sha256()
+    for path in (prototxt, caffemodel):
+        if path is not None:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    meta = graph.metadata
+    meta.producer = "mobconv"
+    meta.converter_version = mobconv.__version__
+    meta.source_framework = "caffe"
+    meta.source_sha256 = digest.hexdigest()
+    meta.options = {"prototxt": os.path.basename(prototxt)}
+    if caffemodel is not None:
+        meta.options["caffemodel"] = os.path.basename(caffemodel)
+    if shapes:
+        meta.options["input_shapes"] = ";".join(
+            f"{k}={','.join(str(d) for d in v)}" for k, v in shapes.items())
+    if random_used:
+        meta.options["random_weights"] = "true"

@@ -1,0 +1,249 @@
+"""Read Caffe files into a flat, upgraded list of layers.
+
+    net = read_net("deploy.prototxt", "weights.caffemodel")
+    net.inputs   # [(blob name, shape or None)]
+    net.layers   # [CaffeLayer(name, type, bottoms, tops, param, blobs)] in file order
+
+What it takes care of, so converters see one modern form:
+- prototxt in protobuf text format (unknown fields, e.g. a fork's extra layer
+  parameters, are skipped), caffemodel in binary (no 64 MB limit);
+- V1 nets (`layers { type: CONVOLUTION }`) upgraded to `layer { type: "Convolution" }`;
+- old 4-D blob shapes (num/channels/height/width) turned into shapes;
+- weights matched by layer name, from the caffemodel or from blobs inside the
+  prototxt (either file may hold them);
+- inputs from `input:` + `input_dim:`, `input:` + `input_shape`, and `Input` layers;
+- TEST-phase rules (`include`/`exclude` with phase/level/stage) applied; layers
+  that only make sense in training (Accuracy, *Loss, Silence) dropped.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from ...errors import ModelFormatError
+from . import caffe_pb2
+
+# V1 LayerType enum name -> modern type string (Caffe's UpgradeV1LayerType).
+V1_TYPES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU",
+    "SIGMOID": "Sigmoid", "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss",
+    "SILENCE": "Silence", "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH", "WINDOW_DATA": "WindowData",
+    "THRESHOLD": "Threshold",
+}
+
+# Layers that produce the net's input blobs (their first top becomes a graph input).
+DATA_TYPES = {"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
+              "DummyData", "AnnotatedData", "VideoData"}
+# Layers with no role in inference.
+TRAINING_ONLY = {"Accuracy", "Silence", "HDF5Output"}
+
+
+@dataclass
+class CaffeLayer:
+    name: str
+    type: str
+    bottoms: list
+    tops: list
+    param: object  # caffe_pb2.LayerParameter (upgraded to the modern form)
+    blobs: list = field(default_factory=list)  # list[np.ndarray], float32
+    weights_from: str = ""  # file the blobs came from ("" when none)
+
+
+@dataclass
+class CaffeNet:
+    name: str
+    inputs: list  # [(blob name, shape tuple or None)]
+    layers: list  # [CaffeLayer]
+    transform: Optional[object] = None  # TransformationParameter of the data layer, if any
+    prototxt: str = ""
+    caffemodel: Optional[str] = None
+
+
+# ---- reading files -------------------------------------------------------------
+
+
+def parse_prototxt(path: str):
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read prototxt ({exc.strerror})") from None
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Parse(text, net, allow_unknown_field=True)
+    except text_format.ParseError as exc:
+        raise ModelFormatError(f"{path}: not a valid Caffe prototxt ({exc})") from None
+    return net
+
+
+def parse_caffemodel(path: str):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read caffemodel ({exc.strerror})") from None
+    net = caffe_pb2.NetParameter()
+    try:
+        # The upb runtime has no total-size limit (the old C++ runtime stopped at
+        # 64 MB unless told otherwise), so large caffemodels parse as they are.
+        net.ParseFromString(data)
+    except DecodeError as exc:
+        raise ModelFormatError(f"{path}: not a valid binary caffemodel ({exc})") from None
+    if not net.layer and not net.layers:
+        if data.lstrip()[:1].isalpha():
+            raise ModelFormatError(f"{path}: looks like a text prototxt, expected a binary caffemodel")
+        raise ModelFormatError(f"{path}: caffemodel holds no layers")
+    return net
+
+
+# ---- upgrades -------------------------------------------------------------------
+
+
+def upgrade_v1(v1) -> object:
+    """V1LayerParameter -> LayerParameter (same parameter messages, string type)."""
+    layer = caffe_pb2.LayerParameter()
+    layer.name = v1.name
+    enum_name = caffe_pb2.V1LayerParameter.LayerType.Name(v1.type)
+    layer.type = V1_TYPES.get(enum_name, enum_name)
+    layer.bottom.extend(v1.bottom)
+    layer.top.extend(v1.top)
+    layer.include.extend(v1.include)
+    layer.exclude.extend(v1.exclude)
+    layer.blobs.extend(v1.blobs)
+    for fd, value in v1.ListFields():
+        if fd.name.endswith("_param") and fd.name in caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name:
+            getattr(layer, fd.name).CopyFrom(value)
+    return layer
+
+
+def all_layers(net) -> list:
+    if net.layer and net.layers:
+        # Caffe refuses this mix too; keep the modern list.
+        return list(net.layer)
+    if net.layers:
+        return [upgrade_v1(v1) for v1 in net.layers]
+    return list(net.layer)
+
+
+def blob_to_array(blob) -> np.ndarray:
+    """BlobProto -> float32 array with its shape (old 4-D dims honoured)."""
+    if blob.HasField("shape"):
+        shape = tuple(int(d) for d in blob.shape.dim)
+    elif any((blob.num, blob.channels, blob.height, blob.width)):
+        shape = (blob.num, blob.channels, blob.height, blob.width)
+    else:
+        shape = None
+    data = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32)
+    if shape is None:
+        shape = (data.size,)
+    if int(np.prod(shape)) != data.size:
+        raise ValueError(f"blob shape {shape} holds {int(np.prod(shape))} values, data has {data.size}")
+    return data.reshape(shape)
+
+
+# ---- NetState rules (Caffe's Net::StateMeetsRule) --------------------------------
+
+
+def _meets_rule(rule, phase=caffe_pb2.TEST, level=0, stages=()) -> bool:
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(s not in stages for s in rule.stage):
+        return False
+    if any(s in stages for s in rule.not_stage):
+        return False
+    return True
+
+
+def in_test_phase(layer) -> bool:
+    if layer.HasField("phase") and layer.phase != caffe_pb2.TEST:
+        return False
+    if layer.include:
+        return any(_meets_rule(r) for r in layer.include)
+    return not any(_meets_rule(r) for r in layer.exclude)
+
+
+# ---- the whole net -------------------------------------------------------------
+
+
+def _net_inputs(net, path) -> list:
+    names = list(net.input)
+    if not names:
+        return []
+    if net.input_shape:
+        if len(net.input_shape) not in (1, len(names)):
+            raise ModelFormatError(
+                f"{path}: {len(names)} input(s) but {len(net.input_shape)} input_shape entries")
+        shapes = [tuple(int(d) for d in s.dim) for s in net.input_shape]
+        if len(shapes) == 1:
+            shapes = shapes * len(names)
+        return list(zip(names, shapes))
+    if net.input_dim:
+        dims = [int(d) for d in net.input_dim]
+        if len(dims) != 4 * len(names):
+            raise ModelFormatError(
+                f"{path}: {len(names)} input(s) need {4 * len(names)} input_dim values, got {len(dims)}")
+        return [(n, tuple(dims[4 * i:4 * i + 4])) for i, n in enumerate(names)]
+    return [(n, None) for n in names]
+
+
+def _weights_by_name(model, path) -> dict:
+    weights = {}
+    for layer in all_layers(model):
+        if layer.blobs:
+            weights[layer.name] = layer.blobs
+    return weights
+
+
+def read_net(prototxt: str, caffemodel: Optional[str] = None) -> CaffeNet:
+    structure = parse_prototxt(prototxt)
+    weights = {}
+    if caffemodel is not None:
+        weights = _weights_by_name(parse_caffemodel(caffemodel), caffemodel)
+    inputs = _net_inputs(structure, prototxt)
+    layers, transform = [], None
+    for lp in all_layers(structure):
+        if not in_test_phase(lp):
+            continue
+        ltype = lp.type
+        if ltype in DATA_TYPES:
+            shapes = []
+            if ltype == "Input":
+                shapes = [tuple(int(d) for d in s.dim) for s in lp.input_param.shape]
+            for i, top in enumerate(lp.top[:1] if ltype != "Input" else lp.top):
+                shape = shapes[i] if i < len(shapes) else (shapes[0] if len(shapes) == 1 else None)
+                inputs.append((top, shape))
+            if lp.HasField("transform_param") and transform is None:
+                transform = lp.transform_param
+            continue
+        if ltype in TRAINING_ONLY or ltype.endswith("Loss"):
+            continue
+        source, blobs = "", lp.blobs
+        if lp.name in weights:
+            source, blobs = caffemodel, weights[lp.name]
+        elif lp.blobs:
+            source = prototxt
+        try:
+            arrays = [blob_to_array(b) for b in blobs]
+        except ValueError as exc:
+            raise ModelFormatError(f"{source}: layer {lp.name!r}: {exc}") from None
+        layers.append(CaffeLayer(lp.name, ltype, list(lp.bottom), list(lp.top), lp, arrays, source))
+    name = structure.name or os.path.splitext(os.path.basename(prototxt))[0]
+    return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel)
