@@ -30,7 +30,7 @@ import mobconv
 
 from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError
 from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
-from .context import NodeContext, decode_attrs
+from .context import NodeContext
 from .converters import is_supported, load_converters
 
 MIN_OPSET, MAX_OPSET = 7, 28

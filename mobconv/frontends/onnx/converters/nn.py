@@ -8,19 +8,13 @@ from . import converter
 PASS = (
     "Conv", "ConvTranspose", "Gemm", "MatMul", "GlobalAveragePool", "GlobalMaxPool", "LRN",
     "InstanceNormalization", "LayerNormalization", "LpNormalization",
-    "MeanVarianceNormalization", "AveragePool",
+    "MeanVarianceNormalization", "AveragePool", "MaxPool",
 )
 
 
 @converter(*PASS)
 def passthrough(cx):
     cx.passthrough(cx.op_type)
-
-
-@converter("MaxPool")
-def max_pool(cx):
-    """storage_order=1 (column-major Indices) is only meaningful for the second output."""
-    cx.passthrough("MaxPool")
 
 
 @converter("BatchNormalization", ir=("BatchNormalization", "ReduceMean", "Sub", "Mul", "Add", "Reshape"))
@@ -96,4 +90,4 @@ def dropout(cx):
         return
     cx.check_attrs({"ratio"})
     ratio = cx.attr_as_input("ratio", np.float32)
-    cx.emit("Dropout", [cx.input(0), ratio] if ratio else [cx.input(0)], [o for o in cx.outputs], {})
+    cx.emit("Dropout", [cx.input(0), ratio], cx.outputs)
