@@ -63,6 +63,14 @@ class LayerContext:
         msg = getattr(self.layer.param, field)
         return AttrReader(message_to_dict(msg), self.where)
 
+    def explicit(self, field: str, name: str) -> bool:
+        """Whether `layer.<field>.<name>` is written in the file (not just defaulted)."""
+        msg = getattr(self.layer.param, field)
+        fd = msg.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None:
+            return False
+        return len(getattr(msg, name)) > 0 if fd.is_repeated else msg.HasField(name)
+
     def has_param(self, field: str) -> bool:
         return self.layer.param.HasField(field)
 

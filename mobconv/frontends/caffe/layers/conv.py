@@ -13,12 +13,13 @@ def _spatial(p, name, n, default, ctx):
     h, w = f"{name}_h", f"{name}_w"
     if name == "kernel_size":
         h, w = "kernel_h", "kernel_w"
-    if p.has(h) or p.has(w):
+    given = ctx.explicit("convolution_param", h), ctx.explicit("convolution_param", w)
+    if any(given):
         if n != 2:
             raise ctx.error(f"{h}/{w} are for 2-D convolution only (input has {n} spatial dims)")
         if values:
             raise ctx.error(f"give either {name} or {h}/{w}, not both")
-        if name != "pad" and not (p.has(h) and p.has(w)):
+        if name != "pad" and not all(given):
             raise ctx.error(f"{h} and {w} must be given together")
         return [p.int(h, default), p.int(w, default)]
     if not values:

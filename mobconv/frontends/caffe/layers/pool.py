@@ -20,7 +20,7 @@ from . import REGISTRY
 
 
 def _pair(p, name, h, w, default, ctx):
-    if p.has(h) or p.has(w):
+    if ctx.explicit("pooling_param", h) or ctx.explicit("pooling_param", w):
         return [p.int(h, default), p.int(w, default)]
     value = p.int(name, default) if p.has(name) or default is not None else None
     if value is None:
