@@ -140,18 +140,27 @@ Status run_size(KernelContext& ctx) {
   return Status::Ok();
 }
 
-// ---- Cast
-bool cast_dtype_ok(int64_t to) {
-  return to == 0 || to == 3 || to == 4 || to == 5 || to == 6 || to == 7 || to == 8;  // no fp16/bf16 yet
+// ---- Cast (`to` is an ONNX TensorProto dtype code)
+bool onnx_to_dtype(int64_t to, DType* out) {
+  switch (to) {
+    case 1: *out = DType::F32; return true;
+    case 2: *out = DType::U8; return true;
+    case 3: *out = DType::I8; return true;
+    case 5: *out = DType::I16; return true;
+    case 6: *out = DType::I32; return true;
+    case 7: *out = DType::I64; return true;
+    case 9: *out = DType::BOOL; return true;
+    default: return false;  // float16/bfloat16/float8/double: not in this runtime yet
+  }
 }
 
 Status infer_cast(KernelContext& ctx) {
   if (!ctx.attrs->has("to")) return ctx.error("attribute 'to' is required");
   int64_t to = ctx.attrs->get_int("to", 0);
-  DType in = ctx.inputs[0].dtype;
-  if (!cast_dtype_ok(to) || !cast_dtype_ok(static_cast<int64_t>(in)))
-    return ctx.error("cast from " + std::string(dtype_name(in)) + " to dtype code " + std::to_string(to) + " is not supported");
-  return set_out(ctx, 0, static_cast<DType>(to), shape_of(ctx.inputs[0]));
+  DType in = ctx.inputs[0].dtype, out;
+  if (!onnx_to_dtype(to, &out) || in == DType::F16 || in == DType::BF16)
+    return ctx.error("cast from " + std::string(dtype_name(in)) + " to ONNX dtype " + std::to_string(to) + " is not supported");
+  return set_out(ctx, 0, out, shape_of(ctx.inputs[0]));
 }
 
 template <typename T> double load(const void* p, int64_t i) { return static_cast<double>(static_cast<const T*>(p)[i]); }
