@@ -4,6 +4,9 @@
 // the B panel (2 zmm) and broadcasts 14 A values (folded into the FMA as embedded
 // broadcasts), i.e. 28 FMAs for 2 vector loads + 14 broadcast loads. Compiled with
 // -mavx512f (see kernels.cmake) and only called after CPU detection says so.
+// GCC 12 reports false "uninitialized" warnings inside its own avx512fintrin.h.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include "../gemm/ukernel_common.h"

@@ -1,5 +1,8 @@
 // AVX-512F instantiation of the vectorized kernels in gemm/simd_ops.h (16 lanes).
 // Compiled with -mavx512f; reached only through the dispatch table.
+// GCC 12 reports false "uninitialized" warnings inside its own avx512fintrin.h.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include "../gemm/simd_ops.h"
