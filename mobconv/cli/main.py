@@ -14,10 +14,10 @@ import traceback
 
 from .. import __version__
 from ..errors import MobconvError
-from . import compare, info, onnx2mob, run, validate
+from . import caffe2mob, compare, info, onnx2mob, run, validate
 from .common import HelpFormatter
 
-COMMANDS = (onnx2mob, info, run, compare, validate)
+COMMANDS = (onnx2mob, caffe2mob, info, run, compare, validate)
 
 EPILOG = """\
 examples:
