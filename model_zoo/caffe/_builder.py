@@ -52,11 +52,12 @@ class NetBuilder:
             layer = self.net.layer.add(name=name, type=type_, bottom=bottoms, top=tops)
         for field, value in params.items():
             json_format.ParseDict(value, getattr(layer, field))
+        # Like Caffe, the caffemodel lists every layer; weighted ones carry blobs.
+        if self.v1:
+            w = self.weights.layers.add(name=name, type=V1_ENUM[type_], bottom=bottoms, top=tops)
+        else:
+            w = self.weights.layer.add(name=name, type=type_, bottom=bottoms, top=tops)
         if blobs:
-            if self.v1:
-                w = self.weights.layers.add(name=name, type=V1_ENUM[type_])
-            else:
-                w = self.weights.layer.add(name=name, type=type_)
             for array in blobs:
                 blob = w.blobs.add()
                 if self.v1:  # old caffemodels: 4-D num/channels/height/width

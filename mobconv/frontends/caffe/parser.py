@@ -102,11 +102,8 @@ def parse_caffemodel(path: str):
         # 64 MB unless told otherwise), so large caffemodels parse as they are.
         net.ParseFromString(data)
     except DecodeError as exc:
-        raise ModelFormatError(f"{path}: not a valid binary caffemodel ({exc})") from None
-    if not net.layer and not net.layers:
-        if data.lstrip()[:1].isalpha():
-            raise ModelFormatError(f"{path}: looks like a text prototxt, expected a binary caffemodel")
-        raise ModelFormatError(f"{path}: caffemodel holds no layers")
+        hint = "; it looks like a text prototxt" if data[:200].lstrip().startswith((b"name", b"layer", b"input")) else ""
+        raise ModelFormatError(f"{path}: not a valid binary caffemodel ({exc}){hint}") from None
     return net
 
 
