@@ -3,10 +3,10 @@ random_weights=False) -> Graph`, and `register_layer` for custom layers.
 
     from mobconv.frontends.caffe import load_caffe, register_layer
 
-    @register_layer("MyScale")          # a custom layer type in your prototxt
-    def my_scale(ctx):                  # ctx: LayerContext (context.py)
-        factor = ctx.param("scale_param").float("bias_term", 2.0)
-        ctx.node("Mul", [ctx.inputs[0], ctx.const(np.float32(factor))], ctx.outputs[0])
+    @register_layer("Swish")            # a layer type mobconv does not know
+    def swish(ctx):                     # ctx: LayerContext (context.py)
+        s = ctx.node("Sigmoid", [ctx.inputs[0]])
+        ctx.node("Mul", [ctx.inputs[0], s], ctx.outputs[0])
 
     graph = load_caffe("deploy.prototxt", "weights.caffemodel")
 
