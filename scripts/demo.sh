@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The README's first command: convert a bundled model, inspect it, run it.
+# The README's first command: convert the bundled Caffe digits classifier
+# (trained on scikit-learn's digits, see model_zoo/caffe/digits/), inspect it,
+# and classify the bundled sample images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+MOBCONV=".venv/bin/python -m mobconv"
+ZOO=model_zoo/caffe/digits
 mkdir -p out
-MODEL=model_zoo/onnx/tiny_cnn.onnx
-$PY -m mobconv onnx2mob "$MODEL" -o out/tiny_cnn.mob
-$PY -m mobconv info out/tiny_cnn.mob
-$PY -m mobconv run out/tiny_cnn.mob
+$MOBCONV caffe2mob $ZOO/deploy.prototxt $ZOO/digits.caffemodel -o out/digits.mob
+$MOBCONV info out/digits.mob
+for sample in $ZOO/samples/*.npy; do
+  echo
+  echo "== $(basename "$sample") (true label: $(basename "$sample" .npy | sed "s/.*label//")) =="
+  $MOBCONV run out/digits.mob --input "data=$sample"
+done
