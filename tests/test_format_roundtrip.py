@@ -284,8 +284,6 @@ def test_converted_onnx_model_roundtrips_exactly():
     from pathlib import Path
 
     fixture = Path(__file__).resolve().parent.parent / "model_zoo" / "onnx" / "tiny_cnn.onnx"
-    if not fixture.exists():
-        pytest.skip("model_zoo/onnx/tiny_cnn.onnx not present")
     from mobconv.frontends.onnx import load_onnx
 
     g = load_onnx(str(fixture))

@@ -174,11 +174,19 @@ def backend_case_status(case):
     return "pass"
 
 
-@pytest.mark.parametrize("case", BACKEND_CASES, ids=[c.name for c in BACKEND_CASES])
+def _expressible(case):
+    """String tensors and float8e8m0 casts are outside the IR: not collected as tests."""
+    op, attrs, inputs, _ = to_ir(case)
+    return not (op == "Cast" and attrs.get("to") in (8, 24)
+                or any(a is not None and a.dtype.kind in "OSU" for a in inputs))
+
+
+EXPRESSIBLE_CASES = [c for c in BACKEND_CASES if _expressible(c)]
+
+
+@pytest.mark.parametrize("case", EXPRESSIBLE_CASES, ids=[c.name for c in EXPRESSIBLE_CASES])
 def test_backend_case(case):
-    status = backend_case_status(case)
-    if status != "pass":
-        pytest.skip(status)
+    assert backend_case_status(case) == "pass"
 
 
 def test_backend_cases_cover_every_op():
