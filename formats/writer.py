@@ -24,6 +24,7 @@ and the builder is pre-sized, so writing a large model is a few memcpys.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import flatbuffers
@@ -54,7 +55,10 @@ def write_model(graph, path) -> None:
     path = os.fspath(path)
     buf, head = _build(graph)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".mobconv-", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".mobconv-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(buf)[head:])
@@ -64,6 +68,9 @@ def write_model(graph, path) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(sys.exc_info()[1], OSError):
+            exc = sys.exc_info()[1]
+            raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
 
 
