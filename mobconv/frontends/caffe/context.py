@@ -56,6 +56,7 @@ class LayerContext:
         self.source = source
         self.where = f"Caffe layer '{layer.name}' (type {layer.type})"
         self.random_used = False
+        self.generated = {}  # blob index -> random array drawn for it (random_weights)
 
     # ---- reading the layer ----------------------------------------------
     def param(self, field: str) -> AttrReader:
@@ -115,9 +116,12 @@ class LayerContext:
         self.random_used = True
         rng = np.random.default_rng(zlib.crc32(f"{self.layer.name}/{i}".encode()))
         if positive:
-            return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
-        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        return (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+            data = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            data = (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+        self.generated[i] = data
+        return data
 
     caffemodel_missing = False
 

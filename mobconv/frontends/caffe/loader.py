@@ -31,12 +31,15 @@ from .parser import read_net
 
 
 def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
-               random_weights: bool = False) -> Graph:
+               random_weights: bool = False, generated_weights: Optional[dict] = None) -> Graph:
     """Convert a Caffe deploy prototxt (+ caffemodel weights) to an IR Graph.
 
     input_shapes: blob name -> shape, overriding (or supplying) the net's input
     shapes. Without a caffemodel, layers with weights are refused unless
     random_weights is set (seeded random weights; a warning is issued).
+    generated_weights: a dict that receives layer name -> [blob arrays in Caffe's
+    order] for every layer whose weights were drawn at random (see
+    `weights.save_random_caffemodel`, which writes them as a caffemodel).
     """
     prototxt = os.fspath(prototxt)
     caffemodel = os.fspath(caffemodel) if caffemodel is not None else None
@@ -93,6 +96,13 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
                 raise ConversionError(f"{prototxt}: converter of {ctx.where} produced no value for top {top!r}")
             current[top] = value
         random_used = random_used or ctx.random_used
+        if ctx.generated and generated_weights is not None:
+            blobs = list(layer.blobs)
+            for i in sorted(ctx.generated):
+                while len(blobs) <= i:
+                    blobs.append(None)
+                blobs[i] = ctx.generated[i]
+            generated_weights[layer.name] = blobs
 
     # Net outputs: the latest value of every blob that no later layer reads.
     outputs = []
