@@ -64,11 +64,11 @@ void Interpreter::FillView(int t, TensorView* v) const {
   const Tensor& x = tensors_[t];
   v->dtype = x.dtype;
   v->rank = x.rank;
-  int64_t stride = 1;
+  uint64_t stride = 1;  // unsigned: declared dims of unused tensors are not size-checked
   for (int d = x.rank - 1; d >= 0; --d) {
     v->dims[d] = x.dims[d];
-    v->strides[d] = stride;
-    stride *= x.dims[d];
+    v->strides[d] = static_cast<int64_t>(stride);
+    stride *= static_cast<uint64_t>(x.dims[d]);
   }
   v->data = x.data;
   v->is_constant = x.kind == Tensor::kConstant || x.kind == Tensor::kFolded;

@@ -102,6 +102,14 @@ std::string quoted(const flatbuffers::String* s) {
   return s ? "'" + std::string(s->c_str(), s->size()) + "'" : "''";
 }
 
+// Copies a vector's elements with memcpy: a hostile file may misalign 8-byte
+// elements (the verifier only checks the length prefix's alignment).
+template <typename T>
+void copy_vec(const flatbuffers::Vector<T>* v, std::vector<T>* out) {
+  out->resize(v ? v->size() : 0);
+  if (v && v->size()) std::memcpy(out->data(), v->Data(), v->size() * sizeof(T));
+}
+
 std::string str(const flatbuffers::String* s) { return s ? std::string(s->c_str(), s->size()) : ""; }
 
 Status read_attr(const fb::Attribute* a, const Checker& c, const std::string& where,
@@ -116,11 +124,11 @@ Status read_attr(const fb::Attribute* a, const Checker& c, const std::string& wh
     case fb::AttrType_STRING: out->kind = AttrValue::Kind::String; out->s = str(a->s()); break;
     case fb::AttrType_INTS:
       out->kind = AttrValue::Kind::Ints;
-      if (a->ints()) out->ints.assign(a->ints()->begin(), a->ints()->end());
+      copy_vec(a->ints(), &out->ints);
       break;
     case fb::AttrType_FLOATS:
       out->kind = AttrValue::Kind::Floats;
-      if (a->floats()) out->floats.assign(a->floats()->begin(), a->floats()->end());
+      copy_vec(a->floats(), &out->floats);
       break;
     case fb::AttrType_STRINGS:
       out->kind = AttrValue::Kind::Strings;
@@ -206,6 +214,13 @@ Status Model::Parse() {
         ti.symbols.emplace_back();
       }
     }
+    {
+      unsigned __int128 elems = 1;
+      for (int64_t d : ti.dims)
+        if (d > 0) elems *= static_cast<uint64_t>(d);
+      if (elems > (static_cast<unsigned __int128>(1) << 48))
+        return c.fail(where + ": declared shape has more than 2^48 elements");
+    }
     uint32_t b = t->buffer();
     if (b >= nbuf && b != 0)
       return c.fail(where + ": buffer index " + std::to_string(b) + " out of range [0, " + std::to_string(nbuf) + ")");
@@ -246,8 +261,8 @@ Status Model::Parse() {
                         std::to_string(axis) + " is " + std::to_string(ti.dims[axis]));
       }
       ti.has_quant = true;
-      ti.scales.assign(q->scales()->begin(), q->scales()->end());
-      if (nz) ti.zero_points.assign(q->zero_points()->begin(), q->zero_points()->end());
+      copy_vec(q->scales(), &ti.scales);
+      if (nz) copy_vec(q->zero_points(), &ti.zero_points);
       ti.quant.count = static_cast<int>(ns);
       ti.quant.axis = ns > 1 ? q->axis() : -1;
     }

