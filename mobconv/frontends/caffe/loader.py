@@ -46,7 +46,7 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     for path in (prototxt, caffemodel):
         if path is not None and not os.path.isfile(path):
             raise MobconvError(f"{path}: no such file")
-    net = read_net(prototxt, caffemodel)
+    net = read_net(prototxt, caffemodel, known_types=REGISTRY.supported())
     REGISTRY.check_supported(prototxt, [(layer.type, layer.name) for layer in net.layers])
 
     graph = Graph(net.name)
@@ -61,8 +61,9 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     for name, shape in net.inputs:
         shape = shapes.get(name, shape)
         if shape is None:
+            where = f" (it comes from the {net.input_hints[name]})" if name in net.input_hints else ""
             raise ConversionError(
-                f"{prototxt}: the shape of input {name!r} is not declared; give it with "
+                f"{prototxt}: the shape of input {name!r} is not declared{where}; give it with "
                 f"input_shapes={{'{name}': (1, 3, 224, 224)}} (--input-shape {name}=1,3,224,224)")
         graph.add_input(name, "float32", shape)
         current[name] = name
@@ -116,11 +117,13 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
         infer_shapes(graph)
     except MobconvError as exc:
         raise ConversionError(f"{prototxt}: {exc}") from exc
+    for note in net.notes:
+        warnings.warn(f"{prototxt}: {note}", stacklevel=2)
     if random_used:
         warnings.warn(f"{prototxt}: no caffemodel given; using seeded random weights "
                       "(the converted model computes nothing meaningful)", stacklevel=2)
     _fill_signature(graph, net)
-    _fill_metadata(graph, prototxt, caffemodel, shapes, random_used)
+    _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, net.notes)
     return graph
 
 
@@ -158,7 +161,7 @@ def _fill_signature(graph, net) -> None:
                                           channel_order="BGR" if channels == 3 else "")
 
 
-def _fill_metadata(graph, prototxt, caffemodel, shapes, random_used) -> None:
+def _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, notes=()) -> None:
     digest = hashlib.sha256()
     for path in (prototxt, caffemodel):
         if path is not None:
@@ -171,6 +174,8 @@ def _fill_metadata(graph, prototxt, caffemodel, shapes, random_used) -> None:
     meta.source_framework = "caffe"
     meta.source_sha256 = digest.hexdigest()
     meta.options = {"prototxt": os.path.basename(prototxt)}
+    if notes:
+        meta.options["notes"] = "; ".join(notes)
     if caffemodel is not None:
         meta.options["caffemodel"] = os.path.basename(caffemodel)
     if shapes:

@@ -45,6 +45,25 @@ V1_TYPES = {
     "THRESHOLD": "Threshold",
 }
 
+# Spellings seen in the wild for the same layer (forks, hand-written files).
+TYPE_ALIASES = {"Relu": "ReLU", "Inner_Product": "InnerProduct", "FullyConnected": "InnerProduct",
+                "Conv": "Convolution", "Deconv": "Deconvolution", "Pool": "Pooling",
+                "SoftMax": "Softmax", "Tanh": "TanH", "Concatenate": "Concat"}
+
+
+def canonical_type(ltype: str, known=()) -> str:
+    """Layer type as Caffe spells it: V1 enum names written as strings
+    ("CONVOLUTION"), known aliases, and case variants of known types."""
+    if ltype in known or ltype in DATA_TYPES:
+        return ltype
+    if ltype in V1_TYPES:
+        return V1_TYPES[ltype]
+    if ltype in TYPE_ALIASES:
+        return TYPE_ALIASES[ltype]
+    folded = {t.lower().replace("_", ""): t for t in list(known) + list(V1_TYPES.values()) + list(DATA_TYPES)}
+    return folded.get(ltype.lower().replace("_", ""), ltype)
+
+
 # Layers that produce the net's input blobs (their first top becomes a graph input).
 DATA_TYPES = {"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
               "DummyData", "AnnotatedData", "VideoData"}
@@ -71,6 +90,58 @@ class CaffeNet:
     transform: Optional[object] = None  # TransformationParameter of the data layer, if any
     prototxt: str = ""
     caffemodel: Optional[str] = None
+    notes: list = field(default_factory=list)  # what was dropped or assumed, for a warning
+    input_hints: dict = field(default_factory=dict)  # input name -> where it comes from
+
+
+def _data_layer_shapes(lp) -> tuple:
+    """(shape or None per top, hint) for a data layer: what the prototxt declares.
+    Training sources (Data, ImageData, HDF5Data, Python) get batch 1."""
+    ltype, tops = lp.type, list(lp.top)
+    crop = lp.transform_param.crop_size if lp.HasField("transform_param") else 0
+    if ltype == "Input":
+        shapes = [tuple(int(d) for d in s.dim) for s in lp.input_param.shape]
+        if len(shapes) == 1:
+            shapes = shapes * len(tops)
+        return (shapes + [None] * len(tops))[:len(tops)], ""
+    if ltype == "DummyData":
+        p = lp.dummy_data_param
+        if p.shape:
+            shapes = [tuple(int(d) for d in s.dim) for s in p.shape]
+        else:
+            shapes = [tuple(int(v) for v in dims) for dims in zip(p.num, p.channels, p.height, p.width)]
+        if len(shapes) == 1:
+            shapes = shapes * len(tops)
+        return (shapes + [None] * len(tops))[:len(tops)], ""
+    first = None
+    hint = f"{ltype} layer '{lp.name}'"
+    if ltype == "MemoryData":
+        p = lp.memory_data_param
+        if p.channels and p.height and p.width:
+            first = (max(int(p.batch_size), 1), int(p.channels), int(p.height), int(p.width))
+    elif ltype == "ImageData":
+        p = lp.image_data_param
+        crop = crop or p.crop_size
+        channels = 3 if p.is_color else 1
+        if crop:
+            first = (1, channels, int(crop), int(crop))
+        elif p.new_height and p.new_width:
+            first = (1, channels, int(p.new_height), int(p.new_width))
+        else:
+            hint += f" (images from {p.source!r} at their file size)"
+    elif ltype == "Data":
+        t = lp.transform_param
+        channels = 3 if t.force_color or len(t.mean_value) == 3 else (1 if t.force_gray else None)
+        if crop and channels:
+            first = (1, channels, int(crop), int(crop))
+        else:
+            hint += f" (reads {lp.data_param.source or 'a database'!r}" + \
+                (f", crop_size {crop}: give data={{1,C,{crop},{crop}}})" if crop else ")")
+    elif ltype == "Python":
+        hint += f" (Python module {lp.python_param.module!r}, layer {lp.python_param.layer!r})"
+    else:
+        hint += f" (its shape is not in the prototxt)"
+    return [first] + [None] * (len(tops) - 1), hint
 
 
 # ---- reading files -------------------------------------------------------------
@@ -209,28 +280,40 @@ def _weights_by_name(model, path) -> dict:
     return weights
 
 
-def read_net(prototxt: str, caffemodel: Optional[str] = None) -> CaffeNet:
+def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) -> CaffeNet:
     structure = parse_prototxt(prototxt)
     weights = {}
     if caffemodel is not None:
         weights = _weights_by_name(parse_caffemodel(caffemodel), caffemodel)
     inputs = _net_inputs(structure, prototxt)
-    layers, transform = [], None
+    layers, transform, notes, dropped, input_hints = [], None, [], [], {}
     for lp in all_layers(structure):
         if not in_test_phase(lp):
             continue
-        ltype = lp.type
-        if ltype in DATA_TYPES:
-            shapes = []
-            if ltype == "Input":
-                shapes = [tuple(int(d) for d in s.dim) for s in lp.input_param.shape]
-            for i, top in enumerate(lp.top[:1] if ltype != "Input" else lp.top):
-                shape = shapes[i] if i < len(shapes) else (shapes[0] if len(shapes) == 1 else None)
+        ltype = canonical_type(lp.type, known_types)
+        if ltype != lp.type:
+            notes.append(f"layer '{lp.name}': type {lp.type!r} read as {ltype!r}")
+            lp.type = ltype
+        if ltype in DATA_TYPES or (ltype == "Python" and not lp.bottom and lp.top):
+            shapes, hint = _data_layer_shapes(lp)
+            # Input/DummyData: every top is an input; other data layers: the first
+            # top (data), not the labels, which only losses and accuracies read.
+            keep = len(lp.top) if ltype in ("Input", "DummyData") else 1
+            known = {name for name, _ in inputs}
+            for top, shape in list(zip(lp.top, shapes))[:keep]:
+                if top in known:  # declared twice (input: + an Input layer): first wins
+                    continue
                 inputs.append((top, shape))
+                if hint:
+                    input_hints[top] = hint
+            if ltype != "Input":
+                notes.append(f"data layer '{lp.name}' ({ltype}) became input {lp.top[0]!r}"
+                             if lp.top else f"data layer '{lp.name}' ({ltype}) has no top; dropped")
             if lp.HasField("transform_param") and transform is None:
                 transform = lp.transform_param
             continue
         if ltype in TRAINING_ONLY or ltype.endswith("Loss"):
+            dropped.append(f"'{lp.name}' ({ltype})")
             continue
         source, blobs = "", lp.blobs
         if lp.name in weights:
@@ -243,4 +326,6 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None) -> CaffeNet:
             raise ModelFormatError(f"{source}: layer {lp.name!r}: {exc}") from None
         layers.append(CaffeLayer(lp.name, ltype, list(lp.bottom), list(lp.top), lp, arrays, source))
     name = structure.name or os.path.splitext(os.path.basename(prototxt))[0]
-    return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel)
+    if dropped:
+        notes.append(f"dropped {len(dropped)} training-only layer(s): {', '.join(dropped)}")
+    return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel, notes, input_hints)
