@@ -18,6 +18,7 @@ from ...errors import ConversionError, MobconvError
 from ...ir import Node, infer
 from ...ops.registry import get_spec
 from ..common import AttrReader
+from .symbolic import INT64_MAX
 
 _FOLD_LIMIT = 4096  # largest constant input (elements) folded at conversion time
 
@@ -41,8 +42,9 @@ def decode_attrs(node) -> dict:
 
 
 class NodeContext:
-    def __init__(self, graph, node, name: str, opset: int, model_graph=None):
+    def __init__(self, graph, node, name: str, opset: int, model_graph=None, symbolic=None):
         self.graph = graph
+        self.symbolic = symbolic  # SymbolicShapes of the model (shape arithmetic on dims)
         self.model_graph = model_graph  # the onnx GraphProto (for who-reads-what checks)
         self.node = node
         self.op_type = node.op_type
@@ -109,13 +111,126 @@ class NodeContext:
             outputs.pop()
         if self._fold(op, inputs, outputs, attrs, name):
             return
+        dims = None
+        if self.symbolic is not None:
+            if self._rewrite_symbolic(op, inputs, outputs, attrs):
+                return
+            dims = self.symbolic.evaluate(op, inputs, attrs)
+            if dims is not None and len(dims) == len(outputs):
+                if all(not isinstance(d, str) for arr in dims for d in arr.ravel()):
+                    for out, arr in zip(outputs, dims):
+                        self.graph.values.pop(out, None)
+                        self.graph.add_constant(out, _concrete(arr))
+                    return
+            else:
+                dims = None
         node = self.graph.add_node(op, inputs, outputs, attrs, name=name)
+        if dims is not None:
+            for out, arr in zip(outputs, dims):
+                self.symbolic.dims[out] = arr
         try:
             infer.infer_node(self.graph, node)
         except MobconvError:
             pass  # unknown input shapes: the final infer_shapes reports real problems
         except Exception:  # noqa: BLE001 - a reference choking on probe data
             pass
+
+    def _rewrite_symbolic(self, op, inputs, outputs, attrs) -> bool:
+        """Consumers of symbolic shape values -> constant forms (see `symbolic.py`)."""
+        sym = self.symbolic.dims
+
+        def dims_of(i):
+            return sym.get(inputs[i]) if i < len(inputs) and inputs[i] else None
+
+        if op == "Reshape" and dims_of(1) is not None:
+            target = self._reshape_target(inputs[0], dims_of(1), (attrs or {}).get("allowzero", 0))
+            if target is None:
+                return False
+            self.emit("Reshape", [inputs[0], self.const(target, "shape")], outputs, attrs)
+            return True
+        if op in ("Expand", "ConstantOfShape"):
+            k = 1 if op == "Expand" else 0
+            if dims_of(k) is None:
+                return False
+            if op == "Expand":
+                in_shape = self.graph.values[inputs[0]].shape
+            else:
+                in_shape = ()
+            plan = _broadcast_plan(in_shape, list(dims_of(k).ravel()))
+            if plan is None:
+                return False
+            target, gathers = plan
+            if any(s not in self.symbolic.source for _, s in gathers):
+                return False
+            produced = self.tmp("static") if gathers else outputs[0]
+            new_inputs = list(inputs)
+            new_inputs[k] = self.const(np.asarray(target, np.int64), "shape")
+            self.emit(op, new_inputs, [produced], attrs)
+            return not gathers or self.symbolic.broadcast_to_symbols(self, produced, gathers, outputs)
+        if op == "Slice" and any(dims_of(i) is not None for i in range(1, 5)):
+            return self._slice_symbolic(inputs, outputs, attrs)
+        if op == "Resize" and dims_of(3) is not None:
+            x = self.graph.values[inputs[0]].shape
+            sizes = list(dims_of(3).ravel())
+            axes = list((attrs or {}).get("axes") or range(len(x)))
+            if x is None or len(axes) != len(sizes):
+                return False
+            keep = [(a, s) for a, s in zip(axes, sizes) if not (isinstance(s, str) and x[a] == s)]
+            if any(isinstance(s, str) for _, s in keep) or not keep:
+                return False
+            new_attrs = dict(attrs or {})
+            new_attrs["axes"] = [a for a, _ in keep]
+            sizes_c = self.const(np.asarray([s for _, s in keep], np.int64), "sizes")
+            self.emit("Resize", [inputs[0], inputs[1], inputs[2], sizes_c], outputs, new_attrs)
+            return True
+        return False
+
+    def _reshape_target(self, data, dims, allowzero):
+        value = self.graph.values.get(data)
+        in_shape = value.shape if value is not None else None
+        if in_shape is None:
+            return None
+        target, unresolved = [], []
+        for k, d in enumerate(dims.ravel()):
+            if not isinstance(d, str):
+                target.append(int(d))
+            elif not allowzero and k < len(in_shape) and in_shape[k] == d:
+                target.append(0)
+            else:
+                unresolved.append(k)
+                target.append(-1)
+        if len(unresolved) > 1 or (unresolved and target.count(-1) > 1):
+            return None
+        return np.asarray(target, np.int64)
+
+    def _slice_symbolic(self, inputs, outputs, attrs) -> bool:
+        sym = self.symbolic
+        x = self.graph.values[inputs[0]].shape
+        vals = [sym.value(n) if n else None for n in (list(inputs) + [""] * 5)[1:5]]
+        if x is None or any(v is None for v in vals[:2]) or any(
+            n and v is None for n, v in zip(inputs[3:5], vals[2:4])
+        ):
+            return False
+        starts, ends = list(vals[0].ravel()), list(vals[1].ravel())
+        axes = list(vals[2].ravel()) if vals[2] is not None else list(range(len(starts)))
+        steps = list(vals[3].ravel()) if vals[3] is not None else [1] * len(starts)
+        if any(isinstance(v, str) for v in starts + axes + steps):
+            return False
+        new_ends = []
+        for a, e, st in zip(axes, ends, steps):
+            if isinstance(e, str):
+                if st > 0 and x[int(a)] == e:
+                    new_ends.append(int(INT64_MAX))
+                else:
+                    return False
+            else:
+                new_ends.append(int(e))
+        ins = [inputs[0], self.const(np.asarray(starts, np.int64), "starts"),
+               self.const(np.asarray(new_ends, np.int64), "ends"),
+               self.const(np.asarray(axes, np.int64), "axes"),
+               self.const(np.asarray(steps, np.int64), "steps")]
+        self.emit("Slice", ins, outputs, attrs)
+        return True
 
     def _fold(self, op, inputs, outputs, attrs, name) -> bool:
         """Shape-only computations become constants right away.
@@ -183,6 +298,39 @@ class NodeContext:
         if default is None:
             return ""
         return self.const(np.asarray(default, dtype=dtype), name)
+
+
+def _concrete(arr) -> np.ndarray:
+    values = [v for v in arr.ravel()]
+    if values and all(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.asarray(arr, dtype=bool)
+    return np.asarray(arr, dtype=np.int64)
+
+
+def _broadcast_plan(in_shape, target):
+    """(constant target, [(output axis, symbol)]) for Expand of `in_shape` to symbolic `target`.
+
+    A target symbol the input has at the aligned position becomes 1 (broadcast keeps
+    the input's dim); one where the input has 1 (or no dim) is made by a Gather along
+    that output axis afterwards. None when neither applies.
+    """
+    rank = max(len(in_shape), len(target))
+    offset_t, offset_i = rank - len(target), rank - len(in_shape)
+    const, gathers = [], []
+    for j, t in enumerate(target):
+        axis = j + offset_t
+        i = axis - offset_i
+        d = in_shape[i] if 0 <= i < len(in_shape) else 1
+        if not isinstance(t, str):
+            const.append(int(t))
+        elif d == t:
+            const.append(1)
+        elif d == 1:
+            const.append(1)
+            gathers.append((axis, t))
+        else:
+            return None
+    return const, gathers
 
 
 def _ir_attr(value):

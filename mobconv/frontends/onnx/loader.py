@@ -31,6 +31,7 @@ import mobconv
 from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError
 from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
 from .context import NodeContext
+from .symbolic import SymbolicShapes
 from .converters import is_supported, load_converters
 
 MIN_OPSET, MAX_OPSET = 7, 28
@@ -262,8 +263,11 @@ def _constant_node_value(cx) -> np.ndarray:
 
 def _convert_nodes(graph, model, opset: int, source: str) -> None:
     registry = load_converters()
+    symbolic = SymbolicShapes(graph)
+    for name in graph.inputs:
+        symbolic.note_shape(name)
     for node, name in zip(model.graph.node, _node_names(model)):
-        cx = NodeContext(graph, node, name, opset, model.graph)
+        cx = NodeContext(graph, node, name, opset, model.graph, symbolic)
         if node.op_type == "Constant":
             graph.add_constant(node.output[0], _constant_node_value(cx))
             continue
@@ -274,6 +278,28 @@ def _convert_nodes(graph, model, opset: int, source: str) -> None:
                     "initializer defines (nodes must be topologically sorted)"
                 )
         registry.get(node.op_type)(cx)
+    _drop_dead_shape_nodes(graph, symbolic, [o.name for o in model.graph.output])
+
+
+def _drop_dead_shape_nodes(graph, symbolic, outputs) -> None:
+    """Remove the shape arithmetic whose consumers were rewritten to constants."""
+    live = set(outputs)
+    for node in graph.nodes:
+        live.update(n for n in node.inputs if n)
+    changed = True
+    while changed:
+        changed = False
+        for node in list(graph.nodes):
+            outs = [o for o in node.outputs if o]
+            if outs and all(o in symbolic.dims and o not in live for o in outs):
+                graph.nodes.remove(node)
+                for o in outs:
+                    graph.values.pop(o, None)
+                changed = True
+        if changed:
+            live = set(outputs)
+            for node in graph.nodes:
+                live.update(n for n in node.inputs if n)
 
 
 # ---- signature and metadata ----------------------------------------------

@@ -1,0 +1,1 @@
+"""PyTorch architectures (nets.py) exported to ONNX by the tests at run time."""
