@@ -20,13 +20,14 @@ import hashlib
 import importlib
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import __version__
-from .errors import MobconvError, ModelFormatError, UsageError
+from .errors import MobconvError, ModelFormatError, UsageError, ShapeError
 from .ir import Graph, TensorSpec, TestVector
 
 
@@ -183,30 +184,37 @@ def _run_reference(model: "Model", feeds: dict) -> dict:
     return run(model.graph, feeds)
 
 
-def _run_runtime(model: "Model", feeds: dict) -> dict:
+def _run_runtime(model: "Model", feeds: dict, threads: int = 1) -> dict:
     try:
-        from . import runtime
+        runtime = importlib.import_module("mobconv.runtime")
     except ImportError as exc:
         raise MobconvError(f"backend 'runtime' is not available: {exc}") from exc
-    run_model = getattr(runtime, "run_model", None)
-    if run_model is None:
-        raise MobconvError("backend 'runtime' is not available: mobconv.runtime has no run_model()")
-    return run_model(model, feeds)
+    if not runtime.available():
+        raise MobconvError("backend 'runtime' is not available: libmobrt.so was not found "
+                           "(build it with `pip install -e .`, or set MOBCONV_RUNTIME_LIB)")
+    # A model loaded from a .mob file runs from that file (mmap, zero copy);
+    # a converted one from its serialized bytes.
+    source = model.source if model.source and model.source.endswith(".mob") else model.to_bytes()
+    with runtime.Interpreter(source, threads=threads, profile=False) as interpreter:
+        return interpreter.run(feeds)
 
 
 def _runtime_available() -> bool:
     try:
-        from . import runtime
+        runtime = importlib.import_module("mobconv.runtime")
     except ImportError:
         return False
-    check = getattr(runtime, "available", None)
-    return bool(check and check())
+    return runtime.available()
+
+
+def _runtime_lacks_an_op(exc: Exception) -> bool:
+    return getattr(exc, "status", None) == 3  # MOBRT_UNSUPPORTED from mobconv.runtime
 
 
 BACKENDS: dict = {"reference": _run_reference, "runtime": _run_runtime}
-# backend="auto" takes the first of these whose probe says it is usable. The runtime
-# issue puts ("runtime", _runtime_available) in front once mobconv.runtime.run_model exists.
-AUTO_BACKENDS: list = [("reference", lambda: True)]
+# backend="auto" takes the first of these whose probe says it is usable: the C++
+# runtime when libmobrt is built, else the numpy reference.
+AUTO_BACKENDS: list = [("runtime", _runtime_available), ("reference", lambda: True)]
 
 
 def resolve_backend(backend: str) -> str:
@@ -246,6 +254,24 @@ def random_inputs(specs, seed: int = 0) -> dict:
     return feeds
 
 
+def check_feeds(specs, feeds: dict) -> None:
+    """Same checks for every backend: known names, all inputs given, rank and fixed dims."""
+    names = [s.name for s in specs]
+    unknown = sorted(set(feeds) - set(names))
+    if unknown:
+        raise ShapeError(f"unknown input(s) {', '.join(unknown)} (model inputs: {', '.join(names)})")
+    for spec in specs:
+        if spec.name not in feeds:
+            raise ShapeError(f"missing input {spec.name!r} (model inputs: {', '.join(names)})")
+        shape = np.shape(feeds[spec.name])
+        want = tuple(spec.shape or ())
+        if len(shape) != len(want) or any(
+            isinstance(d, int) and d >= 0 and d != got for d, got in zip(want, shape)
+        ):
+            shown = "[" + ", ".join(str(d) for d in want) + "]"
+            raise ShapeError(f"input {spec.name!r}: expected shape {shown}, got {list(shape)}")
+
+
 # ---- the model ------------------------------------------------------------
 
 
@@ -257,6 +283,7 @@ class Model:
         self.source = source
         self.file_size: Optional[int] = None
         self.conversion_stats: dict = {}
+        self.last_backend: Optional[str] = None  # which backend the last run() used
 
     def _specs(self, names, declared) -> list:
         if declared:
@@ -304,15 +331,28 @@ class Model:
     def random_inputs(self, seed: int = 0) -> dict:
         return random_inputs(self.inputs, seed)
 
-    def run(self, inputs: Optional[dict] = None, backend: str = "auto", seed: int = 0) -> dict:
+    def run(self, inputs: Optional[dict] = None, backend: str = "auto", seed: int = 0,
+            threads: int = 1) -> dict:
         """Run the model on `inputs` (name -> array; seeded random data when None).
 
-        backend: "auto" (best available), "reference" (numpy) or "runtime" (C++).
+        backend: "auto" (the C++ runtime when built, else numpy), "reference"
+        (numpy) or "runtime" (C++). With "auto", a model using an op the runtime
+        has no kernel for runs on the numpy reference instead, with a warning.
         Returns output name -> numpy array.
         """
         feeds = self.random_inputs(seed) if inputs is None else dict(inputs)
-        runner: Callable = BACKENDS[resolve_backend(backend)]
-        return runner(self, feeds)
+        check_feeds(self.inputs, feeds)
+        self.last_backend = resolve_backend(backend)
+        if self.last_backend == "reference":
+            return _run_reference(self, feeds)
+        try:
+            return _run_runtime(self, feeds, threads=threads)
+        except MobconvError as exc:
+            if backend != "auto" or not _runtime_lacks_an_op(exc):
+                raise
+            warnings.warn(f"C++ runtime cannot run this model ({exc}); using the numpy reference")
+            self.last_backend = "reference"
+            return _run_reference(self, feeds)
 
     def add_test_vector(self, inputs: Optional[dict] = None, seed: int = 0,
                         rtol: float = 1e-4, atol: float = 1e-5) -> TestVector:

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .. import api
-from ..errors import MobconvError
+from ..errors import MobconvError, UsageError
 from .common import HelpFormatter, fmt_shape, out, parse_input_files, sanitize_filename, table
 
 EPILOG = """\
@@ -32,6 +32,8 @@ def register(sub, parent) -> None:
                    help="an input array (repeatable); NAME= may be omitted for one-input models")
     p.add_argument("--save", metavar="DIR", help="write each output as DIR/<name>.npy")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="threads for the C++ runtime (default 1)")
     p.add_argument("--reference", action="store_true",
                    help="use the numpy reference interpreter even if the C++ runtime is available")
     p.set_defaults(func=run)
@@ -82,12 +84,14 @@ def run(args) -> int:
         how = "random (seed %d)" % args.seed if spec in missing else "from file"
         a = feeds[spec.name]
         out(f"input  {spec.name}: {a.dtype.name}{fmt_shape(a.shape)} {how}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     backend = "reference" if args.reference else "auto"
-    used = api.resolve_backend(backend)
     start = time.perf_counter()
-    outputs = model.run(feeds, backend=used)
+    outputs = model.run(feeds, backend=backend, threads=args.threads)
     elapsed_ms = (time.perf_counter() - start) * 1e3
-    out(f"\nOutputs ({used} backend, {elapsed_ms:.1f} ms):")
+    used = "C++ runtime" if model.last_backend == "runtime" else "numpy reference"
+    out(f"\nOutputs ({used}, {elapsed_ms:.1f} ms incl. load):")
     out(table([stats_row(n, a) for n, a in outputs.items()],
               ("name", "dtype", "shape", "min", "max", "mean", "std")))
     for name, a in outputs.items():
