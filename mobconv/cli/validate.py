@@ -15,8 +15,9 @@ examples:
 
 Checks, in order: the file parses and passes the reader's structural checks;
 shape inference succeeds and agrees with the stored shapes; each embedded test
-vector reproduces its outputs within the vector's rtol/atol (numpy reference).
-Exit status 1 on any failure.
+vector reproduces its outputs within the vector's rtol/atol, on the numpy
+reference and, when it is built, on the C++ runtime that apps link (the file is
+loaded by the runtime's own verifier). Exit status 1 on any failure.
 """
 
 
@@ -43,9 +44,9 @@ def check_shapes(graph) -> list:
     return problems
 
 
-def check_vector(model, vector) -> tuple:
-    """(passed, message) for one embedded test vector."""
-    got = model.run(vector.inputs, backend="reference")
+def check_vector(model, vector, backend: str = "reference") -> tuple:
+    """(passed, message) for one embedded test vector on one backend."""
+    got = model.run(vector.inputs, backend=backend)
     worst, details = 0.0, []
     passed = True
     for name, want in vector.outputs.items():
@@ -80,12 +81,14 @@ def run(args) -> int:
     failed = bool(problems)
     if not graph.test_vectors:
         out("note: no embedded test vectors (add them with onnx2mob --embed-test-vector)")
+    backends = ["reference"] + (["runtime"] if api.resolve_backend("auto") == "runtime" else [])
     for i, vector in enumerate(graph.test_vectors):
-        try:
-            passed, msg = check_vector(model, vector)
-        except MobconvError as exc:
-            passed, msg = False, str(exc)
-        out(f"{'PASS' if passed else 'FAIL'} test vector {i}: {msg}")
-        failed = failed or not passed
+        for backend in backends:
+            try:
+                passed, msg = check_vector(model, vector, backend)
+            except MobconvError as exc:
+                passed, msg = False, str(exc)
+            out(f"{'PASS' if passed else 'FAIL'} test vector {i} ({backend}): {msg}")
+            failed = failed or not passed
     out("FAIL" if failed else "PASS")
     return 1 if failed else 0
