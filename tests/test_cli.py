@@ -285,6 +285,14 @@ def test_compare_passes(tiny, tiny_mob, capsys):
     assert "relu_out" in out
 
 
+def test_compare_runtime_by_default_reference_on_request(tiny, tiny_mob, capsys):
+    pytest.importorskip("onnxruntime")
+    code, out, err = cli(capsys, "compare", tiny_mob, tiny)
+    assert code == 0 and "(C++ runtime) vs" in out, out + err
+    code, out, err = cli(capsys, "compare", tiny_mob, tiny, "--reference")
+    assert code == 0 and "(numpy reference) vs" in out, out + err
+
+
 def test_compare_flags_first_divergence(tiny, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     model = mobconv.convert(tiny, optimize=False)

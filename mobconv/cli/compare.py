@@ -1,7 +1,8 @@
 """`mobconv compare`: run a .mob and its source ONNX model on the same inputs, layer by layer.
 
-The .mob runs on the numpy reference (every intermediate kept); onnxruntime runs a
-copy of the ONNX model in which every intermediate value is an extra graph output.
+The .mob runs on the C++ runtime (every intermediate tensor delivered by the
+runtime's observer callback), or on the numpy reference with --reference;
+onnxruntime runs a copy of the ONNX model in which every intermediate value is an extra graph output.
 Tensors are matched by name; values that passes fused away or renamed have no
 onnxruntime counterpart and show as '-'.
 """
@@ -35,6 +36,8 @@ def register(sub, parent) -> None:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input array (repeatable); others get seeded random data")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--reference", action="store_true",
+                   help="run the .mob on the numpy reference instead of the C++ runtime")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
     p.set_defaults(func=run)
@@ -106,6 +109,17 @@ def _session(ort, proto, opts) -> tuple:
         return sess, f"ONNX IR version {old} lowered to {proto.ir_version} for onnxruntime"
 
 
+def runtime_values(model_path: str, feeds: dict) -> dict:
+    """Every tensor of one C++ runtime run: inputs, each op's outputs, graph outputs."""
+    from .. import runtime
+
+    values = dict(feeds)
+    with runtime.Interpreter(model_path, threads=1, profile=False) as interpreter:
+        interpreter.set_observer(lambda _i, _name, _type, tensors: values.update(tensors))
+        values.update(interpreter.run(feeds))
+    return values
+
+
 def diff(got, want) -> dict:
     """max abs err, rel err (max abs err / max|want|), cosine similarity."""
     a = np.asarray(got, dtype=np.float64)
@@ -134,7 +148,13 @@ def run(args) -> int:
     feeds = parse_input_files(args.input, model.inputs)
     missing = [s for s in model.inputs if s.name not in feeds]
     feeds.update(api.random_inputs(missing, seed=args.seed))
-    mob = reference_run(model.graph, feeds, keep_intermediates=True)
+    backend = "reference" if args.reference else api.resolve_backend("auto")
+    if backend == "runtime":
+        mob = runtime_values(args.model, feeds)
+        backend_name = "C++ runtime"
+    else:
+        mob = reference_run(model.graph, feeds, keep_intermediates=True)
+        backend_name = "numpy reference"
     ref, note = onnxruntime_values(args.source, feeds)
 
     rows, first_bad = [], None
@@ -143,8 +163,9 @@ def run(args) -> int:
         for name in node.outputs:
             if not name:
                 continue
-            if name not in ref:
-                rows.append(("", name, op, fmt_shape(np.shape(mob[name])), "-", "-", "-"))
+            if name not in ref or name not in mob:  # fused away, or folded at prepare time
+                shape = fmt_shape(np.shape(mob[name])) if name in mob else "-"
+                rows.append(("", name, op, shape, "-", "-", "-"))
                 continue
             d = diff(mob[name], ref[name])
             bad = exceeds(d, args.rtol, args.atol)
@@ -156,7 +177,7 @@ def run(args) -> int:
             else:
                 rows.append((mark, name, op, fmt_shape(np.shape(mob[name])),
                              f"{d['max_abs']:.3e}", f"{d['rel']:.3e}", f"{d['cosine']:.6f}"))
-    out(f"{args.model} (numpy reference) vs {args.source} (onnxruntime), "
+    out(f"{args.model} ({backend_name}) vs {args.source} (onnxruntime), "
         f"rtol {args.rtol:g}, atol {args.atol:g}")
     if note:
         out(f"note: {note}")
