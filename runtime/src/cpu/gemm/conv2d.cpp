@@ -1,9 +1,10 @@
 // Conv2D (NCHW) as packed GEMM, per image and group:
 //   Y_g[cout_g, oh*ow] = act(W_g[cout_g, K] x cols[K, oh*ow] + bias), K = cin_g*kh*kw.
 // W_g is packed into GEMM A panels once (conv2d_pack_weights). cols is never built as a
-// matrix: each NR-column panel of it is gathered straight from the input into packed-B
-// layout (im2col fused with packing, parallel over panels). A 1x1/stride-1/unpadded
-// conv's cols is the input itself, so its panels are plain row copies.
+// matrix: the GEMM driver asks for one KC x NC block at a time and im2col_pack gathers
+// it straight from the input into packed-B layout in a cache-resident per-thread buffer
+// (im2col fused with packing). A 1x1/stride-1/unpadded conv's cols is the input itself,
+// so its panels are plain row copies.
 #include <algorithm>
 #include <cstring>
 
@@ -43,56 +44,75 @@ void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float
 }
 
 size_t conv2d_scratch_floats(const IsaKernels& ks, const Conv2dShape& s) {
-  return sgemm_packed_b_size(ks.gemm, gemm_k(s), s.oh * s.ow) + 64;
+  (void)ks;
+  (void)s;
+  return 0;  // B blocks are gathered into the GEMM driver's per-thread buffer
 }
 
 namespace {
 
-struct Im2colCtx {
+struct Im2col {
   const Conv2dShape* s;
   const float* x;  // this image, first channel of this group
-  float* packed;
-  size_t nr;
-  int64_t k, cols;
+  int64_t cols;    // oh * ow
 };
 
-// Gathers output columns [q*nr, q*nr + nr) of cols into packed panel q.
-void im2col_panel(void* vctx, int64_t q) {
-  const Im2colCtx& c = *static_cast<const Im2colCtx*>(vctx);
+// Gathers rows [k0, k0 + kc) x output columns [j0, j0 + nc) of the (virtual) im2col
+// matrix into packed panels. Row kk is (input channel, ky, kx); column j is an output
+// position. Out-of-image taps are zero.
+void im2col_pack(const void* vctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
+                 float* dst) {
+  const Im2col& c = *static_cast<const Im2col*>(vctx);
   const Conv2dShape& s = *c.s;
-  const size_t nr = c.nr;
-  float* dst = c.packed + q * c.k * nr;
-  const int64_t j0 = q * int64_t(nr);
-  const int64_t ncols = std::min<int64_t>(nr, c.cols - j0);
-  if (conv2d_is_pointwise(s)) {
-    const int64_t hw = s.ih * s.iw;
-    for (int64_t kk = 0; kk < c.k; ++kk) {
-      const float* src = c.x + kk * hw + j0;
-      std::memcpy(dst + kk * nr, src, ncols * sizeof(float));
-      for (int64_t j = ncols; j < int64_t(nr); ++j) dst[kk * nr + j] = 0.f;
-    }
-    return;
-  }
-  int64_t iy0[64], ix0[64];  // nr <= 64 for every microkernel
-  for (int64_t j = 0; j < ncols; ++j) {
-    const int64_t oy = (j0 + j) / s.ow, ox = (j0 + j) % s.ow;
-    iy0[j] = oy * s.sh - s.pt;
-    ix0[j] = ox * s.sw - s.pl;
-  }
-  const int64_t cin_g = s.cin / s.group;
-  int64_t kk = 0;
-  for (int64_t ci = 0; ci < cin_g; ++ci) {
-    const float* plane = c.x + ci * s.ih * s.iw;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      for (int64_t kx = 0; kx < s.kw; ++kx, ++kk) {
-        float* d = dst + kk * nr;
-        const int64_t dy = ky * s.dh, dx = kx * s.dw;
-        for (int64_t j = 0; j < ncols; ++j) {
-          const int64_t iy = iy0[j] + dy, ix = ix0[j] + dx;
-          d[j] = (iy >= 0 && iy < s.ih && ix >= 0 && ix < s.iw) ? plane[iy * s.iw + ix] : 0.f;
-        }
-        for (int64_t j = ncols; j < int64_t(nr); ++j) d[j] = 0.f;
+  const int64_t khw = s.kh * s.kw;
+  for (size_t q = 0; q * nr < nc; ++q, dst += kc * nr) {
+    const int64_t jq = int64_t(j0 + q * nr);
+    const int64_t ncols = std::min<int64_t>(int64_t(nr), c.cols - jq);
+    if (conv2d_is_pointwise(s)) {
+      const int64_t hw = s.ih * s.iw;
+      for (size_t kk = 0; kk < kc; ++kk) {
+        std::memcpy(dst + kk * nr, c.x + int64_t(k0 + kk) * hw + jq, size_t(ncols) * sizeof(float));
+        for (int64_t j = ncols; j < int64_t(nr); ++j) dst[kk * nr + j] = 0.f;
       }
+      continue;
+    }
+    // Split the panel's columns into runs that share an output row: within a run the
+    // input taps of one (ci, ky, kx) row are evenly spaced (stride sw) in one input row.
+    struct Run { int64_t j, len, oy, ox; } runs[66];  // nr <= 64
+    int nruns = 0;
+    for (int64_t j = 0; j < ncols;) {
+      const int64_t oy = (jq + j) / s.ow, ox = (jq + j) % s.ow;
+      const int64_t len = std::min(ncols - j, s.ow - ox);
+      runs[nruns++] = {j, len, oy, ox};
+      j += len;
+    }
+    for (size_t kk = 0; kk < kc; ++kk) {
+      const int64_t row = int64_t(k0 + kk);
+      const int64_t ci = row / khw, ky = (row % khw) / s.kw, kx = row % s.kw;
+      const float* plane = c.x + ci * s.ih * s.iw;
+      float* d = dst + kk * nr;
+      for (int r = 0; r < nruns; ++r) {
+        const Run& run = runs[r];
+        float* dr = d + run.j;
+        const int64_t iy = run.oy * s.sh - s.pt + ky * s.dh;
+        if (iy < 0 || iy >= s.ih) {
+          std::memset(dr, 0, size_t(run.len) * sizeof(float));
+          continue;
+        }
+        const float* src = plane + iy * s.iw;
+        const int64_t ix0 = run.ox * s.sw - s.pl + kx * s.dw;
+        // Columns t in [lo, hi) read inside the row: 0 <= ix0 + t*sw < iw.
+        const int64_t lo = ix0 >= 0 ? 0 : std::min(run.len, (-ix0 + s.sw - 1) / s.sw);
+        const int64_t hi = ix0 >= s.iw ? lo : std::max(lo, std::min(run.len, (s.iw - 1 - ix0) / s.sw + 1));
+        for (int64_t t = 0; t < lo; ++t) dr[t] = 0.f;
+        if (s.sw == 1) {
+          std::memcpy(dr + lo, src + ix0 + lo, size_t(hi - lo) * sizeof(float));
+        } else {
+          for (int64_t t = lo; t < hi; ++t) dr[t] = src[ix0 + t * s.sw];
+        }
+        for (int64_t t = hi; t < run.len; ++t) dr[t] = 0.f;
+      }
+      for (int64_t j = ncols; j < int64_t(nr); ++j) d[j] = 0.f;
     }
   }
 }
@@ -102,22 +122,22 @@ void im2col_panel(void* vctx, int64_t q) {
 void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
                 float* scratch, const TaskRunner* runner) {
+  (void)scratch;
   const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
   const int64_t cols = s.oh * s.ow;
   const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
-  // Packed panels start 64-byte aligned whatever the caller's scratch alignment.
-  float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t g = 0; g < s.group; ++g) {
-      Im2colCtx ic{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, packed, size_t(ks.gemm.nr), k,
-                   cols};
-      run_tasks(runner, (cols + ks.gemm.nr - 1) / ks.gemm.nr, &ic, im2col_panel);
+      Im2col ic{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, cols};
+      BPacker packer;
+      packer.pack = &im2col_pack;
+      packer.ctx = &ic;
       SgemmArgs a;
       a.m = cg;
       a.n = cols;
       a.k = k;
       a.packed_a = packed_w + g * per_group;
-      a.packed_b = packed;
+      a.b_packer = &packer;
       a.c = y + (n * s.cout + g * cg) * cols;
       a.ldc = cols;
       a.bias = bias != nullptr ? bias + g * cg : nullptr;

@@ -135,11 +135,23 @@ void sgemm_pack_b(const GemmUkernel& uk, size_t k, size_t n, const float* b, siz
                   size_t cs, float* packed);
 
 // ---- Driver --------------------------------------------------------------------------
-// C = act(packed_a x packed_b + bias). Both operands packed with the same ukernel.
+// Produces rows [k0, k0 + kc) x columns [j0, j0 + nc) of B (j0 a multiple of nr) as packed
+// panels: dst[(j - j0) / nr * kc * nr + (kk - k0) * nr + j % nr], zero for columns >= n.
+// Lets B be gathered block by block into a cache-resident buffer (im2col, strided inputs)
+// instead of packing all of it up front.
+struct BPacker {
+  void (*pack)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
+               float* dst) = nullptr;
+  const void* ctx = nullptr;
+};
+
+// C = act(packed_a x B + bias). A is packed (sgemm_pack_a); B is either pre-packed in full
+// (packed_b, e.g. FC weights) or produced block by block by b_packer.
 struct SgemmArgs {
   size_t m = 0, n = 0, k = 0;
   const float* packed_a = nullptr;
   const float* packed_b = nullptr;
+  const BPacker* b_packer = nullptr;
   float* c = nullptr;
   size_t ldc = 0;
   const float* bias = nullptr;
@@ -148,8 +160,8 @@ struct SgemmArgs {
 };
 void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner* runner);
 
-// Convenience: C = act(op(A) x op(B) + bias) on unpacked row-major operands; packs both
-// (in parallel) into scratch memory it allocates. Used by MatMul/Gemm and benchmarks.
+// Convenience: C = act(op(A) x op(B) + bias) on unpacked row-major operands; packs A into
+// memory it allocates and gathers B block by block. Used by MatMul and benchmarks.
 void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
            const float* a, size_t lda, const float* b, size_t ldb, float* c, size_t ldc,
            const float* bias, BiasMode bias_mode, const Activation& act,

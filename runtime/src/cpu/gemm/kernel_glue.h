@@ -438,7 +438,7 @@ void register_optimized_kernels(KernelRegistry& reg, ::mobrt::Isa isa) {
   bin.supports = &binary_supports;
   bin.run = &binary_run_k<I>;
   for (OpType op : {fb::OpType_Add, fb::OpType_Sub, fb::OpType_Mul, fb::OpType_Div,
-                    fb::OpType_Max, fb::OpType_Min})
+                    fb::OpType_Max, fb::OpType_Min, fb::OpType_Sum})  // variadic ones: 2 inputs
     reg.add(op, DType::F32, isa, bin);
 
   Kernel act;

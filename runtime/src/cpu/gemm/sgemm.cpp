@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "gemm.h"
 
@@ -108,43 +109,59 @@ void sgemm_pack_b(const GemmUkernel& uk, size_t k, size_t n, const float* b, siz
 
 namespace {
 
+// Per-thread buffer for one packed KC x NC block of B (tasks on a thread run in turn).
+float* b_block_buffer(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats + 16) buf.resize(floats + 16);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+}
+
 struct DriverCtx {
   const IsaKernels* ks;
   const SgemmArgs* args;
-  size_t mc, nc, m_blocks;
+  size_t mc, nc, m_blocks, n_blocks;
+  size_t m_blocks_per_task;  // all of M per task, or one M block (with own B packing)
   float lo, hi;
   bool clamp_only;
 };
 
-void gemm_block(void* vctx, int64_t task) {
+// One task: output columns [j0, j1) x rows of m blocks [mb0, mb1).
+void gemm_task(void* vctx, int64_t task) {
   const DriverCtx& ctx = *static_cast<const DriverCtx*>(vctx);
   const SgemmArgs& g = *ctx.args;
   const GemmUkernel& uk = ctx.ks->gemm;
   const size_t mr = uk.mr, nr = uk.nr;
-  const size_t i0 = (size_t(task) % ctx.m_blocks) * ctx.mc;
-  const size_t j0 = (size_t(task) / ctx.m_blocks) * ctx.nc;
-  const size_t i1 = std::min(g.m, i0 + ctx.mc);
-  const size_t j1 = std::min(g.n, j0 + ctx.nc);
+  const size_t tasks_per_col = ctx.m_blocks / ctx.m_blocks_per_task;
+  const size_t jb = size_t(task) / tasks_per_col;
+  const size_t mb0 = (size_t(task) % tasks_per_col) * ctx.m_blocks_per_task;
+  const size_t mb1 = mb0 + ctx.m_blocks_per_task;
+  const size_t j0 = jb * ctx.nc, j1 = std::min(g.n, j0 + ctx.nc);
+  const size_t i_begin = mb0 * ctx.mc, i_end = std::min(g.m, mb1 * ctx.mc);
   GemmEpilogue ep;
   ep.bias_mode = g.bias != nullptr ? g.bias_mode : BiasMode::kNone;
   ep.min = ctx.lo;
   ep.max = ctx.hi;
+  float* bbuf = g.b_packer != nullptr ? b_block_buffer(std::min(kKc, g.k) * round_up(j1 - j0, nr)) : nullptr;
   size_t pc = 0;
   do {
     const size_t kc = std::min(kKc, g.k - pc);
     const bool last = pc + kc == g.k;
-    for (size_t j = j0; j < j1; j += nr) {
-      const float* bp = g.packed_b + (j / nr) * g.k * nr + pc * nr;
-      const size_t ncols = std::min(nr, j1 - j);
-      for (size_t i = i0; i < i1; i += mr) {
-        const float* ap = g.packed_a + (i / mr) * g.k * mr + pc * mr;
-        const size_t nrows = std::min(mr, i1 - i);
-        float* c = g.c + i * g.ldc + j;
-        if (last && ep.bias_mode != BiasMode::kNone)
-          ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
-        uk.fn(kc, ap, bp, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
-        if (last && !ctx.clamp_only)
-          for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
+    if (bbuf != nullptr && kc > 0) g.b_packer->pack(g.b_packer->ctx, pc, kc, j0, j1 - j0, nr, bbuf);
+    for (size_t i0 = i_begin; i0 < i_end; i0 += ctx.mc) {
+      const size_t i1 = std::min(i_end, i0 + ctx.mc);
+      for (size_t j = j0; j < j1; j += nr) {
+        const float* bp = bbuf != nullptr ? bbuf + (j - j0) * kc : g.packed_b + (j / nr) * g.k * nr + pc * nr;
+        const size_t ncols = std::min(nr, j1 - j);
+        for (size_t i = i0; i < i1; i += mr) {
+          const float* ap = g.packed_a + (i / mr) * g.k * mr + pc * mr;
+          const size_t nrows = std::min(mr, i1 - i);
+          float* c = g.c + i * g.ldc + j;
+          if (last && ep.bias_mode != BiasMode::kNone)
+            ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
+          uk.fn(kc, ap, bp, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
+          if (last && !ctx.clamp_only)
+            for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
+        }
       }
     }
     pc += kc;
@@ -162,35 +179,47 @@ void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner*
   ctx.mc = std::max(mr, kMcTarget / mr * mr);
   ctx.nc = std::max(nr, kNcTarget / nr * nr);
   ctx.m_blocks = div_up(args.m, ctx.mc);
-  const size_t n_blocks = div_up(args.n, ctx.nc);
+  ctx.n_blocks = div_up(args.n, ctx.nc);
+  // Parallelism: over column blocks when there are enough of them (each task packs its
+  // B block once and sweeps all of M); else over (column block, M block) pairs. Either
+  // way each output element sees the same arithmetic, so threads never change results.
+  const int threads = runner != nullptr ? runner->threads : 1;
+  ctx.m_blocks_per_task = ctx.n_blocks >= size_t(2 * threads) ? ctx.m_blocks : 1;
   ctx.clamp_only = act_as_clamp(args.act, &ctx.lo, &ctx.hi);
-  run_tasks(runner, int64_t(ctx.m_blocks * n_blocks), &ctx, gemm_block);
+  const size_t tasks = ctx.n_blocks * (ctx.m_blocks / ctx.m_blocks_per_task);
+  run_tasks(runner, int64_t(tasks), &ctx, gemm_task);
 }
 
 namespace {
-struct PackCtx {
-  const GemmUkernel* uk;
-  size_t m, n, k;
-  const float* a;
-  size_t a_rs, a_cs;
+
+struct MatrixB {
   const float* b;
-  size_t b_rs, b_cs;
-  float* pa;
-  float* pb;
-  size_t a_panels;
+  size_t rs, cs, n;
 };
-void pack_task(void* vctx, int64_t t) {
-  const PackCtx& p = *static_cast<const PackCtx*>(vctx);
-  const size_t mr = p.uk->mr;
-  if (size_t(t) < p.a_panels) {
-    const size_t r0 = size_t(t) * mr;
-    GemmUkernel one = *p.uk;
-    sgemm_pack_a(one, std::min(mr, p.m - r0), p.k, p.a + r0 * p.a_rs, p.a_rs, p.a_cs,
-                 p.pa + size_t(t) * p.k * mr);
-  } else {
-    pack_b_panel(p.uk->nr, p.k, p.n, p.b, p.b_rs, p.b_cs, size_t(t) - p.a_panels, p.pb);
+
+void pack_matrix_block(const void* vctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
+                       float* dst) {
+  const MatrixB& m = *static_cast<const MatrixB*>(vctx);
+  for (size_t q = 0; q * nr < nc; ++q) {
+    const size_t jq = j0 + q * nr;
+    pack_b_panel(nr, kc, m.n - jq < nr ? m.n - jq : nr, m.b + k0 * m.rs + jq * m.cs, m.rs, m.cs, 0,
+                 dst + q * kc * nr);
   }
 }
+
+struct PackACtx {
+  const GemmUkernel* uk;
+  size_t m, k;
+  const float* a;
+  size_t rs, cs;
+  float* pa;
+};
+void pack_a_task(void* vctx, int64_t t) {
+  const PackACtx& p = *static_cast<const PackACtx*>(vctx);
+  const size_t mr = p.uk->mr, r0 = size_t(t) * mr;
+  sgemm_pack_a(*p.uk, std::min(mr, p.m - r0), p.k, p.a + r0 * p.rs, p.rs, p.cs, p.pa + size_t(t) * p.k * mr);
+}
+
 }  // namespace
 
 void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
@@ -199,28 +228,18 @@ void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n,
            const TaskRunner* runner) {
   if (m == 0 || n == 0) return;
   AlignedBuffer pa = alloc_floats(sgemm_packed_a_size(ks.gemm, m, k));
-  AlignedBuffer pb = alloc_floats(sgemm_packed_b_size(ks.gemm, k, n));
-  PackCtx p;
-  p.uk = &ks.gemm;
-  p.m = m;
-  p.n = n;
-  p.k = k;
-  p.a = a;
-  p.a_rs = trans_a ? 1 : lda;
-  p.a_cs = trans_a ? lda : 1;
-  p.b = b;
-  p.b_rs = trans_b ? 1 : ldb;
-  p.b_cs = trans_b ? ldb : 1;
-  p.pa = pa.get();
-  p.pb = pb.get();
-  p.a_panels = div_up(m, ks.gemm.mr);
-  run_tasks(runner, int64_t(p.a_panels + div_up(n, ks.gemm.nr)), &p, pack_task);
+  PackACtx p{&ks.gemm, m, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, pa.get()};
+  run_tasks(runner, int64_t(div_up(m, ks.gemm.mr)), &p, pack_a_task);
+  MatrixB mb{b, trans_b ? 1 : ldb, trans_b ? ldb : 1, n};
+  BPacker packer;
+  packer.pack = &pack_matrix_block;
+  packer.ctx = &mb;
   SgemmArgs g;
   g.m = m;
   g.n = n;
   g.k = k;
   g.packed_a = pa.get();
-  g.packed_b = pb.get();
+  g.b_packer = &packer;
   g.c = c;
   g.ldc = ldc;
   g.bias = bias;

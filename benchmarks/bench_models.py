@@ -1,0 +1,246 @@
+"""Same model, three runtimes, one run: mobconv's C++ runtime vs onnxruntime (vs LiteRT).
+
+    python benchmarks/bench_models.py                       # mobilenet_v2, resnet50, squeezenet
+    python benchmarks/bench_models.py --models mobilenet_v2 --threads 1 2 --runs 50
+    python benchmarks/bench_models.py --models path/to/model.onnx
+
+Per model and thread count, the runtimes run interleaved (one mobconv run, one
+onnxruntime run, one LiteRT run, repeat) so machine-load drift hits all of them alike.
+Prints median and p90 latency and the ratio mobconv / onnxruntime (< 1: mobconv faster),
+model load time (mobconv: mmap + verify + plan + pre-pack; onnxruntime: session creation),
+and the runtime library size (host, and arm64 stripped when the cross compiler exists).
+
+Models: `mobilenet_v2` (model_zoo recipe, width 1.0, 224x224), `resnet18` (zoo, width 1.0),
+`squeezenet` (zoo), `resnet50` (onnx's light ResNet-50 with seeded random weights), or a
+path to an .onnx file. LiteRT (`pip install ai-edge-litert`) runs when a .tflite of the
+same network sits next to the generated model (build/bench_models/<name>.tflite) or is
+given with --tflite NAME=PATH; otherwise it is skipped with a message.
+Numbers are reported, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "bench_models"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+# ---- models -------------------------------------------------------------------------------
+def build_onnx(name: str):
+    import onnx
+    if name.endswith(".onnx"):
+        return Path(name).stem, onnx.load(name)
+    if name == "mobilenet_v2":
+        from model_zoo.onnx.mobilenet_v2 import build_mobilenet_v2
+        return name, build_mobilenet_v2(width=1.0, batch=1)
+    if name == "resnet18":
+        from model_zoo.onnx.resnet18 import build_resnet18
+        return name, build_resnet18(width=1.0, batch=1)
+    if name == "squeezenet":
+        from model_zoo.onnx.squeezenet import build_squeezenet
+        return name, build_squeezenet(batch=1)
+    if name == "resnet50":
+        from real_onnx_models import light_model_paths, with_random_weights
+        path = [p for p in light_model_paths() if "resnet50" in p]
+        if not path:
+            raise SystemExit("resnet50: onnx's light model data is not installed")
+        return name, with_random_weights(onnx.load(path[0]))
+    raise SystemExit(f"unknown model {name!r} (mobilenet_v2, resnet18, squeezenet, resnet50 or an .onnx path)")
+
+
+def convert(name: str, model) -> Path:
+    from mobconv.frontends.onnx import load_onnx
+    from mobconv.passes import optimize
+    from mobconv.formats.writer import write_model
+    OUT.mkdir(parents=True, exist_ok=True)
+    graph = load_onnx(model)
+    optimize(graph)
+    path = OUT / f"{name}.mob"
+    write_model(graph, str(path))
+    return path
+
+
+def fixed_input(model) -> tuple:
+    inp = model.graph.input[0]
+    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+    return inp.name, x
+
+
+# ---- runners: each returns (load_ms, run callable) ------------------------------------------
+def mobconv_runner(path: Path, threads: int, name: str, x):
+    from mobconv.runtime import Interpreter
+    t0 = time.perf_counter()
+    it = Interpreter(str(path), threads=threads, profile=False)
+    load = (time.perf_counter() - t0) * 1e3
+    feeds = {it.inputs[0]["name"]: x}
+    return load, (lambda: it.run(feeds)), it
+
+
+def ort_runner(model, threads: int, name: str, x):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    data = model.SerializeToString()
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    load = (time.perf_counter() - t0) * 1e3
+    feeds = {name: x}
+    return load, (lambda: sess.run(None, feeds)), sess
+
+
+def litert_runner(tflite: Path, threads: int, x):
+    from ai_edge_litert.interpreter import Interpreter
+    t0 = time.perf_counter()
+    it = Interpreter(model_path=str(tflite), num_threads=threads)
+    it.allocate_tensors()
+    load = (time.perf_counter() - t0) * 1e3
+    det = it.get_input_details()[0]
+    xin = x if tuple(det["shape"]) == x.shape else np.transpose(x, (0, 2, 3, 1)).copy()  # NHWC
+
+    def run():
+        it.set_tensor(det["index"], xin)
+        it.invoke()
+    return load, run, it
+
+
+def litert_available() -> str:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+        return ""
+    except Exception as e:  # ImportError or a broken install
+        return f"LiteRT skipped: ai-edge-litert not importable ({type(e).__name__}); pip install ai-edge-litert"
+
+
+# ---- library size -----------------------------------------------------------------------------
+def library_sizes() -> list:
+    lines = []
+    try:
+        from mobconv import runtime
+        host = Path(runtime.library_path())
+        lines.append(f"runtime library (host, as built): {host.stat().st_size / 1024:.0f} KiB  {host}")
+    except Exception as e:
+        lines.append(f"runtime library (host): unavailable ({e})")
+    cxx = shutil.which("aarch64-linux-gnu-g++")
+    strip = shutil.which("aarch64-linux-gnu-strip")
+    if not cxx or not strip:
+        lines.append("runtime library (arm64): skipped, needs g++-aarch64-linux-gnu")
+        return lines
+    build = ROOT / "build" / "bench-arm64-runtime"
+    try:
+        if not (build / "CMakeCache.txt").exists():
+            subprocess.run(["cmake", "-S", str(ROOT / "runtime"), "-B", str(build), "-DCMAKE_BUILD_TYPE=MinSizeRel",
+                            "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+                            f"-DCMAKE_CXX_COMPILER={cxx}"] + (["-G", "Ninja"] if shutil.which("ninja") else []),
+                           check=True, capture_output=True, text=True)
+        subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], check=True,
+                       capture_output=True, text=True)
+        libs = sorted(p for p in build.glob("libmobrt.so*") if p.is_file() and not p.is_symlink())
+        if not libs:
+            lines.append("runtime library (arm64): build produced no libmobrt.so")
+            return lines
+        stripped = build / "libmobrt.stripped.so"
+        shutil.copy(libs[0], stripped)
+        subprocess.run([strip, "--strip-unneeded", str(stripped)], check=True)
+        size = stripped.stat().st_size
+        lines.append(f"runtime library (arm64, MinSizeRel, stripped): {size / 1024:.0f} KiB "
+                     f"({size / 1e6:.2f} MB; target < 1.5 MB)")
+    except subprocess.CalledProcessError as e:
+        lines.append(f"runtime library (arm64): build failed: {(e.stderr or '')[-500:]}")
+    return lines
+
+
+# ---- main ---------------------------------------------------------------------------------------
+def stats(ts: list) -> tuple:
+    a = np.asarray(ts)
+    return float(np.median(a)), float(np.percentile(a, 90))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet50", "squeezenet"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--tflite", action="append", default=[], help="NAME=PATH of a .tflite of model NAME")
+    ap.add_argument("--no-size", action="store_true", help="skip the arm64 library size build")
+    ap.add_argument("--details", action="store_true", help="also print mobconv.bench's per-op report")
+    args = ap.parse_args(argv)
+    tflites = dict(t.split("=", 1) for t in args.tflite)
+    litert_msg = litert_available()
+    if litert_msg:
+        print(litert_msg)
+    rows = []
+    for spec in args.models:
+        name, model = build_onnx(spec)
+        mob = convert(name, model)
+        in_name, x = fixed_input(model)
+        tfl = Path(tflites.get(name, OUT / f"{name}.tflite"))
+        use_litert = not litert_msg and tfl.exists()
+        if not litert_msg and not use_litert:
+            print(f"{name}: LiteRT skipped, no .tflite at {tfl}")
+        for th in args.threads:
+            runners = {}
+            keep = []
+            load, run, obj = mobconv_runner(mob, th, in_name, x)
+            runners["mobconv"] = (load, run)
+            keep.append(obj)
+            load, run, obj = ort_runner(model, th, in_name, x)
+            runners["onnxruntime"] = (load, run)
+            keep.append(obj)
+            if use_litert:
+                load, run, obj = litert_runner(tfl, th, x)
+                runners["litert"] = (load, run)
+                keep.append(obj)
+            for _ in range(args.warmup):
+                for _, run in runners.values():
+                    run()
+            times = {k: [] for k in runners}
+            for _ in range(args.runs):
+                for k, (_, run) in runners.items():
+                    t0 = time.perf_counter()
+                    run()
+                    times[k].append((time.perf_counter() - t0) * 1e3)
+            res = {k: stats(v) + (runners[k][0],) for k, v in times.items()}
+            rows.append((name, th, res))
+            base = res["onnxruntime"][0]
+            line = f"{name:14s} threads={th}"
+            for k, (med, p90, load) in res.items():
+                line += f" | {k} median {med:7.2f} p90 {p90:7.2f} ms load {load:6.1f} ms"
+            line += f" | ratio mobconv/ort {res['mobconv'][0] / base:.2f}"
+            if "litert" in res:
+                line += f", mobconv/litert {res['mobconv'][0] / res['litert'][0]:.2f}"
+            print(line, flush=True)
+            del keep
+        if args.details:
+            from mobconv.bench import bench, format_report
+            print(format_report(bench(str(mob), threads=args.threads[0], runs=args.runs)))
+    print()
+    print(f"{'model':14s} {'thr':>3s} {'mobconv ms':>11s} {'ort ms':>8s} {'ratio':>6s} {'p90 ratio':>9s} "
+          f"{'mob load':>9s} {'ort load':>9s}")
+    for name, th, res in rows:
+        m, o = res["mobconv"], res["onnxruntime"]
+        print(f"{name:14s} {th:3d} {m[0]:11.2f} {o[0]:8.2f} {m[0] / o[0]:6.2f} {m[1] / o[1]:9.2f} "
+              f"{m[2]:8.1f}ms {o[2]:8.1f}ms")
+    if not args.no_size:
+        print()
+        for line in library_sizes():
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
