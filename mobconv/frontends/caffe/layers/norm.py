@@ -65,6 +65,44 @@ def batch_norm(ctx):
     ctx.node("BatchNormalization", inputs, ctx.outputs[0], dict(epsilon=eps))
 
 
+@REGISTRY.register("BN")
+def bn(ctx):
+    """The forks' "BN" layer (yjxiong/caffe, PSPNet/DeepLab): blobs scale, shift,
+    running mean, running variance, each (1, C, 1, 1);
+    y = scale * (x - mean) / sqrt(var + eps) + shift. eps is bn_param.eps
+    (yjxiong, default 1e-5) or var_eps (PSPNet, default 1e-9). The PSPNet form
+    without moving_average normalizes with the batch statistics at test time."""
+    ctx.check_arity(1)
+    msg = ctx.layer.param.bn_param
+    pspnet = any(msg.HasField(f) for f in ("scale_filler", "shift_filler", "var_eps", "decay",
+                                           "moving_average", "axis"))
+    eps = msg.var_eps if pspnet and not msg.HasField("eps") else msg.eps
+    if pspnet and msg.axis != 1:
+        raise ctx.error(f"bn_param.axis {msg.axis} is not supported (only 1, channels)")
+    x = ctx.inputs[0]
+    shape = ctx.shape(x)
+    if len(shape) < 2:
+        raise ctx.error(f"input must have a channel axis, got shape {shape}")
+    c = shape[1]
+    bshape = (c,) + (1,) * (len(shape) - 2)
+    scale = ctx.blob(0, (c,), "scale").reshape(bshape)
+    shift = ctx.blob(1, (c,), "shift").reshape(bshape)
+    if pspnet and not msg.moving_average:
+        axes = [0] + list(range(2, len(shape)))
+        mean = ctx.node("ReduceMean", [x, ctx.ints(axes, "axes")], attrs=dict(keepdims=1))
+        d = ctx.node("Sub", [x, mean])
+        var = ctx.node("ReduceMean", [ctx.node("Mul", [d, d]), ctx.ints(axes, "axes")], attrs=dict(keepdims=1))
+        std = ctx.node("Sqrt", [ctx.node("Add", [var, ctx.const(np.float32(eps), "eps")])])
+        y = ctx.node("Mul", [ctx.node("Div", [d, std]), ctx.const(scale, "scale")])
+        ctx.node("Add", [y, ctx.const(shift, "shift")], ctx.outputs[0])
+        return
+    mean = ctx.blob(2, (c,), "mean")
+    var = ctx.blob(3, (c,), "variance", positive=True)
+    ctx.node("BatchNormalization", [x, ctx.const(scale.reshape(c), "scale"), ctx.const(shift.reshape(c), "shift"),
+                                    ctx.const(mean, "mean"), ctx.const(var, "var")], ctx.outputs[0],
+             dict(epsilon=float(eps)))
+
+
 def _param_shape(ctx, shape, axis, num_axes, what):
     """The axes of the input a learned Scale/Bias parameter covers, as a broadcastable shape."""
     rank = len(shape)
