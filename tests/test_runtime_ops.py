@@ -210,5 +210,5 @@ def test_every_op_has_a_kernel_and_a_case():
 
     enum_ops = {k for k in vars(OpType) if not k.startswith("_")}
     tested = {p.values[0] for p in CASES}
-    missing = sorted(enum_ops - tested - {"PriorBox", "DetectionOutput"})
+    missing = sorted(enum_ops - tested - {"PriorBox", "DetectionOutput"})  # tests/test_runtime_detection.py
     assert not missing, f"ops without a runtime test case: {missing}"

@@ -117,6 +117,15 @@ MOBRT_API const char* mobrt_global_last_error(void);
 /* Short name of a status code ("MOBRT_INVALID_MODEL"); static string. */
 MOBRT_API const char* mobrt_status_name(mobrt_status status);
 
+/* Op types this runtime knows (= the .mob schema's OpType enum size it was
+ * built with), and a JSON description of one (tooling, tests): {"name",
+ * "inputs": [min, max], "outputs": [min, max] (max -1: variadic), "attrs":
+ * [{"name", "kind" (i f s I F S t), "presence" (required|optional|default),
+ * "default"}], "kernels": [{"isa", "dtype", "name"}]}. Static strings; NULL
+ * for an unknown type. */
+MOBRT_API int mobrt_num_op_types(void);
+MOBRT_API const char* mobrt_op_describe(int type);
+
 /* ---- model -------------------------------------------------------------- */
 
 /* Maps the file read-only (zero copy: weights are used in place) and

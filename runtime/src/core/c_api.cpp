@@ -9,6 +9,7 @@
 #include "../../include/mobrt.h"
 #include "core/interpreter.h"
 #include "core/model.h"
+#include "core/op_schema.h"
 
 using mobrt::Interpreter;
 using mobrt::Model;
@@ -54,7 +55,11 @@ mobrt_status guard(std::string* err, F&& f) {
 
 extern "C" {
 
-const char* mobrt_version(void) { return "0.1.0"; }
+#define MOBRT_STR2(x) #x
+#define MOBRT_STR(x) MOBRT_STR2(x)
+const char* mobrt_version(void) {
+  return MOBRT_STR(MOBRT_VERSION_MAJOR) "." MOBRT_STR(MOBRT_VERSION_MINOR) "." MOBRT_STR(MOBRT_VERSION_PATCH);
+}
 uint32_t mobrt_format_version_major(void) { return 1; }
 const char* mobrt_global_last_error(void) { return g_error.c_str(); }
 
@@ -71,6 +76,18 @@ const char* mobrt_status_name(mobrt_status s) {
     case MOBRT_INTERNAL: return "MOBRT_INTERNAL";
   }
   return "MOBRT_UNKNOWN";
+}
+
+int mobrt_num_op_types(void) { return static_cast<int>(mobrt::num_op_types()); }
+
+const char* mobrt_op_describe(int type) {
+  if (type < 0) return nullptr;
+  try {
+    const std::string& s = mobrt::op_describe_json(static_cast<uint32_t>(type));
+    return s.empty() ? nullptr : s.c_str();
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 mobrt_status mobrt_model_create_from_file(const char* path, mobrt_model** out) {

@@ -156,6 +156,8 @@ Status Interpreter::Init() {
   return Prepare();
 }
 
+bool has_dynamic_shape(OpType type) { return type == fb::OpType_DetectionOutput; }
+
 static bool checked_bytes(const int64_t* dims, int rank, DType dt, size_t* out) {
   unsigned __int128 n = dtype_size(dt);
   for (int d = 0; d < rank; ++d) {
@@ -213,7 +215,19 @@ Status Interpreter::Prepare() {
       s.message = model_.source + ": " + s.message;
       return s;
     }
-    bool fold = all_known || info.type == fb::OpType_Shape || info.type == fb::OpType_Size;
+    // Shape, Size and PriorBox read only their inputs' dims: fold them too.
+    bool fold = all_known || info.type == fb::OpType_Shape || info.type == fb::OpType_Size ||
+                info.type == fb::OpType_PriorBox;
+    if (has_dynamic_shape(info.type) && !fold) {
+      for (int t : info.outputs)
+        for (size_t j = k + 1; j < model_.ops.size(); ++j)
+          for (int u : model_.ops[j].inputs)
+            if (t >= 0 && u == t)
+              return Status::Error(StatusCode::kUnsupported,
+                                   where + ": its output has a data-dependent size and can only be a graph output, "
+                                           "but operator " + std::to_string(j) + " ('" + model_.ops[j].name +
+                                           "') reads it");
+    }
     for (size_t o = 0; o < out.size(); ++o) {
       int t = info.outputs[o];
       if (t < 0) continue;
@@ -231,6 +245,7 @@ Status Interpreter::Prepare() {
       if (!checked_bytes(x.dims, x.rank, x.dtype, &x.bytes) || x.bytes > max_tensor_bytes())
         return Status::Error(StatusCode::kShapeError, where + ": output " + std::to_string(o) + " ('" +
                                                           model_.tensors[t].name + "') would be too large");
+      x.capacity = x.bytes;
       x.kind = fold ? Tensor::kFolded : Tensor::kActivation;
       if (fold) {
         x.heap = aligned_alloc64(x.bytes);
@@ -411,6 +426,10 @@ Status Interpreter::Invoke() {
       auto t0 = std::chrono::steady_clock::now();
       Status s = st.kernel->run(ctx);
       if (!s.ok()) return s;
+      if (has_dynamic_shape(info.type)) {
+        s = TakeDynamicShapes(static_cast<int>(k), out);
+        if (!s.ok()) return s;
+      }
       if (options_.profiling) {
         double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
         profile_.push_back({static_cast<int>(k), us});
@@ -443,6 +462,25 @@ Status Interpreter::Invoke() {
       for (int o : model_.outputs)
         if (o == model_.inputs[i]) std::memcpy(saved[i], user_inputs_[i], tensors_[o].bytes);
   have_outputs_ = true;
+  return Status::Ok();
+}
+
+// An op with a data-dependent output size (DetectionOutput) is planned at
+// its upper bound; after its run the output takes the dims the kernel wrote
+// into its view, which must fit the planned bytes.
+Status Interpreter::TakeDynamicShapes(int op, const std::vector<TensorView>& out) {
+  const OpInfo& info = model_.ops[op];
+  for (size_t o = 0; o < out.size(); ++o) {
+    int t = info.outputs[o];
+    if (t < 0) continue;
+    Tensor& x = tensors_[t];
+    size_t bytes = 0;
+    if (out[o].rank != x.rank || !checked_bytes(out[o].dims, out[o].rank, x.dtype, &bytes) || bytes > x.capacity)
+      return Status::Error(StatusCode::kInternal, "operator " + std::to_string(op) + " ('" + info.name +
+                                                      "') wrote a larger output than its planned bound");
+    for (int d = 0; d < x.rank; ++d) x.dims[d] = out[o].dims[d];
+    x.bytes = bytes;
+  }
   return Status::Ok();
 }
 

@@ -22,6 +22,9 @@ struct InterpreterOptions {
   bool profiling = false;
 };
 
+// Ops whose output size depends on input values (planned at an upper bound).
+bool has_dynamic_shape(OpType type);
+
 struct ProfileEntry {
   int op_index;
   double microseconds;
@@ -45,6 +48,7 @@ class Interpreter {
     int64_t dims[kMaxRank] = {};
     void* data = nullptr;
     size_t bytes = 0;
+    size_t capacity = 0;          // planned bytes (bytes may shrink: data-dependent sizes)
     enum Kind { kUnused, kConstant, kInput, kActivation, kFolded } kind = kUnused;
     int64_t offset = -1;          // in the arena (inputs, activations)
     void* heap = nullptr;         // folded storage
@@ -77,6 +81,7 @@ class Interpreter {
   };
   Status Prepare();            // shape inference + folding + plan
   Status Plan();
+  Status TakeDynamicShapes(int op, const std::vector<TensorView>& out);
   void BuildViews(int op, std::vector<TensorView>* in, std::vector<TensorView>* out);
   void FillView(int t, TensorView* v) const;
   KernelContext MakeContext(int op, std::vector<TensorView>& in, std::vector<TensorView>& out, void** state);

@@ -376,6 +376,14 @@ Status Model::Parse() {
         op.attrs.values.push_back(std::move(v));
       }
     }
+    // Absent attributes: required ones are an error, declared defaults are
+    // filled in (so kernels see the registry's defaults).
+    for (const AttrDecl& decl : schema->attrs) {
+      if (op.attrs.find(decl.name.c_str())) continue;
+      if (decl.presence == AttrDecl::kRequired)
+        return c.fail(where + ": required attribute '" + decl.name + "' is missing");
+      if (decl.presence == AttrDecl::kDefault) op.attrs.values.push_back(decl.def);
+    }
   }
   for (size_t k = 0; k < outputs.size(); ++k)
     if (!state[outputs[k]])

@@ -1,6 +1,7 @@
 // op_schema.h: what the verifier knows about each op type: input/output
 // counts and the kinds of its declared attributes. Mirrors the Python
-// registry (mobconv/ops); tests/test_runtime_schema.py checks they agree.
+// registry (mobconv/ops) and carries its attribute defaults;
+// tests/test_runtime_schema.py checks they agree.
 #pragma once
 
 #include <string>
@@ -13,6 +14,8 @@ namespace mobrt {
 struct AttrDecl {
   std::string name;
   char kind;  // i int, f float, s string, I ints, F floats, S strings, t tensor
+  enum Presence : uint8_t { kRequired, kOptional, kDefault } presence = kRequired;
+  AttrValue def;  // the default (presence == kDefault)
 };
 
 struct OpSchema {
@@ -31,6 +34,10 @@ struct OpSchema {
 const OpSchema* op_schema(uint32_t type);
 // Number of op types the runtime knows (= OpType enum size it was built with).
 uint32_t num_op_types();
+// JSON description of op `type` for tooling and tests: name, input/output
+// counts, attributes (name, kind, default), registered kernels (isa, dtype,
+// name). Empty for unknown types.
+const std::string& op_describe_json(uint32_t type);
 // Does an attribute stored with `kind` satisfy a declaration of `decl_kind`?
 bool attr_kind_compatible(char decl_kind, AttrValue::Kind kind, const AttrValue& v);
 
