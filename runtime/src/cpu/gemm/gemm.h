@@ -90,28 +90,32 @@ SimdIsa best_isa();
 enum class BinOp : int32_t { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5 };
 typedef void (*BinaryFn)(BinOp op, const float* a, size_t sa, const float* b, size_t sb,
                          float* y, size_t n, const Activation* act);
-// One channel plane of a depthwise convolution (input already zero padded).
-typedef void (*DwConvFn)(const float* xpad, size_t xpad_w, const float* w9, float bias,
-                         float* y, size_t oh, size_t ow, const Activation* act);
+// One output row of a 3x3 depthwise convolution with stride S (1 or 2):
+//   y[x] = act(bias + sum_{r<3,k<3} rows_r[x*S + k] * w9[3r + k]) for x < n.
+// Reads at most one float past rows_r[(n-1)*S + 2] (stride 2 loads pairs).
+typedef void (*DwRowFn)(const float* r0, const float* r1, const float* r2, const float* w9,
+                        float bias, float* y, size_t n, const Activation* act);
 // Softmax over rows: `rows` rows of `len` contiguous floats (LogSoftmax when log != 0).
 typedef void (*SoftmaxRowsFn)(const float* x, float* y, size_t rows, size_t len, int log);
 // Softmax along a strided axis: x[o][a][i] with inner `inner` > 1, per outer block.
 typedef void (*SoftmaxInnerFn)(const float* x, float* y, size_t len, size_t inner, int log);
 // Sum of n contiguous floats (global average pooling, reductions).
 typedef float (*SumFn)(const float* x, size_t n);
-// y[i] = max over window rows/cols of a padded plane (stride 1 or 2 rows of outputs).
-typedef void (*MaxPoolRowFn)(const float* const* rows, size_t kh, size_t kw, size_t stride,
-                             float* y, size_t ow);
-typedef void (*AvgPoolRowFn)(const float* const* rows, size_t kh, size_t kw, size_t stride,
-                             float* y, size_t ow, float scale);
+// One output row of pooling over `nrows` input rows (the window rows inside the image):
+//   y[x] = max/sum over i < nrows, j < kw of rows[i][x*s + j], for x < n (avg: times scale).
+// Reads at most one float past the last tap (stride 2 loads pairs).
+typedef void (*MaxPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, size_t s,
+                             float* y, size_t n);
+typedef void (*AvgPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, size_t s,
+                             float* y, size_t n, float scale);
 
 struct IsaKernels {
   SimdIsa isa;
   GemmUkernel gemm;
   ActivationFn activation;
   BinaryFn binary;
-  DwConvFn dwconv3x3s1;  // "f32_dwconv_3x3s1__<isa>"
-  DwConvFn dwconv3x3s2;
+  DwRowFn dwconv3x3s1;  // "f32_dwconv_3x3s1__<isa>"
+  DwRowFn dwconv3x3s2;
   SoftmaxRowsFn softmax_rows;
   SoftmaxInnerFn softmax_inner;
   SumFn sum;

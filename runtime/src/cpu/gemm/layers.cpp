@@ -13,23 +13,21 @@ namespace {
 
 constexpr float kLowest = -3.402823466e+38f;
 
-// Per-thread padded-plane buffer (tasks on one thread run one after another).
-float* plane_buffer(size_t floats) {
+// A row of zeros standing in for input rows above/below the image (per thread).
+const float* zero_row(size_t floats) {
   thread_local std::vector<float> buf;
-  if (buf.size() < floats) buf.resize(floats);
+  if (buf.size() < floats) buf.assign(floats, 0.f);
   return buf.data();
 }
 
-// Copies a [h, w] plane into a [h + pt + pb, w + pl + pr] plane filled with `fill`, with
-// `slack` extra floats at the end (vector kernels read a little past the last output).
-float* pad_plane(const float* x, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t pb,
-                 int64_t pr, float fill, size_t slack, int64_t* wp_out) {
-  const int64_t wp = w + pl + pr, hp = h + pt + pb;
-  float* p = plane_buffer(size_t(wp * hp) + slack);
-  std::fill(p, p + wp * hp + slack, fill);
-  for (int64_t r = 0; r < h; ++r) std::memcpy(p + (r + pt) * wp + pl, x + r * w, w * sizeof(float));
-  *wp_out = wp;
-  return p;
+// Output columns [lo, hi) whose window lies inside the input row, with one float of
+// slack after the last tap (stride-2 vector loads read pairs): those run vectorized,
+// straight from the input; the border columns outside run through scalar code.
+void interior_cols(int64_t iw, int64_t ow, int64_t k_extent, int64_t s, int64_t pl, int64_t* lo,
+                   int64_t* hi) {
+  *lo = std::min(ow, (pl + s - 1) / s);
+  const int64_t last = iw - 1 - (k_extent - 1) - (s == 2 ? 1 : 0) + pl;  // max of ox*s
+  *hi = last < 0 ? *lo : std::max(*lo, std::min(ow, last / s + 1));
 }
 
 // ---- depthwise -----------------------------------------------------------------------
@@ -41,38 +39,84 @@ struct DwCtx {
   const Activation* act;
 };
 
+// Direct, bounds-checked output (border columns and the generic kernel).
+float dw_point(const Conv2dShape& s, const float* x, const float* w, float bias, int64_t oy,
+               int64_t ox) {
+  float acc = bias;
+  const int64_t y0 = oy * s.sh - s.pt, x0 = ox * s.sw - s.pl;
+  for (int64_t ky = 0; ky < s.kh; ++ky) {
+    const int64_t iy = y0 + ky * s.dh;
+    if (iy < 0 || iy >= s.ih) continue;
+    const float* xr = x + iy * s.iw;
+    const float* wr = w + ky * s.kw;
+    for (int64_t kx = 0; kx < s.kw; ++kx) {
+      const int64_t ix = x0 + kx * s.dw;
+      if (ix >= 0 && ix < s.iw) acc += xr[ix] * wr[kx];
+    }
+  }
+  return acc;
+}
+
+// Small planes (rows shorter than a few vectors): copy into a zero-padded plane of even
+// row width W and run the whole plane as ONE row of oh * W outputs. Output (oy, ox) is
+// flat index f = oy * W + ox and reads padded[S * f + ky * W + kx] (S = stride), so the
+// row kernel applies unchanged; columns ox >= ow are computed and dropped.
+void dw_small_plane(const DwCtx& c, const float* x, const float* w, float bias, float* y) {
+  const Conv2dShape& s = *c.s;
+  const int64_t W = (std::max(s.iw + s.pl + s.pr, s.ow * s.sw + 2) + 1) / 2 * 2;
+  const int64_t rows = s.oh * s.sh + 4;
+  thread_local std::vector<float> buf;
+  const size_t in_size = size_t(rows * W + 64), out_size = size_t(s.oh * W + 64);
+  if (buf.size() < in_size + out_size) buf.resize(in_size + out_size);
+  float* pad = buf.data();
+  float* out = pad + in_size;
+  std::fill(pad, pad + in_size, 0.f);
+  for (int64_t r = 0; r < s.ih && r + s.pt < rows; ++r)
+    std::memcpy(pad + (r + s.pt) * W + s.pl, x + r * s.iw, size_t(s.iw) * sizeof(float));
+  const DwRowFn row = s.sh == 1 ? c.ks->dwconv3x3s1 : c.ks->dwconv3x3s2;
+  row(pad, pad + W, pad + 2 * W, w, bias, out, size_t(s.oh * W), c.act);
+  for (int64_t oy = 0; oy < s.oh; ++oy)
+    std::memcpy(y + oy * s.ow, out + oy * W, size_t(s.ow) * sizeof(float));
+}
+
 void dw_plane(void* vctx, int64_t plane) {
   const DwCtx& c = *static_cast<const DwCtx*>(vctx);
   const Conv2dShape& s = *c.s;
   const int64_t ch = plane % s.cin;
   const float* w = c.w + ch * s.kh * s.kw;
   const float bias = c.bias != nullptr ? c.bias[ch] : 0.f;
+  const float* x = c.x + plane * s.ih * s.iw;
   float* y = c.y + plane * s.oh * s.ow;
-  // Pad enough below/right that every window of every output is inside the plane.
-  const int64_t need_h = (s.oh - 1) * s.sh + (s.kh - 1) * s.dh + 1;
-  const int64_t need_w = (s.ow - 1) * s.sw + (s.kw - 1) * s.dw + 1;
-  const int64_t pb = std::max<int64_t>(0, need_h - s.ih - s.pt);
-  const int64_t pr = std::max<int64_t>(0, need_w - s.iw - s.pl);
-  int64_t wp;
-  const float* p = pad_plane(c.x + plane * s.ih * s.iw, s.ih, s.iw, s.pt, s.pl, pb, pr, 0.f,
-                             size_t(4 * 16 + 8 + need_w), &wp);
-  const bool k3 = s.kh == 3 && s.kw == 3 && s.dh == 1 && s.dw == 1 && s.sh == s.sw;
-  if (k3 && s.sh == 1) return c.ks->dwconv3x3s1(p, wp, w, bias, y, s.oh, s.ow, c.act);
-  if (k3 && s.sh == 2) return c.ks->dwconv3x3s2(p, wp, w, bias, y, s.oh, s.ow, c.act);
-  Activation none;
+  const bool k3 = s.kh == 3 && s.kw == 3 && s.dh == 1 && s.dw == 1 && s.sh == s.sw &&
+                  (s.sh == 1 || s.sh == 2);
+  if (k3 && s.iw <= 64) return dw_small_plane(c, x, w, bias, y);
+  int64_t lo = s.ow, hi = s.ow;
+  if (k3) interior_cols(s.iw, s.ow, 3, s.sw, s.pl, &lo, &hi);
+  const float* zeros = zero_row(size_t(s.iw + 64));
+  const DwRowFn row = s.sh == 1 ? c.ks->dwconv3x3s1 : c.ks->dwconv3x3s2;
+  float clo, chi;
+  const bool clamp = act_as_clamp(*c.act, &clo, &chi);
   for (int64_t oy = 0; oy < s.oh; ++oy) {
     float* yr = y + oy * s.ow;
-    for (int64_t ox = 0; ox < s.ow; ++ox) {
-      float acc = bias;
-      for (int64_t ky = 0; ky < s.kh; ++ky) {
-        const float* r = p + (oy * s.sh + ky * s.dh) * wp + ox * s.sw;
-        for (int64_t kx = 0; kx < s.kw; ++kx) acc += r[kx * s.dw] * w[ky * s.kw + kx];
+    if (hi > lo) {
+      const float* r[3];
+      for (int k = 0; k < 3; ++k) {
+        const int64_t iy = oy * s.sh - s.pt + k;
+        r[k] = (iy >= 0 && iy < s.ih ? x + iy * s.iw : zeros) + lo * s.sw - s.pl;
       }
-      yr[ox] = acc;
+      row(r[0], r[1], r[2], w, bias, yr + lo, size_t(hi - lo), c.act);
     }
-    c.ks->activation(yr, s.ow, c.act);
+    for (int64_t ox = 0; ox < s.ow; ++ox) {
+      if (ox == lo) ox = hi;
+      if (ox >= s.ow) break;
+      const float v = dw_point(s, x, w, bias, oy, ox);
+      yr[ox] = clamp ? std::min(std::max(v, clo), chi) : v;
+    }
+    if (!clamp) {
+      if (lo > 0) c.ks->activation(yr, size_t(lo), c.act);
+      if (hi < s.ow) c.ks->activation(yr + hi, size_t(s.ow - hi), c.act);
+    }
   }
-  (void)none;
 }
 
 }  // namespace
@@ -133,34 +177,56 @@ struct PoolCtx {
 void pool_plane(void* vctx, int64_t plane) {
   const PoolCtx& c = *static_cast<const PoolCtx*>(vctx);
   const Pool2dShape& s = *c.s;
-  const int64_t need_h = (s.oh - 1) * s.sh + s.kh, need_w = (s.ow - 1) * s.sw + s.kw;
-  const int64_t pb = std::max<int64_t>(0, need_h - s.ih - s.pt);
-  const int64_t pr = std::max<int64_t>(0, need_w - s.iw - s.pl);
-  int64_t wp;
-  const float* p = pad_plane(c.x + plane * s.ih * s.iw, s.ih, s.iw, s.pt, s.pl, pb, pr,
-                             c.max ? kLowest : 0.f, size_t(17 * s.sw + 64 + s.kw), &wp);
+  const float* x = c.x + plane * s.ih * s.iw;
   float* y = c.y + plane * s.oh * s.ow;
+  int64_t lo, hi;
+  interior_cols(s.iw, s.ow, s.kw, s.sw, s.pl, &lo, &hi);
   const float* rows[64];
   std::vector<const float*> big;
   const float** r = rows;
   if (s.kh > 64) {
-    big.resize(s.kh);
+    big.resize(size_t(s.kh));
     r = big.data();
   }
-  // Average pooling divisor per output row/column: window clipped to the counted area
-  // (input only, or input + declared padding when count_include_pad).
+  // Average divisor: window clipped to the counted area (the input, or the input plus
+  // the declared pads when count_include_pad; ceil-mode overhang never counts).
   const int64_t lo_h = s.count_include_pad ? -s.pt : 0, hi_h = s.count_include_pad ? s.ih + s.pb : s.ih;
   const int64_t lo_w = s.count_include_pad ? -s.pl : 0, hi_w = s.count_include_pad ? s.iw + s.pr : s.iw;
+  const float full = float(s.kh * s.kw);
   for (int64_t oy = 0; oy < s.oh; ++oy) {
-    for (int64_t i = 0; i < s.kh; ++i) r[i] = p + (oy * s.sh + i) * wp;
+    const int64_t y0 = oy * s.sh - s.pt;
+    int64_t nrows = 0;
+    for (int64_t i = 0; i < s.kh; ++i)
+      if (y0 + i >= 0 && y0 + i < s.ih) r[nrows++] = x + (y0 + i) * s.iw;
     float* yr = y + oy * s.ow;
+    if (hi > lo) {
+      const float* rr[64];
+      const float** rp = nrows <= 64 ? rr : r;
+      for (int64_t i = 0; i < nrows; ++i) rp[i] = r[i] + lo * s.sw - s.pl;
+      if (c.max)
+        c.ks->maxpool_row(rp, size_t(nrows), size_t(s.kw), size_t(s.sw), yr + lo, size_t(hi - lo));
+      else
+        c.ks->avgpool_row(rp, size_t(nrows), size_t(s.kw), size_t(s.sw), yr + lo, size_t(hi - lo), 1.f / full);
+      if (nrows > 64)  // restore (rp aliased r)
+        for (int64_t i = 0; i < nrows; ++i) r[i] -= lo * s.sw - s.pl;
+    }
+    for (int64_t ox = 0; ox < s.ow; ++ox) {  // border columns, bounds-checked
+      if (ox == lo) ox = hi;
+      if (ox >= s.ow) break;
+      const int64_t x0 = ox * s.sw - s.pl;
+      float acc = c.max ? kLowest : 0.f;
+      for (int64_t i = 0; i < nrows; ++i)
+        for (int64_t j = std::max<int64_t>(0, -x0); j < s.kw && x0 + j < s.iw; ++j) {
+          const float v = r[i][x0 + j];
+          acc = c.max ? std::max(acc, v) : acc + v;
+        }
+      yr[ox] = c.max ? acc : acc * (1.f / full);
+    }
     if (c.max) {
-      c.ks->maxpool_row(r, s.kh, s.kw, s.sw, yr, s.ow);
+      if (nrows == 0)
+        for (int64_t ox = 0; ox < s.ow; ++ox) yr[ox] = -__builtin_inff();
       continue;
     }
-    const float full = float(s.kh * s.kw);
-    c.ks->avgpool_row(r, s.kh, s.kw, s.sw, yr, s.ow, 1.f / full);
-    const int64_t y0 = oy * s.sh - s.pt;
     const int64_t ch = std::min(y0 + s.kh, hi_h) - std::max(y0, lo_h);
     for (int64_t ox = 0; ox < s.ow; ++ox) {
       const int64_t x0 = ox * s.sw - s.pl;

@@ -182,11 +182,9 @@ void binary_impl(BinOp op, const float* a, size_t sa, const float* b, size_t sb,
 }
 
 // ---- depthwise 3x3 ---------------------------------------------------------------------
-// xpad: zero-padded input plane, row stride xpad_w, with at least 2N+2 floats of slack
-// after each row's last read position (the caller allocates it).
 template <class V, int S>
-void dwconv3x3_impl(const float* xpad, size_t xw, const float* w, float bias, float* y,
-                    size_t oh, size_t ow, const Activation* act) {
+void dwconv3x3_row_impl(const float* r0, const float* r1, const float* r2, const float* w,
+                        float bias, float* y, size_t n, const Activation* act) {
   using T = typename V::T;
   float lo, hi;
   const bool clamp = act_as_clamp(*act, &lo, &hi);
@@ -194,59 +192,60 @@ void dwconv3x3_impl(const float* xpad, size_t xw, const float* w, float bias, fl
   const T k0 = V::set1(w[0]), k1 = V::set1(w[1]), k2 = V::set1(w[2]);
   const T k3 = V::set1(w[3]), k4 = V::set1(w[4]), k5 = V::set1(w[5]);
   const T k6 = V::set1(w[6]), k7 = V::set1(w[7]), k8 = V::set1(w[8]);
-  for (size_t oy = 0; oy < oh; ++oy) {
-    const float* r0 = xpad + oy * S * xw;
-    const float* r1 = r0 + xw;
-    const float* r2 = r1 + xw;
-    float* yr = y + oy * ow;
-    // The caller's slack lets the last (partial) vector read past ow; its extra lanes
-    // are computed but not stored.
-    for (size_t x = 0; x < ow; x += V::N) {
-      T acc = vb;
-      if (S == 1) {
-        acc = V::fma(V::load(r0 + x), k0, acc);
-        acc = V::fma(V::load(r0 + x + 1), k1, acc);
-        acc = V::fma(V::load(r0 + x + 2), k2, acc);
-        acc = V::fma(V::load(r1 + x), k3, acc);
-        acc = V::fma(V::load(r1 + x + 1), k4, acc);
-        acc = V::fma(V::load(r1 + x + 2), k5, acc);
-        acc = V::fma(V::load(r2 + x), k6, acc);
-        acc = V::fma(V::load(r2 + x + 1), k7, acc);
-        acc = V::fma(V::load(r2 + x + 2), k8, acc);
-      } else {
-        T e, o, e2, o2;
-        V::load_even_odd(r0 + 2 * x, e, o);
-        V::load_even_odd(r0 + 2 * x + 2, e2, o2);
-        acc = V::fma(e, k0, acc);
-        acc = V::fma(o, k1, acc);
-        acc = V::fma(e2, k2, acc);
-        V::load_even_odd(r1 + 2 * x, e, o);
-        V::load_even_odd(r1 + 2 * x + 2, e2, o2);
-        acc = V::fma(e, k3, acc);
-        acc = V::fma(o, k4, acc);
-        acc = V::fma(e2, k5, acc);
-        V::load_even_odd(r2 + 2 * x, e, o);
-        V::load_even_odd(r2 + 2 * x + 2, e2, o2);
-        acc = V::fma(e, k6, acc);
-        acc = V::fma(o, k7, acc);
-        acc = V::fma(e2, k8, acc);
-      }
-      acc = V::min(V::max(acc, vlo), vhi);
-      if (x + V::N <= ow) {
-        V::store(yr + x, acc);
-      } else {
-        alignas(64) float t[V::N];
-        V::store(t, acc);
-        for (size_t j = 0; j < ow - x; ++j) yr[x + j] = t[j];
-      }
+  // Outputs are a pure function of the input, so the last partial vector is computed as
+  // a full vector ending at n (overlapping the previous one): no scalar tail.
+  auto body = [&](size_t x) {
+    T acc = vb;
+    if (S == 1) {
+      acc = V::fma(V::load(r0 + x), k0, acc);
+      acc = V::fma(V::load(r0 + x + 1), k1, acc);
+      acc = V::fma(V::load(r0 + x + 2), k2, acc);
+      acc = V::fma(V::load(r1 + x), k3, acc);
+      acc = V::fma(V::load(r1 + x + 1), k4, acc);
+      acc = V::fma(V::load(r1 + x + 2), k5, acc);
+      acc = V::fma(V::load(r2 + x), k6, acc);
+      acc = V::fma(V::load(r2 + x + 1), k7, acc);
+      acc = V::fma(V::load(r2 + x + 2), k8, acc);
+    } else {
+      T e, o, e2, o2;
+      V::load_even_odd(r0 + 2 * x, e, o);
+      V::load_even_odd(r0 + 2 * x + 2, e2, o2);
+      acc = V::fma(e, k0, acc);
+      acc = V::fma(o, k1, acc);
+      acc = V::fma(e2, k2, acc);
+      V::load_even_odd(r1 + 2 * x, e, o);
+      V::load_even_odd(r1 + 2 * x + 2, e2, o2);
+      acc = V::fma(e, k3, acc);
+      acc = V::fma(o, k4, acc);
+      acc = V::fma(e2, k5, acc);
+      V::load_even_odd(r2 + 2 * x, e, o);
+      V::load_even_odd(r2 + 2 * x + 2, e2, o2);
+      acc = V::fma(e, k6, acc);
+      acc = V::fma(o, k7, acc);
+      acc = V::fma(e2, k8, acc);
     }
-    if (!clamp) activation_impl<V>(yr, ow, act);
+    V::store(y + x, V::min(V::max(acc, vlo), vhi));
+  };
+  size_t x = 0;
+  for (; x + V::N <= n; x += V::N) body(x);
+  if (x < n && n >= V::N) {
+    body(n - V::N);
+    x = n;
   }
+  for (; x < n; ++x) {  // rows shorter than one vector: same taps, one lane
+    const float* p0 = r0 + x * S;
+    const float* p1 = r1 + x * S;
+    const float* p2 = r2 + x * S;
+    float acc = bias;
+    acc += p0[0] * w[0] + p0[1] * w[1] + p0[2] * w[2];
+    acc += p1[0] * w[3] + p1[1] * w[4] + p1[2] * w[5];
+    acc += p2[0] * w[6] + p2[1] * w[7] + p2[2] * w[8];
+    y[x] = acc < lo ? lo : (acc > hi ? hi : acc);
+  }
+  if (!clamp) activation_impl<V>(y, n, act);
 }
 
 // ---- pooling rows ----------------------------------------------------------------------
-// rows[i] points at padded input row i of the window; y[x] reduces rows[i][x*s + j].
-// Padded rows have at least 2N floats of slack past the last window.
 template <class V>
 inline typename V::T load_strided(const float* p, size_t s) {
   if (s == 1) return V::load(p);
@@ -261,12 +260,12 @@ inline typename V::T load_strided(const float* p, size_t s) {
 }
 
 template <class V, bool MAX>
-void pool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
-                   size_t ow, float scale) {
+void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, float* y,
+                   size_t n, float scale) {
   using T = typename V::T;
-  for (size_t x = 0; x < ow; x += V::N) {
+  auto body = [&](size_t x) {
     T acc = MAX ? V::set1(-3.402823466e+38f) : V::zero();
-    for (size_t i = 0; i < kh; ++i) {
+    for (size_t i = 0; i < nrows; ++i) {
       const float* p = rows[i] + x * s;
       for (size_t j = 0; j < kw; ++j) {
         const T v = load_strided<V>(p + j, s);
@@ -274,25 +273,34 @@ void pool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, flo
       }
     }
     if (!MAX) acc = V::mul(acc, V::set1(scale));
-    if (x + V::N <= ow) {
-      V::store(y + x, acc);
-    } else {
-      alignas(64) float t[V::N];
-      V::store(t, acc);
-      for (size_t j = 0; j < ow - x; ++j) y[x + j] = t[j];
-    }
+    V::store(y + x, acc);
+  };
+  size_t x = 0;
+  for (; x + V::N <= n; x += V::N) body(x);
+  if (x < n && n >= V::N) {  // overlapping last vector (pure function of the input)
+    body(n - V::N);
+    x = n;
+  }
+  for (; x < n; ++x) {
+    float acc = MAX ? -3.402823466e+38f : 0.f;
+    for (size_t i = 0; i < nrows; ++i)
+      for (size_t j = 0; j < kw; ++j) {
+        const float v = rows[i][x * s + j];
+        acc = MAX ? (v > acc ? v : acc) : acc + v;
+      }
+    y[x] = MAX ? acc : acc * scale;
   }
 }
 
 template <class V>
-void maxpool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
-                      size_t ow) {
-  pool_row_impl<V, true>(rows, kh, kw, s, y, ow, 1.f);
+void maxpool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, float* y,
+                      size_t n) {
+  pool_row_impl<V, true>(rows, nrows, kw, s, y, n, 1.f);
 }
 template <class V>
-void avgpool_row_impl(const float* const* rows, size_t kh, size_t kw, size_t s, float* y,
-                      size_t ow, float scale) {
-  pool_row_impl<V, false>(rows, kh, kw, s, y, ow, scale);
+void avgpool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, float* y,
+                      size_t n, float scale) {
+  pool_row_impl<V, false>(rows, nrows, kw, s, y, n, scale);
 }
 
 // ---- reductions and softmax ------------------------------------------------------------
@@ -401,8 +409,8 @@ constexpr IsaKernels make_isa_ops(SimdIsa isa) {
   k.isa = isa;
   k.activation = &activation_impl<V>;
   k.binary = &binary_impl<V>;
-  k.dwconv3x3s1 = &dwconv3x3_impl<V, 1>;
-  k.dwconv3x3s2 = &dwconv3x3_impl<V, 2>;
+  k.dwconv3x3s1 = &dwconv3x3_row_impl<V, 1>;
+  k.dwconv3x3s2 = &dwconv3x3_row_impl<V, 2>;
   k.softmax_rows = &softmax_rows_impl<V>;
   k.softmax_inner = &softmax_inner_impl<V>;
   k.sum = &sum_impl<V>;
