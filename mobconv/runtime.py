@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import MobconvError, ModelFormatError
 
-__all__ = ["Interpreter", "available", "library_path", "RuntimeError_"]
+__all__ = ["Interpreter", "available", "library_path", "version", "op_table", "RuntimeError_"]
 
 
 class RuntimeError_(MobconvError):
@@ -114,6 +114,9 @@ def _declare(lib):
     sig = {
         "mobrt_version": (C, []),
         "mobrt_global_last_error": (C, []),
+        "mobrt_format_version_major": (ctypes.c_uint32, []),
+        "mobrt_num_op_types": (I, []),
+        "mobrt_op_describe": (C, [I]),
         "mobrt_status_name": (C, [I]),
         "mobrt_model_create_from_file": (I, [C, ctypes.POINTER(P)]),
         "mobrt_model_create_from_buffer": (I, [P, S, I, ctypes.POINTER(P)]),
@@ -153,7 +156,17 @@ def _declare(lib):
 
 
 def version() -> str:
+    """The runtime library's version ("0.1.0")."""
     return _load().mobrt_version().decode()
+
+
+def op_table() -> list:
+    """The C++ op table, one dict per OpType value: name, inputs/outputs [min, max]
+    (max -1: variadic), attrs [{name, kind, presence, default}], kernels [{isa, dtype, name}]."""
+    import json
+
+    lib = _load()
+    return [json.loads(lib.mobrt_op_describe(i).decode()) for i in range(lib.mobrt_num_op_types())]
 
 
 class Interpreter:

@@ -30,7 +30,7 @@ const Row kRows[] = {
     {"ConvTranspose", 2, 3, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] output_padding:I=[] output_shape:I=[] activation:s= activation_params:F=[]"},
     {"Gemm", 2, 3, 1, 1, "alpha:f=1.0 beta:f=1.0 transA:i=0 transB:i=0 activation:s= activation_params:F=[]"},
     {"MatMul", 2, 2, 1, 1, "activation:s= activation_params:F=[]"},
-    {"BatchNormalization", 5, 5, 1, 3, "epsilon:f=1e-05"},
+    {"BatchNormalization", 5, 5, 1, 1, "epsilon:f=1e-05"},
     {"Add", 2, 2, 1, 1, ""},
     {"Sub", 2, 2, 1, 1, ""},
     {"Mul", 2, 2, 1, 1, ""},
