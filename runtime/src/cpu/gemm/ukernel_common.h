@@ -3,8 +3,10 @@
 // A microkernel implementation only writes full MR x NR tiles; `ukernel_any` turns it
 // into a GemmUkernelFn that also handles edge tiles, by running the full kernel on a
 // small aligned stack tile and copying the valid part back. Edge tiles are few (at
-// most one row and one column of tiles per block), so this costs nothing measurable
-// and keeps the hand-written kernels free of tail code.
+// most one row and one column of tiles per block), so this costs little and keeps the
+// hand-written kernels free of tail code. Tiles with at most MR/2 rows (batch-1 FC,
+// short M remainders) go row by row through an optional 1 x NR kernel instead, so they
+// do not pay for MR rows.
 //
 // Everything here has internal linkage: it is compiled with per-file ISA flags and
 // must not produce COMDAT symbols the linker could share with baseline code.
@@ -18,11 +20,20 @@ namespace {
 typedef void (*FullTileFn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                            int accumulate, const GemmEpilogue* ep);
 
-template <int MR, int NR, FullTileFn Full>
+// Optional 1 x NR kernel for tiles with few rows (e.g. FullyConnected at batch 1): row r
+// of the tile reads a[k * a_stride] and applies the epilogue with per-row bias index r.
+typedef void (*RowTileFn)(size_t kc, const float* a, size_t a_stride, const float* b, float* c,
+                          int accumulate, const GemmEpilogue* ep, size_t r);
+
+template <int MR, int NR, FullTileFn Full, RowTileFn Row = nullptr>
 void ukernel_any(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mr,
                  size_t nr, int accumulate, const GemmEpilogue* ep) {
   if (mr == (size_t)MR && nr == (size_t)NR) {
     Full(kc, a, b, c, ldc, accumulate, ep);
+    return;
+  }
+  if (Row != nullptr && nr == (size_t)NR && mr * 2 <= (size_t)MR) {
+    for (size_t r = 0; r < mr; ++r) Row(kc, a + r, MR, b, c + r * ldc, accumulate, ep, r);
     return;
   }
   alignas(64) float tile[MR * NR];

@@ -76,10 +76,48 @@ void gemm_full_8x12(size_t kc, const float* a, const float* b, float* c, size_t 
 #undef MOBRT_ROW_DECL
 #undef MOBRT_ROW_STORE
 
+// 1 x 12 row (see ukernel_common.h).
+void gemm_row_1x12(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+                   const GemmEpilogue* ep, size_t r) {
+  float32x4_t c0 = vdupq_n_f32(0.f), c1 = vdupq_n_f32(0.f), c2 = vdupq_n_f32(0.f);
+  for (size_t k = 0; k < kc; ++k) {
+    const float av = a[0];
+    c0 = vfmaq_n_f32(c0, vld1q_f32(b), av);
+    c1 = vfmaq_n_f32(c1, vld1q_f32(b + 4), av);
+    c2 = vfmaq_n_f32(c2, vld1q_f32(b + 8), av);
+    a += as;
+    b += kNr;
+  }
+  if (accumulate) {
+    c0 = vaddq_f32(c0, vld1q_f32(c));
+    c1 = vaddq_f32(c1, vld1q_f32(c + 4));
+    c2 = vaddq_f32(c2, vld1q_f32(c + 8));
+  }
+  if (ep != nullptr) {
+    if (ep->bias_mode == BiasMode::kPerRow) {
+      const float32x4_t br = vdupq_n_f32(ep->bias[r]);
+      c0 = vaddq_f32(c0, br);
+      c1 = vaddq_f32(c1, br);
+      c2 = vaddq_f32(c2, br);
+    } else if (ep->bias_mode == BiasMode::kPerCol) {
+      c0 = vaddq_f32(c0, vld1q_f32(ep->bias));
+      c1 = vaddq_f32(c1, vld1q_f32(ep->bias + 4));
+      c2 = vaddq_f32(c2, vld1q_f32(ep->bias + 8));
+    }
+    const float32x4_t lo = vdupq_n_f32(ep->min), hi = vdupq_n_f32(ep->max);
+    c0 = vminq_f32(vmaxq_f32(c0, lo), hi);
+    c1 = vminq_f32(vmaxq_f32(c1, lo), hi);
+    c2 = vminq_f32(vmaxq_f32(c2, lo), hi);
+  }
+  vst1q_f32(c, c0);
+  vst1q_f32(c + 4, c1);
+  vst1q_f32(c + 8, c2);
+}
+
 }  // namespace
 
 extern const GemmUkernel kF32GemmNeon = {"f32_gemm_ukernel_8x12__neon",
-                                         &ukernel_any<kMr, kNr, gemm_full_8x12>, kMr, kNr};
+                                         &ukernel_any<kMr, kNr, gemm_full_8x12, gemm_row_1x12>, kMr, kNr};
 
 }  // namespace cpu
 }  // namespace mobrt

@@ -1,4 +1,5 @@
-// pool.cpp: reference MaxPool (with optional int64 Indices), AveragePool,
+// pool.cpp: reference MaxPool (with optional int64 Indices, row- or column-major
+// by storage_order), AveragePool,
 // GlobalAveragePool, GlobalMaxPool. Semantics: mobconv/ops/pool.py
 // (AveragePool divisor = taps inside the input, or inside input + explicit
 // pads with count_include_pad, computed per spatial dim; ceil-mode overhang
@@ -15,8 +16,8 @@ Status pool_window(const KernelContext& ctx, Window* w) {
   const TensorView& x = ctx.inputs[0];
   if (x.rank < 3 || x.rank > 5) return ctx.error("X must have rank 3 to 5, got " + shape_str(x));
   if (!ctx.attrs->has("kernel_shape")) return ctx.error("kernel_shape is required");
-  if (ctx.op_type == fb::OpType_MaxPool && ctx.attrs->get_int("storage_order", 0) != 0 && ctx.num_outputs > 1)
-    return ctx.error("storage_order=1 is not supported");
+  int64_t order = ctx.op_type == fb::OpType_MaxPool ? ctx.attrs->get_int("storage_order", 0) : 0;
+  if (order != 0 && order != 1) return ctx.error("storage_order must be 0 or 1, got " + std::to_string(order));
   return make_window(ctx, x, ctx.attrs->get_ints("kernel_shape"), ctx.attrs->get_int("ceil_mode", 0) != 0, w);
 }
 
@@ -37,6 +38,7 @@ Status run_pool(KernelContext& ctx) {
   const TensorView& x = ctx.inputs[0];
   bool is_max = ctx.op_type == fb::OpType_MaxPool;
   bool include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
+  bool col_major = is_max && ctx.attrs->get_int("storage_order", 0) == 1;
   int64_t nc = x.dims[0] * x.dims[1];
   const int64_t* I = w.in; const int64_t* O = w.out;
   int64_t isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
@@ -86,7 +88,14 @@ Status run_pool(KernelContext& ctx) {
             }
             if (is_max) {
               py[p * osz + oi] = best;
-              if (pidx) pidx[p * osz + oi] = p * isz + (best_i < 0 ? 0 : best_i);
+              if (pidx) {
+                int64_t bi = best_i < 0 ? 0 : best_i;
+                if (col_major) {  // spatial position numbered column-major (dims padded in front with 1s)
+                  int64_t i0 = bi / (I[1] * I[2]), i1 = bi / I[2] % I[1], i2 = bi % I[2];
+                  bi = (i2 * I[1] + i1) * I[0] + i0;
+                }
+                pidx[p * osz + oi] = p * isz + bi;
+              }
             } else {
               py[p * osz + oi] = static_cast<float>(sum / static_cast<double>(std::max<int64_t>(count, 1)));
             }

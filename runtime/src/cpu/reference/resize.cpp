@@ -1,63 +1,123 @@
-// resize.cpp: reference Resize (float32), modes nearest and linear
-// (n-linear over every resized dim), the ONNX coordinate transformation
-// modes and nearest rounding modes. Cubic and antialias are not
-// implemented (the shape function reports them as unsupported).
+// resize.cpp: reference Resize (float32), ONNX opset 19+: modes nearest,
+// linear and cubic, every coordinate_transformation_mode (tf_crop_and_resize
+// with roi and extrapolation_value), nearest_mode, antialias,
+// exclude_outside, cubic_coeff_a, keep_aspect_ratio_policy, axes.
+// Semantics: mobconv/ops/resize.py, followed step by step.
+//
+// Resize is separable, so it runs one resized axis at a time in double:
+//   1. map every output index to a source coordinate x;
+//   2. nearest: round x and clamp; linear/cubic: taps at base + t around
+//      base = ceil(x) - 1, weighted by the filter at (t - (x - base)) * s,
+//      where s = scale when antialias downsamples (wider filter, weights
+//      renormalized) and 1 otherwise; exclude_outside drops taps outside
+//      the input and renormalizes; remaining taps clamp to the edge;
+//   3. tf_crop_and_resize writes extrapolation_value where x is outside.
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
 namespace ref {
 namespace {
 
-struct ResizeP { Shape out; std::vector<double> scale; std::string mode, ctm, nearest; };
+struct ResizeP {
+  Shape out;
+  std::vector<double> scale;
+  std::vector<int> axes;
+  std::vector<double> roi_start, roi_end;  // per dim (tf_crop_and_resize)
+  std::string mode, ctm, nearest;
+  bool antialias = false, exclude_outside = false;
+  double cubic_a = -0.75, extrapolation = 0;
+};
+
+bool present(const KernelContext& ctx, int i) {
+  return ctx.num_inputs > i && ctx.inputs[i].present() && ctx.inputs[i].numel() > 0;
+}
 
 Status resize_params(const KernelContext& ctx, ResizeP* p) {
   Status s = need_dtype(ctx, 0, {DType::F32});
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
-  int r = x.rank;
-  p->mode = ctx.attrs->get_string("mode", "nearest");
-  p->ctm = ctx.attrs->get_string("coordinate_transformation_mode", "half_pixel");
-  p->nearest = ctx.attrs->get_string("nearest_mode", "round_prefer_floor");
-  if (p->mode != "nearest" && p->mode != "linear") return Status::Error(StatusCode::kUnsupported, ctx.error("mode '" + p->mode + "' is not supported (nearest, linear)").message);
-  if (ctx.attrs->get_int("antialias", 0) != 0) return Status::Error(StatusCode::kUnsupported, ctx.error("antialias is not supported").message);
-  if (ctx.attrs->get_string("keep_aspect_ratio_policy", "stretch") != "stretch") return Status::Error(StatusCode::kUnsupported, ctx.error("keep_aspect_ratio_policy other than stretch is not supported").message);
-  if (p->ctm != "half_pixel" && p->ctm != "pytorch_half_pixel" && p->ctm != "align_corners" && p->ctm != "asymmetric" &&
-      p->ctm != "tf_half_pixel_for_nn" && p->ctm != "half_pixel_symmetric")
-    return ctx.error("coordinate_transformation_mode '" + p->ctm + "' is not supported");
-  if (p->nearest != "round_prefer_floor" && p->nearest != "round_prefer_ceil" && p->nearest != "floor" && p->nearest != "ceil")
+  const Attrs& a = *ctx.attrs;
+  const int r = x.rank;
+  p->mode = a.get_string("mode", "nearest");
+  p->ctm = a.get_string("coordinate_transformation_mode", "half_pixel");
+  p->nearest = a.get_string("nearest_mode", "round_prefer_floor");
+  p->antialias = a.get_int("antialias", 0) != 0;
+  p->exclude_outside = a.get_int("exclude_outside", 0) != 0;
+  p->cubic_a = a.get_float("cubic_coeff_a", -0.75f);
+  p->extrapolation = a.get_float("extrapolation_value", 0.f);
+  std::string policy = a.get_string("keep_aspect_ratio_policy", "stretch");
+  if (p->mode != "nearest" && p->mode != "linear" && p->mode != "cubic")
+    return ctx.error("mode '" + p->mode + "' is not nearest, linear or cubic");
+  static const char* kCtm[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+                               "asymmetric", "tf_crop_and_resize"};
+  bool known = false;
+  for (const char* m : kCtm) known = known || p->ctm == m;
+  if (!known) return ctx.error("coordinate_transformation_mode '" + p->ctm + "' is not supported");
+  if (p->nearest != "round_prefer_floor" && p->nearest != "round_prefer_ceil" && p->nearest != "floor" &&
+      p->nearest != "ceil")
     return ctx.error("nearest_mode '" + p->nearest + "' is not supported");
-  Shape axes = ctx.attrs->get_ints("axes");
-  if (axes.empty()) for (int d = 0; d < r; ++d) axes.push_back(d);
-  std::vector<int> ax;
-  for (int64_t a : axes) { int n; s = norm_axis(ctx, a, r, &n); if (!s.ok()) return s; ax.push_back(n); }
+  if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+    return ctx.error("keep_aspect_ratio_policy '" + policy + "' is not stretch, not_larger or not_smaller");
+  Shape axes = a.get_ints("axes");
+  if (axes.empty())
+    for (int d = 0; d < r; ++d) axes.push_back(d);
+  p->axes.clear();
+  for (int64_t ax : axes) {
+    int n;
+    s = norm_axis(ctx, ax, r, &n);
+    if (!s.ok()) return s;
+    for (int prev : p->axes)
+      if (prev == n) return ctx.error("axes must not repeat");
+    p->axes.push_back(n);
+  }
+  const size_t na = p->axes.size();
   p->out = shape_of(x);
   p->scale.assign(r, 1.0);
-  bool has_sizes = ctx.num_inputs > 3 && ctx.inputs[3].present();
-  bool has_scales = ctx.num_inputs > 2 && ctx.inputs[2].present() && ctx.inputs[2].numel() > 0;
+  bool has_scales = present(ctx, 2), has_sizes = present(ctx, 3);
+  if (has_scales == has_sizes) return ctx.error("exactly one of scales (input 2) and sizes (input 3) must be given");
   if (has_sizes) {
     Shape sizes;
     s = int_values(ctx, 3, &sizes, "sizes");
     if (!s.ok()) return s;
-    if (sizes.size() != ax.size()) return ctx.error("sizes must have one value per axis");
-    for (size_t i = 0; i < ax.size(); ++i) {
+    if (sizes.size() != na) return ctx.error("sizes must have one value per axis (" + std::to_string(na) + ")");
+    for (size_t i = 0; i < na; ++i) {
       if (sizes[i] < 0 || sizes[i] > (int64_t(1) << 32)) return ctx.error("sizes out of range");
-      p->out[ax[i]] = sizes[i];
-      p->scale[ax[i]] = x.dims[ax[i]] ? static_cast<double>(sizes[i]) / x.dims[ax[i]] : 1.0;
+      if (x.dims[p->axes[i]] == 0) return ctx.error("cannot resize an empty dim to a size");
+      p->scale[p->axes[i]] = static_cast<double>(sizes[i]) / x.dims[p->axes[i]];
+      p->out[p->axes[i]] = sizes[i];
     }
-  } else if (has_scales) {
-    const TensorView& sc = ctx.inputs[2];
-    if (sc.dtype != DType::F32 || !sc.data) return ctx.error("scales must be a known float32 tensor");
-    if (sc.numel() != static_cast<int64_t>(ax.size())) return ctx.error("scales must have one value per axis");
-    for (size_t i = 0; i < ax.size(); ++i) {
-      double v = sc.as<float>()[i];
-      if (!(v > 0) || v > 1e6) return ctx.error("scales must be positive");
-      p->scale[ax[i]] = v;
-      double o = std::floor(x.dims[ax[i]] * v);
-      if (o > 4e9) return ctx.error("output too large");
-      p->out[ax[i]] = static_cast<int64_t>(o);
+    if (policy != "stretch") {
+      double sc = p->scale[p->axes[0]];
+      for (int ax : p->axes) sc = policy == "not_larger" ? std::min(sc, p->scale[ax]) : std::max(sc, p->scale[ax]);
+      for (int ax : p->axes) {
+        p->scale[ax] = sc;
+        p->out[ax] = static_cast<int64_t>(sc * x.dims[ax] + 0.5);
+      }
     }
   } else {
-    return ctx.error("needs scales or sizes");
+    const TensorView& sc = ctx.inputs[2];
+    if (sc.dtype != DType::F32 || !sc.data) return ctx.error("scales must be a known float32 tensor");
+    if (sc.numel() != static_cast<int64_t>(na)) return ctx.error("scales must have one value per axis");
+    for (size_t i = 0; i < na; ++i) {
+      double v = sc.as<float>()[i];
+      if (!(v > 0) || v > 1e6) return ctx.error("scales must be positive, got " + std::to_string(v));
+      p->scale[p->axes[i]] = v;
+      double o = std::floor(x.dims[p->axes[i]] * v);
+      if (o > 4e9) return ctx.error("output too large");
+      p->out[p->axes[i]] = static_cast<int64_t>(o);
+    }
+  }
+  p->roi_start.assign(r, 0.0);
+  p->roi_end.assign(r, 1.0);
+  if (p->ctm == "tf_crop_and_resize") {
+    if (!present(ctx, 1)) return ctx.error("tf_crop_and_resize needs the roi input");
+    const TensorView& roi = ctx.inputs[1];
+    if (!roi.data || roi.dtype != DType::F32) return ctx.error("roi must be a known float32 tensor");
+    if (roi.numel() != static_cast<int64_t>(2 * na)) return ctx.error("roi must have 2 values per axis");
+    for (size_t i = 0; i < na; ++i) {
+      p->roi_start[p->axes[i]] = roi.as<float>()[i];
+      p->roi_end[p->axes[i]] = roi.as<float>()[na + i];
+    }
   }
   return Status::Ok();
 }
@@ -69,28 +129,90 @@ Status infer_resize(KernelContext& ctx) {
   return set_out(ctx, 0, DType::F32, p.out);
 }
 
-double src_coord(const ResizeP& p, int64_t o, int64_t in, int64_t out, double scale) {
-  if (p.ctm == "align_corners") return out == 1 ? 0.0 : static_cast<double>(o) * (in - 1) / (out - 1);
-  if (p.ctm == "asymmetric") return o / scale;
-  if (p.ctm == "tf_half_pixel_for_nn") return (o + 0.5) / scale;
-  if (p.ctm == "pytorch_half_pixel") return out > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
-  if (p.ctm == "half_pixel_symmetric") {
-    double adj = static_cast<double>(out) / (scale * in);
-    double center = in / 2.0;
-    double off = center * (1 - adj);
-    return off + (o + 0.5) / scale - 0.5;
+double src_coord(const ResizeP& p, int d, double y, int64_t n_in, int64_t n_out) {
+  const double scale = p.scale[d], out_f = scale * n_in;  // the un-floored output length
+  if (p.ctm == "half_pixel_symmetric") return n_in / 2.0 * (1 - n_out / out_f) + (y + 0.5) / scale - 0.5;
+  if (p.ctm == "pytorch_half_pixel") return n_out > 1 ? (y + 0.5) / scale - 0.5 : 0.0;
+  if (p.ctm == "align_corners") return out_f != 1 ? y * (n_in - 1) / (out_f - 1) : 0.0;
+  if (p.ctm == "asymmetric") return y / scale;
+  if (p.ctm == "tf_crop_and_resize") {
+    double start = p.roi_start[d], end = p.roi_end[d];
+    if (out_f != 1) return start * (n_in - 1) + y * (end - start) * (n_in - 1) / (out_f - 1);
+    return 0.5 * (start + end) * (n_in - 1);
   }
-  return (o + 0.5) / scale - 0.5;  // half_pixel
+  return (y + 0.5) / scale - 0.5;  // half_pixel
 }
 
-int64_t nearest_index(const ResizeP& p, double x, int64_t in) {
-  double r;
-  if (p.nearest == "floor") r = std::floor(x);
-  else if (p.nearest == "ceil") r = std::ceil(x);
-  else if (p.nearest == "round_prefer_ceil") r = std::floor(x + 0.5);
-  else r = (x - std::floor(x) == 0.5) ? std::floor(x) : std::round(x);
-  int64_t i = static_cast<int64_t>(std::max(-1.0, std::min(r, static_cast<double>(in))));
-  return std::min(std::max<int64_t>(i, 0), in - 1);
+double nearest_round(const std::string& mode, double x) {
+  if (mode == "floor") return std::floor(x);
+  if (mode == "ceil") return std::ceil(x);
+  if (x - std::floor(x) == 0.5) return mode == "round_prefer_ceil" ? std::ceil(x) : std::floor(x);
+  return std::nearbyint(x);  // not a tie: nearest
+}
+
+double cubic(double t, double a) {
+  t = std::fabs(t);
+  if (t <= 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+  return 0;
+}
+
+// Taps of every output index along one axis: `ntaps` (index, weight) pairs
+// each, and whether the output is outside the input (tf_crop_and_resize).
+struct AxisTaps {
+  int ntaps = 1;
+  std::vector<int64_t> idx;
+  std::vector<double> w;
+  std::vector<char> outside;
+};
+
+AxisTaps axis_taps(const ResizeP& p, int d, int64_t n_in, int64_t n_out) {
+  AxisTaps t;
+  const bool crop = p.ctm == "tf_crop_and_resize";
+  int64_t start = 0;
+  double s = 1.0;
+  if (p.mode != "nearest") {
+    const double radius = p.mode == "linear" ? 1 : 2;
+    s = p.antialias && p.scale[d] < 1 ? p.scale[d] : 1.0;
+    start = static_cast<int64_t>(std::floor(-radius / s)) + 1;
+    t.ntaps = static_cast<int>(2 - 2 * start);  // taps start .. 1 - start
+  }
+  t.idx.resize(static_cast<size_t>(n_out * t.ntaps));
+  t.w.resize(t.idx.size());
+  t.outside.assign(static_cast<size_t>(n_out), 0);
+  for (int64_t o = 0; o < n_out; ++o) {
+    double x = src_coord(p, d, static_cast<double>(o), n_in, n_out);
+    t.outside[o] = crop && (x < 0 || x > n_in - 1);
+    int64_t* idx = &t.idx[o * t.ntaps];
+    double* w = &t.w[o * t.ntaps];
+    if (p.mode == "nearest") {
+      double k = nearest_round(p.nearest, x);
+      k = std::min(std::max(k, 0.0), static_cast<double>(n_in - 1));
+      idx[0] = static_cast<int64_t>(k);
+      w[0] = 1;
+      continue;
+    }
+    double base = std::ceil(x) - 1, ratio = x - base, total = 0;
+    for (int k = 0; k < t.ntaps; ++k) {
+      double dist = (static_cast<double>(start + k) - ratio) * s;
+      w[k] = p.mode == "linear" ? std::min(std::max(1 - std::fabs(dist), 0.0), 1.0) : cubic(dist, p.cubic_a);
+      total += w[k];
+    }
+    if (s != 1.0)
+      for (int k = 0; k < t.ntaps; ++k) w[k] /= total;
+    for (int k = 0; k < t.ntaps; ++k) idx[k] = static_cast<int64_t>(base) + start + k;
+    if (p.exclude_outside) {
+      total = 0;
+      for (int k = 0; k < t.ntaps; ++k) {
+        if (idx[k] < 0 || idx[k] >= n_in) w[k] = 0;
+        total += w[k];
+      }
+      if (total == 0) total = 1;
+      for (int k = 0; k < t.ntaps; ++k) w[k] /= total;
+    }
+    for (int k = 0; k < t.ntaps; ++k) idx[k] = std::min(std::max<int64_t>(idx[k], 0), n_in - 1);
+  }
+  return t;
 }
 
 Status run_resize(KernelContext& ctx) {
@@ -98,52 +220,41 @@ Status run_resize(KernelContext& ctx) {
   Status s = resize_params(ctx, &p);
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
-  int r = x.rank;
-  Shape xs = shape_of(x), xst = row_major_strides(xs);
-  int64_t n = numel(p.out);
+  const int64_t n = numel(p.out);
   if (n == 0) return Status::Ok();
-  for (int d = 0; d < r; ++d) if (xs[d] == 0) return ctx.error("cannot resize an empty input");
-  // Per dim, per output coordinate: two source indices and the weight of the second.
-  std::vector<std::vector<int64_t>> i0(r), i1(r);
-  std::vector<std::vector<double>> w1(r);
-  for (int d = 0; d < r; ++d) {
-    for (int64_t o = 0; o < p.out[d]; ++o) {
-      if (p.out[d] == xs[d] && p.scale[d] == 1.0 && p.ctm != "tf_half_pixel_for_nn") {
-        i0[d].push_back(o); i1[d].push_back(o); w1[d].push_back(0); continue;
+  Shape cur = shape_of(x);
+  for (int64_t d : cur)
+    if (d == 0) return ctx.error("cannot resize an empty input to a non-empty output");
+  std::vector<double> buf(x.as<float>(), x.as<float>() + x.numel()), next;
+  const bool crop = p.ctm == "tf_crop_and_resize";
+  for (int d : p.axes) {
+    if (p.out[d] == cur[d] && p.scale[d] == 1.0 && !crop) continue;  // identity along this axis
+    AxisTaps t = axis_taps(p, d, cur[d], p.out[d]);
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < d; ++k) outer *= cur[k];
+    for (int k = d + 1; k < x.rank; ++k) inner *= cur[k];
+    const int64_t n_in = cur[d], n_out = p.out[d];
+    next.assign(static_cast<size_t>(outer * n_out * inner), 0.0);
+    ctx.parallel_for(outer * n_out, [&](int64_t b, int64_t e, int) {
+      for (int64_t line = b; line < e; ++line) {
+        int64_t o = line % n_out, q = line / n_out;
+        double* dst = &next[static_cast<size_t>(line * inner)];
+        if (t.outside[o]) {
+          for (int64_t j = 0; j < inner; ++j) dst[j] = p.extrapolation;
+          continue;
+        }
+        for (int k = 0; k < t.ntaps; ++k) {
+          double w = t.w[o * t.ntaps + k];
+          const double* src = &buf[static_cast<size_t>((q * n_in + t.idx[o * t.ntaps + k]) * inner)];
+          for (int64_t j = 0; j < inner; ++j) dst[j] += src[j] * w;
+        }
       }
-      double c = src_coord(p, o, xs[d], p.out[d], p.scale[d]);
-      if (p.mode == "nearest") {
-        int64_t k = nearest_index(p, c, xs[d]);
-        i0[d].push_back(k); i1[d].push_back(k); w1[d].push_back(0);
-      } else {
-        c = std::max(0.0, std::min(c, static_cast<double>(xs[d] - 1)));
-        int64_t a = static_cast<int64_t>(std::floor(c));
-        int64_t b = std::min(a + 1, xs[d] - 1);
-        i0[d].push_back(a); i1[d].push_back(b); w1[d].push_back(c - a);
-      }
-    }
+    });
+    buf.swap(next);
+    cur[d] = n_out;
   }
-  const float* px = x.as<float>();
   float* py = ctx.outputs[0].as<float>();
-  std::vector<int64_t> idx(r);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t rem = i;
-    for (int d = r - 1; d >= 0; --d) { idx[d] = rem % p.out[d]; rem /= p.out[d]; }
-    double acc = 0;
-    int corners = 1 << r;
-    for (int m = 0; m < corners; ++m) {
-      double w = 1;
-      int64_t off = 0;
-      for (int d = 0; d < r && w != 0; ++d) {
-        bool hi = (m >> d) & 1;
-        double wd = hi ? w1[d][idx[d]] : 1 - w1[d][idx[d]];
-        w *= wd;
-        off += (hi ? i1[d][idx[d]] : i0[d][idx[d]]) * xst[d];
-      }
-      if (w != 0) acc += w * px[off];
-    }
-    py[i] = static_cast<float>(acc);
-  }
+  for (int64_t i = 0; i < n; ++i) py[i] = static_cast<float>(buf[static_cast<size_t>(i)]);
   return Status::Ok();
 }
 

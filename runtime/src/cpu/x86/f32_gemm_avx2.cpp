@@ -73,10 +73,53 @@ void gemm_full_6x16(size_t kc, const float* a, const float* b, float* c, size_t 
   }
 }
 
+// 1 x 16 row (see ukernel_common.h), two k steps on separate accumulators.
+void gemm_row_1x16(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+                   const GemmEpilogue* ep, size_t r) {
+  __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+  __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+  size_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + as);
+    c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c0);
+    c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c1);
+    d0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + 16), d0);
+    d1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + 24), d1);
+    a += 2 * as;
+    b += 2 * kNr;
+  }
+  if (k < kc) {
+    const __m256 a0 = _mm256_broadcast_ss(a);
+    c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c0);
+    c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c1);
+  }
+  c0 = _mm256_add_ps(c0, d0);
+  c1 = _mm256_add_ps(c1, d1);
+  if (accumulate) {
+    c0 = _mm256_add_ps(c0, _mm256_loadu_ps(c));
+    c1 = _mm256_add_ps(c1, _mm256_loadu_ps(c + 8));
+  }
+  if (ep != nullptr) {
+    if (ep->bias_mode == BiasMode::kPerRow) {
+      const __m256 br = _mm256_broadcast_ss(ep->bias + r);
+      c0 = _mm256_add_ps(c0, br);
+      c1 = _mm256_add_ps(c1, br);
+    } else if (ep->bias_mode == BiasMode::kPerCol) {
+      c0 = _mm256_add_ps(c0, _mm256_loadu_ps(ep->bias));
+      c1 = _mm256_add_ps(c1, _mm256_loadu_ps(ep->bias + 8));
+    }
+    const __m256 lo = _mm256_set1_ps(ep->min), hi = _mm256_set1_ps(ep->max);
+    c0 = _mm256_min_ps(_mm256_max_ps(c0, lo), hi);
+    c1 = _mm256_min_ps(_mm256_max_ps(c1, lo), hi);
+  }
+  _mm256_storeu_ps(c, c0);
+  _mm256_storeu_ps(c + 8, c1);
+}
+
 }  // namespace
 
 extern const GemmUkernel kF32GemmAvx2 = {"f32_gemm_ukernel_6x16__avx2_fma",
-                                         &ukernel_any<kMr, kNr, gemm_full_6x16>, kMr, kNr};
+                                         &ukernel_any<kMr, kNr, gemm_full_6x16, gemm_row_1x16>, kMr, kNr};
 
 }  // namespace cpu
 }  // namespace mobrt

@@ -78,10 +78,54 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, float* c, size_t
   }
 }
 
+// 1 x 32 row (see ukernel_common.h): two k steps per iteration on separate
+// accumulators so consecutive FMAs do not wait on each other.
+void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+                   const GemmEpilogue* ep, size_t r) {
+  __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+  __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps();
+  size_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[as]);
+    c0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b), c0);
+    c1 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 16), c1);
+    d0 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 32), d0);
+    d1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 48), d1);
+    a += 2 * as;
+    b += 2 * kNr;
+  }
+  if (k < kc) {
+    const __m512 a0 = _mm512_set1_ps(a[0]);
+    c0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b), c0);
+    c1 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 16), c1);
+  }
+  c0 = _mm512_add_ps(c0, d0);
+  c1 = _mm512_add_ps(c1, d1);
+  if (accumulate) {
+    c0 = _mm512_add_ps(c0, _mm512_loadu_ps(c));
+    c1 = _mm512_add_ps(c1, _mm512_loadu_ps(c + 16));
+  }
+  if (ep != nullptr) {
+    if (ep->bias_mode == BiasMode::kPerRow) {
+      const __m512 br = _mm512_set1_ps(ep->bias[r]);
+      c0 = _mm512_add_ps(c0, br);
+      c1 = _mm512_add_ps(c1, br);
+    } else if (ep->bias_mode == BiasMode::kPerCol) {
+      c0 = _mm512_add_ps(c0, _mm512_loadu_ps(ep->bias));
+      c1 = _mm512_add_ps(c1, _mm512_loadu_ps(ep->bias + 16));
+    }
+    const __m512 lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
+    c0 = _mm512_min_ps(_mm512_max_ps(c0, lo), hi);
+    c1 = _mm512_min_ps(_mm512_max_ps(c1, lo), hi);
+  }
+  _mm512_storeu_ps(c, c0);
+  _mm512_storeu_ps(c + 16, c1);
+}
+
 }  // namespace
 
 extern const GemmUkernel kF32GemmAvx512 = {"f32_gemm_ukernel_14x32__avx512f",
-                                           &ukernel_any<kMr, kNr, gemm_full_14x32>, kMr, kNr};
+                                           &ukernel_any<kMr, kNr, gemm_full_14x32, gemm_row_1x32>, kMr, kNr};
 
 }  // namespace cpu
 }  // namespace mobrt
