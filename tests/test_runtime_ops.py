@@ -144,6 +144,48 @@ case("Resize", "linear_sizes", [f32(1, 2, 3, 4), ("absent", None), ("absent", No
      {"mode": "linear"}, rtol=1e-4, atol=1e-5)
 case("Resize", "linear_align", [f32(1, 1, 4, 4), ("absent", None), C(np.array([1, 1, 2, 2], np.float32))],
      {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, rtol=1e-4, atol=1e-5)
+# Resize: every mode x coordinate transformation, nearest modes, cubic coefficient,
+# antialias (down-sampling), exclude_outside, crop-and-resize, aspect policies, axes.
+RESIZE_IN = f32(1, 2, 5, 7)
+UP, DOWN = C(np.array([1, 1, 1.6, 2.3], np.float32)), C(np.array([1, 1, 0.6, 0.45], np.float32))
+CTMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"]
+for mode in ["nearest", "linear", "cubic"]:
+    for ctm in CTMS:
+        for tag, scales in [("up", UP), ("down", DOWN)]:
+            case("Resize", f"{mode}_{ctm}_{tag}", [RESIZE_IN, ("absent", None), scales],
+                 {"mode": mode, "coordinate_transformation_mode": ctm}, rtol=1e-4, atol=1e-5)
+for nearest_mode in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]:
+    case("Resize", f"nearest_{nearest_mode}", [RESIZE_IN, ("absent", None), ("absent", None), C(i64(1, 2, 10, 14))],
+         {"mode": "nearest", "nearest_mode": nearest_mode, "coordinate_transformation_mode": "asymmetric"})
+for mode in ["linear", "cubic"]:
+    case("Resize", f"{mode}_antialias_down", [f32(1, 2, 13, 17), ("absent", None), C(np.array([1, 1, 0.4, 0.3], np.float32))],
+         {"mode": mode, "antialias": 1}, rtol=1e-4, atol=1e-5)
+    case("Resize", f"{mode}_antialias_up", [RESIZE_IN, ("absent", None), UP],
+         {"mode": mode, "antialias": 1}, rtol=1e-4, atol=1e-5)
+    case("Resize", f"{mode}_crop_and_resize", [RESIZE_IN, C(np.array([0, 0, -0.2, 0.1, 1, 1, 0.9, 1.3], np.float32)),
+                                                ("absent", None), C(i64(1, 2, 6, 9))],
+         {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": -3.5},
+         rtol=1e-4, atol=1e-5)
+case("Resize", "nearest_crop_and_resize", [RESIZE_IN, C(np.array([0.1, -0.3, 0.8, 1.2], np.float32)),
+                                            ("absent", None), C(i64(4, 9))],
+     {"mode": "nearest", "coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3]})
+case("Resize", "cubic_a_exclude_outside", [RESIZE_IN, ("absent", None), UP],
+     {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, rtol=1e-4, atol=1e-5)
+case("Resize", "cubic_antialias_exclude", [f32(1, 1, 11, 9), ("absent", None), C(np.array([1, 1, 0.5, 0.7], np.float32))],
+     {"mode": "cubic", "antialias": 1, "exclude_outside": 1}, rtol=1e-4, atol=1e-5)
+for policy in ["not_larger", "not_smaller"]:
+    case("Resize", f"linear_{policy}", [RESIZE_IN, ("absent", None), ("absent", None), C(i64(8, 9))],
+         {"mode": "linear", "axes": [2, 3], "keep_aspect_ratio_policy": policy}, rtol=1e-4, atol=1e-5)
+case("Resize", "linear_axes_neg", [f32(2, 3, 7), ("absent", None), C(np.array([2.5], np.float32))],
+     {"mode": "linear", "axes": [-1]}, rtol=1e-4, atol=1e-5)
+case("Resize", "linear_1d_3d_input", [f32(1, 2, 3, 4, 5), ("absent", None), C(np.array([1, 1, 2, 0.5, 1.5], np.float32))],
+     {"mode": "linear"}, rtol=1e-4, atol=1e-5)
+case("MaxPool", "indices_storage_order1", [f32(2, 3, 7, 6)], {"kernel_shape": [3, 2], "strides": [2, 2],
+                                                              "pads": [1, 0, 1, 1], "storage_order": 1}, n_out=2)
+case("MaxPool", "indices_3d_storage_order1", [f32(1, 2, 4, 5, 6)], {"kernel_shape": [2, 2, 3], "storage_order": 1},
+     n_out=2)
+case("MaxPool", "indices_1d_storage_order1", [f32(1, 2, 9)], {"kernel_shape": [3], "strides": [2],
+                                                              "storage_order": 1}, n_out=2)
 for op in ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
            "ReduceSumSquare", "ReduceLogSumExp"]:
     case(op, "axes", [f32(2, 3, 5, lo=0.5, hi=1.5), C(i64(1, -1))], rtol=1e-4, atol=1e-5)
@@ -212,3 +254,70 @@ def test_every_op_has_a_kernel_and_a_case():
     tested = {p.values[0] for p in CASES}
     missing = sorted(enum_ops - tested - {"PriorBox", "DetectionOutput"})  # tests/test_runtime_detection.py
     assert not missing, f"ops without a runtime test case: {missing}"
+
+
+def test_resize_cases_cover_every_reference_mode():
+    """The Resize cases above use every mode, coordinate mode and nearest mode the numpy reference knows."""
+    import inspect
+
+    from mobconv.ops import resize as resize_module
+
+    src = inspect.getsource(resize_module)
+    seen = {(k, v if isinstance(v, (str, int, float)) else str(v))
+            for p in CASES if p.values[0] == "Resize" for k, v in p.values[3].items()}
+    for ctm in CTMS + ["tf_crop_and_resize"]:
+        assert f'"{ctm}"' in src and ("coordinate_transformation_mode", ctm) in seen, ctm
+    for mode in ["nearest", "linear", "cubic"]:
+        assert ("mode", mode) in seen
+    for nm in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]:
+        assert f'"{nm}"' in src and ("nearest_mode", nm) in seen, nm
+    for key in ["antialias", "exclude_outside", "cubic_coeff_a", "extrapolation_value", "keep_aspect_ratio_policy",
+                "axes"]:
+        assert any(k == key for k, _ in seen), key
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights_are_widened_at_load(dtype):
+    """A .mob whose weights are float16 (or bfloat16) runs: weights are widened to
+    float32 once at load; results equal the numpy reference run on the same
+    half-precision values widened to float32."""
+    from mobconv.formats.reader import from_bytes
+    from mobconv.reference.interpreter import run as reference_run
+
+    def half(a):
+        if dtype == "float16":
+            return a.astype(np.float16)
+        import ml_dtypes
+
+        return a.astype(ml_dtypes.bfloat16)
+
+    g = Graph("half_weights")
+    g.add_input("x", "float32", (1, 3, 9, 9))
+    g.add_constant("w", half(f32(6, 3, 3, 3)))
+    g.add_constant("b", half(f32(6)))
+    g.add_constant("slope", half(f32(6, 1, 1, lo=0, hi=0.5)))
+    g.add_constant("shape", i64(1, -1))
+    g.add_constant("fc_w", half(f32(10, 6 * 7 * 7)))
+    g.add_constant("fc_b", half(f32(10)))
+    g.add_node("Conv", ["x", "w", "b"], ["c"])
+    g.add_node("PRelu", ["c", "slope"], ["p"])
+    g.add_node("Reshape", ["p", "shape"], ["r"])
+    g.add_node("Gemm", ["r", "fc_w", "fc_b"], ["y"], {"transB": 1})
+    g.outputs = ["y"]
+    infer_shapes(g)
+    data = to_bytes(g)
+    stored = from_bytes(data)
+    assert stored.values["w"].dtype == dtype, "the writer should keep half-precision weights as they are"
+    x = f32(1, 3, 9, 9)
+    # Reference: the same graph with the half values as float32 constants (the IR
+    # holds bfloat16 as raw uint16 bits, which the numpy references do not widen).
+    wide = g.copy()
+    for name, v in wide.values.items():
+        if v.data is not None and name != "shape":
+            v.data = np.asarray(g.values[name].data).astype(np.float32)
+            v.dtype = "float32"
+    expected = reference_run(wide, {"x": x})["y"]
+    for isa in ["scalar", None]:
+        with runtime.Interpreter(data, isa=isa) as it:
+            got = it.run({"x": x})["y"]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=f"isa={isa}")

@@ -33,6 +33,70 @@ static constexpr size_t kAlign = 64;
 Model::~Model() {
   if (mapping_) munmap(mapping_, mapping_size_);
   std::free(owned_);
+  for (void* p : widened_) std::free(p);
+}
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);  // inf / nan
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {  // subnormal: normalize
+    int e = -1;
+    do { ++e; man <<= 1; } while ((man & 0x400) == 0);
+    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((man & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// fp16 (and bf16) weights are widened to fp32 once, at load, into storage the
+// model owns (shared by all interpreters): a half-precision constant is
+// widened when every operator reading it reads it as a weight (input index
+// >= 1) of an op whose input 0 is declared float32, i.e. the mixed-precision
+// graphs the fp16 weight scheme produces (the numpy reference computes these
+// in float32). Half constants read as data (Cast, an all-fp16 graph) stay.
+void Model::WidenHalfWeights() {
+  std::vector<int> uses(tensors.size(), 0);
+  std::vector<char> widen(tensors.size(), 1);
+  for (const OpInfo& op : ops) {
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      int t = op.inputs[i];
+      if (t < 0) continue;
+      ++uses[t];
+      int x = op.inputs[0];
+      if (i == 0 || x < 0 || tensors[x].dtype != DType::F32) widen[t] = 0;
+    }
+    for (const AttrValue& a : op.attrs.values)
+      if (a.kind == AttrValue::Kind::Tensor) widen[a.tensor] = 0;
+  }
+  for (int t : outputs) widen[t] = 0;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    TensorInfo& ti = tensors[t];
+    if (!ti.data || !uses[t] || !widen[t] || (ti.dtype != DType::F16 && ti.dtype != DType::BF16)) continue;
+    size_t n = ti.data_size / 2;
+    void* p = nullptr;
+    if (posix_memalign(&p, kAlign, n * 4 ? n * 4 : kAlign) != 0 || !p) continue;  // stays half: kernels refuse it
+    widened_.push_back(p);
+    float* dst = static_cast<float*>(p);
+    for (size_t k = 0; k < n; ++k) {
+      uint16_t h;
+      std::memcpy(&h, ti.data + 2 * k, 2);
+      if (ti.dtype == DType::F16) {
+        dst[k] = half_to_float(h);
+      } else {
+        uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(&dst[k], &bits, 4);
+      }
+    }
+    ti.dtype = DType::F32;
+    ti.data = static_cast<const uint8_t*>(p);
+    ti.data_size = n * 4;
+  }
 }
 
 Status Model::LoadFile(const std::string& path, std::unique_ptr<Model>* out) {
@@ -385,6 +449,7 @@ Status Model::Parse() {
       if (decl.presence == AttrDecl::kDefault) op.attrs.values.push_back(decl.def);
     }
   }
+  WidenHalfWeights();
   for (size_t k = 0; k < outputs.size(); ++k)
     if (!state[outputs[k]])
       return c.fail("graph output " + std::to_string(k) + " ('" + tensors[outputs[k]].name +

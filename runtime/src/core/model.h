@@ -32,6 +32,8 @@ struct OpInfo {
   Attrs attrs;
 };
 
+float half_to_float(uint16_t h);  // IEEE binary16 -> binary32 (exact)
+
 class Model {
  public:
   ~Model();
@@ -47,11 +49,13 @@ class Model {
 
  private:
   Status Parse();  // verify + semantic validation + extraction
+  void WidenHalfWeights();
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   void* mapping_ = nullptr;          // mmap'ed region (munmap at destruction)
   size_t mapping_size_ = 0;
   void* owned_ = nullptr;            // aligned copy (free at destruction)
+  std::vector<void*> widened_;       // fp32 copies of half-precision weights
 };
 
 }  // namespace mobrt
