@@ -360,3 +360,117 @@ def test_old_resize_forms_match_onnxruntime(op, opset, mode, scales):
     got = run(load_onnx(model), {"x": x})["y"]
     assert got.shape == want.shape
     assert rel_err(got, want) <= REL_TOL
+
+
+# ---- shape arithmetic on a symbolic batch (what torch.onnx exports) -------------
+
+
+def _c(name, values):
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(values, np.int64)))
+
+
+def _flatten_batch_net():
+    """x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    return [
+        helper.make_node("Shape", ["x"], ["s"]), _c("i0", 0),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0), _c("ax", [0]),
+        helper.make_node("Unsqueeze", ["n", "ax"], ["n1"]), _c("m1", [-1]),
+        helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+    ], (2, 3, 4), ("B", 12)
+
+
+def _expand_cls_net():
+    """cls.expand(B, -1, -1) as torch exports it (Where(Equal(shape, -1), 1, shape)), then concat."""
+    cls = numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 1, 4), "cls")
+    return [
+        helper.make_node("Shape", ["x"], ["s"]), _c("i0", 0),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0), _c("ax", [0]),
+        helper.make_node("Unsqueeze", ["n", "ax"], ["n1"]), _c("m1", [-1, -1]),
+        helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+        helper.make_node("Shape", ["shape"], ["len"]),
+        helper.make_node("ConstantOfShape", ["len"], ["ones"],
+                         value=numpy_helper.from_array(np.ones(1, np.int64))),
+        _c("neg", -1), helper.make_node("Mul", ["ones", "neg"], ["negs"]),
+        helper.make_node("Equal", ["shape", "negs"], ["is_neg"]),
+        helper.make_node("Where", ["is_neg", "ones", "shape"], ["target"]),
+        helper.make_node("Expand", ["cls", "target"], ["tokens"]),
+        helper.make_node("Concat", ["tokens", "x"], ["y"], axis=1),
+    ], (3, 5, 4), ("B", 6, 4), [cls]
+
+
+def _reshape_product_net():
+    """x.reshape(B * C, 8, -1) (MobileViT-style unfold), then back with x.shape."""
+    return [
+        helper.make_node("Shape", ["x"], ["s"]), _c("i0", 0), _c("i1", 1),
+        helper.make_node("Gather", ["s", "i0"], ["b"], axis=0),
+        helper.make_node("Gather", ["s", "i1"], ["c"], axis=0),
+        helper.make_node("Mul", ["b", "c"], ["bc"]), _c("ax", [0]),
+        helper.make_node("Unsqueeze", ["bc", "ax"], ["bc1"]), _c("rest", [8, -1]),
+        helper.make_node("Concat", ["bc1", "rest"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+        helper.make_node("Relu", ["r"], ["rr"]),
+        helper.make_node("Reshape", ["rr", "s"], ["y"]),
+    ], (2, 4, 8, 8), ("B", 4, 8, 8)
+
+
+def _slice_resize_net():
+    """x[:, :, :H] with H from the shape, Resize to Concat(Shape[:2], sizes), ConstantOfShape(B)."""
+    return [
+        helper.make_node("Shape", ["x"], ["s"]), _c("st", [0]), _c("en", [2]), _c("z", [0]),
+        helper.make_node("Slice", ["s", "st", "en", "z"], ["nc"]),
+        _c("hw", [6, 10]), helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["up"], mode="linear"),
+        _c("i0", [0]), _c("i3", [3]), _c("i4", [4]),
+        helper.make_node("Gather", ["s", "i0"], ["b1"], axis=0),
+        helper.make_node("Shape", ["up"], ["s_up"]),
+        helper.make_node("Slice", ["s_up", "i3", "i4"], ["w1"]),
+        helper.make_node("Concat", ["b1", "w1"], ["bw"], axis=0),
+        helper.make_node("Slice", ["up", "z", "b1", "z"], ["upb"]),  # ends = B on axis 0
+        helper.make_node("ConstantOfShape", ["bw"], ["fill"],
+                         value=numpy_helper.from_array(np.full(1, 0.5, np.float32))),
+        _c("a2", [1, 2]), helper.make_node("Unsqueeze", ["fill", "a2"], ["fill4"]),
+        helper.make_node("Mul", ["upb", "fill4"], ["y"]),
+    ], (2, 3, 4, 5), ("B", 3, 6, 10)
+
+
+SYMBOLIC_NETS = {
+    "flatten_batch": _flatten_batch_net,
+    "expand_cls_token": _expand_cls_net,
+    "reshape_product": _reshape_product_net,
+    "slice_resize_fill": _slice_resize_net,
+}
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "optimized"])
+@pytest.mark.parametrize("name", sorted(SYMBOLIC_NETS))
+def test_symbolic_batch_shape_chains(name, optimized):
+    nodes, shape, out_shape, *inits = SYMBOLIC_NETS[name]()
+    model = _tiny(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ("B",) + shape[1:])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                  inits[0] if inits else ())
+    model.ir_version = 8  # onnxruntime reads up to IR 13
+    graph = load_onnx(model)
+    if optimized:
+        _optimize_or_skip()(graph)
+    assert graph.signature.inputs[0].shape[0] == "B"
+    assert graph.signature.outputs[0].shape == out_shape
+    assert "Shape" not in {n.op for n in graph.nodes}
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch,) + shape[1:]).astype(np.float32)
+        (want,) = ort_run(model, {"x": x})
+        got = run(graph, {"x": x})["y"]
+        assert got.shape == want.shape
+        assert rel_err(got, want) <= REL_TOL
+
+
+def test_symbolic_dims_needed_at_run_time_still_fail_clearly():
+    """Two unrelated symbolic dims in one Reshape target cannot become a constant."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), _c("i", [0, 1]),
+             helper.make_node("Gather", ["s", "i"], ["ab"], axis=0), _c("m1", [-1]),
+             helper.make_node("Concat", ["m1", "ab"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    model = _tiny(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["A", "B", 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ConversionError, match="Reshape.*must be a constant"):
+        load_onnx(model)

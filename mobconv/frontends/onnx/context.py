@@ -199,6 +199,18 @@ class NodeContext:
             else:
                 unresolved.append(k)
                 target.append(-1)
+        if len(unresolved) == 1 and target.count(-1) > 1:
+            # x.reshape(B * C, 64, -1): the source's -1 is a plain number here (the element
+            # count fixes it), which frees -1 for the symbolic dim
+            k = unresolved[0]
+            given = [int(d) if j != k else d for j, d in enumerate(dims.ravel())]
+            known = [d for j, d in enumerate(given) if not (j != k and d == -1)]
+            if any(isinstance(d, str) for d in in_shape + tuple(known)):
+                from ...ops.shape_ops import dim_div
+
+                rest = dim_div(list(in_shape), known)
+                if isinstance(rest, int) and target.count(-1) == 2:
+                    target = [rest if (d == -1 and j != k) else d for j, d in enumerate(target)]
         if len(unresolved) > 1 or (unresolved and target.count(-1) > 1):
             return None
         return np.asarray(target, np.int64)
