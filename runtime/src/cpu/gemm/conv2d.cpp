@@ -43,10 +43,19 @@ void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float
     sgemm_pack_a(ks.gemm, cg, k, w + g * cg * k, k, 1, packed + g * per_group);
 }
 
+namespace {
+// 1x1 kernel, no padding, stride > 1: subsample the input once, then run as pointwise.
+bool strided_pointwise(const Conv2dShape& s) {
+  return s.kh == 1 && s.kw == 1 && s.pt == 0 && s.pl == 0 && s.pb == 0 && s.pr == 0 &&
+         (s.sh > 1 || s.sw > 1);
+}
+}  // namespace
+
 size_t conv2d_scratch_floats(const IsaKernels& ks, const Conv2dShape& s) {
   (void)ks;
-  (void)s;
-  return 0;  // B blocks are gathered into the GEMM driver's per-thread buffer
+  // B blocks are gathered into the GEMM driver's per-thread buffer; only a strided 1x1
+  // conv needs its subsampled input.
+  return strided_pointwise(s) ? size_t(s.cin * s.oh * s.ow) + 16 : 0;
 }
 
 namespace {
@@ -73,6 +82,42 @@ void im2col_pack(const void* vctx, size_t k0, size_t kc, size_t j0, size_t nc, s
       for (size_t kk = 0; kk < kc; ++kk) {
         std::memcpy(dst + kk * nr, c.x + int64_t(k0 + kk) * hw + jq, size_t(ncols) * sizeof(float));
         for (int64_t j = ncols; j < int64_t(nr); ++j) dst[kk * nr + j] = 0.f;
+      }
+      continue;
+    }
+    if (s.sh == 1 && s.sw == 1 && s.dw == 1 && s.ow == s.iw) {
+      // Stride 1, output as wide as the input: row (ci, ky, kx) of the im2col matrix is
+      // the flattened input plane shifted by (ky*dh - pt)*iw + kx - pl. Copy the panel's
+      // slice in one piece (zero outside the plane), then zero the columns whose tap
+      // wrapped around a row edge (the first/last |kx - pl| columns of each output row).
+      const int64_t hw = s.ih * s.iw;
+      for (size_t kk = 0; kk < kc; ++kk) {
+        const int64_t row = int64_t(k0 + kk);
+        const int64_t ci = row / khw, ky = (row % khw) / s.kw, kx = row % s.kw;
+        const float* plane = c.x + ci * hw;
+        const int64_t dx = kx - s.pl;
+        const int64_t f0 = jq + (ky * s.dh - s.pt) * s.iw + dx;
+        float* d = dst + kk * nr;
+        const int64_t a = std::max<int64_t>(0, -f0), b = std::min<int64_t>(ncols, hw - f0);
+        for (int64_t j = 0; j < std::min(a, ncols); ++j) d[j] = 0.f;
+        for (int64_t j = a; j < b; ++j) d[j] = plane[f0 + j];
+        for (int64_t j = std::max(a, b); j < int64_t(nr); ++j) d[j] = 0.f;
+        if (dx != 0) {
+          // Output columns ox with ox + dx outside [0, iw): ox < -dx or ox >= iw - dx.
+          const int64_t bad_lo = dx < 0 ? 0 : s.iw - dx, bad_hi = dx < 0 ? -dx : s.iw;
+          int64_t ox = jq % s.ow;
+          for (int64_t j = 0; j < ncols;) {
+            if (ox >= bad_lo && ox < bad_hi) {
+              d[j] = 0.f;
+              ++j;
+              ox = ox + 1 == s.ow ? 0 : ox + 1;
+            } else {  // jump to the next bad column in this row (or the next row)
+              const int64_t next = ox < bad_lo ? bad_lo : s.ow + bad_lo;
+              j += next - ox;
+              ox = next % s.ow;
+            }
+          }
+        }
       }
       continue;
     }
@@ -122,7 +167,25 @@ void im2col_pack(const void* vctx, size_t k0, size_t kc, size_t j0, size_t nc, s
 void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
                 float* scratch, const TaskRunner* runner) {
-  (void)scratch;
+  if (strided_pointwise(s)) {
+    // Subsample each image into scratch, then run the stride-1 pointwise conv on it.
+    Conv2dShape p = s;
+    p.ih = s.oh;
+    p.iw = s.ow;
+    p.sh = p.sw = 1;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const float* xn = x + n * s.cin * s.ih * s.iw;
+      for (int64_t ci = 0; ci < s.cin; ++ci)
+        for (int64_t oy = 0; oy < s.oh; ++oy) {
+          const float* src = xn + (ci * s.ih + oy * s.sh) * s.iw;
+          float* dst = scratch + (ci * s.oh + oy) * s.ow;
+          for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox * s.sw];
+        }
+      p.n = 1;
+      conv2d_run(ks, p, packed_w, bias, act, scratch, y + n * s.cout * s.oh * s.ow, nullptr, runner);
+    }
+    return;
+  }
   const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
   const int64_t cols = s.oh * s.ow;
   const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);

@@ -120,7 +120,7 @@ struct DriverCtx {
   const IsaKernels* ks;
   const SgemmArgs* args;
   size_t mc, nc, m_blocks, n_blocks;
-  size_t m_blocks_per_task;  // all of M per task, or one M block (with own B packing)
+  size_t m_groups;  // M blocks are split into this many contiguous groups (tasks)
   float lo, hi;
   bool clamp_only;
 };
@@ -131,10 +131,8 @@ void gemm_task(void* vctx, int64_t task) {
   const SgemmArgs& g = *ctx.args;
   const GemmUkernel& uk = ctx.ks->gemm;
   const size_t mr = uk.mr, nr = uk.nr;
-  const size_t tasks_per_col = ctx.m_blocks / ctx.m_blocks_per_task;
-  const size_t jb = size_t(task) / tasks_per_col;
-  const size_t mb0 = (size_t(task) % tasks_per_col) * ctx.m_blocks_per_task;
-  const size_t mb1 = mb0 + ctx.m_blocks_per_task;
+  const size_t jb = size_t(task) / ctx.m_groups, grp = size_t(task) % ctx.m_groups;
+  const size_t mb0 = grp * ctx.m_blocks / ctx.m_groups, mb1 = (grp + 1) * ctx.m_blocks / ctx.m_groups;
   const size_t j0 = jb * ctx.nc, j1 = std::min(g.n, j0 + ctx.nc);
   const size_t i_begin = mb0 * ctx.mc, i_end = std::min(g.m, mb1 * ctx.mc);
   GemmEpilogue ep;
@@ -181,12 +179,14 @@ void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner*
   ctx.m_blocks = div_up(args.m, ctx.mc);
   ctx.n_blocks = div_up(args.n, ctx.nc);
   // Parallelism: over column blocks when there are enough of them (each task packs its
-  // B block once and sweeps all of M); else over (column block, M block) pairs. Either
-  // way each output element sees the same arithmetic, so threads never change results.
-  const int threads = runner != nullptr ? runner->threads : 1;
-  ctx.m_blocks_per_task = ctx.n_blocks >= size_t(2 * threads) ? ctx.m_blocks : 1;
+  // B block once and sweeps all of M); else also over groups of M blocks, each group
+  // packing its own copy of the B block. Either way each output element sees the same
+  // arithmetic (blocking never depends on threads), so threads never change results.
+  const size_t threads = runner != nullptr && runner->threads > 1 ? size_t(runner->threads) : 1;
+  ctx.m_groups = ctx.n_blocks >= 2 * threads ? 1 : std::min(ctx.m_blocks, 2 * threads / ctx.n_blocks + 1);
+  if (threads == 1) ctx.m_groups = 1;
   ctx.clamp_only = act_as_clamp(args.act, &ctx.lo, &ctx.hi);
-  const size_t tasks = ctx.n_blocks * (ctx.m_blocks / ctx.m_blocks_per_task);
+  const size_t tasks = ctx.n_blocks * ctx.m_groups;
   run_tasks(runner, int64_t(tasks), &ctx, gemm_task);
 }
 
