@@ -51,7 +51,8 @@ def run(args) -> int:
             raise UsageError(f"-o {output}: would overwrite the source model; choose another path")
     check_output_path(output)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the random-weights warning: the flag says it already
+        # the random-weights warning: the flag says it already; other notes are shown
+        warnings.filterwarnings("ignore", message=".*using seeded random weights")
         model = api.convert(args.prototxt, input_shapes=shapes, optimize=not args.no_optimize,
                             framework="caffe", caffemodel=args.caffemodel,
                             random_weights=args.random_weights)

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 
 from .. import __version__
 from ..errors import MobconvError
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors (exit 2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     verbose = getattr(args, "verbose", False)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -74,6 +76,11 @@ def main(argv=None) -> int:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", 1, verbose)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (dropped training layers, fallbacks) as one stderr line, no source location."""
+    sys.stderr.write(f"mobconv: warning: {message}\n")
 
 
 def _fail(message: str, code: int, verbose: bool) -> int:
