@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import MobconvError, ModelFormatError
 
-__all__ = ["Interpreter", "available", "library_path", "version", "op_table", "RuntimeError_"]
+__all__ = ["Interpreter", "Model", "available", "library_path", "version", "op_table", "RuntimeError_"]
 
 
 class RuntimeError_(MobconvError):
@@ -148,6 +148,12 @@ def _declare(lib):
         "mobrt_interpreter_profile_count": (I, [P]),
         "mobrt_interpreter_profile_entry": (I, [P, I, ctypes.POINTER(_ProfileEntry)]),
         "mobrt_interpreter_set_observer": (I, [P, _OBSERVER, P]),
+        "mobrt_interpreter_input_dim_symbol": (C, [P, I, I]),
+        "mobrt_interpreter_input_index": (I, [P, C]),
+        "mobrt_interpreter_output_index": (I, [P, C]),
+        "mobrt_interpreter_input_data": (P, [P, I]),
+        "mobrt_model_last_error": (C, [P]),
+        "mobrt_model_metadata": (C, [P, C]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -169,10 +175,51 @@ def op_table() -> list:
     return [json.loads(lib.mobrt_op_describe(i).decode()) for i in range(lib.mobrt_num_op_types())]
 
 
+class Model:
+    """A loaded, verified .mob model (path or bytes), shareable by any number of
+    Interpreters on any threads (the C API's mobrt_model). Close it (or let it be
+    collected) only after its interpreters."""
+
+    def __init__(self, model):
+        lib = _load()
+        self._lib = lib
+        self._handle = ctypes.c_void_p()
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            self._buffer = bytes(model)
+            st = lib.mobrt_model_create_from_buffer(self._buffer, len(self._buffer), 1, ctypes.byref(self._handle))
+        else:
+            st = lib.mobrt_model_create_from_file(os.fspath(model).encode(), ctypes.byref(self._handle))
+        if st != 0:
+            msg = lib.mobrt_global_last_error().decode(errors="replace")
+            if st == 2:
+                raise ModelFormatError(msg)
+            raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
+
+    @property
+    def num_operators(self) -> int:
+        return int(self._lib.mobrt_model_num_operators(self._handle))
+
+    def metadata(self, key: str):
+        v = self._lib.mobrt_model_metadata(self._handle, key.encode())
+        return None if v is None else v.decode()
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            self._lib.mobrt_model_delete(self._handle)
+            self._handle = ctypes.c_void_p()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class Interpreter:
     """A .mob model running in the C++ runtime.
 
-    `model` is a path or the file's bytes. `threads` sets the fixed pool size;
+    `model` is a path, the file's bytes, or a shared `Model` (kept alive by this
+    interpreter; not closed by it). `threads` sets the fixed pool size;
     `isa` caps kernel instruction sets ("scalar" runs the reference kernels);
     `profile=True` records per-op timings for `.profile()`.
     """
@@ -183,18 +230,16 @@ class Interpreter:
         self._model = ctypes.c_void_p()
         self._it = ctypes.c_void_p()
         self._observer = None
-        source = "<bytes>"
-        if isinstance(model, (bytes, bytearray, memoryview)):
-            self._buffer = bytes(model)
-            st = lib.mobrt_model_create_from_buffer(self._buffer, len(self._buffer), 1, ctypes.byref(self._model))
+        self._observer_error = None
+        self._pinned = {}  # input index -> caller array given to set_input_pointer
+        if isinstance(model, Model):
+            self._shared = model  # keeps the shared model alive; we do not own it
+            handle = model._handle
         else:
-            source = os.fspath(model)
-            st = lib.mobrt_model_create_from_file(source.encode(), ctypes.byref(self._model))
-        if st != 0:
-            msg = lib.mobrt_global_last_error().decode(errors="replace")
-            if st in (2,):
-                raise ModelFormatError(msg)
-            raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
+            self._shared = None
+            self._own = Model(model)
+            handle = self._own._handle
+        self._model = handle
         opts = lib.mobrt_options_create()
         try:
             self._check_global(lib.mobrt_options_set_num_threads(opts, int(threads)))
@@ -205,7 +250,8 @@ class Interpreter:
             lib.mobrt_options_delete(opts)
         if st != 0:
             msg = lib.mobrt_global_last_error().decode(errors="replace")
-            lib.mobrt_model_delete(self._model)
+            if self._shared is None:
+                self._own.close()
             self._model = ctypes.c_void_p()
             if st == 2:
                 raise ModelFormatError(msg)
@@ -216,9 +262,9 @@ class Interpreter:
         if getattr(self, "_it", None):
             self._lib.mobrt_interpreter_delete(self._it)
             self._it = ctypes.c_void_p()
-        if getattr(self, "_model", None):
-            self._lib.mobrt_model_delete(self._model)
-            self._model = ctypes.c_void_p()
+        if getattr(self, "_own", None) is not None:
+            self._own.close()
+        self._model = ctypes.c_void_p()
 
     def __enter__(self):
         return self
@@ -280,11 +326,82 @@ class Interpreter:
     # ---- running
     def resize(self, name, shape):
         index = self._input_index(name) if isinstance(name, str) else int(name)
+        self._pinned.pop(index, None)
         dims = (ctypes.c_int64 * max(len(shape), 1))(*[int(d) for d in shape])
         self._check(self._lib.mobrt_interpreter_resize_input(self._it, index, len(shape), dims))
 
-    def run(self, feeds: dict) -> dict:
-        """Run with `feeds` (name -> array; missing inputs are an error); return name -> array (copies)."""
+    def input_symbol(self, name, dim: int):
+        """Name of the symbolic dim `dim` of an input ("N"), or None if that dim is fixed."""
+        index = self._input_index(name) if isinstance(name, str) else int(name)
+        v = self._lib.mobrt_interpreter_input_dim_symbol(self._it, index, dim)
+        return None if v is None else v.decode()
+
+    def set_input_pointer(self, name, array):
+        """Read input `name` from `array`'s memory on following invokes (no copy).
+
+        The array must be C-contiguous with the input's dtype and current shape;
+        this object keeps a reference until another set_input_pointer, a run()
+        or resize of that input, or close. None reverts to the internal buffer."""
+        index = self._input_index(name) if isinstance(name, str) else int(name)
+        if array is None:
+            self._pinned.pop(index, None)
+            self._check(self._lib.mobrt_interpreter_set_input_pointer(self._it, index, None, 0))
+            return
+        info = self.inputs[index]
+        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous or array.dtype != np.dtype(info["dtype"]):
+            raise RuntimeError_(f"input {info['name']!r}: set_input_pointer needs a C-contiguous "
+                                f"{info['dtype']} numpy array", 1)
+        self._check(self._lib.mobrt_interpreter_set_input_pointer(
+            self._it, index, array.ctypes.data_as(ctypes.c_void_p), array.nbytes))
+        self._pinned[index] = array
+
+    def invoke(self):
+        """Run the graph on the inputs already set (set_input_pointer); see outputs_now()."""
+        self._check(self._lib.mobrt_interpreter_invoke(self._it))
+
+    def outputs_now(self) -> dict:
+        """Copies of the outputs of the last invoke (name -> array)."""
+        result = {}
+        for index, info in enumerate(self.outputs):
+            ptr = self._lib.mobrt_interpreter_output_data(self._it, index)
+            size = self._lib.mobrt_interpreter_output_size(self._it, index)
+            dtype = np.dtype(info["dtype"])
+            if size == 0 or not ptr:
+                if not ptr and size:
+                    raise RuntimeError_("outputs are not available: invoke first", 7)
+                result[info["name"]] = np.zeros(info["shape"], dtype=dtype)
+                continue
+            raw = ctypes.string_at(ptr, size)
+            result[info["name"]] = np.frombuffer(raw, dtype=dtype).reshape(info["shape"]).copy()
+        return result
+
+    def run_with_intermediates(self, feeds: dict) -> dict:
+        """Run and return every tensor of the run: the feeds, each operator's outputs
+        (intermediates included, as observed right after their operator) and the
+        graph outputs; name -> array. The counterpart of the numpy reference's
+        run(..., keep_intermediates=True), for calibration and debugging."""
+        seen = {name: np.asarray(v) for name, v in feeds.items()}
+
+        def keep(_index, _name, _type, tensors):
+            seen.update(tensors)
+
+        seen.update(self.run(feeds, observer=keep))
+        return seen
+
+    def run(self, feeds: dict, observer=None) -> dict:
+        """Run with `feeds` (name -> array; missing inputs are an error); return name -> array (copies).
+
+        `observer`, if given, is called as observer(op_index, op_name, op_type,
+        {output name: array copy}) after every operator of this run (folded
+        constant computations included); returning False aborts the run."""
+        if observer is not None:
+            previous = self._observer
+            self.set_observer(observer)
+            try:
+                return self.run(feeds)
+            finally:
+                self._observer = previous
+                self._check(self._lib.mobrt_interpreter_set_observer(self._it, previous or _OBSERVER(), None))
         infos = self.inputs
         names = [i["name"] for i in infos]
         unknown = sorted(set(feeds) - set(names))
@@ -300,20 +417,16 @@ class Interpreter:
             if tuple(arr.shape) != info["shape"]:
                 self.resize(index, arr.shape)
             keep.append(arr)
+            self._pinned.pop(index, None)
             self._check(self._lib.mobrt_interpreter_set_input(
                 self._it, index, arr.ctypes.data_as(ctypes.c_void_p), arr.nbytes))
-        self._check(self._lib.mobrt_interpreter_invoke(self._it))
-        result = {}
-        for index, info in enumerate(self.outputs):
-            ptr = self._lib.mobrt_interpreter_output_data(self._it, index)
-            size = self._lib.mobrt_interpreter_output_size(self._it, index)
-            dtype = np.dtype(info["dtype"])
-            if size == 0:
-                result[info["name"]] = np.zeros(info["shape"], dtype=dtype)
-                continue
-            raw = ctypes.string_at(ptr, size)
-            result[info["name"]] = np.frombuffer(raw, dtype=dtype).reshape(info["shape"]).copy()
-        return result
+        self._observer_error = None
+        status = self._lib.mobrt_interpreter_invoke(self._it)
+        if self._observer_error is not None:
+            error, self._observer_error = self._observer_error, None
+            raise error
+        self._check(status)
+        return self.outputs_now()
 
     def profile(self) -> list:
         """[(op name, op type, milliseconds)] of the last run."""
@@ -340,7 +453,8 @@ class Interpreter:
                     raw = ctypes.string_at(t.data, t.size) if t.size else b""
                     tensors[t.name.decode()] = np.frombuffer(raw, dtype=_DTYPES[t.dtype]).reshape(shape).copy()
                 return 1 if fn(op_index, op_name.decode(), op_type.decode(), tensors) is False else 0
-            except Exception:
+            except BaseException as exc:  # re-raised by run() after the invoke returns
+                self._observer_error = exc
                 return 1
 
         self._observer = _OBSERVER(trampoline)
