@@ -397,12 +397,13 @@ Status softmax_run_k(KernelContext& ctx) {
 }
 
 // ---- registration ------------------------------------------------------------------------------
-// Kernel names: what_dtype_variant_isa (e.g. "conv_f32_im2col_gemm_avx512").
+// Kernel names: what_dtype_variant_isa (e.g. "conv_f32_gemm_dw3x3_avx512": Conv as
+// im2col/1x1 GEMM, or the depthwise path for group == channels).
 template <SimdIsa I>
 void register_optimized_kernels(KernelRegistry& reg, ::mobrt::Isa isa) {
   if (isa_kernels_for(I) == nullptr) return;  // CPU cannot run it after all
   static const std::string sfx = std::string("_") + isa_name(I);
-  static const std::string n_conv = "conv_f32_im2col_gemm" + sfx, n_gemm = "gemm_f32_packed" + sfx,
+  static const std::string n_conv = "conv_f32_gemm_dw3x3" + sfx, n_gemm = "gemm_f32_packed" + sfx,
                            n_mm = "matmul_f32_packed" + sfx, n_pool = "pool_f32" + sfx,
                            n_bin = "binary_f32_broadcast" + sfx, n_act = "activation_f32" + sfx,
                            n_sm = "softmax_f32" + sfx;
