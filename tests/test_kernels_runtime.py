@@ -81,7 +81,7 @@ case("Conv", "tanh", [f32(1, 8, 9, 9), C(f32(8, 8, 1, 1))], {"activation": "Tanh
 case("Conv", "hardsigmoid", [f32(1, 8, 9, 9), C(f32(8, 8, 1, 1))],
      {"activation": "HardSigmoid", "activation_params": [0.2, 0.5]})
 case("Conv", "1d_falls_back", [f32(1, 3, 17), C(f32(4, 3, 5))], {"strides": [3]})
-case("Conv", "weights_as_input_fall_back", [f32(1, 3, 8, 8), f32(4, 3, 3, 3)])
+case("Conv", "weights_as_input_falls_back", [f32(1, 3, 8, 8), f32(4, 3, 3, 3)])
 # Gemm / MatMul with constant B.
 case("Gemm", "fc_transB_alpha_beta", [f32(3, 127), C(f32(1000, 127)), C(f32(1000))],
      {"transB": 1, "alpha": 0.5, "beta": 2.0})
