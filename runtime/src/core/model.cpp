@@ -80,7 +80,7 @@ void Model::WidenHalfWeights() {
     if (!ti.data || !uses[t] || !widen[t] || (ti.dtype != DType::F16 && ti.dtype != DType::BF16)) continue;
     size_t n = ti.data_size / 2;
     void* p = nullptr;
-    if (posix_memalign(&p, kAlign, n * 4 ? n * 4 : kAlign) != 0 || !p) continue;  // stays half: kernels refuse it
+    if (posix_memalign(&p, kAlign, n ? n * 4 : kAlign) != 0 || !p) continue;  // stays half: kernels refuse it
     widened_.push_back(p);
     float* dst = static_cast<float*>(p);
     for (size_t k = 0; k < n; ++k) {
