@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
+
+# numpy's OpenBLAS threads spin after each call and would steal the cores being measured.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import shutil
 import subprocess
 import sys

@@ -1,8 +1,13 @@
-# Optimized fp32 CPU kernels (gemm/, x86/, neon/). Include from runtime/CMakeLists.txt:
-#   include(src/cpu/kernels.cmake)
-#   target_sources(<lib> PRIVATE ${MOBRT_CPU_KERNEL_SOURCES})
+# Optimized fp32 CPU kernels (gemm/, x86/, neon/) WITHOUT the runtime core: the source
+# list and per-file ISA flags for builds that want the kernels alone (the standalone
+# kernel tests and GEMM benchmark in runtime/tests/kernel_tests/). The runtime library
+# itself does not include this file: runtime/CMakeLists.txt globs src/cpu/ and applies
+# the same flags by file name (see runtime/KERNELS.md); the register_*.cpp glue files,
+# which need the core, are deliberately not listed here.
+#   include(<repo>/runtime/src/cpu/kernels.cmake)
+#   add_library(k STATIC ${MOBRT_CPU_KERNEL_SOURCES})
 # The x86 SIMD files get per-file ISA flags; dispatch picks them at run time, so the
-# library itself stays baseline x86-64 and runs on any x86-64 CPU.
+# code stays baseline x86-64 and runs on any x86-64 CPU.
 set(_mobrt_cpu "${CMAKE_CURRENT_LIST_DIR}")
 
 set(MOBRT_CPU_KERNEL_SOURCES
