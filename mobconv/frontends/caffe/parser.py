@@ -8,6 +8,8 @@ What it takes care of, so converters see one modern form:
 - prototxt in protobuf text format (unknown fields, e.g. a fork's extra layer
   parameters, are skipped), caffemodel in binary (no 64 MB limit);
 - V1 nets (`layers { type: CONVOLUTION }`) upgraded to `layer { type: "Convolution" }`;
+- V0 nets (`layers { layer { type: "conv" kernelsize: 3 } }`, 2014) upgraded the
+  same way, their "padding" layers merged into the conv/pool layer they feed;
 - old 4-D blob shapes (num/channels/height/width) turned into shapes;
 - weights matched by layer name, from the caffemodel or from blobs inside the
   prototxt (either file may hold them);
@@ -198,11 +200,134 @@ def upgrade_v1(v1) -> object:
     return layer
 
 
+# V0 type string -> V1 enum name (Caffe's UpgradeV0LayerType).
+V0_TYPES = {
+    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
+    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS",
+    "flatten": "FLATTEN", "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT",
+    "im2col": "IM2COL", "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS",
+    "innerproduct": "INNER_PRODUCT", "lrn": "LRN",
+    "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
+    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
+    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
+}
+
+
+def upgrade_v0(v1) -> object:
+    """V1LayerParameter holding a V0 `layer { ... }` -> LayerParameter
+    (Caffe's UpgradeV0LayerParameter: flat V0 fields moved into the parameter
+    message of the layer's type; fields the type does not use are ignored)."""
+    v0 = v1.layer
+    layer = caffe_pb2.LayerParameter()
+    layer.name = v0.name or v1.name
+    vtype = v0.type
+    enum_name = V0_TYPES.get(vtype)
+    layer.type = V1_TYPES.get(enum_name, vtype) if enum_name else vtype
+    layer.bottom.extend(v1.bottom)
+    layer.top.extend(v1.top)
+    layer.include.extend(v1.include)
+    layer.exclude.extend(v1.exclude)
+    layer.blobs.extend(v0.blobs if len(v0.blobs) else v1.blobs)
+    has = v0.HasField
+    if vtype in ("conv", "innerproduct"):
+        p = layer.convolution_param if vtype == "conv" else layer.inner_product_param
+        if has("num_output"):
+            p.num_output = v0.num_output
+        if has("biasterm"):
+            p.bias_term = v0.biasterm
+        if has("weight_filler"):
+            p.weight_filler.CopyFrom(v0.weight_filler)
+        if has("bias_filler"):
+            p.bias_filler.CopyFrom(v0.bias_filler)
+    if vtype == "conv":
+        p = layer.convolution_param
+        if has("pad"):
+            p.pad.append(v0.pad)
+        if has("kernelsize"):
+            p.kernel_size.append(v0.kernelsize)
+        if has("stride"):
+            p.stride.append(v0.stride)
+        if has("group"):
+            p.group = v0.group
+    elif vtype == "pool":
+        p = layer.pooling_param
+        for src, dst in (("pad", "pad"), ("kernelsize", "kernel_size"), ("stride", "stride"), ("pool", "pool")):
+            if has(src):
+                setattr(p, dst, getattr(v0, src))
+    elif vtype == "dropout" and has("dropout_ratio"):
+        layer.dropout_param.dropout_ratio = v0.dropout_ratio
+    elif vtype == "lrn":
+        for name in ("local_size", "alpha", "beta", "k"):
+            if has(name):
+                setattr(layer.lrn_param, name, getattr(v0, name))
+    elif vtype == "concat" and has("concat_dim"):
+        layer.concat_param.concat_dim = v0.concat_dim
+    elif vtype in ("data", "images", "window_data", "hdf5_data"):
+        t = layer.transform_param
+        if has("cropsize"):
+            t.crop_size = v0.cropsize
+        if has("mirror"):
+            t.mirror = v0.mirror
+        if has("scale"):
+            t.scale = v0.scale
+        if has("meanfile"):
+            t.mean_file = v0.meanfile
+        if vtype == "data":
+            if has("source"):
+                layer.data_param.source = v0.source
+            if has("batchsize"):
+                layer.data_param.batch_size = v0.batchsize
+        elif vtype == "images":
+            if has("source"):
+                layer.image_data_param.source = v0.source
+            if has("new_height"):
+                layer.image_data_param.new_height = v0.new_height
+            if has("new_width"):
+                layer.image_data_param.new_width = v0.new_width
+        elif vtype == "hdf5_data" and has("source"):
+            layer.hdf5_data_param.source = v0.source
+    return layer
+
+
+def merge_v0_padding(layers: list) -> list:
+    """Caffe's UpgradeV0PaddingLayers: a V0 "padding" layer feeding a conv (or
+    pool) layer becomes that layer's pad, and the layer reads the padding
+    layer's bottom instead."""
+    padding = {}  # top of a padding layer -> (its bottom, pad)
+    kept = []
+    for v1 in layers:
+        v0 = v1.layer
+        if v0.type == "padding":
+            if len(v1.bottom) != 1 or len(v1.top) != 1:
+                raise ModelFormatError(f"V0 padding layer {v0.name!r} must have one bottom and one top")
+            padding[v1.top[0]] = (v1.bottom[0], v0.pad)
+            continue
+        for i, b in enumerate(v1.bottom):
+            if b in padding:
+                if v0.type not in ("conv", "pool"):
+                    raise ModelFormatError(
+                        f"V0 padding layer output {b!r} feeds layer {v0.name!r} of type {v0.type!r}: "
+                        "only conv and pool layers take a padding layer's output")
+                if len(v1.bottom) != 1:
+                    raise ModelFormatError(f"V0 layer {v0.name!r} reads a padding layer but has several bottoms")
+                v1 = type(v1).FromString(v1.SerializeToString())
+                v1.bottom[i], v1.layer.pad = padding[b]
+        kept.append(v1)
+    return kept
+
+
+def is_v0(net) -> bool:
+    return any(v1.HasField("layer") for v1 in net.layers)
+
+
 def all_layers(net) -> list:
     if net.layer and net.layers:
         # Caffe refuses this mix too; keep the modern list.
         return list(net.layer)
     if net.layers:
+        if is_v0(net):
+            return [upgrade_v0(v1) if v1.HasField("layer") else upgrade_v1(v1)
+                    for v1 in merge_v0_padding(list(net.layers))]
         return [upgrade_v1(v1) for v1 in net.layers]
     return list(net.layer)
 
@@ -287,6 +412,8 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
         weights = _weights_by_name(parse_caffemodel(caffemodel), caffemodel)
     inputs = _net_inputs(structure, prototxt)
     layers, transform, notes, dropped, input_hints = [], None, [], [], {}
+    if not structure.layer and is_v0(structure):
+        notes.append("V0 net (layers { layer { ... } }) upgraded to the current layer format")
     for lp in all_layers(structure):
         if not in_test_phase(lp):
             continue
