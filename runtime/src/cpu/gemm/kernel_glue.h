@@ -184,12 +184,19 @@ Status conv_run(KernelContext& ctx) {
 // ---- Gemm (FullyConnected) and MatMul with constant B ------------------------------------
 // Gemm: Y = act(alpha * A x op(B) + beta * C), A [M, K] not transposed, B constant,
 // C absent or constant of N values. MatMul: A [..., K] x B [K, N] constant.
+// MatMul with a non-constant (or not 2-D) B runs per batch through sgemm() instead.
+bool matmul_dynamic(const KernelContext& ctx) {
+  return ctx.op_type == fb::OpType_MatMul && !(is_const_f32(ctx.inputs[1]) && ctx.inputs[1].rank == 2);
+}
+
 bool gemm_supports(const KernelContext& ctx) {
-  if (ctx.num_inputs < 2 || !is_f32(ctx.inputs[0]) || !is_const_f32(ctx.inputs[1])) return false;
-  if (ctx.inputs[1].rank != 2) return false;
+  if (ctx.num_inputs < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
   cpu::Activation act;
   if (!fused_act(ctx, &act)) return false;
-  if (ctx.op_type == fb::OpType_MatMul) return ctx.inputs[0].rank >= 1;
+  if (ctx.op_type == fb::OpType_MatMul)
+    return ctx.inputs[0].rank >= 1 && ctx.inputs[1].rank >= 1 && ctx.inputs[0].rank <= kMaxRank &&
+           ctx.inputs[1].rank <= kMaxRank;
+  if (!is_const_f32(ctx.inputs[1]) || ctx.inputs[1].rank != 2) return false;
   if (ctx.inputs[0].rank != 2 || ctx.attrs->get_int("transA", 0) != 0) return false;
   if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
     const TensorView& c = ctx.inputs[2];
@@ -206,6 +213,10 @@ Status gemm_prepare(KernelContext& ctx) {
   if (st == nullptr) return Status::Error(StatusCode::kOutOfMemory, "gemm: packed weights");
   st->ks = &table<I>();
   fused_act(ctx, &st->act);
+  if (matmul_dynamic(ctx)) {  // nothing to pre-pack
+    *ctx.state = st;
+    return Status::Ok();
+  }
   const TensorView& b = ctx.inputs[1];
   const bool is_gemm = ctx.op_type == fb::OpType_Gemm;
   const bool tb = is_gemm && ctx.attrs->get_int("transB", 0) != 0;
@@ -240,13 +251,55 @@ void gemm_dims(const KernelContext& ctx, int64_t* m, int64_t* k, int64_t* n) {
 
 template <SimdIsa I>
 size_t gemm_scratch(const KernelContext& ctx) {
+  if (matmul_dynamic(ctx)) return 0;
   int64_t m, k, n;
   gemm_dims(ctx, &m, &k, &n);
   return fc_scratch_floats(table<I>(), m, k) * sizeof(float) + 64;
 }
 
+// A[..., M, K] x B[..., K, N] with numpy batch broadcasting (rank-1 A is [1, K], rank-1
+// B is [K, 1]); one packed sgemm per output batch.
+Status matmul_dynamic_run(KernelContext& ctx, const PackedState& st) {
+  const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
+  const int64_t m = a.rank >= 2 ? a.dim(-2) : 1, k = a.dim(-1);
+  const int64_t kb = b.rank >= 2 ? b.dim(-2) : b.dims[0], n = b.rank >= 2 ? b.dim(-1) : 1;
+  if (k != kb) return ctx.error("MatMul inner dims differ: A has K=" + std::to_string(k) + ", B has K=" + std::to_string(kb));
+  const int ra = a.rank >= 2 ? a.rank - 2 : 0, rb = b.rank >= 2 ? b.rank - 2 : 0;
+  const int r = ra > rb ? ra : rb;
+  int64_t dims[kMaxRank], sa[kMaxRank], sb[kMaxRank];
+  int64_t stra = m * k, strb = k * n, batches = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    const int ia = i - (r - ra), ib = i - (r - rb);
+    const int64_t da = ia >= 0 ? a.dims[ia] : 1, db = ib >= 0 ? b.dims[ib] : 1;
+    if (da != db && da != 1 && db != 1) return ctx.error("MatMul batch dims do not broadcast");
+    dims[i] = da > db ? da : db;
+    sa[i] = da == 1 ? 0 : stra;
+    sb[i] = db == 1 ? 0 : strb;
+    stra *= da;
+    strb *= db;
+    batches *= dims[i];
+  }
+  const TaskRunner runner = runner_for(ctx);
+  const float* pa = a.as<float>();
+  const float* pb = b.as<float>();
+  float* py = ctx.outputs[0].as<float>();
+  for (int64_t t = 0; t < batches; ++t) {
+    int64_t rem = t, oa = 0, ob = 0;
+    for (int i = r - 1; i >= 0; --i) {
+      const int64_t idx = rem % dims[i];
+      rem /= dims[i];
+      oa += idx * sa[i];
+      ob += idx * sb[i];
+    }
+    sgemm(*st.ks, false, false, size_t(m), size_t(n), size_t(k), pa + oa, size_t(k), pb + ob, size_t(n),
+          py + t * m * n, size_t(n), nullptr, BiasMode::kNone, st.act, &runner);
+  }
+  return Status::Ok();
+}
+
 Status gemm_run(KernelContext& ctx) {
   const PackedState& st = *state_of(ctx);
+  if (matmul_dynamic(ctx)) return matmul_dynamic_run(ctx, st);
   int64_t m, k, n;
   gemm_dims(ctx, &m, &k, &n);
   if (ctx.inputs[0].dim(-1) != k) return ctx.error("A's last dim must equal B's K");
