@@ -139,3 +139,68 @@ def test_v0_padding_into_other_layer_types_is_an_error(tmp_path):
               'layers { layer { name: "r" type: "relu" } bottom: "pad" top: "r" }\n')
     with pytest.raises(MobconvError, match="only conv and pool"):
         load(p)
+
+
+# ---- depthwise layers of MobileNet/ShuffleNet forks --------------------------
+
+
+def test_convolution_depthwise_layer_of_shufflenet_ports(tmp_path):
+    """farmingyard's "ConvolutionDepthwise": one 3x3 filter per input channel,
+    weights (C, 1, kh, kw), whatever num_output/group say (the first ShuffleNet
+    unit writes no group at all). OpenCV reads it as a depthwise Convolution."""
+    text = ('input: "data"\ninput_shape { dim: 1 dim: 6 dim: 8 dim: 8 }\n'
+            'layer { name: "pw" type: "Convolution" bottom: "data" top: "pw" convolution_param { num_output: 6 kernel_size: 1 group: 3 bias_term: false } }\n'
+            'layer { name: "shuffle" type: "ShuffleChannel" bottom: "pw" top: "shuffle" shuffle_channel_param { group: 3 } }\n'
+            'layer { name: "dw" type: "ConvolutionDepthwise" bottom: "shuffle" top: "dw" '
+            'convolution_param { num_output: 6 kernel_size: 3 stride: 2 pad: 1 bias_term: false } }\n'
+            'layer { name: "dw_bias" type: "ConvolutionDepthwise" bottom: "dw" top: "dw_bias" '
+            'convolution_param { num_output: 6 group: 6 kernel_size: 3 pad: 1 } }\n'
+            'layer { name: "match" type: "Pooling" bottom: "data" top: "match" pooling_param { pool: AVE kernel_size: 3 stride: 2 } }\n'
+            'layer { name: "cat" type: "Concat" bottom: "match" bottom: "dw_bias" top: "cat" }\n')
+    p = write(tmp_path, "dw", text)
+    cm = random_weights(tmp_path, p)
+    graph = load(p, cm)
+    dw = [n for n in graph.nodes if n.op == "Conv" and n.attrs["group"] == 6]
+    assert len(dw) == 2 and graph.values[dw[0].inputs[1]].shape == (6, 1, 3, 3)
+    x = {"data": rand((1, 6, 8, 8))}
+    assert rel_err(run(graph, x)["cat"], opencv(p, cm, x, "cat")) < RTOL
+
+
+def test_depthwise_convolution_layer_is_a_convolution(tmp_path):
+    """yonghenglh6's "DepthwiseConvolution" (MobileNet ports) is a faster
+    Convolution with the same parameters; OpenCV does not know the type, so
+    the file is compared with the same net spelled "Convolution"."""
+    text = ('input: "data"\ninput_shape { dim: 1 dim: 4 dim: 7 dim: 7 }\n'
+            'layer { name: "dw" type: "DepthwiseConvolution" bottom: "data" top: "dw" '
+            'convolution_param { num_output: 8 group: 4 kernel_size: 3 pad: 1 stride: 2 } }\n')
+    p = write(tmp_path, "dw", text)
+    plain = write(tmp_path, "plain", text.replace('"DepthwiseConvolution"', '"Convolution"'))
+    cm = random_weights(tmp_path, p)
+    x = {"data": rand((1, 4, 7, 7))}
+    assert rel_err(run(load(p, cm), x)["dw"], opencv(plain, cm, x, "dw")) < RTOL
+
+
+# ---- SegNet / ENet max unpooling --------------------------------------------
+
+
+def test_segnet_pooling_mask_and_unpooling_listed_as_unsupported(tmp_path):
+    """SegNet/ENet: a MAX Pooling with a second (mask) top and an Upsample reading
+    it. Both are named in the one-line unsupported listing (exit 2, no file),
+    together with any unknown layer type, instead of an arity error."""
+    p = write(tmp_path, "segnet", 'input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+              'layer { name: "pool1" type: "Pooling" bottom: "data" top: "pool1" top: "pool1_mask" '
+              'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n'
+              'layer { name: "up1" type: "Upsample" bottom: "pool1" bottom: "pool1_mask" top: "up1" upsample_param { scale: 2 } }\n'
+              'layer { name: "sp" type: "Pooling" bottom: "up1" top: "sp" pooling_param { pool: STOCHASTIC kernel_size: 2 } }\n'
+              'layer { name: "x" type: "Reorg" bottom: "sp" top: "x" }\n')
+    with pytest.raises(UnsupportedOpsError) as err:
+        load(p, random_weights=True)
+    msg = str(err.value)
+    assert "Pooling with a max-index mask top (SegNet/ENet unpooling) x1 ('pool1')" in msg
+    assert "Upsample with a pooling-mask bottom" in msg and "('up1')" in msg
+    assert "Pooling STOCHASTIC x1 ('sp')" in msg and "Reorg x1 ('x')" in msg
+    out = tmp_path / "segnet.mob"
+    cli = subprocess.run([sys.executable, "-m", "mobconv", "caffe2mob", p, "--random-weights", "-o", str(out)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and not out.exists()
+    assert len(cli.stderr.strip().splitlines()) == 1 and "pool1_mask" not in cli.stderr

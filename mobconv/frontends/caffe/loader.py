@@ -47,7 +47,8 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
         if path is not None and not os.path.isfile(path):
             raise MobconvError(f"{path}: no such file")
     net = read_net(prototxt, caffemodel, known_types=REGISTRY.supported())
-    REGISTRY.check_supported(prototxt, [(layer.type, layer.name) for layer in net.layers])
+    REGISTRY.check_supported(prototxt, [(_unsupported_form(layer) or layer.type, layer.name)
+                                        for layer in net.layers])
 
     graph = Graph(net.name)
     shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
@@ -125,6 +126,18 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     _fill_signature(graph, net)
     _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, net.notes)
     return graph
+
+
+def _unsupported_form(layer) -> Optional[str]:
+    """A label (not a registered type, so it is listed as unsupported) for forms of
+    supported layer types that mobconv cannot convert, or None."""
+    if layer.type == "Pooling" and len(layer.tops) > 1:
+        return "Pooling with a max-index mask top (SegNet/ENet unpooling)"
+    if layer.type == "Upsample" and len(layer.bottoms) > 1:
+        return "Upsample with a pooling-mask bottom (SegNet/ENet max unpooling)"
+    if layer.type == "Pooling" and layer.param.pooling_param.pool == layer.param.pooling_param.STOCHASTIC:
+        return "Pooling STOCHASTIC"
+    return None
 
 
 def _blobs_read(layers) -> set:

@@ -50,16 +50,24 @@ def _conv_geometry(ctx, p):
             if v < lo:
                 raise ctx.error(f"{name} ({v}) must be positive")
     group = p.positive_int("group", 1)
+    if ctx.layer.type == "ConvolutionDepthwise" and not p.has("num_output"):
+        return kernel, stride, pad, dilation, group, None  # the input channels (see convolution)
     num_output = p.positive_int("num_output")
     return kernel, stride, pad, dilation, group, num_output
 
 
-@REGISTRY.register("Convolution")
+@REGISTRY.register("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise")
 def convolution(ctx):
+    """Convolution; also yonghenglh6's "DepthwiseConvolution" (MobileNet ports),
+    a faster Convolution with the same parameters and weights."""
     ctx.check_arity(1)
     p = ctx.param("convolution_param")
     kernel, stride, pad, dilation, group, num_output = _conv_geometry(ctx, p)
     channels = ctx.shape(ctx.inputs[0])[1]
+    if ctx.layer.type == "ConvolutionDepthwise":
+        # farmingyard/caffe-mobilenet (ShuffleNet, MobileNet ports): one filter per
+        # input channel whatever num_output/group say; weights (C, 1, kh, kw).
+        group = num_output = channels
     if channels % group or num_output % group:
         raise ctx.error(f"group ({group}) must divide the input channels ({channels}) "
                         f"and num_output ({num_output})")
