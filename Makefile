@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.mobconv-deps
 
-.PHONY: setup system-deps venv install demo test generate clean
+.PHONY: setup system-deps venv install demo test generate runtime cross fuzz bench clean
 
 setup: install
 
@@ -41,6 +41,31 @@ test: install
 
 generate: venv
 	$(PY) formats/generate.py
+
+FLATBUFFERS_INCLUDE = $(shell $(PY) -c "import sys; print(sys.prefix)")/include
+
+# The runtime on its own with plain CMake (what Android NDK / Xcode users do).
+runtime: venv
+	cmake -S runtime -B build/runtime -DCMAKE_BUILD_TYPE=Release \
+	  -DFLATBUFFERS_INCLUDE_DIR=$(FLATBUFFERS_INCLUDE)
+	cmake --build build/runtime -j2
+
+# arm64 cross build (NEON kernels); binaries run here under qemu-aarch64.
+cross: system-deps venv
+	cmake -S runtime -B build/aarch64 -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/runtime/cmake/aarch64-linux-gnu.cmake \
+	  -DFLATBUFFERS_INCLUDE_DIR=$(FLATBUFFERS_INCLUDE)
+	cmake --build build/aarch64 -j2
+	aarch64-linux-gnu-strip -o build/aarch64/libmobrt.stripped.so build/aarch64/libmobrt.so
+	@ls -l build/aarch64/libmobrt.stripped.so | awk '{print "arm64 libmobrt.so stripped: " $$5 " bytes"}'
+
+# Mutation fuzzing of the loader under ASan+UBSan (also part of `make test`, 30 s).
+fuzz: install
+	MOBRT_FUZZ_SECONDS=$${MOBRT_FUZZ_SECONDS:-120} $(PY) -m pytest -q tests/test_runtime_malformed.py -k fuzz
+
+# Side-by-side latency against onnxruntime (and LiteRT when installed).
+bench: install
+	$(PY) benchmarks/bench_models.py
 
 clean:
 	rm -rf build out
