@@ -213,17 +213,20 @@ def main(argv=None) -> int:
                 for _, run in runners.values():
                     run()
             times = {k: [] for k in runners}
+            cpu = {k: [] for k in runners}
             for _ in range(args.runs):
                 for k, (_, run) in runners.items():
+                    c0 = time.process_time()
                     t0 = time.perf_counter()
                     run()
                     times[k].append((time.perf_counter() - t0) * 1e3)
-            res = {k: stats(v) + (runners[k][0],) for k, v in times.items()}
+                    cpu[k].append((time.process_time() - c0) * 1e3)
+            res = {k: stats(v) + (runners[k][0], float(np.median(cpu[k]))) for k, v in times.items()}
             rows.append((name, th, res))
             base = res["onnxruntime"][0]
             line = f"{name:14s} threads={th}"
-            for k, (med, p90, load) in res.items():
-                line += f" | {k} median {med:7.2f} p90 {p90:7.2f} ms load {load:6.1f} ms"
+            for k, (med, p90, load, cpu_ms) in res.items():
+                line += f" | {k} median {med:7.2f} p90 {p90:7.2f} cpu {cpu_ms:7.2f} ms load {load:6.1f} ms"
             line += f" | ratio mobconv/ort {res['mobconv'][0] / base:.2f}"
             if "litert" in res:
                 line += f", mobconv/litert {res['mobconv'][0] / res['litert'][0]:.2f}"
@@ -233,12 +236,17 @@ def main(argv=None) -> int:
             from mobconv.bench import bench, format_report
             print(format_report(bench(str(mob), threads=args.threads[0], runs=args.runs)))
     print()
+    # cpu ratio: median process CPU time per run; at 1 thread it is the compute time even
+    # when other processes compete for the cores (wall-clock latency then is not).
     print(f"{'model':14s} {'thr':>3s} {'mobconv ms':>11s} {'ort ms':>8s} {'ratio':>6s} {'p90 ratio':>9s} "
-          f"{'mob load':>9s} {'ort load':>9s}")
+          f"{'cpu ratio':>9s} {'mob load':>9s} {'ort load':>9s}")
     for name, th, res in rows:
         m, o = res["mobconv"], res["onnxruntime"]
         print(f"{name:14s} {th:3d} {m[0]:11.2f} {o[0]:8.2f} {m[0] / o[0]:6.2f} {m[1] / o[1]:9.2f} "
-              f"{m[2]:8.1f}ms {o[2]:8.1f}ms")
+              f"{m[3] / o[3]:9.2f} {m[2]:8.1f}ms {o[2]:8.1f}ms")
+        if "litert" in res:
+            li = res["litert"]
+            print(f"{'':14s} {'':3s} litert {li[0]:.2f} ms, mobconv/litert {m[0] / li[0]:.2f}")
     if not args.no_size:
         print()
         for line in library_sizes():

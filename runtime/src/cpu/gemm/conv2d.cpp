@@ -200,7 +200,14 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
       a.n = cols;
       a.k = k;
       a.packed_a = packed_w + g * per_group;
-      a.b_packer = &packer;
+      // 1x1: B is the input itself; read it in place unless it is only a few panels wide
+      // (then the edge panel, copied per use, would cost more than packing once).
+      if (conv2d_is_pointwise(s) && cols >= 8 * int64_t(ks.gemm.nr)) {
+        a.b_rows = ic.x;
+        a.ldb = size_t(cols);
+      } else {
+        a.b_packer = &packer;
+      }
       a.c = y + (n * s.cout + g * cg) * cols;
       a.ldc = cols;
       a.bias = bias != nullptr ? bias + g * cg : nullptr;

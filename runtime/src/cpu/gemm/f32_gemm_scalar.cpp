@@ -9,14 +9,14 @@ namespace {
 constexpr int kMr = 4;
 constexpr int kNr = 8;
 
-void gemm_full_4x8(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void gemm_full_4x8(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
                    int accumulate, const GemmEpilogue* ep) {
   float acc[kMr][kNr] = {};
   for (size_t k = 0; k < kc; ++k) {
     for (int r = 0; r < kMr; ++r)
       for (int j = 0; j < kNr; ++j) acc[r][j] += a[r] * b[j];
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   for (int r = 0; r < kMr; ++r) {
     for (int j = 0; j < kNr; ++j) {

@@ -50,10 +50,13 @@ struct GemmEpilogue {
 };
 
 // Microkernel: C tile (mr <= MR rows, nr <= NR cols, row stride ldc) =
-//   (accumulate ? C : 0) + sum_k a[k*MR + r] * b[k*NR + c], then if ep != nullptr
-//   the epilogue. Partial tiles (mr < MR or nr < NR) read/write only the valid part.
-typedef void (*GemmUkernelFn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
-                              size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep);
+//   (accumulate ? C : 0) + sum_k a[k*MR + r] * b[k*ldb + c], then if ep != nullptr
+//   the epilogue. B is a packed panel (ldb == NR) or rows of a matrix read in place
+//   (ldb > NR, e.g. a 1x1 convolution's input). Partial tiles (mr < MR or nr < NR)
+//   read/write only the valid part.
+typedef void (*GemmUkernelFn)(size_t kc, const float* a, const float* b, size_t ldb, float* c,
+                              size_t ldc, size_t mr, size_t nr, int accumulate,
+                              const GemmEpilogue* ep);
 
 // Vectorized in-place activation over n contiguous floats (n may be anything).
 typedef void (*ActivationFn)(float* x, size_t n, const Activation* act);
@@ -149,13 +152,16 @@ struct BPacker {
   const void* ctx = nullptr;
 };
 
-// C = act(packed_a x B + bias). A is packed (sgemm_pack_a); B is either pre-packed in full
-// (packed_b, e.g. FC weights) or produced block by block by b_packer.
+// C = act(packed_a x B + bias). A is packed (sgemm_pack_a); B is pre-packed in full
+// (packed_b, e.g. FC weights), produced block by block by b_packer (im2col), or read in
+// place from row-major rows (b_rows/ldb, e.g. a 1x1 convolution's input).
 struct SgemmArgs {
   size_t m = 0, n = 0, k = 0;
   const float* packed_a = nullptr;
   const float* packed_b = nullptr;
   const BPacker* b_packer = nullptr;
+  const float* b_rows = nullptr;  // or: B row-major with row stride ldb, read in place
+  size_t ldb = 0;
   float* c = nullptr;
   size_t ldc = 0;
   const float* bias = nullptr;

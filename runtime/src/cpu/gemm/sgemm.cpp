@@ -148,7 +148,10 @@ void gemm_task(void* vctx, int64_t task) {
     for (size_t i0 = i_begin; i0 < i_end; i0 += ctx.mc) {
       const size_t i1 = std::min(i_end, i0 + ctx.mc);
       for (size_t j = j0; j < j1; j += nr) {
-        const float* bp = bbuf != nullptr ? bbuf + (j - j0) * kc : g.packed_b + (j / nr) * g.k * nr + pc * nr;
+        const float* bp = bbuf != nullptr   ? bbuf + (j - j0) * kc
+                          : g.b_rows != nullptr ? g.b_rows + pc * g.ldb + j
+                                                : g.packed_b + (j / nr) * g.k * nr + pc * nr;
+        const size_t ldb = g.b_rows != nullptr ? g.ldb : nr;
         const size_t ncols = std::min(nr, j1 - j);
         for (size_t i = i0; i < i1; i += mr) {
           const float* ap = g.packed_a + (i / mr) * g.k * mr + pc * mr;
@@ -156,7 +159,7 @@ void gemm_task(void* vctx, int64_t task) {
           float* c = g.c + i * g.ldc + j;
           if (last && ep.bias_mode != BiasMode::kNone)
             ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
-          uk.fn(kc, ap, bp, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
+          uk.fn(kc, ap, bp, ldb, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
           if (last && !ctx.clamp_only)
             for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
         }

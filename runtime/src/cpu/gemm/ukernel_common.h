@@ -17,23 +17,38 @@ namespace mobrt {
 namespace cpu {
 namespace {
 
-typedef void (*FullTileFn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
-                           int accumulate, const GemmEpilogue* ep);
+typedef void (*FullTileFn)(size_t kc, const float* a, const float* b, size_t ldb, float* c,
+                           size_t ldc, int accumulate, const GemmEpilogue* ep);
 
 // Optional 1 x NR kernel for tiles with few rows (e.g. FullyConnected at batch 1): row r
 // of the tile reads a[k * a_stride] and applies the epilogue with per-row bias index r.
-typedef void (*RowTileFn)(size_t kc, const float* a, size_t a_stride, const float* b, float* c,
-                          int accumulate, const GemmEpilogue* ep, size_t r);
+typedef void (*RowTileFn)(size_t kc, const float* a, size_t a_stride, const float* b, size_t ldb,
+                          float* c, int accumulate, const GemmEpilogue* ep, size_t r);
 
 template <int MR, int NR, FullTileFn Full, RowTileFn Row = nullptr>
-void ukernel_any(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mr,
-                 size_t nr, int accumulate, const GemmEpilogue* ep) {
+void ukernel_any(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                 size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep) {
   if (mr == (size_t)MR && nr == (size_t)NR) {
-    Full(kc, a, b, c, ldc, accumulate, ep);
+    Full(kc, a, b, ldb, c, ldc, accumulate, ep);
     return;
   }
   if (Row != nullptr && nr == (size_t)NR && mr * 2 <= (size_t)MR) {
-    for (size_t r = 0; r < mr; ++r) Row(kc, a + r, MR, b, c + r * ldc, accumulate, ep, r);
+    for (size_t r = 0; r < mr; ++r) Row(kc, a + r, MR, b, ldb, c + r * ldc, accumulate, ep, r);
+    return;
+  }
+  if (nr < (size_t)NR && ldb != (size_t)NR) {
+    // B read in place: its rows end after nr columns, so copy them into a zero-padded
+    // panel (in chunks of 64 k steps) rather than reading past the matrix.
+    alignas(64) float panel[64 * NR];
+    for (size_t k0 = 0; k0 < kc; k0 += 64) {
+      const size_t kn = kc - k0 < 64 ? kc - k0 : 64;
+      for (size_t k = 0; k < kn; ++k)
+        for (size_t j = 0; j < (size_t)NR; ++j) panel[k * NR + j] = j < nr ? b[(k0 + k) * ldb + j] : 0.f;
+      const bool last = k0 + kn == kc;
+      ukernel_any<MR, NR, Full, Row>(kn, a + k0 * MR, panel, NR, c, ldc, mr, nr,
+                                     accumulate || k0 > 0, last ? ep : nullptr);
+    }
+    if (kc == 0) ukernel_any<MR, NR, Full, Row>(0, a, panel, NR, c, ldc, mr, nr, accumulate, ep);
     return;
   }
   alignas(64) float tile[MR * NR];
@@ -55,7 +70,7 @@ void ukernel_any(size_t kc, const float* a, const float* b, float* c, size_t ldc
     }
     pe = &edge;
   }
-  Full(kc, a, b, tile, NR, accumulate, pe);
+  Full(kc, a, b, ldb, tile, NR, accumulate, pe);
   for (size_t r = 0; r < mr; ++r)
     for (size_t j = 0; j < nr; ++j) c[r * ldc + j] = tile[r * NR + j];
 }

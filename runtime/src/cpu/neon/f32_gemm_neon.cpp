@@ -50,7 +50,7 @@ constexpr int kNr = 12;
     vst1q_f32(cr + 8, c##r##2);                                   \
   }
 
-void gemm_full_8x12(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void gemm_full_8x12(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
                     int accumulate, const GemmEpilogue* ep) {
   MOBRT_ROW_DECL(0) MOBRT_ROW_DECL(1) MOBRT_ROW_DECL(2) MOBRT_ROW_DECL(3)
   MOBRT_ROW_DECL(4) MOBRT_ROW_DECL(5) MOBRT_ROW_DECL(6) MOBRT_ROW_DECL(7)
@@ -64,7 +64,7 @@ void gemm_full_8x12(size_t kc, const float* a, const float* b, float* c, size_t 
     MOBRT_ROW_FMA(3, a0, 3) MOBRT_ROW_FMA(4, a1, 0) MOBRT_ROW_FMA(5, a1, 1)
     MOBRT_ROW_FMA(6, a1, 2) MOBRT_ROW_FMA(7, a1, 3)
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   const float32x4_t lo = vdupq_n_f32(ep != nullptr ? ep->min : 0.f);
   const float32x4_t hi = vdupq_n_f32(ep != nullptr ? ep->max : 0.f);
@@ -77,7 +77,7 @@ void gemm_full_8x12(size_t kc, const float* a, const float* b, float* c, size_t 
 #undef MOBRT_ROW_STORE
 
 // 1 x 12 row (see ukernel_common.h).
-void gemm_row_1x12(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+void gemm_row_1x12(size_t kc, const float* a, size_t as, const float* b, size_t ldb, float* c, int accumulate,
                    const GemmEpilogue* ep, size_t r) {
   float32x4_t c0 = vdupq_n_f32(0.f), c1 = vdupq_n_f32(0.f), c2 = vdupq_n_f32(0.f);
   for (size_t k = 0; k < kc; ++k) {
@@ -86,7 +86,7 @@ void gemm_row_1x12(size_t kc, const float* a, size_t as, const float* b, float* 
     c1 = vfmaq_n_f32(c1, vld1q_f32(b + 4), av);
     c2 = vfmaq_n_f32(c2, vld1q_f32(b + 8), av);
     a += as;
-    b += kNr;
+    b += ldb;
   }
   if (accumulate) {
     c0 = vaddq_f32(c0, vld1q_f32(c));

@@ -14,7 +14,7 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 
-void gemm_full_6x16(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void gemm_full_6x16(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
                     int accumulate, const GemmEpilogue* ep) {
   __m256 c0[kMr], c1[kMr];
 #pragma GCC unroll 8
@@ -32,7 +32,7 @@ void gemm_full_6x16(size_t kc, const float* a, const float* b, float* c, size_t 
       c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
     }
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   if (accumulate) {
 #pragma GCC unroll 8
@@ -74,7 +74,7 @@ void gemm_full_6x16(size_t kc, const float* a, const float* b, float* c, size_t 
 }
 
 // 1 x 16 row (see ukernel_common.h), two k steps on separate accumulators.
-void gemm_row_1x16(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+void gemm_row_1x16(size_t kc, const float* a, size_t as, const float* b, size_t ldb, float* c, int accumulate,
                    const GemmEpilogue* ep, size_t r) {
   __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
   __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
@@ -83,10 +83,10 @@ void gemm_row_1x16(size_t kc, const float* a, size_t as, const float* b, float* 
     const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + as);
     c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b), c0);
     c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + 8), c1);
-    d0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + 16), d0);
-    d1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + 24), d1);
+    d0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb), d0);
+    d1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb + 8), d1);
     a += 2 * as;
-    b += 2 * kNr;
+    b += 2 * ldb;
   }
   if (k < kc) {
     const __m256 a0 = _mm256_broadcast_ss(a);

@@ -18,7 +18,7 @@ namespace {
 constexpr int kMr = 14;
 constexpr int kNr = 32;
 
-void gemm_full_14x32(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
                      int accumulate, const GemmEpilogue* ep) {
   __m512 c0[kMr], c1[kMr];
 #pragma GCC unroll 16
@@ -29,7 +29,7 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, float* c, size_t
   for (size_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
-    _mm_prefetch((const char*)(b + 8 * kNr), _MM_HINT_T0);
+    _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
@@ -37,7 +37,7 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, float* c, size_t
       c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
     }
     a += kMr;
-    b += kNr;
+    b += ldb;
   }
   if (accumulate) {
 #pragma GCC unroll 16
@@ -80,7 +80,7 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, float* c, size_t
 
 // 1 x 32 row (see ukernel_common.h): two k steps per iteration on separate
 // accumulators so consecutive FMAs do not wait on each other.
-void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, float* c, int accumulate,
+void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, size_t ldb, float* c, int accumulate,
                    const GemmEpilogue* ep, size_t r) {
   __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
   __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps();
@@ -89,10 +89,10 @@ void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, float* 
     const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[as]);
     c0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b), c0);
     c1 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 16), c1);
-    d0 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 32), d0);
-    d1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 48), d1);
+    d0 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + ldb), d0);
+    d1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + ldb + 16), d1);
     a += 2 * as;
-    b += 2 * kNr;
+    b += 2 * ldb;
   }
   if (k < kc) {
     const __m512 a0 = _mm512_set1_ps(a[0]);
