@@ -434,7 +434,20 @@ def _slice_resize_net():
     ], (2, 3, 4, 5), ("B", 3, 6, 10)
 
 
+def _arange_batch_net():
+    """torch.arange(B) as the dynamo exporter writes it: Range(0, Squeeze(Shape(x, 0, 1)), 1)."""
+    return [
+        helper.make_node("Shape", ["x"], ["b1"], start=0, end=1),
+        helper.make_node("Squeeze", ["b1"], ["b"]), _c("zero", 0), _c("one", 1),
+        helper.make_node("Range", ["zero", "b", "one"], ["idx"]),
+        helper.make_node("Cast", ["idx"], ["idx_f"], to=TensorProto.FLOAT), _c("col", [-1, 1, 1]),
+        helper.make_node("Reshape", ["idx_f", "col"], ["idx3"]),
+        helper.make_node("Add", ["x", "idx3"], ["y"]),
+    ], (2, 3, 4), ("B", 3, 4)
+
+
 SYMBOLIC_NETS = {
+    "arange_batch": _arange_batch_net,
     "flatten_batch": _flatten_batch_net,
     "expand_cls_token": _expand_cls_net,
     "reshape_product": _reshape_product_net,
@@ -448,7 +461,7 @@ def test_symbolic_batch_shape_chains(name, optimized):
     nodes, shape, out_shape, *inits = SYMBOLIC_NETS[name]()
     model = _tiny(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ("B",) + shape[1:])],
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                  inits[0] if inits else ())
+                  inits[0] if inits else (), opset=17)
     model.ir_version = 8  # onnxruntime reads up to IR 13
     graph = load_onnx(model)
     if optimized:

@@ -167,6 +167,27 @@ class NodeContext:
             new_inputs[k] = self.const(np.asarray(target, np.int64), "shape")
             self.emit(op, new_inputs, [produced], attrs)
             return not gathers or self.symbolic.broadcast_to_symbols(self, produced, gathers, outputs)
+        if op == "Range" and dims_of(1) is not None:
+            # arange(B) (the dynamo exporter's batch indices): CumSum(ones(B)) - 1
+            start, delta = self.const_value(0), self.const_value(2)
+            limit = dims_of(1).ravel()
+            if (start is None or delta is None or start.size != 1 or delta.size != 1
+                    or float(start) != 0 or float(delta) != 1 or limit.size != 1
+                    or not isinstance(limit[0], str) or limit[0] not in self.symbolic.source):
+                return False
+            dtype = self.dtype(0) or "int64"
+            zeros = self.symbolic.zeros_like_dim(self, limit[0])
+            ones, counts = self.tmp("ones"), self.tmp("counts")
+            one = self.const(np.asarray(1, np.int64), "one")
+            self.emit("Add", [zeros, one], [ones])
+            self.emit("CumSum", [ones, self.const(np.asarray(0, np.int64), "axis")], [counts])
+            if dtype == "int64":
+                self.emit("Sub", [counts, one], outputs)
+            else:
+                shifted = self.tmp("arange")
+                self.emit("Sub", [counts, one], [shifted])
+                self.emit("Cast", [shifted], outputs, {"to": _onnx_dtype(dtype)})
+            return True
         if op == "Slice" and any(dims_of(i) is not None for i in range(1, 5)):
             return self._slice_symbolic(inputs, outputs, attrs)
         if op == "Resize" and dims_of(3) is not None:
@@ -351,3 +372,9 @@ def _ir_attr(value):
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode() for v in value]
     return value
+
+
+def _onnx_dtype(name: str) -> int:
+    import onnx
+
+    return int(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(name)))
