@@ -124,6 +124,9 @@ struct IsaKernels {
   SumFn sum;
   MaxPoolRowFn maxpool_row;
   AvgPoolRowFn avgpool_row;
+  // im2col fused with B packing (a BPacker::pack; ctx is an Im2col, see im2col.h).
+  void (*im2col_pack)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
+                      float* dst);
 };
 
 // Table of the running machine's best instruction set (or `isa`, if available).

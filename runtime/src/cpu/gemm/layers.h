@@ -35,6 +35,13 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
                 const float* bias, const Activation& act, const float* x, float* y,
                 float* scratch, const TaskRunner* runner);
 
+// One image/group's (virtual) im2col matrix, the BPacker context of IsaKernels::im2col_pack.
+struct Im2col {
+  const Conv2dShape* s;
+  const float* x;  // this image, first channel of this group
+  int64_t cols;    // oh * ow
+};
+
 // Depthwise: W[c, 1, kh, kw], any kernel/stride/dilation; 3x3 with stride 1 or 2 and
 // dilation 1 takes the ISA's specialized kernel.
 void dwconv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* w, const float* bias,

@@ -11,6 +11,7 @@
 // exp/tanh approximation) applies to every element. Everything has internal linkage.
 #pragma once
 #include "gemm.h"
+#include "im2col.h"
 
 namespace mobrt {
 namespace cpu {
@@ -416,6 +417,7 @@ constexpr IsaKernels make_isa_ops(SimdIsa isa) {
   k.sum = &sum_impl<V>;
   k.maxpool_row = &maxpool_row_impl<V>;
   k.avgpool_row = &avgpool_row_impl<V>;
+  k.im2col_pack = &im2col_pack;
   return k;
 }
 
