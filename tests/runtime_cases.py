@@ -1,0 +1,221 @@
+"""Per-op runtime test cases, shared by the native per-op tests
+(tests/test_runtime_ops.py, C++ kernels through ctypes) and the aarch64 ones
+(tests/test_runtime_aarch64.py, the same graphs run by mobrt_run under qemu-aarch64).
+
+CASES holds pytest.param(op, variant, inputs, attrs, n_out, rtol, atol); inputs are
+arrays (graph inputs), ("const", array) (initializers) or ("absent", None) (skipped
+optional inputs). build() turns one case into a one-node Graph, the feeds and the
+numpy reference outputs.
+"""
+import numpy as np
+import pytest
+
+from mobconv.ir import Graph, infer_shapes
+from mobconv.ops import load_all
+
+REG = load_all()
+rng = np.random.default_rng(0)
+
+
+def f32(*shape, lo=-2.0, hi=2.0):
+    return rng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def i64(*vals):
+    return np.array(vals, dtype=np.int64)
+
+
+# (op, variant, inputs [array or ("const", array)], attrs)
+C = lambda a: ("const", np.asarray(a))  # noqa: E731
+CASES = []
+
+
+def case(op, variant, inputs, attrs=None, n_out=1, rtol=1e-5, atol=1e-5):
+    CASES.append(pytest.param(op, variant, inputs, attrs or {}, n_out, rtol, atol, id=f"{op}-{variant}"))
+
+
+for op in ["Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Softsign", "Mish", "Erf", "Exp", "Neg", "Abs",
+           "Floor", "Ceil", "Round", "Sign", "Sin", "Cos"]:
+    case(op, "odd", [f32(2, 3, 13)])
+case("Relu", "int64", [np.arange(-5, 8, dtype=np.int64)])
+case("Abs", "int32", [np.arange(-5, 8, dtype=np.int32)])
+case("Log", "pos", [f32(3, 7, lo=0.1, hi=3)])
+case("Sqrt", "pos", [f32(3, 7, lo=0.1, hi=3)])
+case("Reciprocal", "pos", [f32(3, 7, lo=0.5, hi=3)])
+case("LeakyRelu", "alpha", [f32(4, 5)], {"alpha": 0.3})
+case("HardSigmoid", "ab", [f32(4, 5)], {"alpha": 0.25, "beta": 0.4})
+case("Elu", "alpha", [f32(4, 5)], {"alpha": 0.7})
+case("Selu", "default", [f32(4, 5)])
+case("Celu", "alpha", [f32(4, 5)], {"alpha": 1.5})
+case("ThresholdedRelu", "alpha", [f32(4, 5)], {"alpha": 0.5})
+case("Gelu", "erf", [f32(4, 5)])
+case("Gelu", "tanh", [f32(4, 5)], {"approximate": "tanh"})
+case("Not", "bool", [rng.random((3, 5)) > 0.5])
+case("PRelu", "channel", [f32(2, 3, 5, 5), C(f32(3, 1, 1))])
+case("Clip", "minmax", [f32(3, 11), C(np.float32(-0.5)), C(np.float32(0.7))])
+case("Clip", "min_only", [f32(3, 11), C(np.float32(-0.5))])
+for op in ["Add", "Sub", "Mul", "Max", "Min", "Sum", "Mean"]:
+    case(op, "bcast", [f32(2, 3, 5), f32(3, 1)])
+case("Div", "bcast", [f32(2, 3, 5), f32(1, 5, lo=0.5, hi=2)])
+case("Div", "int64", [np.array([7, -7, 9, 5], np.int64), np.array([2, 2, -4, 0], np.int64)])
+case("Add", "int32_scalar", [np.arange(12, dtype=np.int32).reshape(3, 4), np.array(5, np.int32)])
+case("Pow", "f32", [f32(3, 4, lo=0.5, hi=2), f32(3, 4)])
+case("Mod", "fmod", [f32(3, 4), f32(3, 4, lo=0.5, hi=2)], {"fmod": 1})
+case("Mod", "int", [np.array([5, -5, 7, -7], np.int64), np.array([3, 3, -2, -2], np.int64)])
+for op in ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]:
+    case(op, "int", [rng.integers(0, 3, (3, 4)), rng.integers(0, 3, (4,))])
+for op in ["And", "Or", "Xor"]:
+    case(op, "bool", [rng.random((3, 4)) > 0.5, rng.random((1, 4)) > 0.5])
+case("Where", "bcast", [rng.random((3, 1)) > 0.5, f32(3, 4), f32(4)])
+case("Max", "three", [f32(2, 3), f32(3), f32(2, 1)])
+# conv family
+case("Conv", "3x3_pad_stride", [f32(1, 3, 13, 11), C(f32(5, 3, 3, 3)), C(f32(5))],
+     {"pads": [1, 1, 1, 1], "strides": [2, 2]}, rtol=1e-4, atol=1e-4)
+case("Conv", "depthwise_dil", [f32(2, 4, 9, 9), C(f32(4, 1, 3, 3))],
+     {"group": 4, "dilations": [2, 2], "pads": [2, 2, 2, 2]}, rtol=1e-4, atol=1e-4)
+case("Conv", "group2_same_relu6", [f32(1, 4, 7, 8), C(f32(6, 2, 3, 3))],
+     {"group": 2, "auto_pad": "SAME_UPPER", "activation": "Clip", "activation_params": [0.0, 6.0]},
+     rtol=1e-4, atol=1e-4)
+case("Conv", "1d", [f32(1, 3, 17), C(f32(4, 3, 5))], {"strides": [3]}, rtol=1e-4, atol=1e-4)
+case("Conv", "1x1", [f32(1, 8, 5, 5), C(f32(7, 8, 1, 1)), C(f32(7))], rtol=1e-4, atol=1e-4)
+case("ConvTranspose", "s2", [f32(1, 4, 5, 5), C(f32(4, 3, 3, 3)), C(f32(3))],
+     {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}, rtol=1e-4, atol=1e-4)
+case("ConvTranspose", "group", [f32(1, 4, 4, 3), C(f32(4, 2, 2, 2))], {"group": 2, "strides": [2, 1]},
+     rtol=1e-4, atol=1e-4)
+case("Gemm", "transB_bias", [f32(5, 7), C(f32(3, 7)), C(f32(3))], {"transB": 1, "alpha": 0.5, "beta": 2.0},
+     rtol=1e-4, atol=1e-4)
+case("Gemm", "transA", [f32(7, 5), C(f32(7, 3))], {"transA": 1}, rtol=1e-4, atol=1e-4)
+case("MatMul", "batched_bcast", [f32(2, 1, 3, 5), f32(4, 5, 6)], rtol=1e-4, atol=1e-4)
+case("MatMul", "vec", [f32(5), f32(3, 5, 2)], rtol=1e-4, atol=1e-4)
+case("BatchNormalization", "nchw", [f32(2, 3, 4, 5), C(f32(3)), C(f32(3)), C(f32(3)), C(f32(3, lo=0.5, hi=2))],
+     rtol=1e-4, atol=1e-4)
+case("InstanceNormalization", "nchw", [f32(2, 3, 4, 5), C(f32(3)), C(f32(3))], rtol=1e-4, atol=1e-4)
+case("LayerNormalization", "last", [f32(2, 3, 7), C(f32(7)), C(f32(7))], rtol=1e-4, atol=1e-4)
+case("LRN", "size3", [f32(1, 5, 3, 3)], {"size": 3}, rtol=1e-4, atol=1e-4)
+case("LpNormalization", "p2", [f32(3, 5)], rtol=1e-4, atol=1e-5)
+case("LpNormalization", "p1", [f32(3, 5)], {"p": 1, "axis": 0}, rtol=1e-4, atol=1e-5)
+case("MeanVarianceNormalization", "default", [f32(2, 3, 4, 5)], rtol=1e-4, atol=1e-4)
+case("MaxPool", "3x3s2_pad", [f32(1, 3, 13, 11)], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})
+case("MaxPool", "ceil", [f32(1, 2, 8, 8)], {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1})
+case("MaxPool", "indices", [f32(1, 2, 6, 7)], {"kernel_shape": [2, 2], "strides": [2, 2]}, n_out=2)
+case("AveragePool", "pad_exclude", [f32(1, 3, 9, 9)], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+case("AveragePool", "pad_include", [f32(1, 3, 9, 9)], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+                                                      "count_include_pad": 1})
+case("GlobalAveragePool", "odd", [f32(2, 3, 7, 5)])
+case("GlobalMaxPool", "odd", [f32(2, 3, 7, 5)])
+case("Softmax", "axis1", [f32(2, 5, 3)], {"axis": 1})
+case("LogSoftmax", "last", [f32(2, 5, 3)])
+case("Hardmax", "last", [f32(2, 5, 3)])
+# tensor / shape ops
+case("Concat", "axis1", [f32(2, 3, 4), f32(2, 1, 4), f32(2, 2, 4)], {"axis": 1})
+case("Split", "sizes", [f32(2, 7), C(i64(3, 4))], {"axis": 1}, n_out=2)
+case("Split", "num_outputs", [f32(6, 3)], {"axis": 0, "num_outputs": 3}, n_out=3)
+case("Slice", "steps", [f32(5, 7, 3), C(i64(1, -1)), C(i64(5, 0)), C(i64(0, 1)), C(i64(2, -2))])
+case("Transpose", "perm", [f32(2, 3, 4)], {"perm": [1, 2, 0]})
+case("Reshape", "minus1", [f32(2, 3, 4), C(i64(0, -1))])
+case("Flatten", "axis2", [f32(2, 3, 4, 5)], {"axis": 2})
+case("Squeeze", "axes", [f32(1, 3, 1, 4), C(i64(0, 2))])
+case("Unsqueeze", "axes", [f32(3, 4), C(i64(0, 3))])
+case("Pad", "constant", [f32(2, 3), C(i64(1, 0, 2, 1)), C(np.float32(1.5))])
+case("Pad", "reflect", [f32(3, 4), C(i64(1, 2, 2, 1))], {"mode": "reflect"})
+case("Pad", "edge", [f32(3, 4), C(i64(1, 2, 2, 1))], {"mode": "edge"})
+case("Gather", "axis1", [f32(3, 5, 2), C(np.array([[0, 4], [-1, 2]], np.int64))], {"axis": 1})
+case("GatherElements", "axis0", [f32(3, 4), C(rng.integers(0, 3, (2, 4)))], {"axis": 0})
+case("Shape", "slice", [f32(2, 3, 4, 5)], {"start": 1, "end": -1})
+case("Size", "all", [f32(2, 3, 4)])
+case("Cast", "f2i", [f32(3, 4, lo=-10, hi=10)], {"to": 7})
+case("Cast", "i64_i32", [np.arange(-3, 6, dtype=np.int64)], {"to": 6})
+case("Cast", "i2f", [np.arange(6, dtype=np.int64)], {"to": 1})
+case("Cast", "f2bool", [np.array([0.0, 1.5, -2.0], np.float32)], {"to": 9})
+case("Tile", "rep", [f32(2, 3), C(i64(2, 3))])
+case("Expand", "bcast", [f32(3, 1), C(i64(2, 3, 4))])
+case("ConstantOfShape", "float", [C(i64(2, 3))], {"value": np.array([1.25], np.float32)})
+case("Range", "int", [C(np.array(2, np.int64)), C(np.array(17, np.int64)), C(np.array(3, np.int64))])
+case("Identity", "copy", [f32(3, 4)])
+case("Dropout", "inference", [f32(3, 4)])
+case("DepthToSpace", "DCR", [f32(1, 8, 2, 3)], {"blocksize": 2})
+case("DepthToSpace", "CRD", [f32(1, 8, 2, 3)], {"blocksize": 2, "mode": "CRD"})
+case("SpaceToDepth", "b2", [f32(1, 2, 4, 6)], {"blocksize": 2})
+case("Resize", "nearest_scales", [f32(1, 2, 3, 4), ("absent", None), C(np.array([1, 1, 2, 1.5], np.float32))],
+     {"mode": "nearest"})
+case("Resize", "linear_sizes", [f32(1, 2, 3, 4), ("absent", None), ("absent", None), C(i64(1, 2, 7, 5))],
+     {"mode": "linear"}, rtol=1e-4, atol=1e-5)
+case("Resize", "linear_align", [f32(1, 1, 4, 4), ("absent", None), C(np.array([1, 1, 2, 2], np.float32))],
+     {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, rtol=1e-4, atol=1e-5)
+# Resize: every mode x coordinate transformation, nearest modes, cubic coefficient,
+# antialias (down-sampling), exclude_outside, crop-and-resize, aspect policies, axes.
+RESIZE_IN = f32(1, 2, 5, 7)
+UP, DOWN = C(np.array([1, 1, 1.6, 2.3], np.float32)), C(np.array([1, 1, 0.6, 0.45], np.float32))
+CTMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"]
+for mode in ["nearest", "linear", "cubic"]:
+    for ctm in CTMS:
+        for tag, scales in [("up", UP), ("down", DOWN)]:
+            case("Resize", f"{mode}_{ctm}_{tag}", [RESIZE_IN, ("absent", None), scales],
+                 {"mode": mode, "coordinate_transformation_mode": ctm}, rtol=1e-4, atol=1e-5)
+for nearest_mode in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]:
+    case("Resize", f"nearest_{nearest_mode}", [RESIZE_IN, ("absent", None), ("absent", None), C(i64(1, 2, 10, 14))],
+         {"mode": "nearest", "nearest_mode": nearest_mode, "coordinate_transformation_mode": "asymmetric"})
+for mode in ["linear", "cubic"]:
+    case("Resize", f"{mode}_antialias_down", [f32(1, 2, 13, 17), ("absent", None), C(np.array([1, 1, 0.4, 0.3], np.float32))],
+         {"mode": mode, "antialias": 1}, rtol=1e-4, atol=1e-5)
+    case("Resize", f"{mode}_antialias_up", [RESIZE_IN, ("absent", None), UP],
+         {"mode": mode, "antialias": 1}, rtol=1e-4, atol=1e-5)
+    case("Resize", f"{mode}_crop_and_resize", [RESIZE_IN, C(np.array([0, 0, -0.2, 0.1, 1, 1, 0.9, 1.3], np.float32)),
+                                                ("absent", None), C(i64(1, 2, 6, 9))],
+         {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": -3.5},
+         rtol=1e-4, atol=1e-5)
+case("Resize", "nearest_crop_and_resize", [RESIZE_IN, C(np.array([0.1, -0.3, 0.8, 1.2], np.float32)),
+                                            ("absent", None), C(i64(4, 9))],
+     {"mode": "nearest", "coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3]})
+case("Resize", "cubic_a_exclude_outside", [RESIZE_IN, ("absent", None), UP],
+     {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, rtol=1e-4, atol=1e-5)
+case("Resize", "cubic_antialias_exclude", [f32(1, 1, 11, 9), ("absent", None), C(np.array([1, 1, 0.5, 0.7], np.float32))],
+     {"mode": "cubic", "antialias": 1, "exclude_outside": 1}, rtol=1e-4, atol=1e-5)
+for policy in ["not_larger", "not_smaller"]:
+    case("Resize", f"linear_{policy}", [RESIZE_IN, ("absent", None), ("absent", None), C(i64(8, 9))],
+         {"mode": "linear", "axes": [2, 3], "keep_aspect_ratio_policy": policy}, rtol=1e-4, atol=1e-5)
+case("Resize", "linear_axes_neg", [f32(2, 3, 7), ("absent", None), C(np.array([2.5], np.float32))],
+     {"mode": "linear", "axes": [-1]}, rtol=1e-4, atol=1e-5)
+case("Resize", "linear_1d_3d_input", [f32(1, 2, 3, 4, 5), ("absent", None), C(np.array([1, 1, 2, 0.5, 1.5], np.float32))],
+     {"mode": "linear"}, rtol=1e-4, atol=1e-5)
+case("MaxPool", "indices_storage_order1", [f32(2, 3, 7, 6)], {"kernel_shape": [3, 2], "strides": [2, 2],
+                                                              "pads": [1, 0, 1, 1], "storage_order": 1}, n_out=2)
+case("MaxPool", "indices_3d_storage_order1", [f32(1, 2, 4, 5, 6)], {"kernel_shape": [2, 2, 3], "storage_order": 1},
+     n_out=2)
+case("MaxPool", "indices_1d_storage_order1", [f32(1, 2, 9)], {"kernel_shape": [3], "strides": [2],
+                                                              "storage_order": 1}, n_out=2)
+for op in ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceSumSquare", "ReduceLogSumExp"]:
+    case(op, "axes", [f32(2, 3, 5, lo=0.5, hi=1.5), C(i64(1, -1))], rtol=1e-4, atol=1e-5)
+case("ReduceSum", "all_nokeep", [f32(2, 3, 5)], {"keepdims": 0}, rtol=1e-4, atol=1e-5)
+case("ArgMax", "axis1", [f32(3, 7, 2)], {"axis": 1})
+case("ArgMin", "nokeep", [f32(3, 7, 2)], {"axis": -1, "keepdims": 0})
+case("TopK", "largest", [f32(3, 9), C(i64(4))], n_out=2)
+case("CumSum", "rev_excl", [f32(3, 5), C(np.array(1, np.int64))], {"reverse": 1, "exclusive": 1}, rtol=1e-5)
+
+
+def build(op, inputs, attrs, n_out):
+    g = Graph(f"one_{op}")
+    names, feeds, arrays = [], {}, []
+    for k, item in enumerate(inputs):
+        if isinstance(item, tuple) and item[0] == "absent":
+            names.append("")
+            arrays.append(None)
+            continue
+        name = f"in{k}"
+        if isinstance(item, tuple) and item[0] == "const":
+            g.add_constant(name, item[1])
+            arrays.append(item[1])
+        else:
+            arr = np.asarray(item)
+            g.add_input(name, arr.dtype.name, arr.shape)
+            feeds[name] = arr
+            arrays.append(arr)
+        names.append(name)
+    outs = [f"out{k}" for k in range(n_out)]
+    node = g.add_node(op, names, outs, attrs, name=f"node_{op}")
+    g.outputs = outs
+    infer_shapes(g)
+    spec = REG[op]
+    expected = spec.run_reference(arrays, spec.resolve_attrs(node))
+    return g, feeds, expected
