@@ -15,15 +15,6 @@ from ..errors import MobconvError, ShapeError
 from ..ops.registry import get_spec
 
 
-def _widen_bfloat16(value) -> np.ndarray:
-    """bfloat16 constants are stored as raw uint16 bits (numpy has no bfloat16);
-    the reference computes with them as float32, the value they stand for."""
-    if value.dtype != "bfloat16":
-        return value.data
-    bits = np.asarray(value.data).astype(np.uint32) << 16
-    return bits.view(np.float32)
-
-
 def _check_feed(graph, feeds: dict) -> dict:
     missing = [n for n in graph.inputs if n not in feeds]
     if missing:
@@ -60,7 +51,7 @@ def run(
     keep_intermediates is set. `observer(node, input_arrays, output_arrays)` is
     called after each node (for calibration statistics).
     """
-    env = {v.name: _widen_bfloat16(v) for v in graph.constants()}
+    env = {v.name: v.data for v in graph.constants()}
     env.update(_check_feed(graph, feeds))
     for node in graph.nodes:
         spec = get_spec(node.op)
