@@ -4,8 +4,9 @@
 // so one fast driver plus one small microkernel per instruction set covers them.
 //
 // Algorithm (BLIS/GotoBLAS style):
-//   1. A is packed into MR-row panels, each panel k-major (a[k*MR + r]); weights are
-//      packed once at prepare time (sgemm_pack_a / sgemm_pack_b_*).
+//   1. A is packed into MR-row panels, each panel k-major (a[k*MR + r]), K-blocked by
+//      KC (all panels of one KC block are contiguous); weights are packed once at
+//      prepare time (sgemm_pack_a / sgemm_pack_b).
 //   2. B is packed into NR-column panels (b[k*NR + c]), per run for activations.
 //   3. The output is cut into MC x NC blocks (the unit of parallelism); inside a block
 //      K is walked in KC slices so an A micro-panel stays in L1 and the B slice in L2.

@@ -65,19 +65,47 @@ size_t sgemm_packed_a_size(const GemmUkernel& uk, size_t m, size_t k) {
   return round_up(m, uk.mr) * k;
 }
 
-void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
-                  size_t cs, float* packed) {
-  const size_t mr = uk.mr;
-  for (size_t p = 0; p < div_up(m, mr); ++p) {
-    float* dst = packed + p * k * mr;
-    const size_t rows = std::min(mr, m - p * mr);
-    for (size_t kk = 0; kk < k; ++kk) {
-      const float* src = a + p * mr * rs + kk * cs;
+namespace {
+// Packed A layout, K-blocked to match the driver: for each KC-row block kb of K, all MR-row
+// panels one after another, each kcb x MR (kcb = rows in that block). So the A data one
+// (k block, M block) step of the driver reads is contiguous, which keeps the hardware
+// prefetcher streaming when weights come from DRAM.
+inline const float* packed_a_panel(const float* packed, size_t mpad, size_t k, size_t mr, size_t pc,
+                                   size_t panel) {
+  const size_t kcb = std::min(kKc, k - pc);
+  return packed + pc * mpad + panel * kcb * mr;
+}
+
+void pack_a_panel(size_t mr, size_t m, size_t k, const float* a, size_t rs, size_t cs, size_t p,
+                  float* packed) {
+  const size_t mpad = round_up(m, mr);
+  const size_t rows = std::min(mr, m - p * mr);
+  for (size_t pc = 0; pc < k; pc += kKc) {
+    float* dst = const_cast<float*>(packed_a_panel(packed, mpad, k, mr, pc, p));
+    const size_t kcb = std::min(kKc, k - pc);
+    if (cs == 1) {  // row-major source: read rows sequentially, scatter into the panel
+      for (size_t r = 0; r < mr; ++r) {
+        const float* src = a + (p * mr + r) * rs + pc;
+        if (r < rows)
+          for (size_t kk = 0; kk < kcb; ++kk) dst[kk * mr + r] = src[kk];
+        else
+          for (size_t kk = 0; kk < kcb; ++kk) dst[kk * mr + r] = 0.f;
+      }
+      continue;
+    }
+    for (size_t kk = 0; kk < kcb; ++kk) {
+      const float* src = a + p * mr * rs + (pc + kk) * cs;
       size_t r = 0;
       for (; r < rows; ++r) dst[kk * mr + r] = src[r * rs];
       for (; r < mr; ++r) dst[kk * mr + r] = 0.f;
     }
   }
+}
+}  // namespace
+
+void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
+                  size_t cs, float* packed) {
+  for (size_t p = 0; p < div_up(m, uk.mr); ++p) pack_a_panel(uk.mr, m, k, a, rs, cs, p, packed);
 }
 
 size_t sgemm_packed_b_size(const GemmUkernel& uk, size_t k, size_t n) {
@@ -135,6 +163,7 @@ void gemm_task(void* vctx, int64_t task) {
   const size_t mb0 = grp * ctx.m_blocks / ctx.m_groups, mb1 = (grp + 1) * ctx.m_blocks / ctx.m_groups;
   const size_t j0 = jb * ctx.nc, j1 = std::min(g.n, j0 + ctx.nc);
   const size_t i_begin = mb0 * ctx.mc, i_end = std::min(g.m, mb1 * ctx.mc);
+  const size_t mpad = round_up(g.m, mr);
   GemmEpilogue ep;
   ep.bias_mode = g.bias != nullptr ? g.bias_mode : BiasMode::kNone;
   ep.min = ctx.lo;
@@ -154,7 +183,7 @@ void gemm_task(void* vctx, int64_t task) {
         const size_t ldb = g.b_rows != nullptr ? g.ldb : nr;
         const size_t ncols = std::min(nr, j1 - j);
         for (size_t i = i0; i < i1; i += mr) {
-          const float* ap = g.packed_a + (i / mr) * g.k * mr + pc * mr;
+          const float* ap = packed_a_panel(g.packed_a, mpad, g.k, mr, pc, i / mr);
           const size_t nrows = std::min(mr, i1 - i);
           float* c = g.c + i * g.ldc + j;
           if (last && ep.bias_mode != BiasMode::kNone)
@@ -219,8 +248,7 @@ struct PackACtx {
 };
 void pack_a_task(void* vctx, int64_t t) {
   const PackACtx& p = *static_cast<const PackACtx*>(vctx);
-  const size_t mr = p.uk->mr, r0 = size_t(t) * mr;
-  sgemm_pack_a(*p.uk, std::min(mr, p.m - r0), p.k, p.a + r0 * p.rs, p.rs, p.cs, p.pa + size_t(t) * p.k * mr);
+  pack_a_panel(p.uk->mr, p.m, p.k, p.a, p.rs, p.cs, size_t(t), p.pa);
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ void gemm_full_8x12(size_t kc, const float* a, const float* b, size_t ldb, float
     const float32x4_t b0 = vld1q_f32(b);
     const float32x4_t b1 = vld1q_f32(b + 4);
     const float32x4_t b2 = vld1q_f32(b + 8);
+    __builtin_prefetch(a + 64 * kMr);  // weights may come from DRAM
     MOBRT_ROW_FMA(0, a0, 0) MOBRT_ROW_FMA(1, a0, 1) MOBRT_ROW_FMA(2, a0, 2)
     MOBRT_ROW_FMA(3, a0, 3) MOBRT_ROW_FMA(4, a1, 0) MOBRT_ROW_FMA(5, a1, 1)
     MOBRT_ROW_FMA(6, a1, 2) MOBRT_ROW_FMA(7, a1, 3)

@@ -25,6 +25,7 @@ void gemm_full_6x16(size_t kc, const float* a, const float* b, size_t ldb, float
   for (size_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
+    _mm_prefetch((const char*)(a + 64 * kMr), _MM_HINT_T0);  // weights may come from DRAM
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
       const __m256 ar = _mm256_broadcast_ss(a + r);

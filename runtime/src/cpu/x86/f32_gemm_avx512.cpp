@@ -30,6 +30,7 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
     _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
+    _mm_prefetch((const char*)(a + 64 * kMr), _MM_HINT_T0);  // weights may come from DRAM
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
