@@ -219,3 +219,128 @@ def build(op, inputs, attrs, n_out):
     spec = REG[op]
     expected = spec.run_reference(arrays, spec.resolve_attrs(node))
     return g, feeds, expected
+
+
+# ---- SWEEP_CASES: shapes around the optimized kernels' tile and tail boundaries ----------
+# Odd channel counts and widths (vector tails), GEMM sizes around the micro-tile edges,
+# stride/pad/dilation/group/activation variants, broadcast patterns and short reduction
+# axes; run per instruction set (tests/test_runtime_aarch64.py runs them with NEON under
+# qemu). Same tuple layout as CASES; atol None means 1e-4 * max|reference|.
+SWEEP_CASES = []
+_srng = np.random.default_rng(11)
+
+
+def _s32(*shape, lo=-2.0, hi=2.0):
+    return _srng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def _sweep(op, variant, inputs, attrs=None, n_out=1, rtol=1e-4, atol=None):
+    SWEEP_CASES.append(pytest.param(op, variant, inputs, attrs or {}, n_out, rtol, atol, id=f"{op}-{variant}"))
+
+
+_RELU6 = {"activation": "Clip", "activation_params": [0.0, 6.0]}
+# depthwise 3x3, stride 1 and 2, widths 1..33 (NEON processes 4 lanes; tails and borders)
+for _c, _h, _w in [(1, 1, 1), (3, 2, 2), (5, 3, 3), (8, 4, 5), (17, 5, 7), (4, 7, 9), (2, 9, 16), (3, 6, 17),
+                   (6, 5, 33), (1, 13, 6)]:
+    for _s in (1, 2):
+        for _p in (0, 1):
+            if (_h + 2 * _p - 3) < 0 or (_w + 2 * _p - 3) < 0:
+                continue
+            _attrs = {"group": _c, "strides": [_s, _s], "pads": [_p] * 4}
+            _ins = [_s32(1, _c, _h, _w), C(_s32(_c, 1, 3, 3))]
+            if (_c + _w) % 2:
+                _ins.append(C(_s32(_c)))
+                _attrs.update(_RELU6)
+            _sweep("Conv", f"dw3x3_c{_c}_{_h}x{_w}_s{_s}_p{_p}", _ins, _attrs)
+_sweep("Conv", "dw3x3_asym_pads", [_s32(2, 3, 8, 11), C(_s32(3, 1, 3, 3))], {"group": 3, "pads": [0, 1, 1, 0]})
+_sweep("Conv", "dw3x3_s2_asym_pads", [_s32(1, 5, 9, 10), C(_s32(5, 1, 3, 3))],
+       {"group": 5, "strides": [2, 2], "pads": [1, 0, 0, 1]})
+_sweep("Conv", "dw3x3_dil2", [_s32(1, 4, 9, 11), C(_s32(4, 1, 3, 3))], {"group": 4, "dilations": [2, 2],
+                                                                         "pads": [2, 2, 2, 2]})
+_sweep("Conv", "dw3x3_mult2", [_s32(1, 3, 7, 7), C(_s32(6, 1, 3, 3))], {"group": 3, "pads": [1, 1, 1, 1]})
+_sweep("Conv", "dw5x5_s1", [_s32(1, 6, 11, 13), C(_s32(6, 1, 5, 5)), C(_s32(6))], {"group": 6, "pads": [2] * 4})
+_sweep("Conv", "dw3x3_s2_same_upper", [_s32(1, 7, 10, 13), C(_s32(7, 1, 3, 3))],
+       {"group": 7, "strides": [2, 2], "auto_pad": "SAME_UPPER"})
+_sweep("Conv", "dw3x3_s1_relu_batch3", [_s32(3, 5, 6, 7), C(_s32(5, 1, 3, 3)), C(_s32(5))],
+       {"group": 5, "pads": [1] * 4, "activation": "Relu"})
+# dense conv: GEMM tile edges in output channels (M) and pixels (N), K from Cin*kh*kw
+for _cin, _cout, _k, _hw, _s, _p, _d, _act in [
+        (1, 1, 1, (1, 1), 1, 0, 1, None), (2, 3, 1, (3, 5), 1, 0, 1, "Relu"), (7, 5, 1, (4, 4), 1, 0, 1, None),
+        (16, 9, 1, (5, 3), 2, 0, 1, None), (3, 4, 3, (5, 5), 1, 1, 1, None), (3, 8, 3, (7, 6), 2, 1, 1, "Relu"),
+        (5, 17, 3, (6, 9), 1, 1, 1, "relu6"), (4, 33, 3, (3, 11), 1, 0, 1, None), (2, 7, 5, (9, 9), 2, 2, 1, None),
+        (3, 12, 3, (11, 10), 1, 2, 2, None), (8, 13, 3, (9, 8), 2, 1, 2, "Relu"), (1, 16, 7, (13, 13), 2, 3, 1, None),
+        (9, 31, 1, (1, 1), 1, 0, 1, None), (6, 3, 3, (2, 2), 1, 1, 1, None), (4, 24, 3, (8, 8), 1, 1, 1, "hswish")]:
+    _attrs = {"strides": [_s, _s], "pads": [_p] * 4, "dilations": [_d, _d]}
+    if _act == "relu6":
+        _attrs.update(_RELU6)
+    elif _act == "hswish":
+        _attrs["activation"] = "HardSwish"
+    elif _act:
+        _attrs["activation"] = _act
+    _sweep("Conv", f"k{_k}_ci{_cin}_co{_cout}_{_hw[0]}x{_hw[1]}_s{_s}_p{_p}_d{_d}_{_act}",
+           [_s32(1, _cin, *_hw), C(_s32(_cout, _cin, _k, _k)), C(_s32(_cout))], _attrs)
+_sweep("Conv", "group4_3x3", [_s32(1, 8, 7, 9), C(_s32(12, 2, 3, 3)), C(_s32(12))], {"group": 4, "pads": [1] * 4})
+_sweep("Conv", "group2_1x1_batch2", [_s32(2, 6, 5, 5), C(_s32(10, 3, 1, 1))], {"group": 2})
+_sweep("Conv", "rect_kernel_3x1", [_s32(1, 4, 9, 7), C(_s32(6, 4, 3, 1))], {"pads": [1, 0, 1, 0]})
+_sweep("Conv", "asym_stride_2x1", [_s32(1, 3, 10, 9), C(_s32(5, 3, 3, 3))], {"strides": [2, 1], "pads": [1, 1, 1, 1]})
+_sweep("Conv", "same_lower_s2", [_s32(1, 3, 10, 11), C(_s32(4, 3, 3, 3))], {"strides": [2, 2], "auto_pad": "SAME_LOWER"})
+_sweep("Conv", "1x1_batch3", [_s32(3, 5, 3, 7), C(_s32(6, 5, 1, 1)), C(_s32(6))])
+# Gemm / MatMul around micro-tile sizes
+for _m, _k, _n in [(1, 1, 1), (1, 3, 5), (2, 5, 7), (3, 7, 4), (4, 8, 8), (5, 9, 16), (7, 16, 17), (8, 17, 9),
+                   (9, 31, 33), (13, 33, 12), (16, 2, 31), (17, 64, 24)]:
+    _sweep("Gemm", f"transB_{_m}x{_k}x{_n}", [_s32(_m, _k), C(_s32(_n, _k)), C(_s32(_n))], {"transB": 1})
+    _sweep("MatMul", f"constB_{_m}x{_k}x{_n}", [_s32(_m, _k), C(_s32(_k, _n))])
+    _sweep("MatMul", f"dyn_{_m}x{_k}x{_n}", [_s32(2, _m, _k), _s32(_k, _n)])
+_sweep("Gemm", "noTransB_bias_row", [_s32(6, 10), C(_s32(10, 7)), C(_s32(1, 7))], {"alpha": 1.5, "beta": 0.5})
+_sweep("Gemm", "relu_bias_scalar", [_s32(3, 9), C(_s32(9, 5)), C(_s32(1))], {"activation": "Relu"})
+_sweep("MatMul", "dyn_bcast_batch", [_s32(3, 1, 5, 6), _s32(1, 2, 6, 7)])
+_sweep("MatMul", "dyn_vec_vec", [_s32(9), _s32(9)])
+# pooling
+for _h, _w in [(1, 1), (2, 3), (5, 5), (7, 9), (8, 17), (13, 6)]:
+    for _k, _s, _p in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (3, 2, 0)]:
+        if _h + 2 * _p < _k or _w + 2 * _p < _k:
+            continue
+        _pa = {"kernel_shape": [_k, _k], "strides": [_s, _s], "pads": [_p] * 4}
+        _sweep("MaxPool", f"k{_k}s{_s}p{_p}_{_h}x{_w}", [_s32(1, 3, _h, _w)], _pa)
+        _sweep("AveragePool", f"k{_k}s{_s}p{_p}_{_h}x{_w}", [_s32(1, 2, _h, _w)], _pa)
+_sweep("MaxPool", "ceil_k3s2_10x7", [_s32(1, 2, 10, 7)], {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1})
+_sweep("AveragePool", "ceil_pad_exclude", [_s32(1, 2, 10, 7)], {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                                 "pads": [1, 1, 1, 1], "ceil_mode": 1})
+_sweep("AveragePool", "include_pad_s2", [_s32(1, 3, 7, 8)], {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                             "pads": [1, 0, 1, 1], "count_include_pad": 1})
+_sweep("MaxPool", "rect_k2x3", [_s32(2, 3, 7, 8)], {"kernel_shape": [2, 3], "strides": [1, 2], "pads": [0, 1, 1, 0]})
+_sweep("MaxPool", "dilated", [_s32(1, 2, 9, 9)], {"kernel_shape": [2, 2], "dilations": [2, 2]})
+for _h, _w in [(1, 1), (1, 5), (3, 3), (7, 7), (9, 13)]:
+    _sweep("GlobalAveragePool", f"{_h}x{_w}", [_s32(2, 5, _h, _w)])
+# element-wise: broadcast patterns
+_PATTERNS = [("same_odd", (3, 13), (3, 13)), ("scalar_rhs", (2, 17), ()), ("scalar_lhs", (), (2, 17)),
+             ("channel", (2, 5, 3, 7), (1, 5, 1, 1)), ("channel_lhs", (5, 1, 1), (2, 5, 3, 3)),
+             ("row", (4, 9), (9,)), ("col", (4, 9), (4, 1)), ("outer", (7, 1), (1, 9)),
+             ("rank_diff", (3,), (2, 4, 3)), ("both_bcast", (2, 1, 5), (1, 3, 1)), ("one_elem", (1,), (1, 1, 1)),
+             ("len1", (1,), (1,)), ("len4k1", (4101,), (4101,)), ("mid", (2, 3, 5), (2, 1, 5))]
+for _op in ["Add", "Sub", "Mul", "Div", "Max", "Min"]:
+    for _name, _a, _b in _PATTERNS:
+        _lo = 0.5 if _op == "Div" else -2.0
+        _sweep(_op, _name, [_s32(*_a), _s32(*_b, lo=_lo, hi=2.0)])
+_sweep("Add", "const_channel", [_s32(1, 6, 4, 5), C(_s32(6, 1, 1))])
+_sweep("Mul", "const_scalar", [_s32(3, 11), C(np.float32(-1.5))])
+_sweep("Sum", "two_bcast", [_s32(2, 3, 5), _s32(3, 1)])
+# activations: lengths 1..17 and a long one (vector body + tails)
+for _n in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 1027]:
+    _sweep("Relu", f"n{_n}", [_s32(_n)])
+    _sweep("Sigmoid", f"n{_n}", [_s32(_n, lo=-20, hi=20)])
+    _sweep("Tanh", f"n{_n}", [_s32(_n, lo=-8, hi=8)])
+    _sweep("HardSwish", f"n{_n}", [_s32(_n, lo=-5, hi=5)])
+_sweep("Sigmoid", "extremes", [np.array([-100, -88, -87, -20, -1e-3, 0, 1e-3, 20, 87, 88, 100], np.float32)])
+_sweep("Tanh", "extremes", [np.array([-100, -10, -9, -5, -1e-4, 0, 1e-4, 5, 9, 10, 100], np.float32)])
+_sweep("HardSigmoid", "n13", [_s32(13, lo=-4, hi=4)], {"alpha": 0.2, "beta": 0.5})
+_sweep("LeakyRelu", "n13", [_s32(13)], {"alpha": 0.1})
+_sweep("Clip", "n13", [_s32(13), C(np.float32(-1.0)), C(np.float32(1.0))])
+_sweep("Clip", "min_only_n9", [_s32(9), C(np.float32(0.0))])
+# softmax: short and odd reduction axes, inner axes
+for _n in [1, 2, 3, 4, 5, 7, 8, 9, 17, 33]:
+    _sweep("Softmax", f"last_{_n}", [_s32(3, _n, lo=-10, hi=10)])
+    _sweep("LogSoftmax", f"last_{_n}", [_s32(2, _n, lo=-10, hi=10)])
+_sweep("Softmax", "axis1_inner5", [_s32(2, 7, 5)], {"axis": 1})
+_sweep("Softmax", "axis0", [_s32(6, 3)], {"axis": 0})
+_sweep("Softmax", "large_values", [_s32(2, 9, lo=50, hi=90)])
