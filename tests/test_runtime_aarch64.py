@@ -106,7 +106,9 @@ def mobrt_run_aarch64() -> Path:
     if missing:
         pytest.fail(f"{', '.join(missing)} not found: the aarch64 runtime tests need g++-aarch64-linux-gnu and "
                     f"qemu-user; run scripts/install-system-deps.sh")
-    if not (BUILD / "CMakeCache.txt").exists():
+    cache = BUILD / "CMakeCache.txt"
+    fb = re.search(r"^FLATBUFFERS_INCLUDE_DIR:\w+=(.*)$", cache.read_text(), re.M) if cache.exists() else None
+    if not cache.exists() or not (fb and Path(fb.group(1), "flatbuffers", "flatbuffers.h").exists()):
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
         proc = subprocess.run(
             ["cmake", "-S", str(ROOT / "runtime"), "-B", str(BUILD), *gen, "-DCMAKE_BUILD_TYPE=Release",
