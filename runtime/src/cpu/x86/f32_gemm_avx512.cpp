@@ -1,4 +1,5 @@
 // f32_gemm_ukernel_14x32__avx512f: packed SGEMM microkernel for AVX-512F.
+// Edge tiles use AVX-512 masked loads/stores instead of a temporary tile.
 //
 // C tile 14 x 32 lives in 28 zmm accumulators; each k step loads one 32-float row of
 // the B panel (2 zmm) and broadcasts 14 A values (folded into the FMA as embedded
@@ -18,8 +19,14 @@ namespace {
 constexpr int kMr = 14;
 constexpr int kNr = 32;
 
-void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
-                     int accumulate, const GemmEpilogue* ep) {
+// EDGE: only rows r < mr and columns j < nr of C are read/written (AVX-512 masks), so
+// edge tiles need no temporary tile; rows >= mr are computed and dropped.
+template <bool EDGE>
+void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                     size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep) {
+  const __mmask16 m0 = EDGE ? (nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1)) : __mmask16(0xFFFF);
+  const __mmask16 m1 = EDGE ? (nr >= 32 ? __mmask16(0xFFFF) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1))
+                            : __mmask16(0xFFFF);
   __m512 c0[kMr], c1[kMr];
 #pragma GCC unroll 16
   for (int r = 0; r < kMr; ++r) {
@@ -43,21 +50,22 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
   if (accumulate) {
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
-      c0[r] = _mm512_add_ps(c0[r], _mm512_loadu_ps(c + r * ldc));
-      c1[r] = _mm512_add_ps(c1[r], _mm512_loadu_ps(c + r * ldc + 16));
+      if (EDGE && size_t(r) >= mr) break;
+      c0[r] = _mm512_add_ps(c0[r], EDGE ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_loadu_ps(c + r * ldc));
+      c1[r] = _mm512_add_ps(c1[r], EDGE ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_loadu_ps(c + r * ldc + 16));
     }
   }
   if (ep != nullptr) {
     if (ep->bias_mode == BiasMode::kPerRow) {
 #pragma GCC unroll 16
       for (int r = 0; r < kMr; ++r) {
-        const __m512 br = _mm512_set1_ps(ep->bias[r]);
+        const __m512 br = _mm512_set1_ps(!EDGE || size_t(r) < mr ? ep->bias[r] : 0.f);
         c0[r] = _mm512_add_ps(c0[r], br);
         c1[r] = _mm512_add_ps(c1[r], br);
       }
     } else if (ep->bias_mode == BiasMode::kPerCol) {
-      const __m512 bc0 = _mm512_loadu_ps(ep->bias);
-      const __m512 bc1 = _mm512_loadu_ps(ep->bias + 16);
+      const __m512 bc0 = EDGE ? _mm512_maskz_loadu_ps(m0, ep->bias) : _mm512_loadu_ps(ep->bias);
+      const __m512 bc1 = EDGE ? _mm512_maskz_loadu_ps(m1, ep->bias + 16) : _mm512_loadu_ps(ep->bias + 16);
 #pragma GCC unroll 16
       for (int r = 0; r < kMr; ++r) {
         c0[r] = _mm512_add_ps(c0[r], bc0);
@@ -74,9 +82,20 @@ void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
   }
 #pragma GCC unroll 16
   for (int r = 0; r < kMr; ++r) {
-    _mm512_storeu_ps(c + r * ldc, c0[r]);
-    _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+    if (EDGE) {
+      if (size_t(r) >= mr) break;
+      _mm512_mask_storeu_ps(c + r * ldc, m0, c0[r]);
+      _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
+    } else {
+      _mm512_storeu_ps(c + r * ldc, c0[r]);
+      _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+    }
   }
+}
+
+void gemm_full_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                     int accumulate, const GemmEpilogue* ep) {
+  gemm_tile_14x32<false>(kc, a, b, ldb, c, ldc, kMr, kNr, accumulate, ep);
 }
 
 // 1 x 32 row (see ukernel_common.h): two k steps per iteration on separate
@@ -123,10 +142,20 @@ void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, size_t 
   _mm512_storeu_ps(c + 16, c1);
 }
 
+// Any tile: full tiles and masked edge tiles directly on C; short tiles row by row; an
+// edge panel of B read in place goes through ukernel_any's zero-padded copy.
+void gemm_ukernel_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                        size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep) {
+  if (mr == size_t(kMr) && nr == size_t(kNr))
+    return gemm_tile_14x32<false>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
+  if ((nr == size_t(kNr) && mr * 2 <= size_t(kMr)) || (nr < size_t(kNr) && ldb != size_t(kNr)))
+    return ukernel_any<kMr, kNr, gemm_full_14x32, gemm_row_1x32>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
+  gemm_tile_14x32<true>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
+}
+
 }  // namespace
 
-extern const GemmUkernel kF32GemmAvx512 = {"f32_gemm_ukernel_14x32__avx512f",
-                                           &ukernel_any<kMr, kNr, gemm_full_14x32, gemm_row_1x32>, kMr, kNr};
+extern const GemmUkernel kF32GemmAvx512 = {"f32_gemm_ukernel_14x32__avx512f", &gemm_ukernel_14x32, kMr, kNr};
 
 }  // namespace cpu
 }  // namespace mobrt
