@@ -344,3 +344,30 @@ for _n in [1, 2, 3, 4, 5, 7, 8, 9, 17, 33]:
 _sweep("Softmax", "axis1_inner5", [_s32(2, 7, 5)], {"axis": 1})
 _sweep("Softmax", "axis0", [_s32(6, 3)], {"axis": 0})
 _sweep("Softmax", "large_values", [_s32(2, 9, lo=50, hi=90)])
+# larger shapes: several GEMM K/N blocks, fused activations on the depthwise path,
+# non-finite values (NaN propagation, -inf logits)
+_sweep("Conv", "3x3_k576_co67", [_s32(1, 64, 15, 17), C(_s32(67, 64, 3, 3)), C(_s32(67))], {"pads": [1] * 4})
+_sweep("Conv", "1x1_k300_co129", [_s32(1, 300, 11, 13), C(_s32(129, 300, 1, 1))])
+_sweep("Conv", "dw3x3_sigmoid", [_s32(1, 9, 10, 11), C(_s32(9, 1, 3, 3)), C(_s32(9))],
+       {"group": 9, "pads": [1] * 4, "activation": "Sigmoid"})
+_sweep("Conv", "dw3x3_s2_tanh", [_s32(1, 9, 10, 11), C(_s32(9, 1, 3, 3))],
+       {"group": 9, "strides": [2, 2], "pads": [1] * 4, "activation": "Tanh"})
+_sweep("Conv", "dw3x3_leaky", [_s32(1, 5, 6, 19), C(_s32(5, 1, 3, 3))],
+       {"group": 5, "pads": [1] * 4, "activation": "LeakyRelu", "activation_params": [0.1]})
+_sweep("Conv", "3x3_hardsigmoid", [_s32(1, 5, 6, 19), C(_s32(7, 5, 3, 3))],
+       {"pads": [1] * 4, "activation": "HardSigmoid", "activation_params": [0.2, 0.5]})
+_sweep("Gemm", "67x300x129", [_s32(67, 300), C(_s32(300, 129)), C(_s32(129))])
+_sweep("Gemm", "transB_5x513x1001", [_s32(5, 513), C(_s32(1001, 513)), C(_s32(1001))], {"transB": 1})
+_sweep("MatMul", "dyn_3x29x257x71", [_s32(3, 29, 257), _s32(3, 257, 71)])
+_sweep("MatMul", "dyn_k1", [_s32(7, 1), _s32(1, 9)])
+_sweep("MaxPool", "k3s2p1_17x57x59", [_s32(1, 17, 57, 59)], {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                             "pads": [1] * 4})
+_sweep("AveragePool", "k5s3p2", [_s32(1, 3, 17, 19)], {"kernel_shape": [5, 5], "strides": [3, 3], "pads": [2] * 4})
+_sweep("Add", "channel_33x17x19", [_s32(2, 33, 17, 19), _s32(33, 1, 1)])
+_sweep("Div", "inner_bcast", [_s32(3, 7, 1), _s32(1, 7, 9, lo=0.5)])
+_sweep("GlobalAveragePool", "1280x7x7", [_s32(1, 1280, 7, 7)])
+_sweep("Softmax", "axis2_of4", [_s32(2, 3, 19, 5)], {"axis": 2})
+_sweep("Softmax", "neg_inf", [np.array([[-np.inf, 0, 1, 2, -np.inf], [1, 1, 1, 1, 1]], np.float32)])
+_sweep("Relu", "non_finite", [np.array([np.nan, -1, 1, np.inf, -np.inf, -0.0, 3, np.nan, 5], np.float32)])
+_sweep("Max", "nan", [np.array([np.nan, 1, 2, 3, 4, 5, np.nan, 1, 2], np.float32),
+                      np.array([0, np.nan, 2, 3, 4, 5, 6, 7, np.nan], np.float32)])

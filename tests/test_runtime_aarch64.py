@@ -224,13 +224,14 @@ def _compare(where: str, got: list, expected: list, rtol: float, atol: float) ->
             return f"{w}: dtype {out.dtype}, expected {exp.dtype}"
         if exp.dtype.kind == "f":
             if atol is None:  # no tolerance stated for the case: 1e-4 relative to max|reference|
-                atol = 1e-4 * max(float(np.max(np.abs(exp), initial=0.0)), 1e-6)
+                finite = np.abs(exp[np.isfinite(exp)])
+                atol = 1e-4 * max(float(np.max(finite, initial=0.0)), 1e-6)
             bad = ~np.isclose(out, exp, rtol=rtol, atol=atol, equal_nan=True)
         else:
             bad = out != exp
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            scale = float(np.max(np.abs(exp))) if exp.size and exp.dtype.kind == "f" else 0.0
+            scale = float(np.max(np.abs(exp[np.isfinite(exp)]), initial=0.0)) if exp.dtype.kind == "f" else 0.0
             rel = (float(np.max(np.abs(out.astype(np.float64) - exp))) / max(scale, 1e-30)) if scale else float("nan")
             return (f"{w}: {int(bad.sum())} of {bad.size} mismatch (rtol={rtol}, atol={atol}), first at index {idx}: "
                     f"expected {exp[idx]!r}, got {out[idx]!r}; max|got-ref|/max|ref| = {rel:.3g}")
