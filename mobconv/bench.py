@@ -1,122 +1,92 @@
-"""Benchmark one .mob model in the C++ runtime: the numbers behind `mobconv bench`.
+"""Measure one .mob model in the C++ runtime: what `mobconv bench` prints.
 
-    from mobconv.bench import bench, format_report
-    result = bench("model.mob", threads=1, runs=50)
-    print(format_report(result))
-
-Measures, in this order: load (model mmap + verification + interpreter creation, which
-includes shape inference, memory planning and weight pre-packing), the first run, then
-`runs` steady-state runs (median / p90 / min). Reports the activation arena, the sum of
-activations without reuse, the process's peak RSS, and the ten ops with the most time
-(averaged over the steady runs, from the runtime's per-op profile).
+Load (mmap + verification), interpreter creation (shape inference, memory
+plan, weight pre-packing), first run, then `runs` timed steady-state runs
+(median and p90), the activation arena, the process's peak RSS, and the ten
+op types that take the most time (from a separate profiled interpreter, so
+profiling does not slow the timed runs). Numbers are measured, never asserted;
+side-by-side comparisons with peer runtimes live in benchmarks/.
 """
 from __future__ import annotations
 
-import os
 import resource
-import sys
 import time
-from typing import Optional
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["bench", "format_report", "random_feeds"]
+from . import runtime
+from .api import concrete_shape
 
 
-def random_feeds(inputs: list, seed: int = 0, dim_default: int = 1) -> dict:
-    """Random inputs for the interpreter's input specs; unresolved dims (-1) become dim_default."""
+@dataclass
+class BenchResult:
+    model: str
+    threads: int
+    runs: int
+    load_ms: float
+    create_ms: float
+    first_run_ms: float
+    median_ms: float
+    p90_ms: float
+    arena_bytes: int
+    peak_rss_bytes: int
+    top_ops: list = field(default_factory=list)  # [(op type, total ms per run, share, count)]
+
+
+def _random_feeds(interpreter, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     feeds = {}
-    for spec in inputs:
-        shape = tuple(d if d >= 0 else dim_default for d in spec["shape"])
-        dtype = np.dtype(spec["dtype"])
+    for info in interpreter.inputs:
+        shape = concrete_shape(tuple(d if d >= 0 else 1 for d in info["shape"]))
+        dtype = np.dtype(info["dtype"])
         if dtype.kind == "f":
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+            feeds[info["name"]] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "b":
-            feeds[spec["name"]] = rng.integers(0, 2, shape).astype(dtype)
+            feeds[info["name"]] = rng.integers(0, 2, size=shape).astype(bool)
         else:
-            feeds[spec["name"]] = rng.integers(0, 10, shape).astype(dtype)
+            feeds[info["name"]] = rng.integers(0, 10, size=shape).astype(dtype)
     return feeds
 
 
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) * (1 if sys.platform == "darwin" else 1024)  # Linux reports KiB
-
-
-def bench(model_path, threads: int = 1, runs: int = 50, warmup: int = 2, isa: Optional[str] = None,
-          feeds: Optional[dict] = None, top: int = 10) -> dict:
-    """Benchmark `model_path` (a .mob path or its bytes) in the C++ runtime; returns a dict.
-
-    Keys: model, threads, runs, isa, load_ms, first_run_ms, median_ms, p90_ms, min_ms,
-    mean_ms, arena_bytes, activation_bytes, peak_rss_bytes, top_ops (list of dicts with
-    name, type, ms, percent), ops_total_ms.
-    """
-    from mobconv.runtime import Interpreter
-
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    t0 = time.perf_counter()
-    it = Interpreter(model_path, threads=threads, isa=isa, profile=True)
-    load_ms = (time.perf_counter() - t0) * 1e3
-    try:
-        if feeds is None:
-            feeds = random_feeds(it.inputs)
-        t0 = time.perf_counter()
-        it.run(feeds)
-        first_ms = (time.perf_counter() - t0) * 1e3
-        for _ in range(max(0, warmup - 1)):
-            it.run(feeds)
-        times = []
-        per_op: dict = {}
+def _op_breakdown(model, feeds: dict, threads: int, runs: int) -> list:
+    totals: dict = {}
+    with runtime.Interpreter(model, threads=threads, profile=True) as interpreter:
+        interpreter.run(feeds)  # warm-up
         for _ in range(runs):
-            t0 = time.perf_counter()
-            it.run(feeds)
-            times.append((time.perf_counter() - t0) * 1e3)
-            for name, op_type, ms in it.profile():
-                acc = per_op.setdefault(name, [op_type, 0.0])
-                acc[1] += ms
-        arena, acts = it.arena_bytes, it.activation_bytes
+            interpreter.run(feeds)
+            for _name, op_type, ms in interpreter.profile():
+                total, count = totals.get(op_type, (0.0, 0))
+                totals[op_type] = (total + ms, count + 1)
+    overall = sum(t for t, _ in totals.values()) or 1.0
+    rows = [(op, t / runs, t / overall, c // runs) for op, (t, c) in totals.items()]
+    return sorted(rows, key=lambda r: -r[1])[:10]
+
+
+def bench(path: str, threads: int = 1, runs: int = 50, warmup: int = 3, seed: int = 0) -> BenchResult:
+    start = time.perf_counter()
+    model = runtime.Model(path)
+    load_ms = (time.perf_counter() - start) * 1e3
+    start = time.perf_counter()
+    interpreter = runtime.Interpreter(model, threads=threads, profile=False)
+    create_ms = (time.perf_counter() - start) * 1e3
+    try:
+        feeds = _random_feeds(interpreter, seed)
+        start = time.perf_counter()
+        interpreter.run(feeds)
+        first_ms = (time.perf_counter() - start) * 1e3
+        for _ in range(warmup):
+            interpreter.run(feeds)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            interpreter.run(feeds)
+            times.append((time.perf_counter() - start) * 1e3)
+        arena = interpreter.arena_bytes
     finally:
-        it.close()
-    t = np.asarray(times)
-    total = sum(v[1] for v in per_op.values()) / runs
-    ops = sorted(((n, v[0], v[1] / runs) for n, v in per_op.items()), key=lambda e: -e[2])[:top]
-    return {
-        "model": os.fspath(model_path) if not isinstance(model_path, (bytes, bytearray)) else "<bytes>",
-        "threads": threads,
-        "runs": runs,
-        "isa": isa or "best",
-        "load_ms": load_ms,
-        "first_run_ms": first_ms,
-        "median_ms": float(np.median(t)),
-        "p90_ms": float(np.percentile(t, 90)),
-        "min_ms": float(t.min()),
-        "mean_ms": float(t.mean()),
-        "arena_bytes": int(arena),
-        "activation_bytes": int(acts),
-        "peak_rss_bytes": _peak_rss_bytes(),
-        "ops_total_ms": total,
-        "top_ops": [{"name": n, "type": ty, "ms": ms, "percent": 100.0 * ms / total if total else 0.0}
-                    for n, ty, ms in ops],
-    }
-
-
-def format_report(r: dict) -> str:
-    """Human-readable text of a bench() result."""
-    mib = 1024.0 * 1024.0
-    lines = [
-        f"model        {r['model']}",
-        f"threads      {r['threads']}   isa {r['isa']}   runs {r['runs']}",
-        f"load         {r['load_ms']:.2f} ms (mmap, verify, plan, pre-pack)",
-        f"first run    {r['first_run_ms']:.2f} ms",
-        f"steady       median {r['median_ms']:.3f} ms   p90 {r['p90_ms']:.3f} ms   min {r['min_ms']:.3f} ms",
-        f"arena        {r['arena_bytes'] / mib:.2f} MiB (activations without reuse: {r['activation_bytes'] / mib:.2f} MiB)",
-        f"peak RSS     {r['peak_rss_bytes'] / mib:.1f} MiB (whole process)",
-        f"top {len(r['top_ops'])} ops by time (mean of steady runs; ops total {r['ops_total_ms']:.3f} ms):",
-    ]
-    for e in r["top_ops"]:
-        lines.append(f"  {e['ms']:8.3f} ms {e['percent']:5.1f}%  {e['type']:<18s} {e['name']}")
-    return "\n".join(lines)
+        interpreter.close()
+    top = _op_breakdown(model, feeds, threads, max(1, min(runs, 10)))
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return BenchResult(path, threads, runs, load_ms, create_ms, first_ms,
+                       float(np.median(times)), float(np.percentile(times, 90)),
+                       arena, peak_rss, top)

@@ -388,3 +388,17 @@ def test_subprocess_error_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = _mobconv("onnx2mob", tmp_path / "x.onnx", "--input-shape", "bad")
     assert result.returncode == 2
+
+
+def test_bench_reports_load_latency_arena_and_top_ops(tiny_mob, capsys):
+    code, out, err = cli(capsys, "bench", tiny_mob, "--runs", "3", "--warmup", "1")
+    assert code == 0, err
+    for field in ("model load", "first run", "steady median", "steady p90", "activation arena",
+                  "peak RSS", "Top ops by time"):
+        assert field in out, field
+    assert "Conv" in out
+
+
+def test_bench_rejects_bad_counts(tiny_mob, capsys):
+    code, _, err = cli(capsys, "bench", tiny_mob, "--runs", "0")
+    assert_one_line_error(code, err, "--runs", expected_code=2)

@@ -15,10 +15,10 @@ import warnings
 
 from .. import __version__
 from ..errors import MobconvError
-from . import caffe2mob, compare, info, onnx2mob, run, validate
+from . import bench, caffe2mob, compare, info, onnx2mob, run, validate
 from .common import HelpFormatter
 
-COMMANDS = (onnx2mob, caffe2mob, info, run, compare, validate)
+COMMANDS = (onnx2mob, caffe2mob, info, run, compare, validate, bench)
 
 EPILOG = """\
 examples:
