@@ -55,6 +55,16 @@ def test_kernels_native():
     assert "isa scalar" in out
 
 
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+def test_kernels_native_asan_ubsan():
+    """Same program under AddressSanitizer + UBSan: no out-of-bounds reads in edge paths."""
+    flags = "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+    exe = _build("asan", ["-DCMAKE_BUILD_TYPE=RelWithDebInfo", f"-DCMAKE_CXX_FLAGS={flags}",
+                          "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"])
+    passed, _, _ = _run([str(exe), "--quick"], timeout=600)
+    assert passed > 500
+
+
 @pytest.mark.skipif(
     shutil.which("aarch64-linux-gnu-g++") is None or shutil.which("qemu-aarch64") is None,
     reason="needs g++-aarch64-linux-gnu and qemu-user (scripts/install-system-deps.sh)")

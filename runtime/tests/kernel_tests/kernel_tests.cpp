@@ -307,7 +307,12 @@ void test_conv(const IsaKernels& ks, bool quick) {
       {1, 4, 23, 23, 6, 7, 3, 3, 1, 2},   {1, 32, 8, 8, 64, 3, 1, 1, 1, 1},
       {1, 127, 5, 5, 13, 1, 1, 0, 1, 1},  {1, 64, 28, 28, 29, 1, 2, 0, 1, 1},
       {1, 300, 6, 6, 20, 3, 1, 1, 1, 1},  {1, 20, 17, 19, 37, 1, 1, 0, 1, 1},
-      {1, 130, 17, 19, 3, 1, 1, 0, 1, 1}, {2, 300, 16, 17, 16, 1, 1, 0, 1, 1}};
+      {1, 130, 17, 19, 3, 1, 1, 0, 1, 1}, {2, 300, 16, 17, 16, 1, 1, 0, 1, 1},
+      // stride 1 with >= 64 input channels per group: shift-and-accumulate
+      {1, 64, 9, 11, 17, 3, 1, 1, 1, 1},  {2, 96, 7, 7, 30, 3, 1, 1, 1, 1},
+      {1, 64, 10, 12, 8, 3, 1, 2, 2, 1},  {1, 70, 13, 9, 5, 5, 1, 2, 1, 1},
+      {1, 128, 6, 6, 16, 3, 1, 0, 1, 2},  {1, 300, 5, 4, 29, 2, 1, 1, 1, 1},
+      {1, 64, 20, 20, 20, 3, 1, 1, 1, 1}, {1, 80, 18, 17, 9, 3, 1, 2, 2, 1}};
   if (quick) cases.resize(4);
   for (const C& c : cases) {
     Conv2dShape s;
@@ -332,10 +337,10 @@ void test_conv(const IsaKernels& ks, bool quick) {
     check(name, shape, y.data(), ref.data(), y.size(), 1e-4f, 1e-4f);
     check_equal(name + " (3 threads)", shape, y, y3);
   }
-  // Asymmetric padding.
-  {
+  // Asymmetric padding, with and without shift-and-accumulate (cin 3 vs 80).
+  for (int64_t cin : {int64_t(3), int64_t(80)}) {
     Conv2dShape s;
-    s.cin = 3; s.ih = 10; s.iw = 13; s.cout = 5; s.kh = 3; s.kw = 2; s.sh = 2; s.sw = 1;
+    s.cin = cin; s.ih = 10; s.iw = 13; s.cout = 5; s.kh = 3; s.kw = 2; s.sh = 2; s.sw = 1;
     s.pt = 0; s.pl = 1; s.pb = 1; s.pr = 0;
     conv2d_output_dims(&s);
     auto x = rand_vec(s.cin * s.ih * s.iw), w = rand_vec(s.cout * s.cin * s.kh * s.kw);
@@ -343,7 +348,16 @@ void test_conv(const IsaKernels& ks, bool quick) {
     std::vector<float> pw(conv2d_packed_weights_floats(ks, s)), scratch(conv2d_scratch_floats(ks, s)), y(ref.size());
     conv2d_pack_weights(ks, s, w.data(), pw.data());
     conv2d_run(ks, s, pw.data(), nullptr, Activation(), x.data(), y.data(), scratch.data(), nullptr);
-    check("conv_f32_im2col_gemm__" + isa, "asymmetric pads 3x2 s(2,1)", y.data(), ref.data(), y.size());
+    check("conv_f32_im2col_gemm__" + isa, fmt("cin=%lld asymmetric pads 3x2 s(2,1)", (long long)cin), y.data(), ref.data(), y.size());
+    // Stride 1 with the same asymmetric pads.
+    Conv2dShape t = s;
+    t.sh = 1;
+    conv2d_output_dims(&t);
+    auto ref1 = ConvRef::run(t, x.data(), w.data(), nullptr, Activation());
+    std::vector<float> pw1(conv2d_packed_weights_floats(ks, t)), scr1(conv2d_scratch_floats(ks, t) + 1), y1(ref1.size());
+    conv2d_pack_weights(ks, t, w.data(), pw1.data());
+    conv2d_run(ks, t, pw1.data(), nullptr, Activation(), x.data(), y1.data(), scr1.data(), nullptr);
+    check("conv_f32_gemm__" + isa, fmt("cin=%lld asymmetric pads 3x2 s1", (long long)cin), y1.data(), ref1.data(), y1.size());
   }
 }
 

@@ -4,7 +4,16 @@
 // matrix: the GEMM driver asks for one KC x NC block at a time and im2col_pack gathers
 // it straight from the input into packed-B layout in a cache-resident per-thread buffer
 // (im2col fused with packing). A 1x1/stride-1/unpadded conv's cols is the input itself,
-// so its panels are plain row copies.
+// read in place.
+//
+// Stride-1 convs with many input channels use shift-and-accumulate instead of im2col:
+// with the input copied once into a zero-padded plane of width W' = iw + pl + pr, the
+// im2col row of tap (ky, kx) and channel ci is that padded plane shifted by
+// ky*dh*W' + kx*dw, read over "extended" output positions oy*W' + ox (ox < W'; the
+// columns ox >= ow are computed and dropped). Ordering K as (tap, channel), each tap's
+// rows are one plane apart, so every K slice of B is a strided block read in place
+// (SgemmArgs::b_slice, slices never cross a tap). Data moved per conv: the padded input
+// and the compacted output, instead of kh*kw copies of the input.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -30,6 +39,20 @@ bool conv2d_is_depthwise(const Conv2dShape& s) {
 
 namespace {
 int64_t gemm_k(const Conv2dShape& s) { return s.cin / s.group * s.kh * s.kw; }
+
+// Shift-and-accumulate applies (decided from stride, kernel and channels only, so the
+// weight packing chosen at prepare time matches every later input size).
+bool uses_shift(const Conv2dShape& s) {
+  return s.sh == 1 && s.sw == 1 && s.kh * s.kw > 1 && s.cin / s.group >= 64 &&
+         !conv2d_is_depthwise(s);
+}
+
+// Padded plane geometry for shift-and-accumulate: width W', height H' (one spare row so
+// the dropped extended columns of the last output row stay inside the plane).
+int64_t shift_w(const Conv2dShape& s) { return s.iw + s.pl + s.pr; }
+int64_t shift_h(const Conv2dShape& s) {
+  return std::max(s.ih + s.pt + s.pb, (s.oh - 1) + (s.kh - 1) * s.dh + 1) + 1;
+}
 }  // namespace
 
 size_t conv2d_packed_weights_floats(const IsaKernels& ks, const Conv2dShape& s) {
@@ -40,8 +63,23 @@ void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float
                          float* packed) {
   const int64_t cg = s.cout / s.group, k = gemm_k(s);
   const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
-  for (int64_t g = 0; g < s.group; ++g)
-    sgemm_pack_a(ks.gemm, cg, k, w + g * cg * k, k, 1, packed + g * per_group);
+  if (!uses_shift(s)) {
+    for (int64_t g = 0; g < s.group; ++g)
+      sgemm_pack_a(ks.gemm, cg, k, w + g * cg * k, k, 1, packed + g * per_group);
+    return;
+  }
+  // K ordered (tap, channel): reorder W[co][ci][tap] to [co][tap][ci], then pack with
+  // slices that never cross a tap.
+  const int64_t cin_g = s.cin / s.group, taps = s.kh * s.kw;
+  std::vector<float> reordered(size_t(cg * k));
+  for (int64_t g = 0; g < s.group; ++g) {
+    const float* wg = w + g * cg * k;
+    for (int64_t co = 0; co < cg; ++co)
+      for (int64_t ci = 0; ci < cin_g; ++ci)
+        for (int64_t t = 0; t < taps; ++t)
+          reordered[size_t((co * taps + t) * cin_g + ci)] = wg[(co * cin_g + ci) * taps + t];
+    sgemm_pack_a(ks.gemm, cg, k, reordered.data(), k, 1, packed + g * per_group, size_t(cin_g));
+  }
 }
 
 namespace {
@@ -54,10 +92,93 @@ bool strided_pointwise(const Conv2dShape& s) {
 
 size_t conv2d_scratch_floats(const IsaKernels& ks, const Conv2dShape& s) {
   (void)ks;
-  // B blocks are gathered into the GEMM driver's per-thread buffer; only a strided 1x1
-  // conv needs its subsampled input.
-  return strided_pointwise(s) ? size_t(s.cin * s.oh * s.ow) + 16 : 0;
+  // im2col B blocks are gathered into the GEMM driver's per-thread buffer; a strided 1x1
+  // conv needs its subsampled input; shift-and-accumulate its padded input (one group)
+  // and its extended output (one group).
+  if (strided_pointwise(s)) return size_t(s.cin * s.oh * s.ow) + 16;
+  if (uses_shift(s))
+    return size_t(s.cin / s.group * shift_h(s) * shift_w(s) + s.cout / s.group * s.oh * shift_w(s)) + 64;
+  return 0;
 }
+
+namespace {
+
+struct ShiftB {
+  const float* plane;  // padded input of this group: cin_g planes of H' x W'
+  int64_t plane_size, cin_g, kw, dh, dw, wp;
+};
+
+const float* shift_b_slice(const void* vctx, size_t pc) {
+  const ShiftB& b = *static_cast<const ShiftB*>(vctx);
+  const int64_t t = int64_t(pc) / b.cin_g, ci = int64_t(pc) % b.cin_g;
+  const int64_t ky = t / b.kw, kx = t % b.kw;
+  return b.plane + ci * b.plane_size + ky * b.dh * b.wp + kx * b.dw;
+}
+
+struct PadCtx {
+  const Conv2dShape* s;
+  const float* x;  // first channel of the group
+  float* pad;
+  int64_t hp, wp;
+};
+void pad_channel(void* vctx, int64_t ci) {
+  const PadCtx& c = *static_cast<const PadCtx*>(vctx);
+  const Conv2dShape& s = *c.s;
+  float* p = c.pad + ci * c.hp * c.wp;
+  std::memset(p, 0, size_t(c.hp * c.wp) * sizeof(float));
+  const float* src = c.x + ci * s.ih * s.iw;
+  for (int64_t r = 0; r < s.ih; ++r)
+    std::memcpy(p + (r + s.pt) * c.wp + s.pl, src + r * s.iw, size_t(s.iw) * sizeof(float));
+}
+
+struct CompactCtx {
+  const Conv2dShape* s;
+  const float* ext;
+  float* y;
+  int64_t wp;
+};
+void compact_channel(void* vctx, int64_t co) {
+  const CompactCtx& c = *static_cast<const CompactCtx*>(vctx);
+  const Conv2dShape& s = *c.s;
+  for (int64_t oy = 0; oy < s.oh; ++oy)
+    std::memcpy(c.y + (co * s.oh + oy) * s.ow, c.ext + (co * s.oh + oy) * c.wp, size_t(s.ow) * sizeof(float));
+}
+
+void conv2d_run_shift(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
+                      const float* bias, const Activation& act, const float* x, float* y,
+                      float* scratch, const TaskRunner* runner) {
+  const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
+  const int64_t wp = shift_w(s), hp = shift_h(s);
+  const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
+  float* pad = scratch;
+  float* ext = scratch + cin_g * hp * wp;
+  for (int64_t n = 0; n < s.n; ++n) {
+    for (int64_t g = 0; g < s.group; ++g) {
+      PadCtx pc{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, pad, hp, wp};
+      run_tasks(runner, cin_g, &pc, pad_channel);
+      ShiftB sb{pad, hp * wp, cin_g, s.kw, s.dh, s.dw, wp};
+      SgemmArgs a;
+      a.m = size_t(cg);
+      a.n = size_t(s.oh * wp);
+      a.k = size_t(k);
+      a.packed_a = packed_w + g * per_group;
+      a.b_slice = &shift_b_slice;
+      a.b_slice_ctx = &sb;
+      a.ldb = size_t(hp * wp);
+      a.kseg = size_t(cin_g);
+      a.c = ext;
+      a.ldc = size_t(s.oh * wp);
+      a.bias = bias != nullptr ? bias + g * cg : nullptr;
+      a.bias_mode = BiasMode::kPerRow;
+      a.act = act;
+      sgemm_packed(ks, a, runner);
+      CompactCtx cc{&s, ext, y + (n * s.cout + g * cg) * s.oh * s.ow, wp};
+      run_tasks(runner, cg, &cc, compact_channel);
+    }
+  }
+}
+
+}  // namespace
 
 void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
@@ -81,12 +202,18 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
     }
     return;
   }
+  // Weights of stride-1 convs with many channels are packed (tap, channel)-major; run
+  // shift-and-accumulate unless the output is only a few panels wide (then its edge
+  // panel, re-copied per use, would cost more than im2col in the same K order).
+  const bool tap_major = uses_shift(s);
+  if (tap_major && s.oh * shift_w(s) >= 8 * int64_t(ks.gemm.nr))
+    return conv2d_run_shift(ks, s, packed_w, bias, act, x, y, scratch, runner);
   const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
   const int64_t cols = s.oh * s.ow;
   const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t g = 0; g < s.group; ++g) {
-      Im2col ic{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, cols};
+      Im2col ic{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, cols, tap_major ? cin_g : 0};
       BPacker packer;
       packer.pack = ks.im2col_pack;
       packer.ctx = &ic;
@@ -95,6 +222,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
       a.n = cols;
       a.k = k;
       a.packed_a = packed_w + g * per_group;
+      a.kseg = tap_major ? size_t(cin_g) : 0;  // as packed
       // 1x1: B is the input itself; read it in place unless it is only a few panels wide
       // (then the edge panel, copied per use, would cost more than packing once).
       if (conv2d_is_pointwise(s) && cols >= 8 * int64_t(ks.gemm.nr)) {

@@ -138,8 +138,9 @@ const IsaKernels* isa_kernels_for(SimdIsa isa);  // nullptr when not built/not r
 // Size in floats of A (M x K) packed into MR panels (zero padded to a multiple of MR).
 size_t sgemm_packed_a_size(const GemmUkernel& uk, size_t m, size_t k);
 // A element (i, kk) is a[i*rs + kk*cs]: row-major A is (lda, 1), transposed is (1, lda).
+// kseg != 0: K slices never cross a multiple of kseg (must match SgemmArgs::kseg).
 void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
-                  size_t cs, float* packed);
+                  size_t cs, float* packed, size_t kseg = 0);
 size_t sgemm_packed_b_size(const GemmUkernel& uk, size_t k, size_t n);
 // B element (kk, j) is b[kk*rs + j*cs].
 void sgemm_pack_b(const GemmUkernel& uk, size_t k, size_t n, const float* b, size_t rs,
@@ -166,6 +167,11 @@ struct SgemmArgs {
   const BPacker* b_packer = nullptr;
   const float* b_rows = nullptr;  // or: B row-major with row stride ldb, read in place
   size_t ldb = 0;
+  // or: B in segments of kseg rows; b_slice(ctx, pc) gives row pc, rows of a slice (which
+  // never crosses a segment) are ldb apart. For shift-and-accumulate convolution.
+  const float* (*b_slice)(const void* ctx, size_t pc) = nullptr;
+  const void* b_slice_ctx = nullptr;
+  size_t kseg = 0;  // also set when A was packed with a kseg
   float* c = nullptr;
   size_t ldc = 0;
   const float* bias = nullptr;

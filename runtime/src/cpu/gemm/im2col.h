@@ -32,9 +32,11 @@ inline void im2col_rows(const Im2col& c, size_t k0, size_t kc, size_t j0, size_t
   int64_t kci[256], kdy[256], kdx[256];
   for (size_t kk = 0; kk < kc; ++kk) {
     const int64_t row = int64_t(k0 + kk);
-    kci[kk] = row / khw;
-    kdy[kk] = ((row % khw) / s.kw) * s.dh - s.pt;
-    kdx[kk] = (row % s.kw) * s.dw - s.pl;
+    const int64_t ci = c.tap_major_cin ? row % c.tap_major_cin : row / khw;
+    const int64_t tap = c.tap_major_cin ? row / c.tap_major_cin : row % khw;
+    kci[kk] = ci;
+    kdy[kk] = (tap / s.kw) * s.dh - s.pt;
+    kdx[kk] = (tap % s.kw) * s.dw - s.pl;
   }
   const bool pointwise = conv2d_is_pointwise(s);
   const bool same_width = s.sh == 1 && s.sw == 1 && s.ow == s.iw;

@@ -131,7 +131,7 @@ bool conv_supports(const KernelContext& ctx) {
   return fused_act(ctx, &act);
 }
 
-// Pack-time geometry: only W's dims and the group matter for the GEMM panels.
+// Pack-time geometry: W's dims, the group and the strides decide the GEMM panel layout.
 Conv2dShape conv_weight_shape(const KernelContext& ctx) {
   const TensorView& w = ctx.inputs[1];
   Conv2dShape s;
@@ -140,6 +140,11 @@ Conv2dShape conv_weight_shape(const KernelContext& ctx) {
   s.cin = w.dims[1] * s.group;
   s.kh = w.dims[2];
   s.kw = w.dims[3];
+  const std::vector<int64_t> strides = ctx.attrs->get_ints("strides");  // packing depends on them
+  if (strides.size() == 2) {
+    s.sh = strides[0];
+    s.sw = strides[1];
+  }
   return s;
 }
 

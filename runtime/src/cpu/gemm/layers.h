@@ -40,6 +40,7 @@ struct Im2col {
   const Conv2dShape* s;
   const float* x;  // this image, first channel of this group
   int64_t cols;    // oh * ow
+  int64_t tap_major_cin = 0;  // 0: rows are (channel, tap); else (tap, channel), cin_g given
 };
 
 // Depthwise: W[c, 1, kh, kw], any kernel/stride/dilation; 3x3 with stride 1 or 2 and

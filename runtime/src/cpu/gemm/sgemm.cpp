@@ -20,6 +20,14 @@ constexpr size_t kMcTarget = 168;
 constexpr size_t kNcTarget = 512;
 
 size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Rows in the K slice starting at pc: at most KC, never crossing a multiple of kseg
+// (when kseg != 0), so a slice of B can be one strided block (see SgemmArgs::b_slice).
+inline size_t kslice(size_t pc, size_t k, size_t kseg) {
+  size_t kc = std::min(kKc, k - pc);
+  if (kseg != 0) kc = std::min(kc, kseg - pc % kseg);
+  return kc;
+}
 size_t div_up(size_t x, size_t m) { return (x + m - 1) / m; }
 
 struct FreeDeleter {
@@ -70,19 +78,18 @@ namespace {
 // panels one after another, each kcb x MR (kcb = rows in that block). So the A data one
 // (k block, M block) step of the driver reads is contiguous, which keeps the hardware
 // prefetcher streaming when weights come from DRAM.
-inline const float* packed_a_panel(const float* packed, size_t mpad, size_t k, size_t mr, size_t pc,
-                                   size_t panel) {
-  const size_t kcb = std::min(kKc, k - pc);
-  return packed + pc * mpad + panel * kcb * mr;
+inline const float* packed_a_panel(const float* packed, size_t mpad, size_t k, size_t kseg,
+                                   size_t mr, size_t pc, size_t panel) {
+  return packed + pc * mpad + panel * kslice(pc, k, kseg) * mr;
 }
 
-void pack_a_panel(size_t mr, size_t m, size_t k, const float* a, size_t rs, size_t cs, size_t p,
-                  float* packed) {
+void pack_a_panel(size_t mr, size_t m, size_t k, size_t kseg, const float* a, size_t rs, size_t cs,
+                  size_t p, float* packed) {
   const size_t mpad = round_up(m, mr);
   const size_t rows = std::min(mr, m - p * mr);
-  for (size_t pc = 0; pc < k; pc += kKc) {
-    float* dst = const_cast<float*>(packed_a_panel(packed, mpad, k, mr, pc, p));
-    const size_t kcb = std::min(kKc, k - pc);
+  for (size_t pc = 0; pc < k; pc += kslice(pc, k, kseg)) {
+    float* dst = const_cast<float*>(packed_a_panel(packed, mpad, k, kseg, mr, pc, p));
+    const size_t kcb = kslice(pc, k, kseg);
     if (cs == 1) {  // row-major source: read rows sequentially, scatter into the panel
       for (size_t r = 0; r < mr; ++r) {
         const float* src = a + (p * mr + r) * rs + pc;
@@ -104,8 +111,8 @@ void pack_a_panel(size_t mr, size_t m, size_t k, const float* a, size_t rs, size
 }  // namespace
 
 void sgemm_pack_a(const GemmUkernel& uk, size_t m, size_t k, const float* a, size_t rs,
-                  size_t cs, float* packed) {
-  for (size_t p = 0; p < div_up(m, uk.mr); ++p) pack_a_panel(uk.mr, m, k, a, rs, cs, p, packed);
+                  size_t cs, float* packed, size_t kseg) {
+  for (size_t p = 0; p < div_up(m, uk.mr); ++p) pack_a_panel(uk.mr, m, k, kseg, a, rs, cs, p, packed);
 }
 
 size_t sgemm_packed_b_size(const GemmUkernel& uk, size_t k, size_t n) {
@@ -171,19 +178,20 @@ void gemm_task(void* vctx, int64_t task) {
   float* bbuf = g.b_packer != nullptr ? b_block_buffer(std::min(kKc, g.k) * round_up(j1 - j0, nr)) : nullptr;
   size_t pc = 0;
   do {
-    const size_t kc = std::min(kKc, g.k - pc);
+    const size_t kc = kslice(pc, g.k, g.kseg);
     const bool last = pc + kc == g.k;
     if (bbuf != nullptr && kc > 0) g.b_packer->pack(g.b_packer->ctx, pc, kc, j0, j1 - j0, nr, bbuf);
     for (size_t i0 = i_begin; i0 < i_end; i0 += ctx.mc) {
       const size_t i1 = std::min(i_end, i0 + ctx.mc);
       for (size_t j = j0; j < j1; j += nr) {
-        const float* bp = bbuf != nullptr   ? bbuf + (j - j0) * kc
-                          : g.b_rows != nullptr ? g.b_rows + pc * g.ldb + j
-                                                : g.packed_b + (j / nr) * g.k * nr + pc * nr;
-        const size_t ldb = g.b_rows != nullptr ? g.ldb : nr;
+        const float* bp = bbuf != nullptr      ? bbuf + (j - j0) * kc
+                          : g.b_rows != nullptr  ? g.b_rows + pc * g.ldb + j
+                          : g.b_slice != nullptr ? g.b_slice(g.b_slice_ctx, pc) + j
+                                                 : g.packed_b + (j / nr) * g.k * nr + pc * nr;
+        const size_t ldb = g.b_rows != nullptr || g.b_slice != nullptr ? g.ldb : nr;
         const size_t ncols = std::min(nr, j1 - j);
         for (size_t i = i0; i < i1; i += mr) {
-          const float* ap = packed_a_panel(g.packed_a, mpad, g.k, mr, pc, i / mr);
+          const float* ap = packed_a_panel(g.packed_a, mpad, g.k, g.kseg, mr, pc, i / mr);
           const size_t nrows = std::min(mr, i1 - i);
           float* c = g.c + i * g.ldc + j;
           if (last && ep.bias_mode != BiasMode::kNone)
@@ -248,7 +256,7 @@ struct PackACtx {
 };
 void pack_a_task(void* vctx, int64_t t) {
   const PackACtx& p = *static_cast<const PackACtx*>(vctx);
-  pack_a_panel(p.uk->mr, p.m, p.k, p.a, p.rs, p.cs, size_t(t), p.pa);
+  pack_a_panel(p.uk->mr, p.m, p.k, 0, p.a, p.rs, p.cs, size_t(t), p.pa);
 }
 
 }  // namespace
