@@ -80,6 +80,10 @@ case("Conv", "leaky_tanh_chain_leaky", [f32(1, 8, 9, 9), C(f32(8, 8, 3, 3))],
 case("Conv", "tanh", [f32(1, 8, 9, 9), C(f32(8, 8, 1, 1))], {"activation": "Tanh"})
 case("Conv", "hardsigmoid", [f32(1, 8, 9, 9), C(f32(8, 8, 1, 1))],
      {"activation": "HardSigmoid", "activation_params": [0.2, 0.5]})
+case("Conv", "3x3_s1_64ch_shift_accumulate", [f32(1, 64, 20, 21, lo=-1, hi=1), C(f32(24, 64, 3, 3, lo=-0.2, hi=0.2)),
+                                                C(f32(24))], {"pads": [1, 1, 1, 1], **RELU6})
+case("Conv", "3x3_s1_96ch_small_tap_major", [f32(2, 96, 7, 7, lo=-1, hi=1), C(f32(16, 96, 3, 3, lo=-0.2, hi=0.2))],
+     {"pads": [1, 1, 1, 1]})
 case("Conv", "1d_falls_back", [f32(1, 3, 17), C(f32(4, 3, 5))], {"strides": [3]})
 case("Conv", "weights_as_input_falls_back", [f32(1, 3, 8, 8), f32(4, 3, 3, 3)])
 # Gemm / MatMul with constant B.
