@@ -232,9 +232,13 @@ def main(argv=None) -> int:
                 line += f", mobconv/litert {res['mobconv'][0] / res['litert'][0]:.2f}"
             print(line, flush=True)
             del keep
-        if args.details:
-            from mobconv.bench import bench, format_report
-            print(format_report(bench(str(mob), threads=args.threads[0], runs=args.runs)))
+        if args.details:  # mobconv's own per-model report (what `mobconv bench` prints)
+            import dataclasses
+            from mobconv.bench import bench
+            result = bench(str(mob), threads=args.threads[0], runs=args.runs)
+            fields = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+            for key, value in fields.items():
+                print(f"  {key}: {value}")
     print()
     # cpu ratio: median process CPU time per run; at 1 thread it is the compute time even
     # when other processes compete for the cores (wall-clock latency then is not).
