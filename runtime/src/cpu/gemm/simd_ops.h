@@ -266,11 +266,28 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
   using T = typename V::T;
   auto body = [&](size_t x) {
     T acc = MAX ? V::set1(-3.402823466e+38f) : V::zero();
-    for (size_t i = 0; i < nrows; ++i) {
-      const float* p = rows[i] + x * s;
-      for (size_t j = 0; j < kw; ++j) {
-        const T v = load_strided<V>(p + j, s);
+    if (s == 2 && (kw == 2 || kw == 3)) {
+      // 2x2 / 3x3 stride 2 (the usual pools): taps 0 and 1 are the even and odd lanes of
+      // one deinterleaving load, tap 2 the even lanes of the next.
+      for (size_t i = 0; i < nrows; ++i) {
+        const float* p = rows[i] + x * 2;
+        T e, o;
+        V::load_even_odd(p, e, o);
+        T v = MAX ? V::max(e, o) : V::add(e, o);
+        if (kw == 3) {
+          T e2, o2;
+          V::load_even_odd(p + 2, e2, o2);
+          v = MAX ? V::max(v, e2) : V::add(v, e2);
+        }
         acc = MAX ? V::max(acc, v) : V::add(acc, v);
+      }
+    } else {
+      for (size_t i = 0; i < nrows; ++i) {
+        const float* p = rows[i] + x * s;
+        for (size_t j = 0; j < kw; ++j) {
+          const T v = load_strided<V>(p + j, s);
+          acc = MAX ? V::max(acc, v) : V::add(acc, v);
+        }
       }
     }
     if (!MAX) acc = V::mul(acc, V::set1(scale));
