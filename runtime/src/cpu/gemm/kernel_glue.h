@@ -181,6 +181,10 @@ Status conv_run(KernelContext& ctx) {
     dwconv2d_run(*st.ks, s, ctx.inputs[1].as<float>(), opt_input(ctx, 2), st.act, x, y, &r);
     return Status::Ok();
   }
+  const size_t need = conv2d_scratch_floats(*st.ks, s) * sizeof(float);
+  if (need > 0 && (ctx.scratch == nullptr || ctx.scratch_size < need))
+    return ctx.error("conv scratch of " + std::to_string(ctx.scratch_size) + " bytes, needs " +
+                     std::to_string(need));
   conv2d_run(*st.ks, s, st.aligned(), opt_input(ctx, 2), st.act, x, y,
              static_cast<float*>(ctx.scratch), &r);
   return Status::Ok();
@@ -308,6 +312,8 @@ Status gemm_run(KernelContext& ctx) {
   int64_t m, k, n;
   gemm_dims(ctx, &m, &k, &n);
   if (ctx.inputs[0].dim(-1) != k) return ctx.error("A's last dim must equal B's K");
+  if (ctx.scratch == nullptr || ctx.scratch_size < fc_scratch_floats(*st.ks, m, k) * sizeof(float))
+    return ctx.error("gemm scratch of " + std::to_string(ctx.scratch_size) + " bytes is too small");
   const TaskRunner r = runner_for(ctx);
   fc_run(*st.ks, m, k, n, ctx.inputs[0].as<float>(), st.aligned(),
          st.bias.empty() ? nullptr : st.bias.data(), st.act, ctx.outputs[0].as<float>(),
