@@ -1,6 +1,6 @@
 // activations.cpp: reference kernels for one-input element-wise ops
 // (activations and math functions). Semantics: mobconv/ops/activations.py.
-// float32 for all; Relu Abs Neg Sign also for int32/int64; Not for bool.
+// float32 for all (float16/bfloat16: computed in float32, rounded once); Relu Abs Neg Sign also for int32/int64; Not for bool.
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
@@ -58,7 +58,7 @@ Status infer_unary(KernelContext& ctx) {
   if (ctx.op_type == fb::OpType_Not) {
     Status s = need_dtype(ctx, 0, {DType::BOOL});
     if (!s.ok()) return s;
-  } else if (!(dt == DType::F32 || (int_ok(ctx.op_type) && is_int(dt)))) {
+  } else if (!(dt == DType::F32 || is_half(dt) || (int_ok(ctx.op_type) && is_int(dt)))) {
     return ctx.error(std::string("unsupported input dtype ") + dtype_name(dt));
   }
   if (ctx.op_type == fb::OpType_Gelu) {
@@ -111,6 +111,16 @@ Status run_unary(KernelContext& ctx) {
     default: break;
   }
   bool tanh_gelu = op == fb::OpType_Gelu && ctx.attrs->get_string("approximate", "none") == "tanh";
+  if (in.dtype == DType::F16 || in.dtype == DType::BF16) {  // computed in float32, rounded once
+    const uint16_t* x = in.as<uint16_t>();
+    uint16_t* y = ctx.outputs[0].as<uint16_t>();
+    bool h = in.dtype == DType::F16;
+    for (int64_t i = 0; i < n; ++i) {
+      float v = unary(op, h ? half_to_float(x[i]) : bf16_bits_to_float(x[i]), alpha, beta, tanh_gelu);
+      y[i] = h ? float_to_half_bits(v) : float_to_bf16_bits(v);
+    }
+    return Status::Ok();
+  }
   const float* x = in.as<float>();
   float* y = ctx.outputs[0].as<float>();
   ctx.parallel_for(n, [&](int64_t b, int64_t e, int) {

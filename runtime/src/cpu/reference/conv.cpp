@@ -127,8 +127,9 @@ Status transpose_geometry(const KernelContext& ctx, const Shape& kernel, TGeom* 
     int64_t b, o;
     if (!oshape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       int64_t target = !oshape.empty() ? oshape[oshape.size() - nd + i] : x.dims[2 + i] * s;
-      int64_t total = full - target;
-      b = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      int64_t total = full - target;  // negative when output_shape asks for more than the full output
+      int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);  // floor division, as in the Python spec
+      b = auto_pad == "SAME_UPPER" ? half : total - half;
       o = target;
     } else {
       b = pads[i];

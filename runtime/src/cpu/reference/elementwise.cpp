@@ -2,7 +2,9 @@
 // Add Sub Mul Div Pow Mod, And Or Xor, Equal Less Greater LessOrEqual
 // GreaterOrEqual, Max Min Sum Mean (variadic), Where, PRelu, Clip.
 // Semantics: mobconv/ops/elementwise.py and activations.py (ONNX opset 28;
-// integer Div truncates toward zero and x/0 gives 0).
+// integer Div truncates toward zero and x/0 gives 0). Numeric dtypes: float32,
+// float16/bfloat16 (computed in float32, rounded per op), int8/uint8/int16/
+// int32/int64 (wrapping like numpy).
 // Algorithm: numpy broadcasting via per-input broadcast strides, one pass.
 #include "cpu/reference/ref.h"
 
@@ -63,15 +65,19 @@ bool is_cmp(OpType op) {
          op == fb::OpType_Or || op == fb::OpType_Xor;
 }
 
+const std::initializer_list<DType> kNumeric = {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8,
+                                                DType::I16, DType::I32, DType::I64};
+
 Status infer_binary(KernelContext& ctx) {
   const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
   bool logical = ctx.op_type == fb::OpType_And || ctx.op_type == fb::OpType_Or || ctx.op_type == fb::OpType_Xor;
   Status s = logical ? need_dtype(ctx, 0, {DType::BOOL})
-                     : need_dtype(ctx, 0, {DType::F32, DType::I32, DType::I64, DType::BOOL});
+                     : need_dtype(ctx, 0, {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8, DType::I16,
+                                           DType::I32, DType::I64, DType::BOOL});
   if (!s.ok()) return s;
   if (a.dtype == DType::BOOL && !is_cmp(ctx.op_type)) return ctx.error("bool inputs are only valid for logical/comparison ops");
   if (ctx.op_type == fb::OpType_Pow) {
-    s = need_dtype(ctx, 1, {DType::F32, DType::I32, DType::I64});
+    s = need_dtype(ctx, 1, kNumeric);
   } else if (b.dtype != a.dtype) {
     return ctx.error(std::string("inputs have different dtypes ") + dtype_name(a.dtype) + " and " + dtype_name(b.dtype));
   }
@@ -93,43 +99,66 @@ void binary_loop(KernelContext& ctx, F f) {
   for_each_bcast<2>(out, st, [&](int64_t i, const int64_t* off) { po[i] = f(pa[off[0]], pb[off[1]]); });
 }
 
-template <typename T>
+// Calls f(type tag) with the storage type of dtype `dt` (numeric dtypes and bool).
+template <typename F>
+Status dispatch(KernelContext& ctx, DType dt, F&& f) {
+  switch (dt) {
+    case DType::F32: return f(float());
+    case DType::F16: return f(f16());
+    case DType::BF16: return f(bf16());
+    case DType::I8: return f(int8_t());
+    case DType::U8: return f(uint8_t());
+    case DType::I16: return f(int16_t());
+    case DType::I32: return f(int32_t());
+    case DType::I64: return f(int64_t());
+    case DType::BOOL: return f(bool());
+    default: return ctx.error(std::string("unsupported dtype ") + dtype_name(dt));
+  }
+}
+
+template <typename S>
 Status run_binary_t(KernelContext& ctx) {
+  using E = Elem<S>;
+  using C = typename E::C;
   OpType op = ctx.op_type;
   if (is_cmp(op)) {
-    binary_loop<T, T, bool>(ctx, [op](T x, T y) { return apply_cmp(op, x, y); });
+    binary_loop<S, S, bool>(ctx, [op](S x, S y) { return apply_cmp(op, E::load(x), E::load(y)); });
     return Status::Ok();
   }
-  int64_t fmod = ctx.attrs->get_int("fmod", 0);
-  if (op == fb::OpType_Pow && ctx.inputs[1].dtype != ctx.inputs[0].dtype) {
-    DType bt = ctx.inputs[1].dtype;
-    auto pw = [](T x, auto y) { return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y))); };
-    if (bt == DType::F32) binary_loop<T, float, T>(ctx, pw);
-    else if (bt == DType::I32) binary_loop<T, int32_t, T>(ctx, pw);
-    else binary_loop<T, int64_t, T>(ctx, pw);
+  if constexpr (std::is_same<S, bool>::value) {
+    return ctx.error("bool inputs are only valid for logical/comparison ops");
+  } else {
+    int64_t fmod = ctx.attrs->get_int("fmod", 0);
+    if (op == fb::OpType_Pow && ctx.inputs[1].dtype != ctx.inputs[0].dtype) {
+      return dispatch(ctx, ctx.inputs[1].dtype, [&](auto tag) -> Status {
+        using SB = decltype(tag);
+        if constexpr (std::is_same<SB, bool>::value) {
+          return ctx.error("Pow exponent must be numeric");
+        } else {
+          binary_loop<S, SB, S>(ctx, [](S x, SB y) {
+            return E::store(static_cast<C>(std::pow(static_cast<double>(E::load(x)),
+                                                    static_cast<double>(Elem<SB>::load(y)))));
+          });
+          return Status::Ok();
+        }
+      });
+    }
+    if (op == fb::OpType_Pow && std::is_floating_point<C>::value) {
+      binary_loop<S, S, S>(ctx, [](S x, S y) { return E::store(static_cast<C>(std::pow(E::load(x), E::load(y)))); });
+      return Status::Ok();
+    }
+    binary_loop<S, S, S>(ctx, [op, fmod](S x, S y) { return E::store(apply_arith<C>(op, E::load(x), E::load(y), fmod)); });
     return Status::Ok();
   }
-  if (op == fb::OpType_Pow && std::is_floating_point<T>::value) {
-    binary_loop<T, T, T>(ctx, [](T x, T y) { return static_cast<T>(std::pow(x, y)); });
-    return Status::Ok();
-  }
-  binary_loop<T, T, T>(ctx, [op, fmod](T x, T y) { return apply_arith(op, x, y, fmod); });
-  return Status::Ok();
 }
 
 Status run_binary(KernelContext& ctx) {
-  switch (ctx.inputs[0].dtype) {
-    case DType::F32: return run_binary_t<float>(ctx);
-    case DType::I32: return run_binary_t<int32_t>(ctx);
-    case DType::I64: return run_binary_t<int64_t>(ctx);
-    case DType::BOOL: return run_binary_t<bool>(ctx);
-    default: return ctx.error("unsupported dtype");
-  }
+  return dispatch(ctx, ctx.inputs[0].dtype, [&](auto tag) { return run_binary_t<decltype(tag)>(ctx); });
 }
 
 // ---- variadic Max Min Sum Mean
 Status infer_variadic(KernelContext& ctx) {
-  Status s = need_dtype(ctx, 0, {DType::F32, DType::I32, DType::I64});
+  Status s = need_dtype(ctx, 0, kNumeric);
   if (!s.ok()) return s;
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs; ++i) {
@@ -143,19 +172,22 @@ Status infer_variadic(KernelContext& ctx) {
   return set_out(ctx, 0, ctx.inputs[0].dtype, out);
 }
 
-template <typename T>
+template <typename S>
 Status run_variadic_t(KernelContext& ctx) {
+  using E = Elem<S>;
+  using T = typename E::C;
   Shape out = shape_of(ctx.outputs[0]);
-  T* po = ctx.outputs[0].as<T>();
+  int64_t total = numel(out);
+  std::vector<T> acc(static_cast<size_t>(total));
   OpType op = ctx.op_type;
   for (int i = 0; i < ctx.num_inputs; ++i) {
     const TensorView& x = ctx.inputs[i];
     Shape st[1] = {bcast_strides(shape_of(x), out)};
-    const T* px = x.as<T>();
+    const S* px = x.as<S>();
     for_each_bcast<1>(out, st, [&](int64_t k, const int64_t* off) {
-      T v = px[off[0]];
-      if (i == 0) { po[k] = v; return; }
-      T& r = po[k];
+      T v = E::load(px[off[0]]);
+      if (i == 0) { acc[k] = v; return; }
+      T& r = acc[k];
       if (op == fb::OpType_Max) {
         if constexpr (std::is_floating_point<T>::value) r = (std::isnan(r) || std::isnan(v)) ? NAN : (v > r ? v : r);
         else r = v > r ? v : r;
@@ -163,27 +195,29 @@ Status run_variadic_t(KernelContext& ctx) {
         if constexpr (std::is_floating_point<T>::value) r = (std::isnan(r) || std::isnan(v)) ? NAN : (v < r ? v : r);
         else r = v < r ? v : r;
       } else {
-        r = r + v;
+        // a half-precision Sum rounds after every addition, like numpy's pairwise add
+        r = E::load(E::store(static_cast<T>(r + v)));
       }
     });
   }
-  if (op == fb::OpType_Mean) {
-    int64_t n = numel(out);
-    for (int64_t k = 0; k < n; ++k) {
-      if constexpr (std::is_floating_point<T>::value) po[k] = po[k] / static_cast<T>(ctx.num_inputs);
-      else po[k] = static_cast<T>(po[k] / ctx.num_inputs);
+  S* po = ctx.outputs[0].as<S>();
+  for (int64_t k = 0; k < total; ++k) {
+    T v = acc[k];
+    if (op == fb::OpType_Mean) {
+      if constexpr (std::is_floating_point<T>::value) v = v / static_cast<T>(ctx.num_inputs);
+      else v = static_cast<T>(v / ctx.num_inputs);
     }
+    po[k] = E::store(v);
   }
   return Status::Ok();
 }
 
 Status run_variadic(KernelContext& ctx) {
-  switch (ctx.inputs[0].dtype) {
-    case DType::F32: return run_variadic_t<float>(ctx);
-    case DType::I32: return run_variadic_t<int32_t>(ctx);
-    case DType::I64: return run_variadic_t<int64_t>(ctx);
-    default: return ctx.error("unsupported dtype");
-  }
+  return dispatch(ctx, ctx.inputs[0].dtype, [&](auto tag) -> Status {
+    using S = decltype(tag);
+    if constexpr (std::is_same<S, bool>::value) return ctx.error("unsupported dtype bool");
+    else return run_variadic_t<S>(ctx);
+  });
 }
 
 // ---- Where
@@ -233,7 +267,7 @@ Status run_prelu(KernelContext& ctx) {
 
 // ---- Clip
 Status infer_clip(KernelContext& ctx) {
-  Status s = need_dtype(ctx, 0, {DType::F32, DType::I32, DType::I64});
+  Status s = need_dtype(ctx, 0, kNumeric);
   if (!s.ok()) return s;
   for (int i = 1; i < ctx.num_inputs; ++i) {
     const TensorView& v = ctx.inputs[i];
@@ -244,35 +278,36 @@ Status infer_clip(KernelContext& ctx) {
   return infer_same(ctx);
 }
 
-template <typename T>
+template <typename S>
 Status run_clip_t(KernelContext& ctx) {
-  const T* x = ctx.inputs[0].as<T>();
-  T* y = ctx.outputs[0].as<T>();
+  using E = Elem<S>;
+  using T = typename E::C;
+  const S* x = ctx.inputs[0].as<S>();
+  S* y = ctx.outputs[0].as<S>();
   bool has_lo = ctx.num_inputs > 1 && ctx.inputs[1].present();
   bool has_hi = ctx.num_inputs > 2 && ctx.inputs[2].present();
-  T lo = has_lo ? ctx.inputs[1].as<T>()[0] : T(0);
-  T hi = has_hi ? ctx.inputs[2].as<T>()[0] : T(0);
+  T lo = has_lo ? E::load(ctx.inputs[1].as<S>()[0]) : T(0);
+  T hi = has_hi ? E::load(ctx.inputs[2].as<S>()[0]) : T(0);
   int64_t n = ctx.inputs[0].numel();
   for (int64_t i = 0; i < n; ++i) {
-    T v = x[i];
+    T v = E::load(x[i]);
     if (has_lo) v = (v < lo) ? lo : v;   // np.maximum(v, lo) (NaN in v propagates)
     if (has_hi) v = (v > hi) ? hi : v;
     if constexpr (std::is_floating_point<T>::value) {
       if (has_lo && std::isnan(lo)) v = lo;
       if (has_hi && std::isnan(hi)) v = hi;
     }
-    y[i] = v;
+    y[i] = E::store(v);
   }
   return Status::Ok();
 }
 
 Status run_clip(KernelContext& ctx) {
-  switch (ctx.inputs[0].dtype) {
-    case DType::F32: return run_clip_t<float>(ctx);
-    case DType::I32: return run_clip_t<int32_t>(ctx);
-    case DType::I64: return run_clip_t<int64_t>(ctx);
-    default: return ctx.error("unsupported dtype");
-  }
+  return dispatch(ctx, ctx.inputs[0].dtype, [&](auto tag) -> Status {
+    using S = decltype(tag);
+    if constexpr (std::is_same<S, bool>::value) return ctx.error("unsupported dtype bool");
+    else return run_clip_t<S>(ctx);
+  });
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// pool.cpp: reference MaxPool (with optional int64 Indices, row- or column-major
+// pool.cpp: reference MaxPool (float32, int8, uint8; with optional int64 Indices, row- or column-major
 // by storage_order), AveragePool,
 // GlobalAveragePool, GlobalMaxPool. Semantics: mobconv/ops/pool.py
 // (AveragePool divisor = taps inside the input, or inside input + explicit
@@ -11,7 +11,8 @@ namespace ref {
 namespace {
 
 Status pool_window(const KernelContext& ctx, Window* w) {
-  Status s = need_dtype(ctx, 0, {DType::F32});
+  Status s = ctx.op_type == fb::OpType_MaxPool ? need_dtype(ctx, 0, {DType::F32, DType::I8, DType::U8})
+                                               : need_dtype(ctx, 0, {DType::F32});
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
   if (x.rank < 3 || x.rank > 5) return ctx.error("X must have rank 3 to 5, got " + shape_str(x));
@@ -26,12 +27,13 @@ Status infer_pool(KernelContext& ctx) {
   Status s = pool_window(ctx, &w);
   if (!s.ok()) return s;
   Shape out = window_out_shape(ctx.inputs[0], ctx.inputs[0].dims[1], w);
-  s = set_out(ctx, 0, DType::F32, out);
+  s = set_out(ctx, 0, ctx.inputs[0].dtype, out);
   if (s.ok()) s = set_out(ctx, 1, DType::I64, out);
   return s;
 }
 
-Status run_pool(KernelContext& ctx) {
+template <typename T>
+Status run_pool_t(KernelContext& ctx) {
   Window w;
   Status s = pool_window(ctx, &w);
   if (!s.ok()) return s;
@@ -42,17 +44,18 @@ Status run_pool(KernelContext& ctx) {
   int64_t nc = x.dims[0] * x.dims[1];
   const int64_t* I = w.in; const int64_t* O = w.out;
   int64_t isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
-  const float* px = x.as<float>();
-  float* py = ctx.outputs[0].as<float>();
+  const T* px = x.as<T>();
+  T* py = ctx.outputs[0].as<T>();
   int64_t* pidx = ctx.num_outputs > 1 && ctx.outputs[1].data ? ctx.outputs[1].as<int64_t>() : nullptr;
   ctx.parallel_for(nc, [&](int64_t b, int64_t e, int) {
     for (int64_t p = b; p < e; ++p) {
-      const float* xc = px + p * isz;
+      const T* xc = px + p * isz;
       for (int64_t o0 = 0; o0 < O[0]; ++o0)
         for (int64_t o1 = 0; o1 < O[1]; ++o1)
           for (int64_t o2 = 0; o2 < O[2]; ++o2) {
             int64_t oi = (o0 * O[1] + o1) * O[2] + o2;
-            float best = -INFINITY;
+            T best = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                          : std::numeric_limits<T>::lowest();
             int64_t best_i = -1;
             double sum = 0;
             int64_t count = 1;
@@ -77,9 +80,11 @@ Status run_pool(KernelContext& ctx) {
                   int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
                   if (i2 < 0 || i2 >= I[2]) continue;
                   int64_t ii = (i0 * I[1] + i1) * I[2] + i2;
-                  float v = xc[ii];
+                  T v = xc[ii];
                   if (is_max) {
-                    if (v > best || best_i < 0 || (std::isnan(v) && !std::isnan(best))) { best = v; best_i = ii; }
+                    bool nan_wins = false;
+                    if constexpr (std::is_floating_point<T>::value) nan_wins = std::isnan(v) && !std::isnan(best);
+                    if (v > best || best_i < 0 || nan_wins) { best = v; best_i = ii; }
                   } else {
                     sum += v;
                   }
@@ -97,12 +102,20 @@ Status run_pool(KernelContext& ctx) {
                 pidx[p * osz + oi] = p * isz + bi;
               }
             } else {
-              py[p * osz + oi] = static_cast<float>(sum / static_cast<double>(std::max<int64_t>(count, 1)));
+              py[p * osz + oi] = static_cast<T>(sum / static_cast<double>(std::max<int64_t>(count, 1)));
             }
           }
     }
   });
   return Status::Ok();
+}
+
+Status run_pool(KernelContext& ctx) {
+  switch (ctx.inputs[0].dtype) {
+    case DType::I8: return run_pool_t<int8_t>(ctx);
+    case DType::U8: return run_pool_t<uint8_t>(ctx);
+    default: return run_pool_t<float>(ctx);
+  }
 }
 
 Status infer_global(KernelContext& ctx) {
@@ -140,6 +153,8 @@ Status run_global(KernelContext& ctx) {
 
 void register_pool(KernelRegistry& r) {
   reg(r, fb::OpType_MaxPool, DType::F32, "max_pool_f32_reference", infer_pool, run_pool);
+  reg(r, fb::OpType_MaxPool, DType::I8, "max_pool_i8_reference", infer_pool, run_pool);
+  reg(r, fb::OpType_MaxPool, DType::U8, "max_pool_u8_reference", infer_pool, run_pool);
   reg(r, fb::OpType_AveragePool, DType::F32, "average_pool_f32_reference", infer_pool, run_pool);
   reg(r, fb::OpType_GlobalAveragePool, DType::F32, "global_average_pool_f32_reference", infer_global, run_global);
   reg(r, fb::OpType_GlobalMaxPool, DType::F32, "global_max_pool_f32_reference", infer_global, run_global);

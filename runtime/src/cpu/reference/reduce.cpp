@@ -1,7 +1,9 @@
 // reduce.cpp: reference ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd
 // ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp (axes as input,
 // keepdims, noop_with_empty_axes) and ArgMax ArgMin (int64 output,
-// select_last_index). float32, plus int32/int64 for Sum/Max/Min/Prod/Arg*.
+// select_last_index). float32, plus int8/uint8/int16/int32/int64 for
+// Sum/Max/Min/Prod/Arg* and bool for Max/Min. Max/Min of an empty set give
+// the identity (-inf / +inf, or the dtype's lowest / max).
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
@@ -46,16 +48,16 @@ Status infer_reduce(KernelContext& ctx) {
   OpType op = ctx.op_type;
   bool int_ok = op == fb::OpType_ReduceSum || op == fb::OpType_ReduceMax || op == fb::OpType_ReduceMin ||
                 op == fb::OpType_ReduceProd || is_arg(op);
-  Status s = int_ok ? need_dtype(ctx, 0, {DType::F32, DType::I32, DType::I64}) : need_dtype(ctx, 0, {DType::F32});
+  bool minmax = op == fb::OpType_ReduceMax || op == fb::OpType_ReduceMin;
+  Status s = minmax ? need_dtype(ctx, 0, {DType::F32, DType::I8, DType::U8, DType::I16, DType::I32, DType::I64, DType::BOOL})
+             : int_ok ? need_dtype(ctx, 0, {DType::F32, DType::I8, DType::U8, DType::I16, DType::I32, DType::I64})
+                      : need_dtype(ctx, 0, {DType::F32});
   if (!s.ok()) return s;
   std::vector<bool> red;
   bool noop;
   s = reduce_axes(ctx, &red, &noop);
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
-  if (!is_arg(op) && (op == fb::OpType_ReduceMax || op == fb::OpType_ReduceMin))
-    for (int d = 0; d < x.rank; ++d)
-      if (red[d] && x.dims[d] == 0) return ctx.error("cannot reduce an empty axis with " + std::string(fb::EnumNameOpType(op)));
   bool keep = ctx.attrs->get_int("keepdims", 1) != 0;
   Shape out;
   for (int d = 0; d < x.rank; ++d) {
@@ -136,7 +138,15 @@ Status run_reduce_t(KernelContext& ctx) {
   for (int64_t k = 0; k < nk; ++k) {
     double r = acc[k];
     switch (op) {
-      case fb::OpType_ReduceMax: case fb::OpType_ReduceMin: py[k] = ext[k]; continue;
+      case fb::OpType_ReduceMax: case fb::OpType_ReduceMin:
+        // an empty set reduces to the identity: -inf/lowest for Max, +inf/max for Min (opset 20)
+        if (!init[k]) {
+          if constexpr (std::is_floating_point<T>::value) py[k] = op == fb::OpType_ReduceMax ? -INFINITY : INFINITY;
+          else py[k] = op == fb::OpType_ReduceMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
+        } else {
+          py[k] = ext[k];
+        }
+        continue;
       case fb::OpType_ReduceMean: r = r / static_cast<double>(cnt[k]); break;
       case fb::OpType_ReduceL2: r = std::sqrt(r); break;
       case fb::OpType_ReduceLogSumExp: r = std::log(r) + mx[k]; break;
@@ -164,8 +174,12 @@ Status run_reduce_t(KernelContext& ctx) {
 Status run_reduce(KernelContext& ctx) {
   switch (ctx.inputs[0].dtype) {
     case DType::F32: return run_reduce_t<float>(ctx);
+    case DType::I8: return run_reduce_t<int8_t>(ctx);
+    case DType::U8: return run_reduce_t<uint8_t>(ctx);
+    case DType::I16: return run_reduce_t<int16_t>(ctx);
     case DType::I32: return run_reduce_t<int32_t>(ctx);
     case DType::I64: return run_reduce_t<int64_t>(ctx);
+    case DType::BOOL: return run_reduce_t<bool>(ctx);
     default: return ctx.error("unsupported dtype");
   }
 }

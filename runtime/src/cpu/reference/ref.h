@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/infer.h"
 #include "core/kernel.h"
+#include "core/model.h"
 
 namespace mobrt {
 namespace ref {
@@ -27,6 +29,66 @@ inline void reg(KernelRegistry& r, OpType op, DType dt, const char* name, InferF
   r.add(op, dt, Isa::Scalar, k);
   if (infer) register_infer(op, infer);
 }
+
+// ---- half-precision storage: float16 / bfloat16 elements are computed in
+// float32 and rounded back (round to nearest even), as numpy does for float16
+// and ml_dtypes for bfloat16.
+struct f16 { uint16_t bits; };
+struct bf16 { uint16_t bits; };
+
+inline uint16_t float_to_half_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0u));
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
+  if (ax < 0x38800000u) {  // subnormal half (or zero)
+    if (ax < 0x33000000u) return static_cast<uint16_t>(sign);  // < 2^-25: rounds to 0
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e;  // 14 + (112 - e) + ... : value = m * 2^(e-150); half sub unit 2^-24
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) ++q;
+    return static_cast<uint16_t>(sign | q);
+  }
+  uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);  // round to nearest even on bit 13
+  r -= 0x38000000u;                                // rebias 127 -> 15
+  return static_cast<uint16_t>(sign | (r >> 13));
+}
+
+inline float bf16_bits_to_float(uint16_t b) {
+  uint32_t x = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+// Elem<S>: C = compute type; load/store convert between storage and compute.
+template <typename S> struct Elem {
+  using C = S;
+  static C load(S v) { return v; }
+  static S store(C v) { return v; }
+};
+template <> struct Elem<f16> {
+  using C = float;
+  static float load(f16 v) { return half_to_float(v.bits); }
+  static f16 store(float v) { return f16{float_to_half_bits(v)}; }
+};
+template <> struct Elem<bf16> {
+  using C = float;
+  static float load(bf16 v) { return bf16_bits_to_float(v.bits); }
+  static bf16 store(float v) { return bf16{float_to_bf16_bits(v)}; }
+};
+
+inline bool is_half(DType d) { return d == DType::F16 || d == DType::BF16; }
 
 inline Shape shape_of(const TensorView& v) { return Shape(v.dims, v.dims + (v.rank > 0 ? v.rank : 0)); }
 

@@ -4,6 +4,8 @@
 // Semantics: mobconv/ops/shape_ops.py / tensor_ops.py (ONNX opset 28).
 #include <limits>
 
+#include <random>
+
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
@@ -102,7 +104,42 @@ Status infer_identity(KernelContext& ctx) {
   return s;
 }
 
+// Dropout with training_mode true (and ratio > 0) drops like ONNX's test
+// generator: mask = numpy RandomState(seed).uniform(0, 1, shape) >= ratio,
+// output = x * mask * float32(1 / (1 - ratio)). RandomState(int) is MT19937
+// seeded with init_genrand (= std::mt19937(seed)); uniform draws doubles from
+// two 32-bit words like numpy's random_sample.
+Status run_dropout_training(KernelContext& ctx, float ratio) {
+  const TensorView& x = ctx.inputs[0];
+  if (x.dtype != DType::F32) return ctx.error("training-mode Dropout supports float32 only");
+  if (ratio < 0.f || ratio >= 1.f) return ctx.error("ratio must be in [0, 1), got " + std::to_string(ratio));
+  std::mt19937 gen(static_cast<uint32_t>(ctx.attrs->get_int("seed", 0)));
+  float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(ratio)));
+  int64_t n = x.numel();
+  const float* px = x.as<float>();
+  float* py = ctx.outputs[0].as<float>();
+  bool* pm = ctx.num_outputs > 1 && ctx.outputs[1].data ? ctx.outputs[1].as<bool>() : nullptr;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t a = static_cast<uint32_t>(gen()) >> 5, b = static_cast<uint32_t>(gen()) >> 6;
+    double u = (a * 67108864.0 + b) / 9007199254740992.0;
+    bool keep = u >= static_cast<double>(ratio);
+    py[i] = keep ? px[i] * scale : 0.f * px[i];
+    if (pm) pm[i] = keep;
+  }
+  return Status::Ok();
+}
+
 Status run_identity(KernelContext& ctx) {
+  if (ctx.op_type == fb::OpType_Dropout && ctx.num_inputs > 2 && ctx.inputs[2].present()) {
+    const TensorView& t = ctx.inputs[2];
+    if (!t.data || t.numel() < 1 || t.dtype != DType::BOOL) return ctx.error("training_mode must be a bool scalar");
+    float ratio = 0.5f;
+    if (ctx.num_inputs > 1 && ctx.inputs[1].present()) {
+      Status s = float_scalar(ctx, 1, &ratio);
+      if (!s.ok()) return s;
+    }
+    if (t.as<bool>()[0] && ratio != 0.f) return run_dropout_training(ctx, ratio);
+  }
   run_copy(ctx);
   if (ctx.num_outputs > 1 && ctx.outputs[1].data)
     std::memset(ctx.outputs[1].data, 1, static_cast<size_t>(ctx.outputs[1].numel()));
@@ -150,7 +187,9 @@ bool onnx_to_dtype(int64_t to, DType* out) {
     case 6: *out = DType::I32; return true;
     case 7: *out = DType::I64; return true;
     case 9: *out = DType::BOOL; return true;
-    default: return false;  // float16/bfloat16/float8/double: not in this runtime yet
+    case 10: *out = DType::F16; return true;
+    case 16: *out = DType::BF16; return true;
+    default: return false;  // float8/double/strings/int4: not in this runtime
   }
 }
 
@@ -158,7 +197,7 @@ Status infer_cast(KernelContext& ctx) {
   if (!ctx.attrs->has("to")) return ctx.error("attribute 'to' is required");
   int64_t to = ctx.attrs->get_int("to", 0);
   DType in = ctx.inputs[0].dtype, out;
-  if (!onnx_to_dtype(to, &out) || in == DType::F16 || in == DType::BF16)
+  if (!onnx_to_dtype(to, &out) || dtype_size(in) == 0)
     return ctx.error("cast from " + std::string(dtype_name(in)) + " to ONNX dtype " + std::to_string(to) + " is not supported");
   return set_out(ctx, 0, out, shape_of(ctx.inputs[0]));
 }
@@ -217,10 +256,14 @@ Status run_cast(KernelContext& ctx) {
       case DType::I8: v = load<int8_t>(x.data, i); break;
       case DType::U8: v = load<uint8_t>(x.data, i); break;
       case DType::BOOL: v = load<bool>(x.data, i); break;
+      case DType::F16: v = half_to_float(x.as<uint16_t>()[i]); break;
+      case DType::BF16: v = bf16_bits_to_float(x.as<uint16_t>()[i]); break;
       default: break;
     }
     switch (y.dtype) {
       case DType::F32: store<float>(y.data, i, v); break;
+      case DType::F16: y.as<uint16_t>()[i] = float_to_half_bits(static_cast<float>(v)); break;
+      case DType::BF16: y.as<uint16_t>()[i] = float_to_bf16_bits(static_cast<float>(v)); break;
       case DType::I64: store<int64_t>(y.data, i, v); break;
       case DType::I32: store<int32_t>(y.data, i, v); break;
       case DType::I16: store<int16_t>(y.data, i, v); break;

@@ -385,9 +385,9 @@ Status infer_d2s(KernelContext& ctx) {
   if (x.rank != 4) return ctx.error("input must be 4-D (N, C, H, W), got " + shape_str(x));
   int64_t b = ctx.attrs->get_int("blocksize", 0);
   if (b < 1 || b > (1 << 16)) return ctx.error("blocksize must be >= 1");
+  std::string mode = ctx.attrs->get_string("mode", "DCR");
+  if (mode != "DCR" && mode != "CRD") return ctx.error("mode must be DCR or CRD, got '" + mode + "'");
   if (ctx.op_type == fb::OpType_DepthToSpace) {
-    std::string mode = ctx.attrs->get_string("mode", "DCR");
-    if (mode != "DCR" && mode != "CRD") return ctx.error("mode must be DCR or CRD");
     if (x.dims[1] % (b * b)) return ctx.error("channels " + std::to_string(x.dims[1]) + " not divisible by blocksize^2");
     return set_out(ctx, 0, x.dtype, {x.dims[0], x.dims[1] / (b * b), x.dims[2] * b, x.dims[3] * b});
   }
@@ -401,7 +401,7 @@ Status run_d2s(KernelContext& ctx) {
   int64_t b = ctx.attrs->get_int("blocksize", 1);
   size_t es = dtype_size(x.dtype);
   bool d2s = ctx.op_type == fb::OpType_DepthToSpace;
-  bool crd = d2s && ctx.attrs->get_string("mode", "DCR") == "CRD";
+  bool crd = ctx.attrs->get_string("mode", "DCR") == "CRD";  // SpaceToDepth has mode since opset 25
   // Iterate over the "deep" tensor (N, C, H, W) <-> "wide" tensor.
   const TensorView& deep = d2s ? x : y;
   const TensorView& wide = d2s ? y : x;
@@ -467,9 +467,11 @@ Status run_cumsum(KernelContext& ctx) {
   return Status::Ok();
 }
 
-// ---- TopK (float32): values and int64 indices; ties -> lower index first
+// ---- TopK (float32/float16/bfloat16, int8..int64, uint8): values and int64
+// indices; ties -> lower index first; NaN counts as the largest value (numpy sort)
 Status infer_topk(KernelContext& ctx) {
-  Status s = need_dtype(ctx, 0, {DType::F32});
+  Status s = need_dtype(ctx, 0, {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8, DType::I16,
+                                 DType::I32, DType::I64});
   if (!s.ok()) return s;
   Shape k;
   s = int_values(ctx, 1, &k, "K");
@@ -481,12 +483,15 @@ Status infer_topk(KernelContext& ctx) {
   if (k[0] < 0 || k[0] > ctx.inputs[0].dims[a]) return ctx.error("K " + std::to_string(k[0]) + " out of range for dim " + std::to_string(ctx.inputs[0].dims[a]));
   Shape out = shape_of(ctx.inputs[0]);
   out[a] = k[0];
-  s = set_out(ctx, 0, DType::F32, out);
+  s = set_out(ctx, 0, ctx.inputs[0].dtype, out);
   if (s.ok()) s = set_out(ctx, 1, DType::I64, out);
   return s;
 }
 
-Status run_topk(KernelContext& ctx) {
+template <typename S>
+Status run_topk_t(KernelContext& ctx) {
+  using E = Elem<S>;
+  using T = typename E::C;
   const TensorView& x = ctx.inputs[0];
   int a;
   norm_axis(ctx, ctx.attrs->get_int("axis", -1), x.rank, &a);
@@ -496,22 +501,43 @@ Status run_topk(KernelContext& ctx) {
   for (int d = 0; d < a; ++d) outer *= x.dims[d];
   for (int d = a + 1; d < x.rank; ++d) inner *= x.dims[d];
   std::vector<int64_t> idx(len);
-  const float* px = x.as<float>();
+  const S* px = x.as<S>();
+  auto less = [](T p, T q) {  // strict weak order with NaN last (largest)
+    if constexpr (std::is_floating_point<T>::value) {
+      if (std::isnan(q)) return !std::isnan(p);
+      if (std::isnan(p)) return false;
+    }
+    return p < q;
+  };
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       std::iota(idx.begin(), idx.end(), 0);
-      auto val = [&](int64_t j) { return px[(o * len + j) * inner + i]; };
+      auto val = [&](int64_t j) { return E::load(px[(o * len + j) * inner + i]); };
       std::stable_sort(idx.begin(), idx.end(), [&](int64_t p, int64_t q) {
-        float vp = val(p), vq = val(q);
-        return largest ? vp > vq : vp < vq;
+        T vp = val(p), vq = val(q);
+        return largest ? less(vq, vp) : less(vp, vq);
       });
       for (int64_t j = 0; j < k; ++j) {
         int64_t dst = (o * k + j) * inner + i;
-        ctx.outputs[0].as<float>()[dst] = val(idx[j]);
+        ctx.outputs[0].as<S>()[dst] = px[(o * len + idx[j]) * inner + i];
         if (ctx.num_outputs > 1 && ctx.outputs[1].data) ctx.outputs[1].as<int64_t>()[dst] = idx[j];
       }
     }
   return Status::Ok();
+}
+
+Status run_topk(KernelContext& ctx) {
+  switch (ctx.inputs[0].dtype) {
+    case DType::F32: return run_topk_t<float>(ctx);
+    case DType::F16: return run_topk_t<f16>(ctx);
+    case DType::BF16: return run_topk_t<bf16>(ctx);
+    case DType::I8: return run_topk_t<int8_t>(ctx);
+    case DType::U8: return run_topk_t<uint8_t>(ctx);
+    case DType::I16: return run_topk_t<int16_t>(ctx);
+    case DType::I32: return run_topk_t<int32_t>(ctx);
+    case DType::I64: return run_topk_t<int64_t>(ctx);
+    default: return ctx.error("unsupported dtype");
+  }
 }
 
 }  // namespace
@@ -529,7 +555,7 @@ void register_tensor_ops(KernelRegistry& r) {
   reg(r, fb::OpType_DepthToSpace, DType::Any, "depth_to_space_reference", infer_d2s, run_d2s);
   reg(r, fb::OpType_SpaceToDepth, DType::Any, "space_to_depth_reference", infer_d2s, run_d2s);
   reg(r, fb::OpType_CumSum, DType::Any, "cumsum_reference", infer_cumsum, run_cumsum);
-  reg(r, fb::OpType_TopK, DType::F32, "topk_f32_reference", infer_topk, run_topk);
+  reg(r, fb::OpType_TopK, DType::Any, "topk_reference", infer_topk, run_topk);
   register_resize(r);
 }
 
