@@ -116,6 +116,8 @@ case("Add", "scalar_rhs", [f32(3, 127), C(np.float32(0.25))])
 case("Mul", "rank_diff", [f32(13), f32(2, 3, 13)])
 case("Add", "outer", [f32(5, 1), f32(1, 131)])
 case("Relu", "odd", [f32(2, 3, 131)])
+case("Relu", "nan_inf", [np.array([np.nan, -np.inf, np.inf, -1.0, 2.0] * 7, np.float32)])
+case("Clip", "nan", [np.array([np.nan, -3.0, 0.1, 3.0] * 9, np.float32), C(np.float32(-0.5)), C(np.float32(0.7))])
 case("Sigmoid", "odd", [f32(2, 3, 131, lo=-30, hi=30)])
 case("Tanh", "odd", [f32(2, 3, 131, lo=-10, hi=10)])
 case("HardSwish", "odd", [f32(127, lo=-5, hi=5)])
@@ -183,8 +185,8 @@ def test_optimized_kernel_matches_reference(op, inputs, attrs, tol, fast, isa):
     got = results[1]
     where = f"{op} isa={isa or 'best'} shape={[np.shape(a) for a in feeds.values()]}"
     assert got.shape == expected.shape, f"{where}: shape {got.shape}, expected {expected.shape}"
-    bad = ~np.isclose(got, expected, rtol=tol, atol=tol)
+    bad = ~np.isclose(got, expected, rtol=tol, atol=tol, equal_nan=True)
     if bad.any():
         i = np.unravel_index(np.argmax(bad), bad.shape)
         pytest.fail(f"{where}: {int(bad.sum())} mismatches, first at {i}: expected {expected[i]!r}, got {got[i]!r}")
-    assert np.array_equal(results[1], results[2]), f"{where}: 1 and 2 threads disagree"
+    assert np.array_equal(results[1], results[2], equal_nan=True), f"{where}: 1 and 2 threads disagree"

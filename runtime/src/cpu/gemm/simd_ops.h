@@ -69,10 +69,12 @@ inline typename V::T vact(typename V::T x, const Activation& a) {
   switch (a.kind) {
     case Act::kNone:
       return x;
+    // Operand order keeps NaN (x86 max/min return the second operand when unordered),
+    // as the Relu/Clip op references do.
     case Act::kRelu:
-      return V::max(x, V::zero());
+      return V::max(V::zero(), x);
     case Act::kClip:
-      return V::min(V::max(x, V::set1(a.p0)), V::set1(a.p1));
+      return V::min(V::set1(a.p1), V::max(V::set1(a.p0), x));
     case Act::kLeakyRelu:
       return V::add(V::max(x, V::zero()), V::mul(V::set1(a.p0), V::min(x, V::zero())));
     case Act::kHardSwish: {
