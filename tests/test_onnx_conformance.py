@@ -3,8 +3,9 @@
 Claimed = has a converter in the ONNX ConverterRegistry and every IR op it
 emits exists in `mobconv.ops`. Every case of a claimed op (its plain case and
 function-expanded variants, see tools/onnx_conformance.py for how cases map to
-ops) must convert, run in the numpy reference and match with the case's own
-rtol/atol. Cases that need something outside the IR (a dtype such as float64
+ops) must convert, run on each backend -- the numpy reference, and the C++
+runtime (libmobrt) on the graph serialized to .mob bytes -- and match with the
+case's own rtol/atol (one test per case and backend). Cases that need something outside the IR (a dtype such as float64
 or float8, or a helper op of an expansion that the frontend does not claim)
 are decided statically before any test runs (`unsupported_reason`) and are not
 collected as tests; `test_unsupported_cases_only_need_what_the_ir_lacks` checks
@@ -32,22 +33,40 @@ def _claimed_cases():
     cases = conformance.collect_cases()
     types = conformance.case_op_types(cases)
     supported, unsupported = [], []
+    runtime_ok = _runtime_available()
     for case in cases:
         if types[case.name] not in claimed:
             continue
         reason = conformance.unsupported_reason(case)
         if reason:
             unsupported.append((case.name, reason))
-        else:
-            supported.append(pytest.param(case, types[case.name], id=f"{types[case.name]}-{case.name}"))
+            continue
+        supported.append(pytest.param(case, types[case.name], "reference", id=f"reference-{types[case.name]}-{case.name}"))
+        if runtime_ok:
+            reason = conformance.runtime_unsupported_reason(case)
+            if reason:
+                unsupported.append((case.name, "runtime " + reason))
+            else:
+                supported.append(pytest.param(case, types[case.name], "runtime", id=f"runtime-{types[case.name]}-{case.name}"))
     return supported, unsupported
+
+
+def _runtime_available() -> bool:
+    try:
+        from mobconv import runtime
+
+        return runtime.available()
+    except Exception:  # noqa: BLE001
+        return False
 
 
 CASES, UNSUPPORTED = _claimed_cases()
 
 # What may make a case of a claimed op inexpressible: a dtype or value kind the
 # IR does not have, an opset outside 7..28, or a helper op of a function expansion.
-_ALLOWED_REASONS = ("dtype ", "value ", "opset ", "op ")
+# Cases the runtime cannot express although the IR can carry the prefix
+# "runtime " (conformance.RUNTIME_UNSUPPORTED; currently empty).
+_ALLOWED_REASONS = ("dtype ", "value ", "opset ", "op ", "runtime ")
 
 
 def test_unsupported_cases_only_need_what_the_ir_lacks():
@@ -62,24 +81,37 @@ def test_frontend_claims_ops():
     assert len(CASES) > 0
 
 
-@pytest.mark.parametrize("case,op_type", CASES)
-def test_backend_case(case, op_type):
-    result = conformance.run_case(case, op_type)
-    assert result.status == "passed", f"{case.name} ({op_type}): {result.reason}"
+def test_runtime_covers_every_expressible_case():
+    if not _runtime_available():
+        pytest.fail("libmobrt is not built: pip install -e . --no-build-isolation --no-deps")
+    ref = {p.values[0].name for p in CASES if p.values[2] == "reference"}
+    rt = {p.values[0].name for p in CASES if p.values[2] == "runtime"}
+    assert ref - rt == {n for n, r in UNSUPPORTED if r.startswith("runtime ")}
+
+
+@pytest.mark.parametrize("case,op_type,backend", CASES)
+def test_backend_case(case, op_type, backend):
+    result = conformance.run_case(case, op_type, backend)
+    assert result.status == "passed", f"{case.name} ({op_type}, {backend}): {result.reason}"
 
 
 def test_table_and_json(tmp_path, capsys):
     out = tmp_path / "conf.json"
-    code = conformance.main(["--ops", "Relu,Softmax", "--json", str(out)])
+    code = conformance.main(["--ops", "Relu,Softmax", "--backend", "both", "--json", str(out)])
     text = capsys.readouterr().out
     assert "Relu" in text and "total" in text
+    assert "backend reference" in text and "backend runtime" in text
     assert code == 0
     import json
 
     data = json.loads(out.read_text())
-    assert {row["op"] for row in data["ops"]} == {"Relu", "Softmax"}
+    assert set(data["backends"]) == {"reference", "runtime"}
+    for entry in data["backends"].values():
+        assert {row["op"] for row in entry["ops"]} == {"Relu", "Softmax"}
+        assert all(c["status"] == "passed" for c in entry["cases"])
 
 
-def test_unsupported_ops_are_counted_not_failed():
-    results = conformance.run_conformance(ops={"Einsum"})
+@pytest.mark.parametrize("backend", ["reference", "runtime"])
+def test_unsupported_ops_are_counted_not_failed(backend):
+    results = conformance.run_conformance(ops={"Einsum"}, backend=backend)
     assert results and all(r.status == "unsupported" for r in results)

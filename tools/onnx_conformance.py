@@ -1,11 +1,15 @@
-"""Run onnx's backend node test cases through the ONNX frontend + numpy reference.
+"""Run onnx's backend test cases through the ONNX frontend + numpy reference / C++ runtime.
 
     python tools/onnx_conformance.py                 # table over every op type
     python tools/onnx_conformance.py --ops Conv,Relu # only these op types
     python tools/onnx_conformance.py --claimed --json out.json
+    python tools/onnx_conformance.py --claimed --backend both --model-cases
+    python tools/onnx_conformance.py --backend runtime --isa scalar
 
 Each case (`onnx.backend.test.case.node.collect_testcases()`) is converted
-with `load_onnx`, run with `mobconv.reference.run` on each of its data sets
+with `load_onnx`, run on each of its data sets with `mobconv.reference.run`
+(--backend reference) or in the C++ runtime on the graph serialized with
+`mobconv.formats.writer.to_bytes` (--backend runtime; --isa caps its kernels),
 and compared with `np.testing.assert_allclose(rtol=case.rtol, atol=case.atol)`
 plus an exact dtype check (what onnx's own backend runner does).
 
@@ -27,7 +31,15 @@ Range's limits, ...) must be constants. Backend cases pass them as graph
 inputs; when conversion fails on such a case it is retried with the
 parameter-like inputs (those never read as a node's first input), then all
 inputs, baked in as initializers with the data set's values. The numbers are
-still computed by the converted graph in the reference interpreter.
+still computed by the converted graph. The runtime fixes every shape when it
+prepares (like the IR at conversion time), so when it reports that a shape
+parameter (Resize's scales/sizes, CumSum's axis, ...) "must be known", the case
+is retried on the runtime with the parameter-like inputs baked in.
+
+Model cases (--model-cases): onnx's model-level directories
+`backend/test/data/{pytorch-converted,pytorch-operator,simple}/test_*`
+(model.onnx + test_data_set_*/{input,output}_*.pb), run the same way with
+rtol 1e-3 / atol 1e-7 (what onnx's runner uses for them); one row per directory.
 """
 from __future__ import annotations
 
@@ -166,7 +178,7 @@ def _parameter_inputs(model, names) -> list:
     return [n for n in names if n not in data_inputs]
 
 
-def _convert(model, feeds: dict):
+def _convert(model, feeds: dict, min_baked: int = 0):
     """load_onnx on the case model; if conversion fails because values the IR
     needs at conversion time arrive as graph inputs (Reshape's shape, Slice's
     starts, Range's limits, ...), retry with those inputs baked in as
@@ -175,7 +187,7 @@ def _convert(model, feeds: dict):
     from mobconv.frontends.onnx import load_onnx
 
     names = list(feeds)
-    attempts = [[], _parameter_inputs(model, names), names]
+    attempts = [[], _parameter_inputs(model, names), names][min_baked:]
     error = None
     tried = []
     for baked in attempts:
@@ -193,42 +205,96 @@ def _convert(model, feeds: dict):
     raise error
 
 
-def run_case(case, op_type: str) -> CaseResult:
-    from mobconv.reference import interpreter
+def _run_graph(graph, feeds: dict, backend: str, isa=None) -> dict:
+    """Outputs of the converted graph on `feeds`: numpy reference, or the C++
+    runtime on the graph serialized to .mob bytes (a bfloat16 output comes back
+    as raw uint16 bits and is viewed as ml_dtypes.bfloat16)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if backend == "reference":
+            from mobconv.reference import interpreter
 
-    reason = unsupported_reason(case)
+            return interpreter.run(graph, feeds)
+        from mobconv.formats.writer import to_bytes
+        from mobconv.runtime import Interpreter
+
+        # mobconv.runtime passes bfloat16 as its raw uint16 bits
+        feeds = {n: (a.view(np.uint16) if a.dtype.name == "bfloat16" else a) for n, a in feeds.items()}
+        with Interpreter(to_bytes(graph), isa=isa, profile=False) as it:
+            got = it.run(feeds)
+    for name, arr in got.items():
+        if name in graph.values and graph.values[name].dtype == "bfloat16":
+            import ml_dtypes
+
+            got[name] = arr.view(ml_dtypes.bfloat16)
+    return got
+
+
+def compare(got: dict, output_names, expected, rtol, atol) -> str:
+    """'' if every expected output matches (exact dtype and shape, allclose), else why not."""
+    for name, want in zip(output_names, expected):
+        if name not in got:
+            return f"output {name}: missing"
+        a, b = np.asarray(got[name]), _array(want)
+        if a.dtype != b.dtype:
+            return f"output {name}: dtype {a.dtype} != {b.dtype}"
+        if a.shape != b.shape:
+            return f"output {name}: shape {a.shape} != {b.shape}"
+        try:
+            if a.dtype.kind not in "biuf" and str(a.dtype) == "bfloat16":
+                a, b = a.astype(np.float32), b.astype(np.float32)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+        except AssertionError as exc:
+            return f"output {name}: " + " ".join(str(exc).split())[:300]
+    return ""
+
+
+def run_case(case, op_type: str, backend: str = "reference", isa=None) -> CaseResult:
+    """Convert and run one backend node case; backend "reference" (numpy) or
+    "runtime" (C++ libmobrt, `isa` caps its kernels: "scalar" = reference kernels)."""
+    reason = unsupported_reason(case) or (runtime_unsupported_reason(case) if backend == "runtime" else "")
     if reason:
         return CaseResult(case.name, op_type, "unsupported", reason)
     model = case.model
     inits = {t.name for t in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in inits]
-    for k, (ins, expected) in enumerate(case.data_sets):
+    for ins, expected in case.data_sets:
         feeds = {vi.name: _array(x) for vi, x in zip(inputs, ins)}
         try:
             graph, baked = _convert(model, feeds)
         except Exception as exc:  # noqa: BLE001
             return CaseResult(case.name, op_type, "failed", f"convert: {type(exc).__name__}: {exc}")
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                got = interpreter.run(graph, {n: a for n, a in feeds.items() if n not in baked})
+            got = _run_graph(graph, {n: a for n, a in feeds.items() if n not in baked}, backend, isa)
         except Exception as exc:  # noqa: BLE001
-            return CaseResult(case.name, op_type, "failed", f"run: {type(exc).__name__}: {exc}")
-        for out, want in zip(model.graph.output, expected):
-            a, b = np.asarray(got[out.name]), _array(want)
-            if a.dtype != b.dtype:
-                return CaseResult(case.name, op_type, "failed", f"output {out.name}: dtype {a.dtype} != {b.dtype}")
-            if a.shape != b.shape:
-                return CaseResult(case.name, op_type, "failed", f"output {out.name}: shape {a.shape} != {b.shape}")
+            if not (backend == "runtime" and not baked and _NEEDS_CONSTANT.search(str(exc))):
+                return CaseResult(case.name, op_type, "failed", f"run: {type(exc).__name__}: {exc}")
+            # the runtime fixes shapes before running (like the IR at conversion
+            # time): parameters a shape depends on must be constants there too
             try:
-                np.testing.assert_allclose(a, b, rtol=case.rtol, atol=case.atol)
-            except AssertionError as exc:
-                detail = " ".join(str(exc).split())[:300]
-                return CaseResult(case.name, op_type, "failed", f"output {out.name}: {detail}")
+                graph, baked = _convert(model, feeds, min_baked=1)
+                got = _run_graph(graph, {n: a for n, a in feeds.items() if n not in baked}, backend, isa)
+            except Exception as exc2:  # noqa: BLE001
+                return CaseResult(case.name, op_type, "failed", f"run: {type(exc2).__name__}: {exc2}")
+        why = compare(got, [o.name for o in model.graph.output], expected, case.rtol, case.atol)
+        if why:
+            return CaseResult(case.name, op_type, "failed", why)
     return CaseResult(case.name, op_type, "passed")
 
 
-def run_conformance(ops=None, claimed_only=False) -> list:
+_NEEDS_CONSTANT = re.compile(r"must be (known|a known)")
+
+
+# Cases the C++ runtime cannot express although the IR can: case name (or
+# op type) -> reason. Decided statically; keep small and honest.
+RUNTIME_UNSUPPORTED: dict = {}
+
+
+def runtime_unsupported_reason(case) -> str:
+    return RUNTIME_UNSUPPORTED.get(case.name, "")
+
+
+def run_conformance(ops=None, claimed_only=False, backend="reference", isa=None) -> list:
     from mobconv.frontends.onnx import claimed_ops
 
     cases = collect_cases()
@@ -241,7 +307,7 @@ def run_conformance(ops=None, claimed_only=False) -> list:
             continue
         if claimed_only and t not in claimed:
             continue
-        results.append(run_case(case, t))
+        results.append(run_case(case, t, backend, isa))
     return results
 
 
@@ -274,20 +340,123 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+# ---- model-level cases: onnx/backend/test/data/{pytorch-converted,pytorch-operator,simple}
+
+MODEL_CASE_DIRS = ("pytorch-converted", "pytorch-operator", "simple")
+# what onnx's own runner uses for these directories
+MODEL_RTOL, MODEL_ATOL = 1e-3, 1e-7
+
+
+@dataclass
+class ModelCase:
+    name: str  # "<dir>/<test name>"
+    path: str  # the test directory (model.onnx + test_data_set_*)
+
+
+def collect_model_cases() -> list:
+    import glob
+    import os
+
+    import onnx
+
+    root = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+    cases = []
+    for kind in MODEL_CASE_DIRS:
+        for d in sorted(glob.glob(os.path.join(root, kind, "test_*"))):
+            if os.path.exists(os.path.join(d, "model.onnx")):
+                cases.append(ModelCase(f"{kind}/{os.path.basename(d)}", d))
+    return cases
+
+
+def _load_model_case(mc):
+    import glob
+    import os
+
+    import onnx
+
+    model = onnx.load(os.path.join(mc.path, "model.onnx"))
+    data_sets = []
+    for ds in sorted(glob.glob(os.path.join(mc.path, "test_data_set_*"))):
+        def read(prefix):
+            out = []
+            for k in range(len(glob.glob(os.path.join(ds, f"{prefix}_*.pb")))):
+                t = onnx.TensorProto()
+                with open(os.path.join(ds, f"{prefix}_{k}.pb"), "rb") as f:
+                    t.ParseFromString(f.read())
+                out.append(t)
+            return out
+
+        data_sets.append((read("input"), read("output")))
+    return model, data_sets
+
+
+class _ModelAsCase:
+    """A model directory seen through the node-case interface (name, model, data_sets, rtol, atol)."""
+
+    def __init__(self, mc, rtol=MODEL_RTOL, atol=MODEL_ATOL):
+        self.name = mc.name
+        self.model, self.data_sets = _load_model_case(mc)
+        self.rtol, self.atol = rtol, atol
+
+
+def model_case_unsupported_reason(mc) -> str:
+    return unsupported_reason(_ModelAsCase(mc))
+
+
+def run_model_case(mc, backend: str = "reference", isa=None) -> CaseResult:
+    case = _ModelAsCase(mc)
+    return run_case(case, mc.name.split("/")[0], backend, isa)
+
+
+def run_model_cases(backend="reference", isa=None) -> list:
+    return [run_model_case(mc, backend, isa) for mc in collect_model_cases()]
+
+
+BACKENDS = ("reference", "runtime")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", help="comma-separated op types to run (default: all)")
     parser.add_argument("--claimed", action="store_true", help="only op types the frontend claims")
+    parser.add_argument("--backend", choices=("reference", "runtime", "both"), default="reference",
+                        help="numpy reference interpreter, C++ runtime (libmobrt), or both (a table each)")
+    parser.add_argument("--isa", choices=("scalar", "avx2", "avx512", "neon"),
+                        help="cap the runtime's kernels (scalar = C++ reference kernels only)")
+    parser.add_argument("--model-cases", action="store_true",
+                        help="also run onnx's model-level cases (pytorch-converted, pytorch-operator, simple)")
     parser.add_argument("--json", metavar="PATH", help="also write per-case results as JSON")
     args = parser.parse_args(argv)
     ops = set(args.ops.split(",")) if args.ops else None
-    results = run_conformance(ops, args.claimed)
-    rows = summarize(results)
-    print(format_table(rows))
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    failed = False
+    report = {}
+    for backend in backends:
+        results = run_conformance(ops, args.claimed, backend, args.isa)
+        rows = summarize(results)
+        label = backend + (f" (isa {args.isa})" if backend == "runtime" and args.isa else "")
+        print(f"== node cases, backend {label}")
+        print(format_table(rows))
+        failed |= any(r.status == "failed" for r in results)
+        entry = {"ops": rows, "cases": [asdict(r) for r in results]}
+        if args.model_cases:
+            mres = run_model_cases(backend, args.isa)
+            print(f"\n== model cases, backend {label} (rtol {MODEL_RTOL}, atol {MODEL_ATOL}; "
+                  "rows are test directories)")
+            print(format_table(summarize(mres)))
+            for r in mres:
+                if r.status != "passed":
+                    print(f"  {r.status:<11} {r.name}: {r.reason[:150]}")
+            failed |= any(r.status == "failed" for r in mres)
+            entry["model_cases"] = [asdict(r) for r in mres]
+        report[backend] = entry
+        print()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"ops": rows, "cases": [asdict(r) for r in results]}, f, indent=1)
-    return 1 if any(r.status == "failed" for r in results) else 0
+            data = report[backends[0]] if len(backends) == 1 else {}
+            data = dict(data, backends=report)
+            json.dump(data, f, indent=1)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
