@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.mobconv-deps
 
-.PHONY: setup system-deps venv install demo test generate runtime cross fuzz bench clean
+.PHONY: setup system-deps venv install demo test generate runtime cross fuzz bench bench-gemm clean
 
 setup: install
 
@@ -63,9 +63,13 @@ cross: system-deps venv
 fuzz: install
 	MOBRT_FUZZ_SECONDS=$${MOBRT_FUZZ_SECONDS:-120} $(PY) -m pytest -q tests/test_runtime_malformed.py -k fuzz
 
-# Side-by-side latency against onnxruntime (and LiteRT when installed).
+# Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads.
 bench: install
 	$(PY) benchmarks/bench_models.py
+
+# SGEMM 1024^3 GFLOP/s as a fraction of this machine's measured single-core FMA peak.
+bench-gemm: install
+	$(PY) benchmarks/bench_gemm.py
 
 clean:
 	rm -rf build out
