@@ -22,7 +22,7 @@ Outcomes: "passed"; "failed" (conversion raised, running raised, or the
 numbers/dtypes differ: the reason is kept); "unsupported" when the case uses
 an op type the frontend does not convert (any node, so an expansion that
 needs an unsupported helper op is unsupported, not failed), a dtype the IR
-does not have (float64, strings, float8, int4, ...), an opset outside 7..28,
+does not have (float64, strings, float8, int4, ...), an opset outside the frontend's 6..28,
 or optional/sequence-typed values.
 
 Conversion-time constants: the IR infers every shape at conversion time, so

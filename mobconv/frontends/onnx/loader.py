@@ -3,7 +3,7 @@
 Steps:
 1. Read the model (path or ModelProto); external data files are loaded from
    the model's directory, a missing one is a ConversionError naming it.
-2. Read the default-domain opset (7..28 supported).
+2. Read the default-domain opset (6..28 supported).
 3. Check every node's op type first and raise one UnsupportedOpsError listing
    all unsupported types (ops of other domains are named "domain.Op").
 4. Initializers become constants (also when listed as graph inputs); the
@@ -34,7 +34,7 @@ from .context import NodeContext
 from .symbolic import SymbolicShapes
 from .converters import is_supported, load_converters
 
-MIN_OPSET, MAX_OPSET = 7, 28
+MIN_OPSET, MAX_OPSET = 6, 28
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 

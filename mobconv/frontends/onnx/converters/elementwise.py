@@ -1,7 +1,9 @@
 """Element-wise ONNX ops whose opset 7+ forms equal the IR form: attributes pass through.
 
-(Opsets < 7 had `broadcast`/`axis`/`consumed_inputs` attributes; the frontend
-starts at opset 7, so every form seen here is already numpy-broadcasting.)
+Opset 6 (the oldest the frontend reads) differs in two places, converted here:
+binary arithmetic/logical ops take `broadcast` (0: equal shapes, 1: B
+broadcast to A) and `axis` (where B's dims align in A; absent = trailing, i.e.
+numpy); PRelu's slope of shape (C,) is per channel (dim 1) of X.
 """
 from __future__ import annotations
 
@@ -26,7 +28,48 @@ VARIADIC = ("Max", "Min", "Sum", "Mean")
 
 @converter(*UNARY, *ACTIVATIONS, *BINARY, *VARIADIC)
 def passthrough(cx):
+    if cx.opset < 7 and cx.op_type in BINARY and cx.op_type != "Where":
+        _legacy_broadcast(cx)
+        return
+    if cx.opset < 7 and cx.op_type == "PRelu":
+        _legacy_prelu(cx)
+        return
     cx.passthrough(cx.op_type)
+
+
+def _reshaped(cx, name: str, shape, hint: str) -> str:
+    """`name` reshaped to `shape` (folded when constant)."""
+    data = cx.const_value(1) if name == cx.input(1) else None
+    if data is not None:
+        return cx.const(np.asarray(data).reshape(shape), hint)
+    out = cx.tmp(hint)
+    cx.emit("Reshape", [name, cx.const(np.asarray(shape, np.int64), "shape")], [out])
+    return out
+
+
+def _legacy_broadcast(cx):
+    """Opset < 7 `broadcast`/`axis`: B's dims align with A's starting at `axis`."""
+    b = cx.input(1)
+    if cx.attrs.int("broadcast", 0) and cx.attrs.has("axis"):
+        ra, sb = cx.rank(0), cx.shape(1)
+        if ra is None or sb is None:
+            raise cx.error("legacy broadcast with axis needs the ranks of A and B to be known")
+        axis = cx.attrs.int("axis")
+        axis = axis + ra if axis < 0 else axis
+        if not 0 <= axis <= ra - len(sb):
+            raise cx.error(f"axis {axis} does not fit B {tuple(sb)} into A of rank {ra}")
+        trailing = ra - axis - len(sb)
+        if trailing:
+            b = _reshaped(cx, b, tuple(sb) + (1,) * trailing, "b_aligned")
+    cx.passthrough(cx.op_type, inputs=[cx.input(0), b], drop=("broadcast", "axis"))
+
+
+def _legacy_prelu(cx):
+    """Opset < 7 PRelu: a slope of shape (C,) applies per channel (dim 1 of X)."""
+    slope, sx, ss = cx.input(1), cx.shape(0), cx.shape(1)
+    if sx is not None and ss is not None and len(ss) == 1 and len(sx) > 2 and ss[0] != 1 and ss[0] == sx[1]:
+        slope = _reshaped(cx, slope, (ss[0],) + (1,) * (len(sx) - 2), "slope_per_channel")
+    cx.passthrough("PRelu", inputs=[cx.input(0), slope])
 
 
 @converter("Clip")

@@ -14,6 +14,9 @@ PASS = (
 
 @converter(*PASS)
 def passthrough(cx):
+    if cx.op_type == "Gemm" and cx.opset < 7:  # opset 6 `broadcast`: C broadcast to (M, N), as now
+        cx.passthrough("Gemm", drop=("broadcast",))
+        return
     cx.passthrough(cx.op_type)
 
 
@@ -84,10 +87,11 @@ def _readers(cx, names) -> list:
 
 @converter("Dropout")
 def dropout(cx):
-    """Opset < 12: `ratio` attribute -> input; opset 7+ has no is_test (always inference)."""
+    """Opset < 12: `ratio` attribute -> input; opset 7+ has no is_test (always
+    inference); opset 6's is_test must be 1 (or absent: we only infer)."""
     if cx.opset >= 12:
         cx.passthrough("Dropout")
         return
-    cx.check_attrs({"ratio"})
+    cx.check_attrs({"ratio", "is_test"} if cx.opset < 7 else {"ratio"})
     ratio = cx.attr_as_input("ratio", np.float32)
     cx.emit("Dropout", [cx.input(0), ratio], cx.outputs)
