@@ -63,7 +63,7 @@ def _runtime_available() -> bool:
 CASES, UNSUPPORTED = _claimed_cases()
 
 # What may make a case of a claimed op inexpressible: a dtype or value kind the
-# IR does not have, an opset outside 7..28, or a helper op of a function expansion.
+# IR does not have, an opset outside 6..28, or a helper op of a function expansion.
 # Cases the runtime cannot express although the IR can carry the prefix
 # "runtime " (conformance.RUNTIME_UNSUPPORTED; currently empty).
 _ALLOWED_REASONS = ("dtype ", "value ", "opset ", "op ", "runtime ")

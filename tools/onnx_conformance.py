@@ -39,7 +39,7 @@ is retried on the runtime with the parameter-like inputs baked in.
 Model cases (--model-cases): onnx's model-level directories
 `backend/test/data/{pytorch-converted,pytorch-operator,simple}/test_*`
 (model.onnx + test_data_set_*/{input,output}_*.pb), run the same way with
-rtol 1e-3 / atol 1e-7 (what onnx's runner uses for them); one row per directory.
+rtol 1e-5 / atol 1e-7 (onnx's runner uses rtol 1e-3); one row per directory.
 """
 from __future__ import annotations
 
@@ -343,8 +343,9 @@ def format_table(rows) -> str:
 # ---- model-level cases: onnx/backend/test/data/{pytorch-converted,pytorch-operator,simple}
 
 MODEL_CASE_DIRS = ("pytorch-converted", "pytorch-operator", "simple")
-# what onnx's own runner uses for these directories
-MODEL_RTOL, MODEL_ATOL = 1e-3, 1e-7
+# onnx's own runner uses rtol 1e-3 / atol 1e-7 for these directories; every
+# expressible case passes 100x tighter on both backends, so hold that line.
+MODEL_RTOL, MODEL_ATOL = 1e-5, 1e-7
 
 
 @dataclass
