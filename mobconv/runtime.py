@@ -215,6 +215,15 @@ class Model:
             pass
 
 
+def _as_input_array(value, dtype) -> np.ndarray:
+    """The array to hand to the runtime. bfloat16 tensors travel as their raw uint16
+    bits: a bfloat16 array (ml_dtypes) is reinterpreted, never converted by value."""
+    arr = np.asarray(value)
+    if np.dtype(dtype) == np.uint16 and arr.dtype.name == "bfloat16":
+        return arr.view(np.uint16)
+    return np.asarray(arr, dtype=dtype)
+
+
 class Interpreter:
     """A .mob model running in the C++ runtime.
 
@@ -411,7 +420,7 @@ class Interpreter:
         for index, info in enumerate(infos):
             if info["name"] not in feeds:
                 raise RuntimeError_(f"missing input {info['name']!r}", 1)
-            arr = np.asarray(feeds[info["name"]], dtype=info["dtype"])
+            arr = _as_input_array(feeds[info["name"]], info["dtype"])
             if not arr.flags.c_contiguous:
                 arr = arr.copy(order="C")
             if tuple(arr.shape) != info["shape"]:
