@@ -94,6 +94,52 @@ def _check_readable(path: str) -> None:
         raise MobconvError(f"{path}: no such file")
     if os.path.isdir(path):
         raise MobconvError(f"{path}: is a directory, expected a model file")
+    if os.path.getsize(path) == 0:
+        raise ModelFormatError(f"{path}: empty file (0 bytes); was it fully downloaded or written?")
+
+
+# What a file given to the wrong converter probably is, by extension: (what, how to convert).
+_OTHER_FORMATS = {
+    ".caffemodel": ("a Caffe weights file", "mobconv caffe2mob deploy.prototxt {path}"),
+    ".prototxt": ("a Caffe network description", "mobconv caffe2mob {path} weights.caffemodel"),
+    ".onnx": ("an ONNX model", "mobconv onnx2mob {path}"),
+    ".pb": ("a TensorFlow graph", "mobconv.convert('{path}') in Python"),
+    ".mob": ("already a .mob model", "mobconv info {path}"),
+    ".tflite": ("a TensorFlow Lite model", "convert the source model it came from"),
+    ".mnn": ("an MNN model", "convert the source model it came from"),
+    ".param": ("an ncnn model", "convert the source model it came from"),
+    ".pt": ("a PyTorch checkpoint", "export it with torch.onnx.export, then mobconv onnx2mob"),
+    ".pth": ("a PyTorch checkpoint", "export it with torch.onnx.export, then mobconv onnx2mob"),
+}
+
+
+# What each converter input is called and which extensions it claims.
+_EXPECTED = {"onnx": ("an ONNX model", (".onnx",)),
+             "caffe": ("a Caffe deploy file", (".prototxt",)),
+             "caffemodel": ("a Caffe weights file", (".caffemodel",)),
+             "tensorflow": ("a TensorFlow graph", (".pb",))}
+
+
+def check_source(path: str, framework: str) -> None:
+    """Refuse a file that is plainly not a `framework` source file (empty, another
+    framework's extension, a .mob), before a parser reports something cryptic.
+    `framework` is a FRONTENDS name, or "caffemodel" for Caffe's weights file."""
+    path = os.fspath(path)
+    _check_readable(path)
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] == b"MOB1":
+        ext = ".mob"
+    frontend = FRONTENDS.get(framework)
+    wanted, extensions = _EXPECTED.get(framework, (
+        f"a {framework} model", frontend.extensions if frontend else ()))
+    if ext in extensions or (ext == ".pb" and framework == "onnx"):  # some ONNX files are .pb
+        return
+    if ext in _OTHER_FORMATS:
+        what, how = _OTHER_FORMATS[ext]
+        raise UsageError(f"{path}: is {what}, expected {wanted} ({'/'.join(extensions)}); "
+                         f"for this file use: {how.format(path=path)}")
 
 
 def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
@@ -109,13 +155,22 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
     _check_readable(path)
     if framework is None:
         framework = detect_framework(path)
+    else:
+        check_source(path, framework)
     if framework not in FRONTENDS:
         raise UsageError(f"unknown framework {framework!r} (known: {', '.join(FRONTENDS)})")
     shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
 
     stats = {}
     start = time.perf_counter()
-    graph = FRONTENDS[framework].load(path, shapes or None, **frontend_options)
+    try:
+        graph = FRONTENDS[framework].load(path, shapes or None, **frontend_options)
+    except MobconvError as exc:
+        # A frontend refusing the caller's input_shapes is a usage error (exit 2), whatever
+        # class the frontend raised it as.
+        if shapes and "input_shapes" in str(exc) and not isinstance(exc, UsageError):
+            raise UsageError(str(exc)) from exc
+        raise
     unknown = sorted(set(shapes) - set(graph.inputs))
     if unknown:
         raise UsageError(
@@ -157,10 +212,12 @@ def load(path) -> "Model":
     if data[4:8] != b"MOB1":
         ext = os.path.splitext(path)[1].lower()
         hint = ""
-        if ext == ".onnx":
-            hint = f"; convert it first: mobconv onnx2mob {path}"
+        if ext in (".onnx", ".prototxt", ".caffemodel"):
+            hint = "; convert it first: " + _OTHER_FORMATS[ext][1].format(path=path)
         elif any(ext in f.extensions for f in FRONTENDS.values()):
-            hint = "; convert it first with mobconv.convert()"
+            hint = f"; convert it first: mobconv.convert({path!r})"
+        elif ext in _OTHER_FORMATS:
+            hint = f" ({_OTHER_FORMATS[ext][0]}: {_OTHER_FORMATS[ext][1].format(path=path)})"
         raise ModelFormatError(
             f"{path}: not a .mob model file (missing 'MOB1' file identifier){hint}"
         )
@@ -172,7 +229,41 @@ def load(path) -> "Model":
         raise ModelFormatError(f"{path}: malformed .mob file ({type(exc).__name__}: {exc})") from exc
     model = Model(graph, source=path)
     model.file_size = len(data)
+    model.format_version = _format_version(data)
     return model
+
+
+def _format_version(data: bytes) -> tuple:
+    """(major, minor) of a verified .mob file's format."""
+    from .formats.fb.Model import Model as FbModel
+
+    root = FbModel.GetRootAs(data, 0)
+    return int(root.VersionMajor()), int(root.VersionMinor())
+
+
+def _default_mode() -> int:
+    """The mode open() would give a new file: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def check_writable(path: str) -> None:
+    """MobconvError unless `path` can be (over)written as a model file."""
+    if not path:
+        raise UsageError("output path is empty (give a file name such as model.mob)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise MobconvError(f"cannot write {path}: is a directory (give a file name such as "
+                           f"{os.path.join(path, 'model.mob')})")
+    if not os.path.isdir(parent):
+        raise MobconvError(f"cannot write {path}: directory {parent} does not exist "
+                           "(create it first)")
+    if not os.access(parent, os.W_OK):
+        raise MobconvError(f"cannot write {path}: directory {parent} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise MobconvError(f"cannot write {path}: the existing file is read-only "
+                           "(remove it or choose another path)")
 
 
 # ---- backends -------------------------------------------------------------
@@ -282,6 +373,7 @@ class Model:
         self.graph = graph
         self.source = source
         self.file_size: Optional[int] = None
+        self.format_version: Optional[tuple] = None  # (major, minor) of a loaded file
         self.conversion_stats: dict = {}
         self.last_backend: Optional[str] = None  # which backend the last run() used
 
@@ -318,10 +410,13 @@ class Model:
         from .formats.writer import write_model
 
         path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise MobconvError(f"cannot write {path}: directory {parent} does not exist")
+        check_writable(path)
+        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else _default_mode()
         write_model(self.graph, path)
+        try:  # the atomic write goes through a private (0600) temp file
+            os.chmod(path, mode)
+        except OSError:
+            pass
 
     def to_bytes(self) -> bytes:
         from .formats.writer import to_bytes

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .common import HelpFormatter, out, table
+from .run import MAX_THREADS
+
+MAX_RUNS = 100_000  # beyond this a typo (an extra 0) would keep the machine busy for hours
 
 EPILOG = """\
 examples:
@@ -11,7 +14,8 @@ examples:
 
 Inputs are seeded random data; symbolic dims are set to 1. The steady-state
 numbers come from `--runs` timed runs after `--warmup` untimed ones; the op
-table from a separate profiled interpreter. To compare with onnxruntime and
+table from a separate profiled interpreter (up to 10 runs). Ctrl-C stops it
+(exit 130). To compare with onnxruntime and
 LiteRT side by side, use benchmarks/bench_models.py (`make bench`).
 """
 
@@ -20,10 +24,13 @@ def register(sub, parent) -> None:
     p = sub.add_parser("bench", parents=[parent], help="time a .mob model in the C++ runtime",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .mob file")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads (default 1)")
-    p.add_argument("--runs", type=int, default=50, metavar="R", help="timed runs (default 50)")
-    p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed runs first (default 3)")
+    p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help=f"runtime threads, 1..{MAX_THREADS} (default 1), e.g. --threads 4")
+    p.add_argument("--runs", type=int, default=50, metavar="R",
+                   help=f"timed runs, 1..{MAX_RUNS:,} (default 50), e.g. --runs 200")
+    p.add_argument("--warmup", type=int, default=3, metavar="W",
+                   help=f"untimed runs before timing, 0..{MAX_RUNS:,} (default 3), e.g. --warmup 10")
     p.set_defaults(func=run)
 
 
@@ -36,8 +43,11 @@ def _size(n: int) -> str:
 
 
 def run(args) -> int:
-    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
-        raise UsageError("--threads and --runs must be at least 1, --warmup at least 0")
+    for flag, value, low in (("--threads", args.threads, 1), ("--runs", args.runs, 1),
+                             ("--warmup", args.warmup, 0)):
+        high = MAX_THREADS if flag == "--threads" else MAX_RUNS
+        if not low <= value <= high:
+            raise UsageError(f"{flag} {value}: must be between {low} and {high:,}")
     from .. import api, bench, runtime
 
     api.load(args.model)  # the Python reader's one-line errors for bad files

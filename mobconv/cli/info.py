@@ -3,17 +3,24 @@ from __future__ import annotations
 
 import json
 
-from .. import api
+import numpy as np
+
+from .. import __version__, api
+from ..formats import FORMAT_VERSION
 from ..summary import human_bytes, human_count
-from .common import HelpFormatter, fmt_shape, out, table
+from .common import HelpFormatter, fmt_shape, out, shorten, table
 
 EPILOG = """\
 examples:
   mobconv info mobilenet.mob
   mobconv info mobilenet.mob --json | python -m json.tool
 
-MACs are estimated for Conv, ConvTranspose, Gemm and MatMul from the stored
-shapes; symbolic dims (e.g. 'batch') count as 1.
+Shows the file's format version and the minimum runtime version it needs,
+the inputs/outputs (long names are shortened in the middle; --json has them
+whole), ops with estimated MACs (Conv, ConvTranspose, Gemm, MatMul, from the
+stored shapes; symbolic dims such as 'batch' count as 1), parameters by dtype,
+metadata, the preprocessing the app must apply to its input (mean, scale,
+channel order, as Kotlin/Swift/C++ constants to copy) and embedded test vectors.
 """
 
 
@@ -21,8 +28,10 @@ def register(sub, parent) -> None:
     p = sub.add_parser("info", parents=[parent], help="describe a .mob file",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .mob file")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead")
+    p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
+    p.add_argument("--json", action="store_true",
+                   help="print machine-readable JSON instead, e.g. "
+                        "mobconv info m.mob --json | python -m json.tool")
     p.set_defaults(func=run)
 
 
@@ -39,6 +48,7 @@ def collect(model) -> dict:
     return {
         "file": model.source,
         "file_size": model.file_size,
+        "format_version": ".".join(map(str, model.format_version or FORMAT_VERSION)),
         "name": g.name,
         "inputs": [_spec_dict(s) for s in model.inputs],
         "outputs": [_spec_dict(s) for s in model.outputs],
@@ -59,6 +69,47 @@ def collect(model) -> dict:
     }
 
 
+def _num(value) -> str:
+    """A float32 constant as written in source code: 0.017, 104, 0.0078125."""
+    text = str(np.float32(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def preprocessing_lines(pre: dict, spec, framework: str = "") -> list:
+    """The preprocessing as a formula and as constants to paste into app code."""
+    order = pre["channel_order"]
+    mean, scale = pre["mean"], pre["scale"]
+    where = f"input {spec['name']!r} {spec['dtype']}{fmt_shape(spec['shape'])}" if spec else "the input"
+    lines = [f"\nPreprocessing (apply in the app before feeding {where}):"]
+    formula = "raw[c]" if not order else f"raw[{order}][c]"
+    if mean:
+        formula = f"({formula} - mean[c])"
+    if scale:
+        formula += " * scale[c]"
+    rows = [("channel order", {"BGR": "BGR (swap R and B of an RGB bitmap)",
+                               "RGB": "RGB"}.get(order, order or "as in training (not recorded)")),
+            ("mean", "[" + ", ".join(map(_num, mean)) + "]" if mean else "none"),
+            ("scale", "[" + ", ".join(map(_num, scale)) + "]" if scale else "none"),
+            ("per value", f"input[c] = {formula}"
+                          + (", raw = pixel values 0..255" if framework == "caffe" else ""))]
+    if mean or scale:
+        def arr(values, suffix):
+            if not suffix:
+                return ", ".join(_num(v) for v in values)
+            return ", ".join(_num(v) + (".0" if "." not in _num(v) and "e" not in _num(v) else "")
+                             + suffix for v in values)
+        kt, sw, cc = [], [], []
+        for name, values in (("MEAN", mean), ("SCALE", scale)):
+            if values:
+                kt.append(f"val {name} = floatArrayOf({arr(values, 'f')})")
+                sw.append(f"let {name.lower()}: [Float] = [{arr(values, '')}]")
+                cc.append(f"const float k{name.title()}[{len(values)}] = {{{arr(values, 'f')}}};")
+        note = f"  // {order} order" if order else ""
+        rows += [("Kotlin", "; ".join(kt) + note), ("Swift", "; ".join(sw) + note),
+                 ("C/C++", " ".join(cc) + note)]
+    return lines + [table(rows)]
+
+
 def run(args) -> int:
     model = api.load(args.model)
     data = collect(model)
@@ -66,10 +117,13 @@ def run(args) -> int:
         out(json.dumps(data, indent=2))
         return 0
     s = data["summary"]
-    out(f"{data['file']}  ({human_bytes(data['file_size'] or 0)}, graph {data['name']!r})")
+    meta = data["metadata"]
+    out(f"{data['file']}  ({human_bytes(data['file_size'] or 0)}, graph {data['name']!r}, "
+        f"format {data['format_version']}, needs mobconv runtime >= "
+        f"{meta['min_runtime_version'] or '?'}; this is {__version__})")
     for title in ("inputs", "outputs"):
         out(f"\n{title.capitalize()}:")
-        out(table([(t["name"], t["dtype"], fmt_shape(t["shape"]), t["layout"] or "")
+        out(table([(shorten(t["name"]), t["dtype"], fmt_shape(t["shape"]), t["layout"] or "")
                    for t in data[title]], ("name", "dtype", "shape", "layout")))
     exact = f" ({s['macs']:,})" if s["macs"] >= 1000 else ""
     out(f"\nOps: {s['num_ops']} total, MACs: {human_count(s['macs'])}{exact}")
@@ -78,24 +132,26 @@ def run(args) -> int:
     exact = f" ({s['num_params']:,})" if s["num_params"] >= 1000 else ""
     out(f"\nParameters: {human_count(s['num_params'])}{exact}, {human_bytes(s['param_bytes'])}")
     out(table([(d, human_bytes(b)) for d, b in s["bytes_by_dtype"].items()], ("dtype", "size")))
-    meta = data["metadata"]
-    rows = [(k.replace("_", " "), meta[k] or "-") for k in (
-        "producer", "converter_version", "source_framework", "source_sha256", "min_runtime_version")]
-    rows += [(f"option {k}", v or "-") for k, v in sorted(meta["options"].items())]
-    rows += [(k, v or "-") for k, v in sorted(meta["extra"].items())]
+    rows = [("format version", data["format_version"])]
+    rows += [(k.replace("_", " "), meta[k] or "-") for k in (
+        "min_runtime_version", "producer", "converter_version", "source_framework",
+        "source_sha256")]
+    rows += [(f"option {k}", shorten(v, 72) or "-") for k, v in sorted(meta["options"].items())]
+    rows += [(k, shorten(v, 72) or "-") for k, v in sorted(meta["extra"].items())]
     out("\nMetadata:")
     out(table(rows))
     pre = data["preprocessing"]
     if pre:
-        out(f"\nPreprocessing: (raw[{pre['channel_order'] or 'as is'}] - mean) * scale, "
-            f"mean {pre['mean']}, scale {pre['scale']}")
+        for line in preprocessing_lines(pre, data["inputs"][0] if data["inputs"] else None,
+                                       meta["source_framework"]):
+            out(line)
     else:
-        out("\nPreprocessing: none recorded")
+        out("\nPreprocessing: none recorded (feed the input as the source model expects it)")
     vectors = data["test_vectors"]
     if vectors:
         out(f"\nTest vectors: {len(vectors)} embedded (check with `mobconv validate`)")
-        out(table([(i, ", ".join(v["inputs"]), ", ".join(v["outputs"]), f"{v['rtol']:.3g}",
-                    f"{v['atol']:.3g}")
+        out(table([(i, shorten(", ".join(v["inputs"])), shorten(", ".join(v["outputs"])),
+                    f"{v['rtol']:.3g}", f"{v['atol']:.3g}")
                    for i, v in enumerate(vectors)], ("#", "inputs", "outputs", "rtol", "atol")))
     else:
         out("\nTest vectors: none")

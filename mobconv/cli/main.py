@@ -14,7 +14,7 @@ import traceback
 import warnings
 
 from .. import __version__
-from ..errors import MobconvError
+from ..errors import MobconvError, UsageError
 from . import bench, caffe2mob, compare, info, onnx2mob, run, validate
 from .common import HelpFormatter
 
@@ -32,12 +32,35 @@ Run `mobconv COMMAND --help` for the options of one command.
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`mobconv: error: ...`, exit 2) like every
+    other error: what was wrong, and where the valid usage is (`--help`)."""
+
+    argv: list = []  # set by main(): to name the command in "unrecognized arguments"
+
+    def error(self, message):
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        names = [c.__name__.rsplit(".", 1)[1] for c in COMMANDS]
+        if not command:
+            if "required: COMMAND" in message:
+                raise UsageError(f"no command given (usage: mobconv COMMAND [options] ...; COMMAND "
+                                 f"is one of {', '.join(names)}; see mobconv --help)")
+            command = next((a for a in Parser.argv if a in names), "")
+            if not command or not message.startswith("unrecognized arguments"):
+                raise UsageError(f"{message} (see mobconv --help)")
+            return self._subparsers._group_actions[0].choices[command].error(message)
+        positionals = " ".join(a.metavar or a.dest for a in self._actions
+                               if not a.option_strings)
+        usage = f"usage: {self.prog} [options] {positionals}".rstrip()
+        raise UsageError(f"{command}: {message} ({usage}; see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -v is accepted before or after the subcommand name.
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mobconv",
         description="Convert ONNX / Caffe / TensorFlow models to .mob files and run them.",
         epilog=EPILOG,
@@ -54,10 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    Parser.argv = argv
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors (exit 2)
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except UsageError as exc:  # Parser.error: bad option, missing argument
+        return _fail(str(exc), exc.exit_code, False)
     verbose = getattr(args, "verbose", False)
     warnings.showwarning = _show_warning
     try:

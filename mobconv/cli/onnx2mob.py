@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 from .. import api
-from ..errors import MobconvError, UsageError
+from ..errors import UsageError
 from ..summary import human_bytes, human_count, summarize
-from .common import HelpFormatter, fmt_shape, out, parse_input_shapes
+from .common import HelpFormatter, Progress, cli_wording, fmt_shape, out, parse_input_shapes
 
 EPILOG = """\
 examples:
@@ -14,8 +15,11 @@ examples:
   mobconv onnx2mob resnet18.onnx -o /tmp/r18.mob --input-shape input=1,3,224,224
   mobconv onnx2mob bert.onnx --input-shape ids=batch,128   # keep a symbolic dim
   mobconv onnx2mob tiny.onnx --embed-test-vector      # file can check itself (validate)
+  mobconv onnx2mob tiny.onnx --no-optimize --seed 3 -q
 
-The output is written atomically: on any error no file is left behind.
+An existing output file is replaced (keeping its permissions). The output is
+written atomically: on any error or Ctrl-C no file, and no partial file, is
+left behind. On a terminal, slow steps show a status line on stderr (-q hides it).
 """
 
 
@@ -23,15 +27,29 @@ def register(sub, parent) -> None:
     p = sub.add_parser("onnx2mob", parents=[parent], help="convert an ONNX model to .mob",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .onnx file")
-    p.add_argument("-o", "--output", help="output .mob path (default: MODEL with .mob suffix)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="fix an input's shape (repeatable); a dim may be a symbol like 'batch'")
-    p.add_argument("--no-optimize", action="store_true", help="skip the graph optimization passes")
-    p.add_argument("--embed-test-vector", action="store_true",
-                   help="run the reference on seeded random inputs and embed inputs+outputs")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test vector inputs (default 0)")
+    p.add_argument("model", help="the .onnx file, e.g. resnet18.onnx")
+    p.add_argument("-o", "--output", metavar="OUT.mob",
+                   help="output path (default: MODEL with .mob suffix), e.g. -o /tmp/r18.mob")
+    add_convert_options(p, "x=1,3,224,224")
     p.set_defaults(func=run)
+
+
+def add_convert_options(p, shape_example: str) -> None:
+    """Options shared by the converters."""
+    name = shape_example.split("=")[0]
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help=f"fix an input's shape (repeatable), e.g. --input-shape {shape_example}; "
+                        f"a dim may be a symbol: {name}=batch,{shape_example.split(',', 1)[1]}")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="skip the graph optimization passes (BN folding, activation fusion, "
+                        "...), e.g. to compare layer by layer with the source")
+    p.add_argument("--embed-test-vector", action="store_true",
+                   help="run the numpy reference on seeded random inputs and store inputs and "
+                        "outputs in the file, so `mobconv validate OUT.mob` can check it anywhere")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the test vector inputs (default 0), e.g. --seed 3")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no status line on stderr while converting (it is only shown on a terminal)")
 
 
 def default_output(model_path: str) -> str:
@@ -40,28 +58,45 @@ def default_output(model_path: str) -> str:
 
 def check_output_path(path: str) -> None:
     """Fail before the (possibly slow) conversion if the output cannot be written."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise MobconvError(f"cannot write {path}: is a directory")
-    if not os.path.isdir(parent):
-        raise MobconvError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MobconvError(f"cannot write {path}: directory {parent} is not writable")
+    api.check_writable(path)
+
+
+def convert_and_save(args, source: str, sources, framework: str, **options) -> int:
+    """The converters' common flow: check everything cheap first (usage, source type,
+    output path), convert, optionally embed a test vector, write atomically, summarize."""
+    shapes = parse_input_shapes(args.input_shape)
+    for path in sources:
+        api.check_source(path, framework if path == source else "caffemodel")
+    output = args.output if args.output is not None else default_output(source)
+    for path in sources:
+        if os.path.abspath(output) == os.path.abspath(path):
+            raise UsageError(f"-o {output}: would overwrite the source model {path} "
+                             "(choose another output path)")
+    check_output_path(output)
+    progress = Progress(enabled=not args.quiet)
+    size = sum(os.path.getsize(p) for p in sources)
+    start = time.perf_counter()
+    try:
+        progress.step(f"mobconv: converting {source} ({human_bytes(size)})...")
+        try:
+            model = api.convert(source, input_shapes=shapes, optimize=not args.no_optimize,
+                                framework=framework, **options)
+        except UsageError as exc:
+            raise UsageError(cli_wording(str(exc))) from exc
+        if args.embed_test_vector:
+            progress.step("mobconv: running the reference for the test vector...")
+            model.add_test_vector(seed=args.seed)
+        progress.step(f"mobconv: writing {output}...")
+        model.save(output)
+    finally:
+        progress.done()
+    model.conversion_stats["seconds"] = time.perf_counter() - start
+    out(describe(model, source, output))
+    return 0
 
 
 def run(args) -> int:
-    shapes = parse_input_shapes(args.input_shape)
-    output = args.output or default_output(args.model)
-    if os.path.abspath(output) == os.path.abspath(args.model):
-        raise UsageError(f"-o {output}: would overwrite the source model; choose another path")
-    check_output_path(output)
-    model = api.convert(args.model, input_shapes=shapes, optimize=not args.no_optimize,
-                        framework="onnx")
-    if args.embed_test_vector:
-        model.add_test_vector(seed=args.seed)
-    model.save(output)
-    out(describe(model, args.model, output))
-    return 0
+    return convert_and_save(args, args.model, [args.model], "onnx")
 
 
 def describe(model, source: str, output: str) -> str:

@@ -8,7 +8,10 @@ import numpy as np
 
 from .. import api
 from ..errors import MobconvError, UsageError
-from .common import HelpFormatter, fmt_shape, out, parse_input_files, sanitize_filename, table
+from .common import (HelpFormatter, fmt_shape, out, parse_input_files, sanitize_filename, shorten,
+                     table)
+
+MAX_THREADS = 256  # the runtime's limit (mobrt_interpreter_create)
 
 EPILOG = """\
 examples:
@@ -18,8 +21,16 @@ examples:
 
 Inputs not given with --input get seeded random data (--seed, default 0):
 standard normal floats, integers in [0, 10), random bools. Symbolic dims
-(e.g. 'batch') are set to 1. --save writes DIR/<output name>.npy, with
+(e.g. 'batch') are set to 1. An input file must match the input's shape
+(symbolic dims free) and kind: float64 is cast to float32 (noted), but integer
+data for a float input (raw uint8 pixels) is refused; apply the preprocessing
+that `mobconv info` shows first. --save writes DIR/<output name>.npy, with
 characters other than letters, digits, '.', '_' and '-' replaced by '_'.
+
+What is shown per output: min/max/mean/std; top-5 classes for [N, classes]
+(or [N, classes, 1, 1]) float outputs; the detections (label, score, box) for
+SSD-style [N, 1, K, 7] outputs; the per-pixel class (argmax over C) histogram
+for [N, C, H, W] maps.
 """
 
 
@@ -27,13 +38,16 @@ def register(sub, parent) -> None:
     p = sub.add_parser("run", parents=[parent], help="run a .mob model and summarize outputs",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .mob file")
+    p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="an input array (repeatable); NAME= may be omitted for one-input models")
-    p.add_argument("--save", metavar="DIR", help="write each output as DIR/<name>.npy")
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+                   help="an input array saved with numpy.save (repeatable), e.g. "
+                        "--input data=cat.npy; NAME= may be omitted for one-input models")
+    p.add_argument("--save", metavar="DIR",
+                   help="write each output as DIR/<name>.npy (DIR is created), e.g. --save out/")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for random inputs (default 0), e.g. --seed 3")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="threads for the C++ runtime (default 1)")
+                   help=f"threads for the C++ runtime, 1..{MAX_THREADS} (default 1), e.g. --threads 4")
     p.add_argument("--reference", action="store_true",
                    help="use the numpy reference interpreter even if the C++ runtime is available")
     p.set_defaults(func=run)
@@ -57,6 +71,48 @@ def top5(array: np.ndarray) -> list:
     return lines
 
 
+def detections(array: np.ndarray, limit: int = 10) -> list:
+    """Lines for an SSD DetectionOutput [N, 1, K, 7] (image, label, score, xmin, ymin, xmax,
+    ymax), best score first; rows with image id -1 are Caffe's padding and are skipped."""
+    rows = np.asarray(array, dtype=np.float64).reshape(-1, 7)
+    rows = rows[rows[:, 0] >= 0]
+    rows = rows[np.argsort(-rows[:, 2], kind="stable")]
+    lines = [table([(int(r[0]), int(r[1]), f"{r[2]:.4f}", *(f"{v:.4f}" for v in r[3:]))
+                    for r in rows[:limit]],
+                   ("image", "label", "score", "xmin", "ymin", "xmax", "ymax"), indent="    ")]
+    if len(rows) > limit:
+        lines.append(f"    ... {len(rows) - limit} more")
+    return lines if len(rows) else ["    (no detections)"]
+
+
+def class_map(array: np.ndarray) -> list:
+    """Per-pixel argmax over C of an [N, C, H, W] map: the 5 most frequent classes per image."""
+    lines = []
+    for i, image in enumerate(np.asarray(array)[:4]):
+        labels = np.argmax(image, axis=0)
+        counts = np.bincount(labels.ravel(), minlength=image.shape[0])
+        top = np.argsort(-counts, kind="stable")[:5]
+        lines.append(f"    row {i}: " + ", ".join(
+            f"{c} ({counts[c] / labels.size:.1%})" for c in top if counts[c]))
+    return lines
+
+
+def describe_output(name: str, array: np.ndarray) -> list:
+    """What a user wants to see of one output beyond its statistics, by its shape."""
+    a = np.asarray(array)
+    if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
+        return []
+    short = shorten(name)
+    if a.ndim == 4 and a.shape[1] == 1 and a.shape[3] == 7:
+        return [f"  {short} detections (of {a.shape[2]} rows):"] + detections(a)
+    if a.ndim >= 2 and a.shape[1] > 1 and all(d == 1 for d in a.shape[2:]):
+        return [f"  {short} top-5 (class (score)):"] + top5(a.reshape(a.shape[0], a.shape[1]))
+    if a.ndim == 4 and 1 < a.shape[1] <= 1000 and a.shape[2] * a.shape[3] > 1:
+        return ([f"  {short} per-pixel class (argmax over {a.shape[1]} channels) of "
+                 f"{a.shape[2]}x{a.shape[3]} pixels, most frequent first:"] + class_map(a))
+    return []
+
+
 def save_outputs(outputs: dict, directory: str) -> list:
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise MobconvError(f"--save {directory}: exists and is not a directory")
@@ -75,33 +131,48 @@ def save_outputs(outputs: dict, directory: str) -> list:
 
 
 def run(args) -> int:
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads {args.threads}: must be between 1 and {MAX_THREADS}")
     model = api.load(args.model)
-    feeds = parse_input_files(args.input, model.inputs)
+    notes = []
+    feeds = parse_input_files(args.input, model.inputs, notes)
+    if args.save:
+        check_save_dir(args.save)
     missing = [s for s in model.inputs if s.name not in feeds]
     if missing:
         feeds.update(api.random_inputs(missing, seed=args.seed))
     for spec in model.inputs:
         how = "random (seed %d)" % args.seed if spec in missing else "from file"
         a = feeds[spec.name]
-        out(f"input  {spec.name}: {a.dtype.name}{fmt_shape(a.shape)} {how}")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        out(f"input  {shorten(spec.name)}: {a.dtype.name}{fmt_shape(a.shape)} {how}")
+    for note in notes:
+        out(f"note: {note}")
     backend = "reference" if args.reference else "auto"
     start = time.perf_counter()
     outputs = model.run(feeds, backend=backend, threads=args.threads)
     elapsed_ms = (time.perf_counter() - start) * 1e3
     used = "C++ runtime" if model.last_backend == "runtime" else "numpy reference"
     out(f"\nOutputs ({used}, {elapsed_ms:.1f} ms incl. load):")
-    out(table([stats_row(n, a) for n, a in outputs.items()],
+    out(table([stats_row(shorten(n), a) for n, a in outputs.items()],
               ("name", "dtype", "shape", "min", "max", "mean", "std")))
     for name, a in outputs.items():
-        a = np.asarray(a)
-        if a.ndim == 2 and a.shape[1] > 1 and np.issubdtype(a.dtype, np.floating):
-            out(f"  {name} top-5 (class (score)):")
-            for line in top5(a):
-                out(line)
+        for line in describe_output(name, a):
+            out(line)
     if args.save:
         paths = save_outputs(outputs, args.save)
         out(f"\nSaved {len(paths)} output(s) to {args.save}: "
             + ", ".join(os.path.basename(p) for p in paths))
     return 0
+
+
+def check_save_dir(directory: str) -> None:
+    """Fail before running if --save cannot be used."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise MobconvError(f"--save {directory}: exists and is not a directory "
+                           "(give a directory, it is created if missing)")
+    parent = os.path.dirname(os.path.abspath(directory))
+    if not os.path.isdir(directory) and not os.path.isdir(parent):
+        raise MobconvError(f"--save {directory}: parent directory {parent} does not exist")
+    target = directory if os.path.isdir(directory) else parent
+    if not os.access(target, os.W_OK):
+        raise MobconvError(f"--save {directory}: directory {target} is not writable")
