@@ -179,16 +179,23 @@ def _infer_conv(ctx):
         if not _sym(o) and o < 1:
             raise ctx.error(f"output spatial dim {i} would be {o} (input {tuple(x)}, kernel {kernel}, "
                             f"strides {strides}, dilations {dilations}, pads {pads})")
-    return [(ctx.dtype(0), (x[0], m, *out))]
+    y = (x[0], m, *out)
+    r = ctx.shape(3)
+    if r is not None and (len(r) != len(y) or any(
+            not _sym(p) and not _sym(q) and p != q for p, q in zip(r, y))):
+        raise ctx.error(f"R (fused residual) must have the output shape {tuple(y)}, got {tuple(r)}")
+    return [(ctx.dtype(0), y)]
 
 
-@op("Conv", inputs=["X", "W", "B?"], outputs=["Y"],
+@op("Conv", inputs=["X", "W", "B?", "R?"], outputs=["Y"],
     attrs=_CONV_ATTRS + FUSED_ACTIVATION_ATTRS, infer=_infer_conv)
-def conv(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, strides,
+def conv(x, w, b=None, r=None, *, auto_pad, dilations, group, kernel_shape, pads, strides,
          activation, activation_params):
     """ONNX Conv: X (N, C, *S), W (M, C/group, *k), B (M,) -> Y (N, M, *O).
 
-    Extra attributes: `activation`/`activation_params` (fused activation, _fused.py).
+    Extras beyond ONNX: `activation`/`activation_params` (fused activation, _fused.py)
+    and the optional input R (fused residual, shape of Y, from passes/fuse_residual.py):
+    Y = activation(conv(X, W) + B + R).
     """
     nd = x.ndim - 2
     kernel, strides, dilations, pads = spatial_defaults(nd, kernel_shape or w.shape[2:], strides, dilations, pads)
@@ -214,6 +221,8 @@ def conv(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, stride
     y = y.reshape(n, m, *out)
     if b is not None:
         y = y + b.astype(cdt, copy=False).reshape((m,) + (1,) * nd)
+    if r is not None:
+        y = y + r.astype(cdt, copy=False)
     return apply_activation(y, activation, activation_params).astype(x.dtype, copy=False)
 
 

@@ -6,6 +6,9 @@ graph (at most `MAX_ROUNDS` rounds). The order matters within a round:
   producer -> consumer edges and constant operands;
 - dead_code right after, so "has no other reader" checks are not fooled by
   orphaned nodes;
+- fuse_residual after the folds (a Conv with a residual input no longer folds
+  a following BN/Mul/Add) and before fuse_activation, so Add -> Relu after a
+  Conv fuses as Conv(R) + Relu in the same round;
 - fold_pad, fold_batchnorm, fold_mul_add before fuse_activation, because a
   fused activation blocks folding anything that follows it (Conv -> BN -> Relu
   must fold BN first, then fuse Relu);
@@ -23,6 +26,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_mul_add import fold_mul_add
 from .fold_pad import fold_pad
 from .fuse_activation import fuse_activation
+from .fuse_residual import fuse_residual
 from .identity_removal import identity_removal
 
 PASSES = {
@@ -32,6 +36,7 @@ PASSES = {
     "fold_pad": fold_pad,
     "fold_batchnorm": fold_batchnorm,
     "fold_mul_add": fold_mul_add,
+    "fuse_residual": fuse_residual,
     "fuse_activation": fuse_activation,
 }
 
@@ -42,6 +47,7 @@ DEFAULT_PIPELINE = (
     "fold_pad",
     "fold_batchnorm",
     "fold_mul_add",
+    "fuse_residual",
     "fuse_activation",
     "dead_code",
 )

@@ -27,6 +27,8 @@ def out_channels(graph, node) -> Optional[int]:
     attrs = attrs_of(node)
     if attrs.get("activation"):
         return None
+    if len(node.inputs) > 3 and node.inputs[3]:  # a fused residual is not scaled with W
+        return None
     weight_name = node.inputs[1]
     w = const(graph, weight_name)
     if w is None or not is_float(w.dtype.name) or graph.values[weight_name].quant is not None:

@@ -26,7 +26,7 @@ struct Row {
 
 // Indexed by OpType value: order must follow formats/mobconv.fbs.
 const Row kRows[] = {
-    {"Conv", 2, 3, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] activation:s= activation_params:F=[]"},
+    {"Conv", 2, 4, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] activation:s= activation_params:F=[]"},
     {"ConvTranspose", 2, 3, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] output_padding:I=[] output_shape:I=[] activation:s= activation_params:F=[]"},
     {"Gemm", 2, 3, 1, 1, "alpha:f=1.0 beta:f=1.0 transA:i=0 transB:i=0 activation:s= activation_params:F=[]"},
     {"MatMul", 2, 2, 1, 1, "activation:s= activation_params:F=[]"},

@@ -14,6 +14,10 @@
 // rows are one plane apart, so every K slice of B is a strided block read in place
 // (SgemmArgs::b_slice, slices never cross a tap). Data moved per conv: the padded input
 // and the compacted output, instead of kh*kw copies of the input.
+//
+// Fused residual (Conv's optional input R, see passes/fuse_residual.py): the GEMM paths
+// copy R into Y and accumulate onto it, so bias and activation apply to conv + R in the
+// microkernel epilogue; shift-and-accumulate adds R after compacting.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -182,7 +186,7 @@ void conv2d_run_shift(const IsaKernels& ks, const Conv2dShape& s, const float* p
 
 void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
-                float* scratch, const TaskRunner* runner) {
+                float* scratch, const TaskRunner* runner, const float* residual) {
   if (strided_pointwise(s)) {
     // Subsample each image into scratch, then run the stride-1 pointwise conv on it.
     Conv2dShape p = s;
@@ -198,7 +202,9 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
           for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox * s.sw];
         }
       p.n = 1;
-      conv2d_run(ks, p, packed_w, bias, act, scratch, y + n * s.cout * s.oh * s.ow, nullptr, runner);
+      const int64_t off = n * s.cout * s.oh * s.ow;
+      conv2d_run(ks, p, packed_w, bias, act, scratch, y + off, nullptr, runner,
+                 residual != nullptr ? residual + off : nullptr);
     }
     return;
   }
@@ -206,10 +212,18 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
   // shift-and-accumulate unless the output is only a few panels wide (then its edge
   // panel, re-copied per use, would cost more than im2col in the same K order).
   const bool tap_major = uses_shift(s);
-  if (tap_major && s.oh * shift_w(s) >= 8 * int64_t(ks.gemm.nr))
-    return conv2d_run_shift(ks, s, packed_w, bias, act, x, y, scratch, runner);
+  if (tap_major && s.oh * shift_w(s) >= 8 * int64_t(ks.gemm.nr)) {
+    if (residual == nullptr) return conv2d_run_shift(ks, s, packed_w, bias, act, x, y, scratch, runner);
+    // The extended output is compacted after the GEMM: add the residual (then act) there.
+    conv2d_run_shift(ks, s, packed_w, bias, Activation(), x, y, scratch, runner);
+    return add_residual_act(ks, y, residual, s.n * s.cout * s.oh * s.ow, act, runner);
+  }
   const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
   const int64_t cols = s.oh * s.ow;
+  // Fused residual: y starts as the residual and the GEMM accumulates onto it, so the
+  // epilogue (bias, activation) sees conv + residual while the tile is in registers.
+  if (residual != nullptr && residual != y)
+    std::memcpy(y, residual, size_t(s.n * s.cout * cols) * sizeof(float));
   const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t g = 0; g < s.group; ++g) {
@@ -233,6 +247,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
       }
       a.c = y + (n * s.cout + g * cg) * cols;
       a.ldc = cols;
+      a.accumulate_c = residual != nullptr;
       a.bias = bias != nullptr ? bias + g * cg : nullptr;
       a.bias_mode = BiasMode::kPerRow;
       a.act = act;

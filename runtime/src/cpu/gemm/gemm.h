@@ -174,6 +174,9 @@ struct SgemmArgs {
   size_t kseg = 0;  // also set when A was packed with a kseg
   float* c = nullptr;
   size_t ldc = 0;
+  // C already holds an addend (a convolution's fused residual): the first K slice
+  // accumulates onto it instead of overwriting it.
+  bool accumulate_c = false;
   const float* bias = nullptr;
   BiasMode bias_mode = BiasMode::kNone;
   Activation act;

@@ -125,6 +125,7 @@ bool conv_supports(const KernelContext& ctx) {
   const TensorView& w = ctx.inputs[1];
   if (!is_const_f32(w) || w.rank != 4) return false;
   if (ctx.num_inputs > 2 && ctx.inputs[2].present() && !is_const_f32(ctx.inputs[2])) return false;
+  if (ctx.num_inputs > 3 && ctx.inputs[3].present() && !is_f32(ctx.inputs[3])) return false;
   const int64_t g = ctx.attrs->get_int("group", 1);
   if (g < 1 || w.dims[0] % g != 0) return false;
   cpu::Activation act;
@@ -178,7 +179,8 @@ Status conv_run(KernelContext& ctx) {
   const float* x = ctx.inputs[0].as<float>();
   float* y = ctx.outputs[0].as<float>();
   if (conv2d_is_depthwise(s)) {
-    dwconv2d_run(*st.ks, s, ctx.inputs[1].as<float>(), opt_input(ctx, 2), st.act, x, y, &r);
+    dwconv2d_run(*st.ks, s, ctx.inputs[1].as<float>(), opt_input(ctx, 2), st.act, x, y, &r,
+                 opt_input(ctx, 3));
     return Status::Ok();
   }
   const size_t need = conv2d_scratch_floats(*st.ks, s) * sizeof(float);
@@ -186,7 +188,7 @@ Status conv_run(KernelContext& ctx) {
     return ctx.error("conv scratch of " + std::to_string(ctx.scratch_size) + " bytes, needs " +
                      std::to_string(need));
   conv2d_run(*st.ks, s, st.aligned(), opt_input(ctx, 2), st.act, x, y,
-             static_cast<float*>(ctx.scratch), &r);
+             static_cast<float*>(ctx.scratch), &r, opt_input(ctx, 3));
   return Status::Ok();
 }
 

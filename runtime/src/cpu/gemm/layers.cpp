@@ -122,9 +122,38 @@ void dw_plane(void* vctx, int64_t plane) {
 }  // namespace
 
 void dwconv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* w, const float* bias,
-                  const Activation& act, const float* x, float* y, const TaskRunner* runner) {
-  DwCtx c{&ks, &s, w, bias, x, y, &act};
+                  const Activation& act, const float* x, float* y, const TaskRunner* runner,
+                  const float* residual) {
+  const Activation none;
+  DwCtx c{&ks, &s, w, bias, x, y, residual != nullptr ? &none : &act};
   run_tasks(runner, s.n * s.cin, &c, dw_plane);
+  if (residual != nullptr) add_residual_act(ks, y, residual, s.n * s.cout * s.oh * s.ow, act, runner);
+}
+
+namespace {
+struct ResidualCtx {
+  const IsaKernels* ks;
+  float* y;
+  const float* r;
+  int64_t n;
+  const Activation* act;
+  bool clamp;
+};
+constexpr int64_t kResidualChunk = 4096;  // floats per task
+void residual_chunk(void* vctx, int64_t t) {
+  const ResidualCtx& c = *static_cast<const ResidualCtx*>(vctx);
+  const int64_t b = t * kResidualChunk, len = std::min(kResidualChunk, c.n - b);
+  const Activation none;
+  c.ks->binary(BinOp::kAdd, c.y + b, 1, c.r + b, 1, c.y + b, size_t(len), c.clamp ? c.act : &none);
+  if (!c.clamp) c.ks->activation(c.y + b, size_t(len), c.act);
+}
+}  // namespace
+
+void add_residual_act(const IsaKernels& ks, float* y, const float* r, int64_t n,
+                      const Activation& act, const TaskRunner* runner) {
+  float lo, hi;
+  ResidualCtx c{&ks, y, r, n, &act, act_as_clamp(act, &lo, &hi)};
+  run_tasks(runner, (n + kResidualChunk - 1) / kResidualChunk, &c, residual_chunk);
 }
 
 // ---- fully connected ------------------------------------------------------------------

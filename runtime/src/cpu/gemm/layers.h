@@ -31,9 +31,10 @@ void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float
                          float* packed);
 // Scratch (floats) conv2d_run needs: the packed im2col panel of one group of one image.
 size_t conv2d_scratch_floats(const IsaKernels& ks, const Conv2dShape& s);
+// residual (optional, the shape of y, may equal y): y = act(conv(x) + bias + residual).
 void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
-                float* scratch, const TaskRunner* runner);
+                float* scratch, const TaskRunner* runner, const float* residual = nullptr);
 
 // One image/group's (virtual) im2col matrix, the BPacker context of IsaKernels::im2col_pack.
 struct Im2col {
@@ -46,7 +47,12 @@ struct Im2col {
 // Depthwise: W[c, 1, kh, kw], any kernel/stride/dilation; 3x3 with stride 1 or 2 and
 // dilation 1 takes the ISA's specialized kernel.
 void dwconv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* w, const float* bias,
-                  const Activation& act, const float* x, float* y, const TaskRunner* runner);
+                  const Activation& act, const float* x, float* y, const TaskRunner* runner,
+                  const float* residual = nullptr);
+// y[i] = act(y[i] + r[i]) over n floats (r may equal y): a fused residual added after
+// a kernel that could not take it in its epilogue.
+void add_residual_act(const IsaKernels& ks, float* y, const float* r, int64_t n,
+                      const Activation& act, const TaskRunner* runner);
 
 // ---- FullyConnected: y[b, o] = act(x[b, :] . W[o, :] + bias[o]) ------------------------
 size_t fc_packed_weights_floats(const IsaKernels& ks, int64_t in, int64_t out);

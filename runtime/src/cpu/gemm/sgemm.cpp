@@ -196,7 +196,7 @@ void gemm_task(void* vctx, int64_t task) {
           float* c = g.c + i * g.ldc + j;
           if (last && ep.bias_mode != BiasMode::kNone)
             ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
-          uk.fn(kc, ap, bp, ldb, c, g.ldc, nrows, ncols, pc > 0, last ? &ep : nullptr);
+          uk.fn(kc, ap, bp, ldb, c, g.ldc, nrows, ncols, pc > 0 || g.accumulate_c, last ? &ep : nullptr);
           if (last && !ctx.clamp_only)
             for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
         }

@@ -1,5 +1,6 @@
 // conv.cpp: reference Conv and ConvTranspose (1-3 spatial dims, groups,
-// dilations, strides, pads/auto_pad, fused activation). Semantics:
+// dilations, strides, pads/auto_pad, fused activation, Conv's optional fused residual
+// input R added before the activation). Semantics:
 // mobconv/ops/conv.py. Direct loops: Conv sums over (C/group, kernel) per
 // output element; ConvTranspose scatters each input pixel times the kernel
 // into the full output, then crops by the pads.
@@ -46,7 +47,12 @@ Status infer_conv(KernelContext& ctx) {
   Window win;
   s = make_window(ctx, x, kernel, false, &win);
   if (!s.ok()) return s;
-  return set_out(ctx, 0, DType::F32, window_out_shape(x, w.dims[0], win));
+  const Shape out = window_out_shape(x, w.dims[0], win);
+  if (ctx.num_inputs > 3 && ctx.inputs[3].present() &&
+      Shape(ctx.inputs[3].dims, ctx.inputs[3].dims + ctx.inputs[3].rank) != out)
+    return ctx.error("R (fused residual) must have the output shape " + shape_str(out) + ", got " +
+                     shape_str(ctx.inputs[3]));
+  return set_out(ctx, 0, DType::F32, out);
 }
 
 Status run_conv(KernelContext& ctx) {
@@ -59,6 +65,7 @@ Status run_conv(KernelContext& ctx) {
   Activation::parse(*ctx.attrs, &act);
   const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
   const float* bias = ctx.num_inputs > 2 && ctx.inputs[2].present() ? ctx.inputs[2].as<float>() : nullptr;
+  const float* residual = ctx.num_inputs > 3 && ctx.inputs[3].present() ? ctx.inputs[3].as<float>() : nullptr;
   int64_t n = x.dims[0], c = x.dims[1], m = w.dims[0], g = ctx.attrs->get_int("group", 1);
   int64_t cg = c / g, mg = m / g;
   const int64_t* I = win.in; const int64_t* O = win.out;
@@ -92,7 +99,10 @@ Status run_conv(KernelContext& ctx) {
                 }
               }
             }
-            y[(o0 * O[1] + o1) * O[2] + o2] = act.apply(static_cast<float>(acc));
+            const int64_t o = (o0 * O[1] + o1) * O[2] + o2;
+            float v = static_cast<float>(acc);
+            if (residual != nullptr) v += residual[nm * osz + o];
+            y[o] = act.apply(v);
           }
     }
   });
