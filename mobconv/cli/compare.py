@@ -19,6 +19,7 @@ EPILOG = """\
 examples:
   mobconv compare mobilenet.mob mobilenet.onnx
   mobconv compare mobilenet.mob mobilenet.onnx --input input=cat.npy --rtol 1e-3
+  mobconv compare mobilenet.mob mobilenet.onnx --reference --seed 3
 
 A tensor differs when max|mob - onnx| > atol + rtol * max|onnx|. The first layer
 that differs is marked '>>'. Exit status 1 when a final output differs.
@@ -31,15 +32,19 @@ def register(sub, parent) -> None:
     p = sub.add_parser("compare", parents=[parent], help="per-layer diff of .mob vs onnxruntime",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .mob file")
-    p.add_argument("source", help="the ONNX model it was converted from")
+    p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
+    p.add_argument("source", help="the ONNX model it was converted from, e.g. mobilenet.onnx")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="an input array (repeatable); others get seeded random data")
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+                   help="an input array (repeatable), e.g. --input input=cat.npy; others get "
+                        "seeded random data")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for random inputs (default 0), e.g. --seed 3")
     p.add_argument("--reference", action="store_true",
                    help="run the .mob on the numpy reference instead of the C++ runtime")
-    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
-    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    p.add_argument("--rtol", type=float, default=1e-4,
+                   help="relative tolerance (default 1e-4), e.g. --rtol 1e-3")
+    p.add_argument("--atol", type=float, default=1e-5,
+                   help="absolute tolerance (default 1e-5), e.g. --atol 1e-4")
     p.set_defaults(func=run)
 
 

@@ -26,7 +26,7 @@ def register(sub, parent) -> None:
     p = sub.add_parser("validate", parents=[parent], help="check a .mob file and its test vectors",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the .mob file")
+    p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
     p.set_defaults(func=run)
 
 
