@@ -65,8 +65,9 @@ def onnxruntime_values(source: str, feeds: dict) -> tuple:
     names = [i.name for i in graph_inputs]
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise UsageError(f"{source}: input(s) {', '.join(missing)} are not inputs of the .mob "
-                         f"model ({', '.join(feeds)})")
+        raise UsageError(f"{source}: its input(s) {', '.join(missing)} are not inputs of the .mob "
+                         f"model ({', '.join(feeds)}); compare a .mob with the ONNX file it was "
+                         "converted from")
     ort_feeds = {}
     for i in graph_inputs:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
@@ -149,6 +150,7 @@ def run(args) -> int:
     if not args.source.lower().endswith(".onnx"):
         raise UsageError(f"{args.source}: compare needs the source ONNX model (.onnx); "
                          "other source frameworks are not supported yet")
+    api.check_source(args.source, "onnx")
     model = api.load(args.model)
     feeds = parse_input_files(args.input, model.inputs)
     missing = [s for s in model.inputs if s.name not in feeds]
