@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from mobconv.formats.writer import to_bytes
-from mobconv.ir import Graph, infer_shapes
 from mobconv.ops import load_all
+
+import runtime_cases  # shared one-node graph builder (tests/ is on sys.path under pytest)
 
 runtime = pytest.importorskip("mobconv.runtime")
 if not runtime.available():
@@ -132,29 +133,9 @@ case("LogSoftmax", "axis0", [f32(5, 13)], {"axis": 0})
 
 
 def build(op, inputs, attrs):
-    g = Graph(f"one_{op}")
-    names, feeds, arrays = [], {}, []
-    for k, item in enumerate(inputs):
-        if isinstance(item, tuple) and item[0] == "absent":
-            names.append("")
-            arrays.append(None)
-            continue
-        name = f"in{k}"
-        if isinstance(item, tuple) and item[0] == "const":
-            g.add_constant(name, item[1])
-            arrays.append(item[1])
-        else:
-            arr = np.asarray(item)
-            g.add_input(name, arr.dtype.name, arr.shape)
-            feeds[name] = arr
-            arrays.append(arr)
-        names.append(name)
-    node = g.add_node(op, names, ["out0"], attrs, name=f"node_{op}")
-    g.outputs = ["out0"]
-    infer_shapes(g)
-    spec = REG[op]
-    expected = spec.run_reference(arrays, spec.resolve_attrs(node))[0]
-    return g, feeds, expected
+    """One-node graph, feeds and the numpy reference's single output (runtime_cases.build)."""
+    g, feeds, expected = runtime_cases.build(op, inputs, attrs, 1)
+    return g, feeds, expected[0]
 
 
 def kernel_name(it) -> str:
