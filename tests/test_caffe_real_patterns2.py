@@ -18,23 +18,7 @@ from mobconv.frontends.caffe import caffe_pb2, load_caffe  # noqa: E402
 from mobconv.frontends.caffe.weights import save_random_caffemodel  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
 
-RTOL = 1e-4
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / f"{name}.prototxt"
-    path.write_text(text)
-    return str(path)
-
-
-def load(prototxt, caffemodel=None, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_caffe(prototxt, caffemodel, **kw)
-
-
-def rel_err(a, b):
-    return float(np.abs(a - b.reshape(a.shape)).max() / max(np.abs(b).max(), 1e-12))
+from test_caffe_real_patterns import RTOL, load, rel_err, write  # noqa: E402  (shared helpers)
 
 
 def rand(shape, seed=0):
