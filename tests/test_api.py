@@ -254,3 +254,10 @@ def test_summary_histogram_and_formatting(tiny):
     assert s.macs == 8 * 16 * 16 * 27 + 80
     assert human_count(1_234_567) == "1.23M" and human_count(12) == "12"
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(10) == "10 B"
+
+
+def test_tensorflow_is_refused_with_the_route_that_works(tmp_path):
+    pb = tmp_path / "frozen.pb"
+    pb.write_bytes(b"\x0a\x00")
+    with pytest.raises(UsageError, match="not supported yet.*tf2onnx"):
+        mobconv.convert(pb)

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback on errors")
     parser = Parser(
         prog="mobconv",
-        description="Convert ONNX / Caffe / TensorFlow models to .mob files and run them.",
+        description="Convert ONNX and Caffe models to .mob files and run them (TensorFlow: planned).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
         parents=[parent],
