@@ -60,6 +60,9 @@ def write_model(graph, path) -> None:
     except OSError as exc:
         raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
+        # mkstemp makes a private 0600 file: give it the mode the target has, or the mode
+        # open() would give a new file, before it takes the target's name.
+        os.fchmod(fd, _target_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(buf)[head:])
         os.replace(tmp, path)
@@ -72,6 +75,14 @@ def write_model(graph, path) -> None:
             exc = sys.exc_info()[1]
             raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
+
+
+def _target_mode(path: str) -> int:
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 # ---- building ----------------------------------------------------------------

@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -165,12 +165,8 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
     start = time.perf_counter()
     try:
         graph = FRONTENDS[framework].load(path, shapes or None, **frontend_options)
-    except MobconvError as exc:
-        # A frontend refusing the caller's input_shapes is a usage error (exit 2), whatever
-        # class the frontend raised it as.
-        if shapes and "input_shapes" in str(exc) and not isinstance(exc, UsageError):
-            raise UsageError(str(exc)) from exc
-        raise
+    except MobconvError:
+        raise  # frontends raise UsageError (exit 2) themselves for bad input_shapes
     unknown = sorted(set(shapes) - set(graph.inputs))
     if unknown:
         raise UsageError(
@@ -239,13 +235,6 @@ def _format_version(data: bytes) -> tuple:
 
     root = FbModel.GetRootAs(data, 0)
     return int(root.VersionMajor()), int(root.VersionMinor())
-
-
-def _default_mode() -> int:
-    """The mode open() would give a new file: 0666 minus the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def check_writable(path: str) -> None:
@@ -411,12 +400,7 @@ class Model:
 
         path = os.fspath(path)
         check_writable(path)
-        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else _default_mode()
-        write_model(self.graph, path)
-        try:  # the atomic write goes through a private (0600) temp file
-            os.chmod(path, mode)
-        except OSError:
-            pass
+        write_model(self.graph, path)  # atomic; keeps an existing file's mode
 
     def to_bytes(self) -> bytes:
         from .formats.writer import to_bytes

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper, version_converter  # noqa: E402
 
 import mobconv  # noqa: E402
-from mobconv.errors import ConversionError, MobconvError, UnsupportedOpsError  # noqa: E402
+from mobconv.errors import ConversionError, MobconvError, UnsupportedOpsError, UsageError  # noqa: E402
 from mobconv.frontends.onnx import load_onnx  # noqa: E402
 from mobconv.reference import run  # noqa: E402
 
@@ -121,7 +121,7 @@ def test_input_shapes_override_fixes_batch(zoo_files):
 ])
 def test_wrong_input_shapes_override(zoo_files, shapes, words):
     path, _ = zoo_files["tiny_cnn"]
-    with pytest.raises(ConversionError) as err:
+    with pytest.raises(UsageError) as err:  # the caller's mistake: exit 2
         load_onnx(path, input_shapes=shapes)
     for w in words:
         assert w in str(err.value)

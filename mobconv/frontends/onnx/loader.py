@@ -28,7 +28,7 @@ from onnx import numpy_helper
 
 import mobconv
 
-from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError
+from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
 from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
 from .context import NodeContext
 from .symbolic import SymbolicShapes
@@ -191,7 +191,7 @@ def _add_inputs(graph, model, source: str, input_shapes: dict) -> None:
     names = [vi.name for vi in real]
     for name in input_shapes:
         if name not in names:
-            raise ConversionError(
+            raise UsageError(
                 f"{source}: input_shapes names {name!r}, which is not a graph input "
                 f"(inputs: {', '.join(names) or 'none'})"
             )
@@ -203,18 +203,18 @@ def _add_inputs(graph, model, source: str, input_shapes: dict) -> None:
         if vi.name in input_shapes:
             override = tuple(input_shapes[vi.name])
             if shape is not None and len(override) != len(shape):
-                raise ConversionError(
+                raise UsageError(
                     f"{source}: input_shapes[{vi.name!r}] = {override} has rank {len(override)}, "
                     f"but the model declares rank {len(shape)} {shape}"
                 )
             for i, d in enumerate(override):
                 if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
-                    raise ConversionError(
+                    raise UsageError(
                         f"{source}: input_shapes[{vi.name!r}] = {override}: dim {i} must be a "
                         "non-negative integer or a symbol name"
                     )
                 if shape is not None and isinstance(shape[i], int) and shape[i] != d:
-                    raise ConversionError(
+                    raise UsageError(
                         f"{source}: input_shapes[{vi.name!r}] = {override} conflicts with the "
                         f"model's fixed dim {i} = {shape[i]} (declared {shape})"
                     )
