@@ -89,6 +89,15 @@ void dw_plane(void* vctx, int64_t plane) {
   float* y = c.y + plane * s.oh * s.ow;
   const bool k3 = s.kh == 3 && s.kw == 3 && s.dh == 1 && s.dw == 1 && s.sh == s.sw &&
                   (s.sh == 1 || s.sh == 2);
+  // The ISA's whole-plane kernel (masked loads, no padded copy) when it has one.
+  if (k3 && c.ks->dwconv3x3_plane != nullptr && (s.ow + 14) / 15 <= 32) {
+    float lo, hi;
+    const bool clamp = act_as_clamp(*c.act, &lo, &hi);
+    if (!clamp) lo = -__builtin_inff(), hi = __builtin_inff();
+    c.ks->dwconv3x3_plane(x, s.ih, s.iw, s.pt, s.pl, s.sh, w, bias, y, s.oh, s.ow, lo, hi);
+    if (!clamp) c.ks->activation(y, size_t(s.oh * s.ow), c.act);
+    return;
+  }
   if (k3 && s.iw <= 64) return dw_small_plane(c, x, w, bias, y);
   int64_t lo = s.ow, hi = s.ow;
   if (k3) interior_cols(s.iw, s.ow, 3, s.sw, s.pl, &lo, &hi);
