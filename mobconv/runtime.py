@@ -424,8 +424,11 @@ class Interpreter:
             if not arr.flags.c_contiguous:
                 arr = arr.copy(order="C")
             if tuple(arr.shape) != info["shape"]:
+                # resize every input before setting any: with several symbolic inputs the
+                # interpreter is only ready once all of them have concrete shapes
                 self.resize(index, arr.shape)
             keep.append(arr)
+        for index, arr in enumerate(keep):
             self._pinned.pop(index, None)
             self._check(self._lib.mobrt_interpreter_set_input(
                 self._it, index, arr.ctypes.data_as(ctypes.c_void_p), arr.nbytes))
