@@ -87,6 +87,9 @@ class InferContext:
     inputs: list  # list[Optional[Value]]
     attrs: dict
     num_outputs: int
+    # symbolic values of small int tensors computed from shapes (Shape -> Gather -> Concat):
+    # per input an object array of ints and dim symbols, or None (see mobconv.ir.infer)
+    sym: Optional[list] = None
 
     def error(self, rule: str) -> ShapeError:
         return ShapeError(f"node {self.node.name!r} ({self.node.op}): {rule}")
@@ -103,6 +106,13 @@ class InferContext:
         """The constant data of input i, or None if it is not known at conversion time."""
         v = self.inputs[i] if i < len(self.inputs) else None
         return None if v is None else v.data
+
+    def sym_value(self, i: int):
+        """Input i's value as a flat list of ints and symbolic dims, when it is computed from
+        shapes at run time (None if unknown or already a constant)."""
+        if self.sym is None or i >= len(self.sym) or self.sym[i] is None:
+            return None
+        return [d if isinstance(d, str) else int(d) for d in np.asarray(self.sym[i]).reshape(-1)]
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,13 @@ def _infer_resize(ctx: InferContext):
     if len(given) != 1 or (not _sym(given[0]) and given[0] != len(axes)):
         raise ctx.error(f"{'scales' if has_scales else 'sizes'} must have {len(axes)} values, got shape {given}")
     data = ctx.const(2) if has_scales else ctx.const(3)
+    sym = None if has_scales or data is not None else ctx.sym_value(3)
+    if sym is not None and len(sym) == len(axes) and a["keep_aspect_ratio_policy"] == "stretch":
+        # sizes computed from shapes at run time (interpolate(size=x.shape[-2:])): exact dims
+        out = list(x)
+        for ax, s in zip(axes, sym):
+            out[ax] = s
+        return [(ctx.dtype(0), tuple(out))]
     if data is None:  # dynamic: resized dims become new symbols
         out = tuple(f"{ctx.node.name}_dim{i}" if i in axes else d for i, d in enumerate(x))
         return [(ctx.dtype(0), out)]

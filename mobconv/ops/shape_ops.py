@@ -54,6 +54,19 @@ def const_ints(ctx, i, what):
     return [int(v) for v in np.asarray(data).reshape(-1)]
 
 
+def shape_input(ctx, i, what):
+    """Input i as a list of dims: its constant data, else its symbolic value when it is
+    computed from shapes at run time (ints and symbol strings, `ctx.sym_value`); None if
+    absent. Raises like `const_ints` when neither is known."""
+    if i >= len(ctx.inputs) or ctx.inputs[i] is None:
+        return None
+    if ctx.const(i) is None:
+        sym = ctx.sym_value(i)
+        if sym is not None:
+            return sym
+    return const_ints(ctx, i, what)
+
+
 def _wrap(d):
     return f"({d})" if isinstance(d, str) and any(c in d for c in "+-/") else str(d)
 
@@ -279,8 +292,31 @@ def reshape_target(ctx, in_shape, target, allowzero):
     return tuple(out)
 
 
+def _reshape_symbolic(ctx, in_shape, target, allowzero):
+    """Reshape target holding symbolic dims (computed from shapes at run time)."""
+    where = f"cannot reshape {fmt_shape(in_shape)} to {fmt_shape(target)}"
+    out = []
+    for k, d in enumerate(target):
+        if d == 0 and not allowzero and not isinstance(d, str):
+            if k >= len(in_shape):
+                raise ctx.error(f"{where}: dim {k} is 0 (copy) but the input has rank {len(in_shape)}")
+            out.append(in_shape[k])
+        else:
+            out.append(d)
+    if sum(1 for d in out if d == -1) > 1:
+        raise ctx.error(f"{where}: at most one dim may be -1")
+    if -1 in out:
+        inferred = dim_div(list(in_shape), [d for d in out if d != -1])
+        if inferred is None:
+            raise ctx.error(f"{where}: element counts do not divide")
+        out[out.index(-1)] = inferred
+    return tuple(out)
+
+
 def _reshape_infer(ctx):
-    target = const_ints(ctx, 1, "Reshape's shape")
+    target = shape_input(ctx, 1, "Reshape's shape")
+    if any(isinstance(d, str) for d in target):
+        return [(ctx.dtype(0), _reshape_symbolic(ctx, ctx.shape(0), target, ctx.attrs["allowzero"]))]
     return [(ctx.dtype(0), reshape_target(ctx, ctx.shape(0), target, ctx.attrs["allowzero"]))]
 
 
@@ -354,11 +390,11 @@ def unsqueeze(x, axes):
 
 def _tile_infer(ctx):
     shape = ctx.shape(0)
-    repeats = const_ints(ctx, 1, "Tile's repeats")
+    repeats = shape_input(ctx, 1, "Tile's repeats")
     if len(repeats) != len(shape):
         raise ctx.error(f"repeats {repeats} must have one entry per input dim "
                         f"(input shape {fmt_shape(shape)})")
-    if any(r < 0 for r in repeats):
+    if any(isinstance(r, int) and r < 0 for r in repeats):
         raise ctx.error(f"repeats {repeats} must not be negative")
     return [(ctx.dtype(0), tuple(dim_mul(d, r) for d, r in zip(shape, repeats)))]
 
@@ -370,7 +406,7 @@ def tile(x, repeats):
 
 
 def _expand_infer(ctx):
-    target = const_ints(ctx, 1, "Expand's shape")
+    target = shape_input(ctx, 1, "Expand's shape")
     return [(ctx.dtype(0), broadcast_shapes(ctx.shape(0), tuple(target), ctx=ctx))]
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import const_ints, fmt_shape
+from .shape_ops import const_ints, dim_add, fmt_shape, shape_input
 
 try:  # ships with onnx; gives numpy dtypes for bfloat16, float8, int4, ...
     import ml_dtypes
@@ -143,8 +143,8 @@ def cast(x, to, saturate, round_mode):
 
 
 def _constant_of_shape_infer(ctx):
-    dims = const_ints(ctx, 0, "ConstantOfShape's shape")
-    if any(d < 0 for d in dims):
+    dims = shape_input(ctx, 0, "ConstantOfShape's shape")
+    if any(isinstance(d, int) and d < 0 for d in dims):
         raise ctx.error(f"shape {dims} must not have negative dims")
     value = ctx.attrs["value"]
     if value.size != 1:
@@ -172,6 +172,13 @@ def _range_count(start, limit, delta):
 
 def _range_infer(ctx):
     values = []
+    sym = [ctx.sym_value(i) if ctx.const(i) is None else None for i in range(3)]
+    if sym[1] is not None and len(sym[1]) == 1 and ctx.const(0) is not None and ctx.const(2) is not None:
+        # arange(S) with S a run-time dim: length S - start for delta 1, else a fresh symbol
+        start, delta = np.asarray(ctx.const(0)).reshape(-1), np.asarray(ctx.const(2)).reshape(-1)
+        if start.size == 1 and delta.size == 1 and float(delta[0]) == 1 and float(start[0]) == int(start[0]):
+            return [(ctx.dtype(0), (dim_add(sym[1][0], -int(start[0])),))]
+        return [(ctx.dtype(0), (f"{ctx.node.name}_len",))]
     for i, name in enumerate(("start", "limit", "delta")):
         data = ctx.const(i)
         if data is None:

@@ -31,7 +31,7 @@ import logging
 
 import numpy as np
 
-from ..ir.infer import infer_node
+from ..ir.infer import infer_node, shape_value_tracker, track_shape_values
 from ..ops.registry import get_spec
 from ._util import const, producer, static_shape
 
@@ -50,11 +50,13 @@ def constant_folding(graph) -> bool:
     """
     graph.toposort()
     folded = set()
+    tracker = shape_value_tracker(graph)  # shapes computed at run time (several symbolic dims)
     for node in list(graph.nodes):
         try:
-            infer_node(graph, node)
+            infer_node(graph, node, tracker.dims if tracker is not None else None)
         except Exception:  # folding may not need it; the node keeps its previous shapes
             pass
+        track_shape_values(tracker, node)
         outs = _fold(graph, node)
         if outs is None:
             continue
