@@ -113,8 +113,8 @@ typedef void (*MaxPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, 
 typedef void (*AvgPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, size_t s,
                              float* y, size_t n, float scale);
 
-// Whole-plane depthwise 3x3 (dilation 1, stride s = 1 or 2, any pads): y[oh, ow] from
-// x[ih, iw] read in place (no padded copy), clamped to [lo, hi]. Optional per ISA
+// Whole-plane depthwise 3x3 (dilation 1, stride s = 2, any pads, ow <= 480): y[oh, ow]
+// from x[ih, iw] read in place (no padded copy), clamped to [lo, hi]. Optional per ISA
 // (nullptr: the driver uses the row kernels above).
 typedef void (*DwPlaneFn)(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
                           int64_t s, const float* w9, float bias, float* y, int64_t oh,
@@ -135,7 +135,7 @@ struct IsaKernels {
   // im2col fused with B packing (a BPacker::pack; ctx is an Im2col, see im2col.h).
   void (*im2col_pack)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
                       float* dst);
-  DwPlaneFn dwconv3x3_plane;  // optional, "f32_dwconv_3x3_plane__<isa>"
+  DwPlaneFn dwconv3x3s2_plane;  // optional, "f32_dwconv_3x3s2_plane__<isa>"
 };
 
 // Table of the running machine's best instruction set (or `isa`, if available).

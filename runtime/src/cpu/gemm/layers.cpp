@@ -90,11 +90,13 @@ void dw_plane(void* vctx, int64_t plane) {
   const bool k3 = s.kh == 3 && s.kw == 3 && s.dh == 1 && s.dw == 1 && s.sh == s.sw &&
                   (s.sh == 1 || s.sh == 2);
   // The ISA's whole-plane kernel (masked loads, no padded copy) when it has one.
-  if (k3 && c.ks->dwconv3x3_plane != nullptr && (s.ow + 14) / 15 <= 32) {
+  // Stride 2 only: at stride 1 the flattened small-plane / row paths below measured
+  // faster (they fill whole vectors; the plane kernel masks part of each row).
+  if (k3 && s.sh == 2 && c.ks->dwconv3x3s2_plane != nullptr && (s.ow + 14) / 15 <= 32) {
     float lo, hi;
     const bool clamp = act_as_clamp(*c.act, &lo, &hi);
     if (!clamp) lo = -__builtin_inff(), hi = __builtin_inff();
-    c.ks->dwconv3x3_plane(x, s.ih, s.iw, s.pt, s.pl, s.sh, w, bias, y, s.oh, s.ow, lo, hi);
+    c.ks->dwconv3x3s2_plane(x, s.ih, s.iw, s.pt, s.pl, s.sh, w, bias, y, s.oh, s.ow, lo, hi);
     if (!clamp) c.ks->activation(y, size_t(s.oh * s.ow), c.act);
     return;
   }

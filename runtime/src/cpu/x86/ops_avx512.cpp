@@ -50,34 +50,27 @@ inline uint32_t lane_range(int64_t a, int64_t b) {
   return uint32_t(m);
 }
 
-// Whole-plane depthwise 3x3: vectorized along output columns in chunks (16 outputs at
-// stride 1, 15 at stride 2 so every tap lies in two 16-lane loads), reading the input
-// in place with masked loads (masked-off lanes are never accessed, so the padding costs
-// nothing and small planes need no padded copy). Rows outside the input are skipped.
-void dw3x3_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
-                        int64_t s, const float* w, float bias, float* y, int64_t oh,
-                        int64_t ow, float lo, float hi) {
+// Whole-plane depthwise 3x3, stride 2: vectorized along output columns in chunks of 15
+// (so all three taps of a chunk lie in two 16-lane loads, deinterleaved by permutes),
+// reading the input in place with masked loads (masked-off lanes are never accessed, so
+// padding costs nothing and no padded copy is made). Rows outside the input are skipped.
+void dw3x3s2_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
+                          int64_t s, const float* w, float bias, float* y, int64_t oh,
+                          int64_t ow, float lo, float hi) {
   constexpr int kMaxChunks = 32;
-  const int64_t step = s == 1 ? 16 : 15;
-  const int64_t chunks = (ow + step - 1) / step;
-  if (chunks > kMaxChunks) return;  // callers check dw3x3_plane_fits
-  // Per chunk: masks of the three taps (s1) or of the two 16-lane loads at the chunk's
-  // first input column (s2), and the output store mask.
-  __mmask16 m[kMaxChunks][3];
-  __mmask16 ms[kMaxChunks];
+  constexpr int64_t kStep = 15;
+  const int64_t chunks = (ow + kStep - 1) / kStep;
+  if (s != 2 || chunks > kMaxChunks) return;  // the driver checks both
+  // Per chunk: masks of the two 16-lane loads at the chunk's first input column, and of
+  // the output store.
+  __mmask16 m0[kMaxChunks], m1[kMaxChunks], ms[kMaxChunks];
   for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t c0 = c * step, cnt = ow - c0 < step ? ow - c0 : step;
+    const int64_t c0 = c * kStep, cnt = ow - c0 < kStep ? ow - c0 : kStep;
     ms[c] = __mmask16(lane_range(0, cnt));
-    if (s == 1) {
-      // lane j, tap kx reads column c0 + j + kx - pl
-      for (int kx = 0; kx < 3; ++kx)
-        m[c][kx] = __mmask16(lane_range(pl - kx - c0, iw + pl - kx - c0) & lane_range(0, cnt));
-    } else {
-      // lane i of the pair reads column 2*c0 - pl + i; lanes up to 2*(cnt-1)+2 are used
-      const uint32_t r = lane_range(pl - 2 * c0, iw + pl - 2 * c0) & lane_range(0, 2 * cnt + 1);
-      m[c][0] = __mmask16(r & 0xffff);
-      m[c][1] = __mmask16(r >> 16);
-    }
+    // lane i of the pair reads column 2*c0 - pl + i; lanes up to 2*(cnt-1)+2 are used
+    const uint32_t r = lane_range(pl - 2 * c0, iw + pl - 2 * c0) & lane_range(0, 2 * cnt + 1);
+    m0[c] = __mmask16(r & 0xffff);
+    m1[c] = __mmask16(r >> 16);
   }
   const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   __m512 k[9];
@@ -87,33 +80,25 @@ void dw3x3_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int6
   const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
   for (int64_t oy = 0; oy < oh; ++oy) {
     const float* rows[3];
-    int nr = 0;
-    int kys[3];
+    int kys[3], nr = 0;
     for (int ky = 0; ky < 3; ++ky) {
-      const int64_t iy = oy * s - pt + ky;
+      const int64_t iy = oy * 2 - pt + ky;
       if (iy < 0 || iy >= ih) continue;
       rows[nr] = x + iy * iw;
       kys[nr++] = ky;
     }
     float* yr = y + oy * ow;
     for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t c0 = c * step;
+      const int64_t c0 = c * kStep;
       __m512 acc = vb;
       for (int r = 0; r < nr; ++r) {
         const int ky = kys[r];
-        if (s == 1) {
-          const float* p = rows[r] + c0 - pl;
-          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[c][0], p), k[3 * ky], acc);
-          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[c][1], p + 1), k[3 * ky + 1], acc);
-          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[c][2], p + 2), k[3 * ky + 2], acc);
-        } else {
-          const float* p = rows[r] + 2 * c0 - pl;
-          const __m512 a = _mm512_maskz_loadu_ps(m[c][0], p);
-          const __m512 b = _mm512_maskz_loadu_ps(m[c][1], p + 16);
-          acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i0, b), k[3 * ky], acc);
-          acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i1, b), k[3 * ky + 1], acc);
-          acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i2, b), k[3 * ky + 2], acc);
-        }
+        const float* p = rows[r] + 2 * c0 - pl;
+        const __m512 a = _mm512_maskz_loadu_ps(m0[c], p);
+        const __m512 b = _mm512_maskz_loadu_ps(m1[c], p + 16);
+        acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i0, b), k[3 * ky], acc);
+        acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i1, b), k[3 * ky + 1], acc);
+        acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(a, i2, b), k[3 * ky + 2], acc);
       }
       _mm512_mask_storeu_ps(yr + c0, ms[c], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
     }
@@ -122,7 +107,7 @@ void dw3x3_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int6
 
 constexpr IsaKernels make_avx512_ops() {
   IsaKernels k = make_isa_ops<VecAvx512>(SimdIsa::kAvx512);
-  k.dwconv3x3_plane = &dw3x3_plane_avx512;
+  k.dwconv3x3s2_plane = &dw3x3s2_plane_avx512;
   return k;
 }
 
