@@ -371,3 +371,64 @@ _sweep("Softmax", "neg_inf", [np.array([[-np.inf, 0, 1, 2, -np.inf], [1, 1, 1, 1
 _sweep("Relu", "non_finite", [np.array([np.nan, -1, 1, np.inf, -np.inf, -0.0, 3, np.nan, 5], np.float32)])
 _sweep("Max", "nan", [np.array([np.nan, 1, 2, 3, 4, 5, np.nan, 1, 2], np.float32),
                       np.array([0, np.nan, 2, 3, 4, 5, 6, 7, np.nan], np.float32)])
+
+
+# ---- Scatter, matrix-building, Einsum, GridSample, Shrink (tests/test_ops_extra.py) -------
+# Indices are graph inputs (read at run time), negative ones included; odd sizes.
+_x = np.random.default_rng(5)
+_nd_idx = np.array([[0, -1], [2, 1], [-3, 4]], np.int64)  # into (3, 5, 7): rows of 7
+case("ScatterND", "none_neg", [f32(3, 5, 7), _nd_idx, f32(3, 7)])
+case("ScatterND", "add_dup", [f32(3, 5, 7), np.array([[1], [-2], [1]], np.int64), f32(3, 5, 7)],
+     {"reduction": "add"})
+case("ScatterND", "mul_elem", [f32(3, 5), np.array([[0, 0], [2, -1], [0, 0]], np.int64), f32(3)],
+     {"reduction": "mul"})
+case("ScatterND", "max_int32_idx", [f32(4, 3, 5), np.array([[[3], [0]], [[-1], [1]]], np.int32), f32(2, 2, 3, 5)],
+     {"reduction": "max"})
+case("ScatterND", "min", [f32(3, 5, 7), _nd_idx, f32(3, 7)], {"reduction": "min"})
+case("ScatterND", "int64_add", [np.arange(15, dtype=np.int64).reshape(3, 5), np.array([[1], [1]], np.int64),
+                                np.ones((2, 5), np.int64)], {"reduction": "add"})
+case("ScatterND", "k0_whole", [f32(2, 3), np.zeros((1, 0), np.int64), f32(1, 2, 3)])
+_se_idx = _x.integers(-5, 5, (3, 4, 2))
+case("ScatterElements", "axis1_neg", [f32(3, 5, 2), _se_idx, f32(3, 4, 2)], {"axis": 1})
+for _red in ("add", "mul", "max", "min"):
+    case("ScatterElements", f"{_red}_dup", [f32(3, 5, 2), _se_idx, f32(3, 4, 2)],
+         {"axis": -2, "reduction": _red})
+case("ScatterElements", "axis0_small_idx", [f32(4, 7), _x.integers(-4, 4, (2, 3)).astype(np.int32), f32(2, 3)])
+case("ScatterElements", "int64_data", [np.arange(10, dtype=np.int64).reshape(2, 5), np.array([[4, 0]], np.int64),
+                                       np.array([[-1, -2]], np.int64)], {"axis": 1, "reduction": "add"})
+for _k in (-2, 0, 3, 9):
+    case("Trilu", f"upper_k{_k}", [f32(2, 3, 5, 7), C(i64(_k))])
+    case("Trilu", f"lower_k{_k}", [f32(5, 3), np.array(_k, np.int64)], {"upper": 0})
+case("Trilu", "int64_no_k", [np.arange(1, 22, dtype=np.int64).reshape(3, 7)], {"upper": 0})
+case("OneHot", "last_axis_neg_oor", [np.array([[0, -1, 4], [7, -9, 2]], np.int64), C(np.float32(5)),
+                                     np.array([-1, 3], np.float32)])
+case("OneHot", "axis0_float_idx", [np.array([1.7, -2.2, 0.0], np.float32), C(np.array([4], np.int64)),
+                                   np.array([0, 1], np.int32)], {"axis": 0})
+case("OneHot", "axis1_3d", [_x.integers(-3, 3, (2, 3)).astype(np.int32), C(np.int32(3)),
+                            np.array([2.5, -1.5], np.float32)], {"axis": -2})
+for _eq, _ins in [("bij,bjk->bik", [f32(2, 3, 5), f32(2, 5, 7)]), ("...ii->...i", [f32(2, 3, 4, 4)]),
+                  ("ij,jk", [f32(3, 5), f32(5, 2)]), ("ij,jk,kl->il", [f32(3, 4), f32(4, 5), f32(5, 2)]),
+                  ("...ij,...jk->...ik", [f32(2, 1, 3, 4), f32(5, 4, 2)]), ("ij->", [f32(3, 7)]),
+                  ("i,j->ij", [f32(5), f32(3)]), ("ji", [f32(3, 5)]), ("iij->j", [f32(3, 3, 5)]),
+                  ("bhqd,bhkd->bhqk", [f32(1, 2, 3, 8), f32(1, 2, 5, 8)])]:
+    case("Einsum", _eq.replace(",", "_").replace("->", "_to_").replace("...", "E"), _ins, {"equation": _eq},
+         rtol=1e-4, atol=1e-5)
+case("Einsum", "int64_matmul", [np.arange(6, dtype=np.int64).reshape(2, 3), np.arange(12, dtype=np.int64).reshape(3, 4)],
+     {"equation": "ij,jk->ik"})
+for _mode in ("linear", "nearest", "cubic"):
+    for _pad in ("zeros", "border", "reflection"):
+        for _al in (0, 1):
+            case("GridSample", f"{_mode}_{_pad}_a{_al}", [f32(2, 3, 5, 7), f32(2, 4, 6, 2, lo=-1.4, hi=1.4)],
+                 {"mode": _mode, "padding_mode": _pad, "align_corners": _al}, rtol=1e-4, atol=1e-5)
+case("GridSample", "volumetric_linear", [f32(1, 2, 3, 4, 5), f32(1, 2, 3, 4, 3, lo=-1.2, hi=1.2)],
+     {"align_corners": 1}, rtol=1e-4, atol=1e-5)
+case("GridSample", "volumetric_nearest_reflect", [f32(1, 2, 3, 4, 5), f32(1, 2, 3, 4, 3, lo=-1.5, hi=1.5)],
+     {"mode": "nearest", "padding_mode": "reflection"})
+case("GridSample", "one_d_cubic", [f32(2, 3, 9), f32(2, 5, 1, lo=-1.3, hi=1.3)], {"mode": "cubic"},
+     rtol=1e-4, atol=1e-5)
+case("Shrink", "default", [f32(3, 13)])
+case("Shrink", "soft", [f32(3, 13)], {"lambd": 1.0, "bias": 1.0})
+case("Shrink", "int32", [np.arange(-7, 8, dtype=np.int32)], {"lambd": 2.0, "bias": 1.5})
+case("EyeLike", "k1", [f32(4, 7)], {"k": 1})
+case("EyeLike", "k_neg_int64", [f32(5, 3)], {"k": -2, "dtype": 7})
+case("EyeLike", "k_beyond", [np.zeros((3, 3), np.int32)], {"k": 4})

@@ -27,11 +27,12 @@ CAFFE_ONLY = {"PriorBox", "DetectionOutput"}  # Caffe SSD ops: not ONNX ops
 
 
 def _numpy_tested_ops() -> set:
+    import test_ops_extra
     import test_ops_nn
     import test_ops_tensor
 
     covered = set()
-    for module in (test_ops_nn, test_ops_tensor):
+    for module in (test_ops_nn, test_ops_tensor, test_ops_extra):
         for name in ("OPS", "MY_OPS", "NN_OPS"):
             covered |= set(getattr(module, name, ()))
         for case in getattr(module, "BACKEND_CASES", ()):

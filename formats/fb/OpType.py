@@ -107,3 +107,11 @@ class OpType(object):
     Size = 101
     PriorBox = 102
     DetectionOutput = 103
+    ScatterND = 104
+    ScatterElements = 105
+    Trilu = 106
+    OneHot = 107
+    Einsum = 108
+    GridSample = 109
+    Shrink = 110
+    EyeLike = 111

@@ -132,6 +132,14 @@ const Row kRows[] = {
     {"Size", 1, 1, 1, 1, ""},
     {"PriorBox", 2, 2, 1, 1, "min_sizes:F max_sizes:F=[] aspect_ratios:F=[] flip:i=1 clip:i=0 variance:F=[0.1] img_size:i=0 img_h:i=0 img_w:i=0 step:f=0.0 step_h:f=0.0 step_w:f=0.0 offset:f=0.5"},
     {"DetectionOutput", 3, 3, 1, 1, "num_classes:i share_location:i=1 background_label_id:i=0 nms_threshold:f=0.3 top_k:i=-1 keep_top_k:i=-1 confidence_threshold:f=-3.4028234663852886e+38 code_type:s=CORNER variance_encoded_in_target:i=0 eta:f=1.0"},
+    {"ScatterND", 3, 3, 1, 1, "reduction:s=none"},
+    {"ScatterElements", 3, 3, 1, 1, "axis:i=0 reduction:s=none"},
+    {"Trilu", 1, 2, 1, 1, "upper:i=1"},
+    {"OneHot", 3, 3, 1, 1, "axis:i=-1"},
+    {"Einsum", 1, V, 1, 1, "equation:s"},
+    {"GridSample", 2, 2, 1, 1, "align_corners:i=0 mode:s=linear padding_mode:s=zeros"},
+    {"Shrink", 1, 1, 1, 1, "bias:f=0.0 lambd:f=0.5"},
+    {"EyeLike", 1, 1, 1, 1, "dtype:i=0 k:i=0"},
 };
 #undef V
 

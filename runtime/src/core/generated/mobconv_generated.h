@@ -218,11 +218,19 @@ enum OpType : uint32_t {
   OpType_Size = 101,
   OpType_PriorBox = 102,
   OpType_DetectionOutput = 103,
+  OpType_ScatterND = 104,
+  OpType_ScatterElements = 105,
+  OpType_Trilu = 106,
+  OpType_OneHot = 107,
+  OpType_Einsum = 108,
+  OpType_GridSample = 109,
+  OpType_Shrink = 110,
+  OpType_EyeLike = 111,
   OpType_MIN = OpType_Conv,
-  OpType_MAX = OpType_DetectionOutput
+  OpType_MAX = OpType_EyeLike
 };
 
-inline const OpType (&EnumValuesOpType())[104] {
+inline const OpType (&EnumValuesOpType())[112] {
   static const OpType values[] = {
     OpType_Conv,
     OpType_ConvTranspose,
@@ -327,13 +335,21 @@ inline const OpType (&EnumValuesOpType())[104] {
     OpType_Hardmax,
     OpType_Size,
     OpType_PriorBox,
-    OpType_DetectionOutput
+    OpType_DetectionOutput,
+    OpType_ScatterND,
+    OpType_ScatterElements,
+    OpType_Trilu,
+    OpType_OneHot,
+    OpType_Einsum,
+    OpType_GridSample,
+    OpType_Shrink,
+    OpType_EyeLike
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpType() {
-  static const char * const names[105] = {
+  static const char * const names[113] = {
     "Conv",
     "ConvTranspose",
     "Gemm",
@@ -438,13 +454,21 @@ inline const char * const *EnumNamesOpType() {
     "Size",
     "PriorBox",
     "DetectionOutput",
+    "ScatterND",
+    "ScatterElements",
+    "Trilu",
+    "OneHot",
+    "Einsum",
+    "GridSample",
+    "Shrink",
+    "EyeLike",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpType(OpType e) {
-  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_DetectionOutput)) return "";
+  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_EyeLike)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpType()[index];
 }

@@ -274,6 +274,11 @@ void register_shape_ops(KernelRegistry& r);
 void register_tensor_ops(KernelRegistry& r);
 void register_reduce(KernelRegistry& r);
 void register_detection(KernelRegistry& r);
+void register_scatter(KernelRegistry& r);
+void register_matrix(KernelRegistry& r);
+void register_shrink(KernelRegistry& r);
+void register_einsum(KernelRegistry& r);
+void register_grid_sample(KernelRegistry& r);
 
 }  // namespace ref
 }  // namespace mobrt

@@ -16,6 +16,11 @@ void register_reference_kernels(KernelRegistry& r) {
   ref::register_tensor_ops(r);
   ref::register_reduce(r);
   ref::register_detection(r);
+  ref::register_scatter(r);
+  ref::register_matrix(r);
+  ref::register_shrink(r);
+  ref::register_einsum(r);
+  ref::register_grid_sample(r);
 }
 
 }  // namespace mobrt
