@@ -432,3 +432,21 @@ case("Shrink", "int32", [np.arange(-7, 8, dtype=np.int32)], {"lambd": 2.0, "bias
 case("EyeLike", "k1", [f32(4, 7)], {"k": 1})
 case("EyeLike", "k_neg_int64", [f32(5, 3)], {"k": -2, "dtype": 7})
 case("EyeLike", "k_beyond", [np.zeros((3, 3), np.int32)], {"k": 4})
+
+
+# NonMaxSuppression: a data-dependent row count (planned at the bound, shrunk after run).
+def _boxes(n, b):
+    c = _x.uniform(0, 1, (n, b, 2)).astype(np.float32)
+    s = _x.uniform(0.1, 0.5, (n, b, 2)).astype(np.float32)
+    return np.concatenate([c, c + s], axis=-1)
+
+
+_nb, _ns = _boxes(2, 9), _x.uniform(0, 1, (2, 3, 9)).astype(np.float32)
+case("NonMaxSuppression", "two_batches", [_nb, _ns, C(i64(4)), C(np.array([0.3], np.float32)),
+                                          C(np.array([0.2], np.float32))])
+case("NonMaxSuppression", "inputs_at_run_time", [_nb, _ns, np.array([9], np.int64), np.array([0.5], np.float32)])
+case("NonMaxSuppression", "flipped_center", [_nb[..., ::-1].copy(), _ns, C(i64(3)), C(np.array([0.1], np.float32))],
+     {"center_point_box": 1})
+case("NonMaxSuppression", "none_selected", [_nb, _ns, C(i64(5)), C(np.array([0.5], np.float32)),
+                                            C(np.array([2.0], np.float32))])
+case("NonMaxSuppression", "no_limit_given", [_nb, _ns])

@@ -15,7 +15,8 @@ from mobconv.errors import MobconvError  # noqa: E402
 from mobconv.ir import Graph, infer_shapes  # noqa: E402
 from mobconv.ops import get_spec, load_all  # noqa: E402
 
-OPS = ["ScatterND", "ScatterElements", "Trilu", "OneHot", "Einsum", "GridSample", "Shrink", "EyeLike"]
+OPS = ["ScatterND", "ScatterElements", "Trilu", "OneHot", "Einsum", "GridSample", "Shrink", "EyeLike",
+       "NonMaxSuppression"]
 REG = load_all()
 
 
@@ -111,7 +112,19 @@ for k in (-4, -1, 0, 2, 5):
     RANDOM_CONFIGS.append(("EyeLike", {"k": k}, [_f(4, 6)]))
 RANDOM_CONFIGS.append(("EyeLike", {"k": 1, "dtype": onnx.TensorProto.INT64}, [_f(3, 3)]))
 
-_OPSET = {"GridSample": 22, "ScatterND": 18, "ScatterElements": 18, "EyeLike": 22}
+
+def _boxes(n, b):
+    c = _f(n, b, 2, lo=0, hi=1)
+    return np.concatenate([c, c + _f(n, b, 2, lo=0.05, hi=0.6)], axis=-1)
+
+
+for center in (0, 1):
+    for limit, iou, thr in ((3, 0.3, 0.2), (20, 0.0, 0.5), (2, 0.7, None), (0, 0.5, None)):
+        nms_inputs = [_boxes(2, 11), _f(2, 3, 11, lo=0, hi=1), np.array([limit], np.int64),
+                      np.array([iou], np.float32)] + ([] if thr is None else [np.array([thr], np.float32)])
+        RANDOM_CONFIGS.append(("NonMaxSuppression", {"center_point_box": center}, nms_inputs))
+
+_OPSET = {"GridSample": 22, "ScatterND": 18, "ScatterElements": 18, "EyeLike": 22, "NonMaxSuppression": 11}
 
 
 @pytest.mark.parametrize("op,attrs,inputs", RANDOM_CONFIGS,
@@ -153,6 +166,7 @@ def test_shapes_keep_symbolic_dims():
                                                                2: np.array([0, 1], np.float32)}) == \
         ("float32", ("N", 10, 3))
     assert _infer("EyeLike", [(3, 4)], {"dtype": 7}) == ("int64", (3, 4))
+    assert _infer("NonMaxSuppression", [("N", 9, 4), ("N", 2, 9)]) == ("int64", ("n_selected", 3))
 
 
 @pytest.mark.parametrize("op,shapes,attrs,message", [
@@ -167,6 +181,8 @@ def test_shapes_keep_symbolic_dims():
     ("GridSample", [(1, 2, 4, 4), (1, 3, 3, 3)], {}, "must be (N, C, D1..Dr)"),
     ("GridSample", [(1, 2, 4, 4), (1, 3, 3, 2)], {"mode": "area"}, "mode 'area'"),
     ("EyeLike", [(2, 3, 4)], {}, "must be 2-D"),
+    ("NonMaxSuppression", [(1, 9, 4), (1, 2, 8)], {}, "disagree on N or B"),
+    ("NonMaxSuppression", [(1, 9, 5), (1, 2, 9)], {}, "must be (N, B, 4) and (N, C, B)"),
 ])
 def test_shape_errors_name_the_rule(op, shapes, attrs, message):
     with pytest.raises(MobconvError, match=None) as info:
@@ -184,3 +200,22 @@ def test_scatter_index_out_of_range_is_an_error():
         run_ref("ScatterND", {}, [_f(3, 4), np.array([[3]]), _f(1, 4)])
     with pytest.raises(IndexError, match="out of range"):
         run_ref("ScatterElements", {"axis": 0}, [_f(3, 4), np.array([[-4]]), _f(1, 1)])
+
+
+def test_nms_feeding_another_op_is_refused_by_the_runtime():
+    """Like DetectionOutput: a data-dependent row count may only be a graph output."""
+    runtime = pytest.importorskip("mobconv.runtime")
+    if not runtime.available():
+        pytest.skip("runtime not built")
+    from mobconv.formats.writer import to_bytes
+
+    g = Graph("nms_then_neg")
+    g.add_input("boxes", "float32", (1, 5, 4))
+    g.add_input("scores", "float32", (1, 2, 5))
+    g.add_constant("limit", np.array([2], np.int64))
+    g.add_node("NonMaxSuppression", ["boxes", "scores", "limit"], ["sel"], name="nms")
+    g.add_node("Neg", ["sel"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    with pytest.raises(runtime.RuntimeError_, match="data-dependent size"):
+        runtime.Interpreter(to_bytes(g))

@@ -115,3 +115,4 @@ class OpType(object):
     GridSample = 109
     Shrink = 110
     EyeLike = 111
+    NonMaxSuppression = 112

@@ -156,7 +156,9 @@ Status Interpreter::Init() {
   return Prepare();
 }
 
-bool has_dynamic_shape(OpType type) { return type == fb::OpType_DetectionOutput; }
+bool has_dynamic_shape(OpType type) {
+  return type == fb::OpType_DetectionOutput || type == fb::OpType_NonMaxSuppression;
+}
 
 static bool checked_bytes(const int64_t* dims, int rank, DType dt, size_t* out) {
   unsigned __int128 n = dtype_size(dt);

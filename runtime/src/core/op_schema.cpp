@@ -140,6 +140,7 @@ const Row kRows[] = {
     {"GridSample", 2, 2, 1, 1, "align_corners:i=0 mode:s=linear padding_mode:s=zeros"},
     {"Shrink", 1, 1, 1, 1, "bias:f=0.0 lambd:f=0.5"},
     {"EyeLike", 1, 1, 1, 1, "dtype:i=0 k:i=0"},
+    {"NonMaxSuppression", 2, 5, 1, 1, "center_point_box:i=0"},
 };
 #undef V
 

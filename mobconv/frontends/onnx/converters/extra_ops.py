@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from . import converter
 
-PASS = ("ScatterND", "ScatterElements", "Trilu", "OneHot", "Einsum", "Shrink", "EyeLike")
+PASS = ("ScatterND", "ScatterElements", "Trilu", "OneHot", "Einsum", "Shrink", "EyeLike",
+        "NonMaxSuppression")
 
 
 @converter(*PASS)

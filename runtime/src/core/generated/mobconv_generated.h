@@ -226,11 +226,12 @@ enum OpType : uint32_t {
   OpType_GridSample = 109,
   OpType_Shrink = 110,
   OpType_EyeLike = 111,
+  OpType_NonMaxSuppression = 112,
   OpType_MIN = OpType_Conv,
-  OpType_MAX = OpType_EyeLike
+  OpType_MAX = OpType_NonMaxSuppression
 };
 
-inline const OpType (&EnumValuesOpType())[112] {
+inline const OpType (&EnumValuesOpType())[113] {
   static const OpType values[] = {
     OpType_Conv,
     OpType_ConvTranspose,
@@ -343,13 +344,14 @@ inline const OpType (&EnumValuesOpType())[112] {
     OpType_Einsum,
     OpType_GridSample,
     OpType_Shrink,
-    OpType_EyeLike
+    OpType_EyeLike,
+    OpType_NonMaxSuppression
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpType() {
-  static const char * const names[113] = {
+  static const char * const names[114] = {
     "Conv",
     "ConvTranspose",
     "Gemm",
@@ -462,13 +464,14 @@ inline const char * const *EnumNamesOpType() {
     "GridSample",
     "Shrink",
     "EyeLike",
+    "NonMaxSuppression",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpType(OpType e) {
-  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_EyeLike)) return "";
+  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_NonMaxSuppression)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpType()[index];
 }

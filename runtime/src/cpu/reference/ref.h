@@ -279,6 +279,7 @@ void register_matrix(KernelRegistry& r);
 void register_shrink(KernelRegistry& r);
 void register_einsum(KernelRegistry& r);
 void register_grid_sample(KernelRegistry& r);
+void register_nms(KernelRegistry& r);
 
 }  // namespace ref
 }  // namespace mobrt

@@ -21,6 +21,7 @@ void register_reference_kernels(KernelRegistry& r) {
   ref::register_shrink(r);
   ref::register_einsum(r);
   ref::register_grid_sample(r);
+  ref::register_nms(r);
 }
 
 }  // namespace mobrt
