@@ -46,7 +46,7 @@ def shape_value_tracker(graph):
     Reshape/Expand/ConstantOfShape/Range/Resize fed by them get exact symbolic dims."""
     if not any(n.op in ("Shape", "Size") for n in graph.nodes):
         return None
-    from ..frontends.onnx.symbolic import SymbolicShapes
+    from .symbolic import SymbolicShapes
 
     return SymbolicShapes(graph)
 

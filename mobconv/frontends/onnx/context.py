@@ -18,7 +18,7 @@ from ...errors import ConversionError, MobconvError
 from ...ir import Node, infer
 from ...ops.registry import get_spec
 from ..common import AttrReader
-from .symbolic import INT64_MAX
+from ...ir.symbolic import INT64_MAX
 
 _FOLD_LIMIT = 4096  # largest constant input (elements) folded at conversion time
 

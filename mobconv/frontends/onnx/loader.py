@@ -31,7 +31,7 @@ import mobconv
 from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
 from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
 from .context import NodeContext
-from .symbolic import SymbolicShapes
+from ...ir.symbolic import SymbolicShapes
 from .converters import is_supported, load_converters
 
 MIN_OPSET, MAX_OPSET = 6, 28

@@ -1,4 +1,8 @@
-"""Shape arithmetic on symbolic dims, so exports with a dynamic batch convert.
+"""Shape arithmetic on symbolic dims, so exports with dynamic dims convert.
+
+Used by shape inference (`mobconv.ir.infer`, constant folding) to follow small
+int64 tensors computed from `Shape`, and by the ONNX frontend for the rewrites
+below.
 
 Exporters compute the shape inputs of Reshape/Expand/ConstantOfShape at run
 time: ``Shape(x) -> Gather -> Unsqueeze -> Concat -> Reshape`` (torch.onnx's
@@ -31,9 +35,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...ops.registry import get_spec
-from ...ops.shape_ops import dim_add, dim_div, dim_mul
-from ...ir import Node
+from ..ops.registry import get_spec
+from ..ops.shape_ops import dim_add, dim_div, dim_mul
+from .graph import Node
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -281,7 +285,7 @@ def _cast_to_int64(to):
 
 def _cast_attr(name: str):
     """Cast's `to` in the form the IR op takes (dtype name or ONNX enum)."""
-    from ...ops.registry import AttrKind
+    from ..ops.registry import AttrKind
 
     attr = get_spec("Cast").attr_index.get("to")
     if attr is not None and attr.kind is AttrKind.STRING:
