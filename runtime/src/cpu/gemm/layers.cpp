@@ -100,6 +100,15 @@ void dw_plane(void* vctx, int64_t plane) {
     if (!clamp) c.ks->activation(y, size_t(s.oh * s.ow), c.act);
     return;
   }
+  if (k3 && s.sh == 1 && c.ks->dwconv3x3s1_narrow != nullptr && s.iw + s.pl <= 16 &&
+      s.ow + 2 <= 16) {
+    float lo, hi;
+    const bool clamp = act_as_clamp(*c.act, &lo, &hi);
+    if (!clamp) lo = -__builtin_inff(), hi = __builtin_inff();
+    c.ks->dwconv3x3s1_narrow(x, s.ih, s.iw, s.pt, s.pl, 1, w, bias, y, s.oh, s.ow, lo, hi);
+    if (!clamp) c.ks->activation(y, size_t(s.oh * s.ow), c.act);
+    return;
+  }
   if (k3 && s.iw <= 64) return dw_small_plane(c, x, w, bias, y);
   int64_t lo = s.ow, hi = s.ow;
   if (k3) interior_cols(s.iw, s.ow, 3, s.sw, s.pl, &lo, &hi);

@@ -105,9 +105,39 @@ void dw3x3s2_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, in
   }
 }
 
+// Depthwise 3x3, stride 1, narrow planes (iw + pl <= 16, ow + 2 <= 16): each input row
+// is one masked load (lane j = column j - pl, zeros outside the row), the kx = 1, 2 taps
+// are that vector shifted down by one and two lanes, so a row costs no padded copy.
+void dw3x3s1_narrow_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
+                           int64_t s, const float* w, float bias, float* y, int64_t oh,
+                           int64_t ow, float lo, float hi) {
+  if (s != 1 || iw + pl > 16 || ow + 2 > 16) return;  // the driver checks
+  const __mmask16 ml = __mmask16(lane_range(pl, pl + iw)), ms = __mmask16(lane_range(0, ow));
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512 k[9];
+  for (int t = 0; t < 9; ++t) k[t] = _mm512_set1_ps(w[t]);
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    __m512 acc = vb;
+    for (int ky = 0; ky < 3; ++ky) {
+      const int64_t iy = oy - pt + ky;
+      if (iy < 0 || iy >= ih) continue;
+      const __m512 v0 = _mm512_maskz_loadu_ps(ml, x + iy * iw - pl);
+      const __m512i vi = _mm512_castps_si512(v0);
+      const __m512 v1 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, vi, 1));
+      const __m512 v2 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, vi, 2));
+      acc = _mm512_fmadd_ps(v0, k[3 * ky], acc);
+      acc = _mm512_fmadd_ps(v1, k[3 * ky + 1], acc);
+      acc = _mm512_fmadd_ps(v2, k[3 * ky + 2], acc);
+    }
+    _mm512_mask_storeu_ps(y + oy * ow, ms, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+  }
+}
+
 constexpr IsaKernels make_avx512_ops() {
   IsaKernels k = make_isa_ops<VecAvx512>(SimdIsa::kAvx512);
   k.dwconv3x3s2_plane = &dw3x3s2_plane_avx512;
+  k.dwconv3x3s1_narrow = &dw3x3s1_narrow_avx512;
   return k;
 }
 
