@@ -105,33 +105,58 @@ void dw3x3s2_plane_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, in
   }
 }
 
-// Depthwise 3x3, stride 1, narrow planes (iw + pl <= 16, ow + 2 <= 16): each input row
-// is one masked load (lane j = column j - pl, zeros outside the row), the kx = 1, 2 taps
-// are that vector shifted down by one and two lanes, so a row costs no padded copy.
-void dw3x3s1_narrow_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
-                           int64_t s, const float* w, float bias, float* y, int64_t oh,
-                           int64_t ow, float lo, float hi) {
-  if (s != 1 || iw + pl > 16 || ow + 2 > 16) return;  // the driver checks
-  const __mmask16 ml = __mmask16(lane_range(pl, pl + iw)), ms = __mmask16(lane_range(0, ow));
+// Lanes [a, b) of a 16-lane mask for vector v of a row (lanes 16v .. 16v + 15).
+inline __mmask16 lane_range_v(int64_t a, int64_t b, int v) {
+  return __mmask16(lane_range(a - 16 * v, b - 16 * v) & 0xffff);
+}
+
+// Depthwise 3x3, stride 1, rows of at most NV vectors (iw + pl <= 16 NV, ow + 2 <= 16 NV):
+// each input row is NV masked loads (lane j = column j - pl, zeros outside the row), the
+// kx = 1, 2 taps are those vectors shifted down by one and two lanes (valignd across
+// neighbours), so the plane is read in place with no padded copy.
+template <int NV>
+void dw3x3s1_rows(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl, const float* w,
+                  float bias, float* y, int64_t oh, int64_t ow, float lo, float hi) {
+  __mmask16 ml[NV], ms[NV];
+  for (int v = 0; v < NV; ++v) {
+    ml[v] = lane_range_v(pl, pl + iw, v);
+    ms[v] = lane_range_v(0, ow, v);
+  }
   const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-  const __m512i zero = _mm512_setzero_si512();
   __m512 k[9];
   for (int t = 0; t < 9; ++t) k[t] = _mm512_set1_ps(w[t]);
   for (int64_t oy = 0; oy < oh; ++oy) {
-    __m512 acc = vb;
+    __m512 acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = vb;
     for (int ky = 0; ky < 3; ++ky) {
       const int64_t iy = oy - pt + ky;
       if (iy < 0 || iy >= ih) continue;
-      const __m512 v0 = _mm512_maskz_loadu_ps(ml, x + iy * iw - pl);
-      const __m512i vi = _mm512_castps_si512(v0);
-      const __m512 v1 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, vi, 1));
-      const __m512 v2 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, vi, 2));
-      acc = _mm512_fmadd_ps(v0, k[3 * ky], acc);
-      acc = _mm512_fmadd_ps(v1, k[3 * ky + 1], acc);
-      acc = _mm512_fmadd_ps(v2, k[3 * ky + 2], acc);
+      __m512i r[NV + 1];
+      for (int v = 0; v < NV; ++v)
+        r[v] = _mm512_castps_si512(_mm512_maskz_loadu_ps(ml[v], x + iy * iw - pl + 16 * v));
+      r[NV] = _mm512_setzero_si512();
+      for (int v = 0; v < NV; ++v) {
+        const __m512 v1 = _mm512_castsi512_ps(_mm512_alignr_epi32(r[v + 1], r[v], 1));
+        const __m512 v2 = _mm512_castsi512_ps(_mm512_alignr_epi32(r[v + 1], r[v], 2));
+        acc[v] = _mm512_fmadd_ps(_mm512_castsi512_ps(r[v]), k[3 * ky], acc[v]);
+        acc[v] = _mm512_fmadd_ps(v1, k[3 * ky + 1], acc[v]);
+        acc[v] = _mm512_fmadd_ps(v2, k[3 * ky + 2], acc[v]);
+      }
     }
-    _mm512_mask_storeu_ps(y + oy * ow, ms, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+    for (int v = 0; v < NV; ++v)
+      _mm512_mask_storeu_ps(y + oy * ow + 16 * v, ms[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[v])));
   }
+}
+
+// Stride-1 plane kernel for rows up to 4 vectors (iw + pl <= 64, ow + 2 <= 64).
+void dw3x3s1_narrow_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
+                           int64_t s, const float* w, float bias, float* y, int64_t oh,
+                           int64_t ow, float lo, float hi) {
+  const int64_t lanes = iw + pl > ow + 2 ? iw + pl : ow + 2;
+  if (s != 1 || lanes > 64) return;  // the driver checks
+  if (lanes <= 16) return dw3x3s1_rows<1>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
+  if (lanes <= 32) return dw3x3s1_rows<2>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
+  dw3x3s1_rows<4>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
 }
 
 constexpr IsaKernels make_avx512_ops() {
