@@ -136,7 +136,7 @@ struct IsaKernels {
   void (*im2col_pack)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
                       float* dst);
   DwPlaneFn dwconv3x3s2_plane;  // optional, "f32_dwconv_3x3s2_plane__<isa>"
-  // Optional stride-1 plane kernel for narrow planes: iw + pl <= 64 and ow + 2 <= 64.
+  // Optional stride-1 plane kernel for rows up to 128 wide: iw + pl <= 128, ow + 2 <= 128.
   DwPlaneFn dwconv3x3s1_narrow;
 };
 

@@ -100,8 +100,8 @@ void dw_plane(void* vctx, int64_t plane) {
     if (!clamp) c.ks->activation(y, size_t(s.oh * s.ow), c.act);
     return;
   }
-  if (k3 && s.sh == 1 && c.ks->dwconv3x3s1_narrow != nullptr && s.iw + s.pl <= 64 &&
-      s.ow + 2 <= 64) {
+  if (k3 && s.sh == 1 && c.ks->dwconv3x3s1_narrow != nullptr && s.iw + s.pl <= 128 &&
+      s.ow + 2 <= 128) {
     float lo, hi;
     const bool clamp = act_as_clamp(*c.act, &lo, &hi);
     if (!clamp) lo = -__builtin_inff(), hi = __builtin_inff();

@@ -148,15 +148,16 @@ void dw3x3s1_rows(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl
   }
 }
 
-// Stride-1 plane kernel for rows up to 4 vectors (iw + pl <= 64, ow + 2 <= 64).
+// Stride-1 plane kernel for rows up to 8 vectors (iw + pl <= 128, ow + 2 <= 128).
 void dw3x3s1_narrow_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
                            int64_t s, const float* w, float bias, float* y, int64_t oh,
                            int64_t ow, float lo, float hi) {
   const int64_t lanes = iw + pl > ow + 2 ? iw + pl : ow + 2;
-  if (s != 1 || lanes > 64) return;  // the driver checks
+  if (s != 1 || lanes > 128) return;  // the driver checks
   if (lanes <= 16) return dw3x3s1_rows<1>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
   if (lanes <= 32) return dw3x3s1_rows<2>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
-  dw3x3s1_rows<4>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
+  if (lanes <= 64) return dw3x3s1_rows<4>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
+  dw3x3s1_rows<8>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
 }
 
 constexpr IsaKernels make_avx512_ops() {
