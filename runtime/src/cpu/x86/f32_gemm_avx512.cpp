@@ -21,7 +21,8 @@ constexpr int kNr = 32;
 
 // EDGE: only rows r < mr and columns j < nr of C are read/written (AVX-512 masks), so
 // edge tiles need no temporary tile; rows >= mr are computed and dropped.
-template <bool EDGE>
+// HALF (edge tiles with nr <= 16): only the first 16 columns are computed.
+template <bool EDGE, bool HALF = false>
 void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
                      size_t mr, size_t nr, int accumulate, const GemmEpilogue* ep) {
   const __mmask16 m0 = EDGE ? (nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1)) : __mmask16(0xFFFF);
@@ -31,18 +32,18 @@ void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
 #pragma GCC unroll 16
   for (int r = 0; r < kMr; ++r) {
     c0[r] = _mm512_setzero_ps();
-    c1[r] = _mm512_setzero_ps();
+    c1[r] = _mm512_setzero_ps();  // unused (and dropped) when HALF
   }
   for (size_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
+    const __m512 b1 = HALF ? _mm512_setzero_ps() : _mm512_loadu_ps(b + 16);
     _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
     _mm_prefetch((const char*)(a + 64 * kMr), _MM_HINT_T0);  // weights may come from DRAM
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
       c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+      if (!HALF) c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
     }
     a += kMr;
     b += ldb;
@@ -52,7 +53,8 @@ void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
     for (int r = 0; r < kMr; ++r) {
       if (EDGE && size_t(r) >= mr) break;
       c0[r] = _mm512_add_ps(c0[r], EDGE ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_loadu_ps(c + r * ldc));
-      c1[r] = _mm512_add_ps(c1[r], EDGE ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_loadu_ps(c + r * ldc + 16));
+      if (!HALF)
+        c1[r] = _mm512_add_ps(c1[r], EDGE ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_loadu_ps(c + r * ldc + 16));
     }
   }
   if (ep != nullptr) {
@@ -85,7 +87,7 @@ void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
     if (EDGE) {
       if (size_t(r) >= mr) break;
       _mm512_mask_storeu_ps(c + r * ldc, m0, c0[r]);
-      _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
+      if (!HALF) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
     } else {
       _mm512_storeu_ps(c + r * ldc, c0[r]);
       _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
@@ -150,6 +152,7 @@ void gemm_ukernel_14x32(size_t kc, const float* a, const float* b, size_t ldb, f
     return gemm_tile_14x32<false>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
   if ((nr == size_t(kNr) && mr * 2 <= size_t(kMr)) || (nr < size_t(kNr) && ldb != size_t(kNr)))
     return ukernel_any<kMr, kNr, gemm_full_14x32, gemm_row_1x32>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
+  if (nr <= 16) return gemm_tile_14x32<true, true>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
   gemm_tile_14x32<true>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, ep);
 }
 
