@@ -4,8 +4,10 @@
     python benchmarks/bench_models.py --models mobilenet_v2 --threads 1 2 --runs 50
     python benchmarks/bench_models.py --models path/to/model.onnx
 
-Per model and thread count, the runtimes run interleaved (one mobconv run, one
-onnxruntime run, one LiteRT run, repeat) so machine-load drift hits all of them alike.
+Per model and thread count, the runtimes run in alternating blocks (mobconv, onnxruntime,
+LiteRT, repeated ROUNDS times) so machine-load drift hits all of them alike; only one
+runtime is alive at a time, because idle thread pools keep spinning while their session
+lives (onnxruntime's for long) and would steal the cores being measured.
 Prints median and p90 latency and the ratio mobconv / onnxruntime (< 1: mobconv faster),
 model load time (mobconv: mmap + verify + plan + pre-pack; onnxruntime: session creation),
 and the runtime library size (host, and arm64 stripped when the cross compiler exists).
@@ -20,6 +22,7 @@ Numbers are reported, never asserted.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 
 # numpy's OpenBLAS threads spin after each call and would steal the cores being measured.
@@ -89,6 +92,9 @@ def mobconv_runner(path: Path, threads: int, name: str, x):
     load = (time.perf_counter() - t0) * 1e3
     feeds = {it.inputs[0]["name"]: x}
     return load, (lambda: it.run(feeds)), it
+
+
+ROUNDS = 3  # each runtime measured in this many alternating blocks of runs/ROUNDS
 
 
 def ort_runner(model, threads: int, name: str, x):
@@ -197,31 +203,34 @@ def main(argv=None) -> int:
         if not litert_msg and not use_litert:
             print(f"{name}: LiteRT skipped, no .tflite at {tfl}")
         for th in args.threads:
-            runners = {}
-            keep = []
-            load, run, obj = mobconv_runner(mob, th, in_name, x)
-            runners["mobconv"] = (load, run)
-            keep.append(obj)
-            load, run, obj = ort_runner(model, th, in_name, x)
-            runners["onnxruntime"] = (load, run)
-            keep.append(obj)
+            factories = {
+                "mobconv": lambda: mobconv_runner(mob, th, in_name, x),
+                "onnxruntime": lambda: ort_runner(model, th, in_name, x),
+            }
             if use_litert:
-                load, run, obj = litert_runner(tfl, th, x)
-                runners["litert"] = (load, run)
-                keep.append(obj)
-            for _ in range(args.warmup):
-                for _, run in runners.values():
-                    run()
-            times = {k: [] for k in runners}
-            cpu = {k: [] for k in runners}
-            for _ in range(args.runs):
-                for k, (_, run) in runners.items():
-                    c0 = time.process_time()
-                    t0 = time.perf_counter()
-                    run()
-                    times[k].append((time.perf_counter() - t0) * 1e3)
-                    cpu[k].append((time.process_time() - c0) * 1e3)
-            res = {k: stats(v) + (runners[k][0], float(np.median(cpu[k]))) for k, v in times.items()}
+                factories["litert"] = lambda: litert_runner(tfl, th, x)
+            times = {k: [] for k in factories}
+            cpu = {k: [] for k in factories}
+            loads = {}
+            per_round = max(1, args.runs // ROUNDS)
+            for _ in range(ROUNDS):
+                for k, make in factories.items():
+                    # One runtime alive at a time: thread pools keep spinning while their
+                    # session lives (onnxruntime's for long), stealing the cores being
+                    # measured at 2 threads. Rounds alternate runtimes to spread load drift.
+                    load, run, obj = make()
+                    loads.setdefault(k, load)
+                    for _ in range(args.warmup):
+                        run()
+                    for _ in range(per_round):
+                        c0 = time.process_time()
+                        t0 = time.perf_counter()
+                        run()
+                        times[k].append((time.perf_counter() - t0) * 1e3)
+                        cpu[k].append((time.process_time() - c0) * 1e3)
+                    del run, obj
+                    gc.collect()
+            res = {k: stats(v) + (loads[k], float(np.median(cpu[k]))) for k, v in times.items()}
             rows.append((name, th, res))
             base = res["onnxruntime"][0]
             line = f"{name:14s} threads={th}"
@@ -231,7 +240,6 @@ def main(argv=None) -> int:
             if "litert" in res:
                 line += f", mobconv/litert {res['mobconv'][0] / res['litert'][0]:.2f}"
             print(line, flush=True)
-            del keep
         if args.details:  # mobconv's own per-model report (what `mobconv bench` prints)
             import dataclasses
             from mobconv.bench import bench
