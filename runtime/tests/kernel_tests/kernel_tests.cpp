@@ -387,6 +387,21 @@ void test_dwconv(const IsaKernels& ks) {
                           {3, 5, 62, 3, 1, 1, 1}, {3, 5, 63, 3, 1, 1, 1}, {3, 4, 56, 3, 1, 2, 1},
                           {2, 4, 112, 3, 1, 1, 1}, {2, 4, 126, 3, 1, 1, 1}, {2, 4, 127, 3, 1, 1, 1},
                           {2, 3, 128, 3, 1, 0, 1}, {2, 3, 129, 3, 1, 0, 1}};
+  // 3x3 plane kernels (the NEON ones gather border columns into a stack buffer): every
+  // width 1..33 and 56, 112-114, pads 0/1/2, strides 1/2, so each border/tail split of
+  // a 4-output block (and of AVX-512's 15/16-lane chunks) occurs.
+  {
+    std::vector<int64_t> widths;
+    for (int64_t wd = 1; wd <= 33; ++wd) widths.push_back(wd);
+    for (int64_t wd : {56, 112, 113, 114}) widths.push_back(wd);
+    for (int64_t wd : widths)
+      for (int64_t p = 0; p <= 2; ++p)
+        for (int64_t st = 1; st <= 2; ++st) {
+          const int64_t h = wd <= 16 ? wd : (wd % 5) + 3;
+          if (wd + 2 * p < 3 || h + 2 * p < 3) continue;
+          cases.push_back({2, h, wd, 3, st, p, 1});
+        }
+  }
   for (const C& c : cases)
     for (const Activation& act : {all_acts()[0], all_acts()[2], all_acts()[4]}) {
       Conv2dShape s;

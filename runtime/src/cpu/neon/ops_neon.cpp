@@ -35,9 +35,113 @@ struct VecNeon {
   }
 };
 
+// Depthwise 3x3 plane kernels (stride 2 whole plane, stride 1 narrow rows), reading the
+// input in place. NEON has no masked loads, so each 4-output block checks whether all
+// the input columns its full-vector loads touch lie inside the row; if so it loads
+// straight from the input, otherwise (the border blocks only) it gathers those columns
+// into an 8/12-float stack buffer with zeros outside the row. Rows outside the input are
+// skipped. The partial last block of a row is stored through a stack buffer.
+inline void store_tail(float* y, float32x4_t v, int64_t n) {
+  if (n >= 4) return vst1q_f32(y, v);
+  float t[4];
+  vst1q_f32(t, v);
+  for (int64_t j = 0; j < n; ++j) y[j] = t[j];
+}
+
+// Columns c0 .. c0 + n - 1 of row r into t (zeros outside 0 .. iw - 1).
+inline const float* gather_cols(const float* r, int64_t iw, int64_t c0, int n, float* t) {
+  for (int j = 0; j < n; ++j) {
+    const int64_t c = c0 + j;
+    t[j] = c >= 0 && c < iw ? r[c] : 0.f;
+  }
+  return t;
+}
+
+// Stride 2: outputs ox .. ox + 3 read columns c0 = 2 ox - pl .. c0 + 8: vld2q splits
+// c0 .. c0 + 7 into even (tap 0) and odd (tap 1) columns; tap 2 is the even vector
+// shifted by one lane with column c0 + 8 shifted in.
+void dw3x3s2_plane_neon(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
+                        int64_t s, const float* w, float bias, float* y, int64_t oh, int64_t ow,
+                        float lo, float hi) {
+  if (s != 2) return;  // the driver checks
+  const float32x4_t vb = vdupq_n_f32(bias), vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi);
+  float32x4_t k[9];
+  for (int t = 0; t < 9; ++t) k[t] = vdupq_n_f32(w[t]);
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const float* rows[3];
+    int kys[3], nr = 0;
+    for (int ky = 0; ky < 3; ++ky) {
+      const int64_t iy = oy * 2 - pt + ky;
+      if (iy < 0 || iy >= ih) continue;
+      rows[nr] = x + iy * iw;
+      kys[nr++] = ky;
+    }
+    float* yr = y + oy * ow;
+    for (int64_t ox = 0; ox < ow; ox += 4) {
+      const int64_t c0 = 2 * ox - pl;
+      const bool inside = c0 >= 0 && c0 + 9 <= iw;
+      float32x4_t acc = vb;
+      for (int r = 0; r < nr; ++r) {
+        const int ky = kys[r];
+        float t[12];
+        const float* p = inside ? rows[r] + c0 : gather_cols(rows[r], iw, c0, 9, t);
+        const float32x4x2_t eo = vld2q_f32(p);
+        const float32x4_t e2 = vextq_f32(eo.val[0], vld1q_dup_f32(p + 8), 1);
+        acc = vfmaq_f32(acc, eo.val[0], k[3 * ky]);
+        acc = vfmaq_f32(acc, eo.val[1], k[3 * ky + 1]);
+        acc = vfmaq_f32(acc, e2, k[3 * ky + 2]);
+      }
+      store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc)), ow - ox);
+    }
+  }
+}
+
+// Stride 1: outputs ox .. ox + 3 read columns c0 = ox - pl .. c0 + 5 as three
+// overlapping full-vector loads (taps 0, 1, 2).
+void dw3x3s1_narrow_neon(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
+                         int64_t s, const float* w, float bias, float* y, int64_t oh, int64_t ow,
+                         float lo, float hi) {
+  if (s != 1) return;  // the driver checks
+  const float32x4_t vb = vdupq_n_f32(bias), vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi);
+  float32x4_t k[9];
+  for (int t = 0; t < 9; ++t) k[t] = vdupq_n_f32(w[t]);
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const float* rows[3];
+    int kys[3], nr = 0;
+    for (int ky = 0; ky < 3; ++ky) {
+      const int64_t iy = oy - pt + ky;
+      if (iy < 0 || iy >= ih) continue;
+      rows[nr] = x + iy * iw;
+      kys[nr++] = ky;
+    }
+    float* yr = y + oy * ow;
+    for (int64_t ox = 0; ox < ow; ox += 4) {
+      const int64_t c0 = ox - pl;
+      const bool inside = c0 >= 0 && c0 + 6 <= iw;
+      float32x4_t acc = vb;
+      for (int r = 0; r < nr; ++r) {
+        const int ky = kys[r];
+        float t[8];
+        const float* p = inside ? rows[r] + c0 : gather_cols(rows[r], iw, c0, 6, t);
+        acc = vfmaq_f32(acc, vld1q_f32(p), k[3 * ky]);
+        acc = vfmaq_f32(acc, vld1q_f32(p + 1), k[3 * ky + 1]);
+        acc = vfmaq_f32(acc, vld1q_f32(p + 2), k[3 * ky + 2]);
+      }
+      store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc)), ow - ox);
+    }
+  }
+}
+
+constexpr IsaKernels make_neon_ops() {
+  IsaKernels k = make_isa_ops<VecNeon>(SimdIsa::kNeon);
+  k.dwconv3x3s2_plane = &dw3x3s2_plane_neon;
+  k.dwconv3x3s1_narrow = &dw3x3s1_narrow_neon;
+  return k;
+}
+
 }  // namespace
 
-extern const IsaKernels kOpsNeon = make_isa_ops<VecNeon>(SimdIsa::kNeon);
+extern const IsaKernels kOpsNeon = make_neon_ops();
 
 }  // namespace cpu
 }  // namespace mobrt
