@@ -48,6 +48,9 @@ inline void store_tail(float* y, float32x4_t v, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] = t[j];
 }
 
+// Loads of blocks past the end of the row (computed, not stored).
+alignas(64) const float kZeros[32] = {};
+
 // Columns c0 .. c0 + n - 1 of row r into t (zeros outside 0 .. iw - 1).
 inline const float* gather_cols(const float* r, int64_t iw, int64_t c0, int n, float* t) {
   for (int j = 0; j < n; ++j) {
@@ -77,21 +80,30 @@ void dw3x3s2_plane_neon(const float* x, int64_t ih, int64_t iw, int64_t pt, int6
       kys[nr++] = ky;
     }
     float* yr = y + oy * ow;
-    for (int64_t ox = 0; ox < ow; ox += 4) {
-      const int64_t c0 = 2 * ox - pl;
-      const bool inside = c0 >= 0 && c0 + 9 <= iw;
-      float32x4_t acc = vb;
+    for (int64_t ox0 = 0; ox0 < ow; ox0 += 16) {
+      // Four blocks at a time: independent accumulators hide the FMA latency.
+      float32x4_t acc[4] = {vb, vb, vb, vb};
       for (int r = 0; r < nr; ++r) {
         const int ky = kys[r];
-        float t[12];
-        const float* p = inside ? rows[r] + c0 : gather_cols(rows[r], iw, c0, 9, t);
-        const float32x4x2_t eo = vld2q_f32(p);
-        const float32x4_t e2 = vextq_f32(eo.val[0], vld1q_dup_f32(p + 8), 1);
-        acc = vfmaq_f32(acc, eo.val[0], k[3 * ky]);
-        acc = vfmaq_f32(acc, eo.val[1], k[3 * ky + 1]);
-        acc = vfmaq_f32(acc, e2, k[3 * ky + 2]);
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) {
+          const int64_t ox = ox0 + 4 * u, c0 = 2 * ox - pl;
+          float t[13];
+          const float* p = ox >= ow ? kZeros
+                         : c0 >= 0 && c0 + 9 <= iw ? rows[r] + c0
+                                                   : gather_cols(rows[r], iw, c0, 9, t);
+          const float32x4x2_t eo = vld2q_f32(p);
+          const float32x4_t e2 = vextq_f32(eo.val[0], vld1q_dup_f32(p + 8), 1);
+          acc[u] = vfmaq_f32(acc[u], eo.val[0], k[3 * ky]);
+          acc[u] = vfmaq_f32(acc[u], eo.val[1], k[3 * ky + 1]);
+          acc[u] = vfmaq_f32(acc[u], e2, k[3 * ky + 2]);
+        }
       }
-      store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc)), ow - ox);
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const int64_t ox = ox0 + 4 * u;
+        if (ox < ow) store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc[u])), ow - ox);
+      }
     }
   }
 }
@@ -115,19 +127,28 @@ void dw3x3s1_narrow_neon(const float* x, int64_t ih, int64_t iw, int64_t pt, int
       kys[nr++] = ky;
     }
     float* yr = y + oy * ow;
-    for (int64_t ox = 0; ox < ow; ox += 4) {
-      const int64_t c0 = ox - pl;
-      const bool inside = c0 >= 0 && c0 + 6 <= iw;
-      float32x4_t acc = vb;
+    for (int64_t ox0 = 0; ox0 < ow; ox0 += 16) {
+      // Four blocks at a time: independent accumulators hide the FMA latency.
+      float32x4_t acc[4] = {vb, vb, vb, vb};
       for (int r = 0; r < nr; ++r) {
         const int ky = kys[r];
-        float t[8];
-        const float* p = inside ? rows[r] + c0 : gather_cols(rows[r], iw, c0, 6, t);
-        acc = vfmaq_f32(acc, vld1q_f32(p), k[3 * ky]);
-        acc = vfmaq_f32(acc, vld1q_f32(p + 1), k[3 * ky + 1]);
-        acc = vfmaq_f32(acc, vld1q_f32(p + 2), k[3 * ky + 2]);
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) {
+          const int64_t ox = ox0 + 4 * u, c0 = ox - pl;
+          float t[10];
+          const float* p = ox >= ow ? kZeros
+                         : c0 >= 0 && c0 + 6 <= iw ? rows[r] + c0
+                                                   : gather_cols(rows[r], iw, c0, 6, t);
+          acc[u] = vfmaq_f32(acc[u], vld1q_f32(p), k[3 * ky]);
+          acc[u] = vfmaq_f32(acc[u], vld1q_f32(p + 1), k[3 * ky + 1]);
+          acc[u] = vfmaq_f32(acc[u], vld1q_f32(p + 2), k[3 * ky + 2]);
+        }
       }
-      store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc)), ow - ox);
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const int64_t ox = ox0 + 4 * u;
+        if (ox < ow) store_tail(yr + ox, vminq_f32(vhi, vmaxq_f32(vlo, acc[u])), ow - ox);
+      }
     }
   }
 }
