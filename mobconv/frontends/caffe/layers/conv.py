@@ -68,14 +68,20 @@ def convolution(ctx):
         # farmingyard/caffe-mobilenet (ShuffleNet, MobileNet ports): one filter per
         # input channel whatever num_output/group say; weights (C, 1, kh, kw).
         group = num_output = channels
+    _emit_conv(ctx, p, "Conv", (kernel, stride, pad, dilation, group, num_output), channels,
+               (num_output, channels // group, *kernel))
+
+
+def _emit_conv(ctx, p, op, geometry, channels, weight_shape):
+    """Shared tail of Convolution/Deconvolution: group rule, weights, optional bias, node."""
+    kernel, stride, pad, dilation, group, num_output = geometry
     if channels % group or num_output % group:
         raise ctx.error(f"group ({group}) must divide the input channels ({channels}) "
                         f"and num_output ({num_output})")
-    w = ctx.blob(0, (num_output, channels // group, *kernel))
-    inputs = [ctx.inputs[0], ctx.const(w, "weights")]
+    inputs = [ctx.inputs[0], ctx.const(ctx.blob(0, weight_shape), "weights")]
     if p.int("bias_term", 1):
         inputs.append(ctx.const(ctx.blob(1, (num_output,), "bias"), "bias"))
-    ctx.node("Conv", inputs, ctx.outputs[0], dict(
+    ctx.node(op, inputs, ctx.outputs[0], dict(
         kernel_shape=kernel, strides=stride, pads=pad + pad, dilations=dilation, group=group))
 
 
@@ -85,15 +91,8 @@ def deconvolution(ctx):
     p = ctx.param("convolution_param")
     kernel, stride, pad, dilation, group, num_output = _conv_geometry(ctx, p)
     channels = ctx.shape(ctx.inputs[0])[1]
-    if channels % group or num_output % group:
-        raise ctx.error(f"group ({group}) must divide the input channels ({channels}) "
-                        f"and num_output ({num_output})")
-    w = ctx.blob(0, (channels, num_output // group, *kernel))
-    inputs = [ctx.inputs[0], ctx.const(w, "weights")]
-    if p.int("bias_term", 1):
-        inputs.append(ctx.const(ctx.blob(1, (num_output,), "bias"), "bias"))
-    ctx.node("ConvTranspose", inputs, ctx.outputs[0], dict(
-        kernel_shape=kernel, strides=stride, pads=pad + pad, dilations=dilation, group=group))
+    _emit_conv(ctx, p, "ConvTranspose", (kernel, stride, pad, dilation, group, num_output),
+               channels, (channels, num_output // group, *kernel))
 
 
 @REGISTRY.register("InnerProduct")
