@@ -243,14 +243,19 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
     return result.astype(x.dtype)
 
 
-def _infer_depth_to_space(ctx: InferContext):
+def _block_rearrange_args(ctx: InferContext) -> tuple:
+    """(n, c, h, w, blocksize) of a DepthToSpace/SpaceToDepth node, after its shared rules."""
     x = ctx.shape(0)
     b = ctx.attrs["blocksize"]
     if len(x) != 4:
         raise ctx.error(f"input must be 4-D (N, C, H, W), got shape {tuple(x)}")
     if b < 1 or ctx.attrs["mode"] not in ("DCR", "CRD"):
         raise ctx.error(f"blocksize must be >= 1 and mode DCR or CRD, got {b}, {ctx.attrs['mode']!r}")
-    n, c, h, w = x
+    return (*x, b)
+
+
+def _infer_depth_to_space(ctx: InferContext):
+    n, c, h, w, b = _block_rearrange_args(ctx)
     if not _sym(c) and c % (b * b):
         raise ctx.error(f"channels {c} must be divisible by blocksize^2 = {b * b}")
     mul = (lambda d: d * b if not _sym(d) else (d if b == 1 else f"{d}*{b}"))
@@ -273,13 +278,7 @@ def depth_to_space(x, *, blocksize, mode):
 
 
 def _infer_space_to_depth(ctx: InferContext):
-    x = ctx.shape(0)
-    b = ctx.attrs["blocksize"]
-    if len(x) != 4:
-        raise ctx.error(f"input must be 4-D (N, C, H, W), got shape {tuple(x)}")
-    if b < 1 or ctx.attrs["mode"] not in ("DCR", "CRD"):
-        raise ctx.error(f"blocksize must be >= 1 and mode DCR or CRD, got {b}, {ctx.attrs['mode']!r}")
-    n, c, h, w = x
+    n, c, h, w, b = _block_rearrange_args(ctx)
     for name, d in (("height", h), ("width", w)):
         if not _sym(d) and d % b:
             raise ctx.error(f"{name} {d} must be divisible by blocksize {b}")
