@@ -3,17 +3,26 @@
     graph = from_bytes(data, source="model.mob")   # bytes, bytearray, memoryview, mmap
     graph = read_model("model.mob")                 # mmaps the file
 
+The rules a file must follow are written once, in docs/format-rules.md
+(numbered S1-S8, M1-M3, T1-T7, G1-G3, O1-O6, V1); this reader and the C++
+runtime's loader (runtime/src/core/file_structure.cpp, model.cpp) implement
+each of them with the same message, and accept exactly the same files
+(tests/test_format_rules_differential.py feeds both one corpus).
+
 Order of checks (each failure is a one-line ModelFormatError naming the file):
   1. size and file identifier ("MOB1"): anything else is "not a mobconv model file";
   2. the root table and its version fields, then the version rule (formats/version.py):
      a newer major version is refused with an "upgrade mobconv" message;
   3. a structural walk (`_Verifier`) over every table, vector and string the
-     schema reaches, checking each offset and length against the buffer size
-     (the Python flatbuffers package has no verifier; this mirrors the C++ one);
-  4. semantic checks while building the IR: enum values known, tensor / buffer /
-     attribute indices in range, constant byte size == prod(shape) * itemsize,
-     quantization lengths consistent with the axis dim, names unique, op versions
-     this mobconv implements.
+     schema reaches, checking each offset, length, alignment and string (UTF-8)
+     against the buffer (the Python flatbuffers package has no verifier; the C++
+     runtime runs the same walk, then the FlatBuffers verifier);
+  4. semantic checks while building the IR: enum values known, shape limits,
+     tensor / buffer / attribute indices in range, constant byte size ==
+     prod(shape) * itemsize, quantization consistent with the axis dim, names
+     unique, op versions, arity and attribute kinds the op registry declares,
+     topological order with one producer per tensor, a signature that matches
+     the graph, embedded test vectors consistent.
 Only after 1-3 pass are the generated accessors (formats/fb) used to read.
 
 Constants come back as numpy arrays copied out of the file (so it can be
@@ -35,6 +44,7 @@ import struct
 import numpy as np
 
 from mobconv.errors import ModelFormatError
+from mobconv.ops.registry import REQUIRED
 from mobconv.ir.graph import (Graph, Metadata, Node, Preprocessing, QuantParams, Signature,
                               TensorSpec, TestVector, Value)
 
@@ -86,6 +96,14 @@ LAYOUT = {
 }
 # Smallest possible file: root offset, identifier, a 4-byte vtable and a table.
 MIN_SIZE = 16
+# Largest file a FlatBuffer can address (rule S2).
+MAX_SIZE = 2**31 - 1
+# Shape limits (rules T3, T4): the C API's MOBRT_MAX_RANK, a dim's largest size,
+# the largest product of a shape's non-zero fixed dims. The number of tensors (M2).
+MAX_RANK = 8
+MAX_DIM = 1 << 40
+MAX_ELEMENTS = 1 << 48
+MAX_TENSORS = 1 << 24
 _U16, _U32, _I32 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i")
 
 
@@ -117,7 +135,10 @@ class _Verifier:
         """Follow the uoffset stored at `pos`."""
         if pos % 4:
             self.fail(f"misaligned offset to {what} at byte {pos}")
-        target = pos + self._get(_U32, pos, f"offset to {what}")
+        off = self._get(_U32, pos, f"offset to {what}")
+        if off == 0 or off >= 2**31:
+            self.fail(f"offset to {what} at byte {pos} is {off}, not in [1, 2^31)")
+        target = pos + off
         if target >= self.n:
             self.fail(f"offset to {what} at byte {pos} points past the end of the file")
         return target
@@ -148,6 +169,8 @@ class _Verifier:
         if off < 4 or off + size > tsize:
             self.fail(f"field {LAYOUT[name][slot][0]!r} of {name} table at byte {pos} lies "
                       "outside the table")
+        if (pos + off) % size:
+            self.fail(f"misaligned field {LAYOUT[name][slot][0]!r} of {name} table at byte {pos}")
         return pos + off
 
     def table(self, pos: int, name: str) -> None:
@@ -191,6 +214,10 @@ class _Verifier:
         end = pos + 4 + length
         if end >= self.n or self.buf[end] != 0:
             self.fail(f"string {what} at byte {pos} is not terminated")
+        try:
+            bytes(self.buf[pos + 4:end]).decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail(f"string {what} at byte {pos} is not valid UTF-8")
 
 
 # ---- entry points --------------------------------------------------------------------
@@ -227,6 +254,8 @@ def from_bytes(data, source: str = "<bytes>") -> Graph:
                                f"expected {FILE_IDENTIFIER!r})")
     if len(buf) < MIN_SIZE:
         raise ModelFormatError(f"{source}: truncated model file ({len(buf)} bytes)")
+    if len(buf) >= MAX_SIZE:
+        raise ModelFormatError(f"{source}: file is larger than 2 GiB")
     verifier = _Verifier(buf, source)
     root = verifier._target(0, "root table")
     header = verifier.table_fields(root, "Model")
@@ -250,6 +279,28 @@ def from_bytes(data, source: str = "<bytes>") -> Graph:
 _OP_NAMES = {v: k for k, v in vars(OpType).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _arity(lo: int, hi) -> str:
+    if hi is None:
+        return f"at least {lo}"
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
+def _kind_compatible(declared: str, a) -> bool:
+    """Does the stored attribute `a` satisfy a declaration of kind `declared` (rule O6)?
+    As the C++ loader: an integral float serves as INT, INTS serve as FLOATS."""
+    kind = a.Type()
+    if declared == "INT":
+        if kind == AttrType.FLOAT:
+            f = np.float32(a.F())
+            return bool(np.isfinite(f) and np.floor(f) == f and abs(f) < np.float32(9.0e18))
+        return kind == AttrType.INT
+    if declared == "FLOAT":
+        return kind in (AttrType.FLOAT, AttrType.INT)
+    if declared == "FLOATS":
+        return kind in (AttrType.FLOATS, AttrType.INTS)
+    return kind == getattr(AttrType, declared)
+
+
 def _f32(x) -> float:
     """The exact value of a stored float32, as a Python float."""
     return float(np.float32(x))
@@ -259,8 +310,25 @@ def _text(raw) -> str:
     return "" if raw is None else bytes(raw).decode("utf-8")
 
 
+def shape_problem(shape) -> str:
+    """Why `shape` (ints, str for symbolic dims) breaks rules T3/T4, or "" if fine."""
+    if len(shape) > MAX_RANK:
+        return f"rank {len(shape)} exceeds the maximum {MAX_RANK}"
+    elements = 1
+    for d, size in enumerate(shape):
+        if isinstance(size, str):
+            continue
+        if not 0 <= size <= MAX_DIM:
+            return f"dim {d} has invalid size {size} (must be in [0, 2^40])"
+        if size:
+            elements *= size
+        if elements > MAX_ELEMENTS:
+            return "declared shape has more than 2^48 elements"
+    return ""
+
+
 def quant_problem(n_scales: int, n_zero_points: int, axis, shape) -> str:
-    """Why these quantization parameters are inconsistent with `shape`, or "" if fine."""
+    """Why these quantization parameters are inconsistent with `shape` (rule T7), or ""."""
     if n_scales == 0:
         return "quantization has no scales"
     if n_zero_points not in (0, n_scales):
@@ -268,7 +336,7 @@ def quant_problem(n_scales: int, n_zero_points: int, axis, shape) -> str:
     if axis is None:
         return "" if n_scales == 1 else f"per-tensor quantization has {n_scales} scales"
     if shape is None:
-        return ""
+        return "per-axis quantization needs a shape"
     if not 0 <= axis < len(shape):
         return f"quantization axis {axis} is out of range for rank {len(shape)}"
     dim = shape[axis]
@@ -301,27 +369,35 @@ class _Decoder:
             self.fail(f"{what} has unknown dtype code {code}")
 
     def dims(self, obj, what: str):
+        """A [Dim] vector as a tuple (str for symbolic dims), None if absent (rule T3/T4)."""
         if obj.ShapeIsNone():
             return None
+        rank = obj.ShapeLength()
+        if rank > MAX_RANK:
+            self.fail(f"{what}: rank {rank} exceeds the maximum {MAX_RANK}")
         shape = []
-        for j in range(obj.ShapeLength()):
+        for j in range(rank):
             d = obj.Shape(j)
             sym = d.Symbol()
             if sym is not None:
+                if not len(sym):
+                    self.fail(f"{what}: dim {j} has an empty symbol")
                 shape.append(self.text(sym, f"{what} shape"))
-            elif d.Value() < 0:
-                self.fail(f"{what} has negative dimension {d.Value()}")
             else:
                 shape.append(d.Value())
+        problem = shape_problem(shape)
+        if problem:
+            self.fail(f"{what}: {problem}")
         return tuple(shape)
 
     # -- model parts --
     def graph(self) -> Graph:
         m = self.model
         fg = m.Graph()
-        graph = Graph(self.text(fg.Name(), "graph name") if fg is not None else "graph")
-        if fg is not None:
-            self.read_graph(fg, graph)
+        if fg is None:
+            self.fail("model has no graph")
+        graph = Graph(self.text(fg.Name(), "graph name"))
+        self.read_graph(fg, graph)
         self.read_signature(m.Signature(), graph)
         if m.Metadata() is not None:
             graph.metadata = self.read_metadata(m.Metadata())
@@ -338,31 +414,39 @@ class _Decoder:
             data = b.DataAsNumpy() if not b.DataIsNone() else np.zeros(0, np.uint8)
             if i == 0 and data.size:
                 self.fail(f"buffer 0 must be empty, has {data.size} bytes")
+            if data.size:  # where the bytes start in the file, for the alignment rule (T6)
+                data = (data, b._tab.Vector(b._tab.Offset(4)))
+            else:
+                data = (data, 0)
             result.append(data)
         return result
 
     def buffer_copy(self, buffers: list, i: int) -> np.ndarray:
         """A private copy of buffer i, made once: tensors sharing a buffer share its copy."""
         if i not in self.copies:
-            self.copies[i] = buffers[i].copy()
+            self.copies[i] = buffers[i][0].copy()
         return self.copies[i]
 
     def read_tensor(self, t, i: int, buffers: list) -> Value:
         name = self.text(t.Name(), f"tensor {i} name")
         what = f"tensor {i} ({name!r})"
+        if not name:
+            self.fail(f"tensor {i} has no name")
         dtype = self.dtype(t.Dtype(), what)
         shape = self.dims(t, what)
         data = None
         if t.Buffer() >= max(len(buffers), 1):
             self.fail(f"{what} refers to buffer {t.Buffer()}, but the file has {len(buffers)}")
         if t.Buffer() != 0:
-            raw = buffers[t.Buffer()]
+            raw, pos = buffers[t.Buffer()]
             if shape is None or any(isinstance(d, str) for d in shape):
-                self.fail(f"{what} is a constant but its shape {shape} is not fully known")
+                self.fail(f"{what}: a constant tensor needs a fully known shape")
             expected = math.prod(shape) * dtypes.itemsize(dtype)
             if raw.size != expected:
                 self.fail(f"{what} has {raw.size} bytes of data, expected {expected} "
                           f"for {dtype}{list(shape)}")
+            if raw.size and pos % dtypes.itemsize(dtype):
+                self.fail(f"{what}: buffer {t.Buffer()} data is not aligned to its element size")
             raw = self.buffer_copy(buffers, t.Buffer())
             data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape)
             data = data.astype(data.dtype.newbyteorder("="), copy=False)
@@ -381,69 +465,123 @@ class _Decoder:
     def read_graph(self, fg, graph: Graph) -> None:
         buffers = self.buffers()
         n = fg.TensorsLength()
-        tensors = [self.read_tensor(fg.Tensors(i), i, buffers) for i in range(n)]
+        if n > MAX_TENSORS:
+            self.fail(f"too many tensors ({n}, at most 2^24)")
+        tensors = []
+        names = set()
+        for i in range(n):  # rules T1-T7
+            v = self.read_tensor(fg.Tensors(i), i, buffers)
+            if v.name in names:
+                self.fail(f"tensor name {v.name!r} is used twice")
+            names.add(v.name)
+            tensors.append(v)
+        self.tensors = tensors
 
-        def index_list(values, what, allow_absent):
+        def io_list(values, what):
             result = []
             for k in values:
                 k = int(k)
-                if allow_absent and k == -1:
-                    result.append("")
-                elif not 0 <= k < n:
+                if not 0 <= k < n:
                     self.fail(f"{what} refers to tensor {k}, but the graph has {n}")
-                else:
-                    result.append(k)
+                result.append(k)
             return result
 
-        used = set()
+        g_in = io_list(fg.InputsAsNumpy() if not fg.InputsIsNone() else [], "graph input")
+        g_out = io_list(fg.OutputsAsNumpy() if not fg.OutputsIsNone() else [], "graph output")
+        defined = {i for i, v in enumerate(tensors) if v.data is not None}
+        for k in g_in:  # rule G1
+            if tensors[k].data is not None:
+                self.fail(f"graph input tensor {k} ({tensors[k].name!r}) has constant data")
+            if k in defined:
+                self.fail(f"graph input tensor {k} ({tensors[k].name!r}) is listed twice")
+            defined.add(k)
+
+        used = set(g_in + g_out)
         ops = []
         from mobconv.ops import load_all
 
         registry = load_all()
-        for i in range(fg.OperatorsLength()):
+        for i in range(fg.OperatorsLength()):  # rules O1-O6
             o = fg.Operators(i)
             op = _OP_NAMES.get(o.Type())
             name = self.text(o.Name(), f"operator {i} name")
             what = f"operator {i} ({name!r})"
-            if op is None:
+            spec = registry.get(op) if op is not None else None
+            if spec is None:
                 self.fail(f"{what} has unknown op type {o.Type()}; upgrade mobconv")
-            spec = registry.get(op)
-            if spec is not None and o.Version() > spec.version:
+            what = f"operator {i} ({name!r}, {op})"
+            if o.Version() < 1:
+                self.fail(f"{what}: version {o.Version()} is invalid (versions start at 1)")
+            if o.Version() > spec.version:
                 self.fail(f"{what} uses {op} version {o.Version()}, this mobconv implements up "
                           f"to {spec.version}; upgrade mobconv")
-            ins = index_list(o.InputsAsNumpy() if not o.InputsIsNone() else [], f"{what} input",
-                             True)
-            outs = index_list(o.OutputsAsNumpy() if not o.OutputsIsNone() else [],
-                              f"{what} output", True)
+            raw_in = o.InputsAsNumpy() if not o.InputsIsNone() else []
+            raw_out = o.OutputsAsNumpy() if not o.OutputsIsNone() else []
+            for count, lo, hi, verb, noun in ((len(raw_in), spec.min_inputs, spec.max_inputs,
+                                               "takes", "input"),
+                                              (len(raw_out), spec.min_outputs, spec.max_outputs,
+                                               "has", "output")):
+                if count < lo or (hi is not None and count > hi):
+                    self.fail(f"{what}: {verb} {_arity(lo, hi)} {noun}(s), got {count}")
+            ins, outs = [], []
+            for j, k in enumerate(int(k) for k in raw_in):
+                if not -1 <= k < n:
+                    self.fail(f"{what} input refers to tensor {k}, but the graph has {n}")
+                if k == -1 and j < spec.min_inputs:
+                    self.fail(f"{what}: required input {j} is absent")
+                if k >= 0 and k not in defined:
+                    self.fail(f"{what}: input {j} reads tensor {k} ({tensors[k].name!r}) before "
+                              "anything defines it (operators must be in topological order; a "
+                              "cycle or a missing producer)")
+                ins.append(k if k >= 0 else "")
+            for j, k in enumerate(int(k) for k in raw_out):
+                if not -1 <= k < n:
+                    self.fail(f"{what} output refers to tensor {k}, but the graph has {n}")
+                if k == -1 and j < spec.min_outputs:
+                    self.fail(f"{what}: required output {j} is absent")
+                if k >= 0 and k in defined:
+                    self.fail(f"{what}: output {j} writes tensor {k} ({tensors[k].name!r}), which "
+                              "is already defined (a constant, graph input or another operator's "
+                              "output)")
+                if k >= 0:
+                    defined.add(k)
+                outs.append(k if k >= 0 else "")
             used.update(k for k in ins + outs if k != "")
             attrs = {}
             for j in range(o.AttributesLength()):
                 a = o.Attributes(j)
                 aname = self.text(a.Name(), f"{what} attribute name")
+                if not aname:
+                    self.fail(f"{what} has an attribute without a name")
                 if aname in attrs:
-                    self.fail(f"{what} has attribute {aname!r} twice")
-                attrs[aname] = self.attribute(a, f"{what} attribute {aname!r}", tensors)
+                    self.fail(f"{what}: attribute {aname!r} appears twice")
+                attrs[aname] = self.attribute(a, f"{what}: attribute {aname!r}", tensors)
+                decl = spec.attr_index.get(aname)
+                if decl is not None and not _kind_compatible(decl.kind.name, a):
+                    self.fail(f"{what}: attribute {aname!r} must be {decl.kind.name}")
+            for decl in spec.attrs:
+                if decl.default is REQUIRED and decl.name not in attrs:
+                    self.fail(f"{what}: required attribute {decl.name!r} is missing")
             ops.append((op, name, ins, outs, attrs))
-        g_in = index_list(fg.InputsAsNumpy() if not fg.InputsIsNone() else [], "graph input",
-                          False)
-        g_out = index_list(fg.OutputsAsNumpy() if not fg.OutputsIsNone() else [],
-                           "graph output", False)
-        used.update(g_in + g_out)
+        if not g_out:  # rule G2
+            self.fail("graph has no outputs")
+        for k, t in enumerate(g_out):
+            if t not in defined:
+                self.fail(f"graph output {k} ({tensors[t].name!r}) is not produced by any "
+                          "operator")
+        self.io = {"input": g_in, "output": g_out}
 
         attr_only = {i for i in self.attr_tensor_refs if i not in used}
         for i, v in enumerate(tensors):
-            if i in attr_only:
-                continue
-            if v.name in graph.values:
-                self.fail(f"tensor name {v.name!r} is used twice")
-            graph.values[v.name] = v
+            if i not in attr_only:
+                graph.values[v.name] = v
 
-        def names(idx):
+        def names_of(idx):
             return [tensors[k].name if k != "" else "" for k in idx]
 
-        graph.nodes = [Node(op, name, names(ins), names(outs), attrs)
+        graph.nodes = [Node(op, name, names_of(ins), names_of(outs), attrs)
                        for op, name, ins, outs, attrs in ops]
-        graph.inputs, graph.outputs = names(g_in), names(g_out)
+        graph.inputs, graph.outputs = names_of(g_in), names_of(g_out)
 
     def attribute(self, a, what: str, tensors: list):
         kind = a.Type()
@@ -475,14 +613,33 @@ class _Decoder:
                           self.dims(s, f"{what} ({name!r})") or (),
                           self.text(s.Layout(), f"{what} layout"))
 
+    def read_specs(self, n: int, get, kind: str) -> list:
+        """Signature inputs or outputs (rule G3): none, or one per graph input (output), in
+        order, with that tensor's name, dtype and shape (a dim: same size or same symbol)."""
+        io = self.io[kind]
+        if n and n != len(io):
+            self.fail(f"signature lists {n} {kind}(s), but the graph has {len(io)}")
+        specs = []
+        for k in range(n):
+            spec = self.read_spec(get(k), f"signature {kind} {k}")
+            where = f"signature {kind} {k} ({spec.name!r})"
+            t = self.tensors[io[k]]
+            if spec.name != t.name:
+                self.fail(f"{where} does not match graph {kind} {k} ({t.name!r})")
+            if spec.dtype != t.dtype:
+                self.fail(f"{where} is {spec.dtype} but the graph's tensor is {t.dtype}")
+            if list(spec.shape) != list(t.shape or ()):
+                self.fail(f"{where} has shape {list(spec.shape)} but the graph's tensor has "
+                          f"{list(t.shape or ())}")
+            specs.append(spec)
+        return specs
+
     def read_signature(self, s, graph: Graph) -> None:
         if s is None:
             return
         sig = Signature()
-        sig.inputs = [self.read_spec(s.Inputs(i), f"signature input {i}")
-                      for i in range(s.InputsLength())]
-        sig.outputs = [self.read_spec(s.Outputs(i), f"signature output {i}")
-                       for i in range(s.OutputsLength())]
+        sig.inputs = self.read_specs(s.InputsLength(), s.Inputs, "input")
+        sig.outputs = self.read_specs(s.OutputsLength(), s.Outputs, "output")
         p = s.Preprocessing()
         if p is not None:
             sig.preprocessing = Preprocessing(
@@ -514,13 +671,13 @@ class _Decoder:
         what = f"{what} ({name!r})"
         dtype = self.dtype(a.Dtype(), what)
         shape = [] if a.ShapeIsNone() else [int(d) for d in a.ShapeAsNumpy()]
-        if any(d < 0 for d in shape):
-            self.fail(f"{what} has a negative dimension in shape {shape}")
+        problem = shape_problem(shape)
+        if problem:
+            self.fail(f"{what}: {problem}")
         raw = a.DataAsNumpy() if not a.DataIsNone() else np.zeros(0, np.uint8)
         expected = math.prod(shape) * dtypes.itemsize(dtype)
         if raw.size != expected:
-            self.fail(f"{what} has {raw.size} bytes of data, expected {expected} "
-                      f"for {dtype}{shape}")
+            self.fail(f"{what} has {raw.size} bytes of data, expected {expected}")
         data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape).copy()
         return name, data.astype(data.dtype.newbyteorder("="), copy=False)
 
@@ -530,7 +687,7 @@ class _Decoder:
             for k in range(n):
                 name, data = self.named_array(get(k), f"{what} {k}")
                 if name in result:
-                    self.fail(f"{what} {k} repeats the name {name!r}")
+                    self.fail(f"{what} {k} repeats the name '{name}'")
                 result[name] = data
             return result
 

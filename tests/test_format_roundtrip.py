@@ -49,13 +49,14 @@ def rich_graph() -> Graph:
     g.add_node("Split", ["out"], ["s0", "", "s2"], {"axis": 1})
     for name in ("y", "z", "out", "s0", "s2"):
         g.values[name].dtype = "float32"
-    g.values["y"].shape = ("batch", 4, "h", "w")
+    g.values["y"].shape = g.values["out"].shape = ("batch", 4, "h", "w")
     g.values["z"].quant = QuantParams([f32(0.05)], [0])
     g.outputs = ["out", "s2"]
     g.signature = Signature(
         inputs=[TensorSpec("x", "float32", ("batch", 3, "h", "w"), "NCHW"),
                 TensorSpec("mask", "bool", (1, "n"))],
-        outputs=[TensorSpec("out", "float32", ("batch", 4, "h", "w"), "NCHW")],
+        outputs=[TensorSpec("out", "float32", ("batch", 4, "h", "w"), "NCHW"),
+                 TensorSpec("s2", "float32", ())],
         preprocessing=Preprocessing(f32(123.675, 116.28, 103.53), f32(0.017, 0.0175, 0.0174),
                                     "RGB"),
     )
@@ -269,6 +270,7 @@ def test_floats_come_back_as_the_stored_float32():
     g.add_input("x", "float32", (1,))
     g.add_node("LeakyRelu", ["x"], ["y"], {"alpha": 0.1, "list": [0.1, 2]})
     g.values["y"].dtype = "float32"
+    g.outputs = ["y"]
     g.test_vectors = [TestVector({}, {})]  # default rtol=1e-4
     g2 = from_bytes(to_bytes(g))
     assert g2.nodes[0].attrs == {"alpha": f32(0.1), "list": [f32(0.1), 2.0]}

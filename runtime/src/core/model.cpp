@@ -21,13 +21,17 @@
 #include <cstring>
 #include <algorithm>
 
+#include <unordered_set>
+
+#include "core/file_structure.h"
 #include "core/op_schema.h"
 
 namespace mobrt {
 
 namespace fb = ::mobconv::formats::fb;
 
-static constexpr uint32_t kFormatMajor = 1;
+static constexpr int64_t kMaxDim = int64_t(1) << 40;
+static constexpr size_t kMaxTensors = size_t(1) << 24;
 static constexpr size_t kAlign = 64;
 
 Model::~Model() {
@@ -178,9 +182,8 @@ std::string str(const flatbuffers::String* s) { return s ? std::string(s->c_str(
 
 Status read_attr(const fb::Attribute* a, const Checker& c, const std::string& where,
                  size_t num_tensors, AttrValue* out) {
-  if (!a) return c.fail(where + ": attribute entry is null");
   out->name = str(a->name());
-  if (out->name.empty()) return c.fail(where + ": attribute without a name");
+  if (out->name.empty()) return c.fail(where + " has an attribute without a name");
   std::string at = where + ": attribute '" + out->name + "'";
   switch (a->type()) {
     case fb::AttrType_INT: out->kind = AttrValue::Kind::Int; out->i = a->i(); break;
@@ -203,8 +206,8 @@ Status read_attr(const fb::Attribute* a, const Checker& c, const std::string& wh
       out->kind = AttrValue::Kind::Tensor;
       out->tensor = a->tensor();
       if (a->tensor() < 0 || static_cast<size_t>(a->tensor()) >= num_tensors)
-        return c.fail(at + " refers to tensor " + std::to_string(a->tensor()) + ", out of range [0, " +
-                      std::to_string(num_tensors) + ")");
+        return c.fail(at + " refers to tensor " + std::to_string(a->tensor()) + ", but the graph has " +
+                      std::to_string(num_tensors));
       break;
     default:
       return c.fail(at + " has unknown attribute type " + std::to_string(static_cast<int>(a->type())));
@@ -221,88 +224,117 @@ const char* kind_name(char k) {
   return "?";
 }
 
+// Shape rule T3/T4 for a list of dims (-1: symbolic), or "" if fine.
+std::string shape_problem(const std::vector<int64_t>& dims, const std::vector<std::string>* symbols) {
+  if (dims.size() > static_cast<size_t>(kMaxRank))
+    return "rank " + std::to_string(dims.size()) + " exceeds the maximum " + std::to_string(kMaxRank);
+  unsigned __int128 elems = 1;
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (symbols && !(*symbols)[d].empty()) continue;
+    if (dims[d] < 0 || dims[d] > kMaxDim)
+      return "dim " + std::to_string(d) + " has invalid size " + std::to_string(dims[d]) + " (must be in [0, 2^40])";
+    if (dims[d] > 0) elems *= static_cast<uint64_t>(dims[d]);
+    if (elems > (static_cast<unsigned __int128>(1) << 48)) return "declared shape has more than 2^48 elements";
+  }
+  return "";
+}
+
+// Reads a [Dim] vector into dims (-1 where symbolic) and symbols; "" or the problem.
+std::string read_dims(const flatbuffers::Vector<flatbuffers::Offset<fb::Dim>>* shape, std::vector<int64_t>* dims,
+                      std::vector<std::string>* symbols) {
+  dims->clear();
+  symbols->clear();
+  size_t rank = shape ? shape->size() : 0;
+  if (rank > static_cast<size_t>(kMaxRank))
+    return "rank " + std::to_string(rank) + " exceeds the maximum " + std::to_string(kMaxRank);
+  for (size_t d = 0; d < rank; ++d) {
+    const fb::Dim* dim = shape->Get(static_cast<flatbuffers::uoffset_t>(d));
+    if (dim->symbol()) {
+      if (dim->symbol()->size() == 0) return "dim " + std::to_string(d) + " has an empty symbol";
+      dims->push_back(-1);
+      symbols->push_back(str(dim->symbol()));
+    } else {
+      dims->push_back(dim->value());
+      symbols->emplace_back();
+    }
+  }
+  return shape_problem(*dims, symbols);
+}
+
+std::string shape_text(const std::vector<int64_t>& dims, const std::vector<std::string>& symbols) {
+  std::string r = "[";
+  for (size_t d = 0; d < dims.size(); ++d)
+    r += (d ? ", " : "") + (symbols[d].empty() ? std::to_string(dims[d]) : "'" + symbols[d] + "'");
+  return r + "]";
+}
+
+unsigned __int128 num_elements(const std::vector<int64_t>& dims) {
+  unsigned __int128 n = 1;
+  for (int64_t d : dims) n *= static_cast<uint64_t>(d);  // dims <= 2^40, rank <= 8: no overflow
+  return n;
+}
+
+std::string u128(unsigned __int128 v) {
+  std::string r;
+  do { r.insert(r.begin(), static_cast<char>('0' + static_cast<int>(v % 10))); v /= 10; } while (v);
+  return r;
+}
+
 }  // namespace
 
 Status Model::Parse() {
   Checker c{source};
-  if (size_ < 8) return c.fail("file is too small (" + std::to_string(size_) + " bytes) to be a .mob model");
-  if (size_ >= FLATBUFFERS_MAX_BUFFER_SIZE) return c.fail("file is larger than 2 GiB");
-  if (!fb::ModelBufferHasIdentifier(base_))
-    return c.fail("not a .mob model (file identifier is not \"MOB1\")");
+  // ---- structure (rules S1-S8): the same walk as formats/reader.py
+  Status s = check_file_structure(base_, size_, source);
+  if (!s.ok()) return s;
   flatbuffers::Verifier::Options vopts;
   vopts.max_depth = 32;
-  vopts.max_tables = 4000000;
+  vopts.max_tables = 0xffffffffu;  // the walk above bounds the work by the file size
   flatbuffers::Verifier verifier(base_, size_, vopts);
   if (!fb::VerifyModelBuffer(verifier))
     return c.fail("FlatBuffers verification failed (truncated or corrupted file)");
   const fb::Model* model = fb::GetModel(base_);
-  if (model->version_major() > kFormatMajor || model->version_major() < 1)
-    return c.fail("model format version " + std::to_string(model->version_major()) + "." +
-                  std::to_string(model->version_minor()) + " is not supported (this runtime reads 1.x)");
   const fb::Graph* g = model->graph();
   if (!g) return c.fail("model has no graph");
   const auto* fbufs = model->buffers();
   size_t nbuf = fbufs ? fbufs->size() : 0;
+  if (nbuf && fbufs->Get(0)->data() && fbufs->Get(0)->data()->size())
+    return c.fail("buffer 0 must be empty, has " + std::to_string(fbufs->Get(0)->data()->size()) + " bytes");
   const auto* ftensors = g->tensors();
   size_t nt = ftensors ? ftensors->size() : 0;
-  if (nt > (1u << 24)) return c.fail("too many tensors (" + std::to_string(nt) + ")");
+  if (nt > kMaxTensors) return c.fail("too many tensors (" + std::to_string(nt) + ", at most 2^24)");
 
-  // ---- tensors
+  // ---- tensors (rules T1-T7)
   tensors.resize(nt);
+  std::unordered_set<std::string> names;
   for (size_t i = 0; i < nt; ++i) {
     const fb::Tensor* t = ftensors->Get(static_cast<flatbuffers::uoffset_t>(i));
-    std::string where = "tensor " + std::to_string(i);
-    if (!t) return c.fail(where + " is null");
     TensorInfo& ti = tensors[i];
     ti.name = str(t->name());
-    where += " (" + quoted(t->name()) + ")";
+    std::string where = "tensor " + std::to_string(i) + " (" + quoted(t->name()) + ")";
+    if (ti.name.empty()) return c.fail("tensor " + std::to_string(i) + " has no name");
+    if (!names.insert(ti.name).second) return c.fail("tensor name '" + ti.name + "' is used twice");
     int dt = static_cast<int>(t->dtype());
     if (dt < 0 || dt > static_cast<int>(fb::DType_MAX))
-      return c.fail(where + ": unknown dtype " + std::to_string(dt));
+      return c.fail(where + " has unknown dtype code " + std::to_string(dt));
     ti.dtype = static_cast<DType>(dt);
-    size_t rank = t->shape() ? t->shape()->size() : 0;
-    if (rank > static_cast<size_t>(kMaxRank))
-      return c.fail(where + ": rank " + std::to_string(rank) + " exceeds the maximum " + std::to_string(kMaxRank));
+    std::string problem = read_dims(t->shape(), &ti.dims, &ti.symbols);
+    if (!problem.empty()) return c.fail(where + ": " + problem);
+    size_t rank = ti.dims.size();
     bool symbolic = false;
-    for (size_t d = 0; d < rank; ++d) {
-      const fb::Dim* dim = t->shape()->Get(static_cast<flatbuffers::uoffset_t>(d));
-      if (!dim) return c.fail(where + ": dim " + std::to_string(d) + " is null");
-      if (dim->symbol() && dim->symbol()->size() > 0) {
-        ti.dims.push_back(-1);
-        ti.symbols.push_back(str(dim->symbol()));
-        symbolic = true;
-      } else {
-        if (dim->value() < 0 || dim->value() > (int64_t(1) << 40))
-          return c.fail(where + ": dim " + std::to_string(d) + " has invalid size " + std::to_string(dim->value()));
-        ti.dims.push_back(dim->value());
-        ti.symbols.emplace_back();
-      }
-    }
-    {
-      unsigned __int128 elems = 1;
-      for (int64_t d : ti.dims)
-        if (d > 0) elems *= static_cast<uint64_t>(d);
-      if (elems > (static_cast<unsigned __int128>(1) << 48))
-        return c.fail(where + ": declared shape has more than 2^48 elements");
-    }
+    for (int64_t d : ti.dims) symbolic = symbolic || d < 0;
     uint32_t b = t->buffer();
     if (b >= nbuf && b != 0)
-      return c.fail(where + ": buffer index " + std::to_string(b) + " out of range [0, " + std::to_string(nbuf) + ")");
+      return c.fail(where + " refers to buffer " + std::to_string(b) + ", but the file has " + std::to_string(nbuf));
     if (b != 0) {
       const fb::Buffer* buf = fbufs->Get(b);
-      if (symbolic) return c.fail(where + ": a constant tensor must have a fixed shape");
+      if (symbolic || !t->shape()) return c.fail(where + ": a constant tensor needs a fully known shape");
       size_t esize = dtype_size(ti.dtype);
-      unsigned __int128 need = esize;
-      for (int64_t d : ti.dims) need *= static_cast<uint64_t>(d);
+      unsigned __int128 need = num_elements(ti.dims) * esize;
       size_t have = (buf && buf->data()) ? buf->data()->size() : 0;
-      if (need != have) {
-        std::string shape = "(";
-        for (size_t d = 0; d < ti.dims.size(); ++d) shape += (d ? "," : "") + std::to_string(ti.dims[d]);
-        shape += ti.dims.size() == 1 ? ",)" : ")";
-        return c.fail(where + ": buffer " + std::to_string(b) + " has " + std::to_string(have) +
-                      " bytes, but shape " + shape + " x " + dtype_name(ti.dtype) + " needs " +
-                      std::to_string(static_cast<uint64_t>(need > (unsigned __int128)UINT64_MAX ? UINT64_MAX : (uint64_t)need)));
-      }
+      if (need != have)
+        return c.fail(where + " has " + std::to_string(have) + " bytes of data, expected " + u128(need) + " for " +
+                      dtype_name(ti.dtype) + shape_text(ti.dims, ti.symbols));
       ti.data = have ? buf->data()->data() : base_;  // empty tensor: any non-null pointer
       ti.data_size = have;
       if (have && reinterpret_cast<uintptr_t>(ti.data) % esize != 0)
@@ -311,24 +343,27 @@ Status Model::Parse() {
     if (const fb::Quantization* q = t->quantization()) {
       size_t ns = q->scales() ? q->scales()->size() : 0;
       size_t nz = q->zero_points() ? q->zero_points()->size() : 0;
+      int axis = q->axis();
       if (ns == 0) return c.fail(where + ": quantization has no scales");
       if (nz != 0 && nz != ns)
-        return c.fail(where + ": quantization has " + std::to_string(ns) + " scales but " +
-                      std::to_string(nz) + " zero points");
-      if (ns > 1) {
-        int axis = q->axis();
+        return c.fail(where + ": quantization has " + std::to_string(ns) + " scales but " + std::to_string(nz) +
+                      " zero points");
+      if (axis == -1) {
+        if (ns != 1) return c.fail(where + ": per-tensor quantization has " + std::to_string(ns) + " scales");
+      } else {
+        if (!t->shape()) return c.fail(where + ": per-axis quantization needs a shape");
         if (axis < 0 || static_cast<size_t>(axis) >= rank)
-          return c.fail(where + ": per-axis quantization axis " + std::to_string(axis) +
-                        " out of range for rank " + std::to_string(rank));
+          return c.fail(where + ": quantization axis " + std::to_string(axis) + " is out of range for rank " +
+                        std::to_string(rank));
         if (ti.dims[axis] >= 0 && static_cast<size_t>(ti.dims[axis]) != ns)
-          return c.fail(where + ": per-axis quantization has " + std::to_string(ns) + " scales but dim " +
-                        std::to_string(axis) + " is " + std::to_string(ti.dims[axis]));
+          return c.fail(where + ": per-axis quantization has " + std::to_string(ns) + " scales for axis " +
+                        std::to_string(axis) + " of size " + std::to_string(ti.dims[axis]));
       }
       ti.has_quant = true;
       copy_vec(q->scales(), &ti.scales);
       if (nz) copy_vec(q->zero_points(), &ti.zero_points);
       ti.quant.count = static_cast<int>(ns);
-      ti.quant.axis = ns > 1 ? q->axis() : -1;
+      ti.quant.axis = ns > 1 ? axis : -1;
     }
   }
   for (auto& ti : tensors) {
@@ -337,7 +372,7 @@ Status Model::Parse() {
     ti.quant.zero_points = ti.zero_points.empty() ? nullptr : ti.zero_points.data();
   }
 
-  // ---- graph inputs / outputs
+  // ---- graph inputs / outputs (rules G1, G2)
   std::vector<int> state(nt, 0);  // 0 undefined, 1 defined (input / constant / produced)
   for (size_t i = 0; i < nt; ++i)
     if (tensors[i].data) state[i] = 1;
@@ -346,17 +381,16 @@ Status Model::Parse() {
     for (size_t k = 0; k < v->size(); ++k) {
       int idx = v->Get(static_cast<flatbuffers::uoffset_t>(k));
       if (idx < 0 || static_cast<size_t>(idx) >= nt)
-        return c.fail(std::string("graph ") + what + " " + std::to_string(k) + " refers to tensor " +
-                      std::to_string(idx) + ", out of range [0, " + std::to_string(nt) + ")");
+        return c.fail(std::string("graph ") + what + " refers to tensor " + std::to_string(idx) + ", but the graph has " +
+                      std::to_string(nt));
       out->push_back(idx);
     }
     return Status::Ok();
   };
-  Status s = read_io(g->inputs(), "input", &inputs);
+  s = read_io(g->inputs(), "input", &inputs);
   if (!s.ok()) return s;
   s = read_io(g->outputs(), "output", &outputs);
   if (!s.ok()) return s;
-  if (outputs.empty()) return c.fail("graph has no outputs");
   for (int idx : inputs) {
     if (tensors[idx].data)
       return c.fail("graph input tensor " + std::to_string(idx) + " ('" + tensors[idx].name + "') has constant data");
@@ -364,23 +398,27 @@ Status Model::Parse() {
     state[idx] = 1;
   }
 
-  // ---- operators
+  // ---- operators (rules O1-O6)
   const auto* fops = g->operators();
   size_t nops = fops ? fops->size() : 0;
   ops.resize(nops);
   for (size_t k = 0; k < nops; ++k) {
     const fb::Operator* o = fops->Get(static_cast<flatbuffers::uoffset_t>(k));
     std::string where = "operator " + std::to_string(k);
-    if (!o) return c.fail(where + " is null");
     OpInfo& op = ops[k];
     op.name = str(o->name());
     uint32_t type = static_cast<uint32_t>(o->type());
     const OpSchema* schema = op_schema(type);
     if (!schema)
-      return c.fail(where + " (" + quoted(o->name()) + "): unknown op type " + std::to_string(type) +
-                    " (this runtime knows " + std::to_string(num_op_types()) + " op types; upgrade the runtime)");
+      return c.fail(where + " (" + quoted(o->name()) + ") has unknown op type " + std::to_string(type) +
+                    " (this runtime knows " + std::to_string(num_op_types()) + " op types); upgrade the runtime");
     op.type = static_cast<OpType>(type);
     where += " (" + quoted(o->name()) + ", " + schema->name + ")";
+    if (o->version() < 1)
+      return c.fail(where + ": version " + std::to_string(o->version()) + " is invalid (versions start at 1)");
+    if (o->version() > schema->version)
+      return c.fail(where + " uses " + schema->name + " version " + std::to_string(o->version()) +
+                    ", this runtime implements up to " + std::to_string(schema->version) + "; upgrade the runtime");
     int nin = o->inputs() ? static_cast<int>(o->inputs()->size()) : 0;
     int nout = o->outputs() ? static_cast<int>(o->outputs()->size()) : 0;
     auto arity = [](int lo, int hi) {
@@ -394,8 +432,7 @@ Status Model::Parse() {
     for (int i = 0; i < nin; ++i) {
       int idx = o->inputs()->Get(i);
       if (idx < -1 || idx >= static_cast<int>(nt))
-        return c.fail(where + ": input " + std::to_string(i) + " refers to tensor " + std::to_string(idx) +
-                      ", out of range [0, " + std::to_string(nt) + ")");
+        return c.fail(where + " input refers to tensor " + std::to_string(idx) + ", but the graph has " + std::to_string(nt));
       if (idx == -1 && i < schema->min_inputs)
         return c.fail(where + ": required input " + std::to_string(i) + " is absent");
       if (idx >= 0 && !state[idx])
@@ -407,8 +444,7 @@ Status Model::Parse() {
     for (int i = 0; i < nout; ++i) {
       int idx = o->outputs()->Get(i);
       if (idx < -1 || idx >= static_cast<int>(nt))
-        return c.fail(where + ": output " + std::to_string(i) + " refers to tensor " + std::to_string(idx) +
-                      ", out of range [0, " + std::to_string(nt) + ")");
+        return c.fail(where + " output refers to tensor " + std::to_string(idx) + ", but the graph has " + std::to_string(nt));
       if (idx == -1 && i < schema->min_outputs)
         return c.fail(where + ": required output " + std::to_string(i) + " is absent");
       if (idx >= 0 && state[idx])
@@ -423,6 +459,8 @@ Status Model::Parse() {
         AttrValue v;
         s = read_attr(attrs->Get(static_cast<flatbuffers::uoffset_t>(a)), c, where, nt, &v);
         if (!s.ok()) return s;
+        for (const auto& prev : op.attrs.values)
+          if (prev.name == v.name) return c.fail(where + ": attribute '" + v.name + "' appears twice");
         const AttrDecl* decl = schema->find(v.name);
         if (decl && !attr_kind_compatible(decl->kind, v.kind, v))
           return c.fail(where + ": attribute '" + v.name + "' must be " + kind_name(decl->kind));
@@ -435,8 +473,6 @@ Status Model::Parse() {
           v.tensor_dtype = tt.dtype;
           v.tensor_numel = static_cast<int64_t>(tt.data_size / std::max<size_t>(1, dtype_size(tt.dtype)));
         }
-        for (const auto& prev : op.attrs.values)
-          if (prev.name == v.name) return c.fail(where + ": attribute '" + v.name + "' appears twice");
         op.attrs.values.push_back(std::move(v));
       }
     }
@@ -449,11 +485,29 @@ Status Model::Parse() {
       if (decl.presence == AttrDecl::kDefault) op.attrs.values.push_back(decl.def);
     }
   }
-  WidenHalfWeights();
+  if (outputs.empty()) return c.fail("graph has no outputs");
   for (size_t k = 0; k < outputs.size(); ++k)
     if (!state[outputs[k]])
       return c.fail("graph output " + std::to_string(k) + " ('" + tensors[outputs[k]].name +
                     "') is not produced by any operator");
+
+  // ---- signature (rule G3) and test vectors (rule V1)
+  if (const fb::Signature* sig = model->signature()) {
+    s = CheckSignature(sig->inputs(), inputs, "input");
+    if (!s.ok()) return s;
+    s = CheckSignature(sig->outputs(), outputs, "output");
+    if (!s.ok()) return s;
+  }
+  if (const auto* tvs = model->test_vectors()) {
+    for (size_t i = 0; i < tvs->size(); ++i) {
+      const fb::TestVector* tv = tvs->Get(static_cast<flatbuffers::uoffset_t>(i));
+      s = CheckNamedArrays(tv->inputs(), "test vector " + std::to_string(i) + " input");
+      if (!s.ok()) return s;
+      s = CheckNamedArrays(tv->outputs(), "test vector " + std::to_string(i) + " output");
+      if (!s.ok()) return s;
+    }
+  }
+  WidenHalfWeights();
 
   if (const fb::Metadata* md = model->metadata()) {
     metadata["producer"] = str(md->producer());
@@ -461,6 +515,67 @@ Status Model::Parse() {
     metadata["source_framework"] = str(md->source_framework());
     metadata["source_sha256"] = str(md->source_sha256());
     metadata["min_runtime_version"] = str(md->min_runtime_version());
+  }
+  return Status::Ok();
+}
+
+// Rule G3: an empty list, or one entry per graph input (output), in order,
+// with the tensor's name, dtype and shape (same rank; each dim the same size
+// or the same symbol).
+Status Model::CheckSignature(const void* list, const std::vector<int>& io, const char* what) const {
+  Checker c{source};
+  const auto* v = static_cast<const flatbuffers::Vector<flatbuffers::Offset<fb::SignatureTensor>>*>(list);
+  size_t n = v ? v->size() : 0;
+  if (n == 0) return Status::Ok();
+  if (n != io.size())
+    return c.fail(std::string("signature lists ") + std::to_string(n) + " " + what + "(s), but the graph has " +
+                  std::to_string(io.size()));
+  for (size_t k = 0; k < n; ++k) {
+    const fb::SignatureTensor* st = v->Get(static_cast<flatbuffers::uoffset_t>(k));
+    std::string name = str(st->name());
+    std::string where = std::string("signature ") + what + " " + std::to_string(k) + " ('" + name + "')";
+    int dt = static_cast<int>(st->dtype());
+    if (dt < 0 || dt > static_cast<int>(fb::DType_MAX))
+      return c.fail(where + " has unknown dtype code " + std::to_string(dt));
+    std::vector<int64_t> dims;
+    std::vector<std::string> symbols;
+    std::string problem = read_dims(st->shape(), &dims, &symbols);
+    if (!problem.empty()) return c.fail(where + ": " + problem);
+    const TensorInfo& t = tensors[io[k]];
+    if (name != t.name)
+      return c.fail(where + " does not match graph " + what + " " + std::to_string(k) + " ('" + t.name + "')");
+    if (static_cast<DType>(dt) != t.dtype)
+      return c.fail(where + " is " + dtype_name(static_cast<DType>(dt)) + " but the graph's tensor is " +
+                    dtype_name(t.dtype));
+    if (dims != t.dims || symbols != t.symbols)
+      return c.fail(where + " has shape " + shape_text(dims, symbols) + " but the graph's tensor has " +
+                    shape_text(t.dims, t.symbols));
+  }
+  return Status::Ok();
+}
+
+// Rule V1: each embedded array has a unique name in its list, a known dtype,
+// a shape within the shape rules and exactly prod(shape) * itemsize bytes.
+Status Model::CheckNamedArrays(const void* list, const std::string& what) const {
+  Checker c{source};
+  const auto* v = static_cast<const flatbuffers::Vector<flatbuffers::Offset<fb::NamedArray>>*>(list);
+  std::unordered_set<std::string> seen;
+  for (size_t k = 0; v && k < v->size(); ++k) {
+    const fb::NamedArray* a = v->Get(static_cast<flatbuffers::uoffset_t>(k));
+    std::string name = str(a->name());
+    std::string where = what + " " + std::to_string(k) + " ('" + name + "')";
+    int dt = static_cast<int>(a->dtype());
+    if (dt < 0 || dt > static_cast<int>(fb::DType_MAX))
+      return c.fail(where + " has unknown dtype code " + std::to_string(dt));
+    std::vector<int64_t> dims;
+    copy_vec(a->shape(), &dims);
+    std::string problem = shape_problem(dims, nullptr);
+    if (!problem.empty()) return c.fail(where + ": " + problem);
+    unsigned __int128 need = num_elements(dims) * dtype_size(static_cast<DType>(dt));
+    size_t have = a->data() ? a->data()->size() : 0;
+    if (need != have)
+      return c.fail(where + " has " + std::to_string(have) + " bytes of data, expected " + u128(need));
+    if (!seen.insert(name).second) return c.fail(what + " " + std::to_string(k) + " repeats the name '" + name + "'");
   }
   return Status::Ok();
 }

@@ -49,6 +49,8 @@ class Model {
 
  private:
   Status Parse();  // verify + semantic validation + extraction
+  Status CheckSignature(const void* list, const std::vector<int>& io, const char* what) const;
+  Status CheckNamedArrays(const void* list, const std::string& what) const;
   void WidenHalfWeights();
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;

@@ -278,7 +278,7 @@ std::string describe(uint32_t type) {
   if (!s) return "";
   std::string r = "{\"name\":" + json_str(s->name) + ",\"inputs\":[" + std::to_string(s->min_inputs) + "," +
                   std::to_string(s->max_inputs) + "],\"outputs\":[" + std::to_string(s->min_outputs) + "," +
-                  std::to_string(s->max_outputs) + "],\"attrs\":[";
+                  std::to_string(s->max_outputs) + "],\"version\":" + std::to_string(s->version) + ",\"attrs\":[";
   for (size_t k = 0; k < s->attrs.size(); ++k) {
     const AttrDecl& d = s->attrs[k];
     const char* presence = d.presence == AttrDecl::kRequired ? "required"

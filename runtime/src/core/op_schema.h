@@ -22,6 +22,10 @@ struct OpSchema {
   const char* name = nullptr;  // null: op type unknown to this runtime
   int min_inputs = 0, max_inputs = 0;    // max -1: variadic
   int min_outputs = 0, max_outputs = 0;  // max -1: variadic
+  // Newest per-op semantics version this runtime implements (Operator.version
+  // must be in [1, version]; the registry's OpSpec.version, 1 for every op so
+  // far: a row's version changes only together with the registry's).
+  int version = 1;
   std::vector<AttrDecl> attrs;
   const AttrDecl* find(const std::string& attr) const {
     for (const auto& a : attrs)
