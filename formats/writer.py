@@ -38,7 +38,7 @@ from .fb import (Attribute, Buffer, Dim, Graph as FbGraph, KeyValue, Metadata, M
                  TestVector)
 from .fb.AttrType import AttrType
 from .fb.OpType import OpType
-from .reader import quant_problem
+from .reader import quant_problem, shape_problem
 from .version import BUFFER_ALIGNMENT, FILE_IDENTIFIER, FORMAT_VERSION
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -203,6 +203,11 @@ def _check_value(value, data) -> None:
         for d in shape:
             if not isinstance(d, (str, int, np.integer)) or (not isinstance(d, str) and d < 0):
                 raise MobconvError(f"{where}: bad dimension {d!r} in shape {tuple(shape)}")
+            if isinstance(d, str) and not d:
+                raise MobconvError(f"{where}: empty symbolic dimension in shape {tuple(shape)}")
+        problem = shape_problem([d if isinstance(d, str) else int(d) for d in shape])
+        if problem:  # the limits every reader enforces (docs/format-rules.md T3, T4)
+            raise MobconvError(f"{where}: {problem}")
     q = value.quant
     if q is not None:
         problem = quant_problem(len(q.scales), len(q.zero_points), q.axis, shape)

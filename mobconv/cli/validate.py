@@ -13,12 +13,14 @@ examples:
   mobconv validate mobilenet.mob
   mobconv onnx2mob tiny.onnx --embed-test-vector && mobconv validate tiny.mob
 
-Checks, in order: the file parses and passes the reader's structural checks;
-shape inference succeeds and agrees with the stored shapes; each embedded test
-vector reproduces its outputs within the vector's rtol/atol
-(max|got - want| <= atol + rtol * max|want| per output, as in compare), on the numpy
-reference and, when it is built, on the C++ runtime that apps link (the file is
-loaded by the runtime's own verifier). Exit status 1 on any failure.
+Checks, in order: the file follows every rule of docs/format-rules.md (the
+Python reader); the C++ runtime that apps link, when it is built, loads the file
+with its own verifier and prepares it (shape inference, kernel selection, memory
+plan), so validate never passes a file the runtime refuses; shape inference
+succeeds and agrees with the stored shapes; each embedded test vector reproduces
+its outputs within the vector's rtol/atol (max|got - want| <= atol + rtol *
+max|want| per output, as in compare), on the numpy reference and on the C++
+runtime. Exit status 1 on any failure.
 """
 
 
@@ -43,6 +45,24 @@ def check_shapes(graph) -> list:
             problems.append(f"{name}: stored {value.dtype}{fmt_shape(value.shape)}, "
                             f"inferred {new.dtype}{fmt_shape(new.shape)}")
     return problems
+
+
+def check_runtime(path) -> tuple:
+    """(passed, message) from the C++ runtime's own loader (verifier) and prepare on the
+    file itself; passed is None when the runtime is not built."""
+    from .. import runtime
+
+    if not runtime.available():
+        return None, "the C++ runtime is not built; checked by the Python reader only"
+    try:
+        with runtime.Interpreter(path, threads=1, profile=False) as it:
+            deferred = [i["name"] for i in it.inputs if any(d < 0 for d in i["shape"])]
+    except MobconvError as exc:
+        return False, str(exc)
+    if deferred:
+        return True, ("loaded by the C++ runtime's verifier; prepare waits for the symbolic "
+                      f"dims of {', '.join(deferred)}")
+    return True, "loaded and prepared by the C++ runtime"
 
 
 def check_vector(model, vector, backend: str = "reference") -> tuple:
@@ -80,6 +100,11 @@ def run(args) -> int:
     model = api.load(args.model)
     graph = model.graph
     out(f"PASS structure: {len(graph.nodes)} ops, {len(graph.values)} tensors")
+    runtime_ok, msg = check_runtime(args.model)
+    if runtime_ok is None:
+        out(f"note: {msg}")
+    else:
+        out(f"{'PASS' if runtime_ok else 'FAIL'} runtime: {msg}")
     try:
         problems = check_shapes(graph)
     except MobconvError as exc:
@@ -88,10 +113,11 @@ def run(args) -> int:
         out(f"FAIL shapes: {len(problems)} mismatch(es): " + "; ".join(problems[:5]))
     else:
         out("PASS shapes: inference agrees with the stored shapes")
-    failed = bool(problems)
+    failed = bool(problems) or runtime_ok is False
     if not graph.test_vectors:
         out("note: no embedded test vectors (add them with onnx2mob --embed-test-vector)")
-    backends = ["reference"] + (["runtime"] if api.resolve_backend("auto") == "runtime" else [])
+    backends = ["reference"] + (["runtime"] if api.resolve_backend("auto") == "runtime"
+                                and runtime_ok else [])
     for i, vector in enumerate(graph.test_vectors):
         for backend in backends:
             try:
