@@ -1,7 +1,7 @@
 """IR Graph -> .mob bytes (FlatBuffers, schema formats/mobconv.fbs).
 
     data = to_bytes(graph)
-    write_model(graph, "model.mob")   # atomic: temp file + os.replace
+    write_model(graph, "model.mob")   # atomic: temp file, fsync, os.replace
 
 Layout decisions:
 - Tensors are the graph's values in `graph.values` order, followed by one
@@ -24,8 +24,6 @@ and the builder is pre-sized, so writing a large model is a few memcpys.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 
 import flatbuffers
 import numpy as np
@@ -50,39 +48,16 @@ def to_bytes(graph) -> bytes:
     return bytes(memoryview(buf)[head:])
 
 
-def write_model(graph, path) -> None:
-    """Write `graph` to `path` atomically: a failed write leaves nothing behind."""
+def write_model(graph, path, inputs=()) -> None:
+    """Write `graph` to `path` atomically (`mobconv.output_files.write_atomic`: the
+    output rules are checked, a link is followed, a failed or interrupted write
+    leaves nothing behind, the file is fsync'ed). `inputs`: files it must not replace."""
+    from mobconv.output_files import check_output, write_atomic
+
     path = os.fspath(path)
+    check_output(path, inputs)  # before the (possibly slow) build
     buf, head = _build(graph)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".mobconv-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        # mkstemp makes a private 0600 file: give it the mode the target has, or the mode
-        # open() would give a new file, before it takes the target's name.
-        os.fchmod(fd, _target_mode(path))
-        with os.fdopen(fd, "wb") as f:
-            f.write(memoryview(buf)[head:])
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(sys.exc_info()[1], OSError):
-            exc = sys.exc_info()[1]
-            raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
-
-
-def _target_mode(path: str) -> int:
-    if os.path.exists(path):
-        return os.stat(path).st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    write_atomic(path, memoryview(buf)[head:], inputs)
 
 
 # ---- building ----------------------------------------------------------------

@@ -3,18 +3,22 @@
 Each subcommand module defines `register(subparsers, parent)` (adds its parser
 and sets `func`) and `run(args) -> int`. User errors (`MobconvError`) print one
 line, `mobconv: error: <message>`, and exit with the error's exit code; with
--v/--verbose the traceback is shown too. Ctrl-C exits 130.
+-v/--verbose the traceback is shown too. SIGINT (Ctrl-C), SIGTERM and SIGHUP end
+the command with one line saying which outputs were written, exit 128 + signal
+number (130, 143, 129); a half-written output is removed (mobconv/output_files.py).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 import warnings
 
 from .. import __version__
 from ..errors import MobconvError, UsageError
+from ..output_files import OUTPUTS, Interrupted, handle_signals, restore_signals
 from . import bench, caffe2mob, compare, info, onnx2mob, run, validate
 from .common import HelpFormatter
 
@@ -87,11 +91,12 @@ def main(argv=None) -> int:
         return _fail(str(exc), exc.exit_code, False)
     verbose = getattr(args, "verbose", False)
     warnings.showwarning = _show_warning
+    OUTPUTS.reset()
+    previous = handle_signals()  # SIGTERM/SIGHUP too: the writer removes its temp file
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        sys.stderr.write("mobconv: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except MobconvError as exc:
         return _fail(str(exc), exc.exit_code, verbose)
     except BrokenPipeError:  # `mobconv info m.mob | head`: stop quietly
@@ -103,6 +108,26 @@ def main(argv=None) -> int:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", 1, verbose)
+    finally:
+        restore_signals(previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """One line saying which signal stopped us and which outputs were (not) written;
+    exit 128 + the signal number (130 for Ctrl-C), as shells do."""
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    name = signal.Signals(signum).name
+
+    def files(paths, verb):
+        return f"{', '.join(paths)} {'was' if len(paths) == 1 else 'were'} {verb}"
+
+    message = f"mobconv: interrupted by {name}"
+    if OUTPUTS.written:
+        message += " after " + files(OUTPUTS.written, "written completely")
+    if OUTPUTS.not_written():
+        message += "; " + files(OUTPUTS.not_written(), "not written")
+    sys.stderr.write(message + "\n")
+    return 128 + signum
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

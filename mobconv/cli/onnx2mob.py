@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import api
+from .. import api, output_files
 from ..errors import UsageError
 from ..summary import human_bytes, human_count, summarize
 from .common import HelpFormatter, Progress, cli_wording, fmt_shape, out, parse_input_shapes
@@ -56,9 +56,27 @@ def default_output(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + ".mob"
 
 
-def check_output_path(path: str) -> None:
-    """Fail before the (possibly slow) conversion if the output cannot be written."""
-    api.check_writable(path)
+def check_output_path(path: str, inputs=()) -> None:
+    """Fail before the (possibly slow) conversion if the output cannot be written, or
+    would replace one of the `inputs` (links and hard links resolved). Records it, so an
+    interrupt can say whether it was written (`output_files.OUTPUTS`)."""
+    output_files.check_output(path, inputs)
+    output_files.OUTPUTS.plan(path)
+
+
+def onnx_external_files(path: str) -> list:
+    """The external-data files an ONNX model reads (they are inputs too); [] when the
+    model cannot be read here (the conversion reports why)."""
+    import onnx
+    from onnx import external_data_helper as ext
+
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - the frontend gives the one-line error later
+        return []
+    base = os.path.dirname(os.path.abspath(path))
+    return sorted({os.path.join(base, ext.ExternalDataInfo(t).location)
+                   for t in ext._get_all_tensors(proto) if ext.uses_external_data(t)})
 
 
 def convert_and_save(args, source: str, sources, framework: str, **options) -> int:
@@ -68,11 +86,10 @@ def convert_and_save(args, source: str, sources, framework: str, **options) -> i
     for path in sources:
         api.check_source(path, framework if path == source else "caffemodel")
     output = args.output if args.output is not None else default_output(source)
-    for path in sources:
-        if os.path.abspath(output) == os.path.abspath(path):
-            raise UsageError(f"-o {output}: would overwrite the source model {path} "
-                             "(choose another output path)")
-    check_output_path(output)
+    inputs = list(sources)
+    if framework == "onnx" and output and os.path.lexists(output):  # only an existing file can be one
+        inputs += onnx_external_files(source)
+    check_output_path(output, inputs)
     progress = Progress(enabled=not args.quiet)
     size = sum(os.path.getsize(p) for p in sources)
     start = time.perf_counter()
@@ -87,7 +104,7 @@ def convert_and_save(args, source: str, sources, framework: str, **options) -> i
             progress.step("mobconv: running the reference for the test vector...")
             model.add_test_vector(seed=args.seed)
         progress.step(f"mobconv: writing {output}...")
-        model.save(output)
+        model.save(output)  # atomic, fsync'ed; re-checks the output (mobconv/output_files.py)
     finally:
         progress.done()
     model.conversion_stats["seconds"] = time.perf_counter() - start

@@ -1,12 +1,13 @@
 """`mobconv run`: run a .mob model on .npy inputs (or seeded random data) and show outputs."""
 from __future__ import annotations
 
+import io
 import os
 import time
 
 import numpy as np
 
-from .. import api
+from .. import api, output_files
 from ..errors import MobconvError, UsageError
 from .common import (HelpFormatter, fmt_shape, out, parse_input_files, sanitize_filename, shorten,
                      table)
@@ -113,19 +114,35 @@ def describe_output(name: str, array: np.ndarray) -> list:
     return []
 
 
-def save_outputs(outputs: dict, directory: str) -> list:
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise MobconvError(f"--save {directory}: exists and is not a directory")
-    os.makedirs(directory, exist_ok=True)
-    written, used = [], set()
-    for name, array in outputs.items():
+def save_paths(names, directory: str) -> dict:
+    """Output name -> DIR/<sanitized name>.npy, made unique ('a', 'a_1', ...)."""
+    paths, used = {}, set()
+    for name in names:
         base = sanitize_filename(name)
         stem, k = base, 1
         while stem in used:
             stem, k = f"{base}_{k}", k + 1
         used.add(stem)
-        path = os.path.join(directory, stem + ".npy")
-        np.save(path, np.asarray(array))
+        paths[name] = os.path.join(directory, stem + ".npy")
+    return paths
+
+
+def input_paths(items) -> list:
+    """The files named by --input items ("x.npy" or "NAME=x.npy"): --save must not replace them."""
+    return [p for item in items or () for p in dict.fromkeys((item, item.rpartition("=")[2]))
+            if os.path.isfile(p)]
+
+
+def save_outputs(outputs: dict, directory: str) -> list:
+    """Write each output with the safe writer (atomic; checks as for -o)."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise MobconvError(f"--save {directory}: exists and is not a directory")
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for name, path in save_paths(outputs, directory).items():
+        data = io.BytesIO()
+        np.save(data, np.asarray(outputs[name]))
+        output_files.write_atomic(path, data.getbuffer(), option="--save")
         written.append(path)
     return written
 
@@ -137,7 +154,8 @@ def run(args) -> int:
     notes = []
     feeds = parse_input_files(args.input, model.inputs, notes)
     if args.save:
-        check_save_dir(args.save)
+        check_save_dir(args.save, save_paths([s.name for s in model.outputs], args.save),
+                       [args.model] + input_paths(args.input))
     missing = [s for s in model.inputs if s.name not in feeds]
     if missing:
         feeds.update(api.random_inputs(missing, seed=args.seed))
@@ -165,8 +183,10 @@ def run(args) -> int:
     return 0
 
 
-def check_save_dir(directory: str) -> None:
-    """Fail before running if --save cannot be used."""
+def check_save_dir(directory: str, paths=None, inputs=()) -> None:
+    """Fail before running if --save cannot be used: the directory, and each file it
+    will hold (`paths`: name -> path) by the output rules (`output_files.check_output`,
+    `inputs` are the model and --input files). Records the files for the interrupt line."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise MobconvError(f"--save {directory}: exists and is not a directory "
                            "(give a directory, it is created if missing)")
@@ -176,3 +196,7 @@ def check_save_dir(directory: str) -> None:
     target = directory if os.path.isdir(directory) else parent
     if not os.access(target, os.W_OK):
         raise MobconvError(f"--save {directory}: directory {target} is not writable")
+    for path in (paths or {}).values():
+        if os.path.isdir(directory):
+            output_files.check_output(path, inputs, option="--save")
+        output_files.OUTPUTS.plan(path)
