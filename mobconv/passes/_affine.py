@@ -10,6 +10,10 @@ Mul + Add). The channel axis is 1 for Conv/ConvTranspose (NCHW) and for the
 - MatMul         A (rows, K) @ W (K, N) becomes Gemm(A, W * s, t)
 
 Nothing is edited in place: the scaled weights and the bias are new constants.
+The arithmetic runs in float64 with numpy's warnings off, and a fold whose new
+weights or bias would not be finite in the weight dtype (a huge scale, a tiny
+Div or Gemm beta, an Inf or NaN parameter) is not made: the nodes stay as they
+are, so folding never turns a finite output into Inf or NaN.
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ from typing import Optional
 
 import numpy as np
 
-from ._util import attrs_of, const, is_float, new_constant
+from ._util import attrs_of, is_float
 
 
-def out_channels(graph, node) -> Optional[int]:
-    """Number of output channels (axis 1) of a foldable linear node, or None if not foldable."""
+def out_channels(uses, node) -> Optional[int]:
+    """Number of output channels (axis 1) of a foldable linear node, or None if not foldable.
+
+    `uses`: the pass's `_util.Uses` of the graph.
+    """
+    graph = uses.graph
     if node.op not in ("Conv", "ConvTranspose", "Gemm", "MatMul") or len(node.outputs) != 1:
         return None
     attrs = attrs_of(node)
@@ -30,11 +38,11 @@ def out_channels(graph, node) -> Optional[int]:
     if len(node.inputs) > 3 and node.inputs[3]:  # a fused residual is not scaled with W
         return None
     weight_name = node.inputs[1]
-    w = const(graph, weight_name)
+    w = uses.const(weight_name)
     if w is None or not is_float(w.dtype.name) or graph.values[weight_name].quant is not None:
         return None
     bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
-    if bias_name and const(graph, bias_name) is None:
+    if bias_name and uses.const(bias_name) is None:
         return None
     if node.op == "Conv":
         return w.shape[0]
@@ -50,18 +58,41 @@ def out_channels(graph, node) -> Optional[int]:
     return w.shape[1]
 
 
-def fold_channel_affine(graph, node, s: np.ndarray, t: np.ndarray) -> None:
-    """Rewrite `node` (checked with out_channels) so its output becomes s * y + t per channel."""
+def fold_channel_affine(uses, node, s: np.ndarray, t: np.ndarray) -> bool:
+    """Rewrite `node` (checked with out_channels) so its output becomes s * y + t per channel.
+
+    False (and `node` unchanged) when the new weights or bias would not be finite.
+    """
+    with np.errstate(all="ignore"):
+        folded = _folded_params(uses, node, s, t)
+    if folded is None:
+        return False
+    w_new, b_new, beta = folded
+    w_name = node.inputs[1]
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    w_new_name = uses.new_constant(f"{w_name}_folded", w_new)
+    b_base = bias_name or f"{node.name}_bias"
+    b_new_name = uses.new_constant(f"{b_base}_folded", b_new)
+    if beta is not None:
+        node.attrs["beta"] = beta
+    if node.op == "MatMul":
+        node.op = "Gemm"
+    uses.set_inputs(node, [node.inputs[0], w_new_name, b_new_name])
+    return True
+
+
+def _folded_params(uses, node, s, t):
+    """(new weights, new bias, new Gemm beta or None) in the weight dtype, or None when not finite."""
     attrs = attrs_of(node)
     w_name = node.inputs[1]
-    w = const(graph, w_name)
+    w = uses.const(w_name)
     dtype = w.dtype
-    m = out_channels(graph, node)
+    m = out_channels(uses, node)
     s = np.broadcast_to(np.asarray(s, np.float64).reshape(-1), (m,))
     t = np.broadcast_to(np.asarray(t, np.float64).reshape(-1), (m,))
     w64 = w.astype(np.float64)
     bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
-    bias = const(graph, bias_name) if bias_name else None
+    bias = uses.const(bias_name) if bias_name else None
 
     if node.op == "Conv":
         w_new = w64 * s.reshape((m,) + (1,) * (w.ndim - 1))
@@ -74,18 +105,16 @@ def fold_channel_affine(graph, node, s: np.ndarray, t: np.ndarray) -> None:
     else:  # MatMul -> Gemm
         w_new = w64 * s[None, :]
 
+    beta = None
     if node.op == "Gemm":
-        beta = attrs["beta"]
-        if bias is None or beta == 0:
-            b_new, node.attrs["beta"] = t, 1.0
+        if bias is None or attrs["beta"] == 0:
+            b_new, beta = t, 1.0
         else:
-            b_new = bias.astype(np.float64) * s + t / beta
+            b_new = bias.astype(np.float64) * s + t / attrs["beta"]
     else:
         b_new = t if bias is None else bias.astype(np.float64) * s + t
 
-    w_new_name = new_constant(graph, f"{w_name}_folded", w_new.astype(dtype))
-    b_base = bias_name or f"{node.name}_bias"
-    b_new_name = new_constant(graph, f"{b_base}_folded", np.asarray(b_new).astype(dtype))
-    if node.op == "MatMul":
-        node.op = "Gemm"
-    node.inputs = [node.inputs[0], w_new_name, b_new_name]
+    w_new, b_new = w_new.astype(dtype), np.asarray(b_new).astype(dtype)
+    if not (np.isfinite(w_new).all() and np.isfinite(b_new).all()):
+        return None
+    return w_new, b_new, beta

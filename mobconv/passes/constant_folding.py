@@ -33,7 +33,7 @@ import numpy as np
 
 from ..ir.infer import infer_node, shape_value_tracker, track_shape_values
 from ..ops.registry import get_spec
-from ._util import const, producer, static_shape
+from ._util import const, static_shape
 
 MAX_GROWN_ELEMENTS = 1 << 16
 
@@ -51,13 +51,14 @@ def constant_folding(graph) -> bool:
     graph.toposort()
     folded = set()
     tracker = shape_value_tracker(graph)  # shapes computed at run time (several symbolic dims)
+    producers = graph.producers()  # folded nodes stay listed until the end of the walk
     for node in list(graph.nodes):
         try:
             infer_node(graph, node, tracker.dims if tracker is not None else None)
         except Exception:  # folding may not need it; the node keeps its previous shapes
             pass
         track_shape_values(tracker, node)
-        outs = _fold(graph, node)
+        outs = _fold(graph, node, producers)
         if outs is None:
             continue
         for name, array in zip(node.outputs, outs):
@@ -77,12 +78,12 @@ def constant_folding(graph) -> bool:
     return True
 
 
-def _fold(graph, node):
+def _fold(graph, node, producers):
     """The node's output arrays if it can be folded, else None."""
     if node.op in ("Shape", "Size"):
         return _fold_shape(graph, node)
     if node.op in ("Gather", "Slice"):
-        outs = _fold_shape_pick(graph, node)
+        outs = _fold_shape_pick(graph, node, producers)
         if outs is not None:
             return outs
     arrays = []
@@ -132,9 +133,9 @@ def _fold_shape(graph, node):
     return [np.array(_shape_slice(node, value.shape), dtype=np.int64)]
 
 
-def _fold_shape_pick(graph, node):
+def _fold_shape_pick(graph, node, producers):
     """Gather/Slice on a Shape output picking only static dims -> those dims."""
-    source = producer(graph, node.inputs[0]) if node.inputs[0] else None
+    source = producers.get(node.inputs[0]) if node.inputs[0] else None
     if source is None or source.op != "Shape" or const(graph, node.inputs[0]) is not None:
         return None
     value = graph.values.get(source.inputs[0])

@@ -14,46 +14,56 @@ Algorithm, for each BatchNormalization node:
 3. Scale the weights per output channel by s and set bias' = bias * s + t
    (`_affine.py`; a MatMul becomes a Gemm carrying the bias).
 4. The producer takes over the BN's output name; BN and its constants go.
-A BN that cannot be folded (e.g. on a graph input) stays as a standalone op.
+A BN that cannot be folded (e.g. on a graph input) stays as a standalone op,
+and so does one whose var + epsilon is not positive (its outputs are Inf or NaN
+wherever the runtime computes them) or whose folded weights would overflow:
+the fold never turns a finite output into Inf or NaN, and prints no warning.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._affine import fold_channel_affine, out_channels
-from ._util import attrs_of, const, only_reader, producer, take_over_output
+from ._util import Uses, attrs_of
 
 
 def fold_batchnorm(graph) -> bool:
     """Fold BatchNormalization into the preceding linear op; True if any BN was folded."""
-    changed = False
+    uses = Uses(graph)
     for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
-        params = _bn_affine(graph, bn)
+        params = _bn_affine(uses, bn)
         if params is None:
             continue
-        source = producer(graph, bn.inputs[0])
-        if source is None or not only_reader(graph, bn.inputs[0], bn):
+        source = uses.producer(bn.inputs[0])
+        if source is None or not uses.only_reader(bn.inputs[0], bn):
             continue
-        m = out_channels(graph, source)
+        m = out_channels(uses, source)
         s, t = params
         if m is None or s.size not in (1, m):
             continue
-        fold_channel_affine(graph, source, s, t)
-        take_over_output(graph, source, bn)
-        changed = True
+        if fold_channel_affine(uses, source, s, t):
+            uses.take_over_output(source, bn)
+    changed = uses.commit()
     if changed:
         graph.remove_unused_values()
     return changed
 
 
-def _bn_affine(graph, bn):
-    """(s, t) of an inference-mode BN with constant parameters, else None."""
+def _bn_affine(uses, bn):
+    """(s, t) of an inference-mode BN with constant parameters and var + epsilon > 0, else None."""
     attrs = attrs_of(bn)
     if attrs.get("training_mode", 0) or any(o for o in bn.outputs[1:]):
         return None
-    params = [const(graph, n) for n in bn.inputs[1:5]]
+    params = [uses.const(n) for n in bn.inputs[1:5]]
     if len(params) != 4 or any(p is None for p in params):
         return None
     scale, bias, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
-    s = scale / np.sqrt(var + attrs["epsilon"])
-    return s, bias - mean * s
+    denom = var + attrs["epsilon"]
+    if not np.all(denom > 0):  # also false for NaN
+        return None
+    with np.errstate(all="ignore"):
+        s = scale / np.sqrt(denom)
+        t = bias - mean * s
+    if not (np.isfinite(s).all() and np.isfinite(t).all()):
+        return None
+    return s, t

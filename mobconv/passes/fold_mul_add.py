@@ -12,33 +12,51 @@ Algorithm, for each Mul/Add (either operand order) and Sub/Div (constant second)
    has no other reader.
 3. Mul: s = k, t = 0; Div: s = 1/k; Add: s = 1, t = k; Sub: t = -k. Fold, and
    the producer takes over the arithmetic node's output name.
+A zero k is exact for Mul (weights and bias become 0), Add and Sub; a Div by a
+zero is left alone (its result is Inf or NaN), and so is a fold whose weights
+would overflow (see `_affine.py`). Only the map of the node's own op is
+computed, so a zero bias or scale prints no divide-by-zero warning.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._affine import fold_channel_affine, out_channels
-from ._util import const, is_float, only_reader, producer, take_over_output
+from ._util import Uses, is_float
 
 
 def fold_mul_add(graph) -> bool:
     """Fold per-channel constant arithmetic into the preceding linear op; True if any was folded."""
-    changed = False
+    uses = Uses(graph)
     for node in [n for n in graph.nodes if n.op in ("Mul", "Add", "Sub", "Div")]:
         if len(node.inputs) != 2 or len(node.outputs) != 1:
             continue
         orders = [(0, 1), (1, 0)] if node.op in ("Mul", "Add") else [(0, 1)]
         for x_i, k_i in orders:
-            if _try_fold(graph, node, node.inputs[x_i], node.inputs[k_i]):
-                changed = True
+            if _try_fold(uses, node, node.inputs[x_i], node.inputs[k_i]):
                 break
+    changed = uses.commit()
     if changed:
         graph.remove_unused_values()
     return changed
 
 
-def _try_fold(graph, node, x, k_name) -> bool:
-    k = const(graph, k_name)
+def _affine_map(op: str, k: np.ndarray):
+    """(s, t) with op(y, k) == s * y + t, or None (Div by zero)."""
+    if op == "Mul":
+        return k, np.zeros_like(k)
+    if op == "Add":
+        return np.ones_like(k), k
+    if op == "Sub":
+        return np.ones_like(k), -k
+    if not np.all(k != 0):  # Div
+        return None
+    return 1 / k, np.zeros_like(k)
+
+
+def _try_fold(uses, node, x, k_name) -> bool:
+    graph = uses.graph
+    k = uses.const(k_name)
     x_value = graph.values.get(x)
     if k is None or x_value is None or x_value.shape is None or not is_float(k.dtype.name):
         return False
@@ -48,17 +66,14 @@ def _try_fold(graph, node, x, k_name) -> bool:
     full = (1,) * (rank - k.ndim) + k.shape
     if any(d != 1 for i, d in enumerate(full) if i != 1):
         return False
-    source = producer(graph, x)
-    if source is None or not only_reader(graph, x, node):
+    source = uses.producer(x)
+    if source is None or not uses.only_reader(x, node):
         return False
-    m = out_channels(graph, source)
+    m = out_channels(uses, source)
     if m is None or k.size not in (1, m):
         return False
-    k = k.astype(np.float64).reshape(-1)
-    if node.op == "Div" and not np.all(k != 0):
+    affine = _affine_map(node.op, k.astype(np.float64).reshape(-1))
+    if affine is None or not fold_channel_affine(uses, source, *affine):
         return False
-    zero, one = np.zeros_like(k), np.ones_like(k)
-    s, t = {"Mul": (k, zero), "Div": (1 / k, zero), "Add": (one, k), "Sub": (one, -k)}[node.op]
-    fold_channel_affine(graph, source, s, t)
-    take_over_output(graph, source, node)
+    uses.take_over_output(source, node)
     return True

@@ -34,50 +34,52 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._util import attrs_of, const, producer, readers, remove_node
+from ._util import Uses, attrs_of
 
 
 def fold_pad(graph) -> bool:
     """Fold constant spatial Pads into the Conv/pool nodes reading them; True if any was folded."""
+    uses = Uses(graph)
     changed = False
     for pad in [n for n in graph.nodes if n.op == "Pad"]:
-        spatial = _spatial_pads(graph, pad)
+        spatial = _spatial_pads(uses, pad)
         if spatial is None:
             continue
         value, begin, end = spatial
-        for reader in readers(graph, pad.outputs[0]):
+        for reader in uses.readers(pad.outputs[0]):
             if reader.inputs[0] != pad.outputs[0] or pad.outputs[0] in reader.inputs[1:]:
                 continue
-            if _fold_into(graph, reader, pad.inputs[0], value, begin, end):
-                reader.inputs[0] = pad.inputs[0]
+            if _fold_into(uses, reader, pad.inputs[0], value, begin, end):
+                uses.set_inputs(reader, [pad.inputs[0]] + reader.inputs[1:])
                 changed = True
         out = pad.outputs[0]
-        if out not in graph.outputs and not readers(graph, out):
-            remove_node(graph, pad)
-            changed = True
+        if out not in uses.outputs and not uses.has_readers(out):
+            uses.remove(pad)
+    changed = uses.commit() or changed
     if changed:
         graph.remove_unused_values()
     return changed
 
 
-def _spatial_pads(graph, pad):
+def _spatial_pads(uses, pad):
     """(value, spatial begin pads, spatial end pads) of a foldable Pad, else None."""
+    graph, const = uses.graph, uses.const
     if attrs_of(pad)["mode"] != "constant" or len(pad.outputs) != 1:
         return None
     x = graph.values.get(pad.inputs[0])
-    pads = const(graph, pad.inputs[1])
+    pads = const(pad.inputs[1])
     if x is None or x.shape is None or len(x.shape) < 3 or pads is None:
         return None
     rank = len(x.shape)
     value = 0.0
     if len(pad.inputs) > 2 and pad.inputs[2]:
-        data = const(graph, pad.inputs[2])
+        data = const(pad.inputs[2])
         if data is None or data.size != 1:
             return None
         value = float(data.reshape(-1)[0])
     axes = list(range(rank))
     if len(pad.inputs) > 3 and pad.inputs[3]:
-        data = const(graph, pad.inputs[3])
+        data = const(pad.inputs[3])
         if data is None:
             return None
         axes = [int(a) % rank for a in data.reshape(-1)]
@@ -93,7 +95,7 @@ def _spatial_pads(graph, pad):
     return value, begin[2:], end[2:]
 
 
-def _fold_into(graph, node, source, value, begin, end) -> bool:
+def _fold_into(uses, node, source, value, begin, end) -> bool:
     """Add the pads to `node` if legal (see module doc); True when done."""
     if node.op not in ("Conv", "AveragePool", "MaxPool"):
         return False
@@ -120,11 +122,11 @@ def _fold_into(graph, node, source, value, begin, end) -> bool:
             return False
         include_pad = 1
     elif node.op == "MaxPool":
-        zero_ok = value == 0 and all(d == 1 for d in dilations) and _non_negative(graph, source)
+        zero_ok = value == 0 and all(d == 1 for d in dilations) and _non_negative(uses, source)
         if not (np.isneginf(value) or zero_ok):
             return False
         indices = node.outputs[1] if len(node.outputs) > 1 else ""
-        if indices and (indices in graph.outputs or readers(graph, indices)):
+        if indices and (indices in uses.outputs or uses.has_readers(indices)):
             return False
     if include_pad is not None:
         node.attrs["count_include_pad"] = include_pad
@@ -133,15 +135,16 @@ def _fold_into(graph, node, source, value, begin, end) -> bool:
     return True
 
 
-def _non_negative(graph, name) -> bool:
+def _non_negative(uses, name) -> bool:
     """True when value `name` is known to hold no negative numbers (see module doc)."""
-    node = producer(graph, name)
+    const = uses.const
+    node = uses.producer(name)
     if node is None:
         return False
     if node.op in ("Relu", "Sigmoid", "HardSigmoid"):
         return True
     if node.op == "Clip" and len(node.inputs) > 1 and node.inputs[1]:
-        lo = const(graph, node.inputs[1])
+        lo = const(node.inputs[1])
         return lo is not None and lo.size == 1 and float(lo.reshape(-1)[0]) >= 0
     if "activation" in node.attrs:
         activation, params = node.attrs["activation"], list(node.attrs.get("activation_params", []))

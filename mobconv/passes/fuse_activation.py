@@ -19,36 +19,36 @@ from __future__ import annotations
 import math
 
 from ..ops._fused import FUSIBLE
-from ._util import attrs_of, const, has_attr, only_reader, producer, take_over_output
+from ._util import Uses, attrs_of, has_attr
 
 PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def fuse_activation(graph) -> bool:
     """Fuse activations into their producers; True if any was fused."""
-    changed = False
+    uses = Uses(graph)
     for act in [n for n in graph.nodes if n.op in FUSIBLE]:
         if len(act.outputs) != 1 or not act.inputs or not act.inputs[0]:
             continue
-        source = producer(graph, act.inputs[0])
+        source = uses.producer(act.inputs[0])
         if source is None or source.op not in PRODUCERS or len(source.outputs) != 1:
             continue
         if not has_attr(source.op, "activation") or attrs_of(source)["activation"]:
             continue
-        if not only_reader(graph, act.inputs[0], act):
+        if not uses.only_reader(act.inputs[0], act):
             continue
-        fused = _fused_form(graph, act)
+        fused = _fused_form(uses, act)
         if fused is None:
             continue
         source.attrs["activation"], source.attrs["activation_params"] = fused
-        take_over_output(graph, source, act)
-        changed = True
+        uses.take_over_output(source, act)
+    changed = uses.commit()
     if changed:
         graph.remove_unused_values()
     return changed
 
 
-def _fused_form(graph, act):
+def _fused_form(uses, act):
     """(activation, params) for the activation node, or None when its parameters are not constant."""
     if act.op == "Clip":
         bounds = []
@@ -57,7 +57,7 @@ def _fused_form(graph, act):
             if not name:
                 bounds.append(default)
                 continue
-            data = const(graph, name)
+            data = uses.const(name)
             if data is None or data.size != 1:
                 return None
             bounds.append(float(data.reshape(-1)[0]))

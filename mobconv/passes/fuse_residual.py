@@ -20,24 +20,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._util import attrs_of, only_reader, producer
+from ._util import Uses, attrs_of
 
 
 def fuse_residual(graph) -> bool:
     """Fuse residual additions into the Conv producing one operand; True if any was fused."""
-    changed = False
+    uses = Uses(graph)
     for add in [n for n in graph.nodes if n.op in ("Add", "Sum")]:
         if len(add.inputs) != 2 or len(add.outputs) != 1 or not all(add.inputs):
             continue
-        if add.inputs[0] == add.inputs[1] or not _same_known_shape(graph, add.inputs + add.outputs):
+        if add.inputs[0] == add.inputs[1]:
             continue
-        for i in (0, 1):
-            conv = producer(graph, add.inputs[i])
-            if conv is None or not _fusible(graph, conv, add):
-                continue
-            _rewrite(graph, conv, add, add.inputs[1 - i])
-            changed = True
-            break
+        convs = [(i, uses.producer(add.inputs[i])) for i in (0, 1)]
+        convs = [(i, conv) for i, conv in convs if conv is not None and conv.op == "Conv"]
+        if not convs or not _same_known_shape(graph, add.inputs + add.outputs):
+            continue
+        for i, conv in convs:
+            if _fusible(uses, conv, add):
+                _rewrite(uses, conv, add, add.inputs[1 - i])
+                break
+    changed = uses.commit()
     if changed:
         graph.remove_unused_values()
     return changed
@@ -55,22 +57,18 @@ def _same_known_shape(graph, names) -> bool:
     return len(shapes[0]) >= 3 and all(s == shapes[0] for s in shapes)
 
 
-def _fusible(graph, conv, add) -> bool:
+def _fusible(uses, conv, add) -> bool:
     if conv.op != "Conv" or len(conv.outputs) != 1:
         return False
     if len(conv.inputs) > 3 and conv.inputs[3]:
         return False
     if attrs_of(conv)["activation"]:
         return False
-    return only_reader(graph, conv.outputs[0], add)
+    return uses.only_reader(conv.outputs[0], add)
 
 
-def _rewrite(graph, conv, add, residual: str) -> None:
+def _rewrite(uses, conv, add, residual: str) -> None:
     inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs))
-    conv.inputs = inputs[:3] + [residual]
-    former = conv.outputs[0]
-    conv.outputs[0] = add.outputs[0]
-    graph.values.pop(former, None)
-    nodes = [n for n in graph.nodes if n is not conv]
-    nodes[next(j for j, n in enumerate(nodes) if n is add)] = conv
-    graph.nodes = nodes
+    uses.set_inputs(conv, inputs[:3] + [residual])
+    uses.take_over_output(conv, add)
+    uses.move(conv, to=add)

@@ -16,52 +16,50 @@ still have to be produced):
 """
 from __future__ import annotations
 
-from ._util import const, producer, readers, remove_node
+from ._util import Uses
 
 
 def identity_removal(graph) -> bool:
     """Remove Identity/Dropout copies; True if any node was removed."""
-    changed = False
-    for node in list(graph.nodes):
-        if node.op not in ("Identity", "Dropout") or not _is_copy(graph, node):
+    uses = Uses(graph)
+    for node in [n for n in graph.nodes if n.op in ("Identity", "Dropout")]:
+        if not _is_copy(uses, node):
             continue
         x, y = node.inputs[0], node.outputs[0]
-        if y not in graph.outputs:
-            remove_node(graph, node)
-            graph.replace_uses(y, x)
+        if y not in uses.outputs:
+            uses.remove(node)
+            uses.replace_uses(y, x)
             graph.values.pop(y, None)
-            changed = True
             continue
-        source = producer(graph, x)
+        source = uses.producer(x)
         if (
             source is None
-            or x in graph.inputs
-            or x in graph.outputs
-            or const(graph, x) is not None
+            or x in uses.inputs
+            or x in uses.outputs
+            or uses.const(x) is not None
         ):
             continue
-        remove_node(graph, node)
-        source.outputs = [y if o == x else o for o in source.outputs]
-        for reader in readers(graph, x):
-            reader.inputs = [y if i == x else i for i in reader.inputs]
+        uses.remove(node)
+        uses.set_outputs(source, [y if o == x else o for o in source.outputs])
+        uses.replace_uses(x, y)
         graph.values.pop(x, None)
-        changed = True
+    changed = uses.commit()
     if changed:
         graph.remove_unused_values()
     return changed
 
 
-def _is_copy(graph, node) -> bool:
+def _is_copy(uses, node) -> bool:
     if not node.inputs or not node.inputs[0] or not node.outputs or not node.outputs[0]:
         return False
     if node.op == "Identity":
         return True
     if len(node.inputs) > 2 and node.inputs[2]:
-        training = const(graph, node.inputs[2])
+        training = uses.const(node.inputs[2])
         if training is None or bool(training.reshape(-1)[0]):
             return False
     if len(node.outputs) > 1 and node.outputs[1]:
         mask = node.outputs[1]
-        if mask in graph.outputs or readers(graph, mask):
+        if mask in uses.outputs or uses.has_readers(mask):
             return False
     return True
