@@ -22,7 +22,9 @@ Algorithm, one walk over the nodes in topological order:
 5. Shapes are inferred node by node during the walk, so a Reshape whose shape
    was just folded gets a static output shape, and the pass also works on a
    graph whose shapes could not be inferred before folding.
-Graph inputs are never constants, even when they carry a default value;
+numpy's floating-point warnings are off while folding: a constant that is Inf
+or NaN (Log of 0, Exp overflow) is what the model computes, and the runtime would
+compute it too. Graph inputs are never constants, even when they carry a default value;
 quantized and bfloat16 constants are left alone (numpy cannot compute them as stored).
 """
 from __future__ import annotations
@@ -52,30 +54,36 @@ def constant_folding(graph) -> bool:
     folded = set()
     tracker = shape_value_tracker(graph)  # shapes computed at run time (several symbolic dims)
     producers = graph.producers()  # folded nodes stay listed until the end of the walk
-    for node in list(graph.nodes):
-        try:
-            infer_node(graph, node, tracker.dims if tracker is not None else None)
-        except Exception:  # folding may not need it; the node keeps its previous shapes
-            pass
-        track_shape_values(tracker, node)
-        outs = _fold(graph, node, producers)
-        if outs is None:
-            continue
-        for name, array in zip(node.outputs, outs):
-            if not name:
-                continue
-            value = graph.values.get(name) or graph.add_value(name)
-            if value.dtype and value.dtype != array.dtype.name:
-                array = array.astype(value.dtype)
-            value.data = array if array.flags.c_contiguous else array.copy()  # keeps 0-d arrays 0-d
-            value.dtype = array.dtype.name
-            value.shape = tuple(array.shape)
-        folded.add(id(node))
+    with np.errstate(all="ignore"):  # Log(0) = -inf is the model's own value, not news
+        for node in list(graph.nodes):
+            _visit(graph, node, tracker, producers, folded)
     if not folded:
         return False
     graph.nodes = [n for n in graph.nodes if id(n) not in folded]
     graph.remove_unused_values()
     return True
+
+
+def _visit(graph, node, tracker, producers, folded: set) -> None:
+    """Infer `node`'s shapes, track its shape values, and fold it if it can be."""
+    try:
+        infer_node(graph, node, tracker.dims if tracker is not None else None)
+    except Exception:  # folding may not need it; the node keeps its previous shapes
+        pass
+    track_shape_values(tracker, node)
+    outs = _fold(graph, node, producers)
+    if outs is None:
+        return
+    for name, array in zip(node.outputs, outs):
+        if not name:
+            continue
+        value = graph.values.get(name) or graph.add_value(name)
+        if value.dtype and value.dtype != array.dtype.name:
+            array = array.astype(value.dtype)
+        value.data = array if array.flags.c_contiguous else array.copy()  # keeps 0-d arrays 0-d
+        value.dtype = array.dtype.name
+        value.shape = tuple(array.shape)
+    folded.add(id(node))
 
 
 def _fold(graph, node, producers):
