@@ -602,7 +602,7 @@ class _Decoder:
             if not 0 <= k < len(tensors):
                 self.fail(f"{what} refers to tensor {k}, but the graph has {len(tensors)}")
             if tensors[k].data is None:
-                self.fail(f"{what} refers to tensor {k} ({tensors[k].name!r}), which has no data")
+                self.fail(f"{what} refers to tensor {k}, which has no constant data")
             self.attr_tensor_refs.add(k)
             return tensors[k].data
         self.fail(f"{what} has unknown attribute type {kind}")

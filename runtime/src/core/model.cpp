@@ -136,8 +136,8 @@ Status Model::LoadFile(const std::string& path, std::unique_ptr<Model>* out) {
 Status Model::LoadBuffer(const void* data, size_t size, bool copy, std::unique_ptr<Model>* out) {
   std::unique_ptr<Model> m(new Model());
   m->source = "<buffer>";
-  if (!data || size == 0)
-    return Status::Error(StatusCode::kInvalidArgument, "<buffer>: data is NULL or size is 0");
+  if (!data) return Status::Error(StatusCode::kInvalidArgument, "<buffer>: data is NULL or size is 0");
+  if (size == 0) return Status::Error(StatusCode::kInvalidModel, "<buffer>: empty file, not a mobconv model");
   if (copy || reinterpret_cast<uintptr_t>(data) % kAlign != 0) {
     void* p = nullptr;
     if (posix_memalign(&p, kAlign, size) != 0 || !p)
