@@ -19,15 +19,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import re
 import time
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from . import __version__
-from .errors import MobconvError, ModelFormatError, UsageError, ShapeError
+from . import feeds as _feeds
+from .errors import ArgumentError, MobconvError, ModelFormatError, UsageError, ShapeError
 from .ir import Graph, TensorSpec, TestVector
 
 
@@ -87,6 +90,54 @@ def _file_sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _path_arg(path, what: str) -> str:
+    """`path` (str or os.PathLike) as a str, else ArgumentError: load(None) says so."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ArgumentError(f"{what} needs a file path (str or os.PathLike), got "
+                            f"{'None' if path is None else type(path).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise ArgumentError(f"{what} needs a file path, got an empty string")
+    return path
+
+
+_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_DIM = (1 << 63) - 1
+
+
+def check_input_shapes(path: str, input_shapes) -> dict:
+    """`input_shapes` as {name: tuple of dims}, by the CLI's --input-shape rule
+    (cli/common.py parse_input_shapes): every dim a positive integer or a symbol
+    name such as "batch". ArgumentError (a UsageError, exit 2) naming the file,
+    the input and the dim otherwise; a 0 dim is refused as on the command line."""
+    if input_shapes is None:
+        return {}
+    if not isinstance(input_shapes, Mapping):
+        raise ArgumentError(f"{path}: input_shapes must be a dict of input name -> shape, "
+                            f"got a {type(input_shapes).__name__}")
+    shapes = {}
+    for name, shape in input_shapes.items():
+        if not isinstance(name, str):
+            raise ArgumentError(f"{path}: input_shapes names must be strings, got {name!r}")
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+            raise ArgumentError(f"{path}: input_shapes[{name!r}] must be a tuple of dims, got {shape!r}")
+        dims = tuple(shape)
+        for i, d in enumerate(dims):
+            if isinstance(d, str) and _SYMBOL.match(d):
+                continue
+            if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) \
+                    and 0 < d <= _MAX_DIM:
+                continue
+            raise ArgumentError(
+                f"{path}: input_shapes[{name!r}] = {dims!r}: dim {i} ({d!r}) is not a positive "
+                "integer or a symbol name (for example (1, 3, 224, 224) or ('batch', 128))")
+        shapes[name] = tuple(int(d) if not isinstance(d, str) else d for d in dims)
+    return shapes
 
 
 def _check_readable(path: str) -> None:
@@ -151,7 +202,7 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
     framework: "onnx", ... (default: detected from the file extension).
     frontend_options: passed to the frontend's loader (e.g. caffemodel=... for Caffe).
     """
-    path = os.fspath(path)
+    path = _path_arg(path, "convert()")
     _check_readable(path)
     if framework is None:
         framework = detect_framework(path)
@@ -159,7 +210,7 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
         check_source(path, framework)
     if framework not in FRONTENDS:
         raise UsageError(f"unknown framework {framework!r} (known: {', '.join(FRONTENDS)})")
-    shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
+    shapes = check_input_shapes(path, input_shapes)
 
     stats = {}
     start = time.perf_counter()
@@ -201,7 +252,7 @@ def load(path) -> "Model":
     """Read a `.mob` file. Malformed files raise ModelFormatError naming the file."""
     from .formats.reader import from_bytes
 
-    path = os.fspath(path)
+    path = _path_arg(path, "load()")
     _check_readable(path)
     with open(path, "rb") as f:
         data = f.read()
@@ -261,7 +312,7 @@ def check_writable(path: str) -> None:
 def _run_reference(model: "Model", feeds: dict) -> dict:
     from .reference.interpreter import run
 
-    return run(model.graph, feeds)
+    return run(model.graph, feeds, source=model.source)
 
 
 def _run_runtime(model: "Model", feeds: dict, threads: int = 1) -> dict:
@@ -275,7 +326,7 @@ def _run_runtime(model: "Model", feeds: dict, threads: int = 1) -> dict:
     # A model loaded from a .mob file runs from that file (mmap, zero copy);
     # a converted one from its serialized bytes.
     source = model.source if model.source and model.source.endswith(".mob") else model.to_bytes()
-    with runtime.Interpreter(source, threads=threads, profile=False) as interpreter:
+    with runtime.Interpreter(source, threads=threads, profile=False, name=model.source) as interpreter:
         return interpreter.run(feeds)
 
 
@@ -316,13 +367,20 @@ def concrete_shape(shape) -> tuple:
     return tuple(d if isinstance(d, int) and d >= 0 else 1 for d in (shape or ()))
 
 
-def random_inputs(specs, seed: int = 0) -> dict:
+def random_inputs(specs, seed: int = 0, source: Optional[str] = None) -> dict:
     """Seeded random data for each TensorSpec: standard normal floats, small ints
-    in [0, 10), random bools. Symbolic dims are set to 1."""
+    in [0, 10), random bools. Symbolic dims are set to 1.
+
+    ArgumentError (naming `source`, the model file, and the input) for a negative
+    seed, or a declared shape too large to draw (mobconv.feeds.MAX_RANDOM_ELEMENTS,
+    MAX_RANDOM_RANK), checked for every input before anything is allocated."""
+    seed = _feeds.check_seed(seed)
+    shapes = [concrete_shape(spec.shape) for spec in specs]
+    for spec, shape in zip(specs, shapes):
+        _feeds.check_random_shape(shape, spec.name, source)
     rng = np.random.default_rng(seed)
     feeds = {}
-    for spec in specs:
-        shape = concrete_shape(spec.shape)
+    for spec, shape in zip(specs, shapes):
         dtype = spec.dtype or "float32"
         if dtype == "bool":
             feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
@@ -334,22 +392,25 @@ def random_inputs(specs, seed: int = 0) -> dict:
     return feeds
 
 
-def check_feeds(specs, feeds: dict) -> None:
-    """Same checks for every backend: known names, all inputs given, rank and fixed dims."""
+def check_feeds(specs, feeds: dict, source: Optional[str] = None) -> None:
+    """Same checks for every backend: known names, all inputs given, rank and fixed dims.
+    Messages start with `source` (the model file) when given."""
+    where = f"{source}: " if source else ""
     names = [s.name for s in specs]
-    unknown = sorted(set(feeds) - set(names))
+    unknown = sorted(set(feeds) - set(names), key=str)
     if unknown:
-        raise ShapeError(f"unknown input(s) {', '.join(unknown)} (model inputs: {', '.join(names)})")
+        raise ShapeError(f"{where}unknown input(s) {', '.join(map(str, unknown))} "
+                         f"(model inputs: {', '.join(names)})")
     for spec in specs:
         if spec.name not in feeds:
-            raise ShapeError(f"missing input {spec.name!r} (model inputs: {', '.join(names)})")
+            raise ShapeError(f"{where}missing input {spec.name!r} (model inputs: {', '.join(names)})")
         shape = np.shape(feeds[spec.name])
         want = tuple(spec.shape or ())
         if len(shape) != len(want) or any(
             isinstance(d, int) and d >= 0 and d != got for d, got in zip(want, shape)
         ):
             shown = "[" + ", ".join(str(d) for d in want) + "]"
-            raise ShapeError(f"input {spec.name!r}: expected shape {shown}, got {list(shape)}")
+            raise ShapeError(f"{where}input {spec.name!r}: expected shape {shown}, got {list(shape)}")
 
 
 # ---- the model ------------------------------------------------------------
@@ -398,7 +459,7 @@ class Model:
         """Write the model as a `.mob` file, atomically (nothing is left on failure)."""
         from .formats.writer import write_model
 
-        path = os.fspath(path)
+        path = _path_arg(path, "save()")
         check_writable(path)
         write_model(self.graph, path)  # atomic; keeps an existing file's mode
 
@@ -408,7 +469,16 @@ class Model:
         return to_bytes(self.graph)
 
     def random_inputs(self, seed: int = 0) -> dict:
-        return random_inputs(self.inputs, seed)
+        return random_inputs(self.inputs, seed, source=self.source)
+
+    def _coerce(self, inputs) -> dict:
+        """`inputs` checked and cast by the rules of mobconv.feeds (ArgumentError naming
+        the file and the input otherwise); names not in the model pass through, for
+        check_feeds to report with the model's input list."""
+        given = _feeds.check_mapping(inputs, self.source)
+        dtypes = {spec.name: spec.dtype or "float32" for spec in self.inputs}
+        return {name: _feeds.as_input_array(value, dtypes[name], name, self.source)
+                if name in dtypes else value for name, value in given.items()}
 
     def run(self, inputs: Optional[dict] = None, backend: str = "auto", seed: int = 0,
             threads: int = 1) -> dict:
@@ -419,8 +489,9 @@ class Model:
         has no kernel for runs on the numpy reference instead, with a warning.
         Returns output name -> numpy array.
         """
-        feeds = self.random_inputs(seed) if inputs is None else dict(inputs)
-        check_feeds(self.inputs, feeds)
+        threads = _feeds.check_threads(threads)
+        feeds = self.random_inputs(seed) if inputs is None else self._coerce(inputs)
+        check_feeds(self.inputs, feeds, self.source)
         self.last_backend = resolve_backend(backend)
         if self.last_backend == "reference":
             return _run_reference(self, feeds)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import runtime
 from .api import concrete_shape
+from .feeds import check_random_shape, check_seed
 
 
 @dataclass
@@ -34,11 +35,12 @@ class BenchResult:
     top_ops: list = field(default_factory=list)  # [(op type, total ms per run, share, count)]
 
 
-def _random_feeds(interpreter, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
+def _random_feeds(interpreter, seed: int, path=None) -> dict:
+    rng = np.random.default_rng(check_seed(seed))
     feeds = {}
     for info in interpreter.inputs:
         shape = concrete_shape(tuple(d if d >= 0 else 1 for d in info["shape"]))
+        check_random_shape(shape, info["name"], path)
         dtype = np.dtype(info["dtype"])
         if dtype.kind == "f":
             feeds[info["name"]] = rng.standard_normal(shape).astype(dtype)
@@ -71,7 +73,7 @@ def bench(path: str, threads: int = 1, runs: int = 50, warmup: int = 3, seed: in
     interpreter = runtime.Interpreter(model, threads=threads, profile=False)
     create_ms = (time.perf_counter() - start) * 1e3
     try:
-        feeds = _random_feeds(interpreter, seed)
+        feeds = _random_feeds(interpreter, seed, path)
         start = time.perf_counter()
         interpreter.run(feeds)
         first_ms = (time.perf_counter() - start) * 1e3

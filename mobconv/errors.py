@@ -52,3 +52,17 @@ class ShapeError(MobconvError):
 
 class ConversionError(MobconvError):
     """A node/layer cannot be converted (bad attribute value, unsupported variant)."""
+
+
+class ArgumentError(UsageError, ValueError, TypeError):
+    """A Python API argument has the wrong type or value (feeds that are not a dict
+    of arrays, an array of the wrong kind for an input, seed=-1, threads=2.5,
+    isa='bogus', load(None), ...).
+
+    Also a ValueError and a TypeError, so code written against numpy's or
+    onnxruntime's exceptions keeps catching it."""
+
+
+class ClosedError(MobconvError, ValueError):
+    """An Interpreter or Model was used after close() (ValueError, like I/O on a
+    closed file)."""

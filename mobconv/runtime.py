@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import operator
 import os
 import sys
+import threading
 from typing import Optional
 
 import numpy as np
 
-from .errors import MobconvError, ModelFormatError
+from .errors import ArgumentError, ClosedError, MobconvError, ModelFormatError
+from .feeds import as_input_array, check_mapping, check_threads
 
 __all__ = ["Interpreter", "Model", "available", "library_path", "version", "op_table", "RuntimeError_"]
 
@@ -40,7 +43,7 @@ class RuntimeError_(MobconvError):
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.uint16, 3: np.int8, 4: np.uint8, 5: np.int16,
            6: np.int32, 7: np.int64, 8: np.bool_}
 _STATUS = {0: "OK", 1: "INVALID_ARGUMENT", 2: "INVALID_MODEL", 3: "UNSUPPORTED", 4: "SHAPE_ERROR",
-           5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL"}
+           5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY"}
 _ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4}
 MAX_RANK = 8
 
@@ -175,105 +178,220 @@ def op_table() -> list:
     return [json.loads(lib.mobrt_op_describe(i).decode()) for i in range(lib.mobrt_num_op_types())]
 
 
+def _view_out(ptr, size: int, dtype, shape) -> np.ndarray:
+    """An array of `dtype` and `shape` over the `size` bytes at address `ptr` (no copy:
+    valid only while that memory is).
+
+    Reads through a ctypes array over the memory (the buffer protocol), not
+    ctypes.string_at, whose size is a C int: 2 GiB and more failed with
+    "Negative size" and 4 GiB + n silently gave n bytes."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(d) for d in shape)
+    count = 1
+    for d in shape:
+        count *= d
+    if size != count * dtype.itemsize:
+        raise RuntimeError_(f"INTERNAL: output of shape {list(shape)} ({dtype.name}) has {size} bytes, "
+                            f"expected {count * dtype.itemsize}", 8)
+    if size == 0 or not ptr:
+        return np.zeros(shape, dtype=dtype)
+    memory = (ctypes.c_char * size).from_address(ptr)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
+
+
+def _copy_out(ptr, size: int, dtype, shape) -> np.ndarray:
+    """A copy of the runtime's memory at `ptr` as an array (outputs, observed tensors)."""
+    return _view_out(ptr, size, dtype, shape).copy()
+
+
+def _model_source(model, what: str):
+    """(bytes or None, path or None) of a model argument, else ArgumentError."""
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), None
+    try:
+        path = os.fspath(model)
+    except TypeError:
+        raise ArgumentError(f"{what} needs a .mob file path, the file's bytes or a runtime.Model, "
+                            f"got {'None' if model is None else type(model).__name__}") from None
+    return None, os.fsdecode(path)
+
+
 class Model:
     """A loaded, verified .mob model (path or bytes), shareable by any number of
-    Interpreters on any threads (the C API's mobrt_model). Close it (or let it be
-    collected) only after its interpreters."""
+    Interpreters on any threads (the C API's mobrt_model). close() refuses while
+    interpreters created from it are open; otherwise it is closed when collected.
+    `name` (default: the path) starts error messages."""
 
-    def __init__(self, model):
+    def __init__(self, model, name: Optional[str] = None):
         lib = _load()
         self._lib = lib
         self._handle = ctypes.c_void_p()
-        if isinstance(model, (bytes, bytearray, memoryview)):
-            self._buffer = bytes(model)
+        self._lock = threading.Lock()
+        self._users = 0  # open Interpreters over this model
+        self._close_pending = False
+        data, path = _model_source(model, "runtime.Model()")
+        self.name = name or path
+        if data is not None:
+            self._buffer = data
             st = lib.mobrt_model_create_from_buffer(self._buffer, len(self._buffer), 1, ctypes.byref(self._handle))
         else:
-            st = lib.mobrt_model_create_from_file(os.fspath(model).encode(), ctypes.byref(self._handle))
+            st = lib.mobrt_model_create_from_file(path.encode(), ctypes.byref(self._handle))
         if st != 0:
-            msg = lib.mobrt_global_last_error().decode(errors="replace")
+            msg = _named(self.name, lib.mobrt_global_last_error().decode(errors="replace"))
             if st == 2:
                 raise ModelFormatError(msg)
             raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
 
+    def _require_open(self):
+        if not self._handle:
+            raise ClosedError(_named(self.name, "the runtime.Model is closed"))
+
     @property
     def num_operators(self) -> int:
+        self._require_open()
         return int(self._lib.mobrt_model_num_operators(self._handle))
 
     def metadata(self, key: str):
+        self._require_open()
+        if not isinstance(key, str):
+            raise ArgumentError(f"metadata key must be a str, got {type(key).__name__}")
         v = self._lib.mobrt_model_metadata(self._handle, key.encode())
         return None if v is None else v.decode()
 
+    def _acquire(self):
+        with self._lock:
+            self._require_open()
+            self._users += 1
+
+    def _release(self):
+        with self._lock:
+            self._users -= 1
+            close = self._close_pending and self._users == 0
+        if close:
+            self.close()
+
     def close(self):
-        if getattr(self, "_handle", None):
-            self._lib.mobrt_model_delete(self._handle)
-            self._handle = ctypes.c_void_p()
+        """Free the model. Refused (RuntimeError_) while interpreters over it are open."""
+        with self._lock:
+            if self._users:
+                raise RuntimeError_(_named(self.name, f"the runtime.Model is still used by {self._users} "
+                                                      "open Interpreter(s); close them first"), 1)
+            if getattr(self, "_handle", None):
+                self._lib.mobrt_model_delete(self._handle)
+                self._handle = ctypes.c_void_p()
 
     def __del__(self):
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        if self._users:  # collected together with its interpreters: the last one closes it
+            self._close_pending = True
+            return
         try:
             self.close()
         except Exception:
             pass
 
 
-def _as_input_array(value, dtype) -> np.ndarray:
-    """The array to hand to the runtime. bfloat16 tensors travel as their raw uint16
-    bits: a bfloat16 array (ml_dtypes) is reinterpreted, never converted by value."""
-    arr = np.asarray(value)
-    if np.dtype(dtype) == np.uint16 and arr.dtype.name == "bfloat16":
-        return arr.view(np.uint16)
-    return np.asarray(arr, dtype=dtype)
+def _named(name, message: str) -> str:
+    """`message` starting with the model's file name, unless it names it already."""
+    if not name or name in message:
+        return message
+    return f"{name}: {message}"
 
 
 class Interpreter:
     """A .mob model running in the C++ runtime.
 
     `model` is a path, the file's bytes, or a shared `Model` (kept alive by this
-    interpreter; not closed by it). `threads` sets the fixed pool size;
-    `isa` caps kernel instruction sets ("scalar" runs the reference kernels);
-    `profile=True` records per-op timings for `.profile()`.
+    interpreter; not closed by it). `threads` sets the fixed pool size (1..256);
+    `isa` caps kernel instruction sets ("scalar" runs the reference kernels,
+    "avx2", "avx512", "neon", None or "any" for the best the CPU has);
+    `profile=True` records per-op timings for `.profile()`. `name` (default: the
+    path) starts every error message, so it names the model file.
+
+    Inputs follow the rules of `mobconv.feeds`: float inputs take float arrays
+    (float64 is cast), integer, bool, complex, string and object arrays are
+    refused for them, and a wrong argument raises ArgumentError (also a
+    ValueError and a TypeError).
+
+    Threads: one Interpreter may be shared by threads; its calls are serialized
+    by a lock (run, invoke, resize, set_input_pointer and close wait for the
+    call in progress). For parallel inference create one Interpreter per
+    thread over a shared `Model`.
     """
 
-    def __init__(self, model, threads: int = 1, isa: Optional[str] = None, profile: bool = True):
+    def __init__(self, model, threads: int = 1, isa: Optional[str] = None, profile: bool = True,
+                 name: Optional[str] = None):
         lib = _load()
         self._lib = lib
+        self._lock = threading.RLock()
+        self._depth = 0  # run/invoke calls in progress on the thread holding the lock
         self._model = ctypes.c_void_p()
         self._it = ctypes.c_void_p()
         self._observer = None
         self._observer_error = None
         self._pinned = {}  # input index -> caller array given to set_input_pointer
+        self._shared = self._own = None
+        threads = check_threads(threads)
+        if not isinstance(isa, (str, type(None))) or isa not in _ISA:
+            raise ArgumentError(f"isa must be one of {', '.join(k for k in _ISA if k)} or None, got {isa!r}")
         if isinstance(model, Model):
+            model._acquire()
             self._shared = model  # keeps the shared model alive; we do not own it
+            self.name = name or model.name
             handle = model._handle
         else:
-            self._shared = None
-            self._own = Model(model)
+            self._own = Model(model, name=name)
+            self.name = self._own.name
+            self._own._acquire()
             handle = self._own._handle
         self._model = handle
         opts = lib.mobrt_options_create()
         try:
-            self._check_global(lib.mobrt_options_set_num_threads(opts, int(threads)))
+            self._check_global(lib.mobrt_options_set_num_threads(opts, threads))
             self._check_global(lib.mobrt_options_set_max_isa(opts, _ISA[isa]))
             lib.mobrt_options_set_profiling(opts, 1 if profile else 0)
             st = lib.mobrt_interpreter_create(self._model, opts, ctypes.byref(self._it))
         finally:
             lib.mobrt_options_delete(opts)
         if st != 0:
-            msg = lib.mobrt_global_last_error().decode(errors="replace")
-            if self._shared is None:
-                self._own.close()
-            self._model = ctypes.c_void_p()
+            msg = _named(self.name, lib.mobrt_global_last_error().decode(errors="replace"))
+            self._release_model()
             if st == 2:
                 raise ModelFormatError(msg)
             raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
 
     # ---- lifetime
-    def close(self):
-        if getattr(self, "_it", None):
-            self._lib.mobrt_interpreter_delete(self._it)
-            self._it = ctypes.c_void_p()
-        if getattr(self, "_own", None) is not None:
-            self._own.close()
+    def _release_model(self):
+        model, self._shared = self._shared or self._own, None
         self._model = ctypes.c_void_p()
+        if model is not None:
+            model._release()
+            if model is self._own:
+                model.close()
+        self._own = None
+
+    def close(self):
+        """Free the interpreter (waits for a call in progress on another thread).
+        Calls after close raise ClosedError."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the lock existed
+            return
+        with lock:
+            if self._depth:
+                raise RuntimeError_(_named(self.name, "cannot close the interpreter from its own "
+                                                      "observer callback (during run or invoke)"), 1)
+            if self._it:
+                self._lib.mobrt_interpreter_delete(self._it)
+                self._it = ctypes.c_void_p()
+            self._pinned.clear()
+            if self._shared is not None or self._own is not None:
+                self._release_model()
+
+    @property
+    def closed(self) -> bool:
+        return not self._it
 
     def __enter__(self):
         return self
@@ -288,14 +406,21 @@ class Interpreter:
             pass
 
     # ---- errors
+    def _require_open(self):
+        if not self._it:
+            raise ClosedError(_named(self.name, "the interpreter is closed"))
+
     def _check_global(self, st):
         if st != 0:
-            raise RuntimeError_(f"{_STATUS.get(st, st)}: {self._lib.mobrt_global_last_error().decode()}", st)
+            msg = _named(getattr(self, "name", None), self._lib.mobrt_global_last_error().decode(errors="replace"))
+            if st == 1:
+                raise ArgumentError(msg)
+            raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
 
     def _check(self, st):
         if st != 0:
             msg = self._lib.mobrt_interpreter_last_error(self._it).decode(errors="replace")
-            raise RuntimeError_(f"{_STATUS.get(st, st)}: {msg}", st)
+            raise RuntimeError_(f"{_STATUS.get(st, st)}: {_named(self.name, msg)}", st)
 
     # ---- description
     def _info(self, index, is_input):
@@ -311,39 +436,69 @@ class Interpreter:
     @property
     def inputs(self) -> list:
         """[{name, dtype, shape}] of the graph inputs (-1 for unresolved symbolic dims)."""
-        return [self._info(i, True) for i in range(self._lib.mobrt_interpreter_num_inputs(self._it))]
+        with self._lock:
+            self._require_open()
+            return [self._info(i, True) for i in range(self._lib.mobrt_interpreter_num_inputs(self._it))]
 
     @property
     def outputs(self) -> list:
-        return [self._info(i, False) for i in range(self._lib.mobrt_interpreter_num_outputs(self._it))]
+        with self._lock:
+            self._require_open()
+            return [self._info(i, False) for i in range(self._lib.mobrt_interpreter_num_outputs(self._it))]
 
     @property
     def arena_bytes(self) -> int:
-        return int(self._lib.mobrt_interpreter_arena_bytes(self._it))
+        with self._lock:
+            self._require_open()
+            return int(self._lib.mobrt_interpreter_arena_bytes(self._it))
 
     @property
     def activation_bytes(self) -> int:
         """Sum of all planned activation sizes (what a plan without reuse needs)."""
-        return int(self._lib.mobrt_interpreter_activation_bytes(self._it))
+        with self._lock:
+            self._require_open()
+            return int(self._lib.mobrt_interpreter_activation_bytes(self._it))
 
     def _input_index(self, name) -> int:
-        for i, info in enumerate(self.inputs):
-            if info["name"] == name:
-                return i
-        raise RuntimeError_(f"no input named {name!r} (inputs: {', '.join(i['name'] for i in self.inputs)})", 1)
+        if isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_)):
+            count = self._lib.mobrt_interpreter_num_inputs(self._it)
+            if not 0 <= name < count:
+                raise ArgumentError(_named(self.name, f"input index {int(name)} out of range "
+                                                      f"(the model has {count} input(s))"))
+            return int(name)
+        if not isinstance(name, str):
+            raise ArgumentError(_named(self.name, f"an input is named by a str (or its index), "
+                                                  f"got {type(name).__name__}"))
+        index = self._lib.mobrt_interpreter_input_index(self._it, name.encode())
+        if index < 0:
+            names = ", ".join(i["name"] for i in self.inputs)
+            raise ArgumentError(_named(self.name, f"no input named {name!r} (inputs: {names})"))
+        return index
 
     # ---- running
     def resize(self, name, shape):
-        index = self._input_index(name) if isinstance(name, str) else int(name)
-        self._pinned.pop(index, None)
-        dims = (ctypes.c_int64 * max(len(shape), 1))(*[int(d) for d in shape])
-        self._check(self._lib.mobrt_interpreter_resize_input(self._it, index, len(shape), dims))
+        """Give input `name` (or index) a new shape; symbolic dims take any size >= 0."""
+        with self._lock:
+            self._require_open()
+            index = self._input_index(name)
+            try:
+                dims_list = [operator.index(d) for d in shape]
+            except TypeError:
+                raise ArgumentError(_named(self.name, f"resize: shape must be a sequence of ints, "
+                                                      f"got {shape!r}")) from None
+            if any(not -(1 << 63) <= d < (1 << 63) for d in dims_list):
+                raise ArgumentError(_named(self.name, f"resize: dims {dims_list} do not fit int64"))
+            self._pinned.pop(index, None)
+            dims = (ctypes.c_int64 * max(len(dims_list), 1))(*dims_list)
+            self._check(self._lib.mobrt_interpreter_resize_input(self._it, index, len(dims_list), dims))
 
     def input_symbol(self, name, dim: int):
         """Name of the symbolic dim `dim` of an input ("N"), or None if that dim is fixed."""
-        index = self._input_index(name) if isinstance(name, str) else int(name)
-        v = self._lib.mobrt_interpreter_input_dim_symbol(self._it, index, dim)
-        return None if v is None else v.decode()
+        with self._lock:
+            self._require_open()
+            index = self._input_index(name)
+            v = self._lib.mobrt_interpreter_input_dim_symbol(self._it, index, int(dim))
+            return None if v is None else v.decode()
 
     def set_input_pointer(self, name, array):
         """Read input `name` from `array`'s memory on following invokes (no copy).
@@ -351,45 +506,54 @@ class Interpreter:
         The array must be C-contiguous with the input's dtype and current shape;
         this object keeps a reference until another set_input_pointer, a run()
         or resize of that input, or close. None reverts to the internal buffer."""
-        index = self._input_index(name) if isinstance(name, str) else int(name)
-        if array is None:
-            self._pinned.pop(index, None)
-            self._check(self._lib.mobrt_interpreter_set_input_pointer(self._it, index, None, 0))
-            return
-        info = self.inputs[index]
-        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous or array.dtype != np.dtype(info["dtype"]):
-            raise RuntimeError_(f"input {info['name']!r}: set_input_pointer needs a C-contiguous "
-                                f"{info['dtype']} numpy array", 1)
-        self._check(self._lib.mobrt_interpreter_set_input_pointer(
-            self._it, index, array.ctypes.data_as(ctypes.c_void_p), array.nbytes))
-        self._pinned[index] = array
+        with self._lock:
+            self._require_open()
+            index = self._input_index(name)
+            if array is None:
+                self._pinned.pop(index, None)
+                self._check(self._lib.mobrt_interpreter_set_input_pointer(self._it, index, None, 0))
+                return
+            info = self.inputs[index]
+            if not isinstance(array, np.ndarray) or not array.flags.c_contiguous \
+                    or array.dtype != np.dtype(info["dtype"]):
+                raise ArgumentError(_named(self.name, f"input {info['name']!r}: set_input_pointer needs a "
+                                                      f"C-contiguous {info['dtype']} numpy array"))
+            self._check(self._lib.mobrt_interpreter_set_input_pointer(
+                self._it, index, array.ctypes.data_as(ctypes.c_void_p), array.nbytes))
+            self._pinned[index] = array
 
     def invoke(self):
         """Run the graph on the inputs already set (set_input_pointer); see outputs_now()."""
-        self._check(self._lib.mobrt_interpreter_invoke(self._it))
+        with self._lock:
+            self._require_open()
+            self._depth += 1
+            try:
+                self._check(self._lib.mobrt_interpreter_invoke(self._it))
+            finally:
+                self._depth -= 1
 
     def outputs_now(self) -> dict:
         """Copies of the outputs of the last invoke (name -> array)."""
-        result = {}
-        for index, info in enumerate(self.outputs):
-            ptr = self._lib.mobrt_interpreter_output_data(self._it, index)
-            size = self._lib.mobrt_interpreter_output_size(self._it, index)
-            dtype = np.dtype(info["dtype"])
-            if size == 0 or not ptr:
-                if not ptr and size:
-                    raise RuntimeError_("outputs are not available: invoke first", 7)
-                result[info["name"]] = np.zeros(info["shape"], dtype=dtype)
-                continue
-            raw = ctypes.string_at(ptr, size)
-            result[info["name"]] = np.frombuffer(raw, dtype=dtype).reshape(info["shape"]).copy()
-        return result
+        with self._lock:
+            self._require_open()
+            result = {}
+            for index, info in enumerate(self.outputs):
+                ptr = self._lib.mobrt_interpreter_output_data(self._it, index)
+                size = self._lib.mobrt_interpreter_output_size(self._it, index)
+                if size == 0:
+                    result[info["name"]] = np.zeros(info["shape"], dtype=info["dtype"])
+                    continue
+                if not ptr:
+                    raise RuntimeError_(_named(self.name, "outputs are not available: invoke first"), 7)
+                result[info["name"]] = _copy_out(ptr, size, info["dtype"], info["shape"])
+            return result
 
     def run_with_intermediates(self, feeds: dict) -> dict:
         """Run and return every tensor of the run: the feeds, each operator's outputs
         (intermediates included, as observed right after their operator) and the
         graph outputs; name -> array. The counterpart of the numpy reference's
         run(..., keep_intermediates=True), for calibration and debugging."""
-        seen = {name: np.asarray(v) for name, v in feeds.items()}
+        seen = {name: np.asarray(v) for name, v in check_mapping(feeds, self.name).items()}
 
         def keep(_index, _name, _type, tensors):
             seen.update(tensors)
@@ -403,74 +567,90 @@ class Interpreter:
         `observer`, if given, is called as observer(op_index, op_name, op_type,
         {output name: array copy}) after every operator of this run (folded
         constant computations included); returning False aborts the run."""
-        if observer is not None:
-            previous = self._observer
-            self.set_observer(observer)
+        with self._lock:
+            self._require_open()
+            if observer is not None:
+                previous = self._observer
+                self.set_observer(observer)
+                try:
+                    return self.run(feeds)
+                finally:
+                    self._observer = previous
+                    if self._it:
+                        self._check(self._lib.mobrt_interpreter_set_observer(self._it, previous or _OBSERVER(), None))
+            feeds = check_mapping(feeds, self.name)
+            infos = self.inputs
+            names = [i["name"] for i in infos]
+            unknown = sorted(set(feeds) - set(names))
+            if unknown:
+                raise ArgumentError(_named(self.name, f"unknown input(s) {', '.join(map(repr, unknown))} "
+                                                      f"(inputs: {', '.join(names)})"))
+            keep = []
+            for index, info in enumerate(infos):
+                if info["name"] not in feeds:
+                    raise ArgumentError(_named(self.name, f"missing input {info['name']!r} "
+                                                          f"(inputs: {', '.join(names)})"))
+                dtype = "bfloat16" if info["dtype"] == "uint16" else info["dtype"]  # uint16 = bfloat16 bits
+                arr = as_input_array(feeds[info["name"]], dtype, info["name"], self.name, bfloat16_bits=True)
+                if not arr.flags.c_contiguous:
+                    arr = arr.copy(order="C")
+                if tuple(arr.shape) != info["shape"]:
+                    # resize every input before setting any: with several symbolic inputs the
+                    # interpreter is only ready once all of them have concrete shapes
+                    self.resize(index, arr.shape)
+                keep.append(arr)
+            for index, arr in enumerate(keep):
+                self._pinned.pop(index, None)
+                self._check(self._lib.mobrt_interpreter_set_input(
+                    self._it, index, arr.ctypes.data_as(ctypes.c_void_p), arr.nbytes))
+            self._observer_error = None
+            self._depth += 1
             try:
-                return self.run(feeds)
+                status = self._lib.mobrt_interpreter_invoke(self._it)
             finally:
-                self._observer = previous
-                self._check(self._lib.mobrt_interpreter_set_observer(self._it, previous or _OBSERVER(), None))
-        infos = self.inputs
-        names = [i["name"] for i in infos]
-        unknown = sorted(set(feeds) - set(names))
-        if unknown:
-            raise RuntimeError_(f"unknown input(s) {', '.join(unknown)} (inputs: {', '.join(names)})", 1)
-        keep = []
-        for index, info in enumerate(infos):
-            if info["name"] not in feeds:
-                raise RuntimeError_(f"missing input {info['name']!r}", 1)
-            arr = _as_input_array(feeds[info["name"]], info["dtype"])
-            if not arr.flags.c_contiguous:
-                arr = arr.copy(order="C")
-            if tuple(arr.shape) != info["shape"]:
-                # resize every input before setting any: with several symbolic inputs the
-                # interpreter is only ready once all of them have concrete shapes
-                self.resize(index, arr.shape)
-            keep.append(arr)
-        for index, arr in enumerate(keep):
-            self._pinned.pop(index, None)
-            self._check(self._lib.mobrt_interpreter_set_input(
-                self._it, index, arr.ctypes.data_as(ctypes.c_void_p), arr.nbytes))
-        self._observer_error = None
-        status = self._lib.mobrt_interpreter_invoke(self._it)
-        if self._observer_error is not None:
-            error, self._observer_error = self._observer_error, None
-            raise error
-        self._check(status)
-        return self.outputs_now()
+                self._depth -= 1
+            if self._observer_error is not None:
+                error, self._observer_error = self._observer_error, None
+                raise error
+            self._check(status)
+            return self.outputs_now()
 
     def profile(self) -> list:
         """[(op name, op type, milliseconds)] of the last run."""
-        out = []
-        entry = _ProfileEntry()
-        for i in range(self._lib.mobrt_interpreter_profile_count(self._it)):
-            self._check_global(self._lib.mobrt_interpreter_profile_entry(self._it, i, ctypes.byref(entry)))
-            out.append((entry.op_name.decode(), entry.op_type.decode(), entry.microseconds / 1000.0))
-        return out
+        with self._lock:
+            self._require_open()
+            out = []
+            entry = _ProfileEntry()
+            for i in range(self._lib.mobrt_interpreter_profile_count(self._it)):
+                self._check_global(self._lib.mobrt_interpreter_profile_entry(self._it, i, ctypes.byref(entry)))
+                out.append((entry.op_name.decode(), entry.op_type.decode(), entry.microseconds / 1000.0))
+            return out
 
     def set_observer(self, fn):
         """Call fn(op_index, op_name, op_type, {tensor name: array copy}) after each op; None removes it."""
-        if fn is None:
-            self._observer = None
-            self._check(self._lib.mobrt_interpreter_set_observer(self._it, _OBSERVER(), None))
-            return
+        with self._lock:
+            self._require_open()
+            if fn is None:
+                self._observer = None
+                self._check(self._lib.mobrt_interpreter_set_observer(self._it, _OBSERVER(), None))
+                return
+            if not callable(fn):
+                raise ArgumentError(_named(self.name, f"observer must be callable, got {type(fn).__name__}"))
 
-        def trampoline(_user, op_index, op_name, op_type, n, infos):
-            try:
-                tensors = {}
-                for k in range(n):
-                    t = infos[k]
-                    shape = tuple(t.dims[d] for d in range(t.rank))
-                    raw = ctypes.string_at(t.data, t.size) if t.size else b""
-                    tensors[t.name.decode()] = np.frombuffer(raw, dtype=_DTYPES[t.dtype]).reshape(shape).copy()
-                return 1 if fn(op_index, op_name.decode(), op_type.decode(), tensors) is False else 0
-            except BaseException as exc:  # re-raised by run() after the invoke returns
-                self._observer_error = exc
-                return 1
+            def trampoline(_user, op_index, op_name, op_type, n, infos):
+                try:
+                    tensors = {}
+                    for k in range(n):
+                        t = infos[k]
+                        shape = tuple(t.dims[d] for d in range(t.rank))
+                        tensors[t.name.decode()] = _copy_out(t.data, t.size, _DTYPES[t.dtype], shape)
+                    return 1 if fn(op_index, op_name.decode(), op_type.decode(), tensors) is False else 0
+                except BaseException as exc:  # re-raised by run() after the invoke returns
+                    self._observer_error = exc
+                    return 1
 
-        self._observer = _OBSERVER(trampoline)
-        self._check(self._lib.mobrt_interpreter_set_observer(self._it, self._observer, None))
+            self._observer = _OBSERVER(trampoline)
+            self._check(self._lib.mobrt_interpreter_set_observer(self._it, self._observer, None))
 
 
 def run_model(model, feeds: dict, threads: int = 1) -> dict:

@@ -154,7 +154,9 @@ def run(args) -> int:
     model = api.load(args.model)
     feeds = parse_input_files(args.input, model.inputs)
     missing = [s for s in model.inputs if s.name not in feeds]
-    feeds.update(api.random_inputs(missing, seed=args.seed))
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be a non-negative integer, e.g. --seed 3")
+    feeds.update(api.random_inputs(missing, seed=args.seed, source=args.model))
     backend = "reference" if args.reference else api.resolve_backend("auto")
     if backend == "runtime":
         mob = runtime_values(args.model, feeds)

@@ -46,7 +46,7 @@ def register(sub, parent) -> None:
     p.add_argument("--save", metavar="DIR",
                    help="write each output as DIR/<name>.npy (DIR is created), e.g. --save out/")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed for random inputs (default 0), e.g. --seed 3")
+                   help="seed for random inputs, >= 0 (default 0), e.g. --seed 3")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help=f"threads for the C++ runtime, 1..{MAX_THREADS} (default 1), e.g. --threads 4")
     p.add_argument("--reference", action="store_true",
@@ -150,6 +150,9 @@ def save_outputs(outputs: dict, directory: str) -> list:
 def run(args) -> int:
     if not 1 <= args.threads <= MAX_THREADS:
         raise UsageError(f"--threads {args.threads}: must be between 1 and {MAX_THREADS}")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be a non-negative integer (numpy's random "
+                         "generators take no negative seed), e.g. --seed 3")
     model = api.load(args.model)
     notes = []
     feeds = parse_input_files(args.input, model.inputs, notes)
@@ -158,7 +161,7 @@ def run(args) -> int:
                        [args.model] + input_paths(args.input))
     missing = [s for s in model.inputs if s.name not in feeds]
     if missing:
-        feeds.update(api.random_inputs(missing, seed=args.seed))
+        feeds.update(api.random_inputs(missing, seed=args.seed, source=args.model))
     for spec in model.inputs:
         how = "random (seed %d)" % args.seed if spec in missing else "from file"
         a = feeds[spec.name]

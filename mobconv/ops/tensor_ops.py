@@ -167,7 +167,11 @@ def _range_count(start, limit, delta):
     if all(isinstance(v, (int, np.integer)) for v in (start, limit, delta)):
         start, limit, delta = int(start), int(limit), int(delta)
         return max(-((start - limit) // delta), 0)
-    return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+    span = (float(limit) - float(start)) / float(delta)
+    if not math.isfinite(span):
+        raise ValueError(f"Range: start, limit and delta must be finite, got {float(start)}, "
+                         f"{float(limit)}, {float(delta)}")
+    return max(math.ceil(span), 0)
 
 
 def _range_infer(ctx):
@@ -189,6 +193,9 @@ def _range_infer(ctx):
         values.append(np.asarray(data).reshape(-1)[0])
     if float(values[2]) == 0:
         raise ctx.error("delta must not be 0")
+    if not all(math.isfinite(float(v)) for v in values):
+        raise ctx.error("start, limit and delta must be finite, got "
+                        + ", ".join(str(float(v)) for v in values))
     return [(ctx.dtype(0), (_range_count(*values),))]
 
 

@@ -15,13 +15,15 @@ from ..errors import MobconvError, ShapeError
 from ..ops.registry import get_spec
 
 
-def _check_feed(graph, feeds: dict) -> dict:
+def _check_feed(graph, feeds: dict, where: str = "") -> dict:
     missing = [n for n in graph.inputs if n not in feeds]
     if missing:
-        raise MobconvError(f"missing input(s) {', '.join(missing)} (graph inputs: {', '.join(graph.inputs)})")
-    unknown = [n for n in feeds if n not in graph.inputs]
+        raise MobconvError(f"{where}missing input(s) {', '.join(missing)} "
+                           f"(graph inputs: {', '.join(graph.inputs)})")
+    unknown = [str(n) for n in feeds if n not in graph.inputs]
     if unknown:
-        raise MobconvError(f"unknown input(s) {', '.join(unknown)} (graph inputs: {', '.join(graph.inputs)})")
+        raise MobconvError(f"{where}unknown input(s) {', '.join(unknown)} "
+                           f"(graph inputs: {', '.join(graph.inputs)})")
     checked = {}
     for name in graph.inputs:
         value = graph.values[name]
@@ -33,7 +35,7 @@ def _check_feed(graph, feeds: dict) -> dict:
                 isinstance(d, int) and d != a for d, a in zip(value.shape, array.shape)
             ):
                 raise ShapeError(
-                    f"input {name!r}: expected shape {tuple(value.shape)}, got {array.shape}"
+                    f"{where}input {name!r}: expected shape {tuple(value.shape)}, got {array.shape}"
                 )
         checked[name] = array
     return checked
@@ -44,27 +46,32 @@ def run(
     feeds: dict,
     keep_intermediates: bool = False,
     observer: Optional[Callable] = None,
+    source: Optional[str] = None,
 ) -> dict:
     """Execute `graph` on `feeds` (input name -> array).
 
     Returns the graph outputs (name -> array), or every value computed when
     keep_intermediates is set. `observer(node, input_arrays, output_arrays)` is
-    called after each node (for calibration statistics).
+    called after each node (for calibration statistics). Error messages start
+    with `source` (the model file) when given.
     """
+    where = f"{source}: " if source else ""
     env = {v.name: v.data for v in graph.constants()}
-    env.update(_check_feed(graph, feeds))
+    env.update(_check_feed(graph, feeds, where))
     for node in graph.nodes:
         spec = get_spec(node.op)
         attrs = spec.resolve_attrs(node)
         args = [env[n] if n else None for n in node.inputs]
         try:
             outs = spec.run_reference(args, attrs)
-        except MobconvError:
+        except MobconvError as exc:
+            if where and not str(exc).startswith(where):
+                exc.args = (f"{where}{exc}",)  # same type and attributes, message names the file
             raise
         except Exception as exc:  # a reference failing on real data is a shape/attr problem
             shapes = ", ".join(str(None if a is None else a.shape) for a in args)
             raise MobconvError(
-                f"node {node.name!r} ({node.op}) failed on inputs of shape {shapes}: {exc}"
+                f"{where}node {node.name!r} ({node.op}) failed on inputs of shape {shapes}: {exc}"
             ) from exc
         for name, array in zip(node.outputs, outs):
             if name:
