@@ -31,7 +31,7 @@ from test_format_malformed import VALID as MALFORMED_SEED, hand_built  # noqa: E
 from test_format_roundtrip import rich_graph  # noqa: E402
 from test_runtime_malformed import small_model  # noqa: E402
 
-INVALID_MODEL = 2  # mobrt_status MOBRT_INVALID_MODEL
+INVALID_MODEL, SHAPE_ERROR = 2, 4  # mobrt_status MOBRT_INVALID_MODEL, MOBRT_SHAPE_ERROR
 SOURCE = "<buffer>"  # the C++ loader names a buffer so; the reader is told the same
 
 
@@ -392,3 +392,73 @@ def test_python_reader_and_cpp_loader_agree_on_every_corpus_file():
           f"({accepted} accepted by both, {agree - accepted} refused by both)")
     assert not disagreements, f"{len(disagreements)} disagreement(s):\n" + "\n".join(disagreements[:15])
     assert accepted >= 50 and agree - accepted >= 500  # the corpus exercises both verdicts
+
+
+def test_op_versions_agree_with_the_registry():
+    """Rule O2's known versions: the C++ op table's equal the registry's OpSpec.version."""
+    from mobconv.ops import load_all
+
+    registry = load_all()
+    for entry in runtime.op_table():
+        assert entry["version"] == registry[entry["name"]].version, entry["name"]
+
+
+# ---- huge declared dims: refused cleanly, at load or at prepare -----------------------------
+
+
+@pytest.mark.parametrize("shape", [(2**33,), (2**33, 3), (2**40,), (2**24, 2**24), (2**20, 2**20, 0, 7)])
+def test_huge_declared_dims_load_and_prepare_refuses_cleanly(shape):
+    """Legal in a file (both readers accept it), but the runtime refuses to prepare it
+    with SHAPE_ERROR and a message naming the input, before any allocation."""
+    data = build(one_input(shape))
+    assert python_verdict(data) is None and cpp_verdict(data) is None
+    lib = runtime._load()
+    model, it = ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.mobrt_model_create_from_buffer(data, len(data), 1, ctypes.byref(model)) == 0
+    opts = lib.mobrt_options_create()
+    try:
+        status = lib.mobrt_interpreter_create(model, opts, ctypes.byref(it))
+        message = lib.mobrt_global_last_error().decode()
+    finally:
+        lib.mobrt_options_delete(opts)
+        if it.value:
+            lib.mobrt_interpreter_delete(it)
+        lib.mobrt_model_delete(model)
+    if 0 in shape:  # zero elements: nothing to allocate
+        assert status == 0, message
+    else:
+        assert status == SHAPE_ERROR and "input 'x' is too large" in message, (status, message)
+
+
+# ---- `mobconv validate` never passes a file the runtime refuses ----------------------------
+
+
+def validate(tmp_path, capsys, data, name="m.mob"):
+    from mobconv.cli.main import main
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    code = main(["validate", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err, path
+
+
+@pytest.mark.parametrize("case", ["O5 two ops write one tensor", "O5 op writes a graph input",
+                                  "G1 input listed twice", "G2 no outputs", "T3 rank 9", "T3 rank 200",
+                                  "O2 version 99", "T1 duplicate names", "S7 non-UTF-8 tensor name",
+                                  "G3 signature dtype", "G3 signature rank", "G3 signature dim"])
+def test_validate_refuses_what_the_runtime_refuses(tmp_path, capsys, case):
+    data, fragment = next((d, f) for n, d, f in hostile_files() if n == case)
+    code, out, err, path = validate(tmp_path, capsys, data)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"mobconv: error: {path}: ") and fragment in lines[0], lines[0]
+
+
+def test_validate_runs_the_runtime_prepare(tmp_path, capsys):
+    """A valid file that the runtime cannot prepare (a 2^33-element input) fails validate."""
+    code, out, err, path = validate(tmp_path, capsys, build(one_input((2**33,))))
+    assert code == 1, out + err
+    assert "PASS structure" in out and "FAIL runtime:" in out and "input 'x' is too large" in out, out
+    code, out, err, path = validate(tmp_path, capsys, build())
+    assert code == 0 and "PASS runtime: loaded by the C++ runtime's verifier" in out, out + err

@@ -153,3 +153,32 @@ def test_optype_names_equal_registry_names():
     assert not missing and not extra, (
         f"OpType (formats/mobconv.fbs) and the op registry differ: not registered: {missing}; "
         f"not in OpType: {extra}")
+
+
+def cpp_layout() -> dict:
+    """The C++ structural walk's table (runtime/src/core/file_structure.cpp kLayout), in
+    reader.LAYOUT's terms."""
+    src = (SCHEMA.parent.parent / "runtime" / "src" / "core" / "file_structure.cpp").read_text()
+    block = src.split("// BEGIN LAYOUT")[1].split("// END LAYOUT")[0]
+    kinds = {"SC": lambda a: ("scalar", int(a[1])), "STR": lambda a: ("string",),
+             "TAB": lambda a: ("table", a[1]), "VEC": lambda a: ("vector", int(a[1])),
+             "STRS": lambda a: ("strings",), "TABS": lambda a: ("tables", a[1])}
+    layout = {}
+    for name, body, count in re.findall(r'\{"(\w+)",\s*\{(.*?)\},\s*(\d+)\}', block, re.S):
+        fields = []
+        for macro, args in re.findall(r"(\w+)\(([^)]*)\)", body):
+            args = [a.strip().strip('"') for a in args.split(",")]
+            fields.append((args[0], kinds[macro](args)))
+        assert len(fields) == int(count), f"kLayout entry {name}: count {count} != {len(fields)} fields"
+        layout[name] = fields
+    return layout
+
+
+def test_cpp_structural_walk_layout_matches_schema():
+    """The runtime's walk (rules S1-S8 of docs/format-rules.md) visits what the reader visits."""
+    layout = cpp_layout()
+    assert set(layout) == set(TABLES)
+    for table, fields in TABLES.items():
+        expected = [(f, layout_kind(t)) for f, t in fields]
+        assert layout[table] == expected, (
+            f"update kLayout[{table!r}] in runtime/src/core/file_structure.cpp")
