@@ -362,3 +362,18 @@ def test_convert_input_shapes_follow_the_cli_rule(tmp_path, capsys, dims):
     with pytest.raises(UsageError, match="must be a dict"):
         mobconv.convert(tiny, input_shapes=[("x", (1, 3, 16, 16))])
     assert mobconv.convert(tiny, input_shapes={"x": ("n", 3, 16, 16)}).inputs[0].shape == ("n", 3, 16, 16)
+
+
+def test_run_statistics_are_chunked_and_equal_numpys(monkeypatch):
+    """`mobconv run` summarizes outputs in float64 chunks (a 2 GiB uint8 output would need
+    16 GiB as one float64 copy); the oracle is numpy on the whole float64 array."""
+    from mobconv.cli import run as run_cmd
+
+    monkeypatch.setattr(run_cmd, "STATS_CHUNK", 7)
+    rng = np.random.default_rng(5)
+    for a in (rng.standard_normal((5, 13)).astype(np.float32) * 100 + 3, rng.integers(0, 255, 50).astype(np.uint8),
+              np.array([2.5]), np.arange(7, dtype=np.int64)):
+        f = a.astype(np.float64)
+        np.testing.assert_allclose(run_cmd.summary_stats(a), (f.min(), f.max(), f.mean(), f.std()), rtol=1e-12)
+    with_nan = np.array([1.0, np.nan] + [0.0] * 20)
+    assert all(np.isnan(v) for v in run_cmd.summary_stats(with_nan))

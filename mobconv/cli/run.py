@@ -54,13 +54,35 @@ def register(sub, parent) -> None:
     p.set_defaults(func=run)
 
 
+STATS_CHUNK = 1 << 22  # elements widened to float64 at a time
+
+
+def summary_stats(array: np.ndarray) -> tuple:
+    """(min, max, mean, std) in float64, over chunks of STATS_CHUNK elements (merged
+    with Chan's formula), so a 2 GiB output does not need a 16 GiB float64 copy.
+    NaN anywhere makes all four NaN, as numpy's would be."""
+    flat = np.asarray(array).reshape(-1)
+    count, mean, m2 = 0, 0.0, 0.0
+    lo = hi = None
+    for start in range(0, flat.size, STATS_CHUNK):
+        chunk = flat[start:start + STATS_CHUNK].astype(np.float64)
+        n, chunk_mean = chunk.size, float(chunk.mean())
+        chunk_m2 = float(np.square(chunk - chunk_mean).sum())
+        delta, total = chunk_mean - mean, count + n
+        mean += delta * n / total
+        m2 += chunk_m2 + delta * delta * count * n / total
+        count = total
+        lo = chunk.min() if lo is None else np.minimum(lo, chunk.min())
+        hi = chunk.max() if hi is None else np.maximum(hi, chunk.max())
+    return float(lo), float(hi), mean, float(np.sqrt(m2 / count))
+
+
 def stats_row(name: str, array: np.ndarray) -> tuple:
     a = np.asarray(array)
     if a.size == 0 or not np.issubdtype(a.dtype, np.number):
         return (name, a.dtype.name, fmt_shape(a.shape), "-", "-", "-", "-")
-    f = a.astype(np.float64)
-    return (name, a.dtype.name, fmt_shape(a.shape), f"{f.min():.6g}", f"{f.max():.6g}",
-            f"{f.mean():.6g}", f"{f.std():.6g}")
+    lo, hi, mean, std = summary_stats(a)
+    return (name, a.dtype.name, fmt_shape(a.shape), f"{lo:.6g}", f"{hi:.6g}", f"{mean:.6g}", f"{std:.6g}")
 
 
 def top5(array: np.ndarray) -> list:
