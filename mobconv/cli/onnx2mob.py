@@ -83,6 +83,9 @@ def convert_and_save(args, source: str, sources, framework: str, **options) -> i
     """The converters' common flow: check everything cheap first (usage, source type,
     output path), convert, optionally embed a test vector, write atomically, summarize."""
     shapes = parse_input_shapes(args.input_shape)
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be a non-negative integer (numpy's random "
+                         "generators take no negative seed), e.g. --seed 3")
     for path in sources:
         api.check_source(path, framework if path == source else "caffemodel")
     output = args.output if args.output is not None else default_output(source)

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
+from ..ops.registry import as_int64, as_number, as_sequence
 
 _MISSING = object()
 
@@ -80,37 +81,47 @@ class AttrReader:
             raise self.error(f"required attribute '{name}' is missing")
         return default
 
+    # Typed reads are strict: a tensor or a list where a number is expected (ONNX
+    # `transB` given as a tensor attribute), a fraction where an integer is expected,
+    # or an integer beyond 64 bits is a ConversionError naming the node.
     def int(self, name: str, default=_MISSING) -> int:
         value = self._get(name, default)
         try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise self.error(f"{name} ({value!r}) must be an integer") from None
+            return as_int64(value)
+        except (TypeError, ValueError, OverflowError):
+            raise self.error(f"{name} ({_shown(value)}) must be an integer") from None
 
     def float(self, name: str, default=_MISSING) -> float:
         value = self._get(name, default)
         try:
-            return float(value)
+            return as_number(value)
         except (TypeError, ValueError):
-            raise self.error(f"{name} ({value!r}) must be a number") from None
+            raise self.error(f"{name} ({_shown(value)}) must be a number") from None
 
     def string(self, name: str, default=_MISSING) -> str:
         value = self._get(name, default)
-        return value.decode() if isinstance(value, bytes) else str(value)
+        if isinstance(value, bytes):
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                raise self.error(f"{name} ({_shown(value)}) is not UTF-8 text") from None
+        if not isinstance(value, str):
+            raise self.error(f"{name} ({_shown(value)}) must be a string")
+        return value
 
     def ints(self, name: str, default=_MISSING) -> list:
         value = self._get(name, default)
         try:
-            return [int(v) for v in value]
-        except (TypeError, ValueError):
-            raise self.error(f"{name} ({value!r}) must be a list of integers") from None
+            return [as_int64(v) for v in as_sequence(value)]
+        except (TypeError, ValueError, OverflowError):
+            raise self.error(f"{name} ({_shown(value)}) must be a list of integers") from None
 
     def floats(self, name: str, default=_MISSING) -> list:
         value = self._get(name, default)
         try:
-            return [float(v) for v in value]
+            return [as_number(v) for v in as_sequence(value)]
         except (TypeError, ValueError):
-            raise self.error(f"{name} ({value!r}) must be a list of numbers") from None
+            raise self.error(f"{name} ({_shown(value)}) must be a list of numbers") from None
 
     def tensor(self, name: str, default=_MISSING) -> np.ndarray:
         return np.asarray(self._get(name, default))
@@ -127,3 +138,8 @@ class AttrReader:
         if value not in allowed:
             raise self.error(f"{name} ({value!r}) must be one of {', '.join(map(str, allowed))}")
         return value
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

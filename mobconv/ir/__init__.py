@@ -11,9 +11,11 @@ from .graph import (
     Value,
     normalize_dtype,
 )
+from .check import check_graph
 from .infer import infer_shapes
 
 __all__ = [
     "DTYPES", "Graph", "Metadata", "Node", "Preprocessing", "QuantParams", "Signature",
     "TensorSpec", "TestVector", "Value", "normalize_dtype", "infer_shapes",
+    "check_graph",
 ]

@@ -7,6 +7,7 @@ Symbolic dims (strings) are carried through.
 from __future__ import annotations
 
 from ..errors import MobconvError
+from ..limits import check_tensor
 from ..ops.registry import InferContext, get_spec, probe_infer
 
 
@@ -23,6 +24,11 @@ def infer_node(graph, node, sym=None) -> None:
             )
     sym_in = [sym.get(n) if sym and n else None for n in node.inputs] if sym else None
     ctx = InferContext(node=node, inputs=inputs, attrs=attrs, num_outputs=len(node.outputs), sym=sym_in)
+    if spec.infer is None:
+        # probing runs the reference on placeholder inputs of the inputs' size
+        for name, value in zip(node.inputs, inputs):
+            if value is not None and value.data is None:
+                check_tensor(value.shape, value.dtype, f"node {node.name!r} ({node.op}): input {name!r}")
     results = (spec.infer or probe_infer)(ctx)
     for out, (dtype, shape) in zip(node.outputs, results):
         if not out:

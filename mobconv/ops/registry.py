@@ -49,17 +49,19 @@ class Attr:
     default: Any = REQUIRED
 
     def check(self, value, where: str):
-        """Coerce `value` to this attribute's Python type or raise a clear error."""
+        """Coerce `value` to this attribute's Python type or raise a clear error.
+
+        The value must already be of the attribute's kind: an int (or an integral
+        float) for INT, a number for FLOAT, a list of those for INTS/FLOATS, a string
+        for STRING; a tensor or a list where a scalar is declared (ONNX `transB`
+        given as a tensor) is refused, as the runtime refuses it. Ints must fit
+        in 64 bits, as the file stores them."""
         kind = self.kind
         try:
             if kind is AttrKind.INT:
-                if isinstance(value, (bool, np.bool_)):
-                    return int(value)
-                if isinstance(value, (float, np.floating)) and float(value) != int(value):
-                    raise TypeError
-                return int(value)
+                return as_int64(value)
             if kind is AttrKind.FLOAT:
-                return float(value)
+                return as_number(value)
             if kind is AttrKind.STRING:
                 if isinstance(value, bytes):
                     value = value.decode()
@@ -67,16 +69,64 @@ class Attr:
                     raise TypeError
                 return value
             if kind is AttrKind.INTS:
-                return [int(v) for v in value]
+                return [as_int64(v) for v in as_sequence(value)]
             if kind is AttrKind.FLOATS:
-                return [float(v) for v in value]
+                return [as_number(v) for v in as_sequence(value)]
             if kind is AttrKind.STRINGS:
-                return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
+                return [v.decode() if isinstance(v, bytes) else _string(v) for v in as_sequence(value)]
             if kind is AttrKind.TENSOR:
                 return np.asarray(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, UnicodeDecodeError, OverflowError):
             pass
-        raise MobconvError(f"{where}: attribute {self.name!r} must be {kind.value}, got {value!r}")
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise MobconvError(f"{where}: attribute {self.name!r} must be {_KIND_WORDS[kind]}, "
+                           f"got {type(value).__name__} {shown}")
+
+
+_KIND_WORDS = {
+    AttrKind.INT: "an integer", AttrKind.FLOAT: "a number", AttrKind.STRING: "a string",
+    AttrKind.INTS: "a list of integers", AttrKind.FLOATS: "a list of numbers",
+    AttrKind.STRINGS: "a list of strings", AttrKind.TENSOR: "a tensor",
+}
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def as_int64(value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value) or float(value) != int(value):
+            raise TypeError
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise TypeError
+    value = int(value)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise OverflowError
+    return value
+
+
+def as_number(value) -> float:
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return float(value)
+    raise TypeError
+
+
+def _string(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def as_sequence(value) -> list:
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise TypeError
+        return value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return list(value)
 
 
 @dataclass
@@ -156,6 +206,10 @@ class OpSpec:
         for attr in self.attrs:
             if attr.name in node.attrs:
                 result[attr.name] = attr.check(node.attrs[attr.name], where)
+                exact = {AttrKind.INT: int, AttrKind.FLOAT: float}.get(attr.kind)
+                if exact is not None and type(node.attrs[attr.name]) is not exact:
+                    # the file stores what the node holds: store the declared kind
+                    node.attrs[attr.name] = result[attr.name]
             elif attr.default is REQUIRED:
                 raise MobconvError(f"{where}: required attribute {attr.name!r} is missing")
             else:

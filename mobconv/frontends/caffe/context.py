@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import ConversionError, MobconvError
 from ...ir.infer import infer_node
+from ...limits import check_tensor
 from ..common import AttrReader
 
 
@@ -113,13 +114,18 @@ class LayerContext:
                        if self.caffemodel_missing else
                        "the caffemodel has no layer of this name"))
             raise self.error(f"blob {i} ({what}) is missing: the layer has {len(blobs)} blob(s)")
+        try:  # sizes first: never draw more than the runtime could hold
+            check_tensor(shape, "float32", f"blob {i} ({what})")
+        except MobconvError as exc:
+            raise self.error(str(exc)) from None
         self.random_used = True
         rng = np.random.default_rng(zlib.crc32(f"{self.layer.name}/{i}".encode()))
         if positive:
             data = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
         else:
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            data = (rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+            fan_in = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+            data = rng.standard_normal(shape, dtype=np.float32)
+            data *= np.float32(1 / np.sqrt(max(fan_in, 1)))
         self.generated[i] = data
         return data
 
@@ -168,6 +174,12 @@ class LayerContext:
             raise
         except MobconvError as exc:  # a shape function's rule
             raise self.error(str(exc)) from None
+        for out in outputs:
+            value = self.graph.values.get(out)
+            try:
+                check_tensor(value.shape, value.dtype, f"output {out!r} of {op}")
+            except MobconvError as exc:
+                raise self.error(str(exc)) from None
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
     def alias(self, i: int, value: str) -> None:

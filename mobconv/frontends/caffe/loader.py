@@ -24,7 +24,8 @@ from typing import Optional
 import mobconv
 
 from ...errors import ConversionError, MobconvError, UsageError
-from ...ir import Graph, Preprocessing, TensorSpec, infer_shapes
+from ...ir import Graph, Preprocessing, TensorSpec, check_graph, infer_shapes
+from ...limits import check_tensor
 from .context import LayerContext
 from .layers import REGISTRY
 from .parser import read_net
@@ -66,6 +67,14 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
             raise ConversionError(
                 f"{prototxt}: the shape of input {name!r} is not declared{where}; give it with "
                 f"input_shapes={{'{name}': (1, 3, 224, 224)}} (--input-shape {name}=1,3,224,224)")
+        try:
+            if name in shapes:
+                check_tensor(shape, "float32", f"{prototxt}: input_shapes[{name!r}] = {shape}")
+            else:
+                check_tensor(shape, "float32", f"{prototxt}: input {name!r} (declared by "
+                                               f"{net.input_origins.get(name, 'the net')})")
+        except MobconvError as exc:
+            raise (UsageError if name in shapes else ConversionError)(str(exc)) from None
         graph.add_input(name, "float32", shape)
         current[name] = name
 
@@ -116,6 +125,7 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     graph.remove_unused_values()
     try:
         infer_shapes(graph)
+        check_graph(graph)
     except MobconvError as exc:
         raise ConversionError(f"{prototxt}: {exc}") from exc
     for note in net.notes:

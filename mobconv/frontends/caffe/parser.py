@@ -94,6 +94,7 @@ class CaffeNet:
     caffemodel: Optional[str] = None
     notes: list = field(default_factory=list)  # what was dropped or assumed, for a warning
     input_hints: dict = field(default_factory=dict)  # input name -> where it comes from
+    input_origins: dict = field(default_factory=dict)  # input name -> what declares its shape
 
 
 def _data_layer_shapes(lp) -> tuple:
@@ -155,12 +156,55 @@ def parse_prototxt(path: str):
             text = f.read()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read prototxt ({exc.strerror})") from None
+    _check_nesting(text, path)
     net = caffe_pb2.NetParameter()
     try:
         text_format.Parse(text, net, allow_unknown_field=True)
     except text_format.ParseError as exc:
-        raise ModelFormatError(f"{path}: not a valid Caffe prototxt ({exc})") from None
+        raise ModelFormatError(f"{path}: not a valid Caffe prototxt ({_one_line(exc)})") from None
+    except RecursionError:  # _check_nesting should have stopped this first
+        raise ModelFormatError(f"{path}: not a valid Caffe prototxt (nested too deeply)") from None
     return net
+
+
+# Deepest message nesting accepted in a prototxt (protobuf's own text parser stops at
+# 100 too); Caffe's messages nest a few levels (layer > param > filler).
+MAX_NESTING = 100
+
+
+def _check_nesting(text: str, path: str) -> None:
+    """Refuse a prototxt nesting messages deeper than MAX_NESTING before parsing it
+    (the parser recurses once per level and would hit Python's recursion limit)."""
+    depth, line, quote, i, n = 0, 1, None, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            quote = None  # strings do not span lines
+        elif quote is not None:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "{<":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ModelFormatError(f"{path}: not a valid Caffe prototxt (line {line}: messages "
+                                       f"nested more than {MAX_NESTING} levels deep)")
+        elif c in "}>":
+            depth -= 1
+        i += 1
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def parse_caffemodel(path: str):
@@ -320,10 +364,14 @@ def is_v0(net) -> bool:
     return any(v1.HasField("layer") for v1 in net.layers)
 
 
-def all_layers(net) -> list:
+def all_layers(net, path: str = "") -> list:
     if net.layer and net.layers:
-        # Caffe refuses this mix too; keep the modern list.
-        return list(net.layer)
+        # Caffe refuses this mix too (UpgradeV1Net: "Refusing to upgrade inconsistent
+        # NetParameter input"): silently dropping one list would lose layers.
+        raise ModelFormatError(
+            f"{path or 'the net'}: mixes {len(net.layers)} V1 'layers {{ ... }}' and "
+            f"{len(net.layer)} current 'layer {{ ... }}' definitions (e.g. layers '{net.layers[0].name}' "
+            f"and layer '{net.layer[0].name}'); write them all in one format (layer {{ type: \"ReLU\" }})")
     if net.layers:
         if is_v0(net):
             return [upgrade_v0(v1) if v1.HasField("layer") else upgrade_v1(v1)
@@ -399,7 +447,7 @@ def _net_inputs(net, path) -> list:
 
 def _weights_by_name(model, path) -> dict:
     weights = {}
-    for layer in all_layers(model):
+    for layer in all_layers(model, path):
         if layer.blobs:
             weights[layer.name] = layer.blobs
     return weights
@@ -411,10 +459,12 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
     if caffemodel is not None:
         weights = _weights_by_name(parse_caffemodel(caffemodel), caffemodel)
     inputs = _net_inputs(structure, prototxt)
+    field_name = "input_shape" if structure.input_shape else "input_dim"
+    origins = {name: field_name for name, _ in inputs}
     layers, transform, notes, dropped, input_hints = [], None, [], [], {}
     if not structure.layer and is_v0(structure):
         notes.append("V0 net (layers { layer { ... } }) upgraded to the current layer format")
-    for lp in all_layers(structure):
+    for lp in all_layers(structure, prototxt):
         if not in_test_phase(lp):
             continue
         ltype = canonical_type(lp.type, known_types)
@@ -431,6 +481,7 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
                 if top in known:  # declared twice (input: + an Input layer): first wins
                     continue
                 inputs.append((top, shape))
+                origins[top] = f"{ltype} layer '{lp.name}'"
                 if hint:
                     input_hints[top] = hint
             if ltype != "Input":
@@ -455,4 +506,5 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
     name = structure.name or os.path.splitext(os.path.basename(prototxt))[0]
     if dropped:
         notes.append(f"dropped {len(dropped)} training-only layer(s): {', '.join(dropped)}")
-    return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel, notes, input_hints)
+    return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel, notes, input_hints,
+                    origins)

@@ -29,7 +29,8 @@ from onnx import numpy_helper
 import mobconv
 
 from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
-from ...ir import Graph, TensorSpec, infer_shapes, normalize_dtype
+from ...ir import Graph, TensorSpec, check_graph, infer_shapes, normalize_dtype
+from ...limits import check_tensor
 from .context import NodeContext
 from ...ir.symbolic import SymbolicShapes
 from .converters import is_supported, load_converters
@@ -54,6 +55,7 @@ def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: O
             raise ConversionError(f"{source}: graph output {name!r} is produced by no node")
     try:
         infer_shapes(graph)
+        check_graph(graph)
     except ConversionError:
         raise
     except MobconvError as exc:
@@ -163,9 +165,43 @@ def _elem_dtype(elem_type: int, what: str) -> str:
 
 def _add_initializers(graph, model, source: str) -> None:
     for t in model.graph.initializer:
-        array = numpy_helper.to_array(t)
-        _elem_dtype(t.data_type, f"{source}: initializer {t.name!r}")
-        graph.add_constant(t.name, np.array(array))
+        graph.add_constant(t.name, tensor_to_array(t, f"{source}: initializer {t.name!r}"))
+
+
+# TensorProto field holding the values of each data type, when not in raw_data.
+_DATA_FIELDS = {
+    onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
+    onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.UINT64: "uint64_data",
+    onnx.TensorProto.UINT32: "uint64_data",
+}
+
+
+def tensor_to_array(t, what: str) -> np.ndarray:
+    """TensorProto -> numpy, after checking what numpy_helper trusts: a supported
+    dtype, non-negative dims within the runtime's limits, and as many values
+    (raw_data bytes or typed values) as the dims say."""
+    dtype = _elem_dtype(t.data_type, what)
+    dims = tuple(int(d) for d in t.dims)
+    try:
+        check_tensor(dims, dtype, what)
+    except MobconvError as exc:
+        raise ConversionError(str(exc)) from None
+    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        raise ConversionError(f"{what}: external data was not loaded")
+    if t.HasField("raw_data"):
+        want = count * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        got = len(t.raw_data)
+        unit = "bytes"
+    else:
+        field = _DATA_FIELDS.get(t.data_type, "int32_data")
+        got, want, unit = len(getattr(t, field)), count, f"values in {field}"
+    if got != want:
+        raise ConversionError(f"{what}: dims {list(dims)} need {want} {unit}, the tensor has {got}")
+    try:
+        return np.array(numpy_helper.to_array(t))
+    except Exception as exc:  # noqa: BLE001 - onnx's decoder on a tensor that passed the checks
+        raise ConversionError(f"{what}: cannot decode the tensor data ({exc})") from None
 
 
 def _declared_shape(vi, prefix: str, symbols: dict) -> Optional[tuple]:
@@ -213,17 +249,25 @@ def _add_inputs(graph, model, source: str, input_shapes: dict) -> None:
                         f"{source}: input_shapes[{vi.name!r}] = {override}: dim {i} must be a "
                         "non-negative integer or a symbol name"
                     )
-                if shape is not None and isinstance(shape[i], int) and shape[i] != d:
+                if shape is not None and isinstance(shape[i], int) and shape[i] >= 0 and shape[i] != d:
                     raise UsageError(
                         f"{source}: input_shapes[{vi.name!r}] = {override} conflicts with the "
                         f"model's fixed dim {i} = {shape[i]} (declared {shape})"
                     )
             shape = tuple(int(d) if not isinstance(d, str) else d for d in override)
+            try:
+                check_tensor(shape, dtype, f"{source}: input_shapes[{vi.name!r}] = {override}")
+            except MobconvError as exc:
+                raise UsageError(str(exc)) from None
         if shape is None:
             raise ConversionError(
                 f"{source}: graph input {vi.name!r} has no declared shape; pass input_shapes="
                 f"{{{vi.name!r}: (...)}}"
             )
+        try:
+            check_tensor(shape, dtype, f"{source}: graph input {vi.name!r}")
+        except MobconvError as exc:
+            raise ConversionError(f"{exc} (give another shape with input_shapes / --input-shape)") from None
         graph.add_input(vi.name, dtype, shape)
 
 
@@ -266,6 +310,7 @@ def _convert_nodes(graph, model, opset: int, source: str) -> None:
     symbolic = SymbolicShapes(graph)
     for name in graph.inputs:
         symbolic.note_shape(name)
+    _check_single_writer(model, source)
     for node, name in zip(model.graph.node, _node_names(model)):
         cx = NodeContext(graph, node, name, opset, model.graph, symbolic)
         if node.op_type == "Constant":
@@ -279,6 +324,23 @@ def _convert_nodes(graph, model, opset: int, source: str) -> None:
                 )
         registry.get(node.op_type)(cx)
     _drop_dead_shape_nodes(graph, symbolic, [o.name for o in model.graph.output])
+
+
+def _check_single_writer(model, source: str) -> None:
+    """ONNX's SSA rule: every tensor name is written once (initializer, graph input or
+    one node output)."""
+    written = {t.name: "an initializer" for t in model.graph.initializer}
+    for vi in model.graph.input:
+        written.setdefault(vi.name, "a graph input")
+    for node, name in zip(model.graph.node, _node_names(model)):
+        for out in node.output:
+            if not out:
+                continue
+            if out in written:
+                raise ConversionError(
+                    f"{source}: ONNX node {name!r} (type {op_type_name(node)}) writes {out!r}, "
+                    f"which {written[out]} already defines (each tensor name must have one writer)")
+            written[out] = f"node {name!r}"
 
 
 def _drop_dead_shape_nodes(graph, symbolic, outputs) -> None:

@@ -78,6 +78,12 @@ def _emit_conv(ctx, p, op, geometry, channels, weight_shape):
     if channels % group or num_output % group:
         raise ctx.error(f"group ({group}) must divide the input channels ({channels}) "
                         f"and num_output ({num_output})")
+    if op == "Conv":  # before any weights are read or drawn
+        spatial = ctx.shape(ctx.inputs[0])[2:]
+        for i, (size, k, p_, d) in enumerate(zip(spatial, kernel, pad, dilation)):
+            if isinstance(size, int) and size + 2 * p_ < d * (k - 1) + 1:
+                raise ctx.error(f"kernel_size ({k}, dilation {d}) is larger than spatial dim {i} "
+                                f"of the input ({size}) plus padding ({p_} each side)")
     inputs = [ctx.inputs[0], ctx.const(ctx.blob(0, weight_shape), "weights")]
     if p.int("bias_term", 1):
         inputs.append(ctx.const(ctx.blob(1, (num_output,), "bias"), "bias"))
