@@ -63,9 +63,11 @@ cross: system-deps venv
 fuzz: install
 	MOBRT_FUZZ_SECONDS=$${MOBRT_FUZZ_SECONDS:-120} $(PY) -m pytest -q tests/test_runtime_malformed.py -k fuzz
 
-# Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads.
+# Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads;
+# then conversion time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).
 bench: install
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_convert.py
 
 # SGEMM 1024^3 GFLOP/s as a fraction of this machine's measured single-core FMA peak.
 bench-gemm: install
