@@ -59,9 +59,11 @@ cross: system-deps venv
 	aarch64-linux-gnu-strip -o build/aarch64/libmobrt.stripped.so build/aarch64/libmobrt.so
 	@ls -l build/aarch64/libmobrt.stripped.so | awk '{print "arm64 libmobrt.so stripped: " $$5 " bytes"}'
 
-# Mutation fuzzing of the loader under ASan+UBSan (also part of `make test`, 30 s).
+# Mutation fuzzing of the loader under ASan+UBSan (also part of `make test`, 30 s), then
+# structure-aware differential fuzzing of valid hostile graphs on every ISA (`make test`: 60 s).
 fuzz: install
 	MOBRT_FUZZ_SECONDS=$${MOBRT_FUZZ_SECONDS:-120} $(PY) -m pytest -q tests/test_runtime_malformed.py -k fuzz
+	MOBCONV_GRAPH_FUZZ_SECONDS=$${MOBCONV_GRAPH_FUZZ_SECONDS:-600} $(PY) -m pytest -q tests/test_graph_fuzz.py -k sanitizers
 
 # Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads;
 # then conversion time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).
