@@ -24,6 +24,18 @@
  *  - A mobrt_interpreter must be used by one thread at a time (calls on the
  *    same interpreter must not overlap). Different interpreters may run
  *    concurrently. Each interpreter owns its own fixed thread pool.
+ *  - Overlapping calls on one interpreter are refused, not undefined: a call
+ *    made while another thread is inside a call on the same interpreter
+ *    returns MOBRT_BUSY (functions returning a pointer or a count return NULL
+ *    or 0) and changes nothing; mobrt_interpreter_last_error() on the refused
+ *    thread says "interpreter is in use by another thread". The refused call
+ *    may be retried; serialize calls (a mutex) to never see it. An observer
+ *    callback may read its interpreter (info, output data) but not resize,
+ *    set inputs, invoke or set the observer (MOBRT_BUSY). This check cannot
+ *    make a deleted handle valid: delete only when no other thread will call.
+ *  - mobrt_interpreter_delete waits for a call in progress on another thread
+ *    to return before freeing; called from the interpreter's own observer
+ *    callback, it frees the interpreter when the invoke returns.
  *  - mobrt_options is not synchronized; it is only read during
  *    mobrt_interpreter_create.
  *  - mobrt_global_last_error() is thread-local.
@@ -69,7 +81,8 @@ typedef enum mobrt_status {
   MOBRT_OUT_OF_MEMORY = 5,
   MOBRT_IO_ERROR = 6,         /* file cannot be opened / mapped */
   MOBRT_NOT_READY = 7,        /* e.g. output read before a successful invoke */
-  MOBRT_INTERNAL = 8          /* a bug: please report with the message */
+  MOBRT_INTERNAL = 8,         /* a bug: please report with the message */
+  MOBRT_BUSY = 9              /* another thread is inside a call on this interpreter */
 } mobrt_status;
 
 /* Element types; values equal the .mob schema's DType. */

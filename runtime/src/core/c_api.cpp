@@ -1,10 +1,23 @@
 // c_api.cpp: the C boundary. Every entry point catches all exceptions and
 // turns failures into a status plus a message stored on the handle (or the
 // thread-local global error when there is no handle).
+//
+// Concurrent misuse of one interpreter (the header says one thread at a time)
+// is refused instead of corrupting memory: every call that reads or changes
+// the interpreter's state claims it by storing its thread id in `owner`
+// (compare-and-swap, no lock taken). A call from another thread while it is
+// claimed returns MOBRT_BUSY ("interpreter is in use by another thread");
+// a call from the claiming thread itself (an observer callback during invoke)
+// may read, but not resize, set inputs, invoke or change the observer.
+// mobrt_interpreter_delete waits for a call in progress on another thread; from
+// the interpreter's own observer callback it is deferred until invoke returns.
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "../../include/mobrt.h"
 #include "core/interpreter.h"
@@ -18,7 +31,11 @@ using mobrt::StatusCode;
 
 struct mobrt_model { std::unique_ptr<Model> impl; };
 struct mobrt_options { mobrt::InterpreterOptions o; };
-struct mobrt_interpreter { std::unique_ptr<Interpreter> impl; };
+struct mobrt_interpreter {
+  std::unique_ptr<Interpreter> impl;
+  std::atomic<std::thread::id> owner{std::thread::id()};  // thread inside a call, or none
+  bool delete_pending = false;  // deleted from its own observer callback: free when the call ends
+};
 
 namespace {
 
@@ -51,6 +68,52 @@ mobrt_status guard(std::string* err, F&& f) {
   }
 }
 
+// A refused call's message lives in the thread-local g_error (the handle's own
+// message belongs to the thread using it); mobrt_interpreter_last_error returns
+// it on the refused thread until that thread's next admitted call.
+thread_local const mobrt_interpreter* g_refused = nullptr;
+
+// Claims `it` for the duration of one C API call (see the comment at the top).
+class Claim {
+ public:
+  Claim(mobrt_interpreter* it, bool mutates) : it_(it) {
+    std::thread::id none, self = std::this_thread::get_id();
+    if (it->owner.compare_exchange_strong(none, self, std::memory_order_acquire)) {
+      owned_ = true;
+    } else if (none != self) {
+      refuse(MOBRT_BUSY, "interpreter is in use by another thread (calls on one interpreter must not "
+                         "overlap; use one interpreter per thread)");
+      return;
+    } else if (mutates) {
+      refuse(MOBRT_BUSY, "interpreter is running: resize, set_input, invoke and set_observer cannot "
+                         "be called from its own observer callback");
+      return;
+    }
+    if (g_refused == it) g_refused = nullptr;
+  }
+  ~Claim() {
+    if (!owned_) return;
+    it_->owner.store(std::thread::id(), std::memory_order_release);
+    if (it_->delete_pending) delete it_;
+  }
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  bool refused() const { return refused_; }
+  mobrt_status status() const { return status_; }
+
+ private:
+  void refuse(mobrt_status status, const char* message) {
+    refused_ = true;
+    status_ = status;
+    g_error = message;
+    g_refused = it_;
+  }
+  mobrt_interpreter* it_;
+  bool owned_ = false;
+  bool refused_ = false;
+  mobrt_status status_ = MOBRT_OK;
+};
+
 }  // namespace
 
 extern "C" {
@@ -74,6 +137,7 @@ const char* mobrt_status_name(mobrt_status s) {
     case MOBRT_IO_ERROR: return "MOBRT_IO_ERROR";
     case MOBRT_NOT_READY: return "MOBRT_NOT_READY";
     case MOBRT_INTERNAL: return "MOBRT_INTERNAL";
+    case MOBRT_BUSY: return "MOBRT_BUSY";
   }
   return "MOBRT_UNKNOWN";
 }
@@ -181,10 +245,25 @@ mobrt_status mobrt_interpreter_create(const mobrt_model* model, const mobrt_opti
   });
 }
 
-void mobrt_interpreter_delete(mobrt_interpreter* it) { delete it; }
+void mobrt_interpreter_delete(mobrt_interpreter* it) {
+  if (!it) return;
+  std::thread::id self = std::this_thread::get_id();
+  for (;;) {
+    std::thread::id none;
+    if (it->owner.compare_exchange_strong(none, self, std::memory_order_acquire)) break;
+    if (none == self) {  // from its own observer callback: the running call frees it on return
+      it->delete_pending = true;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));  // another thread's call: wait
+  }
+  if (g_refused == it) g_refused = nullptr;
+  delete it;
+}
 
 const char* mobrt_interpreter_last_error(const mobrt_interpreter* it) {
-  return it ? it->impl->last_error.c_str() : g_error.c_str();
+  if (!it || g_refused == it) return g_error.c_str();
+  return it->impl->last_error.c_str();
 }
 
 int mobrt_interpreter_num_inputs(const mobrt_interpreter* it) { return it ? it->impl->num_inputs() : 0; }
@@ -213,6 +292,9 @@ const char* mobrt_interpreter_output_name(const mobrt_interpreter* it, int index
 
 static mobrt_status tensor_info(const mobrt_interpreter* it, int index, bool input, mobrt_dtype* dtype, int* rank,
                                 int64_t* dims) {
+  if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");
+  Claim claim(const_cast<mobrt_interpreter*>(it), false);
+  if (claim.refused()) return claim.status();
   int t;
   const mobrt::TensorInfo* info = io_info(it, index, input, &t);
   if (!info) return global_fail(MOBRT_INVALID_ARGUMENT, std::string(input ? "input" : "output") + " index " +
@@ -264,7 +346,17 @@ const char* mobrt_interpreter_input_dim_symbol(const mobrt_interpreter* it, int 
 
 #define IT_GUARD(it, body)                                                             \
   if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");          \
+  Claim claim(it, true);                                                               \
+  if (claim.refused()) return claim.status();                                          \
   return guard(&it->impl->last_error, [&]() -> Status { body; });
+
+// For calls that return a value rather than a status: `fallback` when `it` is NULL
+// or claimed by another thread (the reason is then in mobrt_interpreter_last_error).
+#define IT_READ(it, fallback, expr)                                                    \
+  if (!it) return fallback;                                                            \
+  Claim claim(const_cast<mobrt_interpreter*>(it), false);                              \
+  if (claim.refused()) return fallback;                                                \
+  return expr;
 
 mobrt_status mobrt_interpreter_resize_input(mobrt_interpreter* it, int index, int rank, const int64_t* dims) {
   IT_GUARD(it, {
@@ -282,31 +374,35 @@ mobrt_status mobrt_interpreter_set_input_pointer(mobrt_interpreter* it, int inde
 }
 
 void* mobrt_interpreter_input_data(mobrt_interpreter* it, int index) {
-  return it ? it->impl->InputData(index) : nullptr;
+  IT_READ(it, nullptr, it->impl->InputData(index))
 }
 
 mobrt_status mobrt_interpreter_invoke(mobrt_interpreter* it) { IT_GUARD(it, return it->impl->Invoke()) }
 
 const void* mobrt_interpreter_output_data(const mobrt_interpreter* it, int index) {
-  return it ? it->impl->OutputData(index) : nullptr;
+  IT_READ(it, nullptr, it->impl->OutputData(index))
 }
 
 size_t mobrt_interpreter_output_size(const mobrt_interpreter* it, int index) {
-  if (!it || index < 0 || index >= it->impl->num_outputs() || !it->impl->shapes_ready()) return 0;
-  return it->impl->tensor(it->impl->model().outputs[index]).bytes;
+  IT_READ(it, size_t{0},
+          (index < 0 || index >= it->impl->num_outputs() || !it->impl->shapes_ready())
+              ? size_t{0}
+              : it->impl->tensor(it->impl->model().outputs[index]).bytes)
 }
 
-size_t mobrt_interpreter_arena_bytes(const mobrt_interpreter* it) { return it ? it->impl->arena_bytes() : 0; }
+size_t mobrt_interpreter_arena_bytes(const mobrt_interpreter* it) { IT_READ(it, size_t{0}, it->impl->arena_bytes()) }
 size_t mobrt_interpreter_activation_bytes(const mobrt_interpreter* it) {
-  return it ? it->impl->activation_bytes() : 0;
+  IT_READ(it, size_t{0}, it->impl->activation_bytes())
 }
 
 int mobrt_interpreter_profile_count(const mobrt_interpreter* it) {
-  return it ? static_cast<int>(it->impl->profile().size()) : 0;
+  IT_READ(it, 0, static_cast<int>(it->impl->profile().size()))
 }
 
 mobrt_status mobrt_interpreter_profile_entry(const mobrt_interpreter* it, int index, mobrt_profile_entry* e) {
   if (!it || !e) return global_fail(MOBRT_INVALID_ARGUMENT, "NULL argument");
+  Claim claim(const_cast<mobrt_interpreter*>(it), false);
+  if (claim.refused()) return claim.status();
   const auto& p = it->impl->profile();
   if (index < 0 || index >= static_cast<int>(p.size())) return global_fail(MOBRT_INVALID_ARGUMENT, "profile index out of range");
   const mobrt::OpInfo& op = it->impl->model().ops[p[index].op_index];
@@ -319,6 +415,8 @@ mobrt_status mobrt_interpreter_profile_entry(const mobrt_interpreter* it, int in
 
 mobrt_status mobrt_interpreter_set_observer(mobrt_interpreter* it, mobrt_observer_fn fn, void* user) {
   if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");
+  Claim claim(it, true);
+  if (claim.refused()) return claim.status();
   it->impl->set_observer(fn, user);
   return MOBRT_OK;
 }
