@@ -117,7 +117,8 @@ C_HAMMER = r"""
       output_info is allowed;
    2. a storm: eight threads call invoke, resize and set_input with no lock; every call
       returns MOBRT_OK or MOBRT_BUSY, and afterwards a serial run gives the serial result;
-   3. delete from thread B while A is inside invoke waits until A's invoke returns. */
+   3. delete from thread B while A is inside invoke waits until A's invoke returns;
+   4. delete from the interpreter's own observer is deferred until its invoke returns. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,14 @@ static void* phase3_b(void* arg) {
   return NULL;
 }
 
+/* phase 4: an interpreter deleted from its own observer is freed when invoke returns */
+static int delete_self(void* user, int op, const char* name, const char* type, int n,
+                       const mobrt_tensor_info* outs) {
+  (void)name; (void)type; (void)n; (void)outs;
+  if (op == 0) mobrt_interpreter_delete((mobrt_interpreter*)user);
+  return 0;
+}
+
 static int serial_run(const char* when) {
   if (mobrt_interpreter_set_input(shared, 0, x, sizeof x) || mobrt_interpreter_invoke(shared)) {
     fprintf(stderr, "%s: %s\n", when, mobrt_interpreter_last_error(shared));
@@ -265,6 +274,13 @@ int main(int argc, char** argv) {
   pthread_join(b, NULL);
   if (st != MOBRT_OK) fail("phase 3 invoke", st, "");
   if (a_saw_delete_early) fail("phase 3", 0, "delete returned while invoke was running");
+
+  mobrt_interpreter* own = NULL;
+  if (mobrt_interpreter_create(model, NULL, &own) || mobrt_interpreter_resize_input(own, 0, 4, dims) ||
+      mobrt_interpreter_set_input(own, 0, x, sizeof x) || mobrt_interpreter_set_observer(own, delete_self, own))
+    return 8;
+  st = mobrt_interpreter_invoke(own);  /* own is freed when this returns */
+  if (st != MOBRT_OK) fail("phase 4 invoke", st, "");
   mobrt_model_delete(model);
   printf("ok %d busy %d failures %d\n", ok_seen, busy_seen, failures);
   return failures ? 1 : 0;

@@ -93,8 +93,12 @@ class Claim {
   }
   ~Claim() {
     if (!owned_) return;
+    if (it_->delete_pending) {  // still ours: no other thread can be inside
+      delete it_;
+      return;
+    }
+    // after this store a thread waiting in mobrt_interpreter_delete may free it_ at once
     it_->owner.store(std::thread::id(), std::memory_order_release);
-    if (it_->delete_pending) delete it_;
   }
   Claim(const Claim&) = delete;
   Claim& operator=(const Claim&) = delete;
