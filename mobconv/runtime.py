@@ -7,7 +7,10 @@
 
 The same ABI the JNI and Swift bindings use. Errors raise `RuntimeError_`
 (a `MobconvError`) with the runtime's message; malformed files raise
-`ModelFormatError`.
+`ModelFormatError`; wrong arguments (feeds of the wrong kind, threads=2.5,
+isa="bogus") `ArgumentError` (also a ValueError and a TypeError); use after
+close() `ClosedError`. Messages start with the model's file name when known.
+One Interpreter may be shared by threads (a lock serializes its calls).
 
 The library is found in this order: env MOBCONV_RUNTIME_LIB; mobconv/_lib/
 next to this package; mobconv/_lib/ under every sys.path entry (editable
