@@ -141,5 +141,5 @@ class AttrReader:
 
 
 def _shown(value) -> str:
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line, also for arrays
     return text if len(text) <= 60 else text[:57] + "..."

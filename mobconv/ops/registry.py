@@ -78,7 +78,7 @@ class Attr:
                 return np.asarray(value)
         except (TypeError, ValueError, UnicodeDecodeError, OverflowError):
             pass
-        shown = repr(value)
+        shown = " ".join(repr(value).split())  # one line, also for arrays
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise MobconvError(f"{where}: attribute {self.name!r} must be {_KIND_WORDS[kind]}, "
                            f"got {type(value).__name__} {shown}")
@@ -206,10 +206,11 @@ class OpSpec:
         for attr in self.attrs:
             if attr.name in node.attrs:
                 result[attr.name] = attr.check(node.attrs[attr.name], where)
-                exact = {AttrKind.INT: int, AttrKind.FLOAT: float}.get(attr.kind)
-                if exact is not None and type(node.attrs[attr.name]) is not exact:
-                    # the file stores what the node holds: store the declared kind
-                    node.attrs[attr.name] = result[attr.name]
+                if attr.kind is not AttrKind.TENSOR:
+                    # the file stores what the node holds (an ndarray would be written as
+                    # a TENSOR): store the declared kind
+                    value = result[attr.name]
+                    node.attrs[attr.name] = list(value) if isinstance(value, list) else value
             elif attr.default is REQUIRED:
                 raise MobconvError(f"{where}: required attribute {attr.name!r} is missing")
             else:

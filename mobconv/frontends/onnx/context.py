@@ -26,19 +26,32 @@ _FOLD_LIMIT = 4096  # largest constant input (elements) folded at conversion tim
 _FUSED = {"activation", "activation_params"}
 
 
-def decode_attrs(node) -> dict:
-    """ONNX AttributeProto list -> {name: python value} (tensors as numpy)."""
+def decode_attrs(node, where: str = "") -> dict:
+    """ONNX AttributeProto list -> {name: python value} (tensors as numpy, checked
+    like initializers; strings must be UTF-8)."""
+    from .tensors import tensor_to_array
+
     result = {}
     for a in node.attribute:
         if a.type in (a.GRAPH, a.GRAPHS):
             result[a.name] = a  # subgraphs: only op-specific converters may accept them
         elif a.type == a.TENSOR:
-            result[a.name] = numpy_helper.to_array(a.t)
+            result[a.name] = tensor_to_array(a.t, f"cannot convert {where}: attribute {a.name!r}")
         elif a.type == a.SPARSE_TENSOR:
             result[a.name] = a
         else:
-            result[a.name] = _ir_attr(helper.get_attribute_value(a))
+            try:
+                result[a.name] = _ir_attr(helper.get_attribute_value(a))
+            except UnicodeDecodeError:
+                raise ConversionError(f"cannot convert {where}: attribute {a.name!r} is not UTF-8 text") from None
+            except Exception as exc:  # noqa: BLE001 - onnx.helper on an attribute of no/unknown type
+                raise ConversionError(f"cannot convert {where}: attribute {a.name!r} cannot be read "
+                                      f"({' '.join(str(exc).split())[:100]})") from None
     return result
+
+
+# ONNX attribute type -> the IR attribute kind it carries (mobconv.ops.registry.AttrKind).
+_ATTR_KINDS = {1: "FLOAT", 2: "INT", 3: "STRING", 4: "TENSOR", 6: "FLOATS", 7: "INTS", 8: "STRINGS"}
 
 
 class NodeContext:
@@ -51,7 +64,7 @@ class NodeContext:
         self.name = name
         self.opset = opset
         self.where = f"ONNX node {name!r} (type {node.op_type})"
-        self.attrs = AttrReader(decode_attrs(node), self.where)
+        self.attrs = AttrReader(decode_attrs(node, self.where), self.where)
         self.inputs = list(node.input)
         self.outputs = list(node.output)
         self._emitted = 0
@@ -318,6 +331,14 @@ class NodeContext:
         spec = get_spec(ir_op)
         known = (set(spec.attr_index) - _FUSED) | set(drop) | set(attrs or {})
         self.check_attrs(known)
+        for a in self.node.attribute:  # copied attributes keep their ONNX type: it must fit
+            declared = spec.attr_index.get(a.name)
+            if a.name in drop or a.name in (attrs or {}) or declared is None:
+                continue
+            got = _ATTR_KINDS.get(a.type, str(a.type))
+            if got != declared.kind.name and not (got == "INT" and declared.kind.name == "FLOAT"):
+                raise self.error(f"attribute {a.name!r} must be of type {declared.kind.name}, "
+                                 f"got {got}")
         out_attrs = {k: _ir_attr(v) for k, v in self.attrs.attrs.items() if k not in drop}
         out_attrs.update(attrs or {})
         ins = self.inputs if inputs is None else inputs

@@ -32,6 +32,7 @@ from ...errors import ConversionError, ModelFormatError, MobconvError, Unsupport
 from ...ir import Graph, TensorSpec, check_graph, infer_shapes, normalize_dtype
 from ...limits import check_tensor
 from .context import NodeContext
+from .tensors import elem_dtype as _elem_dtype, tensor_to_array
 from ...ir.symbolic import SymbolicShapes
 from .converters import is_supported, load_converters
 
@@ -42,6 +43,23 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: Optional[dict] = None) -> Graph:
     """Convert an ONNX model (file path or ModelProto) to an IR Graph."""
     model, source, raw = _read_model(model)
+    try:
+        return _convert(model, source, raw, input_shapes)
+    except MobconvError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise named_error(exc, source) from None
+
+
+def named_error(exc: MobconvError, source: str) -> MobconvError:
+    """`exc` (same type, same exit code) with its message prefixed by the source file."""
+    new = type(exc).__new__(type(exc))
+    MobconvError.__init__(new, f"{source}: {exc}")
+    new.__dict__.update(exc.__dict__)
+    return new
+
+
+def _convert(model, source: str, raw: bytes, input_shapes) -> Graph:
     opset = _default_opset(model, source)
     _check_supported(model, source)
     graph = Graph(model.graph.name or "onnx_graph")
@@ -149,59 +167,9 @@ def _check_supported(model, source: str) -> None:
 # ---- values --------------------------------------------------------------
 
 
-def _elem_dtype(elem_type: int, what: str) -> str:
-    try:
-        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
-        name = np.dtype(np_dtype).name
-    except Exception:  # noqa: BLE001
-        name = onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "undefined"
-    if elem_type == onnx.TensorProto.BFLOAT16:
-        name = "bfloat16"
-    try:
-        return normalize_dtype(name)
-    except MobconvError:
-        raise ConversionError(f"{what}: dtype {name} is not supported by mobconv") from None
-
-
 def _add_initializers(graph, model, source: str) -> None:
     for t in model.graph.initializer:
         graph.add_constant(t.name, tensor_to_array(t, f"{source}: initializer {t.name!r}"))
-
-
-# TensorProto field holding the values of each data type, when not in raw_data.
-_DATA_FIELDS = {
-    onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
-    onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.UINT64: "uint64_data",
-    onnx.TensorProto.UINT32: "uint64_data",
-}
-
-
-def tensor_to_array(t, what: str) -> np.ndarray:
-    """TensorProto -> numpy, after checking what numpy_helper trusts: a supported
-    dtype, non-negative dims within the runtime's limits, and as many values
-    (raw_data bytes or typed values) as the dims say."""
-    dtype = _elem_dtype(t.data_type, what)
-    dims = tuple(int(d) for d in t.dims)
-    try:
-        check_tensor(dims, dtype, what)
-    except MobconvError as exc:
-        raise ConversionError(str(exc)) from None
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-    if t.data_location == onnx.TensorProto.EXTERNAL:
-        raise ConversionError(f"{what}: external data was not loaded")
-    if t.HasField("raw_data"):
-        want = count * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-        got = len(t.raw_data)
-        unit = "bytes"
-    else:
-        field = _DATA_FIELDS.get(t.data_type, "int32_data")
-        got, want, unit = len(getattr(t, field)), count, f"values in {field}"
-    if got != want:
-        raise ConversionError(f"{what}: dims {list(dims)} need {want} {unit}, the tensor has {got}")
-    try:
-        return np.array(numpy_helper.to_array(t))
-    except Exception as exc:  # noqa: BLE001 - onnx's decoder on a tensor that passed the checks
-        raise ConversionError(f"{what}: cannot decode the tensor data ({exc})") from None
 
 
 def _declared_shape(vi, prefix: str, symbols: dict) -> Optional[tuple]:
@@ -322,8 +290,45 @@ def _convert_nodes(graph, model, opset: int, source: str) -> None:
                     f"{source}: {cx.where} reads {inp!r}, which no earlier node, input or "
                     "initializer defines (nodes must be topologically sorted)"
                 )
+        _check_input_types(cx, graph, opset)
         registry.get(node.op_type)(cx)
     _drop_dead_shape_nodes(graph, symbolic, [o.name for o in model.graph.output])
+
+
+_ONNX_TYPE_NAMES = {"float32": "float", "float16": "float16", "bfloat16": "bfloat16", "int8": "int8",
+                    "uint8": "uint8", "int16": "int16", "int32": "int32", "int64": "int64",
+                    "bool": "bool"}
+
+
+def _check_input_types(cx, graph, opset: int) -> None:
+    """The node's input dtypes against its ONNX schema's type constraints (Abs of a
+    bool tensor is refused by onnxruntime and by the mobconv runtime alike)."""
+    try:
+        schema = onnx.defs.get_schema(cx.op_type, opset, "")
+    except Exception:  # noqa: BLE001 - no schema in this onnx version: nothing to check
+        return
+    allowed = {t.type_param_str: set(t.allowed_type_strs) for t in schema.type_constraints}
+    formal = list(schema.inputs)
+    bound = {}
+    for i, name in enumerate(cx.inputs):
+        if not name or not formal:
+            continue
+        param = formal[min(i, len(formal) - 1)]
+        value = graph.values.get(name)
+        if value is None or value.dtype is None:
+            continue
+        got = f"tensor({_ONNX_TYPE_NAMES.get(value.dtype, value.dtype)})"
+        types = allowed.get(param.type_str)
+        if types is None:  # a fixed type such as "tensor(int64)"
+            types = {param.type_str}
+        if got not in types:
+            shown = ", ".join(sorted(t[7:-1] for t in types))
+            raise cx.error(f"input {i} ({name!r}) is {value.dtype}; {cx.op_type} takes {shown}")
+        if param.type_str in allowed:
+            first = bound.setdefault(param.type_str, (i, got))
+            if first[1] != got:
+                raise cx.error(f"inputs {first[0]} and {i} must have the same dtype "
+                               f"({first[1][7:-1]} and {got[7:-1]})")
 
 
 def _check_single_writer(model, source: str) -> None:
