@@ -9,9 +9,13 @@ tests/test_format_malformed.py, tests/test_runtime_malformed.py,
 tests/test_format_roundtrip.py and a model with a signature). For EVERY file both
 readers must agree (both accept, or both refuse with a one-line message naming the
 file); a hand-built file must be refused by both with the rule's message.
+
+A longer run: MOBCONV_FORMAT_FUZZ_ROUNDS=50 python -m pytest tests/test_format_rules_differential.py
+(each round adds 600 more mutations with a new seed; the default, 1, takes seconds).
 """
 import contextlib
 import ctypes
+import os
 
 import numpy as np
 import pytest
@@ -32,7 +36,8 @@ from test_format_roundtrip import rich_graph  # noqa: E402
 from test_runtime_malformed import small_model  # noqa: E402
 
 INVALID_MODEL, SHAPE_ERROR = 2, 4  # mobrt_status MOBRT_INVALID_MODEL, MOBRT_SHAPE_ERROR
-SOURCE = "<buffer>"  # the C++ loader names a buffer so; the reader is told the same
+SOURCE = "<buffer>"
+ROUNDS = int(os.environ.get("MOBCONV_FORMAT_FUZZ_ROUNDS", "1"))  # the C++ loader names a buffer so; the reader is told the same
 
 
 # ---- the two readers ------------------------------------------------------------------
@@ -324,14 +329,14 @@ def seeds() -> list:
     return [MALFORMED_SEED, small_model(), to_bytes(rich_graph()), build()]
 
 
-def mutated_files() -> list:
+def mutated_files(rounds: int = 1) -> list:
     rng = np.random.default_rng(20240607)
     files = []
     for seed in seeds():
         n = len(seed)
         for cut in sorted(set(np.linspace(0, n - 1, 40).astype(int).tolist() + [n - 1, n - 4, 8, 16, 24])):
             files.append(seed[:cut])
-        for i in range(150):
+        for i in range(150 * rounds):
             data = bytearray(seed)
             for _ in range(1 + i % 4):
                 pos = int(rng.integers(0, n))
@@ -377,8 +382,8 @@ def test_every_rule_has_a_hand_built_file_refused_by_both_with_its_message():
 
 
 def test_python_reader_and_cpp_loader_agree_on_every_corpus_file():
-    files = [data for _, data, _ in hostile_files()] + mutated_files()
-    assert 900 <= len(files) <= 1200
+    files = [data for _, data, _ in hostile_files()] + mutated_files(ROUNDS)
+    assert 900 <= len(files) <= 1200 * ROUNDS
     agree, accepted, disagreements = 0, 0, []
     for k, data in enumerate(files):
         py, cpp = python_verdict(data), cpp_verdict(data)
