@@ -189,11 +189,13 @@ def write_atomic(path, data, inputs=(), option: str = "-o") -> None:
     except OSError as exc:
         raise MobconvError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        if fd is not None or tmp is not None:
+            with signals_held():  # a second Ctrl-C must not stop the clean-up half-way
+                if fd is not None:
+                    os.close(fd)
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
 
 
 def _write_all(fd: int, chunk) -> None:
@@ -235,21 +237,39 @@ def _test_pause(stage: str) -> None:
     if os.environ.get("MOBCONV_TEST_PAUSE_AT") == stage:
         sys.stderr.write(f"mobconv-test: paused at {stage}\n")
         sys.stderr.flush()
-        time.sleep(float(os.environ.get("MOBCONV_TEST_PAUSE_SECONDS", "30")))
+        # Short sleeps: the kernel may deliver the signal to another thread (numpy's
+        # BLAS pool), which does not wake this one; the handler runs between sleeps.
+        end = time.monotonic() + float(os.environ.get("MOBCONV_TEST_PAUSE_SECONDS", "30"))
+        while time.monotonic() < end:
+            time.sleep(0.02)
 
 
 # ---- signals -------------------------------------------------------------------------
 
 
-_held = 0          # depth of signals_held() blocks in progress
-_pending = None    # a signal received while held, raised when the block ends
+_held = 0             # depth of signals_held() blocks in progress
+_pending = None       # a signal received while held, raised when the block ends
+_stopping_since = None  # time.monotonic() of the last Interrupted raised
+REPEAT_GRACE = 3.0    # seconds in which a repeated signal is not raised again
 
 
 def _on_signal(signum, frame) -> None:
     global _pending
     if _held:
-        _pending = signum
+        _pending = _pending or signum
         return
+    _interrupt(signum)
+
+
+def _interrupt(signum: int) -> None:
+    """Raise Interrupted, unless one was raised less than REPEAT_GRACE seconds ago:
+    Ctrl-C pressed five times must not cut short the clean-up the first one started
+    (a later one still stops a process that did not end)."""
+    global _stopping_since
+    now = time.monotonic()
+    if _stopping_since is not None and now - _stopping_since < REPEAT_GRACE:
+        return
+    _stopping_since = now
     raise Interrupted(signum)
 
 
@@ -257,7 +277,9 @@ def handle_signals() -> dict:
     """Raise `Interrupted` on SIGINT, SIGTERM and SIGHUP (main thread only). A signal
     the process was started with ignored (nohup, background jobs) stays ignored.
     Returns the previous handlers, for `restore_signals`."""
+    global _stopping_since
     previous = {}
+    _stopping_since = None
     if threading.current_thread() is not threading.main_thread():
         return previous
     for signum in _SIGNALS:
@@ -267,6 +289,18 @@ def handle_signals() -> dict:
         signal.signal(signum, _on_signal)
         previous[signum] = old
     return previous
+
+
+def quiet_signals(previous: dict) -> None:
+    """From now on the signals we handle do nothing (while the last line is printed,
+    and until the process exits). A Python no-op rather than SIG_IGN: a signal already
+    received would otherwise make Python print 'ignored due to race condition'."""
+    for signum in previous:
+        signal.signal(signum, _no_op)
+
+
+def _no_op(signum, frame) -> None:
+    pass
 
 
 def restore_signals(previous: dict) -> None:
@@ -297,4 +331,4 @@ def signals_held():
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a blocked signal raises here
         if signum is not None:
-            raise Interrupted(signum)
+            _interrupt(signum)

@@ -341,6 +341,20 @@ def test_signal_while_writing_leaves_no_temp_file(big, tmp_path, signum, exit_co
     assert snapshot(big) == source_before
 
 
+def test_repeated_signals_still_clean_up(big, tmp_path):
+    """Ctrl-C pressed again while the first one is being handled: still one line, no temp."""
+    proc = start_paused(["onnx2mob", big, "-o", tmp_path / "big.mob"], "writing")
+    for _ in range(5):
+        proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 143), err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mobconv: interrupted by SIG"), err
+    assert lines[0].endswith(f"{tmp_path / 'big.mob'} was not written")
+    assert temp_files(tmp_path) == [] and not (tmp_path / "big.mob").exists()
+
+
 def test_signal_before_the_rename_leaves_no_file(tiny, tmp_path):
     """The temporary file is complete and fsync'ed but not renamed: nothing is left."""
     proc = start_paused(["onnx2mob", tiny, "-o", tmp_path / "m.mob"], "before-rename")

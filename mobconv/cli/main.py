@@ -18,7 +18,8 @@ import warnings
 
 from .. import __version__
 from ..errors import MobconvError, UsageError
-from ..output_files import OUTPUTS, Interrupted, handle_signals, restore_signals
+from ..output_files import (OUTPUTS, Interrupted, handle_signals, quiet_signals,
+                            restore_signals)
 from . import bench, caffe2mob, compare, info, onnx2mob, run, validate
 from .common import HelpFormatter
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    in_process = argv is not None  # called from Python (tests), not as the program
     argv = sys.argv[1:] if argv is None else list(argv)
     Parser.argv = argv
     try:
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
+        quiet_signals(previous)  # a repeated Ctrl-C while we print the last line
         return _interrupted(exc)
     except MobconvError as exc:
         return _fail(str(exc), exc.exit_code, verbose)
@@ -109,7 +112,9 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", 1, verbose)
     finally:
-        restore_signals(previous)
+        # As the program: a signal after this point would only turn the exit into a
+        # traceback, so it is ignored; from Python, the caller's handlers come back.
+        (restore_signals if in_process else quiet_signals)(previous)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
