@@ -134,7 +134,9 @@ static float x[2 * 3 * 12 * 12];
 static float expected[2 * 5];
 static int failures, busy_seen, ok_seen;
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
-static volatile int a_inside, b_done, delete_returned, a_saw_delete_early;
+static int a_inside, b_done, delete_returned, a_saw_delete_early;  /* handshakes: atomic builtins */
+#define LOAD(v) __atomic_load_n(&(v), __ATOMIC_ACQUIRE)
+#define STORE(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELEASE)
 
 static void fail(const char* what, int status, const char* msg) {
   pthread_mutex_lock(&count_lock);
@@ -161,21 +163,21 @@ static int hold_until_b_done(void* user, int op, const char* name, const char* t
   mobrt_dtype dt; int rank; int64_t d[MOBRT_MAX_RANK];
   int st = mobrt_interpreter_output_info(shared, 0, &dt, &rank, d);
   if (st != MOBRT_OK) fail("output_info from its own observer", st, mobrt_interpreter_last_error(shared));
-  a_inside = 1;
-  while (!b_done) sleep_ms(1);
+  STORE(a_inside, 1);
+  while (!LOAD(b_done)) sleep_ms(1);
   return 0;
 }
 
 static void* phase1_b(void* arg) {
   (void)arg;
-  while (!a_inside) sleep_ms(1);
+  while (!LOAD(a_inside)) sleep_ms(1);
   int64_t dims[4] = {2, 3, 12, 12};
   mobrt_dtype dt; int rank; int64_t d[MOBRT_MAX_RANK];
   expect_busy(mobrt_interpreter_invoke(shared), "concurrent invoke", "in use by another thread");
   expect_busy(mobrt_interpreter_resize_input(shared, 0, 4, dims), "concurrent resize", "in use by another thread");
   expect_busy(mobrt_interpreter_output_info(shared, 0, &dt, &rank, d), "concurrent output_info", "in use by another thread");
   if (mobrt_interpreter_output_data(shared, 0) != NULL) fail("concurrent output_data", 0, "not NULL");
-  b_done = 1;
+  STORE(b_done, 1);
   return NULL;
 }
 
@@ -211,18 +213,18 @@ static int slow_observer(void* user, int op, const char* name, const char* type,
                          const mobrt_tensor_info* outs) {
   (void)user; (void)name; (void)type; (void)n; (void)outs;
   if (op == 0) {
-    a_inside = 1;
+    STORE(a_inside, 1);
     sleep_ms(100);
-    if (delete_returned) a_saw_delete_early = 1;
+    if (LOAD(delete_returned)) STORE(a_saw_delete_early, 1);
   }
   return 0;
 }
 
 static void* phase3_b(void* arg) {
   (void)arg;
-  while (!a_inside) sleep_ms(1);
+  while (!LOAD(a_inside)) sleep_ms(1);
   mobrt_interpreter_delete(shared);
-  delete_returned = 1;
+  STORE(delete_returned, 1);
   return NULL;
 }
 
@@ -267,13 +269,13 @@ int main(int argc, char** argv) {
     return 7;
   }
 
-  a_inside = 0;
+  STORE(a_inside, 0);
   mobrt_interpreter_set_observer(shared, slow_observer, NULL);
   pthread_create(&b, NULL, phase3_b, NULL);
   int st = mobrt_interpreter_invoke(shared);  /* shared is deleted right after this returns */
   pthread_join(b, NULL);
   if (st != MOBRT_OK) fail("phase 3 invoke", st, "");
-  if (a_saw_delete_early) fail("phase 3", 0, "delete returned while invoke was running");
+  if (LOAD(a_saw_delete_early)) fail("phase 3", 0, "delete returned while invoke was running");
 
   mobrt_interpreter* own = NULL;
   if (mobrt_interpreter_create(model, NULL, &own) || mobrt_interpreter_resize_input(own, 0, 4, dims) ||
