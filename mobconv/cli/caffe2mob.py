@@ -16,7 +16,8 @@ examples:
 
 Unsupported layer types are listed all at once (exit code 2). An existing
 output file is replaced (keeping its permissions); the output is written
-atomically: on any error or Ctrl-C no file, and no partial file, is left behind.
+atomically: on any error or signal (Ctrl-C, SIGTERM) no file, and no partial
+file, is left behind. The .prototxt and .caffemodel are never overwritten.
 """
 
 

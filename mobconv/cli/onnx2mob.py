@@ -17,9 +17,11 @@ examples:
   mobconv onnx2mob tiny.onnx --embed-test-vector      # file can check itself (validate)
   mobconv onnx2mob tiny.onnx --no-optimize --seed 3 -q
 
-An existing output file is replaced (keeping its permissions). The output is
-written atomically: on any error or Ctrl-C no file, and no partial file, is
-left behind. On a terminal, slow steps show a status line on stderr (-q hides it).
+An existing output file is replaced (keeping its permissions); a link is
+followed. The output is written atomically: on any error or signal (Ctrl-C,
+SIGTERM) no file, and no partial file, is left behind. Refused: the source
+itself (also through a link), a read-only file, a FIFO, device or directory.
+On a terminal, slow steps show a status line on stderr (-q hides it).
 """
 
 
