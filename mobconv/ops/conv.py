@@ -155,6 +155,8 @@ def _check_common(ctx, x, w, group, kernel_shape, strides, dilations, pads, auto
             raise ctx.error(f"{name} must have {n} values for {nd} spatial dims, got {list(vals)}")
     if any(s < 1 for s in strides) or any(d < 1 for d in dilations):
         raise ctx.error(f"strides and dilations must be >= 1, got {list(strides)} / {list(dilations)}")
+    if any(k < 1 for k in kernel):  # (an empty window: the runtime refuses it too)
+        raise ctx.error(f"kernel spatial dims must be >= 1, got {list(kernel)} (W shape {tuple(w)})")
     if kernel_shape and not any(_sym(d) for d in w[2:]) and list(kernel_shape) != list(w[2:]):
         raise ctx.error(f"kernel_shape {list(kernel_shape)} does not match W spatial dims {list(w[2:])}")
     return nd, spatial_defaults(nd, kernel, strides, dilations, pads)
@@ -316,6 +318,11 @@ def conv_transpose(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pa
     m = mg * g
     ksize = int(np.prod(kernel))
     isize = int(np.prod(x.shape[2:]))
+    if x.size == 0 or w.size == 0:  # no contributions (N, C or S empty, or M = 0): zeros + bias
+        y = np.zeros((n, m, *out), dtype=cdt)
+        if b is not None:
+            y = y + b.astype(cdt, copy=False).reshape((m,) + (1,) * nd)
+        return apply_activation(y, activation, activation_params).astype(x.dtype, copy=False)
     xc = x.astype(cdt, copy=False).reshape(n, g, cg, isize)
     wt = w.astype(cdt, copy=False).reshape(g, cg, mg * ksize).transpose(0, 2, 1)
     cols = np.matmul(wt, xc).reshape(n, g * mg, *kernel, *x.shape[2:])  # (N, M, *k, *S)

@@ -72,6 +72,9 @@ def _infer_prior_box(ctx: InferContext):
     if len(a["variance"]) not in (1, 4):
         raise ctx.error(f"variance must have 1 or 4 values, got {a['variance']}")
     h, w = f[2], f[3]
+    for name, fixed, d in (("height", a["img_h"] or a["img_size"], img[2]), ("width", a["img_w"] or a["img_size"], img[3])):
+        if not fixed and d == 0 and h != 0 and w != 0:
+            raise ctx.error(f"image {name} is 0 (image {tuple(img)}): it normalizes the boxes, set it >= 1")
     n = _num_priors(a) * 4
     size = h * w * n if not (_sym(h) or _sym(w)) else f"{h}*{w}*{n}"
     return [("float32", (1, 2, size))]
@@ -92,6 +95,8 @@ def prior_box(feature, image, *, min_sizes, max_sizes, aspect_ratios, flip, clip
     num_priors = len(aspect_ratios incl. 1 and flips) * len(min_sizes) + len(max_sizes).
     """
     lh, lw = feature.shape[2], feature.shape[3]
+    if lh == 0 or lw == 0:  # an empty feature map has no cells, so no priors
+        return np.zeros((1, 2, 0), np.float32)
     ih = img_h or img_size or image.shape[2]
     iw = img_w or img_size or image.shape[3]
     sh = step_h or step or ih / lh
@@ -202,8 +207,11 @@ def _infer_detection_output(ctx: InferContext):
     loc, conf, prior = ctx.shape(0), ctx.shape(1), ctx.shape(2)
     if a["num_classes"] < 1 or a["code_type"] not in CODE_TYPES:
         raise ctx.error(f"num_classes must be >= 1 and code_type one of {', '.join(CODE_TYPES)}")
-    if len(prior) != 3 or (not _sym(prior[1]) and prior[1] != 2):
+    if len(prior) != 3 or (not _sym(prior[1]) and prior[1] != 2) or prior[0] == 0 \
+            or (not _sym(prior[2]) and prior[2] % 4):
         raise ctx.error(f"prior must have shape (1, 2, P*4), got {tuple(prior)}")
+    if len(loc) < 1 or len(conf) < 1 or (not _sym(loc[0]) and not _sym(conf[0]) and loc[0] != conf[0]):
+        raise ctx.error(f"loc {tuple(loc)} and conf {tuple(conf)} must have the same batch size")
     p4 = prior[2]
     if not _sym(p4):
         num_priors = p4 // 4
@@ -246,7 +254,7 @@ def detection_output(loc, conf, prior, *, num_classes, share_location, backgroun
     nlc = 1 if share_location else num_classes
     locs = loc.reshape(n, num_priors, nlc, 4).astype(np.float32)
     confs = conf.reshape(n, num_priors, num_classes).astype(np.float32)
-    pri = prior.reshape(-1, 2, num_priors, 4)[0].astype(np.float32)
+    pri = prior.reshape(prior.shape[0], 2, num_priors, 4)[0].astype(np.float32)  # not -1: P may be 0
     rows = []
     for i in range(n):
         decoded = [decode_boxes(locs[i, :, c], pri[0], pri[1], code_type, variance_encoded_in_target)

@@ -39,6 +39,10 @@ def _grid_sample_infer(ctx):
     if r < 1 or len(g) != r + 2 or (isinstance(g[-1], int) and g[-1] != r):
         raise ctx.error(f"X {fmt_shape(x)} and grid {fmt_shape(g)} must be (N, C, D1..Dr) and "
                         "(N, H1..Hr, r), r >= 1")
+    if isinstance(x[0], int) and isinstance(g[0], int) and x[0] != g[0]:
+        raise ctx.error(f"X {fmt_shape(x)} and grid {fmt_shape(g)} must have the same batch size N")
+    if 0 in x[2:]:  # onnxruntime refuses it too: there is nothing to sample from
+        raise ctx.error(f"X {fmt_shape(x)} has an empty spatial dim: GridSample needs D1..Dr >= 1")
     return [(ctx.dtype(0), x[:2] + g[1:-1])]
 
 
@@ -115,6 +119,8 @@ def grid_sample(x, grid, align_corners, mode, padding_mode):
     r = len(dims)
     out_sp = grid.shape[1:-1]
     y = np.zeros((n, c, int(np.prod(out_sp, dtype=np.int64))), np.float64)
+    if y.size == 0:  # (the batch, the channels or the sampled points are empty)
+        return y.reshape((n, c) + tuple(out_sp)).astype(dtype)
     g = grid.astype(np.float32).reshape(n, -1, r)
     for b in range(n):
         taps = []

@@ -130,8 +130,10 @@ def _pad_infer(ctx):
         if isinstance(new, int) and new < 0:
             raise ctx.error(f"pads {pads} remove more than dim {a} of input shape "
                             f"{fmt_shape(shape)}")
-        if mode in ("reflect", "edge", "wrap") and shape[a] == 0 and (before or after):
-            raise ctx.error(f"{mode} padding needs a non-empty dim {a}")
+        if mode in ("reflect", "edge", "wrap") and isinstance(shape[a], int) and (before > 0 or after > 0) \
+                and shape[a] - max(-before, 0) - max(-after, 0) <= 0:
+            raise ctx.error(f"{mode} padding needs a non-empty dim {a} after cropping "
+                            f"(input {fmt_shape(shape)}, pads {pads})")
         shape[a] = new
     return [(ctx.dtype(0), tuple(shape))]
 
@@ -143,7 +145,9 @@ def pad(x, pads, constant_value=None, axes=None, *, mode):
 
     pads (int64) = [begin_0, ..., begin_n-1, end_0, ..., end_n-1] per listed axis.
     Modes: constant (constant_value, default 0), reflect (mirror without repeating
-    the edge), edge (repeat the edge), wrap (circular). Negative pads crop first.
+    the edge), edge (repeat the edge), wrap (circular). Negative pads crop first
+    (as onnxruntime does); a crop larger than the dim eats into the other side's
+    padding, so the output dim is always dim + begin + end.
     """
     pads = [int(p) for p in np.asarray(pads).reshape(-1)]
     axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
@@ -159,8 +163,12 @@ def pad(x, pads, constant_value=None, axes=None, *, mode):
     crop = [slice(None)] * x.ndim
     for k, a in enumerate(axes):
         before, after = pads[k], pads[k + n]
-        widths[a] = (max(before, 0), max(after, 0))
-        crop[a] = slice(max(-before, 0), x.shape[a] - max(-after, 0))
+        cut_b, cut_e = max(-before, 0), max(-after, 0)
+        owed = max(cut_b + cut_e - x.shape[a], 0)  # cropped past the input: taken from the padding
+        add_b, add_e = max(before, 0), max(after, 0)
+        take = min(owed, add_b)
+        widths[a] = (add_b - take, add_e - (owed - take))
+        crop[a] = slice(min(cut_b, x.shape[a]), max(x.shape[a] - cut_e, min(cut_b, x.shape[a])))
     x = x[tuple(crop)]
     if mode == "constant":
         value = 0 if constant_value is None or np.size(constant_value) == 0 else (
@@ -172,9 +180,17 @@ def pad(x, pads, constant_value=None, axes=None, *, mode):
 # ---- Gather / GatherElements ----------------------------------------------------------
 
 
+def _no_index_into_empty(ctx, shape, ind, axis):
+    """Indices (a non-empty tensor) cannot point into an axis of size 0."""
+    if shape[axis] == 0 and all(isinstance(d, int) for d in ind) and 0 not in ind:
+        raise ctx.error(f"indices {fmt_shape(ind)} index axis {axis} of data {fmt_shape(shape)}, "
+                        "which is empty (every index would be out of range)")
+
+
 def _gather_infer(ctx):
     shape, ind = ctx.shape(0), ctx.shape(1)
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape))
+    _no_index_into_empty(ctx, shape, ind, axis)
     return [(ctx.dtype(0), tuple(shape[:axis]) + tuple(ind) + tuple(shape[axis + 1:]))]
 
 
@@ -196,6 +212,7 @@ def _gather_elements_infer(ctx):
         if k != axis and isinstance(d, int) and isinstance(i, int) and i > d:
             raise ctx.error(f"indices {fmt_shape(ind)} exceed data {fmt_shape(shape)} in dim "
                             f"{k} (only the axis {axis} dim may be larger)")
+    _no_index_into_empty(ctx, shape, ind, axis)
     return [(ctx.dtype(0), tuple(ind))]
 
 

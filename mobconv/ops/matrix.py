@@ -68,12 +68,16 @@ def _onehot_infer(ctx):
     depth = ctx.const(1)
     if depth is None:
         raise ctx.error("depth (input 1) must be a constant to infer the output shape")
+    if np.size(depth) != 1 or np.ndim(depth) > 1:
+        raise ctx.error(f"depth must be a scalar or a 1-element vector, got shape {fmt_shape(np.shape(depth))}")
+    if not np.isfinite(np.asarray(depth, dtype=np.float64)).all():
+        raise ctx.error(f"depth {np.asarray(depth).reshape(-1)[0]} must be a finite number")
     depth = _depth(depth)
     if depth < 1:
         raise ctx.error(f"depth {depth} must be positive")
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape) + 1)
-    values = ctx.shape(2)
-    if isinstance(values, tuple) and len(values) == 1 and values[0] != 2 and isinstance(values[0], int):
+    values = tuple(ctx.shape(2))
+    if len(values) != 1 or (isinstance(values[0], int) and values[0] != 2):
         raise ctx.error(f"values {fmt_shape(values)} must hold 2 elements [off, on]")
     return [(ctx.dtype(2), shape[:axis] + (depth,) + shape[axis:])]
 

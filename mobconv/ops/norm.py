@@ -77,10 +77,18 @@ def _infer_layer_norm(ctx: InferContext):
     if not -len(x) <= axis < len(x):
         raise ctx.error(f"axis {axis} out of range for rank {len(x)}")
     axis %= len(x)
+    inner = tuple(x[axis:])
     for i, name in ((1, "Scale"), (2, "B")):
         s = ctx.shape(i)
-        if s is not None and len(s) > len(x) - axis:
-            raise ctx.error(f"{name} {tuple(s)} must broadcast to the normalized dims {tuple(x[axis:])}")
+        if s is None:
+            continue
+        # unidirectional broadcast: each of its dims is 1 or the normalized dim it lines up with
+        tail = inner[len(inner) - len(s):] if len(s) <= len(inner) else None
+        if tail is None or any(isinstance(d, int) and isinstance(t, int) and d not in (1, t)
+                               for d, t in zip(s, tail)):
+            raise ctx.error(f"{name} {tuple(s)} must broadcast to the normalized dims {inner}")
+    if 0 in inner:  # onnxruntime refuses it too: mean and variance of nothing
+        raise ctx.error(f"the normalized dims {inner} (axis {axis} of {tuple(x)}) must not be empty")
     stat = tuple(x[:axis]) + (1,) * (len(x) - axis)
     stash = np.dtype(_STASH.get(ctx.attrs["stash_type"], np.float32)).name
     return [(ctx.dtype(0), tuple(x)), (stash, stat), (stash, stat)][: max(ctx.num_outputs, 1)]

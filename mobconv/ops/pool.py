@@ -39,11 +39,20 @@ def _geometry(in_sizes, a):
     return kernel, strides, dilations, begin, end, out
 
 
+def _only_batch_may_be_empty(ctx: InferContext, x):
+    """onnxruntime's rule for every pool: an empty X is fine only with N = 0 (an empty
+    window or no channels is refused)."""
+    if 0 in x[1:] and x[0] != 0:
+        raise ctx.error(f"X {tuple(x)} has an empty {'channel' if x[1] == 0 else 'spatial'} dim: "
+                        "only the batch dim N of a pooling input may be 0")
+
+
 def _infer_pool(ctx: InferContext):
     x = ctx.shape(0)
     a = ctx.attrs
     if len(x) < 3:
         raise ctx.error(f"X must have rank >= 3 (N, C, spatial...), got shape {tuple(x)}")
+    _only_batch_may_be_empty(ctx, x)
     nd = len(x) - 2
     if a["auto_pad"] not in AUTO_PADS:
         raise ctx.error(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {a['auto_pad']!r}")
@@ -90,7 +99,7 @@ def max_pool(x, *, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, 
     view, kernel, strides, dilations, begin, _, out = _windows(x, a, _lowest(x.dtype))
     nd = len(kernel)
     n, c = x.shape[:2]
-    flat = view.reshape(n, c, -1, *out)
+    flat = view.reshape(n, c, int(np.prod(kernel)), *out)  # not -1: n or c may be 0
     arg = np.argmax(flat, axis=2)
     y = np.take_along_axis(flat, arg[:, :, None], axis=2)[:, :, 0]
     # Input coordinates of the winning tap, then its flat index.
@@ -133,12 +142,15 @@ def _infer_global(ctx: InferContext):
     x = ctx.shape(0)
     if len(x) < 3:
         raise ctx.error(f"X must have rank >= 3 (N, C, spatial...), got shape {tuple(x)}")
+    _only_batch_may_be_empty(ctx, x)
     return [(ctx.dtype(0), (x[0], x[1]) + (1,) * (len(x) - 2))]
 
 
 @op("GlobalAveragePool", inputs=["X"], outputs=["Y"], infer=_infer_global)
 def global_average_pool(x):
     """ONNX GlobalAveragePool: mean over all spatial dims, kept as size 1."""
+    if x.size == 0:  # N = 0 (the only dim allowed to be 0): an empty output
+        return np.zeros(x.shape[:2] + (1,) * (x.ndim - 2), x.dtype)
     xf = x.astype(compute_dtype(x.dtype), copy=False)
     return xf.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype, copy=False)
 
@@ -146,4 +158,4 @@ def global_average_pool(x):
 @op("GlobalMaxPool", inputs=["X"], outputs=["Y"], infer=_infer_global)
 def global_max_pool(x):
     """ONNX GlobalMaxPool: max over all spatial dims, kept as size 1."""
-    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True, initial=_lowest(x.dtype))  # N = 0: empty

@@ -56,8 +56,8 @@ def output_geometry(in_shape, axes, scales, sizes, policy):
     not_larger, max for not_smaller) for all `axes` and rounds out half up.
     """
     rank = len(in_shape)
-    if sizes is not None:
-        scales = [1.0 if s is None else s / in_shape[i] for i, s in enumerate(sizes)]
+    if sizes is not None:  # an empty dim only resizes to 0 (check_sizes): any scale will do
+        scales = [1.0 if s is None or in_shape[i] == 0 else s / in_shape[i] for i, s in enumerate(sizes)]
         out = [in_shape[i] if s is None else s for i, s in enumerate(sizes)]
         if policy != "stretch":
             chosen = [scales[a] for a in axes]
@@ -66,6 +66,22 @@ def output_geometry(in_shape, axes, scales, sizes, policy):
             out = [int(scale * in_shape[i] + 0.5) if i in axes else in_shape[i] for i in range(rank)]
         return scales, out
     return scales, [int(math.floor(in_shape[i] * scales[i])) for i in range(rank)]
+
+
+def check_sizes(in_shape, axes, sizes, policy, fail):
+    """The rules for `sizes` (one per axis) on input dims `in_shape` (onnxruntime's): sizes
+    are >= 0; an empty input dim resizes only to 0, and not with a keep_aspect_ratio_policy
+    (the aspect ratio of an empty dim is undefined)."""
+    for ax, size in zip(axes, sizes):
+        if size < 0:
+            raise fail(f"sizes {list(sizes)} must be >= 0")
+        if in_shape[ax] != 0:
+            continue
+        if policy != "stretch":
+            raise fail(f"keep_aspect_ratio_policy {policy!r} needs non-empty input dims on the "
+                       f"resized axes, dim {ax} of {tuple(in_shape)} is 0")
+        if size != 0:
+            raise fail(f"cannot resize the empty dim {ax} of input {tuple(in_shape)} to size {size}")
 
 
 def _source_coords(mode, y, scale, n_in, n_out, roi):
@@ -179,6 +195,11 @@ def _infer_resize(ctx: InferContext):
     given = ctx.shape(2) if has_scales else ctx.shape(3)
     if len(given) != 1 or (not _sym(given[0]) and given[0] != len(axes)):
         raise ctx.error(f"{'scales' if has_scales else 'sizes'} must have {len(axes)} values, got shape {given}")
+    if a["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        roi = ctx.shape(1)
+        if roi is None or len(roi) != 1 or (not _sym(roi[0]) and roi[0] != 2 * len(axes)):
+            raise ctx.error(f"tf_crop_and_resize needs roi (input 1) with 2 values per resized axis "
+                            f"({2 * len(axes)}), got {'none' if roi is None else f'shape {tuple(roi)}'}")
     data = ctx.const(2) if has_scales else ctx.const(3)
     sym = None if has_scales or data is not None else ctx.sym_value(3)
     if sym is not None and len(sym) == len(axes) and a["keep_aspect_ratio_policy"] == "stretch":
@@ -206,6 +227,8 @@ def _infer_resize(ctx: InferContext):
     sizes = [None] * rank
     for ax, s in zip(axes, np.asarray(data).ravel()):
         sizes[ax] = int(s)
+    known = [ax for ax in axes if not _sym(x[ax])]
+    check_sizes(x, known, [sizes[ax] for ax in known], a["keep_aspect_ratio_policy"], ctx.error)
     if a["keep_aspect_ratio_policy"] == "stretch" or not any(_sym(x[ax]) for ax in axes):
         if any(_sym(d) for d in x):
             return [(ctx.dtype(0), tuple(d if s is None else s for d, s in zip(x, sizes)))]
@@ -227,10 +250,15 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
     if (scales is None) == (sizes is None):
         raise ValueError("Resize: exactly one of scales and sizes must be given")
     axes, scales, sizes, roi = _full_params(rank, attrs["axes"], scales, sizes, roi)
+    if sizes is not None:
+        check_sizes(x.shape, axes, [sizes[ax] for ax in axes], attrs["keep_aspect_ratio_policy"],
+                    lambda m: ValueError(f"Resize: {m}"))
     scales, out = output_geometry(x.shape, axes, scales, sizes, attrs["keep_aspect_ratio_policy"])
     crop = attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"
     if crop and roi is None:
         raise ValueError("Resize: tf_crop_and_resize needs the roi input")
+    if 0 in out:  # nothing to sample (an empty input always gives an empty output)
+        return np.zeros(out, x.dtype)
     result = x.astype(np.float64)
     for axis in axes:
         if out[axis] == x.shape[axis] and scales[axis] == 1.0 and not crop:

@@ -52,6 +52,10 @@ def _scatter_nd_infer(ctx):
         ):
             raise ctx.error(f"updates {fmt_shape(upd)} must have shape indices[:-1] + data[k:] = "
                             f"{fmt_shape(want)}")
+        rows = ind[:-1]
+        if 0 in data[:k] and all(isinstance(d, int) for d in rows) and 0 not in rows:
+            raise ctx.error(f"indices {fmt_shape(ind)} index data {fmt_shape(data)} in an empty dim "
+                            "(every index would be out of range)")
     return [(ctx.dtype(0), tuple(data))]
 
 
@@ -96,6 +100,14 @@ def _scatter_elements_infer(ctx):
     if any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(ind, upd)):
         raise ctx.error(f"indices {fmt_shape(ind)} and updates {fmt_shape(upd)} must have the "
                         "same shape")
+    axis = norm_axis(ctx, ctx.attrs["axis"], len(data))
+    for k, (d, i) in enumerate(zip(data, ind)):
+        if k != axis and isinstance(d, int) and isinstance(i, int) and i > d:
+            raise ctx.error(f"indices {fmt_shape(ind)} exceed data {fmt_shape(data)} in dim {k} "
+                            f"(only the axis {axis} dim may be larger)")
+    if data[axis] == 0 and all(isinstance(d, int) for d in ind) and 0 not in ind:
+        raise ctx.error(f"indices {fmt_shape(ind)} index axis {axis} of data {fmt_shape(data)}, "
+                        "which is empty (every index would be out of range)")
     return [(ctx.dtype(0), tuple(data))]
 
 

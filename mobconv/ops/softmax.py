@@ -27,7 +27,7 @@ _AXIS = (Attr("axis", AttrKind.INT, -1),)
 def softmax(x, *, axis):
     """ONNX Softmax: exp(x - max) / sum(exp(x - max)) along `axis`."""
     xf = x.astype(compute_dtype(x.dtype), copy=False)
-    e = np.exp(xf - xf.max(axis=axis, keepdims=True))
+    e = np.exp(xf - xf.max(axis=axis, keepdims=True, initial=-np.inf))  # initial: empty axes
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
@@ -35,13 +35,15 @@ def softmax(x, *, axis):
 def log_softmax(x, *, axis):
     """ONNX LogSoftmax: (x - max) - log(sum(exp(x - max))) along `axis`."""
     xf = x.astype(compute_dtype(x.dtype), copy=False)
-    shifted = xf - xf.max(axis=axis, keepdims=True)
+    shifted = xf - xf.max(axis=axis, keepdims=True, initial=-np.inf)
     return (shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(x.dtype, copy=False)
 
 
 @op("Hardmax", inputs=["input"], outputs=["output"], attrs=_AXIS, infer=_infer_axis)
 def hardmax(x, *, axis):
     """ONNX Hardmax: 1 at the first maximum along `axis`, 0 elsewhere."""
+    if x.size == 0:  # an empty axis has no maximum (and the output is empty anyway)
+        return np.zeros_like(x)
     idx = np.expand_dims(np.argmax(x, axis=axis), axis)
     y = np.zeros_like(x)
     np.put_along_axis(y, idx, 1, axis=axis)
