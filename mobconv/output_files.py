@@ -30,9 +30,11 @@ Interrupts. `handle_signals()` (installed by the `mobconv` command) turns SIGINT
 SIGTERM and SIGHUP into `Interrupted`, a KeyboardInterrupt, so the clean-up above
 runs for all three (by default SIGTERM and SIGHUP kill the process on the spot and
 leave the temporary file). Signals are held back for the few steps that create the
-temporary file and rename it, so an interrupt lands either before the rename
-(nothing written) or after it (the file is complete). `OUTPUTS` records which
-checked outputs were written, so the command can say so in its last line.
+temporary file, rename it and remove it, so an interrupt lands either before the
+rename (nothing written) or after it (the file is complete). A signal repeated
+within REPEAT_GRACE seconds (Ctrl-C pressed five times) is not raised again, so
+it cannot cut the clean-up short. `OUTPUTS` holds the outputs the command planned
+(`plan`, at its checks) and those completely written, for its last line.
 
 Test hook: with MOBCONV_TEST_PAUSE_AT=<stage> in the environment the writer prints
 `mobconv-test: paused at <stage>` on stderr and sleeps (MOBCONV_TEST_PAUSE_SECONDS,
@@ -62,10 +64,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
 
 
 class OutputLog:
