@@ -341,6 +341,24 @@ def test_signal_while_writing_leaves_no_temp_file(big, tmp_path, signum, exit_co
     assert snapshot(big) == source_before
 
 
+def test_write_error_mid_file_leaves_nothing(big, tmp_path):
+    """A real failure half-way through the write (a 4 MiB file size limit: EFBIG, as a
+    full disk gives ENOSPC): one line, the old output kept, no temporary file."""
+    import resource
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
+
+    output = tmp_path / "big.mob"
+    output.write_bytes(b"the previous model")
+    proc = subprocess.run([sys.executable, "-m", "mobconv", "onnx2mob", big, "-o", output],
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    one_line_error(proc.returncode, proc.stderr, f"cannot write {output}", "File too large",
+                   exit_code=1)
+    assert output.read_bytes() == b"the previous model"
+    assert temp_files(tmp_path) == []
+
+
 def test_repeated_signals_still_clean_up(big, tmp_path):
     """Ctrl-C pressed again while the first one is being handled: still one line, no temp."""
     proc = start_paused(["onnx2mob", big, "-o", tmp_path / "big.mob"], "writing")
