@@ -94,8 +94,9 @@ def main(argv=None) -> int:
     verbose = getattr(args, "verbose", False)
     warnings.showwarning = _show_warning
     OUTPUTS.reset()
-    previous = handle_signals()  # SIGTERM/SIGHUP too: the writer removes its temp file
+    previous = {}
     try:
+        previous.update(handle_signals())  # SIGTERM/SIGHUP too: the writer removes its temp file
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         quiet_signals(previous)  # a repeated Ctrl-C while we print the last line
