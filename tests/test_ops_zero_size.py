@@ -18,6 +18,7 @@ onnxruntime refuses -- pooling, sampling or normalizing over nothing, resizing a
 dim to a non-empty size -- the shape function refuses). The regression tests at the end
 check each finding of the graph fuzzer against onnxruntime.
 """
+import functools
 import warnings
 
 import numpy as np
@@ -27,6 +28,7 @@ import runtime_cases
 from mobconv.errors import MobconvError, ShapeError
 from mobconv.ir import Graph, infer_shapes
 from mobconv.ops import load_all
+from mobconv.ops.registry import AttrKind
 
 REG = load_all()
 FUZZ_SEEDS_PER_OP = 6  # single-node graphs drawn per op by graph_fuzz (fixed seeds)
@@ -92,7 +94,9 @@ def _fuzz_bases(op):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def bases(op):
+    """(op, inputs, attrs, n_out) base cases of `op` (never modified: variants copy)."""
     found = [(p.values[0], p.values[2], p.values[3], p.values[4]) for p in runtime_cases.CASES if p.values[0] == op]
     found += [b for b in EXTRA_BASES if b[0] == op]
     return found + _fuzz_bases(op)
@@ -175,6 +179,41 @@ def test_zero_size_inputs_are_refused_or_computed(op):
                 failures.append(f"{op} {attrs} inputs {shapes} ({label}): {msg}")
     assert tried, f"{op}: no base case with a tensor input to zero (add one to EXTRA_BASES)"
     assert not failures, f"{len(failures)} of {tried} zero-size variants fail:\n" + "\n".join(failures[:10])
+
+
+def non_finite_variants(op, inputs, attrs):
+    """(label, inputs, attrs) with NaN, inf or -inf in the first element, or all, of each float
+    input (constants are parameters such as scales and roi), and in each float attribute."""
+    for k, item in enumerate(inputs):
+        arr = None if _absent(item) else _array(item)
+        if arr is None or arr.dtype.kind != "f" or arr.size == 0:
+            continue
+        for value in (np.nan, np.inf, -np.inf):
+            for where, new in (("[0]", arr.copy()), (" (all)", np.full_like(arr, value))):
+                new.reshape(-1)[0] = value
+                variant = list(inputs)
+                variant[k] = ("const", new) if isinstance(item, tuple) else new
+                yield f"input {k}{where} = {value}", variant, attrs
+    for a in REG[op].attrs:
+        for value in (np.nan, np.inf, -np.inf):
+            if a.kind is AttrKind.FLOAT:
+                yield f"{a.name} = {value}", inputs, {**attrs, a.name: value}
+            elif a.kind is AttrKind.FLOATS and attrs.get(a.name):
+                yield f"{a.name}[0] = {value}", inputs, {**attrs, a.name: [value] + list(attrs[a.name])[1:]}
+
+
+@pytest.mark.parametrize("op", sorted(REG))
+def test_non_finite_values_are_refused_or_computed(op):
+    """NaN/inf data and parameters: the shape function refuses them (a NaN scale, roi or depth)
+    with the package's error, or the reference computes outputs of the inferred shapes."""
+    failures, tried = [], 0
+    for _, inputs, attrs, n_out in bases(op):
+        for label, variant, variant_attrs in non_finite_variants(op, inputs, attrs):
+            tried += 1
+            msg = check(op, variant, variant_attrs, n_out)
+            if msg:
+                failures.append(f"{op} {attrs} ({label}): {msg}")
+    assert not failures, f"{len(failures)} of {tried} non-finite variants fail:\n" + "\n".join(failures[:10])
 
 
 # ---- the graph fuzzer's findings (issue 7), each against onnxruntime where the op is ONNX's ----
@@ -362,6 +401,17 @@ def test_indices_into_an_empty_axis_are_refused():
     refused("ScatterElements", [_zeros(3, 0, 2), idx(3, 4, 2), _zeros(3, 4, 2)], {"axis": 1}, "empty")
     refused("ScatterElements", [_zeros(0, 5, 2), idx(3, 4, 2), _zeros(3, 4, 2)], {"axis": 1}, "exceed data")
     same_as_onnxruntime("Gather", [_f32(3, 0, 2), C(idx(2, 0))], {"axis": 1})  # no index at all: fine
+
+
+def test_resize_non_finite_scales_and_roi_are_refused():
+    """A NaN scale raised ValueError ('cannot convert float NaN to integer') in the shape function;
+    a NaN roi made the nearest-mode reference index out of bounds."""
+    x = _f32(1, 2, 5, 7)
+    for bad in (np.nan, np.inf):
+        refused("Resize", [x, ("absent", None), C(np.array([1, 1, bad, 2], np.float32))], {}, "scales must be finite")
+        refused("Resize", [x, C(np.array([0.1, bad, 0.8, 1.2], np.float32)), ("absent", None),
+                           C(np.array([4, 9], np.int64))],
+                {"coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3]}, "roi must be finite")
 
 
 def test_one_hot_depth_must_be_one_value():

@@ -200,6 +200,8 @@ def _infer_resize(ctx: InferContext):
         if roi is None or len(roi) != 1 or (not _sym(roi[0]) and roi[0] != 2 * len(axes)):
             raise ctx.error(f"tf_crop_and_resize needs roi (input 1) with 2 values per resized axis "
                             f"({2 * len(axes)}), got {'none' if roi is None else f'shape {tuple(roi)}'}")
+        if ctx.const(1) is not None and not np.isfinite(np.asarray(ctx.const(1), np.float64)).all():
+            raise ctx.error(f"roi must be finite, got {np.asarray(ctx.const(1)).ravel().tolist()}")
     data = ctx.const(2) if has_scales else ctx.const(3)
     sym = None if has_scales or data is not None else ctx.sym_value(3)
     if sym is not None and len(sym) == len(axes) and a["keep_aspect_ratio_policy"] == "stretch":
@@ -215,8 +217,8 @@ def _infer_resize(ctx: InferContext):
         scales = [1.0] * rank
         for ax, s in zip(axes, np.asarray(data).ravel()):
             scales[ax] = float(s)
-        if any(s <= 0 for s in scales):
-            raise ctx.error(f"scales must be positive, got {list(np.asarray(data).ravel())}")
+        if not all(math.isfinite(s) and s > 0 for s in scales):
+            raise ctx.error(f"scales must be finite and positive, got {list(np.asarray(data).ravel())}")
         out = []
         for d, s in zip(x, scales):
             if _sym(d):
@@ -257,6 +259,10 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
     crop = attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"
     if crop and roi is None:
         raise ValueError("Resize: tf_crop_and_resize needs the roi input")
+    if scales is not None and not all(math.isfinite(s) and s > 0 for s in scales):
+        raise ValueError(f"Resize: scales must be finite and positive, got {scales}")
+    if crop and not all(math.isfinite(v) for v in roi):
+        raise ValueError(f"Resize: roi must be finite, got {roi}")
     if 0 in out:  # nothing to sample (an empty input always gives an empty output)
         return np.zeros(out, x.dtype)
     result = x.astype(np.float64)
