@@ -308,12 +308,13 @@ def start_paused(argv, stage, preexec_fn=None, pause=60):
     proc = subprocess.Popen([sys.executable, "-m", "mobconv", *map(str, argv)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn)
-    line = proc.stderr.readline()
-    if line.strip() != f"mobconv-test: paused at {stage}":
-        proc.kill()
-        _, rest = proc.communicate()
-        pytest.fail(f"the writer did not pause at {stage}: {line}{rest}")
-    return proc
+    seen = []
+    for line in proc.stderr:  # lines before the pause (none expected) are kept for the report
+        if line.strip() == f"mobconv-test: paused at {stage}":
+            return proc
+        seen.append(line)
+    proc.wait()
+    pytest.fail(f"the writer did not pause at {stage} (exit {proc.returncode}): {''.join(seen)}")
 
 
 SIGNALS = [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT"),
