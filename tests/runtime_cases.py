@@ -450,3 +450,334 @@ case("NonMaxSuppression", "flipped_center", [_nb[..., ::-1].copy(), _ns, C(i64(3
 case("NonMaxSuppression", "none_selected", [_nb, _ns, C(i64(5)), C(np.array([0.5], np.float32)),
                                             C(np.array([2.0], np.float32))])
 case("NonMaxSuppression", "no_limit_given", [_nb, _ns])
+
+
+# ---- ZERO_CASES: zero-size inputs and outputs (docs/runtime.md, "Empty tensors") --------
+# A zero-element output is an empty tensor (no kernel reads or writes anything); a
+# zero-element input of a reduction gives the reduction's identity, as the numpy
+# reference does. Derived from CASES and SWEEP_CASES: each graph input (and float
+# constant) in turn gets a 0 in each dim, and each dim position gets a 0 in every input
+# that has the same size there; variants the numpy reference or shape inference refuse
+# (broadcast mismatches...) are left out. Plus hand-written cases (K = 0 GEMMs, empty
+# broadcasts as finding 1 of issue 7 had them, empty concat parts, empty reduce axes).
+# Same tuple layout as CASES; run on every instruction set by
+# tests/test_runtime_zero_size.py and under qemu by tests/test_runtime_aarch64.py.
+ZERO_CASES = []
+_zrng = np.random.default_rng(17)
+
+
+def _z32(*shape, lo=-2.0, hi=2.0):
+    return _zrng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def _empty_like(a, d):
+    shape = list(np.shape(a))
+    shape[d] = 0
+    return np.zeros(shape, dtype=np.asarray(a).dtype)
+
+
+# Conv/ConvTranspose weights: kernel dims of 0 are refused by the runtime (kernel sizes
+# must be >= 1), so only their channel dims are zeroed.
+_KERNEL_W = ("Conv", "ConvTranspose")
+
+
+def _zero_variants(params):
+    """(suffix, inputs) pairs: one input's dim set to 0, or one dim position in every input."""
+    out, seen = [], set()
+    for p in params:
+        op, variant, inputs = p.values[0], p.values[1], p.values[2]
+        def zeroable(item):
+            if item is None or (isinstance(item, tuple) and item[0] == "absent"):
+                return None
+            arr = item[1] if isinstance(item, tuple) else item
+            arr = np.asarray(arr)
+            if isinstance(item, tuple) and arr.dtype.kind != "f":  # int constants are parameters
+                return None
+            return arr if arr.ndim >= 1 else None
+        arrs = [zeroable(item) for item in inputs]
+
+        def put(k, new):
+            item = inputs[k]
+            return ("const", new) if isinstance(item, tuple) else new
+        for k, a in enumerate(arrs):
+            if a is None:
+                continue
+            for d in range(a.ndim):
+                if a.shape[d] == 0 or (op in _KERNEL_W and k == 1 and d >= 2):
+                    continue
+                ins = list(inputs)
+                ins[k] = put(k, _empty_like(a, d))
+                out.append((op, f"{variant}~in{k}d{d}", ins, p, (op, k, d, a.ndim)))
+        first = next((a for a in arrs if a is not None), None)
+        if first is not None:
+            for d in range(1, first.ndim + 1):  # right-aligned position -d
+                ins, n = list(inputs), 0
+                for k, a in enumerate(arrs):
+                    if op in _KERNEL_W and k == 1 and a.ndim - d >= 2:
+                        continue
+                    if a is not None and a.ndim >= d and a.shape[-d] == first.shape[-d] and a.shape[-d] > 0:
+                        ins[k] = put(k, _empty_like(a, a.ndim - d))
+                        n += 1
+                if n > 1:
+                    out.append((op, f"{variant}~all_d-{d}", ins, p, (op, "all", d, n)))
+    # One variant per (op, input, dim, rank): the sweeps repeat shapes that differ only in size.
+    for op, vid, ins, p, sig in out:
+        if (op, vid) in seen or sig in seen:
+            continue
+        seen.update(((op, vid), sig))
+        yield op, vid, ins, p
+
+
+def _zcase(op, variant, inputs, attrs=None, n_out=1, rtol=1e-4, atol=1e-5, required=False):
+    """required: the case must stay (an issue's finding); else it is left out when the
+    reference's shape rules refuse it (they may forbid a 0 where the op cannot take one)."""
+    if not required and not _reference_accepts(op, inputs, attrs or {}, n_out):
+        return
+    ZERO_CASES.append(pytest.param(op, variant, inputs, attrs or {}, n_out, rtol, atol, id=f"{op}-{variant}"))
+
+
+def _reference_accepts(op, inputs, attrs, n_out) -> bool:
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            build(op, inputs, attrs, n_out)
+    except Exception:  # the reference or shape inference refuses this variant
+        return False
+    return True
+
+
+for _op, _vid, _ins, _p in _zero_variants(CASES + SWEEP_CASES):
+    _attrs, _n_out, _rtol, _atol = _p.values[3], _p.values[4], _p.values[5], _p.values[6]
+    if _op in REG and _reference_accepts(_op, _ins, _attrs, _n_out):
+        _zcase(_op, _vid, _ins, _attrs, _n_out, _rtol, 1e-4 if _atol is None else _atol)
+
+# finding 1 of issue 7: empty broadcast outputs (heap corruption in the AVX2/AVX-512 kernels)
+for _op in ["Add", "Sub", "Mul", "Div", "Max", "Min"]:
+    _zcase(_op, "x4x0_const1x1", [np.zeros((4, 0), np.float32), C(np.ones((1, 1), np.float32))], required=True)
+    _zcase(_op, "const0x1000_x1x1", [C(np.zeros((0, 1000), np.float32)), _z32(1, 1)], required=True)
+    _zcase(_op, "x0x1000_x1x1", [np.zeros((0, 1000), np.float32), _z32(1, 1, lo=0.5)], required=True)
+    _zcase(_op, "x2x0x3_x1x1x3", [np.zeros((2, 0, 3), np.float32), _z32(1, 1, 3, lo=0.5)], required=True)
+    _zcase(_op, "x3x1_x0", [_z32(3, 1), np.zeros((0,), np.float32)], required=True)
+# finding 2: K = 0 GEMMs give zeros (or the bias / C), never stale memory
+_zcase("MatMul", "k0_constB", [_z32(2, 0), C(np.zeros((0, 3), np.float32))], required=True)
+_zcase("MatMul", "k0_dynB", [_z32(2, 0), np.zeros((0, 3), np.float32)], required=True)
+_zcase("MatMul", "k0_batched", [_z32(2, 5, 0), np.zeros((2, 0, 7), np.float32)])
+_zcase("MatMul", "k0_3d_constB", [_z32(2, 5, 0), C(np.zeros((0, 17), np.float32))])
+_zcase("MatMul", "k0_relu", [_z32(4, 0), C(np.zeros((0, 33), np.float32))], {"activation": "Relu"})
+_zcase("Gemm", "k0_bias", [_z32(2, 0), C(np.zeros((0, 3), np.float32)), C(_z32(3))], required=True)
+_zcase("Gemm", "k0_transB_bias", [_z32(7, 0), C(np.zeros((19, 0), np.float32)), C(_z32(19))],
+       {"transB": 1, "alpha": 2.0, "beta": 0.5})
+_zcase("Gemm", "k0_matrix_C", [_z32(3, 0), C(np.zeros((0, 5), np.float32)), C(_z32(3, 5))])
+_zcase("Gemm", "k0_bias_clip", [_z32(9, 0), C(np.zeros((0, 17), np.float32)), C(_z32(17, lo=-8, hi=8))],
+       {"activation": "Clip", "activation_params": [-1.0, 1.0]})
+_zcase("Gemm", "m0", [np.zeros((0, 5), np.float32), C(_z32(5, 3)), C(_z32(3))])
+_zcase("Gemm", "n0", [_z32(4, 5), C(np.zeros((5, 0), np.float32))])
+# Conv with zero input channels (K = 0 of im2col / 1x1): output = bias
+_zcase("Conv", "cin0_3x3_bias", [np.zeros((1, 0, 5, 6), np.float32), C(np.zeros((4, 0, 3, 3), np.float32)),
+                                  C(_z32(4))], {"pads": [1, 1, 1, 1]})
+_zcase("Conv", "cin0_1x1_bias_relu", [np.zeros((2, 0, 3, 3), np.float32), C(np.zeros((5, 0, 1, 1), np.float32)),
+                                       C(_z32(5))], {"activation": "Relu"})
+_zcase("Conv", "cin0_no_bias", [np.zeros((1, 0, 4, 4), np.float32), C(np.zeros((3, 0, 3, 3), np.float32))])
+_zcase("Conv", "batch0_dw", [np.zeros((0, 4, 7, 7), np.float32), C(_z32(4, 1, 3, 3))], {"group": 4, "pads": [1] * 4})
+_zcase("Conv", "cout0", [_z32(1, 3, 5, 5), C(np.zeros((0, 3, 3, 3), np.float32))])
+# reductions over empty axes: the identity (0, 1, -inf/+inf ...) as the reference gives it
+for _op in ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+            "ReduceSumSquare", "ReduceLogSumExp"]:
+    _zcase(_op, "empty_axis", [np.zeros((3, 0, 4), np.float32), C(i64(1))])
+    _zcase(_op, "empty_all", [np.zeros((2, 0), np.float32)], {"keepdims": 0})
+_zcase("GlobalAveragePool", "batch0", [np.zeros((0, 3, 5, 4), np.float32)])
+_zcase("GlobalMaxPool", "batch0", [np.zeros((0, 3, 4, 5), np.float32)])
+_zcase("Softmax", "len0", [np.zeros((3, 0), np.float32)])
+_zcase("Softmax", "outer0_axis0", [np.zeros((0, 5), np.float32)], {"axis": 0})
+_zcase("LayerNormalization", "rows0", [np.zeros((0, 7), np.float32), C(_z32(7)), C(_z32(7))])
+_zcase("Concat", "empty_parts", [_z32(2, 3), np.zeros((2, 0), np.float32), _z32(2, 1), C(np.zeros((2, 0), np.float32))],
+       {"axis": 1})
+_zcase("Concat", "all_empty", [np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)], {"axis": 0})
+_zcase("CumSum", "len0", [np.zeros((3, 0), np.float32), C(np.array(1, np.int64))])
+_zcase("Einsum", "k0_contract", [_z32(3, 0), np.zeros((0, 4), np.float32)], {"equation": "ij,jk->ik"})
+_zcase("TopK", "k0", [_z32(3, 9), C(i64(0))], n_out=2)
+_zcase("Gather", "empty_indices", [_z32(3, 5), C(np.zeros((0,), np.int64))], {"axis": 1})
+_zcase("Tile", "rep0", [_z32(2, 3), C(i64(0, 3))])
+_zcase("Expand", "to0", [_z32(3, 1), C(i64(0, 3, 4))])
+_zcase("Pad", "empty_in_const", [np.zeros((0, 3), np.float32), C(i64(1, 0, 2, 0)), C(np.float32(1.5))])
+_zcase("Resize", "empty_batch", [np.zeros((0, 2, 3, 4), np.float32), ("absent", None),
+                                 C(np.array([1, 1, 2, 2], np.float32))], {"mode": "linear"})
+_zcase("MaxPool", "batch0", [np.zeros((0, 3, 7, 7), np.float32)], {"kernel_shape": [3, 3], "strides": [2, 2]})
+_zcase("AveragePool", "batch0", [np.zeros((0, 2, 7, 7), np.float32)], {"kernel_shape": [3, 3], "pads": [1] * 4})
+_zcase("Split", "part0", [_z32(2, 7), C(i64(0, 7))], {"axis": 1}, n_out=2)
+_assert_unique = [p.id for p in ZERO_CASES]
+assert len(set(_assert_unique)) == len(_assert_unique), "duplicate zero-size case ids"
+
+
+# ---- NAN_CASES: NaN and +-inf inputs (docs/runtime.md, "NaN and infinities") ------------
+# Every kernel propagates NaN as the numpy reference does (NaN wins max/min, pooling
+# windows, reductions and arg-max; activations and clamps keep it). Derived from CASES
+# and a spread of SWEEP_CASES: the first float graph input gets NaN at a few positions
+# ("nan") or +-inf ("inf"); plus hand-written cases sized so the vector bodies and
+# tails of the optimized kernels see the non-finite lanes.
+NAN_CASES = []
+_NAN_SKIP = {"TopK", "NonMaxSuppression", "Cast", "GridSample", "OneHot", "Resize", "Mod"}
+
+
+def _with_non_finite(a, kind):
+    a = np.array(a, dtype=a.dtype, copy=True)
+    flat = a.reshape(-1)
+    n = flat.size
+    if kind == "nan":
+        for i in sorted({0, n // 2, n - 1, (7 * n) // 11}):
+            flat[i] = np.nan
+    else:
+        for j, i in enumerate(sorted({1 % n, n // 3, (2 * n) // 3, n - 2 if n > 2 else 0})):
+            flat[i] = np.inf if j % 2 == 0 else -np.inf
+    return a
+
+
+def _ncase(op, variant, inputs, attrs=None, n_out=1, rtol=1e-4, atol=1e-5):
+    NAN_CASES.append(pytest.param(op, variant, inputs, attrs or {}, n_out, rtol, atol, id=f"{op}-{variant}"))
+
+
+def _nan_sources():
+    by_op = {}
+    for p in SWEEP_CASES:
+        by_op.setdefault(p.values[0], []).append(p)
+    picked = []
+    for op, ps in by_op.items():
+        step = max(1, len(ps) // 6)
+        picked += ps[::step][:6]
+    return list(CASES) + picked
+
+
+_nan_seen = set()
+for _p in _nan_sources():
+    _op, _variant, _ins, _attrs, _n_out, _rtol, _atol = _p.values
+    if _op in _NAN_SKIP or _op not in REG:
+        continue
+    _k = next((k for k, it in enumerate(_ins) if not isinstance(it, tuple) and np.asarray(it).dtype == np.float32
+               and np.asarray(it).size > 0), None)
+    if _k is None:
+        continue
+    for _kind in ("nan", "inf"):
+        _vid = f"{_variant}~{_kind}"
+        if (_op, _vid) in _nan_seen:
+            continue
+        _nan_seen.add((_op, _vid))
+        _new = list(_ins)
+        _new[_k] = _with_non_finite(np.asarray(_ins[_k]), _kind)
+        if _reference_accepts(_op, _new, _attrs, _n_out):
+            _ncase(_op, _vid, _new, _attrs, _n_out, _rtol, 1e-4 if _atol is None else _atol)
+
+_nrng = np.random.default_rng(23)
+
+
+def _nvec(n, kinds=(np.nan, np.inf, -np.inf), every=5, lo=-3.0, hi=3.0):
+    a = _nrng.uniform(lo, hi, n).astype(np.float32)
+    for j, i in enumerate(range(2, n, every)):
+        a[i] = kinds[j % len(kinds)]
+    return a
+
+
+# activations and clamps, vector body + tail (37 = 2 x 16 + 5)
+for _op, _attrs in [("Relu", {}), ("LeakyRelu", {"alpha": 0.1}), ("Sigmoid", {}), ("Tanh", {}), ("HardSwish", {}),
+                    ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}), ("Softplus", {}), ("Elu", {})]:
+    _ncase(_op, "nan_inf_n37", [_nvec(37)], _attrs)
+    _ncase(_op, "nan_n37", [_nvec(37, (np.nan,), every=3)], _attrs)
+_ncase("Clip", "nan_inf_n37", [_nvec(37), C(np.float32(-1.0)), C(np.float32(1.0))])
+# binary: NaN on either side, in the vector body and in the tail; Max/Min keep NaN
+for _op in ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"]:
+    _ncase(_op, "nan_lhs_n37", [_nvec(37, (np.nan,), every=4), _nvec(37, (1.0,), every=50)])
+    _ncase(_op, "nan_rhs_n37", [_nvec(37, (1.0,), every=50), _nvec(37, (np.nan,), every=4)])
+    _ncase(_op, "inf_both_bcast", [_nvec(2 * 3 * 19).reshape(2, 3, 19), _nvec(19, (np.inf, np.nan, -np.inf), every=6)])
+    _ncase(_op, "nan_scalar_rhs", [_nvec(33, (1.0,), every=50), C(np.float32(np.nan))])
+_ncase("Max", "three_nan", [_nvec(20, (np.nan,), every=7), _nvec(20, (np.nan,), every=6), _nvec(20, (np.nan,), every=5)])
+# pooling windows (2x2 / 3x3 stride-2 vector paths, stride 1, borders)
+_pool_x = _nvec(2 * 3 * 11 * 37, (np.nan, np.inf, -np.inf), every=17).reshape(2, 3, 11, 37)
+for _k, _s, _p in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (3, 2, 0)]:
+    _pa = {"kernel_shape": [_k, _k], "strides": [_s, _s], "pads": [_p] * 4}
+    _ncase("MaxPool", f"k{_k}s{_s}p{_p}_nan", [_pool_x], _pa)
+    _ncase("AveragePool", f"k{_k}s{_s}p{_p}_nan", [_pool_x], _pa)
+_ncase("MaxPool", "only_nan_col0", [np.where(np.arange(9 * 40).reshape(1, 1, 9, 40) % 40 == 0, np.float32(np.nan),
+                                             np.float32(1.0)).astype(np.float32)], {"kernel_shape": [3, 3]})
+_ncase("GlobalAveragePool", "nan", [_pool_x])
+_ncase("GlobalMaxPool", "nan", [_pool_x])
+# softmax rows (vector body + tail) and strided axis; all -inf row; inf row
+_sm = _nvec(3 * 37, (0.0,), every=100).reshape(3, 37)
+_sm[0, 5] = np.nan
+_sm[1, 33] = np.inf
+_sm[2, :] = -np.inf
+for _op in ["Softmax", "LogSoftmax", "Hardmax"]:
+    _ncase(_op, "rows_nan_inf", [_sm])
+    _ncase(_op, "axis0_nan_inf", [_sm.T.copy()], {"axis": 0})
+# GEMM / conv epilogues (fused activation clamps keep NaN)
+_ga = _nvec(7 * 19, (np.nan, np.inf), every=23).reshape(7, 19)
+_ncase("Gemm", "nan_relu", [_ga, C(_z32(19, 33)), C(_z32(33))], {"activation": "Relu"})
+_ncase("Gemm", "nan_clip_transB", [_ga, C(_z32(17, 19)), C(_z32(17))],
+       {"transB": 1, "activation": "Clip", "activation_params": [0.0, 6.0]})
+_ncase("MatMul", "nan_dyn", [_ga, _z32(19, 9)])
+_cx = _nvec(1 * 8 * 9 * 21, (np.nan, np.inf, -np.inf), every=41).reshape(1, 8, 9, 21)
+_ncase("Conv", "3x3_nan_relu6", [_cx, C(_z32(5, 8, 3, 3)), C(_z32(5))], {"pads": [1] * 4, **_RELU6})
+_ncase("Conv", "1x1_nan_relu", [_cx, C(_z32(6, 8, 1, 1))], {"activation": "Relu"})
+_ncase("Conv", "dw3x3_nan_relu6", [_cx, C(_z32(8, 1, 3, 3)), C(_z32(8))], {"group": 8, "pads": [1] * 4, **_RELU6})
+_ncase("Conv", "dw3x3_s2_nan_leaky", [_cx, C(_z32(8, 1, 3, 3))],
+       {"group": 8, "strides": [2, 2], "pads": [1] * 4, "activation": "LeakyRelu", "activation_params": [0.1]})
+_ncase("Conv", "dw3x3_nan_sigmoid", [_cx, C(_z32(8, 1, 3, 3))], {"group": 8, "pads": [1] * 4, "activation": "Sigmoid"})
+# reductions and arg-max/min: NaN wins
+_rx = _nvec(4 * 9, (np.nan,), every=11).reshape(4, 9)
+for _op in ["ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2",
+            "ReduceLogSumExp", "ReduceSumSquare"]:
+    _ncase(_op, "nan_axis1", [_rx, C(i64(1))])
+    _ncase(_op, "inf_axis0", [_nvec(4 * 9, (np.inf, -np.inf), every=7).reshape(4, 9), C(i64(0))])
+for _op in ["ArgMax", "ArgMin"]:
+    _ncase(_op, "nan_axis1", [_rx], {"axis": 1})
+    _ncase(_op, "inf_axis0", [_nvec(4 * 9, (np.inf, -np.inf), every=7).reshape(4, 9)], {"axis": 0})
+for _op, _ins in [("BatchNormalization", [_cx, C(_z32(8)), C(_z32(8)), C(_z32(8)), C(_z32(8, lo=0.5, hi=2))]),
+                  ("InstanceNormalization", [_cx, C(_z32(8)), C(_z32(8))]),
+                  ("LayerNormalization", [_ga, C(_z32(19)), C(_z32(19))]),
+                  ("LpNormalization", [_ga]), ("LRN", [_cx]), ("MeanVarianceNormalization", [_cx]),
+                  ("PRelu", [_cx, C(_z32(8, 1, 1))]), ("CumSum", [_ga, C(np.array(1, np.int64))])]:
+    _ncase(_op, "non_finite", _ins, {"size": 3} if _op == "LRN" else {})
+_nan_ids = [p.id for p in NAN_CASES]
+assert len(set(_nan_ids)) == len(_nan_ids), "duplicate NaN case ids"
+
+
+def native_isas() -> list:
+    """Instruction sets this machine runs: "scalar" plus the optimized ones the CPU has."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        flags = ""
+    out = ["scalar"]
+    if platform.machine() in ("x86_64", "AMD64"):
+        if " avx2" in flags and " fma" in flags:
+            out.append("avx2")
+        if " avx512f" in flags:
+            out.append("avx512")
+    elif platform.machine() in ("aarch64", "arm64"):
+        out.append("neon")
+    return out
+
+
+def compare_outputs(where: str, got: dict, expected: list, n_out: int, rtol: float, atol: float) -> str | None:
+    """None when every output matches the reference (shape, dtype, values; NaN equals NaN), else a message."""
+    for k, exp in enumerate(expected[:n_out]):
+        exp = np.asarray(exp)
+        out = got[f"out{k}"]
+        w = f"{where} output {k}"
+        if out.shape != exp.shape:
+            return f"{w}: shape {out.shape}, expected {exp.shape}"
+        if out.dtype != exp.dtype:
+            return f"{w}: dtype {out.dtype}, expected {exp.dtype}"
+        if exp.dtype.kind == "f":
+            bad = ~np.isclose(out, exp, rtol=rtol, atol=atol, equal_nan=True)
+            # the sign of an infinity matters; isclose already checks it
+        else:
+            bad = out != exp
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            return (f"{w}: {int(bad.sum())} of {bad.size} mismatch, first at index {idx}: "
+                    f"expected {exp[idx]!r}, got {out[idx]!r}")
+    return None

@@ -9,7 +9,8 @@ Op level: every case of the native per-op tests -- tests/runtime_cases.py (the c
 of test_runtime_ops.py) and the optimized-kernel cases of test_kernels_runtime.py --
 and the tile/tail sweep (runtime_cases.SWEEP_CASES: odd widths and channel counts,
 GEMM sizes around the micro-tile edges, stride/pad/dilation/group variants, broadcast
-patterns, short softmax axes; 1e-4 relative to max|reference|) -- each
+patterns, short softmax axes; 1e-4 relative to max|reference|), the zero-size cases
+(runtime_cases.ZERO_CASES) and the NaN/infinity cases (runtime_cases.NAN_CASES) -- each
 becomes a one-node .mob in a case directory with its seeded inputs as .npy. One
 `mobrt_run --batch` process per configuration runs them all (qemu start-up is slow):
 NEON at 1 and 2 threads and the scalar reference kernels at 1 thread. Each case and
@@ -41,7 +42,7 @@ import pytest
 
 from mobconv.formats.writer import to_bytes
 from runtime_cases import CASES as OP_CASES
-from runtime_cases import REG, SWEEP_CASES, build
+from runtime_cases import NAN_CASES, REG, SWEEP_CASES, ZERO_CASES, build
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "aarch64-tests"
@@ -68,6 +69,8 @@ def _kernel_cases() -> list:
 def _all_cases() -> list:
     cases = [("ops", p.id, p.values[0], *p.values[2:], None) for p in OP_CASES]  # (op, variant, ...)
     cases += [("sweep", p.id, p.values[0], *p.values[2:], None) for p in SWEEP_CASES]
+    cases += [("zero", p.id, p.values[0], *p.values[2:], None) for p in ZERO_CASES]  # empty tensors
+    cases += [("nan", p.id, p.values[0], *p.values[2:], None) for p in NAN_CASES]  # NaN / +-inf inputs
     return [c for c in cases + _kernel_cases() if c[2] in REG]
 
 

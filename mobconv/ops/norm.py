@@ -129,10 +129,10 @@ def lrn(x, *, size, alpha, beta, bias):
     sq = xf * xf
     lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
     c = x.shape[1]
-    padded = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
-    csum = np.cumsum(padded, axis=1, dtype=np.float64)
-    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
-    window = (csum[:, size:size + c] - csum[:, :c]).astype(xf.dtype)  # sum of `size` channels
+    padded = np.pad(sq.astype(np.float64), [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    # Sum of the `size` channels of each window, slice by slice (not a running cumsum,
+    # which would carry a NaN or inf into every later window).
+    window = sum(padded[:, t:t + c] for t in range(size)).astype(xf.dtype)
     return (xf / (bias + (alpha / size) * window) ** beta).astype(x.dtype)
 
 

@@ -256,7 +256,13 @@ Status Interpreter::Prepare() {
       }
     }
     st.folded = fold;
-    if (fold) {
+    // Every output empty: nothing to compute or write, whatever the inputs hold
+    // (a zero-size broadcast, a batch of 0...). No kernel is called for it.
+    st.empty_output = true;
+    for (int t : info.outputs)
+      if (t >= 0 && tensors_[t].bytes != 0) st.empty_output = false;
+    if (info.outputs.empty()) st.empty_output = false;
+    if (fold && !st.empty_output) {
       const Kernel* ref = registry.find(info.type, in.empty() || !in[0].present() ? DType::Any : in[0].dtype, Isa::Scalar);
       if (!ref) return Status::Error(StatusCode::kUnsupported, where + ": no reference kernel");
       BuildViews(static_cast<int>(k), &in, &out);
@@ -333,7 +339,7 @@ Status Interpreter::Plan() {
   // Scratch: the largest any op asks for.
   size_t scratch = 0;
   for (int k = 0; k < nops; ++k) {
-    if (ops_[k].folded || !ops_[k].kernel->scratch_bytes) continue;
+    if (ops_[k].folded || ops_[k].empty_output || !ops_[k].kernel->scratch_bytes) continue;
     std::vector<TensorView> in, out;
     BuildViews(k, &in, &out);
     KernelContext ctx = MakeContext(k, in, out, &ops_[k].state);
@@ -422,7 +428,7 @@ Status Interpreter::Invoke() {
   for (size_t k = 0; k < model_.ops.size(); ++k) {
     OpState& st = ops_[k];
     const OpInfo& info = model_.ops[k];
-    if (!st.folded) {
+    if (!st.folded && !st.empty_output) {
       BuildViews(static_cast<int>(k), &in, &out);
       KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
       auto t0 = std::chrono::steady_clock::now();
@@ -436,6 +442,8 @@ Status Interpreter::Invoke() {
         double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
         profile_.push_back({static_cast<int>(k), us});
       }
+    } else if (!st.folded && options_.profiling) {
+      profile_.push_back({static_cast<int>(k), 0.0});  // empty output: not run
     }
     if (observer_) {
       infos.clear();

@@ -77,6 +77,7 @@ class Interpreter {
     Isa isa = Isa::Scalar;
     void* state = nullptr;
     bool folded = false;
+    bool empty_output = false;  // every output has zero elements: the kernel is not run
     size_t scratch = 0;
   };
   Status Prepare();            // shape inference + folding + plan

@@ -157,7 +157,7 @@ struct Activation {
   float apply(float y) const {
     switch (kind) {
       case Kind::None: return y;
-      case Kind::Relu: return y > 0.f ? y : 0.f;
+      case Kind::Relu: return y > 0.f || y != y ? y : 0.f;  // NaN stays NaN
       case Kind::Clip: return y < a ? a : (y > b ? b : y);
       case Kind::LeakyRelu: return y >= 0.f ? y : y * a;
       case Kind::HardSigmoid: { float t = y * a + b; return t < 0.f ? 0.f : (t > 1.f ? 1.f : t); }

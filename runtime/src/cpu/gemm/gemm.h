@@ -46,8 +46,8 @@ enum class BiasMode : int32_t { kNone = 0, kPerRow = 1, kPerCol = 2 };
 struct GemmEpilogue {
   const float* bias = nullptr;  // already offset to this tile's first row/col
   BiasMode bias_mode = BiasMode::kNone;
-  float min = -3.402823466e+38f;  // clamp bounds (Relu/Clip folded here)
-  float max = 3.402823466e+38f;
+  float min = -__builtin_inff();  // clamp bounds (Relu/Clip folded here)
+  float max = __builtin_inff();
 };
 
 // Microkernel: C tile (mr <= MR rows, nr <= NR cols, row stride ldc) =

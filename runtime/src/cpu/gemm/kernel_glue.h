@@ -257,7 +257,10 @@ void gemm_dims(const KernelContext& ctx, int64_t* m, int64_t* k, int64_t* n) {
   const bool tb = ctx.op_type == fb::OpType_Gemm && ctx.attrs->get_int("transB", 0) != 0;
   *k = tb ? b.dims[1] : b.dims[0];
   *n = tb ? b.dims[0] : b.dims[1];
-  *m = *k > 0 ? a.numel() / *k : 0;
+  // M from A's leading dims (not numel / K: K may be 0, and then Y = bias, not nothing).
+  int64_t rows = 1;
+  for (int d = 0; d + 1 < a.rank; ++d) rows *= a.dims[d];
+  *m = rows;
 }
 
 template <SimdIsa I>
@@ -426,8 +429,8 @@ cpu::Activation unary_act(const KernelContext& ctx) {
       a.kind = Act::kClip;
       const float* lo = opt_input(ctx, 1);
       const float* hi = opt_input(ctx, 2);
-      a.p0 = lo ? *lo : -3.402823466e+38f;
-      a.p1 = hi ? *hi : 3.402823466e+38f;
+      a.p0 = lo ? *lo : -__builtin_inff();
+      a.p1 = hi ? *hi : __builtin_inff();
       break;
     }
     default: break;

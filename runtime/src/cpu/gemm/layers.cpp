@@ -11,7 +11,7 @@ namespace cpu {
 
 namespace {
 
-constexpr float kLowest = -3.402823466e+38f;
+constexpr float kLowest = -__builtin_inff();
 
 // A row of zeros standing in for input rows above/below the image (per thread).
 const float* zero_row(size_t floats) {
@@ -267,7 +267,7 @@ void pool_plane(void* vctx, int64_t plane) {
       for (int64_t i = 0; i < nrows; ++i)
         for (int64_t j = std::max<int64_t>(0, -x0); j < s.kw && x0 + j < s.iw; ++j) {
           const float v = r[i][x0 + j];
-          acc = c.max ? std::max(acc, v) : acc + v;
+          acc = c.max ? (v > acc || v != v ? v : acc) : acc + v;  // NaN propagates
         }
       yr[ox] = c.max ? acc : acc * (1.f / full);
     }

@@ -21,6 +21,8 @@ struct VecScalar {
   static T div(T a, T b) { return a / b; }
   static T max(T a, T b) { return a > b ? a : b; }
   static T min(T a, T b) { return a < b ? a : b; }
+  static T max_nan(T a, T b) { return a != a ? a : max(a, b); }
+  static T min_nan(T a, T b) { return a != a ? a : min(a, b); }
   static T fma(T a, T b, T c) { return a * b + c; }
   static T floor(T a) { return std::floor(a); }
   static T pow2i(T n) { return std::ldexp(1.f, int(n)); }

@@ -52,8 +52,8 @@ void run_tasks(const TaskRunner* runner, int64_t n, void* ctx, void (*fn)(void* 
 }
 
 bool act_as_clamp(const Activation& act, float* lo, float* hi) {
-  *lo = -3.402823466e+38f;
-  *hi = 3.402823466e+38f;
+  *lo = -__builtin_inff();
+  *hi = __builtin_inff();
   switch (act.kind) {
     case Act::kNone:
       return true;

@@ -4,8 +4,15 @@
 // gemm/ops_scalar.cpp). Each instantiating TU is compiled with its own ISA flags.
 //
 // Traits `V` provide: type T, lane count N, zero/set1/load/store, add/sub/mul/div/
-// max/min, fma(a,b,c)=a*b+c, floor, pow2i (2^v for integral v), hsum/hmax, and
-// load_even_odd(p, e, o) splitting 2N floats into even and odd lanes (stride-2 ops).
+// max/min, max_nan/min_nan, fma(a,b,c)=a*b+c, floor, pow2i (2^v for integral v),
+// hsum/hmax, and load_even_odd(p, e, o) splitting 2N floats into even and odd lanes
+// (stride-2 ops).
+//
+// NaN (docs/runtime.md, "NaN and infinities"): every kernel propagates NaN as the numpy
+// reference does. max/min follow x86 maxps/minps: when either operand is NaN they return
+// the SECOND one, so max(c, x) with a constant c keeps a NaN x (clamps are written that
+// way round); max_nan/min_nan return NaN when either operand is NaN (Max/Min ops, pooling
+// windows). NEON's vmaxq/vminq already propagate NaN either way.
 //
 // Tails (n % N) go through a padded stack buffer so the same vector math (and the same
 // exp/tanh approximation) applies to every element. Everything has internal linkage.
@@ -22,8 +29,8 @@ namespace {
 template <class V>
 inline typename V::T vexp(typename V::T x) {
   using T = typename V::T;
-  x = V::min(x, V::set1(88.3762626647949f));
-  x = V::max(x, V::set1(-87.3365478515625f));
+  x = V::min(V::set1(88.3762626647949f), x);  // NaN stays NaN (operand order)
+  x = V::max(V::set1(-87.3365478515625f), x);
   T fx = V::fma(x, V::set1(1.44269504088896341f), V::set1(0.5f));
   fx = V::floor(fx);
   x = V::sub(x, V::mul(fx, V::set1(0.693359375f)));
@@ -47,7 +54,7 @@ inline typename V::T vsigmoid(typename V::T x) {
 template <class V>
 inline typename V::T vtanh(typename V::T x) {
   using T = typename V::T;
-  x = V::min(V::max(x, V::set1(-7.90531110763549805f)), V::set1(7.90531110763549805f));
+  x = V::min(V::set1(7.90531110763549805f), V::max(V::set1(-7.90531110763549805f), x));
   const T x2 = V::mul(x, x);
   T p = V::set1(-2.76076847742355e-16f);
   p = V::fma(p, x2, V::set1(2.00018790482477e-13f));
@@ -70,20 +77,20 @@ inline typename V::T vact(typename V::T x, const Activation& a) {
     case Act::kNone:
       return x;
     // Operand order keeps NaN (x86 max/min return the second operand when unordered),
-    // as the Relu/Clip op references do.
+    // as the op references do.
     case Act::kRelu:
       return V::max(V::zero(), x);
     case Act::kClip:
       return V::min(V::set1(a.p1), V::max(V::set1(a.p0), x));
     case Act::kLeakyRelu:
-      return V::add(V::max(x, V::zero()), V::mul(V::set1(a.p0), V::min(x, V::zero())));
+      return V::add(V::max(V::zero(), x), V::mul(V::set1(a.p0), V::min(V::zero(), x)));
     case Act::kHardSwish: {
       typename V::T g = V::fma(x, V::set1(1.f / 6.f), V::set1(0.5f));
-      g = V::min(V::max(g, V::zero()), V::set1(1.f));
+      g = V::min(V::set1(1.f), V::max(V::zero(), g));
       return V::mul(x, g);
     }
     case Act::kHardSigmoid:
-      return V::min(V::max(V::fma(x, V::set1(a.p0), V::set1(a.p1)), V::zero()), V::set1(1.f));
+      return V::min(V::set1(1.f), V::max(V::zero(), V::fma(x, V::set1(a.p0), V::set1(a.p1))));
     case Act::kSigmoid:
       return vsigmoid<V>(x);
     case Act::kTanh:
@@ -134,8 +141,8 @@ inline typename V::T vbin(typename V::T a, typename V::T b) {
     case BinOp::kSub: return V::sub(a, b);
     case BinOp::kMul: return V::mul(a, b);
     case BinOp::kDiv: return V::div(a, b);
-    case BinOp::kMax: return V::max(a, b);
-    case BinOp::kMin: return V::min(a, b);
+    case BinOp::kMax: return V::max_nan(a, b);
+    case BinOp::kMin: return V::min_nan(a, b);
   }
   return a;
 }
@@ -150,7 +157,7 @@ void binary_loop(const float* a, size_t sa, const float* b, size_t sb, float* y,
   for (; i + V::N <= n; i += V::N) {
     const T va = sa ? V::load(a + i) : a0;
     const T vb = sb ? V::load(b + i) : b0;
-    V::store(y + i, V::min(V::max(vbin<V, OP>(va, vb), vlo), vhi));
+    V::store(y + i, V::min(vhi, V::max(vlo, vbin<V, OP>(va, vb))));
   }
   if (i < n) {
     alignas(64) float ta[V::N] = {}, tb[V::N] = {}, ty[V::N];
@@ -159,7 +166,7 @@ void binary_loop(const float* a, size_t sa, const float* b, size_t sb, float* y,
       tb[j] = b[sb ? i + j : 0];
     }
     const T va = V::load(ta), vb = sb || true ? V::load(tb) : b0;
-    V::store(ty, V::min(V::max(vbin<V, OP>(va, vb), vlo), vhi));
+    V::store(ty, V::min(vhi, V::max(vlo, vbin<V, OP>(va, vb))));
     for (size_t j = 0; j < n - i; ++j) y[i + j] = ty[j];
   }
 }
@@ -170,8 +177,8 @@ void binary_impl(BinOp op, const float* a, size_t sa, const float* b, size_t sb,
   float lo, hi;
   const bool clamp = act == nullptr || act_as_clamp(*act, &lo, &hi);
   if (act == nullptr) {
-    lo = -3.402823466e+38f;
-    hi = 3.402823466e+38f;
+    lo = -__builtin_inff();
+    hi = __builtin_inff();
   }
   switch (op) {
     case BinOp::kAdd: binary_loop<V, BinOp::kAdd>(a, sa, b, sb, y, n, lo, hi); break;
@@ -227,7 +234,7 @@ void dwconv3x3_row_impl(const float* r0, const float* r1, const float* r2, const
       acc = V::fma(o, k7, acc);
       acc = V::fma(e2, k8, acc);
     }
-    V::store(y + x, V::min(V::max(acc, vlo), vhi));
+    V::store(y + x, V::min(vhi, V::max(vlo, acc)));
   };
   size_t x = 0;
   for (; x + V::N <= n; x += V::N) body(x);
@@ -267,7 +274,7 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
                    size_t n, float scale) {
   using T = typename V::T;
   auto body = [&](size_t x) {
-    T acc = MAX ? V::set1(-3.402823466e+38f) : V::zero();
+    T acc = MAX ? V::set1(-__builtin_inff()) : V::zero();
     if (s == 2 && (kw == 2 || kw == 3)) {
       // 2x2 / 3x3 stride 2 (the usual pools): taps 0 and 1 are the even and odd lanes of
       // one deinterleaving load, tap 2 the even lanes of the next.
@@ -275,20 +282,20 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
         const float* p = rows[i] + x * 2;
         T e, o;
         V::load_even_odd(p, e, o);
-        T v = MAX ? V::max(e, o) : V::add(e, o);
+        T v = MAX ? V::max_nan(e, o) : V::add(e, o);
         if (kw == 3) {
           T e2, o2;
           V::load_even_odd(p + 2, e2, o2);
-          v = MAX ? V::max(v, e2) : V::add(v, e2);
+          v = MAX ? V::max_nan(v, e2) : V::add(v, e2);
         }
-        acc = MAX ? V::max(acc, v) : V::add(acc, v);
+        acc = MAX ? V::max_nan(acc, v) : V::add(acc, v);
       }
     } else {
       for (size_t i = 0; i < nrows; ++i) {
         const float* p = rows[i] + x * s;
         for (size_t j = 0; j < kw; ++j) {
           const T v = load_strided<V>(p + j, s);
-          acc = MAX ? V::max(acc, v) : V::add(acc, v);
+          acc = MAX ? V::max_nan(acc, v) : V::add(acc, v);
         }
       }
     }
@@ -302,11 +309,11 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
     x = n;
   }
   for (; x < n; ++x) {
-    float acc = MAX ? -3.402823466e+38f : 0.f;
+    float acc = MAX ? -__builtin_inff() : 0.f;
     for (size_t i = 0; i < nrows; ++i)
       for (size_t j = 0; j < kw; ++j) {
         const float v = rows[i][x * s + j];
-        acc = MAX ? (v > acc ? v : acc) : acc + v;
+        acc = MAX ? (v > acc || v != v ? v : acc) : acc + v;
       }
     y[x] = MAX ? acc : acc * scale;
   }
@@ -345,7 +352,7 @@ template <class V>
 void softmax_rows_impl(const float* x, float* y, size_t rows, size_t len, int log) {
   using T = typename V::T;
   for (size_t r = 0; r < rows; ++r, x += len, y += len) {
-    T vm = V::set1(-3.402823466e+38f);
+    T vm = V::set1(-__builtin_inff());
     size_t i = 0;
     for (; i + V::N <= len; i += V::N) vm = V::max(vm, V::load(x + i));
     float m = V::hmax(vm);
@@ -398,7 +405,7 @@ void softmax_inner_impl(const float* x, float* y, size_t len, size_t inner, int 
       V::store(ty, v);
       for (size_t j = 0; j < w; ++j) p[j] = ty[j];
     };
-    T vm = V::set1(-3.402823466e+38f);
+    T vm = V::set1(-__builtin_inff());
     for (size_t a = 0; a < len; ++a) vm = V::max(vm, ld(x + a * inner + i));
     T vs = V::zero();
     for (size_t a = 0; a < len; ++a) {
@@ -410,7 +417,7 @@ void softmax_inner_impl(const float* x, float* y, size_t len, size_t inner, int 
     if (log) {
       alignas(64) float t[V::N];
       V::store(t, vs);
-      for (size_t j = 0; j < V::N; ++j) t[j] = __builtin_logf(t[j] > 0.f ? t[j] : 1.f);
+      for (size_t j = 0; j < V::N; ++j) t[j] = __builtin_logf(t[j] > 0.f || t[j] != t[j] ? t[j] : 1.f);
       const T ls = V::load(t);
       for (size_t a = 0; a < len; ++a) st(y + a * inner + i, V::sub(ld(y + a * inner + i), ls));
     } else {

@@ -20,6 +20,8 @@ struct VecNeon {
   static T div(T a, T b) { return vdivq_f32(a, b); }
   static T max(T a, T b) { return vmaxq_f32(a, b); }
   static T min(T a, T b) { return vminq_f32(a, b); }
+  static T max_nan(T a, T b) { return vmaxq_f32(a, b); }  // FMAX: NaN if either is NaN
+  static T min_nan(T a, T b) { return vminq_f32(a, b); }
   static T fma(T a, T b, T c) { return vfmaq_f32(c, a, b); }
   static T floor(T a) { return vrndmq_f32(a); }
   static T pow2i(T n) {

@@ -20,7 +20,10 @@ float unary(OpType op, float x, float alpha, float beta, bool tanh_gelu) {
       return x >= 0 ? 1.f / (1.f + e) : e / (1.f + e);
     }
     case fb::OpType_Tanh: return std::tanh(x);
-    case fb::OpType_HardSigmoid: return std::min(1.f, std::max(0.f, x * alpha + beta));
+    case fb::OpType_HardSigmoid: {  // comparisons, not std::min/max: NaN stays NaN
+      const float t = x * alpha + beta;
+      return t < 0.f ? 0.f : (t > 1.f ? 1.f : t);
+    }
     case fb::OpType_HardSwish: return x * std::min(1.f, std::max(0.f, x / 6.f + 0.5f));
     case fb::OpType_Elu: return x > 0 ? x : alpha * std::expm1(std::min(x, 0.f));
     case fb::OpType_Selu: return beta * (x > 0 ? x : alpha * std::expm1(std::min(x, 0.f)));

@@ -143,7 +143,7 @@ Status run_global(KernelContext& ctx) {
     } else {
       double s = 0;
       for (int64_t j = 0; j < inner; ++j) s += xc[j];
-      py[p] = static_cast<float>(s / static_cast<double>(std::max<int64_t>(inner, 1)));
+      py[p] = static_cast<float>(s / static_cast<double>(inner));  // no elements: NaN, as numpy's mean
     }
   }
   return Status::Ok();

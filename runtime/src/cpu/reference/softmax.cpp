@@ -34,7 +34,7 @@ Status run_softmax(KernelContext& ctx) {
       float m = -INFINITY;
       int64_t arg = 0;
       for (int64_t k = 0; k < len; ++k)
-        if (xl[k * inner] > m) { m = xl[k * inner]; arg = k; }
+        if (xl[k * inner] > m || (std::isnan(xl[k * inner]) && !std::isnan(m))) { m = xl[k * inner]; arg = k; }  // first NaN wins
       if (op == fb::OpType_Hardmax) {
         for (int64_t k = 0; k < len; ++k) yl[k * inner] = k == arg ? 1.f : 0.f;
         continue;

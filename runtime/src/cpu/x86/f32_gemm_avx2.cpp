@@ -63,8 +63,8 @@ void gemm_full_6x16(size_t kc, const float* a, const float* b, size_t ldb, float
     const __m256 hi = _mm256_set1_ps(ep->max);
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
-      c0[r] = _mm256_min_ps(_mm256_max_ps(c0[r], lo), hi);
-      c1[r] = _mm256_min_ps(_mm256_max_ps(c1[r], lo), hi);
+      c0[r] = _mm256_min_ps(hi, _mm256_max_ps(lo, c0[r]));
+      c1[r] = _mm256_min_ps(hi, _mm256_max_ps(lo, c1[r]));
     }
   }
 #pragma GCC unroll 8
@@ -110,8 +110,8 @@ void gemm_row_1x16(size_t kc, const float* a, size_t as, const float* b, size_t 
       c1 = _mm256_add_ps(c1, _mm256_loadu_ps(ep->bias + 8));
     }
     const __m256 lo = _mm256_set1_ps(ep->min), hi = _mm256_set1_ps(ep->max);
-    c0 = _mm256_min_ps(_mm256_max_ps(c0, lo), hi);
-    c1 = _mm256_min_ps(_mm256_max_ps(c1, lo), hi);
+    c0 = _mm256_min_ps(hi, _mm256_max_ps(lo, c0));
+    c1 = _mm256_min_ps(hi, _mm256_max_ps(lo, c1));
   }
   _mm256_storeu_ps(c, c0);
   _mm256_storeu_ps(c + 8, c1);

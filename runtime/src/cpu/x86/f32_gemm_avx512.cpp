@@ -78,8 +78,8 @@ void gemm_tile_14x32(size_t kc, const float* a, const float* b, size_t ldb, floa
     const __m512 hi = _mm512_set1_ps(ep->max);
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
-      c0[r] = _mm512_min_ps(_mm512_max_ps(c0[r], lo), hi);
-      c1[r] = _mm512_min_ps(_mm512_max_ps(c1[r], lo), hi);
+      c0[r] = _mm512_min_ps(hi, _mm512_max_ps(lo, c0[r]));
+      c1[r] = _mm512_min_ps(hi, _mm512_max_ps(lo, c1[r]));
     }
   }
 #pragma GCC unroll 16
@@ -137,8 +137,8 @@ void gemm_row_1x32(size_t kc, const float* a, size_t as, const float* b, size_t 
       c1 = _mm512_add_ps(c1, _mm512_loadu_ps(ep->bias + 16));
     }
     const __m512 lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
-    c0 = _mm512_min_ps(_mm512_max_ps(c0, lo), hi);
-    c1 = _mm512_min_ps(_mm512_max_ps(c1, lo), hi);
+    c0 = _mm512_min_ps(hi, _mm512_max_ps(lo, c0));
+    c1 = _mm512_min_ps(hi, _mm512_max_ps(lo, c1));
   }
   _mm512_storeu_ps(c, c0);
   _mm512_storeu_ps(c + 16, c1);

@@ -24,6 +24,9 @@ struct VecAvx512 {
   static T div(T a, T b) { return _mm512_div_ps(a, b); }
   static T max(T a, T b) { return _mm512_max_ps(a, b); }
   static T min(T a, T b) { return _mm512_min_ps(a, b); }
+  // NaN when either is NaN: maxps returns b when unordered, so put a back where a is NaN.
+  static T max_nan(T a, T b) { return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
+  static T min_nan(T a, T b) { return _mm512_mask_mov_ps(_mm512_min_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
   static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T floor(T a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   static T pow2i(T n) {
