@@ -153,6 +153,25 @@ def test_run_save_would_overwrite_an_input_file(tiny, tmp_path, capsys):
     assert snapshot(x, mob) == before
 
 
+def test_random_caffemodel_writer_never_replaces_the_prototxt(caffe, tmp_path):
+    """`python -m mobconv.frontends.caffe.weights deploy.prototxt OUT` writes with the same
+    writer: OUT may not be the prototxt (here through a link) nor a FIFO."""
+    from mobconv.errors import UsageError
+    from mobconv.frontends.caffe.weights import save_random_caffemodel
+
+    proto, _ = caffe
+    os.symlink(proto.name, tmp_path / "w.caffemodel")
+    before = snapshot(proto)
+    with pytest.raises(UsageError, match="would overwrite the input file"):
+        save_random_caffemodel(proto, tmp_path / "w.caffemodel")
+    os.mkfifo(tmp_path / "fifo.caffemodel")
+    with pytest.raises(MobconvError, match="FIFO"):
+        save_random_caffemodel(proto, tmp_path / "fifo.caffemodel")
+    assert snapshot(proto) == before and temp_files(tmp_path) == []
+    save_random_caffemodel(proto, tmp_path / "random.caffemodel")
+    assert os.path.getsize(tmp_path / "random.caffemodel") > 0
+
+
 # ---- the output is not a regular file --------------------------------------------------
 
 

@@ -18,13 +18,15 @@ from typing import Optional
 
 import numpy as np
 
+from ...output_files import write_atomic
 from . import caffe_pb2
 from .loader import load_caffe
 from .parser import read_net
 
 
-def write_caffemodel(path: str, name: str, layers: list) -> None:
-    """layers: [(layer name, layer type, [float32 arrays])] -> binary NetParameter."""
+def write_caffemodel(path: str, name: str, layers: list, inputs=()) -> None:
+    """layers: [(layer name, layer type, [float32 arrays])] -> binary NetParameter,
+    written by the safe writer (mobconv/output_files.py; `inputs` are never replaced)."""
     net = caffe_pb2.NetParameter(name=name)
     for lname, ltype, arrays in layers:
         layer = net.layer.add(name=lname, type=ltype)
@@ -33,10 +35,7 @@ def write_caffemodel(path: str, name: str, layers: list) -> None:
             array = np.asarray(array, np.float32)
             blob.shape.dim.extend(array.shape)
             blob.data.extend(array.ravel().tolist())
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(net.SerializeToString())
-    os.replace(tmp, path)
+    write_atomic(path, net.SerializeToString(), inputs)
 
 
 def save_random_caffemodel(prototxt: str, path: str, input_shapes: Optional[dict] = None) -> dict:
@@ -54,7 +53,7 @@ def save_random_caffemodel(prototxt: str, path: str, input_shapes: Optional[dict
             if any(b is None for b in blobs):
                 raise ValueError(f"{prototxt}: layer {layer.name!r}: weights are only partly generated")
             layers.append((layer.name, layer.type, blobs))
-    write_caffemodel(path, net.name, layers)
+    write_caffemodel(path, net.name, layers, inputs=[prototxt])
     return generated
 
 
