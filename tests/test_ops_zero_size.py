@@ -8,7 +8,8 @@ rule) -- never crash with a numpy/Python exception.
 Sweep (generated from the registry, so a new op is covered automatically): every op's
 base cases -- tests/runtime_cases.CASES, the few cases below, and single-node graphs
 drawn by tests/graph_fuzz.py (which has a builder for every registry op) -- with each
-input in turn given a 0 in each dim position. For each variant: the shape function
+input in turn given a 0 in each dim position (and each element of a small integer input,
+such as sizes, pads or repeats, set to 0). For each variant: the shape function
 raises a MobconvError, or the reference returns outputs of exactly the dtypes and shapes
 the shape function gave (a symbolic dim, a data-dependent row count, matches any size).
 
@@ -119,6 +120,21 @@ def zero_variants(inputs):
             yield f"input {k} dim {d} = 0", variant
 
 
+def zero_value_variants(inputs):
+    """(label, inputs) with element j of a small integer input (sizes, pads, axes, indices,
+    repeats, shapes) set to 0."""
+    for k, item in enumerate(inputs):
+        arr = None if _absent(item) else _array(item)
+        if arr is None or arr.dtype.kind not in "iu" or not 0 < arr.size <= 16:
+            continue
+        for j in np.flatnonzero(arr.reshape(-1)):
+            new = arr.copy()
+            new.reshape(-1)[j] = 0
+            variant = list(inputs)
+            variant[k] = ("const", new) if isinstance(item, tuple) else new
+            yield f"input {k} element {j} = 0", variant
+
+
 def one_node(op, inputs, attrs, n_out):
     g = Graph(f"zero_{op}")
     names, arrays = [], []
@@ -171,7 +187,7 @@ def check(op, inputs, attrs, n_out):
 def test_zero_size_inputs_are_refused_or_computed(op):
     failures, tried = [], 0
     for _, inputs, attrs, n_out in bases(op):
-        for label, variant in zero_variants(inputs):
+        for label, variant in [*zero_variants(inputs), *zero_value_variants(inputs)]:
             tried += 1
             msg = check(op, variant, attrs, n_out)
             if msg:
@@ -310,6 +326,9 @@ def test_resize_sizes_on_empty_dims_follow_onnxruntime():
                              {"mode": "linear"}, "cannot resize the empty dim 2", "to size 7")
     refused("Resize", [_zeros(1, 2, 0, 4), ("absent", None), ("absent", None), sizes(7, 5)],
             {"axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, "keep_aspect_ratio_policy")
+    # size 0 on a non-empty dim: an empty output (as onnx.reference computes it)
+    assert ours("Resize", [_f32(1, 2, 3, 4), ("absent", None), ("absent", None), sizes(1, 2, 0, 5)],
+                {"mode": "linear"})[0].shape == (1, 2, 0, 5)
     # scales on an empty dim, in the coordinate mode whose formula divides by the output length
     same_as_onnxruntime("Resize", [_zeros(1, 2, 0, 7), ("absent", None), C(np.array([1, 1, 1.6, 2.3], np.float32))],
                         {"coordinate_transformation_mode": "half_pixel_symmetric", "mode": "linear"})

@@ -252,6 +252,8 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
     if (scales is None) == (sizes is None):
         raise ValueError("Resize: exactly one of scales and sizes must be given")
     axes, scales, sizes, roi = _full_params(rank, attrs["axes"], scales, sizes, roi)
+    if scales is not None and not all(math.isfinite(s) and s > 0 for s in scales):
+        raise ValueError(f"Resize: scales must be finite and positive, got {scales}")
     if sizes is not None:
         check_sizes(x.shape, axes, [sizes[ax] for ax in axes], attrs["keep_aspect_ratio_policy"],
                     lambda m: ValueError(f"Resize: {m}"))
@@ -259,8 +261,6 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
     crop = attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"
     if crop and roi is None:
         raise ValueError("Resize: tf_crop_and_resize needs the roi input")
-    if scales is not None and not all(math.isfinite(s) and s > 0 for s in scales):
-        raise ValueError(f"Resize: scales must be finite and positive, got {scales}")
     if crop and not all(math.isfinite(v) for v in roi):
         raise ValueError(f"Resize: roi must be finite, got {roi}")
     if 0 in out:  # nothing to sample (an empty input always gives an empty output)
