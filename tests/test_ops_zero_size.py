@@ -420,6 +420,7 @@ def test_indices_into_an_empty_axis_are_refused():
     refused("ScatterElements", [_zeros(3, 0, 2), idx(3, 4, 2), _zeros(3, 4, 2)], {"axis": 1}, "empty")
     refused("ScatterElements", [_zeros(0, 5, 2), idx(3, 4, 2), _zeros(3, 4, 2)], {"axis": 1}, "exceed data")
     same_as_onnxruntime("Gather", [_f32(3, 0, 2), C(idx(2, 0))], {"axis": 1})  # no index at all: fine
+    refused_like_onnxruntime("Gather", [_zeros(0, 0, 3), C(idx(7))], {"axis": 1}, "empty")  # even if Y is empty
 
 
 def test_resize_non_finite_scales_and_roi_are_refused():
