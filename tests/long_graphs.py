@@ -6,21 +6,28 @@ work converting them takes.
                   (issue 7: the passes scanned every node once per node);
 - `conv_bn_relu`: Conv -> BatchNormalization -> Relu, repeated (BN folds, Relu fuses);
 - `fan`:          x fans out to n/3 Mul(x, k_i) branches, each followed by an Identity,
-                  summed by one pairwise Add tree (fan-out, then fan-in).
+                  summed by one pairwise Add tree (fan-out, then fan-in);
+- `reduce_chain`: ReduceSum with an `axes` attribute (opset 11), repeated: the converter
+                  adds a constant per node (Graph.unique_name walked every node per name);
+- `shape_chain`:  x.view(x.size(0), -1) as exported: Shape -> Gather -> Unsqueeze ->
+                  Concat -> Reshape per block on a symbolic batch; the frontend rewrites
+                  each Reshape and drops the dead shape nodes (list.remove per node).
 """
 from __future__ import annotations
 
 import numpy as np
 
-SHAPES = ("add_chain", "conv_bn_relu", "fan")
+SHAPES = ("add_chain", "conv_bn_relu", "fan", "reduce_chain", "shape_chain")
 
 
 def build(shape: str, nodes: int):
     """An onnx.ModelProto of `shape` with about `nodes` nodes."""
-    return {"add_chain": add_chain, "conv_bn_relu": conv_bn_relu, "fan": fan}[shape](nodes)
+    builders = {"add_chain": add_chain, "conv_bn_relu": conv_bn_relu, "fan": fan,
+                "reduce_chain": reduce_chain, "shape_chain": shape_chain}
+    return builders[shape](nodes)
 
 
-def _model(nodes, inits, x_shape, out_name, out_shape):
+def _model(nodes, inits, x_shape, out_name, out_shape, opset=17):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -28,7 +35,7 @@ def _model(nodes, inits, x_shape, out_name, out_shape):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
         inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def add_chain(n: int):
@@ -85,3 +92,30 @@ def fan(n: int):
             j += 1
         level = nxt + ([level[-1]] if len(level) % 2 else [])
     return _model(nodes, inits, [1, 4], level[0], [1, 4])
+
+
+def reduce_chain(n: int):
+    from onnx import helper
+
+    nodes, prev = [], "x"
+    for i in range(n):
+        nodes.append(helper.make_node("ReduceSum", [prev], [f"r{i}"], axes=[1], keepdims=1))
+        prev = f"r{i}"
+    return _model(nodes, [], [1, 4], prev, [1, 1], opset=11)
+
+
+def shape_chain(n: int):
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    nodes, prev = [], "x"
+    for i in range(max(1, n // 5)):
+        nodes += [helper.make_node("Shape", [prev], [f"s{i}"]),
+                  helper.make_node("Gather", [f"s{i}", "zero"], [f"g{i}"], axis=0),
+                  helper.make_node("Unsqueeze", [f"g{i}", "axis0"], [f"u{i}"]),
+                  helper.make_node("Concat", [f"u{i}", "minus1"], [f"c{i}"], axis=0),
+                  helper.make_node("Reshape", [prev, f"c{i}"], [f"r{i}"])]
+        prev = f"r{i}"
+    return _model(nodes, inits, ["N", 4], prev, ["N", 4])

@@ -167,13 +167,28 @@ class Graph:
         return node
 
     def unique_name(self, base: str) -> str:
-        taken = set(self.values) | {n.name for n in self.nodes}
-        if base not in taken:
+        node_names = self._node_names()
+
+        def taken(name):
+            return name in self.values or name in node_names
+
+        if not taken(base):
             return base
         i = 1
-        while f"{base}_{i}" in taken:
+        while taken(f"{base}_{i}"):
             i += 1
         return f"{base}_{i}"
+
+    def _node_names(self) -> set:
+        """The nodes' names, for unique_name: extended as nodes are appended, rebuilt when
+        `nodes` is another list or shorter (a walk per call made conversion quadratic)."""
+        cache = getattr(self, "_node_name_cache", None)  # [nodes list, how many seen, names]
+        if cache is None or cache[0] is not self.nodes or cache[1] > len(self.nodes):
+            cache = self._node_name_cache = [self.nodes, 0, set()]
+        if cache[1] < len(self.nodes):
+            cache[2].update(n.name for n in self.nodes[cache[1]:])
+            cache[1] = len(self.nodes)
+        return cache[2]
 
     # ---- queries --------------------------------------------------------
     def producers(self) -> dict:

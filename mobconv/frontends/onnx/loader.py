@@ -356,13 +356,15 @@ def _drop_dead_shape_nodes(graph, symbolic, outputs) -> None:
     changed = True
     while changed:
         changed = False
-        for node in list(graph.nodes):
+        dead = set()  # removed in one rebuild: list.remove per node made loading quadratic
+        for node in graph.nodes:
             outs = [o for o in node.outputs if o]
             if outs and all(o in symbolic.dims and o not in live for o in outs):
-                graph.nodes.remove(node)
+                dead.add(id(node))
                 for o in outs:
                     graph.values.pop(o, None)
                 changed = True
+        graph.nodes[:] = [n for n in graph.nodes if id(n) not in dead]
         if changed:
             live = set(outputs)
             for node in graph.nodes:
