@@ -292,3 +292,77 @@ def test_cli_caffe2mob_huge_input_dims_exit_1_no_file(tmp_path):
     assert (rc, err.count("\n")) == (1, 1), err
     assert err.startswith(f"mobconv: error: {path}: input 'data'")
     assert sorted(os.listdir(tmp_path)) == ["net.prototxt"]
+
+
+# ---- found by the converter fuzzer (tests/test_converter_fuzz.py) ----------------
+
+
+def test_onnx_converter_errors_name_the_file(tmp_path):
+    relu = helper.make_node("Relu", ["x"], ["y"], name="r", kernel_shape=[3, 3])
+    msg = refused(onnx_file(tmp_path, [relu]), ConversionError)
+    assert "'r'" in msg and "kernel_shape" in msg
+
+
+def test_onnx_ints_attribute_given_as_a_tensor(tmp_path):
+    """Passed through to the IR, a 2-D tensor made the message multi-line and a 1-D
+    one was written as a TENSOR attribute the runtime refuses."""
+    for value in (np.zeros((2, 1), np.int64), np.ones(2, np.int64)):
+        pool = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2])
+        pool.attribute.append(helper.make_attribute("strides", numpy_helper.from_array(value)))
+        msg = refused(onnx_file(tmp_path, [pool]), ConversionError)
+        assert "'pool'" in msg and "'strides' must be of type INTS, got TENSOR" in msg
+
+
+def test_onnx_unknown_element_type(tmp_path):
+    x = helper.make_tensor_value_info("x", 99, [1, 3])
+    msg = refused(onnx_file(tmp_path, inputs=[x]), ConversionError)
+    assert "graph input 'x'" in msg and "99" in msg
+
+
+def test_onnx_attribute_that_cannot_be_decoded(tmp_path):
+    relu = helper.make_node("LeakyRelu", ["x"], ["y"], name="lr")
+    bad = relu.attribute.add()
+    bad.name, bad.type, bad.s = "mode", onnx.AttributeProto.STRING, b"\xff\xfe"
+    msg = refused(onnx_file(tmp_path, [relu]), ConversionError)
+    assert "'lr'" in msg and "UTF-8" in msg
+    relu = helper.make_node("Constant", [], ["y"], name="c")
+    relu.attribute.append(helper.make_attribute("value", _tensor([2, 3], [1.0])))
+    msg = refused(onnx_file(tmp_path, [relu], inputs=[]), ConversionError)
+    assert "'c'" in msg and "attribute 'value'" in msg and "need 6 values" in msg
+
+
+@pytest.mark.parametrize("op, dtype", [("Abs", TensorProto.BOOL), ("Relu", TensorProto.BOOL),
+                                       ("Not", TensorProto.FLOAT)])
+def test_onnx_input_dtype_outside_the_op_schema(tmp_path, op, dtype):
+    x = helper.make_tensor_value_info("x", dtype, [2, 3])
+    msg = refused(onnx_file(tmp_path, [helper.make_node(op, ["x"], ["y"], name="n")], [x]),
+                  ConversionError)
+    assert "'n'" in msg and "input 0 ('x')" in msg
+
+
+def test_onnx_inputs_that_must_share_a_dtype(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    w = numpy_helper.from_array(np.ones((2, 3), np.int64), "W")
+    msg = refused(onnx_file(tmp_path, [helper.make_node("Add", ["x", "W"], ["y"], name="add")], [x],
+                            inits=[w]), ConversionError)
+    assert "'add'" in msg and "same dtype" in msg
+
+
+def test_onnx_names_that_are_not_utf8(tmp_path):
+    path = onnx_file(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="r", alpha=1.0)])
+    data = open(path, "rb").read()
+    assert data.count(b"alpha") == 1
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(data.replace(b"alpha", b"alph\xff"))
+    msg = refused(str(bad), ConversionError)
+    assert "attribute name" in msg and "UTF-8" in msg
+
+
+@pytest.mark.parametrize("text", [
+    INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "" }\n',
+    INPUT + 'layer { name: "r" type: "ReLU" bottom: "" top: "y" }\n',
+    INPUT.replace('input: "data"', 'input: ""') + RELU,
+])
+def test_caffe_empty_blob_names(tmp_path, text):
+    msg = caffe_refused(prototxt(tmp_path, text), ConversionError)
+    assert "empty name" in msg

@@ -61,6 +61,8 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
         raise ConversionError(f"{prototxt}: the net declares no input (input:, input_shape or an Input layer)")
     current = {}  # Caffe blob name -> IR value name of its latest write
     for name, shape in net.inputs:
+        if not name:
+            raise ConversionError(f"{prototxt}: an input of the net has an empty name")
         shape = shapes.get(name, shape)
         if shape is None:
             where = f" (it comes from the {net.input_hints[name]})" if name in net.input_hints else ""
@@ -85,6 +87,10 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     read_after = _blobs_read(net.layers)
     random_used = False
     for index, layer in enumerate(net.layers):
+        if "" in layer.bottoms or "" in layer.tops:
+            kind = "bottom" if "" in layer.bottoms else "top"
+            raise ConversionError(f"{prototxt}: Caffe layer '{layer.name}' (type {layer.type}) has a "
+                                  f"{kind} with an empty name")
         missing = [b for b in layer.bottoms if b not in current]
         if missing:
             raise ConversionError(

@@ -43,6 +43,7 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: Optional[dict] = None) -> Graph:
     """Convert an ONNX model (file path or ModelProto) to an IR Graph."""
     model, source, raw = _read_model(model)
+    _check_names(model.graph, source)
     try:
         return _convert(model, source, raw, input_shapes)
     except MobconvError as exc:
@@ -120,6 +121,27 @@ def _load_external_data(proto, base_dir: str, source: str) -> None:
             ext.load_external_data_for_model(proto, base_dir)
         except Exception as exc:  # noqa: BLE001
             raise ConversionError(f"{source}: cannot load external data: {exc}") from None
+
+
+def _check_names(g, source: str) -> None:
+    """Every name a converter reads is text: protobuf hands over a string field that
+    is not valid UTF-8 as bytes, which no later step expects."""
+    def bad(kind, value):
+        return ConversionError(f"{source}: {kind} {value!r} is not valid UTF-8 text")
+
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if not isinstance(vi.name, str):
+            raise bad("tensor name", vi.name)
+    for t in g.initializer:
+        if not isinstance(t.name, str):
+            raise bad("initializer name", t.name)
+    for i, node in enumerate(g.node):
+        for kind, values in (("node name", [node.name]), ("op type", [node.op_type]),
+                             ("domain", [node.domain]), ("tensor name", list(node.input) + list(node.output)),
+                             ("attribute name", [a.name for a in node.attribute])):
+            for value in values:
+                if not isinstance(value, str):
+                    raise bad(f"node {i}: {kind}", value)
 
 
 def _default_opset(model, source: str) -> int:
