@@ -64,6 +64,7 @@ cross: system-deps venv
 fuzz: install
 	MOBRT_FUZZ_SECONDS=$${MOBRT_FUZZ_SECONDS:-120} $(PY) -m pytest -q tests/test_runtime_malformed.py -k fuzz
 	MOBCONV_GRAPH_FUZZ_SECONDS=$${MOBCONV_GRAPH_FUZZ_SECONDS:-600} $(PY) -m pytest -q tests/test_graph_fuzz.py -k sanitizers
+	MOBCONV_FUZZ_SECONDS=$${MOBCONV_FUZZ_SECONDS:-600} $(PY) -m pytest -q tests/test_converter_fuzz.py
 
 # Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads;
 # then conversion time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).

@@ -8,7 +8,8 @@ and the oracle are in tests/converter_fuzz.py.
 Normal runs are deterministic (hypothesis derandomize=True, no example
 database) and take about a minute in all. MOBCONV_FUZZ_SECONDS=N (e.g.
 `MOBCONV_FUZZ_SECONDS=600 make fuzz`) spends about N seconds in all instead,
-spread over the targets, with a new seed each round.
+spread over the targets, with a new seed each round (rounds are seeded
+MOBCONV_FUZZ_SEED, +1, +2, ...; default 1, so a long run can be repeated).
 """
 import os
 import tempfile
@@ -24,6 +25,7 @@ from hypothesis import strategies as st  # noqa: E402
 import converter_fuzz as cf  # noqa: E402
 
 FUZZ_SECONDS = float(os.environ.get("MOBCONV_FUZZ_SECONDS", "0") or 0)
+FUZZ_SEED = int(os.environ.get("MOBCONV_FUZZ_SEED", "1") or 1)
 TARGETS = 6  # tests below that share the budget
 
 
@@ -43,7 +45,7 @@ def fuzz(strategy, body, examples):
     round_ = 0
     while time.monotonic() < stop:
         round_ += 1
-        seed(round_)(settings(max_examples=examples, **common)(given(strategy)(run)))()
+        seed(FUZZ_SEED + round_)(settings(max_examples=examples, **common)(given(strategy)(run)))()
 
 
 def _write(work, name, data):
