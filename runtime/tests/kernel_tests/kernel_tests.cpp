@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -40,7 +41,8 @@ bool check(const std::string& kernel, const std::string& shape, const float* got
            const float* expect, size_t n, float atol = 1e-4f, float rtol = 1e-4f) {
   for (size_t i = 0; i < n; ++i) {
     const float e = expect[i], g = got[i];
-    const bool ok = std::fabs(g - e) <= atol + rtol * std::fabs(e) || (std::isnan(e) && std::isnan(g));
+    const bool ok = std::fabs(g - e) <= atol + rtol * std::fabs(e) || (std::isnan(e) && std::isnan(g)) ||
+                    (std::isinf(e) && g == e);
     if (!ok) {
       std::printf("FAIL %s shape=%s index=%zu expected=%.8g got=%.8g\n", kernel.c_str(),
                   shape.c_str(), i, e, g);
@@ -100,6 +102,7 @@ TaskRunner three_threads() {
 
 // ---- references -----------------------------------------------------------------------
 double ref_act(double x, const Activation& a) {
+  if (std::isnan(x)) return x;  // every activation keeps NaN (docs/runtime.md)
   switch (a.kind) {
     case Act::kNone: return x;
     case Act::kRelu: return x > 0 ? x : 0;
@@ -246,8 +249,8 @@ double ref_bin(BinOp op, double a, double b) {
     case BinOp::kSub: return a - b;
     case BinOp::kMul: return a * b;
     case BinOp::kDiv: return a / b;
-    case BinOp::kMax: return a > b ? a : b;
-    case BinOp::kMin: return a < b ? a : b;
+    case BinOp::kMax: return std::isnan(a) || std::isnan(b) ? NAN : (a > b ? a : b);
+    case BinOp::kMin: return std::isnan(a) || std::isnan(b) ? NAN : (a < b ? a : b);
   }
   return 0;
 }
@@ -530,6 +533,204 @@ void test_softmax(const IsaKernels& ks) {
 
 }  // namespace
 
+// ---- zero-size tensors and non-finite values (issue 7: findings 1, 2 and 8) ------------
+// Empty buffers are exact zero-length heap allocations, so a kernel that touches one is
+// caught by the ASan build; non-empty outputs are pre-filled with NaN, so one left unwritten
+// (stale memory) fails.
+struct Guarded {  // n floats, surrounded by sentinels
+  std::vector<float> buf;
+  size_t n;
+  explicit Guarded(size_t n_) : buf(n_ + 32, 12345.f), n(n_) {}
+  float* data() { return buf.data() + 16; }
+  bool intact() const {
+    for (size_t i = 0; i < 16; ++i)
+      if (buf[i] != 12345.f || buf[16 + n + i] != 12345.f) return false;
+    return true;
+  }
+};
+
+void check_true(const std::string& kernel, const std::string& what, bool ok) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    std::printf("FAIL %s %s\n", kernel.c_str(), what.c_str());
+    ++g_failed;
+  }
+}
+
+void test_zero_size(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  TaskRunner r3 = three_threads();
+  // Broadcasts with an empty output: nothing may be read from the empty input or written.
+  struct B { std::vector<int64_t> a, b; };
+  for (const B& c : std::vector<B>{{{4, 0}, {1, 1}}, {{0, 1000}, {1, 1}}, {{1, 1}, {0, 1000}}, {{2, 0, 3}, {1, 1, 3}},
+                                   {{3, 1}, {0}}, {{0}, {1}}, {{5, 0, 7}, {5, 1, 7}}})
+    for (int op = 0; op < 6; ++op)
+      for (const TaskRunner* run : {static_cast<const TaskRunner*>(nullptr), static_cast<const TaskRunner*>(&r3)}) {
+        int64_t na = 1, nb = 1;
+        for (auto d : c.a) na *= d;
+        for (auto d : c.b) nb *= d;
+        std::unique_ptr<float[]> ea(new float[size_t(na)]), eb(new float[size_t(nb)]);  // exact sizes (0 or few)
+        for (int64_t i = 0; i < na; ++i) ea[size_t(i)] = 1.f;
+        for (int64_t i = 0; i < nb; ++i) eb[size_t(i)] = 2.f;
+        Guarded y(0);
+        binary_run(ks, BinOp(op), c.a.data(), int(c.a.size()), ea.get(), c.b.data(), int(c.b.size()), eb.get(),
+                   y.data(), Activation(), run);
+        std::string shape = fmt("op=%d a=[", op);
+        for (auto d : c.a) shape += fmt("%lld,", (long long)d);
+        shape += "] b=[";
+        for (auto d : c.b) shape += fmt("%lld,", (long long)d);
+        check_true("f32_vbinary_empty__" + isa, shape + "]: wrote outside an empty output", y.intact());
+      }
+  // K = 0: C = act(bias), never what the output held before.
+  for (int64_t m : {int64_t(1), int64_t(5), int64_t(13)})
+    for (int64_t n : {int64_t(1), int64_t(19), int64_t(64)}) {
+      auto bias = rand_vec(size_t(n), -2.f, 2.f);
+      Activation relu;
+      relu.kind = Act::kRelu;
+      std::vector<float> ref(size_t(m * n));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) ref[size_t(i * n + j)] = bias[size_t(j)] > 0 ? bias[size_t(j)] : 0.f;
+      std::unique_ptr<float[]> a(new float[0]), b(new float[0]);
+      std::vector<float> c(size_t(m * n), NAN);
+      sgemm(ks, false, false, size_t(m), size_t(n), 0, a.get(), 0, b.get(), size_t(n), c.data(), size_t(n), bias.data(),
+            BiasMode::kPerCol, relu, &r3);
+      check("sgemm_k0__" + isa, fmt("m=%lld n=%lld relu(bias)", (long long)m, (long long)n), c.data(), ref.data(), c.size());
+      std::vector<float> pw(fc_packed_weights_floats(ks, 0, n) + 1), scratch(fc_scratch_floats(ks, m, 0) + 16);
+      fc_pack_weights(ks, 0, n, b.get(), true, pw.data());
+      std::vector<float> y(size_t(m * n), NAN);
+      fc_run(ks, m, 0, n, a.get(), pw.data(), bias.data(), relu, y.data(), scratch.data(), nullptr);
+      check("fc_k0__" + isa, fmt("m=%lld n=%lld relu(bias)", (long long)m, (long long)n), y.data(), ref.data(), y.size());
+    }
+  // Conv with zero input channels (im2col K = 0, 1x1 as a GEMM with K = 0): y = bias.
+  for (int64_t k : {int64_t(1), int64_t(3)}) {
+    Conv2dShape s;
+    s.n = 2; s.cin = 0; s.ih = 5; s.iw = 6; s.cout = 7; s.kh = s.kw = k; s.pt = s.pl = s.pb = s.pr = k / 2;
+    conv2d_output_dims(&s);
+    auto bias = rand_vec(size_t(s.cout));
+    std::vector<float> ref(size_t(s.n * s.cout * s.oh * s.ow));
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = bias[(i / size_t(s.oh * s.ow)) % size_t(s.cout)];
+    std::unique_ptr<float[]> x(new float[0]), w(new float[0]);
+    std::vector<float> pw(conv2d_packed_weights_floats(ks, s) + 1), scratch(conv2d_scratch_floats(ks, s) + 16);
+    conv2d_pack_weights(ks, s, w.get(), pw.data());
+    std::vector<float> y(ref.size(), NAN);
+    conv2d_run(ks, s, pw.data(), bias.data(), Activation(), x.get(), y.data(), scratch.data(), &r3);
+    check("conv_f32_cin0__" + isa, fmt("k=%lld y = bias", (long long)k), y.data(), ref.data(), y.size());
+  }
+}
+
+void test_non_finite(const IsaKernels& ks) {
+  const std::string isa = isa_name(ks.isa);
+  const float kInf = INFINITY;
+  // 37 = two AVX-512 vectors + a tail; NaN and +-inf in the body and in the tail.
+  std::vector<float> x = rand_vec(37, -3.f, 3.f);
+  for (size_t i : {size_t(0), size_t(9), size_t(20), size_t(35)}) x[i] = NAN;
+  x[4] = kInf;
+  x[17] = -kInf;
+  x[33] = kInf;
+  for (Activation act : all_acts()) {
+    if (act.kind == Act::kClip) { act.p0 = -1.f; act.p1 = 1.f; }
+    std::vector<float> y(x), ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) ref[i] = float(ref_act(x[i], act));
+    ks.activation(y.data(), y.size(), &act);
+    check(fmt("f32_vact_%s_nan_inf__%s", act_name(act.kind), isa.c_str()), "n=37", y.data(), ref.data(), y.size(),
+          1e-6f, 1e-5f);
+  }
+  // Binary ops, NaN on either side, plus a clamp that must keep NaN and inf.
+  std::vector<float> other = rand_vec(37, 0.5f, 2.f);
+  other[2] = NAN;
+  other[30] = NAN;
+  const int64_t d37[] = {37};
+  for (int op = 0; op < 6; ++op)
+    for (bool swap : {false, true}) {
+      const std::vector<float>& a = swap ? other : x;
+      const std::vector<float>& b = swap ? x : other;
+      std::vector<float> y(37), ref(37);
+      for (size_t i = 0; i < 37; ++i) ref[i] = float(ref_bin(BinOp(op), a[i], b[i]));
+      binary_run(ks, BinOp(op), d37, 1, a.data(), d37, 1, b.data(), y.data(), Activation(), nullptr);
+      check(fmt("f32_vbinary_nan_inf_op%d__%s", op, isa.c_str()), swap ? "nan rhs" : "nan lhs", y.data(), ref.data(),
+            37, 1e-6f, 1e-5f);
+    }
+  // Pooling windows: NaN wins a max window; -inf/+inf survive.
+  for (int64_t k : {int64_t(2), int64_t(3)})
+    for (int64_t st : {int64_t(1), int64_t(2)}) {
+      Pool2dShape s;
+      s.n = 1; s.c = 2; s.ih = 7; s.iw = 45; s.kh = s.kw = k; s.sh = s.sw = st;
+      s.oh = (s.ih - k) / st + 1;
+      s.ow = (s.iw - k) / st + 1;
+      auto px = rand_vec(size_t(s.c * s.ih * s.iw));
+      for (size_t i = 3; i < px.size(); i += 29) px[i] = (i / 29) % 3 == 0 ? NAN : ((i / 29) % 3 == 1 ? kInf : -kInf);
+      for (bool is_max : {true, false}) {
+        std::vector<float> y(size_t(s.c * s.oh * s.ow)), ref(y.size());
+        for (int64_t pl = 0; pl < s.c; ++pl)
+          for (int64_t oy = 0; oy < s.oh; ++oy)
+            for (int64_t ox = 0; ox < s.ow; ++ox) {
+              double acc = is_max ? -INFINITY : 0;
+              for (int64_t ky = 0; ky < k; ++ky)
+                for (int64_t kx = 0; kx < k; ++kx) {
+                  const double v = px[size_t((pl * s.ih + oy * st + ky) * s.iw + ox * st + kx)];
+                  acc = is_max ? (std::isnan(v) || std::isnan(acc) ? NAN : std::max(acc, v)) : acc + v;
+                }
+              ref[size_t((pl * s.oh + oy) * s.ow + ox)] = float(is_max ? acc : acc / double(k * k));
+            }
+        if (is_max) maxpool2d_run(ks, s, px.data(), y.data(), nullptr);
+        else avgpool2d_run(ks, s, px.data(), y.data(), nullptr);
+        check(fmt("%s_nan_inf__%s", is_max ? "maxpool2d" : "avgpool2d", isa.c_str()),
+              fmt("k=%lld s=%lld", (long long)k, (long long)st), y.data(), ref.data(), y.size(), 1e-6f, 1e-5f);
+      }
+    }
+  // Softmax: a NaN or +inf anywhere makes its row NaN; an all -inf row is NaN too.
+  for (int64_t inner : {int64_t(1), int64_t(5)})
+    for (bool log : {false, true}) {
+      const int64_t outer = 3, len = 37;
+      auto sx = rand_vec(size_t(outer * len * inner), -5.f, 5.f);
+      sx[size_t(7 * inner)] = NAN;                      // row 0
+      sx[size_t((len + 30) * inner)] = kInf;            // row 1
+      for (int64_t a = 0; a < len; ++a) sx[size_t((2 * len + a) * inner)] = -kInf;  // row 2, lane 0
+      std::vector<float> y(sx.size()), ref(sx.size());
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          double m = -INFINITY, sum = 0;
+          bool nan = false;
+          for (int64_t a = 0; a < len; ++a) {
+            const double v = sx[size_t((o * len + a) * inner + i)];
+            nan = nan || std::isnan(v);
+            m = std::max(m, v);
+          }
+          for (int64_t a = 0; a < len; ++a) sum += std::exp(sx[size_t((o * len + a) * inner + i)] - m);
+          for (int64_t a = 0; a < len; ++a) {
+            const double d = sx[size_t((o * len + a) * inner + i)] - m;
+            ref[size_t((o * len + a) * inner + i)] = nan ? NAN : float(log ? d - std::log(sum) : std::exp(d) / sum);
+          }
+        }
+      softmax_run(ks, outer, len, inner, log, sx.data(), y.data(), nullptr);
+      check(fmt("%s_nan_inf__%s", log ? "log_softmax" : "softmax", isa.c_str()), fmt("inner=%lld", (long long)inner),
+            y.data(), ref.data(), y.size(), 1e-6f, 2e-5f);
+    }
+  // GEMM epilogue clamps (Relu / Clip folded into the microkernel) keep NaN and inf.
+  for (Act kind : {Act::kRelu, Act::kClip, Act::kNone}) {
+    const int64_t m = 7, n = 37, kk = 5;
+    auto a = rand_vec(size_t(m * kk)), b = rand_vec(size_t(kk * n), 0.1f, 1.f);
+    a[3] = NAN;          // row 0
+    a[2 * kk] = kInf;    // row 2 (b > 0: +inf)
+    Activation act;
+    act.kind = kind;
+    act.p0 = -0.5f;
+    act.p1 = 0.5f;
+    std::vector<float> c(size_t(m * n)), ref(c.size());
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t t = 0; t < kk; ++t) acc += double(a[size_t(i * kk + t)]) * b[size_t(t * n + j)];
+        ref[size_t(i * n + j)] = float(ref_act(acc, act));
+      }
+    sgemm(ks, false, false, size_t(m), size_t(n), size_t(kk), a.data(), size_t(kk), b.data(), size_t(n), c.data(),
+          size_t(n), nullptr, BiasMode::kNone, act, nullptr);
+    check(fmt("sgemm_nan_inf_%s__%s", act_name(kind), isa.c_str()), "7x37x5", c.data(), ref.data(), c.size(), 1e-5f,
+          1e-5f);
+  }
+}
+
 int main(int argc, char** argv) {
   const char* only = nullptr;
   bool quick = false;
@@ -551,6 +752,8 @@ int main(int argc, char** argv) {
     test_fc(*ks);
     test_pool(*ks);
     test_softmax(*ks);
+    test_zero_size(*ks);
+    test_non_finite(*ks);
     std::printf("isa %-7s (%s): %d passed, %d failed\n", isa_name(isa), ks->gemm.name,
                 g_passed - before_p, g_failed - before_f);
     ++tested;

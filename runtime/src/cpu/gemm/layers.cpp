@@ -362,7 +362,10 @@ void binary_run(const IsaKernels& ks, BinOp op, const int64_t* a_dims, int ra, c
   for (int i = r - 1; i >= 0; --i) {
     const int ia = i - (r - ra), ib = i - (r - rb);
     const int64_t da = ia >= 0 ? a_dims[ia] : 1, db = ib >= 0 ? b_dims[ib] : 1;
-    d[i] = std::max(da, db);
+    // numpy broadcasting: a 1 takes the other side's size, 0 included (max(0, 1) would
+    // make an empty output one element long: issue 7, finding 1).
+    d[i] = da == 1 ? db : da;
+    if (d[i] == 0) return;  // empty output: nothing to read or write
     sa[i] = da == 1 ? 0 : stra;
     sb[i] = db == 1 ? 0 : strb;
     stra *= da;
