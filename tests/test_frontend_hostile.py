@@ -366,3 +366,19 @@ def test_onnx_names_that_are_not_utf8(tmp_path):
 def test_caffe_empty_blob_names(tmp_path, text):
     msg = caffe_refused(prototxt(tmp_path, text), ConversionError)
     assert "empty name" in msg
+
+
+def test_onnx_frontend_folds_no_large_outputs(tmp_path):
+    """Shape arithmetic is folded at conversion time; a small constant input asking for
+    a large output (ConstantOfShape, Range, Tile) is left to the runtime instead of
+    being computed (and held) by the frontend, and one over the tensor limit is refused."""
+    s = numpy_helper.from_array(np.array([2048, 1024], np.int64), "s")
+    path = onnx_file(tmp_path, [helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill")],
+                     inputs=[], inits=[s])
+    model = mobconv.convert(path, optimize=False)
+    assert [n.op for n in model.graph.nodes] == ["ConstantOfShape"]
+    s = numpy_helper.from_array(np.array([1 << 17, 1 << 17], np.int64), "s")
+    path = onnx_file(tmp_path, [helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill")],
+                     inputs=[], inits=[s])
+    msg = refused(path, ConversionError)
+    assert "'fill'" in msg and "tensor limit" in msg

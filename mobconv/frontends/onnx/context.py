@@ -16,11 +16,12 @@ from onnx import helper, numpy_helper
 
 from ...errors import ConversionError, MobconvError
 from ...ir import Node, infer
-from ...ops.registry import get_spec
+from ...ops.registry import InferContext, get_spec
 from ..common import AttrReader
 from ...ir.symbolic import INT64_MAX
 
 _FOLD_LIMIT = 4096  # largest constant input (elements) folded at conversion time
+_FOLD_OUTPUT_LIMIT = 1 << 20  # largest output (elements) computed when folding
 
 # Attributes the fusion pass adds to some IR ops; never read from ONNX.
 _FUSED = {"activation", "activation_params"}
@@ -305,6 +306,13 @@ class NodeContext:
         try:
             spec.check_arity(probe)
             resolved = spec.resolve_attrs(probe)
+            # the shapes first: small inputs can ask for a huge output (ConstantOfShape,
+            # Range, Expand), which must not be computed here
+            ctx = InferContext(node=probe, inputs=values, attrs=resolved, num_outputs=len(outputs))
+            for _, shape in spec.infer(ctx):
+                if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape) or \
+                        int(np.prod(shape, dtype=object)) > _FOLD_OUTPUT_LIMIT:
+                    return False
             args = []
             for v in values:
                 if v is None:
