@@ -45,6 +45,7 @@ class RuntimeError_(MobconvError):
 
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.uint16, 3: np.int8, 4: np.uint8, 5: np.int16,
            6: np.int32, 7: np.int64, 8: np.bool_}
+_DTYPE_NAMES = {k: np.dtype(v).name for k, v in _DTYPES.items()}
 _STATUS = {0: "OK", 1: "INVALID_ARGUMENT", 2: "INVALID_MODEL", 3: "UNSUPPORTED", 4: "SHAPE_ERROR",
            5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY"}
 _ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4}
@@ -433,8 +434,7 @@ class Interpreter:
         self._check_global(fn(self._it, index, ctypes.byref(dt), ctypes.byref(rank), dims))
         name_fn = self._lib.mobrt_interpreter_input_name if is_input else self._lib.mobrt_interpreter_output_name
         shape = tuple(int(dims[i]) for i in range(rank.value))
-        return {"name": name_fn(self._it, index).decode(), "dtype": np.dtype(_DTYPES[dt.value]).name,
-                "shape": shape}
+        return {"name": name_fn(self._it, index).decode(), "dtype": _DTYPE_NAMES[dt.value], "shape": shape}
 
     @property
     def inputs(self) -> list:
