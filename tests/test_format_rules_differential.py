@@ -36,8 +36,8 @@ from test_format_roundtrip import rich_graph  # noqa: E402
 from test_runtime_malformed import small_model  # noqa: E402
 
 INVALID_MODEL, SHAPE_ERROR = 2, 4  # mobrt_status MOBRT_INVALID_MODEL, MOBRT_SHAPE_ERROR
-SOURCE = "<buffer>"
-ROUNDS = int(os.environ.get("MOBCONV_FORMAT_FUZZ_ROUNDS", "1"))  # the C++ loader names a buffer so; the reader is told the same
+SOURCE = "<buffer>"  # the C++ loader names a buffer so; the reader is told the same
+ROUNDS = int(os.environ.get("MOBCONV_FORMAT_FUZZ_ROUNDS", "1"))
 
 
 # ---- the two readers ------------------------------------------------------------------

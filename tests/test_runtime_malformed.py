@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from mobconv.errors import MobconvError, ModelFormatError
+from mobconv.errors import MobconvError
 from mobconv.formats.writer import to_bytes
 from mobconv.ir import Graph, infer_shapes
 
