@@ -294,8 +294,13 @@ def random_onnx(draw):
     for i in range(draw(st.integers(1, 4))):
         if draw(st.integers(0, 2)) == 0:
             name = f"w{i}"
-            if draw(st.booleans()):
+            kind = draw(st.integers(0, 2))
+            if kind == 0:
                 inits.append(draw(initializers(name)))
+            elif kind == 1:  # shape-like ints: sizes, repeats, axes, pads (some huge)
+                ints = draw(st.lists(st.sampled_from([-1, 0, 1, 2, 3, 100000, 1 << 33, (1 << 63) - 1]),
+                                     min_size=1, max_size=4))
+                inits.append(numpy_helper.from_array(np.asarray(ints, np.int64), name))
             else:
                 arr = np.asarray(draw(st.lists(hostile_floats, min_size=1, max_size=6)), np.float32)
                 inits.append(numpy_helper.from_array(arr.reshape(draw(st.sampled_from([(-1,), (1, -1)]))), name))

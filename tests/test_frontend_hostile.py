@@ -382,3 +382,12 @@ def test_onnx_frontend_folds_no_large_outputs(tmp_path):
                      inputs=[], inits=[s])
     msg = refused(path, ConversionError)
     assert "'fill'" in msg and "tensor limit" in msg
+
+
+def test_onnx_names_given_twice(tmp_path):
+    nodes, inputs = add_w()
+    w = numpy_helper.from_array(np.ones((2, 3), np.float32), "W")
+    msg = refused(onnx_file(tmp_path, nodes, inputs, inits=[w, w]), ConversionError)
+    assert "initializer 'W' is given twice" in msg
+    msg = refused(onnx_file(tmp_path, inputs=[inputs[0], inputs[0]]), ConversionError)
+    assert "graph input 'x' is listed twice" in msg

@@ -356,7 +356,12 @@ def _check_input_types(cx, graph, opset: int) -> None:
 def _check_single_writer(model, source: str) -> None:
     """ONNX's SSA rule: every tensor name is written once (initializer, graph input or
     one node output)."""
-    written = {t.name: "an initializer" for t in model.graph.initializer}
+    written = {}
+    for t in model.graph.initializer:
+        if t.name in written:
+            raise ConversionError(f"{source}: initializer {t.name!r} is given twice "
+                                  "(each tensor name must have one writer)")
+        written[t.name] = "an initializer"
     for vi in model.graph.input:
         written.setdefault(vi.name, "a graph input")
     for node, name in zip(model.graph.node, _node_names(model)):
