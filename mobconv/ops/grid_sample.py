@@ -12,6 +12,8 @@ spatial dim's. Steps per output point and spatial dim of size d:
      with weights 1-f, f, cubic floor-1..floor+2 with Keys (a=-0.75) weights;
   5. a tap outside 0..d-1 reads 0 (zeros), the clamped index (border) or the
      reflected index (reflection). The taps of all dims multiply (separable).
+A NaN coordinate gives NaN; +-inf is outside: 0 (zeros), the edge (border),
+NaN (reflection: no position to reflect).
 """
 import itertools
 
@@ -80,6 +82,10 @@ def _taps(coord, d, mode, padding, align):
         x = np.where(out, np.clip(x, 0, d - 1), x)
     elif padding == "reflection":
         x = np.where(out, _reflect(x, lo, hi), x)
+    # A NaN coordinate gives NaN at that point; +-inf (left only by zeros padding) and any
+    # coordinate far outside read padding only. Clipped so the int conversion is defined.
+    nan = np.isnan(x)
+    x = np.where(nan, 0.0, np.clip(x, -(d + 4.0), d + 4.0))
     if mode == "nearest":
         idx, w = [np.trunc(x).astype(np.int64)], [np.ones_like(x)]
     else:
@@ -100,7 +106,7 @@ def _taps(coord, d, mode, padding, align):
         else:
             i = np.trunc(_reflect(i.astype(np.float64), lo, hi)).astype(np.int64)
             i = np.clip(i, 0, d - 1)
-        taps.append((np.clip(i, 0, d - 1), wt, valid))
+        taps.append((np.clip(i, 0, d - 1), np.where(nan, np.nan, wt), valid | nan))
     return taps
 
 
@@ -135,5 +141,5 @@ def grid_sample(x, grid, align_corners, mode, padding_mode):
             off = sum(t[0] * s for t, s in zip(combo, strides))
             w = np.prod([t[1] for t in combo], axis=0)
             valid = np.logical_and.reduce([t[2] for t in combo])
-            y[b] += np.where(valid, w, 0.0) * plane[:, off]
+            y[b] += np.where(valid, w * plane[:, off], 0.0)  # padding taps add nothing
     return y.reshape((n, c) + tuple(out_sp)).astype(dtype)

@@ -154,8 +154,13 @@ def lp_normalization(x, *, axis, p):
 @op("MeanVarianceNormalization", inputs=["X"], outputs=["Y"], infer=same_as_input(0),
     attrs=(Attr("axes", AttrKind.INTS, [0, 2, 3]),))
 def mean_variance_normalization(x, *, axes):
-    """ONNX MeanVarianceNormalization: (X - mean) / (std + 1e-9) over `axes`."""
-    xf = _f(x)
+    """ONNX MeanVarianceNormalization: (X - mean) / (std + 1e-9) over `axes`.
+
+    Computed in float64 (as the C++ kernel does): with the 1e-9 floor a float32 mean
+    that is off by an ulp turns a constant group into +-1 instead of 0, and the
+    squares of float32 values over ~1.8e19 would overflow.
+    """
+    xf = x.astype(np.float64)
     axes = tuple(a % x.ndim for a in axes)
     mean = xf.mean(axis=axes, keepdims=True)
     std = np.sqrt(((xf - mean) ** 2).mean(axis=axes, keepdims=True))

@@ -67,8 +67,9 @@ void cubic(double t, double* c) {
   c[3] = ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a;
 }
 
-// Taps of one spatial dim: index (clamped into range), weight (0 if the tap reads padding zeros).
-int taps(const Params& p, float coord, int64_t d, int64_t* idx, double* w) {
+// Taps of one spatial dim: index (clamped into range), weight, and whether the tap reads X
+// (false: it reads padding zeros).
+int taps(const Params& p, float coord, int64_t d, int64_t* idx, double* w, bool* valid) {
   const double lo = p.align ? 0.0 : -0.5, hi = p.align ? d - 1.0 : d - 0.5;
   double x = coord;
   if (p.mode == Mode::Nearest) x = std::nearbyint(x);  // half to even (default rounding mode)
@@ -76,6 +77,11 @@ int taps(const Params& p, float coord, int64_t d, int64_t* idx, double* w) {
     if (p.pad == Pad::Border) x = std::min(std::max(x, 0.0), d - 1.0);
     else if (p.pad == Pad::Reflection) x = reflect(x, lo, hi);
   }
+  // A NaN coordinate gives NaN at the point (NaN weights); +-inf (left only by zeros
+  // padding) and anything far outside read padding only. Clamped so that no non-finite or
+  // huge value is converted to an integer (mobconv/ops/grid_sample.py: the same steps).
+  const bool nan = std::isnan(x);
+  x = nan ? 0.0 : std::min(std::max(x, -(d + 4.0)), d + 4.0);
   int n;
   int64_t raw[4];
   if (p.mode == Mode::Nearest) {
@@ -97,8 +103,11 @@ int taps(const Params& p, float coord, int64_t d, int64_t* idx, double* w) {
   }
   for (int k = 0; k < n; ++k) {
     int64_t i = raw[k];
-    if (p.pad == Pad::Zeros) {
-      if (i < 0 || i >= d) w[k] = 0;
+    valid[k] = true;
+    if (nan) {
+      w[k] = std::numeric_limits<double>::quiet_NaN();
+    } else if (p.pad == Pad::Zeros) {
+      valid[k] = i >= 0 && i < d;
     } else if (p.pad == Pad::Reflection) {
       i = static_cast<int64_t>(std::trunc(reflect(static_cast<double>(i), lo, hi)));
     }
@@ -122,6 +131,7 @@ void run_t(KernelContext& ctx, const Params& p) {
   const S* gs = g.as<S>();
   int64_t idx[6][4];
   double w[6][4];
+  bool valid[6][4];
   int cnt[6];
   for (int64_t b = 0; b < n; ++b)
     for (int64_t q = 0; q < points; ++q) {
@@ -129,7 +139,7 @@ void run_t(KernelContext& ctx, const Params& p) {
       for (int d = 0; d < r; ++d) {
         const float v = E::load(u[r - 1 - d]), len = static_cast<float>(x.dims[2 + d]);
         const float coord = p.align ? (v + 1.f) / 2.f * (len - 1.f) : ((v + 1.f) * len - 1.f) / 2.f;
-        cnt[d] = taps(p, coord, x.dims[2 + d], idx[d], w[d]);
+        cnt[d] = taps(p, coord, x.dims[2 + d], idx[d], w[d], valid[d]);
       }
       int64_t combos = 1;
       for (int d = 0; d < r; ++d) combos *= cnt[d];
@@ -139,13 +149,16 @@ void run_t(KernelContext& ctx, const Params& p) {
         for (int64_t k = 0; k < combos; ++k) {
           int64_t rem = k, off = 0;
           double wt = 1;
+          bool in = true;
           for (int d = r - 1; d >= 0; --d) {
             int t = static_cast<int>(rem % cnt[d]);
             rem /= cnt[d];
             off += idx[d][t] * st[d];
             wt *= w[d][t];
+            in = in && valid[d][t];
           }
-          if (wt != 0) acc += wt * static_cast<double>(E::load(src[off]));
+          // a tap in the padding adds nothing; one in X adds weight * value (0 * inf is NaN)
+          if (in) acc += wt * static_cast<double>(E::load(src[off]));
         }
         y[(b * c + ch) * points + q] = E::store(static_cast<float>(acc));
       }

@@ -1,11 +1,18 @@
 // norm.cpp: reference BatchNormalization (inference), InstanceNormalization,
 // LayerNormalization, LRN, LpNormalization, MeanVarianceNormalization.
-// Semantics: mobconv/ops/norm.py.
+// Semantics: mobconv/ops/norm.py. InstanceNormalization and LayerNormalization
+// compute in float32 as the reference does (sums accumulate in double and are
+// rounded to float32 once, so they overflow to inf where numpy's float32 sums do;
+// a square of a difference over ~1.8e19 is inf), which keeps NaN and inf where the
+// reference has them; MeanVarianceNormalization computes in double (so does the reference).
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
 namespace ref {
 namespace {
+
+// Mean of n float32 values as numpy's float32 mean: the sum rounded to float32, then / n.
+inline float mean_f32(double sum, int64_t n) { return static_cast<float>(sum) / static_cast<float>(n); }
 
 Status need_all_f32(const KernelContext& ctx) {
   for (int i = 0; i < ctx.num_inputs; ++i) {
@@ -62,13 +69,16 @@ Status run_in(KernelContext& ctx) {
   float* py = ctx.outputs[0].as<float>();
   for (int64_t i = 0; i < n * c; ++i) {
     const float* xi = px + i * inner;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < inner; ++j) mean += xi[j];
-    mean /= std::max<int64_t>(inner, 1);
-    for (int64_t j = 0; j < inner; ++j) var += (xi[j] - mean) * (xi[j] - mean);
-    var /= std::max<int64_t>(inner, 1);
-    double inv = 1.0 / std::sqrt(var + eps);
-    for (int64_t j = 0; j < inner; ++j) py[i * inner + j] = static_cast<float>((xi[j] - mean) * inv * sc[i % c] + b[i % c]);
+    double acc = 0;
+    for (int64_t j = 0; j < inner; ++j) acc += xi[j];
+    const float mean = mean_f32(acc, inner);
+    acc = 0;
+    for (int64_t j = 0; j < inner; ++j) {
+      const float d = xi[j] - mean;
+      acc += static_cast<double>(d * d);
+    }
+    const float den = std::sqrt(mean_f32(acc, inner) + eps);
+    for (int64_t j = 0; j < inner; ++j) py[i * inner + j] = (xi[j] - mean) / den * sc[i % c] + b[i % c];
   }
   return Status::Ok();
 }
@@ -81,6 +91,8 @@ Status infer_ln(KernelContext& ctx) {
   s = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x.rank, &axis);
   if (!s.ok()) return s;
   Shape inner(x.dims + axis, x.dims + x.rank);
+  if (numel(inner) == 0)  // (mobconv/ops/norm.py and onnxruntime refuse it too)
+    return ctx.error("the normalized dims " + shape_str(x) + "[" + std::to_string(axis) + ":] must not be empty");
   for (int i = 1; i < ctx.num_inputs; ++i) {
     if (!ctx.inputs[i].present()) continue;
     Shape out;
@@ -115,13 +127,15 @@ Status run_ln(KernelContext& ctx) {
   float* pi = ctx.num_outputs > 2 && ctx.outputs[2].data ? ctx.outputs[2].as<float>() : nullptr;
   for (int64_t o = 0; o < outer; ++o) {
     const float* xi = px + o * inner;
-    float mean = 0;
     double acc = 0;
     for (int64_t j = 0; j < inner; ++j) acc += xi[j];
-    mean = static_cast<float>(acc / std::max<int64_t>(inner, 1));
+    const float mean = mean_f32(acc, inner);
     acc = 0;
-    for (int64_t j = 0; j < inner; ++j) acc += static_cast<double>(xi[j] - mean) * (xi[j] - mean);
-    float inv = 1.f / std::sqrt(static_cast<float>(acc / std::max<int64_t>(inner, 1)) + eps);
+    for (int64_t j = 0; j < inner; ++j) {
+      const float d = xi[j] - mean;
+      acc += static_cast<double>(d * d);
+    }
+    const float inv = 1.f / std::sqrt(mean_f32(acc, inner) + eps);
     for (int64_t j = 0; j < inner; ++j) {
       float y = (xi[j] - mean) * inv * sc[soff[j]];
       if (b) y += b[boff[j]];

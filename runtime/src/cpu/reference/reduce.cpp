@@ -74,7 +74,20 @@ Status run_reduce_t(KernelContext& ctx) {
   bool noop;
   reduce_axes(ctx, &red, &noop);
   OpType op = ctx.op_type;
-  if (noop) return run_copy(ctx);
+  if (noop) {
+    // noop_with_empty_axes skips only the summation: ONNX defines ReduceL1/L2/SumSquare
+    // as an element-wise |x| / |x| / x*x followed by ReduceSum (numpy reference: the same)
+    if (op != fb::OpType_ReduceL1 && op != fb::OpType_ReduceL2 && op != fb::OpType_ReduceSumSquare)
+      return run_copy(ctx);
+    if constexpr (std::is_floating_point<T>::value) {  // (these three are float32-only)
+      const T* pin = x.as<T>();
+      T* pout = ctx.outputs[0].as<T>();
+      for (int64_t i = 0, n = x.numel(); i < n; ++i)
+        pout[i] = op == fb::OpType_ReduceSumSquare ? pin[i] * pin[i] : std::fabs(pin[i]);
+      return Status::Ok();
+    }
+    return ctx.error("unsupported dtype");
+  }
   Shape xs = shape_of(x), ks = xs;
   for (int d = 0; d < x.rank; ++d) if (red[d]) ks[d] = 1;
   int64_t nk = numel(ks);
@@ -94,7 +107,8 @@ Status run_reduce_t(KernelContext& ctx) {
       int64_t& a = arg[o[0]];
       bool better = a < 0 || (is_max ? v > best[o[0]] : v < best[o[0]]) || (last && v == best[o[0]]);
       if constexpr (std::is_floating_point<T>::value) {
-        if (a >= 0 && std::isnan(best[o[0]])) better = false;
+        // NaN wins; among NaNs the first, or the last with select_last_index (numpy reference)
+        if (a >= 0 && std::isnan(best[o[0]])) better = last && std::isnan(v);
         else if (std::isnan(v)) better = true;
       }
       if (better) { best[o[0]] = v; a = k; }

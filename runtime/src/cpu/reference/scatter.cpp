@@ -31,8 +31,8 @@ inline void combine(S* dst, const S* src, int64_t n, Red r) {
       case Red::None: a = b; break;
       case Red::Add: a = a + b; break;
       case Red::Mul: a = a * b; break;
-      case Red::Max: a = std::max(a, b); break;
-      case Red::Min: a = std::min(a, b); break;
+      case Red::Max: a = b != b ? b : std::max(a, b); break;  // NaN wins either side (np.maximum)
+      case Red::Min: a = b != b ? b : std::min(a, b); break;
     }
     dst[i] = E::store(static_cast<typename E::C>(a));
   }

@@ -255,9 +255,11 @@ Status pad_params(const KernelContext& ctx, PadP* p) {
   p->mode = ctx.attrs->get_string("mode", "constant");
   if (p->mode != "constant" && p->mode != "reflect" && p->mode != "edge" && p->mode != "wrap")
     return ctx.error("mode must be constant, reflect, edge or wrap, got '" + p->mode + "'");
-  if (p->mode != "constant")
+  if (p->mode != "constant")  // (mobconv/ops/indexing.py: the same rule)
     for (int d = 0; d < x.rank; ++d)
-      if ((p->begin[d] || p->end[d]) && x.dims[d] == 0) return ctx.error("cannot pad an empty dim in mode " + p->mode);
+      if ((p->begin[d] > 0 || p->end[d] > 0) &&
+          x.dims[d] - std::max<int64_t>(-p->begin[d], 0) - std::max<int64_t>(-p->end[d], 0) <= 0)
+        return ctx.error(p->mode + " padding needs a non-empty dim " + std::to_string(d) + " after cropping");
   if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
     if (ctx.inputs[2].dtype != x.dtype || ctx.inputs[2].numel() != 1) return ctx.error("constant_value must be a scalar of the input's dtype");
   }
@@ -283,6 +285,17 @@ Status run_pad(KernelContext& ctx) {
   uint8_t value[8] = {0};
   if (ctx.num_inputs > 2 && ctx.inputs[2].present() && ctx.inputs[2].data) std::memcpy(value, ctx.inputs[2].data, es);
   Shape xs = shape_of(x), xst = row_major_strides(xs), out = shape_of(y);
+  // Negative pads crop first, then the rest is padded around the cropped part (as the
+  // numpy reference and onnxruntime do): edge/reflect/wrap read the cropped part only.
+  // A crop past the input takes the remainder from the other side's padding.
+  Shape start(y.rank), len(y.rank), lead(y.rank);
+  for (int d = 0; d < y.rank; ++d) {
+    int64_t cut_b = std::max<int64_t>(-p.begin[d], 0), cut_e = std::max<int64_t>(-p.end[d], 0);
+    int64_t owed = std::max<int64_t>(cut_b + cut_e - xs[d], 0), add_b = std::max<int64_t>(p.begin[d], 0);
+    start[d] = std::min(cut_b, xs[d]);
+    len[d] = std::max(xs[d] - cut_e, start[d]) - start[d];
+    lead[d] = add_b - std::min(owed, add_b);
+  }
   int64_t n = numel(out);
   for (int64_t i = 0; i < n; ++i) {
     int64_t rem = i, off = 0;
@@ -290,9 +303,9 @@ Status run_pad(KernelContext& ctx) {
     for (int d = y.rank - 1; d >= 0; --d) {
       int64_t c = rem % out[d];
       rem /= out[d];
-      int64_t src = c - p.begin[d], dim = xs[d];
+      int64_t src = c - lead[d], dim = len[d];
       if (src < 0 || src >= dim) {
-        if (p.mode == "constant") { inside = false; continue; }
+        if (p.mode == "constant" || dim == 0) { inside = false; continue; }
         if (p.mode == "edge") src = src < 0 ? 0 : dim - 1;
         else if (p.mode == "wrap") src = ((src % dim) + dim) % dim;
         else {  // reflect
@@ -304,7 +317,7 @@ Status run_pad(KernelContext& ctx) {
           }
         }
       }
-      off += src * xst[d];
+      off += (start[d] + src) * xst[d];
     }
     if (inside) copy_el(x, off, y, i, es);
     else std::memcpy(y.as<uint8_t>() + i * es, value, es);

@@ -1,0 +1,230 @@
+"""Regression cases for what the structure-aware graph fuzzer (tests/graph_fuzz.py) found
+in the C++ reference kernels (issue 7; /tmp/graphfuzz_findings.md K3-K7, K9, K10, S3, S4).
+
+Each case is one node run on every instruction set this machine has, at 1 and 2
+threads, and compared with the numpy reference (mobconv/ops, the spec) with NaN equal
+to NaN and infinities of the same sign:
+
+- K3  ReduceL1/L2/SumSquare with noop_with_empty_axes=1 and no axes: |x|, |x|, x*x
+      (the kernel copied x);
+- K4  ArgMax/ArgMin with select_last_index=1: NaN wins and the *last* NaN is picked
+      (the kernel kept the first);
+- K5  MeanVarianceNormalization on constant and near-constant groups (the reference
+      computed in float32, so a mean off by an ulp gave +-1 instead of 0; now both
+      sides compute in float64);
+- K6/K9 NaN and inf: ScatterElements max/min (NaN in the updates was dropped),
+      LayerNormalization / InstanceNormalization (float32 overflow of sums and squares
+      as the reference has it, epsilon=1e30), LRN with -inf/NaN in a neighbour channel;
+- K10 LayerNormalization over a zero-size axis is refused by the runtime as by Python;
+- S3  EyeLike of an empty input;
+- S4  GridSample with NaN/inf/huge grid coordinates (UBSan: a NaN converted to
+      int64): NaN gives NaN, +-inf reads padding (0, the edge; NaN for reflection);
+- K7  Pad edge/reflect/wrap with pads larger than the dim and negative pads (crop
+      first, then pad around the cropped part, as np.pad does).
+"""
+import numpy as np
+import pytest
+
+from mobconv.errors import MobconvError
+from mobconv.formats.writer import to_bytes
+from mobconv.ir import Graph, infer_shapes
+from runtime_cases import C, build, compare_outputs, i64, native_isas
+
+runtime = pytest.importorskip("mobconv.runtime")
+if not runtime.available():
+    pytest.skip("libmobrt not built", allow_module_level=True)
+
+ISAS = native_isas()
+rng = np.random.default_rng(2026)
+CASES = []
+
+
+def f32(*shape, lo=-2.0, hi=2.0):
+    return rng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def case(name, op, inputs, attrs=None, n_out=1, rtol=1e-4, atol=1e-5):
+    CASES.append(pytest.param(op, inputs, attrs or {}, n_out, rtol, atol, id=name))
+
+
+def sprinkle(a, values, every, start=1):
+    a = a.copy()
+    flat = a.reshape(-1)
+    for j, i in enumerate(range(start, flat.size, every)):
+        flat[i] = values[j % len(values)]
+    return a
+
+
+# K3: noop_with_empty_axes keeps the element-wise part of L1 / L2 / SumSquare
+for _op in ("ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp", "ReduceSum"):
+    case(f"K3-{_op}-scalar_no_axes", _op, [np.array(-0.000414, np.float32)], {"noop_with_empty_axes": 1})
+    case(f"K3-{_op}-empty_axes", _op, [sprinkle(f32(3, 5), [np.nan, -np.inf], 4), C(np.zeros(0, np.int64))],
+         {"noop_with_empty_axes": 1, "keepdims": 0})
+
+# K4: select_last_index picks the last NaN (and the last of tied values, -inf included)
+_ax = rng.integers(-2, 3, (3, 7, 65)).astype(np.float32)
+_ax[0, 2, 3] = _ax[0, 5, 3] = np.nan
+_ax[1, 1, 4] = _ax[1, 6, 4] = -np.inf
+_ax[1, 3, 9] = _ax[1, 4, 9] = np.inf
+_ax[2, :, 7] = np.nan
+for _op in ("ArgMin", "ArgMax"):
+    for _last in (0, 1):
+        case(f"K4-{_op}-nan_ties-axis-2-last{_last}", _op, [_ax], {"axis": -2, "keepdims": 0, "select_last_index": _last})
+    case(f"K4-{_op}-nan_ties-axis2-last1", _op, [_ax], {"axis": 2, "keepdims": 1, "select_last_index": 1})
+
+# K5: MeanVarianceNormalization, constant and near-constant groups, axes [2, 3]
+_mvn = f32(3, 3, 9, 7)
+_mvn[0] = np.float32(1.4341233)                                  # constant groups: 0
+_mvn[1] = (100 + rng.uniform(-1e-3, 1e-3, (3, 9, 7))).astype(np.float32)  # spread of a few ulps
+_mvn[2, 1] = np.float32(-0.8605950)
+case("K5-MVN-axes23-constant_groups", "MeanVarianceNormalization", [_mvn], {"axes": [2, 3]})
+case("K5-MVN-axes0-constant", "MeanVarianceNormalization", [np.full((64, 2), np.float32(-0.860595))], {"axes": [0]})
+case("K5-MVN-huge_values", "MeanVarianceNormalization", [sprinkle(f32(2, 3, 4, 5), [1e30, -3e38, 3e38], 7)])
+
+# K6 / K9: NaN and inf as the reference has them
+_sd = sprinkle(f32(3, 4, 5), [np.nan], 17)
+_su = sprinkle(f32(3, 4, 3), [np.nan, np.inf, -np.inf], 5, start=2)
+_si = rng.integers(-5, 5, (3, 4, 3)).astype(np.int64)
+for _red in ("max", "min", "add", "mul"):
+    case(f"K6-ScatterElements-{_red}-nan", "ScatterElements", [_sd, _si, _su], {"axis": 2, "reduction": _red})
+case("K6-ScatterND-max-nan", "ScatterND", [_sd, C(np.array([[0, 1], [2, 3], [0, 1]], np.int64)),
+                                           sprinkle(f32(3, 5), [np.nan], 4)], {"reduction": "max"})
+_ln = f32(1, 32, 32)
+_ln[0, 3, 5] = np.inf
+_ln[0, 7, 1] = -np.inf
+_ln[0, 9, 30] = np.nan
+case("K6-LayerNorm-eps1e30-inf", "LayerNormalization", [_ln, C(f32(32)), C(f32(32))], {"epsilon": 1e30}, n_out=3)
+_lnh = f32(4, 6, 7)
+_lnh[0, 1, 2] = _lnh[0, 3, 4] = np.float32(3e38)      # the row's sum overflows float32: NaN
+_lnh[1, 2, 3] = np.float32(1e30)                       # its square overflows float32
+_lnh[2, 0, 0] = np.float32(3e19)
+case("K6-LayerNorm-axis1-overflow", "LayerNormalization", [_lnh, C(f32(6, 7))], {"axis": 1, "epsilon": 0.0}, n_out=3)
+case("K6-LayerNorm-last-overflow", "LayerNormalization", [_lnh, C(f32(7)), C(f32(7))], n_out=3)
+_in = sprinkle(f32(4, 5, 3, 7), [np.nan, np.inf, -np.inf], 23)
+case("K9-InstanceNorm-eps1e30-nan_inf", "InstanceNormalization", [_in, C(f32(5)), C(f32(5))], {"epsilon": 1e30})
+_inh = f32(3, 4, 2, 9)
+_inh[0, 1, 0, 0] = _inh[0, 1, 1, 5] = np.float32(3e38)
+_inh[1, 2, 1, 1] = np.float32(1e30)
+_inh[2, 3, 0, 4] = np.float32(-3e19)
+case("K9-InstanceNorm-overflow", "InstanceNormalization", [_inh, C(f32(4)), C(f32(4))])
+_lrn = f32(2, 7, 3, 4)
+_lrn[0, 2, 1, 1] = -np.inf
+_lrn[1, 4, 2, 3] = np.nan
+_lrn[1, 0, 0, 0] = np.float32(1e20)
+case("K6-LRN-size1-inf", "LRN", [_lrn], {"size": 1, "alpha": 1e-7, "beta": 2.5, "bias": 0.001})
+case("K6-LRN-size5-nan_neighbour", "LRN", [_lrn], {"size": 5, "bias": 2.0})
+
+# S3: EyeLike of an empty input
+case("S3-EyeLike-3x0", "EyeLike", [np.zeros((3, 0), np.float32)], {"k": 43})
+case("S3-EyeLike-0x4", "EyeLike", [np.zeros((0, 4), np.float32)], {"k": -2})
+
+# S4: GridSample with non-finite and huge coordinates, every mode and padding
+_gx = f32(2, 3, 5, 6)
+_gx[1, 1, 2, 3] = np.inf
+_gg = f32(2, 4, 3, 2, lo=-1.3, hi=1.3)
+_gg[0, 0, 0, 0] = np.nan
+_gg[0, 1, 1, 1] = np.inf
+_gg[1, 2, 2, 0] = -np.inf
+_gg[1, 3, 0, :] = np.nan
+_gg[0, 2, 1, 0] = np.float32(1e30)
+_gg[0, 3, 2, 1] = np.float32(-3e38)
+_gg[1, 0, 1, :] = [np.inf, np.nan]
+_gg[1, 1, 1, :] = [np.float32(0.2), np.float32(0.5)]  # exact taps: weight-0 taps read X
+for _mode in ("linear", "nearest", "cubic"):
+    for _pad in ("zeros", "border", "reflection"):
+        case(f"S4-GridSample-{_mode}-{_pad}-non_finite", "GridSample", [_gx, _gg],
+             {"mode": _mode, "padding_mode": _pad, "align_corners": int(_pad == "border")})
+case("S4-GridSample-cubic-border-1d", "GridSample",
+     [f32(2, 2, 9), np.array([[[np.nan], [np.inf], [-np.inf], [0.3]], [[1e30], [-1e30], [np.nan], [-0.9]]],
+                             np.float32)], {"mode": "cubic", "padding_mode": "border"})
+
+# K7: Pad with pads larger than the dim and negative pads
+for _mode in ("wrap", "reflect", "edge", "constant"):
+    case(f"K7-Pad-{_mode}-x1x1x31", "Pad", [f32(1, 1, 31), C(i64(1, 1, 9, 2, 33, -1))], {"mode": _mode})
+    case(f"K7-Pad-{_mode}-crop_then_pad", "Pad", [f32(4, 5), C(i64(-2, 13, 11, -1))], {"mode": _mode})
+    case(f"K7-Pad-{_mode}-axes", "Pad", [f32(2, 3, 7), C(i64(-3, 20, 4, -2)), ("absent", None), C(i64(2, 1))],
+         {"mode": _mode})
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("op,inputs,attrs,n_out,rtol,atol", CASES)
+def test_fuzz_finding_matches_numpy(op, inputs, attrs, n_out, rtol, atol, isa):
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        g, feeds, expected = build(op, inputs, attrs, n_out)
+    data = to_bytes(g)
+    shapes = [np.shape(v) for v in feeds.values()]
+    results = {}
+    for threads in (1, 2):
+        with runtime.Interpreter(data, threads=threads, isa=isa) as it:
+            got = it.run(feeds)
+        msg = compare_outputs(f"{op} {attrs} isa={isa} threads={threads} inputs {shapes}", got, expected,
+                              n_out, rtol, atol)
+        if msg:
+            pytest.fail(msg)
+        results[threads] = got
+    for k in range(n_out):
+        a, b = results[1][f"out{k}"], results[2][f"out{k}"]
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{op} isa={isa}: 1 and 2 threads differ"
+
+
+def test_reference_semantics_of_fixed_cases():
+    """What the reference (and so the runtime) gives in the cases above, checked without
+    the reference: written out by hand, so a change on both sides is noticed too."""
+    import warnings
+
+    from mobconv.ops import load_all
+
+    reg = load_all()
+
+    def ref(op, inputs, **attrs):
+        g = Graph("r")
+        names = []
+        for k, a in enumerate(inputs):
+            g.add_input(f"i{k}", a.dtype.name, a.shape)
+            names.append(f"i{k}")
+        node = g.add_node(op, names, ["y"], attrs)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return reg[op].run_reference(inputs, reg[op].resolve_attrs(node))[0]
+
+    x = np.array([[-1.5, 2.0, -0.0]], np.float32)
+    assert ref("ReduceL1", [x], noop_with_empty_axes=1).tolist() == [[1.5, 2.0, 0.0]]
+    assert ref("ReduceSumSquare", [x], noop_with_empty_axes=1).tolist() == [[2.25, 4.0, 0.0]]
+    a = np.array([[1.0, np.nan, 0.0, np.nan, 0.0]], np.float32)
+    assert ref("ArgMin", [a], axis=1, select_last_index=1).ravel().tolist() == [3]
+    assert ref("ArgMin", [a], axis=1).ravel().tolist() == [1]
+    assert np.array_equal(ref("MeanVarianceNormalization", [np.full((1, 2, 3, 3), np.float32(1.4341233))]),
+                          np.zeros((1, 2, 3, 3), np.float32))
+    xw = np.arange(5, dtype=np.float32).reshape(1, 5)
+    # crop 1 at the end (x[:4]), then wrap around those 4 values
+    assert ref("Pad", [xw, np.array([0, 6, 0, -1], np.int64)], mode="wrap").ravel().tolist() == \
+        [2, 3, 0, 1, 2, 3, 0, 1, 2, 3]
+    img = np.arange(1, 13, dtype=np.float32).reshape(1, 1, 3, 4)
+    grid = np.array([[[[np.nan, 0.1], [np.inf, 0.0], [-np.inf, 0.0], [0.0, 0.0]]]], np.float32)
+    z = ref("GridSample", [img, grid], mode="cubic", padding_mode="zeros")
+    assert np.isnan(z[0, 0, 0, 0]) and z[0, 0, 0, 1] == 0 and z[0, 0, 0, 2] == 0
+    b = ref("GridSample", [img, grid], mode="linear", padding_mode="border", align_corners=1)
+    assert np.isnan(b[0, 0, 0, 0]) and b[0, 0, 0, 1] == 8.0 and b[0, 0, 0, 2] == 5.0  # right / left edge
+    r = ref("GridSample", [img, grid], mode="nearest", padding_mode="reflection")
+    assert np.isnan(r[0, 0, 0, :3]).all()  # no position to reflect +-inf to
+
+
+def test_layer_norm_over_an_empty_axis_is_refused_by_the_runtime():
+    """K10: the numpy reference and onnxruntime refuse LayerNormalization over nothing; the
+    runtime gave Mean 0. A symbolic dim lets the file through; the resize is refused."""
+    g = Graph("ln_empty")
+    g.add_input("x", "float32", (5, "n", 2))
+    g.add_constant("s", np.ones(2, np.float32))
+    g.add_node("LayerNormalization", ["x", "s"], ["y", "m", "v"], {"axis": 1})
+    g.outputs = ["y", "m", "v"]
+    infer_shapes(g)
+    for isa in ISAS:
+        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+            it.resize("x", [5, 3, 2])
+            it.run({"x": f32(5, 3, 2)})
+            with pytest.raises(MobconvError, match="must not be empty"):
+                it.resize("x", [5, 0, 2])
+                it.run({"x": np.zeros((5, 0, 2), np.float32)})
