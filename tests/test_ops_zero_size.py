@@ -283,8 +283,9 @@ def onnxruntime_run(op, inputs, attrs=None, n_out=1, opset=21):
             feeds[name] = arr
     outs = [f"out{k}" for k in range(n_out)]
     out_type = helper.np_dtype_to_tensor_dtype(_array(inputs[0]).dtype)
+    second = TensorProto.INT64 if op in ("MaxPool", "TopK") else out_type  # indices, or more of Y
     graph = helper.make_graph([helper.make_node(op, names, outs, **(attrs or {}))], op, graph_inputs,
-                              [helper.make_tensor_value_info(o, out_type if k == 0 else TensorProto.INT64, None)
+                              [helper.make_tensor_value_info(o, out_type if k == 0 else second, None)
                                for k, o in enumerate(outs)], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 9
@@ -433,6 +434,13 @@ def test_resize_non_finite_scales_and_roi_are_refused():
         refused("Resize", [x, C(np.array([0.1, bad, 0.8, 1.2], np.float32)), ("absent", None),
                            C(np.array([4, 9], np.int64))],
                 {"coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3]}, "roi must be finite")
+
+
+def test_split_of_an_empty_or_short_dim_follows_onnxruntime():
+    """Split {num_outputs} refused a dim smaller than num_outputs (0 included); onnxruntime
+    splits it into ceil-sized pieces, the last ones empty."""
+    for shape, axis, n in [((0, 3), 0, 3), ((1, 0), 1, 2), ((64, 33, 0), -1, 1), ((2, 5), 0, 3)]:
+        same_as_onnxruntime("Split", [_f32(*shape)], {"axis": axis, "num_outputs": n}, n_out=n, opset=18)
 
 
 def test_one_hot_depth_must_be_one_value():

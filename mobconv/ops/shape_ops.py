@@ -206,8 +206,6 @@ def _split_infer(ctx):
         if num_outputs != ctx.num_outputs:
             raise ctx.error(f"num_outputs is {num_outputs} but the node has "
                             f"{ctx.num_outputs} outputs")
-        if isinstance(dim, int) and dim < num_outputs:
-            raise ctx.error(f"cannot split dim {axis} of size {dim} into {num_outputs} parts")
         sizes = _split_sizes(dim, None, num_outputs)
     out = []
     for size in sizes:
@@ -222,7 +220,9 @@ def _split_infer(ctx):
     infer=_split_infer)
 def split(x, split=None, *, axis, num_outputs):
     """Split `input` along `axis` into pieces of the sizes in `split` (int64 input), or
-    into `num_outputs` pieces of ceil(dim / num_outputs) (the last one smaller).
+    into `num_outputs` pieces of ceil(dim / num_outputs) (the last ones smaller, down to
+    empty: a dim of 2 in 3 pieces is 1, 1, 0, and an empty dim gives empty pieces, as in
+    onnxruntime).
 
     IR rule: when the `split` input is absent, the IR node always carries
     `num_outputs` (the ONNX frontend fills it from the node's output count for
