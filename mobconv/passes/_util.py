@@ -200,6 +200,20 @@ class Uses:
                 del entries[id(node)]
 
 
+def toposort(graph) -> None:
+    """`graph.toposort()`, skipped after one cheap walk when the nodes are already in order
+    (the usual case between passes; toposort then keeps the order anyway)."""
+    values, available = graph.values, set(graph.inputs)
+    for node in graph.nodes:
+        for name in node.inputs:
+            if name and name not in available:
+                value = values.get(name)
+                if value is None or value.data is None:
+                    graph.toposort()  # reorders, or names the undefined value / cycle
+                    return
+        available.update(node.outputs)
+
+
 def attrs_of(node) -> dict:
     """The node's attributes completed with the registry's defaults."""
     return get_spec(node.op).resolve_attrs(node)

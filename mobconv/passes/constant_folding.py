@@ -35,7 +35,7 @@ import numpy as np
 
 from ..ir.infer import infer_node, shape_value_tracker, track_shape_values
 from ..ops.registry import get_spec
-from ._util import const, static_shape
+from ._util import const, static_shape, toposort
 
 MAX_GROWN_ELEMENTS = 1 << 16
 
@@ -50,7 +50,7 @@ def constant_folding(graph) -> bool:
     during the walk, and a node whose shape cannot be inferred yet is left with
     unknown output shapes instead of failing the pass.
     """
-    graph.toposort()
+    toposort(graph)
     folded = set()
     tracker = shape_value_tracker(graph)  # shapes computed at run time (several symbolic dims)
     producers = graph.producers()  # folded nodes stay listed until the end of the walk

@@ -13,10 +13,12 @@ Algorithm:
 """
 from __future__ import annotations
 
+from ._util import toposort
+
 
 def dead_code(graph) -> bool:
     """Remove unreachable nodes and unused values; True if anything was removed."""
-    graph.toposort()
+    toposort(graph)
     live = set(graph.outputs)
     kept = []
     for node in reversed(graph.nodes):
