@@ -20,7 +20,9 @@ to NaN and infinities of the same sign:
 - S4  GridSample with NaN/inf/huge grid coordinates (UBSan: a NaN converted to
       int64): NaN gives NaN, +-inf reads padding (0, the edge; NaN for reflection);
 - K7  Pad edge/reflect/wrap with pads larger than the dim and negative pads (crop
-      first, then pad around the cropped part, as np.pad does).
+      first, then pad around the cropped part, as np.pad does);
+- LpNormalization squares in float32 as the reference (1e-30 normalizes to 0), and
+  Resize by `sizes` of an empty dim to 0 (refused by the runtime, accepted by Python).
 """
 import numpy as np
 import pytest
@@ -113,6 +115,17 @@ _lrn[1, 4, 2, 3] = np.nan
 _lrn[1, 0, 0, 0] = np.float32(1e20)
 case("K6-LRN-size1-inf", "LRN", [_lrn], {"size": 1, "alpha": 1e-7, "beta": 2.5, "bias": 0.001})
 case("K6-LRN-size5-nan_neighbour", "LRN", [_lrn], {"size": 5, "bias": 2.0})
+_lp = f32(3, 6)
+_lp[0] = np.float32(1e-30)          # squares underflow in float32: norm 0, output 0
+_lp[1, 2] = np.float32(2e19)        # a square overflows float32: norm inf
+case("K9-LpNormalization-p2-float32_squares", "LpNormalization", [_lp], {"axis": 1})
+case("K9-LpNormalization-p2-tiny", "LpNormalization", [np.array([1e-30], np.float32)], {"axis": 0})
+
+# Resize by sizes of an empty dim to 0 (the shape function accepts it; the runtime refused any size)
+case("Resize-sizes-empty_dim_to_0", "Resize", [np.zeros((0, 1, 4), np.float32), ("absent", None), ("absent", None),
+                                               C(i64(0, 1, 16))], {"mode": "nearest"})
+case("Resize-sizes-empty_batch_linear", "Resize", [np.zeros((0, 2, 3, 4), np.float32), ("absent", None),
+                                                   ("absent", None), C(i64(0, 2, 6, 5))], {"mode": "linear"})
 
 # S3: EyeLike of an empty input
 case("S3-EyeLike-3x0", "EyeLike", [np.zeros((3, 0), np.float32)], {"k": 43})
@@ -228,3 +241,28 @@ def test_layer_norm_over_an_empty_axis_is_refused_by_the_runtime():
             with pytest.raises(MobconvError, match="must not be empty"):
                 it.resize("x", [5, 0, 2])
                 it.run({"x": np.zeros((5, 0, 2), np.float32)})
+
+
+def test_resize_of_an_empty_dim_to_a_size_is_refused_by_the_runtime():
+    """Python refuses sizes != 0 for an empty dim; so does the runtime, naming the rule."""
+    g = Graph("resize_empty")
+    g.add_input("x", "float32", ("n", 1, 4))
+    g.add_constant("sz", i64(0, 1, 16))
+    g.add_node("Resize", ["x", "", "", "sz"], ["y"], {"mode": "nearest"})
+    g.outputs = ["y"]
+    infer_shapes(g)
+    with runtime.Interpreter(to_bytes(g)) as it:
+        it.resize("x", [2, 1, 4])
+        assert it.run({"x": f32(2, 1, 4)})["y"].shape == (0, 1, 16)
+        it.resize("x", [0, 1, 4])
+        assert it.run({"x": np.zeros((0, 1, 4), np.float32)})["y"].shape == (0, 1, 16)
+    g2 = Graph("resize_empty2")
+    g2.add_input("x", "float32", (2, "c", 4))
+    g2.add_constant("sz", i64(2, 3, 8))
+    g2.add_node("Resize", ["x", "", "", "sz"], ["y"], {"mode": "nearest"})
+    g2.outputs = ["y"]
+    infer_shapes(g2)
+    with runtime.Interpreter(to_bytes(g2)) as it:
+        with pytest.raises(MobconvError, match="cannot resize the empty dim 1"):
+            it.resize("x", [2, 0, 4])
+            it.run({"x": np.zeros((2, 0, 4), np.float32)})

@@ -1,7 +1,7 @@
 // norm.cpp: reference BatchNormalization (inference), InstanceNormalization,
 // LayerNormalization, LRN, LpNormalization, MeanVarianceNormalization.
-// Semantics: mobconv/ops/norm.py. InstanceNormalization and LayerNormalization
-// compute in float32 as the reference does (sums accumulate in double and are
+// Semantics: mobconv/ops/norm.py. InstanceNormalization, LayerNormalization, LRN and
+// LpNormalization compute in float32 as the reference does (sums accumulate in double and are
 // rounded to float32 once, so they overflow to inf where numpy's float32 sums do;
 // a square of a difference over ~1.8e19 is inf), which keeps NaN and inf where the
 // reference has them; MeanVarianceNormalization computes in double (so does the reference).
@@ -171,7 +171,7 @@ Status run_lrn(KernelContext& ctx) {
         double sum = 0;
         for (int64_t cc = std::max<int64_t>(0, ci - lo); cc <= std::min(c - 1, ci + hi); ++cc) {
           float v = px[(ni * c + cc) * inner + j];
-          sum += static_cast<double>(v) * v;
+          sum += static_cast<double>(v * v);  // (a float32 square, as the reference's)
         }
         float v = px[(ni * c + ci) * inner + j];
         py[(ni * c + ci) * inner + j] = v / std::pow(bias + (alpha / size) * static_cast<float>(sum), beta);
@@ -211,9 +211,9 @@ Status run_lp(KernelContext& ctx) {
     double norm = 0;
     for (int64_t k = 0; k < len; ++k) {
       float v = px[base + k * st];
-      norm += p == 1 ? std::fabs(v) : static_cast<double>(v) * v;
+      norm += p == 1 ? std::fabs(v) : static_cast<double>(v * v);  // float32 squares, as the reference's
     }
-    float nf = p == 1 ? static_cast<float>(norm) : static_cast<float>(std::sqrt(norm));
+    float nf = p == 1 ? static_cast<float>(norm) : std::sqrt(static_cast<float>(norm));
     for (int64_t k = 0; k < len; ++k) py[base + k * st] = nf == 0.f ? 0.f : px[base + k * st] / nf;
   });
   return Status::Ok();

@@ -82,7 +82,15 @@ Status resize_params(const KernelContext& ctx, ResizeP* p) {
     if (sizes.size() != na) return ctx.error("sizes must have one value per axis (" + std::to_string(na) + ")");
     for (size_t i = 0; i < na; ++i) {
       if (sizes[i] < 0 || sizes[i] > (int64_t(1) << 32)) return ctx.error("sizes out of range");
-      if (x.dims[p->axes[i]] == 0) return ctx.error("cannot resize an empty dim to a size");
+      if (x.dims[p->axes[i]] == 0) {  // an empty dim resizes only to 0 (mobconv/ops/resize.py, onnxruntime)
+        if (sizes[i] != 0)
+          return ctx.error("cannot resize the empty dim " + std::to_string(p->axes[i]) + " of input " + shape_str(x) +
+                           " to size " + std::to_string(sizes[i]));
+        if (policy != "stretch")
+          return ctx.error("keep_aspect_ratio_policy needs non-empty input dims on the resized axes, dim " +
+                           std::to_string(p->axes[i]) + " of " + shape_str(x) + " is 0");
+        continue;  // (scale 1, out 0)
+      }
       p->scale[p->axes[i]] = static_cast<double>(sizes[i]) / x.dims[p->axes[i]];
       p->out[p->axes[i]] = sizes[i];
     }
