@@ -72,7 +72,8 @@ def _infer_prior_box(ctx: InferContext):
     if len(a["variance"]) not in (1, 4):
         raise ctx.error(f"variance must have 1 or 4 values, got {a['variance']}")
     h, w = f[2], f[3]
-    for name, fixed, d in (("height", a["img_h"] or a["img_size"], img[2]), ("width", a["img_w"] or a["img_size"], img[3])):
+    for name, fixed, d in (("height", a["img_h"] or a["img_size"], img[2]),
+                           ("width", a["img_w"] or a["img_size"], img[3])):
         if not fixed and d == 0 and h != 0 and w != 0:
             raise ctx.error(f"image {name} is 0 (image {tuple(img)}): it normalizes the boxes, set it >= 1")
     n = _num_priors(a) * 4
