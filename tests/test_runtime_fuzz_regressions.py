@@ -108,7 +108,13 @@ _inh = f32(3, 4, 2, 9)
 _inh[0, 1, 0, 0] = _inh[0, 1, 1, 5] = np.float32(3e38)
 _inh[1, 2, 1, 1] = np.float32(1e30)
 _inh[2, 3, 0, 4] = np.float32(-3e19)
+_inh[1, 0, 0, :3] = [3e38, 3e38, -3e38]             # numpy's pairwise sum overflows, the total does not
 case("K9-InstanceNorm-overflow", "InstanceNormalization", [_inh, C(f32(4)), C(f32(4))])
+_lnp = f32(3, 40)
+_lnp[0, :3] = [3e38, 3e38, -3e38]
+_lnp[1, [0, 8, 16]] = [3e38, -3e38, 3e38]
+_lnp[2, 1] = np.float32(-3e38)
+case("K9-LayerNorm-pairwise_overflow", "LayerNormalization", [_lnp, C(f32(40))], n_out=3)
 _lrn = f32(2, 7, 3, 4)
 _lrn[0, 2, 1, 1] = -np.inf
 _lrn[1, 4, 2, 3] = np.nan

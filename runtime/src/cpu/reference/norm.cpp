@@ -1,18 +1,48 @@
 // norm.cpp: reference BatchNormalization (inference), InstanceNormalization,
 // LayerNormalization, LRN, LpNormalization, MeanVarianceNormalization.
 // Semantics: mobconv/ops/norm.py. InstanceNormalization, LayerNormalization, LRN and
-// LpNormalization compute in float32 as the reference does (sums accumulate in double and are
-// rounded to float32 once, so they overflow to inf where numpy's float32 sums do;
-// a square of a difference over ~1.8e19 is inf), which keeps NaN and inf where the
-// reference has them; MeanVarianceNormalization computes in double (so does the reference).
+// LpNormalization compute in float32 as the reference does (a square over ~1.8e19 is inf);
+// the means of InstanceNormalization and LayerNormalization add in numpy's order (pairwise,
+// as numpy sums a contiguous float32 run), so they round and overflow to inf exactly where
+// the reference's do, and NaN/inf come out where the reference has them.
+// MeanVarianceNormalization computes in double (so does the reference).
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
 namespace ref {
 namespace {
 
-// Mean of n float32 values as numpy's float32 mean: the sum rounded to float32, then / n.
-inline float mean_f32(double sum, int64_t n) { return static_cast<float>(sum) / static_cast<float>(n); }
+// numpy's float32 sum of get(0..n-1) (a contiguous run): pairwise, with 8 accumulators in
+// blocks of up to 128 values; the same roundings, and the same overflows, as numpy's.
+template <typename G>
+float pairwise_sum(const G& get, int64_t lo, int64_t n) {
+  if (n < 8) {
+    float r = -0.f;
+    for (int64_t i = 0; i < n; ++i) r += get(lo + i);
+    return r;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = get(lo + j);
+    int64_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += get(lo + i + j);
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += get(lo + i);
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(get, lo, n2) + pairwise_sum(get, lo + n2, n - n2);
+}
+
+// numpy's float32 mean of x[0..n) and the mean of the squares of x - mean.
+inline void mean_var_f32(const float* x, int64_t n, float* mean, float* var) {
+  const float fn = static_cast<float>(n);
+  const float m = pairwise_sum([x](int64_t i) { return x[i]; }, 0, n) / fn;
+  *mean = m;
+  *var = pairwise_sum([x, m](int64_t i) { float d = x[i] - m; return d * d; }, 0, n) / fn;
+}
 
 Status need_all_f32(const KernelContext& ctx) {
   for (int i = 0; i < ctx.num_inputs; ++i) {
@@ -69,15 +99,9 @@ Status run_in(KernelContext& ctx) {
   float* py = ctx.outputs[0].as<float>();
   for (int64_t i = 0; i < n * c; ++i) {
     const float* xi = px + i * inner;
-    double acc = 0;
-    for (int64_t j = 0; j < inner; ++j) acc += xi[j];
-    const float mean = mean_f32(acc, inner);
-    acc = 0;
-    for (int64_t j = 0; j < inner; ++j) {
-      const float d = xi[j] - mean;
-      acc += static_cast<double>(d * d);
-    }
-    const float den = std::sqrt(mean_f32(acc, inner) + eps);
+    float mean, var;
+    mean_var_f32(xi, inner, &mean, &var);
+    const float den = std::sqrt(var + eps);
     for (int64_t j = 0; j < inner; ++j) py[i * inner + j] = (xi[j] - mean) / den * sc[i % c] + b[i % c];
   }
   return Status::Ok();
@@ -127,15 +151,9 @@ Status run_ln(KernelContext& ctx) {
   float* pi = ctx.num_outputs > 2 && ctx.outputs[2].data ? ctx.outputs[2].as<float>() : nullptr;
   for (int64_t o = 0; o < outer; ++o) {
     const float* xi = px + o * inner;
-    double acc = 0;
-    for (int64_t j = 0; j < inner; ++j) acc += xi[j];
-    const float mean = mean_f32(acc, inner);
-    acc = 0;
-    for (int64_t j = 0; j < inner; ++j) {
-      const float d = xi[j] - mean;
-      acc += static_cast<double>(d * d);
-    }
-    const float inv = 1.f / std::sqrt(mean_f32(acc, inner) + eps);
+    float mean, var;
+    mean_var_f32(xi, inner, &mean, &var);
+    const float inv = 1.f / std::sqrt(var + eps);
     for (int64_t j = 0; j < inner; ++j) {
       float y = (xi[j] - mean) * inv * sc[soff[j]];
       if (b) y += b[boff[j]];
