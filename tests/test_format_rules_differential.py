@@ -6,7 +6,8 @@ The corpus (about a thousand files, fixed seeds): a hand-built file for each rul
 check bypassed or one builder call patched, or edited byte by byte; plus truncations,
 random bytes, bit flips and seeded mutations of four valid models (the seeds of
 tests/test_format_malformed.py, tests/test_runtime_malformed.py,
-tests/test_format_roundtrip.py and a model with a signature). For EVERY file both
+tests/test_format_roundtrip.py and a model with a signature), and the well-formed
+hostile graphs of the structure-aware fuzzer (tests/graph_fuzz.py), each also mutated. For EVERY file both
 readers must agree (both accept, or both refuse with a one-line message naming the
 file); a hand-built file must be refused by both with the rule's message.
 
@@ -31,6 +32,7 @@ runtime = pytest.importorskip("mobconv.runtime")
 if not runtime.available():
     pytest.skip("libmobrt not built", allow_module_level=True)
 
+from graph_fuzz import draw_graph, draw_huge  # noqa: E402
 from test_format_malformed import VALID as MALFORMED_SEED, hand_built  # noqa: E402
 from test_format_roundtrip import rich_graph  # noqa: E402
 from test_runtime_malformed import small_model  # noqa: E402
@@ -329,6 +331,21 @@ def seeds() -> list:
     return [MALFORMED_SEED, small_model(), to_bytes(rich_graph()), build()]
 
 
+def graph_fuzz_files() -> list:
+    """Valid-looking models from the structure-aware fuzzer (tests/graph_fuzz.py): zero-size
+    and broadcast shapes, K = 0, huge declared dims, extreme attributes, NaN/Inf constants."""
+    files = []
+    for seed in range(1000, 1080):
+        case = draw_graph(seed)
+        if case is not None:
+            files.append(case.model or to_bytes(case.graph))
+    for seed in range(2000, 2020):
+        case = draw_huge(seed)
+        if case is not None:
+            files.append(case.model)
+    return files
+
+
 def mutated_files(rounds: int = 1) -> list:
     rng = np.random.default_rng(20240607)
     files = []
@@ -354,6 +371,12 @@ def mutated_files(rounds: int = 1) -> list:
                     pos -= pos % 4
                     data[pos:pos + 4] = data[src:src + 4]
             files.append(bytes(data))
+    for model in graph_fuzz_files():  # well-formed hostile graphs, then one mutation of each
+        files.append(model)
+        data = bytearray(model)
+        pos = int(rng.integers(0, len(data)))
+        data[pos] ^= 1 << int(rng.integers(0, 8))
+        files.append(bytes(data))
     for i in range(60):
         data = rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8).tobytes()
         if i % 2:
@@ -383,7 +406,7 @@ def test_every_rule_has_a_hand_built_file_refused_by_both_with_its_message():
 
 def test_python_reader_and_cpp_loader_agree_on_every_corpus_file():
     files = [data for _, data, _ in hostile_files()] + mutated_files(ROUNDS)
-    assert 900 <= len(files) <= 1200 * ROUNDS
+    assert 1000 <= len(files) <= 1200 * ROUNDS
     agree, accepted, disagreements = 0, 0, []
     for k, data in enumerate(files):
         py, cpp = python_verdict(data), cpp_verdict(data)
