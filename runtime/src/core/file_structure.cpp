@@ -87,8 +87,7 @@ struct Header {
 
 class Walker {
  public:
-  Walker(const uint8_t* buf, size_t n, const std::string& source)
-      : buf_(buf), n_(static_cast<int64_t>(n)), source_(source), budget_(2 * static_cast<int64_t>(n) + 1024) {}
+  Walker(const uint8_t* buf, size_t n) : buf_(buf), n_(static_cast<int64_t>(n)), budget_(2 * static_cast<int64_t>(n) + 1024) {}
 
   std::string problem;
 
@@ -209,7 +208,6 @@ class Walker {
 
   const uint8_t* buf_;
   int64_t n_;
-  const std::string& source_;
   int64_t budget_;
 };
 
@@ -249,7 +247,7 @@ Status check_file_structure(const uint8_t* buf, size_t size, const std::string& 
     return error("not a mobconv model file (file identifier is not \"MOB1\")");
   if (size < kMinFileSize) return error("truncated model file (" + std::to_string(size) + " bytes)");
   if (size >= kMaxFileSize) return error("file is larger than 2 GiB");
-  Walker w(buf, size, source);
+  Walker w(buf, size);
   try {
     int64_t root = w.target(0, "root table");
     Header h = w.table_fields(root, "Model");
