@@ -1,0 +1,377 @@
+"""Integer arithmetic of quantized tensors: the exact oracle (docs/quantization.md).
+
+Everything here computes on int64 numpy arrays holding int32/int8 values and
+reproduces, bit for bit, what docs/quantization.md specifies; the C++ int8
+kernels must match it exactly. The primitives follow gemmlowp/TFLite:
+
+  quantize_multiplier(M)            real M >= 0 -> (int32 q, shift), M ~ q * 2**(shift - 31)
+  rounding_doubling_high_mul(a, b)  round(a * b / 2**31), ties away from zero, saturating
+  rounding_divide_by_pot(x, e)      round(x / 2**e), ties away from zero
+  multiply_by_quantized_multiplier  x * M with the two roundings above
+  requantize(acc, M, zp, lo, hi)    zp + x * M, clamped to [lo, hi]
+
+then the ops: quantize_linear / dequantize_linear (ONNX semantics, ties to even),
+and the int8 forms of Conv, MatMul/Gemm, Add, Mul, Concat, MaxPool, AveragePool.
+A quantized tensor's parameters are an `ir.QuantParams` (scales, zero_points, axis).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import MobconvError
+from ..ir.graph import QuantParams
+from .conv import conv as float_conv
+from .pool import _windows
+from .pool import max_pool as float_max_pool
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+ADD_LEFT_SHIFT = 20  # pre-shift of Add's inputs (TFLite's int8/uint8 choice)
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int32": (INT32_MIN, INT32_MAX)}
+
+
+def qrange(dtype) -> tuple:
+    """(min, max) of a quantized dtype name or numpy dtype."""
+    name = np.dtype(dtype).name
+    if name not in _RANGES:
+        raise MobconvError(f"quantized dtype must be one of {', '.join(_RANGES)}, got {name}")
+    return _RANGES[name]
+
+
+# ---- fixed-point primitives ---------------------------------------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple:
+    """(q, shift) with real ~= q * 2**(shift - 31), q in [2**30, 2**31) or 0.
+
+    real = f * 2**shift with f in [0.5, 1) (frexp); q = round(f * 2**31), ties away
+    from zero; q == 2**31 becomes 2**30 with shift + 1. A multiplier below 2**-32
+    (shift < -31) is 0. Multipliers of 2**31 or more are refused (no int32 result
+    could hold them)."""
+    real = float(real)
+    if not math.isfinite(real) or real < 0:
+        raise MobconvError(f"requantization multiplier must be a finite number >= 0, got {real}")
+    if real == 0.0:
+        return 0, 0
+    f, shift = math.frexp(real)
+    q = math.floor(f * (1 << 31) + 0.5)  # exact: f * 2**31 < 2**31 has 22 fraction bits
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 31:
+        raise MobconvError(f"requantization multiplier {real} is too large (must be < 2**31)")
+    return int(q), int(shift)
+
+
+def _trunc_div(x, d):
+    """x / d rounded toward zero (C's integer division), x an int64 array, d > 0."""
+    q = np.abs(x) // d
+    return np.where(x < 0, -q, q)
+
+
+def rounding_doubling_high_mul(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded.
+
+    a, b int32 values: ab = a*b exactly (64 bits); nudge = 2**30 if ab >= 0 else
+    1 - 2**30; result = (ab + nudge) / 2**31 truncated toward zero, i.e.
+    round(a*b / 2**31) with ties away from zero. The one overflow, a = b = -2**31,
+    gives 2**31 - 1."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    r = _trunc_div(ab + nudge, np.int64(1 << 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), np.int64(INT32_MAX), r)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: round(x / 2**exponent), ties away from zero.
+
+    mask = 2**e - 1; remainder = x & mask; threshold = mask >> 1, plus 1 when x < 0;
+    result = (x >> e) + (remainder > threshold), with >> arithmetic (floor)."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    if np.any((e < 0) | (e > 31)):
+        raise MobconvError(f"rounding shift must be in [0, 31], got {np.unique(e).tolist()}")
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, q, shift):
+    """x * (q * 2**(shift - 31)) in int32, TFLite's MultiplyByQuantizedMultiplier.
+
+    left = max(shift, 0), right = max(-shift, 0); x * 2**left saturates to int32;
+    then rounding_doubling_high_mul(., q), then rounding_divide_by_pot(., right).
+    q, shift may be arrays broadcasting against x (per-channel)."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = np.clip(x << left, INT32_MIN, INT32_MAX)
+    return rounding_divide_by_pot(rounding_doubling_high_mul(shifted, q), right)
+
+
+def quantize_multipliers(reals) -> tuple:
+    """quantize_multiplier over an array: (q int64 array, shift int64 array)."""
+    reals = np.asarray(reals, dtype=np.float64)
+    pairs = [quantize_multiplier(r) for r in reals.reshape(-1)]
+    q = np.array([p[0] for p in pairs], dtype=np.int64).reshape(reals.shape)
+    s = np.array([p[1] for p in pairs], dtype=np.int64).reshape(reals.shape)
+    return q, s
+
+
+def requantize(acc, real_multiplier, zero_point, lo, hi):
+    """zp + acc * M (fixed point, M from `quantize_multiplier`), clamped to [lo, hi].
+
+    acc must hold int32 values (an int32 accumulator); real_multiplier broadcasts
+    against acc (per-channel)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        raise MobconvError("int32 accumulator overflow: the sum of products does not fit in 32 bits")
+    q, s = quantize_multipliers(real_multiplier)
+    return np.clip(multiply_by_quantized_multiplier(acc, q, s) + int(zero_point), lo, hi)
+
+
+# ---- quantization parameters -------------------------------------------------------------
+
+
+def _params(qp: QuantParams, ndim: int, what: str):
+    """(scale, zero_point) float32/int64 arrays of `qp` shaped to broadcast over a rank-ndim
+    tensor (per-axis: along qp.axis)."""
+    scale = np.asarray(qp.scales, dtype=np.float32).reshape(-1)
+    zp = np.asarray(qp.zero_points if qp.zero_points is not None and len(qp.zero_points) else
+                    [0] * scale.size, dtype=np.int64).reshape(-1)
+    if zp.size != scale.size:
+        raise MobconvError(f"{what}: {scale.size} scales but {zp.size} zero points")
+    if not (np.isfinite(scale).all() and (scale > 0).all()):
+        raise MobconvError(f"{what}: scales must be finite and > 0, got {scale.tolist()}")
+    if qp.axis is None:
+        if scale.size != 1:
+            raise MobconvError(f"{what}: per-tensor quantization needs 1 scale, got {scale.size}")
+        return scale.reshape(()), zp.reshape(())
+    axis = qp.axis + ndim if qp.axis < 0 else qp.axis
+    if not 0 <= axis < ndim:
+        raise MobconvError(f"{what}: quantization axis {qp.axis} is out of range for rank {ndim}")
+    shape = [1] * ndim
+    shape[axis] = scale.size
+    return scale.reshape(shape), zp.reshape(shape)
+
+
+def per_tensor(qp: QuantParams, what: str) -> tuple:
+    """(scale as float, zero point as int) of a per-tensor QuantParams."""
+    scale, zp = _params(qp, 0 if qp.axis is None else 1, what)
+    if scale.size != 1:
+        raise MobconvError(f"{what}: must be quantized per tensor, got {scale.size} scales")
+    return float(scale.reshape(())), int(zp.reshape(()))
+
+
+# ---- QuantizeLinear / DequantizeLinear ----------------------------------------------------
+
+
+def quantize_linear(x, qp: QuantParams, dtype="int8"):
+    """ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point).
+
+    x / scale is one float32 division (not a multiplication by 1/scale); +-inf
+    saturate; NaN gives the dtype's minimum (-128 / 0), as onnxruntime computes it."""
+    lo, hi = qrange(dtype)
+    x = np.asarray(x, dtype=np.float32)
+    scale, zp = _params(qp, x.ndim, "QuantizeLinear")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        r = np.rint(x / scale)  # float32 division, then ties to even
+    r = np.where(np.isnan(r), np.float32(-np.inf), r)  # NaN -> the dtype minimum
+    r = np.clip(r.astype(np.float64), -(1 << 40), 1 << 40).astype(np.int64)  # +-inf: no int cast of inf
+    return np.clip(r + zp, lo, hi).astype(np.dtype(dtype))
+
+
+def dequantize_linear(q, qp: QuantParams):
+    """ONNX DequantizeLinear: float32(int32(q) - int32(zero_point)) * float32(scale)."""
+    q = np.asarray(q)
+    scale, zp = _params(qp, q.ndim, "DequantizeLinear")
+    diff = (q.astype(np.int64) - zp).astype(np.int32)  # the int32 difference, as ONNX says
+    return diff.astype(np.float32) * scale
+
+
+def quantize_bias(bias, input_scale: float, weight_scales) -> np.ndarray:
+    """int32 bias of a Conv/Gemm: round_half_to_even(b / (s_in * s_w[c])), zero point 0,
+    saturated to int32; the scale product is formed in float32 as ONNX's QDQ does."""
+    scale = (np.float32(input_scale) * np.asarray(weight_scales, dtype=np.float32)).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        r = np.rint(np.asarray(bias, dtype=np.float32) / scale).astype(np.float64)
+    return np.clip(np.nan_to_num(r), INT32_MIN, INT32_MAX).astype(np.int32)
+
+
+# ---- fused activations -> output range ----------------------------------------------------
+
+
+def activation_range(activation: str, params, qp: QuantParams, dtype) -> tuple:
+    """The clamp range [lo, hi] of an int8 output with a fused activation: none -> the
+    dtype's range; Relu -> [zp, max]; Clip(a, b) (Relu6 = Clip(0, 6)) -> [q(a), q(b)] with
+    q = quantize_linear's rule, intersected with the dtype's range. Other activations
+    cannot be fused into an integer output."""
+    lo, hi = qrange(dtype)
+    scale, zp = per_tensor(qp, "output")
+    if not activation:
+        return lo, hi
+    if activation == "Relu":
+        return max(lo, zp), hi
+    if activation == "Clip":
+        a, b = (float(v) for v in params)
+        one = QuantParams([scale], [zp])
+        qa = int(quantize_linear(np.float32(a), one, dtype)) if not math.isinf(a) else lo
+        qb = int(quantize_linear(np.float32(b), one, dtype)) if not math.isinf(b) else hi
+        return max(lo, qa), min(hi, qb)
+    raise MobconvError(f"activation {activation!r} cannot be fused into a quantized output "
+                       "(only Relu and Clip can; others run dequantized)")
+
+
+# ---- quantized ops ------------------------------------------------------------------------
+
+
+def _zp_removed(q, qp: QuantParams, what: str):
+    _, zp = _params(qp, np.ndim(q), what)
+    return np.asarray(q, dtype=np.int64) - zp
+
+
+def _out_scale(qp: QuantParams) -> float:
+    return float(np.float32(per_tensor(qp, "output")[0]))
+
+
+def conv(x, xq, w, wq, bias, yq, dtype="int8", *, activation="", activation_params=(), **attrs):
+    """int8/uint8 Conv (grouped and depthwise included).
+
+    acc[n, m, o] = bias[m] + sum (x - zp_x) * (w - zp_w[m]) over the window (padding
+    contributes real zero, i.e. x = zp_x), exact in int32; then
+    y = requantize(acc, s_x * s_w[m] / s_y, zp_y, activation range). `attrs` are the
+    float Conv's (auto_pad, dilations, group, kernel_shape, pads, strides)."""
+    xs = _zp_removed(x, xq, "Conv X")
+    ws = _zp_removed(w, wq, "Conv W")
+    a = dict(auto_pad="NOTSET", dilations=[], group=1, kernel_shape=[], pads=[], strides=[])
+    a.update(attrs)
+    acc = float_conv(xs, ws, None, None, activation="", activation_params=[], **a)  # int64 exact
+    m = w.shape[0]
+    nd = acc.ndim - 2
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64).reshape((m,) + (1,) * nd)
+    s_x, _ = per_tensor(xq, "Conv X")
+    s_w = np.asarray(wq.scales, dtype=np.float32).astype(np.float64).reshape(-1)
+    if s_w.size not in (1, m):
+        raise MobconvError(f"Conv W: {s_w.size} scales for {m} output channels")
+    real = np.float64(s_x) * s_w / _out_scale(yq)
+    lo, hi = activation_range(activation, activation_params, yq, dtype)
+    y = requantize(acc, real.reshape((-1,) + (1,) * nd), per_tensor(yq, "Y")[1], lo, hi)
+    return y.astype(np.dtype(dtype))
+
+
+def matmul(a, aq, b, bq, yq, dtype="int8", bias=None, *, activation="", activation_params=()):
+    """int8/uint8 MatMul (numpy broadcasting of batch dims): acc = sum_k (a - zp_a) *
+    (b - zp_b[n]) (+ int32 bias[n]), y = requantize(acc, s_a * s_b[n] / s_y, zp_y, range).
+    B is per tensor or per column (its last axis)."""
+    am = _zp_removed(a, aq, "MatMul A")
+    bm = _zp_removed(b, bq, "MatMul B")
+    acc = np.matmul(am, bm)
+    n = b.shape[-1]
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64).reshape(-1)
+    s_a, _ = per_tensor(aq, "MatMul A")
+    s_b = np.asarray(bq.scales, dtype=np.float32).astype(np.float64).reshape(-1)
+    if s_b.size not in (1, n):
+        raise MobconvError(f"MatMul B: {s_b.size} scales for {n} columns")
+    real = np.float64(s_a) * s_b / _out_scale(yq)
+    lo, hi = activation_range(activation, activation_params, yq, dtype)
+    return requantize(acc, real, per_tensor(yq, "Y")[1], lo, hi).astype(np.dtype(dtype))
+
+
+def gemm(a, aq, b, bq, c, yq, dtype="int8", *, transA=0, transB=0, activation="", activation_params=()):
+    """int8 Gemm (alpha = beta = 1): matmul of A (or A^T) by B (or B^T) with the int32
+    bias C per output column. Per-channel B scales are along the output-column axis
+    (axis 1 of B, or 0 with transB)."""
+    a = np.asarray(a).T if transA else np.asarray(a)
+    if transB:
+        b = np.asarray(b).T
+        if bq.axis is not None:
+            bq = QuantParams(bq.scales, bq.zero_points, 1 - (bq.axis % 2))
+    return matmul(a, aq, b, bq, yq, dtype, c, activation=activation, activation_params=activation_params)
+
+
+def add(a, aq, b, bq, yq, dtype="int8", *, activation="", activation_params=()):
+    """int8 Add with rescale (TFLite's scheme, left shift 20):
+    m = 2 * max(s_a, s_b); a' = MBQM((a - zp_a) * 2**20, s_a / m); b' likewise;
+    y = zp_y + MBQM(a' + b', m / (2**20 * s_y)), clamped. MBQM = multiply_by_quantized_multiplier
+    with the multiplier from quantize_multiplier; multipliers in double."""
+    s_a, _ = per_tensor(aq, "Add A")
+    s_b, _ = per_tensor(bq, "Add B")
+    s_y, zp_y = per_tensor(yq, "Add Y")
+    twice_max = 2.0 * max(s_a, s_b)
+    am = _zp_removed(a, aq, "Add A") << ADD_LEFT_SHIFT
+    bm = _zp_removed(b, bq, "Add B") << ADD_LEFT_SHIFT
+    a2 = multiply_by_quantized_multiplier(am, *quantize_multiplier(s_a / twice_max))
+    b2 = multiply_by_quantized_multiplier(bm, *quantize_multiplier(s_b / twice_max))
+    lo, hi = activation_range(activation, activation_params, yq, dtype)
+    out_q = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * s_y))
+    y = multiply_by_quantized_multiplier(a2 + b2, *out_q) + zp_y
+    return np.clip(y, lo, hi).astype(np.dtype(dtype))
+
+
+def mul(a, aq, b, bq, yq, dtype="int8", *, activation="", activation_params=()):
+    """int8 Mul: y = zp_y + MBQM((a - zp_a) * (b - zp_b), s_a * s_b / s_y), clamped."""
+    s_a, _ = per_tensor(aq, "Mul A")
+    s_b, _ = per_tensor(bq, "Mul B")
+    s_y, zp_y = per_tensor(yq, "Mul Y")
+    prod = _zp_removed(a, aq, "Mul A") * _zp_removed(b, bq, "Mul B")
+    lo, hi = activation_range(activation, activation_params, yq, dtype)
+    return requantize(prod, s_a * s_b / s_y, zp_y, lo, hi).astype(np.dtype(dtype))
+
+
+def requantize_tensor(q, qp: QuantParams, yq: QuantParams, dtype="int8"):
+    """A tensor moved to other per-tensor parameters: a copy when they are equal, else
+    zp_y + MBQM(q - zp, s / s_y), saturated."""
+    s, zp = per_tensor(qp, "input")
+    s_y, zp_y = per_tensor(yq, "output")
+    q = np.asarray(q)
+    if np.float32(s) == np.float32(s_y) and zp == zp_y:
+        return q.astype(np.dtype(dtype))
+    lo, hi = qrange(dtype)
+    return requantize(q.astype(np.int64) - zp, s / s_y, zp_y, lo, hi).astype(np.dtype(dtype))
+
+
+def concat(inputs, qps, yq, axis, dtype="int8"):
+    """int8 Concat: each input requantized to the output's parameters (requantize_tensor)."""
+    return np.concatenate([requantize_tensor(q, p, yq, dtype) for q, p in zip(inputs, qps)], axis=axis)
+
+
+def max_pool(x, xq, **attrs):
+    """int8 MaxPool: the float op on the integers (max commutes with the monotone affine
+    map); the output keeps X's parameters, padding never wins."""
+    a = dict(auto_pad="NOTSET", ceil_mode=0, dilations=[], pads=[], strides=[], storage_order=0)
+    a.update(attrs)
+    return float_max_pool(np.asarray(x), **a)[0]
+
+
+def average_pool(x, xq, dtype="int8", **attrs):
+    """int8 AveragePool, output parameters = X's: y = zp + round(sum(x - zp) / count) with
+    ties away from zero (integer: (s + sign(s) * (count // 2)) / count truncated), padding
+    contributing real zero; count as the float op counts it (count_include_pad)."""
+    a = dict(auto_pad="NOTSET", ceil_mode=0, dilations=[], pads=[], strides=[], count_include_pad=0)
+    a.update(attrs)
+    include = a.pop("count_include_pad")
+    _, zp = per_tensor(xq, "AveragePool X")
+    xs = np.asarray(x, dtype=np.int64) - zp
+    view, kernel, strides, dilations, begin, end, out = _windows(xs, a, 0)
+    nd = len(kernel)
+    total = view.sum(axis=tuple(range(2, 2 + nd)))
+    count = np.ones((), dtype=np.int64)
+    for i in range(nd):
+        size = x.shape[2 + i]
+        lo, hi = (-begin[i], size + end[i]) if include else (0, size)
+        taps = (np.arange(out[i])[:, None] * strides[i] - begin[i]
+                + np.arange(kernel[i])[None, :] * dilations[i])
+        count = np.multiply.outer(count, ((taps >= lo) & (taps < hi)).sum(axis=1))
+    count = np.maximum(count, 1)
+    half = np.where(total >= 0, count // 2, -(count // 2))
+    lo, hi = qrange(dtype)
+    return np.clip(_trunc_div(total + half, count) + zp, lo, hi).astype(np.dtype(dtype))
