@@ -375,3 +375,81 @@ def average_pool(x, xq, dtype="int8", **attrs):
     half = np.where(total >= 0, count // 2, -(count // 2))
     lo, hi = qrange(dtype)
     return np.clip(_trunc_div(total + half, count) + zp, lo, hi).astype(np.dtype(dtype))
+
+
+# ---- the quantized variants of registry ops, keyed by the node's quantized tensors ----------
+# An IR node whose inputs or outputs carry QuantParams is the quantized form of the same op
+# (no second op family): `run_quantized` picks its integer reference here. Ops that only move
+# or select elements compute exactly on the integers with the float reference, provided every
+# output keeps the first input's parameters.
+
+MOVE_OPS = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Slice",
+                      "Split", "Gather", "Expand", "Tile", "DepthToSpace", "SpaceToDepth"})
+_GEOMETRY = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+_POOL = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
+
+
+def _conv_node(args, qin, qout, attrs, dtypes):
+    x, w, b, r = (list(args) + [None] * 4)[:4]
+    if r is not None:
+        raise MobconvError("a fused residual input R is not defined for a quantized Conv")
+    return [conv(x, qin[0], w, qin[1], b, qout[0], dtypes[0], activation=attrs["activation"],
+                 activation_params=attrs["activation_params"], **{k: attrs[k] for k in _GEOMETRY})]
+
+
+def _gemm_node(args, qin, qout, attrs, dtypes):
+    a, b, c = (list(args) + [None] * 3)[:3]
+    if attrs["alpha"] != 1.0 or attrs["beta"] != 1.0:
+        raise MobconvError("a quantized Gemm needs alpha = beta = 1 (fold them into the scales)")
+    return [gemm(a, qin[0], b, qin[1], c, qout[0], dtypes[0], transA=attrs["transA"],
+                 transB=attrs["transB"], activation=attrs["activation"],
+                 activation_params=attrs["activation_params"])]
+
+
+QUANTIZED = {
+    "Conv": _conv_node,
+    "Gemm": _gemm_node,
+    "MatMul": lambda args, qin, qout, attrs, dtypes: [matmul(
+        args[0], qin[0], args[1], qin[1], qout[0], dtypes[0], activation=attrs["activation"],
+        activation_params=attrs["activation_params"])],
+    "Add": lambda args, qin, qout, attrs, dtypes: [add(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
+    "Mul": lambda args, qin, qout, attrs, dtypes: [mul(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
+    "Concat": lambda args, qin, qout, attrs, dtypes: [concat(args, qin, qout[0], attrs["axis"], dtypes[0])],
+    "AveragePool": lambda args, qin, qout, attrs, dtypes: [average_pool(
+        args[0], qin[0], dtypes[0], count_include_pad=attrs["count_include_pad"],
+        **{k: attrs[k] for k in _POOL})],
+}
+
+
+def _same_params(p: QuantParams, q: QuantParams) -> bool:
+    """Both per tensor, with the same float32 scale and zero point."""
+    if p is None or q is None or len(p.scales) != 1 or len(q.scales) != 1:
+        return False
+    zp = lambda v: int(v.zero_points[0]) if v.zero_points is not None and len(v.zero_points) else 0  # noqa: E731
+    return np.float32(p.scales[0]) == np.float32(q.scales[0]) and zp(p) == zp(q)
+
+
+def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> list:
+    """Outputs of `node` (a registry op) whose tensors are quantized: its integer
+    reference, or the float reference for the element-moving ops and MaxPool when the
+    parameters pass through unchanged. Anything else is refused, naming the node."""
+    where = f"node {node.name!r} ({node.op})"
+    fn = QUANTIZED.get(node.op)
+    if fn is not None:
+        missing = [i for i, (q, a) in enumerate(zip(in_quant, args))
+                   if a is not None and q is None and not (node.op in ("Conv", "Gemm") and i == 2)]
+        if missing or any(q is None for q in out_quant):
+            raise MobconvError(f"{where}: a quantized {node.op} needs quantization parameters on every "
+                               f"input and output (missing on input {missing or 'none'} / an output)")
+        try:
+            return fn(args, in_quant, out_quant, attrs, out_dtypes)
+        except MobconvError as exc:
+            raise MobconvError(f"{where}: {exc}") from None
+    if node.op in MOVE_OPS or node.op == "MaxPool":
+        outs = out_quant[:1] if node.op == "MaxPool" else out_quant  # MaxPool's Indices: int64
+        if not all(_same_params(in_quant[0], q) for q in outs):
+            raise MobconvError(f"{where}: a quantized {node.op} must keep its input's per-tensor "
+                               "quantization parameters on its output")
+        return spec.run_reference(args, attrs)
+    raise MobconvError(f"{where}: no integer reference for a quantized {node.op} yet "
+                       "(run it in float between DequantizeLinear and QuantizeLinear)")

@@ -41,6 +41,20 @@ def _check_feed(graph, feeds: dict, where: str = "") -> dict:
     return checked
 
 
+def _run_node(graph, node, spec, args, attrs) -> list:
+    """The node's reference; its integer form (ops/quant_math.py) when a tensor of the node
+    is quantized, so an int8 Conv is never computed as a plain integer convolution."""
+    values = graph.values
+    in_quant = [values[n].quant if n and n in values else None for n in node.inputs]
+    out_quant = [values[n].quant if n and n in values else None for n in node.outputs]
+    if not any(q is not None for q in in_quant + out_quant):
+        return spec.run_reference(args, attrs)
+    from ..ops.quant_math import run_quantized
+
+    dtypes = [values[n].dtype if n and n in values else None for n in node.outputs]
+    return [np.asarray(o) for o in run_quantized(node, spec, args, attrs, in_quant, out_quant, dtypes)]
+
+
 def run(
     graph,
     feeds: dict,
@@ -63,7 +77,7 @@ def run(
         attrs = spec.resolve_attrs(node)
         args = [env[n] if n else None for n in node.inputs]
         try:
-            outs = spec.run_reference(args, attrs)
+            outs = _run_node(graph, node, spec, args, attrs)
         except MobconvError as exc:
             if where and not str(exc).startswith(where):
                 exc.args = (f"{where}{exc}",)  # same type and attributes, message names the file
