@@ -1014,7 +1014,7 @@ def missing_builders() -> list:
 # ---- whole graphs -----------------------------------------------------------------------
 
 DATA_DEPENDENT = ("NonMaxSuppression", "DetectionOutput")
-ONNX_ONLY_EXCLUDED = ("PriorBox", "DetectionOutput")
+NOT_ONNX_OPS = ("PriorBox", "DetectionOutput")  # Caffe SSD ops
 
 
 @dataclass
@@ -1131,7 +1131,7 @@ def to_onnx(case: Case, path: str) -> bool:
     g = case.graph
     nodes = []
     for node in g.nodes:
-        if node.op in ONNX_ONLY_EXCLUDED or node.attrs.get("activation") or len(node.inputs) > 3 and node.op == "Conv":
+        if node.op in NOT_ONNX_OPS or node.attrs.get("activation") or len(node.inputs) > 3 and node.op == "Conv":
             return False
         attrs = {k: v for k, v in node.attrs.items() if k not in ("activation", "activation_params")}
         for k, v in list(attrs.items()):
@@ -1347,7 +1347,8 @@ def compare(expected: np.ndarray, got: np.ndarray, scale: float) -> str:
             return f"dtype {got.dtype}, expected {expected.dtype}"
     if not np.array_equal(got, expected.astype(got.dtype)):
         i = int(np.flatnonzero((got != expected.astype(got.dtype)).reshape(-1))[0])
-        return f"values differ; first at flat index {i}: got {got.reshape(-1)[i]!r}, expected {expected.reshape(-1)[i]!r}"
+        return (f"values differ; first at flat index {i}: got {got.reshape(-1)[i]!r}, "
+                f"expected {expected.reshape(-1)[i]!r}")
     return ""
 
 
@@ -1392,7 +1393,8 @@ def describe(graph: Graph, feeds: dict = None) -> str:
     for node in graph.nodes:
         attrs = ", ".join(f"{k}={v.tolist() if isinstance(v, np.ndarray) else v!r}" for k, v in node.attrs.items())
         outs = ", ".join(f"{o}: {graph.values[o].dtype}{list(graph.values[o].shape)}" for o in node.outputs if o)
-        lines.append(f"  {outs} = {node.op}({', '.join(i or '-' for i in node.inputs)}){' {' + attrs + '}' if attrs else ''}")
+        call = f"{node.op}({', '.join(i or '-' for i in node.inputs)})"
+        lines.append(f"  {outs} = {call}{' {' + attrs + '}' if attrs else ''}")
     lines.append(f"  outputs: {', '.join(graph.outputs)}")
     return "\n".join(lines)
 
