@@ -81,6 +81,7 @@ _mvn[1] = (100 + rng.uniform(-1e-3, 1e-3, (3, 9, 7))).astype(np.float32)  # spre
 _mvn[2, 1] = np.float32(-0.8605950)
 case("K5-MVN-axes23-constant_groups", "MeanVarianceNormalization", [_mvn], {"axes": [2, 3]})
 case("K5-MVN-axes0-constant", "MeanVarianceNormalization", [np.full((64, 2), np.float32(-0.860595))], {"axes": [0]})
+case("K5-MVN-axes0-constant3x15", "MeanVarianceNormalization", [np.full((3, 15), np.float32(1.4341233))], {"axes": [0]})
 case("K5-MVN-huge_values", "MeanVarianceNormalization", [sprinkle(f32(2, 3, 4, 5), [1e30, -3e38, 3e38], 7)])
 
 # K6 / K9: NaN and inf as the reference has them
@@ -215,8 +216,9 @@ def test_reference_semantics_of_fixed_cases():
     a = np.array([[1.0, np.nan, 0.0, np.nan, 0.0]], np.float32)
     assert ref("ArgMin", [a], axis=1, select_last_index=1).ravel().tolist() == [3]
     assert ref("ArgMin", [a], axis=1).ravel().tolist() == [1]
-    assert np.array_equal(ref("MeanVarianceNormalization", [np.full((1, 2, 3, 3), np.float32(1.4341233))]),
-                          np.zeros((1, 2, 3, 3), np.float32))
+    for shape, value in (((3, 15), 1.4341233), ((64, 2), -0.860595)):  # float32 means gave -0.99 / 0.998
+        assert np.array_equal(ref("MeanVarianceNormalization", [np.full(shape, np.float32(value))], axes=[0]),
+                              np.zeros(shape, np.float32))
     xw = np.arange(5, dtype=np.float32).reshape(1, 5)
     # crop 1 at the end (x[:4]), then wrap around those 4 values
     assert ref("Pad", [xw, np.array([0, 6, 0, -1], np.int64)], mode="wrap").ravel().tolist() == \
