@@ -1185,6 +1185,10 @@ def available_isas() -> list:
     return isas
 
 
+# kernel-name fragments an ISA cap must exclude (the runner prints the kernel of every op)
+ISA_ABOVE = {"scalar": ("avx", "neon"), "avx2": ("avx512", "neon"), "avx512": ("neon",)}
+
+
 def build_sanitized_runner(build_dir: str = None) -> str:
     """mobrt_run built with ASan+UBSan from the whole runtime (every kernel set), in its own build dir."""
     build_dir = build_dir or os.path.join(ROOT, "build", "graphfuzz-asan")
@@ -1499,6 +1503,10 @@ def check_cases(exe, cases, root, isas, threads=(1, 2)) -> list:
                 elif status == "error":
                     findings.append(Finding("refused", case, cfg, detail.splitlines()[0]))
                 else:
+                    kernels = [line.split()[2] for line in detail.splitlines()[1:] if line.startswith("kernel ")]
+                    above = [k for k in kernels if any(x in k for x in ISA_ABOVE[isa])]
+                    if above:  # the cap did not hold: this run tested another instruction set
+                        findings.append(Finding("isa-cap", case, cfg, f"kernels {above} ran under --isa {isa}"))
                     got = load_outputs(root, case, isa, t)
                     for o, g in zip(case.graph.outputs, got):
                         msg = compare(case.expected[o], g, magnitude(case, o))
