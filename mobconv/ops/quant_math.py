@@ -5,7 +5,7 @@ reproduces, bit for bit, what docs/quantization.md specifies; the C++ int8
 kernels must match it exactly. The primitives follow gemmlowp/TFLite:
 
   quantize_multiplier(M)            real M >= 0 -> (int32 q, shift), M ~ q * 2**(shift - 31)
-  rounding_doubling_high_mul(a, b)  round(a * b / 2**31), ties away from zero, saturating
+  rounding_doubling_high_mul(a, b)  round(a * b / 2**31), ties toward +infinity, saturating
   rounding_divide_by_pot(x, e)      round(x / 2**e), ties away from zero
   multiply_by_quantized_multiplier  x * M with the two roundings above
   requantize(acc, M, zp, lo, hi)    zp + x * M, clamped to [lo, hi]
@@ -77,7 +77,8 @@ def rounding_doubling_high_mul(a, b):
 
     a, b int32 values: ab = a*b exactly (64 bits); nudge = 2**30 if ab >= 0 else
     1 - 2**30; result = (ab + nudge) / 2**31 truncated toward zero, i.e.
-    round(a*b / 2**31) with ties away from zero. The one overflow, a = b = -2**31,
+    round(a*b / 2**31) with ties toward +infinity (1.5 -> 2 but -1.5 -> -1, -0.5 -> 0:
+    the nudge for negatives is one short of a half). The one overflow, a = b = -2**31,
     gives 2**31 - 1."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
