@@ -1062,7 +1062,32 @@ def draw_graph(seed: int, ops=None, max_nodes: int = 4) -> Case:
     produced = [o for node in b.g.nodes for o in node.outputs if o]
     outputs = [o for o in produced if o not in consumed or rng.random() < 0.3]
     b.g.outputs = outputs or produced[-1:]
-    return Case(name=f"s{seed:09d}", graph=b.g, feeds=b.feeds, seed=seed, py_errors=b.py_errors)
+    case = Case(name=f"s{seed:09d}", graph=b.g, feeds=b.feeds, seed=seed, py_errors=b.py_errors)
+    if rng.random() < 0.15:
+        symbolize(case, rng)
+    return case
+
+
+def symbolize(case: Case, rng) -> None:
+    """Declare some input dims symbolic, so the runtime plans at load with unknown sizes and re-plans
+    when the runner resizes the inputs to the fed shapes (zero-size dims included)."""
+    from mobconv.ir import infer_shapes
+
+    g = case.graph.copy()
+    changed = False
+    for name in g.inputs:
+        v = g.values[name]
+        dims = [f"{name}_d{k}" if rng.random() < 0.5 else d for k, d in enumerate(v.shape)]
+        changed |= dims != list(v.shape)
+        v.shape = tuple(dims)
+    if not changed:
+        return
+    try:
+        infer_shapes(g)
+    except MobconvError:
+        return
+    case.graph = g
+    case.via = "ir, symbolic input dims"
 
 
 def draw_huge(seed: int) -> Case:

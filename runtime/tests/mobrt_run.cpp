@@ -9,7 +9,8 @@
 //   mobrt_run --batch DIR [--threads N] [--isa NAME] [--resume]
 // runs every sub-directory CASE of DIR (sorted by name) that holds
 // CASE/model.mob, reading input i from CASE/inputs/<i>.npy or CASE/inputs/<i>.bin
-// (.npy: little-endian, C order, matching dtype; .bin: raw bytes), and writes
+// (.npy: little-endian, C order, matching dtype; .bin: raw bytes; an input with
+// symbolic dims is first resized to the .npy file's shape), and writes
 // CASE/outputs_<isa>[_t<N> when N > 1]/<i>.npy plus a `status` file there:
 //   line 1 "ok", or "error <STATUS_NAME>: <message>"
 //   then, when ok, one "kernel <op_type> <kernel_name>" line per executed op.
@@ -106,6 +107,28 @@ static bool npy_payload(const std::vector<char>& file, const char** data, size_t
   return true;
 }
 
+// Shape of a .npy file from its header's 'shape': (d0, d1, ...) entry.
+static bool npy_shape(const std::vector<char>& file, std::vector<int64_t>* dims) {
+  if (file.size() < 10) return false;
+  const std::string head(file.data(), std::min<size_t>(file.size(), 4096));
+  size_t p = head.find("'shape':");
+  if (p == std::string::npos) return false;
+  p = head.find('(', p);
+  const size_t end = head.find(')', p);
+  if (p == std::string::npos || end == std::string::npos) return false;
+  dims->clear();
+  for (size_t i = p + 1; i < end;) {
+    while (i < end && (head[i] == ' ' || head[i] == ',')) ++i;
+    if (i >= end) break;
+    char* stop = nullptr;
+    const long long v = std::strtoll(head.c_str() + i, &stop, 10);
+    if (stop == head.c_str() + i) return false;
+    dims->push_back(v);
+    i = static_cast<size_t>(stop - head.c_str());
+  }
+  return true;
+}
+
 // ---- batch mode -------------------------------------------------------------------
 
 static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa isa, int threads) {
@@ -128,23 +151,42 @@ static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa 
   auto fail = [&](mobrt_status st, const std::string& what) {
     result = std::string("error ") + mobrt_status_name(st) + ": " + what;
   };
-  for (int i = 0; i < mobrt_interpreter_num_inputs(it) && result.empty(); ++i) {
-    std::vector<char> file;
-    const char* data = nullptr;
-    size_t size = 0;
+  // Read every input, resize the symbolic ones (all before any set_input: a resize re-plans),
+  // then copy the data in.
+  const int n_in = mobrt_interpreter_num_inputs(it);
+  std::vector<std::vector<char>> files(n_in);
+  std::vector<const char*> datas(n_in, nullptr);
+  std::vector<size_t> sizes(n_in, 0);
+  std::vector<bool> given(n_in, false);
+  for (int i = 0; i < n_in && result.empty(); ++i) {
+    std::vector<char>& file = files[i];
     const std::string stem = (dir / "inputs" / std::to_string(i)).string();
     if (read_file(stem + ".npy", &file)) {
-      if (!npy_payload(file, &data, &size)) fail(MOBRT_INVALID_ARGUMENT, stem + ".npy: not a .npy file");
+      if (!npy_payload(file, &datas[i], &sizes[i])) {
+        fail(MOBRT_INVALID_ARGUMENT, stem + ".npy: not a .npy file");
+        break;
+      }
+      mobrt_dtype dt;
+      int rank = 0;
+      int64_t dims[MOBRT_MAX_RANK];
+      std::vector<int64_t> shape;
+      if (mobrt_interpreter_input_info(it, i, &dt, &rank, dims) == MOBRT_OK &&
+          std::find(dims, dims + rank, int64_t{-1}) != dims + rank && npy_shape(file, &shape)) {
+        s = mobrt_interpreter_resize_input(it, i, static_cast<int>(shape.size()), shape.data());
+        if (s != MOBRT_OK)
+          fail(s, std::string("resize input ") + std::to_string(i) + ": " + mobrt_interpreter_last_error(it));
+      }
+      given[i] = true;
     } else if (read_file(stem + ".bin", &file)) {
-      data = file.data();
-      size = file.size();
-    } else {
-      continue;  // zeros
-    }
-    if (result.empty()) {
-      s = mobrt_interpreter_set_input(it, i, data, size);
-      if (s != MOBRT_OK) fail(s, std::string("input ") + std::to_string(i) + ": " + mobrt_interpreter_last_error(it));
-    }
+      datas[i] = file.data();
+      sizes[i] = file.size();
+      given[i] = true;
+    }  // else: zeros
+  }
+  for (int i = 0; i < n_in && result.empty(); ++i) {
+    if (!given[i]) continue;
+    s = mobrt_interpreter_set_input(it, i, datas[i], sizes[i]);
+    if (s != MOBRT_OK) fail(s, std::string("input ") + std::to_string(i) + ": " + mobrt_interpreter_last_error(it));
   }
   if (result.empty()) {
     s = mobrt_interpreter_invoke(it);
