@@ -215,12 +215,17 @@ def test_mul_by_hand():
 
 
 def test_concat_by_hand():
-    # a (scale 0.5) -> output scale 1, M = 0.5 (no right shift: the high multiply's tie rule):
-    # 4 -> 2, -3 -> -1.5 -> -1; b already has the output's parameters: copied
+    # a (scale 0.5) -> output scale 1: (x * 2**20) * 0.5 / 2**20, the high multiply is exact and
+    # the final shift rounds the tie away from zero: 4 -> 2, -3 -> -1.5 -> -2; b already has
+    # the output's parameters: copied
     a = np.array([4, -3], np.int8)
     b = np.array([5], np.int8)
     y = qm.concat([a, b], [Q([0.5], [0]), Q([1.0], [0])], Q([1.0], [0]), axis=0)
-    np.testing.assert_array_equal(y, [2, -1, 5])
+    np.testing.assert_array_equal(y, [2, -2, 5])
+    # -127 * 1/3 = -42.33 -> -42: the 2**20 pre-shift keeps the high multiply's rounding from
+    # deciding (without it: -84.67 -> -85, then -42.5 -> -43)
+    y = qm.concat([np.array([-127], np.int8)], [Q([0.02], [0])], Q([0.06], [0]), axis=0)
+    assert y.item() == -42
 
 
 def test_average_pool_by_hand():

@@ -330,14 +330,18 @@ def mul(a, aq, b, bq, yq, dtype="int8", *, activation="", activation_params=()):
 
 def requantize_tensor(q, qp: QuantParams, yq: QuantParams, dtype="int8"):
     """A tensor moved to other per-tensor parameters: a copy when they are equal, else
-    zp_y + MBQM(q - zp, s / s_y), saturated."""
+    zp_y + MBQM((q - zp) * 2**20, s / s_y / 2**20), saturated. The pre-shift (Add's) keeps
+    the high multiply's rounding far below the last bit: without it an 8-bit value is
+    rounded twice at nearly full weight (-127 * 1/3: -84.67 -> -85, then -42.5 -> -43,
+    where -42.33 rounds to -42)."""
     s, zp = per_tensor(qp, "input")
     s_y, zp_y = per_tensor(yq, "output")
     q = np.asarray(q)
     if np.float32(s) == np.float32(s_y) and zp == zp_y:
         return q.astype(np.dtype(dtype))
     lo, hi = qrange(dtype)
-    return requantize(q.astype(np.int64) - zp, s / s_y, zp_y, lo, hi).astype(np.dtype(dtype))
+    shifted = (q.astype(np.int64) - zp) << ADD_LEFT_SHIFT
+    return requantize(shifted, s / s_y / (1 << ADD_LEFT_SHIFT), zp_y, lo, hi).astype(np.dtype(dtype))
 
 
 def concat(inputs, qps, yq, axis, dtype="int8"):
