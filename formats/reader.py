@@ -279,7 +279,16 @@ def from_bytes(data, source: str = "<bytes>") -> Graph:
 _OP_NAMES = {v: k for k, v in vars(OpType).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def _arity(lo: int, hi) -> str:
+def _arity(names) -> tuple:
+    """(min, max or None) inputs/outputs of a registry name list, as the C++ op table
+    has them: "x?" is optional, "xs*" a variadic tail; an op whose only group is
+    variadic ("inputs*") takes at least one (checked by tests/test_runtime_schema.py)."""
+    lo = sum(1 for n in names if not n.endswith(("?", "*")))
+    variadic = any(n.endswith("*") for n in names)
+    return (max(lo, 1) if variadic else lo), (None if variadic else len(names))
+
+
+def _arity_text(lo: int, hi) -> str:
     if hi is None:
         return f"at least {lo}"
     return str(lo) if lo == hi else f"{lo} to {hi}"
@@ -517,17 +526,16 @@ class _Decoder:
                           f"to {spec.version}; upgrade mobconv")
             raw_in = o.InputsAsNumpy() if not o.InputsIsNone() else []
             raw_out = o.OutputsAsNumpy() if not o.OutputsIsNone() else []
-            for count, lo, hi, verb, noun in ((len(raw_in), spec.min_inputs, spec.max_inputs,
-                                               "takes", "input"),
-                                              (len(raw_out), spec.min_outputs, spec.max_outputs,
-                                               "has", "output")):
+            (min_in, max_in), (min_out, max_out) = _arity(spec.inputs), _arity(spec.outputs)
+            for count, lo, hi, verb, noun in ((len(raw_in), min_in, max_in, "takes", "input"),
+                                              (len(raw_out), min_out, max_out, "has", "output")):
                 if count < lo or (hi is not None and count > hi):
-                    self.fail(f"{what}: {verb} {_arity(lo, hi)} {noun}(s), got {count}")
+                    self.fail(f"{what}: {verb} {_arity_text(lo, hi)} {noun}(s), got {count}")
             ins, outs = [], []
             for j, k in enumerate(int(k) for k in raw_in):
                 if not -1 <= k < n:
                     self.fail(f"{what} input refers to tensor {k}, but the graph has {n}")
-                if k == -1 and j < spec.min_inputs:
+                if k == -1 and j < min_in:
                     self.fail(f"{what}: required input {j} is absent")
                 if k >= 0 and k not in defined:
                     self.fail(f"{what}: input {j} reads tensor {k} ({tensors[k].name!r}) before "
@@ -537,7 +545,7 @@ class _Decoder:
             for j, k in enumerate(int(k) for k in raw_out):
                 if not -1 <= k < n:
                     self.fail(f"{what} output refers to tensor {k}, but the graph has {n}")
-                if k == -1 and j < spec.min_outputs:
+                if k == -1 and j < min_out:
                     self.fail(f"{what}: required output {j} is absent")
                 if k >= 0 and k in defined:
                     self.fail(f"{what}: output {j} writes tensor {k} ({tensors[k].name!r}), which "
