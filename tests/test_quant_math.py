@@ -393,3 +393,50 @@ def test_runtime_refuses_int8_conv_cleanly():
     data = to_bytes(_int8_conv_graph())
     with pytest.raises(MobconvError, match=r"operator 0 \('conv1', Conv\): no kernel for input dtype int8"):
         runtime.Interpreter(data)
+
+
+def test_relu_and_global_average_pool_by_hand():
+    # Relu on int8 clamps at the zero point (real 0), not at the integer 0
+    x = np.array([-128, -5, -4, 0, 9], np.int8)
+    np.testing.assert_array_equal(qm.relu(x, Q([0.1], [-4]), Q([0.1], [-4])), [-4, -4, -4, 0, 9])
+    # with a new scale (0.2, zp 0): x - zp = [-124, -1, 0, 4, 13] * 0.5 = -62, -0.5, 0, 2, 6.5 ->
+    # -62, -1, 0, 2, 7 (ties away from zero), then max(., 0)
+    np.testing.assert_array_equal(qm.relu(x, Q([0.1], [-4]), Q([0.2], [0])), [0, 0, 0, 2, 7])
+    # global average of x - zp = [[1, 2], [3, 5]] (zp -1): 11 / 4 = 2.75 -> 3; + zp = 2
+    g = np.array([[0, 1], [2, 4]], np.int8).reshape(1, 1, 2, 2)
+    assert qm.global_average_pool(g, Q([0.5], [-1])).item() == 2
+
+
+def _chain_graph(op, attrs, extra_inputs=()):
+    g = Graph("chain")
+    g.add_input("x", "int8", (1, 2, 3, 4))
+    g.values["x"].quant = Q([0.1], [-4])
+    names = ["x"]
+    for i, arr in enumerate(extra_inputs):
+        if arr is None:
+            names.append("")
+            continue
+        g.add_constant(f"c{i}", arr)
+        names.append(f"c{i}")
+    g.add_node(op, names, ["y"], attrs, name="n1")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    g.values["y"].quant = Q([0.1], [-4])
+    return g
+
+
+def test_interpreter_relu_pools_resize():
+    from mobconv.reference.interpreter import run
+
+    x = rng.integers(-128, 128, (1, 2, 3, 4)).astype(np.int8)
+    y = run(_chain_graph("Relu", {}), {"x": x})["y"]
+    np.testing.assert_array_equal(y, np.maximum(x, -4))  # the float reference would give max(x, 0)
+    y = run(_chain_graph("GlobalAveragePool", {}), {"x": x})["y"]
+    np.testing.assert_array_equal(y, qm.global_average_pool(x, Q([0.1], [-4])))
+    y = run(_chain_graph("GlobalMaxPool", {}), {"x": x})["y"]
+    np.testing.assert_array_equal(y, x.max(axis=(2, 3), keepdims=True))
+    scales = np.array([1, 1, 2, 2], np.float32)
+    y = run(_chain_graph("Resize", {"mode": "nearest"}, [None, scales]), {"x": x})["y"]
+    np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(2, axis=3))
+    with pytest.raises(MobconvError, match=r"node 'n1' \(Resize\): a quantized Resize is defined for mode 'nearest'"):
+        run(_chain_graph("Resize", {"mode": "linear"}, [None, scales]), {"x": x})

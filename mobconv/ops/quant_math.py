@@ -420,10 +420,24 @@ QUANTIZED = {
     "Add": lambda args, qin, qout, attrs, dtypes: [add(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
     "Mul": lambda args, qin, qout, attrs, dtypes: [mul(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
     "Concat": lambda args, qin, qout, attrs, dtypes: [concat(args, qin, qout[0], attrs["axis"], dtypes[0])],
+    "GlobalAveragePool": lambda args, qin, qout, attrs, dtypes: [global_average_pool(args[0], qin[0], dtypes[0])],
+    "Relu": lambda args, qin, qout, attrs, dtypes: [relu(args[0], qin[0], qout[0], dtypes[0])],
     "AveragePool": lambda args, qin, qout, attrs, dtypes: [average_pool(
         args[0], qin[0], dtypes[0], count_include_pad=attrs["count_include_pad"],
         **{k: attrs[k] for k in _POOL})],
 }
+
+
+def global_average_pool(x, xq, dtype="int8"):
+    """int8 GlobalAveragePool: average_pool over the whole spatial extent."""
+    return average_pool(x, xq, dtype, kernel_shape=list(np.shape(x)[2:]))
+
+
+def relu(x, xq, yq, dtype="int8"):
+    """int8 Relu: max(x, zp) with unchanged parameters (real zero is the zero point, not
+    the integer 0); with other output parameters, requantize_tensor then max(., zp_y)."""
+    y = requantize_tensor(x, xq, yq, dtype)
+    return np.maximum(y, np.array(per_tensor(yq, "Relu Y")[1]).astype(y.dtype))
 
 
 def _same_params(p: QuantParams, q: QuantParams) -> bool:
@@ -436,7 +450,8 @@ def _same_params(p: QuantParams, q: QuantParams) -> bool:
 
 def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> list:
     """Outputs of `node` (a registry op) whose tensors are quantized: its integer
-    reference, or the float reference for the element-moving ops and MaxPool when the
+    reference, or the float reference for the element-moving ops, MaxPool, GlobalMaxPool
+    and nearest Resize (which select input elements, exactly, on integers) when the
     parameters pass through unchanged. Anything else is refused, naming the node."""
     where = f"node {node.name!r} ({node.op})"
     fn = QUANTIZED.get(node.op)
@@ -450,7 +465,11 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
             return fn(args, in_quant, out_quant, attrs, out_dtypes)
         except MobconvError as exc:
             raise MobconvError(f"{where}: {exc}") from None
-    if node.op in MOVE_OPS or node.op == "MaxPool":
+    if node.op == "Resize" and (attrs["mode"] != "nearest"
+                                or attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"):
+        raise MobconvError(f"{where}: a quantized Resize is defined for mode 'nearest' without "
+                           "tf_crop_and_resize only (linear: docs/quantization.md, not built yet)")
+    if node.op in MOVE_OPS or node.op in ("MaxPool", "GlobalMaxPool", "Resize"):
         outs = out_quant[:1] if node.op == "MaxPool" else out_quant  # MaxPool's Indices: int64
         if not all(_same_params(in_quant[0], q) for q in outs):
             raise MobconvError(f"{where}: a quantized {node.op} must keep its input's per-tensor "
