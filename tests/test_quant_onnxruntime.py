@@ -43,6 +43,12 @@ def _agreement(ours, theirs):
     return float((d == 0).mean()), int(d.max())
 
 
+def _reseed(seed):
+    """Each measurement draws from its own seed: its numbers do not depend on which tests ran."""
+    global rng
+    rng = np.random.default_rng(seed)
+
+
 def _qvals(shape, dtype="int8"):
     lo, hi = qm.qrange(dtype)
     return rng.integers(lo, hi + 1, shape).astype(dtype)
@@ -92,6 +98,7 @@ def test_dequantize_linear_matches_onnxruntime(dtype):
 
 
 def conv_agreement():
+    _reseed(1)
     x = _qvals((2, 8, 11, 9))
     w = _qvals((12, 4, 3, 3))
     w[w == -128] = -127
@@ -105,7 +112,35 @@ def conv_agreement():
     return _agreement(ours, theirs)
 
 
+def depthwise_uint8_conv_agreement():
+    _reseed(2)
+    x = _qvals((1, 6, 9, 9), "uint8")
+    w = _qvals((6, 1, 3, 3))
+    w[w == -128] = -127
+    ws = rng.uniform(0.002, 0.02, 6).astype(np.float32)
+    b = rng.integers(-3000, 3000, 6).astype(np.int32)
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=6)
+    theirs = _run("QLinearConv", {"x": x}, dict(
+        xs=_sc(0.03), xz=np.uint8(120), w=w, ws=ws, wz=np.zeros(6, np.int8), ys=_sc(0.1), yz=np.uint8(130), b=b),
+        dict(attrs))
+    ours = qm.conv(x, Q([0.03], [120]), w, Q(ws.tolist(), [0] * 6, 0), b, Q([0.1], [130]), "uint8", **attrs)
+    return _agreement(ours, theirs)
+
+
+def per_column_matmul_agreement():
+    _reseed(3)
+    a = _qvals((5, 40))
+    b = _qvals((40, 16))
+    bs = rng.uniform(0.002, 0.02, 16).astype(np.float32)
+    theirs = _run("QLinearMatMul", {"a": a}, dict(
+        as_=_sc(0.02), az=np.int8(3), b=b, bs=bs, bz=np.zeros(16, np.int8), ys=_sc(0.3), yz=np.int8(-5)),
+        {"_order": ["a", "as_", "az", "b", "bs", "bz", "ys", "yz"]})
+    ours = qm.matmul(a, Q([0.02], [3]), b, Q(bs.tolist(), [0] * 16, 1), Q([0.3], [-5]))
+    return _agreement(ours, theirs)
+
+
 def matmul_agreement():
+    _reseed(4)
     a = _qvals((3, 7, 40))
     b = _qvals((40, 16))
     theirs = _run("QLinearMatMul", {"a": a}, dict(
@@ -116,8 +151,9 @@ def matmul_agreement():
 
 
 def _binary_agreement(op, fn, dtype):
-    a = _qvals((4, 33), dtype)
-    b = _qvals((1, 33), dtype)
+    _reseed(5)
+    a = _qvals((16, 257), dtype)
+    b = _qvals((1, 257), dtype)
     zp = 128 if dtype == "uint8" else 0
     za, zb, zy = np.array(zp + 5, dtype), np.array(zp - 9, dtype), np.array(zp + 2, dtype)
     theirs = _run(op, {"a": a}, dict(as_=_sc(0.05), az=za, b=b, bs=_sc(0.011), bz=zb, ys=_sc(0.07), yz=zy),
@@ -127,7 +163,8 @@ def _binary_agreement(op, fn, dtype):
 
 
 def concat_agreement():
-    xs = [_qvals((2, c, 5)) for c in (3, 4, 2)]
+    _reseed(6)
+    xs = [_qvals((2, c, 7, 9)) for c in (3, 4, 2)]
     params = [(0.05, -3), (0.02, 0), (0.1, 7)]
     consts = {"ys": _sc(0.06), "yz": np.int8(1)}
     order = ["ys", "yz"]
@@ -142,6 +179,7 @@ def concat_agreement():
 
 
 def average_pool_agreement():
+    _reseed(7)
     x = _qvals((2, 5, 10, 9))
     attrs = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
     theirs = _run("QLinearAveragePool", {"x": x}, dict(xs=_sc(0.04), xz=np.int8(-2), ys=_sc(0.04), yz=np.int8(-2)),
@@ -153,13 +191,15 @@ def average_pool_agreement():
 # (name, measurement, minimum fraction of exactly equal elements, as measured; all within 1 LSB)
 MEASURED = [
     ("QLinearConv", conv_agreement, 0.99),
+    ("QLinearConv uint8 depthwise", depthwise_uint8_conv_agreement, 0.99),
     ("QLinearMatMul", matmul_agreement, 0.99),
+    ("QLinearMatMul per-column", per_column_matmul_agreement, 0.99),
     ("QLinearAdd int8", lambda: _binary_agreement("QLinearAdd", qm.add, "int8"), 0.99),
     ("QLinearAdd uint8", lambda: _binary_agreement("QLinearAdd", qm.add, "uint8"), 0.99),
     ("QLinearMul int8", lambda: _binary_agreement("QLinearMul", qm.mul, "int8"), 0.99),
-    ("QLinearConcat", concat_agreement, 0.99),
+    ("QLinearConcat", concat_agreement, 0.97),
     # onnxruntime averages in float and rounds ties to even, the spec rounds them away from zero
-    ("QLinearAveragePool", average_pool_agreement, 0.94),
+    ("QLinearAveragePool", average_pool_agreement, 0.95),
 ]
 
 
@@ -173,4 +213,4 @@ def test_qlinear_ops_agree_within_one_lsb(name, measure, min_equal):
 if __name__ == "__main__":
     for name, measure, _ in MEASURED:
         equal, max_diff = measure()
-        print(f"{name:20s} equal {equal:.4f}  max |diff| {max_diff} LSB")
+        print(f"{name:28s} equal {equal:.4f}  max |diff| {max_diff} LSB")
