@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 from mobconv.ir import QuantParams as Q
 from mobconv.ops import quant_math as qm
 
-ONNX_TYPE = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
+ONNX_TYPE = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int16": TensorProto.INT16,
+             "uint16": TensorProto.UINT16, "int32": TensorProto.INT32,
              "float32": TensorProto.FLOAT}
 rng = np.random.default_rng(8)
 
@@ -80,6 +81,30 @@ def test_quantize_linear_per_axis_matches_onnxruntime():
     zps = rng.integers(-20, 20, 5).astype(np.int8)
     want = _run("QuantizeLinear", {"x": x}, {"s": scales, "z": zps}, {"axis": 1})
     np.testing.assert_array_equal(qm.quantize_linear(x, Q(scales.tolist(), zps.tolist(), 1)), want)
+
+
+@pytest.mark.parametrize("dtype,zp", [("int16", -300), ("uint16", 40000)])
+def test_quantize_linear_16_bit_matches_onnxruntime(dtype, zp):
+    x = np.concatenate([rng.normal(0, 300, 2000), [np.nan, np.inf, -np.inf, 1e9, -1e9]]).astype(np.float32)
+    want = _run("QuantizeLinear", {"x": x}, {"s": _sc(0.01), "z": np.array(zp, dtype)})
+    np.testing.assert_array_equal(qm.quantize_linear(x, Q([0.01], [zp]), dtype), want)
+    q = rng.integers(*qm.qrange(dtype), 500).astype(dtype)
+    want = _run("DequantizeLinear", {"q": q}, {"s": _sc(0.01), "z": np.array(zp, dtype)})
+    np.testing.assert_array_equal(qm.dequantize_linear(q, Q([0.01], [zp])), want)
+
+
+def test_blocked_quantize_dequantize_match_onnxruntime():
+    # axis 1 of length 7 in blocks of 3: scales (3, 3, 5), the last block one element long
+    x = rng.normal(0, 3, (3, 7, 5)).astype(np.float32)
+    s = rng.uniform(0.01, 0.1, (3, 3, 5)).astype(np.float32)
+    z = rng.integers(-10, 10, (3, 3, 5)).astype(np.int8)
+    want = _run("QuantizeLinear", {"x": x}, {"s": s, "z": z}, {"axis": 1, "block_size": 3})
+    np.testing.assert_array_equal(qm.quantize_linear(x, Q(s, z, 1), "int8", block_size=3), want)
+    q = _qvals((3, 7, 5))
+    want = _run("DequantizeLinear", {"q": q}, {"s": s, "z": z}, {"axis": 1, "block_size": 3})
+    np.testing.assert_array_equal(qm.dequantize_linear(q, Q(s, z, 1), block_size=3), want)
+    with pytest.raises(qm.MobconvError, match=r"blocked scales/zero points must have shape \(3, 3, 5\)"):
+        qm.quantize_linear(x, Q(s[:, :2], z[:, :2], 1), "int8", block_size=3)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int32"])

@@ -28,7 +28,8 @@ from .pool import max_pool as float_max_pool
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 ADD_LEFT_SHIFT = 20  # pre-shift of Add's inputs (TFLite's int8/uint8 choice)
-_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int32": (INT32_MIN, INT32_MAX)}
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535),
+           "int32": (INT32_MIN, INT32_MAX)}
 
 
 def qrange(dtype) -> tuple:
@@ -174,14 +175,36 @@ def per_tensor(qp: QuantParams, what: str) -> tuple:
 # ---- QuantizeLinear / DequantizeLinear ----------------------------------------------------
 
 
-def quantize_linear(x, qp: QuantParams, dtype="int8"):
+def _blocked_params(qp: QuantParams, shape, block_size: int, what: str):
+    """ONNX blocked quantization: scales/zero points shaped like the tensor except along
+    qp.axis, where each entry covers block_size consecutive elements (the last block may
+    be short); expanded here to the tensor's shape."""
+    scale = np.asarray(qp.scales, dtype=np.float32)
+    zp = np.asarray(qp.zero_points if qp.zero_points is not None and np.size(qp.zero_points) else
+                    np.zeros(scale.shape, np.int64), dtype=np.int64)
+    axis = (qp.axis if qp.axis is not None else 1) % max(len(shape), 1)
+    want = tuple(-(-d // block_size) if i == axis else d for i, d in enumerate(shape))
+    if scale.shape != want or zp.shape != want:
+        raise MobconvError(f"{what}: blocked scales/zero points must have shape {want} for input {tuple(shape)}, "
+                           f"block_size {block_size} on axis {axis}; got {scale.shape} / {zp.shape}")
+    n = shape[axis]
+    return (np.repeat(scale, block_size, axis=axis).take(np.arange(n), axis=axis),
+            np.repeat(zp, block_size, axis=axis).take(np.arange(n), axis=axis))
+
+
+def quantize_linear(x, qp: QuantParams, dtype="int8", block_size: int = 0):
     """ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point).
 
     x / scale is one float32 division (not a multiplication by 1/scale); +-inf
-    saturate; NaN gives the dtype's minimum (-128 / 0), as onnxruntime computes it."""
+    saturate; NaN gives the dtype's minimum (-128 / 0), as onnxruntime computes it.
+    Per tensor, per axis, or blocked (block_size > 0, `_blocked_params`); int8, uint8,
+    int16, uint16 outputs."""
     lo, hi = qrange(dtype)
     x = np.asarray(x, dtype=np.float32)
-    scale, zp = _params(qp, x.ndim, "QuantizeLinear")
+    if block_size:
+        scale, zp = _blocked_params(qp, x.shape, block_size, "QuantizeLinear")
+    else:
+        scale, zp = _params(qp, x.ndim, "QuantizeLinear")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         r = np.rint(x / scale)  # float32 division, then ties to even
     r = np.where(np.isnan(r), np.float32(-np.inf), r)  # NaN -> the dtype minimum
@@ -189,10 +212,14 @@ def quantize_linear(x, qp: QuantParams, dtype="int8"):
     return np.clip(r + zp, lo, hi).astype(np.dtype(dtype))
 
 
-def dequantize_linear(q, qp: QuantParams):
-    """ONNX DequantizeLinear: float32(int32(q) - int32(zero_point)) * float32(scale)."""
+def dequantize_linear(q, qp: QuantParams, block_size: int = 0):
+    """ONNX DequantizeLinear: float32(int32(q) - int32(zero_point)) * float32(scale);
+    per tensor, per axis or blocked, as quantize_linear."""
     q = np.asarray(q)
-    scale, zp = _params(qp, q.ndim, "DequantizeLinear")
+    if block_size:
+        scale, zp = _blocked_params(qp, q.shape, block_size, "DequantizeLinear")
+    else:
+        scale, zp = _params(qp, q.ndim, "DequantizeLinear")
     diff = (q.astype(np.int64) - zp).astype(np.int32)  # the int32 difference, as ONNX says
     return diff.astype(np.float32) * scale
 
