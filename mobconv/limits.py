@@ -12,7 +12,10 @@ The C++ twins of these constants:
 - MAX_RANK: `mobrt::kMaxRank` in runtime/src/core/kernel.h.
 
 Symbolic dims (strings) are sized at run time, where the runtime checks them;
-here they count as 1.
+here they count as 1. The limits of the file format itself (each fixed dim at
+most 2^40, the non-zero fixed dims' product at most 2^48: docs/format-rules.md
+T3, T4) are checked by `mobconv.formats.reader.shape_problem`, the same function
+the reader and writer use.
 """
 from __future__ import annotations
 
@@ -73,6 +76,11 @@ def check_tensor(shape, dtype, what: str) -> None:
         raise ShapeError(
             f"{what}: shape {_fmt(shape)} ({dtype or 'float32'}) needs {_gib(size)}, over the "
             f"runtime's tensor limit of {_gib(limit)} ({TENSOR_BYTES_ENV}={limit})")
+    from .formats.reader import shape_problem  # the file rules (docs/format-rules.md T3, T4)
+
+    problem = shape_problem(shape)
+    if problem:
+        raise ShapeError(f"{what}: shape {_fmt(shape)}: {problem}")
 
 
 def _fmt(shape) -> str:

@@ -356,6 +356,10 @@ def test_onnx_names_that_are_not_utf8(tmp_path):
     bad.write_bytes(data.replace(b"alpha", b"alph\xff"))
     msg = refused(str(bad), ConversionError)
     assert "attribute name" in msg and "UTF-8" in msg
+    assert data.count(b"\x12\x01g") == 1  # the graph's name field, "g"
+    bad.write_bytes(data.replace(b"\x12\x01g", b"\x12\x01\xff"))
+    msg = refused(str(bad), ConversionError)
+    assert "graph name" in msg and "UTF-8" in msg
 
 
 @pytest.mark.parametrize("text", [
@@ -391,3 +395,14 @@ def test_onnx_names_given_twice(tmp_path):
     assert "initializer 'W' is given twice" in msg
     msg = refused(onnx_file(tmp_path, inputs=[inputs[0], inputs[0]]), ConversionError)
     assert "graph input 'x' is listed twice" in msg
+
+
+def test_onnx_zero_size_input_with_dims_over_the_file_limits(tmp_path):
+    """Zero elements (under the byte limit) but dims the file format refuses (found by the
+    fuzzer: the writer failed with a message naming no file)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 1 << 33, 1 << 33])
+    msg = refused(onnx_file(tmp_path, inputs=[x]), ConversionError)
+    assert "graph input 'x'" in msg and "2^48" in msg
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 1 << 41])
+    msg = refused(onnx_file(tmp_path, inputs=[x]), ConversionError)
+    assert "graph input 'x'" in msg and "2^40" in msg

@@ -43,7 +43,7 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: Optional[dict] = None) -> Graph:
     """Convert an ONNX model (file path or ModelProto) to an IR Graph."""
     model, source, raw = _read_model(model)
-    _check_names(model.graph, source)
+    _check_names(model, source)
     try:
         return _convert(model, source, raw, input_shapes)
     except MobconvError as exc:
@@ -123,12 +123,22 @@ def _load_external_data(proto, base_dir: str, source: str) -> None:
             raise ConversionError(f"{source}: cannot load external data: {exc}") from None
 
 
-def _check_names(g, source: str) -> None:
-    """Every name a converter reads is text: protobuf hands over a string field that
-    is not valid UTF-8 as bytes, which no later step expects."""
+def _check_names(model, source: str) -> None:
+    """Every name and text the conversion reads or copies into the .mob file is
+    text: protobuf hands over a string field that is not valid UTF-8 as bytes,
+    which no later step expects."""
     def bad(kind, value):
         return ConversionError(f"{source}: {kind} {value!r} is not valid UTF-8 text")
 
+    g = model.graph
+    texts = [("graph name", g.name), ("producer name", model.producer_name),
+             ("producer version", model.producer_version)]
+    texts += [("metadata key", p.key) for p in model.metadata_props]
+    texts += [("metadata value", p.value) for p in model.metadata_props]
+    texts += [("opset domain", o.domain) for o in model.opset_import]
+    for kind, value in texts:
+        if not isinstance(value, str):
+            raise bad(kind, value)
     for vi in list(g.input) + list(g.output) + list(g.value_info):
         if not isinstance(vi.name, str):
             raise bad("tensor name", vi.name)
