@@ -267,7 +267,12 @@ void pool_plane(void* vctx, int64_t plane) {
       for (int64_t i = 0; i < nrows; ++i)
         for (int64_t j = std::max<int64_t>(0, -x0); j < s.kw && x0 + j < s.iw; ++j) {
           const float v = r[i][x0 + j];
-          acc = c.max ? (v > acc || v != v ? v : acc) : acc + v;  // NaN propagates
+          if (c.max) {  // max without a data-dependent branch; NaN (rare, predictable) sticks
+            acc = std::max(acc, v);
+            if (v != v) acc = v;
+          } else {
+            acc += v;
+          }
         }
       yr[ox] = c.max ? acc : acc * (1.f / full);
     }

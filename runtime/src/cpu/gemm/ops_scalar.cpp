@@ -21,6 +21,8 @@ struct VecScalar {
   static T div(T a, T b) { return a / b; }
   static T max(T a, T b) { return a > b ? a : b; }
   static T min(T a, T b) { return a < b ? a : b; }
+  static T unord(T a, T b) { return a != a || b != b ? __builtin_nanf("") : 0.f; }
+  static T or_bits(T a, T b) { return b != b ? b : (a != a ? a : (b == 0.f ? a : b)); }  // only OR with 0 or NaN
   static T max_nan(T a, T b) { return a != a ? a : max(a, b); }
   static T min_nan(T a, T b) { return a != a ? a : min(a, b); }
   static T fma(T a, T b, T c) { return a * b + c; }

@@ -4,7 +4,8 @@
 // gemm/ops_scalar.cpp). Each instantiating TU is compiled with its own ISA flags.
 //
 // Traits `V` provide: type T, lane count N, zero/set1/load/store, add/sub/mul/div/
-// max/min, max_nan/min_nan, fma(a,b,c)=a*b+c, floor, pow2i (2^v for integral v),
+// max/min, max_nan/min_nan, unord(a,b) (all-ones lanes where a or b is NaN, else 0),
+// or_bits (bitwise OR; a lane OR all-ones is NaN), fma(a,b,c)=a*b+c, floor, pow2i (2^v for integral v),
 // hsum/hmax, and load_even_odd(p, e, o) splitting 2N floats into even and odd lanes
 // (stride-2 ops).
 //
@@ -273,8 +274,11 @@ template <class V, bool MAX>
 void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, float* y,
                    size_t n, float scale) {
   using T = typename V::T;
+  // Max: plain max over the window, and NaN lanes collected apart (unord, a compare
+  // and an OR per tap pair, cheaper than a NaN-keeping max per tap) and set at the end.
   auto body = [&](size_t x) {
     T acc = MAX ? V::set1(-__builtin_inff()) : V::zero();
+    T nan = V::zero();
     if (s == 2 && (kw == 2 || kw == 3)) {
       // 2x2 / 3x3 stride 2 (the usual pools): taps 0 and 1 are the even and odd lanes of
       // one deinterleaving load, tap 2 the even lanes of the next.
@@ -282,23 +286,27 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
         const float* p = rows[i] + x * 2;
         T e, o;
         V::load_even_odd(p, e, o);
-        T v = MAX ? V::max_nan(e, o) : V::add(e, o);
+        T v = MAX ? V::max(e, o) : V::add(e, o);
+        if (MAX) nan = V::or_bits(nan, V::unord(e, o));
         if (kw == 3) {
           T e2, o2;
           V::load_even_odd(p + 2, e2, o2);
-          v = MAX ? V::max_nan(v, e2) : V::add(v, e2);
+          v = MAX ? V::max(v, e2) : V::add(v, e2);
+          if (MAX) nan = V::or_bits(nan, V::unord(e2, e2));
         }
-        acc = MAX ? V::max_nan(acc, v) : V::add(acc, v);
+        acc = MAX ? V::max(acc, v) : V::add(acc, v);
       }
     } else {
       for (size_t i = 0; i < nrows; ++i) {
         const float* p = rows[i] + x * s;
         for (size_t j = 0; j < kw; ++j) {
           const T v = load_strided<V>(p + j, s);
-          acc = MAX ? V::max_nan(acc, v) : V::add(acc, v);
+          acc = MAX ? V::max(acc, v) : V::add(acc, v);
+          if (MAX) nan = V::or_bits(nan, V::unord(v, v));
         }
       }
     }
+    if (MAX) acc = V::or_bits(acc, nan);  // all-ones lanes: NaN
     if (!MAX) acc = V::mul(acc, V::set1(scale));
     V::store(y + x, acc);
   };
@@ -313,7 +321,12 @@ void pool_row_impl(const float* const* rows, size_t nrows, size_t kw, size_t s, 
     for (size_t i = 0; i < nrows; ++i)
       for (size_t j = 0; j < kw; ++j) {
         const float v = rows[i][x * s + j];
-        acc = MAX ? (v > acc || v != v ? v : acc) : acc + v;
+        if (MAX) {  // no data-dependent branch; a NaN (rare) sticks: max(NaN, v) is NaN
+          acc = acc < v ? v : acc;
+          if (v != v) acc = v;
+        } else {
+          acc += v;
+        }
       }
     y[x] = MAX ? acc : acc * scale;
   }

@@ -20,6 +20,9 @@ struct VecNeon {
   static T div(T a, T b) { return vdivq_f32(a, b); }
   static T max(T a, T b) { return vmaxq_f32(a, b); }
   static T min(T a, T b) { return vminq_f32(a, b); }
+  // vmaxq already propagates NaN: nothing to collect (the compiler drops the ORs).
+  static T unord(T, T) { return vdupq_n_f32(0.f); }
+  static T or_bits(T a, T b) { return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b))); }
   static T max_nan(T a, T b) { return vmaxq_f32(a, b); }  // FMAX: NaN if either is NaN
   static T min_nan(T a, T b) { return vminq_f32(a, b); }
   static T fma(T a, T b, T c) { return vfmaq_f32(c, a, b); }

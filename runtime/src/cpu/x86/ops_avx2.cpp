@@ -22,6 +22,8 @@ struct VecAvx2 {
   static T div(T a, T b) { return _mm256_div_ps(a, b); }
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
   static T min(T a, T b) { return _mm256_min_ps(a, b); }
+  static T unord(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+  static T or_bits(T a, T b) { return _mm256_or_ps(a, b); }
   // NaN when either is NaN: maxps returns b when unordered, so put a back where a is NaN.
   static T max_nan(T a, T b) {
     return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
