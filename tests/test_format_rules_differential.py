@@ -12,7 +12,8 @@ readers must agree (both accept, or both refuse with a one-line message naming t
 file); a hand-built file must be refused by both with the rule's message.
 
 A longer run: MOBCONV_FORMAT_FUZZ_ROUNDS=50 python -m pytest tests/test_format_rules_differential.py
-(each round adds 600 more mutations with a new seed; the default, 1, takes seconds).
+(each round adds 600 more mutations; the default, 1, takes seconds); MOBCONV_FORMAT_FUZZ_SEED
+picks another mutation seed.
 """
 import contextlib
 import ctypes
@@ -40,6 +41,7 @@ from test_runtime_malformed import small_model  # noqa: E402
 INVALID_MODEL, SHAPE_ERROR = 2, 4  # mobrt_status MOBRT_INVALID_MODEL, MOBRT_SHAPE_ERROR
 SOURCE = "<buffer>"  # the C++ loader names a buffer so; the reader is told the same
 ROUNDS = int(os.environ.get("MOBCONV_FORMAT_FUZZ_ROUNDS", "1"))
+SEED = int(os.environ.get("MOBCONV_FORMAT_FUZZ_SEED", "20240607"))
 
 
 # ---- the two readers ------------------------------------------------------------------
@@ -352,7 +354,7 @@ def graph_fuzz_files() -> list:
 
 
 def mutated_files(rounds: int = 1) -> list:
-    rng = np.random.default_rng(20240607)
+    rng = np.random.default_rng(SEED)
     files = []
     for seed in seeds():
         n = len(seed)
