@@ -781,3 +781,23 @@ def compare_outputs(where: str, got: dict, expected: list, n_out: int, rtol: flo
             return (f"{w}: {int(bad.sum())} of {bad.size} mismatch, first at index {idx}: "
                     f"expected {exp[idx]!r}, got {out[idx]!r}")
     return None
+
+
+# ---- QuantizeLinear / DequantizeLinear (tests/test_quant_linear_ops.py) -------------------
+_qrng = np.random.default_rng(88)
+_qx = _qrng.normal(0, 4, (2, 7, 3)).astype(np.float32)
+_qx.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, 0.125, -0.125]  # 0.125 / 0.05 = 2.5: a tie
+case("QuantizeLinear", "int8", [_qx, C(np.float32(0.05)), C(np.int8(-3))], rtol=0, atol=0)
+case("QuantizeLinear", "uint8-default", [_qx, C(np.float32(0.05))], rtol=0, atol=0)
+case("QuantizeLinear", "int16-axis", [_qx, C(np.float32([0.001, 0.01, 0.1])), C(np.int16([0, -7, 300]))],
+     {"axis": -1}, rtol=0, atol=0)
+case("QuantizeLinear", "blocked", [_qx, C(np.full((2, 3, 3), 0.05, np.float32)), C(np.full((2, 3, 3), 9, np.uint8))],
+     {"axis": 1, "block_size": 3}, rtol=0, atol=0)
+case("DequantizeLinear", "int8", [np.arange(-128, 128, dtype=np.int8).reshape(4, 64), C(np.float32(0.05)),
+                                  C(np.int8(-3))], rtol=0, atol=0)
+case("DequantizeLinear", "int32-axis", [_qrng.integers(-(1 << 31), 1 << 31, (3, 4)).astype(np.int32),
+                                        C(np.float32([1e-3, 2e-4, 3e-5, 1.0])), C(np.zeros(4, np.int32))],
+     {"axis": 1}, rtol=0, atol=0)
+case("DequantizeLinear", "uint8-blocked", [_qrng.integers(0, 256, (2, 7, 3)).astype(np.uint8),
+                                           C(np.full((2, 3, 3), 0.05, np.float32)), C(np.full((2, 3, 3), 9, np.uint8))],
+     {"axis": 1, "block_size": 3}, rtol=0, atol=0)

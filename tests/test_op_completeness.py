@@ -30,9 +30,10 @@ def _numpy_tested_ops() -> set:
     import test_ops_extra
     import test_ops_nn
     import test_ops_tensor
+    import test_quant_linear_ops
 
     covered = set()
-    for module in (test_ops_nn, test_ops_tensor, test_ops_extra):
+    for module in (test_ops_nn, test_ops_tensor, test_ops_extra, test_quant_linear_ops):
         for name in ("OPS", "MY_OPS", "NN_OPS"):
             covered |= set(getattr(module, name, ()))
         for case in getattr(module, "BACKEND_CASES", ()):

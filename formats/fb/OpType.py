@@ -116,3 +116,5 @@ class OpType(object):
     Shrink = 110
     EyeLike = 111
     NonMaxSuppression = 112
+    QuantizeLinear = 113
+    DequantizeLinear = 114

@@ -142,15 +142,16 @@ def requantize(acc, real_multiplier, zero_point, lo, hi):
 # ---- quantization parameters -------------------------------------------------------------
 
 
-def _params(qp: QuantParams, ndim: int, what: str):
+def _params(qp: QuantParams, ndim: int, what: str, check_scales: bool = True):
     """(scale, zero_point) float32/int64 arrays of `qp` shaped to broadcast over a rank-ndim
-    tensor (per-axis: along qp.axis)."""
+    tensor (per-axis: along qp.axis). The integer ops need finite positive scales; the
+    float boundaries (check_scales=False) compute with any float32 scale, as ONNX does."""
     scale = np.asarray(qp.scales, dtype=np.float32).reshape(-1)
     zp = np.asarray(qp.zero_points if qp.zero_points is not None and len(qp.zero_points) else
                     [0] * scale.size, dtype=np.int64).reshape(-1)
     if zp.size != scale.size:
         raise MobconvError(f"{what}: {scale.size} scales but {zp.size} zero points")
-    if not (np.isfinite(scale).all() and (scale > 0).all()):
+    if check_scales and not (np.isfinite(scale).all() and (scale > 0).all()):
         raise MobconvError(f"{what}: scales must be finite and > 0, got {scale.tolist()}")
     if qp.axis is None:
         if scale.size != 1:
@@ -204,7 +205,7 @@ def quantize_linear(x, qp: QuantParams, dtype="int8", block_size: int = 0):
     if block_size:
         scale, zp = _blocked_params(qp, x.shape, block_size, "QuantizeLinear")
     else:
-        scale, zp = _params(qp, x.ndim, "QuantizeLinear")
+        scale, zp = _params(qp, x.ndim, "QuantizeLinear", check_scales=False)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         r = np.rint(x / scale)  # float32 division, then ties to even
     r = np.where(np.isnan(r), np.float32(-np.inf), r)  # NaN -> the dtype minimum
@@ -219,7 +220,7 @@ def dequantize_linear(q, qp: QuantParams, block_size: int = 0):
     if block_size:
         scale, zp = _blocked_params(qp, q.shape, block_size, "DequantizeLinear")
     else:
-        scale, zp = _params(qp, q.ndim, "DequantizeLinear")
+        scale, zp = _params(qp, q.ndim, "DequantizeLinear", check_scales=False)
     diff = (q.astype(np.int64) - zp).astype(np.int32)  # the int32 difference, as ONNX says
     return diff.astype(np.float32) * scale
 
@@ -481,6 +482,8 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
     and nearest Resize (which select input elements, exactly, on integers) when the
     parameters pass through unchanged. Anything else is refused, naming the node."""
     where = f"node {node.name!r} ({node.op})"
+    if node.op in ("QuantizeLinear", "DequantizeLinear"):  # the boundaries: parameters are inputs
+        return spec.run_reference(args, attrs)
     fn = QUANTIZED.get(node.op)
     if fn is not None:
         missing = [i for i, (q, a) in enumerate(zip(in_quant, args))

@@ -141,6 +141,8 @@ const Row kRows[] = {
     {"Shrink", 1, 1, 1, 1, "bias:f=0.0 lambd:f=0.5"},
     {"EyeLike", 1, 1, 1, 1, "dtype:i=0 k:i=0"},
     {"NonMaxSuppression", 2, 5, 1, 1, "center_point_box:i=0"},
+    {"QuantizeLinear", 2, 3, 1, 1, "axis:i=1 block_size:i=0 output_dtype:i=0 precision:i=0 saturate:i=1"},
+    {"DequantizeLinear", 2, 3, 1, 1, "axis:i=1 block_size:i=0 output_dtype:i=0"},
 };
 #undef V
 

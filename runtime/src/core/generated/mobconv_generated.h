@@ -227,11 +227,13 @@ enum OpType : uint32_t {
   OpType_Shrink = 110,
   OpType_EyeLike = 111,
   OpType_NonMaxSuppression = 112,
+  OpType_QuantizeLinear = 113,
+  OpType_DequantizeLinear = 114,
   OpType_MIN = OpType_Conv,
-  OpType_MAX = OpType_NonMaxSuppression
+  OpType_MAX = OpType_DequantizeLinear
 };
 
-inline const OpType (&EnumValuesOpType())[113] {
+inline const OpType (&EnumValuesOpType())[115] {
   static const OpType values[] = {
     OpType_Conv,
     OpType_ConvTranspose,
@@ -345,13 +347,15 @@ inline const OpType (&EnumValuesOpType())[113] {
     OpType_GridSample,
     OpType_Shrink,
     OpType_EyeLike,
-    OpType_NonMaxSuppression
+    OpType_NonMaxSuppression,
+    OpType_QuantizeLinear,
+    OpType_DequantizeLinear
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpType() {
-  static const char * const names[114] = {
+  static const char * const names[116] = {
     "Conv",
     "ConvTranspose",
     "Gemm",
@@ -465,13 +469,15 @@ inline const char * const *EnumNamesOpType() {
     "Shrink",
     "EyeLike",
     "NonMaxSuppression",
+    "QuantizeLinear",
+    "DequantizeLinear",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpType(OpType e) {
-  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_NonMaxSuppression)) return "";
+  if (::flatbuffers::IsOutRange(e, OpType_Conv, OpType_DequantizeLinear)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpType()[index];
 }

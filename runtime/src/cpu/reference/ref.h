@@ -280,6 +280,7 @@ void register_shrink(KernelRegistry& r);
 void register_einsum(KernelRegistry& r);
 void register_grid_sample(KernelRegistry& r);
 void register_nms(KernelRegistry& r);
+void register_quantize_linear(KernelRegistry& r);
 
 }  // namespace ref
 }  // namespace mobrt

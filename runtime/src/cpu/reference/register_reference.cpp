@@ -22,6 +22,7 @@ void register_reference_kernels(KernelRegistry& r) {
   ref::register_einsum(r);
   ref::register_grid_sample(r);
   ref::register_nms(r);
+  ref::register_quantize_linear(r);
 }
 
 }  // namespace mobrt
