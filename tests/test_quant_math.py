@@ -435,6 +435,14 @@ def test_interpreter_relu_pools_resize():
     np.testing.assert_array_equal(y, qm.global_average_pool(x, Q([0.1], [-4])))
     y = run(_chain_graph("GlobalMaxPool", {}), {"x": x})["y"]
     np.testing.assert_array_equal(y, x.max(axis=(2, 3), keepdims=True))
+    # Clip with bounds quantized with x's parameters: a clamp of the integers
+    lo, hi = np.int8(-4), np.int8(26)  # real 0 and 3 at scale 0.1, zp -4
+    g = _chain_graph("Clip", {}, [lo, hi])
+    g.values["c0"].quant = g.values["c1"].quant = Q([0.1], [-4])
+    np.testing.assert_array_equal(run(g, {"x": x})["y"], np.clip(x, -4, 26))
+    g.values["c1"].quant = Q([0.2], [0])
+    with pytest.raises(MobconvError, match=r"node 'n1' \(Clip\): a quantized Clip needs its min/max"):
+        run(g, {"x": x})
     scales = np.array([1, 1, 2, 2], np.float32)
     y = run(_chain_graph("Resize", {"mode": "nearest"}, [None, scales]), {"x": x})["y"]
     np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(2, axis=3))

@@ -478,8 +478,9 @@ def _same_params(p: QuantParams, q: QuantParams) -> bool:
 
 def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> list:
     """Outputs of `node` (a registry op) whose tensors are quantized: its integer
-    reference, or the float reference for the element-moving ops, MaxPool, GlobalMaxPool
-    and nearest Resize (which select input elements, exactly, on integers) when the
+    reference, or the float reference for the element-moving ops, MaxPool, GlobalMaxPool,
+    nearest Resize and Clip with quantized bounds (which select or clamp input elements,
+    exactly, on integers) when the
     parameters pass through unchanged. Anything else is refused, naming the node."""
     where = f"node {node.name!r} ({node.op})"
     if node.op in ("QuantizeLinear", "DequantizeLinear"):  # the boundaries: parameters are inputs
@@ -499,7 +500,11 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
                                 or attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"):
         raise MobconvError(f"{where}: a quantized Resize is defined for mode 'nearest' without "
                            "tf_crop_and_resize only (linear: docs/quantization.md, not built yet)")
-    if node.op in MOVE_OPS or node.op in ("MaxPool", "GlobalMaxPool", "Resize"):
+    bounds = [q for a, q in zip(args[1:], in_quant[1:]) if a is not None] if node.op == "Clip" else []
+    if not all(_same_params(in_quant[0], q) for q in bounds):
+        raise MobconvError(f"{where}: a quantized Clip needs its min/max as integers with the "
+                           "input's quantization parameters")
+    if node.op in MOVE_OPS or node.op in ("MaxPool", "GlobalMaxPool", "Resize", "Clip"):
         outs = out_quant[:1] if node.op == "MaxPool" else out_quant  # MaxPool's Indices: int64
         if not all(_same_params(in_quant[0], q) for q in outs):
             raise MobconvError(f"{where}: a quantized {node.op} must keep its input's per-tensor "
