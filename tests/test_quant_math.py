@@ -138,6 +138,12 @@ def test_quantize_linear_by_hand():
     np.testing.assert_array_equal(qm.quantize_linear(xs, Q([0.5, 2.0], [0, -1], 0)), [[2, 0], [1, 1]])
 
 
+def test_one_scale_is_per_tensor_whatever_the_axis():
+    # the file may record an axis with a single scale; the loader treats it as per tensor
+    assert qm.per_tensor(Q([0.5], [3], 2), "y") == (0.5, 3)
+    np.testing.assert_array_equal(qm.dequantize_linear(np.int8([[5, 7]]), Q([0.5], [3], 1)), [[1.0, 2.0]])
+
+
 def test_dequantize_linear_by_hand():
     q = np.array([-128, 0, 3, 127], np.int8)
     np.testing.assert_array_equal(qm.dequantize_linear(q, Q([0.5], [3])), np.float32([-65.5, -1.5, 0, 62]))

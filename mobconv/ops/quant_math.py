@@ -153,7 +153,7 @@ def _params(qp: QuantParams, ndim: int, what: str, check_scales: bool = True):
         raise MobconvError(f"{what}: {scale.size} scales but {zp.size} zero points")
     if check_scales and not (np.isfinite(scale).all() and (scale > 0).all()):
         raise MobconvError(f"{what}: scales must be finite and > 0, got {scale.tolist()}")
-    if qp.axis is None:
+    if qp.axis is None or scale.size == 1:  # one scale is per tensor whatever the axis (as the loader)
         if scale.size != 1:
             raise MobconvError(f"{what}: per-tensor quantization needs 1 scale, got {scale.size}")
         return scale.reshape(()), zp.reshape(())
@@ -167,7 +167,7 @@ def _params(qp: QuantParams, ndim: int, what: str, check_scales: bool = True):
 
 def per_tensor(qp: QuantParams, what: str) -> tuple:
     """(scale as float, zero point as int) of a per-tensor QuantParams."""
-    scale, zp = _params(qp, 0 if qp.axis is None else 1, what)
+    scale, zp = _params(qp, 0 if qp.axis is None or len(qp.scales) == 1 else 1, what)
     if scale.size != 1:
         raise MobconvError(f"{what}: must be quantized per tensor, got {scale.size} scales")
     return float(scale.reshape(())), int(zp.reshape(()))
