@@ -452,5 +452,37 @@ def test_interpreter_relu_pools_resize():
     scales = np.array([1, 1, 2, 2], np.float32)
     y = run(_chain_graph("Resize", {"mode": "nearest"}, [None, scales]), {"x": x})["y"]
     np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(2, axis=3))
-    with pytest.raises(MobconvError, match=r"node 'n1' \(Resize\): a quantized Resize is defined for mode 'nearest'"):
-        run(_chain_graph("Resize", {"mode": "linear"}, [None, scales]), {"x": x})
+    y = run(_chain_graph("Resize", {"mode": "linear"}, [None, scales]), {"x": x})["y"]
+    np.testing.assert_array_equal(y, qm.resize_linear(x, Q([0.1], [-4]), None, scales, None, **_RESIZE_DEFAULTS))
+    with pytest.raises(MobconvError, match=r"node 'n1' \(Resize\): a quantized Resize is defined for modes nearest and linear"):
+        run(_chain_graph("Resize", {"mode": "cubic"}, [None, scales]), {"x": x})
+
+
+_RESIZE_DEFAULTS = dict(antialias=0, axes=[], coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75,
+                        exclude_outside=0, extrapolation_value=0.0, keep_aspect_ratio_policy="stretch",
+                        mode="linear", nearest_mode="round_prefer_floor")
+
+
+def test_resize_linear_by_hand():
+    # width 2 -> 4, half_pixel: source x = -0.25, 0.25, 0.75, 1.25 -> weights of (x0, x1):
+    # (1, 0), (0.75, 0.25), (0.25, 0.75), (0, 1); in 10 bits 1024, 768/256, 256/768, 1024.
+    # x - zp = [0, 10]: 0, 2560/1024 = 2.5 -> 3, 7.5 -> 8, 10 (ties away from zero); + zp 3
+    # x - zp = [0, -10]: 0, -2.5 -> -3, -7.5 -> -8, -10
+    scales = np.array([1, 1, 1, 2], np.float32)
+    for xs, want in (([3, 13], [3, 6, 11, 13]), ([3, -7], [3, 0, -5, -7])):
+        x = np.array(xs, np.int8).reshape(1, 1, 1, 2)
+        y = qm.resize_linear(x, Q([0.1], [3]), None, scales, None, **_RESIZE_DEFAULTS)
+        np.testing.assert_array_equal(y.reshape(-1), want)
+
+
+@pytest.mark.parametrize("mode", ["half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel"])
+def test_resize_linear_vs_float_model(mode):
+    x = _rand_q((2, 3, 5, 7))
+    scales = np.array([1, 1, 2.5, 1.5], np.float32)
+    attrs = dict(_RESIZE_DEFAULTS, coordinate_transformation_mode=mode)
+    y = qm.resize_linear(x, Q([0.1], [3]), None, scales, None, **attrs)
+    real = REG["Resize"].reference(x.astype(np.float64) - 3, None, scales, None, **attrs)
+    diff = np.abs(y - np.clip(np.round(real) + 3, -128, 127))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.85
+    with pytest.raises(MobconvError, match="at most 2 axes"):
+        qm.resize_linear(x, Q([0.1], [3]), None, np.array([1, 2, 2, 2], np.float32), None, **attrs)

@@ -468,6 +468,40 @@ def relu(x, xq, yq, dtype="int8"):
     return np.maximum(y, np.array(per_tensor(yq, "Relu Y")[1]).astype(y.dtype))
 
 
+RESIZE_WEIGHT_BITS = 10
+
+
+def resize_linear(x, xq, roi, scales, sizes, dtype="int8", **attrs):
+    """int8 Resize, mode linear (docs/quantization.md): per resized axis, the float op's
+    interpolation matrix W (n_out, n_in) (border taps merged), fixed to 10 fraction bits
+    round_half_to_even(W * 2**10); the products with x - zp are exact integers; then
+    y = zp + rounding_divide_by_pot(., 10 * axes) (ties away from zero), clamped. Output
+    parameters = X's; at most two resized axes (bilinear), so sums stay in int32."""
+    from .resize import _full_params, _present, _resize_axis, output_geometry
+
+    x = np.asarray(x)
+    _, zp = per_tensor(xq, "Resize X")
+    rank = x.ndim
+    scales = np.asarray(scales, dtype=np.float64).ravel() if _present(scales) else None
+    sizes = np.asarray(sizes, dtype=np.int64).ravel() if _present(sizes) else None
+    roi = roi if _present(roi) else None
+    axes, scales, sizes, roi = _full_params(rank, attrs["axes"], scales, sizes, roi)
+    scales, out = output_geometry(x.shape, axes, scales, sizes, attrs["keep_aspect_ratio_policy"])
+    acc = x.astype(np.int64) - zp
+    resized = [ax for ax in axes if not (out[ax] == x.shape[ax] and scales[ax] == 1.0)]
+    if len(resized) > 2:
+        raise MobconvError(f"a quantized linear Resize resizes at most 2 axes, got {len(resized)}")
+    for ax in resized:
+        n_in = x.shape[ax]
+        axis_roi = (roi[ax], roi[rank + ax]) if roi is not None else None
+        w = _resize_axis(np.eye(n_in), 0, scales[ax], out[ax], axis_roi, attrs)  # (n_out, n_in)
+        wq = np.rint(w * (1 << RESIZE_WEIGHT_BITS)).astype(np.int64)
+        acc = np.moveaxis(np.tensordot(wq, np.moveaxis(acc, ax, 0), axes=1), 0, ax)
+    lo, hi = qrange(dtype)
+    y = rounding_divide_by_pot(acc, RESIZE_WEIGHT_BITS * len(resized)) + zp
+    return np.clip(y, lo, hi).astype(np.dtype(dtype))
+
+
 def _same_params(p: QuantParams, q: QuantParams) -> bool:
     """Both per tensor, with the same float32 scale and zero point."""
     if p is None or q is None or len(p.scales) != 1 or len(q.scales) != 1:
@@ -496,10 +530,18 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
             return fn(args, in_quant, out_quant, attrs, out_dtypes)
         except MobconvError as exc:
             raise MobconvError(f"{where}: {exc}") from None
-    if node.op == "Resize" and (attrs["mode"] != "nearest"
+    if node.op == "Resize" and (attrs["mode"] == "cubic" or attrs["antialias"]
                                 or attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"):
-        raise MobconvError(f"{where}: a quantized Resize is defined for mode 'nearest' without "
-                           "tf_crop_and_resize only (linear: docs/quantization.md, not built yet)")
+        raise MobconvError(f"{where}: a quantized Resize is defined for modes nearest and linear "
+                           "without antialias or tf_crop_and_resize")
+    if node.op == "Resize" and attrs["mode"] == "linear":
+        if not _same_params(in_quant[0], out_quant[0]):
+            raise MobconvError(f"{where}: a quantized Resize must keep its input's per-tensor "
+                               "quantization parameters on its output")
+        try:
+            return [resize_linear(args[0], in_quant[0], *(list(args[1:]) + [None] * 3)[:3], out_dtypes[0], **attrs)]
+        except MobconvError as exc:
+            raise MobconvError(f"{where}: {exc}") from None
     bounds = [q for a, q in zip(args[1:], in_quant[1:]) if a is not None] if node.op == "Clip" else []
     if not all(_same_params(in_quant[0], q) for q in bounds):
         raise MobconvError(f"{where}: a quantized Clip needs its min/max as integers with the "
