@@ -64,6 +64,10 @@ def check_api(convert, sources):
     data = model.to_bytes()
     runtime = _runtime()
     if runtime is not None:
+        keep = os.environ.get("MOBCONV_FUZZ_KEEP")  # a crash in the runtime leaves its input here
+        if keep:
+            with open(keep, "wb") as f:
+                f.write(data)
         try:
             with runtime.Interpreter(data, name="converted.mob"):
                 pass

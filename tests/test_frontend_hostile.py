@@ -406,3 +406,27 @@ def test_onnx_zero_size_input_with_dims_over_the_file_limits(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 1 << 41])
     msg = refused(onnx_file(tmp_path, inputs=[x]), ConversionError)
     assert "graph input 'x'" in msg and "2^40" in msg
+
+
+def test_onnx_reduce_axes_of_a_scalar(tmp_path):
+    """Found by the converter fuzzer: ReduceLogSumExp(x: rank 0, axes=[0]) converted with
+    exit 0, and the runtime crashed (SIGSEGV) planning the file."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [])
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes")
+    node = helper.make_node("ReduceLogSumExp", ["x", "axes"], ["y"], name="r")
+    path = onnx_file(tmp_path, [node], [x], inits=[axes])
+    model = onnx.load(path)
+    model.opset_import[0].version = 18  # axes became an input in opset 18
+    onnx.save(model, path)
+    msg = refused(path, ConversionError)
+    assert "'r'" in msg and "out of range for a tensor of rank 0" in msg
+
+
+def test_onnx_inputs_the_opset_does_not_have(tmp_path):
+    """At opset 17 ReduceLogSumExp takes its axes as an attribute: an axes input was
+    silently dropped (found by the fuzzer while reducing the case above)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes")
+    node = helper.make_node("ReduceLogSumExp", ["x", "axes"], ["y"], name="r")
+    msg = refused(onnx_file(tmp_path, [node], [x], inits=[axes]), ConversionError)
+    assert "'r'" in msg and "takes 1 input(s) at opset 17, got 2" in msg

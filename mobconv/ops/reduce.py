@@ -25,7 +25,7 @@ def _reduce_infer(ctx):
         if ctx.attrs["noop_with_empty_axes"]:
             return [(ctx.dtype(0), shape)]
         axes = list(range(len(shape)))
-    axes = norm_axes(ctx, axes, len(shape)) if shape else []
+    axes = norm_axes(ctx, axes, len(shape))  # a scalar has no axis to name
     if ctx.attrs["keepdims"]:
         out = tuple(1 if k in axes else d for k, d in enumerate(shape))
     else:

@@ -339,12 +339,21 @@ def _check_input_types(cx, graph, opset: int) -> None:
         schema = onnx.defs.get_schema(cx.op_type, opset, "")
     except Exception:  # noqa: BLE001 - no schema in this onnx version: nothing to check
         return
+    given = list(cx.inputs)
+    while given and not given[-1]:
+        given.pop()
+    if not schema.min_input <= len(given) <= schema.max_input:
+        many = (f"{schema.min_input}" if schema.min_input == schema.max_input else
+                f"{schema.min_input} to {schema.max_input}")
+        raise cx.error(f"takes {many} input(s) at opset {opset}, got {len(given)}")
     allowed = {t.type_param_str: set(t.allowed_type_strs) for t in schema.type_constraints}
     formal = list(schema.inputs)
     bound = {}
     for i, name in enumerate(cx.inputs):
         if not name or not formal:
             continue
+        if i >= len(formal) and formal[-1].option != formal[-1].option.Variadic:
+            continue  # an input the schema does not have: the converter's arity rule
         param = formal[min(i, len(formal) - 1)]
         value = graph.values.get(name)
         if value is None or value.dtype is None:
