@@ -133,4 +133,4 @@ def test_cli_sample():
         code = 0 if outcome == "ok" else result.exit_code
         cf.check_cli(argv, [path], os.path.join(work, "out"), expected_code=code)
 
-    fuzz(cli_cases(), body, 8)
+    fuzz(cli_cases(), body, 5)
