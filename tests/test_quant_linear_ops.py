@@ -137,7 +137,8 @@ def _graph(op, x_dtype, x_shape, scale, zp=None, attrs=None):
     ("QuantizeLinear", "float32", (2, 7), np.ones((2, 2), np.float32), None, {"block_size": 3},
      r"blocked scale \(2, 2\) must have shape \(2, 3\)"),
     ("DequantizeLinear", "float32", (2, 3), np.float32(1), None, {}, "x dtype float32 must be one of"),
-    ("DequantizeLinear", "int8", (2, 3), np.float32(1), np.uint8(0), {}, "zero point dtype uint8 must be x's dtype int8"),
+    ("DequantizeLinear", "int8", (2, 3), np.float32(1), np.uint8(0), {},
+     "zero point dtype uint8 must be x's dtype int8"),
     ("DequantizeLinear", "int8", (2, 3), np.float32([1, 2]), None, {"axis": 0, "block_size": 0},
      r"scale \(2,\) must be a scalar or 1-D with 2"),
 ])

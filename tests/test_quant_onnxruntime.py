@@ -29,7 +29,8 @@ def _run(op, inputs, consts, attrs=None, domain="", opset=21):
     order = attrs.pop("_order") if attrs and "_order" in attrs else names
     node = helper.make_node(op, order, ["y"], domain=domain, **(attrs or {}))
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(n, ONNX_TYPE[a.dtype.name], list(a.shape)) for n, a in inputs.items()],
+        [node], "g",
+        [helper.make_tensor_value_info(n, ONNX_TYPE[a.dtype.name], list(a.shape)) for n, a in inputs.items()],
         [helper.make_empty_tensor_value_info("y")],
         [numpy_helper.from_array(np.asarray(a), n) for n, a in consts.items()])
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])

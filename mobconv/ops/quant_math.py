@@ -25,6 +25,7 @@ from ..ir.graph import QuantParams
 from .conv import conv as float_conv
 from .pool import _windows
 from .pool import max_pool as float_max_pool
+from .resize import _full_params, _present, _resize_axis, output_geometry
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 ADD_LEFT_SHIFT = 20  # pre-shift of Add's inputs (TFLite's int8/uint8 choice)
@@ -477,8 +478,6 @@ def resize_linear(x, xq, roi, scales, sizes, dtype="int8", **attrs):
     round_half_to_even(W * 2**10); the products with x - zp are exact integers; then
     y = zp + rounding_divide_by_pot(., 10 * axes) (ties away from zero), clamped. Output
     parameters = X's; at most two resized axes (bilinear), so sums stay in int32."""
-    from .resize import _full_params, _present, _resize_axis, output_geometry
-
     x = np.asarray(x)
     _, zp = per_tensor(xq, "Resize X")
     rank = x.ndim
@@ -514,8 +513,8 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
     """Outputs of `node` (a registry op) whose tensors are quantized: its integer
     reference, or the float reference for the element-moving ops, MaxPool, GlobalMaxPool,
     nearest Resize and Clip with quantized bounds (which select or clamp input elements,
-    exactly, on integers) when the
-    parameters pass through unchanged. Anything else is refused, naming the node."""
+    exactly, on integers) when the parameters pass through unchanged. Anything else is
+    refused, naming the node."""
     where = f"node {node.name!r} ({node.op})"
     if node.op in ("QuantizeLinear", "DequantizeLinear"):  # the boundaries: parameters are inputs
         return spec.run_reference(args, attrs)
@@ -539,7 +538,8 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
             raise MobconvError(f"{where}: a quantized Resize must keep its input's per-tensor "
                                "quantization parameters on its output")
         try:
-            return [resize_linear(args[0], in_quant[0], *(list(args[1:]) + [None] * 3)[:3], out_dtypes[0], **attrs)]
+            roi, scales, sizes = (list(args[1:]) + [None] * 3)[:3]
+            return [resize_linear(args[0], in_quant[0], roi, scales, sizes, out_dtypes[0], **attrs)]
         except MobconvError as exc:
             raise MobconvError(f"{where}: {exc}") from None
     bounds = [q for a, q in zip(args[1:], in_quant[1:]) if a is not None] if node.op == "Clip" else []
