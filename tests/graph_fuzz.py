@@ -1007,6 +1007,61 @@ def b_detection_output(b, op):
     b.node(op, [b.input(loc.shape, data=loc), b.input(conf.shape, data=conf), b.const(prior)], attrs)
 
 
+QUANT_DTYPES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def quant_params(b, x_shape, zp_dtype):
+    """(attrs, scale, zero point or None): per tensor, per axis or blocked, with hostile scales."""
+    attrs, r = {}, len(x_shape)
+    layout = b.pick(("tensor", "axis", "block")) if r else "tensor"
+    if layout == "tensor":
+        shape = b.pick(([], [1]))
+    else:
+        axis = axis_of(b, r)
+        attrs["axis"] = axis
+        n = x_shape[axis]
+        if layout == "axis":
+            shape = [n]
+        else:
+            bs = int(b.pick((1, 2, 3, 7, 16)))
+            attrs["block_size"] = bs
+            shape = [-(-d // bs) if i == axis % r else d for i, d in enumerate(x_shape)]
+    scale = b.rng.uniform(0.001, 2.0, shape).astype(np.float32)
+    if scale.size and b.chance(0.3):
+        scale.reshape(-1)[0] = b.pick((1e-40, 1e30, 1e-7, 3e38))
+    zp = None
+    if zp_dtype is not None:
+        lo, hi = QUANT_DTYPES.get(zp_dtype, (-1000, 1000))
+        zp = b.rng.integers(lo, hi + 1, shape).astype(zp_dtype)
+    return attrs, scale, zp
+
+
+@builds("QuantizeLinear")
+def b_quantize(b, op):
+    x = b.take()
+    dtype = b.pick(tuple(QUANT_DTYPES) + (None,))
+    attrs, scale, zp = quant_params(b, list(b.shape_of(x)), dtype)
+    if dtype is None and b.chance(0.5):
+        attrs["output_dtype"] = b.pick((2, 3, 5))  # uint8, int8, int16
+    ins = [x, b.const(scale) if b.chance(0.8) else b.input(scale.shape, data=scale)]
+    if zp is not None:
+        ins.append(b.const(zp))
+    b.node(op, ins, attrs)
+
+
+@builds("DequantizeLinear")
+def b_dequantize(b, op):
+    dtype = b.pick(("int8", "uint8", "int16", "int32"))
+    shape = b.shape(b.pick((0, 1, 2, 3, 4)))
+    lo, hi = QUANT_DTYPES.get(dtype, (-(1 << 30), 1 << 30))
+    x = b.input(shape, dtype, data=b.rng.integers(lo, hi + 1, shape).astype(dtype))
+    attrs, scale, zp = quant_params(b, shape, dtype if b.chance(0.7) else None)
+    ins = [x, b.const(scale) if b.chance(0.8) else b.input(scale.shape, data=scale)]
+    if zp is not None:
+        ins.append(b.const(zp))
+    b.node(op, ins, attrs)
+
+
 def missing_builders() -> list:
     return sorted(set(REGISTRY) - set(BUILDERS))
 
