@@ -165,6 +165,24 @@ for _mode in ("wrap", "reflect", "edge", "constant"):
     case(f"K7-Pad-{_mode}-axes", "Pad", [f32(2, 3, 7), C(i64(-3, 20, 4, -2)), ("absent", None), C(i64(2, 1))],
          {"mode": _mode})
 
+# R1: a ceil-mode window larger than the padded input gives one window (onnxruntime and the
+# reference: [15,4,1,1]); the runtime refused it ("window 8 is larger than padded input 7")
+case("R1-MaxPool-ceil-window_larger", "MaxPool", [f32(15, 4, 1, 7)],
+     {"kernel_shape": [3, 8], "strides": [64, 7], "ceil_mode": 1})
+case("R1-MaxPool-ceil-window_larger-indices", "MaxPool", [f32(15, 4, 1, 7)],
+     {"kernel_shape": [3, 8], "strides": [64, 7], "ceil_mode": 1, "storage_order": 1}, n_out=2)
+case("R1-AveragePool-ceil-dilated_window_larger", "AveragePool", [f32(15, 2, 9)],
+     {"kernel_shape": [3], "dilations": [9], "strides": [64], "ceil_mode": 1, "count_include_pad": 1})
+case("R1-AveragePool-ceil-pads-window_larger", "AveragePool", [f32(2, 3, 4, 5)],
+     {"kernel_shape": [7, 3], "pads": [1, 0, 1, 0], "strides": [5, 2], "ceil_mode": 1})
+
+# Clip with a NaN bound: every output is NaN (np.clip); AVX2/AVX-512 gave the other bound / x
+_cx = sprinkle(f32(3, 37, lo=-1e30, hi=1e30), [np.nan, np.inf, -np.inf], 7)
+case("Clip-min1e30-maxNaN", "Clip", [_cx, C(np.float32(1e30)), C(np.float32(np.nan))])
+case("Clip-minNaN-max1", "Clip", [_cx, C(np.float32(np.nan)), C(np.float32(1.0))])
+case("Clip-minNaN", "Clip", [_cx, C(np.float32(np.nan))])
+case("Clip-maxNaN", "Clip", [_cx, ("absent", None), C(np.float32(np.nan))])
+
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("op,inputs,attrs,n_out,rtol,atol", CASES)
@@ -274,3 +292,179 @@ def test_resize_of_an_empty_dim_to_a_size_is_refused_by_the_runtime():
         with pytest.raises(MobconvError, match="cannot resize the empty dim 1"):
             it.resize("x", [2, 0, 4])
             it.run({"x": np.zeros((2, 0, 4), np.float32)})
+
+
+# ---- Z1-Z5: what the reference (and onnxruntime) refuse, the runtime refuses, naming the node
+
+def _refused_by_reference(op, inputs, attrs, match):
+    """inputs: arrays (graph inputs) or C(array) constants; the reference's shape function
+    refuses the concrete graph with a ShapeError naming the node and the rule."""
+    from mobconv.errors import ShapeError
+
+    g = Graph(f"ref_{op}")
+    names = []
+    for k, item in enumerate(inputs):
+        if isinstance(item, tuple) and item[0] == "absent":
+            names.append("")
+            continue
+        if isinstance(item, tuple):
+            g.add_constant(f"in{k}", item[1])
+        else:
+            g.add_input(f"in{k}", item.dtype.name, item.shape)
+        names.append(f"in{k}")
+    g.add_node(op, names, ["y"], attrs, name=f"node_{op}")
+    g.outputs = ["y"]
+    with pytest.raises(ShapeError, match=match) as e:
+        infer_shapes(g)
+    assert "node_" + op in str(e.value)
+
+
+def _resized_graph(op, declared, attrs, consts=None):
+    """One-node graph whose graph inputs have the declared (partly symbolic) shapes."""
+    g = Graph(f"rt_{op}")
+    names = []
+    for k, item in enumerate(declared):
+        if isinstance(item, tuple) and item and item[0] == "const":
+            g.add_constant(f"in{k}", item[1])
+        elif item is None:
+            names.append("")
+            continue
+        else:
+            dtype, shape = item
+            g.add_input(f"in{k}", dtype, shape)
+        names.append(f"in{k}")
+    g.add_node(op, names, ["y"], attrs, name=f"node_{op}")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return g
+
+
+def _runtime_refuses_resized(g, feeds, match):
+    """Every ISA: resizing the inputs to the feeds' shapes (then running) is refused naming the node."""
+    for isa in ISAS:
+        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+            with pytest.raises(MobconvError, match=match) as e:
+                for name, a in feeds.items():
+                    it.resize(name, list(a.shape))
+                it.run(feeds)
+            assert f"node_{g.nodes[0].op}" in str(e.value), str(e.value)
+
+
+def _runtime_runs_resized(g, feeds):
+    for isa in ISAS:
+        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+            for name, a in feeds.items():
+                it.resize(name, list(a.shape))
+            it.run(feeds)
+
+
+Z_EMPTY = [
+    # Z1: GridSample with an empty spatial dim in X (border clamps a tap to d-1 = -1)
+    ("Z1-GridSample-empty_H-border", "GridSample", [("float32", (2, 3, "h", 4)), ("float32", (2, 5, 6, 2))],
+     [f32(2, 3, 0, 4), f32(2, 5, 6, 2)], {"padding_mode": "border"}, "empty spatial dim"),
+    ("Z1-GridSample-empty_W-reflection-cubic", "GridSample", [("float32", (1, 2, 3, "w")), ("float32", (1, 4, 5, 2))],
+     [f32(1, 2, 3, 0), f32(1, 4, 5, 2)], {"padding_mode": "reflection", "mode": "cubic"}, "empty spatial dim"),
+    ("Z1-GridSample-batch_differs", "GridSample", [("float32", ("n", 3, 4)), ("float32", (2, 5, 1))],
+     [f32(3, 3, 4), f32(2, 5, 1)], {}, "batch size|must be"),
+    # Z2: indices into an empty axis, even when the output is empty
+    ("Z2-Gather-into_empty_axis", "Gather", [("float32", ("n", 3)), ("const", i64(0, 1))],
+     [f32(0, 3)], {"axis": 0}, "which is empty"),
+    ("Z2-Gather-into_empty_axis-empty_output", "Gather", [("float32", ("n", "m")), ("const", i64(0, 1))],
+     [f32(0, 0)], {"axis": 0}, "which is empty"),
+    ("Z2-GatherElements-into_empty_axis", "GatherElements",
+     [("float32", (2, "n")), ("const", np.zeros((2, 3), np.int64))], [f32(2, 0)], {"axis": 1}, "which is empty"),
+    ("Z2-GatherElements-empty_indices_exceed_data", "GatherElements",
+     [("float32", ("n", 4)), ("int64", (5, 0))], [f32(3, 4), np.zeros((5, 0), np.int64)], {"axis": 1},
+     "exceed data"),
+    ("Z2-ScatterElements-into_empty_axis", "ScatterElements",
+     [("float32", (2, "n")), ("const", np.zeros((2, 1), np.int64)), ("const", f32(2, 1))], [f32(2, 0)],
+     {"axis": 1}, "which is empty"),
+    ("Z2-ScatterND-into_empty_dim-empty_output", "ScatterND",
+     [("float32", ("n", "m")), ("const", np.zeros((2, 1), np.int64)), ("float32", (2, "m"))],
+     [f32(0, 0), f32(2, 0)], {}, "in an empty dim"),
+    # Z5: pools with no channels or an empty spatial dim when N != 0
+    ("Z5-MaxPool-no_channels", "MaxPool", [("float32", (2, "c", 5, 5))], [f32(2, 0, 5, 5)],
+     {"kernel_shape": [2, 2]}, "empty channel dim"),
+    ("Z5-AveragePool-empty_spatial", "AveragePool", [("float32", (2, 3, "h", 5))], [f32(2, 3, 0, 5)],
+     {"kernel_shape": [1, 2], "ceil_mode": 1}, "empty spatial dim"),
+    ("Z5-GlobalAveragePool-empty_spatial", "GlobalAveragePool", [("float32", (1, 9, 65, "w"))], [f32(1, 9, 65, 0)],
+     {}, "empty spatial dim"),
+    ("Z5-GlobalMaxPool-no_channels", "GlobalMaxPool", [("float32", (3, "c", 4))], [f32(3, 0, 4)], {},
+     "empty channel dim"),
+]
+
+
+@pytest.mark.parametrize("name,op,declared,bad,attrs,match", Z_EMPTY, ids=[z[0] for z in Z_EMPTY])
+def test_zero_size_refused_by_reference_and_runtime(name, op, declared, bad, attrs, match):
+    feeds, ref_inputs, k = {}, [], 0
+    for i, d in enumerate(declared):
+        if d[0] == "const":
+            ref_inputs.append(C(d[1]))
+        else:
+            feeds[f"in{i}"] = bad[k]
+            ref_inputs.append(bad[k])
+            k += 1
+    _refused_by_reference(op, ref_inputs, attrs, match)
+    _runtime_refuses_resized(_resized_graph(op, declared, attrs), feeds, match)
+
+
+def test_zero_size_pools_with_empty_batch_still_run():
+    """The pool rule refuses empty channels/spatial dims only when N != 0."""
+    g = _resized_graph("MaxPool", [("float32", ("n", "c", 5, 5))], {"kernel_shape": [2, 2]})
+    _runtime_runs_resized(g, {"in0": f32(0, 0, 5, 5)})
+    g = _resized_graph("GlobalAveragePool", [("float32", ("n", 3, "h", 4))], {})
+    _runtime_runs_resized(g, {"in0": f32(0, 3, 0, 4)})
+
+
+def _with_bad_constant(op, inputs, attrs, k, bad):
+    """The graph built with valid constants, then constant k replaced by `bad` (a file the
+    Python side would not write, as another producer could)."""
+    g, feeds, _ = build(op, inputs, attrs, 1)
+    v = g.values[f"in{k}"]
+    v.data, v.shape = np.asarray(bad), tuple(np.shape(bad))
+    return g, feeds
+
+
+def _runtime_refuses_file(g, feeds, match):
+    for isa in ISAS:
+        with pytest.raises(MobconvError, match=match) as e:
+            with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+                it.run(feeds)
+        assert f"node_{g.nodes[0].op}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("which", ["axes", "steps"])
+def test_slice_with_an_empty_axes_or_steps_tensor_is_refused(which):
+    """Z3: an empty axes/steps tensor is not an absent one (onnxruntime: incorrect length)."""
+    x = f32(4, 6)
+    ok = [x, C(i64(1)), C(i64(3)), C(i64(1)), C(i64(1))]
+    k = 3 if which == "axes" else 4
+    bad_inputs = list(ok)
+    bad_inputs[k] = C(np.zeros(0, np.int64))
+    _refused_by_reference("Slice", bad_inputs, {}, "one entry each per sliced axis")
+    g, feeds = _with_bad_constant("Slice", ok, {}, k, np.zeros(0, np.int64))
+    _runtime_refuses_file(g, feeds, "one entry each per sliced axis")
+
+
+@pytest.mark.parametrize("roi_value", [np.nan, np.inf])
+def test_resize_with_a_non_finite_roi_is_refused(roi_value):
+    """Z4: tf_crop_and_resize with a NaN/inf roi gave arbitrary values; refused as by the reference."""
+    x = f32(1, 1, 4, 4)
+    attrs = {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"}
+    roi = np.array([0, 0, 0.1, 0.2, 1, 1, 0.9, 0.8], np.float32)
+    bad = roi.copy()
+    bad[3] = roi_value
+    _refused_by_reference("Resize", [x, C(bad), C(np.ones(4, np.float32) * 2)], attrs, "roi must be finite")
+    g, feeds = _with_bad_constant("Resize", [x, C(roi), C(np.array([1, 1, 2, 2], np.float32))], attrs, 1, bad)
+    _runtime_refuses_file(g, feeds, "roi must be finite")
+
+
+@pytest.mark.parametrize("scale", [np.nan, np.inf])
+def test_resize_with_non_finite_scales_is_refused(scale):
+    """Z4: the reference refuses non-finite scales; so does the runtime."""
+    x = f32(1, 1, 4, 4)
+    bad = np.array([1, 1, 2, scale], np.float32)
+    _refused_by_reference("Resize", [x, ("absent", None), C(bad)], {"mode": "nearest"}, "scales must be finite")
+    g, feeds = _with_bad_constant("Resize", [x, ("absent", None), C(np.array([1, 1, 2, 2], np.float32))],
+                                  {"mode": "nearest"}, 2, bad)
+    _runtime_refuses_file(g, feeds, "scales must be")

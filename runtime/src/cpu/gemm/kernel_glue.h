@@ -404,8 +404,9 @@ bool unary_supports(const KernelContext& ctx) {
   if (!is_f32(ctx.inputs[0])) return false;
   if (ctx.op_type == fb::OpType_Clip)  // min/max must be constant scalars (or absent)
     for (int i = 1; i < ctx.num_inputs; ++i)
-      if (ctx.inputs[i].present() && (!is_const_f32(ctx.inputs[i]) || ctx.inputs[i].numel() != 1))
-        return false;
+      if (ctx.inputs[i].present() &&
+          (!is_const_f32(ctx.inputs[i]) || ctx.inputs[i].numel() != 1 || std::isnan(*ctx.inputs[i].as<float>())))
+        return false;  // a NaN bound makes every output NaN (np.clip): the reference kernel does that
   return true;
 }
 

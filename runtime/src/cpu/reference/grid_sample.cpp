@@ -40,6 +40,9 @@ Status infer_grid_sample(KernelContext& ctx) {
   const int r = x.rank - 2;
   if (r < 1 || r > 6 || g.rank != r + 2 || g.dims[r + 1] != r || g.dims[0] != x.dims[0])
     return ctx.error("X " + shape_str(x) + " and grid " + shape_str(g) + " must be (N, C, D1..Dr) and (N, H1..Hr, r)");
+  for (int d = 2; d < x.rank; ++d)  // nothing to sample from (border would clamp a tap to -1)
+    if (x.dims[d] == 0)
+      return ctx.error("X " + shape_str(x) + " has an empty spatial dim: GridSample needs D1..Dr >= 1");
   Shape out{x.dims[0], x.dims[1]};
   for (int d = 1; d <= r; ++d) out.push_back(g.dims[d]);
   return set_out(ctx, 0, x.dtype, out);

@@ -10,12 +10,25 @@ namespace mobrt {
 namespace ref {
 namespace {
 
+// onnxruntime's rule for every pool (mobconv/ops/pool.py): an empty X is fine only with
+// N = 0; no channels or an empty window is refused.
+Status only_batch_may_be_empty(const KernelContext& ctx, const TensorView& x) {
+  if (x.dims[0] == 0) return Status::Ok();
+  for (int d = 1; d < x.rank; ++d)
+    if (x.dims[d] == 0)
+      return ctx.error("X " + shape_str(x) + " has an empty " + (x.dims[1] == 0 ? "channel" : "spatial") +
+                       " dim: only the batch dim N of a pooling input may be 0");
+  return Status::Ok();
+}
+
 Status pool_window(const KernelContext& ctx, Window* w) {
   Status s = ctx.op_type == fb::OpType_MaxPool ? need_dtype(ctx, 0, {DType::F32, DType::I8, DType::U8})
                                                : need_dtype(ctx, 0, {DType::F32});
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
   if (x.rank < 3 || x.rank > 5) return ctx.error("X must have rank 3 to 5, got " + shape_str(x));
+  s = only_batch_may_be_empty(ctx, x);
+  if (!s.ok()) return s;
   if (!ctx.attrs->has("kernel_shape")) return ctx.error("kernel_shape is required");
   int64_t order = ctx.op_type == fb::OpType_MaxPool ? ctx.attrs->get_int("storage_order", 0) : 0;
   if (order != 0 && order != 1) return ctx.error("storage_order must be 0 or 1, got " + std::to_string(order));
@@ -123,6 +136,8 @@ Status infer_global(KernelContext& ctx) {
   if (!s.ok()) return s;
   const TensorView& x = ctx.inputs[0];
   if (x.rank < 2) return ctx.error("X must have rank >= 2, got " + shape_str(x));
+  s = only_batch_may_be_empty(ctx, x);
+  if (!s.ok()) return s;
   Shape out = shape_of(x);
   for (int d = 2; d < x.rank; ++d) out[d] = 1;
   return set_out(ctx, 0, DType::F32, out);

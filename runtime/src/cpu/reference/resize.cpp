@@ -122,6 +122,12 @@ Status resize_params(const KernelContext& ctx, ResizeP* p) {
     const TensorView& roi = ctx.inputs[1];
     if (!roi.data || roi.dtype != DType::F32) return ctx.error("roi must be a known float32 tensor");
     if (roi.numel() != static_cast<int64_t>(2 * na)) return ctx.error("roi must have 2 values per axis");
+    for (int64_t i = 0; i < roi.numel(); ++i)  // a NaN roi would give arbitrary taps (the reference refuses it)
+      if (!std::isfinite(roi.as<float>()[i])) {
+        std::string v;
+        for (int64_t j = 0; j < roi.numel(); ++j) v += (j ? ", " : "") + std::to_string(roi.as<float>()[j]);
+        return ctx.error("roi must be finite, got [" + v + "]");
+      }
     for (size_t i = 0; i < na; ++i) {
       p->roi_start[p->axes[i]] = roi.as<float>()[i];
       p->roi_end[p->axes[i]] = roi.as<float>()[na + i];

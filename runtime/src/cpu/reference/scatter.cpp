@@ -85,6 +85,11 @@ Status infer_scatter_nd(KernelContext& ctx) {
   for (int d = static_cast<int>(k); d < x.rank; ++d) want.push_back(x.dims[d]);
   if (shape_of(upd) != want)
     return ctx.error("updates " + shape_str(upd) + " must have shape indices[:-1] + data[k:] = " + shape_str(want));
+  int64_t rows = numel(Shape(ind.dims, ind.dims + ind.rank - 1));
+  for (int64_t a = 0; a < k && rows != 0; ++a)
+    if (x.dims[a] == 0)
+      return ctx.error("indices " + shape_str(ind) + " index data " + shape_str(x) +
+                       " in an empty dim (every index would be out of range)");
   return set_out(ctx, 0, x.dtype, shape_of(x));
 }
 
@@ -128,6 +133,9 @@ Status infer_scatter_elements(KernelContext& ctx) {
   for (int d = 0; d < x.rank; ++d)
     if (d != axis && ind.dims[d] > x.dims[d])
       return ctx.error("indices " + shape_str(ind) + " exceed data " + shape_str(x) + " in dim " + std::to_string(d));
+  if (x.dims[axis] == 0 && ind.numel() != 0)
+    return ctx.error("indices " + shape_str(ind) + " index axis " + std::to_string(axis) + " of data " + shape_str(x) +
+                     ", which is empty (every index would be out of range)");
   return set_out(ctx, 0, x.dtype, shape_of(x));
 }
 

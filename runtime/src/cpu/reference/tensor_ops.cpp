@@ -120,13 +120,21 @@ Status slice_params(const KernelContext& ctx, SliceP* p) {
   Shape starts, ends, axes, steps;
   Status s = int_values(ctx, 1, &starts, "starts");
   if (s.ok()) s = int_values(ctx, 2, &ends, "ends");
-  if (s.ok() && ctx.num_inputs > 3 && ctx.inputs[3].present()) s = int_values(ctx, 3, &axes, "axes");
-  if (s.ok() && ctx.num_inputs > 4 && ctx.inputs[4].present()) s = int_values(ctx, 4, &steps, "steps");
+  // an axes or steps input that is given but empty is not "absent": its length is checked
+  // like any other (the reference and onnxruntime refuse it)
+  const bool has_axes = ctx.num_inputs > 3 && ctx.inputs[3].present();
+  const bool has_steps = ctx.num_inputs > 4 && ctx.inputs[4].present();
+  if (s.ok() && has_axes) s = int_values(ctx, 3, &axes, "axes");
+  if (s.ok() && has_steps) s = int_values(ctx, 4, &steps, "steps");
   if (!s.ok()) return s;
-  if (axes.empty()) { axes.resize(starts.size()); std::iota(axes.begin(), axes.end(), 0); }
-  if (steps.empty()) steps.assign(starts.size(), 1);
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-    return ctx.error("starts, ends, axes and steps must have the same length");
+  if (!has_axes) { axes.resize(starts.size()); std::iota(axes.begin(), axes.end(), 0); }
+  if (!has_steps) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size())
+    return ctx.error("starts and ends must have the same length");
+  if (axes.size() != starts.size() || steps.size() != starts.size())
+    return ctx.error("starts, ends, axes and steps must have one entry each per sliced axis (got " +
+                     std::to_string(starts.size()) + ", " + std::to_string(ends.size()) + ", " +
+                     std::to_string(axes.size()) + ", " + std::to_string(steps.size()) + ")");
   p->start.assign(x.rank, 0);
   p->step.assign(x.rank, 1);
   p->out = shape_of(x);
@@ -340,8 +348,15 @@ Status infer_gather(KernelContext& ctx) {
   if (x.rank == 0) return ctx.error("data must have rank >= 1");
   if (ctx.op_type == fb::OpType_GatherElements) {
     if (ind.rank != x.rank) return ctx.error("indices must have the data's rank");
-    return set_out(ctx, 0, x.dtype, shape_of(ind));
+    for (int d = 0; d < x.rank; ++d)
+      if (d != axis && ind.dims[d] > x.dims[d])  // even when indices are empty (as the reference)
+        return ctx.error("indices " + shape_str(ind) + " exceed data " + shape_str(x) + " in dim " + std::to_string(d) +
+                         " (only the axis " + std::to_string(axis) + " dim may be larger)");
   }
+  if (x.dims[axis] == 0 && ind.numel() != 0)  // refused even when the output is empty (onnxruntime)
+    return ctx.error("indices " + shape_str(ind) + " index axis " + std::to_string(axis) + " of data " + shape_str(x) +
+                     ", which is empty (every index would be out of range)");
+  if (ctx.op_type == fb::OpType_GatherElements) return set_out(ctx, 0, x.dtype, shape_of(ind));
   Shape out(x.dims, x.dims + axis);
   for (int d = 0; d < ind.rank; ++d) out.push_back(ind.dims[d]);
   for (int d = axis + 1; d < x.rank; ++d) out.push_back(x.dims[d]);

@@ -48,13 +48,15 @@ inline Status make_window(const KernelContext& ctx, const TensorView& x, const S
       e = auto_pad == "SAME_UPPER" ? big : small;
     } else {
       if (auto_pad == "VALID") b = e = 0;
+      // a window larger than the padded input is fine in ceil mode (ONNX, onnxruntime): one
+      // window starting at the first element; floor / ceil of span / s for either sign of span
       int64_t span = size + b + e - window;
-      if (span < 0) return ctx.error("window " + std::to_string(window) + " is larger than padded input " + std::to_string(size + b + e));
+      int64_t fl = span >= 0 ? span / s : -((-span + s - 1) / s), cl = span >= 0 ? (span + s - 1) / s : -((-span) / s);
       if (ceil_mode) {
-        o = (span + s - 1) / s + 1;
+        o = cl + 1;
         if ((o - 1) * s >= size + b) o -= 1;
       } else {
-        o = span / s + 1;
+        o = fl + 1;
       }
     }
     if (o < 1) return ctx.error("output spatial dim " + std::to_string(i) + " would be " + std::to_string(o));
