@@ -158,7 +158,7 @@ struct Activation {
     switch (kind) {
       case Kind::None: return y;
       case Kind::Relu: return y > 0.f || y != y ? y : 0.f;  // NaN stays NaN
-      case Kind::Clip: return y < a ? a : (y > b ? b : y);
+      case Kind::Clip: return a != a || b != b ? a + b : (y < a ? a : (y > b ? b : y));  // NaN bound: NaN
       case Kind::LeakyRelu: return y >= 0.f ? y : y * a;
       case Kind::HardSigmoid: { float t = y * a + b; return t < 0.f ? 0.f : (t > 1.f ? 1.f : t); }
       case Kind::HardSwish: { float t = y / 6.f + 0.5f; t = t < 0.f ? 0.f : (t > 1.f ? 1.f : t); return y * t; }

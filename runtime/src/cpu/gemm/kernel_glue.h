@@ -50,7 +50,15 @@ cpu::Activation to_cpu_act(const ::mobrt::Activation& a) {
   switch (a.kind) {
     case K::None: r.kind = Act::kNone; break;
     case K::Relu: r.kind = Act::kRelu; break;
-    case K::Clip: r.kind = Act::kClip; break;
+    case K::Clip:
+      r.kind = Act::kClip;
+      // a NaN bound makes every output NaN (np.clip); the vector clamp would keep x, so
+      // the same NaN comes from HardSigmoid with alpha = beta = NaN (x * NaN + NaN)
+      if (std::isnan(a.a) || std::isnan(a.b)) {
+        r.kind = Act::kHardSigmoid;
+        r.p0 = r.p1 = std::numeric_limits<float>::quiet_NaN();
+      }
+      break;
     case K::LeakyRelu: r.kind = Act::kLeakyRelu; break;
     case K::HardSigmoid: r.kind = Act::kHardSigmoid; break;
     case K::HardSwish: r.kind = Act::kHardSwish; break;
