@@ -243,7 +243,7 @@ Status mvn_axes(const KernelContext& ctx, std::vector<bool>* reduce) {
   reduce->assign(x.rank, false);
   for (int64_t a : axes) {
     int ax;
-    Status s = norm_axis(ctx, a, x.rank, &ax);
+    Status s = dim_axis(ctx, a, x.rank, &ax);
     if (!s.ok()) return s;
     (*reduce)[ax] = true;
   }

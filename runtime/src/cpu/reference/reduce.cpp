@@ -37,7 +37,7 @@ Status reduce_axes(const KernelContext& ctx, std::vector<bool>* red, bool* noop)
   }
   for (int64_t a : axes) {
     int n;
-    Status s = norm_axis(ctx, a, x.rank, &n);
+    Status s = dim_axis(ctx, a, x.rank, &n);
     if (!s.ok()) return s;
     (*red)[n] = true;
   }

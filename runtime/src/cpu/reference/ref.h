@@ -166,6 +166,14 @@ inline Status norm_axis(const KernelContext& ctx, int64_t axis, int rank, int* o
   return Status::Ok();
 }
 
+// An axis that names a dimension to index (reduce, MVN): a rank-0 tensor has
+// none, so norm_axis's scalar allowance (axis 0 or -1) does not apply.
+inline Status dim_axis(const KernelContext& ctx, int64_t axis, int rank, int* out, const char* what = "axis") {
+  if (rank == 0)
+    return ctx.error(std::string(what) + " " + std::to_string(axis) + " out of range for rank 0");
+  return norm_axis(ctx, axis, rank, out, what);
+}
+
 // Numpy broadcast of shapes.
 inline Status broadcast(const KernelContext& ctx, const std::vector<Shape>& shapes, Shape* out) {
   size_t r = 0;
