@@ -473,3 +473,47 @@ def test_resize_with_non_finite_scales_is_refused(scale):
     g, feeds = _with_bad_constant("Resize", [x, ("absent", None), C(np.array([1, 1, 2, 2], np.float32))],
                                   {"mode": "nearest"}, 2, bad)
     _runtime_refuses_file(g, feeds, "scales must be")
+
+
+# ---- NaN-propagation findings of the longer graph_fuzz runs (seeds 11 and 3) -------------------
+# ReduceProd: np.prod(dtype=float32) multiplies in float32, in order, so a partial product past
+# FLT_MAX is inf and inf * 0 is NaN; the kernel multiplied in double (0 or a finite product).
+_rp = np.array([[1e30, 1e30, 0.0, 2.0], [0.0, 3e38, 3e38, 1.0], [1e30, 1e-30, 1e30, -0.0],
+                [1e-30, 1e-30, 1e30, 1e30], [np.nan, 0.0, 1.0, 2.0], [3e38, -3e38, 1e-30, 1e-30]], np.float32)
+NAN_FUZZ_CASES = [
+    ("ReduceProd-overflow_then_zero-axis-1", "ReduceProd", [_rp, C(i64(-1))], {}, 1),
+    ("ReduceProd-overflow-axis0", "ReduceProd", [_rp.T.copy(), C(i64(0))], {"keepdims": 0}, 1),
+]
+# MaxPool Indices: a window whose real taps are all -inf and that starts in the padding: the
+# reference took the first padded tap (an index outside the input, e.g. -2); padding never wins,
+# as in the kernel (the fuzzer's MaxPool(x[3,15,16,15]) {pads=[0,4,0,4], kernel [1,5], ceil_mode=1})
+_mp = sprinkle(f32(3, 15, 16, 15), [np.nan, -np.inf, -np.inf, np.inf], 13)
+_mp[0, 1, 4, :3] = -np.inf
+for _so in (0, 1):
+    NAN_FUZZ_CASES.append((f"MaxPool-indices-minus_inf_window_in_padding-order{_so}", "MaxPool", [_mp],
+                           {"pads": [0, 4, 0, 4], "kernel_shape": [1, 5], "ceil_mode": 1, "storage_order": _so}, 2))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name,op,inputs,attrs,n_out", NAN_FUZZ_CASES, ids=[c[0] for c in NAN_FUZZ_CASES])
+def test_nan_fuzz_finding_matches_numpy(name, op, inputs, attrs, n_out, isa):
+    test_fuzz_finding_matches_numpy(op, inputs, attrs, n_out, 1e-4, 1e-5, isa)
+
+
+def test_max_pool_indices_never_point_into_padding():
+    """By hand: [-inf, -inf, 3] with 2 pads each side -> windows (p, p, x0) (p, x0, x1) ... ;
+    the -inf windows give the first real tap, not a padded position."""
+    import warnings
+
+    from mobconv.ops import load_all
+
+    spec = load_all()["MaxPool"]
+    g = Graph("r")
+    g.add_input("x", "float32", (1, 1, 1, 3))
+    node = g.add_node("MaxPool", ["x"], ["y", "i"], {"kernel_shape": [1, 3], "pads": [0, 2, 0, 2]})
+    x = np.array([[[[-np.inf, -np.inf, 3.0]]]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, idx = spec.run_reference([x], spec.resolve_attrs(node))
+    assert y.ravel().tolist() == [-np.inf, -np.inf, 3.0, 3.0, 3.0]
+    assert idx.ravel().tolist() == [0, 0, 2, 2, 2]

@@ -102,9 +102,14 @@ def max_pool(x, *, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, 
     flat = view.reshape(n, c, int(np.prod(kernel)), *out)  # not -1: n or c may be 0
     arg = np.argmax(flat, axis=2)
     y = np.take_along_axis(flat, arg[:, :, None], axis=2)[:, :, 0]
+    # Padding never wins: a window whose maximum is the lowest value (every real tap
+    # -inf) and whose first such tap is padding takes its first real tap instead.
+    spatial = x.shape[2:]
+    inside = _windows(np.ones((1, 1, *spatial), np.int8), a, 0)[0].reshape(1, 1, int(np.prod(kernel)), *out)
+    first_inside = np.argmax(inside, axis=2)
+    arg = np.where(np.take_along_axis(inside, arg[:, :, None], axis=2)[:, :, 0] != 0, arg, first_inside)
     # Input coordinates of the winning tap, then its flat index.
     taps = np.unravel_index(arg, kernel)
-    spatial = x.shape[2:]
     pos = []
     for i in range(nd):
         o = np.arange(out[i]).reshape((-1,) + (1,) * (nd - 1 - i))

@@ -141,7 +141,12 @@ Status run_reduce_t(KernelContext& ctx) {
         if (!init[k] || px[i] < ext[k] || (std::is_floating_point<T>::value && v != v)) ext[k] = px[i];
         init[k] = true;
         break;
-      case fb::OpType_ReduceProd: acc[k] *= v; break;
+      case fb::OpType_ReduceProd:
+        // floats multiply in T, in order, as np.prod(dtype=x.dtype) does: a partial product
+        // past FLT_MAX is inf (and inf * 0 NaN) where the reference's is
+        if constexpr (std::is_floating_point<T>::value) acc[k] = static_cast<T>(static_cast<T>(acc[k]) * px[i]);
+        else acc[k] *= v;
+        break;
       case fb::OpType_ReduceL1: acc[k] += std::fabs(v); break;
       case fb::OpType_ReduceL2: case fb::OpType_ReduceSumSquare: acc[k] += v * v; break;
       case fb::OpType_ReduceLogSumExp: acc[k] += std::exp(v - mx[k]); break;
