@@ -783,6 +783,31 @@ def compare_outputs(where: str, got: dict, expected: list, n_out: int, rtol: flo
     return None
 
 
+def check_case_on_isa(label: str, op, inputs, attrs, n_out, rtol, atol, isa, runs: int = 1):
+    """Run one case on `isa` at 1 and 2 threads (`runs` times each) against the numpy
+    reference; fail with op, variant, ISA, threads, shapes, first index, expected and got;
+    and require bit-identical results across thread counts."""
+    from mobconv import runtime
+    from mobconv.formats.writer import to_bytes
+
+    g, feeds, expected = build(op, inputs, attrs, n_out)
+    data = to_bytes(g)
+    shapes = [np.shape(v) for v in feeds.values()]
+    results = {}
+    for threads in (1, 2):
+        with runtime.Interpreter(data, threads=threads, isa=isa) as it:
+            for run in range(runs):
+                got = it.run(feeds)
+                msg = compare_outputs(f"{label} isa={isa} threads={threads} run={run} inputs {shapes}",
+                                      got, expected, n_out, rtol, atol)
+                if msg:
+                    pytest.fail(msg)
+        results[threads] = got
+    for k in range(n_out):
+        a, b = results[1][f"out{k}"], results[2][f"out{k}"]
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{label} isa={isa}: 1 and 2 threads differ"
+
+
 # ---- QuantizeLinear / DequantizeLinear (tests/test_quant_linear_ops.py) -------------------
 _qrng = np.random.default_rng(88)
 _qx = _qrng.normal(0, 4, (2, 7, 3)).astype(np.float32)

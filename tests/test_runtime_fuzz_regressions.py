@@ -30,7 +30,7 @@ import pytest
 from mobconv.errors import MobconvError
 from mobconv.formats.writer import to_bytes
 from mobconv.ir import Graph, infer_shapes
-from runtime_cases import C, build, compare_outputs, i64, native_isas
+from runtime_cases import C, build, check_case_on_isa, i64, native_isas
 
 runtime = pytest.importorskip("mobconv.runtime")
 if not runtime.available():
@@ -196,21 +196,7 @@ def test_fuzz_finding_matches_numpy(op, inputs, attrs, n_out, rtol, atol, isa):
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        g, feeds, expected = build(op, inputs, attrs, n_out)
-    data = to_bytes(g)
-    shapes = [np.shape(v) for v in feeds.values()]
-    results = {}
-    for threads in (1, 2):
-        with runtime.Interpreter(data, threads=threads, isa=isa) as it:
-            got = it.run(feeds)
-        msg = compare_outputs(f"{op} {attrs} isa={isa} threads={threads} inputs {shapes}", got, expected,
-                              n_out, rtol, atol)
-        if msg:
-            pytest.fail(msg)
-        results[threads] = got
-    for k in range(n_out):
-        a, b = results[1][f"out{k}"], results[2][f"out{k}"]
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{op} isa={isa}: 1 and 2 threads differ"
+        check_case_on_isa(f"{op} {attrs}", op, inputs, attrs, n_out, rtol, atol, isa)
 
 
 def test_reference_semantics_of_fixed_cases():

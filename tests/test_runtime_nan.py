@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mobconv.formats.writer import to_bytes
-from runtime_cases import NAN_CASES, REG, build, compare_outputs, native_isas
+from runtime_cases import NAN_CASES, REG, check_case_on_isa, native_isas
 
 runtime = pytest.importorskip("mobconv.runtime")
 if not runtime.available():
@@ -29,21 +29,7 @@ ISAS = native_isas()
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("op,variant,inputs,attrs,n_out,rtol,atol", NAN_CASES)
 def test_non_finite_case_matches_numpy(op, variant, inputs, attrs, n_out, rtol, atol, isa):
-    g, feeds, expected = build(op, inputs, attrs, n_out)
-    data = to_bytes(g)
-    shapes = [np.shape(v) for v in feeds.values()]
-    results = {}
-    for threads in (1, 2):
-        with runtime.Interpreter(data, threads=threads, isa=isa) as it:
-            got = it.run(feeds)
-        msg = compare_outputs(f"{op} [{variant}] isa={isa} threads={threads} inputs {shapes}", got, expected,
-                              n_out, rtol, atol)
-        if msg:
-            pytest.fail(msg)
-        results[threads] = got
-    for k in range(n_out):
-        a, b = results[1][f"out{k}"], results[2][f"out{k}"]
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{op} [{variant}] isa={isa}: 1 and 2 threads differ"
+    check_case_on_isa(f"{op} [{variant}]", op, inputs, attrs, n_out, rtol, atol, isa)
 
 
 # ---- the numpy reference vs onnxruntime on NaN -----------------------------------------

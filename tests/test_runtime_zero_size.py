@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from mobconv.formats.writer import to_bytes
-from runtime_cases import ZERO_CASES, build, compare_outputs, native_isas
+from runtime_cases import ZERO_CASES, check_case_on_isa, native_isas
 
 runtime = pytest.importorskip("mobconv.runtime")
 if not runtime.available():
@@ -35,17 +35,7 @@ ISAS = native_isas()
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("op,variant,inputs,attrs,n_out,rtol,atol", ZERO_CASES)
 def test_zero_size_case_matches_numpy(op, variant, inputs, attrs, n_out, rtol, atol, isa):
-    g, feeds, expected = build(op, inputs, attrs, n_out)
-    data = to_bytes(g)
-    shapes = [np.shape(v) for v in feeds.values()]
-    for threads in (1, 2):
-        with runtime.Interpreter(data, threads=threads, isa=isa) as it:
-            for run in range(2):
-                got = it.run(feeds)
-                msg = compare_outputs(f"{op} [{variant}] isa={isa} threads={threads} run={run} inputs {shapes}",
-                                      got, expected, n_out, rtol, atol)
-                if msg:
-                    pytest.fail(msg)
+    check_case_on_isa(f"{op} [{variant}]", op, inputs, attrs, n_out, rtol, atol, isa, runs=2)
 
 
 def _stale_arena_graph():
