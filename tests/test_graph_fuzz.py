@@ -82,6 +82,15 @@ def test_compare_rules():
     assert gf.compare(e, np.array([1.0 + 1e-6, nan, np.inf, 0.0], np.float32), 1.0) == ""
     assert gf.compare(e, np.array([1.01, nan, np.inf, 0.0], np.float32), 1.0)
     assert "shape" in gf.compare(np.zeros((0, 3), np.float32), np.zeros((3, 0), np.float32), 1.0)
+    # an upstream accumulation that may overflow: the order decides +inf / -inf / NaN, and a fused
+    # activation then anything (sigmoid(NaN) = NaN, sigmoid(-inf) = 0) -- but never the clamp
+    e = np.array([np.inf, nan, nan, 1.0, np.inf], np.float32)
+    g = np.array([-np.inf, np.inf, 0.0, 1.0, np.inf], np.float32)
+    assert gf.compare(e, g, 1.0, overflow=True) == ""
+    assert gf.compare(e, g, 1.0)  # without the overflow both are findings
+    fmax = np.finfo(np.float32).max
+    assert gf.compare(e, np.array([fmax, nan, nan, 1.0, np.inf], np.float32), 1.0, overflow=True)
+    assert gf.compare(e, np.array([-np.inf, nan, nan, 1.01, np.inf], np.float32), 1.0, overflow=True)
     assert not gf.same_bits(np.array([0.0], np.float32), np.array([-0.0], np.float32))
     assert gf.same_bits(np.array([nan, 1], np.float32), np.array([nan, 1], np.float32))
 
@@ -105,3 +114,87 @@ def test_graph_fuzz_under_sanitizers(runner, tmp_path, capsys):
     assert report.cases >= 20, report.summary()
     text = "\n\n".join(f.text() for f in report.findings)
     assert not report.findings, f"{report.summary()}\n\n{text}"
+
+
+def _one_node_case(op, seed):
+    b = gf.Builder(np.random.default_rng(seed), "acc", hostile_values=True)
+    try:
+        gf.BUILDERS[op](b, op)
+    except gf.Reject:
+        return None
+    b.g.outputs.append(b.g.nodes[-1].outputs[0])
+    case = gf.Case(name=f"a{seed}", graph=b.g, feeds=b.feeds, seed=seed)
+    return case if gf.reference(case) else None
+
+
+def test_accumulating_ops_draw_nan_inf_but_cannot_overflow():
+    """The operands drawn for MatMul/Gemm/Conv/ConvTranspose/Einsum keep inf and NaN (whose result
+    is the same in every order, so a dropped NaN stays a finding) but finite values within
+    ACC_CAP, so the comparator is strict for them: overflow_possible is False."""
+    strict_with_nan = 0
+    for op in sorted(gf.ACCUMULATING):
+        for seed in range(60):
+            case = _one_node_case(op, seed)
+            if case is None:
+                continue
+            out = case.graph.nodes[-1].outputs[0]
+            assert not gf.overflow_possible(case, out), (op, seed, gf.describe(case.graph, case.feeds))
+            arrays = list(case.feeds.values()) + [v.data for v in case.graph.constants()]
+            if any(np.asarray(a).dtype.kind == "f" and np.isnan(a).any() for a in arrays):
+                strict_with_nan += 1
+    assert strict_with_nan >= 20
+
+
+def test_a_dropped_nan_in_an_accumulating_op_is_a_finding():
+    for seed in range(200):
+        case = _one_node_case("MatMul", seed)
+        if case is None:
+            continue
+        out = case.graph.nodes[-1].outputs[0]
+        e = case.expected[out]
+        if not np.isnan(e).any():
+            continue
+        dropped = np.where(np.isnan(e), np.float32(0), e)  # what a NaN-dropping kernel returns
+        assert "NaN" in gf.compare(e, dropped, gf.magnitude(case, out), gf.overflow_possible(case, out))
+        return
+    pytest.fail("no MatMul draw with a NaN output")
+
+
+# Seeds whose draw (values not capped, as the generator drew them before ACC_CAP) overflowed
+# float32 products: numpy's BLAS order gave +inf / NaN where the runtime's order gave -inf / 0
+# after a fused Sigmoid. The float64 sum of the exact products is -2.8e40 (MatMul) and -inf / +inf
+# (ConvTranspose, inf inputs plus overflowed products), never NaN: no finding.
+OVERFLOW_ORDER_SEEDS = (20261266784403, 7000294)
+
+
+@pytest.mark.parametrize("seed", OVERFLOW_ORDER_SEEDS)
+def test_order_dependent_overflow_is_no_finding(runner, tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(gf, "ACC_CAP", None)
+    case = gf.draw_graph(seed)
+    assert gf.reference(case)
+    gf.write_case(case, str(tmp_path))
+    assert not gf.check_cases(runner, [case], str(tmp_path), ["scalar"], threads=(1,))
+    got = gf.load_outputs(str(tmp_path), case, "scalar", 1)
+    strict = [gf.compare(case.expected[o], g, gf.magnitude(case, o)) for o, g in zip(case.graph.outputs, got)]
+    assert any(strict), "the case no longer exercises the overflow rule"
+    assert all(gf.overflow_possible(case, o) for o, msg in zip(case.graph.outputs, strict) if msg)
+
+
+def test_sanitizer_build_is_locked_and_atomic(runner, tmp_path):
+    """A concurrent build waits for the lock; the binary handed out is renamed into place."""
+    import fcntl
+    import threading
+
+    assert os.path.basename(runner) != "mobrt_run" and os.access(runner, os.X_OK)
+    build_dir = os.path.dirname(runner)
+    result = []
+    with open(build_dir + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: result.append(gf.build_sanitized_runner(build_dir)))
+        t.start()
+        t.join(2.0)
+        assert t.is_alive() and not result, "the build did not wait for the lock"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    t.join(600)
+    assert result == [runner]
+    assert not [f for f in os.listdir(build_dir) if f.endswith(".tmp")]
