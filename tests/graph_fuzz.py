@@ -19,6 +19,21 @@ has (both caps: the interpreter's max_isa and MOBRT_ISA for the GEMM table) at
 A finding prints the seed, the graph as text and the shapes, shrunk to the one
 failing node when that node fails on its own.
 
+Float overflow. Where a float32 sum of products overflows, the order of the additions (and FMA)
+decides between +inf, -inf, NaN and a finite value, so numpy's BLAS and the runtime's kernels may
+both be right. To keep the comparison strict where it matters, the operands drawn for the
+accumulating ops (ACCUMULATING: MatMul, Gemm, Conv, ConvTranspose, Einsum) keep inf and NaN --
+IEEE makes inf * x, inf - inf and NaN order-independent, so a kernel that drops a NaN is still a
+finding -- but their finite values stay within ACC_CAP = 1e12 and Gemm alpha/beta within 1e4: a
+product of float32 values overflows only from sqrt(FLT_MAX) ~ 1.8e19, a K-term sum only from
+FLT_MAX / K. Huge values can still reach such a node from an upstream op (Exp, Div, ...):
+overflow_possible() then finds a node in the output's cone whose largest finite input magnitude M,
+largest input size K and multiplier attribute A have M * M * K * A >= FLT_MAX, and only for that
+output compare() ignores positions where either side is inf or NaN (a fused or later activation
+maps the order's -inf / NaN to 0, 1 or anything), except the +-FLT_MAX-for-+-inf clamp signature,
+which no order produces. Other huge graphs (cone magnitude >= HUGE) keep the older, narrower rule
+(inf vs NaN and inf vs finite ignored).
+
     python tests/graph_fuzz.py --seconds 600 --seed 1     # stand-alone campaign
 """
 from __future__ import annotations
