@@ -198,3 +198,22 @@ def test_sanitizer_build_is_locked_and_atomic(runner, tmp_path):
     t.join(600)
     assert result == [runner]
     assert not [f for f in os.listdir(build_dir) if f.endswith(".tmp")]
+
+
+def test_a_graph_the_writer_refuses_is_a_finding_not_a_crash(tmp_path, monkeypatch):
+    """Seed 31's campaign died with a MobconvError traceback from to_bytes: a Slice with a symbolic
+    input dim and +-2^62 bounds inferred dim 4611686016279904256, which the writer refuses. Such a
+    graph is now reported as a 'writer-refused' finding and the campaign goes on."""
+    from mobconv.errors import MobconvError
+
+    def refuse(graph):
+        raise MobconvError(f"cannot write tensor {graph.outputs[0]!r}: dim 0 has invalid size 4611686016279904256")
+
+    monkeypatch.setattr(gf, "to_bytes", refuse)
+    case = gf.draw_graph(1)
+    assert case is not None and gf.reference(case)
+    assert "writer refuses" in gf.encode(case)
+    report = gf.campaign(0.01, 1, exe="/nonexistent", isas=["scalar"], batch=2, workdir=str(tmp_path),
+                         log=lambda text: None)
+    assert report.findings and {f.kind for f in report.findings} <= {"writer-refused", "infer-exception",
+                                                                     "reference-exception"}
