@@ -532,3 +532,22 @@ if __name__ == "__main__":
         print(f"{op:18s} {rows[op][0]:4d} {rows[op][1]:4d} {rows[op][2]:3d}")
     total = [sum(r[i] for r in rows.values()) for i in range(3)]
     print(f"{'total':18s} {total[0]:4d} {total[1]:4d} {total[2]:3d}")
+
+
+@pytest.mark.parametrize("start,end", [(-2**62, -2**31), (-2**62, -1), (-2**62, 2**62), (-2**31, -1),
+                                       (-3, 2**62), (0, -1), (1, 5), (-2**63, -2**63)])
+def test_slice_on_a_symbolic_dim_with_huge_bounds_matches_numpy(start, end):
+    """Bounds at or beyond +-(2^31-1) mean "from the start" / "to the end" / "before the start"
+    on a symbolic dim (the graph fuzzer's seed 31 inferred 2^62 - 2^31 for x[-2^62:-2^31])."""
+    g = Graph("slice_sym")
+    g.add_input("x", "float32", ("n", 3))
+    g.add_constant("st", np.array([start], np.int64))
+    g.add_constant("en", np.array([end], np.int64))
+    g.add_node("Slice", ["x", "st", "en"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    dim = g.values["y"].shape[0]
+    for n in (5, 7, 100):  # the symbol is assumed at least as large as the small explicit bounds
+        got = len(np.zeros((n, 3))[max(start, -2**62):min(end, 2**62)])
+        want = dim if isinstance(dim, int) else eval(dim, {}, {"n": n})
+        assert want == got, (start, end, n, dim)

@@ -46,8 +46,14 @@ def _slice_params(rank, starts, ends, axes, steps, error):
 
 def _symbolic_slice_dim(dim, start, end, step):
     """Output size along a symbolic dim, assuming the symbol is at least as large as any
-    explicit non-negative bound (the usual case: slicing the batch or sequence dim)."""
+    explicit non-negative bound (the usual case: slicing the batch or sequence dim), and
+    below _BIG: a start at or before -_BIG means "from the beginning", an end there means
+    "before the beginning" (an empty slice), as ends at or beyond _BIG mean "to the end"."""
     if step == 1:
+        if end <= -_BIG:
+            return 0
+        if start <= -_BIG:
+            start = 0
         if start >= 0 and end >= _BIG:
             return dim_add(dim, -start)
         if start < 0 and end >= _BIG:
