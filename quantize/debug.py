@@ -1,0 +1,577 @@
+"""The quantization debugger: where a quantized model loses accuracy, layer by layer.
+
+`debug(float_model, quant_model, data)` runs both models on the same inputs, one
+feed dict at a time, through the numpy reference, and compares every tensor of the
+quantized model with the float tensor it approximates. Steps:
+
+1. Match tensors by name (docs/quantization.md "Debugger"): the quantized tensor
+   named `T` (or `T/q`, `T/dq` in an unlowered QDQ graph, or the int8 input of the
+   DequantizeLinear that produces `T` at a graph output) approximates float `T`; the
+   last such tensor in graph order is the layer's quantized output. Int8 tensors are
+   dequantized with their `Value.quant`; tensors that stayed float compare as they are.
+2. Per layer (float node), streaming accumulators over all samples: SQNR and cosine of
+   the quantized output against the float output (the error accumulated up to here),
+   max abs error, the clipping rate of the activation range (fraction of float values
+   outside [scale*(qmin-zp), scale*(qmax-zp)]), and a fixed-size histogram.
+3. The layer's own error, in isolation: the layer's quantized form is run on the
+   *float* values of its inputs, quantized with its own input parameters, and compared
+   with the float output: where error is created, as opposed to inherited.
+4. Weight range spread per output channel for Conv/Gemm/MatMul (max/min of the
+   per-channel max |w|): large spreads are what per-tensor weights cannot represent.
+5. Graph outputs: SQNR, cosine, max error and argmax flips (over axis 1).
+
+Memory is bounded by one sample's tensors of both models plus a fixed-size
+accumulator per tensor, whatever the number of samples. Layers are sorted worst
+first by their isolated SQNR (the layer's own error), ties by accumulated SQNR.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from mobconv.errors import MobconvError, UsageError
+from mobconv.ops import quant_math as qm
+from mobconv.ops.registry import get_spec
+from mobconv.reference.interpreter import _run_node
+from mobconv.reference.interpreter import run as reference_run
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+HIST_BINS = 256
+WEIGHT_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+# ---- statistics -----------------------------------------------------------
+
+
+class ErrorStats:
+    """Streaming SQNR / cosine / max abs error of `got` against `ref` (float64 sums)."""
+
+    def __init__(self):
+        self.ref_power = 0.0  # sum ref^2
+        self.got_power = 0.0  # sum got^2
+        self.err_power = 0.0  # sum (got - ref)^2
+        self.dot = 0.0  # sum ref * got
+        self.max_abs = 0.0
+        self.count = 0
+
+    def add(self, ref, got) -> None:
+        r = np.asarray(ref, dtype=np.float64).ravel()
+        g = np.asarray(got, dtype=np.float64).ravel()
+        if r.shape != g.shape:
+            raise MobconvError(f"shapes differ: float {np.shape(ref)} vs quantized {np.shape(got)}")
+        if r.size == 0:
+            return
+        e = g - r
+        self.ref_power += float(r @ r)
+        self.got_power += float(g @ g)
+        self.err_power += float(e @ e)
+        self.dot += float(r @ g)
+        self.max_abs = max(self.max_abs, float(np.max(np.abs(e))))
+        self.count += r.size
+
+    @property
+    def sqnr_db(self) -> float:
+        """10 log10(sum ref^2 / sum err^2); +inf without error, -inf for error on zero signal."""
+        if self.err_power == 0.0 or not math.isfinite(self.err_power):
+            return math.inf if self.err_power == 0.0 else -math.inf
+        if self.ref_power == 0.0:
+            return -math.inf
+        return 10.0 * math.log10(self.ref_power / self.err_power)
+
+    @property
+    def cosine(self) -> float:
+        if self.ref_power == 0.0 and self.got_power == 0.0:
+            return 1.0
+        if self.ref_power == 0.0 or self.got_power == 0.0:
+            return 0.0
+        return self.dot / math.sqrt(self.ref_power * self.got_power)
+
+
+class Histogram:
+    """Fixed-size histogram of a float tensor over all samples. The edges are fixed at the
+    first sample: the clipping range and that sample's range together, 10% wider; values
+    outside them later are counted in `below`/`above`, not in the bins."""
+
+    def __init__(self, lo: Optional[float], hi: Optional[float]):
+        self.clip = (lo, hi)
+        self.edges = None
+        self.counts = np.zeros(HIST_BINS, dtype=np.int64)
+        self.below = self.above = 0
+        self.seen_min, self.seen_max = math.inf, -math.inf
+
+    def add(self, x) -> None:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return
+        self.seen_min = min(self.seen_min, float(x.min()))
+        self.seen_max = max(self.seen_max, float(x.max()))
+        if self.edges is None:
+            lo, hi = self.seen_min, self.seen_max
+            if self.clip[0] is not None:
+                lo, hi = min(lo, self.clip[0]), max(hi, self.clip[1])
+            pad = 0.1 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.5
+            self.edges = np.linspace(lo - pad, hi + pad, HIST_BINS + 1)
+        self.below += int(np.count_nonzero(x < self.edges[0]))
+        self.above += int(np.count_nonzero(x > self.edges[-1]))
+        inside = x[(x >= self.edges[0]) & (x <= self.edges[-1])]
+        idx = np.clip(np.searchsorted(self.edges, inside, side="right") - 1, 0, HIST_BINS - 1)
+        self.counts += np.bincount(idx, minlength=HIST_BINS)
+
+
+# ---- the report -----------------------------------------------------------
+
+
+@dataclass
+class LayerStats:
+    """One layer (a float node) of the comparison. SQNR in dB (+inf: no error)."""
+
+    name: str
+    op: str
+    tensor: str
+    order: int  # position in the float graph
+    precision: str  # "int8" (quantized), "float" (stayed float: fallback), "input"
+    sqnr_db: float
+    cosine: float
+    max_abs_err: float
+    isolated_sqnr_db: Optional[float] = None
+    isolated_cosine: Optional[float] = None
+    isolated_max_abs_err: Optional[float] = None
+    clip_rate: Optional[float] = None
+    clip_range: Optional[tuple] = None
+    weight_spread: Optional[float] = None
+    float_min: Optional[float] = None
+    float_max: Optional[float] = None
+
+    @property
+    def sort_key(self) -> tuple:
+        own = self.isolated_sqnr_db if self.isolated_sqnr_db is not None else self.sqnr_db
+        return (own, self.sqnr_db, self.order)
+
+
+@dataclass
+class OutputStats:
+    name: str
+    sqnr_db: float
+    cosine: float
+    max_abs_err: float
+    argmax_flips: int
+    argmax_total: int
+
+
+@dataclass
+class DebugReport:
+    """What `debug` found. `layers` is sorted worst first; `histograms` maps a layer's
+    tensor to (counts, edges, clip lo, clip hi, count below, count above the edges)."""
+
+    layers: list
+    outputs: list
+    num_samples: int
+    histograms: dict = field(default_factory=dict)
+    float_source: Optional[str] = None
+    quant_source: Optional[str] = None
+
+    def worst(self, n: int = 10) -> list:
+        return self.layers[:n]
+
+    def layer(self, name: str) -> LayerStats:
+        for row in self.layers:
+            if row.name == name or row.tensor == name:
+                return row
+        raise KeyError(name)
+
+    def output(self, name: str) -> OutputStats:
+        for row in self.outputs:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def table(self, top: Optional[int] = 20) -> str:
+        from .report import format_table
+
+        return format_table(self, top=top)
+
+    def to_json(self) -> dict:
+        from .report import to_json
+
+        return to_json(self)
+
+    def save(self, directory: str) -> list:
+        from .report import write_report
+
+        return write_report(self, directory)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# ---- tensor matching ------------------------------------------------------
+
+
+def _activations(graph) -> set:
+    names = set(graph.inputs)
+    for node in graph.nodes:
+        names.update(o for o in node.outputs if o)
+    return {n for n in names if graph.values.get(n) is None or graph.values[n].data is None}
+
+
+def match_tensors(float_graph, quant_graph) -> dict:
+    """quant tensor name -> the float tensor it approximates (the naming rule)."""
+    float_acts = _activations(float_graph)
+
+    def base(name):
+        if name in float_acts:
+            return name
+        for suffix in ("/q", "/dq"):
+            if name.endswith(suffix) and name[: -len(suffix)] in float_acts:
+                return name[: -len(suffix)]
+        return None
+
+    qmap = {}
+    for name in quant_graph.inputs:
+        if base(name):
+            qmap[name] = base(name)
+    for node in quant_graph.nodes:
+        for out in node.outputs:
+            if not out:
+                continue
+            b = base(out)
+            if b is None and node.op in QDQ_OPS and node.inputs[0] in qmap:
+                b = qmap[node.inputs[0]]
+            if b is not None:
+                qmap[out] = b
+    consts = {v.name for v in quant_graph.constants()}
+    for node in reversed(quant_graph.nodes):  # int8 tensor that a DQ turns into float output T
+        if node.op in QDQ_OPS and node.outputs[0] in qmap:
+            src = node.inputs[0]
+            if src and src not in qmap and src not in consts:
+                qmap[src] = qmap[node.outputs[0]]
+    return qmap
+
+
+def _qparams_of(quant_graph, qmap, producers, consumers, tensor):
+    """(scale, zero point, dtype) of float `tensor`'s per-tensor quantization, or None."""
+    vals = quant_graph.values
+    for name, b in qmap.items():
+        if b != tensor:
+            continue
+        v = vals.get(name)
+        if v is not None and v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")) \
+                and len(v.quant.scales) == 1:
+            zps = v.quant.zero_points
+            zp = int(zps[0]) if zps is not None and len(zps) else 0
+            return float(np.float32(v.quant.scales[0])), zp, v.dtype
+        node = producers.get(name)
+        if node is not None and node.op == "QuantizeLinear" and len(node.inputs) > 1:
+            scale = vals.get(node.inputs[1])
+            zp = vals.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+            if scale is not None and scale.data is not None and np.size(scale.data) == 1:
+                dtype = zp.data.dtype.name if zp is not None and zp.data is not None else (v.dtype or "uint8")
+                zpv = int(np.asarray(zp.data).ravel()[0]) if zp is not None and zp.data is not None else 0
+                return float(np.asarray(scale.data, dtype=np.float32).ravel()[0]), zpv, dtype
+    return None
+
+
+def _dequantized(value, array):
+    if value is not None and value.quant is not None and np.asarray(array).dtype.kind in "iu":
+        return qm.dequantize_linear(array, value.quant)
+    return np.asarray(array)
+
+
+def weight_spread(graph, node) -> Optional[float]:
+    """max/min over output channels of max |w| for a constant Conv/Gemm/MatMul weight."""
+    if node.op not in WEIGHT_OPS or len(node.inputs) < 2:
+        return None
+    w = graph.values.get(node.inputs[1])
+    if w is None or w.data is None or np.ndim(w.data) < 1:
+        return None
+    data = np.abs(np.asarray(w.data, dtype=np.float64))
+    if node.op == "Conv":
+        axis = 0
+    elif node.op == "ConvTranspose":
+        axis = 1
+    elif node.op == "Gemm":
+        axis = 0 if node.attrs.get("transB") else data.ndim - 1
+    else:
+        axis = data.ndim - 1
+    moved = np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1)
+    if moved.shape[1] == 0:
+        return None
+    per_channel = moved.max(axis=1)
+    lo, hi = float(per_channel.min()), float(per_channel.max())
+    if hi == 0.0:
+        return 1.0
+    return math.inf if lo == 0.0 else hi / lo
+
+
+# ---- running --------------------------------------------------------------
+
+
+def _graph(model, what):
+    graph = getattr(model, "graph", model)
+    if not hasattr(graph, "nodes") or not hasattr(graph, "values"):
+        raise UsageError(f"debug(): {what} must be a mobconv.Model or an IR Graph, "
+                         f"got {type(model).__name__}")
+    return graph
+
+
+def _feeds_iter(data, float_model, num_samples):
+    """The checked feed dicts of `data` (quantize.data.calibration_feeds: a feed dict, an
+    iterable of them, a get_next() reader, a folder of .npy/.npz files or images)."""
+    from collections.abc import Mapping
+
+    from .data import calibration_feeds
+
+    if isinstance(data, Mapping):
+        data = [data]
+    return iter(calibration_feeds(data, float_model, num_samples=num_samples))
+
+
+def _quant_feeds(quant_graph, feeds):
+    out = {}
+    for name in quant_graph.inputs:
+        if name not in feeds:
+            raise UsageError(f"debug(): the quantized model's input {name!r} is not in the data "
+                             f"(inputs given: {', '.join(map(str, feeds))})")
+        v = quant_graph.values[name]
+        x = np.asarray(feeds[name])
+        if v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")) and x.dtype.kind == "f":
+            x = qm.quantize_linear(x, v.quant, v.dtype)
+        out[name] = x
+    return out
+
+
+class _Isolated:
+    """Evaluates one layer's quantized segment of the quant graph with its inputs taken
+    from the float run (quantized with the quant graph's own input parameters)."""
+
+    def __init__(self, quant_graph, qmap, producers):
+        self.graph = quant_graph
+        self.qmap = qmap
+        self.producers = producers
+        self.specs = {}
+
+    def run(self, target: str, tensor: str, float_env: dict, qfeeds: dict):
+        cache: dict = {}
+        vals = self.graph.values
+
+        def value(name):
+            if not name:
+                return None
+            if name in cache:
+                return cache[name]
+            v = vals.get(name)
+            if v is not None and v.data is not None:
+                return v.data
+            b = self.qmap.get(name)
+            producer = self.producers.get(name)
+            if b is not None and b != tensor and b in float_env:
+                if v is not None and v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")):
+                    result = qm.quantize_linear(float_env[b], v.quant, v.dtype)
+                elif producer is not None and producer.op in QDQ_OPS:
+                    result = evaluate(producer, name)
+                else:
+                    result = np.asarray(float_env[b])
+            elif producer is None:
+                result = qfeeds[name]
+            else:
+                result = evaluate(producer, name)
+            cache[name] = result
+            return result
+
+        def evaluate(node, name):
+            spec = get_spec(node.op)
+            args = [value(i) for i in node.inputs]
+            outs = _run_node(self.graph, node, spec, args, spec.resolve_attrs(node))
+            for o, a in zip(node.outputs, outs):
+                if o:
+                    cache[o] = a
+            return cache[name]
+
+        return _dequantized(vals.get(target), value(target))
+
+
+def _argmax_positions(x):
+    x = np.asarray(x)
+    if x.ndim == 0 or x.size == 0:
+        return None
+    return np.argmax(x, axis=1 if x.ndim >= 2 else 0)
+
+
+def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
+          num_samples: Optional[int] = None, top: int = 20) -> DebugReport:
+    """Compare `quant_model` with `float_model` layer by layer on `data`.
+
+    data: a feed dict, an iterable of feed dicts (one run each), an object with
+    get_next() (onnxruntime's reader protocol) or a folder for quantize.data.
+    ranges: calibration ranges (name -> TensorRange) whose histograms are drawn when
+    given. report_dir: also write table.txt, report.json, sqnr.png and histograms.png
+    there. num_samples: stop after that many feed dicts. Returns a DebugReport.
+    """
+    fgraph = _graph(float_model, "float_model")
+    qgraph = _graph(quant_model, "quant_model")
+    fsource = getattr(float_model, "source", None)
+    qsource = getattr(quant_model, "source", None)
+    if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
+        raise UsageError(f"debug(): num_samples must be a positive integer, got {num_samples!r}")
+    qmap = match_tensors(fgraph, qgraph)
+    qproducers = qgraph.producers()
+    qconsumers = qgraph.consumers()
+    qorder = {}
+    for i, node in enumerate(qgraph.nodes):
+        for o in node.outputs:
+            if o:
+                qorder[o] = i
+    for i, name in enumerate(qgraph.inputs):
+        qorder.setdefault(name, -1)
+    approx: dict = {}  # float tensor -> last quant tensor approximating it
+    compute: dict = {}  # float tensor -> quant compute node producing an approximation
+    compute_out: dict = {}  # float tensor -> that node's output
+    for qname, b in qmap.items():
+        if b not in approx or qorder.get(qname, -1) > qorder.get(approx[b], -1):
+            approx[b] = qname
+        node = qproducers.get(qname)
+        if node is not None and node.op not in QDQ_OPS and b not in compute:
+            compute[b] = node
+            compute_out[b] = qname
+
+    # the layers: graph inputs that get quantized, then every float node output with a match
+    layers = []  # (name, op, tensor, order, precision, float node or None)
+    for name in fgraph.inputs:
+        if name in approx and _qparams_of(qgraph, qmap, qproducers, qconsumers, name):
+            layers.append((name, "input", name, -1, "input", None))
+    for i, node in enumerate(fgraph.nodes):
+        for out in node.outputs:
+            if out and out in approx:
+                layers.append((node.name, node.op, out, i, _precision(qgraph, compute.get(out),
+                                                                       qproducers, qconsumers),
+                               node))
+    for _, _, t, _, precision, _ in layers:
+        if precision == "float" and t in compute_out:  # its own float output, before any Q
+            approx[t] = compute_out[t]
+    if not layers:
+        raise MobconvError(f"{qsource or 'quant_model'}: no tensor matches a tensor of "
+                           f"{fsource or 'float_model'} by name; compare a quantized model with the "
+                           "float model it was quantized from")
+    params = {t: _qparams_of(qgraph, qmap, qproducers, qconsumers, t) for _, _, t, _, _, _ in layers}
+    clip = {}
+    for t, p in params.items():
+        if p is not None:
+            scale, zp, dtype = p
+            lo, hi = qm.qrange(dtype)
+            clip[t] = (scale * (lo - zp), scale * (hi - zp))
+    acc = {t: ErrorStats() for _, _, t, _, _, _ in layers}
+    iso = {t: ErrorStats() for _, _, t, _, prec, _ in layers if prec != "input" and t in compute}
+    clipped = {t: 0 for t in clip}
+    totals = {t: 0 for _, _, t, _, _, _ in layers}
+    extremes = {t: [math.inf, -math.inf] for t in totals}
+    hists = {t: Histogram(*clip.get(t, (None, None))) for t in totals}
+    out_pairs = {}  # float graph output -> quant graph output
+    for qname in qgraph.outputs:
+        fname = qname if qname in fgraph.outputs else qmap.get(qname)
+        if fname in fgraph.outputs and fname not in out_pairs:
+            out_pairs[fname] = qname
+    out_acc = {name: ErrorStats() for name in out_pairs}
+    flips = {name: [0, 0] for name in out_acc}
+    isolated = _Isolated(qgraph, qmap, qproducers)
+
+    samples = 0
+    for feeds in _feeds_iter(data, float_model, num_samples):
+        ffeeds = {k: np.asarray(v) for k, v in feeds.items()}
+        fenv = reference_run(fgraph, ffeeds, keep_intermediates=True, source=fsource)
+        qfeeds = _quant_feeds(qgraph, ffeeds)
+        qenv = reference_run(qgraph, qfeeds, keep_intermediates=True, source=qsource)
+        for _, _, t, _, _, _ in layers:
+            ref = np.asarray(fenv[t], dtype=np.float64)
+            got = _dequantized(qgraph.values.get(approx[t]), qenv[approx[t]])
+            acc[t].add(ref, got)
+            totals[t] += ref.size
+            if ref.size:
+                extremes[t][0] = min(extremes[t][0], float(np.nanmin(ref)))
+                extremes[t][1] = max(extremes[t][1], float(np.nanmax(ref)))
+            if t in clip:
+                lo, hi = clip[t]
+                clipped[t] += int(np.count_nonzero((ref < lo) | (ref > hi)))
+            hists[t].add(ref)
+            if t in iso:
+                iso[t].add(ref, isolated.run(approx[t], t, fenv, qfeeds))
+        for name, stats in out_acc.items():
+            got = _dequantized(qgraph.values.get(out_pairs[name]), qenv[out_pairs[name]])
+            stats.add(fenv[name], got)
+            a, b = _argmax_positions(fenv[name]), _argmax_positions(got)
+            if a is not None and b is not None and a.shape == b.shape:
+                flips[name][0] += int(np.count_nonzero(a != b))
+                flips[name][1] += int(a.size)
+        samples += 1
+    if samples == 0:
+        raise UsageError("debug(): the data gave no samples (an empty iterable or folder)")
+
+    rows = []
+    for name, op, t, order, precision, node in layers:
+        s = acc[t]
+        row = LayerStats(name=name, op=op, tensor=t, order=order, precision=precision,
+                         sqnr_db=s.sqnr_db, cosine=s.cosine, max_abs_err=s.max_abs,
+                         float_min=extremes[t][0] if totals[t] else None,
+                         float_max=extremes[t][1] if totals[t] else None)
+        if precision == "input":  # quantizing an input is all its own error
+            row.isolated_sqnr_db, row.isolated_cosine, row.isolated_max_abs_err = \
+                row.sqnr_db, row.cosine, row.max_abs_err
+        elif t in iso:
+            row.isolated_sqnr_db = iso[t].sqnr_db
+            row.isolated_cosine = iso[t].cosine
+            row.isolated_max_abs_err = iso[t].max_abs
+        if t in clip:
+            row.clip_range = clip[t]
+            row.clip_rate = clipped[t] / totals[t] if totals[t] else 0.0
+        if node is not None:
+            row.weight_spread = weight_spread(fgraph, node)
+        rows.append(row)
+    rows.sort(key=lambda r: r.sort_key)
+    histograms = {}  # tensor -> (counts, edges, clip lo, clip hi, values below, above the edges)
+    for t, h in hists.items():
+        r = ranges.get(t) if ranges else None
+        lo, hi = clip.get(t, (None, None))
+        if r is not None and getattr(r, "hist", None) is not None and getattr(r, "edges", None) is not None:
+            if lo is None:
+                lo, hi = float(r.lo), float(r.hi)
+            histograms[t] = (np.asarray(r.hist), np.asarray(r.edges), lo, hi, 0, 0)
+        elif h.edges is not None:
+            histograms[t] = (h.counts, h.edges, lo, hi, h.below, h.above)
+    outputs = [OutputStats(name, s.sqnr_db, s.cosine, s.max_abs, flips[name][0], flips[name][1])
+               for name, s in out_acc.items()]
+    report = DebugReport(layers=rows, outputs=outputs, num_samples=samples, histograms=histograms,
+                         float_source=fsource, quant_source=qsource)
+    if report_dir is not None:
+        report.save(report_dir)
+    return report
+
+
+def _precision(qgraph, node, producers, consumers) -> str:
+    """"int8" when the quant graph's node computes on quantized tensors (lowered: a tensor
+    with Value.quant; QDQ form: its weight comes from a DequantizeLinear of a constant, or
+    its float inputs all come from DequantizeLinear and its output goes to QuantizeLinear),
+    else "float" (the layer fell back)."""
+    if node is None:
+        return "float"
+    vals = qgraph.values
+    names = [n for n in list(node.inputs) + list(node.outputs) if n]
+    if any(vals.get(n) is not None and vals[n].quant is not None for n in names):
+        return "int8"
+    if any(v.quant is not None and v.data is None for v in vals.values()):
+        return "float"  # a lowered graph: its int8 ops carry Value.quant, this one does not
+    excluded = qgraph.metadata.options.get("quantization.exclude", "") if qgraph.metadata else ""
+    if node.name in [e for e in excluded.split(",") if e]:
+        return "float"
+    acts = [n for n in node.inputs if n and (vals.get(n) is None or vals[n].data is None)]
+    from_dq = [n for n in acts if n in producers and producers[n].op == "DequantizeLinear"]
+    for n in from_dq:
+        src = producers[n].inputs[0]
+        if vals.get(src) is not None and vals[src].data is not None:
+            return "int8"  # a quantized weight
+    to_q = any(c.op == "QuantizeLinear" for o in node.outputs if o for c in consumers.get(o, []))
+    if acts and len(from_dq) == len(acts) and to_q:
+        return "int8"
+    return "float"
