@@ -1,0 +1,304 @@
+"""Streaming statistics of one activation tensor, and the four ways to turn them into
+a clipping range [lo, hi] for int8.
+
+Memory is bounded by construction. A `TensorObserver` holds, whatever the number of
+samples: the exact min, max and count of the finite values seen, and a histogram of
+at most `num_bins` int64 counts. Nothing of a sample is kept once `update` returns
+(large tensors are binned in chunks of CHUNK elements, so the temporaries are
+bounded too). The histogram's bins all have width w = 2^e and are anchored at 0:
+bin k counts the values in [k*w, (k+1)*w). The histogram spans the bins from
+floor(min/w) to floor(max/w); when new data no longer fits in `num_bins` bins, e
+grows and groups of 2^d bins merge into one (exact: k -> floor(k / 2^d)). e is always
+the smallest exponent that fits every value seen (and keeps bin indices below
+2^40), and bin assignment (floor(x / 2^e), a power-of-two scaling) is exact, so the
+final histogram is identical however the data was split into batches, and in
+whatever order the batches came. Zero is always a bin edge: a ReLU output's
+range starts exactly at 0.
+
+Methods (`choose_range`):
+- minmax: [min, max] seen (widened to include 0).
+- percentile: lo at the (100-p)-th percentile, hi at the p-th (each tail clipped on
+  its own side; bin edges, so never inside a bin).
+- entropy: TensorRT's KL-divergence calibration: among candidate ranges (bin
+  edges) the one whose 128-level quantized histogram diverges least from the
+  clipped one (outliers folded into the edge bins).
+- mse: the range minimising the expected squared error of quantize-dequantize with
+  256 levels over [lo, hi] (rounding error inside, clipping error outside),
+  integrated exactly over each bin assuming values spread uniformly within it;
+  a symmetric search |x| <= t, then lo and hi refined one at a time.
+
+Candidate ranges for entropy and mse are [max(min, -t), min(max, t)] for thresholds
+t on the bin grid (at most MAX_CANDIDATES of them), so a one-signed tensor keeps
+its exact zero end and only its tail is clipped.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+CHUNK = 1 << 20  # elements binned at a time (bounds the float64/int64 temporaries)
+INDEX_BITS = 40  # bin indices stay below 2^40 in magnitude
+MAX_CANDIDATES = 256
+KL_LEVELS = 128  # TensorRT's number of quantized bins
+LEVELS = 256  # int8 values over [lo, hi] (asymmetric)
+
+
+class TensorObserver:
+    """min/max/count and a fixed-size power-of-two-width histogram of one tensor."""
+
+    __slots__ = ("num_bins", "exp", "start", "counts", "min", "max", "count", "zeros",
+                 "nonfinite")
+
+    def __init__(self, num_bins: int = 2048):
+        self.num_bins = int(num_bins)
+        self.exp: Optional[int] = None  # bin width 2^exp
+        self.start = 0  # index of counts[0]'s bin
+        self.counts: Optional[np.ndarray] = None
+        self.min = math.inf
+        self.max = -math.inf
+        self.count = 0
+        self.zeros = 0  # exact zeros (ReLU outputs): on every grid, no error
+        self.nonfinite = 0
+
+    # ---- updating ---------------------------------------------------------
+
+    def _needed_exp(self) -> int:
+        """Smallest e with floor(max/2^e) - floor(min/2^e) < num_bins and indices < 2^40."""
+        absmax = max(abs(self.min), abs(self.max))
+        e = -1000 if absmax == 0 else math.frexp(absmax)[1] - INDEX_BITS
+        span = self.max - self.min
+        if span > 0:
+            e = max(e, math.frexp(span / self.num_bins)[1] - 2)
+        while math.floor(math.ldexp(self.max, -e)) - math.floor(math.ldexp(self.min, -e)) \
+                >= self.num_bins:
+            e += 1
+        return e
+
+    def _coarsen(self, d: int) -> None:
+        """Merge groups of 2^d bins (bin k -> floor(k / 2^d))."""
+        if d <= 0:
+            return
+        old = np.arange(self.start, self.start + len(self.counts), dtype=np.int64)
+        new = old >> min(d, 62)
+        merged = np.zeros(int(new[-1] - new[0]) + 1, dtype=np.int64)
+        np.add.at(merged, new - new[0], self.counts)
+        self.start, self.counts = int(new[0]), merged
+        self.exp += d
+
+    def update(self, array) -> None:
+        x = np.asarray(array).reshape(-1)
+        if x.size == 0:
+            return
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.nonfinite += int(x.size - np.count_nonzero(finite))
+            x = x[finite]
+            if x.size == 0:
+                return
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        self.count += int(x.size)
+        self.zeros += int(x.size - np.count_nonzero(x))
+        need = self._needed_exp()
+        if self.counts is None:
+            self.exp = need
+            self.start = math.floor(math.ldexp(self.min, -need))
+            self.counts = np.zeros(1, dtype=np.int64)
+        elif need > self.exp:
+            self._coarsen(need - self.exp)
+        lo_k = math.floor(math.ldexp(self.min, -self.exp))
+        hi_k = math.floor(math.ldexp(self.max, -self.exp))
+        if lo_k < self.start or hi_k >= self.start + len(self.counts):
+            grown = np.zeros(hi_k - lo_k + 1, dtype=np.int64)
+            grown[self.start - lo_k:self.start - lo_k + len(self.counts)] = self.counts
+            self.start, self.counts = lo_k, grown
+        scale = math.ldexp(1.0, -self.exp)
+        for i in range(0, x.size, CHUNK):
+            chunk = x[i:i + CHUNK].astype(np.float64)
+            chunk *= scale
+            index = np.floor(chunk, out=chunk).astype(np.int64)
+            index -= self.start
+            self.counts += np.bincount(index, minlength=len(self.counts))
+
+    # ---- reading ------------------------------------------------------------
+
+    @property
+    def width(self) -> float:
+        return math.ldexp(1.0, self.exp)
+
+    def edges(self) -> np.ndarray:
+        """The len(counts) + 1 bin edges (float64)."""
+        return np.arange(self.start, self.start + len(self.counts) + 1, dtype=np.float64) * self.width
+
+
+# ---- choosing a range -----------------------------------------------------
+
+
+def _percentile_range(counts, edges, vmin, vmax, p: float) -> tuple:
+    total = counts.sum()
+    cdf = np.cumsum(counts)
+    tail = total * (100.0 - p) / 100.0
+    # hi: upper edge of the first bin where the count at or below reaches total - tail
+    i_hi = int(np.searchsorted(cdf, total - tail, side="left"))
+    hi = min(float(edges[min(i_hi, len(counts) - 1) + 1]), vmax)
+    # lo: lower edge of the first bin where the count at or below exceeds tail
+    i_lo = int(np.searchsorted(cdf, tail, side="right"))
+    lo = max(float(edges[min(i_lo, len(counts) - 1)]), vmin)
+    return lo, hi
+
+
+def _candidates(obs: TensorObserver) -> np.ndarray:
+    """Thresholds t (multiples of the bin width) for the |x| <= t search, ascending."""
+    m_max = max(abs(obs.start), abs(obs.start + len(obs.counts)))
+    m_min = max(1, m_max // 64)
+    ms = np.unique(np.linspace(m_min, m_max, MAX_CANDIDATES).round().astype(np.int64))
+    return ms.astype(np.float64) * obs.width
+
+
+def _sq_error_table(counts, edges, levels: int = LEVELS):
+    """A function err(i, j, lo, hi) -> expected total squared quantize-dequantize error
+    of the histogram for the range [lo, hi], where bins i..j-1 lie inside it, bins
+    below i under lo and bins from j on above hi (arrays, one entry per candidate);
+    O(1) per candidate from prefix sums.
+
+    Values inside the range: rounding noise s^2/12 each (s = (hi - lo) / (levels - 1),
+    the uniform-noise model, accurate when bins are narrower than s; exact zeros are
+    left out of `counts` by the caller, zero being on the grid). Values outside: the
+    clipping error, integrated exactly over each bin for values spread uniformly in
+    it: E[(x - h)^2] = (m - h)^2 + w^2/12 for a bin of centre m and width w, summed
+    with prefix sums of c, c*m and c*(m^2 + w^2/12).
+    """
+    c = counts.astype(np.float64)
+    m = (edges[:-1] + edges[1:]) / 2.0
+    w2 = (edges[1:] - edges[:-1]) ** 2 / 12.0
+    zero = np.zeros(1)
+    s0 = np.concatenate([zero, np.cumsum(c)])
+    s1 = np.concatenate([zero, np.cumsum(c * m)])
+    s2 = np.concatenate([zero, np.cumsum(c * (m * m + w2))])
+
+    def err(i, j, lo, hi):
+        step = (hi - lo) / (levels - 1)
+        inside = (s0[j] - s0[i]) * step * step / 12.0
+        a0, a1, a2 = s0[-1] - s0[j], s1[-1] - s1[j], s2[-1] - s2[j]
+        above = a2 - 2.0 * hi * a1 + hi * hi * a0
+        below = s2[i] - 2.0 * lo * s1[i] + lo * lo * s0[i]
+        return inside + np.maximum(above, 0.0) + np.maximum(below, 0.0)
+
+    return err
+
+
+def _without_zeros(obs: "TensorObserver") -> np.ndarray:
+    """The counts with exact zeros taken out (zero is on every grid: no error)."""
+    counts = obs.counts.copy()
+    k = -obs.start  # the bin [0, w)
+    if 0 <= k < len(counts):
+        counts[k] -= obs.zeros
+    return counts
+
+
+def _tight_edges(obs: "TensorObserver") -> np.ndarray:
+    """Bin edges with the outer two moved to the min and max seen."""
+    edges = obs.edges()
+    edges[0], edges[-1] = obs.min, obs.max
+    return edges
+
+
+def _mse_range(obs: TensorObserver, counts, edges) -> tuple:
+    """Symmetric search |x| <= t over the bin edges, then hi and lo refined in turn."""
+    n = len(counts)
+    err = _sq_error_table(_without_zeros(obs), edges)
+    k0 = -obs.start  # index of the edge at 0 (outside [1, n-1] for one-signed data)
+    if k0 <= 0:  # all values >= 0: lo = 0, search hi
+        j = np.arange(1, n + 1)
+        e = err(np.zeros_like(j), j, 0.0, edges[j])
+        return 0.0, float(edges[j[int(np.argmin(e))]])
+    if k0 >= n:  # all values < 0: hi = 0, search lo
+        i = np.arange(0, n)
+        e = err(i, np.full_like(i, n), edges[i], 0.0)
+        return float(edges[i[int(np.argmin(e))]]), 0.0
+    r = np.arange(1, max(k0, n - k0) + 1)
+    i = np.maximum(k0 - r, 0)
+    j = np.minimum(k0 + r, n)
+    best = int(np.argmin(err(i, j, edges[i], edges[j])))
+    bi, bj = int(i[best]), int(j[best])
+    js, is_ = np.arange(k0 + 1, n + 1), np.arange(0, k0)
+    for _ in range(2):
+        bj = int(js[np.argmin(err(np.full_like(js, bi), js, edges[bi], edges[js]))])
+        bi = int(is_[np.argmin(err(is_, np.full_like(is_, bj), edges[is_], edges[bj]))])
+    return float(edges[bi]), float(edges[bj])
+
+
+def _kl(counts: np.ndarray, a: int, b: int) -> float:
+    """TensorRT's divergence of the clipped histogram counts[a:b] (outliers folded into
+    the end bins) from its KL_LEVELS-level quantization."""
+    sliced = counts[a:b].astype(np.float64)
+    p = sliced.copy()
+    p[0] += counts[:a].sum()
+    p[-1] += counts[b:].sum()
+    n = b - a
+    bounds = (np.arange(KL_LEVELS + 1) * n) // KL_LEVELS
+    nonzero = p != 0
+    group_sum = np.add.reduceat(sliced, bounds[:-1])
+    group_nz = np.add.reduceat(nonzero.astype(np.float64), bounds[:-1])
+    per_bin = np.divide(group_sum, group_nz, out=np.zeros_like(group_sum), where=group_nz > 0)
+    q = np.repeat(per_bin, np.diff(bounds)) * nonzero
+    p_sum, q_sum = p.sum(), q.sum()
+    if q_sum == 0:
+        return math.inf
+    p /= p_sum
+    q /= q_sum
+    mask = p > 0
+    q_m = q[mask]
+    bad = q_m == 0
+    if bad.any():  # a value the quantization cannot represent: smoothed as TensorRT does
+        q_m = np.where(bad, 1e-4 * q_m[~bad].min() if (~bad).any() else 1e-12, q_m)
+    return float(np.sum(p[mask] * np.log(p[mask] / q_m)))
+
+
+def _entropy_range(obs: TensorObserver, counts, edges) -> tuple:
+    vmin, vmax = min(obs.min, 0.0), max(obs.max, 0.0)
+    n = len(counts)
+    if n < KL_LEVELS:
+        return vmin, vmax
+    best, best_range = math.inf, (vmin, vmax)
+    seen = set()
+    for t in _candidates(obs):
+        lo, hi = max(vmin, -t), min(vmax, t)
+        a = max(0, int(math.floor(lo / obs.width)) - obs.start)
+        b = min(n, int(math.ceil(hi / obs.width)) - obs.start)
+        if b - a < KL_LEVELS or (a, b) in seen:
+            continue
+        seen.add((a, b))
+        d = _kl(counts, a, b)
+        if d < best:
+            best, best_range = d, (max(vmin, float(edges[a])), min(vmax, float(edges[b])))
+    return best_range
+
+
+def choose_range(obs: TensorObserver, method: str, percentile: float = 99.99) -> tuple:
+    """(lo, hi) with lo <= 0 <= hi for the observed tensor, by `method`."""
+    vmin, vmax = min(obs.min, 0.0), max(obs.max, 0.0)
+    if obs.counts is None or method == "minmax" or vmin == vmax:
+        return vmin, vmax
+    counts, edges = obs.counts, _tight_edges(obs)
+    if method == "percentile":
+        lo, hi = _percentile_range(counts, edges, vmin, vmax, percentile)
+    elif method == "entropy":
+        lo, hi = _entropy_range(obs, _without_zeros(obs), edges)
+    elif method == "mse":
+        lo, hi = _mse_range(obs, counts, edges)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return min(max(lo, vmin), 0.0), max(min(hi, vmax), 0.0)
+
+
+def clipped_fraction(obs: TensorObserver, lo: float, hi: float) -> float:
+    """Fraction of the values seen in bins entirely outside [lo, hi] (0 when not clipped)."""
+    if obs.counts is None or obs.count == 0:
+        return 0.0
+    edges = obs.edges()
+    below = int(obs.counts[edges[1:] <= lo].sum()) if lo > obs.min else 0
+    above = int(obs.counts[edges[:-1] >= hi].sum()) if hi < obs.max else 0
+    return (below + above) / obs.count
