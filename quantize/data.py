@@ -352,8 +352,9 @@ def _image_geometry(spec: _Spec) -> tuple:
     """(layout, channels, H, W) of an image input, else CalibrationDataError."""
     shape = spec.shape
     layout = spec.layout
-    if len(shape) == 4 and not layout:
-        layout = "NCHW" if shape[1] in (1, 3) else "NHWC" if shape[3] in (1, 3) else ""
+    if len(shape) == 4 and (not layout or shape[1] not in (1, 3)):
+        # the ONNX frontend declares every float rank-4 input NCHW: trust the channel dim
+        layout = "NCHW" if shape[1] in (1, 3) else "NHWC" if shape[3] in (1, 3) else layout
     if len(shape) != 4 or layout not in ("NCHW", "NHWC"):
         raise CalibrationDataError(
             f"input {spec.name!r} {_fmt_shape(shape)} is not an image tensor (N, C, H, W) with 1 "
