@@ -173,6 +173,10 @@ class DebugReport:
     histograms: dict = field(default_factory=dict)
     float_source: Optional[str] = None
     quant_source: Optional[str] = None
+    # when the per-layer reference is the float graph as the quantizer saw it (split,
+    # equalized): what changed, and the SQNR of its outputs against float_model's (dB)
+    reference_note: Optional[str] = None
+    reference_sqnr_db: Optional[float] = None
 
     def worst(self, n: int = 10) -> list:
         return self.layers[:n]
@@ -330,6 +334,40 @@ def _feeds_iter(data, float_model, num_samples):
     return iter(calibration_feeds(data, float_model, num_samples=num_samples))
 
 
+def quantization_metadata(graph) -> dict:
+    """The `quantization.*` metadata of a model quantized by mobconv (key without prefix)."""
+    meta = graph.metadata
+    found = {}
+    for table in (getattr(meta, "options", None) or {}, getattr(meta, "extra", None) or {}):
+        for key, value in table.items():
+            if str(key).startswith("quantization."):
+                found[str(key)[len("quantization."):]] = str(value)
+    return found
+
+
+def aligned_float_graph(float_graph, quant_graph):
+    """The float graph as mobconv's quantizer saw it, so its intermediate tensors are the ones
+    the quantized model approximates: fused forms without an integer rule split
+    (qdq.prepare, output-equal) and, when the quantized model records
+    `quantization.equalize=true`, cross-layer equalization applied (which rescales
+    intermediate channels). Other models: `float_graph` itself."""
+    meta = quantization_metadata(quant_graph)
+    if "scheme" not in meta:
+        return float_graph
+    graph = float_graph
+    try:
+        from .qdq import prepare
+
+        graph = prepare(graph)
+    except ImportError:
+        pass
+    if meta.get("equalize") == "true":
+        from .equalize import equalize
+
+        graph = equalize(graph.copy() if graph is float_graph else graph)
+    return graph
+
+
 def _quant_feeds(quant_graph, feeds):
     out = {}
     for name in quant_graph.inputs:
@@ -417,6 +455,8 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     qsource = getattr(quant_model, "source", None)
     if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
         raise UsageError(f"debug(): num_samples must be a positive integer, got {num_samples!r}")
+    fgraph_out = fgraph  # the user's float model: the reference of the graph outputs
+    fgraph = aligned_float_graph(fgraph, qgraph)  # what the quantizer quantized: per-layer reference
     qmap = match_tensors(fgraph, qgraph)
     qproducers = qgraph.producers()
     qconsumers = qgraph.consumers()
@@ -471,10 +511,11 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     hists = {t: Histogram(*clip.get(t, (None, None))) for t in totals}
     out_pairs = {}  # float graph output -> quant graph output
     for qname in qgraph.outputs:
-        fname = qname if qname in fgraph.outputs else qmap.get(qname)
-        if fname in fgraph.outputs and fname not in out_pairs:
+        fname = qname if qname in fgraph_out.outputs else qmap.get(qname)
+        if fname in fgraph_out.outputs and fname not in out_pairs:
             out_pairs[fname] = qname
     out_acc = {name: ErrorStats() for name in out_pairs}
+    ref_acc = ErrorStats()  # aligned float graph vs the user's float model, at the outputs
     flips = {name: [0, 0] for name in out_acc}
     isolated = _Isolated(qgraph, qmap, qproducers)
 
@@ -482,6 +523,11 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     for feeds in _feeds_iter(data, float_model, num_samples):
         ffeeds = {k: np.asarray(v) for k, v in feeds.items()}
         fenv = reference_run(fgraph, ffeeds, keep_intermediates=True, source=fsource)
+        fout = fenv if fgraph is fgraph_out else reference_run(fgraph_out, ffeeds, source=fsource)
+        if fout is not fenv:
+            for name in fgraph_out.outputs:
+                if name in fenv:
+                    ref_acc.add(fout[name], fenv[name])
         qfeeds = _quant_feeds(qgraph, ffeeds)
         qenv = reference_run(qgraph, qfeeds, keep_intermediates=True, source=qsource)
         for _, _, t, _, _, _ in layers:
@@ -500,8 +546,8 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
                 iso[t].add(ref, isolated.run(approx[t], t, fenv, qfeeds))
         for name, stats in out_acc.items():
             got = _dequantized(qgraph.values.get(out_pairs[name]), qenv[out_pairs[name]])
-            stats.add(fenv[name], got)
-            a, b = _argmax_positions(fenv[name]), _argmax_positions(got)
+            stats.add(fout[name], got)
+            a, b = _argmax_positions(fout[name]), _argmax_positions(got)
             if a is not None and b is not None and a.shape == b.shape:
                 flips[name][0] += int(np.count_nonzero(a != b))
                 flips[name][1] += int(a.size)
@@ -544,6 +590,11 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
                for name, s in out_acc.items()]
     report = DebugReport(layers=rows, outputs=outputs, num_samples=samples, histograms=histograms,
                          float_source=fsource, quant_source=qsource)
+    if fgraph is not fgraph_out:
+        how = ("equalized (quantization.equalize=true) and with fused activations split"
+               if quantization_metadata(qgraph).get("equalize") == "true" else "with fused activations split")
+        report.reference_note = f"per-layer reference: the float graph as the quantizer saw it, {how}"
+        report.reference_sqnr_db = ref_acc.sqnr_db
     if report_dir is not None:
         report.save(report_dir)
     return report
@@ -562,8 +613,9 @@ def _precision(qgraph, node, producers, consumers) -> str:
         return "int8"
     if any(v.quant is not None and v.data is None for v in vals.values()):
         return "float"  # a lowered graph: its int8 ops carry Value.quant, this one does not
-    excluded = qgraph.metadata.options.get("quantization.exclude", "") if qgraph.metadata else ""
-    if node.name in [e for e in excluded.split(",") if e]:
+    meta = quantization_metadata(qgraph)
+    excluded = meta.get("exclude", "").split(",") + meta.get("fallback", "").split(",")
+    if node.name in [e for e in excluded if e]:
         return "float"
     acts = [n for n in node.inputs if n and (vals.get(n) is None or vals[n].data is None)]
     from_dq = [n for n in acts if n in producers and producers[n].op == "DequantizeLinear"]

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from .report import display_name as _short
+
 INT8_COLOUR = "#3b75af"
 FLOAT_COLOUR = "#e8871e"
 INPUT_COLOUR = "#8c8c8c"
@@ -26,14 +28,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _short(text: str, width: int = 40) -> str:
-    text = str(text)
-    if len(text) <= width:
-        return text
-    keep = width - 3
-    return text[: (keep + 1) // 2] + "..." + text[len(text) - keep // 2:]
 
 
 def _finite_cap(values) -> float:

@@ -7,6 +7,7 @@
   histograms.png   float activation histograms of the worst layers, clipping range drawn
 and returns their paths. JSON schema (version 1):
   {"version": 1, "num_samples": int, "float_model": str|null, "quant_model": str|null,
+   "reference_note": str|null, "reference_sqnr_db": float|null,
    "outputs": [{"name", "sqnr_db", "cosine", "max_abs_err", "argmax_flips", "argmax_total"}],
    "layers": [{"rank", "name", "op", "tensor", "order", "precision", "sqnr_db", "cosine",
                "max_abs_err", "isolated_sqnr_db", "isolated_cosine", "isolated_max_abs_err",
@@ -42,12 +43,20 @@ def _num(x, fmt) -> str:
     return format(x, fmt)
 
 
-def _short(text: str, width: int = 36) -> str:
-    text = str(text)
-    if len(text) <= width:
-        return text
-    keep = width - 3
-    return text[: (keep + 1) // 2] + "..." + text[len(text) - keep // 2:]
+def display_name(name, width: int = 40) -> str:
+    """A layer name short enough for a table or a plot: PyTorch-export path components
+    that only repeat the next one's prefix are dropped ('/features/features.3/body/body.2/
+    body.2.0/Conv' -> '/features.3/body.2.0/Conv'), then a long name keeps its end."""
+    parts = str(name).split("/")
+    kept = [p for i, p in enumerate(parts)
+            if not (p and i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    text = "/".join(kept)
+    if len(text) > width:
+        text = "..." + text[len(text) - width + 3:]
+    return text
+
+
+_short = display_name
 
 
 def _table(rows, headers) -> str:
@@ -80,8 +89,11 @@ def format_table(report, top=20) -> str:
                                  "max err", "clipped", "w spread"))]
     lines.append("  own SQNR: the layer alone on float inputs (error created here); SQNR: its output "
                  "in the quantized run (error accumulated); float*: the layer stayed float")
+    if report.reference_note:
+        lines.append(f"  {report.reference_note}; its outputs vs the float model: SQNR "
+                     f"{_db(report.reference_sqnr_db)} dB")
     if report.outputs:
-        lines.append("Outputs:")
+        lines.append("Outputs (vs the float model):")
         for o in report.outputs:
             flips = (f", argmax flips {o.argmax_flips}/{o.argmax_total}" if o.argmax_total else "")
             lines.append(f"  {o.name}: SQNR {_db(o.sqnr_db)} dB, cosine {o.cosine:.6f}, "
@@ -111,7 +123,9 @@ def to_json(report) -> dict:
                 "argmax_total": o.argmax_total} for o in report.outputs]
     return {"version": JSON_VERSION, "num_samples": report.num_samples,
             "float_model": report.float_source, "quant_model": report.quant_source,
-            "sqnr_note": "dB; null means no error (+inf)", "outputs": outputs, "layers": layers}
+            "sqnr_note": "dB; null means no error (+inf)",
+            "reference_note": report.reference_note, "reference_sqnr_db": _json_float(report.reference_sqnr_db),
+            "outputs": outputs, "layers": layers}
 
 
 def write_report(report, directory) -> list:
