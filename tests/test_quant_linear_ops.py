@@ -214,8 +214,9 @@ def test_runtime_matches_the_reference_on_degenerate_scales():
 
 def test_onnxruntime_qdq_model_converts_and_runs(tmp_path):
     """A Conv+Relu model quantized by onnxruntime.quantization (QDQ, per-channel int8) converts
-    through the pass-through Q/DQ ops and runs on both backends: float ops on fake-quantized
-    values, within one output step of onnxruntime's own int8 execution (measured: equal)."""
+    to an int8 Conv (passes.lower_qdq) and runs on both backends within one output step of
+    onnxruntime's own int8 execution (fixed-point vs onnxruntime's float requantization:
+    measured 99.4% equal, the rest 1 step)."""
     import logging
 
     import onnx
@@ -254,4 +255,4 @@ def test_onnxruntime_qdq_model_converts_and_runs(tmp_path):
     for backend in ("reference", "runtime"):
         got = converted.run({"x": x}, backend=backend)["y"]
         steps = np.abs(got - want) / out_scale
-        assert steps.max() <= 1.0001 and (steps < 0.5).mean() >= 0.999, backend
+        assert steps.max() <= 1.0001 and (steps < 0.5).mean() >= 0.99, backend

@@ -2,6 +2,9 @@
 
 `optimize(graph)` runs `DEFAULT_PIPELINE` repeatedly until no pass changes the
 graph (at most `MAX_ROUNDS` rounds). The order matters within a round:
+- lower_qdq first: it matches DequantizeLinear -> op -> QuantizeLinear (a QDQ model)
+  before constant folding turns a weight's DequantizeLinear into a float constant and
+  before the fusions rewrite the float ops between the boundaries;
 - identity_removal and constant_folding first, so later matchers see direct
   producer -> consumer edges and constant operands;
 - dead_code right after, so "has no other reader" checks are not fooled by
@@ -28,8 +31,10 @@ from .fold_pad import fold_pad
 from .fuse_activation import fuse_activation
 from .fuse_residual import fuse_residual
 from .identity_removal import identity_removal
+from .lower_qdq import lower_qdq_pass
 
 PASSES = {
+    "lower_qdq": lower_qdq_pass,
     "identity_removal": identity_removal,
     "constant_folding": constant_folding,
     "dead_code": dead_code,
@@ -41,6 +46,7 @@ PASSES = {
 }
 
 DEFAULT_PIPELINE = (
+    "lower_qdq",
     "identity_removal",
     "constant_folding",
     "dead_code",

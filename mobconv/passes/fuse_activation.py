@@ -37,6 +37,8 @@ def fuse_activation(graph) -> bool:
             continue
         if not uses.only_reader(act.inputs[0], act):
             continue
+        if graph.values[act.inputs[0]].quant is not None:  # int8: lower_qdq fuses what the spec allows
+            continue
         fused = _fused_form(uses, act)
         if fused is None:
             continue

@@ -114,8 +114,9 @@ class NodeContext:
         self.graph.add_constant(name, np.asarray(data))
         return name
 
-    def emit(self, op: str, inputs, outputs, attrs=None) -> None:
-        """Add one IR node (shape-inferred right away when its inputs are known)."""
+    def emit(self, op: str, inputs, outputs, attrs=None, fold: bool = True) -> None:
+        """Add one IR node (shape-inferred right away when its inputs are known); fold=False
+        keeps a node of constant inputs (a weight's DequantizeLinear, for lower_qdq)."""
         name = self.name if self._emitted == 0 else self.graph.unique_name(f"{self.name}/{op}")
         self._emitted += 1
         inputs, outputs = list(inputs), list(outputs)
@@ -123,7 +124,7 @@ class NodeContext:
             inputs.pop()
         while outputs and not outputs[-1]:
             outputs.pop()
-        if self._fold(op, inputs, outputs, attrs, name):
+        if fold and self._fold(op, inputs, outputs, attrs, name):
             return
         dims = None
         if self.symbolic is not None:
@@ -330,7 +331,7 @@ class NodeContext:
                 self.graph.add_constant(out, np.array(data))
         return True
 
-    def passthrough(self, ir_op: str, inputs=None, attrs=None, drop=(), outputs=None) -> None:
+    def passthrough(self, ir_op: str, inputs=None, attrs=None, drop=(), outputs=None, fold: bool = True) -> None:
         """Emit `ir_op` with this node's attributes copied (after checking they are known).
 
         `attrs` overrides/extends the copied ones; `drop` names ONNX attributes
@@ -351,7 +352,7 @@ class NodeContext:
         out_attrs.update(attrs or {})
         ins = self.inputs if inputs is None else inputs
         outs = self.outputs if outputs is None else outputs
-        self.emit(ir_op, ins, outs, out_attrs)
+        self.emit(ir_op, ins, outs, out_attrs, fold=fold)
 
     def attr_as_input(self, name: str, dtype, default=None) -> str:
         """An old-opset attribute turned into a constant input ('' when absent)."""
