@@ -38,6 +38,7 @@ from .converters import is_supported, load_converters
 
 MIN_OPSET, MAX_OPSET = 6, 28
 DEFAULT_DOMAINS = ("", "ai.onnx")
+EXTRA_DOMAINS = ("com.microsoft",)  # ops converted when registered as "com.microsoft.Op"
 
 
 def load_onnx(model: Union[str, os.PathLike, "onnx.ModelProto"], input_shapes: Optional[dict] = None) -> Graph:
@@ -190,7 +191,7 @@ def _check_supported(model, source: str) -> None:
     missing: dict = {}
     for node, name in zip(model.graph.node, _node_names(model)):
         t = op_type_name(node)
-        if node.domain not in DEFAULT_DOMAINS or not is_supported(t):
+        if (node.domain not in DEFAULT_DOMAINS + EXTRA_DOMAINS) or not is_supported(t):
             missing.setdefault(t, []).append(name)
     if missing:
         raise UnsupportedOpsError(source, missing, "ONNX", "op")
@@ -323,7 +324,7 @@ def _convert_nodes(graph, model, opset: int, source: str) -> None:
                     "initializer defines (nodes must be topologically sorted)"
                 )
         _check_input_types(cx, graph, opset)
-        registry.get(node.op_type)(cx)
+        registry.get(op_type_name(node))(cx)
     _drop_dead_shape_nodes(graph, symbolic, [o.name for o in model.graph.output])
 
 
@@ -335,6 +336,8 @@ _ONNX_TYPE_NAMES = {"float32": "float", "float16": "float16", "bfloat16": "bfloa
 def _check_input_types(cx, graph, opset: int) -> None:
     """The node's input dtypes against its ONNX schema's type constraints (Abs of a
     bool tensor is refused by onnxruntime and by the mobconv runtime alike)."""
+    if cx.node.domain not in DEFAULT_DOMAINS:
+        return  # other domains: the converter checks its inputs
     try:
         schema = onnx.defs.get_schema(cx.op_type, opset, "")
     except Exception:  # noqa: BLE001 - no schema in this onnx version: nothing to check
