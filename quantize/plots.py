@@ -31,8 +31,10 @@ def _pyplot():
 
 
 def _finite_cap(values) -> float:
+    """Right edge of the SQNR axis: a little past the largest finite value, at most 100 dB
+    (an exact or nearly exact layer would squash the others; it is labelled instead)."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    top = max(finite) if finite else 40.0
+    top = min(max(finite), 100.0) if finite else 40.0
     return max(top * 1.1, top + 5.0, 10.0)
 
 
@@ -43,7 +45,9 @@ def plot_sqnr(report, path: str) -> str:
 
     rows = sorted(report.layers, key=lambda r: r.order)
     n = max(len(rows), 1)
-    cap = _finite_cap([r.sqnr_db for r in rows] + [r.isolated_sqnr_db for r in rows])
+    layer_rows = [r for r in rows if r.precision != "input"] or rows
+    cap = _finite_cap([r.sqnr_db for r in layer_rows] + [r.isolated_sqnr_db for r in layer_rows]
+                      + [o.sqnr_db for o in report.outputs])
     height = min(max(2.5, 0.28 * n + 1.6), 60.0)
     fig, ax = plt.subplots(figsize=(10, height), dpi=100)
     y = np.arange(len(rows))
@@ -54,7 +58,7 @@ def plot_sqnr(report, path: str) -> str:
             return None
         if math.isinf(v):
             return cap if v > 0 else 0.0
-        return max(v, 0.0)
+        return min(max(v, 0.0), cap)
 
     acc = [shown(r.sqnr_db) for r in rows]
     ax.barh(y, acc, color=[colours.get(r.precision, INT8_COLOUR) for r in rows], height=0.7)
@@ -62,12 +66,17 @@ def plot_sqnr(report, path: str) -> str:
     own_x = [shown(rows[i].isolated_sqnr_db) for i in own_y]
     ax.scatter(own_x, own_y, marker="D", s=22, color=OWN_COLOUR, zorder=3)
     for i, r in enumerate(rows):
-        if r.sqnr_db is not None and math.isinf(r.sqnr_db) and r.sqnr_db > 0:
-            ax.text(cap, i, " exact", va="center", fontsize=7)
+        if r.sqnr_db is not None and r.sqnr_db > cap:
+            label = "exact" if math.isinf(r.sqnr_db) else f"{r.sqnr_db:.0f} dB"
+            ax.text(cap, i, f" {label}", va="center", fontsize=7)
+    for k, o in enumerate(report.outputs[:3]):
+        if o.sqnr_db is not None and math.isfinite(o.sqnr_db):
+            ax.axvline(min(max(o.sqnr_db, 0.0), cap), color="black", linestyle=":", linewidth=1.2,
+                       label=f"model output {_short(o.name, 24)}: {o.sqnr_db:.1f} dB")
     ax.set_yticks(y)
     ax.set_yticklabels([f"{_short(r.name)} ({r.op})" for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, cap * 1.12)
+    ax.set_xlim(0, cap * 1.15)
     ax.set_xlabel("SQNR vs float (dB, higher is better)")
     ax.set_title(f"Per-layer SQNR of the quantized model ({report.num_samples} sample(s))")
     ax.grid(axis="x", alpha=0.3)
@@ -77,6 +86,7 @@ def plot_sqnr(report, path: str) -> str:
                       label="layer alone on float inputs (own error)")]
     if any(r.precision == "input" for r in rows):
         handles.insert(2, Patch(color=INPUT_COLOUR, label="graph input (quantized)"))
+    handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path)
