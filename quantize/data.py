@@ -115,6 +115,11 @@ class CalibrationData:
         self.reiterable = reiterable
         self._rewind = rewind
         self._passes = 0
+        self.samples_seen = 0  # samples yielded by the last complete or partial pass
+
+    @property
+    def _samples_seen(self) -> int:  # the name quantize/api.py reads
+        return self.samples_seen
 
     def describe(self) -> str:
         return self._description
@@ -131,13 +136,14 @@ class CalibrationData:
         if self._passes and self._rewind is not None:
             self._rewind()
         self._passes += 1
-        count = 0
+        count = self.samples_seen = 0
         for label, item, split in self._produce():
             for sub_label, feeds in self._samples(label, item, split):
                 if self.num_samples is not None and count >= self.num_samples:
                     return
-                yield self._check(sub_label, feeds)
-                count += 1
+                checked = self._check(sub_label, feeds)
+                count = self.samples_seen = count + 1
+                yield checked
             if self.num_samples is not None and count >= self.num_samples:
                 return
         if count == 0:
