@@ -390,15 +390,19 @@ def test_interpreter_refuses_incomplete_or_unknown_quantized_nodes():
         run(g, {"x": x})
 
 
-def test_runtime_refuses_int8_conv_cleanly():
+def test_runtime_refuses_a_quantized_op_without_integer_kernel_cleanly():
+    # the int8 Conv runs (tests/test_runtime_int8.py); a quantized Sigmoid has no integer form
     from mobconv import runtime
     from mobconv.formats.writer import to_bytes
 
     if not runtime.available():
         pytest.fail("the C++ runtime is not built")
-    data = to_bytes(_int8_conv_graph())
-    with pytest.raises(MobconvError, match=r"operator 0 \('conv1', Conv\): no kernel for input dtype int8"):
-        runtime.Interpreter(data)
+    g = _int8_conv_graph()
+    g.nodes[1].op = "Sigmoid"
+    g.nodes[1].inputs = ["y"]
+    with pytest.raises(MobconvError, match=r"UNSUPPORTED: .*op 'flat' \(Sigmoid\): no integer kernel for a "
+                                           r"quantized Sigmoid"):
+        runtime.Interpreter(to_bytes(g))
 
 
 def test_relu_and_global_average_pool_by_hand():

@@ -23,6 +23,11 @@ InferFn find_infer(OpType op) {
   return i < table().size() ? table()[i] : nullptr;
 }
 
+InferFn registered_infer(OpType op) {
+  size_t i = static_cast<size_t>(op);
+  return i < table().size() ? table()[i] : nullptr;
+}
+
 size_t max_tensor_bytes() {
   static const size_t limit = [] {
     const char* env = std::getenv("MOBRT_MAX_TENSOR_BYTES");

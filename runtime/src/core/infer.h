@@ -14,6 +14,10 @@ using InferFn = Status (*)(KernelContext& ctx);
 
 void register_infer(OpType op, InferFn fn);
 InferFn find_infer(OpType op);
+// The table entry as registered so far, without building the kernel registry:
+// for a registration function that wraps the shape functions registered before it
+// (the quantized forms, src/cpu/reference/quant_ops.cpp).
+InferFn registered_infer(OpType op);
 
 // Limit on any one tensor's bytes (env MOBRT_MAX_TENSOR_BYTES, default 4 GiB).
 size_t max_tensor_bytes();

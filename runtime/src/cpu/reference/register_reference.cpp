@@ -1,5 +1,6 @@
 // register_reference.cpp: the scalar reference kernel set (Isa::Scalar),
 // one registration function per op family file.
+#include "cpu/reference/quant_ops.h"
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
@@ -23,6 +24,7 @@ void register_reference_kernels(KernelRegistry& r) {
   ref::register_grid_sample(r);
   ref::register_nms(r);
   ref::register_quantize_linear(r);
+  ref::register_quant(r);  // last: wraps the shape functions registered above
 }
 
 }  // namespace mobrt

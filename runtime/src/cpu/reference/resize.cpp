@@ -12,25 +12,17 @@
 //      renormalized) and 1 otherwise; exclude_outside drops taps outside
 //      the input and renormalizes; remaining taps clamp to the edge;
 //   3. tf_crop_and_resize writes extrapolation_value where x is outside.
-#include "cpu/reference/ref.h"
+#include "cpu/reference/resize_geometry.h"
 
 namespace mobrt {
 namespace ref {
 namespace {
 
-struct ResizeP {
-  Shape out;
-  std::vector<double> scale;
-  std::vector<int> axes;
-  std::vector<double> roi_start, roi_end;  // per dim (tf_crop_and_resize)
-  std::string mode, ctm, nearest;
-  bool antialias = false, exclude_outside = false;
-  double cubic_a = -0.75, extrapolation = 0;
-};
-
 bool present(const KernelContext& ctx, int i) {
   return ctx.num_inputs > i && ctx.inputs[i].present() && ctx.inputs[i].numel() > 0;
 }
+
+}  // namespace
 
 Status resize_params(const KernelContext& ctx, ResizeP* p) {
   Status s = need_dtype(ctx, 0, {DType::F32});
@@ -136,6 +128,8 @@ Status resize_params(const KernelContext& ctx, ResizeP* p) {
   return Status::Ok();
 }
 
+namespace {
+
 Status infer_resize(KernelContext& ctx) {
   ResizeP p;
   Status s = resize_params(ctx, &p);
@@ -171,14 +165,7 @@ double cubic(double t, double a) {
   return 0;
 }
 
-// Taps of every output index along one axis: `ntaps` (index, weight) pairs
-// each, and whether the output is outside the input (tf_crop_and_resize).
-struct AxisTaps {
-  int ntaps = 1;
-  std::vector<int64_t> idx;
-  std::vector<double> w;
-  std::vector<char> outside;
-};
+}  // namespace
 
 AxisTaps axis_taps(const ResizeP& p, int d, int64_t n_in, int64_t n_out) {
   AxisTaps t;
@@ -228,6 +215,8 @@ AxisTaps axis_taps(const ResizeP& p, int d, int64_t n_in, int64_t n_out) {
   }
   return t;
 }
+
+namespace {
 
 Status run_resize(KernelContext& ctx) {
   ResizeP p;

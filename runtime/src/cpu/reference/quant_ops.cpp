@@ -1,0 +1,950 @@
+// quant_ops.cpp: the quantized forms of the reference ops (int8 and uint8
+// tensors with scale/zero point), bit for bit the numpy integer oracle
+// mobconv/ops/quant_math.py; the rules are docs/quantization.md's.
+//
+// One op set: a quantized Conv is the Conv op whose tensors carry quantization
+// parameters. A node is quantized when any of its inputs or outputs carries them
+// (the reference interpreter's rule). Every op's shape function is wrapped here:
+// a quantized node is checked by its integer form's rules at prepare (parameters
+// present, per tensor where required, finite positive scales, zero points in the
+// dtype's range, representable multipliers, fused activation Relu/Clip only) and
+// an op with no integer form is refused by name; an unquantized node runs the
+// op's own shape function unchanged.
+//
+// Kernels, registered under (op, int8/uint8, scalar):
+//   computing ops  Conv (grouped, depthwise), MatMul, Gemm, Add, Mul, Concat,
+//                  AveragePool, GlobalAveragePool, Relu, Resize (nearest, linear);
+//   selecting ops  MaxPool (pool.cpp's integer kernel), GlobalMaxPool, Clip and the
+//                  element-moving ops (their dtype-generic kernels) compute
+//                  exactly on the integers and must keep the input's parameters.
+// Where a dtype-generic kernel exists (Add, Mul, Concat), an unquantized int8
+// node still runs it (plain integer arithmetic).
+//
+// Integer data is zero-point-corrected into int32 buffers first (|x - zp| <= 255);
+// sums are formed in int64 and an accumulator outside int32 is a run-time error,
+// as in the oracle.
+#include "cpu/reference/quant_ops.h"
+
+#include <atomic>
+
+#include "core/infer.h"
+#include "cpu/reference/quant_fixed_point.h"
+#include "cpu/reference/resize_geometry.h"
+#include "cpu/reference/window.h"
+
+namespace mobrt {
+namespace ref {
+namespace {
+
+using quant::Multiplier;
+
+constexpr size_t kNumOps = static_cast<size_t>(fb::OpType_MAX) + 1;
+InferFn g_plain[kNumOps] = {};  // the shape functions registered before ours
+
+// ---- parameters ---------------------------------------------------------------------------
+
+bool is_q8(DType d) { return d == DType::I8 || d == DType::U8; }
+
+void qrange(DType d, int64_t* lo, int64_t* hi) {
+  *lo = d == DType::I8 ? -128 : 0;
+  *hi = d == DType::I8 ? 127 : 255;
+}
+
+int64_t zp_at(const QuantParams& q, int i) { return q.zero_points ? q.zero_points[i] : 0; }
+
+std::string op_name(const KernelContext& ctx) { return fb::EnumNameOpType(ctx.op_type); }
+
+Status refuse(const KernelContext& ctx, const std::string& rule) {
+  Status s = ctx.error(rule);
+  s.code = StatusCode::kUnsupported;
+  return s;
+}
+
+bool node_quantized(const KernelContext& ctx) {
+  for (int i = 0; i < ctx.num_inputs; ++i)
+    if (ctx.inputs[i].present() && ctx.inputs[i].quant) return true;
+  for (int o = 0; o < ctx.num_outputs; ++o)
+    if (ctx.outputs[o].quant) return true;
+  return false;
+}
+
+// Scales finite and > 0; zero points within the tensor's dtype range (int8/uint8).
+Status check_params(const KernelContext& ctx, const TensorView& v, const std::string& what) {
+  const QuantParams& q = *v.quant;
+  for (int i = 0; i < q.count; ++i) {
+    float s = q.scales[i];
+    if (!(std::isfinite(s) && s > 0))
+      return refuse(ctx, what + ": scales must be finite and > 0, got " + std::to_string(s));
+    if (is_q8(v.dtype)) {
+      int64_t lo, hi;
+      qrange(v.dtype, &lo, &hi);
+      int64_t z = zp_at(q, i);
+      if (z < lo || z > hi)
+        return refuse(ctx, what + ": zero point " + std::to_string(z) + " is outside the " + dtype_name(v.dtype) +
+                               " range");
+    }
+  }
+  return Status::Ok();
+}
+
+struct PerTensor {
+  float scale = 1.f;
+  int64_t zp = 0;
+};
+
+Status per_tensor(const KernelContext& ctx, const TensorView& v, const std::string& what, PerTensor* out) {
+  if (!v.quant) return refuse(ctx, what + " has no quantization parameters");
+  if (v.quant->count != 1)
+    return refuse(ctx, what + " must be quantized per tensor, got " + std::to_string(v.quant->count) + " scales");
+  Status s = check_params(ctx, v, what);
+  if (!s.ok()) return s;
+  out->scale = v.quant->scales[0];
+  out->zp = zp_at(*v.quant, 0);
+  return Status::Ok();
+}
+
+// quant_math._same_params: both per tensor, equal float32 scale and zero point.
+bool same_params(const TensorView& a, const TensorView& b) {
+  if (!a.quant || !b.quant || a.quant->count != 1 || b.quant->count != 1) return false;
+  return a.quant->scales[0] == b.quant->scales[0] && zp_at(*a.quant, 0) == zp_at(*b.quant, 0);
+}
+
+Status need_q8(const KernelContext& ctx, const TensorView& v, const std::string& what) {
+  if (!is_q8(v.dtype))
+    return refuse(ctx, "a quantized " + op_name(ctx) + " needs " + what + " int8 or uint8, got " + dtype_name(v.dtype));
+  return Status::Ok();
+}
+
+Status multiplier(const KernelContext& ctx, double real, Multiplier* m) {
+  quant::MultiplierError e = quant::quantize_multiplier(real, m);
+  if (e == quant::MultiplierError::kOk) return Status::Ok();
+  return refuse(ctx, "requantization multiplier " + std::to_string(real) +
+                         (e == quant::MultiplierError::kTooLarge ? " is too large (must be < 2^31)"
+                                                                : " must be a finite number >= 0"));
+}
+
+// The clamp range of an output with a fused activation (docs/quantization.md section 4).
+Status activation_range(const KernelContext& ctx, const TensorView& y, int64_t* lo, int64_t* hi) {
+  qrange(y.dtype, lo, hi);
+  std::string name = ctx.attrs->get_string("activation");
+  if (name.empty()) return Status::Ok();
+  Activation act;
+  Status s = Activation::parse(*ctx.attrs, &act);
+  if (!s.ok()) return ctx.error(s.message);
+  const float scale = y.quant->scales[0];
+  const int64_t zp = zp_at(*y.quant, 0);
+  if (act.kind == Activation::Kind::Relu) {
+    *lo = std::max(*lo, zp);
+    return Status::Ok();
+  }
+  if (act.kind == Activation::Kind::Clip) {
+    int64_t dlo = *lo, dhi = *hi;
+    int64_t qa = std::isinf(act.a) ? dlo : quant::quantize_value(act.a, scale, zp, dlo, dhi);
+    int64_t qb = std::isinf(act.b) ? dhi : quant::quantize_value(act.b, scale, zp, dlo, dhi);
+    *lo = std::max(dlo, qa);
+    *hi = std::min(dhi, qb);
+    return Status::Ok();
+  }
+  return refuse(ctx, "fused activation '" + name +
+                         "' cannot be fused into a quantized output (only Relu and Clip can; others run dequantized)");
+}
+
+// Every present input (but `skip`) and every output carries parameters.
+Status need_all_params(const KernelContext& ctx, int skip = -1) {
+  std::string missing;
+  for (int i = 0; i < ctx.num_inputs; ++i)
+    if (i != skip && ctx.inputs[i].present() && !ctx.inputs[i].quant)
+      missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  bool out_missing = false;
+  for (int o = 0; o < ctx.num_outputs; ++o)
+    if (ctx.outputs[o].rank >= 0 && !ctx.outputs[o].quant) out_missing = true;
+  if (missing.empty() && !out_missing) return Status::Ok();
+  return refuse(ctx, "a quantized " + op_name(ctx) + " needs quantization parameters on every input and output (missing on " +
+                         (missing.empty() ? std::string("an output") : "input " + missing) + ")");
+}
+
+// The op's own shape function on float32 views of `inputs` (its shape rules hold
+// for the integer form); output 0 then takes dtype `out`.
+Status infer_as_float(KernelContext& ctx, std::initializer_list<int> inputs, DType out) {
+  std::vector<TensorView> in(ctx.inputs, ctx.inputs + ctx.num_inputs);
+  for (int i : inputs)
+    if (i < ctx.num_inputs && in[i].present()) in[i].dtype = DType::F32;
+  KernelContext c = ctx;
+  c.inputs = in.data();
+  Status s = g_plain[ctx.op_type](c);
+  if (!s.ok()) return s;
+  ctx.outputs[0].dtype = out;
+  return Status::Ok();
+}
+
+// Declared dtype of output 0 (the view holds the file's dtype while shapes are inferred).
+Status out_q8(const KernelContext& ctx, DType* out) {
+  *out = ctx.outputs[0].dtype;
+  return need_q8(ctx, ctx.outputs[0], "its output");
+}
+
+int64_t load(const TensorView& v, int64_t i) {
+  return v.dtype == DType::I8 ? static_cast<int64_t>(v.as<int8_t>()[i]) : static_cast<int64_t>(v.as<uint8_t>()[i]);
+}
+
+// An integer converted to the dtype as a C cast / numpy astype does (modulo 2^8).
+int64_t wrap(int64_t x, DType d) {
+  return d == DType::I8 ? static_cast<int64_t>(static_cast<int8_t>(x)) : static_cast<int64_t>(static_cast<uint8_t>(x));
+}
+
+void store(const TensorView& v, int64_t i, int64_t x) {
+  if (v.dtype == DType::I8) v.as<int8_t>()[i] = static_cast<int8_t>(x);
+  else v.as<uint8_t>()[i] = static_cast<uint8_t>(x);
+}
+
+// x - zp over the whole tensor, per tensor or per slice along `axis` (zp index i / inner % count).
+std::vector<int32_t> zp_removed(const TensorView& v) {
+  const int64_t n = v.numel();
+  std::vector<int32_t> r(static_cast<size_t>(n));
+  const QuantParams& q = *v.quant;
+  int64_t inner = 1;
+  if (q.count > 1)
+    for (int d = q.axis + 1; d < v.rank; ++d) inner *= v.dims[d];
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t z = q.count > 1 ? zp_at(q, static_cast<int>(i / inner % q.count)) : zp_at(q, 0);
+    r[static_cast<size_t>(i)] = static_cast<int32_t>(load(v, i) - z);
+  }
+  return r;
+}
+
+Status overflow_error(const KernelContext& ctx) {
+  return ctx.error("int32 accumulator overflow: the sum of products does not fit in 32 bits");
+}
+
+// ---- Conv ---------------------------------------------------------------------------------
+
+// Per-output-channel multipliers s_x * s_w[m] / s_y (double) and the output range.
+struct OutRequant {
+  std::vector<Multiplier> mult;
+  int64_t zp = 0, lo = 0, hi = 0;
+};
+
+Status weight_params(const KernelContext& ctx, const TensorView& w, int axis, int64_t channels, const char* what) {
+  if (!w.quant) return refuse(ctx, std::string(what) + " has no quantization parameters");
+  Status s = check_params(ctx, w, what);
+  if (!s.ok()) return s;
+  if (w.quant->count != 1 && (w.quant->axis != axis || w.quant->count != channels))
+    return refuse(ctx, std::string(what) + " must be quantized per tensor or per output channel (axis " +
+                           std::to_string(axis) + ", " + std::to_string(channels) + " scales), got " +
+                           std::to_string(w.quant->count) + " scales on axis " + std::to_string(w.quant->axis));
+  return Status::Ok();
+}
+
+Status out_requant(const KernelContext& ctx, float s_x, const TensorView& w, int64_t channels, OutRequant* r) {
+  PerTensor y;
+  Status s = per_tensor(ctx, ctx.outputs[0], "Y", &y);
+  if (!s.ok()) return s;
+  r->zp = y.zp;
+  s = activation_range(ctx, ctx.outputs[0], &r->lo, &r->hi);
+  if (!s.ok()) return s;
+  r->mult.resize(static_cast<size_t>(w.quant->count == 1 ? 1 : channels));
+  for (size_t c = 0; c < r->mult.size(); ++c) {
+    double real = static_cast<double>(s_x) * static_cast<double>(w.quant->scales[c]) / static_cast<double>(y.scale);
+    s = multiplier(ctx, real, &r->mult[c]);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status conv_rules(KernelContext& ctx, PerTensor* x, OutRequant* r) {
+  Status s = need_all_params(ctx, 2);
+  if (!s.ok()) return s;
+  if (ctx.num_inputs > 3 && ctx.inputs[3].present())
+    return refuse(ctx, "a fused residual input R is not defined for a quantized Conv");
+  s = need_q8(ctx, ctx.inputs[0], "X");
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[1], "W");
+  if (s.ok()) s = need_q8(ctx, ctx.outputs[0], "its output");
+  if (!s.ok()) return s;
+  if (ctx.num_inputs > 2 && ctx.inputs[2].present() && ctx.inputs[2].dtype != DType::I32)
+    return refuse(ctx, std::string("a quantized Conv needs an int32 bias, got ") + dtype_name(ctx.inputs[2].dtype));
+  const TensorView& w = ctx.inputs[1];
+  s = per_tensor(ctx, ctx.inputs[0], "X", x);
+  if (s.ok()) s = weight_params(ctx, w, 0, w.rank > 0 ? w.dims[0] : 0, "W");
+  if (s.ok()) s = out_requant(ctx, x->scale, w, w.rank > 0 ? w.dims[0] : 0, r);
+  return s;
+}
+
+Status infer_conv(KernelContext& ctx) {
+  PerTensor x;
+  OutRequant r;
+  if (ctx.num_inputs > 3 && ctx.inputs[3].present())
+    return refuse(ctx, "a fused residual input R is not defined for a quantized Conv");
+  DType out = ctx.outputs[0].dtype;
+  Status s = infer_as_float(ctx, {0, 1, 2}, DType::F32);  // shape rules first (W dims known)
+  ctx.outputs[0].dtype = out;
+  if (!s.ok()) return s;
+  s = conv_rules(ctx, &x, &r);
+  ctx.outputs[0].dtype = out;
+  return s;
+}
+
+Status run_conv(KernelContext& ctx) {
+  PerTensor xp;
+  OutRequant rq;
+  Status s = conv_rules(ctx, &xp, &rq);
+  if (!s.ok()) return s;
+  const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
+  const TensorView& y = ctx.outputs[0];
+  Shape kernel(w.dims + 2, w.dims + w.rank);
+  Window win;
+  s = make_window(ctx, x, kernel, false, &win);
+  if (!s.ok()) return s;
+  const std::vector<int32_t> xs = zp_removed(x), ws = zp_removed(w);
+  const int32_t* bias = ctx.num_inputs > 2 && ctx.inputs[2].present() ? ctx.inputs[2].as<int32_t>() : nullptr;
+  int64_t n = x.dims[0], c = x.dims[1], m = w.dims[0], g = ctx.attrs->get_int("group", 1);
+  int64_t cg = c / g, mg = m / g;
+  const int64_t* I = win.in;
+  const int64_t* O = win.out;
+  int64_t isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2], ksz = win.k[0] * win.k[1] * win.k[2];
+  std::atomic<bool> overflow(false);
+  ctx.parallel_for(n * m, [&](int64_t b, int64_t e, int) {
+    for (int64_t nm = b; nm < e; ++nm) {
+      int64_t ni = nm / m, mi = nm % m, gi = mi / mg;
+      const Multiplier& mult = rq.mult[rq.mult.size() == 1 ? 0 : mi];
+      for (int64_t o0 = 0; o0 < O[0]; ++o0)
+        for (int64_t o1 = 0; o1 < O[1]; ++o1)
+          for (int64_t o2 = 0; o2 < O[2]; ++o2) {
+            int64_t acc = bias ? bias[mi] : 0;
+            for (int64_t ci = 0; ci < cg; ++ci) {
+              const int32_t* xc = xs.data() + (ni * c + gi * cg + ci) * isz;
+              const int32_t* wc = ws.data() + (mi * cg + ci) * ksz;
+              for (int64_t k0 = 0; k0 < win.k[0]; ++k0) {
+                int64_t i0 = o0 * win.s[0] + k0 * win.d[0] - win.pb[0];
+                if (i0 < 0 || i0 >= I[0]) continue;
+                for (int64_t k1 = 0; k1 < win.k[1]; ++k1) {
+                  int64_t i1 = o1 * win.s[1] + k1 * win.d[1] - win.pb[1];
+                  if (i1 < 0 || i1 >= I[1]) continue;
+                  for (int64_t k2 = 0; k2 < win.k[2]; ++k2) {
+                    int64_t i2 = o2 * win.s[2] + k2 * win.d[2] - win.pb[2];
+                    if (i2 < 0 || i2 >= I[2]) continue;
+                    acc += static_cast<int64_t>(xc[(i0 * I[1] + i1) * I[2] + i2]) *
+                           wc[(k0 * win.k[1] + k1) * win.k[2] + k2];
+                  }
+                }
+              }
+            }
+            if (!quant::fits_int32(acc)) {
+              overflow = true;
+              acc = 0;
+            }
+            store(y, nm * osz + (o0 * O[1] + o1) * O[2] + o2, quant::requantize(acc, mult, rq.zp, rq.lo, rq.hi));
+          }
+    }
+  });
+  return overflow ? overflow_error(ctx) : Status::Ok();
+}
+
+// ---- MatMul / Gemm ------------------------------------------------------------------------
+
+// A (..., M, K) x B (..., K, N) with numpy's batch broadcasting and 1-D promotion.
+struct MM {
+  Shape batch, sa, sb;
+  int64_t m = 1, k = 1, n = 1;
+};
+
+MM matmul_geom(const TensorView& a, const TensorView& b) {
+  MM g;
+  Shape A = shape_of(a), B = shape_of(b);
+  if (A.size() == 1) A.insert(A.begin(), 1);
+  if (B.size() == 1) B.push_back(1);
+  g.m = A[A.size() - 2];
+  g.k = A.back();
+  g.n = B.back();
+  g.sa.assign(A.begin(), A.end() - 2);
+  g.sb.assign(B.begin(), B.end() - 2);
+  size_t r = std::max(g.sa.size(), g.sb.size());
+  g.batch.assign(r, 1);
+  for (size_t d = 0; d < r; ++d) {
+    int64_t da = d + g.sa.size() >= r ? g.sa[d + g.sa.size() - r] : 1;
+    int64_t db = d + g.sb.size() >= r ? g.sb[d + g.sb.size() - r] : 1;
+    g.batch[d] = da == 1 ? db : da;
+    if (da == 0 || db == 0) g.batch[d] = 0;
+  }
+  return g;
+}
+
+Status matmul_rules(KernelContext& ctx, bool gemm, PerTensor* a, OutRequant* r) {
+  Status s = need_all_params(ctx, gemm ? 2 : -1);
+  if (!s.ok()) return s;
+  s = need_q8(ctx, ctx.inputs[0], "A");
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[1], "B");
+  if (s.ok()) s = need_q8(ctx, ctx.outputs[0], "its output");
+  if (!s.ok()) return s;
+  const TensorView& b = ctx.inputs[1];
+  int axis;
+  int64_t n;
+  if (gemm) {
+    if (ctx.attrs->get_float("alpha", 1.f) != 1.f || ctx.attrs->get_float("beta", 1.f) != 1.f)
+      return refuse(ctx, "a quantized Gemm needs alpha = beta = 1 (fold them into the scales)");
+    bool tb = ctx.attrs->get_int("transB", 0) != 0;
+    axis = tb ? 0 : 1;
+    n = b.dims[axis];
+    if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
+      const TensorView& c = ctx.inputs[2];
+      if (c.dtype != DType::I32)
+        return refuse(ctx, std::string("a quantized Gemm needs an int32 bias C, got ") + dtype_name(c.dtype));
+      if (c.numel() != n && c.numel() != 1)
+        return refuse(ctx, "a quantized Gemm needs C with one int32 value per output column (" + std::to_string(n) +
+                               ") or one value, got shape " + shape_str(c));
+    }
+  } else {
+    if (b.rank < 2 && b.quant && b.quant->count > 1)
+      return refuse(ctx, "B of a quantized MatMul is 1-D: it must be quantized per tensor");
+    axis = b.rank - 1;
+    n = b.rank >= 1 ? b.dims[b.rank - 1] : 1;
+  }
+  s = per_tensor(ctx, ctx.inputs[0], "A", a);
+  if (s.ok()) s = weight_params(ctx, b, axis, n, "B");
+  if (s.ok()) s = out_requant(ctx, a->scale, b, n, r);
+  return s;
+}
+
+Status infer_matmul(KernelContext& ctx) {
+  bool gemm = ctx.op_type == fb::OpType_Gemm;
+  DType out = ctx.outputs[0].dtype;
+  Status s = infer_as_float(ctx, {0, 1, 2}, out);
+  ctx.outputs[0].dtype = out;
+  if (!s.ok()) return s;
+  PerTensor a;
+  OutRequant r;
+  s = matmul_rules(ctx, gemm, &a, &r);
+  ctx.outputs[0].dtype = out;
+  return s;
+}
+
+Status run_matmul(KernelContext& ctx) {
+  const bool gemm = ctx.op_type == fb::OpType_Gemm;
+  PerTensor ap;
+  OutRequant rq;
+  Status s = matmul_rules(ctx, gemm, &ap, &rq);
+  if (!s.ok()) return s;
+  const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
+  const TensorView& y = ctx.outputs[0];
+  const std::vector<int32_t> as = zp_removed(a), bs = zp_removed(b);
+  const bool ta = gemm && ctx.attrs->get_int("transA", 0) != 0, tb = gemm && ctx.attrs->get_int("transB", 0) != 0;
+  MM g;
+  if (gemm) {
+    g.m = ta ? a.dims[1] : a.dims[0];
+    g.k = ta ? a.dims[0] : a.dims[1];
+    g.n = tb ? b.dims[0] : b.dims[1];
+  } else {
+    g = matmul_geom(a, b);
+  }
+  const int32_t* bias = gemm && ctx.num_inputs > 2 && ctx.inputs[2].present() ? ctx.inputs[2].as<int32_t>() : nullptr;
+  const bool bias_per_col = bias && ctx.inputs[2].numel() != 1;
+  int64_t nb = 1;
+  std::vector<int64_t> oa(1, 0), ob(1, 0);
+  if (!g.batch.empty()) {
+    Shape st[2] = {bcast_strides(g.sa, g.batch), bcast_strides(g.sb, g.batch)};
+    nb = numel(g.batch);
+    oa.assign(static_cast<size_t>(nb), 0);
+    ob.assign(static_cast<size_t>(nb), 0);
+    for_each_bcast<2>(g.batch, st, [&](int64_t i, const int64_t* off) { oa[i] = off[0]; ob[i] = off[1]; });
+  }
+  const int64_t m = g.m, n = g.n, k = g.k;
+  std::atomic<bool> overflow(false);
+  ctx.parallel_for(nb * m, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t bi = r / m, i = r % m;
+      const int32_t* A = as.data() + oa[bi] * m * k;
+      const int32_t* B = bs.data() + ob[bi] * k * n;
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t acc = 0;
+        for (int64_t p = 0; p < k; ++p)
+          acc += static_cast<int64_t>(A[ta ? p * m + i : i * k + p]) * B[tb ? j * k + p : p * n + j];
+        if (bias) acc += bias[bias_per_col ? j : 0];
+        if (!quant::fits_int32(acc)) {
+          overflow = true;
+          acc = 0;
+        }
+        const Multiplier& mult = rq.mult[rq.mult.size() == 1 ? 0 : j];
+        store(y, (bi * m + i) * n + j, quant::requantize(acc, mult, rq.zp, rq.lo, rq.hi));
+      }
+    }
+  });
+  return overflow ? overflow_error(ctx) : Status::Ok();
+}
+
+// ---- Add / Mul ----------------------------------------------------------------------------
+
+struct BinaryQ {
+  PerTensor a, b, y;
+  Multiplier ma, mb, my;  // Add: input rescales and output; Mul: my only
+  double twice_max = 0;
+  int64_t lo = 0, hi = 0;
+};
+
+Status binary_rules(KernelContext& ctx, BinaryQ* q) {
+  Status s = need_all_params(ctx);
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[0], "A");
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[1], "B");
+  if (s.ok()) s = need_q8(ctx, ctx.outputs[0], "its output");
+  const std::string op = op_name(ctx);
+  if (s.ok()) s = per_tensor(ctx, ctx.inputs[0], op + " A", &q->a);
+  if (s.ok()) s = per_tensor(ctx, ctx.inputs[1], op + " B", &q->b);
+  if (s.ok()) s = per_tensor(ctx, ctx.outputs[0], op + " Y", &q->y);
+  if (!s.ok()) return s;
+  qrange(ctx.outputs[0].dtype, &q->lo, &q->hi);
+  const double sa = q->a.scale, sb = q->b.scale, sy = q->y.scale;
+  if (ctx.op_type == fb::OpType_Add) {
+    q->twice_max = 2.0 * std::max(sa, sb);
+    s = multiplier(ctx, sa / q->twice_max, &q->ma);
+    if (s.ok()) s = multiplier(ctx, sb / q->twice_max, &q->mb);
+    if (s.ok()) s = multiplier(ctx, q->twice_max / (static_cast<double>(1 << quant::kAddLeftShift) * sy), &q->my);
+    return s;
+  }
+  return multiplier(ctx, sa * sb / sy, &q->my);
+}
+
+Status infer_binary(KernelContext& ctx) {
+  DType out = ctx.outputs[0].dtype;
+  Status s = infer_as_float(ctx, {0, 1}, out);
+  ctx.outputs[0].dtype = out;
+  if (!s.ok()) return s;
+  BinaryQ q;
+  return binary_rules(ctx, &q);
+}
+
+Status run_binary(KernelContext& ctx) {
+  BinaryQ q;
+  Status s = binary_rules(ctx, &q);
+  if (!s.ok()) return s;
+  const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
+  const TensorView& y = ctx.outputs[0];
+  Shape out = shape_of(y);
+  Shape st[2] = {bcast_strides(shape_of(a), out), bcast_strides(shape_of(b), out)};
+  const bool add = ctx.op_type == fb::OpType_Add;
+  for_each_bcast<2>(out, st, [&](int64_t i, const int64_t* off) {
+    int64_t va = load(a, off[0]) - q.a.zp, vb = load(b, off[1]) - q.b.zp, r;
+    if (add) {
+      int64_t a2 = quant::multiply_by_quantized_multiplier(va * (int64_t(1) << quant::kAddLeftShift), q.ma);
+      int64_t b2 = quant::multiply_by_quantized_multiplier(vb * (int64_t(1) << quant::kAddLeftShift), q.mb);
+      r = quant::clamp(quant::multiply_by_quantized_multiplier(a2 + b2, q.my) + q.y.zp, q.lo, q.hi);
+    } else {
+      r = quant::requantize(va * vb, q.my, q.y.zp, q.lo, q.hi);
+    }
+    store(y, i, r);
+  });
+  return Status::Ok();
+}
+
+// ---- tensor to new parameters: Concat, Relu -----------------------------------------------
+
+// quant_math.requantize_tensor: a copy when the parameters are equal, else
+// zp_y + MBQM((q - zp) * 2^20, s / s_y / 2^20), saturated.
+struct Rescale {
+  bool copy = true;
+  int64_t zp = 0, zp_y = 0, lo = 0, hi = 0;
+  Multiplier m;
+  int64_t apply(int64_t v) const {
+    if (copy) return v;
+    return quant::requantize((v - zp) * (int64_t(1) << quant::kAddLeftShift), m, zp_y, lo, hi);
+  }
+};
+
+Status rescale(const KernelContext& ctx, const PerTensor& x, const PerTensor& y, DType ydt, Rescale* r) {
+  r->copy = x.scale == y.scale && x.zp == y.zp;
+  r->zp = x.zp;
+  r->zp_y = y.zp;
+  qrange(ydt, &r->lo, &r->hi);
+  if (r->copy) return Status::Ok();
+  double real = static_cast<double>(x.scale) / static_cast<double>(y.scale) / static_cast<double>(1 << quant::kAddLeftShift);
+  return multiplier(ctx, real, &r->m);
+}
+
+Status concat_rules(KernelContext& ctx, std::vector<Rescale>* rs) {
+  Status s = need_all_params(ctx);
+  if (s.ok()) s = need_q8(ctx, ctx.outputs[0], "its output");
+  PerTensor y;
+  if (s.ok()) s = per_tensor(ctx, ctx.outputs[0], "output", &y);
+  if (!s.ok()) return s;
+  rs->resize(static_cast<size_t>(ctx.num_inputs));
+  for (int i = 0; i < ctx.num_inputs; ++i) {
+    PerTensor x;
+    s = need_q8(ctx, ctx.inputs[i], "every input");
+    if (s.ok()) s = per_tensor(ctx, ctx.inputs[i], "input " + std::to_string(i), &x);
+    if (s.ok()) s = rescale(ctx, x, y, ctx.outputs[0].dtype, &(*rs)[i]);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status infer_concat(KernelContext& ctx) {
+  Status s = g_plain[ctx.op_type](ctx);  // dtype-generic: one dtype for all inputs and the output
+  if (!s.ok()) return s;
+  std::vector<Rescale> rs;
+  return concat_rules(ctx, &rs);
+}
+
+Status run_concat(KernelContext& ctx) {
+  std::vector<Rescale> rs;
+  Status s = concat_rules(ctx, &rs);
+  if (!s.ok()) return s;
+  int axis;
+  s = norm_axis(ctx, ctx.attrs->get_int("axis", 0), ctx.inputs[0].rank, &axis);
+  if (!s.ok()) return s;
+  const TensorView& y = ctx.outputs[0];
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= y.dims[d];
+  for (int d = axis + 1; d < y.rank; ++d) inner *= y.dims[d];
+  const int64_t yrow = y.dims[axis] * inner;
+  int64_t off = 0;
+  for (int i = 0; i < ctx.num_inputs; ++i) {
+    const TensorView& x = ctx.inputs[i];
+    const int64_t row = x.dims[axis] * inner;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < row; ++j) store(y, o * yrow + off + j, rs[i].apply(load(x, o * row + j)));
+    off += row;
+  }
+  return Status::Ok();
+}
+
+Status relu_rules(KernelContext& ctx, Rescale* r) {
+  Status s = need_all_params(ctx);
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[0], "X");
+  if (s.ok()) s = need_q8(ctx, ctx.outputs[0], "its output");
+  PerTensor x, y;
+  if (s.ok()) s = per_tensor(ctx, ctx.inputs[0], "Relu X", &x);
+  if (s.ok()) s = per_tensor(ctx, ctx.outputs[0], "Relu Y", &y);
+  if (s.ok()) s = rescale(ctx, x, y, ctx.outputs[0].dtype, r);
+  return s;
+}
+
+Status infer_relu(KernelContext& ctx) {
+  DType out = ctx.outputs[0].dtype;
+  Status s = infer_as_float(ctx, {0}, out);
+  ctx.outputs[0].dtype = out;
+  Rescale r;
+  if (s.ok()) s = relu_rules(ctx, &r);
+  return s;
+}
+
+Status run_relu(KernelContext& ctx) {
+  Rescale r;
+  Status s = relu_rules(ctx, &r);
+  if (!s.ok()) return s;
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) store(y, i, std::max(wrap(r.apply(load(x, i)), y.dtype), r.zp_y));
+  return Status::Ok();
+}
+
+// ---- pools --------------------------------------------------------------------------------
+
+// AveragePool / GlobalAveragePool: the output keeps X's parameters (and dtype).
+Status avg_rules(KernelContext& ctx, PerTensor* x) {
+  Status s = need_all_params(ctx);
+  if (s.ok()) s = need_q8(ctx, ctx.inputs[0], "X");
+  if (s.ok()) s = per_tensor(ctx, ctx.inputs[0], op_name(ctx) + " X", x);
+  if (!s.ok()) return s;
+  if (!same_params(ctx.inputs[0], ctx.outputs[0]) || ctx.outputs[0].dtype != ctx.inputs[0].dtype)
+    return refuse(ctx, "a quantized " + op_name(ctx) + " must keep its input's dtype and per-tensor quantization parameters on its output");
+  return Status::Ok();
+}
+
+Status infer_avg(KernelContext& ctx) {
+  DType out = ctx.outputs[0].dtype;
+  Status s = infer_as_float(ctx, {0}, ctx.inputs[0].dtype);
+  if (!s.ok()) return s;
+  DType produced = ctx.outputs[0].dtype;
+  ctx.outputs[0].dtype = out;  // the rules read the declared dtype
+  PerTensor x;
+  s = avg_rules(ctx, &x);
+  ctx.outputs[0].dtype = produced;
+  return s;
+}
+
+// round(total / count) with ties away from zero, as integers.
+int64_t rounded_mean(int64_t total, int64_t count) {
+  int64_t half = total >= 0 ? count / 2 : -(count / 2);
+  return (total + half) / count;  // truncates toward zero
+}
+
+Status run_avg_pool(KernelContext& ctx) {
+  PerTensor xp;
+  Status s = avg_rules(ctx, &xp);
+  if (!s.ok()) return s;
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  Window w;
+  s = make_window(ctx, x, ctx.attrs->get_ints("kernel_shape"), ctx.attrs->get_int("ceil_mode", 0) != 0, &w);
+  if (!s.ok()) return s;
+  const bool include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
+  int64_t lo, hi;
+  qrange(y.dtype, &lo, &hi);
+  const int64_t* I = w.in;
+  const int64_t* O = w.out;
+  const int64_t isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
+  ctx.parallel_for(x.dims[0] * x.dims[1], [&](int64_t b, int64_t e, int) {
+    for (int64_t p = b; p < e; ++p)
+      for (int64_t o0 = 0; o0 < O[0]; ++o0)
+        for (int64_t o1 = 0; o1 < O[1]; ++o1)
+          for (int64_t o2 = 0; o2 < O[2]; ++o2) {
+            const int64_t o[3] = {o0, o1, o2};
+            int64_t count = 1, total = 0;
+            for (int d = 0; d < 3; ++d) {  // taps inside the input (or input + pads); ceil overhang never counts
+              int64_t dlo = include_pad ? -w.pb[d] : 0, dhi = include_pad ? I[d] + w.pe[d] : I[d], c = 0;
+              for (int64_t k = 0; k < w.k[d]; ++k) {
+                int64_t t = o[d] * w.s[d] - w.pb[d] + k * w.d[d];
+                c += (t >= dlo && t < dhi);
+              }
+              count *= c;
+            }
+            for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
+              int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
+              if (i0 < 0 || i0 >= I[0]) continue;
+              for (int64_t k1 = 0; k1 < w.k[1]; ++k1) {
+                int64_t i1 = o1 * w.s[1] + k1 * w.d[1] - w.pb[1];
+                if (i1 < 0 || i1 >= I[1]) continue;
+                for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
+                  int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
+                  if (i2 < 0 || i2 >= I[2]) continue;
+                  total += load(x, p * isz + (i0 * I[1] + i1) * I[2] + i2) - xp.zp;
+                }
+              }
+            }
+            int64_t v = rounded_mean(total, std::max<int64_t>(count, 1)) + xp.zp;
+            store(y, p * osz + (o0 * O[1] + o1) * O[2] + o2, quant::clamp(v, lo, hi));
+          }
+  });
+  return Status::Ok();
+}
+
+Status run_global_pool(KernelContext& ctx) {
+  const bool is_max = ctx.op_type == fb::OpType_GlobalMaxPool;
+  PerTensor xp;
+  if (!is_max) {
+    Status s = avg_rules(ctx, &xp);
+    if (!s.ok()) return s;
+  }
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const int64_t nc = x.dims[0] * x.dims[1], inner = nc ? x.numel() / nc : 0;
+  int64_t lo, hi;
+  qrange(y.dtype, &lo, &hi);
+  for (int64_t p = 0; p < nc; ++p) {
+    int64_t acc = is_max ? lo : 0;
+    for (int64_t j = 0; j < inner; ++j) {
+      int64_t v = load(x, p * inner + j);
+      acc = is_max ? std::max(acc, v) : acc + (v - xp.zp);
+    }
+    store(y, p, is_max ? acc : quant::clamp(rounded_mean(acc, std::max<int64_t>(inner, 1)) + xp.zp, lo, hi));
+  }
+  return Status::Ok();
+}
+
+// ---- Resize -------------------------------------------------------------------------------
+
+constexpr int kResizeWeightBits = 10;
+
+Status resize_mode_rules(const KernelContext& ctx) {
+  const Attrs& a = *ctx.attrs;
+  std::string mode = a.get_string("mode", "nearest");
+  if (mode == "cubic" || a.get_int("antialias", 0) != 0 ||
+      a.get_string("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize")
+    return refuse(ctx, "a quantized Resize is defined for modes nearest and linear without antialias or "
+                       "tf_crop_and_resize");
+  return Status::Ok();
+}
+
+// resize_params on a float32 view of the integer input.
+Status quant_resize_params(const KernelContext& ctx, ResizeP* p) {
+  std::vector<TensorView> in(ctx.inputs, ctx.inputs + ctx.num_inputs);
+  in[0].dtype = DType::F32;
+  KernelContext c = ctx;
+  c.inputs = in.data();
+  return resize_params(c, p);
+}
+
+// The axes a Resize changes (quant_math.resize_linear: out != in or scale != 1).
+std::vector<int> resized_axes(const ResizeP& p, const TensorView& x) {
+  std::vector<int> r;
+  for (int d : p.axes)
+    if (!(p.out[d] == x.dims[d] && p.scale[d] == 1.0)) r.push_back(d);
+  return r;
+}
+
+Status infer_resize(KernelContext& ctx) {
+  Status s = resize_mode_rules(ctx);
+  if (!s.ok()) return s;
+  s = need_q8(ctx, ctx.inputs[0], "X");
+  if (s.ok() && !same_params(ctx.inputs[0], ctx.outputs[0]))
+    return refuse(ctx, "a quantized Resize must keep its input's per-tensor quantization parameters on its output");
+  if (s.ok()) s = check_params(ctx, ctx.inputs[0], "Resize X");
+  if (s.ok()) s = infer_as_float(ctx, {0}, ctx.inputs[0].dtype);
+  if (!s.ok()) return s;
+  if (ctx.attrs->get_string("mode", "nearest") == "linear") {
+    ResizeP p;
+    s = quant_resize_params(ctx, &p);
+    if (!s.ok()) return s;
+    size_t n = resized_axes(p, ctx.inputs[0]).size();
+    if (n > 2) return refuse(ctx, "a quantized linear Resize resizes at most 2 axes, got " + std::to_string(n));
+  }
+  return Status::Ok();
+}
+
+Status run_resize(KernelContext& ctx) {
+  Status s = resize_mode_rules(ctx);
+  if (!s.ok()) return s;
+  ResizeP p;
+  s = quant_resize_params(ctx, &p);
+  if (!s.ok()) return s;
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const bool linear = p.mode == "linear";
+  const int64_t zp = zp_at(*x.quant, 0);
+  Shape cur = shape_of(x);
+  std::vector<int64_t> buf(static_cast<size_t>(x.numel())), next;
+  for (int64_t i = 0; i < x.numel(); ++i) buf[static_cast<size_t>(i)] = load(x, i) - (linear ? zp : 0);
+  const std::vector<int> axes = resized_axes(p, x);
+  for (int d : axes) {
+    const int64_t n_in = cur[d], n_out = p.out[d];
+    AxisTaps t = axis_taps(p, d, n_in, n_out);
+    // Per output index: the distinct source indices and their merged weights (taps clamped onto
+    // the same edge element add up, in tap order, before rounding), fixed to 10 fraction bits.
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> rows(static_cast<size_t>(n_out));
+    for (int64_t o = 0; o < n_out; ++o) {
+      std::vector<std::pair<int64_t, double>> merged;
+      for (int k = 0; k < t.ntaps; ++k) {
+        int64_t j = t.idx[o * t.ntaps + k];
+        double wk = t.w[o * t.ntaps + k];
+        bool found = false;
+        for (auto& mj : merged)
+          if (mj.first == j) { mj.second += wk; found = true; }
+        if (!found) merged.push_back({j, wk});
+      }
+      for (auto& mj : merged) {
+        int64_t wq = linear ? static_cast<int64_t>(std::nearbyint(mj.second * (1 << kResizeWeightBits))) : 1;
+        if (wq != 0) rows[o].push_back({mj.first, wq});
+      }
+    }
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < d; ++k) outer *= cur[k];
+    for (int k = d + 1; k < x.rank; ++k) inner *= cur[k];
+    next.assign(static_cast<size_t>(outer * n_out * inner), 0);
+    ctx.parallel_for(outer * n_out, [&](int64_t b, int64_t e, int) {
+      for (int64_t line = b; line < e; ++line) {
+        int64_t o = line % n_out, q = line / n_out;
+        int64_t* dst = &next[static_cast<size_t>(line * inner)];
+        for (const auto& tap : rows[o]) {
+          const int64_t* src = &buf[static_cast<size_t>((q * n_in + tap.first) * inner)];
+          for (int64_t j = 0; j < inner; ++j) dst[j] += src[j] * tap.second;
+        }
+      }
+    });
+    buf.swap(next);
+    cur[d] = n_out;
+  }
+  int64_t lo, hi;
+  qrange(y.dtype, &lo, &hi);
+  const int64_t n = y.numel();
+  const int bits = kResizeWeightBits * static_cast<int>(axes.size());
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t v = buf[static_cast<size_t>(i)];
+    store(y, i, linear ? quant::clamp(quant::rounding_divide_by_pot(v, bits) + zp, lo, hi) : v);
+  }
+  return Status::Ok();
+}
+
+// ---- ops that select or clamp elements: their own kernels, parameters unchanged -----------
+
+bool is_move_op(OpType op) {
+  switch (op) {
+    case fb::OpType_Reshape: case fb::OpType_Transpose: case fb::OpType_Flatten: case fb::OpType_Squeeze:
+    case fb::OpType_Unsqueeze: case fb::OpType_Identity: case fb::OpType_Slice: case fb::OpType_Split:
+    case fb::OpType_Gather: case fb::OpType_Expand: case fb::OpType_Tile: case fb::OpType_DepthToSpace:
+    case fb::OpType_SpaceToDepth: case fb::OpType_MaxPool: case fb::OpType_GlobalMaxPool: case fb::OpType_Clip:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status infer_selecting(KernelContext& ctx) {
+  const TensorView& x = ctx.inputs[0];
+  if (ctx.op_type == fb::OpType_Clip)
+    for (int i = 1; i < ctx.num_inputs; ++i)
+      if (ctx.inputs[i].present() && !same_params(x, ctx.inputs[i]))
+        return refuse(ctx, "a quantized Clip needs its min/max as integers with the input's quantization parameters");
+  const int outs = ctx.op_type == fb::OpType_MaxPool ? 1 : ctx.num_outputs;  // MaxPool's Indices: int64
+  for (int o = 0; o < outs; ++o)
+    if (ctx.outputs[o].rank >= 0 && !same_params(x, ctx.outputs[o]))
+      return refuse(ctx, "a quantized " + op_name(ctx) + " must keep its input's per-tensor quantization parameters on "
+                         "its output");
+  if (x.quant) {
+    Status s = check_params(ctx, x, "input 0");
+    if (!s.ok()) return s;
+  }
+  if (ctx.op_type == fb::OpType_GlobalMaxPool) {
+    Status s = need_q8(ctx, x, "X");
+    if (s.ok()) s = infer_as_float(ctx, {0}, x.dtype);
+    return s;
+  }
+  return g_plain[ctx.op_type](ctx);
+}
+
+// ---- dispatch -----------------------------------------------------------------------------
+
+Status infer_quant_aware(KernelContext& ctx) {
+  const OpType op = ctx.op_type;
+  InferFn plain = g_plain[op];
+  if (op == fb::OpType_QuantizeLinear || op == fb::OpType_DequantizeLinear || !node_quantized(ctx)) return plain(ctx);
+  switch (op) {
+    case fb::OpType_Conv: return infer_conv(ctx);
+    case fb::OpType_MatMul: case fb::OpType_Gemm: return infer_matmul(ctx);
+    case fb::OpType_Add: case fb::OpType_Mul: return infer_binary(ctx);
+    case fb::OpType_Concat: return infer_concat(ctx);
+    case fb::OpType_Relu: return infer_relu(ctx);
+    case fb::OpType_AveragePool: case fb::OpType_GlobalAveragePool: return infer_avg(ctx);
+    case fb::OpType_Resize: return infer_resize(ctx);
+    default: break;
+  }
+  if (is_move_op(op)) return infer_selecting(ctx);
+  return refuse(ctx, "no integer kernel for a quantized " + op_name(ctx) +
+                         " (run it in float between DequantizeLinear and QuantizeLinear)");
+}
+
+// An int8/uint8 kernel for an op that also has a dtype-generic one: an unquantized
+// node runs that (plain integer arithmetic).
+template <Status (*Quantized)(KernelContext&)>
+Status run_or_plain(KernelContext& ctx) {
+  if (node_quantized(ctx)) return Quantized(ctx);
+  const Kernel* plain = kernel_registry().find(ctx.op_type, DType::Any, Isa::Scalar);
+  if (!plain || !plain->run) return ctx.error(std::string("no kernel for unquantized ") + dtype_name(ctx.inputs[0].dtype));
+  return plain->run(ctx);
+}
+
+void add(KernelRegistry& r, OpType op, const char* name, Status (*run)(KernelContext&)) {
+  Kernel k;
+  k.name = name;
+  k.run = run;
+  r.add(op, DType::I8, Isa::Scalar, k);
+  r.add(op, DType::U8, Isa::Scalar, k);
+}
+
+}  // namespace
+
+void register_quant(KernelRegistry& r) {
+  for (size_t op = 0; op < kNumOps; ++op) {
+    InferFn plain = registered_infer(static_cast<OpType>(op));
+    if (!plain || plain == infer_quant_aware) continue;
+    g_plain[op] = plain;
+    register_infer(static_cast<OpType>(op), infer_quant_aware);
+  }
+  add(r, fb::OpType_Conv, "conv_q8_reference", run_conv);
+  add(r, fb::OpType_MatMul, "matmul_q8_reference", run_matmul);
+  add(r, fb::OpType_Gemm, "gemm_q8_reference", run_matmul);
+  add(r, fb::OpType_Add, "add_q8_reference", run_or_plain<run_binary>);
+  add(r, fb::OpType_Mul, "mul_q8_reference", run_or_plain<run_binary>);
+  add(r, fb::OpType_Concat, "concat_q8_reference", run_or_plain<run_concat>);
+  add(r, fb::OpType_Relu, "relu_q8_reference", run_relu);
+  add(r, fb::OpType_AveragePool, "average_pool_q8_reference", run_avg_pool);
+  add(r, fb::OpType_GlobalAveragePool, "global_average_pool_q8_reference", run_global_pool);
+  add(r, fb::OpType_GlobalMaxPool, "global_max_pool_q8_reference", run_global_pool);
+  add(r, fb::OpType_Resize, "resize_q8_reference", run_resize);
+}
+
+}  // namespace ref
+}  // namespace mobrt

@@ -1,0 +1,430 @@
+"""The C++ runtime's int8/uint8 reference kernels (runtime/src/cpu/reference/quant_ops.cpp)
+against the numpy integer oracle (mobconv/ops/quant_math.py, through the reference
+interpreter), bit for bit: every case is a small graph with quantized tensors, written to
+.mob, run by the runtime at 1 and 2 threads and compared with np.array_equal.
+
+Parameters are drawn from fixed seeds and include the hostile corners: zero points at the
+dtype's extremes, requantization multipliers above 1 and far below 2^-20, saturating
+biases, odd kernel/stride/pad/dilation combinations, depthwise with a channel multiplier,
+broadcasting, differing Concat scales, ceil_mode / count_include_pad pools, linear Resize
+(whose 10-bit weights round), empty tensors. Unsupported quantized combinations must be
+refused when the model is loaded, naming the operator and the rule.
+"""
+import numpy as np
+import pytest
+
+from mobconv import runtime
+from mobconv.errors import MobconvError
+from mobconv.formats.writer import to_bytes
+from mobconv.ir import Graph, QuantParams, infer_shapes
+from mobconv.reference.interpreter import run as ref_run
+
+Q = QuantParams
+RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def _rand(rng, shape, dtype="int8"):
+    lo, hi = RANGE[dtype]
+    return rng.integers(lo, hi + 1, shape).astype(dtype)
+
+
+def _qp(rng, dtype="int8", extreme=False, scale=None):
+    lo, hi = RANGE[dtype]
+    zp = int(rng.choice([lo, hi])) if extreme else int(rng.integers(lo, hi + 1))
+    s = np.float32(scale if scale is not None else 10 ** rng.uniform(-3, 0))
+    return Q([float(s)], [zp])
+
+
+def _check(g, feeds, threads=(1, 2)):
+    """Runtime outputs (1 and 2 threads) equal the reference interpreter's exactly."""
+    assert runtime.available(), "the C++ runtime is not built"
+    want = ref_run(g, feeds)
+    data = to_bytes(g)
+    for t in threads:
+        with runtime.Interpreter(data, threads=t) as it:
+            got = it.run(feeds)
+        for name in g.outputs:
+            assert got[name].dtype == want[name].dtype, (name, t)
+            assert got[name].shape == want[name].shape, (name, t)
+            if not np.array_equal(got[name], want[name]):
+                bad = np.argwhere(got[name] != want[name])
+                i = tuple(bad[0])
+                raise AssertionError(f"{name} threads={t}: {len(bad)} elements differ, first at {i}: "
+                                     f"runtime {got[name][i]} reference {want[name][i]}")
+    return want
+
+
+def _single(op, inputs, attrs, out_q, *, out_dtype=None, name="n1", n_out=1):
+    """A one-node graph. inputs: list of (name, array, QuantParams or None, is_constant);
+    out_q: QuantParams for each output."""
+    g = Graph(op)
+    names = []
+    for nm, arr, qp, const in inputs:
+        if nm == "":
+            names.append("")
+            continue
+        if const:
+            g.add_constant(nm, arr)
+        else:
+            g.add_input(nm, arr.dtype.name, arr.shape)
+        if qp is not None:
+            g.values[nm].quant = qp
+        names.append(nm)
+    outs = [f"y{i}" for i in range(n_out)]
+    g.add_node(op, names, outs, attrs, name=name)
+    g.outputs = outs
+    infer_shapes(g)
+    for o, q in zip(outs, out_q if isinstance(out_q, list) else [out_q] * n_out):
+        if out_dtype:
+            g.values[o].dtype = out_dtype
+        g.values[o].quant = q
+    feeds = {nm: arr for nm, arr, qp, const in inputs if nm and not const}
+    return g, feeds
+
+
+# ---- Conv -----------------------------------------------------------------------------------
+
+# (x shape, W shape, attrs, activation, activation_params, x dtype, w dtype, extreme zps)
+CONV_CASES = [
+    ((1, 3, 7, 6), (5, 3, 3, 3), dict(pads=[1, 1, 1, 1]), "", [], "int8", "int8", False),
+    ((2, 4, 9, 8), (6, 2, 3, 2), dict(group=2, strides=[2, 1], pads=[0, 1, 2, 0], dilations=[1, 2]), "Relu", [],
+     "int8", "int8", True),
+    ((1, 6, 8, 8), (12, 1, 3, 3), dict(group=6, pads=[1, 1, 1, 1], strides=[2, 2]), "Clip", [0.0, 6.0],
+     "uint8", "int8", False),  # depthwise, channel multiplier 2 (Relu6)
+    ((1, 5, 11, 5), (5, 1, 5, 1), dict(group=5, auto_pad="SAME_UPPER"), "Clip", [-0.3, 0.2], "int8", "int8", True),
+    ((2, 3, 10), (4, 3, 4), dict(strides=[3], pads=[2, 1]), "", [], "uint8", "uint8", True),  # 1-D, uint8 weights
+    ((1, 2, 4, 5, 3), (3, 2, 2, 3, 1), dict(pads=[1, 0, 0, 0, 1, 0]), "Relu", [], "int8", "int8", False),  # 3-D
+    ((1, 8, 5, 5), (4, 8, 1, 1), dict(), "Clip", [-np.inf, 0.5], "int8", "int8", False),  # 1x1, infinite bound
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv(case):
+    xs, ws, attrs, act, params, xdt, wdt, extreme = CONV_CASES[case]
+    rng = np.random.default_rng(100 + case)
+    x = _rand(rng, xs, xdt)
+    wlo, whi = (-127, 127) if wdt == "int8" else (0, 255)
+    w = rng.integers(wlo, whi + 1, ws).astype(wdt)
+    m = ws[0]
+    xq = _qp(rng, xdt, extreme)
+    w_scales = (10 ** rng.uniform(-3, -1, m)).astype(np.float32)
+    w_zps = [0] * m if wdt == "int8" else rng.integers(0, 256, m).tolist()
+    wq = Q(w_scales.tolist(), w_zps, 0)
+    bias = rng.integers(-3000, 3000, m).astype(np.int32)
+    # output scale around the accumulator's real range; one channel saturates, one case has M > 1
+    acc_scale = float(xq.scales[0]) * float(w_scales.max()) * np.sqrt(np.prod(ws[1:])) * 40
+    yq = Q([float(np.float32(acc_scale / (300 if case == 3 else 8)))], [int(rng.integers(-20, 20))])
+    out_dtype = "uint8" if xdt == "uint8" else "int8"
+    if out_dtype == "uint8":
+        yq = Q(yq.scales, [int(rng.integers(0, 256))])
+    g, feeds = _single("Conv", [("x", x, xq, False), ("w", w, wq, True), ("b", bias, None, True)],
+                       dict(attrs, activation=act, activation_params=params), yq, out_dtype=out_dtype)
+    y = _check(g, feeds)["y0"]
+    lo, hi = RANGE[out_dtype]
+    assert y.min() >= lo and y.max() <= hi and len(np.unique(y)) > 3  # not a constant output
+
+
+def test_conv_multipliers_above_one_and_tiny_per_tensor_weights():
+    rng = np.random.default_rng(7)
+    x = _rand(rng, (1, 3, 5, 5))
+    w = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    for s_y, zp in ((1e-6, 3), (2.0, -128), (1e3, 127)):  # M ~ 1e2 (saturates), ~1e-6, ~1e-9 (flushes)
+        g, feeds = _single("Conv", [("x", x, Q([0.02], [-128]), False), ("w", w, Q([0.01], [0]), True)],
+                           {"pads": [1, 1, 1, 1]}, Q([s_y], [zp]))
+        _check(g, feeds, threads=(2,))
+
+
+def test_conv_bias_saturates_and_empty_batch():
+    rng = np.random.default_rng(8)
+    w = rng.integers(-127, 128, (3, 2, 2, 2)).astype(np.int8)
+    bias = np.array([2**31 - 40000, -(2**31) + 40000, 0], np.int32)
+    x = _rand(rng, (1, 2, 4, 4))
+    g, feeds = _single("Conv", [("x", x, Q([0.1], [0]), False), ("w", w, Q([0.05] * 3, [0] * 3, 0), True),
+                                ("b", bias, None, True)], {}, Q([0.01], [1]))
+    y = _check(g, feeds)["y0"]
+    assert (y[0, 0] == 127).all() and (y[0, 1] == -128).all()
+    g, feeds = _single("Conv", [("x", x[:0], Q([0.1], [0]), False), ("w", w, Q([0.05], [0]), True)],
+                       {}, Q([0.01], [1]))
+    _check(g, feeds)
+
+
+def test_conv_accumulator_overflow_is_an_error_on_both_sides():
+    w = np.full((1, 4, 3, 3), 127, np.int8)
+    x = np.full((1, 4, 3, 3), 127, np.int8)
+    bias = np.array([2**31 - 1000], np.int32)  # + 36 * 255 * 127 > 2^31
+    g, feeds = _single("Conv", [("x", x, Q([0.1], [-128]), False), ("w", w, Q([0.05], [0]), True),
+                                ("b", bias, None, True)], {}, Q([0.01], [1]))
+    with pytest.raises(MobconvError, match="int32 accumulator overflow"):
+        ref_run(g, feeds)
+    with runtime.Interpreter(to_bytes(g)) as it, pytest.raises(MobconvError, match="int32 accumulator overflow"):
+        it.run(feeds)
+
+
+# ---- MatMul / Gemm --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("a_shape,b_shape,per_column,b_const,dtype", [
+    ((2, 3, 5, 7), (7, 4), True, True, "int8"),
+    ((3, 1, 4, 6), (2, 6, 5), False, False, "int8"),  # broadcast batch, dynamic B
+    ((6,), (6, 3), True, True, "uint8"),            # 1-D A
+    ((4, 6), (6,), False, True, "int8"),            # 1-D B
+    ((2, 5, 0), (0, 3), True, True, "int8"),        # K = 0: zero point only
+])
+def test_matmul(a_shape, b_shape, per_column, b_const, dtype):
+    rng = np.random.default_rng(sum(a_shape) + 10 * len(b_shape))
+    a, b = _rand(rng, a_shape, dtype), _rand(rng, b_shape, dtype)
+    n = b_shape[-1]
+    bq = (Q((10 ** rng.uniform(-3, -1, n)).astype(np.float32).tolist(), _rand(rng, n, dtype).tolist(), len(b_shape) - 1)
+          if per_column else _qp(rng, dtype))
+    g, feeds = _single("MatMul", [("a", a, _qp(rng, dtype, True), False), ("b", b, bq, b_const)],
+                       {"activation": "Relu"} if dtype == "uint8" else {}, _qp(rng, dtype, scale=0.05))
+    _check(g, feeds)
+
+
+@pytest.mark.parametrize("trans_a,trans_b,bias", [(0, 0, "col"), (1, 0, None), (0, 1, "col"), (1, 1, "one")])
+def test_gemm(trans_a, trans_b, bias):
+    rng = np.random.default_rng(20 + 2 * trans_a + trans_b)
+    m, k, n = 5, 9, 7
+    a = _rand(rng, (k, m) if trans_a else (m, k))
+    b = rng.integers(-127, 128, (n, k) if trans_b else (k, n)).astype(np.int8)
+    bq = Q((10 ** rng.uniform(-3, -1, n)).astype(np.float32).tolist(), [0] * n, 0 if trans_b else 1)
+    inputs = [("a", a, _qp(rng, "int8", True), False), ("b", b, bq, True)]
+    if bias:
+        inputs.append(("c", rng.integers(-5000, 5000, n if bias == "col" else 1).astype(np.int32), None, True))
+    g, feeds = _single("Gemm", inputs, {"transA": trans_a, "transB": trans_b, "activation": "Clip",
+                                        "activation_params": [-1.0, 2.0]}, Q([0.02], [5]))
+    _check(g, feeds)
+
+
+# ---- Add / Mul ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+@pytest.mark.parametrize("a_shape,b_shape,dtype,extreme", [
+    ((2, 3, 4, 5), (3, 1, 5), "int8", False),
+    ((4, 1), (1, 6), "uint8", True),
+    ((3, 4), (), "int8", True),
+    ((0, 4), (1, 4), "int8", False),
+])
+def test_add_mul(op, a_shape, b_shape, dtype, extreme):
+    rng = np.random.default_rng(len(a_shape) * 7 + len(b_shape) + (op == "Mul"))
+    a, b = _rand(rng, a_shape, dtype), _rand(rng, b_shape, dtype)
+    for scales in ((0.05, 0.3, 0.1), (0.01, 0.01, 0.002), (0.2, 0.001, 0.5)):  # M > 1, equal, tiny
+        g, feeds = _single(op, [("a", a, _qp(rng, dtype, extreme, scales[0]), False),
+                                ("b", b, _qp(rng, dtype, extreme, scales[1]), False)], {},
+                           _qp(rng, dtype, extreme, scales[2]))
+        _check(g, feeds)
+
+
+def test_unquantized_int8_add_still_runs_the_plain_kernel():
+    rng = np.random.default_rng(5)
+    a, b = _rand(rng, (3, 4)), _rand(rng, (4,))
+    g, feeds = _single("Add", [("a", a, None, False), ("b", b, None, False)], {}, None)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(_check(g, feeds)["y0"], a + b)  # wraps, as numpy does
+
+
+# ---- Concat, Relu, Clip ---------------------------------------------------------------------
+
+
+def test_concat_differing_scales():
+    rng = np.random.default_rng(30)
+    parts = [_rand(rng, (2, c, 3)) for c in (2, 1, 3, 0)]
+    qps = [Q([0.1], [3]), Q([0.3], [-128]), Q([0.1 / 3], [127]), Q([0.5], [0])]
+    inputs = [(f"x{i}", p, q, False) for i, (p, q) in enumerate(zip(parts, qps))]
+    g, feeds = _single("Concat", inputs, {"axis": 1}, Q([0.1], [3]))  # input 0 is copied
+    _check(g, feeds)
+    u = [_rand(rng, (3, 2), "uint8") for _ in range(2)]
+    g, feeds = _single("Concat", [("u0", u[0], Q([0.02], [0]), False), ("u1", u[1], Q([0.07], [255]), False)],
+                       {"axis": -1}, Q([0.04], [128]))
+    _check(g, feeds)
+
+
+def test_relu_and_clip():
+    rng = np.random.default_rng(31)
+    x = _rand(rng, (2, 3, 4, 5))
+    for yq in (Q([0.1], [-4]), Q([0.2], [0]), Q([0.04], [-128])):
+        g, feeds = _single("Relu", [("x", x, Q([0.1], [-4]), False)], {}, yq)
+        _check(g, feeds)
+    u = _rand(rng, (3, 7), "uint8")
+    g, feeds = _single("Relu", [("x", u, Q([0.1], [200]), False)], {}, Q([0.1], [200]))
+    _check(g, feeds)
+    xq = Q([0.1], [-4])
+    g, feeds = _single("Clip", [("x", x, xq, False), ("lo", np.int8(-4), xq, True), ("hi", np.int8(26), xq, True)],
+                       {}, xq)
+    _check(g, feeds)
+
+
+# ---- pools ----------------------------------------------------------------------------------
+
+POOL_CASES = [
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 1, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 3], strides=[2, 2], ceil_mode=1, pads=[0, 1, 0, 0])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, count_include_pad=1, pads=[1, 1, 1, 1])),
+    ("AveragePool", dict(kernel_shape=[2, 2], dilations=[2, 1], pads=[1, 1, 0, 0], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[4])),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
+    ("GlobalAveragePool", {}),
+    ("GlobalMaxPool", {}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(POOL_CASES)))
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_pools(case, dtype):
+    op, attrs = POOL_CASES[case]
+    rng = np.random.default_rng(40 + case)
+    shape = (2, 3, 9) if len(attrs.get("kernel_shape", [1, 1])) == 1 else (2, 3, 7, 8)
+    x = _rand(rng, shape, dtype)
+    for extreme in (False, True):
+        xq = _qp(rng, dtype, extreme)
+        g, feeds = _single(op, [("x", x, xq, False)], attrs, xq)
+        _check(g, feeds)
+    g, feeds = _single(op, [("x", x[:0], xq, False)], attrs, xq)  # empty batch
+    _check(g, feeds)
+
+
+def test_average_pool_ties_round_away_from_zero():
+    # windows of 2 elements (x - zp = [1, 2] -> 1.5 -> 2; [-1, -2] -> -1.5 -> -2), numbers by hand
+    x = np.array([1, 2, -1, -2, 0, 1, 0, -1], np.int8).reshape(1, 1, 8)
+    g, feeds = _single("AveragePool", [("x", x, Q([0.5], [0]), False)], {"kernel_shape": [2], "strides": [2]},
+                       Q([0.5], [0]))
+    np.testing.assert_array_equal(_check(g, feeds)["y0"].ravel(), [2, -2, 1, -1])
+
+
+# ---- Resize ---------------------------------------------------------------------------------
+
+RESIZE_CASES = [
+    ("nearest", "half_pixel", "round_prefer_floor", [1, 1, 2, 1.5], None),
+    ("nearest", "asymmetric", "floor", [1, 1, 0.6, 2.5], None),
+    ("linear", "half_pixel", "round_prefer_floor", [1, 1, 2, 2], None),
+    ("linear", "align_corners", "round_prefer_floor", [1, 1, 1.7, 0.55], None),
+    ("linear", "asymmetric", "round_prefer_floor", None, [2, 3, 9, 5]),
+    ("linear", "pytorch_half_pixel", "round_prefer_floor", [1, 1, 3, 1], None),
+    ("linear", "half_pixel_symmetric", "round_prefer_floor", [1, 1, 1.3, 2.6], None),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RESIZE_CASES)))
+def test_resize(case):
+    mode, ctm, nearest, scales, sizes = RESIZE_CASES[case]
+    rng = np.random.default_rng(50 + case)
+    for dtype in ("int8", "uint8"):
+        x = _rand(rng, (2, 3, 5, 4), dtype)
+        xq = _qp(rng, dtype, extreme=case % 2 == 0)
+        inputs = [("x", x, xq, False), ("", None, None, True)]
+        inputs.append(("scales", np.array(scales, np.float32), None, True) if scales else ("", None, None, True))
+        if sizes:
+            inputs.append(("sizes", np.array(sizes, np.int64), None, True))
+        g, feeds = _single("Resize", inputs, {"mode": mode, "coordinate_transformation_mode": ctm,
+                                              "nearest_mode": nearest, "exclude_outside": int(case == 5)}, xq)
+        _check(g, feeds)
+
+
+# ---- element-moving ops ---------------------------------------------------------------------
+
+
+def test_element_moving_ops_keep_the_integers():
+    rng = np.random.default_rng(60)
+    x = _rand(rng, (2, 4, 3, 2))
+    xq = Q([0.07], [-128])
+    cases = [
+        ("Reshape", [("s", np.array([4, -1], np.int64), None, True)], {}, 1),
+        ("Transpose", [], {"perm": [0, 2, 3, 1]}, 1),
+        ("Flatten", [], {"axis": 2}, 1),
+        ("Unsqueeze", [("ax", np.array([0], np.int64), None, True)], {}, 1),
+        ("Slice", [("st", np.array([1], np.int64), None, True), ("en", np.array([3], np.int64), None, True),
+                   ("axs", np.array([1], np.int64), None, True)], {}, 1),
+        ("Split", [("sp", np.array([1, 3], np.int64), None, True)], {"axis": 1}, 2),
+        ("Gather", [("ix", np.array([2, 0, 2], np.int64), None, True)], {"axis": 1}, 1),
+        ("DepthToSpace", [], {"blocksize": 2}, 1),
+        ("Tile", [("rp", np.array([1, 2, 1, 2], np.int64), None, True)], {}, 1),
+        ("Identity", [], {}, 1),
+    ]
+    for op, extra, attrs, n_out in cases:
+        g, feeds = _single(op, [("x", x, xq, False)] + extra, attrs, xq, n_out=n_out)
+        _check(g, feeds, threads=(1,))
+
+
+# ---- a small quantized network with float edges ---------------------------------------------
+
+
+def test_small_network_with_float_edges():
+    rng = np.random.default_rng(70)
+    g = Graph("net")
+    g.add_input("x", "float32", (2, 3, 12, 12))
+    consts = {
+        "xs": np.float32(0.03), "xz": np.int8(-5),
+        "w1": rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8), "b1": rng.integers(-900, 900, 8).astype(np.int32),
+        "w2": rng.integers(-127, 128, (8, 1, 3, 3)).astype(np.int8), "b2": rng.integers(-900, 900, 8).astype(np.int32),
+        "w3": rng.integers(-127, 128, (8, 5)).astype(np.int8), "b3": rng.integers(-900, 900, 5).astype(np.int32),
+        "os": np.float32(0.04), "oz": np.int8(2), "shape": np.array([2, -1], np.int64),
+    }
+    for k, v in consts.items():
+        g.add_constant(k, v)
+    g.add_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q")
+    g.add_node("Conv", ["xq", "w1", "b1"], ["c1"], {"pads": [1, 1, 1, 1], "activation": "Relu"}, name="conv1")
+    g.add_node("MaxPool", ["c1"], ["p1"], {"kernel_shape": [2, 2], "strides": [2, 2]}, name="pool")
+    g.add_node("Conv", ["p1", "w2", "b2"], ["c2"], {"group": 8, "pads": [1, 1, 1, 1], "activation": "Clip",
+                                                    "activation_params": [0.0, 6.0]}, name="dw")
+    g.add_node("Add", ["c2", "p1"], ["s"], name="add")
+    g.add_node("GlobalAveragePool", ["s"], ["gap"], name="gap")
+    g.add_node("Reshape", ["gap", "shape"], ["f"], name="flat")
+    g.add_node("Gemm", ["f", "w3", "b3"], ["l"], name="fc")
+    g.add_node("DequantizeLinear", ["l", "os", "oz"], ["y"], name="dq")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    qp = {"xq": Q([0.03], [-5]), "c1": Q([0.05], [-128]), "p1": Q([0.05], [-128]), "c2": Q([0.03], [-128]),
+          "s": Q([0.06], [-100]), "gap": Q([0.06], [-100]), "f": Q([0.06], [-100]), "l": Q([0.04], [2]),
+          "w1": Q((10 ** rng.uniform(-3, -2, 8)).astype(np.float32).tolist(), [0] * 8, 0),
+          "w2": Q((10 ** rng.uniform(-3, -2, 8)).astype(np.float32).tolist(), [0] * 8, 0),
+          "w3": Q((10 ** rng.uniform(-3, -2, 5)).astype(np.float32).tolist(), [0] * 5, 1)}
+    for k, v in qp.items():
+        g.values[k].quant = v
+    x = rng.normal(0, 1.5, (2, 3, 12, 12)).astype(np.float32)
+    y = _check(g, {"x": x})["y"]
+    assert y.dtype == np.float32 and len(np.unique(y)) > 5
+
+
+# ---- refusals at load -----------------------------------------------------------------------
+
+
+def _refused(g, pattern):
+    with pytest.raises(MobconvError, match=pattern):
+        runtime.Interpreter(to_bytes(g))
+
+
+def test_unsupported_quantized_nodes_are_refused_at_load():
+    rng = np.random.default_rng(80)
+    x = _rand(rng, (1, 2, 5, 5))
+    w = rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)
+    xq, wq, yq = Q([0.05], [3]), Q([0.01], [0]), Q([0.1], [-2])
+    base = [("x", x, xq, False), ("w", w, wq, True)]
+    # an op with no integer kernel, which the plain integer kernel would have computed
+    g, _ = _single("Sub", [("a", x, xq, False), ("b", x, xq, False)], {}, yq, name="sub1")
+    _refused(g, r"UNSUPPORTED: .*op 'sub1' \(Sub\): no integer kernel for a quantized Sub")
+    g, _ = _single("Conv", base, {"activation": "LeakyRelu", "activation_params": [0.1]}, yq, name="c")
+    _refused(g, r"op 'c' \(Conv\): fused activation 'LeakyRelu' cannot be fused into a quantized output")
+    g, _ = _single("Conv", base, {}, None, name="c")
+    _refused(g, r"op 'c' \(Conv\): a quantized Conv needs quantization parameters on every input and output")
+    g, _ = _single("Conv", base, {}, Q([1e-30], [0]), name="c")
+    _refused(g, r"op 'c' \(Conv\): requantization multiplier .* is too large")
+    g, _ = _single("Reshape", [("x", x, xq, False), ("s", np.array([1, -1], np.int64), None, True)], {},
+                   Q([0.2], [3]), name="r")
+    _refused(g, r"op 'r' \(Reshape\): a quantized Reshape must keep its input's per-tensor quantization")
+    g, _ = _single("AveragePool", [("x", x, xq, False)], {"kernel_shape": [2, 2]}, Q([0.2], [3]), name="p")
+    _refused(g, r"op 'p' \(AveragePool\): a quantized AveragePool must keep its input's")
+    g, _ = _single("Gemm", [("a", x[0, 0], xq, False), ("b", x[0, 0, :, :3].copy(), wq, True)], {"alpha": 2.0}, yq,
+                   name="fc")
+    _refused(g, r"op 'fc' \(Gemm\): a quantized Gemm needs alpha = beta = 1")
+    g, _ = _single("Resize", [("x", x, xq, False), ("", None, None, True),
+                              ("sc", np.array([1, 1, 2, 2], np.float32), None, True)], {"mode": "cubic"}, xq, name="rs")
+    _refused(g, r"op 'rs' \(Resize\): a quantized Resize is defined for modes nearest and linear")
+    g, _ = _single("Resize", [("x", x, xq, False), ("", None, None, True),
+                              ("sc", np.array([2, 2, 2, 2], np.float32), None, True)], {"mode": "linear"}, xq, name="rs")
+    _refused(g, r"op 'rs' \(Resize\): a quantized linear Resize resizes at most 2 axes, got 4")
+    g, _ = _single("Add", [("a", x, Q([0.05], [300]), False), ("b", x, xq, False)], {}, yq, name="a")
+    _refused(g, r"op 'a' \(Add\): Add A: zero point 300 is outside the int8 range")
+    g, _ = _single("Clip", [("x", x, xq, False), ("lo", np.int8(0), Q([0.2], [0]), True)], {}, xq, name="cl")
+    _refused(g, r"op 'cl' \(Clip\): a quantized Clip needs its min/max as integers with the input's")
