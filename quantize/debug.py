@@ -611,7 +611,10 @@ def _precision(qgraph, node, producers, consumers) -> str:
     names = [n for n in list(node.inputs) + list(node.outputs) if n]
     if any(vals.get(n) is not None and vals[n].quant is not None for n in names):
         return "int8"
-    if any(v.quant is not None and v.data is None for v in vals.values()):
+    lowered = any(n.op not in QDQ_OPS and any(vals.get(t) is not None and vals[t].quant is not None
+                                              for t in list(n.inputs) + list(n.outputs) if t)
+                  for n in qgraph.nodes)
+    if lowered:
         return "float"  # a lowered graph: its int8 ops carry Value.quant, this one does not
     meta = quantization_metadata(qgraph)
     excluded = meta.get("exclude", "").split(",") + meta.get("fallback", "").split(",")

@@ -102,7 +102,7 @@ class FallbackReport:
                 return "-"
             if isinstance(x, float) and math.isinf(x):
                 return "exact" if x > 0 else "-inf"
-            return f"{x:.2f}"
+            return f"{x:.4g}" if self.metric == "evaluate()" else f"{x:.2f}"
 
         unit = "" if self.metric == "evaluate()" else " dB"
         lines = [f"Mixed precision, budget {self.budget}: all-int8 {self.metric} {score(self.score_int8)}{unit}"
@@ -122,6 +122,8 @@ class FallbackReport:
                    if self.latency_factor is not None else "")
             lines.append(f"  cost: {size}{self.macs_float:,} of {self.macs_total:,} MACs "
                          f"({share:.1f}%) in {self.fallback}{lat}")
+        if self.layers and len(self.layers) == self.candidates:
+            lines.append(f"  note: every quantized layer fell back: the result computes in {self.fallback}")
         return "\n".join(lines)
 
 
@@ -180,11 +182,19 @@ def _macs(graph, shapes: dict) -> dict:
     return result
 
 
-def fit_budget(float_model, build: Callable, data, *, max_sqnr_drop=None, min_sqnr=None,
+def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, min_sqnr=None,
                evaluate=None, max_drop=None, fallback: str = "float32",
                num_samples: Optional[int] = DEFAULT_EVAL_SAMPLES):
     """The quantized model with the fewest layers in float (greedy by sensitivity) that
-    meets the budget, and a FallbackReport. See the module docstring for the budgets."""
+    meets the budget, and a FallbackReport. See the module docstring for the budgets.
+
+    The quantizer's pipeline calls it as `fit_budget(float_graph, qdq_graph, ranges, data,
+    config)` (see fit_budget_qdq)."""
+    if not callable(build) and hasattr(build, "nodes"):
+        return fit_budget_qdq(float_model, build, data, *args)
+    if args:
+        raise ArgumentError(f"fit_budget() takes 3 positional arguments (float_model, build, data), "
+                            f"got {3 + len(args)}")
     _check(max_sqnr_drop, min_sqnr, evaluate, max_drop, fallback)
     from .debug import _feeds_iter
 
@@ -198,6 +208,10 @@ def fit_budget(float_model, build: Callable, data, *, max_sqnr_drop=None, min_sq
 
     if evaluate is not None:
         metric, budget = "evaluate()", f"evaluate() drop <= {max_drop:g}"
+        if not hasattr(float_model, "graph"):
+            from mobconv.api import Model
+
+            float_model = Model(float_model)  # evaluate() gets Models, as the user wrote it for
         score_float = float(evaluate(float_model))
         if not math.isfinite(score_float):
             raise MobconvError(f"mixed precision: evaluate() returned {score_float} for the float model")
@@ -297,3 +311,47 @@ def _fmt(x: float) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "exact" if x > 0 else "-inf"
     return f"{x:.2f}"
+
+
+def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
+    """The pipeline's form (quantize/api.py): the budget of `config` (min_sqnr,
+    max_sqnr_drop or evaluate + max_drop) met by re-inserting Q/DQ with more layers in
+    `exclude` (and bias correction when the config has it). SQNR budgets are scored on
+    the QDQ graph (fake-quantized float ops, which the int8 lowering reproduces within
+    integer rounding); evaluate() gets the lowered int8 model, as the user would.
+    Returns (qdq graph, {"fallback": [layer names], "report": FallbackReport})."""
+    from dataclasses import replace
+
+    from mobconv.api import Model
+
+    from .qdq import insert_qdq
+
+    def build(exclude):
+        if not exclude:
+            graph = qdq_graph
+        else:
+            cfg = replace(config, exclude=tuple(config.exclude) + tuple(exclude))
+            graph = insert_qdq(float_graph, ranges, cfg)
+            if config.bias_correction:
+                from .bias_correction import correct_bias
+
+                graph = correct_bias(float_graph, graph, data)
+        model = Model(graph)
+        model.qdq_graph = graph
+        if config.evaluate is not None:
+            from mobconv.passes.lower_qdq import lower_qdq
+
+            lowered = Model(lower_qdq(graph))
+            lowered.qdq_graph = graph
+            return lowered
+        return model
+
+    model, report = fit_budget(float_graph, build, data, max_sqnr_drop=config.max_sqnr_drop,
+                               min_sqnr=config.min_sqnr, evaluate=config.evaluate,
+                               max_drop=config.max_drop)
+    if report.layers:  # sizes of the int8 files, not of the QDQ graphs
+        from mobconv.passes.lower_qdq import lower_qdq
+
+        report.size_int8 = _size(Model(lower_qdq(qdq_graph)))
+        report.size_final = _size(Model(lower_qdq(model.qdq_graph)))
+    return model.qdq_graph, {"fallback": [layer.name for layer in report.layers], "report": report}

@@ -133,3 +133,22 @@ def test_arguments_checked_before_any_build(kwargs, message):
     with pytest.raises(ArgumentError, match=message):
         fit_budget(MODEL, build, EVAL, **kwargs)
     assert build.calls == []
+
+
+def test_quantizer_pipeline_budget_holds_on_the_int8_model_it_returns():
+    """quantize.quantize(min_sqnr=...) goes through fit_budget's pipeline form (QDQ graphs);
+    the budget is checked here on the lowered int8 model the user gets."""
+    from mobconv import quantize
+
+    model = tiny_cnn(channels=32)
+    calib = samples(8)
+    plain = quantize.quantize(model, calib, progress=False)
+    base = output_sqnr(plain, calib, float_model=model)
+    budget = base + 4
+    quant = quantize.quantize(model, calib, progress=False, min_sqnr=budget)
+    fallback = quant.quantization_info["fallback"]
+    assert fallback and quant.graph.metadata.extra["quantization.fallback"] == ",".join(fallback)
+    assert output_sqnr(quant, calib, float_model=model) >= budget
+    assert all(n.op in ("QuantizeLinear", "DequantizeLinear") or n.name in fallback
+               or any(quant.graph.values[t].quant is not None for t in n.outputs if t)
+               for n in quant.graph.nodes)
