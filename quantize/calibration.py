@@ -102,24 +102,27 @@ class RangeCollector:
         run(self.graph, feeds, observer=self._hook)
         self.samples += 1
 
-    def ranges(self, method: str = "mse", percentile: float = 99.99) -> dict:
+    def ranges(self, method: str = "mse", percentile: float = 99.99,
+               symmetric: bool = False) -> dict:
         check_method(method, percentile)
         out = {}
         for name, obs in self.observers.items():
             if obs.counts is None:
                 continue  # not a float tensor (or never finite)
-            lo, hi = choose_range(obs, method, float(percentile))
+            lo, hi = choose_range(obs, method, float(percentile), bool(symmetric))
             out[name] = TensorRange(lo, hi, obs.min, obs.max, obs.count,
                                     clipped_fraction(obs, lo, hi), obs.counts.copy(), obs.edges())
         return out
 
 
 def collect_ranges(graph, data, method: str = "mse", *, percentile: float = 99.99,
-                   num_bins: int = 2048, progress=None) -> dict:
+                   num_bins: int = 2048, progress=None, symmetric: bool = False) -> dict:
     """Clipping ranges {tensor name: TensorRange} of every float activation of `graph`
     (a Graph or Model) over `data`: an iterable of feed dicts, normally
     `quantize.data.calibration_feeds(...)` (which checks them). progress: None shows a
-    bar with ETA when stderr is a terminal, True/False force it."""
+    bar with ETA when stderr is a terminal, True/False force it. symmetric: the ranges
+    will be quantized with zero point 0 over [-max(-lo, hi), max(-lo, hi)] (the mse
+    method then minimises the error of that grid; the others are unchanged)."""
     check_method(method, percentile)
     collector = RangeCollector(graph, num_bins)
     total = getattr(data, "total", None)
@@ -132,4 +135,4 @@ def collect_ranges(graph, data, method: str = "mse", *, percentile: float = 99.9
 
         raise CalibrationDataError("calibration data is empty: no samples (calibration needs "
                                    "at least one)")
-    return collector.ranges(method, percentile)
+    return collector.ranges(method, percentile, symmetric)

@@ -205,6 +205,20 @@ def _tight_edges(obs: "TensorObserver") -> np.ndarray:
     return edges
 
 
+def _mse_symmetric(obs: TensorObserver, counts, edges) -> tuple:
+    """The t minimising the error on the symmetric grid [-t, t] (zero point 0, 255
+    levels, scale t/127), t on the bin grid; returned clipped to the values seen."""
+    n = len(counts)
+    err = _sq_error_table(_without_zeros(obs), edges, levels=255)
+    k0 = -obs.start
+    r = np.unique(np.concatenate([np.arange(1, n + 1) - k0, k0 - np.arange(0, n)]))
+    r = r[r >= 1]
+    i, j = np.clip(k0 - r, 0, n), np.clip(k0 + r, 0, n)
+    t = r * obs.width
+    best = int(np.argmin(err(i, j, -t, t)))
+    return -float(t[best]), float(t[best])
+
+
 def _mse_range(obs: TensorObserver, counts, edges) -> tuple:
     """Symmetric search |x| <= t over the bin edges, then hi and lo refined in turn."""
     n = len(counts)
@@ -277,8 +291,11 @@ def _entropy_range(obs: TensorObserver, counts, edges) -> tuple:
     return best_range
 
 
-def choose_range(obs: TensorObserver, method: str, percentile: float = 99.99) -> tuple:
-    """(lo, hi) with lo <= 0 <= hi for the observed tensor, by `method`."""
+def choose_range(obs: TensorObserver, method: str, percentile: float = 99.99,
+                 symmetric: bool = False) -> tuple:
+    """(lo, hi) with lo <= 0 <= hi for the observed tensor, by `method`. `symmetric`:
+    the range will be used as [-t, t] with t = max(-lo, hi) (zero point 0), which only
+    the mse method takes into account (it then optimises the error of that grid)."""
     vmin, vmax = min(obs.min, 0.0), max(obs.max, 0.0)
     if obs.counts is None or method == "minmax" or vmin == vmax:
         return vmin, vmax
@@ -288,7 +305,7 @@ def choose_range(obs: TensorObserver, method: str, percentile: float = 99.99) ->
     elif method == "entropy":
         lo, hi = _entropy_range(obs, _without_zeros(obs), edges)
     elif method == "mse":
-        lo, hi = _mse_range(obs, counts, edges)
+        lo, hi = (_mse_symmetric if symmetric else _mse_range)(obs, counts, edges)
     else:
         raise ValueError(f"unknown method {method!r}")
     return min(max(lo, vmin), 0.0), max(min(hi, vmax), 0.0)
