@@ -354,17 +354,17 @@ def aligned_float_graph(float_graph, quant_graph):
     meta = quantization_metadata(quant_graph)
     if "scheme" not in meta:
         return float_graph
-    graph = float_graph
-    try:
-        from .qdq import prepare
+    from .qdq import prepare
 
-        graph = prepare(graph)
-    except ImportError:
-        pass
+    graph = prepare(float_graph)
+    changes = ["with fused activations split"] if graph is not float_graph else []
     if meta.get("equalize") == "true":
         from .equalize import equalize
 
-        graph = equalize(graph.copy() if graph is float_graph else graph)
+        graph = equalize(graph)
+        changes.insert(0, "equalized (quantization.equalize=true)")
+    if graph is not float_graph:
+        graph.aligned_changes = " and ".join(changes)
     return graph
 
 
@@ -591,8 +591,7 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     report = DebugReport(layers=rows, outputs=outputs, num_samples=samples, histograms=histograms,
                          float_source=fsource, quant_source=qsource)
     if fgraph is not fgraph_out:
-        how = ("equalized (quantization.equalize=true) and with fused activations split"
-               if quantization_metadata(qgraph).get("equalize") == "true" else "with fused activations split")
+        how = getattr(fgraph, "aligned_changes", "") or "as given"
         report.reference_note = f"per-layer reference: the float graph as the quantizer saw it, {how}"
         report.reference_sqnr_db = ref_acc.sqnr_db
     if report_dir is not None:

@@ -243,3 +243,23 @@ def test_with_the_quantizer_pipeline():
     assert {r.name for r in report.layers} >= {"conv1", "dwconv", "gap", "fc"}
     assert all(r.precision in ("int8", "input") for r in report.layers)
     assert report.output("y").sqnr_db > 20
+
+
+def test_cli_compare_quantized_mob_with_its_float_mob(tmp_path, capsys):
+    from mobconv import quantize
+    from mobconv.cli.main import main
+
+    model = tiny_cnn()
+    model.save(str(tmp_path / "f.mob"))
+    quantize.quantize(model, samples(8), progress=False).save(str(tmp_path / "q.mob"))
+    np.save(tmp_path / "x.npy", samples(1, seed=4)[0]["x"])
+    for argv in (["q.mob", "f.mob"], ["f.mob", "q.mob"]):  # either order
+        code = main(["compare", *[str(tmp_path / a) for a in argv], "--input", f"x={tmp_path / 'x.npy'}"])
+        text = capsys.readouterr().out
+        assert code == 0
+        assert "worst first" in text and "own SQNR" in text
+        assert {"conv1", "dwconv", "gap", "fc"} <= {line.split()[1] for line in text.splitlines()[2:8]}
+        assert "argmax flips 0/1" in text or "argmax flips 1/1" in text
+    code = main(["compare", str(tmp_path / "f.mob"), str(tmp_path / "f.mob")])
+    err = capsys.readouterr().err
+    assert code == 2 and "neither is quantized" in err and len(err.strip().splitlines()) == 1

@@ -20,6 +20,11 @@ examples:
   mobconv compare mobilenet.mob mobilenet.onnx
   mobconv compare mobilenet.mob mobilenet.onnx --input input=cat.npy --rtol 1e-3
   mobconv compare mobilenet.mob mobilenet.onnx --reference --seed 3
+  mobconv compare mobilenet.int8.mob mobilenet.mob --input input=cat.npy
+
+A quantized .mob against its float .mob runs both on the numpy reference and prints
+the quantization debugger's per-layer table (own and accumulated SQNR, cosine, max
+error, clipping rate; worst layers first; docs/quantization.md "Debugger").
 
 A tensor differs when max|mob - onnx| > atol + rtol * max|onnx|. The first layer
 that differs is marked '>>'. Exit status 1 when a final output differs.
@@ -33,7 +38,8 @@ def register(sub, parent) -> None:
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
     p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
-    p.add_argument("source", help="the ONNX model it was converted from, e.g. mobilenet.onnx")
+    p.add_argument("source", help="the ONNX model it was converted from, e.g. mobilenet.onnx; or, "
+                                  "for a quantized .mob, the float .mob it was quantized from")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input array (repeatable), e.g. --input input=cat.npy; others get "
                         "seeded random data")
@@ -146,7 +152,37 @@ def exceeds(d: dict, rtol: float, atol: float) -> bool:
     return "shape_mismatch" in d or d["max_abs"] > atol + rtol * d["ref_max"]
 
 
+def _is_quantized(model) -> bool:
+    graph = model.graph
+    return "quantization.scheme" in graph.metadata.extra or any(
+        v.quant is not None for v in graph.values.values())
+
+
+def compare_quantized(args) -> int:
+    """`compare quant.mob float.mob`: the quantization debugger's table on one input."""
+    from ..quantize import debug
+
+    quant, float_model = api.load(args.model), api.load(args.source)
+    if _is_quantized(float_model) and not _is_quantized(quant):
+        quant, float_model = float_model, quant
+    if not _is_quantized(quant) or _is_quantized(float_model):
+        both = "both are" if _is_quantized(float_model) else "neither is"
+        raise UsageError(f"{args.model}, {args.source}: {both} quantized; compare two .mob files "
+                         "only as a quantized model and the float model it was quantized from "
+                         "(or a .mob with its source .onnx)")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be a non-negative integer, e.g. --seed 3")
+    feeds = parse_input_files(args.input, float_model.inputs)
+    missing = [s for s in float_model.inputs if s.name not in feeds]
+    feeds.update(api.random_inputs(missing, seed=args.seed, source=float_model.source))
+    report = debug(float_model, quant, feeds)
+    out(report.table())
+    return 0
+
+
 def run(args) -> int:
+    if args.source.lower().endswith(".mob") and args.model.lower().endswith(".mob"):
+        return compare_quantized(args)
     if not args.source.lower().endswith(".onnx"):
         raise UsageError(f"{args.source}: compare needs the source ONNX model (.onnx); "
                          "other source frameworks are not supported yet")
