@@ -167,9 +167,9 @@ def compare_quantized(args) -> int:
         quant, float_model = float_model, quant
     if not _is_quantized(quant) or _is_quantized(float_model):
         both = "both are" if _is_quantized(float_model) else "neither is"
-        raise UsageError(f"{args.model}, {args.source}: {both} quantized; compare two .mob files "
-                         "only as a quantized model and the float model it was quantized from "
-                         "(or a .mob with its source .onnx)")
+        raise UsageError(f"{args.model}, {args.source}: {both} quantized; compare needs the source "
+                         "ONNX model (.onnx) of a .mob, or a quantized .mob and the float .mob it "
+                         "was quantized from")
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: must be a non-negative integer, e.g. --seed 3")
     feeds = parse_input_files(args.input, float_model.inputs)
