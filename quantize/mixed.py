@@ -21,7 +21,7 @@ Algorithm:
 2. Rank the quantized layers by their own error: debug()'s isolated SQNR (the layer run
    alone on float inputs), worst first: the greedy order.
 3. Build with every ranked layer in float; if even that misses the budget, raise a
-   one-line MobconvError (nothing is written: the caller has not saved anything).
+   one-line UsageError (exit 2; nothing is written: the caller has not saved anything).
 4. Binary search the shortest prefix of the ranking that meets the budget (the
    score is close to monotone in the prefix length): about log2(layers) builds
    instead of one per layer; the prefix found is checked by its own build.
@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from mobconv.errors import ArgumentError, MobconvError
+from mobconv.errors import ArgumentError, MobconvError, UsageError
 from mobconv.reference.interpreter import run as reference_run
 
 from .debug import ErrorStats, debug
@@ -271,11 +271,11 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
     report.candidates = len(ranked)
     names = tuple(r.name for r in ranked)
     if not names:
-        raise MobconvError(f"cannot meet the accuracy budget ({budget}): the all-int8 model reaches "
+        raise UsageError(f"cannot meet the accuracy budget ({budget}): the all-int8 model reaches "
                            f"{_fmt(s0)} and no layer of it can fall back to float")
     _, s_all = attempt(names)
     if not meets(s_all):
-        raise MobconvError(f"cannot meet the accuracy budget ({budget}): {metric} is {_fmt(s0)} all-int8 "
+        raise UsageError(f"cannot meet the accuracy budget ({budget}): {metric} is {_fmt(s0)} all-int8 "
                            f"and {_fmt(s_all)} with all {len(names)} quantized layers in {fallback}; "
                            "relax the budget (nothing was written)")
     lo, hi = 0, len(names)  # prefix lo fails, prefix hi meets the budget

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from quant_debug_models import lower_by_hand, samples, tiny_cnn  # noqa: E402
 
-from mobconv.errors import ArgumentError, MobconvError  # noqa: E402
+from mobconv.errors import ArgumentError, MobconvError, UsageError  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
 from quantize.mixed import fit_budget  # noqa: E402
 
@@ -101,9 +101,10 @@ def test_evaluate_and_max_drop():
 
 def test_unreachable_budget_refused_in_one_line():
     # fp16 fallback: even every layer in float16 cannot reach 150 dB
-    with pytest.raises(MobconvError, match="cannot meet the accuracy budget") as info:
+    with pytest.raises(UsageError, match="cannot meet the accuracy budget") as info:
         fit_budget(WIDE, build_wide, EVAL, min_sqnr=150, fallback="float16")
     assert "\n" not in str(info.value) and "float16" in str(info.value)
+    assert info.value.exit_code == 2
     # a metric only the float model itself satisfies
     with pytest.raises(MobconvError, match="cannot meet the accuracy budget"):
         fit_budget(MODEL, build, EVAL, evaluate=lambda m: 1.0 if m is MODEL else 0.0, max_drop=0.5)
