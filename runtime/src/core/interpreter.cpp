@@ -14,6 +14,10 @@
 //      Greedy by size (largest first), each tensor takes the lowest 64-byte
 //      aligned offset that does not overlap a placed tensor with an
 //      overlapping lifetime. The arena is the maximum end offset.
+//
+// Before that, at load (Init, once): an op whose inputs are all constants of the
+// file is computed by its reference kernel and its outputs become constants the
+// interpreter owns (FoldAtLoad), so kernels selected after it see constant weights.
 #include "core/interpreter.h"
 
 #include <algorithm>
@@ -42,6 +46,7 @@ Interpreter::~Interpreter() {
   for (size_t i = 0; i < ops_.size(); ++i)
     if (ops_[i].kernel && ops_[i].kernel->release && ops_[i].state) ops_[i].kernel->release(ops_[i].state);
   FreeFolded();
+  for (void* p : load_time_) std::free(p);
   std::free(arena_);
   std::free(scratch_);
 }
@@ -130,6 +135,10 @@ Status Interpreter::Init() {
   ops_.assign(model_.ops.size(), OpState());
   for (size_t k = 0; k < model_.ops.size(); ++k) {
     const OpInfo& info = model_.ops[k];
+    bool at_load = false;
+    Status folded = FoldAtLoad(static_cast<int>(k), &at_load);
+    if (!folded.ok()) return folded;
+    if (at_load) continue;
     std::vector<TensorView> in, out;
     BuildViews(static_cast<int>(k), &in, &out);
     DType key = in.empty() || !in[0].present() ? DType::Any : in[0].dtype;
@@ -196,6 +205,7 @@ Status Interpreter::Prepare() {
   for (size_t k = 0; k < model_.ops.size(); ++k) {
     const OpInfo& info = model_.ops[k];
     OpState& st = ops_[k];
+    if (st.at_load) continue;  // its outputs are constants since Init
     std::string where = model_.source + ": operator " + std::to_string(k) + " ('" + info.name + "', " +
                         fb::EnumNameOpType(info.type) + ")";
     std::vector<TensorView> in, out;
@@ -283,6 +293,82 @@ Status Interpreter::Prepare() {
   Status s = Plan();
   if (!s.ok()) return s;
   ready_ = true;
+  return Status::Ok();
+}
+
+// Load-time folding (Init, in op order, before op `k`'s kernel is selected): when every
+// input of op `k` is a constant of the file or an output of an op folded here, run its
+// reference kernel once now. Its outputs become constants owned by the interpreter:
+// not in the arena, not recomputed at resize or invoke, and constant for the kernels
+// that read them, which can then take their fast paths and pack weights at prepare
+// (fp16 weights behind a Cast to float32, DequantizeLinear of int8 weights, a
+// transposed weight). Anything unusual (no reference kernel, a shape error, a dtype
+// that differs from the declared one, a too large output) is left to the usual path,
+// which reports it.
+Status Interpreter::FoldAtLoad(int k, bool* folded) {
+  *folded = false;
+  const OpInfo& info = model_.ops[k];
+  if (info.inputs.empty() || info.outputs.empty() || has_dynamic_shape(info.type)) return Status::Ok();
+  for (int t : info.inputs) {
+    if (t < 0) continue;
+    if (tensors_[t].kind != Tensor::kConstant) return Status::Ok();
+    for (int g : model_.inputs)
+      if (g == t) return Status::Ok();  // a graph input with a default value: the user may feed it
+  }
+  std::vector<TensorView> in, out;
+  BuildViews(k, &in, &out);
+  DType key = in.empty() || !in[0].present() ? DType::Any : in[0].dtype;
+  const Kernel* ref = kernel_registry().find(info.type, key, Isa::Scalar);
+  InferFn infer = find_infer(info.type);
+  if (!ref || !ref->run || !infer) return Status::Ok();
+  void* no_state = nullptr;
+  KernelContext ctx = MakeContext(k, in, out, &no_state);
+  if (!infer(ctx).ok()) return Status::Ok();
+  std::vector<size_t> bytes(out.size(), 0);
+  bool empty = true;
+  for (size_t o = 0; o < out.size(); ++o) {
+    int t = info.outputs[o];
+    if (t < 0) continue;
+    if (out[o].rank < 0 || out[o].rank > kMaxRank || out[o].dtype != model_.tensors[t].dtype ||
+        !checked_bytes(out[o].dims, out[o].rank, out[o].dtype, &bytes[o]) || bytes[o] > max_tensor_bytes())
+      return Status::Ok();
+    if (bytes[o]) empty = false;
+  }
+  for (size_t o = 0; o < out.size(); ++o) {
+    int t = info.outputs[o];
+    if (t < 0) continue;
+    Tensor& x = tensors_[t];
+    void* heap = aligned_alloc64(bytes[o]);
+    if (!heap) return Status::Error(StatusCode::kOutOfMemory, model_.source + ": operator " + std::to_string(k) +
+                                                                   " ('" + info.name + "'): out of memory");
+    load_time_.push_back(heap);
+    x.dtype = out[o].dtype;
+    x.rank = out[o].rank;
+    for (int d = 0; d < x.rank; ++d) x.dims[d] = out[o].dims[d];
+    x.bytes = x.capacity = bytes[o];
+    x.data = heap;
+    x.kind = Tensor::kConstant;
+  }
+  if (!empty) {
+    BuildViews(k, &in, &out);
+    KernelContext rctx = MakeContext(k, in, out, &no_state);
+    rctx.pool = nullptr;
+    rctx.scratch = nullptr;
+    rctx.scratch_size = 0;
+    size_t need = ref->scratch_bytes ? ref->scratch_bytes(rctx) : 0;
+    void* tmp = need ? aligned_alloc64(need) : nullptr;
+    if (need && !tmp) return Status::Error(StatusCode::kOutOfMemory, model_.source + ": operator " +
+                                                                         std::to_string(k) + ": out of memory");
+    rctx.scratch = tmp;
+    rctx.scratch_size = need;
+    Status s = ref->run(rctx);
+    std::free(tmp);
+    if (!s.ok()) return s;
+  }
+  OpState& st = ops_[k];
+  st.folded = st.at_load = true;
+  st.empty_output = empty;
+  *folded = true;
   return Status::Ok();
 }
 

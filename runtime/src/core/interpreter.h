@@ -78,8 +78,10 @@ class Interpreter {
     void* state = nullptr;
     bool folded = false;
     bool empty_output = false;  // every output has zero elements: the kernel is not run
+    bool at_load = false;       // folded once at load (FoldAtLoad); Prepare skips it
     size_t scratch = 0;
   };
+  Status FoldAtLoad(int op, bool* folded);
   Status Prepare();            // shape inference + folding + plan
   Status Plan();
   Status TakeDynamicShapes(int op, const std::vector<TensorView>& out);
@@ -93,6 +95,7 @@ class Interpreter {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<Tensor> tensors_;
   std::vector<OpState> ops_;
+  std::vector<void*> load_time_;  // storage of the outputs FoldAtLoad computed
   std::vector<std::vector<int64_t>> input_dims_;  // current dims per graph input (-1 unresolved)
   std::vector<const void*> user_inputs_;
   bool ready_ = false;
