@@ -15,6 +15,7 @@ input model is never modified. Every option is checked before any work
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Optional
@@ -104,7 +105,7 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
                          names=None, timings: Optional[dict] = None) -> Model:
     """`quantize()` with a checked config (the command line builds its own, whose
     messages name its flags). `timings`, when given, receives the seconds of each step."""
-    from .qdq import insert_qdq, prepare, quantizable_nodes
+    from .qdq import insert_qdq, make_int8_io, prepare, quantizable_nodes
 
     names = names or PY_NAMES
     check_model(model, config, names)
@@ -163,7 +164,9 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
     meta["samples"] = str(getattr(data, "_samples_seen", None) or data.total or "")
     if not meta["samples"]:
         del meta["samples"]
-    qdq = insert_qdq(graph, ranges, config)
+    # bias correction and the budget run the QDQ graph on the float calibration data:
+    # int8 graph inputs/outputs come last
+    qdq = insert_qdq(graph, ranges, dataclasses.replace(config, io_dtype="float32"))
     if bias_correction:
         from .bias_correction import correct_bias
 
@@ -178,6 +181,8 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
         timings["budget"] = time.perf_counter() - t
         if info.get("fallback"):
             meta["fallback"] = ",".join(info["fallback"])
+    if config.io_dtype == "int8":
+        qdq = make_int8_io(qdq)
     result = _result(model, _lower(qdq), meta, timings, start)
     result.quantization_ranges = ranges
     result.quantization_info = info

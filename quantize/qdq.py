@@ -19,10 +19,10 @@ quantizable, or excluded) reads `T/dq` when `T`'s producer is quantized (the flo
 producer: its float value is the more accurate one).
 
 Graph inputs and outputs keep their names. A quantized node's output `T` that is a
-graph output is renamed `T/float` inside the graph; with io_dtype "float32" the
-DequantizeLinear writes `T`, with "int8" the QuantizeLinear writes `T` (int8, its
-parameters on the value and in `mobconv info`). An int8 graph input `X` is read
-through `DequantizeLinear(X) -> X/dq`.
+graph output is renamed `T/float` inside the graph and the DequantizeLinear writes
+`T`. With io_dtype "int8" (`make_int8_io`) the QuantizeLinear writes `T` instead
+(int8, its parameters on the value and in `mobconv info`), and a quantized graph
+input `X` is int8, read through `DequantizeLinear(X) -> X/dq`.
 
 Scheme "int8-weights" (weight-only): only the weights of Conv/Gemm/MatMul become
 int8 + DequantizeLinear; activations and biases stay float.
@@ -449,7 +449,7 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
     producers = g.producers()
     sym = config.symmetric_activations
     params = {}  # tensor -> (scale, zp)
-    from_quantized = set()  # tensors produced by a quantized node (or an int8 graph input)
+    from_quantized = set()  # tensors produced by a quantized node
 
     def own(name):
         if name not in ranges:
@@ -473,11 +473,8 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
             else:
                 params[out] = own(out)
             from_quantized.add(out)
-    int8_io = config.io_dtype == "int8"
     graph_inputs = set(g.inputs)
     graph_outputs = set(g.outputs)
-    if int8_io:
-        from_quantized.update(n for n in g.inputs if n in params)
 
     # the names consumers read
     dq_name = {t: g.unique_name(f"{t}/dq") for t in params}
@@ -485,12 +482,9 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
     for t in params:
         if t in graph_outputs and t in from_quantized and t not in graph_inputs:
             renamed[t] = g.unique_name(f"{t}/float")
-    q_name = {t: g.unique_name(f"{t}/q") for t in params}
-    for t in renamed:
-        if int8_io:
-            q_name[t] = t
-        else:
             dq_name[t] = t
+    q_name = {t: g.unique_name(f"{t}/q") for t in params}
+    inner = {v: k for k, v in renamed.items()}
 
     def read(consumer_kind, idx, node, name):
         if name not in params:
@@ -503,29 +497,11 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
 
     def emit_pair(t):
         scale, zp = params[t]
-        src = renamed.get(t, t)
-        if int8_io and t in g.inputs:
-            return  # the int8 input itself is read through its DQ (emitted below)
-        int8_output = int8_io and t in renamed
-        b.quantize_pair(src, scale, zp, q_name[t], None if int8_output else dq_name[t])
-        if int8_output and any(t in n.inputs for n in g.nodes):  # also read inside the graph
-            q_node = b.nodes[-1]
-            b.dq(q_name[t], q_node.inputs[1], q_node.inputs[2], dq_name[t], base=t)
+        b.quantize_pair(renamed.get(t, t), scale, zp, q_name[t], dq_name[t])
 
     for t in g.inputs:
-        if t not in params:
-            continue
-        if int8_io:
-            scale, zp = params[t]
-            value = g.values[t]
-            value.dtype = "int8"
-            value.quant = QuantParams([float(np.float32(scale))], [int(zp)])
-            s = b.const(f"{t}/scale", np.float32(scale))
-            z = b.const(f"{t}/zero_point", np.int8(zp))
-            b.dq(t, s, z, dq_name[t], base=t)
-        else:
+        if t in params:
             emit_pair(t)
-
     for node in g.nodes:
         kind = kinds.get(node.name)
         if kind is not None:
@@ -540,24 +516,90 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
                 node.outputs[i] = renamed[out]
         b.nodes.append(node)
         for out in list(node.outputs):
-            original = next((k for k, v in renamed.items() if v == out), out)
+            original = inner.get(out, out)
             if original in params:
                 emit_pair(original)
 
     g.nodes = b.nodes
-    if int8_io:
-        _int8_signature(g, params)
     g.remove_unused_values()
     infer_shapes(g)
+    if config.io_dtype == "int8":
+        g = make_int8_io(g)
     return g
 
 
-def _int8_signature(g: Graph, params: dict) -> None:
+def _const_params(g: Graph, node) -> Optional[QuantParams]:
+    """Per-tensor (scale, zero point) of a Q/DQ node with constant parameters, else None."""
+    scale = _const(g, node.inputs[1]) if len(node.inputs) > 1 else None
+    zp = _const(g, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if scale is None or np.size(scale) != 1 or (zp is not None and np.size(zp) != 1):
+        return None
+    if zp is not None and np.asarray(zp).dtype != np.int8:
+        return None
+    return QuantParams([float(np.float32(np.asarray(scale).reshape(-1)[0]))],
+                       [int(np.asarray(zp).reshape(-1)[0]) if zp is not None else 0])
+
+
+def make_int8_io(graph: Graph) -> Graph:
+    """A float-I/O QDQ graph made int8 at the edges (io_dtype "int8"): a graph input X
+    read by one QuantizeLinear becomes int8 with that Q's parameters (the Q goes, every
+    reader reads X's DequantizeLinear); a graph output T written by DQ(Q(T/float))
+    becomes the int8 Q output named T (readers inside the graph read a DQ `T/dq`).
+    Inputs/outputs that are not quantized stay float32. Returns a new graph."""
+    g = graph.copy()
+    consumers = g.consumers()
+    producers = g.producers()
+    drop = set()
+    for x in g.inputs:
+        readers = consumers.get(x, [])
+        qs = [n for n in readers if n.op == "QuantizeLinear"]
+        if len(qs) != 1 or _const_params(g, qs[0]) is None:
+            continue
+        q = qs[0]
+        dqs = [n for n in consumers.get(q.outputs[0], []) if n.op == "DequantizeLinear"]
+        if len(dqs) != 1 or len(consumers.get(q.outputs[0], [])) != 1:
+            continue
+        dq_out = dqs[0].outputs[0]
+        value = g.values[x]
+        value.dtype = "int8"
+        value.quant = _const_params(g, q)
+        drop.add(id(q))
+        dqs[0].inputs[0] = x
+        for node in readers:
+            if node is not q:
+                node.inputs = [dq_out if n == x else n for n in node.inputs]
+    for t in list(g.outputs):
+        dq = producers.get(t)
+        if dq is None or dq.op != "DequantizeLinear":
+            continue
+        q = producers.get(dq.inputs[0])
+        if q is None or q.op != "QuantizeLinear" or _const_params(g, q) is None \
+                or len(consumers.get(dq.inputs[0], [])) != 1:
+            continue
+        old_q = q.outputs[0]
+        g.values.pop(old_q)
+        inside = consumers.get(t, [])
+        if inside:
+            new_dq = g.unique_name(f"{t}/dq")
+            g.add_value(new_dq, "float32", g.values[t].shape)
+            dq.outputs = [new_dq]
+            for node in inside:
+                node.inputs = [new_dq if n == t else n for n in node.inputs]
+        else:
+            drop.add(id(dq))
+        value = g.values[t]
+        value.dtype = "int8"
+        value.quant = _const_params(g, q)
+        q.outputs = [t]
+        dq.inputs[0] = t
+    g.nodes = [n for n in g.nodes if id(n) not in drop]
     for specs in (g.signature.inputs, g.signature.outputs):
         for spec in specs:
             value = g.values.get(spec.name)
             if value is not None and value.dtype == "int8":
                 spec.dtype = "int8"
+    g.remove_unused_values()
+    return g
 
 
 def _quantize_node(g: Graph, b: _Builder, node, kind: str, params: dict, read, producers):

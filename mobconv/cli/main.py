@@ -20,14 +20,15 @@ from .. import __version__
 from ..errors import MobconvError, UsageError
 from ..output_files import (OUTPUTS, Interrupted, handle_signals, quiet_signals,
                             restore_signals)
-from . import bench, caffe2mob, compare, info, onnx2mob, run, validate
+from . import bench, caffe2mob, compare, info, onnx2mob, quantize, run, validate
 from .common import HelpFormatter
 
-COMMANDS = (onnx2mob, caffe2mob, info, run, compare, validate, bench)
+COMMANDS = (onnx2mob, caffe2mob, quantize, info, run, compare, validate, bench)
 
 EPILOG = """\
 examples:
   mobconv onnx2mob mobilenet.onnx --input-shape input=1,3,224,224
+  mobconv quantize mobilenet.mob -o mobilenet.int8.mob --calib calib/
   mobconv info mobilenet.mob
   mobconv run mobilenet.mob --input input=cat.npy --save outputs/
   mobconv compare mobilenet.mob mobilenet.onnx

@@ -1,0 +1,231 @@
+"""`mobconv quantize`: quantize a model (int8, weight-only int8 or fp16) to a .mob file."""
+from __future__ import annotations
+
+import os
+import time
+
+from .. import api
+from ..errors import UsageError
+from ..summary import human_bytes
+from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
+from .onnx2mob import check_output_path
+
+EPILOG = """\
+examples:
+  mobconv quantize model.mob -o model.int8.mob --calib calib/          # static int8
+  mobconv quantize model.onnx -o model.int8.mob --calib calib/ --method entropy
+  mobconv quantize deploy.prototxt weights.caffemodel -o net.int8.mob --calib images/
+  mobconv quantize model.mob -o model.int8.mob --calib calib/ --report report/
+  mobconv quantize model.mob -o model.int8.mob --calib calib/ --max-sqnr-drop 3
+  mobconv quantize model.mob -o model.w8.mob --scheme int8-weights     # no data needed
+  mobconv quantize model.mob -o model.fp16.mob --scheme fp16           # half the file
+
+--calib takes a folder (searched recursively) of .npy/.npz arrays (an .npz holds
+one array per input name) or of images, which are resized to the input and
+preprocessed as the model file records (`mobconv info` shows mean/scale/channel
+order; Caffe models carry them). The quantized model keeps float32 inputs and
+outputs (--io-dtype int8 exposes the int8 tensors). Options are checked before
+any work; on any error no file is written (exit 2 for bad options or data).
+Same data, same options: the same file, byte for byte.
+"""
+
+DEFAULT_SUFFIX = {"int8": ".int8.mob", "int8-weights": ".int8w.mob", "fp16": ".fp16.mob"}
+
+
+def register(sub, parent) -> None:
+    from ..quantize.config import DEFAULT_METHOD, DEFAULT_PERCENTILE, IO_DTYPES, METHODS, SCHEMES
+
+    p = sub.add_parser("quantize", parents=[parent],
+                       help="quantize a model to int8 (or int8 weights, fp16)",
+                       description=__doc__.split("`: ")[1], epilog=EPILOG,
+                       formatter_class=HelpFormatter)
+    p.add_argument("model", help="the float model: a .mob, a .onnx, or a Caffe deploy .prototxt")
+    p.add_argument("caffemodel", nargs="?",
+                   help="the .caffemodel with the weights, after a Caffe .prototxt")
+    p.add_argument("-o", "--output", metavar="OUT.mob",
+                   help="output path (default: MODEL with .int8.mob, .int8w.mob or .fp16.mob "
+                        "suffix), e.g. -o model.int8.mob")
+    p.add_argument("--calib", metavar="PATH",
+                   help="calibration data: a folder of .npy/.npz files or images (needed by "
+                        "--scheme int8 and by --report), e.g. --calib calib/")
+    p.add_argument("--scheme", choices=SCHEMES, default="int8",
+                   help="int8: int8 weights and activations, calibrated (default); "
+                        "int8-weights: int8 weights, float activations, no data; "
+                        "fp16: float16 weight storage")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help=f"how activation ranges are chosen from the data (default {DEFAULT_METHOD}): "
+                        "minmax, percentile (see --percentile), entropy (KL, TensorRT-style), "
+                        "mse (the clipping range of least quantization error)")
+    p.add_argument("--percentile", type=float, default=None, metavar="P",
+                   help=f"with --method percentile: the percentile of |values| kept "
+                        f"(default {DEFAULT_PERCENTILE}), e.g. --percentile 99.9")
+    p.add_argument("--num-samples", type=int, default=None, metavar="N",
+                   help="use at most N calibration samples, e.g. --num-samples 200")
+    p.add_argument("--per-tensor", action="store_true",
+                   help="one weight scale per tensor (default: one per output channel)")
+    p.add_argument("--symmetric-activations", action="store_true",
+                   help="activation zero points 0 (default: asymmetric, TFLite's choice)")
+    p.add_argument("--io-dtype", choices=IO_DTYPES, default="float32",
+                   help="dtype of the graph inputs/outputs: float32 (quantize/dequantize at "
+                        "the edges, default) or int8 (int8 end to end)")
+    p.add_argument("--no-equalize", action="store_true",
+                   help="no cross-layer equalization (default: on where it helps: depthwise "
+                        "nets, --per-tensor)")
+    p.add_argument("--no-bias-correction", action="store_true",
+                   help="no empirical bias correction (default: on for --scheme int8)")
+    p.add_argument("--exclude", action="append", default=[], metavar="NODE[,NODE...]",
+                   help="keep these nodes float (repeatable; names as `mobconv info` lists them)")
+    p.add_argument("--max-sqnr-drop", type=float, default=None, metavar="DB",
+                   help="accuracy budget (dB): the most sensitive layers return to float "
+                        "until the outputs' SQNR drop is at most DB (docs/quantization.md), e.g. 3")
+    p.add_argument("--min-sqnr", type=float, default=None, metavar="DB",
+                   help="accuracy budget: the outputs' SQNR against the float model must be "
+                        "at least DB; the most sensitive layers return to float, e.g. 30")
+    p.add_argument("--report", metavar="DIR",
+                   help="write a per-layer report (table.txt, report.json, PNG plots) to DIR "
+                        "and print the worst layers")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="for a .onnx/.prototxt source: fix an input's shape, e.g. "
+                        "--input-shape data=1,3,224,224")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or status line on stderr (shown only on a terminal)")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    from ..quantize.config import CLI_NAMES, QuantConfig
+
+    exclude = [name.strip() for item in args.exclude for name in item.split(",") if name.strip()]
+    # with --report, the data of a scheme without calibration is the report's
+    uses_calib = args.calib is not None and (args.scheme == "int8" or not args.report)
+    return QuantConfig.create(
+        scheme=args.scheme, method=args.method, per_tensor=args.per_tensor,
+        symmetric_activations=args.symmetric_activations, io_dtype=args.io_dtype,
+        percentile=args.percentile, equalize=False if args.no_equalize else None,
+        bias_correction=False if args.no_bias_correction else None, exclude=exclude,
+        max_sqnr_drop=args.max_sqnr_drop, min_sqnr=args.min_sqnr,
+        progress=False if args.quiet else None, num_samples=args.num_samples,
+        calibration_given=uses_calib, names=CLI_NAMES, where="")
+
+
+def _framework(args) -> str:
+    path = args.model
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".caffemodel" and args.caffemodel and args.caffemodel.lower().endswith(".prototxt"):
+        raise UsageError(f"{path}: the arguments are swapped (the .prototxt comes first: "
+                         f"mobconv quantize {args.caffemodel} {path} ...)")
+    if ext == ".prototxt":
+        if args.caffemodel is None:
+            raise UsageError(f"{path}: no caffemodel given (mobconv quantize {path} "
+                             "weights.caffemodel -o OUT.mob ...)")
+        return "caffe"
+    if args.caffemodel is not None:
+        raise UsageError(f"{args.caffemodel}: a second model file is only for a Caffe "
+                         f".prototxt (the model is {path})")
+    if ext == ".mob":
+        return "mob"
+    return api.detect_framework(path) if ext != ".pb" else "onnx"
+
+
+def _check_paths(args, framework: str, sources: list, output: str) -> None:
+    if framework == "mob":
+        api._check_readable(args.model)
+    else:
+        for path in sources:
+            api.check_source(path, framework if path == args.model else "caffemodel")
+    if args.input_shape and framework == "mob":
+        raise UsageError(f"--input-shape: {args.model} is already a .mob model (its shapes are "
+                         "fixed; give the source model to change them)")
+    if args.calib is not None and not os.path.exists(args.calib):
+        raise UsageError(f"--calib {args.calib}: no such file or directory")
+    if args.report is not None:
+        if not args.calib:
+            raise UsageError(f"--report {args.report}: needs --calib data (the report runs the "
+                             "float and the quantized model on it)")
+        if os.path.exists(args.report) and not os.path.isdir(args.report):
+            raise UsageError(f"--report {args.report}: exists and is not a directory")
+        parent = os.path.dirname(os.path.abspath(args.report))
+        if not os.path.isdir(parent):
+            raise UsageError(f"--report {args.report}: directory {parent} does not exist "
+                             "(create it first)")
+    check_output_path(output, sources)
+
+
+def _load(args, framework: str, shapes):
+    if framework == "mob":
+        return api.load(args.model)
+    options = {"caffemodel": args.caffemodel} if framework == "caffe" else {}
+    try:
+        return api.convert(args.model, input_shapes=shapes or None, framework=framework, **options)
+    except UsageError as exc:
+        raise UsageError(cli_wording(str(exc))) from exc
+
+
+def run(args) -> int:
+    from ..quantize.api import quantize_with_config
+    from ..quantize.config import CLI_NAMES
+
+    config = _config(args)              # every option, before any work
+    shapes = parse_input_shapes(args.input_shape)
+    framework = _framework(args)
+    sources = [args.model] + ([args.caffemodel] if args.caffemodel else [])
+    output = args.output if args.output is not None else \
+        os.path.splitext(args.model)[0] + DEFAULT_SUFFIX[args.scheme]
+    _check_paths(args, framework, sources, output)
+
+    progress = Progress(enabled=not args.quiet)
+    start = time.perf_counter()
+    try:
+        progress.step(f"mobconv: reading {args.model}...")
+        model = _load(args, framework, shapes)
+    finally:
+        progress.done()
+    float_bytes = model.file_size or len(model.to_bytes())
+    calibration = args.calib if config.has_calibration else None
+    timings = {}
+    quantized = quantize_with_config(model, calibration, config, names=CLI_NAMES, timings=timings)
+    report = None
+    if args.report:
+        from ..quantize import debug
+
+        report = debug(model, quantized, args.calib,
+                       ranges=getattr(quantized, "quantization_ranges", None),
+                       num_samples=args.num_samples)
+    try:
+        progress.step(f"mobconv: writing {output}...")
+        quantized.save(output)  # atomic (mobconv/output_files.py)
+    finally:
+        progress.done()
+    written = []
+    if report is not None:
+        os.makedirs(args.report, exist_ok=True)
+        written = report.save(args.report) or []
+        out(report.table())
+    seconds = time.perf_counter() - start
+    out(describe(args.model, output, quantized, config, float_bytes, seconds, args.report, written))
+    return 0
+
+
+def describe(source: str, output: str, model, config, float_bytes: int, seconds: float,
+             report_dir=None, written=()) -> str:
+    size = os.path.getsize(output)
+    graph = model.graph
+    ops = [n for n in graph.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear")]
+    if config.scheme == "int8":
+        int8 = sum(1 for n in ops if any(graph.values[o].dtype == "int8" for o in n.outputs
+                                         if o in graph.values))
+        what = (f"scheme int8, method {config.method}, "
+                f"{'per-tensor' if config.per_tensor else 'per-channel'} weights, "
+                f"{'symmetric' if config.symmetric_activations else 'asymmetric'} activations, "
+                f"{int8} of {len(ops)} ops int8")
+    elif config.scheme == "int8-weights":
+        what = f"scheme int8-weights, {'per-tensor' if config.per_tensor else 'per-channel'} weights"
+    else:
+        what = "scheme fp16"
+    fallback = graph.metadata.extra.get("quantization.fallback")
+    extra = f"; back to float under the budget: {fallback}" if fallback else ""
+    rep = f"; report in {report_dir}/" if report_dir else ""
+    ratio = float_bytes / size if size else 0.0
+    return (f"Quantized {source} -> {output} in {seconds:.2f} s: {what}; file "
+            f"{human_bytes(float_bytes)} float -> {human_bytes(size)} ({ratio:.1f}x smaller)"
+            f"{extra}{rep}.")
