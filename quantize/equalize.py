@@ -26,24 +26,28 @@ Algorithm:
 3. Write the new weights as new constants (`<name>_eq`); the old ones go if unused.
 
 ReLU6 (a fused or standalone Clip(0, b), b finite) is not positive-homogeneous:
-clip(x / s, 0, b) != clip(x, 0, b) / s. `relu6="relu"` (the default, AIMET's choice)
-rewrites such a Clip into Relu and equalizes the pair; the graph then computes the
-ReLU model, which differs from the original where pre-activations exceed b (the
-quantizer calibrates the new ranges, so nothing clips where the float model no
-longer does). `relu6="skip"` leaves those pairs alone, which keeps the graph exactly
-equivalent but does nothing for MobileNetV2's Conv -> ReLU6 -> DW -> ReLU6 blocks.
-The measured effect of both is in docs/quantization.md ("Equalization and bias
-correction"). High-bias absorption is not done.
+clip(x / s, 0, b) != clip(x, 0, b) / s. `relu6="skip"` (the default of `equalize`)
+leaves those pairs alone: the graph stays output-equivalent, but MobileNetV2's
+Conv -> ReLU6 -> DW -> ReLU6 blocks are not equalized. `relu6="relu"` (AIMET's choice)
+rewrites every such Clip into Relu and equalizes the pair: the graph then computes the
+ReLU model, which differs wherever a pre-activation exceeds b (on a net whose ReLU6
+clips often that destroys it: -19.6 dB logit SQNR on the test's variant). A set of
+node names rewrites only those. The quantizer uses `equalize_for_quantization`, which
+rewrites a ReLU6 only where the calibration data show it (almost) never clipping and
+records the rewritten nodes in the model's metadata (`replay` redoes the same
+equalization from it, for the debugger). Numbers: docs/quantization.md ("Equalization
+and bias correction"). High-bias absorption is not done.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from mobconv.errors import UsageError
+from mobconv.errors import MobconvError, UsageError
 from mobconv.passes._util import attrs_of, const
 
 LAYERS = ("Conv", "Gemm")
@@ -51,6 +55,7 @@ LAYERS = ("Conv", "Gemm")
 HOMOGENEOUS = ("Relu", "LeakyRelu", "Identity", "MaxPool", "GlobalMaxPool", "AveragePool",
                "GlobalAveragePool")
 RELU6_MODES = ("relu", "skip")
+RELU6_KEY = "equalize_relu6"  # metadata key: which ReLU6 nodes the quantizer rewrote
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,14 @@ class EqualizeInfo:
     clip_activity: dict = field(default_factory=dict)  # ReLU6 node -> fraction at the bound
     relu6_kept: list = field(default_factory=list)  # ReLU6 left alone (clipping on the data)
     float_sqnr_db: Optional[float] = None  # equalized float vs original, when ReLU6 was rewritten
+
+    def metadata(self) -> dict:
+        """The quantized model's metadata keys (under `quantization.`) that let `replay`
+        redo this equalization: equalize = true/false, equalize_relu6 = JSON list of the
+        nodes whose ReLU6 became Relu."""
+        if not self.pairs:
+            return {"equalize": "false"}
+        return {"equalize": "true", RELU6_KEY: json.dumps(sorted(self.relu6_rewritten))}
 
 
 # ---- weights seen per channel -------------------------------------------------------
@@ -199,7 +212,7 @@ def _may_rewrite(relu6, clips) -> bool:
     return all(name in relu6 for name in clips)
 
 
-def find_pairs(graph, relu6="relu") -> list:
+def find_pairs(graph, relu6="skip") -> list:
     """The (first, second) layer pairs CLE may scale, in graph order (see the module docstring).
 
     relu6: "relu" (rewrite any Clip(0, b) on the way to Relu), "skip" (leave such pairs
@@ -264,12 +277,13 @@ def _bias_per_channel(graph, node, m: int) -> bool:
 
 # ---- the rewrite ----------------------------------------------------------------------
 
-def equalize(graph, *, relu6="relu", max_iter: int = 100, tol: float = 1e-6):
-    """Cross-layer equalized copy of `graph` (the input is not modified)."""
+def equalize(graph, *, relu6="skip", max_iter: int = 100, tol: float = 1e-6):
+    """Cross-layer equalized copy of `graph` (the input is not modified); with the default
+    relu6="skip" its outputs equal the input's up to float32 rounding."""
     return equalize_with_info(graph, relu6=relu6, max_iter=max_iter, tol=tol)[0]
 
 
-def equalize_with_info(graph, *, relu6="relu", max_iter: int = 100, tol: float = 1e-6):
+def equalize_with_info(graph, *, relu6="skip", max_iter: int = 100, tol: float = 1e-6):
     """(equalized copy of `graph`, EqualizeInfo)."""
     out = graph.copy()
     pairs = find_pairs(out, relu6=relu6)
@@ -349,7 +363,7 @@ def should_equalize(graph, *, per_tensor: bool) -> bool:
     per-channel ranges are the known failure; CLE also evens the activation ranges the
     per-tensor activation scales see). docs/quantization.md has the numbers.
     """
-    if not find_pairs(graph):
+    if not find_pairs(graph, relu6="relu"):
         return False
     if per_tensor:
         return True
@@ -397,7 +411,7 @@ def output_sqnr_db(ref: dict, got: dict) -> float:
     return math.inf if noise == 0 else 10.0 * math.log10(max(signal, 1e-300) / noise)
 
 
-def equalize_for_quantization(graph, batches, *, per_tensor: bool, force: bool = False,
+def equalize_for_quantization(graph, batches=None, *, per_tensor: bool, force: bool = False,
                               max_clip_fraction: float = 1e-4, min_float_sqnr: float = 40.0,
                               max_samples: int = 256):
     """The quantizer's entry point: (graph to calibrate and quantize, EqualizeInfo).
@@ -408,13 +422,15 @@ def equalize_for_quantization(graph, batches, *, per_tensor: bool, force: bool =
     reaching it on at most `max_clip_fraction` of their outputs are rewritten too if the
     equalized float graph then stays within `min_float_sqnr` dB of the original on
     those samples (`info.float_sqnr_db`, measured either way). Other ReLU6 pairs are left
-    alone. Returns `graph` itself when nothing is equalized."""
+    alone, and all are without data (`batches=None`; a one-shot reader must not be read
+    here, or calibration would miss its first samples). Returns `graph` itself when
+    nothing is equalized; `info.metadata()` is what the quantized model should record."""
     info = EqualizeInfo()
     if not force and not should_equalize(graph, per_tensor=per_tensor):
-        info.reason = "off: no equalizable pair" if not find_pairs(graph) else \
+        info.reason = "off: no equalizable pair" if not find_pairs(graph, relu6="relu") else \
             "off: per-channel weights and no depthwise Conv"
         return graph, info
-    samples = _take(batches, max_samples)
+    samples = _take(batches, max_samples) if batches is not None else []
     candidates = {name for pair in find_pairs(graph, relu6="relu") for name in pair.clips}
     activity = clip_activity(graph, samples, candidates) if candidates and samples else {}
     exact = {name for name, frac in activity.items() if frac == 0.0}  # no change on the data
@@ -432,6 +448,22 @@ def equalize_for_quantization(graph, batches, *, per_tensor: bool, force: bool =
     info.relu6_kept = sorted(candidates - allowed)
     info.reason = "on" + (" (forced)" if force else "")
     return (out if info.pairs else graph), info
+
+
+def replay(graph, metadata: dict):
+    """`graph` equalized as a quantized model's metadata says (`EqualizeInfo.metadata`; keys
+    without the `quantization.` prefix): the float graph whose tensors that model's match.
+    `graph` itself when the metadata say equalize is off."""
+    if metadata.get("equalize") != "true":
+        return graph
+    try:
+        rewritten = json.loads(metadata.get(RELU6_KEY) or "[]")
+    except ValueError:
+        rewritten = None
+    if not isinstance(rewritten, list) or not all(isinstance(n, str) for n in rewritten):
+        raise MobconvError(f"quantization.{RELU6_KEY}: expected a JSON list of node names, got "
+                           f"{metadata.get(RELU6_KEY)!r}")
+    return equalize(graph, relu6=set(rewritten))
 
 
 def _take(batches, max_samples: int) -> list:

@@ -30,7 +30,7 @@ from quantize.bias_correction import correct_bias, correct_bias_with_info
 from quantize.calibration import collect_ranges
 from quantize.config import QuantConfig
 from quantize.equalize import (equalize, equalize_for_quantization, equalize_with_info, find_pairs,
-                               output_sqnr_db, should_equalize, weight_range_spread)
+                               output_sqnr_db, replay, should_equalize, weight_range_spread)
 from quantize.qdq import insert_qdq
 
 RNG_SEED = 0
@@ -366,6 +366,14 @@ def test_mobilenetv2_per_tensor_collapses_without_cle_and_recovers_with_it(mobil
     assert len(info.pairs) == 6 and not info.relu6_kept and info.float_sqnr_db > 40, info
     f = {"input": x[1000:1400]}
     assert output_sqnr_db(run(graph, f), run(eq, f)) > 35
+    # the model's metadata redo the same equalization (the debugger's float side)
+    assert info.metadata()["equalize"] == "true"
+    again = replay(graph, info.metadata())
+    assert all(np.array_equal(again.values[n.inputs[1]].data, eq.values[m.inputs[1]].data)
+               for n, m in zip(again.nodes, eq.nodes) if n.op == "Conv")
+    # without data (a one-shot reader, weight-only): only the pairs without a ReLU6, exact
+    nodata, info0 = equalize_for_quantization(graph, None, per_tensor=True)
+    assert len(info0.pairs) == 0 and nodata is graph and info0.metadata() == {"equalize": "false"}
     spread_eq = weight_range_spread(eq)
     dw = [n.name for n in graph.nodes if n.op == "Conv" and n.attrs.get("group", 1) > 1]
     assert min(spread[n] for n in dw) > 4 and max(spread_eq[n] for n in dw) < 2.5, (spread, spread_eq)
