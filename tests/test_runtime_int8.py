@@ -428,3 +428,127 @@ def test_unsupported_quantized_nodes_are_refused_at_load():
     _refused(g, r"op 'a' \(Add\): Add A: zero point 300 is outside the int8 range")
     g, _ = _single("Clip", [("x", x, xq, False), ("lo", np.int8(0), Q([0.2], [0]), True)], {}, xq, name="cl")
     _refused(g, r"op 'cl' \(Clip\): a quantized Clip needs its min/max as integers with the input's")
+
+
+# ---- rounding corners that random data rarely reaches ---------------------------------------
+
+
+def test_resize_linear_weights_at_exact_ties_round_to_even():
+    # align_corners, width 2 -> 2049: x = y / 2048, weights (1 - y/2048, y/2048), so y * 1024 / 2048 = y / 2
+    # lies exactly halfway between two 10-bit steps for every odd y (ties to even: 0.5 -> 0, 1.5 -> 2)
+    x = np.array([[-128, 127], [127, -128], [0, 100]], np.int8).reshape(1, 3, 1, 2)
+    xq = Q([0.1], [-7])
+    g, feeds = _single("Resize", [("x", x, xq, False), ("", None, None, True), ("", None, None, True),
+                                  ("sz", np.array([1, 3, 1, 2049], np.int64), None, True)],
+                       {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, xq)
+    _check(g, feeds, threads=(1,))
+
+
+def test_fused_clip_bounds_at_ties_round_to_even():
+    # s_y 0.25: Clip(-0.625, 0.875) -> -2.5 and 3.5 -> -2 and 4 (half to even), plus zp
+    rng = np.random.default_rng(90)
+    a = _rand(rng, (6, 10))
+    b = rng.integers(-127, 128, (10, 8)).astype(np.int8)
+    for zp in (0, 3, -128):
+        g, feeds = _single("MatMul", [("a", a, Q([0.05], [1]), False), ("b", b, Q([0.02], [0]), True)],
+                           {"activation": "Clip", "activation_params": [-0.625, 0.875]}, Q([0.25], [zp]))
+        y = _check(g, feeds, threads=(1,))["y0"]
+        assert y.min() == max(zp - 2, -128) and y.max() == zp + 4
+
+
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+def test_every_int8_pair(op):
+    """All 65536 (a, b) pairs under a few scale triples (ratios above 1, near 1, tiny)."""
+    rng = np.random.default_rng(91 + (op == "Mul"))
+    a = np.arange(-128, 128, dtype=np.int16).astype(np.int8).reshape(256, 1)
+    b = a.reshape(1, 256)
+    for _ in range(4):
+        sa, sb, sy = (float(np.float32(10 ** rng.uniform(-3, 0))) for _ in range(3))
+        g, feeds = _single(op, [("a", a, _qp(rng, scale=sa), False), ("b", b, _qp(rng, scale=sb), False)], {},
+                           _qp(rng, scale=sy))
+        _check(g, feeds, threads=(1,))
+
+
+# ---- the fixed-point header itself, compiled standalone ---------------------------------------
+
+_PRIMITIVES_MAIN = r"""
+#include <cstdio>
+#include <cstdlib>
+#include "cpu/reference/quant_fixed_point.h"
+using namespace mobrt::quant;
+int main() {
+  char op[16];
+  while (std::scanf("%15s", op) == 1) {
+    if (op[0] == 'Q') {  // Q real: quantize_multiplier
+      char buf[64]; std::scanf("%63s", buf);
+      Multiplier m; MultiplierError e = quantize_multiplier(std::strtod(buf, nullptr), &m);
+      std::printf("%d %lld %d\n", static_cast<int>(e), static_cast<long long>(m.q), m.shift);
+    } else if (op[0] == 'H') {  // H a b: rounding_doubling_high_mul
+      long long a, b; std::scanf("%lld %lld", &a, &b);
+      std::printf("%lld\n", static_cast<long long>(rounding_doubling_high_mul(a, b)));
+    } else if (op[0] == 'D') {  // D x e: rounding_divide_by_pot
+      long long x; int e; std::scanf("%lld %d", &x, &e);
+      std::printf("%lld\n", static_cast<long long>(rounding_divide_by_pot(x, e)));
+    } else {  // M x q shift: multiply_by_quantized_multiplier
+      long long x, q; int s; std::scanf("%lld %lld %d", &x, &q, &s);
+      Multiplier m; m.q = q; m.shift = s;
+      std::printf("%lld\n", static_cast<long long>(multiply_by_quantized_multiplier(x, m)));
+    }
+  }
+}
+"""
+
+
+def test_fixed_point_header_matches_quant_math(tmp_path):
+    """runtime/src/cpu/reference/quant_fixed_point.h (shared by the reference and the future SIMD
+    int8 kernels) equals quant_math's primitives on hand-picked corners and random values: the
+    rounding of q (ties away from zero), the flush below 2^-32, the refusal at 2^31, the nudge of
+    negative products, the -2^31 * -2^31 saturation, ties of the rounding shift and the
+    saturating left shift of multipliers above 1."""
+    import math
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from mobconv.ops import quant_math as qm
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    assert cxx, "no C++ compiler"
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "p.cpp").write_text(_PRIMITIVES_MAIN)
+    subprocess.run([cxx, "-std=c++17", "-O2", f"-I{root / 'runtime' / 'src'}", str(tmp_path / "p.cpp"), "-o",
+                    str(tmp_path / "p")], check=True)
+    rng = np.random.default_rng(92)
+    lines, want = [], []
+    reals = [0.0, 0.5, 1.0, 0.3, 2.0 ** -32, 2.0 ** -31, 2.0 ** -33, 2.0 ** 31, 2.0 ** 31 - 2.0 ** -22,
+             1 - 2.0 ** -40, 3.0, 1e-10, 1e-9, 123456.789]
+    reals += list(10 ** rng.uniform(-12, 9, 300)) + [float(np.float32(r)) for r in 10 ** rng.uniform(-6, 3, 100)]
+    reals += [math.ldexp(k + 0.5, -31 + e) for k, e in ((1 << 30, 0), ((1 << 31) - 1, -5), (1 << 30 | 12345, 7))]
+    for r in reals:
+        lines.append(f"Q {float(r).hex()}")
+        try:
+            q, s = qm.quantize_multiplier(r)
+            want.append(f"0 {q} {s}")
+        except MobconvError:
+            want.append("2 0 0")
+    i32 = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -3, -1, 0, 1, 3, (1 << 30), (1 << 31) - 1]
+    pairs = [(a, b) for a in i32 for b in i32]
+    pairs += [tuple(int(v) for v in rng.integers(-(1 << 31), 1 << 31, 2)) for _ in range(300)]
+    pairs += [((1 << 30) + k, (1 << 30)) for k in (-3, -1, 1, 3)] + [(-3, 1 << 30), (-1, 1 << 30), (3, 1 << 30)]
+    for a, b in pairs:
+        lines.append(f"H {a} {b}")
+        want.append(str(int(qm.rounding_doubling_high_mul(a, b))))
+    for x in [-6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 5, 6, -(1 << 31), (1 << 31) - 1] + list(rng.integers(-(1 << 31), 1 << 31, 200)):
+        for e in (0, 1, 2, 3, 7, 20, 31):
+            lines.append(f"D {int(x)} {e}")
+            want.append(str(int(qm.rounding_divide_by_pot(int(x), e))))
+    for _ in range(600):
+        r = float(10 ** rng.uniform(-11, 4))
+        q, s = qm.quantize_multiplier(r)
+        x = int(rng.integers(-(1 << 31), 1 << 31)) >> int(rng.integers(0, 31))
+        lines.append(f"M {x} {q} {s}")
+        want.append(str(int(qm.multiply_by_quantized_multiplier(x, q, s))))
+    out = subprocess.run([str(tmp_path / "p")], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    bad = [(l, w, g) for l, w, g in zip(lines, want, out) if w != g]
+    assert len(out) >= len(want) and not bad, bad[:5]
