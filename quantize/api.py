@@ -118,7 +118,8 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
     if config.scheme == "fp16":
         from .fp16 import to_fp16
 
-        graph = to_fp16(graph)
+        graph = to_fp16(graph, [node.name for node in graph.nodes if node.name not in config.exclude]
+                        if config.exclude else None)
         return _result(model, graph, meta, timings, start)
 
     graph = prepare(graph)
@@ -129,15 +130,20 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
         raise UsageError(f"{_label(model)}: nothing to quantize: no {what} outside "
                          f"{names['exclude']}")
 
-    equalize = config.equalize
-    from .equalize import equalize as run_equalize, should_equalize
+    from .data import calibration_feeds
+    from .equalize import equalize_for_quantization
 
-    if equalize is None:
-        equalize = should_equalize(graph, per_tensor=config.per_tensor)
-    meta["equalize"] = "true" if equalize else "false"
-    if equalize:
+    data = (calibration_feeds(calibration, model, num_samples=config.num_samples)
+            if config.scheme == "int8" else None)
+    if config.equalize is False:
+        meta["equalize"] = "false"
+    else:  # None: where it helps (equalize.should_equalize); ReLU6 checked on the data
         t = time.perf_counter()
-        graph = run_equalize(graph)
+        # a one-shot reader is not read here: calibration would miss its first samples
+        eq_data = data if data is not None and getattr(data, "reiterable", True) else None
+        graph, eq_info = equalize_for_quantization(graph, eq_data, per_tensor=config.per_tensor,
+                                                   force=bool(config.equalize))
+        meta.update(eq_info.metadata())
         timings["equalize"] = time.perf_counter() - t
 
     if config.scheme == "int8-weights":
@@ -145,13 +151,12 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
         return _result(model, _lower(qdq), meta, timings, start)
 
     from .calibration import collect_ranges
-    from .data import calibration_feeds
 
-    data = calibration_feeds(calibration, model, num_samples=config.num_samples)
     bias_correction = config.bias_correction
     reiterable = getattr(data, "reiterable", True)
     if not reiterable and (bias_correction or config.budget):
-        flag = names["bias_correction"] + ("False" if names["bias_correction"].endswith("=") else "")
+        flag = names["bias_correction"]
+        flag = flag if flag.startswith("--") else f"{flag}=False"
         how = f", or pass {flag}" if bias_correction and not config.budget else ""
         step = "bias correction" if bias_correction else "the accuracy budget"
         raise UsageError(f"calibration data {data.describe()} can be read only once, and "

@@ -26,21 +26,18 @@ DEFAULT_METHOD = "mse"
 DEFAULT_PERCENTILE = 99.99
 
 # How each option is named in messages: the Python keyword or the command-line flag.
-PY_NAMES = {
-    "scheme": "scheme=", "method": "method=", "per_tensor": "per_tensor=",
-    "symmetric_activations": "symmetric_activations=", "io_dtype": "io_dtype=",
-    "percentile": "percentile=", "equalize": "equalize=", "bias_correction": "bias_correction=",
-    "exclude": "exclude=", "max_sqnr_drop": "max_sqnr_drop=", "min_sqnr": "min_sqnr=",
-    "evaluate": "evaluate=", "max_drop": "max_drop=", "progress": "progress=",
-    "num_samples": "num_samples=", "calibration": "calibration=",
-}
+# (`evaluate`/`max_drop` exist in Python only.)
+PY_NAMES = {key: key for key in (
+    "scheme", "method", "per_tensor", "symmetric_activations", "io_dtype", "percentile",
+    "equalize", "bias_correction", "exclude", "max_sqnr_drop", "min_sqnr", "evaluate",
+    "max_drop", "progress", "num_samples", "calibration")}
 CLI_NAMES = {
     "scheme": "--scheme", "method": "--method", "per_tensor": "--per-tensor",
     "symmetric_activations": "--symmetric-activations", "io_dtype": "--io-dtype",
     "percentile": "--percentile", "equalize": "--no-equalize",
     "bias_correction": "--no-bias-correction", "exclude": "--exclude",
-    "max_sqnr_drop": "--max-sqnr-drop", "min_sqnr": "--min-sqnr", "evaluate": "evaluate=",
-    "max_drop": "max_drop=", "progress": "--quiet", "num_samples": "--num-samples",
+    "max_sqnr_drop": "--max-sqnr-drop", "min_sqnr": "--min-sqnr", "evaluate": "evaluate",
+    "max_drop": "max_drop", "progress": "--quiet", "num_samples": "--num-samples",
     "calibration": "--calib",
 }
 
@@ -114,10 +111,10 @@ class QuantConfig:
             return _fail(where, message)
 
         if not isinstance(scheme, str) or scheme not in SCHEMES:
-            raise fail(f"{n['scheme']} {scheme!r} is not a quantization scheme "
+            raise fail(f"{_show(n['scheme'], scheme)} is not a quantization scheme "
                        f"(known: {', '.join(SCHEMES)})")
         if method is not None and (not isinstance(method, str) or method not in METHODS):
-            raise fail(f"{n['method']} {method!r} is not a calibration method "
+            raise fail(f"{_show(n['method'], method)} is not a calibration method "
                        f"(known: {', '.join(METHODS)})")
         for key, value in (("per_tensor", per_tensor), ("symmetric_activations", symmetric_activations)):
             if not isinstance(value, bool):
@@ -127,12 +124,12 @@ class QuantConfig:
             if value is not None and not isinstance(value, bool):
                 raise fail(f"{n[key]} must be None (automatic), True or False, got {value!r}")
         if not isinstance(io_dtype, str) or io_dtype not in IO_DTYPES:
-            raise fail(f"{n['io_dtype']} {io_dtype!r} is not a graph input/output dtype "
+            raise fail(f"{_show(n['io_dtype'], io_dtype)} is not a graph input/output dtype "
                        f"(known: {', '.join(IO_DTYPES)})")
         if percentile is not None:
             if isinstance(percentile, bool) or not isinstance(percentile, Real) \
                     or not math.isfinite(percentile) or not 0 < percentile <= 100:
-                raise fail(f"{n['percentile']} {percentile!r} must be a number in (0, 100], "
+                raise fail(f"{_show(n['percentile'], percentile)} must be a number in (0, 100], "
                            "e.g. 99.99")
         exclude = _names_tuple(exclude, n["exclude"], fail)
         max_sqnr_drop = _number(max_sqnr_drop, n["max_sqnr_drop"], fail, minimum=0.0)
@@ -140,7 +137,7 @@ class QuantConfig:
         max_drop = _number(max_drop, n["max_drop"], fail, minimum=0.0)
         if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
                                         or num_samples < 1):
-            raise fail(f"{n['num_samples']} {num_samples!r} must be a positive integer, e.g. 200")
+            raise fail(f"{_show(n['num_samples'], num_samples)} must be a positive integer, e.g. 200")
         if evaluate is not None and not callable(evaluate):
             raise fail(f"{n['evaluate']} must be a function model -> score (higher is better), "
                        f"got a {type(evaluate).__name__}")
@@ -169,25 +166,29 @@ class QuantConfig:
                 ("evaluate", evaluate)) if v is not None]
             if scheme == "fp16":
                 given += [(key, v) for key, v in (("per_tensor", per_tensor or None),
-                                                  ("equalize", equalize),
-                                                  ("exclude", exclude or None)) if v is not None]
+                                                  ("equalize", equalize)) if v is not None]
+            this = _show(n["scheme"], scheme)
             if given:
-                raise fail(f"{n[given[0][0]]} applies to scheme 'int8' only (scheme {scheme!r} "
-                           f"{_SCHEME_WORDS[scheme]})")
+                raise fail(f"{n[given[0][0]]} applies to {_show(n['scheme'], 'int8')} only "
+                           f"({this} {_SCHEME_WORDS[scheme]})")
             if calibration_given:
-                raise fail(f"scheme {scheme!r} uses no calibration data ({_SCHEME_WORDS[scheme]}); "
-                           f"drop {n['calibration']}, or use scheme 'int8'")
+                raise fail(f"{this} uses no calibration data ({_SCHEME_WORDS[scheme]}); "
+                           f"drop {n['calibration']}, or use {_show(n['scheme'], 'int8')}")
             if num_samples is not None:
-                raise fail(f"{n['num_samples']} limits the calibration data, which scheme {scheme!r} "
+                raise fail(f"{n['num_samples']} limits the calibration data, which {this} "
                            "does not use")
         else:
             if not calibration_given:
-                raise fail(f"scheme 'int8' needs calibration data ({n['calibration']}: feed dicts, "
-                           "a reader with get_next(), or a folder of .npy/.npz files or images); "
-                           "without data use scheme 'int8-weights' (weight-only) or 'fp16'")
+                cli = n["calibration"].startswith("--")
+                what = ("--calib DIR: a folder of .npy/.npz files or images" if cli else
+                        "calibration: a folder of .npy/.npz files or images, a list of feed "
+                        "dicts, or a reader with get_next()")
+                raise fail(f"{_show(n['scheme'], 'int8')} needs calibration data ({what}); "
+                           f"without data use {_show(n['scheme'], 'int8-weights')} (weight-only) "
+                           f"or {_show(n['scheme'], 'fp16')}")
         resolved_method = method or DEFAULT_METHOD
         if percentile is not None and resolved_method != "percentile":
-            raise fail(f"{n['percentile']} applies to method 'percentile' only "
+            raise fail(f"{n['percentile']} applies to {_show(n['method'], 'percentile')} only "
                        f"(the method is {resolved_method!r})")
         return cls(
             scheme=scheme, method=resolved_method, per_tensor=per_tensor,
@@ -219,6 +220,13 @@ _SCHEME_WORDS = {
 }
 
 
+def _show(name: str, value) -> str:
+    """`method='x'` (a Python keyword) or `--method x` (a flag)."""
+    if name.startswith("--"):
+        return f"{name} {value}"
+    return f"{name}={value!r}"
+
+
 def _names_tuple(value, name: str, fail) -> tuple:
     if value is None:
         return ()
@@ -238,7 +246,7 @@ def _number(value, name: str, fail, minimum=None):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise fail(f"{name} {value!r} must be a finite number (decibels or metric units)")
+        raise fail(f"{_show(name, value)} must be a finite number (decibels or metric units)")
     if minimum is not None and value < minimum:
-        raise fail(f"{name} {value!r} must be >= {minimum:g}")
+        raise fail(f"{_show(name, value)} must be >= {minimum:g}")
     return float(value)
