@@ -358,16 +358,25 @@ def test_matmul_integer_and_conv_integer_are_exact(tmp_path):
         ("MatMulInteger", (3, 7), r.integers(-128, 128, (7, 4)).astype(np.int8), np.uint8(0), np.int8(3), None),
         ("ConvInteger", (1, 4, 6, 5), r.integers(-128, 128, (6, 2, 3, 3)).astype(np.int8), np.uint8(77),
          np.int8(-3), {"pads": [1, 1, 1, 1], "group": 2, "strides": [2, 1]}),  # onnxruntime: w_zp per tensor
+        # 400 * 255 * 255 > 2**24: float32 could round a partial sum, so int32 ops (reference only)
+        ("MatMulInteger", (2, 400), r.integers(200, 256, (400, 3)).astype(np.uint8), np.uint8(0), np.uint8(0), None),
     ]
-    for op, x_shape, w, x_zp, w_zp, attrs in cases:
+    for i, (op, x_shape, w, x_zp, w_zp, attrs) in enumerate(cases):
         model = _integer_model(op, x_shape, w, np.asarray(x_zp), np.asarray(w_zp), attrs)
-        path = str(tmp_path / f"{op}.onnx")
+        path = str(tmp_path / f"{op}{i}.onnx")
         onnx.save(model, path)
-        x = r.integers(0, 256, x_shape).astype(np.uint8)
+        x = r.integers(200 if i == 3 else 0, 256, x_shape).astype(np.uint8)
         want = _session(path).run(None, {"x": x})[0]
-        got = mobconv.convert(path).run({"x": x}, backend="reference")["y"]
+        converted = mobconv.convert(path)
+        got = converted.run({"x": x}, backend="reference")["y"]
         assert got.dtype == np.int32
         np.testing.assert_array_equal(got, want, err_msg=op)
+        in_float = any(n.op == "Cast" and n.attrs.get("to") == 6 and converted.graph.values[n.inputs[0]].dtype
+                       == "float32" for n in converted.graph.nodes)
+        assert in_float == (i < 3), op
+        if in_float:
+            np.testing.assert_array_equal(converted.run({"x": x}, backend="runtime")["y"], want, err_msg=op)
+    assert np.abs(want).max() > 1 << 24  # the large case really leaves float32's exact range
 
 
 # ---- the lowering pass on hand-built QDQ graphs --------------------------------------------

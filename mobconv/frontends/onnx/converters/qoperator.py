@@ -14,10 +14,12 @@ constant inputs, move onto the tensors). Each converter:
   com.microsoft.QLinearConcat     -> Concat
   com.microsoft.QLinear(Global)AveragePool -> (Global)AveragePool when the output keeps the
         input's parameters, else DequantizeLinear -> float pool -> QuantizeLinear
-  MatMulInteger, ConvInteger      -> exact int32 arithmetic on plain integer tensors:
-        Cast to int32, subtract the zero points, MatMul / Conv in int32 (no requantization:
-        their int32 output has no scale). Reference only: the runtime has no int32
-        MatMul/Conv kernel and says so at load.
+  MatMulInteger, ConvInteger      -> their exact int32 result (no scale: nothing to
+        requantize) on plain tensors: when every partial sum stays below 2**24 (reduction
+        length * 255 * max|w - w_zp|), DequantizeLinear(scale 1) -> float32 MatMul/Conv ->
+        Cast(int32), exact in any summation order and run by every backend; beyond that
+        Cast/Sub -> int32 MatMul/Conv, which only the numpy reference runs (the runtime
+        refuses it at load, naming the node).
 """
 from __future__ import annotations
 
@@ -226,54 +228,81 @@ def qlinear_pool(cx):
     cx.graph.values[cx.outputs[0]].quant = yq
 
 
-def _minus_zero_point(cx, i: int, zp_i: int, what: str, zp_shape=None) -> str:
-    """int32(x) - int32(zp): a constant folded here, an activation as Cast + Sub."""
+FLOAT_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly
+
+
+def _centered(cx, i: int, zp_i: int, what: str, exact_float: bool, zp_shape=None) -> tuple:
+    """x - zp as an exact float32 (exact_float) or int32 tensor, and max |x - zp|.
+
+    A constant is folded here; an activation becomes DequantizeLinear(scale 1) (float) or
+    Cast + Sub (int32)."""
     value = cx.graph.values[cx.input(i)]
     if value.dtype not in _INT:
         raise cx.error(f"{what} ({cx.input(i)!r}) must be int8 or uint8, got {value.dtype}")
-    zp = cx.const_value(zp_i) if cx.input(zp_i) else np.zeros((), np.int64)
+    zp = cx.const_value(zp_i) if cx.input(zp_i) else np.zeros((), value.dtype)
     if zp is None:
         raise cx.error(f"{what} zero point ({cx.input(zp_i)!r}) must be a constant")
-    zp = np.asarray(zp).astype(np.int32)
-    if zp_shape is not None:
-        zp = zp.reshape(zp_shape) if zp.size > 1 else zp.reshape(())
-    elif zp.size != 1:
-        raise cx.error(f"{what} zero point must be one value (per tensor), got {zp.size}")
+    if zp_shape is not None and np.size(zp) > 1:
+        zp = np.asarray(zp).reshape(zp_shape)
+    elif np.size(zp) != 1:
+        raise cx.error(f"{what} zero point must be one value (per tensor), got {np.size(zp)}")
     else:
-        zp = zp.reshape(())
+        zp = np.asarray(zp).reshape(())
+    dtype = np.float32 if exact_float else np.int32
     if value.is_constant:
-        return cx.const(value.data.astype(np.int32) - zp, f"{what}_int32")
+        centered = value.data.astype(np.int64) - zp.astype(np.int64)
+        return cx.const(centered.astype(dtype), f"{what}_centered"), int(np.abs(centered).max(initial=0))
+    out = cx.tmp(f"{what}_centered")
+    if exact_float:
+        cx.emit("DequantizeLinear", [cx.input(i), cx.const(np.float32(1.0), f"{what}_one"),
+                                     cx.const(zp.astype(value.dtype), f"{what}_zero_point")], [out])
+        return out, 255
     wide = cx.tmp(f"{what}_int32")
     cx.emit("Cast", [cx.input(i)], [wide], {"to": 6})  # TensorProto.INT32
-    if not zp.any():
-        return wide
-    shifted = cx.tmp(f"{what}_minus_zp")
-    cx.emit("Sub", [wide, cx.const(zp, f"{what}_zero_point")], [shifted])
-    return shifted
+    cx.emit("Sub", [wide, cx.const(zp.astype(np.int32), f"{what}_zero_point")], [out])
+    return out, 255
 
 
-@converter("MatMulInteger", ir=("Cast", "Sub", "MatMul"))
+def _integer_op(cx, op: str, reduction: int, w_zp_shape, attrs) -> None:
+    """op on (x - x_zp) and (w - w_zp) with an exact int32 result. When every partial sum
+    is below 2**24 in magnitude (reduction * 255 * max|w - w_zp|), float32 computes it
+    exactly in any order: DequantizeLinear(scale 1) -> float op -> Cast(int32), which every
+    backend runs. Otherwise Cast/Sub -> int32 op (numpy reference only)."""
+    w = cx.const_value(1)
+    w_max = 255
+    if w is not None:
+        zp = cx.const_value(3) if cx.input(3) else np.zeros(())
+        if zp is not None:
+            zp = np.asarray(zp).reshape(w_zp_shape) if np.size(zp) > 1 else np.asarray(zp).reshape(())
+            w_max = int(np.abs(w.astype(np.int64) - zp.astype(np.int64)).max(initial=0))
+    exact_float = reduction is not None and reduction * 255 * w_max < FLOAT_EXACT
+    x, _ = _centered(cx, 0, 2, "x", exact_float)
+    wc, _ = _centered(cx, 1, 3, "w", exact_float, w_zp_shape)
+    if not exact_float:
+        cx.emit(op, [x, wc], [cx.outputs[0]], attrs)
+        return
+    acc = cx.tmp("float_acc")
+    cx.emit(op, [x, wc], [acc], attrs)
+    cx.emit("Cast", [acc], [cx.outputs[0]], {"to": 6})
+
+
+@converter("MatMulInteger", ir=("DequantizeLinear", "Cast", "Sub", "MatMul"))
 def matmul_integer(cx):
     """MatMulInteger(A, B, a_zp, b_zp) = (A - a_zp) @ (B - b_zp) in int32, exactly."""
     cx.check_attrs(set())
-    rank_b = cx.rank(1)
-    a = _minus_zero_point(cx, 0, 2, "A")
-    b_zp_shape = None
-    if rank_b is not None and cx.input(3) and np.size(cx.const_value(3)) > 1:
-        b_zp_shape = (1,) * (rank_b - 1) + (-1,)  # per column of B
-    b = _minus_zero_point(cx, 1, 3, "B", b_zp_shape)
-    cx.emit("MatMul", [a, b], [cx.outputs[0]])
+    shape_b = cx.shape(1)
+    k = shape_b[-2] if shape_b is not None and len(shape_b) >= 2 else None
+    rank_b = None if shape_b is None else len(shape_b)
+    zp_shape = (1,) * (rank_b - 1) + (-1,) if rank_b else None  # b_zp per column of B
+    _integer_op(cx, "MatMul", k if isinstance(k, int) else None, zp_shape, None)
 
 
-@converter("ConvInteger", ir=("Cast", "Sub", "Conv"))
+@converter("ConvInteger", ir=("DequantizeLinear", "Cast", "Sub", "Conv"))
 def conv_integer(cx):
     """ConvInteger(x, w, x_zp, w_zp) = Conv(x - x_zp, w - w_zp) in int32, exactly (padding
     is real zero: x_zp before the subtraction, as the op defines)."""
     cx.check_attrs({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
-    rank_w = cx.rank(1)
-    x = _minus_zero_point(cx, 0, 2, "x")
-    w_zp_shape = None
-    if rank_w is not None and cx.input(3) and np.size(cx.const_value(3)) > 1:
-        w_zp_shape = (-1,) + (1,) * (rank_w - 1)  # per output channel
-    w = _minus_zero_point(cx, 1, 3, "w", w_zp_shape)
-    cx.emit("Conv", [x, w], [cx.outputs[0]], dict(cx.attrs.attrs))
+    shape_w = cx.shape(1)
+    taps = int(np.prod(shape_w[1:])) if shape_w is not None and all(isinstance(d, int) for d in shape_w) else None
+    zp_shape = (-1,) + (1,) * (len(shape_w) - 1) if shape_w is not None else None  # per output channel
+    _integer_op(cx, "Conv", taps, zp_shape, dict(cx.attrs.attrs))
