@@ -359,9 +359,9 @@ def aligned_float_graph(float_graph, quant_graph):
     graph = prepare(float_graph)
     changes = ["with fused activations split"] if graph is not float_graph else []
     if meta.get("equalize") == "true":
-        from .equalize import equalize
+        from .equalize import replay
 
-        graph = equalize(graph)
+        graph = replay(graph, meta)
         changes.insert(0, "equalized (quantization.equalize=true)")
     if graph is not float_graph:
         graph.aligned_changes = " and ".join(changes)
