@@ -35,10 +35,16 @@ def _qp(rng, dtype="int8", extreme=False, scale=None):
     return Q([float(s)], [zp])
 
 
+_COLLECT = None  # a list while test_int8_cases_on_aarch64 gathers the cases instead of running them
+
+
 def _check(g, feeds, threads=(1, 2)):
     """Runtime outputs (1 and 2 threads) equal the reference interpreter's exactly."""
-    assert runtime.available(), "the C++ runtime is not built"
     want = ref_run(g, feeds)
+    if _COLLECT is not None:
+        _COLLECT.append((g, feeds, want))
+        return want
+    assert runtime.available(), "the C++ runtime is not built"
     data = to_bytes(g)
     for t in threads:
         with runtime.Interpreter(data, threads=t) as it:
@@ -552,3 +558,57 @@ def test_fixed_point_header_matches_quant_math(tmp_path):
                          check=True).stdout.split("\n")
     bad = [(l, w, g) for l, w, g in zip(lines, want, out) if w != g]
     assert len(out) >= len(want) and not bad, bad[:5]
+
+
+# ---- the same cases on aarch64 (cross-compiled mobrt_run under qemu) --------------------------
+
+from test_runtime_aarch64 import QEMU, mobrt_run_aarch64  # noqa: E402,F401  (the session fixture)
+
+
+def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
+    """Every case above except the refusals and the standalone header check, run by the aarch64
+    build (NEON preferred; the int8 ops take the scalar reference kernels) at 1 and 2 threads:
+    the outputs equal the numpy reference exactly."""
+    import subprocess
+    import sys
+
+    global _COLLECT
+    _COLLECT = []
+    try:
+        module = sys.modules[__name__]
+        for name in sorted(dir(module)):
+            fn = getattr(module, name)
+            if not name.startswith("test_") or name in ("test_int8_cases_on_aarch64",
+                                                         "test_fixed_point_header_matches_quant_math",
+                                                         "test_unsupported_quantized_nodes_are_refused_at_load",
+                                                         "test_conv_accumulator_overflow_is_an_error_on_both_sides"):
+                continue
+            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
+            calls = [{}]
+            for m in marks:  # the cartesian product of the parametrize marks
+                names = [n.strip() for n in m.args[0].split(",")]
+                calls = [dict(c, **dict(zip(names, v if len(names) > 1 else (v,)))) for c in calls for v in m.args[1]]
+            for kwargs in calls:
+                fn(**kwargs)
+        cases = _COLLECT
+    finally:
+        _COLLECT = None
+    assert len(cases) > 100
+    for k, (g, feeds, _) in enumerate(cases):
+        d = tmp_path / f"{k:04d}"
+        (d / "inputs").mkdir(parents=True)
+        (d / "model.mob").write_bytes(to_bytes(g))
+        for i, name in enumerate(g.inputs):
+            np.save(d / "inputs" / f"{i}.npy", np.ascontiguousarray(feeds[name]))
+    for threads in (1, 2):
+        proc = subprocess.run([*QEMU, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", "neon",
+                               "--threads", str(threads)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        out = f"outputs_neon" + (f"_t{threads}" if threads > 1 else "")
+        for k, (g, feeds, want) in enumerate(cases):
+            status = (tmp_path / f"{k:04d}" / out / "status").read_text().splitlines()
+            where = f"case {k} ({g.nodes[0].op}, inputs {[np.shape(v) for v in feeds.values()]}) threads={threads}"
+            assert status and status[0] == "ok", f"{where}: {status}"
+            for j, name in enumerate(g.outputs):
+                got = np.load(tmp_path / f"{k:04d}" / out / f"{j}.npy")
+                assert got.dtype == want[name].dtype and np.array_equal(got, want[name]), where
