@@ -117,3 +117,105 @@ def human_bytes(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
+
+
+# ---- quantized models ---------------------------------------------------------------
+#
+# What `mobconv info` shows for an int8 / int8-weights / fp16 model: each quantized
+# tensor with its parameters, the float16 weights, the `quantization.*` metadata, and
+# the weight bytes against the same weights in float32. The float32 estimate counts a
+# quantized constant (int8/uint8 weight, int32 bias, anything a DequantizeLinear reads
+# as its data) and a float16/bfloat16 constant at 4 bytes per element, the scales and
+# zero points that QuantizeLinear/DequantizeLinear read as inputs at 0 (a float model
+# has none), and every other constant as stored. The float32 file estimate adds the
+# difference to this file's size (the Q/DQ/Cast nodes themselves are ignored).
+
+QUANT_PREFIX = "quantization."
+_BOUNDARY = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _role(graph: Graph, value, inputs: set, outputs: set) -> str:
+    if value.data is not None:
+        return "bias" if value.dtype == "int32" else "weight"
+    if value.name in inputs:
+        return "graph input"
+    return "graph output" if value.name in outputs else "activation"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _quant_row(graph: Graph, value, inputs: set, outputs: set) -> dict:
+    q = value.quant
+    scales = [float(s) for s in q.scales]
+    zps = [int(z) for z in q.zero_points] or [0]
+    per_axis = q.axis is not None and len(scales) > 1
+    return {"name": value.name, "dtype": value.dtype, "shape": list(value.shape or ()),
+            "role": _role(graph, value, inputs, outputs), "per_axis": per_axis,
+            "axis": q.axis if per_axis else None, "channels": len(scales) if per_axis else None,
+            "scale_min": min(scales) if scales else None, "scale_max": max(scales) if scales else None,
+            "zero_point_min": min(zps), "zero_point_max": max(zps),
+            "scales": scales, "zero_points": [int(z) for z in q.zero_points]}
+
+
+def quant_row_text(row: dict) -> tuple:
+    """(granularity, scale, zero point) as `mobconv info` prints them."""
+    if row["dtype"] in ("float16", "bfloat16"):
+        return f"{row['dtype']} storage, widened to float32 at load", "-", "-"
+    if row["scale_min"] is None:
+        return "-", "-", "-"
+    if row["per_axis"]:
+        kind = f"per-axis ({row['channels']} channels, axis {row['axis']})"
+        scale = f"{_fmt(row['scale_min'])} .. {_fmt(row['scale_max'])}"
+    else:
+        kind, scale = "per-tensor", _fmt(row["scale_min"])
+    lo, hi = row["zero_point_min"], row["zero_point_max"]
+    return kind, scale, str(lo) if lo == hi else f"{lo} .. {hi}"
+
+
+def quantization_summary(graph: Graph, file_size: Optional[int] = None) -> Optional[dict]:
+    """The quantization facts of `graph` as JSON-ready data, or None for a float model
+    (no quantized tensor, no float16/bfloat16 constant, no `quantization.*` metadata)."""
+    meta = {k[len(QUANT_PREFIX):]: v for k, v in graph.metadata.extra.items() if k.startswith(QUANT_PREFIX)}
+    inputs, outputs = set(graph.inputs), set(graph.outputs)
+    quantized = [v for v in graph.values.values() if v.quant is not None]
+    half = [v for v in graph.constants() if v.dtype in ("float16", "bfloat16")]
+    if not meta and not quantized and not half:
+        return None
+    boundary_params, dq_data = set(), set()
+    for node in graph.nodes:
+        if node.op in _BOUNDARY:
+            boundary_params.update(n for n in node.inputs[1:3] if n)
+            if node.op == "DequantizeLinear" and node.inputs:
+                dq_data.add(node.inputs[0])
+    stored, as_float = Counter(), 0
+    for value in graph.constants():
+        data = np.asarray(value.data)
+        stored[value.dtype or data.dtype.name] += int(data.nbytes)
+        if value.name in boundary_params and value.quant is None:
+            continue
+        if value.quant is not None or value.name in dq_data or value.dtype in ("float16", "bfloat16"):
+            as_float += 4 * int(data.size)
+        else:
+            as_float += int(data.nbytes)
+    weight_bytes = sum(stored.values())
+    rows = [_quant_row(graph, v, inputs, outputs) for v in quantized]
+    rows += [{"name": v.name, "dtype": v.dtype, "shape": list(v.shape or ()),
+              "role": _role(graph, v, inputs, outputs), "per_axis": False, "axis": None, "channels": None,
+              "scale_min": None, "scale_max": None, "zero_point_min": None, "zero_point_max": None,
+              "scales": [], "zero_points": []} for v in half]
+    kept = [item.strip() for item in meta.get("fp16.kept_float32", "").split(";") if item.strip()]
+    return {
+        "scheme": meta.get("scheme", "int8" if quantized else "fp16"),
+        "metadata": meta,
+        "tensors": rows,
+        "tensors_by_dtype": dict(Counter(r["dtype"] for r in rows).most_common()),
+        "weight_bytes": weight_bytes,
+        "weight_bytes_by_dtype": dict(stored.most_common()),
+        "float32_weight_bytes": as_float,
+        "saved_bytes": as_float - weight_bytes,
+        "file_size": file_size,
+        "float32_file_estimate": None if file_size is None else file_size + as_float - weight_bytes,
+        "kept_float32": kept,
+    }

@@ -7,10 +7,12 @@ import numpy as np
 
 from .. import __version__, api
 from ..formats import FORMAT_VERSION
-from ..summary import human_bytes, human_count
+from ..summary import human_bytes, human_count, quant_row_text, quantization_summary
 from .common import HelpFormatter, fmt_shape, out, shorten, table
 
-EPILOG = """\
+MAX_QUANT_ROWS = 40  # rows of the quantized-tensor table (--json has all)
+
+EPILOG = f"""\
 examples:
   mobconv info mobilenet.mob
   mobconv info mobilenet.mob --json | python -m json.tool
@@ -21,6 +23,13 @@ whole), ops with estimated MACs (Conv, ConvTranspose, Gemm, MatMul, from the
 stored shapes; symbolic dims such as 'batch' count as 1), parameters by dtype,
 metadata, the preprocessing the app must apply to its input (mean, scale,
 channel order, as Kotlin/Swift/C++ constants to copy) and embedded test vectors.
+
+A quantized model (int8, int8-weights, fp16) also gets a Quantization section:
+the scheme and method it was made with, its weight bytes by dtype against the
+same weights in float32 (and an estimate of the float32 file), and a table of
+its quantized and float16 tensors: dtype, role, per-tensor scale and zero point
+or "per-axis (N channels, axis k)" with the scale range (the first
+{MAX_QUANT_ROWS} rows; --json lists all, with every scale).
 """
 
 
@@ -53,6 +62,7 @@ def collect(model) -> dict:
         "inputs": [_spec_dict(s) for s in model.inputs],
         "outputs": [_spec_dict(s) for s in model.outputs],
         "summary": model.summary().to_dict(),
+        "quantization": quantization_summary(g, model.file_size),
         "metadata": {
             "producer": meta.producer, "converter_version": meta.converter_version,
             "source_framework": meta.source_framework, "source_sha256": meta.source_sha256,
@@ -110,6 +120,33 @@ def preprocessing_lines(pre: dict, spec, framework: str = "") -> list:
     return lines + [table(rows)]
 
 
+def quantization_lines(q: dict) -> list:
+    """The Quantization section of `info`: scheme, sizes, the quantized tensors."""
+    meta = {k: v for k, v in q["metadata"].items() if k not in ("scheme", "fp16.kept_float32")}
+    how = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in meta.items())
+    lines = [f"\nQuantization: scheme {q['scheme']}" + (f" ({how})" if how else "")]
+    stored, as_float = q["weight_bytes"], q["float32_weight_bytes"]
+    by_dtype = ", ".join(f"{d} {human_bytes(b)}" for d, b in q["weight_bytes_by_dtype"].items())
+    ratio = f"{as_float / stored:.1f}x smaller, " if stored else ""
+    lines.append(f"  weights: {human_bytes(stored)} as stored ({by_dtype}); {human_bytes(as_float)} in float32: "
+                 f"{ratio}{human_bytes(q['saved_bytes'])} saved")
+    if q["file_size"]:
+        lines.append(f"  file: {human_bytes(q['file_size'])}; as float32 about "
+                     f"{human_bytes(q['float32_file_estimate'])} (estimate)")
+    for item in q["kept_float32"]:
+        lines.append(f"  kept float32: {shorten(item, 110)}")
+    rows = q["tensors"]
+    counts = ", ".join(f"{d} {n}" for d, n in q["tensors_by_dtype"].items())
+    lines.append(f"\nQuantized tensors: {len(rows)}" + (f" ({counts})" if counts else ""))
+    if rows:
+        lines.append(table([(shorten(r["name"]), r["dtype"], fmt_shape(r["shape"]), r["role"], *quant_row_text(r))
+                            for r in rows[:MAX_QUANT_ROWS]],
+                           ("name", "dtype", "shape", "role", "quantization", "scale", "zero point")))
+    if len(rows) > MAX_QUANT_ROWS:
+        lines.append(f"  ... {len(rows) - MAX_QUANT_ROWS} more (mobconv info --json lists all)")
+    return lines
+
+
 def run(args) -> int:
     model = api.load(args.model)
     data = collect(model)
@@ -132,6 +169,9 @@ def run(args) -> int:
     exact = f" ({s['num_params']:,})" if s["num_params"] >= 1000 else ""
     out(f"\nParameters: {human_count(s['num_params'])}{exact}, {human_bytes(s['param_bytes'])}")
     out(table([(d, human_bytes(b)) for d, b in s["bytes_by_dtype"].items()], ("dtype", "size")))
+    if data["quantization"]:
+        for line in quantization_lines(data["quantization"]):
+            out(line)
     rows = [("format version", data["format_version"])]
     rows += [(k.replace("_", " "), meta[k] or "-") for k in (
         "min_runtime_version", "producer", "converter_version", "source_framework",
