@@ -107,6 +107,16 @@ def same_params(p: QuantParams, q: QuantParams) -> bool:
             and np.array_equal(np.int64(p.zero_points), np.int64(q.zero_points)))
 
 
+def _rename_inputs(graph, renamed: dict) -> None:
+    """Every node input (and graph output) named in `renamed` reads the new name, in one walk."""
+    if not renamed:
+        return
+    for node in graph.nodes:
+        if any(i in renamed for i in node.inputs):
+            node.inputs = [renamed.get(i, i) for i in node.inputs]
+    graph.outputs = [renamed.get(o, o) for o in graph.outputs]
+
+
 def _const(graph, name: str):
     if not name or name in graph.inputs:
         return None
@@ -173,6 +183,8 @@ class _Lowering:
                 return None
         if len(first[0].scales) != 1 or first[1] not in _INT:
             return None
+        if sum(r.outputs[0] in self.g.outputs for r in readers) > 1:
+            return None  # two graph outputs cannot both become the op's one output
         return readers, first[0], first[1]
 
     # -- the rewrite --
@@ -193,8 +205,12 @@ class _Lowering:
                 kept = next((q.outputs[0] for q in q_nodes if q.outputs[0] in self.g.outputs), old_out)
                 plan.setdefault("kept", []).append(kept)
                 self.renamed.update({q.outputs[0]: kept for q in q_nodes if q.outputs[0] != kept})
+        self.dropped = set()
         for plan in plans:
             self._apply(plan)
+        if plans:
+            self.g.nodes = [n for n in self.g.nodes if id(n) not in self.dropped]
+            _rename_inputs(self.g, self.renamed)
         changed = changed or bool(plans)
         if changed:
             self._drop_dead_boundaries()
@@ -205,12 +221,12 @@ class _Lowering:
 
     def _cancel_pairs(self) -> bool:
         """Q(DQ(a)) with equal parameters: readers of the Q read `a`."""
-        removed = set()
+        removed, renamed = set(), {}
         for node in self.g.nodes:
             if node.op != "QuantizeLinear" or id(node) not in self.params:
                 continue
             src = self.producer.get(node.inputs[0])
-            if src is None or src.op != "DequantizeLinear" or id(src) not in self.params:
+            if src is None or src.op != "DequantizeLinear" or id(src) not in self.params or src.inputs[0] in renamed:
                 continue
             (p, dt), (q, dq) = self.params[id(node)], self.params[id(src)]
             out = node.outputs[0]
@@ -218,10 +234,11 @@ class _Lowering:
                 continue
             if self.g.values[src.inputs[0]].is_constant:
                 continue  # a constant feeding a Q: leave it to constant folding
-            self.g.replace_uses(out, src.inputs[0])
+            renamed[out] = src.inputs[0]
             removed.add(id(node))
         if removed:
             self.g.nodes = [n for n in self.g.nodes if id(n) not in removed]
+            _rename_inputs(self.g, renamed)
         return bool(removed)
 
     def _apply(self, plan) -> None:
@@ -231,20 +248,16 @@ class _Lowering:
             g.values[self.renamed.get(name, name)].quant = params
         if plan.get("activation"):
             node.attrs["activation"], node.attrs["activation_params"] = plan["activation"]
-        dropped = {id(n) for n in plan["drop"]}
+        self.dropped.update(id(n) for n in plan["drop"])
         if plan.get("activation"):  # the op writes the fused activation's output
             node.outputs = list(plan["float_outputs"])
         for old_out, kept, (q_nodes, params, dtype) in zip(plan["float_outputs"], plan["kept"], plan["outputs"]):
-            for q in q_nodes:
-                dropped.add(id(q))
-                if q.outputs[0] != kept:
-                    g.replace_uses(q.outputs[0], kept)
+            self.dropped.update(id(q) for q in q_nodes)  # their readers read `kept` (self.renamed)
             value = g.values[old_out] if kept == old_out else g.values[kept]
             value.dtype, value.quant = dtype, params
             if value.shape is None:
                 value.shape = g.values[old_out].shape
             node.outputs = [kept if o == old_out else o for o in node.outputs]
-        g.nodes = [n for n in g.nodes if id(n) not in dropped]
 
     def _drop_dead_boundaries(self) -> None:
         """DQ nodes nothing reads any more go (repeatedly: a DQ of a DQ'd ... chain)."""
