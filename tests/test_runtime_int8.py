@@ -419,8 +419,11 @@ def test_unsupported_quantized_nodes_are_refused_at_load():
     g, _ = _single("Reshape", [("x", x, xq, False), ("s", np.array([1, -1], np.int64), None, True)], {},
                    Q([0.2], [3]), name="r")
     _refused(g, r"op 'r' \(Reshape\): a quantized Reshape must keep its input's per-tensor quantization")
-    g, _ = _single("AveragePool", [("x", x, xq, False)], {"kernel_shape": [2, 2]}, Q([0.2], [3]), name="p")
-    _refused(g, r"op 'p' \(AveragePool\): a quantized AveragePool must keep its input's")
+    for op, attrs in (("AveragePool", {"kernel_shape": [2, 2]}), ("GlobalAveragePool", {})):
+        g, feeds = _single(op, [("x", x, xq, False)], attrs, Q([0.2], [3]), name="p")
+        _refused(g, rf"op 'p' \({op}\): a quantized {op} must keep its input's dtype and per-tensor")
+        with pytest.raises(MobconvError, match=rf"node 'p' \({op}\): a quantized {op} must keep its input's"):
+            ref_run(g, feeds)  # the oracle refuses it too (it computed with X's parameters, ignoring Y's)
     g, _ = _single("Gemm", [("a", x[0, 0], xq, False), ("b", x[0, 0, :, :3].copy(), wq, True)], {"alpha": 2.0}, yq,
                    name="fc")
     _refused(g, r"op 'fc' \(Gemm\): a quantized Gemm needs alpha = beta = 1")

@@ -525,6 +525,10 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
         if missing or any(q is None for q in out_quant):
             raise MobconvError(f"{where}: a quantized {node.op} needs quantization parameters on every "
                                f"input and output (missing on input {missing or 'none'} / an output)")
+        if node.op in ("AveragePool", "GlobalAveragePool") and (
+                not _same_params(in_quant[0], out_quant[0]) or np.dtype(out_dtypes[0]) != np.asarray(args[0]).dtype):
+            raise MobconvError(f"{where}: a quantized {node.op} must keep its input's dtype and per-tensor "
+                               "quantization parameters on its output")
         try:
             return fn(args, in_quant, out_quant, attrs, out_dtypes)
         except MobconvError as exc:
