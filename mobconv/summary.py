@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .ir import Graph
+from .ir.graph import QuantParams
 
 
 def _numel(shape) -> int:
@@ -146,8 +147,23 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _quant_row(graph: Graph, value, inputs: set, outputs: set) -> dict:
-    q = value.quant
+def _dq_params(graph: Graph, node):
+    """QuantParams of the constant a DequantizeLinear reads, from its constant scale and
+    zero point (an imported QDQ weight), or None when they are not constants."""
+    value = graph.values.get(node.inputs[0])
+    scale = graph.values.get(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+    zp = graph.values.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if value is None or value.data is None or scale is None or scale.data is None or \
+            (zp is not None and zp.data is None):
+        return None
+    scales = np.asarray(scale.data, np.float64).ravel().tolist()
+    zps = [0] * len(scales) if zp is None else np.asarray(zp.data, np.int64).ravel().tolist()
+    axis = int(node.attrs.get("axis", 1)) if len(scales) > 1 else None
+    return QuantParams(scales=scales, zero_points=zps, axis=axis)
+
+
+def _quant_row(graph: Graph, value, inputs: set, outputs: set, q=None) -> dict:
+    q = q or value.quant
     scales = [float(s) for s in q.scales]
     zps = [int(z) for z in q.zero_points] or [0]
     per_axis = q.axis is not None and len(scales) > 1
@@ -181,14 +197,18 @@ def quantization_summary(graph: Graph, file_size: Optional[int] = None) -> Optio
     inputs, outputs = set(graph.inputs), set(graph.outputs)
     quantized = [v for v in graph.values.values() if v.quant is not None]
     half = [v for v in graph.constants() if v.dtype in ("float16", "bfloat16")]
-    if not meta and not quantized and not half:
+    boundary = [node for node in graph.nodes if node.op in _BOUNDARY]
+    if not meta and not quantized and not half and not boundary:
         return None
     boundary_params, dq_data = set(), set()
-    for node in graph.nodes:
-        if node.op in _BOUNDARY:
-            boundary_params.update(n for n in node.inputs[1:3] if n)
-            if node.op == "DequantizeLinear" and node.inputs:
-                dq_data.add(node.inputs[0])
+    implied = {}  # constant read by a DequantizeLinear, without Value.quant -> QuantParams from its inputs
+    for node in boundary:
+        boundary_params.update(n for n in node.inputs[1:3] if n)
+        if node.op == "DequantizeLinear" and node.inputs:
+            dq_data.add(node.inputs[0])
+            params = _dq_params(graph, node)
+            if params is not None and graph.values[node.inputs[0]].quant is None:
+                implied.setdefault(node.inputs[0], params)
     stored, as_float = Counter(), 0
     for value in graph.constants():
         data = np.asarray(value.data)
@@ -201,13 +221,14 @@ def quantization_summary(graph: Graph, file_size: Optional[int] = None) -> Optio
             as_float += int(data.nbytes)
     weight_bytes = sum(stored.values())
     rows = [_quant_row(graph, v, inputs, outputs) for v in quantized]
+    rows += [_quant_row(graph, graph.values[name], inputs, outputs, q) for name, q in implied.items()]
     rows += [{"name": v.name, "dtype": v.dtype, "shape": list(v.shape or ()),
               "role": _role(graph, v, inputs, outputs), "per_axis": False, "axis": None, "channels": None,
               "scale_min": None, "scale_max": None, "zero_point_min": None, "zero_point_max": None,
               "scales": [], "zero_points": []} for v in half]
     kept = [item.strip() for item in meta.get("fp16.kept_float32", "").split(";") if item.strip()]
     return {
-        "scheme": meta.get("scheme", "int8" if quantized else "fp16"),
+        "scheme": meta.get("scheme", "int8" if quantized or boundary else "fp16"),
         "metadata": meta,
         "tensors": rows,
         "tensors_by_dtype": dict(Counter(r["dtype"] for r in rows).most_common()),

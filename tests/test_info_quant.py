@@ -156,3 +156,29 @@ def test_info_many_quantized_tensors_are_cut_with_a_pointer_to_json(capsys, tmp_
     assert "... 5 more (mobconv info --json lists all)" in out
     code, out, _ = cli(capsys, "info", tmp_path / "m.mob", "--json")
     assert len(json.loads(out)["quantization"]["tensors"]) == MAX_QUANT_ROWS + 5
+
+
+def test_info_qdq_weight_without_value_quant_reads_its_dequantize_inputs(capsys, tmp_path):
+    """An imported QDQ weight: int8 constant -> DequantizeLinear(scale[4], zp[4], axis 0) -> Conv."""
+    rng = np.random.default_rng(2)
+    g = Graph("qdq")
+    g.add_input("x", "float32", (1, 3, 6, 6))
+    g.add_constant("W", rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8))
+    g.add_constant("W/scale", np.array(W_SCALES, np.float32))
+    g.add_constant("W/zero_point", np.array([0, 1, -1, 2], np.int8))
+    g.add_node("DequantizeLinear", ["W", "W/scale", "W/zero_point"], ["W/dq"], {"axis": 0})
+    g.add_node("Conv", ["x", "W/dq"], ["y"], {"kernel_shape": [3, 3]})
+    g.outputs = ["y"]
+    infer_shapes(g)
+    api.Model(g).save(tmp_path / "qdq.mob")
+    code, out, err = cli(capsys, "info", tmp_path / "qdq.mob", "--json")
+    assert code == 0, err
+    q = json.loads(out)["quantization"]
+    assert q["scheme"] == "int8" and q["metadata"] == {}
+    assert q["float32_weight_bytes"] == 4 * 108 and q["weight_bytes"] == 108 + 16 + 4
+    [row] = q["tensors"]
+    assert (row["name"], row["per_axis"], row["axis"], row["channels"]) == ("W", True, 0, 4)
+    assert row["scales"] == pytest.approx(W_SCALES) and row["zero_points"] == [0, 1, -1, 2]
+    code, out, _ = cli(capsys, "info", tmp_path / "qdq.mob")
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("W "))
+    assert "per-axis (4 channels, axis 0)" in line and line.rstrip().endswith("-1 .. 2")
