@@ -216,7 +216,9 @@ def _result(model: Model, graph, meta: dict, timings: dict, start: float) -> Mod
     for key, value in meta.items():
         graph.metadata.extra[METADATA_PREFIX + key] = str(value)
     graph.test_vectors = []  # the float model's expected outputs no longer hold
-    result = Model(graph, source=model.source)
+    # not the float file as source: the runtime backend runs a .mob source from its file
+    result = Model(graph, source=None)
+    result.float_source = model.source
     timings["total"] = time.perf_counter() - start
     result.conversion_stats = dict(timings)
     return result

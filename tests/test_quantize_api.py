@@ -419,7 +419,7 @@ def test_quantize_from_a_path(tmp_path, cnn, calib):
     path = tmp_path / "f.mob"
     cnn.save(path)
     q = quantize.quantize(str(path), calib, progress=False)
-    assert q.source == str(path) and q.metadata.extra["quantization.scheme"] == "int8"
+    assert q.float_source == str(path) and q.metadata.extra["quantization.scheme"] == "int8"
 
 
 def test_wrong_calibration_data_is_one_line(cnn):
@@ -427,3 +427,14 @@ def test_wrong_calibration_data_is_one_line(cnn):
     with pytest.raises(MobconvError) as info:
         quantize.quantize(cnn, bad, progress=False)
     assert info.value.exit_code == 2 and "\n" not in str(info.value) and "'x'" in str(info.value)
+
+
+def test_quantized_model_from_a_mob_runs_itself_in_the_runtime(tmp_path, cnn, calib, test_feeds):
+    """The result must not carry the float file as its source: the runtime backend runs a
+    Model with a .mob source from that file (it ran the float model)."""
+    path = tmp_path / "float.mob"
+    cnn.save(path)
+    q = quantize.quantize(mobconv.load(path), calib, progress=False)
+    feeds = test_feeds[0]
+    np.testing.assert_array_equal(q.run(feeds, backend="runtime")[nets.OUTPUT],
+                                  q.run(feeds, backend="reference")[nets.OUTPUT])

@@ -5,7 +5,7 @@ import os
 import time
 
 from .. import api
-from ..errors import UsageError
+from ..errors import MobconvError, UsageError
 from ..summary import human_bytes
 from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
 from .onnx2mob import check_output_path
@@ -148,6 +148,9 @@ def _check_paths(args, framework: str, sources: list, output: str) -> None:
         if not os.path.isdir(parent):
             raise UsageError(f"--report {args.report}: directory {parent} does not exist "
                              "(create it first)")
+        target = args.report if os.path.isdir(args.report) else parent
+        if not os.access(target, os.W_OK):
+            raise MobconvError(f"--report {args.report}: directory {target} is not writable")
     check_output_path(output, sources)
 
 
@@ -181,51 +184,57 @@ def run(args) -> int:
     finally:
         progress.done()
     float_bytes = model.file_size or len(model.to_bytes())
+    float_weights = weight_bytes(model)
     calibration = args.calib if config.has_calibration else None
     timings = {}
     quantized = quantize_with_config(model, calibration, config, names=CLI_NAMES, timings=timings)
-    report = None
+    try:
+        progress.step(f"mobconv: writing {output}...")
+        quantized.save(output)  # atomic (mobconv/output_files.py)
+    finally:
+        progress.done()
+    quantized.source = output
+    written = []
     if args.report:
         from ..quantize import debug
 
         report = debug(model, quantized, args.calib,
                        ranges=getattr(quantized, "quantization_ranges", None),
                        num_samples=args.num_samples)
-    try:
-        progress.step(f"mobconv: writing {output}...")
-        quantized.save(output)  # atomic (mobconv/output_files.py)
-    finally:
-        progress.done()
-    written = []
-    if report is not None:
         os.makedirs(args.report, exist_ok=True)
         written = report.save(args.report) or []
         out(report.table())
     seconds = time.perf_counter() - start
-    out(describe(args.model, output, quantized, config, float_bytes, seconds, args.report, written))
+    out(describe(args.model, output, quantized, config, float_bytes, float_weights, seconds,
+                 args.report))
     return 0
 
 
-def describe(source: str, output: str, model, config, float_bytes: int, seconds: float,
-             report_dir=None, written=()) -> str:
+def weight_bytes(model) -> int:
+    """Bytes of the model's constants (weights, biases, quantization parameters)."""
+    return int(sum(v.data.nbytes for v in model.graph.values.values() if v.data is not None))
+
+
+def describe(source: str, output: str, model, config, float_bytes: int, float_weights: int,
+             seconds: float, report_dir=None) -> str:
     size = os.path.getsize(output)
     graph = model.graph
-    ops = [n for n in graph.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear")]
+    ops = [n for n in graph.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear", "Cast")]
+    weights = "per-tensor" if config.per_tensor else "per-channel"
     if config.scheme == "int8":
-        int8 = sum(1 for n in ops if any(graph.values[o].dtype == "int8" for o in n.outputs
-                                         if o in graph.values))
-        what = (f"scheme int8, method {config.method}, "
-                f"{'per-tensor' if config.per_tensor else 'per-channel'} weights, "
+        int8 = sum(1 for n in ops if any(o in graph.values and graph.values[o].dtype == "int8"
+                                         for o in n.outputs))
+        what = (f"scheme int8, method {config.method}, {weights} weights, "
                 f"{'symmetric' if config.symmetric_activations else 'asymmetric'} activations, "
                 f"{int8} of {len(ops)} ops int8")
     elif config.scheme == "int8-weights":
-        what = f"scheme int8-weights, {'per-tensor' if config.per_tensor else 'per-channel'} weights"
+        what = f"scheme int8-weights, {weights} weights"
     else:
         what = "scheme fp16"
     fallback = graph.metadata.extra.get("quantization.fallback")
     extra = f"; back to float under the budget: {fallback}" if fallback else ""
-    rep = f"; report in {report_dir}/" if report_dir else ""
-    ratio = float_bytes / size if size else 0.0
-    return (f"Quantized {source} -> {output} in {seconds:.2f} s: {what}; file "
-            f"{human_bytes(float_bytes)} float -> {human_bytes(size)} ({ratio:.1f}x smaller)"
-            f"{extra}{rep}.")
+    rep = f"; report in {report_dir.rstrip('/')}/" if report_dir else ""
+    stored = "int8" if config.scheme != "fp16" else "fp16"
+    return (f"Quantized {source} -> {output} in {seconds:.2f} s: {what}; weights "
+            f"{human_bytes(float_weights)} float32 -> {human_bytes(weight_bytes(model))} {stored}; "
+            f"file {human_bytes(float_bytes)} -> {human_bytes(size)}{extra}{rep}.")
