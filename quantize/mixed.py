@@ -43,6 +43,7 @@ from .debug import ErrorStats, debug
 
 FALLBACKS = ("float32", "float16")
 DEFAULT_EVAL_SAMPLES = 32
+RANK_SAMPLES = 8  # samples of the per-layer sensitivity run (the debugger, slower than scoring)
 # latency model: cost of one MAC relative to float32 (int8 kernels ~2x float32 throughput)
 MAC_COST = {"int8": 0.5, "float16": 0.75, "float32": 1.0}
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -244,6 +245,7 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
 
     report = FallbackReport(budget=budget, metric=metric, fallback=fallback, score_float=score_float,
                             macs_total=sum(macs.values()))
+    report.score_fn, report.meets_fn = score, meets  # for a caller's own final check
     builds = {}
 
     def attempt(exclude: tuple):
@@ -266,7 +268,7 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
         report.score_final, report.size_final = s0, report.size_int8
         return q0, report
 
-    diag = debug(float_model, q0, samples)
+    diag = debug(float_model, q0, samples[:RANK_SAMPLES])
     ranked = [r for r in diag.layers if r.precision == "int8"]  # worst own error first
     report.candidates = len(ranked)
     names = tuple(r.name for r in ranked)
@@ -326,13 +328,13 @@ def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
 
     from .qdq import insert_qdq
 
-    def build(exclude):
+    def build(exclude, bias_correction=False):
         if not exclude:
             graph = qdq_graph
         else:
             cfg = replace(config, exclude=tuple(config.exclude) + tuple(exclude))
             graph = insert_qdq(float_graph, ranges, cfg)
-            if config.bias_correction:
+            if bias_correction:
                 from .bias_correction import correct_bias
 
                 graph = correct_bias(float_graph, graph, data)
@@ -349,6 +351,15 @@ def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
     model, report = fit_budget(float_graph, build, data, max_sqnr_drop=config.max_sqnr_drop,
                                min_sqnr=config.min_sqnr, evaluate=config.evaluate,
                                max_drop=config.max_drop)
+    if report.layers and config.bias_correction:
+        # the search tries graphs without bias correction (it costs a pass over the data per
+        # try); the prefix found gets it now, and keeps it only if the budget still holds
+        names = [layer.name for layer in report.layers]
+        corrected = build(names, bias_correction=True)
+        report.builds += 1
+        value = report.score_fn(corrected)
+        if report.meets_fn(value):
+            model, report.score_final = corrected, value
     if report.layers:  # sizes of the int8 files, not of the QDQ graphs
         from mobconv.passes.lower_qdq import lower_qdq
 
