@@ -353,6 +353,24 @@ def test_element_moving_ops_keep_the_integers():
         _check(g, feeds, threads=(1,))
 
 
+def test_empty_tensors():
+    """Zero-size inputs: no input channels (bias only), K = 0, empty batches and concatenations."""
+    conv = _single("Conv", [("x", np.zeros((1, 0, 4, 4), np.int8), Q([0.1], [2]), False),
+                            ("w", np.zeros((3, 0, 3, 3), np.int8), Q([0.1], [0]), True),
+                            ("b", np.array([5, -7, 100], np.int32), None, True)], {"pads": [1, 1, 1, 1]},
+                   Q([0.05], [1]))
+    gemm = _single("Gemm", [("a", np.zeros((3, 0), np.int8), Q([0.1], [2]), False),
+                            ("b", np.zeros((0, 4), np.int8), Q([0.1], [0]), True),
+                            ("c", np.array([1, 2, 300, -400], np.int32), None, True)], {}, Q([0.05], [-3]))
+    resize = _single("Resize", [("x", np.zeros((0, 2, 3, 3), np.int8), Q([0.1], [2]), False), ("", None, None, True),
+                                ("s", np.array([1, 1, 2, 2], np.float32), None, True)], {"mode": "linear"},
+                     Q([0.1], [2]))
+    concat = _single("Concat", [("a", np.zeros((0, 3), np.int8), Q([0.1], [2]), False),
+                                ("b", np.zeros((0, 2), np.int8), Q([0.3], [2]), False)], {"axis": 1}, Q([0.2], [0]))
+    for g, feeds in (conv, gemm, resize, concat):
+        _check(g, feeds)
+
+
 # ---- a small quantized network with float edges ---------------------------------------------
 
 
