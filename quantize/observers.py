@@ -49,7 +49,7 @@ class TensorObserver:
     """min/max/count and a fixed-size power-of-two-width histogram of one tensor."""
 
     __slots__ = ("num_bins", "exp", "start", "counts", "min", "max", "count", "zeros",
-                 "nonfinite")
+                 "at_min", "at_max", "nonfinite")
 
     def __init__(self, num_bins: int = 2048):
         self.num_bins = int(num_bins)
@@ -60,6 +60,8 @@ class TensorObserver:
         self.max = -math.inf
         self.count = 0
         self.zeros = 0  # exact zeros (ReLU outputs): on every grid, no error
+        self.at_min = 0  # values exactly at the min / max seen (ReLU6 saturating at 6):
+        self.at_max = 0  # no error when the range ends exactly there
         self.nonfinite = 0
 
     # ---- updating ---------------------------------------------------------
@@ -97,8 +99,15 @@ class TensorObserver:
             x = x[finite]
             if x.size == 0:
                 return
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
+        x_min, x_max = float(x.min()), float(x.max())
+        if x_min < self.min:
+            self.min, self.at_min = x_min, int(np.count_nonzero(x == x_min))
+        elif x_min == self.min:
+            self.at_min += int(np.count_nonzero(x == x_min))
+        if x_max > self.max:
+            self.max, self.at_max = x_max, int(np.count_nonzero(x == x_max))
+        elif x_max == self.max:
+            self.at_max += int(np.count_nonzero(x == x_max))
         self.count += int(x.size)
         self.zeros += int(x.size - np.count_nonzero(x))
         need = self._needed_exp()
@@ -157,7 +166,7 @@ def _candidates(obs: TensorObserver) -> np.ndarray:
     return ms.astype(np.float64) * obs.width
 
 
-def _sq_error_table(counts, edges, levels: int = LEVELS):
+def _sq_error_table(counts, edges, levels: int = LEVELS, at_ends=(0, 0)):
     """A function err(i, j, lo, hi) -> expected total squared quantize-dequantize error
     of the histogram for the range [lo, hi], where bins i..j-1 lie inside it, bins
     below i under lo and bins from j on above hi (arrays, one entry per candidate);
@@ -168,19 +177,22 @@ def _sq_error_table(counts, edges, levels: int = LEVELS):
     left out of `counts` by the caller, zero being on the grid). Values outside: the
     clipping error, integrated exactly over each bin for values spread uniformly in
     it: E[(x - h)^2] = (m - h)^2 + w^2/12 for a bin of centre m and width w, summed
-    with prefix sums of c, c*m and c*(m^2 + w^2/12).
+    with prefix sums of c, c*m and c*(m^2 + w^2/12). at_ends: how many values sit
+    exactly on the first and last edge; inside a range that ends there they are on
+    the grid (no error).
     """
     c = counts.astype(np.float64)
     m = (edges[:-1] + edges[1:]) / 2.0
     w2 = (edges[1:] - edges[:-1]) ** 2 / 12.0
-    zero = np.zeros(1)
+    zero, n = np.zeros(1), len(counts)
     s0 = np.concatenate([zero, np.cumsum(c)])
     s1 = np.concatenate([zero, np.cumsum(c * m)])
     s2 = np.concatenate([zero, np.cumsum(c * (m * m + w2))])
 
     def err(i, j, lo, hi):
         step = (hi - lo) / (levels - 1)
-        inside = (s0[j] - s0[i]) * step * step / 12.0
+        exact = np.where(np.asarray(i) == 0, at_ends[0], 0) + np.where(np.asarray(j) == n, at_ends[1], 0)
+        inside = (s0[j] - s0[i] - exact) * step * step / 12.0
         a0, a1, a2 = s0[-1] - s0[j], s1[-1] - s1[j], s2[-1] - s2[j]
         above = a2 - 2.0 * hi * a1 + hi * hi * a0
         below = s2[i] - 2.0 * lo * s1[i] + lo * lo * s0[i]
@@ -219,10 +231,16 @@ def _mse_symmetric(obs: TensorObserver, counts, edges) -> tuple:
     return -float(t[best]), float(t[best])
 
 
+def _exact_ends(obs: TensorObserver) -> tuple:
+    """Values exactly at the min and at the max that a range ending there puts on its
+    grid (not counted twice with the zeros, and only ends that can be range ends)."""
+    return (obs.at_min if obs.min < 0 else 0, obs.at_max if obs.max > 0 else 0)
+
+
 def _mse_range(obs: TensorObserver, counts, edges) -> tuple:
     """Symmetric search |x| <= t over the bin edges, then hi and lo refined in turn."""
     n = len(counts)
-    err = _sq_error_table(_without_zeros(obs), edges)
+    err = _sq_error_table(_without_zeros(obs), edges, at_ends=_exact_ends(obs))
     k0 = -obs.start  # index of the edge at 0 (outside [1, n-1] for one-signed data)
     if k0 <= 0:  # all values >= 0: lo = 0, search hi
         j = np.arange(1, n + 1)
@@ -271,24 +289,46 @@ def _kl(counts: np.ndarray, a: int, b: int) -> float:
     return float(np.sum(p[mask] * np.log(p[mask] / q_m)))
 
 
+def _abs_histogram(obs: TensorObserver, counts) -> tuple:
+    """(counts of |x|, bin width) on the same grid: bin k >= 0 holds [k*w, (k+1)*w) and
+    its mirror bin -k-1, [-(k+1)*w, -k*w) (bins are anchored at 0, so the fold is exact
+    up to which side of an edge a value on it counts)."""
+    k = np.arange(obs.start, obs.start + len(counts), dtype=np.int64)
+    folded = np.where(k >= 0, k, -k - 1)
+    # bins far from 0 (all values in [0.2, 0.9]): merge 2^d bins so that at most
+    # num_bins span [0, max|x|], the range the threshold search covers
+    d = max(0, int(folded.max()).bit_length() - (obs.num_bins - 1).bit_length())
+    folded >>= d
+    out = np.zeros(int(folded.max()) + 1, dtype=np.int64)
+    np.add.at(out, folded, counts)
+    return out, obs.width * 2 ** d
+
+
 def _entropy_range(obs: TensorObserver, counts, edges) -> tuple:
+    """TensorRT's calibration on the histogram of |x|: the threshold t whose clipped
+    histogram (outliers folded into the last bin) diverges least from its KL_LEVELS
+    quantization. Thresholds are whole groups (multiples of KL_LEVELS bins), so every
+    quantized level merges the same number of bins: with any other width the groups
+    differ by a bin and a lone spike (a value many samples share exactly) lands in a
+    small or a large group by chance, which makes the divergence jump between
+    neighbouring thresholds."""
     vmin, vmax = min(obs.min, 0.0), max(obs.max, 0.0)
-    n = len(counts)
-    if n < KL_LEVELS:
+    hist, width = _abs_histogram(obs, counts)
+    n = len(hist)
+    if n < 2 * KL_LEVELS:
         return vmin, vmax
-    best, best_range = math.inf, (vmin, vmax)
-    seen = set()
-    for t in _candidates(obs):
-        lo, hi = max(vmin, -t), min(vmax, t)
-        a = max(0, int(math.floor(lo / obs.width)) - obs.start)
-        b = min(n, int(math.ceil(hi / obs.width)) - obs.start)
-        if b - a < KL_LEVELS or (a, b) in seen:
-            continue
-        seen.add((a, b))
-        d = _kl(counts, a, b)
+    at_end = obs.at_max if obs.max >= -obs.min else obs.at_min  # on the grid when t = max|x|
+    best, best_t = math.inf, max(-vmin, vmax)
+    for b in range(KL_LEVELS, n + KL_LEVELS, KL_LEVELS):
+        b = min(b, n)
+        c = hist
+        if b == n and at_end:
+            c = hist.copy()
+            c[-1] -= at_end
+        d = _kl(c, 0, b)
         if d < best:
-            best, best_range = d, (max(vmin, float(edges[a])), min(vmax, float(edges[b])))
-    return best_range
+            best, best_t = d, (b * width if b < n else max(-vmin, vmax))
+    return max(vmin, -best_t), min(vmax, best_t)
 
 
 def choose_range(obs: TensorObserver, method: str, percentile: float = 99.99,
