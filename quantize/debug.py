@@ -177,6 +177,7 @@ class DebugReport:
     # equalized): what changed, and the SQNR of its outputs against float_model's (dB)
     reference_note: Optional[str] = None
     reference_sqnr_db: Optional[float] = None
+    histogram_source: Optional[str] = None  # "calibration data" when ranges= supplied them
 
     def worst(self, n: int = 10) -> list:
         return self.layers[:n]
@@ -577,6 +578,7 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
         rows.append(row)
     rows.sort(key=lambda r: r.sort_key)
     histograms = {}  # tensor -> (counts, edges, clip lo, clip hi, values below, above the edges)
+    from_ranges = False
     for t, h in hists.items():
         r = ranges.get(t) if ranges else None
         lo, hi = clip.get(t, (None, None))
@@ -584,6 +586,7 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
             if lo is None:
                 lo, hi = float(r.lo), float(r.hi)
             histograms[t] = (np.asarray(r.hist), np.asarray(r.edges), lo, hi, 0, 0)
+            from_ranges = True
         elif h.edges is not None:
             histograms[t] = (h.counts, h.edges, lo, hi, h.below, h.above)
     outputs = [OutputStats(name, s.sqnr_db, s.cosine, s.max_abs, flips[name][0], flips[name][1])
@@ -594,6 +597,8 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
         how = getattr(fgraph, "aligned_changes", "") or "as given"
         report.reference_note = f"per-layer reference: the float graph as the quantizer saw it, {how}"
         report.reference_sqnr_db = ref_acc.sqnr_db
+    if from_ranges:
+        report.histogram_source = "calibration data"
     if report_dir is not None:
         report.save(report_dir)
     return report

@@ -94,6 +94,18 @@ def plot_sqnr(report, path: str) -> str:
     return path
 
 
+def _rebin(counts, edges, most: int = 200):
+    """At most `most` bins: adjacent bins summed (calibration histograms have thousands)."""
+    n = counts.size
+    if n <= most:
+        return counts, edges
+    k = -(-n // most)
+    pad = (-n) % k
+    c = np.concatenate([counts, np.zeros(pad)]).reshape(-1, k).sum(axis=1)
+    e = np.concatenate([edges[:-1][::k], edges[-1:]])
+    return c, e
+
+
 def plot_histograms(report, path: str, count: int = 6) -> str:
     """Histograms of the `count` worst layers that have a histogram (worst first)."""
     plt = _pyplot()
@@ -109,8 +121,7 @@ def plot_histograms(report, path: str, count: int = 6) -> str:
         axes[0, 0].text(0.5, 0.5, "no activation histograms", ha="center", va="center")
     for ax, r in zip(axes.ravel(), chosen):
         counts, edges, lo, hi, below, above = report.histograms[r.tensor]
-        counts = np.asarray(counts, dtype=np.float64)
-        edges = np.asarray(edges, dtype=np.float64)
+        counts, edges = _rebin(np.asarray(counts, dtype=np.float64), np.asarray(edges, dtype=np.float64))
         ax.stairs(counts, edges, fill=True, color=INT8_COLOUR if r.precision != "float" else FLOAT_COLOUR,
                   alpha=0.8)
         if counts.any():
@@ -123,15 +134,20 @@ def plot_histograms(report, path: str, count: int = 6) -> str:
         for v in (lo, hi):
             if v is not None:
                 ax.axvline(v, color=OWN_COLOUR, linestyle="--", linewidth=1.4)
+        if lo is not None and edges[0] < lo:
+            ax.axvspan(edges[0], lo, color=OWN_COLOUR, alpha=0.08)
+        if hi is not None and edges[-1] > hi:
+            ax.axvspan(hi, edges[-1], color=OWN_COLOUR, alpha=0.08)
+        ax.set_xlim(edges[0], edges[-1])
         clip = "" if r.clip_rate is None else f", clipped {100 * r.clip_rate:.3f}%"
         ax.set_title(f"{_short(r.name, 34)} ({r.op})\nown SQNR {_fmt(r.isolated_sqnr_db)} dB{clip}",
                      fontsize=9)
         ax.set_xlabel("float activation value")
         ax.set_ylabel("count (log)")
-    handles = [plt.Line2D([], [], color=OWN_COLOUR, linestyle="--", label="clipping range (int8 limits)")]
+    handles = [plt.Line2D([], [], color=OWN_COLOUR, linestyle="--", label="clipping range (int8 limits); values outside it clip")]
     fig.legend(handles=handles, loc="upper right", fontsize=8)
-    fig.suptitle(f"Float activation histograms of the {len(chosen)} worst layers "
-                 f"({report.num_samples} sample(s))", fontsize=11)
+    source = getattr(report, "histogram_source", None) or f"{report.num_samples} sample(s)"
+    fig.suptitle(f"Float activation histograms of the {len(chosen)} worst layers ({source})", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path)
     plt.close(fig)
