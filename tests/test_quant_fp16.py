@@ -151,14 +151,18 @@ def test_fp16_graph_on_the_numpy_reference_is_its_widened_graph(digits, heldout)
 
 
 def _constant_weight_graph() -> Graph:
-    """x[N, 4, 9, 9] -> Conv(W = Cast(W16)) -> Flatten -> MatMul(Transpose(M)) -> y:
-    one Cast of a constant (fp16 storage) and one other op of constants (Transpose)."""
+    """x[N, 4, 9, 9] -> Conv(W = Cast(W16)) -> Flatten -> MatMul(Transpose(DequantizeLinear(M8))) -> y:
+    a Cast of a constant (fp16 storage) and a chain of other ops of constants (int8
+    weights dequantized per row, as the int8-weights scheme stores them, then transposed)."""
     rng = np.random.default_rng(3)
     g = Graph("consts")
     g.add_input("x", "float32", ("N", 4, 9, 9))
     g.add_constant("W16", rng.standard_normal((8, 4, 3, 3)).astype(np.float16))
     g.add_constant("b", rng.standard_normal(8).astype(np.float32))
-    g.add_constant("M", rng.standard_normal((5, 8 * 7 * 7)).astype(np.float32))
+    g.add_constant("M8", rng.integers(-127, 128, (5, 8 * 7 * 7)).astype(np.int8))
+    g.add_constant("M/scale", rng.uniform(0.001, 0.01, 5).astype(np.float32))
+    g.add_constant("M/zero_point", np.zeros(5, np.int8))
+    g.add_node("DequantizeLinear", ["M8", "M/scale", "M/zero_point"], ["M"], {"axis": 0})
     g.add_node("Cast", ["W16"], ["W"], {"to": 1})
     g.add_node("Conv", ["x", "W", "b"], ["c"], {"kernel_shape": [3, 3]})
     g.add_node("Flatten", ["c"], ["f"], {"axis": 1})
