@@ -188,6 +188,9 @@ def run(args) -> int:
     calibration = args.calib if config.has_calibration else None
     timings = {}
     quantized = quantize_with_config(model, calibration, config, names=CLI_NAMES, timings=timings)
+    budget = getattr(quantized, "quantization_info", {}).get("report")
+    if budget is not None and budget.layers:  # mixed precision: which layers fell back, why, cost
+        out(str(budget))
     try:
         progress.step(f"mobconv: writing {output}...")
         quantized.save(output)  # atomic (mobconv/output_files.py)
