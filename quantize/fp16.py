@@ -25,7 +25,8 @@ Which constants (`plan_fp16` decides, one `Fp16Choice` per float32 constant):
 Kept constants with a range reason are listed in the metadata entry
 `quantization.fp16.kept_float32` ("name: reason; ..."), so `mobconv info` and the user
 can see why; `quantization.scheme` is set to "fp16" unless a scheme is already set
-(a mixed-precision int8 model keeps its own). `nodes=` limits the conversion to the
+(a mixed-precision int8 model keeps its own). Embedded test vectors are dropped when a
+weight changes (they hold the float32 model's outputs at rtol 1e-4; fp16 moves them ~1e-3). `nodes=` limits the conversion to the
 constants read by those nodes (mixed precision: one layer falls back to fp16); names of no node match nothing.
 """
 from __future__ import annotations
@@ -173,6 +174,8 @@ def to_fp16(graph, nodes: Optional[Iterable[str]] = None):
             ordered.extend(casts.get(position, ()))
             ordered.append(node)
         graph.nodes[:] = ordered
+    if convert:
+        graph.test_vectors = []  # the float model's expected outputs hold only to ~1e-3 now
     extra = graph.metadata.extra
     extra.setdefault(SCHEME_KEY, "fp16")
     kept = [f"{c.name}: {c.reason}" for c in choices if c.range_problem]

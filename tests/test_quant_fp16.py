@@ -278,6 +278,15 @@ def test_values_float16_cannot_hold_stay_float32_with_the_reason(tmp_path):
         np.testing.assert_allclose(got["b"], x @ big, rtol=1e-5, atol=1e-2, err_msg=backend)  # kept float32
 
 
+def test_embedded_test_vectors_of_the_float_model_are_dropped(digits, heldout, tmp_path):
+    model = api.convert(str(ZOO / "digits_resnet.onnx"))
+    model.add_test_vector({"input": heldout[:2]})
+    assert model.graph.test_vectors and not to_fp16(model.graph).test_vectors
+    api.Model(to_fp16(model.graph)).save(tmp_path / "m.mob")  # validate would compare at rtol 1e-4
+    assert not api.load(tmp_path / "m.mob").test_vectors
+    assert model.graph.test_vectors  # the input model keeps its own
+
+
 def test_nodes_limits_the_conversion_to_their_constants(digits):
     g = digits["digits_resnet"].graph
     first = next(n for n in g.nodes if n.op == "Conv" and g.values[n.inputs[1]].data.size >= MIN_ELEMENTS)
