@@ -164,7 +164,7 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
                          f"a reader with rewind(){how}")
     t = time.perf_counter()
     ranges = collect_ranges(graph, data, config.method, percentile=config.percentile,
-                            progress=config.progress)
+                            progress=config.progress, symmetric=config.symmetric_activations)
     timings["calibrate"] = time.perf_counter() - t
     meta["samples"] = str(getattr(data, "_samples_seen", None) or data.total or "")
     if not meta["samples"]:

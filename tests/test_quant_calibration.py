@@ -405,3 +405,15 @@ def test_peak_memory_does_not_grow_with_the_number_of_samples(fresh_runs):
 def test_same_data_same_ranges_across_processes(fresh_runs):
     """Bit-identical ranges and histograms in two processes with different hash seeds."""
     assert fresh_runs[200][1] == fresh_runs[2000][1]
+
+
+def test_quantize_calibrates_for_the_symmetric_grid_it_will_use(tiny):
+    """quantize(symmetric_activations=True) asks mse for the zero-point-0 optimum."""
+    from mobconv import quantize as Q
+
+    feeds = batches(4)
+    q = Q.quantize(tiny, feeds, symmetric_activations=True, progress=False, equalize=False,
+                   bias_correction=False)
+    want = collect_ranges(tiny, feeds, "mse", symmetric=True, progress=False)["relu"]
+    assert q.quantization_ranges["relu"] == want
+    assert want != collect_ranges(tiny, feeds, "mse", progress=False)["relu"]
