@@ -449,7 +449,8 @@ def test_unsupported_quantized_nodes_are_refused_at_load():
                               ("sc", np.array([1, 1, 2, 2], np.float32), None, True)], {"mode": "cubic"}, xq, name="rs")
     _refused(g, r"op 'rs' \(Resize\): a quantized Resize is defined for modes nearest and linear")
     g, _ = _single("Resize", [("x", x, xq, False), ("", None, None, True),
-                              ("sc", np.array([2, 2, 2, 2], np.float32), None, True)], {"mode": "linear"}, xq, name="rs")
+                              ("sc", np.array([2, 2, 2, 2], np.float32), None, True)], {"mode": "linear"}, xq,
+                   name="rs")
     _refused(g, r"op 'rs' \(Resize\): a quantized linear Resize resizes at most 2 axes, got 4")
     g, _ = _single("Add", [("a", x, Q([0.05], [300]), False), ("b", x, xq, False)], {}, yq, name="a")
     _refused(g, r"op 'a' \(Add\): Add A: zero point 300 is outside the int8 range")
@@ -565,7 +566,8 @@ def test_fixed_point_header_matches_quant_math(tmp_path):
     for a, b in pairs:
         lines.append(f"H {a} {b}")
         want.append(str(int(qm.rounding_doubling_high_mul(a, b))))
-    for x in [-6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 5, 6, -(1 << 31), (1 << 31) - 1] + list(rng.integers(-(1 << 31), 1 << 31, 200)):
+    xs = [-6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 5, 6, -(1 << 31), (1 << 31) - 1]
+    for x in xs + list(rng.integers(-(1 << 31), 1 << 31, 200)):
         for e in (0, 1, 2, 3, 7, 20, 31):
             lines.append(f"D {int(x)} {e}")
             want.append(str(int(qm.rounding_divide_by_pot(int(x), e))))

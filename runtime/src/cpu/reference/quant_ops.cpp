@@ -159,7 +159,8 @@ Status need_all_params(const KernelContext& ctx, int skip = -1) {
   for (int o = 0; o < ctx.num_outputs; ++o)
     if (ctx.outputs[o].rank >= 0 && !ctx.outputs[o].quant) out_missing = true;
   if (missing.empty() && !out_missing) return Status::Ok();
-  return refuse(ctx, "a quantized " + op_name(ctx) + " needs quantization parameters on every input and output (missing on " +
+  return refuse(ctx, "a quantized " + op_name(ctx) +
+                         " needs quantization parameters on every input and output (missing on " +
                          (missing.empty() ? std::string("an output") : "input " + missing) + ")");
 }
 
@@ -175,12 +176,6 @@ Status infer_as_float(KernelContext& ctx, std::initializer_list<int> inputs, DTy
   if (!s.ok()) return s;
   ctx.outputs[0].dtype = out;
   return Status::Ok();
-}
-
-// Declared dtype of output 0 (the view holds the file's dtype while shapes are inferred).
-Status out_q8(const KernelContext& ctx, DType* out) {
-  *out = ctx.outputs[0].dtype;
-  return need_q8(ctx, ctx.outputs[0], "its output");
 }
 
 int64_t load(const TensorView& v, int64_t i) {
@@ -553,7 +548,8 @@ Status rescale(const KernelContext& ctx, const PerTensor& x, const PerTensor& y,
   r->zp_y = y.zp;
   qrange(ydt, &r->lo, &r->hi);
   if (r->copy) return Status::Ok();
-  double real = static_cast<double>(x.scale) / static_cast<double>(y.scale) / static_cast<double>(1 << quant::kAddLeftShift);
+  double real = static_cast<double>(x.scale) / static_cast<double>(y.scale) /
+                static_cast<double>(1 << quant::kAddLeftShift);
   return multiplier(ctx, real, &r->m);
 }
 
@@ -643,7 +639,8 @@ Status avg_rules(KernelContext& ctx, PerTensor* x) {
   if (s.ok()) s = per_tensor(ctx, ctx.inputs[0], op_name(ctx) + " X", x);
   if (!s.ok()) return s;
   if (!same_params(ctx.inputs[0], ctx.outputs[0]) || ctx.outputs[0].dtype != ctx.inputs[0].dtype)
-    return refuse(ctx, "a quantized " + op_name(ctx) + " must keep its input's dtype and per-tensor quantization parameters on its output");
+    return refuse(ctx, "a quantized " + op_name(ctx) +
+                           " must keep its input's dtype and per-tensor quantization parameters on its output");
   return Status::Ok();
 }
 
@@ -912,7 +909,8 @@ template <Status (*Quantized)(KernelContext&)>
 Status run_or_plain(KernelContext& ctx) {
   if (node_quantized(ctx)) return Quantized(ctx);
   const Kernel* plain = kernel_registry().find(ctx.op_type, DType::Any, Isa::Scalar);
-  if (!plain || !plain->run) return ctx.error(std::string("no kernel for unquantized ") + dtype_name(ctx.inputs[0].dtype));
+  if (!plain || !plain->run)
+    return ctx.error(std::string("no kernel for unquantized ") + dtype_name(ctx.inputs[0].dtype));
   return plain->run(ctx);
 }
 
