@@ -17,10 +17,10 @@ import pytest
 import mobconv
 from mobconv.errors import ArgumentError
 from mobconv.reference.interpreter import run
-from quantize.calibration import METHODS, TensorRange, collect_ranges
-from quantize.data import CalibrationDataError, calibration_feeds
-from quantize.observers import TensorObserver, choose_range
-from quantize.progress import Progress
+from mobconv.quantize.calibration import METHODS, TensorRange, collect_ranges
+from mobconv.quantize.data import CalibrationDataError, calibration_feeds
+from mobconv.quantize.observers import TensorObserver, choose_range
+from mobconv.quantize.progress import Progress
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = os.path.join(ROOT, "model_zoo", "onnx", "tiny_cnn.onnx")
@@ -351,8 +351,8 @@ def test_collect_ranges_progress_forced_on_and_off(tiny, capsys):
 
 CALIBRATE = textwrap.dedent("""
     import hashlib, resource, sys, numpy as np, mobconv
-    from quantize.calibration import collect_ranges
-    from quantize.data import calibration_feeds
+    from mobconv.quantize.calibration import collect_ranges
+    from mobconv.quantize.data import calibration_feeds
     model = mobconv.load(sys.argv[1])
     samples, batch = int(sys.argv[2]), 8
 

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import mobconv
 from mobconv.errors import ArgumentError, MobconvError
-from quantize.data import CalibrationDataError, calibration_feeds
+from mobconv.quantize.data import CalibrationDataError, calibration_feeds
 
 from PIL import Image
 
@@ -91,7 +91,7 @@ def test_generator_is_read_once_and_a_second_pass_says_why(tiny):
 def test_num_samples_limits_every_source(tiny, tmp_path):
     feeds = [{"input": rand((1, 3, 32, 32), i)} for i in range(5)]
     data = calibration_feeds(feeds, tiny, num_samples=2)
-    assert data.total == 2 and len(list(data)) == 2
+    assert data.total == 2 and len(list(data)) == 2 and data.samples_seen == 2
     np.save(tmp_path / "a.npy", rand((7, 3, 32, 32)))
     data = calibration_feeds(tmp_path, tiny, num_samples=4)
     assert data.total == 4 and len(list(data)) == 4
