@@ -287,16 +287,16 @@ def test_runtime_equals_the_reference_exactly(quantized, fmt, act):
 ZOO = Path(__file__).resolve().parent.parent / "model_zoo" / "onnx"
 
 
-def trained_resnet_agreement(tmp_path, fmt, act, n_images=64):
+def trained_agreement(tmp_path, fmt, act, n_images=64, net="resnet"):
     """onnxruntime's quant_pre_process (folds BatchNormalization) and quantize_static on 32
-    calibration images of the digits ResNet, then ours vs onnxruntime on held-out images:
+    calibration images of a trained digits net, then ours vs onnxruntime on held-out images:
     (elements, within 1 output LSB, max LSB, argmax flips, lowered graph)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     logging.getLogger().setLevel(logging.ERROR)
     pre, out = str(tmp_path / "pre.onnx"), str(tmp_path / f"{fmt}_{act}.onnx")
-    quant_pre_process(str(ZOO / "digits_resnet.onnx"), pre)
+    quant_pre_process(str(ZOO / f"digits_{net}.onnx"), pre)
     name = onnx.load(pre).graph.input[0].name
     calib = [np.load(f).astype(np.float32) for f in sorted((ZOO / "digits_calib").glob("*.npy"))[:32]]
 
@@ -328,12 +328,23 @@ def trained_resnet_agreement(tmp_path, fmt, act, n_images=64):
 def test_trained_resnet_matches_onnxruntime_on_999_per_mille(tmp_path, fmt, act):
     """Issue 8 section 6 on a trained net and real images: at least 99.9% of the output
     elements within 1 LSB of onnxruntime's int8 execution (measured: all of them)."""
-    n, within, worst, flips, g = trained_resnet_agreement(tmp_path, fmt, act)
+    n, within, worst, flips, g = trained_agreement(tmp_path, fmt, act)
     print(f"digits ResNet {fmt} {act}: {within}/{n} within 1 LSB, max {worst:.2f} LSB, {flips} argmax flips")
     assert within / n >= 0.999 and flips == 0, (within, n, worst, flips)
     convs = [node for node in g.nodes if node.op == "Conv"]
     assert len(convs) == 9 and all(g.values[c.outputs[0]].quant is not None for c in convs)
     assert sum(node.op == "Add" and g.values[node.outputs[0]].quant is not None for node in g.nodes) == 3
+
+
+def test_trained_mobilenetv2_against_onnxruntime(tmp_path):
+    """The depthwise-separable net (17 ReLU6 = Clip folded into the output ranges, 25 Conv):
+    the 1-LSB requantization differences of onnxruntime's float arithmetic add up over 25
+    layers; measured 97.7% within 1 LSB, max 3 LSB, no argmax flip (64 images)."""
+    n, within, worst, flips, g = trained_agreement(tmp_path, "QDQ", "QInt8", net="mobilenetv2")
+    print(f"digits MobileNetV2 QDQ QInt8: {within}/{n} within 1 LSB, max {worst:.2f} LSB, {flips} argmax flips")
+    assert within / n >= 0.96 and worst <= 4.0001 and flips == 0, (within, n, worst, flips)
+    assert sum(node.op == "Conv" and node.attrs.get("group", 1) > 1 for node in g.nodes) >= 8  # depthwise int8
+    assert all(g.values[node.outputs[0]].quant is not None for node in g.nodes if node.op == "Conv")
 
 
 # ---- MatMulInteger / ConvInteger: exact int32 ---------------------------------------------
@@ -529,10 +540,11 @@ if __name__ == "__main__":
         n, within, worst = end_to_end(path)
         print(f"end to end {key[0]:9s} {key[1]:6s}: {within}/{n} within 1 LSB ({100 * within / n:.2f}%), "
               f"max {worst:.2f} LSB")
-    for fmt, act in (("QDQ", "QInt8"), ("QDQ", "QUInt8"), ("QOperator", "QInt8")):
-        n, within, worst, flips, _ = trained_resnet_agreement(_Factory().mktemp("resnet"), fmt, act, 450)
-        print(f"digits ResNet {fmt:9s} {act:6s}: {within}/{n} within 1 LSB ({100 * within / n:.2f}%), "
-              f"max {worst:.2f} LSB, {flips} argmax flips on 450 held-out images")
+    for net in ("resnet", "mobilenetv2"):
+        for fmt, act in (("QDQ", "QInt8"), ("QDQ", "QUInt8"), ("QOperator", "QInt8")):
+            n, within, worst, flips, _ = trained_agreement(_Factory().mktemp(net), fmt, act, 450, net)
+            print(f"digits {net:11s} {fmt:9s} {act:6s}: {within}/{n} within 1 LSB ({100 * within / n:.2f}%), "
+                  f"max {worst:.2f} LSB, {flips} argmax flips on 450 held-out images")
     for act in ("QInt8", "QUInt8"):
         for name, (n, equal, worst, _) in per_op_agreement(paths[("QDQ", act)]).items():
             print(f"per op QDQ {act:6s} {name:32s} {equal}/{n} equal ({100 * equal / n:.2f}%), max {worst} LSB")
