@@ -394,43 +394,43 @@ class _Isolated:
         self.specs = {}
 
     def run(self, target: str, tensor: str, float_env: dict, qfeeds: dict):
+        """Dequantized value of quant tensor `target` (approximating float `tensor`)."""
         cache: dict = {}
-        vals = self.graph.values
+        return _dequantized(self.graph.values.get(target),
+                            self._value(target, tensor, float_env, qfeeds, cache))
 
-        def value(name):
-            if not name:
-                return None
-            if name in cache:
-                return cache[name]
-            v = vals.get(name)
-            if v is not None and v.data is not None:
-                return v.data
-            b = self.qmap.get(name)
-            producer = self.producers.get(name)
-            if b is not None and b != tensor and b in float_env:
-                if v is not None and v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")):
-                    result = qm.quantize_linear(float_env[b], v.quant, v.dtype)
-                elif producer is not None and producer.op in QDQ_OPS:
-                    result = evaluate(producer, name)
-                else:
-                    result = np.asarray(float_env[b])
-            elif producer is None:
-                result = qfeeds[name]
-            else:
-                result = evaluate(producer, name)
-            cache[name] = result
-            return result
-
-        def evaluate(node, name):
-            spec = get_spec(node.op)
-            args = [value(i) for i in node.inputs]
-            outs = _run_node(self.graph, node, spec, args, spec.resolve_attrs(node))
-            for o, a in zip(node.outputs, outs):
-                if o:
-                    cache[o] = a
+    def _value(self, name, tensor, float_env, qfeeds, cache):
+        if not name:
+            return None
+        if name in cache:
             return cache[name]
+        v = self.graph.values.get(name)
+        if v is not None and v.data is not None:
+            return v.data
+        b = self.qmap.get(name)
+        producer = self.producers.get(name)
+        if b is not None and b != tensor and b in float_env:  # an input of the layer
+            if v is not None and v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")):
+                result = qm.quantize_linear(float_env[b], v.quant, v.dtype)
+            elif producer is not None and producer.op in QDQ_OPS:
+                result = self._evaluate(producer, name, tensor, float_env, qfeeds, cache)
+            else:
+                result = np.asarray(float_env[b])
+        elif producer is None:
+            result = qfeeds[name]
+        else:
+            result = self._evaluate(producer, name, tensor, float_env, qfeeds, cache)
+        cache[name] = result
+        return result
 
-        return _dequantized(vals.get(target), value(target))
+    def _evaluate(self, node, name, tensor, float_env, qfeeds, cache):
+        spec = get_spec(node.op)
+        args = [self._value(i, tensor, float_env, qfeeds, cache) for i in node.inputs]
+        outs = _run_node(self.graph, node, spec, args, spec.resolve_attrs(node))
+        for o, a in zip(node.outputs, outs):
+            if o:
+                cache[o] = a
+        return cache[name]
 
 
 def _argmax_positions(x):
