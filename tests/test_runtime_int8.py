@@ -10,6 +10,12 @@ broadcasting, differing Concat scales, ceil_mode / count_include_pad pools, line
 (whose 10-bit weights round), empty tensors. Unsupported quantized combinations must be
 refused when the model is loaded, naming the operator and the rule.
 """
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,7 +23,9 @@ from mobconv import runtime
 from mobconv.errors import MobconvError
 from mobconv.formats.writer import to_bytes
 from mobconv.ir import Graph, QuantParams, infer_shapes
+from mobconv.ops import quant_math as qm
 from mobconv.reference.interpreter import run as ref_run
+from test_runtime_aarch64 import QEMU, mobrt_run_aarch64  # noqa: F401  (mobrt_run_aarch64: a session fixture)
 
 Q = QuantParams
 RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
@@ -533,13 +541,6 @@ def test_fixed_point_header_matches_quant_math(tmp_path):
     rounding of q (ties away from zero), the flush below 2^-32, the refusal at 2^31, the nudge of
     negative products, the -2^31 * -2^31 saturation, ties of the rounding shift and the
     saturating left shift of multipliers above 1."""
-    import math
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    from mobconv.ops import quant_math as qm
-
     cxx = shutil.which("g++") or shutil.which("c++")
     assert cxx, "no C++ compiler"
     root = Path(__file__).resolve().parents[1]
@@ -585,16 +586,11 @@ def test_fixed_point_header_matches_quant_math(tmp_path):
 
 # ---- the same cases on aarch64 (cross-compiled mobrt_run under qemu) --------------------------
 
-from test_runtime_aarch64 import QEMU, mobrt_run_aarch64  # noqa: E402,F401  (the session fixture)
-
 
 def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
     """Every case above except the refusals and the standalone header check, run by the aarch64
     build (NEON preferred; the int8 ops take the scalar reference kernels) at 1 and 2 threads:
     the outputs equal the numpy reference exactly."""
-    import subprocess
-    import sys
-
     global _COLLECT
     _COLLECT = []
     try:
