@@ -98,7 +98,6 @@ def check_model(model: Model, config: QuantConfig, names=None) -> None:
     if not any(v.data is not None and v.dtype == "float32" and v.data.size > 1
                for v in graph.values.values()):
         raise UsageError(f"{where}: has no float32 weights to quantize")
-    config.check_against(graph, where, names)
 
 
 def quantize_with_config(model: Model, calibration, config: QuantConfig,
@@ -118,11 +117,20 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
     if config.scheme == "fp16":
         from .fp16 import to_fp16
 
+        config.check_against(model.graph, _label(model), names)
+
         graph = to_fp16(graph, [node.name for node in graph.nodes if node.name not in config.exclude]
                         if config.exclude else None)
         return _result(model, graph, meta, timings, start)
 
     graph = prepare(graph)
+    original = {node.name for node in model.graph.nodes}
+    split = [node.name for node in graph.nodes if node.name not in original]
+    config.check_against(model.graph, _label(model), names, also=split)
+    # excluding a fused node keeps what was split off it float too ('pw' -> 'pw/residual')
+    derived = tuple(s for s in split if any(s.startswith(f"{e}/") for e in config.exclude))
+    if derived:
+        config = dataclasses.replace(config, exclude=config.exclude + derived)
     targets = quantizable_nodes(graph, config)
     if not targets:
         what = ("Conv, Gemm or MatMul with a constant float weight" if config.scheme == "int8-weights"

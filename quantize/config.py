@@ -200,10 +200,11 @@ class QuantConfig:
             max_drop=max_drop, progress=progress, num_samples=num_samples,
             has_calibration=bool(calibration_given))
 
-    def check_against(self, graph, source: str = "", names=None) -> None:
-        """Checks that need the model: every `exclude` name is a node of `graph`."""
+    def check_against(self, graph, source: str = "", names=None, also=()) -> None:
+        """Checks that need the model: every `exclude` name is a node of `graph` (or in
+        `also`: the names of the nodes the quantizer splits off, e.g. 'conv/residual')."""
         n = names or PY_NAMES
-        nodes = {node.name for node in graph.nodes}
+        nodes = {node.name for node in graph.nodes} | set(also)
         unknown = [name for name in self.exclude if name not in nodes]
         if unknown:
             shown = ", ".join(repr(u) for u in unknown)

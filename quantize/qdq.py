@@ -29,6 +29,7 @@ int8 + DequantizeLinear; activations and biases stay float.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Optional
 
@@ -442,6 +443,12 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
         kind = _node_kind(g, node, config)
         if kind is not None:
             kinds[node.name] = kind
+    if config.exclude:  # lower_qdq leaves these float even between a DQ and a Q
+        from mobconv.passes.lower_qdq import KEEP_FLOAT_KEY
+
+        present = sorted({n.name for n in g.nodes} & set(config.exclude))
+        g.metadata.extra = dict(g.metadata.extra)
+        g.metadata.extra[KEEP_FLOAT_KEY] = json.dumps(present)
     b = _Builder(g, config)
     if config.scheme == "int8-weights":
         return _weights_only(g, b, kinds)

@@ -438,3 +438,22 @@ def test_quantized_model_from_a_mob_runs_itself_in_the_runtime(tmp_path, cnn, ca
     feeds = test_feeds[0]
     np.testing.assert_array_equal(q.run(feeds, backend="runtime")[nets.OUTPUT],
                                   q.run(feeds, backend="reference")[nets.OUTPUT])
+
+
+def test_exclude_a_fused_conv_keeps_its_residual_float(cnn, calib):
+    """'pw' carries the fused residual Add and Relu in a graph with known shapes: excluding
+    it keeps what is split off it ('pw/residual', 'pw/Relu') float too, and those names are
+    accepted as well."""
+    fixed = mobconv.convert(cnn.source, input_shapes={nets.INPUT: (1, 3, 12, 12)})
+    for exclude, float_ops in ((["pw"], {"pw", "pw/residual", "pw/Relu"}),
+                               (["pw/residual"], {"pw/residual"})):
+        q = quantize.quantize(fixed, calib[:4], exclude=exclude, bias_correction=False, progress=False)
+        g = q.graph
+        floats = {n.name for n in g.nodes if n.name.startswith("pw")
+                  and g.values[n.outputs[0]].dtype == "float32"}
+        assert floats == float_ops
+
+
+def test_exclude_checked_for_fp16(cnn):
+    with pytest.raises(ArgumentError, match=r"exclude names no node of the model: 'nope'"):
+        quantize.quantize(cnn, scheme="fp16", exclude=["nope"])

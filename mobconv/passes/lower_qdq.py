@@ -33,6 +33,7 @@ between their DQ and Q.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Optional
 
@@ -48,6 +49,7 @@ _KEEP_PARAMS = set(qm.MOVE_OPS) | {"MaxPool", "GlobalMaxPool", "AveragePool", "G
                                    "Resize", "Clip"}
 _WEIGHTED = ("Conv", "Gemm", "MatMul")
 _ACTIVATIONS = ("Relu", "Clip")
+KEEP_FLOAT_KEY = "quantization.keep_float"  # metadata: JSON list of node names not lowered
 
 
 def lower_qdq(graph):
@@ -139,6 +141,9 @@ class _Lowering:
                 self.params[id(node)] = p
         self.int_params = self._integer_tensor_params()
         self.added = False  # constants made while planning (dropped again if unused)
+        # nodes the quantizer was told to keep float (quantize/qdq.py records them): their
+        # DQ -> op -> Q stays as it is even where the op has an integer rule
+        self.keep_float = set(json.loads(graph.metadata.extra.get(KEEP_FLOAT_KEY) or "[]"))
 
     # -- queries --
     def _integer_tensor_params(self) -> dict:
@@ -293,6 +298,8 @@ def _plan(lw: _Lowering, node) -> Optional[dict]:
     spec = get_spec(node.op)
     if node.op not in qm.QUANTIZED and node.op not in _KEEP_PARAMS:
         return None
+    if node.name in lw.keep_float:
+        return None
     if not node.outputs or any(not o for o in node.outputs):
         return None
     plan = {"node": node, "inputs": list(node.inputs), "quant": {}, "drop": [], "outputs": [],
@@ -304,7 +311,7 @@ def _plan(lw: _Lowering, node) -> Optional[dict]:
         q = lw.q_readers(out)
         if q is None and node.op in _WEIGHTED and len(node.outputs) == 1 and not attrs.get("activation"):
             fused = _fusible_activation(lw, out)
-            if fused is not None:
+            if fused is not None and fused[0].name not in lw.keep_float:
                 act_node, act, act_params = fused
                 q = lw.q_readers(act_node.outputs[0])
                 if q is not None:
