@@ -19,17 +19,20 @@ Methods (`choose_range`):
 - minmax: [min, max] seen (widened to include 0).
 - percentile: lo at the (100-p)-th percentile, hi at the p-th (each tail clipped on
   its own side; bin edges, so never inside a bin).
-- entropy: TensorRT's KL-divergence calibration: among candidate ranges (bin
-  edges) the one whose 128-level quantized histogram diverges least from the
-  clipped one (outliers folded into the edge bins).
+- entropy: TensorRT's KL-divergence calibration on the histogram of |x|: the
+  threshold t whose clipped histogram (outliers folded into the last bin) diverges
+  least from its 128-level quantization; thresholds are whole groups of bins (with
+  unequal groups a lone spike made the divergence jump between neighbours).
 - mse: the range minimising the expected squared error of quantize-dequantize with
-  256 levels over [lo, hi] (rounding error inside, clipping error outside),
-  integrated exactly over each bin assuming values spread uniformly within it;
-  a symmetric search |x| <= t, then lo and hi refined one at a time.
+  256 levels over [lo, hi] (rounding noise s^2/12 inside, the clipping error
+  integrated exactly over each bin outside, values uniform within a bin): a
+  symmetric search |x| <= t over the bin edges, then hi and lo refined one at a
+  time; `symmetric=True` minimises the error of the zero-point-0 grid [-t, t].
 
-Candidate ranges for entropy and mse are [max(min, -t), min(max, t)] for thresholds
-t on the bin grid (at most MAX_CANDIDATES of them), so a one-signed tensor keeps
-its exact zero end and only its tail is clipped.
+Ranges have the shape [max(min, -t), min(max, t)], so a one-signed tensor keeps its
+exact zero end and only its tail is clipped. Exact zeros, and values exactly at the
+min or max seen (ReLU6 saturating at 6), are on the grid of a range that holds them:
+they count as error-free (mse) or as no divergence (entropy).
 """
 from __future__ import annotations
 
@@ -40,7 +43,6 @@ import numpy as np
 
 CHUNK = 1 << 20  # elements binned at a time (bounds the float64/int64 temporaries)
 INDEX_BITS = 40  # bin indices stay below 2^40 in magnitude
-MAX_CANDIDATES = 256
 KL_LEVELS = 128  # TensorRT's number of quantized bins
 LEVELS = 256  # int8 values over [lo, hi] (asymmetric)
 
@@ -156,14 +158,6 @@ def _percentile_range(counts, edges, vmin, vmax, p: float) -> tuple:
     i_lo = int(np.searchsorted(cdf, tail, side="right"))
     lo = max(float(edges[min(i_lo, len(counts) - 1)]), vmin)
     return lo, hi
-
-
-def _candidates(obs: TensorObserver) -> np.ndarray:
-    """Thresholds t (multiples of the bin width) for the |x| <= t search, ascending."""
-    m_max = max(abs(obs.start), abs(obs.start + len(obs.counts)))
-    m_min = max(1, m_max // 64)
-    ms = np.unique(np.linspace(m_min, m_max, MAX_CANDIDATES).round().astype(np.int64))
-    return ms.astype(np.float64) * obs.width
 
 
 def _sq_error_table(counts, edges, levels: int = LEVELS, at_ends=(0, 0)):
