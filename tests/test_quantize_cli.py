@@ -211,3 +211,13 @@ def test_help_and_subprocess(work):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("mobconv: error: --scheme int8 needs calibration data")
     assert not (work / "sub.mob").exists()
+
+
+def test_report_for_a_scheme_without_calibration(work, capsys, tmp_path):
+    """--calib feeds only the report for int8-weights/fp16 (the quantizer refuses data)."""
+    out, rep = tmp_path / "w.mob", tmp_path / "rep"
+    code, stdout, stderr = cli(capsys, "quantize", work / "cnn.mob", "-o", out, "--scheme", "int8-weights",
+                               "--calib", work / "calib", "--report", rep, "-q")
+    assert code == 0, stderr
+    assert (rep / "report.json").exists()
+    assert "quantization.samples" not in mobconv.load(out).metadata.extra
