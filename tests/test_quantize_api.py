@@ -457,3 +457,30 @@ def test_exclude_a_fused_conv_keeps_its_residual_float(cnn, calib):
 def test_exclude_checked_for_fp16(cnn):
     with pytest.raises(ArgumentError, match=r"exclude names no node of the model: 'nope'"):
         quantize.quantize(cnn, scheme="fp16", exclude=["nope"])
+
+
+@pytest.mark.parametrize("io_dtype", ["float32", "int8"])
+def test_an_intermediate_graph_output_keeps_its_name(tmp_path, calib, io_dtype):
+    """'r1' is a graph output and also read by the next conv: it keeps its name (the
+    inner float tensor is 'r1/float'), and both outputs follow the float model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = nets.build_cnn(tmp_path / "multi.onnx")
+    proto = onnx.load(path)
+    proto.graph.output.append(helper.make_tensor_value_info("r1", TensorProto.FLOAT, None))
+    onnx.save(proto, path)
+    model = mobconv.convert(path)
+    q = quantize.quantize(model, calib, io_dtype=io_dtype, progress=False)
+    assert [s.name for s in q.outputs] == [nets.OUTPUT, "r1"]
+    assert {s.dtype for s in q.outputs} == {io_dtype}
+    feeds = nets.samples(1, seed=3)[0]
+    qfeeds = feeds if io_dtype == "float32" else {
+        nets.INPUT: qm.quantize_linear(feeds[nets.INPUT], q.graph.values[nets.INPUT].quant)}
+    want = model.run(feeds, backend="reference")
+    got = q.run(qfeeds, backend="runtime")
+    assert got.keys() == want.keys()
+    for name, array in got.items():
+        quant = q.graph.values[name].quant
+        deq = array if quant is None else qm.dequantize_linear(array, quant)
+        assert nets.sqnr_db(want[name], deq) > 30, name
