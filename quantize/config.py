@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Real
+from numbers import Integral, Real
 from typing import Callable, Optional
+
+import numpy as np
 
 from mobconv.errors import ArgumentError
 
@@ -135,9 +137,10 @@ class QuantConfig:
         max_sqnr_drop = _number(max_sqnr_drop, n["max_sqnr_drop"], fail, minimum=0.0)
         min_sqnr = _number(min_sqnr, n["min_sqnr"], fail)
         max_drop = _number(max_drop, n["max_drop"], fail, minimum=0.0)
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                        or num_samples < 1):
+        if num_samples is not None and (isinstance(num_samples, (bool, np.bool_))
+                                        or not isinstance(num_samples, Integral) or num_samples < 1):
             raise fail(f"{_show(n['num_samples'], num_samples)} must be a positive integer, e.g. 200")
+        num_samples = None if num_samples is None else int(num_samples)
         if evaluate is not None and not callable(evaluate):
             raise fail(f"{n['evaluate']} must be a function model -> score (higher is better), "
                        f"got a {type(evaluate).__name__}")

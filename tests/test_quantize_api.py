@@ -78,6 +78,7 @@ VALIDATION = [
     (dict(per_tensor=1), "per_tensor must be True or False, got 1"),
     (dict(equalize="auto"), "equalize must be None (automatic), True or False, got 'auto'"),
     (dict(num_samples=0), "num_samples=0 must be a positive integer, e.g. 200"),
+    (dict(num_samples=2.0), "num_samples=2.0 must be a positive integer, e.g. 200"),
     (dict(exclude=[3]), "exclude must be a list of node names, got 3 in it"),
     (dict(scheme="fp16", method="mse", calibration=None),
      "method applies to scheme='int8' only (scheme='fp16' stores float16 weights: no int8 ranges)"),
@@ -135,6 +136,7 @@ def test_defaults_resolved():
     weights = QuantConfig.create(scheme="int8-weights")
     assert weights.bias_correction is False and weights.equalize is None
     assert QuantConfig.create(scheme="fp16").equalize is False
+    assert QuantConfig.create(calibration_given=True, num_samples=np.int64(5)).num_samples == 5
 
 
 def test_already_quantized_and_weightless_models_refused(int8_model, calib):
