@@ -57,8 +57,8 @@ def register(sub, parent) -> None:
                         "minmax, percentile (see --percentile), entropy (KL, TensorRT-style), "
                         "mse (the clipping range of least quantization error)")
     p.add_argument("--percentile", type=float, default=None, metavar="P",
-                   help=f"with --method percentile: the percentile of |values| kept "
-                        f"(default {DEFAULT_PERCENTILE}), e.g. --percentile 99.9")
+                   help=f"with --method percentile: each tail beyond the P-th percentile on "
+                        f"its side is clipped (default {DEFAULT_PERCENTILE}), e.g. --percentile 99.9")
     p.add_argument("--num-samples", type=int, default=None, metavar="N",
                    help="use at most N calibration samples, e.g. --num-samples 200")
     p.add_argument("--per-tensor", action="store_true",
