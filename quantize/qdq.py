@@ -453,7 +453,6 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
     if config.scheme == "int8-weights":
         return _weights_only(g, b, kinds)
 
-    producers = g.producers()
     sym = config.symmetric_activations
     params = {}  # tensor -> (scale, zp)
     from_quantized = set()  # tensors produced by a quantized node
@@ -512,7 +511,7 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
     for node in g.nodes:
         kind = kinds.get(node.name)
         if kind is not None:
-            node = _quantize_node(g, b, node, kind, params, read, producers)
+            node = _quantize_node(g, b, node, kind, params, read)
         else:
             node.inputs = [read(None, i, node, n) if n else n for i, n in enumerate(node.inputs)]
         for i, out in enumerate(node.outputs):
@@ -609,7 +608,7 @@ def make_int8_io(graph: Graph) -> Graph:
     return g
 
 
-def _quantize_node(g: Graph, b: _Builder, node, kind: str, params: dict, read, producers):
+def _quantize_node(g: Graph, b: _Builder, node, kind: str, params: dict, read):
     """Rewire one quantized node's inputs to DQ outputs (weights, biases, constants)."""
     inputs = list(node.inputs)
     act = _activation_inputs(g, node, kind)
