@@ -197,7 +197,6 @@ def run(args) -> int:
     finally:
         progress.done()
     quantized.source = output
-    written = []
     if args.report:
         from ..quantize import debug
 
@@ -205,7 +204,7 @@ def run(args) -> int:
                        ranges=getattr(quantized, "quantization_ranges", None),
                        num_samples=args.num_samples)
         os.makedirs(args.report, exist_ok=True)
-        written = report.save(args.report) or []
+        report.save(args.report)
         out(report.table())
     seconds = time.perf_counter() - start
     out(describe(args.model, output, quantized, config, float_bytes, float_weights, seconds,
