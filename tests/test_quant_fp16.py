@@ -194,6 +194,33 @@ def test_ops_of_constants_run_once_at_load_not_at_invoke():
                 assert not any(k.endswith("_reference") for op, k in ran if op in ("Conv", "MatMul")), ran
 
 
+@pytest.mark.parametrize("isa", native_isas())
+def test_matmul_whose_b_is_folded_at_prepare_not_load(isa):
+    """B = Reshape(M, [Shape(x)[1], -1]) is known only once x's dims are (folded at prepare,
+    after kernel selection). The AVX2/AVX-512 MatMul chose its dynamic path at prepare and
+    switched to the (never packed) constant-B path at run: a segfault. Found while testing
+    the load-time fold of this file's constant chains."""
+    rng = np.random.default_rng(7)
+    g = Graph("late_b")
+    g.add_input("x", "float32", ("N", 40))
+    g.add_constant("M", rng.standard_normal(200).astype(np.float32))
+    g.add_constant("one", np.array([1], np.int64))
+    g.add_constant("two", np.array([2], np.int64))
+    g.add_constant("minus1", np.array([-1], np.int64))
+    g.add_node("Shape", ["x"], ["s"])
+    g.add_node("Slice", ["s", "one", "two"], ["k"])
+    g.add_node("Concat", ["k", "minus1"], ["shape"], {"axis": 0})
+    g.add_node("Reshape", ["M", "shape"], ["B"])
+    g.add_node("MatMul", ["x", "B"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    for n in (3, 1):
+        x = rng.standard_normal((n, 40)).astype(np.float32)
+        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+            got = it.run({"x": x})["y"]
+        np.testing.assert_allclose(got, x @ g.values["M"].data.reshape(40, 5), rtol=1e-5, atol=1e-5)
+
+
 def widened_all(g: Graph) -> Graph:
     """`g` with every op whose inputs are all constants computed by the numpy reference."""
     w = g.copy()

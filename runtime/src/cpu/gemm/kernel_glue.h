@@ -87,6 +87,7 @@ struct PackedState {
   std::vector<float> packed;  // GEMM panels (over-allocated to realign to 64 bytes)
   std::vector<float> bias;    // Gemm: beta * C, resolved once
   cpu::Activation act;
+  bool dynamic = false;       // MatMul whose B was not a constant at prepare: nothing packed
   const float* aligned() const {
     return reinterpret_cast<const float*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
   }
@@ -233,6 +234,7 @@ Status gemm_prepare(KernelContext& ctx) {
   st->ks = &table<I>();
   fused_act(ctx, &st->act);
   if (matmul_dynamic(ctx)) {  // nothing to pre-pack
+    st->dynamic = true;  // decided once: B folded later (at the interpreter's prepare) is not packed
     *ctx.state = st;
     return Status::Ok();
   }
@@ -273,7 +275,7 @@ void gemm_dims(const KernelContext& ctx, int64_t* m, int64_t* k, int64_t* n) {
 
 template <SimdIsa I>
 size_t gemm_scratch(const KernelContext& ctx) {
-  if (matmul_dynamic(ctx)) return 0;
+  if (state_of(ctx)->dynamic) return 0;
   int64_t m, k, n;
   gemm_dims(ctx, &m, &k, &n);
   return fc_scratch_floats(table<I>(), m, k) * sizeof(float) + 64;
@@ -321,7 +323,7 @@ Status matmul_dynamic_run(KernelContext& ctx, const PackedState& st) {
 
 Status gemm_run(KernelContext& ctx) {
   const PackedState& st = *state_of(ctx);
-  if (matmul_dynamic(ctx)) return matmul_dynamic_run(ctx, st);
+  if (st.dynamic) return matmul_dynamic_run(ctx, st);
   int64_t m, k, n;
   gemm_dims(ctx, &m, &k, &n);
   if (ctx.inputs[0].dim(-1) != k) return ctx.error("A's last dim must equal B's K");
