@@ -600,6 +600,7 @@ def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
             if not name.startswith("test_") or name in ("test_int8_cases_on_aarch64",
                                                          "test_fixed_point_header_matches_quant_math",
                                                          "test_unsupported_quantized_nodes_are_refused_at_load",
+                                                         "test_hostile_quantization_parameters_are_refused_cleanly",
                                                          "test_conv_accumulator_overflow_is_an_error_on_both_sides"):
                 continue
             marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
@@ -631,3 +632,36 @@ def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
             for j, name in enumerate(g.outputs):
                 got = np.load(tmp_path / f"{k:04d}" / out / f"{j}.npy")
                 assert got.dtype == want[name].dtype and np.array_equal(got, want[name]), where
+
+
+def test_hostile_quantization_parameters_are_refused_cleanly():
+    """Parameters a hostile or broken file may carry: refused at load with the rule, never a crash."""
+    rng = np.random.default_rng(93)
+    x = _rand(rng, (1, 2, 5, 5))
+    w = rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)
+    xq, wq, yq = Q([0.05], [3]), Q([0.01], [0]), Q([0.1], [-2])
+
+    def conv(xq=xq, wq=wq, yq=yq, w=w, bias=None, out_dtype=None):
+        inputs = [("x", x, xq, False), ("w", w, wq, True)] + ([("b", bias, None, True)] if bias is not None else [])
+        return _single("Conv", inputs, {}, yq, out_dtype=out_dtype, name="c")[0]
+
+    cases = [
+        (conv(xq=Q([0.05, 0.1], [0, 0], 1)), r"X must be quantized per tensor, got 2 scales"),
+        (conv(yq=Q([0.0], [0])), r"Y: scales must be finite and > 0"),
+        (conv(yq=Q([float("nan")], [0])), r"Y: scales must be finite and > 0"),
+        (conv(wq=Q([-0.01], [0])), r"W: scales must be finite and > 0"),
+        (conv(wq=Q([0.01, 0.02], [0, 0], 1)), r"W must be quantized per tensor or per output channel \(axis 0, 4 "),
+        (conv(bias=np.zeros(4, np.float32)), r"a quantized Conv needs an int32 bias, got float32"),
+        (conv(w=w.astype(np.int32)), r"a quantized Conv needs W int8 or uint8, got int32"),
+        (conv(out_dtype="int16"), r"needs its output int8 or uint8, got int16"),
+        (conv(xq=Q([0.05], [-129])), r"X: zero point -129 is outside the int8 range"),
+        (_single("Gemm", [("a", x[0, 0, :2], xq, False), ("b", _rand(rng, (5, 4)), wq, True),
+                          ("c", np.zeros((2, 4), np.int32), None, True)], {}, yq, name="c")[0],
+         r"a quantized Gemm needs C with one int32 value per output column \(4\) or one value, got shape \(2, 4\)"),
+        (_single("MatMul", [("a", x[0, 0], xq, False), ("b", x[0, 0, 0].copy(), Q([0.1] * 5, [0] * 5, 0), True)], {},
+                 yq, name="c")[0], r"B of a quantized MatMul is 1-D: it must be quantized per tensor"),
+        (_single("Relu", [("x", _rand(rng, (3,), "uint8"), Q([0.1], [-1]), False)], {}, Q([0.1], [0]), name="c")[0],
+         r"Relu X: zero point -1 is outside the uint8 range"),
+    ]
+    for g, pattern in cases:
+        _refused(g, r"UNSUPPORTED: .*op 'c' \((Conv|Gemm|MatMul|Relu)\): .*" + pattern)
