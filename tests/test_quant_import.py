@@ -485,6 +485,44 @@ def test_pools_and_moves_need_their_input_parameters():
         np.testing.assert_array_equal(run_reference(lowered, {"x": x})["y"], run_reference(g, {"x": x})["y"])
 
 
+def test_pytorch_style_qdq_weights_quantized_in_the_graph(tmp_path):
+    """PyTorch-style QDQ: a float weight (larger than the frontend folds) -> Q -> DQ, a float
+    bias, a Relu between the Conv and its Q. Lowered to one int8 Conv with Relu in its
+    range and an int32 bias; within 1 LSB of onnxruntime on both backends."""
+    r = np.random.default_rng(0)
+    w = r.normal(0, 0.05, (64, 32, 3, 3)).astype(np.float32)
+    consts = {"W": w, "sw": (np.abs(w).reshape(64, -1).max(1) / 127).astype(np.float32),
+              "zw": np.zeros(64, np.int8), "sx": np.float32(0.05), "zx": np.int8(0), "sy": np.float32(0.1),
+              "zy": np.int8(-128), "B": r.normal(0, 0.1, 64).astype(np.float32)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("QuantizeLinear", ["W", "sw", "zw"], ["Wq"], axis=0),
+             helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"], axis=0),
+             helper.make_node("Conv", ["xd", "Wd", "B"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["rq"]),
+             helper.make_node("DequantizeLinear", ["rq", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 8, 8])],
+                              [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = str(tmp_path / "torch_style.onnx")
+    onnx.save(model, path)
+    converted = mobconv.convert(path)
+    g = converted.graph
+    assert [n.op for n in g.nodes] == ["QuantizeLinear", "Conv", "DequantizeLinear"]
+    conv = g.nodes[1]
+    assert conv.attrs["activation"] == "Relu" and g.values[conv.outputs[0]].dtype == "int8"
+    assert [g.values[i].dtype for i in conv.inputs] == ["int8", "int8", "int32"]
+    assert g.values[conv.inputs[1]].is_constant and g.values[conv.inputs[1]].quant.axis == 0
+    x = r.normal(0, 1, (1, 32, 8, 8)).astype(np.float32)
+    want = _session(path).run(None, {"x": x})[0]
+    for backend in ("reference", "runtime"):
+        steps = np.abs(converted.run({"x": x}, backend=backend)["y"] - want) / 0.1
+        assert steps.max() <= 1.0001 and (steps < 0.5).mean() >= 0.99, backend  # measured 99.98% equal
+
+
 def test_dequantize_with_scalar_zero_point_and_one_value_scale_converts(tmp_path):
     """onnxruntime's quantizer writes a BatchNormalization bias DQ with scale shape (1,) and
     zero point shape () (onnxruntime runs it); the ONNX frontend refused it."""
