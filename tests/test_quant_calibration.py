@@ -5,7 +5,6 @@ determinism, progress bar, and bounded memory (peak RSS, 200 vs 2000 samples).""
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
