@@ -623,7 +623,8 @@ def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
     for threads in (1, 2):
         proc = subprocess.run([*QEMU, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", "neon",
                                "--threads", str(threads)], capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert proc.returncode == 0, (f"mobrt_run --batch (threads={threads}) exited with {proc.returncode}:\n"
+                                      f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         out = f"outputs_neon" + (f"_t{threads}" if threads > 1 else "")
         for k, (g, feeds, want) in enumerate(cases):
             status = (tmp_path / f"{k:04d}" / out / "status").read_text().splitlines()
