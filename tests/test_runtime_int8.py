@@ -343,6 +343,7 @@ def test_element_moving_ops_keep_the_integers():
     rng = np.random.default_rng(60)
     x = _rand(rng, (2, 4, 3, 2))
     xq = Q([0.07], [-128])
+    x1 = _rand(rng, (1, 4, 3, 2))
     cases = [
         ("Reshape", [("s", np.array([4, -1], np.int64), None, True)], {}, 1),
         ("Transpose", [], {"perm": [0, 2, 3, 1]}, 1),
@@ -355,9 +356,12 @@ def test_element_moving_ops_keep_the_integers():
         ("DepthToSpace", [], {"blocksize": 2}, 1),
         ("Tile", [("rp", np.array([1, 2, 1, 2], np.int64), None, True)], {}, 1),
         ("Identity", [], {}, 1),
+        ("Squeeze", [("sq", np.array([0], np.int64), None, True)], {}, 1),
+        ("Expand", [("ex", np.array([3, 1, 1, 1, 1], np.int64), None, True)], {}, 1),
+        ("SpaceToDepth", [], {"blocksize": 1}, 1),
     ]
     for op, extra, attrs, n_out in cases:
-        g, feeds = _single(op, [("x", x, xq, False)] + extra, attrs, xq, n_out=n_out)
+        g, feeds = _single(op, [("x", x1 if op == "Squeeze" else x, xq, False)] + extra, attrs, xq, n_out=n_out)
         _check(g, feeds, threads=(1,))
 
 
