@@ -24,7 +24,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mobconv
-from mobconv.ir import Graph, QuantParams, infer_shapes
+from mobconv.ir import Graph, infer_shapes
 from mobconv.ops import quant_math as qm
 from mobconv.passes.lower_qdq import lower_qdq
 from mobconv.reference.interpreter import run as run_reference
@@ -553,7 +553,8 @@ def test_qoperator_with_a_computed_scale_is_refused_by_name(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "qmm.onnx")
-    with pytest.raises(ConversionError, match=r"ONNX node 'qmm' \(type QLinearMatMul\).*a scale \('s'\) must be a constant"):
+    with pytest.raises(ConversionError,
+                       match=r"ONNX node 'qmm' \(type QLinearMatMul\).*a scale \('s'\) must be a constant"):
         mobconv.convert(str(tmp_path / "qmm.onnx"))
 
 

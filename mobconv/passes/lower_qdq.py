@@ -432,7 +432,7 @@ def _output_params(plan) -> tuple:
 
 
 def _conv_rule(lw, node, attrs, plan) -> bool:
-    out_params, dtype = _output_params(plan)
+    _, dtype = _output_params(plan)
     if len(node.inputs) > 3 and node.inputs[3]:
         return False
     act = plan.get("activation", (attrs["activation"], attrs["activation_params"]))[0]
@@ -449,7 +449,7 @@ def _conv_rule(lw, node, attrs, plan) -> bool:
 
 
 def _gemm_rule(lw, node, attrs, plan) -> bool:
-    out_params, dtype = _output_params(plan)
+    _, dtype = _output_params(plan)
     act = plan.get("activation", (attrs["activation"], attrs["activation_params"]))[0]
     if attrs["alpha"] != 1.0 or attrs["beta"] != 1.0 or act not in ("", "Relu", "Clip"):
         return False
@@ -470,7 +470,7 @@ def _gemm_rule(lw, node, attrs, plan) -> bool:
 
 
 def _matmul_rule(lw, node, attrs, plan) -> bool:
-    out_params, dtype = _output_params(plan)
+    _, dtype = _output_params(plan)
     act = plan.get("activation", (attrs["activation"], attrs["activation_params"]))[0]
     if act not in ("", "Relu", "Clip") or not _activation_input(lw, node, 0, plan, dtype):
         return False
@@ -495,7 +495,7 @@ def _relu_rule(lw, node, attrs, plan) -> bool:
 def _keep_params_rule(lw, node, attrs, plan) -> bool:
     """Ops computing exactly on the integers: data input 0 from a DQ, outputs with the
     same parameters; other inputs (shapes, indices, Clip bounds) are not quantized."""
-    out_params, dtype = _output_params(plan)
+    _, dtype = _output_params(plan)
     if node.op == "MaxPool" and len(node.outputs) > 1:
         return False
     if node.op == "Resize" and (attrs["mode"] not in ("nearest", "linear") or attrs["antialias"]
