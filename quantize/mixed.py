@@ -43,7 +43,8 @@ from .debug import ErrorStats, debug
 
 FALLBACKS = ("float32", "float16")
 DEFAULT_EVAL_SAMPLES = 32
-RANK_SAMPLES = 8  # samples of the per-layer sensitivity run (the debugger, slower than scoring)
+RANK_SAMPLES = 8  # samples of the per-layer sensitivity runs
+RANKS = ("isolated", "output")
 # latency model: cost of one MAC relative to float32 (int8 kernels ~2x float32 throughput)
 MAC_COST = {"int8": 0.5, "float16": 0.75, "float32": 1.0}
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -56,6 +57,7 @@ class FallbackLayer:
     own_sqnr_db: Optional[float]  # the layer alone on float inputs (why it fell back)
     sqnr_db: Optional[float]  # its output in the all-int8 run
     macs: int
+    alone_sqnr_db: Optional[float] = None  # model output SQNR with only this layer quantized
 
 
 @dataclass
@@ -95,7 +97,8 @@ class FallbackReport:
                 "latency_factor": num(self.latency_factor), "builds": self.builds,
                 "candidates": self.candidates,
                 "layers": [{"name": r.name, "op": r.op, "own_sqnr_db": num(r.own_sqnr_db),
-                            "sqnr_db": num(r.sqnr_db), "macs": r.macs} for r in self.layers]}
+                            "sqnr_db": num(r.sqnr_db), "alone_sqnr_db": num(r.alone_sqnr_db),
+                            "macs": r.macs} for r in self.layers]}
 
     def __str__(self) -> str:
         def score(x):
@@ -111,8 +114,10 @@ class FallbackReport:
                  + f"; result {score(self.score_final)}{unit} with {len(self.layers)} of "
                  f"{self.candidates} layers in {self.fallback} ({self.builds} build(s))"]
         for r in self.layers:
+            alone = ("" if r.alone_sqnr_db is None else
+                     f", model output {score(r.alone_sqnr_db)} dB with it the only int8 layer")
             lines.append(f"  {r.name} ({r.op}): own SQNR {score(r.own_sqnr_db)} dB, output SQNR "
-                         f"{score(r.sqnr_db)} dB in the all-int8 model, {r.macs:,} MACs")
+                         f"{score(r.sqnr_db)} dB in the all-int8 model{alone}, {r.macs:,} MACs")
         if self.layers:
             size = ""
             if self.size_added is not None:
@@ -185,7 +190,7 @@ def _macs(graph, shapes: dict) -> dict:
 
 def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, min_sqnr=None,
                evaluate=None, max_drop=None, fallback: str = "float32",
-               num_samples: Optional[int] = DEFAULT_EVAL_SAMPLES):
+               num_samples: Optional[int] = DEFAULT_EVAL_SAMPLES, rank: str = "isolated"):
     """The quantized model with the fewest layers in float (greedy by sensitivity) that
     meets the budget, and a FallbackReport. See the module docstring for the budgets.
 
@@ -197,6 +202,8 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
         raise ArgumentError(f"fit_budget() takes 3 positional arguments (float_model, build, data), "
                             f"got {3 + len(args)}")
     _check(max_sqnr_drop, min_sqnr, evaluate, max_drop, fallback)
+    if rank not in RANKS:
+        raise ArgumentError(f"fit_budget(): rank must be one of {', '.join(RANKS)}, got {rank!r}")
     from .debug import _feeds_iter
 
     graph = getattr(float_model, "graph", float_model)
@@ -226,13 +233,7 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
     def score(model) -> float:
         if evaluate is not None:
             return float(evaluate(model))
-        stats = ErrorStats()
-        qgraph = model.graph
-        for s, ref in zip(samples, float_out):
-            got = reference_run(qgraph, s)
-            for name, value in ref.items():
-                stats.add(value, got[name])
-        return stats.sqnr_db
+        return output_sqnr(model)
 
     def meets(value: float) -> bool:
         if not isinstance(value, float) or math.isnan(value):
@@ -248,7 +249,18 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
     report.score_fn, report.meets_fn = score, meets  # for a caller's own final check
     builds = {}
 
-    def attempt(exclude: tuple):
+    def output_sqnr(model, n=None) -> float:
+        stats = ErrorStats()
+        for s, ref in list(zip(samples, float_out))[:n]:
+            got = reference_run(model.graph, s)
+            for name, value in ref.items():
+                stats.add(value, got[name])
+        return stats.sqnr_db
+
+    def attempt(exclude: tuple, score_it: bool = True):
+        if not score_it:
+            report.builds += 1
+            return build(list(exclude)), None
         if exclude not in builds:
             model = build(list(exclude))
             if fallback == "float16" and exclude:  # the fallback layers' weights stored as fp16
@@ -271,6 +283,13 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
     diag = debug(float_model, q0, samples[:RANK_SAMPLES])
     ranked = [r for r in diag.layers if r.precision == "int8"]  # worst own error first
     report.candidates = len(ranked)
+    alone = {}
+    if rank == "output" and len(ranked) > 1:  # each layer quantized alone, the rest float
+        every = tuple(r.name for r in ranked)
+        for r in ranked:
+            model, _ = attempt(tuple(n for n in every if n != r.name), score_it=False)
+            alone[r.name] = output_sqnr(model, RANK_SAMPLES)
+        ranked.sort(key=lambda r: (alone[r.name], r.sort_key))
     names = tuple(r.name for r in ranked)
     if not names:
         raise UsageError(f"cannot meet the accuracy budget ({budget}): the all-int8 model reaches "
@@ -293,7 +312,8 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
     by_name = {r.name: r for r in ranked}
     for name in names[:hi]:
         r = by_name[name]
-        report.layers.append(FallbackLayer(name, r.op, r.isolated_sqnr_db, r.sqnr_db, macs.get(name, 0)))
+        report.layers.append(FallbackLayer(name, r.op, r.isolated_sqnr_db, r.sqnr_db, macs.get(name, 0),
+                                           alone.get(name)))
     report.macs_float = sum(macs.get(n, 0) for n in names[:hi])
     if report.macs_total:
         cost_int8 = report.macs_total * MAC_COST["int8"]
@@ -338,6 +358,8 @@ def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
                 from .bias_correction import correct_bias
 
                 graph = correct_bias(float_graph, graph, data)
+            elif config.bias_correction:
+                _reuse_biases(graph, qdq_graph)
         model = Model(graph)
         model.qdq_graph = graph
         if config.evaluate is not None:
@@ -350,10 +372,10 @@ def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
 
     model, report = fit_budget(float_graph, build, data, max_sqnr_drop=config.max_sqnr_drop,
                                min_sqnr=config.min_sqnr, evaluate=config.evaluate,
-                               max_drop=config.max_drop)
+                               max_drop=config.max_drop, rank="output")
     if report.layers and config.bias_correction:
-        # the search tries graphs without bias correction (it costs a pass over the data per
-        # try); the prefix found gets it now, and keeps it only if the budget still holds
+        # the search's tries reuse the all-int8 graph's corrected biases (a correction costs a
+        # pass over the data); the prefix found gets its own now, kept if the budget holds
         names = [layer.name for layer in report.layers]
         corrected = build(names, bias_correction=True)
         report.builds += 1
@@ -366,3 +388,33 @@ def fit_budget_qdq(float_graph, qdq_graph, ranges, data, config):
         report.size_int8 = _size(Model(lower_qdq(qdq_graph)))
         report.size_final = _size(Model(lower_qdq(model.qdq_graph)))
     return model.qdq_graph, {"fallback": [layer.name for layer in report.layers], "report": report}
+
+
+def _reuse_biases(graph, corrected):
+    """Copy the bias-corrected int32 biases of `corrected` (the all-int8 QDQ graph) into
+    `graph` (the same layers, some now float) where a layer's bias is the same int32
+    constant behind a DequantizeLinear with the same scale: the search scores a try with
+    the corrections already found instead of a new pass over the data."""
+    def bias_dq(g, producers, node):
+        if node.op not in ("Conv", "Gemm") or len(node.inputs) < 3 or not node.inputs[2]:
+            return None
+        dq = producers.get(node.inputs[2])
+        if dq is None or dq.op != "DequantizeLinear" or len(dq.inputs) < 2:
+            return None
+        const, scale = g.values.get(dq.inputs[0]), g.values.get(dq.inputs[1])
+        if const is None or const.data is None or scale is None or scale.data is None:
+            return None
+        return const, scale.data
+
+    src_producers, producers = corrected.producers(), graph.producers()
+    src_nodes = {n.name: n for n in corrected.nodes}
+    for node in graph.nodes:
+        theirs = src_nodes.get(node.name)
+        mine = bias_dq(graph, producers, node)
+        other = bias_dq(corrected, src_producers, theirs) if theirs is not None else None
+        if mine is None or other is None:
+            continue
+        (const, scale), (src, src_scale) = mine, other
+        if const.data.shape == src.data.shape and const.data.dtype == src.data.dtype \
+                and np.array_equal(np.asarray(scale), np.asarray(src_scale)):
+            const.data = np.array(src.data)

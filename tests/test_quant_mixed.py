@@ -153,3 +153,17 @@ def test_quantizer_pipeline_budget_holds_on_the_int8_model_it_returns():
     assert all(n.op in ("QuantizeLinear", "DequantizeLinear") or n.name in fallback
                or any(quant.graph.values[t].quant is not None for t in n.outputs if t)
                for n in quant.graph.nodes)
+
+
+def test_rank_by_output_sensitivity():
+    """rank="output": every candidate quantized alone (the rest float) ranks the layers by
+    the model output's SQNR; the budget still holds and the ranking is reported."""
+    model, report = fit_budget(MODEL, build, EVAL, min_sqnr=20, rank="output")
+    assert output_sqnr(model) >= 20
+    alone = [layer.alone_sqnr_db for layer in report.layers]
+    first = report.layers[0].name
+    assert first in ("dwconv", "gap") and alone == sorted(alone)  # both read the broken range
+    only = build(sorted(LAYERS - {first}))  # the first layer alone in int8, measured here
+    assert report.layers[0].alone_sqnr_db == pytest.approx(output_sqnr(only, EVAL[:8]), abs=1e-6)
+    with pytest.raises(ArgumentError, match="rank must be one of"):
+        fit_budget(MODEL, build, EVAL, min_sqnr=20, rank="random")
