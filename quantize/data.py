@@ -28,7 +28,8 @@ array may carry a leading batch axis: when the input's first dim is a batch dim
 (symbolic, or 1, and the input has rank >= 2), the array is split into rows of
 batch 1 and every row is a sample; an array without the batch axis (rank one
 less than the input) is one sample. Splitting keeps memory bounded: an `.npy` is
-memory-mapped and only the current row is read. `num_samples` counts samples.
+memory-mapped and only the current row is read (an `.npz` member is read whole, one
+file at a time). `num_samples` counts samples.
 
 Every sample is checked before it is used: known and complete input names,
 dtype by mobconv.feeds' rules (a float input refuses raw integer pixels), rank
