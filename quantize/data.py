@@ -166,6 +166,10 @@ class CalibrationData:
         if item is None or isinstance(item, (str, bytes)):
             self._fail(label, f"expected a dict of input name -> array (model inputs: {names}), "
                               f"got {'None' if item is None else 'a ' + type(item).__name__}")
+        if isinstance(item, tuple):
+            self._fail(label, f"expected a dict of input name -> array (model inputs: {names}), "
+                              f"got a tuple of {len(item)} items (a (data, label) pair from a "
+                              "data loader? give the data alone, or a dict)")
         if len(self.specs) != 1:
             self._fail(label, f"expected a dict of input name -> array (model inputs: {names}), "
                               f"got a {type(item).__name__}; a bare array is only accepted for a "

@@ -252,6 +252,8 @@ def test_wrong_name_missing_input_wrong_shape_rank_dtype(tiny, two_inputs):
     assert "at least one element" in msg
     msg = str(error_of(calibration_feeds([rand((1, 4))], two_inputs)))
     assert "sample 0" in msg and "single-input model" in msg
+    msg = str(error_of(calibration_feeds([(good, 3)], tiny)))
+    assert "sample 0" in msg and "got a tuple of 2 items (a (data, label) pair" in msg
     msg = str(error_of(calibration_feeds([None], tiny)))
     assert "sample 0" in msg and "expected a dict of input name -> array" in msg
 
