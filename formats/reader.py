@@ -468,6 +468,8 @@ class _Decoder:
             problem = quant_problem(len(scales), len(zps), axis, shape)
             if problem:
                 self.fail(f"{what}: {problem}")
+            if not zps:  # absent zero points mean 0 (the writer omits an all-zero vector)
+                zps = [0] * len(scales)
             quant = QuantParams(scales, zps, axis)
         return Value(name, dtype, shape, data, quant)
 

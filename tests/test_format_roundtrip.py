@@ -288,3 +288,24 @@ def test_converted_onnx_model_roundtrips_exactly():
     data = to_bytes(g)
     assert_graphs_equal(g, from_bytes(data))
     assert to_bytes(from_bytes(data)) == data
+
+
+def test_all_zero_zero_points_are_omitted_and_read_back_as_zeros():
+    """Symmetric int8 weights and int32 biases carry zero points 0 per channel: the writer
+    leaves the vector out (8 bytes a channel) and the reader restores the zeros."""
+    g = Graph("zp")
+    n = 64
+    g.add_value("x", "float32", [n])
+    g.add_value("w", "int8", [n], data=np.arange(n, dtype=np.int8),
+                quant=QuantParams([np.float32(0.5)] * n, [0] * n, axis=0))
+    g.add_value("v", "int8", [n], data=np.arange(n, dtype=np.int8),
+                quant=QuantParams([np.float32(0.5)] * n, [0] * (n - 1) + [3], axis=0))
+    g.add_value("y", "float32", [n])
+    g.add_node("Add", ["x", "x"], ["y"], name="add")
+    g.inputs, g.outputs = ["x"], ["y"]
+    data = to_bytes(g)
+    back = from_bytes(data)
+    assert back.values["w"].quant.zero_points == [0] * n
+    assert back.values["v"].quant.zero_points == [0] * (n - 1) + [3]
+    g.values["w"].quant = QuantParams([np.float32(0.5)] * n, [0] * (n - 1) + [1], axis=0)
+    assert len(to_bytes(g)) >= len(data) + 8 * n  # the non-zero vector is stored whole
