@@ -24,6 +24,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mobconv
+from mobconv.api import Model
 from mobconv.ir import Graph, infer_shapes
 from mobconv.ops import quant_math as qm
 from mobconv.passes.lower_qdq import lower_qdq
@@ -446,6 +447,29 @@ def test_lowering_conv_with_relu_and_float_bias():
         assert b.dtype == "int32" and len(b.quant.scales) == 4
         got = run_reference(lowered, {"x": x})["y"]
         assert _lsb_diff(got, fake) <= 1.0001 and lowered.outputs == ["y"]
+
+
+def test_int8_relu_after_conv_becomes_its_output_range():
+    """Conv -> Q -> DQ -> Relu -> Q (same parameters), as onnxruntime writes with symmetric
+    activations: one int8 Conv with activation Relu, equal to quant_math's Conv then Relu."""
+    g = _qdq_graph(out_params=(0.05, -20))
+    g.nodes[-1].outputs = ["t/dq"]
+    g.add_node("Relu", ["t/dq"], ["r"], name="relu")
+    g.add_node("QuantizeLinear", ["r", "sy", "zy"], ["r/q"], name="r/Quantize")
+    g.add_node("DequantizeLinear", ["r/q", "sy", "zy"], ["y"], name="r/Dequantize")
+    infer_shapes(g)
+    lowered = lower_qdq(g.copy())
+    assert [n.op for n in lowered.nodes] == ["QuantizeLinear", "Conv", "DequantizeLinear"]
+    conv = lowered.nodes[1]
+    assert conv.attrs["activation"] == "Relu" and conv.outputs == ["r"]
+    x = np.random.default_rng(6).normal(0, 1, (1, 2, 5, 5)).astype(np.float32)
+    v = lowered.values
+    xq = qm.quantize_linear(x, v[conv.inputs[0]].quant)
+    y = qm.conv(xq, v[conv.inputs[0]].quant, v[conv.inputs[1]].data, v[conv.inputs[1]].quant, v[conv.inputs[2]].data,
+                v["r"].quant, pads=[1, 1, 1, 1])
+    want = qm.dequantize_linear(qm.relu(y, v["r"].quant, v["r"].quant), v["r"].quant)
+    np.testing.assert_array_equal(run_reference(lowered, {"x": x})["y"], want)
+    np.testing.assert_array_equal(Model(lowered).run({"x": x}, backend="runtime")["y"], want)
 
 
 def test_ops_without_an_integer_form_stay_float_and_pairs_cancel():

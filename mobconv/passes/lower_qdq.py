@@ -27,6 +27,8 @@ Algorithm (decisions first, on the unchanged graph; then one rewrite):
    A Q output that is a graph output keeps its name instead (int8 end to end).
    DQs left without readers go. Every integer tensor at a Q/DQ boundary gets the
    boundary's `quant`, so the graph's int8 tensors all carry parameters.
+5. An int8 Relu keeping its input's parameters right after an int8 Conv/Gemm/MatMul
+   becomes that op's output range (bit-exact; `_fuse_int8_relu`).
 Q at graph inputs and DQ at graph outputs stay: graph inputs/outputs keep names
 and dtypes. Ops without an integer rule (Softmax, Sigmoid, ...) stay float
 between their DQ and Q.
@@ -107,6 +109,32 @@ def same_params(p: QuantParams, q: QuantParams) -> bool:
         return False
     return (np.array_equal(np.float32(p.scales), np.float32(q.scales))
             and np.array_equal(np.int64(p.zero_points), np.int64(q.zero_points)))
+
+
+def _fuse_int8_relu(graph) -> bool:
+    """An int8 Relu with its input's parameters after an int8 Conv/Gemm/MatMul that has no
+    activation and no other reader becomes the op's output range (docs section 4), which is
+    bit-exact: clamping to [zp, max] = max(clamp(y), zp). The op takes the Relu's output
+    name. (onnxruntime keeps Relu between Q/DQ pairs with symmetric activations.)"""
+    producers, readers = graph.producers(), graph.consumers()
+    fused = set()
+    for relu in graph.nodes:
+        if relu.op != "Relu" or len(relu.inputs) != 1:
+            continue
+        x, y = graph.values.get(relu.inputs[0]), graph.values.get(relu.outputs[0])
+        src = producers.get(relu.inputs[0])
+        if (src is None or src.op not in _WEIGHTED or x is None or y is None or x.quant is None
+                or y.quant is None or len(src.outputs) != 1 or relu.inputs[0] in graph.outputs
+                or len(readers.get(relu.inputs[0], [])) != 1 or x.dtype != y.dtype
+                or len(x.quant.scales) != 1 or not same_params(x.quant, y.quant)
+                or get_spec(src.op).resolve_attrs(src)["activation"]):
+            continue
+        src.attrs["activation"], src.attrs["activation_params"] = "Relu", []
+        src.outputs = list(relu.outputs)
+        fused.add(id(relu))
+    if fused:
+        graph.nodes = [n for n in graph.nodes if id(n) not in fused]
+    return bool(fused)
 
 
 def _rename_inputs(graph, renamed: dict) -> None:
@@ -219,6 +247,7 @@ class _Lowering:
         changed = changed or bool(plans)
         if changed:
             self._drop_dead_boundaries()
+        changed = _fuse_int8_relu(self.g) or changed
         self._annotate_boundaries()
         if changed or self.added:
             self.g.remove_unused_values()
