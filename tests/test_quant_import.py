@@ -272,14 +272,19 @@ def test_end_to_end_outputs_against_onnxruntime(quantized, fmt, act):
 
 
 @pytest.mark.parametrize("fmt,act", FORMATS)
-def test_runtime_equals_the_reference_exactly(quantized, fmt, act):
+def test_runtime_equals_the_reference_exactly(quantized, fmt, act, tmp_path):
     """The C++ runtime's int8 kernels run the imported models bit for bit like the numpy
-    reference (one and two threads)."""
+    reference (one and two threads); the saved .mob file keeps every tensor's parameters."""
     model = mobconv.convert(quantized[(fmt, act)])
+    model.save(str(tmp_path / "m.mob"))
+    loaded = mobconv.load(str(tmp_path / "m.mob"))
+    quantized_tensors = {n for n, v in model.graph.values.items() if v.quant is not None}
+    assert quantized_tensors == {n for n, v in loaded.graph.values.items() if v.quant is not None}
     for x in _inputs(13, 3):
         want = model.run({"x": x}, backend="reference")["logits"]
+        np.testing.assert_array_equal(loaded.run({"x": x}, backend="reference")["logits"], want)
         for threads in (1, 2):
-            got = model.run({"x": x}, backend="runtime", threads=threads)["logits"]
+            got = loaded.run({"x": x}, backend="runtime", threads=threads)["logits"]
             np.testing.assert_array_equal(got, want, err_msg=f"{fmt} {act} threads={threads}")
 
 
