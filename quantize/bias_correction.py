@@ -15,7 +15,11 @@ from (the same tensor names):
    pre-activation output (the fused Relu/Clip switched off); then run the QDQ graph
    node by node in topological order and, at each target, add to a running per-channel
    sum the error (quantized pre-activation - float pre-activation) summed over the
-   batch and the spatial positions; subtract the running mean so far from the
+   batch and the spatial positions where the fused activation passes the float value
+   through (0 < y < b for Clip(0, b), y > 0 for Relu, everywhere otherwise: an error
+   where the activation clips never reaches the output, and on a ReLU6 layer that
+   clips often the unmasked mean made per-channel SQNR 1.5 dB worse instead of 1.1 dB
+   better); subtract the running mean so far from the
    pre-activation before the activation and before any later layer reads it. So
    later layers are measured with the earlier ones already corrected (what
    correcting layer by layer in topological order would measure) in one pass over the
@@ -58,10 +62,10 @@ class _Target:
     node: object  # the QDQ graph's Conv/Gemm
     float_node: object
     sum: Optional[np.ndarray] = None  # running sum of the error per channel
-    count: int = 0  # values summed per channel
+    count: Optional[np.ndarray] = None  # values summed per channel
 
     def mean(self) -> np.ndarray:
-        return self.sum / max(self.count, 1)
+        return self.sum / np.maximum(self.count, 1)
 
 
 def correct_bias(float_graph, qdq_graph, batches):
@@ -88,6 +92,17 @@ def correct_bias_with_info(float_graph, qdq_graph, batches):
             recorded[node.name] = pre
             return pre
 
+        def linear_mask(node, ref):
+            """Where the fused activation passes the float pre-activation through: the
+            error elsewhere never reaches the output (a clipped value stays clipped)."""
+            attrs = get_spec(node.op).resolve_attrs(node)
+            act, params = attrs.get("activation", ""), attrs.get("activation_params", [])
+            if act == "Relu":
+                return ref > 0
+            if act == "Clip":
+                return (ref > params[0]) & (ref < params[1])
+            return None
+
         def correct(node, pre):
             t = by_quant[node.name]
             ref = recorded.pop(t.float_node.name)
@@ -95,9 +110,16 @@ def correct_bias_with_info(float_graph, qdq_graph, batches):
                 raise MobconvError(f"bias correction: node {node.name!r} ({node.op}) gives shape "
                                    f"{pre.shape} quantized but {ref.shape} in float")
             axes = tuple(i for i in range(pre.ndim) if i != 1)
-            err = (pre.astype(np.float64) - ref).sum(axis=axes)
+            err = pre.astype(np.float64) - ref
+            mask = linear_mask(node, ref)
+            if mask is None:
+                n = np.full(pre.shape[1], pre.size // pre.shape[1], np.int64)
+            else:
+                err = np.where(mask, err, 0.0)
+                n = mask.sum(axis=axes)
+            err = err.sum(axis=axes)
             t.sum = err if t.sum is None else t.sum + err
-            t.count += pre.size // pre.shape[1]
+            t.count = n if t.count is None else t.count + n
             shape = [1] * pre.ndim
             shape[1] = -1
             return (pre - t.mean().reshape(shape)).astype(pre.dtype)

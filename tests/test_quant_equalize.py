@@ -30,7 +30,8 @@ from quantize.bias_correction import correct_bias, correct_bias_with_info
 from quantize.calibration import collect_ranges
 from quantize.config import QuantConfig
 from quantize.equalize import (equalize, equalize_for_quantization, equalize_with_info, find_pairs,
-                               output_sqnr_db, replay, should_equalize, weight_range_spread)
+                               max_pair_spread, output_sqnr_db, replay, should_equalize,
+                               weight_range_spread)
 from quantize.qdq import insert_qdq
 
 RNG_SEED = 0
@@ -194,13 +195,23 @@ def test_equalize_leaves_unsafe_patterns_alone():
 
 
 def test_should_equalize_rule():
-    dw, _ = graphs()["mbv2"]
-    dense, _ = graphs()["grouped"]
+    """On where a pair has a large weight range spread: above 4 with per-tensor weights, above
+    8 with per-channel ones; off with even ranges or nothing to pair."""
+    spread, _ = graphs()["mbv2"]  # ranges over 10^+-1.5: spread > 8
+    b = Builder((1, 4, 6, 6))
+    b.weights = lambda shape, spread=True: (b.rng.standard_normal(shape) * np.geomspace(
+        1, 12, shape[0]).reshape((-1,) + (1,) * (len(shape) - 1))).astype(np.float32)
+    middle = b.conv(4, 8, 1, act="Relu").conv(8, 8, 3, group=8).conv(8, 3, 1).done()  # spread 6.2
+    b = Builder((1, 4, 6, 6))
+    b.weights = lambda shape, spread=True: b.rng.standard_normal(shape).astype(np.float32)
+    even = b.conv(4, 8, 1, act="Relu").conv(8, 8, 3, group=8).conv(8, 3, 1).done()
     b = Builder((1, 3, 5, 5))
     nothing = b.conv(3, 4, 1, act="Sigmoid").conv(4, 4, 1).done()
-    assert should_equalize(dw, per_tensor=False) and should_equalize(dw, per_tensor=True)
-    assert not should_equalize(dense, per_tensor=False) and should_equalize(dense, per_tensor=True)
-    assert not should_equalize(nothing, per_tensor=True)
+    assert max_pair_spread(spread) > 8 and 4 < max_pair_spread(middle) < 8 and max_pair_spread(even) < 4
+    assert should_equalize(spread, per_tensor=False) and should_equalize(spread, per_tensor=True)
+    assert not should_equalize(middle, per_tensor=False) and should_equalize(middle, per_tensor=True)
+    assert not should_equalize(even, per_tensor=True) and not should_equalize(nothing, per_tensor=True)
+    assert equalize_for_quantization(even, None, per_tensor=True)[0] is even
 
 
 # ---- bias correction ------------------------------------------------------------------------
@@ -246,6 +257,54 @@ def test_bias_correction_zeroes_the_mean_error_per_channel():
     assert old_q.dtype == new_q.dtype == np.int32
     np.testing.assert_array_equal(new_q, np.rint((old_q * scale - info.corrections["dw"]) / scale))
     assert correct_bias(g, qdq, []).values[dq_node.inputs[0]].data.tolist() == old_q.tolist()
+
+
+def test_bias_correction_measures_only_where_the_activation_passes_values():
+    """Conv + fused ReLU6 where half the positions are driven far past 6: their (large)
+    error never reaches the output. The correction removes the mean error of the positions
+    where the float pre-activation lies in (0, 6) (numpy oracle over the same data); the
+    mean over all positions would shift those by the clipped positions' error."""
+    rng = np.random.default_rng(11)
+    g = Graph("relu6")
+    g.add_input("x", "float32", (8, 4, 5, 5))
+    g.add_constant("w", (rng.standard_normal((6, 4, 1, 1)) * 0.7).astype(np.float32))
+    g.add_constant("b", np.full(6, 2.0, np.float32))
+    g.add_node("Conv", ["x", "w", "b"], ["y"], {"activation": "Clip", "activation_params": [0.0, 6.0]},
+               name="conv")
+    g.add_constant("w2", rng.standard_normal((3, 6, 1, 1)).astype(np.float32))
+    g.add_node("Conv", ["y", "w2"], ["z"], {}, name="conv2")
+    g.outputs = ["z"]
+    infer_shapes(g)
+
+    def batch():
+        x = rng.standard_normal((8, 4, 5, 5))
+        x[:, :, ::2] *= 60.0  # every other row: far outside ReLU6's linear range
+        return {"x": x.astype(np.float32)}
+
+    calib = [batch() for _ in range(4)]
+    qdq = _qdq(g, calib, per_tensor=True)
+    out = correct_bias(g, qdq, calib)
+
+    def linear_region_error(graph):
+        lin = graph.copy()
+        conv = [n for n in lin.nodes if n.name == "conv"][0]
+        conv.attrs = dict(conv.attrs, activation="", activation_params=[])
+        flt = g.copy()
+        flt.nodes[0].attrs = dict(flt.nodes[0].attrs, activation="", activation_params=[])
+        total, count = np.zeros(6), np.zeros(6)
+        for f in calib:
+            pre_q = run(lin, f, keep_intermediates=True)[conv.outputs[0]].astype(np.float64)
+            pre_f = run(flt, f, keep_intermediates=True)["y"]
+            mask = (pre_f > 0) & (pre_f < 6)
+            total += np.where(mask, pre_q - pre_f, 0).sum(axis=(0, 2, 3))
+            count += mask.sum(axis=(0, 2, 3))
+        return total / count
+
+    # after: within the int32 bias's rounding (s_in * s_w ~ 0.03 here); the mean over all
+    # positions left 0.053 (worse than no correction)
+    before, after = linear_region_error(qdq), linear_region_error(out)
+    assert np.abs(before).max() > 0.03, before
+    assert np.abs(after).max() < np.abs(before).max() / 4, (before, after)
 
 
 # ---- MobileNetV2-style net with BatchNorm ----------------------------------------------------
