@@ -257,12 +257,11 @@ def match_tensors(float_graph, quant_graph) -> dict:
     return qmap
 
 
-def _qparams_of(quant_graph, qmap, producers, consumers, tensor):
-    """(scale, zero point, dtype) of float `tensor`'s per-tensor quantization, or None."""
+def _qparams_of(quant_graph, approximations, producers, tensor):
+    """(scale, zero point, dtype) of float `tensor`'s per-tensor quantization, or None.
+    `approximations`: float tensor -> the quant tensors matched to it."""
     vals = quant_graph.values
-    for name, b in qmap.items():
-        if b != tensor:
-            continue
+    for name in approximations.get(tensor, ()):
         v = vals.get(name)
         if v is not None and v.quant is not None and v.dtype and v.dtype.startswith(("int", "uint")) \
                 and len(v.quant.scales) == 1:
@@ -469,6 +468,9 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     for i, name in enumerate(qgraph.inputs):
         qorder.setdefault(name, -1)
     approx: dict = {}  # float tensor -> last quant tensor approximating it
+    approximations: dict = {}  # float tensor -> every quant tensor approximating it
+    for qname, b in qmap.items():
+        approximations.setdefault(b, []).append(qname)
     compute: dict = {}  # float tensor -> quant compute node producing an approximation
     compute_out: dict = {}  # float tensor -> that node's output
     for qname, b in qmap.items():
@@ -482,7 +484,7 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     # the layers: graph inputs that get quantized, then every float node output with a match
     layers = []  # (name, op, tensor, order, precision, float node or None)
     for name in fgraph.inputs:
-        if name in approx and _qparams_of(qgraph, qmap, qproducers, qconsumers, name):
+        if name in approx and _qparams_of(qgraph, approximations, qproducers, name):
             layers.append((name, "input", name, -1, "input", None))
     for i, node in enumerate(fgraph.nodes):
         for out in node.outputs:
@@ -497,7 +499,7 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
         raise MobconvError(f"{qsource or 'quant_model'}: no tensor matches a tensor of "
                            f"{fsource or 'float_model'} by name; compare a quantized model with the "
                            "float model it was quantized from")
-    params = {t: _qparams_of(qgraph, qmap, qproducers, qconsumers, t) for _, _, t, _, _, _ in layers}
+    params = {t: _qparams_of(qgraph, approximations, qproducers, t) for _, _, t, _, _, _ in layers}
     clip = {}
     for t, p in params.items():
         if p is not None:
