@@ -162,6 +162,18 @@ def test_converted_graph_computes_in_int8(quantized, fmt, act):
     assert g.values["x"].dtype == "float32" and g.values["logits"].dtype == "float32"
 
 
+def test_onnx2mob_writes_an_int8_model(quantized, tmp_path, capsys):
+    """`mobconv onnx2mob` of onnxruntime's QDQ model writes int8 Convs into the .mob."""
+    from mobconv.cli.main import main
+
+    out = tmp_path / "q.mob"
+    assert main(["onnx2mob", quantized[("QDQ", "QUInt8")], "-o", str(out), "-q"]) == 0
+    g = mobconv.load(str(out)).graph
+    convs = [n for n in g.nodes if n.op == "Conv"]
+    assert len(convs) == 6 and all(g.values[n.outputs[0]].dtype == "uint8" for n in convs)
+    assert all(g.values[n.inputs[1]].dtype == "int8" and g.values[n.inputs[1]].quant for n in convs)
+
+
 def test_qdq_naming_rule(quantized):
     """The int8 tensor approximating float tensor T is named T (onnxruntime's T is the
     Q's input: r1 is the int8 output of the first Conv, pw of the 1x1 Conv, ...)."""
