@@ -165,19 +165,20 @@ def fp32_logits(case: Case) -> np.ndarray:
 # ---- the two quantizers ----------------------------------------------------------------------
 
 
-def mobconv_int8(case: Case, method=None):
+def mobconv_int8(case: Case, method=None, **options):
     """(int8 Model, seconds) from mobconv's quantizer; method None = its default."""
     from mobconv import quantize
 
     start = time.perf_counter()
-    options = {} if method is None else {"method": method}
+    if method is not None:
+        options["method"] = method
     q = quantize.quantize(case.model, case.calib_feeds(), scheme="int8", progress=False,
                           **options)
     return q, time.perf_counter() - start
 
 
-def run_mobconv(case: Case, fp32: np.ndarray, method=None) -> dict:
-    q, seconds = mobconv_int8(case, method)
+def run_mobconv(case: Case, fp32: np.ndarray, method=None, **options) -> dict:
+    q, seconds = mobconv_int8(case, method, **options)
     out = q.run({case.input_name: case.images}, backend="reference")
     logits = out[case.model.outputs[0].name]
     return metrics(case, fp32, logits, len(q.to_bytes()), seconds)
@@ -216,10 +217,22 @@ def run_ort(case: Case, fp32: np.ndarray, method: str, workdir: str) -> dict:
 # ---- the table -----------------------------------------------------------------------------
 
 
+def depthwise_spread(case: Case) -> float:
+    """The largest spread, over the depthwise convolutions of the converted float model
+    (BN folded), of the per-output-channel weight ranges: max / median
+    (quantize.equalize.range_spread); None without depthwise convolutions."""
+    from quantize.equalize import weight_range_spread
+
+    spread = weight_range_spread(case.model.graph)
+    dw = [n.name for n in case.model.graph.nodes if n.op == "Conv" and n.attrs.get("group", 1) > 1]
+    return max((spread[n] for n in dw if n in spread), default=None)
+
+
 def benchmark(models=MODELS, methods=None, ort_methods=ORT_METHODS, held_out=300,
-              log=print) -> dict:
+              per_tensor=False, log=print) -> dict:
     """{model: {"fp32_size_onnx", "fp32_size_mob", "mobconv:<method>": metrics,
-    "onnxruntime:<method>": metrics}}"""
+    "onnxruntime:<method>": metrics}}; per_tensor adds "mobconv-per-tensor:<default>
+    equalize off|on" rows (per-tensor weights) and "depthwise_spread"."""
     from mobconv import quantize
 
     methods = tuple(quantize.METHODS if methods is None else methods)
@@ -233,6 +246,12 @@ def benchmark(models=MODELS, methods=None, ort_methods=ORT_METHODS, held_out=300
             for method in methods:
                 row[f"mobconv:{method}"] = run_mobconv(case, fp32, method)
                 log(f"{name} mobconv:{method} {row[f'mobconv:{method}']}")
+            if per_tensor:
+                row["depthwise_spread"] = depthwise_spread(case)
+                for eq in (False, True):
+                    key = f"mobconv-per-tensor:{quantize.DEFAULT_METHOD} equalize {'on' if eq else 'off'}"
+                    row[key] = run_mobconv(case, fp32, per_tensor=True, equalize=eq)
+                    log(f"{name} {key} {row[key]}")
             for method in ort_methods:
                 row[f"onnxruntime:{method}"] = run_ort(case, fp32, method, workdir)
                 log(f"{name} onnxruntime:{method} {row[f'onnxruntime:{method}']}")
@@ -244,6 +263,9 @@ def table(results: dict, default_method: str) -> str:
     lines = ["| model | quantizer | method | fp32 top-1 | int8 top-1 | flips | logit SQNR (dB) "
              "| size (bytes) |", "|---|---|---|---|---|---|---|---|"]
     for name, row in results.items():
+        if row.get("depthwise_spread") is not None:
+            lines.append(f"| {name} | depthwise weight range spread, max/median channel (BN folded): "
+                         f"{row['depthwise_spread']:.1f}x | | | | | | |")
         lines.append(f"| {name} | fp32 | - | | | | | {row['fp32_size_onnx']} (.onnx), "
                      f"{row['fp32_size_mob']} (.mob) |")
         for key, m in row.items():
@@ -261,12 +283,14 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--methods", nargs="+", help="mobconv methods (default: all)")
     parser.add_argument("--held-out", type=int, default=300, help="held-out images per model")
+    parser.add_argument("--per-tensor", action="store_true",
+                        help="also per-tensor weights with equalization off and on")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     from mobconv import quantize
 
     results = benchmark(args.models, args.methods, held_out=args.held_out,
-                        log=lambda s: print(s, file=sys.stderr))
+                        per_tensor=args.per_tensor, log=lambda s: print(s, file=sys.stderr))
     print(table(results, quantize.DEFAULT_METHOD))
     if args.json:
         with open(args.json, "w") as f:
