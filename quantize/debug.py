@@ -472,14 +472,12 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     for qname, b in qmap.items():
         approximations.setdefault(b, []).append(qname)
     compute: dict = {}  # float tensor -> quant compute node producing an approximation
-    compute_out: dict = {}  # float tensor -> that node's output
     for qname, b in qmap.items():
         if b not in approx or qorder.get(qname, -1) > qorder.get(approx[b], -1):
             approx[b] = qname
         node = qproducers.get(qname)
         if node is not None and node.op not in QDQ_OPS and b not in compute:
             compute[b] = node
-            compute_out[b] = qname
 
     # the layers: graph inputs that get quantized, then every float node output with a match
     layers = []  # (name, op, tensor, order, precision, float node or None)
@@ -489,12 +487,10 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     for i, node in enumerate(fgraph.nodes):
         for out in node.outputs:
             if out and out in approx:
-                layers.append((node.name, node.op, out, i, _precision(qgraph, compute.get(out),
-                                                                       qproducers, qconsumers),
-                               node))
-    for _, _, t, _, precision, _ in layers:
-        if precision == "float" and t in compute_out:  # its own float output, before any Q
-            approx[t] = compute_out[t]
+                segment = _segment(qgraph, approx[out], out, qmap, qproducers) or [compute.get(out)]
+                precision = "int8" if any(_precision(qgraph, n, qproducers, qconsumers) == "int8"
+                                          for n in segment) else "float"
+                layers.append((node.name, node.op, out, i, precision, node))
     if not layers:
         raise MobconvError(f"{qsource or 'quant_model'}: no tensor matches a tensor of "
                            f"{fsource or 'float_model'} by name; compare a quantized model with the "
@@ -604,6 +600,25 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     if report_dir is not None:
         report.save(report_dir)
     return report
+
+
+def _segment(qgraph, start: str, tensor: str, qmap: dict, producers: dict) -> list:
+    """The quant graph's compute nodes (not Q/DQ) that produce `start` from the tensors
+    matched to other float tensors: the quantized form of the layer writing `tensor`."""
+    nodes, seen, stack = [], set(), [start]
+    while stack:
+        name = stack.pop()
+        node = producers.get(name)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op not in QDQ_OPS:
+            nodes.append(node)
+        for i in node.inputs:
+            b = qmap.get(i)
+            if i and (b is None or b == tensor):
+                stack.append(i)
+    return nodes
 
 
 def _precision(qgraph, node, producers, consumers) -> str:
