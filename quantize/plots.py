@@ -48,7 +48,7 @@ def plot_sqnr(report, path: str) -> str:
     layer_rows = [r for r in rows if r.precision != "input"] or rows
     cap = _finite_cap([r.sqnr_db for r in layer_rows] + [r.isolated_sqnr_db for r in layer_rows]
                       + [o.sqnr_db for o in report.outputs])
-    height = min(max(2.5, 0.28 * n + 1.6), 60.0)
+    height = min(max(3.0, 0.28 * n + 1.8), 60.0)
     fig, ax = plt.subplots(figsize=(10, height), dpi=100)
     y = np.arange(len(rows))
     colours = {"int8": INT8_COLOUR, "float": FLOAT_COLOUR, "input": INPUT_COLOUR}
@@ -68,7 +68,7 @@ def plot_sqnr(report, path: str) -> str:
     for i, r in enumerate(rows):
         if r.sqnr_db is not None and r.sqnr_db > cap:
             label = "exact" if math.isinf(r.sqnr_db) else f"{r.sqnr_db:.0f} dB"
-            ax.text(cap, i, f" {label}", va="center", fontsize=7)
+            ax.text(cap * 1.015, i, f"  {label}", va="center", fontsize=7)
     for k, o in enumerate(report.outputs[:3]):
         if o.sqnr_db is not None and math.isfinite(o.sqnr_db):
             ax.axvline(min(max(o.sqnr_db, 0.0), cap), color="black", linestyle=":", linewidth=1.2,
@@ -87,8 +87,10 @@ def plot_sqnr(report, path: str) -> str:
     if any(r.precision == "input" for r in rows):
         handles.insert(2, Patch(color=INPUT_COLOUR, label="graph input (quantized)"))
     handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
+    rows_in = 0.18 * math.ceil(len(handles) / 2) + 0.1  # the legend's height, inches
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, rows_in / height, 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return path
