@@ -315,6 +315,17 @@ def weight_spread(graph, node) -> Optional[float]:
 # ---- running --------------------------------------------------------------
 
 
+def _as_model(model):
+    """A path (.mob, .onnx, .prototxt) is loaded or converted; anything else is returned."""
+    import os
+
+    if isinstance(model, (str, bytes, os.PathLike)):
+        from .api import as_model
+
+        return as_model(model)
+    return model
+
+
 def _graph(model, what):
     graph = getattr(model, "graph", model)
     if not hasattr(graph, "nodes") or not hasattr(graph, "values"):
@@ -444,12 +455,15 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
           num_samples: Optional[int] = None, top: int = 20) -> DebugReport:
     """Compare `quant_model` with `float_model` layer by layer on `data`.
 
+    float_model / quant_model: mobconv.Models (or IR Graphs), or paths (a .mob is loaded,
+    a source model converted).
     data: a feed dict, an iterable of feed dicts (one run each), an object with
     get_next() (onnxruntime's reader protocol) or a folder for quantize.data.
     ranges: calibration ranges (name -> TensorRange) whose histograms are drawn when
     given. report_dir: also write table.txt, report.json, sqnr.png and histograms.png
     there. num_samples: stop after that many feed dicts. Returns a DebugReport.
     """
+    float_model, quant_model = _as_model(float_model), _as_model(quant_model)
     fgraph = _graph(float_model, "float_model")
     qgraph = _graph(quant_model, "quant_model")
     fsource = getattr(float_model, "source", None)

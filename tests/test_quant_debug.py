@@ -289,3 +289,12 @@ def test_memory_does_not_grow_with_the_number_of_samples():
         tracemalloc.stop()
         assert report.num_samples == n
     assert peaks[40] - peaks[10] < 500_000, peaks
+
+
+def test_models_given_as_paths(tmp_path):
+    model = tiny_cnn()
+    model.save(str(tmp_path / "f.mob"))
+    lower_by_hand(model, samples(4)).save(str(tmp_path / "q.mob"))
+    report = debug(str(tmp_path / "f.mob"), tmp_path / "q.mob", samples(1, seed=5))
+    assert report.float_source.endswith("f.mob") and report.quant_source.endswith("q.mob")
+    assert report.layers[0].name in {"x", "conv1", "dwconv", "gap", "flatten", "fc"}
