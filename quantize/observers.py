@@ -13,7 +13,10 @@ the smallest exponent that fits every value seen (and keeps bin indices below
 2^40), and bin assignment (floor(x / 2^e), a power-of-two scaling) is exact, so the
 final histogram is identical however the data was split into batches, and in
 whatever order the batches came. Zero is always a bin edge: a ReLU output's
-range starts exactly at 0.
+range starts exactly at 0. Each bin also keeps the float64 sums of u and u^2 (u the
+position of a value inside its bin, merged exactly when bins merge): mse's final
+choice uses them, so it is reproducible for the same batches in the same order (and
+equal up to float rounding of those sums otherwise).
 
 Methods (`choose_range`):
 - minmax: [min, max] seen (widened to include 0).
@@ -27,7 +30,9 @@ Methods (`choose_range`):
   256 levels over [lo, hi] (rounding noise s^2/12 inside, the clipping error
   integrated exactly over each bin outside, values uniform within a bin): a
   symmetric search |x| <= t over the bin edges, then hi and lo refined one at a
-  time; `symmetric=True` minimises the error of the zero-point-0 grid [-t, t].
+  time; the last choice, among the candidates near that one, a coarse sweep and
+  the full range, is by the error computed exactly from the per-bin moments
+  (_exact_sq_error); `symmetric=True` minimises the error of the zero-point-0 grid.
 
 Ranges have the shape [max(min, -t), min(max, t)], so a one-signed tensor keeps its
 exact zero end and only its tail is clipped. Exact zeros, and values exactly at the
@@ -50,14 +55,19 @@ LEVELS = 256  # int8 values over [lo, hi] (asymmetric)
 class TensorObserver:
     """min/max/count and a fixed-size power-of-two-width histogram of one tensor."""
 
-    __slots__ = ("num_bins", "exp", "start", "counts", "min", "max", "count", "zeros",
-                 "at_min", "at_max", "nonfinite")
+    __slots__ = ("num_bins", "exp", "start", "counts", "u1", "u2", "min", "max", "count",
+                 "zeros", "at_min", "at_max", "nonfinite")
 
     def __init__(self, num_bins: int = 2048):
         self.num_bins = int(num_bins)
         self.exp: Optional[int] = None  # bin width 2^exp
         self.start = 0  # index of counts[0]'s bin
         self.counts: Optional[np.ndarray] = None
+        # per bin, the sums of u and u^2, u = (x - k*w) / w in [0, 1) the position of a
+        # value inside its bin k (float64: exact results need the same batches in the
+        # same order; the counts above are exact under any split)
+        self.u1: Optional[np.ndarray] = None
+        self.u2: Optional[np.ndarray] = None
         self.min = math.inf
         self.max = -math.inf
         self.count = 0
@@ -86,9 +96,18 @@ class TensorObserver:
             return
         old = np.arange(self.start, self.start + len(self.counts), dtype=np.int64)
         new = old >> min(d, 62)
-        merged = np.zeros(int(new[-1] - new[0]) + 1, dtype=np.int64)
+        size = int(new[-1] - new[0]) + 1
+        merged = np.zeros(size, dtype=np.int64)
         np.add.at(merged, new - new[0], self.counts)
-        self.start, self.counts = int(new[0]), merged
+        # u' = (u + j) / 2^d with j = k - k' * 2^d the old bin's place in the new one
+        j = (old - (new << min(d, 62))).astype(np.float64)
+        c = self.counts.astype(np.float64)
+        f = math.ldexp(1.0, -d)
+        u1 = np.zeros(size)
+        u2 = np.zeros(size)
+        np.add.at(u1, new - new[0], (self.u1 + c * j) * f)
+        np.add.at(u2, new - new[0], (self.u2 + 2.0 * j * self.u1 + c * j * j) * (f * f))
+        self.start, self.counts, self.u1, self.u2 = int(new[0]), merged, u1, u2
         self.exp += d
 
     def update(self, array) -> None:
@@ -117,21 +136,30 @@ class TensorObserver:
             self.exp = need
             self.start = math.floor(math.ldexp(self.min, -need))
             self.counts = np.zeros(1, dtype=np.int64)
+            self.u1, self.u2 = np.zeros(1), np.zeros(1)
         elif need > self.exp:
             self._coarsen(need - self.exp)
         lo_k = math.floor(math.ldexp(self.min, -self.exp))
         hi_k = math.floor(math.ldexp(self.max, -self.exp))
         if lo_k < self.start or hi_k >= self.start + len(self.counts):
+            at = slice(self.start - lo_k, self.start - lo_k + len(self.counts))
             grown = np.zeros(hi_k - lo_k + 1, dtype=np.int64)
-            grown[self.start - lo_k:self.start - lo_k + len(self.counts)] = self.counts
-            self.start, self.counts = lo_k, grown
+            grown[at] = self.counts
+            g1, g2 = np.zeros(len(grown)), np.zeros(len(grown))
+            g1[at], g2[at] = self.u1, self.u2
+            self.start, self.counts, self.u1, self.u2 = lo_k, grown, g1, g2
         scale = math.ldexp(1.0, -self.exp)
         for i in range(0, x.size, CHUNK):
             chunk = x[i:i + CHUNK].astype(np.float64)
             chunk *= scale
-            index = np.floor(chunk, out=chunk).astype(np.int64)
+            floor = np.floor(chunk)
+            chunk -= floor  # u, exact (a power-of-two scaling minus an integer)
+            index = floor.astype(np.int64)
             index -= self.start
-            self.counts += np.bincount(index, minlength=len(self.counts))
+            n = len(self.counts)
+            self.counts += np.bincount(index, minlength=n)
+            self.u1 += np.bincount(index, weights=chunk, minlength=n)
+            self.u2 += np.bincount(index, weights=chunk * chunk, minlength=n)
 
     # ---- reading ------------------------------------------------------------
 
@@ -195,6 +223,86 @@ def _sq_error_table(counts, edges, levels: int = LEVELS, at_ends=(0, 0)):
     return err
 
 
+def _exact_sq_error(obs: "TensorObserver", edges, los, his, levels: int = LEVELS) -> np.ndarray:
+    """Total squared quantize-dequantize error of the data seen, for each candidate range
+    (los[k], his[k]) on the grid lo + m*s, s = (hi - lo) / (levels - 1).
+
+    Exact, from each bin's count and first two moments, for every bin whose values all
+    meet the same fate: clipped to hi (the bin lies above hi), clipped to lo, or
+    rounded to one grid point g (the bin lies within one rounding cell): sum (x - h)^2 =
+    S2 + 2 (e - h) S1 + c (e - h)^2 with S1, S2 the sums of (x - e), (x - e)^2 over the
+    bin of lower edge e. That is what the s^2/12 model of _sq_error_table gets wrong
+    for data bunched inside bins narrower than a step (softmax probabilities a hair
+    below 1, values a fraction of a step from 0). A bin straddling a rounding boundary
+    is integrated for values spread uniformly in it: G(x) = integral from lo to x of
+    e(u)^2 = m*s^3/12 + d^3/3 inside (m the nearest grid index, d = x - lo - m*s),
+    + (x - hi)^3/3 above, - (lo - x)^3/3 below; the bin adds c (G(b) - G(a)) / (b - a).
+    Exact zeros and the values exactly at the min/max count as the points they are."""
+    w = obs.width
+    counts = _without_zeros(obs).astype(np.float64)
+    u1, u2 = obs.u1.copy(), obs.u2.copy()
+    raw = obs.edges()
+    spikes = [(obs.max, obs.at_max)] if obs.min == obs.max else \
+        [(obs.min, obs.at_min), (obs.max, obs.at_max)]
+    points = []
+    for value, n in spikes:
+        if n and value != 0:
+            k = min(max(int(math.floor(value / w)) - obs.start, 0), len(counts) - 1)
+            u = value / w - (obs.start + k)
+            counts[k] -= n
+            u1[k] -= n * u
+            u2[k] -= n * u * u
+            points.append((value, n))
+    keep = counts > 0
+    a, b, c = edges[:-1][keep], edges[1:][keep], counts[keep]
+    e = raw[:-1][keep]
+    s1, s2 = np.maximum(u1[keep], 0.0) * w, np.maximum(u2[keep], 0.0) * w * w
+    lo = np.asarray(los, np.float64)[:, None]
+    hi = np.asarray(his, np.float64)[:, None]
+    step = np.maximum(hi - lo, 1e-300) / (levels - 1)
+
+    def G(x):
+        v = np.clip(x, lo, hi) - lo
+        m = np.floor(v / step + 0.5)
+        d = v - m * step
+        g = m * step ** 3 / 12.0 + d ** 3 / 3.0
+        g += np.maximum(x - hi, 0.0) ** 3 / 3.0
+        g -= np.maximum(lo - x, 0.0) ** 3 / 3.0
+        return g
+
+    def point(x):
+        q = lo + step * np.round((np.clip(x, lo, hi) - lo) / step)
+        return (x - q) ** 2
+
+    m_a = np.floor((a - lo) / step + 0.5)
+    m_b = np.floor((b - lo) / step + 0.5)
+    above, below = a >= hi, b <= lo
+    one_cell = (a >= lo) & (b <= hi) & (m_a == m_b)
+    h = np.where(above, hi, np.where(below, lo, lo + m_a * step))
+    exact = np.maximum(s2 + 2.0 * (e - h) * s1 + c * (e - h) ** 2, 0.0)
+    width = b - a
+    spread = np.where(width > 0, (G(b) - G(a)) * (c / np.where(width > 0, width, 1.0)),
+                      c * point(a))
+    err = np.where(above | below | one_cell, exact, spread).sum(axis=1)
+    for value, n in points:
+        err += n * point(np.array([value]))[:, 0]
+    return err
+
+
+def _exact_pick(obs, edges, los, his, levels: int = LEVELS) -> int:
+    """Index of the candidate with the least exact error (blocks of 64: bounded memory)."""
+    err = np.concatenate([_exact_sq_error(obs, edges, los[k:k + 64], his[k:k + 64], levels)
+                          for k in range(0, len(los), 64)])
+    return int(np.argmin(err))
+
+
+def _near(best: int, lo: int, hi: int, n: int) -> np.ndarray:
+    """Indices in [lo, hi]: within 16 of `best`, every n/32-th, and both ends."""
+    idx = np.concatenate([np.arange(best - 16, best + 17), np.arange(lo, hi + 1, max(1, n // 32)),
+                          [lo, hi]])
+    return np.unique(idx[(idx >= lo) & (idx <= hi)])
+
+
 def _without_zeros(obs: "TensorObserver") -> np.ndarray:
     """The counts with exact zeros taken out (zero is on every grid: no error)."""
     counts = obs.counts.copy()
@@ -222,7 +330,12 @@ def _mse_symmetric(obs: TensorObserver, counts, edges) -> tuple:
     i, j = np.clip(k0 - r, 0, n), np.clip(k0 + r, 0, n)
     t = r * obs.width
     best = int(np.argmin(err(i, j, -t, t)))
-    return -float(t[best]), float(t[best])
+    # exact stage: thresholds near the fast choice, a coarse sweep, and max|x| itself
+    near = r[_near(best, 0, len(r) - 1, len(r))] * obs.width
+    tmax = max(-obs.min, obs.max)
+    ts = np.unique(np.concatenate([near[near < tmax], [tmax]]))
+    best_t = float(ts[_exact_pick(obs, edges, -ts, ts, levels=255)])
+    return -best_t, best_t
 
 
 def _exact_ends(obs: TensorObserver) -> tuple:
@@ -239,11 +352,13 @@ def _mse_range(obs: TensorObserver, counts, edges) -> tuple:
     if k0 <= 0:  # all values >= 0: lo = 0, search hi
         j = np.arange(1, n + 1)
         e = err(np.zeros_like(j), j, 0.0, edges[j])
-        return 0.0, float(edges[j[int(np.argmin(e))]])
+        js = _near(int(j[int(np.argmin(e))]), 1, n, n)
+        return 0.0, float(edges[js[_exact_pick(obs, edges, np.zeros(len(js)), edges[js])]])
     if k0 >= n:  # all values < 0: hi = 0, search lo
         i = np.arange(0, n)
         e = err(i, np.full_like(i, n), edges[i], 0.0)
-        return float(edges[i[int(np.argmin(e))]]), 0.0
+        is_ = _near(int(i[int(np.argmin(e))]), 0, n - 1, n)
+        return float(edges[is_[_exact_pick(obs, edges, edges[is_], np.zeros(len(is_)))]]), 0.0
     r = np.arange(1, max(k0, n - k0) + 1)
     i = np.maximum(k0 - r, 0)
     j = np.minimum(k0 + r, n)
@@ -253,6 +368,11 @@ def _mse_range(obs: TensorObserver, counts, edges) -> tuple:
     for _ in range(2):
         bj = int(js[np.argmin(err(np.full_like(js, bi), js, edges[bi], edges[js]))])
         bi = int(is_[np.argmin(err(is_, np.full_like(is_, bj), edges[is_], edges[bj]))])
+    # exact stage: each end near the fast choice (and a coarse sweep), the other fixed
+    js = _near(bj, k0 + 1, n, n)
+    bj = int(js[_exact_pick(obs, edges, np.full(len(js), edges[bi]), edges[js])])
+    is_ = _near(bi, 0, k0 - 1, n)
+    bi = int(is_[_exact_pick(obs, edges, edges[is_], np.full(len(is_), edges[bj]))])
     return float(edges[bi]), float(edges[bj])
 
 
