@@ -596,8 +596,6 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
         r = ranges.get(t) if ranges else None
         lo, hi = clip.get(t, (None, None))
         if r is not None and getattr(r, "hist", None) is not None and getattr(r, "edges", None) is not None:
-            if lo is None:
-                lo, hi = float(r.lo), float(r.hi)
             histograms[t] = (np.asarray(r.hist), np.asarray(r.edges), lo, hi, 0, 0)
             from_ranges = True
         elif h.edges is not None:

@@ -137,16 +137,20 @@ def plot_histograms(report, path: str, count: int = 6) -> str:
             if v is not None:
                 ax.axvline(v, color=OWN_COLOUR, linestyle="--", linewidth=1.4)
         if lo is not None and edges[0] < lo:
-            ax.axvspan(edges[0], lo, color=OWN_COLOUR, alpha=0.08)
+            ax.axvspan(min(edges[0], lo) - abs(edges[-1] - edges[0]), lo, color=OWN_COLOUR, alpha=0.08)
         if hi is not None and edges[-1] > hi:
-            ax.axvspan(hi, edges[-1], color=OWN_COLOUR, alpha=0.08)
-        ax.set_xlim(edges[0], edges[-1])
+            ax.axvspan(hi, max(edges[-1], hi) + abs(edges[-1] - edges[0]), color=OWN_COLOUR, alpha=0.08)
+        left = min(edges[0], lo) if lo is not None else edges[0]
+        right = max(edges[-1], hi) if hi is not None else edges[-1]
+        pad = 0.04 * (right - left) if right > left else 1.0
+        ax.set_xlim(left - pad, right + pad)
         clip = "" if r.clip_rate is None else f", clipped {100 * r.clip_rate:.3f}%"
         ax.set_title(f"{_short(r.name, 34)} ({r.op})\nown SQNR {_fmt(r.isolated_sqnr_db)} dB{clip}",
                      fontsize=9)
         ax.set_xlabel("float activation value")
         ax.set_ylabel("count (log)")
-    handles = [plt.Line2D([], [], color=OWN_COLOUR, linestyle="--", label="clipping range (int8 limits); values outside it clip")]
+    handles = [plt.Line2D([], [], color=OWN_COLOUR, linestyle="--",
+                          label="clipping range (int8 limits); values outside it clip")]
     fig.legend(handles=handles, loc="upper right", fontsize=8)
     source = getattr(report, "histogram_source", None) or f"{report.num_samples} sample(s)"
     fig.suptitle(f"Float activation histograms of the {len(chosen)} worst layers ({source})", fontsize=11)
