@@ -167,3 +167,23 @@ def test_rank_by_output_sensitivity():
     assert report.layers[0].alone_sqnr_db == pytest.approx(output_sqnr(only, EVAL[:8]), abs=1e-6)
     with pytest.raises(ArgumentError, match="rank must be one of"):
         fit_budget(MODEL, build, EVAL, min_sqnr=20, rank="random")
+
+
+def test_cli_min_sqnr_prints_the_fallback_report(tmp_path, capsys):
+    from mobconv import load, quantize
+    from mobconv.cli.main import main
+
+    model = tiny_cnn(channels=32)
+    model.save(str(tmp_path / "f.mob"))
+    (tmp_path / "calib").mkdir()
+    for i, feeds in enumerate(samples(8)):
+        np.save(tmp_path / "calib" / f"{i}.npy", feeds["x"])
+    plain = quantize.quantize(model, samples(8), progress=False)
+    budget = np.floor(output_sqnr(plain, samples(8), float_model=model) + 4) + 0.5  # "NN.5"
+    code = main(["quantize", str(tmp_path / "f.mob"), "-o", str(tmp_path / "q.mob"), "--calib",
+                 str(tmp_path / "calib"), "--min-sqnr", f"{budget:.1f}", "-q"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert f"budget output SQNR >= {budget:.1f} dB" in text and "in float32" in text and "cost: size" in text
+    fallback = load(str(tmp_path / "q.mob")).graph.metadata.extra["quantization.fallback"].split(",")
+    assert all(f"  {name} (" in text for name in fallback)
