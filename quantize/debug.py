@@ -452,7 +452,7 @@ def _argmax_positions(x):
 
 
 def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
-          num_samples: Optional[int] = None, top: int = 20) -> DebugReport:
+          num_samples: Optional[int] = None) -> DebugReport:
     """Compare `quant_model` with `float_model` layer by layer on `data`.
 
     float_model / quant_model: mobconv.Models (or IR Graphs), or paths (a .mob is loaded,
