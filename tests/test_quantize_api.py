@@ -486,3 +486,31 @@ def test_an_intermediate_graph_output_keeps_its_name(tmp_path, calib, io_dtype):
         quant = q.graph.values[name].quant
         deq = array if quant is None else qm.dequantize_linear(array, quant)
         assert nets.sqnr_db(want[name], deq) > 30, name
+
+
+def test_gemm_alpha_beta_folded(tmp_path):
+    """Gemm alpha/beta (not 1) are folded into B and C before quantizing (the integer Gemm
+    has alpha = beta = 1); transB=0 puts the output channels on B's axis 1."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    b = numpy_helper.from_array(rng.standard_normal((6, 4)).astype(np.float32), "B")
+    c = numpy_helper.from_array(rng.standard_normal((1, 4)).astype(np.float32), "C")
+    node = helper.make_node("Gemm", ["a", "B", "C"], ["y"], alpha=0.5, beta=2.0, name="gemm")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], [b, c])
+    path = tmp_path / "gemm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    model = mobconv.convert(str(path))
+    float_gemm = next(n for n in model.graph.nodes if n.op == "Gemm")
+    assert (float_gemm.attrs["alpha"], float_gemm.attrs["beta"]) == (0.5, 2.0)
+    data = [{"a": rng.standard_normal((2, 6)).astype(np.float32)} for _ in range(8)]
+    q = quantize.quantize(model, data, bias_correction=False, progress=False)
+    gemm = next(n for n in q.graph.nodes if n.op == "Gemm")
+    assert (gemm.attrs["alpha"], gemm.attrs["beta"]) == (1.0, 1.0)
+    w = q.graph.values[gemm.inputs[1]]
+    assert w.dtype == "int8" and w.quant.axis == 1 and len(w.quant.scales) == 4
+    for feeds in data[:3]:
+        assert nets.sqnr_db(model.run(feeds, backend="reference")["y"],
+                            q.run(feeds, backend="runtime")["y"]) > 35
