@@ -271,7 +271,7 @@ def _feeds_iter(data, float_model, num_samples):
 
     if isinstance(data, Mapping):
         data = [data]
-    return iter(calibration_feeds(data, float_model, num_samples=num_samples))
+    return calibration_feeds(data, float_model, num_samples=num_samples)
 
 
 def _quant_feeds(quant_graph, feeds):
@@ -296,7 +296,7 @@ def _argmax_positions(x):
 
 
 def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
-          num_samples: Optional[int] = None) -> DebugReport:
+          num_samples: Optional[int] = None, progress=None) -> DebugReport:
     """Compare `quant_model` with `float_model` layer by layer on `data`.
 
     float_model / quant_model: mobconv.Models (or IR Graphs), or paths (a .mob is loaded,
@@ -305,7 +305,8 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     get_next() (onnxruntime's reader protocol) or a folder for quantize.data.
     ranges: calibration ranges (name -> TensorRange) whose histograms are drawn when
     given. report_dir: also write table.txt, report.json, sqnr.png and histograms.png
-    there. num_samples: stop after that many feed dicts. Returns a DebugReport.
+    there. num_samples: stop after that many feed dicts. progress: None = a progress bar
+    on a terminal (stderr), True/False to force. Returns a DebugReport.
     """
     float_model, quant_model = _as_model(float_model), _as_model(quant_model)
     fgraph = _graph(float_model, "float_model")
@@ -377,39 +378,47 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     flips = {name: [0, 0] for name in out_acc}
     isolated = Isolated(qgraph, qmap, qproducers)
 
+    from .progress import Progress
+
     samples = 0
-    for feeds in _feeds_iter(data, float_model, num_samples):
-        ffeeds = {k: np.asarray(v) for k, v in feeds.items()}
-        fenv = reference_run(fgraph, ffeeds, keep_intermediates=True, source=fsource)
-        fout = fenv if fgraph is fgraph_out else reference_run(fgraph_out, ffeeds, source=fsource)
-        if fout is not fenv:
-            for name in fgraph_out.outputs:
-                if name in fenv:
-                    ref_acc.add(fout[name], fenv[name])
-        qfeeds = _quant_feeds(qgraph, ffeeds)
-        qenv = reference_run(qgraph, qfeeds, keep_intermediates=True, source=qsource)
-        for _, _, t, _, _, _ in layers:
-            ref = np.asarray(fenv[t], dtype=np.float64)
-            got = dequantized(qgraph.values.get(approx[t]), qenv[approx[t]])
-            acc[t].add(ref, got)
-            totals[t] += ref.size
-            if ref.size:
-                extremes[t][0] = min(extremes[t][0], float(np.nanmin(ref)))
-                extremes[t][1] = max(extremes[t][1], float(np.nanmax(ref)))
-            if t in clip:
-                lo, hi = clip[t]
-                clipped[t] += int(np.count_nonzero((ref < lo) | (ref > hi)))
-            hists[t].add(ref)
-            if t in iso:
-                iso[t].add(ref, isolated.run(approx[t], t, fenv, qfeeds))
-        for name, stats in out_acc.items():
-            got = dequantized(qgraph.values.get(out_pairs[name]), qenv[out_pairs[name]])
-            stats.add(fout[name], got)
-            a, b = _argmax_positions(fout[name]), _argmax_positions(got)
-            if a is not None and b is not None and a.shape == b.shape:
-                flips[name][0] += int(np.count_nonzero(a != b))
-                flips[name][1] += int(a.size)
-        samples += 1
+    feeds_data = _feeds_iter(data, float_model, num_samples)
+    total = getattr(feeds_data, "total", None)
+    if num_samples is not None and total is not None:
+        total = min(total, num_samples)
+    with Progress(total=total, label="debugging", enabled=progress) as bar:
+        for feeds in feeds_data:
+            ffeeds = {k: np.asarray(v) for k, v in feeds.items()}
+            fenv = reference_run(fgraph, ffeeds, keep_intermediates=True, source=fsource)
+            fout = fenv if fgraph is fgraph_out else reference_run(fgraph_out, ffeeds, source=fsource)
+            if fout is not fenv:
+                for name in fgraph_out.outputs:
+                    if name in fenv:
+                        ref_acc.add(fout[name], fenv[name])
+            qfeeds = _quant_feeds(qgraph, ffeeds)
+            qenv = reference_run(qgraph, qfeeds, keep_intermediates=True, source=qsource)
+            for _, _, t, _, _, _ in layers:
+                ref = np.asarray(fenv[t], dtype=np.float64)
+                got = dequantized(qgraph.values.get(approx[t]), qenv[approx[t]])
+                acc[t].add(ref, got)
+                totals[t] += ref.size
+                if ref.size:
+                    extremes[t][0] = min(extremes[t][0], float(np.nanmin(ref)))
+                    extremes[t][1] = max(extremes[t][1], float(np.nanmax(ref)))
+                if t in clip:
+                    lo, hi = clip[t]
+                    clipped[t] += int(np.count_nonzero((ref < lo) | (ref > hi)))
+                hists[t].add(ref)
+                if t in iso:
+                    iso[t].add(ref, isolated.run(approx[t], t, fenv, qfeeds))
+            for name, stats in out_acc.items():
+                got = dequantized(qgraph.values.get(out_pairs[name]), qenv[out_pairs[name]])
+                stats.add(fout[name], got)
+                a, b = _argmax_positions(fout[name]), _argmax_positions(got)
+                if a is not None and b is not None and a.shape == b.shape:
+                    flips[name][0] += int(np.count_nonzero(a != b))
+                    flips[name][1] += int(a.size)
+            samples += 1
+            bar.advance()
     if samples == 0:
         raise UsageError("debug(): the data gave no samples (an empty iterable or folder)")
 

@@ -333,3 +333,10 @@ def test_quantize_clamp_standing_in_for_a_relu_is_compared_after_the_clamp():
     conv = report.layer("conv")
     assert conv.sqnr_db > 30 and conv.isolated_sqnr_db > 30  # rounding only, not the missing Relu
     assert conv.sqnr_db == pytest.approx(report.output("y").sqnr_db, abs=1e-9)
+
+
+def test_progress_bar_on_request(capsys):
+    model = tiny_cnn()
+    debug(model, lower_by_hand(model, samples(4)), samples(3, seed=5), progress=True)
+    err = capsys.readouterr().err
+    assert "debugging" in err and "3/3" in err
