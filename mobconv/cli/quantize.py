@@ -19,6 +19,9 @@ examples:
   mobconv quantize model.mob -o model.int8.mob --calib calib/ --max-sqnr-drop 3
   mobconv quantize model.mob -o model.w8.mob --scheme int8-weights     # no data needed
   mobconv quantize model.mob -o model.fp16.mob --scheme fp16           # half the file
+  mobconv quantize model.mob --calib calib/ --per-tensor --symmetric-activations
+  mobconv quantize model.mob --calib calib/ --no-equalize --no-bias-correction
+  mobconv quantize model.mob --calib calib/ --exclude conv1 --min-sqnr 30 -q
 
 --calib takes a folder (searched recursively) of .npy/.npz arrays (an .npz holds
 one array per input name) or of images, which are resized to the input and
@@ -39,9 +42,9 @@ def register(sub, parent) -> None:
                        help="quantize a model to int8 (or int8 weights, fp16)",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the float model: a .mob, a .onnx, or a Caffe deploy .prototxt")
+    p.add_argument("model", help="the float model: a .mob, a .onnx, or a Caffe deploy .prototxt, e.g. model.onnx")
     p.add_argument("caffemodel", nargs="?",
-                   help="the .caffemodel with the weights, after a Caffe .prototxt")
+                   help="the .caffemodel with the weights, after a Caffe .prototxt, e.g. weights.caffemodel")
     p.add_argument("-o", "--output", metavar="OUT.mob",
                    help="output path (default: MODEL with .int8.mob, .int8w.mob or .fp16.mob "
                         "suffix), e.g. -o model.int8.mob")
