@@ -340,3 +340,19 @@ def test_progress_bar_on_request(capsys):
     debug(model, lower_by_hand(model, samples(4)), samples(3, seed=5), progress=True)
     err = capsys.readouterr().err
     assert "debugging" in err and "3/3" in err
+
+
+def test_cli_compare_int8_mob_with_its_float_onnx(tmp_path, capsys):
+    """An int8 .mob against the float .onnx it was quantized from: the debugger's table
+    (a QDQ .onnx keeps the onnxruntime comparison)."""
+    from mobconv import quantize
+    from mobconv.cli.main import main
+
+    src = os.path.join(os.path.dirname(__file__), "..", "model_zoo", "onnx", "digits_resnet.onnx")
+    x = np.load(os.path.join(os.path.dirname(src), "digits_heldout.npz"))["images"][:9].astype(np.float32)
+    quantize.quantize(src, [{"input": x[i:i + 1]} for i in range(8)], progress=False,
+                      bias_correction=False).save(str(tmp_path / "q.mob"))
+    np.save(tmp_path / "x.npy", x[8:9])
+    code = main(["compare", str(tmp_path / "q.mob"), src, "--input", f"input={tmp_path / 'x.npy'}"])
+    text = capsys.readouterr().out
+    assert code == 0 and "worst first" in text and "logits: SQNR" in text and "note: random" not in text

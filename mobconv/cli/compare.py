@@ -22,7 +22,8 @@ examples:
   mobconv compare mobilenet.mob mobilenet.onnx --reference --seed 3
   mobconv compare mobilenet.int8.mob mobilenet.mob --input input=cat.npy
 
-A quantized .mob against its float .mob runs both on the numpy reference and prints
+A quantized .mob against its float .mob (or the float .onnx it was quantized from)
+runs both on the numpy reference and prints
 the quantization debugger's per-layer table (own and accumulated SQNR, cosine, max
 error, clipping rate; worst layers first; docs/quantization.md "Debugger").
 
@@ -158,11 +159,25 @@ def _is_quantized(model) -> bool:
         v.quant is not None for v in graph.values.values())
 
 
+def _quantized_onnx(path: str) -> bool:
+    """Whether an ONNX file is itself quantized (QDQ or QOperator nodes)."""
+    import onnx
+
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception:
+        return False  # the onnxruntime path reports an unreadable file
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
+               or n.op_type.endswith("Integer") for n in proto.graph.node)
+
+
 def compare_quantized(args) -> int:
-    """`compare quant.mob float.mob`: the quantization debugger's table on one input."""
+    """`compare quant.mob float.mob` (or the float .onnx it came from): the quantization
+    debugger's table on one input."""
     from ..quantize import debug
 
-    quant, float_model = api.load(args.model), api.load(args.source)
+    quant = api.load(args.model)
+    float_model = api.load(args.source) if args.source.lower().endswith(".mob") else api.convert(args.source)
     if _is_quantized(float_model) and not _is_quantized(quant):
         quant, float_model = float_model, quant
     if not _is_quantized(quant) or _is_quantized(float_model):
@@ -177,12 +192,18 @@ def compare_quantized(args) -> int:
     feeds.update(api.random_inputs(missing, seed=args.seed, source=float_model.source))
     report = debug(float_model, quant, feeds)
     out(report.table())
+    if missing:
+        out(f"note: random input(s) {', '.join(s.name for s in missing)} (seed {args.seed}); int8 "
+            "ranges fit the calibration data, so give real inputs with --input NAME=FILE.npy")
     return 0
 
 
 def run(args) -> int:
     if args.source.lower().endswith(".mob") and args.model.lower().endswith(".mob"):
         return compare_quantized(args)
+    if args.source.lower().endswith(".onnx") and args.model.lower().endswith(".mob") \
+            and _is_quantized(api.load(args.model)) and not _quantized_onnx(args.source):
+        return compare_quantized(args)  # an int8 .mob against the float model it was made from
     if not args.source.lower().endswith(".onnx"):
         raise UsageError(f"{args.source}: compare needs the source ONNX model (.onnx); "
                          "other source frameworks are not supported yet")
