@@ -422,9 +422,9 @@ def equalize_for_quantization(graph, batches=None, *, per_tensor: bool, force: b
     `equalize=True`. A ReLU6 on a pair is rewritten to Relu where the calibration data
     (the first `max_samples` samples of `batches`) never reach its upper bound; those
     reaching it on at most `max_clip_fraction` of their outputs are rewritten too if the
-    equalized float graph then stays within `min_float_sqnr` dB of the original on
-    those samples (`info.float_sqnr_db`, measured either way). Other ReLU6 pairs are left
-    alone, and all are without data (`batches=None`; a one-shot reader must not be read
+    equalized float graph's outputs then stay within `min_float_sqnr` dB of the
+    original's (one SQNR over all those samples: `info.float_sqnr_db`, measured either
+    way). Other ReLU6 pairs are left alone, and all are without data (`batches=None`; a one-shot reader must not be read
     here, or calibration would miss its first samples). Returns `graph` itself when
     nothing is equalized; `info.metadata()` is what the quantized model should record."""
     info = EqualizeInfo()
@@ -441,7 +441,7 @@ def equalize_for_quantization(graph, batches=None, *, per_tensor: bool, force: b
     if allowed != exact:
         from mobconv.reference.interpreter import run
 
-        sqnr = min(output_sqnr_db(run(graph, f), run(out, f)) for f in samples)
+        sqnr = output_sqnr_db(*_outputs_over(graph, out, samples, run))
         if sqnr < min_float_sqnr:  # the rare clipped values mattered: keep those ReLU6
             allowed = exact
             out, info = equalize_with_info(graph, relu6=allowed)
@@ -466,6 +466,16 @@ def replay(graph, metadata: dict):
         raise MobconvError(f"quantization.{RELU6_KEY}: expected a JSON list of node names, got "
                            f"{metadata.get(RELU6_KEY)!r}")
     return equalize(graph, relu6=set(rewritten))
+
+
+def _outputs_over(graph, other, samples, run) -> tuple:
+    """Both graphs' outputs on every sample, concatenated per output (for one SQNR over all)."""
+    ref, got = {}, {}
+    for feeds in samples:
+        for target, g in ((ref, graph), (got, other)):
+            for name, y in run(g, feeds).items():
+                target.setdefault(name, []).append(np.asarray(y, np.float64).reshape(-1))
+    return ({k: np.concatenate(v) for k, v in ref.items()}, {k: np.concatenate(v) for k, v in got.items()})
 
 
 def _take(batches, max_samples: int) -> list:
