@@ -461,6 +461,11 @@ def test_mobilenetv2_per_tensor_collapses_without_cle_and_recovers_with_it(mobil
     assert len(info.pairs) == 6 and not info.relu6_kept and info.float_sqnr_db > 40, info
     f = {"input": x[1000:1400]}
     assert output_sqnr_db(run(graph, f), run(eq, f)) > 35
+    # the same decision from one-sample feeds (a folder of .npy files): one SQNR over all
+    # samples (the worst single sample was 34 dB here and rejected the rewrite)
+    singles = [{"input": x[i:i + 1]} for i in range(256)]
+    eq1, info1 = equalize_for_quantization(graph, singles, per_tensor=True)
+    assert info1.pairs == info.pairs and abs(info1.float_sqnr_db - info.float_sqnr_db) < 0.01
     # the model's metadata redo the same equalization (the debugger's float side)
     assert info.metadata()["equalize"] == "true"
     again = replay(graph, info.metadata())
