@@ -9,7 +9,8 @@ the float function.
 
 Rule: for layers A -> act -> B where act is positive-homogeneous
 (act(x / s) = act(x) / s for s > 0: none, Relu, LeakyRelu, and channel-wise
-Max/AveragePool, Identity, a Flatten/Reshape of (N, C, 1, 1) to (N, C)), output
+Max/AveragePool, Identity, ReduceMean/Max/Sum over spatial axes, a Flatten/Reshape of
+(N, C, 1, 1) to (N, C)), output
 channel i of A (weights and bias) is divided by s_i and the weights of B that read
 input channel i are multiplied by s_i. With r1_i = max |W_A[i]| and r2_i =
 max |W_B[:, i]|, s_i = sqrt(r1_i * r2_i) / r2_i gives both the range
@@ -54,6 +55,8 @@ LAYERS = ("Conv", "Gemm")
 # single-input ops through which an output-channel scale passes unchanged (f(x/s) = f(x)/s)
 HOMOGENEOUS = ("Relu", "LeakyRelu", "Identity", "MaxPool", "GlobalMaxPool", "AveragePool",
                "GlobalAveragePool")
+# reductions that commute with a positive per-channel scale (axes input, opset 18 form)
+REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceSum")
 RELU6_MODES = ("relu", "skip")
 RELU6_KEY = "equalize_relu6"  # metadata key: which ReLU6 nodes the quantizer rewrote
 
@@ -198,6 +201,13 @@ def _passes_channels(graph, node) -> Optional[str]:
     if node.op == "Clip":
         bounds = _clip_bounds(graph, node)
         return None if bounds is None else _activation_kind(bounds)
+    if node.op in REDUCTIONS:  # over spatial axes only: channel c stays at index 1
+        x = graph.values[node.inputs[0]].shape
+        axes = const(graph, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+        if x is None or axes is None or axes.size == 0:
+            return None
+        axes = {int(a) + len(x) if int(a) < 0 else int(a) for a in axes.reshape(-1)}
+        return "homogeneous" if min(axes) >= 2 else None
     if node.op in ("Flatten", "Reshape"):  # (N, C, 1, ..., 1) -> (N, C) keeps channel c at c
         x, y = graph.values[node.inputs[0]].shape, graph.values[node.outputs[0]].shape
         if x is None or y is None or len(x) < 2 or len(y) != 2 or any(d != 1 for d in x[2:]):

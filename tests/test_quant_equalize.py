@@ -115,12 +115,17 @@ def graphs():
     head = (b.conv(5, 16, 3, act="Relu").op("AveragePool", attrs={"kernel_shape": [3, 3], "pads": [1] * 4})
             .conv(16, 10, 1, act="Relu", bias=False).op("GlobalAveragePool").op("Flatten", attrs={"axis": 1})
             .gemm(10, 7, act="Relu").gemm(7, 9, trans_b=0).gemm(9, 3).done())
+    b = Builder((2, 6, 5, 5))
+    axes = b.g.add_constant("axes", np.array([-1, 2], np.int64)).name
+    mean = (b.conv(6, 8, 3, act="Relu").conv(8, 8, 3, group=8, act="Relu")
+            .op("ReduceMean", [axes], {"keepdims": 0}).gemm(8, 4).done())
     b = Builder((2, 4, 5, 5))
     clip_inf = b.conv(4, 8, 3).clip(0, np.inf).conv(8, 8, 3, group=8).conv(8, 3, 1).done()
-    return {"mbv2": (mbv2, 5), "grouped": (grouped, 2), "head": (head, 4), "clip_inf": (clip_inf, 2)}
+    return {"mbv2": (mbv2, 5), "grouped": (grouped, 2), "head": (head, 4), "clip_inf": (clip_inf, 2),
+            "mean": (mean, 2)}
 
 
-@pytest.mark.parametrize("name", ["mbv2", "grouped", "head", "clip_inf"])
+@pytest.mark.parametrize("name", ["mbv2", "grouped", "head", "clip_inf", "mean"])
 def test_equalize_is_float_equivalent_and_evens_ranges(name):
     graph, n_pairs = graphs()[name]
     before = graph.copy()
@@ -455,10 +460,11 @@ def test_mobilenetv2_per_tensor_collapses_without_cle_and_recovers_with_it(mobil
     spread = weight_range_spread(graph)
     calib = [{"input": x[i:i + 32]} for i in range(0, 256, 32)]
     eq, info = equalize_for_quantization(graph, calib, per_tensor=True)
-    # all six pairs: the expand ReLU6 never clips on the calibration data, the depthwise
-    # ones rarely (< 1e-4 of their outputs), and the float graph with Relu there stays
-    # within 40 dB of the original on the calibration data, 35 dB on held-out images
-    assert len(info.pairs) == 6 and not info.relu6_kept and info.float_sqnr_db > 40, info
+    # all seven pairs (three blocks' expand -> DW -> project, head conv -> ReduceMean -> Gemm):
+    # the expand and head ReLU6 never clip on the calibration data, the depthwise ones
+    # rarely (< 1e-4 of their outputs), and the float graph with Relu there stays within
+    # 40 dB of the original on the calibration data, 35 dB on held-out images
+    assert len(info.pairs) == 7 and not info.relu6_kept and info.float_sqnr_db > 40, info
     f = {"input": x[1000:1400]}
     assert output_sqnr_db(run(graph, f), run(eq, f)) > 35
     # the same decision from one-sample feeds (a folder of .npy files): one SQNR over all
