@@ -41,6 +41,7 @@ from typing import Optional
 import numpy as np
 
 from mobconv.errors import MobconvError
+from mobconv.ir import QuantParams
 from mobconv.ops._fused import apply_activation
 from mobconv.ops.registry import get_spec
 from mobconv.reference.interpreter import _check_feed, _run_node
@@ -283,16 +284,21 @@ def _add_bias(graph, node, producers, bias: np.ndarray) -> bool:
         x_scale = graph.values[x_dq.inputs[1]].data
         w_scale = graph.values[w_dq.inputs[1]].data
         if x_scale is not None and w_scale is not None and np.size(x_scale) == 1:
-            scale = (np.float32(np.asarray(x_scale).reshape(-1)[0]) *
-                     _per_channel(w_scale.astype(np.float32), m)).astype(np.float32)
+            # s_in * s_w: per channel, or one scale when the weight has one (as qdq.py's biases)
+            per_axis = np.size(w_scale) > 1
+            w_s = _per_channel(w_scale.astype(np.float32), m) if per_axis else \
+                np.asarray(w_scale, np.float32).reshape(-1)[:1]
+            scale = (np.float32(np.asarray(x_scale).reshape(-1)[0]) * w_s).astype(np.float32)
             if np.all(scale > 0) and np.all(np.isfinite(scale)):
                 q = np.clip(np.rint(bias / scale.astype(np.float64)), *INT32).astype(np.int32)
                 q_name = graph.unique_name(f"{base}/q")
-                graph.add_constant(q_name, q)
+                graph.add_value(q_name, data=q, quant=QuantParams(
+                    [float(v) for v in scale], [0] * scale.size, 0 if per_axis else None))
                 s_name = graph.unique_name(f"{base}/scale")
-                graph.add_constant(s_name, scale)
+                graph.add_constant(s_name, scale if per_axis else scale[0])
                 dq_out = graph.unique_name(f"{base}/dq")
-                graph.add_node("DequantizeLinear", [q_name, s_name], [dq_out], {"axis": 0},
+                graph.add_node("DequantizeLinear", [q_name, s_name], [dq_out],
+                               {"axis": 0} if per_axis else {},
                                name=graph.unique_name(f"{base}/Dequantize"))
                 graph.values[dq_out].dtype, graph.values[dq_out].shape = "float32", (m,)
                 _set_bias_input(node, dq_out)

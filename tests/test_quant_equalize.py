@@ -264,6 +264,42 @@ def test_bias_correction_zeroes_the_mean_error_per_channel():
     assert correct_bias(g, qdq, []).values[dq_node.inputs[0]].data.tolist() == old_q.tolist()
 
 
+@pytest.mark.parametrize("per_tensor", [True, False], ids=["per-tensor", "per-channel"])
+def test_bias_correction_gives_a_biasless_layer_an_int32_bias_that_lowers(per_tensor):
+    """A Conv without bias gets `B/q` int32 + DequantizeLinear with scale s_in * s_w (one scale
+    for per-tensor weights, as insert_qdq makes them): lower_qdq turns both Convs into int8
+    ops (a per-channel scale for per-tensor weights failed there), and the first layer's mean
+    output error per channel (before its QuantizeLinear, where its Relu passes values) is gone
+    up to the bias's rounding."""
+    from mobconv.passes.lower_qdq import lower_qdq
+
+    b = Builder((4, 8, 6, 6))
+    g = b.conv(8, 8, 3, group=8, bias=False, act="Relu").conv(8, 4, 1, bias=False).done()
+    rng = np.random.default_rng(0)
+    calib = [{"x": (rng.standard_normal((4, 8, 6, 6)) + 1).astype(np.float32)} for _ in range(3)]
+    qdq = _qdq(g, calib, per_tensor)
+    out, info = correct_bias_with_info(g, qdq, calib)
+    assert sorted(info.corrections) == ["conv1", "conv2"]
+    before, after = lower_qdq(qdq.copy()), lower_qdq(out.copy())
+    assert [n.op for n in after.nodes] == ["QuantizeLinear", "Conv", "Conv", "DequantizeLinear"]
+    assert all(after.values[n.inputs[2]].dtype == "int32" for n in after.nodes if n.op == "Conv")
+
+    def mean_error(graph):
+        conv1 = [n for n in graph.nodes if n.name == "conv1"][0]
+        flt = g.copy()
+        for graph_, node in ((flt, flt.nodes[0]), (graph, conv1)):
+            node.attrs = dict(node.attrs, activation="", activation_params=[])
+        total, count = 0.0, 0
+        for f in calib:  # where the float pre-activation passes the fused Relu
+            ref = run(flt, f, keep_intermediates=True)["conv1.y"]
+            err = run(graph, f, keep_intermediates=True)[conv1.outputs[0]] - ref
+            total, count = total + np.where(ref > 0, err, 0).sum(axis=(0, 2, 3)), count + (ref > 0).sum(axis=(0, 2, 3))
+        return np.abs(total / count)
+
+    err0, err1 = mean_error(qdq.copy()), mean_error(out.copy())
+    assert err0.max() > 0.1 and err1.max() < err0.max() / 10, (err0, err1)
+
+
 def test_bias_correction_measures_only_where_the_activation_passes_values():
     """Conv + fused ReLU6 where half the positions are driven far past 6: their (large)
     error never reaches the output. The correction removes the mean error of the positions
