@@ -7,6 +7,9 @@
   by its float32 value (`widened`). The fp16 model must give bit-identical outputs on
   every instruction set (and on NEON under qemu), select the same (fast) kernels,
   execute no Cast and need the same arena: the Cast ran once, at load.
+- Ops of constants in general (a DequantizeLinear -> Transpose chain) also run once at
+  load; a MatMul B that only becomes known at prepare (Shape-dependent) runs on every ISA
+  (it crashed the optimized MatMul).
 - What float16 cannot hold stays float32 with the reason in the metadata.
 - `mobconv quantize --scheme fp16` and `quantize.quantize(scheme="fp16")` end to end.
 """
@@ -194,12 +197,9 @@ def test_ops_of_constants_run_once_at_load_not_at_invoke():
                 assert not any(k.endswith("_reference") for op, k in ran if op in ("Conv", "MatMul")), ran
 
 
-@pytest.mark.parametrize("isa", native_isas())
-def test_matmul_whose_b_is_folded_at_prepare_not_load(isa):
-    """B = Reshape(M, [Shape(x)[1], -1]) is known only once x's dims are (folded at prepare,
-    after kernel selection). The AVX2/AVX-512 MatMul chose its dynamic path at prepare and
-    switched to the (never packed) constant-B path at run: a segfault. Found while testing
-    the load-time fold of this file's constant chains."""
+def _late_b_graph() -> Graph:
+    """x[N, 40] @ B with B = Reshape(M[200], [Shape(x)[1], -1]): B is known only once x's
+    dims are (folded at prepare, after kernel selection), never at load."""
     rng = np.random.default_rng(7)
     g = Graph("late_b")
     g.add_input("x", "float32", ("N", 40))
@@ -214,6 +214,16 @@ def test_matmul_whose_b_is_folded_at_prepare_not_load(isa):
     g.add_node("MatMul", ["x", "B"], ["y"])
     g.outputs = ["y"]
     infer_shapes(g)
+    return g
+
+
+@pytest.mark.parametrize("isa", native_isas())
+def test_matmul_whose_b_is_folded_at_prepare_not_load(isa):
+    """The optimized MatMul chose its dynamic-B path at prepare (B unknown) and switched to
+    the never-packed constant-B path at run (B folded by then): a segfault on AVX2/AVX-512
+    (and NEON). Found while testing the load-time fold of this file's constant chains."""
+    g = _late_b_graph()
+    rng = np.random.default_rng(8)
     for n in (3, 1):
         x = rng.standard_normal((n, 40)).astype(np.float32)
         with runtime.Interpreter(to_bytes(g), isa=isa) as it:
@@ -365,11 +375,12 @@ def test_fp16_model_under_qemu_neon_matches_its_widened_graph(digits, heldout, t
     exe = mobrt_run_aarch64
     half = to_fp16(digits["digits_mobilenetv2"].graph)
     x = heldout[:4]
-    for case, g in (("fp16", half), ("wide", widened(half))):
+    late_b, xb = _late_b_graph(), np.random.default_rng(9).standard_normal((3, 40)).astype(np.float32)
+    for case, g, feed in (("fp16", half, x), ("wide", widened(half), x), ("late_b", late_b, xb)):
         d = tmp_path / "cases" / case
         (d / "inputs").mkdir(parents=True)
         (d / "model.mob").write_bytes(to_bytes(g))
-        np.save(d / "inputs" / "0.npy", x)
+        np.save(d / "inputs" / "0.npy", feed)
     p = subprocess.run([*QEMU, str(exe), "--batch", str(tmp_path / "cases"), "--isa", "neon"],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
@@ -385,3 +396,7 @@ def test_fp16_model_under_qemu_neon_matches_its_widened_graph(digits, heldout, t
     assert np.array_equal(outs["fp16"], outs["wide"])
     want = reference_run(half, {"input": x})["logits"]
     assert rel_err(outs["fp16"], want) <= 1e-4
+    out = tmp_path / "cases" / "late_b" / "outputs_neon"
+    assert (out / "status").read_text().splitlines()[0] == "ok"
+    np.testing.assert_allclose(np.load(out / "0.npy"), xb @ late_b.values["M"].data.reshape(40, 5),
+                               rtol=1e-5, atol=1e-5)
