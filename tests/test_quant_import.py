@@ -7,10 +7,13 @@ activations; QDQ and QOperator formats), converted with mobconv, and run on the 
 reference next to onnxruntime on the same inputs:
 - the converted graph computes with int8 ops (Conv/Add/Concat/pools/Gemm/MatMul whose
   tensors carry quantization parameters), not float ops on fake-quantized values;
-- op by op, fed onnxruntime's own int8 inputs, every int8 op is within 1 LSB of
-  onnxruntime's int8 output (fixed-point vs onnxruntime's float requantization);
+- the converted model says metadata quantization.requantize = float32: it computes with
+  onnxruntime's arithmetic (docs/quantization.md section 2), so op by op, fed onnxruntime's
+  own int8 inputs, every int8 op equals onnxruntime's int8 output exactly;
 - end to end, the outputs are compared in output LSBs and the counts printed
-  (`python tests/test_quant_import.py`).
+  (`python tests/test_quant_import.py`): at least 99.9% within 1 LSB (issue 8 section 6),
+  except QDQ with int8 activations, where onnxruntime (x86) leaves some Conv and the Add
+  unfused and computes them in float on dequantized values (measured 99.4%).
 Also: MatMulInteger/ConvInteger (exact int32), and the lowering pass's rules on small
 hand-built QDQ graphs.
 """
@@ -151,12 +154,12 @@ def test_converted_graph_computes_in_int8(quantized, fmt, act):
         if len(node.inputs) > 2 and node.inputs[2]:
             b = g.values[node.inputs[2]]
             assert b.dtype == "int32" and b.quant is not None and not any(b.quant.zero_points)
-    # float only at the edges and where the output takes other parameters than the input
-    # (onnxruntime's GlobalAveragePool; QOperator's AveragePool): Q/DQ pairs around them
+    # float only at the edges: under the float32 rule the pools whose output takes other
+    # parameters than their input (onnxruntime's GlobalAveragePool) are int8 too
     floats = [n for n in g.nodes if g.values[n.outputs[0]].dtype == "float32"
               and n.op not in ("DequantizeLinear",)]
-    assert {n.op for n in floats} <= {"GlobalAveragePool", "AveragePool"}, [n.op for n in floats]
-    assert len(by_op["QuantizeLinear"]) == 1 + len(floats)
+    assert not floats, [n.op for n in floats]
+    assert len(by_op["QuantizeLinear"]) == 1 and len(by_op["GlobalAveragePool"]) == 1
     assert g.nodes[0].op == "QuantizeLinear" and g.nodes[0].inputs[0] == "x"
     assert g.nodes[-1].op == "DequantizeLinear" and g.nodes[-1].outputs[0] == "logits"
     assert g.values["x"].dtype == "float32" and g.values["logits"].dtype == "float32"
@@ -202,6 +205,7 @@ def _ort_int8_tensors(path):
 def _run_one(g, node, feeds):
     """Run one node of `g` alone on the numpy reference, its activations fed."""
     sub = Graph("one")
+    sub.metadata.extra = dict(g.metadata.extra)  # the model's requantization rule
     for name in [n for n in node.inputs + node.outputs if n]:
         sub.values[name] = g.values[name]
     sub.inputs = [n for n in node.inputs if n and not g.values[n].is_constant]
@@ -224,38 +228,24 @@ def per_op_agreement(path, n_inputs=8):
             feeds = {n: theirs[ort_name[n]] for n in node.inputs if n and not g.values[n].is_constant}
             ours = _run_one(g, node, feeds)[node.outputs[0]]
             d = np.abs(ours.astype(np.int64) - theirs[ort_name[node.outputs[0]]].astype(np.int64))
-            s = stats.setdefault(f"{node.name} ({node.op})", [0, 0, 0, 0])
+            s = stats.setdefault(f"{node.name} ({node.op})", [0, 0, 0, 0])  # n, equal, max diff, unused
             s[0] += d.size
             s[1] += int((d == 0).sum())
             s[2] = max(s[2], int(d.max()))
-            if node.op == "AveragePool":  # differences off an exact .5 tie of the average
-                s[3] += int((d[~_pool_ties(g, node, feeds[node.inputs[0]])] != 0).sum())
     return stats
 
 
-def _pool_ties(g, node, x):
-    """Where the average of the window (zero point removed) is exactly k + 1/2 (2x2 windows,
-    no padding, as in this model): the spec rounds those away from zero, onnxruntime rounds
-    the average of the raw integers (zero point included) half to even."""
-    assert node.attrs["kernel_shape"] == [2, 2] and node.attrs["strides"] == [2, 2] and not node.attrs.get("pads")
-    zp = g.values[node.inputs[0]].quant.zero_points[0]
-    n, c, h, w = x.shape
-    total = (x.astype(np.int64) - zp).reshape(n, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5))
-    return total % 4 == 2
-
-
 @pytest.mark.parametrize("act", ["QInt8", "QUInt8"])
-def test_each_int8_op_matches_onnxruntime_within_one_lsb(quantized, act):
+def test_each_int8_op_equals_onnxruntime(quantized, act):
+    """Under the float32 rule every int8 op (Conv incl. depthwise, Add, Concat, AveragePool,
+    GlobalAveragePool, Gemm, MatMul, ...) equals onnxruntime's output exactly (the fixed-point
+    rule: 97-99.9% of Conv elements, 88% of AveragePool's)."""
+    g = mobconv.convert(quantized[("QDQ", act)]).graph
+    assert g.metadata.extra[qm.REQUANTIZE_KEY] == "float32"
     stats = per_op_agreement(quantized[("QDQ", act)])
-    assert len(stats) >= 12
-    for name, (n, equal, worst, off_tie) in stats.items():
-        assert worst <= 1, f"{name}: {worst} LSB from onnxruntime"
-        if "AveragePool" in name:  # measured 88% equal: every difference is a tie (see _pool_ties)
-            assert off_tie == 0 and equal / n >= 0.85, f"{name}: {equal}/{n} equal, {off_tie} off a tie"
-        else:
-            assert equal / n >= 0.97, f"{name}: only {equal}/{n} equal"
-    total = sum(s[0] for s in stats.values())
-    assert sum(s[1] for s in stats.values()) / total >= 0.99
+    assert len(stats) >= 13 and any("GlobalAveragePool" in name for name in stats)
+    for name, (n, equal, worst, _) in stats.items():
+        assert equal == n, f"{name}: {equal}/{n} equal, max {worst} LSB from onnxruntime"
 
 
 def end_to_end(path, n_inputs=32):
@@ -280,7 +270,7 @@ def end_to_end(path, n_inputs=32):
 def test_end_to_end_outputs_against_onnxruntime(quantized, fmt, act):
     n, within, worst = end_to_end(quantized[(fmt, act)])
     print(f"{fmt} {act}: {within}/{n} within 1 LSB, max {worst:.2f} LSB")
-    assert within / n >= MIN_WITHIN[fmt] and worst <= MAX_STEPS[fmt], (within, n, worst)
+    assert within / n >= MIN_WITHIN[fmt, act] and worst <= MAX_STEPS[fmt, act], (within, n, worst)
 
 
 @pytest.mark.parametrize("fmt,act", FORMATS)
@@ -354,13 +344,14 @@ def test_trained_resnet_matches_onnxruntime_on_999_per_mille(tmp_path, fmt, act)
     assert sum(node.op == "Add" and g.values[node.outputs[0]].quant is not None for node in g.nodes) == 3
 
 
-def test_trained_mobilenetv2_against_onnxruntime(tmp_path):
-    """The depthwise-separable net (17 ReLU6 = Clip folded into the output ranges, 25 Conv):
-    the 1-LSB requantization differences of onnxruntime's float arithmetic add up over 25
-    layers; measured 97.7% within 1 LSB, max 3 LSB, no argmax flip (64 images)."""
+def test_trained_mobilenetv2_matches_onnxruntime_on_999_per_mille(tmp_path):
+    """The depthwise-separable net (17 ReLU6 = Clip folded into the output ranges, 25 Conv),
+    computed with onnxruntime's float32 requantization rule (the imported model's metadata):
+    measured 100% within 1 LSB, no argmax flip (64 and 450 images; with the fixed-point rule
+    the near-tie differences added up over 25 layers: 96.8%, max 5 LSB)."""
     n, within, worst, flips, g = trained_agreement(tmp_path, "QDQ", "QInt8", net="mobilenetv2")
     print(f"digits MobileNetV2 QDQ QInt8: {within}/{n} within 1 LSB, max {worst:.2f} LSB, {flips} argmax flips")
-    assert within / n >= 0.96 and worst <= 4.0001 and flips == 0, (within, n, worst, flips)
+    assert within / n >= 0.999 and worst <= 1.0001 and flips == 0, (within, n, worst, flips)
     assert sum(node.op == "Conv" and node.attrs.get("group", 1) > 1 for node in g.nodes) >= 8  # depthwise int8
     assert all(g.values[node.outputs[0]].quant is not None for node in g.nodes if node.op == "Conv")
 
@@ -602,8 +593,12 @@ def test_qoperator_with_a_computed_scale_is_refused_by_name(tmp_path):
 # measured (see the module docstring and docs/quantization.md "Import"); onnxruntime's float
 # requantization and its pooling round differently from the fixed-point spec at near-ties,
 # and a 1-LSB difference in one layer moves the next by up to s_in * |w| * taps / s_out LSBs
-MIN_WITHIN = {"QDQ": 0.85, "QOperator": 0.95}
-MAX_STEPS = {"QDQ": 3.0001, "QOperator": 3.0001}
+# measured (32 inputs): 318/320 (max 2 LSB) for QDQ QInt8 (onnxruntime runs some of its layers
+# in float, see the docstring), 320/320 (0 LSB) for the others
+MIN_WITHIN = {("QDQ", "QInt8"): 0.99, ("QDQ", "QUInt8"): 0.999, ("QOperator", "QInt8"): 0.999,
+              ("QOperator", "QUInt8"): 0.999}
+MAX_STEPS = {("QDQ", "QInt8"): 2.0001, ("QDQ", "QUInt8"): 1.0001, ("QOperator", "QInt8"): 1.0001,
+             ("QOperator", "QUInt8"): 1.0001}
 
 
 if __name__ == "__main__":

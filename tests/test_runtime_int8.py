@@ -8,7 +8,9 @@ dtype's extremes, requantization multipliers above 1 and far below 2^-20, satura
 biases, odd kernel/stride/pad/dilation combinations, depthwise with a channel multiplier,
 broadcasting, differing Concat scales, ceil_mode / count_include_pad pools, linear Resize
 (whose 10-bit weights round), empty tensors. Unsupported quantized combinations must be
-refused when the model is loaded, naming the operator and the rule.
+refused when the model is loaded, naming the operator and the rule. The Conv/MatMul/Gemm/pool
+cases run again under the float32 requantization rule (metadata quantization.requantize,
+onnxruntime's arithmetic; `_FLOAT32`).
 """
 import math
 import shutil
@@ -44,6 +46,7 @@ def _qp(rng, dtype="int8", extreme=False, scale=None):
 
 
 _COLLECT = None  # a list while test_int8_cases_on_aarch64 gathers the cases instead of running them
+_FLOAT32 = False  # True: the graphs _single builds say quantization.requantize = float32
 
 
 def _check(g, feeds, threads=(1, 2)):
@@ -87,6 +90,8 @@ def _single(op, inputs, attrs, out_q, *, out_dtype=None, name="n1", n_out=1):
     outs = [f"y{i}" for i in range(n_out)]
     g.add_node(op, names, outs, attrs, name=name)
     g.outputs = outs
+    if _FLOAT32:
+        g.metadata.extra[qm.REQUANTIZE_KEY] = qm.FLOAT32
     infer_shapes(g)
     for o, q in zip(outs, out_q if isinstance(out_q, list) else [out_q] * n_out):
         if out_dtype:
@@ -588,6 +593,174 @@ def test_fixed_point_header_matches_quant_math(tmp_path):
     assert len(out) >= len(want) and not bad, bad[:5]
 
 
+# ---- the float32 requantization rule (onnxruntime's; docs/quantization.md section 2) ---------
+
+
+def _param_calls(fn) -> list:
+    """kwargs of every call pytest makes of `fn` (the cartesian product of its parametrize marks)."""
+    calls = [{}]
+    for m in [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]:
+        names = [n.strip() for n in m.args[0].split(",")]
+        calls = [dict(c, **dict(zip(names, v if len(names) > 1 else (v,)))) for c in calls for v in m.args[1]]
+    return calls
+
+
+def test_float32_rule_runs_every_conv_matmul_gemm_pool_case_bit_exact():
+    """Every Conv/MatMul/Gemm/pool case above again, the graph saying quantization.requantize =
+    float32: the runtime equals the oracle exactly (1 and 2 threads)."""
+    global _FLOAT32
+    _FLOAT32 = True
+    try:
+        for fn in (test_conv, test_conv_multipliers_above_one_and_tiny_per_tensor_weights,
+                   test_conv_bias_saturates_and_empty_batch, test_matmul, test_gemm, test_pools):
+            for kwargs in _param_calls(fn):
+                fn(**kwargs)
+    finally:
+        _FLOAT32 = False
+
+
+def test_float32_rule_ties_round_half_to_even():
+    """Hand-worked: s_x * s_w / s_y = 1 * 0.5 / 1, accumulators -5..5 (a 1x1 Conv of weight 1):
+    acc * 0.5 = -2.5, -2, ..., 2.5. fixed_point rounds ties toward +infinity (gemmlowp's high
+    multiply, shift 0): -2, -2, -1, -1, 0, 0, 1, 1, 2, 2, 3; float32 rounds them to even: -2, -2,
+    -2, -1, 0, 0, 0, 1, 2, 2, 2. With zero point 3 and a Relu range [3, 127] the clamp comes before the
+    rounding (the float domain) and gives the same integers as after it."""
+    global _FLOAT32
+    x = np.arange(-5, 6, dtype=np.int8).reshape(1, 1, 1, 11)
+    w = np.ones((1, 1, 1, 1), np.int8)
+    want = {False: [-2, -2, -1, -1, 0, 0, 1, 1, 2, 2, 3], True: [-2, -2, -2, -1, 0, 0, 0, 1, 2, 2, 2]}
+    try:
+        for f32 in (False, True):
+            _FLOAT32 = f32
+            g, feeds = _single("Conv", [("x", x, Q([1.0], [0]), False), ("w", w, Q([0.5], [0]), True)], {},
+                               Q([1.0], [0]))
+            np.testing.assert_array_equal(_check(g, feeds)["y0"].reshape(-1), want[f32])
+            g, feeds = _single("Conv", [("x", x, Q([1.0], [0]), False), ("w", w, Q([0.5], [0]), True)],
+                               {"activation": "Relu"}, Q([1.0], [3]))
+            np.testing.assert_array_equal(_check(g, feeds)["y0"].reshape(-1), np.maximum(np.add(want[f32], 3), 3))
+    finally:
+        _FLOAT32 = False
+
+
+def test_float32_rule_scale_is_formed_in_float32_in_onnxruntime_order():
+    """s_x = 0.1f, s_w = 0.3f, s_y = 0.7f: float32((0.1f * 0.3f) / 0.7f) differs from the double
+    product rounded once; an accumulator where the two scales give different integers shows the
+    float32 order (onnxruntime's QLinearConv: X_scale * W_scale[i] / Y_scale, all float)."""
+    s_x, s_w, s_y = np.float32(0.1), np.float32(0.3), np.float32(0.7)
+    f32 = qm.float32_scales(s_x, [s_w], s_y)[0]
+    f64 = np.float32(float(s_x) * float(s_w) / float(s_y))
+    assert f32 == np.float32((s_x * s_w) / s_y) and f32 != f64
+    acc = next(a for a in range(1, 1 << 24) if np.rint(np.float32(a) * f32) != np.rint(np.float32(a) * f64))
+    got = qm.requantize_float32(np.array([acc]), f32, 0, INT32_MIN, INT32_MAX)
+    assert int(got[0]) == int(np.rint(np.float32(acc) * f32))
+
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+@pytest.mark.parametrize("op", ["AveragePool", "GlobalAveragePool"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_float32_pools_requantize_to_other_parameters(op, dtype):
+    """Under the float32 rule an average pool may write other output parameters (onnxruntime's
+    QLinear(Global)AveragePool); the fixed_point rule refuses them on both sides."""
+    global _FLOAT32
+    rng = np.random.default_rng(61 + len(op) + len(dtype))
+    x = _rand(rng, (2, 3, 7, 8), dtype)
+    attrs = {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1], "ceil_mode": 1} \
+        if op == "AveragePool" else {}
+    xq = _qp(rng, dtype)
+    for yq in (_qp(rng, dtype, scale=float(xq.scales[0]) * 0.7), _qp(rng, dtype, True), xq):
+        try:
+            _FLOAT32 = True
+            g, feeds = _single(op, [("x", x, xq, False)], attrs, yq)
+        finally:
+            _FLOAT32 = False
+        _check(g, feeds)
+    g, feeds = _single(op, [("x", x, xq, False)], attrs, Q([float(xq.scales[0]) * 2], xq.zero_points))
+    with pytest.raises(MobconvError, match="must keep its input's dtype and per-tensor"):
+        ref_run(g, feeds)
+    if _COLLECT is None:
+        with pytest.raises(MobconvError, match="must keep its input's dtype and per-tensor"):
+            runtime.Interpreter(to_bytes(g)).close()
+
+
+def test_requantize_metadata_value_is_checked():
+    """An unknown quantization.requantize value is refused by the oracle and at load, naming the key."""
+    g, feeds = _single("Conv", [("x", np.zeros((1, 1, 2, 2), np.int8), Q([1.0], [0]), False),
+                                ("w", np.ones((1, 1, 1, 1), np.int8), Q([0.5], [0]), True)], {}, Q([1.0], [0]))
+    g.metadata.extra[qm.REQUANTIZE_KEY] = "float64"
+    with pytest.raises(MobconvError, match="quantization.requantize must be one of fixed_point, float32"):
+        ref_run(g, feeds)
+    with pytest.raises(MobconvError, match="quantization.requantize must be fixed_point or float32"):
+        runtime.Interpreter(to_bytes(g)).close()
+
+
+_FLOAT_REQUANT_MAIN = r"""
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include "cpu/reference/quant_float_requant.h"
+int main() {
+  char op;
+  while (std::scanf(" %c", &op) == 1) {
+    if (op == 'S') {  // S s_x s_w s_y (hex floats) -> the float32 scale's bits
+      float a, b, c;
+      if (std::scanf("%a %a %a", &a, &b, &c) != 3) return 1;
+      float r = mobrt::quant::float32_scale(a, b, c);
+      unsigned u;
+      std::memcpy(&u, &r, 4);
+      std::printf("%u\n", u);
+    } else if (op == 'R') {  // R acc scale zp lo hi
+      long long acc, zp, lo, hi;
+      float s;
+      if (std::scanf("%lld %a %lld %lld %lld", &acc, &s, &zp, &lo, &hi) != 5) return 1;
+      std::printf("%lld\n", static_cast<long long>(mobrt::quant::requantize_float32(acc, s, zp, lo, hi)));
+    }
+  }
+  return 0;
+}
+"""
+
+
+def test_float_requant_header_matches_quant_math(tmp_path):
+    """runtime/src/cpu/reference/quant_float_requant.h, compiled with contraction allowed
+    (-O3 -ffp-contract=fast, FMA where the host has it), equals quant_math's float32 rule on
+    random scales and accumulators and on exact and near ties (k + 1/2 and its neighbours)."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    assert cxx, "no C++ compiler"
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "f.cpp").write_text(_FLOAT_REQUANT_MAIN)
+    subprocess.run([cxx, "-std=c++17", "-O3", "-ffp-contract=fast", "-march=native",
+                    f"-I{root / 'runtime' / 'src'}", str(tmp_path / "f.cpp"), "-o", str(tmp_path / "f")], check=True)
+    rng = np.random.default_rng(93)
+    lines, want = [], []
+    for _ in range(500):
+        s = (10 ** rng.uniform(-4, 0, 3)).astype(np.float32)
+        lines.append("S " + " ".join(float(v).hex() for v in s))
+        want.append(str(int(qm.float32_scales(s[0], [s[1]], s[2])[0].view(np.uint32))))
+    cases = []
+    for _ in range(1500):
+        scale = np.float32(10 ** rng.uniform(-6, 0))
+        acc = int(rng.integers(-(1 << 31), 1 << 31)) >> int(rng.integers(0, 31))
+        cases.append((acc, scale))
+    for k in range(-40, 40):  # ties: acc * 2^-e = k + 1/2 exactly, and 1 ulp of scale either side
+        for e in (1, 3, 8):
+            acc = (2 * k + 1) << (e - 1)
+            s = np.float32(2.0 ** -e)
+            for sc in (s, np.nextafter(s, np.float32(0)), np.nextafter(s, np.float32(1))):
+                cases.append((acc, np.float32(sc)))
+    for acc, scale in cases:
+        zp, (lo, hi) = int(rng.integers(-128, 128)), ((-128, 127) if rng.random() < 0.8 else (INT32_MIN, INT32_MAX))
+        if not lo <= zp <= hi:
+            zp = 0
+        lines.append(f"R {acc} {float(scale).hex()} {zp} {lo} {hi}")
+        want.append(str(int(qm.requantize_float32(np.array([acc]), scale, zp, lo, hi)[0])))
+    out = subprocess.run([str(tmp_path / "f")], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    bad = [(l, w, g) for l, w, g in zip(lines, want, out) if w != g]
+    assert len(out) >= len(want) and not bad, bad[:5]
+
+
 # ---- the same cases on aarch64 (cross-compiled mobrt_run under qemu) --------------------------
 
 
@@ -603,16 +776,13 @@ def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
             fn = getattr(module, name)
             if not name.startswith("test_") or name in ("test_int8_cases_on_aarch64",
                                                          "test_fixed_point_header_matches_quant_math",
+                                                         "test_float_requant_header_matches_quant_math",
+                                                         "test_requantize_metadata_value_is_checked",
                                                          "test_unsupported_quantized_nodes_are_refused_at_load",
                                                          "test_hostile_quantization_parameters_are_refused_cleanly",
                                                          "test_conv_accumulator_overflow_is_an_error_on_both_sides"):
                 continue
-            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
-            calls = [{}]
-            for m in marks:  # the cartesian product of the parametrize marks
-                names = [n.strip() for n in m.args[0].split(",")]
-                calls = [dict(c, **dict(zip(names, v if len(names) > 1 else (v,)))) for c in calls for v in m.args[1]]
-            for kwargs in calls:
+            for kwargs in _param_calls(fn):
                 fn(**kwargs)
         cases = _COLLECT
     finally:

@@ -13,6 +13,13 @@ kernels must match it exactly. The primitives follow gemmlowp/TFLite:
 then the ops: quantize_linear / dequantize_linear (ONNX semantics, ties to even),
 and the int8 forms of Conv, MatMul/Gemm, Add, Mul, Concat, MaxPool, AveragePool.
 A quantized tensor's parameters are an `ir.QuantParams` (scales, zero_points, axis).
+
+A model carries its requantization rule in metadata `quantization.requantize`
+(docs/quantization.md section 2): "fixed_point" (the above, the default) or "float32"
+(onnxruntime/fbgemm/XNNPACK, set on imported ONNX QDQ/QOperator models):
+
+  requantize_float32(acc, scale, zp, lo, hi)  clamp(float32(acc) * scale) rounded half
+                                              to even, + zp (MlasRequantizeOutput)
 """
 from __future__ import annotations
 
@@ -138,6 +145,61 @@ def requantize(acc, real_multiplier, zero_point, lo, hi):
         raise MobconvError("int32 accumulator overflow: the sum of products does not fit in 32 bits")
     q, s = quantize_multipliers(real_multiplier)
     return np.clip(multiply_by_quantized_multiplier(acc, q, s) + int(zero_point), lo, hi)
+
+
+# ---- the float32 requantization rule (onnxruntime MLAS, fbgemm, XNNPACK) -------------------
+
+REQUANTIZE_KEY = "quantization.requantize"  # model metadata (graph.metadata.extra)
+FIXED_POINT, FLOAT32 = "fixed_point", "float32"
+REQUANTIZE_MODES = (FIXED_POINT, FLOAT32)
+
+
+def requantize_mode(graph) -> str:
+    """The requantization rule a graph's metadata names ("fixed_point" when absent);
+    any other value is refused, naming the key."""
+    extra = getattr(getattr(graph, "metadata", None), "extra", None) or {}
+    mode = extra.get(REQUANTIZE_KEY) or FIXED_POINT
+    if mode not in REQUANTIZE_MODES:
+        raise MobconvError(f"metadata {REQUANTIZE_KEY} must be one of {', '.join(REQUANTIZE_MODES)}, got {mode!r}")
+    return mode
+
+
+def float32_scales(s_x, s_w, s_y) -> np.ndarray:
+    """float32((float32(s_x) * float32(s_w[c])) / float32(s_y)): each operation one float32
+    rounding, in this order (onnxruntime's QLinearConv/QLinearMatMul output scales)."""
+    s_w = np.asarray(s_w, dtype=np.float32)
+    return (np.float32(s_x) * s_w) / np.float32(s_y)
+
+
+def requantize_float32(acc, scale, zero_point, lo, hi):
+    """onnxruntime's MlasRequantizeOutput: v = float32(acc) * scale (float32, acc an
+    int32 value incl. the bias), clamped to [float32(lo - zp), float32(hi - zp)], rounded
+    to the nearest integer with ties to even, + zp. `scale` (float32) broadcasts against
+    acc (per-channel)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        raise MobconvError("int32 accumulator overflow: the sum of products does not fit in 32 bits")
+    scale = np.asarray(scale, dtype=np.float32)
+    if not (np.isfinite(scale).all() and (scale >= 0).all()):
+        raise MobconvError(f"requantization scale must be a finite number >= 0, got {scale.reshape(-1).tolist()}")
+    zp = int(zero_point)
+    v = acc.astype(np.float32) * scale  # int32 -> float32 rounds to nearest even; float32 product
+    v = np.minimum(np.maximum(v, np.float32(lo - zp)), np.float32(hi - zp))
+    return np.rint(v).astype(np.int64) + zp
+
+
+def _requantize_out(acc, s_x, s_w, yq, lo, hi, mode: str, nd: int):
+    """The output of Conv/MatMul/Gemm under either rule; s_w per output channel, which
+    is axis 1 of acc when nd >= 0 (Conv: nd trailing spatial axes), else the last axis."""
+    zp_y = per_tensor(yq, "Y")[1]
+    shape = (-1,) + (1,) * nd if nd >= 0 else (-1,)
+    if mode == FLOAT32:
+        scale = float32_scales(s_x, s_w, per_tensor(yq, "Y")[0]).reshape(shape)
+        return requantize_float32(acc, scale, zp_y, lo, hi)
+    if mode != FIXED_POINT:
+        raise MobconvError(f"{REQUANTIZE_KEY} must be one of {', '.join(REQUANTIZE_MODES)}, got {mode!r}")
+    real = np.float64(s_x) * np.asarray(s_w, dtype=np.float32).astype(np.float64) / _out_scale(yq)
+    return requantize(acc, real.reshape(shape), zp_y, lo, hi)
 
 
 # ---- quantization parameters -------------------------------------------------------------
@@ -271,12 +333,14 @@ def _out_scale(qp: QuantParams) -> float:
     return float(np.float32(per_tensor(qp, "output")[0]))
 
 
-def conv(x, xq, w, wq, bias, yq, dtype="int8", *, activation="", activation_params=(), **attrs):
+def conv(x, xq, w, wq, bias, yq, dtype="int8", *, activation="", activation_params=(),
+         requantize="fixed_point", **attrs):
     """int8/uint8 Conv (grouped and depthwise included).
 
     acc[n, m, o] = bias[m] + sum (x - zp_x) * (w - zp_w[m]) over the window (padding
     contributes real zero, i.e. x = zp_x), exact in int32; then
-    y = requantize(acc, s_x * s_w[m] / s_y, zp_y, activation range). `attrs` are the
+    y = requantize(acc, s_x * s_w[m] / s_y, zp_y, activation range) (fixed point), or
+    requantize_float32 with float32_scales (requantize="float32"). `attrs` are the
     float Conv's (auto_pad, dilations, group, kernel_shape, pads, strides)."""
     xs = _zp_removed(x, xq, "Conv X")
     ws = _zp_removed(w, wq, "Conv W")
@@ -288,19 +352,19 @@ def conv(x, xq, w, wq, bias, yq, dtype="int8", *, activation="", activation_para
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64).reshape((m,) + (1,) * nd)
     s_x, _ = per_tensor(xq, "Conv X")
-    s_w = np.asarray(wq.scales, dtype=np.float32).astype(np.float64).reshape(-1)
+    s_w = np.asarray(wq.scales, dtype=np.float32).reshape(-1)
     if s_w.size not in (1, m):
         raise MobconvError(f"Conv W: {s_w.size} scales for {m} output channels")
-    real = np.float64(s_x) * s_w / _out_scale(yq)
     lo, hi = activation_range(activation, activation_params, yq, dtype)
-    y = requantize(acc, real.reshape((-1,) + (1,) * nd), per_tensor(yq, "Y")[1], lo, hi)
+    y = _requantize_out(acc, s_x, s_w, yq, lo, hi, requantize, nd)
     return y.astype(np.dtype(dtype))
 
 
-def matmul(a, aq, b, bq, yq, dtype="int8", bias=None, *, activation="", activation_params=()):
+def matmul(a, aq, b, bq, yq, dtype="int8", bias=None, *, activation="", activation_params=(),
+           requantize="fixed_point"):
     """int8/uint8 MatMul (numpy broadcasting of batch dims): acc = sum_k (a - zp_a) *
-    (b - zp_b[n]) (+ int32 bias[n]), y = requantize(acc, s_a * s_b[n] / s_y, zp_y, range).
-    B is per tensor or per column (its last axis)."""
+    (b - zp_b[n]) (+ int32 bias[n]), y = requantize(acc, s_a * s_b[n] / s_y, zp_y, range)
+    under the model's rule (see conv). B is per tensor or per column (its last axis)."""
     am = _zp_removed(a, aq, "MatMul A")
     bm = _zp_removed(b, bq, "MatMul B")
     acc = np.matmul(am, bm)
@@ -308,15 +372,15 @@ def matmul(a, aq, b, bq, yq, dtype="int8", bias=None, *, activation="", activati
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64).reshape(-1)
     s_a, _ = per_tensor(aq, "MatMul A")
-    s_b = np.asarray(bq.scales, dtype=np.float32).astype(np.float64).reshape(-1)
+    s_b = np.asarray(bq.scales, dtype=np.float32).reshape(-1)
     if s_b.size not in (1, n):
         raise MobconvError(f"MatMul B: {s_b.size} scales for {n} columns")
-    real = np.float64(s_a) * s_b / _out_scale(yq)
     lo, hi = activation_range(activation, activation_params, yq, dtype)
-    return requantize(acc, real, per_tensor(yq, "Y")[1], lo, hi).astype(np.dtype(dtype))
+    return _requantize_out(acc, s_a, s_b, yq, lo, hi, requantize, -1).astype(np.dtype(dtype))
 
 
-def gemm(a, aq, b, bq, c, yq, dtype="int8", *, transA=0, transB=0, activation="", activation_params=()):
+def gemm(a, aq, b, bq, c, yq, dtype="int8", *, transA=0, transB=0, activation="", activation_params=(),
+         requantize="fixed_point"):
     """int8 Gemm (alpha = beta = 1): matmul of A (or A^T) by B (or B^T) with the int32
     bias C per output column. Per-channel B scales are along the output-column axis
     (axis 1 of B, or 0 with transB)."""
@@ -325,7 +389,8 @@ def gemm(a, aq, b, bq, c, yq, dtype="int8", *, transA=0, transB=0, activation=""
         b = np.asarray(b).T
         if bq.axis is not None:
             bq = QuantParams(bq.scales, bq.zero_points, 1 - (bq.axis % 2))
-    return matmul(a, aq, b, bq, yq, dtype, c, activation=activation, activation_params=activation_params)
+    return matmul(a, aq, b, bq, yq, dtype, c, activation=activation, activation_params=activation_params,
+                  requantize=requantize)
 
 
 def add(a, aq, b, bq, yq, dtype="int8", *, activation="", activation_params=()):
@@ -386,18 +451,31 @@ def max_pool(x, xq, **attrs):
     return float_max_pool(np.asarray(x), **a)[0]
 
 
-def average_pool(x, xq, dtype="int8", **attrs):
+def average_pool(x, xq, dtype="int8", requantize="fixed_point", yq=None, **attrs):
     """int8 AveragePool, output parameters = X's: y = zp + round(sum(x - zp) / count) with
     ties away from zero (integer: (s + sign(s) * (count // 2)) / count truncated), padding
-    contributing real zero; count as the float op counts it (count_include_pad)."""
+    contributing real zero; count as the float op counts it (count_include_pad).
+    requantize="float32" (onnxruntime's QLinearAveragePool): each tap dequantized,
+    d = float32(s * (x - zp)), summed in float32 in row-major kernel order from 0.0
+    (padding adds +0.0), divided by float32(count), then
+    y = round_half_to_even(float32(float32(avg / s_y) + zp_y)), saturated; the output
+    parameters `yq` (default X's) may differ from X's under this rule."""
     a = dict(auto_pad="NOTSET", ceil_mode=0, dilations=[], pads=[], strides=[], count_include_pad=0)
     a.update(attrs)
     include = a.pop("count_include_pad")
-    _, zp = per_tensor(xq, "AveragePool X")
+    scale, zp = per_tensor(xq, "AveragePool X")
     xs = np.asarray(x, dtype=np.int64) - zp
+    if requantize == FLOAT32:
+        xs = np.float32(scale) * xs.astype(np.float32)
     view, kernel, strides, dilations, begin, end, out = _windows(xs, a, 0)
     nd = len(kernel)
-    total = view.sum(axis=tuple(range(2, 2 + nd)))
+    if requantize == FLOAT32:
+        flat = view.reshape(view.shape[:2] + (int(np.prod(kernel)),) + view.shape[2 + nd:])
+        total = np.zeros(flat.shape[:2] + flat.shape[3:], np.float32)
+        for t in range(flat.shape[2]):  # sequential float32 sum in tap order
+            total = total + flat[:, :, t]
+    else:
+        total = view.sum(axis=tuple(range(2, 2 + nd)))
     count = np.ones((), dtype=np.int64)
     for i in range(nd):
         size = x.shape[2 + i]
@@ -406,8 +484,13 @@ def average_pool(x, xq, dtype="int8", **attrs):
                 + np.arange(kernel[i])[None, :] * dilations[i])
         count = np.multiply.outer(count, ((taps >= lo) & (taps < hi)).sum(axis=1))
     count = np.maximum(count, 1)
-    half = np.where(total >= 0, count // 2, -(count // 2))
     lo, hi = qrange(dtype)
+    if requantize == FLOAT32:
+        s_y, zp_y = per_tensor(yq, "AveragePool Y") if yq is not None else (scale, zp)
+        avg = total / count.astype(np.float32)
+        r = np.rint((avg / np.float32(s_y)) + np.float32(zp_y)).astype(np.int64)
+        return np.clip(r, lo, hi).astype(np.dtype(dtype))
+    half = np.where(total >= 0, count // 2, -(count // 2))
     return np.clip(_trunc_div(total + half, count) + zp, lo, hi).astype(np.dtype(dtype))
 
 
@@ -423,42 +506,59 @@ _GEOMETRY = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"
 _POOL = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
 
 
-def _conv_node(args, qin, qout, attrs, dtypes):
+def _conv_node(args, qin, qout, attrs, dtypes, mode=FIXED_POINT):
     x, w, b, r = (list(args) + [None] * 4)[:4]
     if r is not None:
         raise MobconvError("a fused residual input R is not defined for a quantized Conv")
     return [conv(x, qin[0], w, qin[1], b, qout[0], dtypes[0], activation=attrs["activation"],
-                 activation_params=attrs["activation_params"], **{k: attrs[k] for k in _GEOMETRY})]
+                 activation_params=attrs["activation_params"], requantize=mode,
+                 **{k: attrs[k] for k in _GEOMETRY})]
 
 
-def _gemm_node(args, qin, qout, attrs, dtypes):
+def _gemm_node(args, qin, qout, attrs, dtypes, mode=FIXED_POINT):
     a, b, c = (list(args) + [None] * 3)[:3]
     if attrs["alpha"] != 1.0 or attrs["beta"] != 1.0:
         raise MobconvError("a quantized Gemm needs alpha = beta = 1 (fold them into the scales)")
     return [gemm(a, qin[0], b, qin[1], c, qout[0], dtypes[0], transA=attrs["transA"],
                  transB=attrs["transB"], activation=attrs["activation"],
-                 activation_params=attrs["activation_params"])]
+                 activation_params=attrs["activation_params"], requantize=mode)]
 
+
+# ops whose integer form depends on the model's requantization rule (called with it)
+MODE_DEPENDENT = frozenset({"Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool"})
 
 QUANTIZED = {
     "Conv": _conv_node,
     "Gemm": _gemm_node,
-    "MatMul": lambda args, qin, qout, attrs, dtypes: [matmul(
+    "MatMul": lambda args, qin, qout, attrs, dtypes, mode=FIXED_POINT: [matmul(
         args[0], qin[0], args[1], qin[1], qout[0], dtypes[0], activation=attrs["activation"],
-        activation_params=attrs["activation_params"])],
+        activation_params=attrs["activation_params"], requantize=mode)],
     "Add": lambda args, qin, qout, attrs, dtypes: [add(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
     "Mul": lambda args, qin, qout, attrs, dtypes: [mul(args[0], qin[0], args[1], qin[1], qout[0], dtypes[0])],
     "Concat": lambda args, qin, qout, attrs, dtypes: [concat(args, qin, qout[0], attrs["axis"], dtypes[0])],
-    "GlobalAveragePool": lambda args, qin, qout, attrs, dtypes: [global_average_pool(args[0], qin[0], dtypes[0])],
+    "GlobalAveragePool": lambda args, qin, qout, attrs, dtypes, mode=FIXED_POINT: [global_average_pool(
+        args[0], qin[0], dtypes[0], mode, qout[0])],
     "Relu": lambda args, qin, qout, attrs, dtypes: [relu(args[0], qin[0], qout[0], dtypes[0])],
-    "AveragePool": lambda args, qin, qout, attrs, dtypes: [average_pool(
-        args[0], qin[0], dtypes[0], count_include_pad=attrs["count_include_pad"],
+    "AveragePool": lambda args, qin, qout, attrs, dtypes, mode=FIXED_POINT: [average_pool(
+        args[0], qin[0], dtypes[0], mode, qout[0], count_include_pad=attrs["count_include_pad"],
         **{k: attrs[k] for k in _POOL})],
 }
 
 
-def global_average_pool(x, xq, dtype="int8"):
-    """int8 GlobalAveragePool: average_pool over the whole spatial extent."""
+def global_average_pool(x, xq, dtype="int8", requantize="fixed_point", yq=None):
+    """int8 GlobalAveragePool: average_pool over the whole spatial extent. requantize=
+    "float32" (onnxruntime's QLinearGlobalAveragePool): acc = sum(x - zp_x) (int32),
+    y = requantize_float32(acc, float32(s_x / float32(s_y * float32(count))), zp_y, range),
+    output parameters `yq` (default X's)."""
+    if requantize == FLOAT32:
+        s_x, zp = per_tensor(xq, "GlobalAveragePool X")
+        s_y, zp_y = per_tensor(yq, "GlobalAveragePool Y") if yq is not None else (s_x, zp)
+        nd = np.ndim(x) - 2
+        count = int(np.prod(np.shape(x)[2:]))
+        acc = (np.asarray(x, dtype=np.int64) - zp).sum(axis=tuple(range(2, 2 + nd)), keepdims=True)
+        lo, hi = qrange(dtype)
+        y = requantize_float32(acc, np.float32(s_x) / (np.float32(s_y) * np.float32(count)), zp_y, lo, hi)
+        return y.astype(np.dtype(dtype))
     return average_pool(x, xq, dtype, kernel_shape=list(np.shape(x)[2:]))
 
 
@@ -509,12 +609,12 @@ def _same_params(p: QuantParams, q: QuantParams) -> bool:
     return np.float32(p.scales[0]) == np.float32(q.scales[0]) and zp(p) == zp(q)
 
 
-def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> list:
+def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes, requantize=FIXED_POINT) -> list:
     """Outputs of `node` (a registry op) whose tensors are quantized: its integer
     reference, or the float reference for the element-moving ops, MaxPool, GlobalMaxPool,
     nearest Resize and Clip with quantized bounds (which select or clamp input elements,
     exactly, on integers) when the parameters pass through unchanged. Anything else is
-    refused, naming the node."""
+    refused, naming the node. `requantize` is the model's rule (`requantize_mode`)."""
     where = f"node {node.name!r} ({node.op})"
     if node.op in ("QuantizeLinear", "DequantizeLinear"):  # the boundaries: parameters are inputs
         return spec.run_reference(args, attrs)
@@ -526,10 +626,15 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes) -> l
             raise MobconvError(f"{where}: a quantized {node.op} needs quantization parameters on every "
                                f"input and output (missing on input {missing or 'none'} / an output)")
         if node.op in ("AveragePool", "GlobalAveragePool") and (
-                not _same_params(in_quant[0], out_quant[0]) or np.dtype(out_dtypes[0]) != np.asarray(args[0]).dtype):
+                np.dtype(out_dtypes[0]) != np.asarray(args[0]).dtype
+                or not (_same_params(in_quant[0], out_quant[0]) if requantize != FLOAT32
+                        else len(out_quant[0].scales) == 1)):
             raise MobconvError(f"{where}: a quantized {node.op} must keep its input's dtype and per-tensor "
-                               "quantization parameters on its output")
+                               "quantization parameters on its output (other output parameters need the "
+                               "float32 requantization rule)")
         try:
+            if node.op in MODE_DEPENDENT:
+                return fn(args, in_quant, out_quant, attrs, out_dtypes, requantize)
             return fn(args, in_quant, out_quant, attrs, out_dtypes)
         except MobconvError as exc:
             raise MobconvError(f"{where}: {exc}") from None

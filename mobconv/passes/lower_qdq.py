@@ -54,6 +54,20 @@ _ACTIVATIONS = ("Relu", "Clip")
 KEEP_FLOAT_KEY = "quantization.keep_float"  # metadata: JSON list of node names not lowered
 
 
+def mark_imported(graph) -> None:
+    """An imported quantized model (any QuantizeLinear/DequantizeLinear node or int8 tensor
+    with parameters: a QDQ or QOperator ONNX model) computes with the requantization rule
+    of the framework that quantized it: metadata `quantization.requantize` = "float32"
+    (onnxruntime, PyTorch fbgemm/qnnpack, XNNPACK; docs/quantization.md section 2) unless
+    the model already names one. Called by the ONNX frontend; our own quantizer's graphs
+    keep the default ("fixed_point")."""
+    if qm.REQUANTIZE_KEY in graph.metadata.extra:
+        return
+    if any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes) or any(
+            v.quant is not None for v in graph.values.values()):
+        graph.metadata.extra[qm.REQUANTIZE_KEY] = qm.FLOAT32
+
+
 def lower_qdq(graph):
     """Lower every DQ -> op -> Q pattern of `graph` to int8 ops (in place); returns `graph`."""
     _Lowering(graph).run()
@@ -172,6 +186,7 @@ class _Lowering:
         # nodes the quantizer was told to keep float (quantize/qdq.py records them): their
         # DQ -> op -> Q stays as it is even where the op has an integer rule
         self.keep_float = set(json.loads(graph.metadata.extra.get(KEEP_FLOAT_KEY) or "[]"))
+        self.mode = qm.requantize_mode(graph)  # the model's requantization rule
 
     # -- queries --
     def _integer_tensor_params(self) -> dict:
@@ -533,7 +548,11 @@ def _keep_params_rule(lw, node, attrs, plan) -> bool:
     if not _activation_input(lw, node, 0, plan, dtype):
         return False
     params = plan["quant"][plan["inputs"][0]]
-    if any(not same_params(params, p) or dt != dtype for _, p, dt in plan["outputs"]):
+    # under the float32 rule an average pool requantizes to other output parameters
+    # (onnxruntime's QLinear(Global)AveragePool); every other op keeps its input's
+    requant = node.op in ("AveragePool", "GlobalAveragePool") and lw.mode == qm.FLOAT32
+    if any((not same_params(params, p) and not (requant and len(p.scales) == 1)) or dt != dtype
+           for _, p, dt in plan["outputs"]):
         return False
     for i, name in enumerate(node.inputs[1:], start=1):
         if name and lw.dq_source(name) is not None and node.op != "Clip":

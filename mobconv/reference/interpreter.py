@@ -49,10 +49,11 @@ def _run_node(graph, node, spec, args, attrs) -> list:
     out_quant = [values[n].quant if n and n in values else None for n in node.outputs]
     if not any(q is not None for q in in_quant + out_quant):
         return spec.run_reference(args, attrs)
-    from ..ops.quant_math import run_quantized
+    from ..ops.quant_math import requantize_mode, run_quantized
 
     dtypes = [values[n].dtype if n and n in values else None for n in node.outputs]
-    return [np.asarray(o) for o in run_quantized(node, spec, args, attrs, in_quant, out_quant, dtypes)]
+    return [np.asarray(o) for o in run_quantized(node, spec, args, attrs, in_quant, out_quant, dtypes,
+                                                 requantize_mode(graph))]
 
 
 def run(

@@ -82,6 +82,9 @@ def _convert(model, source: str, raw: bytes, input_shapes) -> Graph:
         raise ConversionError(f"{source}: {exc}") from exc
     _fill_signature(graph, model)
     _fill_metadata(graph, model, opset, raw, input_shapes)
+    from ...passes.lower_qdq import mark_imported
+
+    mark_imported(graph)  # a quantized model keeps onnxruntime's requantization rule
     return graph
 
 

@@ -103,6 +103,7 @@ KernelContext Interpreter::MakeContext(int op, std::vector<TensorView>& in, std:
   ctx.state = state;
   ctx.pool = pool_.get();
   ctx.allow_fp16 = options_.allow_fp16;
+  ctx.requantize_float32 = model_.requantize_float32;
   ctx.scratch = scratch_;
   ctx.scratch_size = scratch_size_;
   return ctx;

@@ -207,6 +207,9 @@ struct KernelContext {
   size_t scratch_size = 0;
   ThreadPool* pool = nullptr;      // run only
   bool allow_fp16 = false;
+  // The model's requantization rule of int8 ops (metadata quantization.requantize,
+  // docs/quantization.md section 2): fixed point (default) or onnxruntime's float32.
+  bool requantize_float32 = false;
 
   int num_threads() const;
   // Splits [0, n) into at most num_threads() contiguous chunks and calls

@@ -515,6 +515,17 @@ Status Model::Parse() {
     metadata["source_framework"] = str(md->source_framework());
     metadata["source_sha256"] = str(md->source_sha256());
     metadata["min_runtime_version"] = str(md->min_runtime_version());
+    // the requantization rule of int8 ops (docs/quantization.md section 2)
+    for (size_t i = 0; md->extra() && i < md->extra()->size(); ++i) {
+      const fb::KeyValue* kv = md->extra()->Get(static_cast<flatbuffers::uoffset_t>(i));
+      if (str(kv->key()) != "quantization.requantize") continue;
+      std::string v = str(kv->value());
+      if (v != "fixed_point" && v != "float32")
+        return Checker{source}.fail("metadata quantization.requantize must be fixed_point or float32, got '" + v +
+                                    "'");
+      metadata["quantization.requantize"] = v;
+      requantize_float32 = v == "float32";
+    }
   }
   return Status::Ok();
 }

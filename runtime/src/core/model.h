@@ -44,6 +44,7 @@ class Model {
   std::vector<OpInfo> ops;
   std::vector<int> inputs, outputs;
   std::map<std::string, std::string> metadata;
+  bool requantize_float32 = false;   // metadata quantization.requantize == "float32"
   std::string source;                // file path or "<buffer>", for messages
   mutable std::string last_error;
 

@@ -204,9 +204,9 @@ def qlinear_concat(cx):
 @converter(MS + "QLinearAveragePool", MS + "QLinearGlobalAveragePool",
            ir=("AveragePool", "GlobalAveragePool", "QuantizeLinear", "DequantizeLinear"))
 def qlinear_pool(cx):
-    """QLinear(Global)AveragePool(X, x_s, x_zp, y_s, y_zp): the int8 pool when y keeps x's
-    parameters (its output keeps its input's, docs section 5); else float between a
-    DequantizeLinear and a QuantizeLinear (what onnxruntime computes: average, then round)."""
+    """QLinear(Global)AveragePool(X, x_s, x_zp, y_s, y_zp): the int8 pool, also when y has
+    other parameters than x (an imported model computes with the float32 requantization
+    rule, docs/quantization.md section 2, which is onnxruntime's arithmetic of these ops)."""
     op = cx.op_type[len("QLinear"):]
     known = {"channels_last"} | ({"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads",
                                   "strides"} if op == "AveragePool" else set())
@@ -218,14 +218,7 @@ def qlinear_pool(cx):
     _check_out_dtype(cx, 4, dtype)
     xq, yq = _params(cx, 1, 2, "x"), _params(cx, 3, 4, "y")
     x = _quantize(cx, 0, xq, "x")
-    if _same(xq, yq):
-        _emit_quantized(cx, op, [x], yq, attrs, dtype)
-        return
-    deq, pooled = cx.tmp("dequantized"), cx.tmp("pooled")
-    cx.emit("DequantizeLinear", [x, cx.input(1), cx.input(2)], [deq])
-    cx.emit(op, [deq], [pooled], attrs)
-    cx.emit("QuantizeLinear", [pooled, cx.input(3), cx.input(4)], [cx.outputs[0]])
-    cx.graph.values[cx.outputs[0]].quant = yq
+    _emit_quantized(cx, op, [x], yq, attrs, dtype)
 
 
 FLOAT_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly

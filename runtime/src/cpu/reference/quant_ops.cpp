@@ -24,6 +24,10 @@
 // sums are formed in int64 and an accumulator outside int32 is a run-time error,
 // as in the oracle. The rules and the constants they give (multipliers, ranges) are
 // quant_params.cpp's; the fixed-point primitives are quant_fixed_point.h's.
+// A model whose metadata says quantization.requantize = float32 (imported ONNX
+// QDQ/QOperator models; ctx.requantize_float32) requantizes Conv/MatMul/Gemm and
+// computes AveragePool/GlobalAveragePool with onnxruntime's float32 arithmetic
+// (quant_float_requant.h, docs/quantization.md section 2).
 #include "cpu/reference/quant_ops.h"
 
 #include <atomic>
@@ -96,7 +100,6 @@ Status run_conv(KernelContext& ctx) {
   ctx.parallel_for(n * m, [&](int64_t b, int64_t e, int) {
     for (int64_t nm = b; nm < e; ++nm) {
       int64_t ni = nm / m, mi = nm % m, gi = mi / mg;
-      const Multiplier& mult = rq.mult[rq.mult.size() == 1 ? 0 : mi];
       for (int64_t o0 = 0; o0 < O[0]; ++o0)
         for (int64_t o1 = 0; o1 < O[1]; ++o1)
           for (int64_t o2 = 0; o2 < O[2]; ++o2) {
@@ -123,7 +126,7 @@ Status run_conv(KernelContext& ctx) {
               overflow = true;
               acc = 0;
             }
-            store(y, nm * osz + (o0 * O[1] + o1) * O[2] + o2, quant::requantize(acc, mult, rq.zp, rq.lo, rq.hi));
+            store(y, nm * osz + (o0 * O[1] + o1) * O[2] + o2, rq.apply(acc, static_cast<size_t>(mi)));
           }
     }
   });
@@ -217,8 +220,7 @@ Status run_matmul(KernelContext& ctx) {
           overflow = true;
           acc = 0;
         }
-        const Multiplier& mult = rq.mult[rq.mult.size() == 1 ? 0 : j];
-        store(y, (bi * m + i) * n + j, quant::requantize(acc, mult, rq.zp, rq.lo, rq.hi));
+        store(y, (bi * m + i) * n + j, rq.apply(acc, static_cast<size_t>(j)));
       }
     }
   });
@@ -325,14 +327,15 @@ Status infer_avg(KernelContext& ctx) {
 }
 
 Status run_avg_pool(KernelContext& ctx) {
-  PerTensor xp;
-  Status s = avg_rules(ctx, &xp);
+  PerTensor xp, yp;
+  Status s = avg_rules(ctx, &xp, &yp);
   if (!s.ok()) return s;
   const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
   Window w;
   s = make_window(ctx, x, ctx.attrs->get_ints("kernel_shape"), ctx.attrs->get_int("ceil_mode", 0) != 0, &w);
   if (!s.ok()) return s;
   const bool include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
+  const bool float32 = ctx.requantize_float32;
   int64_t lo, hi;
   qrange(y.dtype, &lo, &hi);
   const int64_t* I = w.in;
@@ -353,6 +356,7 @@ Status run_avg_pool(KernelContext& ctx) {
               }
               count *= c;
             }
+            float ftotal = 0.f;  // float32 rule: dequantized taps summed in tap order
             for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
               int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
               if (i0 < 0 || i0 >= I[0]) continue;
@@ -362,11 +366,23 @@ Status run_avg_pool(KernelContext& ctx) {
                 for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
                   int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
                   if (i2 < 0 || i2 >= I[2]) continue;
-                  total += load(x, p * isz + (i0 * I[1] + i1) * I[2] + i2) - xp.zp;
+                  const int64_t v = load(x, p * isz + (i0 * I[1] + i1) * I[2] + i2) - xp.zp;
+                  if (float32) {
+                    ftotal = ftotal + quant::rounded_product(xp.scale, static_cast<float>(v));
+                  } else {
+                    total += v;
+                  }
                 }
               }
             }
-            int64_t v = rounded_mean(total, std::max<int64_t>(count, 1)) + xp.zp;
+            int64_t v;
+            if (float32) {
+              const float avg = ftotal / static_cast<float>(std::max<int64_t>(count, 1));
+              const float q = avg / yp.scale;
+              v = static_cast<int64_t>(std::nearbyint(q + static_cast<float>(yp.zp)));
+            } else {
+              v = rounded_mean(total, std::max<int64_t>(count, 1)) + xp.zp;
+            }
             store(y, p * osz + (o0 * O[1] + o1) * O[2] + o2, quant::clamp(v, lo, hi));
           }
   });
@@ -375,15 +391,25 @@ Status run_avg_pool(KernelContext& ctx) {
 
 Status run_global_pool(KernelContext& ctx) {
   const bool is_max = ctx.op_type == fb::OpType_GlobalMaxPool;
-  PerTensor xp;
+  PerTensor xp, yp;
   if (!is_max) {
-    Status s = avg_rules(ctx, &xp);
+    Status s = avg_rules(ctx, &xp, &yp);
     if (!s.ok()) return s;
   }
   const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
   const int64_t nc = x.dims[0] * x.dims[1], inner = nc ? x.numel() / nc : 0;
   int64_t lo, hi;
   qrange(y.dtype, &lo, &hi);
+  if (!is_max && ctx.requantize_float32) {  // onnxruntime's QLinearGlobalAveragePool
+    const float scale = xp.scale / (yp.scale * static_cast<float>(inner));
+    for (int64_t p = 0; p < nc; ++p) {
+      int64_t acc = 0;
+      for (int64_t j = 0; j < inner; ++j) acc += load(x, p * inner + j) - xp.zp;
+      if (!quant::fits_int32(acc)) return overflow_error(ctx);
+      store(y, p, quant::requantize_float32(acc, scale, yp.zp, lo, hi));
+    }
+    return Status::Ok();
+  }
   for (int64_t p = 0; p < nc; ++p) {
     int64_t acc = is_max ? lo : 0;
     for (int64_t j = 0; j < inner; ++j) {

@@ -149,7 +149,18 @@ Status out_requant(const KernelContext& ctx, float s_x, const TensorView& w, int
   r->zp = y.zp;
   s = activation_range(ctx, ctx.outputs[0], &r->lo, &r->hi);
   if (!s.ok()) return s;
-  r->mult.resize(static_cast<size_t>(w.quant->count == 1 ? 1 : channels));
+  const size_t count = static_cast<size_t>(w.quant->count == 1 ? 1 : channels);
+  if (ctx.requantize_float32) {
+    r->float32 = true;
+    r->fscale.resize(count);
+    for (size_t c = 0; c < count; ++c) {
+      r->fscale[c] = quant::float32_scale(s_x, w.quant->scales[c], y.scale);
+      if (!(std::isfinite(r->fscale[c]) && r->fscale[c] >= 0))
+        return refuse(ctx, "requantization scale " + std::to_string(r->fscale[c]) + " must be a finite number >= 0");
+    }
+    return Status::Ok();
+  }
+  r->mult.resize(count);
   for (size_t c = 0; c < r->mult.size(); ++c) {
     double real = static_cast<double>(s_x) * static_cast<double>(w.quant->scales[c]) / static_cast<double>(y.scale);
     s = multiplier(ctx, real, &r->mult[c]);
@@ -274,15 +285,20 @@ Status relu_rules(KernelContext& ctx, Rescale* r) {
 }
 
 // AveragePool / GlobalAveragePool: the output keeps X's parameters (and dtype).
-Status avg_rules(KernelContext& ctx, PerTensor* x) {
+Status avg_rules(KernelContext& ctx, PerTensor* x, PerTensor* y) {
   Status s = need_all_params(ctx);
   if (s.ok()) s = need_q8(ctx, ctx.inputs[0], "X");
   if (s.ok()) s = per_tensor(ctx, ctx.inputs[0], op_name(ctx) + " X", x);
   if (!s.ok()) return s;
-  if (!same_params(ctx.inputs[0], ctx.outputs[0]) || ctx.outputs[0].dtype != ctx.inputs[0].dtype)
+  const bool other_ok = ctx.requantize_float32 && ctx.outputs[0].quant && ctx.outputs[0].quant->count == 1;
+  if ((!same_params(ctx.inputs[0], ctx.outputs[0]) && !other_ok) || ctx.outputs[0].dtype != ctx.inputs[0].dtype)
     return refuse(ctx, "a quantized " + op_name(ctx) +
-                           " must keep its input's dtype and per-tensor quantization parameters on its output");
-  return Status::Ok();
+                           " must keep its input's dtype and per-tensor quantization parameters on its output "
+                           "(other output parameters need the float32 requantization rule)");
+  PerTensor out;
+  s = per_tensor(ctx, ctx.outputs[0], op_name(ctx) + " Y", &out);
+  if (s.ok() && y) *y = out;
+  return s;
 }
 
 Status resize_mode_rules(const KernelContext& ctx) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/reference/quant_fixed_point.h"
+#include "cpu/reference/quant_float_requant.h"
 #include "cpu/reference/ref.h"
 
 namespace mobrt {
@@ -56,10 +57,18 @@ struct PerTensor {
   int64_t zp = 0;
 };
 
-// Per-output-channel multipliers s_x * s_w[m] / s_y (double) and the output range.
+// Per-output-channel multipliers s_x * s_w[m] / s_y (double) and the output range;
+// under the model's float32 rule (ctx.requantize_float32) the float32 scales instead.
 struct OutRequant {
   std::vector<Multiplier> mult;
+  std::vector<float> fscale;  // float32 rule: quant::float32_scale(s_x, s_w[m], s_y)
+  bool float32 = false;
   int64_t zp = 0, lo = 0, hi = 0;
+  // Output channel c's value of int32 accumulator acc.
+  int64_t apply(int64_t acc, size_t c) const {
+    if (float32) return quant::requantize_float32(acc, fscale[fscale.size() == 1 ? 0 : c], zp, lo, hi);
+    return quant::requantize(acc, mult[mult.size() == 1 ? 0 : c], zp, lo, hi);
+  }
 };
 
 struct BinaryQ {
@@ -123,7 +132,8 @@ Status overflow_error(const KernelContext& ctx);
 // A weight quantized per tensor or per output channel along `axis` (`channels` scales).
 Status weight_params(const KernelContext& ctx, const TensorView& w, int axis, int64_t channels, const char* what);
 
-// Output 0's multipliers s_x * s_w[c] / s_y (one, or one per channel) and clamp range.
+// Output 0's multipliers s_x * s_w[c] / s_y (one, or one per channel) and clamp range;
+// the float32 scales instead when the model's rule is float32.
 Status out_requant(const KernelContext& ctx, float s_x, const TensorView& w, int64_t channels, OutRequant* r);
 
 // Conv: X/Y int8|uint8 per tensor, W per tensor or per output channel, int32 bias, no R.
@@ -142,8 +152,9 @@ Status rescale(const KernelContext& ctx, const PerTensor& x, const PerTensor& y,
 Status concat_rules(KernelContext& ctx, std::vector<Rescale>* rs);
 Status relu_rules(KernelContext& ctx, Rescale* r);
 
-// AveragePool / GlobalAveragePool: the output keeps X's parameters (and dtype).
-Status avg_rules(KernelContext& ctx, PerTensor* x);
+// AveragePool / GlobalAveragePool: the output keeps X's parameters (and dtype); under
+// the model's float32 rule the output may have other per-tensor parameters (*y).
+Status avg_rules(KernelContext& ctx, PerTensor* x, PerTensor* y = nullptr);
 
 // Resize: nearest or linear, no antialias, no tf_crop_and_resize.
 Status resize_mode_rules(const KernelContext& ctx);
