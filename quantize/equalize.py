@@ -425,12 +425,13 @@ def output_sqnr_db(ref: dict, got: dict) -> float:
 
 def equalize_for_quantization(graph, batches=None, *, per_tensor: bool, force: bool = False,
                               max_clip_fraction: float = 1e-4, min_float_sqnr: float = 40.0,
-                              max_samples: int = 256):
+                              max_samples: int = 64):
     """The quantizer's entry point: (graph to calibrate and quantize, EqualizeInfo).
 
     `force=False` is `equalize=None` (auto: `should_equalize`); `force=True` is
     `equalize=True`. A ReLU6 on a pair is rewritten to Relu where the calibration data
-    (the first `max_samples` samples of `batches`) never reach its upper bound; those
+    (the first `max_samples` samples of `batches`: up to 3 float runs each, a fraction of
+    calibration's cost) never reach its upper bound; those
     reaching it on at most `max_clip_fraction` of their outputs are rewritten too if the
     equalized float graph's outputs then stay within `min_float_sqnr` dB of the
     original's (one SQNR over all those samples: `info.float_sqnr_db`, measured either
