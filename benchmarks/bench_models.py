@@ -17,7 +17,8 @@ Models: `mobilenet_v2` (model_zoo recipe, width 1.0, 224x224), `resnet18` (zoo, 
 path to an .onnx file. LiteRT (`pip install ai-edge-litert`) runs when a .tflite of the
 same network sits next to the generated model (build/bench_models/<name>.tflite) or is
 given with --tflite NAME=PATH; otherwise it is skipped with a message.
-Numbers are reported, never asserted.
+Numbers are reported, never asserted. int8 (mobconv, onnxruntime QDQ, LiteRT) is
+benchmarks/bench_int8.py; `make bench` runs both.
 """
 from __future__ import annotations
 
