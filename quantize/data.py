@@ -40,6 +40,7 @@ the input and the rule broken.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -405,6 +406,15 @@ def _directory_source(path: str, specs, preprocessing, model_label, explicit_fil
         root, files = path, _list_files(path)
     arrays = [f for f in files if f.lower().endswith(ARRAY_EXTENSIONS)]
     images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    for rel in arrays + images:  # a FIFO or device would block or never end when read
+        full = os.path.join(root, rel)
+        try:
+            mode = os.stat(full).st_mode
+        except OSError:
+            continue  # a dangling link: reported as unreadable when read
+        if not stat.S_ISREG(mode):
+            raise CalibrationDataError(f"calibration file {full}: not a regular file (a FIFO, "
+                                       "socket or device); give .npy/.npz files or images")
     if arrays and images:
         raise CalibrationDataError(
             f"calibration directory {path} holds both arrays ({arrays[0]}) and images "

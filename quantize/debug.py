@@ -312,6 +312,11 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
     fgraph = _graph(float_model, "float_model")
     qgraph = _graph(quant_model, "quant_model")
     fsource = getattr(float_model, "source", None)
+    fquant = [v.name for v in fgraph.values.values() if v.quant is not None]
+    if fquant:  # e.g. the arguments swapped: an int8 reference gives no meaningful SQNR
+        raise UsageError(f"debug(): float_model {fsource or ''} is quantized (tensor "
+                         f"{fquant[0]!r} has int8 parameters): give the float model first, "
+                         "then the quantized one".replace("  ", " "))
     qsource = getattr(quant_model, "source", None)
     if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
         raise UsageError(f"debug(): num_samples must be a positive integer, got {num_samples!r}")

@@ -133,6 +133,18 @@ class FallbackReport:
         return "\n".join(lines)
 
 
+def _evaluated(evaluate, model) -> float:
+    """evaluate(model) as a float; anything but a real number is refused in one line."""
+    value = evaluate(model)
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise ArgumentError(f"evaluate() must return a number (a score, higher is better), "
+                            f"got {type(value).__name__} {str(value)[:40]!r}")
+    return float(value)
+
+
 def _check(max_sqnr_drop, min_sqnr, evaluate, max_drop, fallback):
     given = [n for n, v in (("max_sqnr_drop", max_sqnr_drop), ("min_sqnr", min_sqnr),
                             ("evaluate", evaluate)) if v is not None]
@@ -220,7 +232,7 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
             from mobconv.api import Model
 
             float_model = Model(float_model)  # evaluate() gets Models, as the user wrote it for
-        score_float = float(evaluate(float_model))
+        score_float = _evaluated(evaluate, float_model)
         if not math.isfinite(score_float):
             raise MobconvError(f"mixed precision: evaluate() returned {score_float} for the float model")
     else:
@@ -232,7 +244,7 @@ def fit_budget(float_model, build: Callable, data, *args, max_sqnr_drop=None, mi
 
     def score(model) -> float:
         if evaluate is not None:
-            return float(evaluate(model))
+            return _evaluated(evaluate, model)
         return output_sqnr(model)
 
     def meets(value: float) -> bool:

@@ -459,6 +459,13 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
 
     def own(name):
         if name not in ranges:
+            if ranges:  # calibrated, but never finite: the float model overflows on the data
+                from .data import CalibrationDataError
+
+                raise CalibrationDataError(
+                    f"tensor {name!r} has no finite value on the calibration data (the float "
+                    "model computes only NaN/Inf there), so it has no int8 range: check the "
+                    "data's scale, or exclude the nodes that produce and read it")
             raise MobconvError(f"insert_qdq: no calibration range for tensor {name!r} "
                                f"(read by a node being quantized)")
         return activation_params(*_lo_hi(ranges[name], name), symmetric=sym)

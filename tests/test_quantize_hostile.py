@@ -1,0 +1,86 @@
+"""The quantizer against hostile input: files that are not files, data the float model
+overflows on, swapped debug() arguments, a metric that returns no number. Each case
+was a hang, a traceback or an internal message before; now one line, the package's
+error types, nothing written."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mobconv
+from mobconv import quantize
+from mobconv.errors import ArgumentError, UsageError
+from mobconv.quantize.data import CalibrationDataError
+
+sys.path.insert(0, str(Path(__file__).parent))
+import quant_core_nets as nets  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qhostile")
+    path = nets.build_cnn(d / "cnn.onnx")
+    return d, mobconv.convert(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_calibration_fifo_refused_not_hang(cnn, tmp_path):
+    """A FIFO named like an .npy file in the calibration folder blocked the header read
+    forever (nobody writes to it); it is refused as not a regular file."""
+    d, _ = cnn
+    calib = tmp_path / "calib dir"
+    calib.mkdir()
+    np.save(calib / "a.npy", nets.samples(1)[0][nets.INPUT])
+    os.mkfifo(calib / "p.npy")
+    out = tmp_path / "out.mob"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mobconv.cli.main", "quantize",
+                               str(d / "cnn.onnx"), "-o", str(out), "--calib", str(calib), "-q"],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("mobconv quantize hung on a FIFO in the calibration folder")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "p.npy: not a regular file" in lines[0], proc.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_activation_overflow_is_a_data_error(cnn):
+    """Finite inputs the float model overflows on (Conv of 3e38 -> inf): every value of an
+    activation is NaN/Inf, so it has no range; this was the internal 'insert_qdq: no
+    calibration range' error, now a CalibrationDataError naming the tensor."""
+    _, model = cnn
+    data = [{nets.INPUT: np.full(nets.SHAPE, 3e38, np.float32)}]
+    with pytest.raises(CalibrationDataError) as exc:
+        quantize.quantize(model, data, progress=False, bias_correction=False)
+    msg = str(exc.value)
+    assert "\n" not in msg and "no finite value on the calibration data" in msg
+    assert "insert_qdq" not in msg
+
+
+def test_debug_swapped_models_refused(cnn):
+    """debug(quantized, float, ...) raised OverflowError deep in a reference op."""
+    _, model = cnn
+    data = nets.samples(2)
+    q = quantize.quantize(model, data, progress=False)
+    with pytest.raises(UsageError) as exc:
+        quantize.debug(q, model, data)
+    assert "float_model" in str(exc.value) and "is quantized" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_evaluate_returning_non_number(cnn):
+    """evaluate() returning a string gave float()'s bare ValueError."""
+    _, model = cnn
+    with pytest.raises(ArgumentError) as exc:
+        quantize.quantize(model, nets.samples(2), progress=False, bias_correction=False,
+                          evaluate=lambda m: "good", max_drop=0.1)
+    assert "evaluate() must return a number" in str(exc.value)
+    # a 0-d/1-element numpy score is a number
+    q = quantize.quantize(model, nets.samples(2), progress=False, bias_correction=False,
+                          evaluate=lambda m: np.array([1.0]), max_drop=0.1)
+    assert q.graph.metadata.extra["quantization.scheme"] == "int8"
