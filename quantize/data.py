@@ -338,6 +338,9 @@ class _FileSource:
         except CalibrationDataError:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, ValueError) and "pickled" in str(exc):  # numpy's last guess
+                self._unreadable(rel, "neither an .npy nor an .npz (zip) file, or pickled "
+                                 "Python objects, which are not loaded")
             self._unreadable(rel, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
     def _image(self, rel: str, path: str) -> dict:

@@ -84,3 +84,47 @@ def test_evaluate_returning_non_number(cnn):
     q = quantize.quantize(model, nets.samples(2), progress=False, bias_correction=False,
                           evaluate=lambda m: np.array([1.0]), max_drop=0.1)
     assert q.graph.metadata.extra["quantization.scheme"] == "int8"
+
+
+def _cli(capsys, *args):
+    from mobconv.cli.main import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_output_into_calibration_data_refused(cnn, tmp_path, capsys):
+    """-o calib/s1.npy replaced a calibration sample with the .mob (and the next run read
+    it as data); the --calib file itself is an input like the model."""
+    d, _ = cnn
+    calib = tmp_path / "calib"
+    (calib / "sub").mkdir(parents=True)
+    for i, feeds in enumerate(nets.samples(2)):
+        np.save(calib / f"s{i}.npy", feeds[nets.INPUT])
+    before = (calib / "s1.npy").read_bytes()
+    for out, calib_arg in [(calib / "s1.npy", calib), (calib / "sub" / "new.NPZ", calib),
+                           (calib / "s0.npy", calib / "s0.npy")]:
+        code, stdout, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", out, "--calib",
+                                    calib_arg, "-q")
+        assert code == 2, (out, stdout)
+        assert len(stderr.strip().splitlines()) == 1 and f"-o {out}:" in stderr
+    assert (calib / "s1.npy").read_bytes() == before
+    assert sorted(p.name for p in calib.rglob("*")) == ["s0.npy", "s1.npy", "sub"]
+    # a .mob next to the data is not a calibration file
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", calib / "m.mob", "--calib",
+                           calib, "-q")
+    assert code == 0, stderr
+
+
+def test_garbage_npz_message(cnn, tmp_path, capsys):
+    """A file named .npz that is no zip got numpy's 'contains pickled (object) data'."""
+    d, _ = cnn
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "bad.npz").write_bytes(b"xx")
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", tmp_path / "o.mob",
+                           "--calib", calib, "-q")
+    assert code == 2
+    assert "bad.npz: cannot be read (neither an .npy nor an .npz" in stderr
+    assert "allow_pickle" not in stderr and not (tmp_path / "o.mob").exists()

@@ -8,7 +8,7 @@ from .. import api
 from ..errors import MobconvError, UsageError
 from ..summary import human_bytes
 from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
-from .onnx2mob import check_output_path
+from .onnx2mob import check_output_path, onnx_external_files
 
 EPILOG = """\
 examples:
@@ -154,7 +154,28 @@ def _check_paths(args, framework: str, sources: list, output: str) -> None:
         target = args.report if os.path.isdir(args.report) else parent
         if not os.access(target, os.W_OK):
             raise MobconvError(f"--report {args.report}: directory {target} is not writable")
-    check_output_path(output, sources)
+    inputs = list(sources)
+    if framework == "onnx" and output and os.path.lexists(output):  # only an existing file can be one
+        inputs += onnx_external_files(args.model)
+    if args.calib:
+        if os.path.isdir(args.calib):
+            _check_outside_calibration(output, args.calib)
+        else:
+            inputs.append(args.calib)
+    check_output_path(output, inputs)
+
+
+def _check_outside_calibration(output: str, calib: str) -> None:
+    """-o must not write a file the --calib folder is read for: it would replace a
+    calibration sample (or add one to the next run's data)."""
+    from ..quantize.data import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS
+
+    if not output or not output.lower().endswith(ARRAY_EXTENSIONS + IMAGE_EXTENSIONS):
+        return
+    root = os.path.join(os.path.realpath(calib), "")
+    if os.path.realpath(output).startswith(root):
+        raise UsageError(f"-o {output}: is a calibration file of --calib {calib} (the output "
+                         "would replace or add a calibration sample); choose another output path")
 
 
 def _load(args, framework: str, shapes):
