@@ -80,6 +80,15 @@ def modernized(model):
     return model
 
 
+def convert(name: str, model, out_dir: Path) -> Path:
+    """bench_models.convert (float .mob, default passes) writing into out_dir."""
+    saved, bm.OUT = bm.OUT, out_dir
+    try:
+        return bm.convert(name, model)
+    finally:
+        bm.OUT = saved
+
+
 def calibration(in_name: str, shape: tuple, samples: int) -> list:
     rng = np.random.default_rng(1)
     return [{in_name: rng.standard_normal(shape).astype(np.float32)} for _ in range(samples)]
@@ -241,7 +250,6 @@ def main(argv=None) -> int:
     rounds = max(1, args.rounds)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bm.OUT = out_dir  # bm.convert writes there
     tflites = dict(t.split("=", 1) for t in args.tflite_int8)
     litert_msg = bm.litert_available()
     if litert_msg:
@@ -252,7 +260,7 @@ def main(argv=None) -> int:
     for spec in models:
         name, model = bm.build_onnx(spec)
         model = modernized(model)  # every variant runs this same network
-        mob = bm.convert(name, model)
+        mob = convert(name, model, out_dir)
         in_name, x = bm.fixed_input(model)
         calib = calibration(in_name, x.shape, args.calib_samples)
         float_onnx = out_dir / f"{name}.onnx"
