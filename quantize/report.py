@@ -128,6 +128,9 @@ def to_json(report) -> dict:
             "outputs": outputs, "layers": layers}
 
 
+REPORT_FILES = ("table.txt", "report.json", "sqnr.png", "histograms.png")  # what write_report writes
+
+
 def write_report(report, directory) -> list:
     """Write table.txt, report.json, sqnr.png, histograms.png into `directory` (created)."""
     directory = os.fspath(directory)

@@ -128,3 +128,24 @@ def test_garbage_npz_message(cnn, tmp_path, capsys):
     assert code == 2
     assert "bad.npz: cannot be read (neither an .npy nor an .npz" in stderr
     assert "allow_pickle" not in stderr and not (tmp_path / "o.mob").exists()
+
+
+def test_report_collisions_refused_before_writing(cnn, tmp_path, capsys):
+    """--report DIR with a directory where table.txt goes failed after the model was
+    written (exit 1, model left behind); -o DIR/report.json was overwritten by the report."""
+    d, _ = cnn
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "s0.npy", nets.samples(1)[0][nets.INPUT])
+    rep = tmp_path / "rep"
+    (rep / "table.txt").mkdir(parents=True)
+    out = tmp_path / "o.mob"
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", out, "--calib", calib,
+                           "--report", rep, "-q")
+    assert code == 2 and "table.txt exists and is not a regular file" in stderr
+    assert not out.exists()
+    (rep / "table.txt").rmdir()
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", rep / "report.json",
+                           "--calib", calib, "--report", rep, "-q")
+    assert code == 2 and "is the report's report.json" in stderr
+    assert list(rep.iterdir()) == []

@@ -154,6 +154,16 @@ def _check_paths(args, framework: str, sources: list, output: str) -> None:
         target = args.report if os.path.isdir(args.report) else parent
         if not os.access(target, os.W_OK):
             raise MobconvError(f"--report {args.report}: directory {target} is not writable")
+        from ..quantize.report import REPORT_FILES
+
+        for name in REPORT_FILES:  # found now, not after the model is written
+            path = os.path.join(args.report, name)
+            if os.path.lexists(path) and not os.path.isfile(path):
+                raise UsageError(f"--report {args.report}: {path} exists and is not a regular "
+                                 "file (the report writes it)")
+            if output and os.path.realpath(output) == os.path.realpath(path):
+                raise UsageError(f"-o {output}: is the report's {name} (--report "
+                                 f"{args.report} writes it); choose another output path")
     inputs = list(sources)
     if framework == "onnx" and output and os.path.lexists(output):  # only an existing file can be one
         inputs += onnx_external_files(args.model)
