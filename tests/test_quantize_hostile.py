@@ -149,3 +149,16 @@ def test_report_collisions_refused_before_writing(cnn, tmp_path, capsys):
                            "--calib", calib, "--report", rep, "-q")
     assert code == 2 and "is the report's report.json" in stderr
     assert list(rep.iterdir()) == []
+
+
+def test_model_argument_directory_or_unknown_extension(cnn, tmp_path, capsys):
+    """A directory or an unknown extension as the model gave the Python API's advice
+    'pass framework=...', which the command line has no way to follow."""
+    d, _ = cnn
+    weird = tmp_path / "model.bin"
+    weird.write_bytes((d / "cnn.onnx").read_bytes())
+    for model, expected in [(tmp_path, "is a directory"), (weird, "cannot tell the source framework")]:
+        code, _, stderr = _cli(capsys, "quantize", model, "--scheme", "fp16", "-o", tmp_path / "o.mob")
+        assert code == 2 and expected in stderr, stderr
+        assert "framework=" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.mob").exists()

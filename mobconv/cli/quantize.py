@@ -127,7 +127,16 @@ def _framework(args) -> str:
                          f".prototxt (the model is {path})")
     if ext == ".mob":
         return "mob"
-    return api.detect_framework(path) if ext != ".pb" else "onnx"
+    if ext == ".pb":
+        return "onnx"
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory (give a model file: a .mob, a .onnx, or a "
+                         "Caffe .prototxt followed by its .caffemodel)")
+    try:
+        return api.detect_framework(path)
+    except UsageError as exc:  # the API's advice is a Python keyword
+        raise UsageError(str(exc).replace("; pass framework=...",
+                                          " (give a .mob, a .onnx or a Caffe .prototxt)")) from None
 
 
 def _check_paths(args, framework: str, sources: list, output: str) -> None:
