@@ -226,8 +226,10 @@ class CalibrationData:
         for spec in self.specs:
             if spec.name not in feeds:
                 self._fail(label, f"missing input {spec.name!r} (model inputs: {', '.join(names)})")
+            raw = feeds[spec.name]
             try:
-                arr = _feeds.as_input_array(feeds[spec.name], spec.dtype, spec.name)
+                with np.errstate(over="ignore"):  # float64 beyond float32: reported below
+                    arr = _feeds.as_input_array(raw, spec.dtype, spec.name)
             except ArgumentError as exc:
                 self._fail(label, str(exc))
             if arr.dtype == object:
@@ -245,9 +247,14 @@ class CalibrationData:
                     bad = np.argwhere(~finite)
                     first = tuple(int(i) for i in bad[0])
                     value = arr[first]
+                    given = raw[first] if isinstance(raw, np.ndarray) and raw.shape == arr.shape \
+                        and raw.dtype.kind == "f" else value
+                    why = f"first {value} at index {list(first)}"
+                    if np.isfinite(given):
+                        why = (f"first {float(given):g} at index {list(first)} is beyond "
+                               f"{arr.dtype}'s range")
                     self._fail(label, f"input {spec.name!r} has {len(bad)} NaN/Inf value(s) "
-                                      f"(first {value} at index {list(first)}): calibration data "
-                                      "must be finite")
+                                      f"({why}): calibration data must be finite")
             out[spec.name] = np.ascontiguousarray(arr)
         return out
 

@@ -162,3 +162,18 @@ def test_model_argument_directory_or_unknown_extension(cnn, tmp_path, capsys):
         assert code == 2 and expected in stderr, stderr
         assert "framework=" not in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.mob").exists()
+
+
+def test_float64_beyond_float32_named(cnn):
+    """float64 data beyond float32's range became inf in the cast with a bare numpy
+    'overflow encountered in cast' warning and 'first inf' (a value not in the file)."""
+    import warnings
+
+    _, model = cnn
+    x = nets.samples(1)[0][nets.INPUT].astype(np.float64)
+    x[0, 1, 2, 3] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CalibrationDataError) as exc:
+            quantize.quantize(model, [{nets.INPUT: x}], progress=False)
+    assert "first 1e+300 at index [0, 1, 2, 3] is beyond float32's range" in str(exc.value)
