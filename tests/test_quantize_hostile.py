@@ -177,3 +177,24 @@ def test_float64_beyond_float32_named(cnn):
         with pytest.raises(CalibrationDataError) as exc:
             quantize.quantize(model, [{nets.INPUT: x}], progress=False)
     assert "first 1e+300 at index [0, 1, 2, 3] is beyond float32's range" in str(exc.value)
+
+
+def test_num_samples_limits_the_report_of_fp16(cnn, tmp_path, capsys):
+    """`--scheme fp16 --calib DIR --report R` is allowed (the data feed the report), but
+    --num-samples, which limits exactly that data, was refused as unused."""
+    d, _ = cnn
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, feeds in enumerate(nets.samples(4)):
+        np.save(calib / f"s{i}.npy", feeds[nets.INPUT])
+    rep = tmp_path / "rep"
+    code, stdout, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "--scheme", "fp16", "-o",
+                                tmp_path / "o.mob", "--calib", calib, "--report", rep,
+                                "--num-samples", "2", "-q")
+    assert code == 0, stderr
+    assert "argmax flips 0/2" in stdout  # 2 samples of batch 1 reached the report
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "--scheme", "fp16", "-o",
+                           tmp_path / "p.mob", "--calib", calib, "--report", rep,
+                           "--num-samples", "0", "-q")
+    assert code == 2 and "--num-samples 0 must be a positive integer" in stderr
+    assert not (tmp_path / "p.mob").exists()

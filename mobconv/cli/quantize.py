@@ -101,13 +101,16 @@ def _config(args):
     exclude = [name.strip() for item in args.exclude for name in item.split(",") if name.strip()]
     # with --report, the data of a scheme without calibration is the report's
     uses_calib = args.calib is not None and (args.scheme == "int8" or not args.report)
+    if args.num_samples is not None and args.num_samples < 1:  # also when only the report reads
+        raise UsageError(f"--num-samples {args.num_samples} must be a positive integer, e.g. 200")
     return QuantConfig.create(
         scheme=args.scheme, method=args.method, per_tensor=args.per_tensor,
         symmetric_activations=args.symmetric_activations, io_dtype=args.io_dtype,
         percentile=args.percentile, equalize=False if args.no_equalize else None,
         bias_correction=False if args.no_bias_correction else None, exclude=exclude,
         max_sqnr_drop=args.max_sqnr_drop, min_sqnr=args.min_sqnr,
-        progress=False if args.quiet else None, num_samples=args.num_samples,
+        progress=False if args.quiet else None,
+        num_samples=args.num_samples if uses_calib or not args.report else None,  # else the report's
         calibration_given=uses_calib, names=CLI_NAMES, where="")
 
 
