@@ -318,8 +318,11 @@ def debug(float_model, quant_model, data, *, ranges=None, report_dir=None,
                          f"{fquant[0]!r} has int8 parameters): give the float model first, "
                          "then the quantized one".replace("  ", " "))
     qsource = getattr(quant_model, "source", None)
-    if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
+    if num_samples is not None and (isinstance(num_samples, (bool, np.bool_))
+                                    or not isinstance(num_samples, (int, np.integer))
+                                    or num_samples < 1):
         raise UsageError(f"debug(): num_samples must be a positive integer, got {num_samples!r}")
+    num_samples = None if num_samples is None else int(num_samples)
     fgraph_out = fgraph  # the user's float model: the reference of the graph outputs
     fgraph = aligned_float_graph(fgraph, qgraph)  # what the quantizer quantized: per-layer reference
     qmap = match_tensors(fgraph, qgraph)

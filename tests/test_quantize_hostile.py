@@ -198,3 +198,15 @@ def test_num_samples_limits_the_report_of_fp16(cnn, tmp_path, capsys):
                            "--num-samples", "0", "-q")
     assert code == 2 and "--num-samples 0 must be a positive integer" in stderr
     assert not (tmp_path / "p.mob").exists()
+
+
+def test_debug_num_samples_like_quantize(cnn):
+    """quantize() takes num_samples=np.int64(2) and refuses True; debug() refused the
+    first and let the second through to a message without 'debug()'."""
+    _, model = cnn
+    data = nets.samples(3)
+    q = quantize.quantize(model, data, progress=False, num_samples=np.int64(2))
+    report = quantize.debug(model, q, data, num_samples=np.int64(2), progress=False)
+    assert "2 sample(s)" in report.table().splitlines()[0]
+    with pytest.raises(UsageError, match=r"^debug\(\): num_samples must be a positive integer"):
+        quantize.debug(model, q, data, num_samples=True)
