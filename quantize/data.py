@@ -348,6 +348,9 @@ class _FileSource:
             if isinstance(exc, ValueError) and "pickled" in str(exc):  # numpy's last guess
                 self._unreadable(rel, "neither an .npy nor an .npz (zip) file, or pickled "
                                  "Python objects, which are not loaded")
+            if isinstance(exc, ValueError) and "mmap length is greater" in str(exc):
+                self._unreadable(rel, "truncated: the file is shorter than the array its .npy "
+                                 "header declares")
             self._unreadable(rel, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
     def _image(self, rel: str, path: str) -> dict:

@@ -128,6 +128,15 @@ def test_garbage_npz_message(cnn, tmp_path, capsys):
     assert code == 2
     assert "bad.npz: cannot be read (neither an .npy nor an .npz" in stderr
     assert "allow_pickle" not in stderr and not (tmp_path / "o.mob").exists()
+    # an .npy cut short got numpy's 'mmap length is greater than file size'
+    (calib / "bad.npz").unlink()
+    np.save(calib / "cut.npy", np.zeros((2,) + nets.SHAPE[1:], np.float32))
+    data = (calib / "cut.npy").read_bytes()
+    (calib / "cut.npy").write_bytes(data[:-100])
+    code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", tmp_path / "o.mob",
+                           "--calib", calib, "-q")
+    assert code == 2 and "cut.npy: cannot be read (truncated" in stderr, stderr
+    assert not (tmp_path / "o.mob").exists()
 
 
 def test_report_collisions_refused_before_writing(cnn, tmp_path, capsys):
