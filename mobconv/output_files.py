@@ -115,6 +115,9 @@ def check_output(path, inputs=(), option: str = "-o") -> str:
     if st is None and os.path.islink(path):
         raise MobconvError(f"cannot write {path}: is a symbolic link to {os.readlink(path)}, "
                            "which does not exist (remove the link or point it at a file)")
+    if st is None and path.endswith((os.sep, os.altsep or os.sep)):  # realpath drops the '/'
+        raise MobconvError(f"cannot write {path}: names a directory, which does not exist "
+                           "(give a file name such as model.mob)")
     for source in inputs:
         how = _same_file(path, target, st, os.fspath(source))
         if how is not None:

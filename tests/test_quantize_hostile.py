@@ -219,3 +219,15 @@ def test_debug_num_samples_like_quantize(cnn):
     assert "2 sample(s)" in report.table().splitlines()[0]
     with pytest.raises(UsageError, match=r"^debug\(\): num_samples must be a positive integer"):
         quantize.debug(model, q, data, num_samples=True)
+
+
+def test_output_with_trailing_slash_refused_before_work(cnn, tmp_path, capsys):
+    """-o newdir/ passed the output check (realpath drops the '/'), the model was saved
+    as the file 'newdir', and then the summary failed: exit 1 with a file left behind."""
+    d, _ = cnn
+    out = f"{tmp_path / 'newdir'}/"
+    code, stdout, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "--scheme", "fp16", "-o", out)
+    assert code == 1 and stdout == ""
+    assert stderr.strip() == (f"mobconv: error: cannot write {out}: names a directory, which does "
+                              "not exist (give a file name such as model.mob)")
+    assert list(tmp_path.iterdir()) == []
