@@ -231,3 +231,19 @@ def test_output_with_trailing_slash_refused_before_work(cnn, tmp_path, capsys):
     assert stderr.strip() == (f"mobconv: error: cannot write {out}: names a directory, which does "
                               "not exist (give a file name such as model.mob)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_inside_calibration_folder_refused(cnn, tmp_path, capsys):
+    """--report DIR equal to (or under) the --calib folder wrote table.txt, report.json
+    and two PNGs among the samples: the next run saw 'both arrays and images' (or, for
+    an image folder, calibrated on the plots)."""
+    d, _ = cnn
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "s0.npy", nets.samples(1)[0][nets.INPUT])
+    for rep in (calib, calib / "rep"):
+        code, _, stderr = _cli(capsys, "quantize", d / "cnn.onnx", "-o", tmp_path / "o.mob",
+                               "--calib", calib, "--report", rep, "-q")
+        assert code == 2 and f"--report {rep}: is inside --calib {calib}" in stderr, stderr
+    assert sorted(p.name for p in calib.iterdir()) == ["s0.npy"]
+    assert not (tmp_path / "o.mob").exists()

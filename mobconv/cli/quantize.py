@@ -166,6 +166,11 @@ def _check_paths(args, framework: str, sources: list, output: str) -> None:
         target = args.report if os.path.isdir(args.report) else parent
         if not os.access(target, os.W_OK):
             raise MobconvError(f"--report {args.report}: directory {target} is not writable")
+        calib_dir = os.path.join(os.path.realpath(args.calib), "")
+        if os.path.isdir(args.calib) and \
+                os.path.join(os.path.realpath(args.report), "").startswith(calib_dir):
+            raise UsageError(f"--report {args.report}: is inside --calib {args.calib} (its PNG "
+                             "plots would be read as calibration images); choose another directory")
         from ..quantize.report import REPORT_FILES
 
         for name in REPORT_FILES:  # found now, not after the model is written
