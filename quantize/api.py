@@ -76,6 +76,10 @@ def as_model(model) -> Model:
         path = os.fsdecode(os.fspath(model))
         if path.lower().endswith(".mob"):
             return load(path)
+        if path.lower().endswith((".prototxt", ".caffemodel")):  # two files: convert() takes both
+            raise ArgumentError(f"quantize(): {path}: a Caffe model is two files; convert it "
+                                "first: model = mobconv.convert('deploy.prototxt', "
+                                "caffemodel='weights.caffemodel'), then quantize(model, ...)")
         return convert(path)
     raise ArgumentError(f"quantize(): model must be a mobconv.Model or the path of a model file, "
                         f"got a {type(model).__name__}")

@@ -247,3 +247,14 @@ def test_report_inside_calibration_folder_refused(cnn, tmp_path, capsys):
         assert code == 2 and f"--report {rep}: is inside --calib {calib}" in stderr, stderr
     assert sorted(p.name for p in calib.iterdir()) == ["s0.npy"]
     assert not (tmp_path / "o.mob").exists()
+
+
+def test_caffe_path_given_to_quantize(tmp_path):
+    """quantize('deploy.prototxt') converted without weights and suggested
+    random_weights=True, an argument quantize() does not take; a .caffemodel path got
+    'pass framework=...'."""
+    for name in ("deploy.prototxt", "weights.caffemodel"):
+        path = tmp_path / name
+        path.write_text("")
+        with pytest.raises(ArgumentError, match="a Caffe model is two files; convert it first"):
+            quantize.quantize(str(path), scheme="fp16")
