@@ -468,7 +468,16 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
                     "data's scale, or exclude the nodes that produce and read it")
             raise MobconvError(f"insert_qdq: no calibration range for tensor {name!r} "
                                f"(read by a node being quantized)")
-        return activation_params(*_lo_hi(ranges[name], name), symmetric=sym)
+        lo, hi = _lo_hi(ranges[name], name)
+        extent = max(hi, 0.0) - min(lo, 0.0)
+        if 0.0 < extent < MIN_SCALE * 2.0:  # at most 2 steps of the scale floor: values lost
+            import warnings
+
+            warnings.warn(f"tensor {name!r}: calibrated range [{lo:.3g}, {hi:.3g}] spans under 2 "
+                          f"int8 steps at the scale floor {MIN_SCALE:g}, so its values are lost; "
+                          "rescale the data or exclude the nodes that produce and read it",
+                          stacklevel=2)
+        return activation_params(lo, hi, symmetric=sym)
 
     quantized_nodes = [n for n in g.nodes if n.name in kinds]
     for node in quantized_nodes:

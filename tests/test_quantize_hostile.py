@@ -258,3 +258,13 @@ def test_caffe_path_given_to_quantize(tmp_path):
         path.write_text("")
         with pytest.raises(ArgumentError, match="a Caffe model is two files; convert it first"):
             quantize.quantize(str(path), scheme="fp16")
+
+
+def test_activation_range_below_the_scale_floor_warns(cnn):
+    """Inputs of magnitude 1e-20: every activation range is far below the 1e-9 scale
+    floor, the int8 model outputs only the biases' effect (0 dB), and nothing said so."""
+    _, model = cnn
+    data = [{nets.INPUT: feeds[nets.INPUT] * np.float32(1e-20)} for feeds in nets.samples(2)]
+    with pytest.warns(UserWarning, match=r"tensor 'x': calibrated range .* spans under 2 int8 "
+                                         r"steps at the scale floor 1e-09"):
+        quantize.quantize(model, data, progress=False, bias_correction=False)
