@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_models as bm  # noqa: E402  (sets the BLAS thread variables, sys.path)
+from ort_quant import ort_quantize_static, sqnr_db  # noqa: E402
 
 VARIANTS = ("mobconv fp32", "mobconv int8", "ort fp32", "ort int8 s8s8", "ort int8 u8s8",
             "litert int8")
@@ -108,25 +109,8 @@ def mobconv_int8(mob: Path, calib: list, out: Path) -> float:
 def ort_int8(float_onnx: Path, calib: list, activation: str, out: Path) -> float:
     """onnxruntime's static QDQ quantization, per channel, int8 weights, `activation`
     ('QInt8' or 'QUInt8') activations; write `out`; seconds taken."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, feeds):
-            self.feeds = iter(feeds)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    start = time.perf_counter()
-    pre = float_onnx.with_suffix(".pre.onnx")
-    if not pre.exists() or pre.stat().st_mtime < float_onnx.stat().st_mtime:
-        quant_pre_process(str(float_onnx), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Reader(calib), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=getattr(QuantType, activation),
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-    return time.perf_counter() - start
+    return ort_quantize_static(float_onnx, float_onnx.with_suffix(".pre.onnx"), out, calib,
+                               activation=activation)
 
 
 # ---- runners: (load_ms, run -> first output as float ndarray, object to keep alive) ------------
@@ -208,14 +192,6 @@ def measure(cell: Cell, make, warmup: int, runs: int, budget: float) -> None:
             done += 1
     del run, obj
     gc.collect()
-
-
-def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    ref, test = ref.astype(np.float64).ravel(), test.astype(np.float64).ravel()
-    if ref.shape != test.shape:
-        return float("nan")
-    noise = float(((ref - test) ** 2).sum())
-    return float("inf") if noise == 0 else float(10 * np.log10((ref ** 2).sum() / noise))
 
 
 # ---- main -------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ort_quant import ort_quantize_static, sqnr_db  # noqa: E402
 
 ZOO = ROOT / "model_zoo" / "onnx"
 CAFFE = ROOT / "model_zoo" / "caffe" / "digits"
@@ -132,12 +135,6 @@ def load_case(name: str, held_out: int, workdir: str) -> Case:
 # ---- metrics -------------------------------------------------------------------------------
 
 
-def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    ref, test = ref.astype(np.float64), test.astype(np.float64)
-    noise = float(((ref - test) ** 2).sum())
-    return float("inf") if noise == 0 else float(10 * np.log10((ref ** 2).sum() / noise))
-
-
 def metrics(case: Case, fp32: np.ndarray, int8: np.ndarray, size: int, seconds: float) -> dict:
     return {
         "fp32_top1": float((fp32.argmax(1) == case.labels).mean()),
@@ -186,27 +183,10 @@ def run_mobconv(case: Case, fp32: np.ndarray, method=None, **options) -> dict:
 
 def ort_int8(case: Case, method: str, workdir: str) -> tuple:
     """(path of onnxruntime's QDQ int8 model, seconds)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, feeds):
-            self.feeds = iter(feeds)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    start = time.perf_counter()
-    pre = os.path.join(workdir, f"{case.name}.pre.onnx")
-    if not os.path.exists(pre):
-        quant_pre_process(case.onnx_path, pre, skip_symbolic_shape=True)
     out = os.path.join(workdir, f"{case.name}.ort_{method}.onnx")
-    quantize_static(pre, out, Reader(case.calib_feeds()), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8,
-                    calibrate_method=getattr(CalibrationMethod, method))
-    return out, time.perf_counter() - start
+    seconds = ort_quantize_static(case.onnx_path, os.path.join(workdir, f"{case.name}.pre.onnx"),
+                                  out, case.calib_feeds(), method=method)
+    return out, seconds
 
 
 def run_ort(case: Case, fp32: np.ndarray, method: str, workdir: str) -> dict:
