@@ -84,20 +84,9 @@ Status run_conv(KernelContext& ctx) {
             for (int64_t ci = 0; ci < cg; ++ci) {
               const float* xc = px + (ni * c + gi * cg + ci) * isz;
               const float* wc = pw + (mi * cg + ci) * ksz;
-              for (int64_t k0 = 0; k0 < win.k[0]; ++k0) {
-                int64_t i0 = o0 * win.s[0] + k0 * win.d[0] - win.pb[0];
-                if (i0 < 0 || i0 >= I[0]) continue;
-                for (int64_t k1 = 0; k1 < win.k[1]; ++k1) {
-                  int64_t i1 = o1 * win.s[1] + k1 * win.d[1] - win.pb[1];
-                  if (i1 < 0 || i1 >= I[1]) continue;
-                  for (int64_t k2 = 0; k2 < win.k[2]; ++k2) {
-                    int64_t i2 = o2 * win.s[2] + k2 * win.d[2] - win.pb[2];
-                    if (i2 < 0 || i2 >= I[2]) continue;
-                    acc += static_cast<double>(xc[(i0 * I[1] + i1) * I[2] + i2]) *
-                           wc[(k0 * win.k[1] + k1) * win.k[2] + k2];
-                  }
-                }
-              }
+              for_each_tap(win, o0, o1, o2, [&](int64_t in, int64_t k) {
+                acc += static_cast<double>(xc[in]) * wc[k];
+              });
             }
             const int64_t o = (o0 * O[1] + o1) * O[2] + o2;
             float v = static_cast<float>(acc);

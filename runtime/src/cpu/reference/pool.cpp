@@ -71,39 +71,18 @@ Status run_pool_t(KernelContext& ctx) {
                                                           : std::numeric_limits<T>::lowest();
             int64_t best_i = -1;
             double sum = 0;
-            int64_t count = 1;
-            int64_t o[3] = {o0, o1, o2};
-            if (!is_max) {
-              for (int d = 0; d < 3; ++d) {
-                int64_t lo = include_pad ? -w.pb[d] : 0, hi = include_pad ? I[d] + w.pe[d] : I[d], c = 0;
-                for (int64_t k = 0; k < w.k[d]; ++k) {
-                  int64_t t = o[d] * w.s[d] - w.pb[d] + k * w.d[d];
-                  c += (t >= lo && t < hi);
-                }
-                count *= c;
+            const int64_t o[3] = {o0, o1, o2};
+            const int64_t count = is_max ? 1 : window_count(w, o, include_pad);
+            for_each_tap(w, o0, o1, o2, [&](int64_t ii, int64_t) {
+              T v = xc[ii];
+              if (is_max) {
+                bool nan_wins = false;
+                if constexpr (std::is_floating_point<T>::value) nan_wins = std::isnan(v) && !std::isnan(best);
+                if (v > best || best_i < 0 || nan_wins) { best = v; best_i = ii; }
+              } else {
+                sum += v;
               }
-            }
-            for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
-              int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
-              if (i0 < 0 || i0 >= I[0]) continue;
-              for (int64_t k1 = 0; k1 < w.k[1]; ++k1) {
-                int64_t i1 = o1 * w.s[1] + k1 * w.d[1] - w.pb[1];
-                if (i1 < 0 || i1 >= I[1]) continue;
-                for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
-                  int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
-                  if (i2 < 0 || i2 >= I[2]) continue;
-                  int64_t ii = (i0 * I[1] + i1) * I[2] + i2;
-                  T v = xc[ii];
-                  if (is_max) {
-                    bool nan_wins = false;
-                    if constexpr (std::is_floating_point<T>::value) nan_wins = std::isnan(v) && !std::isnan(best);
-                    if (v > best || best_i < 0 || nan_wins) { best = v; best_i = ii; }
-                  } else {
-                    sum += v;
-                  }
-                }
-              }
-            }
+            });
             if (is_max) {
               py[p * osz + oi] = best;
               if (pidx) {

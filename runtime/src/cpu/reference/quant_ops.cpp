@@ -107,20 +107,9 @@ Status run_conv(KernelContext& ctx) {
             for (int64_t ci = 0; ci < cg; ++ci) {
               const int32_t* xc = xs.data() + (ni * c + gi * cg + ci) * isz;
               const int32_t* wc = ws.data() + (mi * cg + ci) * ksz;
-              for (int64_t k0 = 0; k0 < win.k[0]; ++k0) {
-                int64_t i0 = o0 * win.s[0] + k0 * win.d[0] - win.pb[0];
-                if (i0 < 0 || i0 >= I[0]) continue;
-                for (int64_t k1 = 0; k1 < win.k[1]; ++k1) {
-                  int64_t i1 = o1 * win.s[1] + k1 * win.d[1] - win.pb[1];
-                  if (i1 < 0 || i1 >= I[1]) continue;
-                  for (int64_t k2 = 0; k2 < win.k[2]; ++k2) {
-                    int64_t i2 = o2 * win.s[2] + k2 * win.d[2] - win.pb[2];
-                    if (i2 < 0 || i2 >= I[2]) continue;
-                    acc += static_cast<int64_t>(xc[(i0 * I[1] + i1) * I[2] + i2]) *
-                           wc[(k0 * win.k[1] + k1) * win.k[2] + k2];
-                  }
-                }
-              }
+              for_each_tap(win, o0, o1, o2, [&](int64_t in, int64_t k) {
+                acc += static_cast<int64_t>(xc[in]) * wc[k];
+              });
             }
             if (!quant::fits_int32(acc)) {
               overflow = true;
@@ -347,34 +336,17 @@ Status run_avg_pool(KernelContext& ctx) {
         for (int64_t o1 = 0; o1 < O[1]; ++o1)
           for (int64_t o2 = 0; o2 < O[2]; ++o2) {
             const int64_t o[3] = {o0, o1, o2};
-            int64_t count = 1, total = 0;
-            for (int d = 0; d < 3; ++d) {  // taps inside the input (or input + pads); ceil overhang never counts
-              int64_t dlo = include_pad ? -w.pb[d] : 0, dhi = include_pad ? I[d] + w.pe[d] : I[d], c = 0;
-              for (int64_t k = 0; k < w.k[d]; ++k) {
-                int64_t t = o[d] * w.s[d] - w.pb[d] + k * w.d[d];
-                c += (t >= dlo && t < dhi);
-              }
-              count *= c;
-            }
+            const int64_t count = window_count(w, o, include_pad);
+            int64_t total = 0;
             float ftotal = 0.f;  // float32 rule: dequantized taps summed in tap order
-            for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
-              int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
-              if (i0 < 0 || i0 >= I[0]) continue;
-              for (int64_t k1 = 0; k1 < w.k[1]; ++k1) {
-                int64_t i1 = o1 * w.s[1] + k1 * w.d[1] - w.pb[1];
-                if (i1 < 0 || i1 >= I[1]) continue;
-                for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
-                  int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
-                  if (i2 < 0 || i2 >= I[2]) continue;
-                  const int64_t v = load(x, p * isz + (i0 * I[1] + i1) * I[2] + i2) - xp.zp;
-                  if (float32) {
-                    ftotal = ftotal + quant::rounded_product(xp.scale, static_cast<float>(v));
-                  } else {
-                    total += v;
-                  }
-                }
+            for_each_tap(w, o0, o1, o2, [&](int64_t in, int64_t) {
+              const int64_t v = load(x, p * isz + in) - xp.zp;
+              if (float32) {
+                ftotal = ftotal + quant::rounded_product(xp.scale, static_cast<float>(v));
+              } else {
+                total += v;
               }
-            }
+            });
             int64_t v;
             if (float32) {
               const float avg = ftotal / static_cast<float>(std::max<int64_t>(count, 1));

@@ -72,5 +72,41 @@ inline Shape window_out_shape(const TensorView& x, int64_t channels, const Windo
   return out;
 }
 
+// Calls f(in, k) for every tap of the window at output position (o0, o1, o2) that lies
+// inside the input (padding taps are skipped), in row-major tap order: `in` is the tap's
+// offset within one channel's spatial input, `k` its offset within the kernel.
+template <typename F>
+inline void for_each_tap(const Window& w, int64_t o0, int64_t o1, int64_t o2, F&& f) {
+  const int64_t* I = w.in;
+  for (int64_t k0 = 0; k0 < w.k[0]; ++k0) {
+    int64_t i0 = o0 * w.s[0] + k0 * w.d[0] - w.pb[0];
+    if (i0 < 0 || i0 >= I[0]) continue;
+    for (int64_t k1 = 0; k1 < w.k[1]; ++k1) {
+      int64_t i1 = o1 * w.s[1] + k1 * w.d[1] - w.pb[1];
+      if (i1 < 0 || i1 >= I[1]) continue;
+      for (int64_t k2 = 0; k2 < w.k[2]; ++k2) {
+        int64_t i2 = o2 * w.s[2] + k2 * w.d[2] - w.pb[2];
+        if (i2 < 0 || i2 >= I[2]) continue;
+        f((i0 * I[1] + i1) * I[2] + i2, (k0 * w.k[1] + k1) * w.k[2] + k2);
+      }
+    }
+  }
+}
+
+// The AveragePool divisor at output position o: the taps inside the input, or inside input
+// + pads with count_include_pad; the ceil-mode overhang never counts.
+inline int64_t window_count(const Window& w, const int64_t o[3], bool include_pad) {
+  int64_t count = 1;
+  for (int d = 0; d < 3; ++d) {
+    int64_t lo = include_pad ? -w.pb[d] : 0, hi = include_pad ? w.in[d] + w.pe[d] : w.in[d], c = 0;
+    for (int64_t k = 0; k < w.k[d]; ++k) {
+      int64_t t = o[d] * w.s[d] - w.pb[d] + k * w.d[d];
+      c += (t >= lo && t < hi);
+    }
+    count *= c;
+  }
+  return count;
+}
+
 }  // namespace ref
 }  // namespace mobrt
