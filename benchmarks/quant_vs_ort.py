@@ -201,7 +201,7 @@ def depthwise_spread(case: Case) -> float:
     """The largest spread, over the depthwise convolutions of the converted float model
     (BN folded), of the per-output-channel weight ranges: max / median
     (quantize.equalize.range_spread); None without depthwise convolutions."""
-    from quantize.equalize import weight_range_spread
+    from mobconv.quantize.equalize import weight_range_spread
 
     spread = weight_range_spread(case.model.graph)
     dw = [n.name for n in case.model.graph.nodes if n.op == "Conv" and n.attrs.get("group", 1) > 1]

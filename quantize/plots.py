@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .report import _db as _fmt
 from .report import display_name as _short
 
 INT8_COLOUR = "#3b75af"
@@ -158,11 +159,3 @@ def plot_histograms(report, path: str, count: int = 6) -> str:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if math.isinf(v):
-        return "exact" if v > 0 else "-inf"
-    return f"{v:.1f}"

@@ -18,7 +18,7 @@ from mobconv.cli.main import main
 from mobconv.ir import Graph
 from mobconv.ir.graph import QuantParams
 from mobconv.ir.infer import infer_shapes
-from quantize.fp16 import to_fp16
+from mobconv.quantize.fp16 import to_fp16
 
 W_SCALES = [0.01, 0.02, 0.03, 0.04]
 

@@ -20,8 +20,8 @@ from quant_debug_models import lower_by_hand, samples, tiny_cnn  # noqa: E402
 from mobconv.api import Model  # noqa: E402
 from mobconv.errors import MobconvError  # noqa: E402
 from mobconv.ir.graph import Graph, QuantParams  # noqa: E402
-from quantize.debug import ErrorStats, debug  # noqa: E402
-from quantize.report import LAYER_FIELDS, display_name  # noqa: E402
+from mobconv.quantize.debug import ErrorStats, debug  # noqa: E402
+from mobconv.quantize.report import LAYER_FIELDS, display_name  # noqa: E402
 
 S, ZP = 0.02, -10  # activation parameters of the hand-made Relu model: range [-2.36, 2.74]
 

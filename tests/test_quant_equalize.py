@@ -26,13 +26,13 @@ import pytest
 
 from mobconv.ir import Graph, infer_shapes
 from mobconv.reference import run
-from quantize.bias_correction import correct_bias, correct_bias_with_info
-from quantize.calibration import collect_ranges
-from quantize.config import QuantConfig
-from quantize.equalize import (equalize, equalize_for_quantization, equalize_with_info, find_pairs,
+from mobconv.quantize.bias_correction import correct_bias, correct_bias_with_info
+from mobconv.quantize.calibration import collect_ranges
+from mobconv.quantize.config import QuantConfig
+from mobconv.quantize.equalize import (equalize, equalize_for_quantization, equalize_with_info, find_pairs,
                                max_pair_spread, output_sqnr_db, replay, should_equalize,
                                weight_range_spread)
-from quantize.qdq import insert_qdq
+from mobconv.quantize.qdq import insert_qdq
 
 RNG_SEED = 0
 
@@ -564,7 +564,7 @@ def test_quantize_end_to_end_per_tensor_needs_cle(mobilenet):
 def _layer_by_layer_bias_correction(float_graph, qdq_graph, batches):
     """The oracle of the one-pass correction: layer k is measured over all the data with the
     final corrections of layers 0..k-1 applied (one data pass per layer, as AIMET does)."""
-    from quantize import bias_correction as bcm
+    from mobconv.quantize import bias_correction as bcm
 
     out = qdq_graph.copy()
     fixed = {}
@@ -628,7 +628,7 @@ def test_trained_zoo_nets(net):
     import os
 
     import mobconv
-    from quantize.qdq import prepare
+    from mobconv.quantize.qdq import prepare
 
     root = os.path.join(os.path.dirname(__file__), "..", "model_zoo", "onnx")
     graph = prepare(mobconv.convert(os.path.join(root, f"digits_{net}.onnx")).graph)

@@ -30,7 +30,7 @@ from mobconv.formats.writer import to_bytes
 from mobconv.ir import Graph
 from mobconv.ir.infer import infer_shapes
 from mobconv.reference.interpreter import run as reference_run
-from quantize.fp16 import KEPT_KEY, MIN_ELEMENTS, plan_fp16, to_fp16
+from mobconv.quantize.fp16 import KEPT_KEY, MIN_ELEMENTS, plan_fp16, to_fp16
 from runtime_cases import native_isas
 from test_runtime_aarch64 import QEMU, mobrt_run_aarch64  # noqa: F401  (a fixture: the aarch64 build)
 

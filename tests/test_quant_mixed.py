@@ -17,7 +17,7 @@ from quant_debug_models import lower_by_hand, samples, tiny_cnn  # noqa: E402
 
 from mobconv.errors import ArgumentError, MobconvError, UsageError  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
-from quantize.mixed import fit_budget  # noqa: E402
+from mobconv.quantize.mixed import fit_budget  # noqa: E402
 
 MODEL = tiny_cnn()
 CALIB = samples(8)
