@@ -48,7 +48,8 @@ _DTYPES = {0: np.float32, 1: np.float16, 2: np.uint16, 3: np.int8, 4: np.uint8, 
 _DTYPE_NAMES = {k: np.dtype(v).name for k, v in _DTYPES.items()}
 _STATUS = {0: "OK", 1: "INVALID_ARGUMENT", 2: "INVALID_MODEL", 3: "UNSUPPORTED", 4: "SHAPE_ERROR",
            5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY"}
-_ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4}
+_ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4,
+        "avx_vnni": 5, "avx512_vnni": 6, "neon_dot": 7, "neon_fp16": 8}  # = mobrt_isa
 MAX_RANK = 8
 
 
@@ -133,6 +134,7 @@ def _declare(lib):
         "mobrt_options_delete": (None, [P]),
         "mobrt_options_set_num_threads": (I, [P, I]),
         "mobrt_options_set_max_isa": (I, [P, I]),
+        "mobrt_isa_supported": (I, [I]),
         "mobrt_options_set_profiling": (I, [P, I]),
         "mobrt_options_set_allow_fp16": (I, [P, I]),
         "mobrt_interpreter_create": (I, [P, P, ctypes.POINTER(P)]),
@@ -173,9 +175,18 @@ def version() -> str:
     return _load().mobrt_version().decode()
 
 
+def supported_isas() -> list:
+    """Instruction-set names this build and CPU can run, lowest first ("scalar" always)."""
+    lib = _load()
+    names = [n for n, v in sorted(_ISA.items(), key=lambda kv: (kv[1], str(kv[0]))) if n and n != "any"]
+    order = ["scalar", "avx2", "avx_vnni", "avx512", "avx512_vnni", "neon", "neon_dot", "neon_fp16"]
+    return [n for n in order if n in names and lib.mobrt_isa_supported(_ISA[n])]
+
+
 def op_table() -> list:
     """The C++ op table, one dict per OpType value: name, inputs/outputs [min, max]
-    (max -1: variadic), attrs [{name, kind, presence, default}], kernels [{isa, dtype, name}]."""
+    (max -1: variadic), attrs [{name, kind, presence, default}], kernels [{isa, dtype, dtype1, name}]
+    (dtype/dtype1: the input 0 / input 1 dtypes the kernel is registered for, "any" a wildcard)."""
     import json
 
     lib = _load()
@@ -310,7 +321,8 @@ class Interpreter:
     `model` is a path, the file's bytes, or a shared `Model` (kept alive by this
     interpreter; not closed by it). `threads` sets the fixed pool size (1..256);
     `isa` caps kernel instruction sets ("scalar" runs the reference kernels,
-    "avx2", "avx512", "neon", None or "any" for the best the CPU has);
+    "avx2", "avx_vnni", "avx512", "avx512_vnni", "neon", "neon_dot", "neon_fp16",
+    None or "any" for the best the CPU has; see `supported_isas()`);
     `profile=True` records per-op timings for `.profile()`. `name` (default: the
     path) starts every error message, so it names the model file.
 
@@ -627,6 +639,18 @@ class Interpreter:
             for i in range(self._lib.mobrt_interpreter_profile_count(self._it)):
                 self._check_global(self._lib.mobrt_interpreter_profile_entry(self._it, i, ctypes.byref(entry)))
                 out.append((entry.op_name.decode(), entry.op_type.decode(), entry.microseconds / 1000.0))
+            return out
+
+    def kernels(self) -> list:
+        """[(op name, op type, kernel name)] of the ops the last run executed: which
+        registered kernel (and so which instruction set) each op was given."""
+        with self._lock:
+            self._require_open()
+            out = []
+            entry = _ProfileEntry()
+            for i in range(self._lib.mobrt_interpreter_profile_count(self._it)):
+                self._check_global(self._lib.mobrt_interpreter_profile_entry(self._it, i, ctypes.byref(entry)))
+                out.append((entry.op_name.decode(), entry.op_type.decode(), (entry.kernel or b"?").decode()))
             return out
 
     def set_observer(self, fn):

@@ -103,13 +103,22 @@ typedef enum mobrt_backend {
   MOBRT_BACKEND_OPENCL = 1 /* reserved: falls back to CPU in this version */
 } mobrt_backend;
 
-/* Instruction-set cap for kernel selection (testing, debugging). */
+/* Instruction-set cap for kernel selection (testing, debugging). Per
+ * architecture the sets form one chain and a cap admits the sets at or below it:
+ *   x86:     SCALAR < AVX2 < AVX_VNNI < AVX512 < AVX512_VNNI
+ *   aarch64: SCALAR < NEON < NEON_DOT < NEON_FP16
+ * Sets the CPU lacks are skipped. The environment variable MOBRT_MAX_ISA (a set's
+ * lower-case name: "avx2", "avx512_vnni", "neon_dot", ...) caps MOBRT_ISA_ANY. */
 typedef enum mobrt_isa {
   MOBRT_ISA_SCALAR = 0, /* reference kernels only */
-  MOBRT_ISA_AVX2 = 1,
-  MOBRT_ISA_AVX512 = 2,
-  MOBRT_ISA_NEON = 3,
-  MOBRT_ISA_ANY = 4     /* default: best the CPU supports */
+  MOBRT_ISA_AVX2 = 1,   /* AVX2 + FMA */
+  MOBRT_ISA_AVX512 = 2, /* AVX-512 F/BW/VL */
+  MOBRT_ISA_NEON = 3,   /* armv8.0 Advanced SIMD */
+  MOBRT_ISA_ANY = 4,    /* default: best the CPU supports */
+  MOBRT_ISA_AVX_VNNI = 5,    /* AVX2 + AVX-VNNI */
+  MOBRT_ISA_AVX512_VNNI = 6, /* AVX-512 + AVX512_VNNI */
+  MOBRT_ISA_NEON_DOT = 7,    /* NEON + armv8.2 dot product */
+  MOBRT_ISA_NEON_FP16 = 8    /* NEON_DOT + armv8.2 fp16 arithmetic */
 } mobrt_isa;
 
 #define MOBRT_MAX_RANK 8
@@ -183,6 +192,9 @@ MOBRT_API mobrt_status mobrt_options_set_allow_fp16(mobrt_options* options, int 
 /* Cap the instruction sets kernels may use. The environment variable
  * MOBRT_MAX_ISA (scalar|avx2|avx512|neon) applies when this is MOBRT_ISA_ANY. */
 MOBRT_API mobrt_status mobrt_options_set_max_isa(mobrt_options* options, mobrt_isa isa);
+/* 1 when this build has kernels for `isa` and the running CPU can execute them
+ * (SCALAR and ANY: always 1), else 0. */
+MOBRT_API int mobrt_isa_supported(mobrt_isa isa);
 /* Record per-op timings during invoke (default off; small overhead). */
 MOBRT_API mobrt_status mobrt_options_set_profiling(mobrt_options* options, int enable);
 

@@ -1,5 +1,5 @@
 // mobrt_run: load a .mob, run it once and write the outputs.
-//   mobrt_run model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa scalar|avx2|avx512|neon|any]
+//   mobrt_run model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa scalar|avx2|avx_vnni|avx512|avx512_vnni|neon|neon_dot|neon_fp16|any]
 // Inputs are read from DIR/<index>.bin (raw little-endian bytes of the
 // declared shape; zeros when absent); outputs are written to DIR/<index>.bin
 // and their shapes printed. Exit status: 0 on success, else the mobrt_status.
@@ -47,6 +47,10 @@ static bool parse_isa(const std::string& name, mobrt_isa* isa) {
   else if (name == "avx2") *isa = MOBRT_ISA_AVX2;
   else if (name == "avx512") *isa = MOBRT_ISA_AVX512;
   else if (name == "neon") *isa = MOBRT_ISA_NEON;
+  else if (name == "avx_vnni") *isa = MOBRT_ISA_AVX_VNNI;
+  else if (name == "avx512_vnni") *isa = MOBRT_ISA_AVX512_VNNI;
+  else if (name == "neon_dot") *isa = MOBRT_ISA_NEON_DOT;
+  else if (name == "neon_fp16") *isa = MOBRT_ISA_NEON_FP16;
   else return false;
   return true;
 }
@@ -222,7 +226,7 @@ static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa 
 static int run_batch(const std::string& root, const std::string& isa_name, int threads, bool resume) {
   mobrt_isa isa;
   if (!parse_isa(isa_name, &isa)) {
-    std::fprintf(stderr, "unknown --isa %s (scalar|avx2|avx512|neon|any)\n", isa_name.c_str());
+    std::fprintf(stderr, "unknown --isa %s (scalar|avx2|avx_vnni|avx512|avx512_vnni|neon|neon_dot|neon_fp16|any)\n", isa_name.c_str());
     return 2;
   }
   std::error_code ec;

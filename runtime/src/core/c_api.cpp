@@ -221,11 +221,24 @@ mobrt_status mobrt_options_set_allow_fp16(mobrt_options* o, int allow) {
   return MOBRT_OK;
 }
 
+static_assert(MOBRT_ISA_SCALAR == int(mobrt::Isa::Scalar) && MOBRT_ISA_AVX2 == int(mobrt::Isa::AVX2) &&
+                  MOBRT_ISA_AVX512 == int(mobrt::Isa::AVX512) && MOBRT_ISA_NEON == int(mobrt::Isa::NEON) &&
+                  MOBRT_ISA_ANY == int(mobrt::Isa::Any) && MOBRT_ISA_AVX_VNNI == int(mobrt::Isa::AVXVNNI) &&
+                  MOBRT_ISA_AVX512_VNNI == int(mobrt::Isa::AVX512VNNI) &&
+                  MOBRT_ISA_NEON_DOT == int(mobrt::Isa::NEONDOT) && MOBRT_ISA_NEON_FP16 == int(mobrt::Isa::NEONFP16),
+              "mobrt_isa and mobrt::Isa must agree");
+
+int mobrt_isa_supported(mobrt_isa isa) {
+  if (isa == MOBRT_ISA_ANY) return 1;
+  if (isa < MOBRT_ISA_SCALAR || isa > MOBRT_ISA_NEON_FP16) return 0;
+  return mobrt::isa_supported(static_cast<mobrt::Isa>(isa)) ? 1 : 0;
+}
+
 mobrt_status mobrt_options_set_max_isa(mobrt_options* o, mobrt_isa isa) {
   if (!o) return global_fail(MOBRT_INVALID_ARGUMENT, "options is NULL");
-  if (isa < MOBRT_ISA_SCALAR || isa > MOBRT_ISA_ANY)
+  if (isa < MOBRT_ISA_SCALAR || isa > MOBRT_ISA_NEON_FP16)
     return global_fail(MOBRT_INVALID_ARGUMENT, "unknown isa " + std::to_string(static_cast<int>(isa)));
-  o->o.max_isa = static_cast<mobrt::Isa>(isa);  // MOBRT_ISA_ANY == Isa::Count
+  o->o.max_isa = static_cast<mobrt::Isa>(isa);  // the values are equal (static_asserts below)
   return MOBRT_OK;
 }
 

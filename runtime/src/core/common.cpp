@@ -3,7 +3,12 @@
 // registry and the instruction-set preference order.
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include "core/kernel.h"
 #include "core/thread_pool.h"
@@ -41,14 +46,22 @@ const char* dtype_name(DType dt) {
   return "?";
 }
 
+static const char* const kIsaNames[] = {"scalar", "avx2", "avx512", "neon", "any",
+                                        "avx_vnni", "avx512_vnni", "neon_dot", "neon_fp16"};
+static_assert(sizeof(kIsaNames) / sizeof(kIsaNames[0]) == static_cast<size_t>(Isa::Count), "one name per Isa");
+
 const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::Scalar: return "scalar";
-    case Isa::AVX2: return "avx2";
-    case Isa::AVX512: return "avx512";
-    case Isa::NEON: return "neon";
-    default: return "?";
-  }
+  return static_cast<size_t>(isa) < static_cast<size_t>(Isa::Count) ? kIsaNames[static_cast<size_t>(isa)] : "?";
+}
+
+bool isa_from_name(const char* name, Isa* out) {
+  if (!name) return false;
+  for (size_t i = 0; i < static_cast<size_t>(Isa::Count); ++i)
+    if (std::strcmp(name, kIsaNames[i]) == 0) {
+      *out = static_cast<Isa>(i);
+      return true;
+    }
+  return false;
 }
 
 // ---- attributes ------------------------------------------------------------
@@ -147,6 +160,8 @@ Status KernelContext::error(const std::string& rule) const {
 }
 
 // ---- CPU detection -------------------------------------------------------------
+// The runtime's only CPU detection: x86 cpuid (+ xgetbv: the OS must save the wider
+// registers), aarch64 getauxval hardware capabilities.
 
 static CpuFeatures detect_cpu() {
   CpuFeatures f;
@@ -164,12 +179,25 @@ static CpuFeatures detect_cpu() {
     unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
     if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) {
       bool avx2 = (b7 >> 5) & 1, avx512f = (b7 >> 16) & 1;
+      bool avx512bw = (b7 >> 30) & 1, avx512vl = (b7 >> 31) & 1, avx512vnni = (c7 >> 11) & 1;
       f.avx2_fma = avx && avx2 && fma && ymm;
       f.avx512f = f.avx2_fma && avx512f && zmm;
+      f.avx512bw = f.avx512f && avx512bw && avx512vl;
+      f.avx512vnni = f.avx512bw && avx512vnni;
+      unsigned a71 = 0, b71 = 0, c71 = 0, d71 = 0;
+      if (a7 >= 1 && __get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) f.avxvnni = f.avx2_fma && ((a71 >> 4) & 1);
     }
   }
 #elif defined(__aarch64__)
   f.neon = true;
+#if defined(__linux__)
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  f.neon_dotprod = (hw >> 20) & 1;                      // HWCAP_ASIMDDP
+  f.neon_fp16 = ((hw >> 9) & 1) && ((hw >> 10) & 1);    // HWCAP_FPHP, HWCAP_ASIMDHP
+  f.neon_i8mm = (hw2 >> 13) & 1;                        // HWCAP2_I8MM
+#elif defined(__APPLE__)
+  f.neon_dotprod = f.neon_fp16 = true;  // every arm64 Apple CPU (A11 and later) has both
+#endif
 #endif
   return f;
 }
@@ -179,29 +207,42 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-std::vector<Isa> isa_preference(Isa max_isa) {
+bool isa_supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
-  if (max_isa == Isa::Count) {
-    const char* env = std::getenv("MOBRT_MAX_ISA");
-    if (env && *env) {
-      for (int i = 0; i < static_cast<int>(Isa::Count); ++i)
-        if (std::strcmp(env, isa_name(static_cast<Isa>(i))) == 0) max_isa = static_cast<Isa>(i);
-    }
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::AVX2: return f.avx2_fma;
+    case Isa::AVXVNNI: return f.avx2_fma && f.avxvnni;
+    case Isa::AVX512: return f.avx512bw;
+    case Isa::AVX512VNNI: return f.avx512vnni;
+    case Isa::NEON: return f.neon;
+    case Isa::NEONDOT: return f.neon && f.neon_dotprod;
+    case Isa::NEONFP16: return f.neon && f.neon_dotprod && f.neon_fp16;
+    default: return false;
   }
-  struct Option { Isa isa; bool available; int rank; };
-  // rank: how "high" an isa is for the cap (scalar < avx2 < avx512; neon alone).
-  const Option options[] = {
-      {Isa::AVX512, f.avx512f, 2}, {Isa::AVX2, f.avx2_fma, 1}, {Isa::NEON, f.neon, 1}};
-  auto rank_of = [](Isa isa) { return isa == Isa::AVX512 ? 2 : (isa == Isa::Scalar ? 0 : 1); };
+}
+
+// The chains of kernel.h, best first.
+static const Isa kX86Chain[] = {Isa::AVX512VNNI, Isa::AVX512, Isa::AVXVNNI, Isa::AVX2};
+static const Isa kArmChain[] = {Isa::NEONFP16, Isa::NEONDOT, Isa::NEON};
+
+std::vector<Isa> isa_preference(Isa max_isa) {
+  if (max_isa == Isa::Any || max_isa == Isa::Count) {
+    const char* env = std::getenv("MOBRT_MAX_ISA");
+    Isa from_env;
+    if (env && *env && isa_from_name(env, &from_env)) max_isa = from_env;
+  }
   std::vector<Isa> out;
-  for (const Option& o : options) {
-    if (!o.available) continue;
-    if (max_isa != Isa::Count) {
-      if (rank_of(max_isa) < o.rank) continue;
-      if (max_isa == Isa::NEON && o.isa != Isa::NEON) continue;
-      if ((max_isa == Isa::AVX2 || max_isa == Isa::AVX512) && o.isa == Isa::NEON) continue;
+  for (const auto& chain : {std::vector<Isa>(std::begin(kX86Chain), std::end(kX86Chain)),
+                            std::vector<Isa>(std::begin(kArmChain), std::end(kArmChain))}) {
+    bool admitted = max_isa == Isa::Any || max_isa == Isa::Count;  // below the cap once it is passed
+    bool in_chain = false;
+    for (Isa isa : chain) in_chain = in_chain || isa == max_isa;
+    if (!admitted && !in_chain) continue;  // a cap of the other architecture (or scalar): none of these
+    for (Isa isa : chain) {
+      if (isa == max_isa) admitted = true;
+      if (admitted && isa_supported(isa)) out.push_back(isa);
     }
-    out.push_back(o.isa);
   }
   out.push_back(Isa::Scalar);
   return out;
@@ -209,24 +250,41 @@ std::vector<Isa> isa_preference(Isa max_isa) {
 
 // ---- registry ---------------------------------------------------------------------
 
-void KernelRegistry::add(OpType op, DType dtype, Isa isa, const Kernel& kernel) {
+KernelKey key_of(const TensorView* inputs, int num_inputs) {
+  KernelKey k;
+  if (num_inputs > 0 && inputs[0].present()) k.in0 = inputs[0].dtype;
+  if (num_inputs > 1 && inputs[1].present()) k.in1 = inputs[1].dtype;
+  return k;
+}
+
+void KernelRegistry::add(OpType op, KernelKey key, Isa isa, const Kernel& kernel) {
   for (auto& e : entries_) {
-    if (e.op == op && e.dtype == dtype && e.isa == isa) {
-      e.kernel = kernel;  // a later registration replaces an earlier one
+    if (e.op == op && e.key.in0 == key.in0 && e.key.in1 == key.in1 && e.isa == isa &&
+        std::strcmp(e.kernel.name, kernel.name) == 0) {
+      e.kernel = kernel;  // a later registration of the same kernel replaces the earlier one
       return;
     }
   }
-  entries_.push_back({op, dtype, isa, kernel});
+  entries_.push_back({op, key, isa, kernel});
 }
 
-const Kernel* KernelRegistry::find(OpType op, DType dtype, Isa isa) const {
-  const Kernel* any = nullptr;
-  for (const auto& e : entries_) {
-    if (e.op != op || e.isa != isa) continue;
-    if (e.dtype == dtype) return &e.kernel;
-    if (e.dtype == DType::Any) any = &e.kernel;
-  }
-  return any;
+std::vector<const Kernel*> KernelRegistry::candidates(OpType op, KernelKey key, Isa isa) const {
+  std::vector<const Kernel*> out;
+  for (int rank = 3; rank >= 1; --rank)  // 3: {in0, in1}, 2: {in0, Any}, 1: {Any, Any}
+    for (const auto& e : entries_) {
+      if (e.op != op || e.isa != isa) continue;
+      int r = 0;
+      if (e.key.in0 == key.in0 && e.key.in1 == key.in1) r = 3;
+      else if (e.key.in0 == key.in0 && e.key.in1 == DType::Any) r = 2;
+      else if (e.key.in0 == DType::Any && e.key.in1 == DType::Any) r = 1;
+      if (r == rank) out.push_back(&e.kernel);
+    }
+  return out;
+}
+
+const Kernel* KernelRegistry::find(OpType op, KernelKey key, Isa isa) const {
+  std::vector<const Kernel*> c = candidates(op, key, isa);
+  return c.empty() ? nullptr : c.front();
 }
 
 // Generated by CMake from the register_*.cpp files present (kernel_sets.gen.cpp).
@@ -238,12 +296,9 @@ const KernelRegistry& kernel_registry() {
   static const KernelRegistry* registry = [] {
     auto* r = new KernelRegistry();
     register_reference_kernels(*r);
-    const CpuFeatures& f = cpu_features();
     for (int i = 0; i < kNumKernelSets; ++i) {
       const KernelSet& set = kKernelSets[i];
-      bool ok = (set.isa == Isa::AVX2 && f.avx2_fma) || (set.isa == Isa::AVX512 && f.avx512f) ||
-                (set.isa == Isa::NEON && f.neon) || set.isa == Isa::Scalar;
-      if (ok) set.register_fn(*r);
+      if (isa_supported(set.isa)) set.register_fn(*r);
     }
     return r;
   }();

@@ -142,21 +142,23 @@ Status Interpreter::Init() {
     if (at_load) continue;
     std::vector<TensorView> in, out;
     BuildViews(static_cast<int>(k), &in, &out);
-    DType key = in.empty() || !in[0].present() ? DType::Any : in[0].dtype;
+    KernelKey key = key_of(in.data(), static_cast<int>(in.size()));
     OpState& st = ops_[k];
     for (Isa isa : isas) {
-      const Kernel* kern = registry.find(info.type, key, isa);
-      if (!kern || !kern->run) continue;
-      KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
-      if (kern->supports && !kern->supports(ctx)) continue;
-      st.kernel = kern;
-      st.isa = isa;
-      break;
+      for (const Kernel* kern : registry.candidates(info.type, key, isa)) {
+        if (!kern->run) continue;
+        KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
+        if (kern->supports && !kern->supports(ctx)) continue;
+        st.kernel = kern;
+        st.isa = isa;
+        break;
+      }
+      if (st.kernel) break;
     }
     if (!st.kernel)
       return Status::Error(StatusCode::kUnsupported,
                            model_.source + ": operator " + std::to_string(k) + " ('" + info.name + "', " +
-                               fb::EnumNameOpType(info.type) + "): no kernel for input dtype " + dtype_name(key));
+                               fb::EnumNameOpType(info.type) + "): no kernel for input dtypes (" + dtype_name(key.in0) + ", " + dtype_name(key.in1) + ")");
     if (st.kernel->prepare) {
       KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
       Status s = st.kernel->prepare(ctx);
@@ -274,7 +276,7 @@ Status Interpreter::Prepare() {
       if (t >= 0 && tensors_[t].bytes != 0) st.empty_output = false;
     if (info.outputs.empty()) st.empty_output = false;
     if (fold && !st.empty_output) {
-      const Kernel* ref = registry.find(info.type, in.empty() || !in[0].present() ? DType::Any : in[0].dtype, Isa::Scalar);
+      const Kernel* ref = registry.find(info.type, key_of(in.data(), static_cast<int>(in.size())), Isa::Scalar);
       if (!ref) return Status::Error(StatusCode::kUnsupported, where + ": no reference kernel");
       BuildViews(static_cast<int>(k), &in, &out);
       void* no_state = nullptr;
@@ -318,8 +320,7 @@ Status Interpreter::FoldAtLoad(int k, bool* folded) {
   }
   std::vector<TensorView> in, out;
   BuildViews(k, &in, &out);
-  DType key = in.empty() || !in[0].present() ? DType::Any : in[0].dtype;
-  const Kernel* ref = kernel_registry().find(info.type, key, Isa::Scalar);
+  const Kernel* ref = kernel_registry().find(info.type, key_of(in.data(), static_cast<int>(in.size())), Isa::Scalar);
   InferFn infer = find_infer(info.type);
   if (!ref || !ref->run || !infer) return Status::Ok();
   void* no_state = nullptr;

@@ -18,7 +18,7 @@ struct InterpreterOptions {
   int num_threads = 1;
   int backend = 0;
   bool allow_fp16 = false;
-  Isa max_isa = Isa::Count;
+  Isa max_isa = Isa::Any;
   bool profiling = false;
 };
 

@@ -1,7 +1,10 @@
 // kernel.h: the contract between the runtime core and every kernel.
 //
 // What: a kernel is a table entry (Kernel) registered under a key
-// (op type, dtype of input 0, instruction set). The interpreter picks, per
+// (op type, the dtypes it consumes, instruction set). The dtypes are those of
+// input 0 (the activation) and input 1 (weights / second operand), so "int8
+// weights with float activations" (F32, I8) and full int8 (I8, I8) are different
+// keys; DType::Any is a wildcard. The interpreter picks, per
 // operator, the best registered kernel the running CPU can execute and falls
 // back to the scalar reference (Isa::Scalar), which exists for every op.
 //
@@ -49,18 +52,41 @@ enum class DType : uint8_t {
 size_t dtype_size(DType dt);      // bytes per element (0 for Any)
 const char* dtype_name(DType dt); // "float32", "int64", ... (the IR names)
 
-// Instruction sets a kernel can be written for, in no particular order.
-enum class Isa : uint8_t { Scalar = 0, AVX2 = 1, AVX512 = 2, NEON = 3, Count = 4 };
-const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "neon"
+// Instruction sets a kernel can be written for. The values equal the C API's
+// mobrt_isa (Any = MOBRT_ISA_ANY: no cap). Each architecture orders its sets in
+// one chain, lowest first (a cap admits the sets at or below it):
+//   x86:     scalar < avx2 < avx_vnni < avx512 < avx512_vnni
+//   aarch64: scalar < neon < neon_dot < neon_fp16
+// avx2 = AVX2 + FMA; avx_vnni = avx2 + AVX-VNNI (VEX vpdpbusd); avx512 = AVX-512 F
+// + BW + VL (+ avx2); avx512_vnni = avx512 + AVX512-VNNI; neon = armv8.0 Advanced
+// SIMD; neon_dot = neon + the armv8.2 dot product (sdot/udot); neon_fp16 =
+// neon_dot's features + armv8.2 fp16 arithmetic. A kernel registered under a set
+// is only run on a CPU that has every feature of that set.
+enum class Isa : uint8_t {
+  Scalar = 0, AVX2 = 1, AVX512 = 2, NEON = 3, Any = 4,
+  AVXVNNI = 5, AVX512VNNI = 6, NEONDOT = 7, NEONFP16 = 8,
+  Count = 9,
+};
+// "scalar", "avx2", "avx512", "neon", "any", "avx_vnni", "avx512_vnni", "neon_dot", "neon_fp16"
+const char* isa_name(Isa isa);
+// The set named `name` (isa_name's spelling); false for an unknown name.
+bool isa_from_name(const char* name, Isa* out);
 
+// What the running CPU (and OS) can execute; the single detection of the runtime.
 struct CpuFeatures {
-  bool avx2_fma = false;   // AVX2 + FMA3 (+ OS support for YMM state)
-  bool avx512f = false;    // AVX-512F (+ OS support for ZMM state)
-  bool neon = false;       // always true on aarch64
-  bool neon_dotprod = false;
-  bool neon_fp16 = false;
+  bool avx2_fma = false;    // AVX2 + FMA3 (+ OS support for YMM state)
+  bool avx512f = false;     // AVX-512F (+ OS support for ZMM/opmask state)
+  bool avx512bw = false;    // AVX-512 BW and VL
+  bool avx512vnni = false;  // AVX512_VNNI (vpdpbusd on zmm)
+  bool avxvnni = false;     // AVX-VNNI (VEX-encoded vpdpbusd on ymm)
+  bool neon = false;        // always true on aarch64
+  bool neon_dotprod = false;  // FEAT_DotProd (HWCAP_ASIMDDP)
+  bool neon_fp16 = false;     // FEAT_FP16 arithmetic (HWCAP_FPHP and HWCAP_ASIMDHP)
+  bool neon_i8mm = false;     // FEAT_I8MM (HWCAP2_I8MM); reported, no kernel uses it yet
 };
 const CpuFeatures& cpu_features();  // detected once, cached
+// Whether the running CPU has every feature of `isa` (Scalar: always).
+bool isa_supported(Isa isa);
 
 // Status codes; values equal the C API's mobrt_status.
 enum class StatusCode : int {
@@ -230,14 +256,33 @@ struct Kernel {
   Status (*run)(KernelContext& ctx) = nullptr;               // required
 };
 
-// The kernel table. Keys: (op, dtype of input 0 or DType::Any, isa).
+// The dtypes a kernel consumes: input 0 and input 1 (DType::Any: any dtype, or
+// the input is absent). A float Conv is {F32, F32}; full int8 {I8, I8} (or {U8, I8});
+// int8 weights with float activations {F32, I8}; an element-wise op of one dtype
+// may register {F32, Any}.
+struct KernelKey {
+  DType in0 = DType::Any;
+  DType in1 = DType::Any;
+};
+// The key of an operator's inputs as the interpreter looks it up.
+KernelKey key_of(const TensorView* inputs, int num_inputs);
+
+// The kernel table. Keys: (op, KernelKey, isa).
 class KernelRegistry {
  public:
-  void add(OpType op, DType dtype, Isa isa, const Kernel& kernel);
-  // Exact dtype first, then DType::Any; null when nothing is registered.
-  const Kernel* find(OpType op, DType dtype, Isa isa) const;
-  // Every registered (op, dtype, isa, kernel); for tests and listings.
-  struct Entry { OpType op; DType dtype; Isa isa; Kernel kernel; };
+  void add(OpType op, KernelKey key, Isa isa, const Kernel& kernel);
+  // Shorthand for {dtype, Any}.
+  void add(OpType op, DType dtype, Isa isa, const Kernel& kernel) { add(op, KernelKey{dtype, DType::Any}, isa, kernel); }
+  // Several kernels may share a key (a GEMM conv and a 3x3 depthwise conv, each
+  // refusing the other's nodes in `supports`); registering an equal key AND name
+  // again replaces that entry. candidates(): every kernel for (op, isa) whose key
+  // matches, most specific key first ({in0, in1}, then {in0, Any}, then {Any, Any}),
+  // in registration order within a key; the interpreter takes the first whose
+  // `supports` accepts the node. find(): the first candidate; null when none.
+  std::vector<const Kernel*> candidates(OpType op, KernelKey key, Isa isa) const;
+  const Kernel* find(OpType op, KernelKey key, Isa isa) const;
+  // Every registered (op, key, isa, kernel); for tests and listings.
+  struct Entry { OpType op; KernelKey key; Isa isa; Kernel kernel; };
   const std::vector<Entry>& entries() const { return entries_; }
  private:
   std::vector<Entry> entries_;
@@ -248,8 +293,9 @@ class KernelRegistry {
 const KernelRegistry& kernel_registry();
 
 // Preference order of instruction sets for this CPU, best first, always
-// ending with Isa::Scalar; limited by `max_isa` (Isa::Count: no limit).
-std::vector<Isa> isa_preference(Isa max_isa = Isa::Count);
+// ending with Isa::Scalar; limited by `max_isa` (Isa::Any: no limit, except the
+// environment variable MOBRT_MAX_ISA, the one run-time cap, which names a set).
+std::vector<Isa> isa_preference(Isa max_isa = Isa::Any);
 
 // Registration functions. Each kernel set defines exactly one of these
 // (see runtime/KERNELS.md); the build generates the table of sets.

@@ -293,7 +293,8 @@ std::string describe(uint32_t type) {
   bool first = true;
   for (const auto& e : kernel_registry().entries()) {
     if (static_cast<uint32_t>(e.op) != type) continue;
-    r += std::string(first ? "" : ",") + "{\"isa\":\"" + isa_name(e.isa) + "\",\"dtype\":\"" + dtype_name(e.dtype) +
+    r += std::string(first ? "" : ",") + "{\"isa\":\"" + isa_name(e.isa) + "\",\"dtype\":\"" + dtype_name(e.key.in0) +
+         "\",\"dtype1\":\"" + dtype_name(e.key.in1) +
          "\",\"name\":" + json_str(e.kernel.name) + "}";
     first = false;
   }

@@ -558,7 +558,7 @@ Status infer_quant_aware(KernelContext& ctx) {
 template <Status (*Quantized)(KernelContext&)>
 Status run_or_plain(KernelContext& ctx) {
   if (node_quantized(ctx)) return Quantized(ctx);
-  const Kernel* plain = kernel_registry().find(ctx.op_type, DType::Any, Isa::Scalar);
+  const Kernel* plain = kernel_registry().find(ctx.op_type, KernelKey{}, Isa::Scalar);
   if (!plain || !plain->run)
     return ctx.error(std::string("no kernel for unquantized ") + dtype_name(ctx.inputs[0].dtype));
   return plain->run(ctx);
