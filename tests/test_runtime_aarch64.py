@@ -30,6 +30,7 @@ scripts/install-system-deps.sh (CI does).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -109,6 +110,13 @@ def mobrt_run_aarch64() -> Path:
     if missing:
         pytest.fail(f"{', '.join(missing)} not found: the aarch64 runtime tests need g++-aarch64-linux-gnu and "
                     f"qemu-user; run scripts/install-system-deps.sh")
+    BUILD.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD.parent / "aarch64-tests.lock", "w") as lock:  # one build at a time (parallel pytest runs)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_aarch64()
+
+
+def _build_aarch64() -> Path:
     cache = BUILD / "CMakeCache.txt"
     fb = re.search(r"^FLATBUFFERS_INCLUDE_DIR:\w+=(.*)$", cache.read_text(), re.M) if cache.exists() else None
     if not cache.exists() or not (fb and Path(fb.group(1), "flatbuffers", "flatbuffers.h").exists()):
