@@ -1,10 +1,13 @@
 // op_schema.cpp: the op table the verifier checks files against. One line
-// per op: inputs min..max, outputs min..max, attributes as "name:kind"
-// (required), "name:kind?" (optional, no default) or "name:kind=default"
-// (lists "[1,2]", strings bare, "" after '=' is the empty string). Mirrors
-// the Python registry (the source of truth); tests/test_runtime_schema.py
-// checks names, kinds and defaults. The loader fills absent attributes with
-// these defaults, so kernels always see the registry's values.
+// per op: inputs min..max, outputs min..max, version, attributes as
+// "name:kind" (required), "name:kind?" (optional, no default) or
+// "name:kind=default" (lists "[1,2]", strings bare, "" after '=' is the empty
+// string). The rows are generated from the Python registry (the source of
+// truth) into core/generated/op_schema_table.inc by scripts/gen_op_schema.py;
+// tests/test_op_schema_generated.py fails when that file is stale and
+// tests/test_runtime_schema.py checks names, kinds and defaults as built. The
+// loader fills absent attributes with these defaults, so kernels always see
+// the registry's values.
 #include "core/op_schema.h"
 
 #include <cmath>
@@ -19,136 +22,39 @@ namespace {
 struct Row {
   const char* name;
   int min_in, max_in, min_out, max_out;
+  int version;
   const char* attrs;
 };
 
-#define V -1
-
-// Indexed by OpType value: order must follow formats/mobconv.fbs.
+// Indexed by OpType value. The rows are generated from the Python registry in the
+// order of formats/mobconv.fbs (scripts/gen_op_schema.py); never edit them here.
+#define MOBRT_OP_ROW(op, min_in, max_in, min_out, max_out, version, attrs) \
+  {#op, min_in, max_in, min_out, max_out, version, attrs},
 const Row kRows[] = {
-    {"Conv", 2, 4, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] activation:s= activation_params:F=[]"},
-    {"ConvTranspose", 2, 3, 1, 1, "auto_pad:s=NOTSET dilations:I=[] group:i=1 kernel_shape:I=[] pads:I=[] strides:I=[] output_padding:I=[] output_shape:I=[] activation:s= activation_params:F=[]"},
-    {"Gemm", 2, 3, 1, 1, "alpha:f=1.0 beta:f=1.0 transA:i=0 transB:i=0 activation:s= activation_params:F=[]"},
-    {"MatMul", 2, 2, 1, 1, "activation:s= activation_params:F=[]"},
-    {"BatchNormalization", 5, 5, 1, 1, "epsilon:f=1e-05"},
-    {"Add", 2, 2, 1, 1, ""},
-    {"Sub", 2, 2, 1, 1, ""},
-    {"Mul", 2, 2, 1, 1, ""},
-    {"Div", 2, 2, 1, 1, ""},
-    {"Pow", 2, 2, 1, 1, ""},
-    {"Max", 1, V, 1, 1, ""},
-    {"Min", 1, V, 1, 1, ""},
-    {"Relu", 1, 1, 1, 1, ""},
-    {"LeakyRelu", 1, 1, 1, 1, "alpha:f=0.01"},
-    {"PRelu", 2, 2, 1, 1, ""},
-    {"Clip", 1, 3, 1, 1, ""},
-    {"Sigmoid", 1, 1, 1, 1, ""},
-    {"Tanh", 1, 1, 1, 1, ""},
-    {"HardSigmoid", 1, 1, 1, 1, "alpha:f=0.2 beta:f=0.5"},
-    {"HardSwish", 1, 1, 1, 1, ""},
-    {"Elu", 1, 1, 1, 1, "alpha:f=1.0"},
-    {"Selu", 1, 1, 1, 1, "alpha:f=1.6732631921768188 gamma:f=1.0507010221481323"},
-    {"Softplus", 1, 1, 1, 1, ""},
-    {"Gelu", 1, 1, 1, 1, "approximate:s=none"},
-    {"Erf", 1, 1, 1, 1, ""},
-    {"Exp", 1, 1, 1, 1, ""},
-    {"Log", 1, 1, 1, 1, ""},
-    {"Sqrt", 1, 1, 1, 1, ""},
-    {"Abs", 1, 1, 1, 1, ""},
-    {"Neg", 1, 1, 1, 1, ""},
-    {"Reciprocal", 1, 1, 1, 1, ""},
-    {"MaxPool", 1, 1, 1, 2, "auto_pad:s=NOTSET ceil_mode:i=0 dilations:I=[] kernel_shape:I pads:I=[] strides:I=[] storage_order:i=0"},
-    {"AveragePool", 1, 1, 1, 1, "auto_pad:s=NOTSET ceil_mode:i=0 dilations:I=[] kernel_shape:I pads:I=[] strides:I=[] count_include_pad:i=0"},
-    {"GlobalAveragePool", 1, 1, 1, 1, ""},
-    {"GlobalMaxPool", 1, 1, 1, 1, ""},
-    {"LRN", 1, 1, 1, 1, "size:i alpha:f=0.0001 beta:f=0.75 bias:f=1.0"},
-    {"Softmax", 1, 1, 1, 1, "axis:i=-1"},
-    {"LogSoftmax", 1, 1, 1, 1, "axis:i=-1"},
-    {"Concat", 1, V, 1, 1, "axis:i"},
-    {"Split", 1, 2, 1, V, "axis:i=0 num_outputs:i=0"},
-    {"Slice", 3, 5, 1, 1, ""},
-    {"Transpose", 1, 1, 1, 1, "perm:I=[]"},
-    {"Reshape", 2, 2, 1, 1, "allowzero:i=0"},
-    {"Flatten", 1, 1, 1, 1, "axis:i=1"},
-    {"Squeeze", 1, 2, 1, 1, ""},
-    {"Unsqueeze", 2, 2, 1, 1, ""},
-    {"Pad", 2, 4, 1, 1, "mode:s=constant"},
-    {"Gather", 2, 2, 1, 1, "axis:i=0"},
-    {"Shape", 1, 1, 1, 1, "start:i=0 end:i?"},
-    {"Resize", 1, 4, 1, 1,
-     "antialias:i=0 axes:I=[] coordinate_transformation_mode:s=half_pixel cubic_coeff_a:f=-0.75 exclude_outside:i=0 "
-     "extrapolation_value:f=0.0 keep_aspect_ratio_policy:s=stretch mode:s=nearest nearest_mode:s=round_prefer_floor"},
-    {"DepthToSpace", 1, 1, 1, 1, "blocksize:i mode:s=DCR"},
-    {"SpaceToDepth", 1, 1, 1, 1, "blocksize:i mode:s=DCR"},
-    {"ReduceMean", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceSum", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceMax", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceMin", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ArgMax", 1, 1, 1, 1, "axis:i=0 keepdims:i=1 select_last_index:i=0"},
-    {"ArgMin", 1, 1, 1, 1, "axis:i=0 keepdims:i=1 select_last_index:i=0"},
-    {"Cast", 1, 1, 1, 1, "to:i saturate:i=1 round_mode:s=up"},
-    {"InstanceNormalization", 3, 3, 1, 1, "epsilon:f=1e-05"},
-    {"LayerNormalization", 2, 3, 1, 3, "axis:i=-1 epsilon:f=1e-05 stash_type:i=1"},
-    {"Tile", 2, 2, 1, 1, ""},
-    {"Expand", 2, 2, 1, 1, ""},
-    {"Where", 3, 3, 1, 1, ""},
-    {"Equal", 2, 2, 1, 1, ""},
-    {"Less", 2, 2, 1, 1, ""},
-    {"Greater", 2, 2, 1, 1, ""},
-    {"ConstantOfShape", 1, 1, 1, 1, "value:t?"},
-    {"Identity", 1, 1, 1, 1, ""},
-    {"Dropout", 1, 3, 1, 2, "seed:i=0"},
-    {"ReduceProd", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceL1", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceL2", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceSumSquare", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"ReduceLogSumExp", 1, 2, 1, 1, "keepdims:i=1 noop_with_empty_axes:i=0"},
-    {"TopK", 2, 2, 2, 2, "axis:i=-1 largest:i=1 sorted:i=1"},
-    {"Floor", 1, 1, 1, 1, ""},
-    {"Ceil", 1, 1, 1, 1, ""},
-    {"Round", 1, 1, 1, 1, ""},
-    {"Sign", 1, 1, 1, 1, ""},
-    {"Sin", 1, 1, 1, 1, ""},
-    {"Cos", 1, 1, 1, 1, ""},
-    {"Not", 1, 1, 1, 1, ""},
-    {"And", 2, 2, 1, 1, ""},
-    {"Or", 2, 2, 1, 1, ""},
-    {"Xor", 2, 2, 1, 1, ""},
-    {"LessOrEqual", 2, 2, 1, 1, ""},
-    {"GreaterOrEqual", 2, 2, 1, 1, ""},
-    {"Sum", 1, V, 1, 1, ""},
-    {"Mean", 1, V, 1, 1, ""},
-    {"Range", 3, 3, 1, 1, "stash_type:i=1"},
-    {"Mod", 2, 2, 1, 1, "fmod:i=0"},
-    {"Softsign", 1, 1, 1, 1, ""},
-    {"Mish", 1, 1, 1, 1, ""},
-    {"Celu", 1, 1, 1, 1, "alpha:f=1.0"},
-    {"ThresholdedRelu", 1, 1, 1, 1, "alpha:f=1.0"},
-    {"LpNormalization", 1, 1, 1, 1, "axis:i=-1 p:i=2"},
-    {"MeanVarianceNormalization", 1, 1, 1, 1, "axes:I=[0,2,3]"},
-    {"GatherElements", 2, 2, 1, 1, "axis:i=0"},
-    {"CumSum", 2, 2, 1, 1, "exclusive:i=0 reverse:i=0"},
-    {"Hardmax", 1, 1, 1, 1, "axis:i=-1"},
-    {"Size", 1, 1, 1, 1, ""},
-    {"PriorBox", 2, 2, 1, 1, "min_sizes:F max_sizes:F=[] aspect_ratios:F=[] flip:i=1 clip:i=0 variance:F=[0.1] img_size:i=0 img_h:i=0 img_w:i=0 step:f=0.0 step_h:f=0.0 step_w:f=0.0 offset:f=0.5"},
-    {"DetectionOutput", 3, 3, 1, 1, "num_classes:i share_location:i=1 background_label_id:i=0 nms_threshold:f=0.3 top_k:i=-1 keep_top_k:i=-1 confidence_threshold:f=-3.4028234663852886e+38 code_type:s=CORNER variance_encoded_in_target:i=0 eta:f=1.0"},
-    {"ScatterND", 3, 3, 1, 1, "reduction:s=none"},
-    {"ScatterElements", 3, 3, 1, 1, "axis:i=0 reduction:s=none"},
-    {"Trilu", 1, 2, 1, 1, "upper:i=1"},
-    {"OneHot", 3, 3, 1, 1, "axis:i=-1"},
-    {"Einsum", 1, V, 1, 1, "equation:s"},
-    {"GridSample", 2, 2, 1, 1, "align_corners:i=0 mode:s=linear padding_mode:s=zeros"},
-    {"Shrink", 1, 1, 1, 1, "bias:f=0.0 lambd:f=0.5"},
-    {"EyeLike", 1, 1, 1, 1, "dtype:i=0 k:i=0"},
-    {"NonMaxSuppression", 2, 5, 1, 1, "center_point_box:i=0"},
-    {"QuantizeLinear", 2, 3, 1, 1, "axis:i=1 block_size:i=0 output_dtype:i=0 precision:i=0 saturate:i=1"},
-    {"DequantizeLinear", 2, 3, 1, 1, "axis:i=1 block_size:i=0 output_dtype:i=0"},
+#include "core/generated/op_schema_table.inc"
 };
-#undef V
+#undef MOBRT_OP_ROW
 
 constexpr uint32_t kNumRows = sizeof(kRows) / sizeof(kRows[0]);
 static_assert(kNumRows == static_cast<uint32_t>(::mobconv::formats::fb::OpType_MAX) + 1,
-              "op_schema.cpp must list every OpType of formats/mobconv.fbs, in order");
+              "op_schema_table.inc must list every OpType of formats/mobconv.fbs: "
+              "run scripts/gen_op_schema.py");
+
+// The same rows as enum values: row i must be OpType i (a stale table names an op the
+// enum lacks, which fails to compile, or lists them in another order).
+#define MOBRT_OP_ROW(op, ...) ::mobconv::formats::fb::OpType_##op,
+constexpr ::mobconv::formats::fb::OpType kRowTypes[] = {
+#include "core/generated/op_schema_table.inc"
+};
+#undef MOBRT_OP_ROW
+
+constexpr bool rows_follow_the_enum() {
+  for (uint32_t i = 0; i < kNumRows; ++i)
+    if (static_cast<uint32_t>(kRowTypes[i]) != i) return false;
+  return true;
+}
+static_assert(rows_follow_the_enum(),
+              "op_schema_table.inc is not in OpType order: run scripts/gen_op_schema.py");
 
 // Splits "[a,b,c]" into its items ("[]": none).
 std::vector<std::string> list_items(const std::string& v) {
@@ -201,6 +107,7 @@ std::vector<OpSchema> build() {
     s.max_inputs = r.max_in;
     s.min_outputs = r.min_out;
     s.max_outputs = r.max_out;
+    s.version = r.version;
     std::istringstream in(r.attrs);
     std::string tok;
     while (in >> tok) s.attrs.push_back(parse_decl(tok));

@@ -1,7 +1,7 @@
 // op_schema.h: what the verifier knows about each op type: input/output
-// counts and the kinds of its declared attributes. Mirrors the Python
-// registry (mobconv/ops) and carries its attribute defaults;
-// tests/test_runtime_schema.py checks they agree.
+// counts and the kinds of its declared attributes. Generated from the Python
+// registry (mobconv/ops) by scripts/gen_op_schema.py, with its attribute
+// defaults; tests/test_runtime_schema.py checks they agree.
 #pragma once
 
 #include <string>
@@ -23,8 +23,8 @@ struct OpSchema {
   int min_inputs = 0, max_inputs = 0;    // max -1: variadic
   int min_outputs = 0, max_outputs = 0;  // max -1: variadic
   // Newest per-op semantics version this runtime implements (Operator.version
-  // must be in [1, version]; the registry's OpSpec.version, 1 for every op so
-  // far: a row's version changes only together with the registry's).
+  // must be in [1, version]; the registry's OpSpec.version, generated with
+  // the row, 1 for every op so far).
   int version = 1;
   std::vector<AttrDecl> attrs;
   const AttrDecl* find(const std::string& attr) const {
