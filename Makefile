@@ -41,6 +41,7 @@ test: install
 
 generate: venv
 	$(PY) formats/generate.py
+	$(PY) scripts/gen_op_schema.py
 
 FLATBUFFERS_INCLUDE = $(shell $(PY) -c "import sys; print(sys.prefix)")/include
 

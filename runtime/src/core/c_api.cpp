@@ -227,6 +227,22 @@ static_assert(MOBRT_ISA_SCALAR == int(mobrt::Isa::Scalar) && MOBRT_ISA_AVX2 == i
                   MOBRT_ISA_AVX512_VNNI == int(mobrt::Isa::AVX512VNNI) &&
                   MOBRT_ISA_NEON_DOT == int(mobrt::Isa::NEONDOT) && MOBRT_ISA_NEON_FP16 == int(mobrt::Isa::NEONFP16),
               "mobrt_isa and mobrt::Isa must agree");
+static_assert(MOBRT_FLOAT32 == int(mobrt::DType::F32) && MOBRT_FLOAT16 == int(mobrt::DType::F16) &&
+                  MOBRT_BFLOAT16 == int(mobrt::DType::BF16) && MOBRT_INT8 == int(mobrt::DType::I8) &&
+                  MOBRT_UINT8 == int(mobrt::DType::U8) && MOBRT_INT16 == int(mobrt::DType::I16) &&
+                  MOBRT_INT32 == int(mobrt::DType::I32) && MOBRT_INT64 == int(mobrt::DType::I64) &&
+                  MOBRT_BOOL == int(mobrt::DType::BOOL),
+              "mobrt_dtype and mobrt::DType must agree (tensor_info casts one to the other)");
+static_assert(MOBRT_OK == int(mobrt::StatusCode::kOk) &&
+                  MOBRT_INVALID_ARGUMENT == int(mobrt::StatusCode::kInvalidArgument) &&
+                  MOBRT_INVALID_MODEL == int(mobrt::StatusCode::kInvalidModel) &&
+                  MOBRT_UNSUPPORTED == int(mobrt::StatusCode::kUnsupported) &&
+                  MOBRT_SHAPE_ERROR == int(mobrt::StatusCode::kShapeError) &&
+                  MOBRT_OUT_OF_MEMORY == int(mobrt::StatusCode::kOutOfMemory) &&
+                  MOBRT_IO_ERROR == int(mobrt::StatusCode::kIoError) &&
+                  MOBRT_NOT_READY == int(mobrt::StatusCode::kNotReady) &&
+                  MOBRT_INTERNAL == int(mobrt::StatusCode::kInternal),
+              "mobrt_status and mobrt::StatusCode must agree (to_c casts one to the other)");
 
 int mobrt_isa_supported(mobrt_isa isa) {
   if (isa == MOBRT_ISA_ANY) return 1;
