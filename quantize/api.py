@@ -41,7 +41,9 @@ def quantize(model, calibration=None, *, scheme: str = "int8", method: Optional[
       of .npy/.npz files or images, an iterable of feed dicts, or a reader with
       get_next() (onnxruntime's CalibrationDataReader).
     scheme: "int8" (static: int8 weights and activations), "int8-weights" (int8
-      weights, float activations, no data), "fp16" (float16 weight storage).
+      weights, float activations, no data), "dynamic" (int8 weights; MatMul/Gemm
+      quantize their activations per row at run time, no data), "fp16" (float16
+      weight storage).
     method: the calibration method, "minmax", "percentile", "entropy" or "mse"
       (default config.DEFAULT_METHOD); percentile: for method "percentile" (99.99).
     per_tensor: one weight scale per tensor instead of per output channel.
@@ -137,7 +139,7 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
         config = dataclasses.replace(config, exclude=config.exclude + derived)
     targets = quantizable_nodes(graph, config)
     if not targets:
-        what = ("Conv, Gemm or MatMul with a constant float weight" if config.scheme == "int8-weights"
+        what = ("Conv, Gemm or MatMul with a constant float weight" if config.scheme in ("int8-weights", "dynamic")
                 else "op with an int8 form (Conv, Gemm, MatMul, Add, Mul, Concat, pools, ...)")
         raise UsageError(f"{_label(model)}: nothing to quantize: no {what} outside "
                          f"{names['exclude']}")
@@ -158,9 +160,9 @@ def quantize_with_config(model: Model, calibration, config: QuantConfig,
         meta.update(eq_info.metadata())
         timings["equalize"] = time.perf_counter() - t
 
-    if config.scheme == "int8-weights":
+    if config.scheme in ("int8-weights", "dynamic"):
         qdq = insert_qdq(graph, {}, config)
-        return _result(model, _lower(qdq), meta, timings, start)
+        return _result(model, _lower(qdq, dynamic=config.scheme == "dynamic"), meta, timings, start)
 
     from .calibration import collect_ranges
 
@@ -216,10 +218,10 @@ def _fit_budget(fit_budget, float_graph, qdq, ranges, data, config):
     return result, {}
 
 
-def _lower(qdq):
+def _lower(qdq, dynamic: bool = False):
     from mobconv.passes.lower_qdq import lower_qdq
 
-    graph = lower_qdq(qdq)
+    graph = lower_qdq(qdq, dynamic=dynamic)
     return graph if graph is not None else qdq
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from mobconv.errors import ArgumentError
 
-SCHEMES = ("int8", "int8-weights", "fp16")
+SCHEMES = ("int8", "int8-weights", "dynamic", "fp16")
 METHODS = ("minmax", "percentile", "entropy", "mse")
 IO_DTYPES = ("float32", "int8")
 # The calibration method used when none is given. One line: the evidence of
@@ -82,7 +82,7 @@ class QuantConfig:
     def metadata(self) -> dict:
         """The options recorded in the model's metadata (`quantization.*`)."""
         meta = {"scheme": self.scheme}
-        if self.scheme in ("int8", "int8-weights"):
+        if self.scheme in ("int8", "int8-weights", "dynamic"):
             meta["weights"] = "per-tensor" if self.per_tensor else "per-channel"
         if self.static:
             meta["method"] = self.method
@@ -220,6 +220,7 @@ class QuantConfig:
 
 _SCHEME_WORDS = {
     "int8-weights": "stores int8 weights and computes in float: no activation ranges",
+    "dynamic": "quantizes activations at run time, row by row: no activation ranges",
     "fp16": "stores float16 weights: no int8 ranges",
 }
 

@@ -25,7 +25,9 @@ graph output is renamed `T/float` inside the graph and the DequantizeLinear writ
 input `X` is int8, read through `DequantizeLinear(X) -> X/dq`.
 
 Scheme "int8-weights" (weight-only): only the weights of Conv/Gemm/MatMul become
-int8 + DequantizeLinear; activations and biases stay float.
+int8 + DequantizeLinear; activations and biases stay float. Scheme "dynamic" inserts
+the same, and `lower_qdq(..., dynamic=True)` then makes each MatMul/Gemm read its int8
+weight directly (dynamic-range int8, passes/lower_dynamic.py).
 """
 from __future__ import annotations
 
@@ -172,7 +174,7 @@ def _node_kind(graph: Graph, node, config) -> Optional[str]:
     """How `node` is quantized under `config`, None when it stays float."""
     if node.name in config.exclude:
         return None
-    if config.scheme == "int8-weights":
+    if config.scheme in ("int8-weights", "dynamic"):
         return "weights" if node.op in WEIGHTED and weight_axis(graph, node) is not None else None
     if config.scheme != "int8":
         return None
@@ -435,7 +437,7 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
     """`graph` in QDQ form for `config` (scheme "int8" or "int8-weights"); `ranges` maps
     float tensor names to their calibrated range (an object with `lo`, `hi`, e.g.
     calibration.TensorRange, or a (lo, hi) pair). Returns a new graph."""
-    if config.scheme not in ("int8", "int8-weights"):
+    if config.scheme not in ("int8", "int8-weights", "dynamic"):
         raise MobconvError(f"insert_qdq: scheme {config.scheme!r} has no QDQ form")
     g = graph.copy()
     kinds = {}
@@ -450,7 +452,7 @@ def insert_qdq(graph: Graph, ranges: dict, config) -> Graph:
         g.metadata.extra = dict(g.metadata.extra)
         g.metadata.extra[KEEP_FLOAT_KEY] = json.dumps(present)
     b = _Builder(g, config)
-    if config.scheme == "int8-weights":
+    if config.scheme in ("int8-weights", "dynamic"):
         return _weights_only(g, b, kinds)
 
     sym = config.symmetric_activations

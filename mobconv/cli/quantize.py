@@ -18,6 +18,7 @@ examples:
   mobconv quantize model.mob -o model.int8.mob --calib calib/ --report report/
   mobconv quantize model.mob -o model.int8.mob --calib calib/ --max-sqnr-drop 3
   mobconv quantize model.mob -o model.w8.mob --scheme int8-weights     # no data needed
+  mobconv quantize mlp.mob -o mlp.dyn8.mob --scheme dynamic            # int8 MatMul/Gemm, no data
   mobconv quantize model.mob -o model.fp16.mob --scheme fp16           # half the file
   mobconv quantize model.mob --calib calib/ --per-tensor --symmetric-activations
   mobconv quantize model.mob --calib calib/ --no-equalize --no-bias-correction
@@ -32,7 +33,7 @@ any work; on any error no file is written (exit 2 for bad options or data).
 Same data, same options: the same file, byte for byte.
 """
 
-DEFAULT_SUFFIX = {"int8": ".int8.mob", "int8-weights": ".int8w.mob", "fp16": ".fp16.mob"}
+DEFAULT_SUFFIX = {"int8": ".int8.mob", "int8-weights": ".int8w.mob", "dynamic": ".dyn8.mob", "fp16": ".fp16.mob"}
 
 
 def register(sub, parent) -> None:
@@ -54,6 +55,7 @@ def register(sub, parent) -> None:
     p.add_argument("--scheme", choices=SCHEMES, default="int8",
                    help="int8: int8 weights and activations, calibrated (default); "
                         "int8-weights: int8 weights, float activations, no data; "
+                        "dynamic: int8 weights, MatMul/Gemm activations quantized per row at run time, no data; "
                         "fp16: float16 weight storage")
     p.add_argument("--method", choices=METHODS, default=None,
                    help=f"how activation ranges are chosen from the data (default {DEFAULT_METHOD}): "
@@ -282,6 +284,10 @@ def describe(source: str, output: str, model, config, float_bytes: int, float_we
                 f"{int8} of {len(ops)} ops int8")
     elif config.scheme == "int8-weights":
         what = f"scheme int8-weights, {weights} weights"
+    elif config.scheme == "dynamic":
+        dyn = sum(1 for n in ops if n.op in ("MatMul", "Gemm") and len(n.inputs) > 1
+                  and n.inputs[1] in graph.values and graph.values[n.inputs[1]].dtype == "int8")
+        what = f"scheme dynamic, {weights} weights, {dyn} of {len(ops)} ops dynamic-range int8"
     else:
         what = "scheme fp16"
     fallback = graph.metadata.extra.get("quantization.fallback")

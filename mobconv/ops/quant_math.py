@@ -618,6 +618,13 @@ def run_quantized(node, spec, args, attrs, in_quant, out_quant, out_dtypes, requ
     where = f"node {node.name!r} ({node.op})"
     if node.op in ("QuantizeLinear", "DequantizeLinear"):  # the boundaries: parameters are inputs
         return spec.run_reference(args, attrs)
+    from .dynamic_quant import is_dynamic, run_dynamic  # float A, int8 weight: dynamic range
+
+    if is_dynamic(node, args, in_quant, out_quant):
+        try:
+            return run_dynamic(node, args, in_quant, attrs)
+        except MobconvError as exc:
+            raise MobconvError(f"{where}: {exc}") from None
     fn = QUANTIZED.get(node.op)
     if fn is not None:
         missing = [i for i, (q, a) in enumerate(zip(in_quant, args))

@@ -68,9 +68,11 @@ def mark_imported(graph) -> None:
         graph.metadata.extra[qm.REQUANTIZE_KEY] = qm.FLOAT32
 
 
-def lower_qdq(graph):
-    """Lower every DQ -> op -> Q pattern of `graph` to int8 ops (in place); returns `graph`."""
-    _Lowering(graph).run()
+def lower_qdq(graph, dynamic: bool = False):
+    """Lower every DQ -> op -> Q pattern of `graph` to int8 ops (in place); returns `graph`.
+    dynamic (or metadata quantization.scheme = "dynamic"): also DQ(int8 W) -> MatMul/Gemm
+    with float activations to dynamic-range int8 (passes/lower_dynamic.py)."""
+    _Lowering(graph, dynamic).run()
     return graph
 
 
@@ -172,8 +174,11 @@ def _const(graph, name: str):
 
 
 class _Lowering:
-    def __init__(self, graph):
+    def __init__(self, graph, dynamic: bool = False):
+        from .lower_dynamic import wants_dynamic
+
         self.g = graph
+        self.dynamic = dynamic or wants_dynamic(graph)
         self.producer = graph.producers()
         self.readers = graph.consumers()
         self.params = {}  # id(Q/DQ node) -> (QuantParams, dtype)
@@ -239,7 +244,7 @@ class _Lowering:
     def run(self) -> bool:
         changed = self._cancel_pairs()
         if changed:
-            self.__init__(self.g)
+            self.__init__(self.g, self.dynamic)
         plans = []
         for node in list(self.g.nodes):
             if node.op in ("QuantizeLinear", "DequantizeLinear"):
@@ -260,6 +265,12 @@ class _Lowering:
             self.g.nodes = [n for n in self.g.nodes if id(n) not in self.dropped]
             _rename_inputs(self.g, self.renamed)
         changed = changed or bool(plans)
+        if self.dynamic:  # DQ(int8 W) -> MatMul/Gemm on float activations
+            from .lower_dynamic import lower_dynamic
+
+            if plans:
+                self.producer, self.readers = self.g.producers(), self.g.consumers()
+            changed = lower_dynamic(self) or changed
         if changed:
             self._drop_dead_boundaries()
         changed = _fuse_int8_relu(self.g) or changed
