@@ -33,6 +33,7 @@
 #include <atomic>
 
 #include "core/infer.h"
+#include "cpu/reference/dynamic_quant.h"
 #include "cpu/reference/quant_params.h"
 #include "cpu/reference/resize_geometry.h"
 #include "cpu/reference/window.h"
@@ -538,6 +539,8 @@ Status infer_quant_aware(KernelContext& ctx) {
   const OpType op = ctx.op_type;
   InferFn plain = g_plain[op];
   if (op == fb::OpType_QuantizeLinear || op == fb::OpType_DequantizeLinear || !node_quantized(ctx)) return plain(ctx);
+  // float A, int8 weight B, float output: dynamic-range int8 (dynamic_quant.h), not the int8 form
+  if (dynq::is_dynamic_form(ctx)) return dynq::infer_dynamic(ctx, plain);
   switch (op) {
     case fb::OpType_Conv: return infer_conv(ctx);
     case fb::OpType_MatMul: case fb::OpType_Gemm: return infer_matmul(ctx);
@@ -592,6 +595,7 @@ void register_quant(KernelRegistry& r) {
   add(r, fb::OpType_GlobalAveragePool, "global_average_pool_q8_reference", run_global_pool);
   add(r, fb::OpType_GlobalMaxPool, "global_max_pool_q8_reference", run_global_pool);
   add(r, fb::OpType_Resize, "resize_q8_reference", run_resize);
+  dynq::register_dynamic_reference(r);
 }
 
 }  // namespace ref
