@@ -23,6 +23,7 @@
 #include "gemm/layers.h"
 
 using namespace mobrt::cpu;
+using mobrt::Activation;
 
 namespace {
 
@@ -104,29 +105,31 @@ TaskRunner three_threads() {
 double ref_act(double x, const Activation& a) {
   if (std::isnan(x)) return x;  // every activation keeps NaN (docs/runtime.md)
   switch (a.kind) {
-    case Act::kNone: return x;
-    case Act::kRelu: return x > 0 ? x : 0;
-    case Act::kClip: return x < a.p0 ? a.p0 : (x > a.p1 ? a.p1 : x);
-    case Act::kLeakyRelu: return x < 0 ? a.p0 * x : x;
-    case Act::kHardSwish: return x * std::min(1.0, std::max(0.0, x / 6 + 0.5));
-    case Act::kSigmoid: return 1 / (1 + std::exp(-x));
-    case Act::kTanh: return std::tanh(x);
-    case Act::kHardSigmoid: return std::min(1.0, std::max(0.0, a.p0 * x + a.p1));
+    case ActKind::None: return x;
+    case ActKind::Relu: return x > 0 ? x : 0;
+    case ActKind::Clip: return x < a.a ? a.a : (x > a.b ? a.b : x);
+    case ActKind::LeakyRelu: return x < 0 ? a.a * x : x;
+    case ActKind::HardSwish: return x * std::min(1.0, std::max(0.0, x / 6 + 0.5));
+    case ActKind::Sigmoid: return 1 / (1 + std::exp(-x));
+    case ActKind::Tanh: return std::tanh(x);
+    case ActKind::HardSigmoid: return std::min(1.0, std::max(0.0, a.a * x + a.b));
   }
   return x;
 }
-const char* act_name(Act k) {
-  static const char* names[] = {"none", "relu", "clip", "leakyrelu", "hardswish", "sigmoid", "tanh", "hardsigmoid"};
+const char* act_name(ActKind k) {
+  static const char* names[] = {"none", "relu", "clip", "leakyrelu", "hardsigmoid", "hardswish", "sigmoid", "tanh"};
   return names[int(k)];
 }
+// Every kind, with parameters; the order the size sweeps below index by (i % 8).
 std::vector<Activation> all_acts() {
   std::vector<Activation> v;
-  for (int k = 0; k <= 7; ++k) {
+  for (ActKind k : {ActKind::None, ActKind::Relu, ActKind::Clip, ActKind::LeakyRelu, ActKind::HardSwish,
+                    ActKind::Sigmoid, ActKind::Tanh, ActKind::HardSigmoid}) {
     Activation a;
-    a.kind = Act(k);
-    if (a.kind == Act::kClip) { a.p0 = -0.5f; a.p1 = 0.7f; }
-    if (a.kind == Act::kLeakyRelu) a.p0 = 0.1f;
-    if (a.kind == Act::kHardSigmoid) { a.p0 = 0.2f; a.p1 = 0.5f; }
+    a.kind = k;
+    if (a.kind == ActKind::Clip) { a.a = -0.5f; a.b = 0.7f; }
+    if (a.kind == ActKind::LeakyRelu) a.a = 0.1f;
+    if (a.kind == ActKind::HardSigmoid) { a.a = 0.2f; a.b = 0.5f; }
     v.push_back(a);
   }
   return v;
@@ -233,7 +236,7 @@ void test_activation(const IsaKernels& ks) {
     }
   // Extreme inputs must not produce NaN/Inf for the transcendental ones.
   std::vector<float> x = {-1000.f, -88.f, -20.f, 20.f, 88.f, 1000.f, 0.f, -0.f, 1e-8f};
-  for (Act k : {Act::kSigmoid, Act::kTanh}) {
+  for (ActKind k : {ActKind::Sigmoid, ActKind::Tanh}) {
     Activation a;
     a.kind = k;
     std::vector<float> y(x), ref(x.size());
@@ -587,7 +590,7 @@ void test_zero_size(const IsaKernels& ks) {
     for (int64_t n : {int64_t(1), int64_t(19), int64_t(64)}) {
       auto bias = rand_vec(size_t(n), -2.f, 2.f);
       Activation relu;
-      relu.kind = Act::kRelu;
+      relu.kind = ActKind::Relu;
       std::vector<float> ref(size_t(m * n));
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) ref[size_t(i * n + j)] = bias[size_t(j)] > 0 ? bias[size_t(j)] : 0.f;
@@ -629,7 +632,7 @@ void test_non_finite(const IsaKernels& ks) {
   x[17] = -kInf;
   x[33] = kInf;
   for (Activation act : all_acts()) {
-    if (act.kind == Act::kClip) { act.p0 = -1.f; act.p1 = 1.f; }
+    if (act.kind == ActKind::Clip) { act.a = -1.f; act.b = 1.f; }
     std::vector<float> y(x), ref(x.size());
     for (size_t i = 0; i < x.size(); ++i) ref[i] = float(ref_act(x[i], act));
     ks.activation(y.data(), y.size(), &act);
@@ -708,15 +711,15 @@ void test_non_finite(const IsaKernels& ks) {
             y.data(), ref.data(), y.size(), 1e-6f, 2e-5f);
     }
   // GEMM epilogue clamps (Relu / Clip folded into the microkernel) keep NaN and inf.
-  for (Act kind : {Act::kRelu, Act::kClip, Act::kNone}) {
+  for (ActKind kind : {ActKind::Relu, ActKind::Clip, ActKind::None}) {
     const int64_t m = 7, n = 37, kk = 5;
     auto a = rand_vec(size_t(m * kk)), b = rand_vec(size_t(kk * n), 0.1f, 1.f);
     a[3] = NAN;          // row 0
     a[2 * kk] = kInf;    // row 2 (b > 0: +inf)
     Activation act;
     act.kind = kind;
-    act.p0 = -0.5f;
-    act.p1 = 0.5f;
+    act.a = -0.5f;
+    act.b = 0.5f;
     std::vector<float> c(size_t(m * n)), ref(c.size());
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {

@@ -18,26 +18,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/activation.h"
+
 namespace mobrt {
 namespace cpu {
 
-// Fused activation, applied after bias. Matches the IR's fused activation attrs.
-enum class Act : int32_t {
-  kNone = 0,
-  kRelu = 1,
-  kClip = 2,       // clamp to [p0, p1] (Relu6 is Clip(0, 6))
-  kLeakyRelu = 3,  // x < 0 ? p0 * x : x
-  kHardSwish = 4,  // x * clamp(x / 6 + 0.5, 0, 1)
-  kSigmoid = 5,
-  kTanh = 6,
-  kHardSigmoid = 7,  // clamp(p0 * x + p1, 0, 1)
-};
-
-struct Activation {
-  Act kind = Act::kNone;
-  float p0 = 0.f;
-  float p1 = 0.f;
-};
+// The fused activation (applied after bias) is the runtime's one Activation
+// (core/activation.h): mobrt::Activation, reached unqualified from namespace cpu.
+using ActKind = Activation::Kind;
 
 // Bias is added per output row (conv in NCHW: per output channel) or per column (FC).
 enum class BiasMode : int32_t { kNone = 0, kPerRow = 1, kPerCol = 2 };

@@ -42,37 +42,8 @@ TaskRunner runner_for(const KernelContext& ctx) {
   return r;
 }
 
-cpu::Activation to_cpu_act(const ::mobrt::Activation& a) {
-  using K = ::mobrt::Activation::Kind;
-  cpu::Activation r;
-  r.p0 = a.a;
-  r.p1 = a.b;
-  switch (a.kind) {
-    case K::None: r.kind = Act::kNone; break;
-    case K::Relu: r.kind = Act::kRelu; break;
-    case K::Clip:
-      r.kind = Act::kClip;
-      // a NaN bound makes every output NaN (np.clip); the vector clamp would keep x, so
-      // the same NaN comes from HardSigmoid with alpha = beta = NaN (x * NaN + NaN)
-      if (std::isnan(a.a) || std::isnan(a.b)) {
-        r.kind = Act::kHardSigmoid;
-        r.p0 = r.p1 = std::numeric_limits<float>::quiet_NaN();
-      }
-      break;
-    case K::LeakyRelu: r.kind = Act::kLeakyRelu; break;
-    case K::HardSigmoid: r.kind = Act::kHardSigmoid; break;
-    case K::HardSwish: r.kind = Act::kHardSwish; break;
-    case K::Sigmoid: r.kind = Act::kSigmoid; break;
-    case K::Tanh: r.kind = Act::kTanh; break;
-  }
-  return r;
-}
-
-bool fused_act(const KernelContext& ctx, cpu::Activation* out) {
-  ::mobrt::Activation a;
-  if (!::mobrt::Activation::parse(*ctx.attrs, &a).ok()) return false;
-  *out = to_cpu_act(a);
-  return true;
+bool fused_act(const KernelContext& ctx, Activation* out) {
+  return Activation::parse(*ctx.attrs, out).ok();
 }
 
 bool is_f32(const TensorView& t) { return t.present() && t.dtype == DType::F32; }
@@ -86,7 +57,7 @@ struct PackedState {
   const IsaKernels* ks = nullptr;
   std::vector<float> packed;  // GEMM panels (over-allocated to realign to 64 bytes)
   std::vector<float> bias;    // Gemm: beta * C, resolved once
-  cpu::Activation act;
+  Activation act;
   bool dynamic = false;       // MatMul whose B was not a constant at prepare: nothing packed
   const float* aligned() const {
     return reinterpret_cast<const float*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
@@ -137,7 +108,7 @@ bool conv_supports(const KernelContext& ctx) {
   if (ctx.num_inputs > 3 && ctx.inputs[3].present() && !is_f32(ctx.inputs[3])) return false;
   const int64_t g = ctx.attrs->get_int("group", 1);
   if (g < 1 || w.dims[0] % g != 0) return false;
-  cpu::Activation act;
+  Activation act;
   return fused_act(ctx, &act);
 }
 
@@ -211,7 +182,7 @@ bool matmul_dynamic(const KernelContext& ctx) {
 
 bool gemm_supports(const KernelContext& ctx) {
   if (ctx.num_inputs < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
-  cpu::Activation act;
+  Activation act;
   if (!fused_act(ctx, &act)) return false;
   if (ctx.op_type == fb::OpType_MatMul)
     return ctx.inputs[0].rank >= 1 && ctx.inputs[1].rank >= 1 && ctx.inputs[0].rank <= kMaxRank &&
@@ -405,7 +376,7 @@ Status binary_run_k(KernelContext& ctx) {
   const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
   const TaskRunner r = runner_for(ctx);
   binary_run(table<I>(), binop_of(ctx.op_type), a.dims, a.rank, a.as<float>(), b.dims, b.rank,
-             b.as<float>(), ctx.outputs[0].as<float>(), cpu::Activation(), &r);
+             b.as<float>(), ctx.outputs[0].as<float>(), Activation(), &r);
   return Status::Ok();
 }
 
@@ -420,28 +391,28 @@ bool unary_supports(const KernelContext& ctx) {
   return true;
 }
 
-cpu::Activation unary_act(const KernelContext& ctx) {
-  cpu::Activation a;
+Activation unary_act(const KernelContext& ctx) {
+  Activation a;
   switch (ctx.op_type) {
-    case fb::OpType_Relu: a.kind = Act::kRelu; break;
-    case fb::OpType_Sigmoid: a.kind = Act::kSigmoid; break;
-    case fb::OpType_Tanh: a.kind = Act::kTanh; break;
-    case fb::OpType_HardSwish: a.kind = Act::kHardSwish; break;
+    case fb::OpType_Relu: a.kind = ActKind::Relu; break;
+    case fb::OpType_Sigmoid: a.kind = ActKind::Sigmoid; break;
+    case fb::OpType_Tanh: a.kind = ActKind::Tanh; break;
+    case fb::OpType_HardSwish: a.kind = ActKind::HardSwish; break;
     case fb::OpType_LeakyRelu:
-      a.kind = Act::kLeakyRelu;
-      a.p0 = ctx.attrs->get_float("alpha", 0.01f);
+      a.kind = ActKind::LeakyRelu;
+      a.a = ctx.attrs->get_float("alpha", 0.01f);
       break;
     case fb::OpType_HardSigmoid:
-      a.kind = Act::kHardSigmoid;
-      a.p0 = ctx.attrs->get_float("alpha", 0.2f);
-      a.p1 = ctx.attrs->get_float("beta", 0.5f);
+      a.kind = ActKind::HardSigmoid;
+      a.a = ctx.attrs->get_float("alpha", 0.2f);
+      a.b = ctx.attrs->get_float("beta", 0.5f);
       break;
     case fb::OpType_Clip: {
-      a.kind = Act::kClip;
+      a.kind = ActKind::Clip;
       const float* lo = opt_input(ctx, 1);
       const float* hi = opt_input(ctx, 2);
-      a.p0 = lo ? *lo : -__builtin_inff();
-      a.p1 = hi ? *hi : __builtin_inff();
+      a.a = lo ? *lo : -__builtin_inff();
+      a.b = hi ? *hi : __builtin_inff();
       break;
     }
     default: break;
@@ -452,7 +423,7 @@ cpu::Activation unary_act(const KernelContext& ctx) {
 template <SimdIsa I>
 Status unary_run(KernelContext& ctx) {
   const TaskRunner r = runner_for(ctx);
-  const cpu::Activation a = unary_act(ctx);
+  const Activation a = unary_act(ctx);
   activation_run(table<I>(), a, ctx.inputs[0].as<float>(), ctx.outputs[0].as<float>(),
                  ctx.inputs[0].numel(), &r);
   return Status::Ok();

@@ -55,14 +55,17 @@ bool act_as_clamp(const Activation& act, float* lo, float* hi) {
   *lo = -__builtin_inff();
   *hi = __builtin_inff();
   switch (act.kind) {
-    case Act::kNone:
+    case ActKind::None:
       return true;
-    case Act::kRelu:
+    case ActKind::Relu:
       *lo = 0.f;
       return true;
-    case Act::kClip:
-      *lo = act.p0;
-      *hi = act.p1;
+    case ActKind::Clip:
+      // a NaN bound makes every output NaN (np.clip), which a clamp cannot do (it
+      // keeps x): then the activation pass runs instead (simd_ops.h activation_impl)
+      if (act.a != act.a || act.b != act.b) return false;
+      *lo = act.a;
+      *hi = act.b;
       return true;
     default:
       return false;

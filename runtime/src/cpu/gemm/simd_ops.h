@@ -75,26 +75,26 @@ inline typename V::T vtanh(typename V::T x) {
 template <class V>
 inline typename V::T vact(typename V::T x, const Activation& a) {
   switch (a.kind) {
-    case Act::kNone:
+    case ActKind::None:
       return x;
     // Operand order keeps NaN (x86 max/min return the second operand when unordered),
     // as the op references do.
-    case Act::kRelu:
+    case ActKind::Relu:
       return V::max(V::zero(), x);
-    case Act::kClip:
-      return V::min(V::set1(a.p1), V::max(V::set1(a.p0), x));
-    case Act::kLeakyRelu:
-      return V::add(V::max(V::zero(), x), V::mul(V::set1(a.p0), V::min(V::zero(), x)));
-    case Act::kHardSwish: {
+    case ActKind::Clip:
+      return V::min(V::set1(a.b), V::max(V::set1(a.a), x));
+    case ActKind::LeakyRelu:
+      return V::add(V::max(V::zero(), x), V::mul(V::set1(a.a), V::min(V::zero(), x)));
+    case ActKind::HardSwish: {
       typename V::T g = V::fma(x, V::set1(1.f / 6.f), V::set1(0.5f));
       g = V::min(V::set1(1.f), V::max(V::zero(), g));
       return V::mul(x, g);
     }
-    case Act::kHardSigmoid:
-      return V::min(V::set1(1.f), V::max(V::zero(), V::fma(x, V::set1(a.p0), V::set1(a.p1))));
-    case Act::kSigmoid:
+    case ActKind::HardSigmoid:
+      return V::min(V::set1(1.f), V::max(V::zero(), V::fma(x, V::set1(a.a), V::set1(a.b))));
+    case ActKind::Sigmoid:
       return vsigmoid<V>(x);
-    case Act::kTanh:
+    case ActKind::Tanh:
       return vtanh<V>(x);
   }
   return x;
@@ -113,7 +113,7 @@ inline void map_inplace(float* x, size_t n, F f) {
   }
 }
 
-template <class V, Act K>
+template <class V, ActKind K>
 void act_loop(float* x, size_t n, const Activation& a) {
   Activation ak = a;
   ak.kind = K;
@@ -123,14 +123,20 @@ void act_loop(float* x, size_t n, const Activation& a) {
 template <class V>
 void activation_impl(float* x, size_t n, const Activation* a) {
   switch (a->kind) {
-    case Act::kNone: return;
-    case Act::kRelu: return act_loop<V, Act::kRelu>(x, n, *a);
-    case Act::kClip: return act_loop<V, Act::kClip>(x, n, *a);
-    case Act::kLeakyRelu: return act_loop<V, Act::kLeakyRelu>(x, n, *a);
-    case Act::kHardSwish: return act_loop<V, Act::kHardSwish>(x, n, *a);
-    case Act::kHardSigmoid: return act_loop<V, Act::kHardSigmoid>(x, n, *a);
-    case Act::kSigmoid: return act_loop<V, Act::kSigmoid>(x, n, *a);
-    case Act::kTanh: return act_loop<V, Act::kTanh>(x, n, *a);
+    case ActKind::None: return;
+    case ActKind::Relu: return act_loop<V, ActKind::Relu>(x, n, *a);
+    case ActKind::Clip:
+      if (a->a != a->a || a->b != a->b) {  // a NaN bound: every output NaN (np.clip)
+        Activation nan;                    // = HardSigmoid(x * NaN + NaN)
+        nan.a = nan.b = __builtin_nanf("");
+        return act_loop<V, ActKind::HardSigmoid>(x, n, nan);
+      }
+      return act_loop<V, ActKind::Clip>(x, n, *a);
+    case ActKind::LeakyRelu: return act_loop<V, ActKind::LeakyRelu>(x, n, *a);
+    case ActKind::HardSwish: return act_loop<V, ActKind::HardSwish>(x, n, *a);
+    case ActKind::HardSigmoid: return act_loop<V, ActKind::HardSigmoid>(x, n, *a);
+    case ActKind::Sigmoid: return act_loop<V, ActKind::Sigmoid>(x, n, *a);
+    case ActKind::Tanh: return act_loop<V, ActKind::Tanh>(x, n, *a);
   }
 }
 
