@@ -67,15 +67,17 @@ fuzz: install
 	MOBCONV_GRAPH_FUZZ_SECONDS=$${MOBCONV_GRAPH_FUZZ_SECONDS:-600} $(PY) -m pytest -q tests/test_graph_fuzz.py -k sanitizers
 	MOBCONV_FUZZ_SECONDS=$${MOBCONV_FUZZ_SECONDS:-600} $(PY) -m pytest -q tests/test_converter_fuzz.py
 
-# Side-by-side latency against onnxruntime (and LiteRT when installed), 1 and 2 threads,
-# fp32 then int8 (mobconv vs onnxruntime QDQ s8s8/u8s8, as ratios; about 3 minutes);
-# then conversion time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).
+# Side-by-side latency against onnxruntime (and LiteRT when installed: pip install -e '.[bench]'),
+# 1 and 2 threads, fp32 then int8 in one run (mobconv int8 vs onnxruntime QDQ s8s8/u8s8, fp32
+# and LiteRT int8, as ratios); the int8 GEMM as a fraction of the VNNI peak; then conversion
+# time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).
 bench: install
 	$(PY) benchmarks/bench_models.py
-	$(PY) benchmarks/bench_int8.py
+	$(PY) benchmarks/bench_gemm.py --only int8 --reps 5
 	$(PY) benchmarks/bench_convert.py
 
-# SGEMM 1024^3 GFLOP/s as a fraction of this machine's measured single-core FMA peak.
+# SGEMM 1024^3 GFLOP/s as a fraction of the measured single-core FMA peak, then the int8
+# GEMM (256..1024) as a fraction of the measured single-core VNNI (vpdpbusd) peak.
 bench-gemm: install
 	$(PY) benchmarks/bench_gemm.py
 

@@ -50,6 +50,9 @@ from ort_quant import ort_quantize_static, sqnr_db  # noqa: E402
 VARIANTS = ("mobconv fp32", "mobconv int8", "ort fp32", "ort int8 s8s8", "ort int8 u8s8",
             "litert int8")
 ORT_INT8 = ("ort int8 s8s8", "ort int8 u8s8")
+# The ratio table: mobconv int8 / each of these (column label, variant).
+RATIOS = (("/ort-s8s8", "ort int8 s8s8"), ("/ort-u8s8", "ort int8 u8s8"), ("/ort-fp32", "ort fp32"),
+          ("/mob-fp32", "mobconv fp32"), ("/litert-i8", "litert int8"))
 
 
 # ---- quantization ---------------------------------------------------------------------------
@@ -296,6 +299,17 @@ def main(argv=None) -> int:
     print()
     print("int8/ort-int8 = mobconv int8 / the fastest onnxruntime int8 variant (target <= 1.0); "
           "int8/fp32 = mobconv int8 / mobconv fp32 (target <= 0.55, issue 9)")
+    print()
+    print("ratios: mobconv int8 median / each variant's median (< 1: mobconv int8 faster; "
+          "- : not measured)")
+    print(f"{'model':14s} {'thr':>3s} " + " ".join(f"{r:>11s}" for r, _ in RATIOS))
+    for name, th, cells in rows:
+        m8 = cells["mobconv int8"].median()
+        print(f"{name:14s} {th:3d} " + " ".join(
+            f"{m8 / cells[v].median():11.2f}" if v in cells else f"{'-':>11s}" for _, v in RATIOS))
+    if any("litert int8" in cells for _, _, cells in rows):
+        print("litert int8: Keras's architecture with seeded random weights (benchmarks/make_tflite.py), "
+              "not the same weights")
     return 0
 
 

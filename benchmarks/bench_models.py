@@ -1,8 +1,11 @@
-"""Same model, three runtimes, one run: mobconv's C++ runtime vs onnxruntime (vs LiteRT).
+"""Same model, three runtimes, one run: mobconv's C++ runtime vs onnxruntime (vs LiteRT),
+fp32 and int8.
 
-    python benchmarks/bench_models.py                       # mobilenet_v2, resnet50, squeezenet
+    python benchmarks/bench_models.py                       # fp32: mobilenet_v2, resnet50, squeezenet;
+                                                            # int8: mobilenet_v2, resnet50
     python benchmarks/bench_models.py --models mobilenet_v2 --threads 1 2 --runs 50
-    python benchmarks/bench_models.py --models path/to/model.onnx
+    python benchmarks/bench_models.py --models path/to/model.onnx --no-int8
+    python benchmarks/bench_models.py --smoke               # a tiny net, seconds: the harness works
 
 Per model and thread count, the runtimes run in alternating blocks (mobconv, onnxruntime,
 LiteRT, repeated ROUNDS times) so machine-load drift hits all of them alike; only one
@@ -13,12 +16,24 @@ model load time (mobconv: mmap + verify + plan + pre-pack; onnxruntime: session 
 and the runtime library size (host, and arm64 stripped when the cross compiler exists).
 
 Models: `mobilenet_v2` (model_zoo recipe, width 1.0, 224x224), `resnet18` (zoo, width 1.0),
-`squeezenet` (zoo), `resnet50` (onnx's light ResNet-50 with seeded random weights), or a
-path to an .onnx file. LiteRT (`pip install ai-edge-litert`) runs when a .tflite of the
-same network sits next to the generated model (build/bench_models/<name>.tflite) or is
-given with --tflite NAME=PATH; otherwise it is skipped with a message.
-Numbers are reported, never asserted. int8 (mobconv, onnxruntime QDQ, LiteRT) is
-benchmarks/bench_int8.py; `make bench` runs both.
+`squeezenet` (zoo), `resnet50` (onnx's light ResNet-50 with seeded random weights), `tiny`
+(a seeded Conv-Relu-pool-MatMul net, for --smoke), or a path to an .onnx file.
+
+int8 (after the fp32 table; --no-int8 skips it): benchmarks/bench_int8.py on --int8-models
+(default mobilenet_v2 and resnet50, or the --models given), at the same thread counts: per
+model, in one run with the same input, mobconv fp32, mobconv int8 (mobconv's quantizer,
+default options), onnxruntime fp32, onnxruntime int8 from `quantize_static` QDQ s8s8 and u8s8
+(ORT_ENABLE_ALL, so the QDQ pairs fuse into integer kernels) and LiteRT int8; printed as
+latencies and as ratios mobconv int8 / each of them.
+
+LiteRT (`pip install ai-edge-litert`) runs when a .tflite of the network sits next to the
+generated model (build/bench_models/<name>.tflite, <name>.int8.tflite) or is given with
+--tflite NAME=PATH (--tflite-int8 for the int8 one). For mobilenet_v2 and resnet50 missing
+.tflite files are built by benchmarks/make_tflite.py when TensorFlow is importable here or
+by $MOBCONV_TF_PYTHON (`pip install tensorflow-cpu`, or the optional extra
+`pip install -e '.[bench]'`): Keras's MobileNetV2 / ResNet50 with weights=None, so LiteRT
+runs the SAME ARCHITECTURE WITH DIFFERENT (seeded random) WEIGHTS. Otherwise one line says
+how to install it and LiteRT is skipped. Numbers are reported, never asserted.
 """
 from __future__ import annotations
 
@@ -57,13 +72,36 @@ def build_onnx(name: str):
     if name == "squeezenet":
         from model_zoo.onnx.squeezenet import build_squeezenet
         return name, build_squeezenet(batch=1)
+    if name == "tiny":
+        return name, tiny_onnx()
     if name == "resnet50":
         from real_onnx_models import light_model_paths, with_random_weights
         path = [p for p in light_model_paths() if "resnet50" in p]
         if not path:
             raise SystemExit("resnet50: onnx's light model data is not installed")
         return name, with_random_weights(onnx.load(path[0]))
-    raise SystemExit(f"unknown model {name!r} (mobilenet_v2, resnet18, squeezenet, resnet50 or an .onnx path)")
+    raise SystemExit(f"unknown model {name!r} (mobilenet_v2, resnet18, squeezenet, resnet50, tiny "
+                     "or an .onnx path)")
+
+
+def tiny_onnx():
+    """A seeded Conv -> Relu -> GlobalAveragePool -> Flatten -> MatMul net (1x3x32x32): the
+    --smoke model, big enough for every runtime and both quantizers, run in milliseconds."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal((16, 3, 3, 3)) * 0.3).astype(np.float32), "w1"),
+             numpy_helper.from_array((rng.standard_normal(16) * 0.1).astype(np.float32), "b1"),
+             numpy_helper.from_array((rng.standard_normal((16, 10)) * 0.3).astype(np.float32), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("MatMul", ["f", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
 
 
 def convert(name: str, model) -> Path:
@@ -138,6 +176,41 @@ def litert_available() -> str:
         return f"LiteRT skipped: ai-edge-litert not importable ({type(e).__name__}); pip install ai-edge-litert"
 
 
+TFLITE_ARCHS = ("mobilenet_v2", "resnet50")  # what benchmarks/make_tflite.py can build in Keras
+TF_HINT = ("pip install tensorflow-cpu (or pip install -e '.[bench]'), or set MOBCONV_TF_PYTHON "
+           "to the python of another environment that has it")
+
+
+def tf_python() -> str:
+    """A Python that can import tensorflow: this one, else $MOBCONV_TF_PYTHON; '' if none."""
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is not None:
+        return sys.executable
+    return os.environ.get("MOBCONV_TF_PYTHON", "")
+
+
+def ensure_tflite(names, out: Path) -> str:
+    """Builds the missing <name>.tflite / <name>.int8.tflite of `names` (Keras, same
+    architecture, seeded random weights) with benchmarks/make_tflite.py. Returns a one-line
+    note when some cannot be built ('' otherwise)."""
+    todo = [n for n in names if n in TFLITE_ARCHS and not
+            ((out / f"{n}.tflite").exists() and (out / f"{n}.int8.tflite").exists())]
+    if not todo:
+        return ""
+    py = tf_python()
+    if not py:
+        return (f"LiteRT: no .tflite of {', '.join(todo)} in {out} and no TensorFlow to build them: "
+                + TF_HINT)
+    proc = subprocess.run([py, str(Path(__file__).with_name("make_tflite.py")), "--out", str(out), *todo],
+                          capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        print(line)
+    if proc.returncode != 0:
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["?"]
+        return f"LiteRT: building the .tflite of {', '.join(todo)} failed: {tail[0]}"
+    return ""
+
+
 # ---- library size -----------------------------------------------------------------------------
 def library_sizes() -> list:
     lines = []
@@ -191,11 +264,35 @@ def main(argv=None) -> int:
     ap.add_argument("--tflite", action="append", default=[], help="NAME=PATH of a .tflite of model NAME")
     ap.add_argument("--no-size", action="store_true", help="skip the arm64 library size build")
     ap.add_argument("--details", action="store_true", help="also print mobconv.bench's per-op report")
+    ap.add_argument("--no-int8", action="store_true", help="skip the int8 comparison (bench_int8.py)")
+    ap.add_argument("--int8-models", nargs="+", default=None,
+                    help="models of the int8 comparison (default: --models if given, else mobilenet_v2 resnet50)")
+    ap.add_argument("--int8-runs", type=int, default=None, help="timed runs per int8 variant (bench_int8's --runs)")
+    ap.add_argument("--int8-budget", type=float, default=None,
+                    help="seconds per int8 variant and thread count (bench_int8's --budget)")
+    ap.add_argument("--tflite-int8", action="append", default=[], help="NAME=PATH of an int8 .tflite of model NAME")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiny net only, 2 runs, no library size: checks the harness, measures nothing")
     args = ap.parse_args(argv)
+    user_models = args.models != ap.get_default("models")
+    if args.smoke:
+        args.models = ["tiny"] if not user_models else args.models
+        args.runs, args.warmup, args.no_size = min(args.runs, 3), 1, True
+        args.int8_runs = args.int8_runs or 2
+        args.int8_budget = args.int8_budget if args.int8_budget is not None else 1.0
+    int8_models = [] if args.no_int8 else (
+        args.int8_models or (args.models if user_models or args.smoke else ["mobilenet_v2", "resnet50"]))
     tflites = dict(t.split("=", 1) for t in args.tflite)
     litert_msg = litert_available()
     if litert_msg:
         print(litert_msg)
+    else:
+        note = ensure_tflite(sorted(set(args.models) | set(int8_models)), OUT)
+        if note:
+            print(note)
+        if any((OUT / f"{n}.tflite").exists() for n in TFLITE_ARCHS if n in args.models):
+            print("LiteRT: the .tflite models are Keras's architectures with seeded random weights "
+                  "(benchmarks/make_tflite.py): same network, different weights")
     rows = []
     for spec in args.models:
         name, model = build_onnx(spec)
@@ -262,6 +359,21 @@ def main(argv=None) -> int:
         if "litert" in res:
             li = res["litert"]
             print(f"{'':14s} {'':3s} litert {li[0]:.2f} ms, mobconv/litert {m[0] / li[0]:.2f}")
+    if int8_models:
+        # The int8 comparison: every variant of each model in one run, the same input.
+        print()
+        print(f"int8: mobconv int8 vs onnxruntime int8 (s8s8, u8s8) vs fp32 vs LiteRT int8 "
+              f"on {', '.join(int8_models)}", flush=True)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_int8
+        int8_argv = ["--models", *int8_models, "--threads", *map(str, args.threads), "--out", str(OUT)]
+        if args.int8_runs:
+            int8_argv += ["--runs", str(args.int8_runs)]
+        if args.int8_budget is not None:
+            int8_argv += ["--budget", str(args.int8_budget)]
+        for t in args.tflite_int8:
+            int8_argv += ["--tflite-int8", t]
+        bench_int8.main(int8_argv)
     if not args.no_size:
         print()
         for line in library_sizes():

@@ -48,8 +48,11 @@ def test_bench_int8_prints_the_table(tmp_path, capsys):
     for column in ("mobconv fp32", "mobconv int8", "ort fp32", "ort int8 s8s8", "ort int8 u8s8",
                    "litert int8", "int8/ort-int8", "int8/fp32"):
         assert column in head
-    rows = {int(line.split()[1]): line.split()[2:] for line in lines[at + 1:]
-            if line.startswith("tiny ")}
+    rows = {}
+    for line in lines[at + 1:]:  # the latency table: the rows up to the first other line
+        if not line.startswith("tiny "):
+            break
+        rows[int(line.split()[1])] = line.split()[2:]
     assert sorted(rows) == [1, 2]
     for cells in rows.values():
         mob32, mob8, ort32, s8, u8, litert, vs_ort, vs_fp32 = cells
