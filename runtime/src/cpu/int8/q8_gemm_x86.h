@@ -1,0 +1,25 @@
+// q8_gemm_x86.h: the x86 int8 GEMM micro-kernels and requant rows, defined in the
+// ISA-flagged files (q8_gemm_*_avx2 / _avx_vnni / _avx512_vnni, q8_requant_*) and
+// referenced (addresses only) by the register_q8_gemm_<set>.cpp files.
+#pragma once
+
+#include "cpu/int8/q8_gemm.h"
+
+namespace mobrt {
+namespace q8 {
+
+// AVX2 without VNNI: S16 x S16 with vpmaddwd (exact; never vpmaddubsw). 6x16, kr 2.
+extern const Q8GemmUkernel kQ8GemmAvx2_6x16c2;
+// AVX-VNNI (VEX vpdpbusd, ymm): S8 A x U8 B, 8x16 and 8x8, kr 4 (q8_gemm_ymm_vnni.h).
+extern const Q8GemmUkernel kQ8GemmAvxVnni_8x16c4;
+extern const Q8GemmUkernel kQ8GemmAvxVnni_8x8c4;
+// AVX512-VNNI: zmm 8x32 and the EVEX ymm twin of the AVX-VNNI source (8x16), kr 4.
+extern const Q8GemmUkernel kQ8GemmAvx512Vnni_8x32c4;
+extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x16c4;
+
+// Row requantization, bit for bit q8_requant_row_scalar.
+void q8_requant_row_avx2(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);
+void q8_requant_row_avx512(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);
+
+}  // namespace q8
+}  // namespace mobrt
