@@ -32,13 +32,13 @@ namespace dynq {
 constexpr int64_t kMaxK = 2147483647LL / (127 * 128);
 constexpr uint32_t kAbsMask = 0x7fffffffu, kInfBits = 0x7f800000u;
 
-inline uint32_t abs_bits(float x) {
+static inline uint32_t abs_bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   return u & kAbsMask;
 }
 
-inline float from_bits(uint32_t u) {
+static inline float from_bits(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
@@ -52,7 +52,7 @@ struct RowScale {
   bool nonfinite = false;
 };
 
-inline RowScale row_scale(uint32_t amax_bits) {
+static inline RowScale row_scale(uint32_t amax_bits) {
   RowScale r;
   if (amax_bits >= kInfBits) {
     r.nonfinite = true;
@@ -66,7 +66,7 @@ inline RowScale row_scale(uint32_t amax_bits) {
   return r;
 }
 
-inline int32_t quantize_value(float a, float inv) {
+static inline int32_t quantize_value(float a, float inv) {
   float p = a * inv;
   p = std::nearbyint(p);  // ties to even (default rounding mode)
   p = p < -127.f ? -127.f : (p > 127.f ? 127.f : p);
@@ -75,7 +75,7 @@ inline int32_t quantize_value(float a, float inv) {
 
 // float32(acc) * float32(s_a * s_w): the product is stored on its own (volatile), so it
 // cannot become half of a fused multiply-add with the bias addition that follows.
-inline float scaled(int32_t acc, float s_a, float s_w) {
+static inline float scaled(int32_t acc, float s_a, float s_w) {
   const float scale = s_a * s_w;
   volatile float v = static_cast<float>(acc) * scale;
   return v;
