@@ -1,0 +1,253 @@
+// q8_dwconv.cpp: the portable part of the int8 depthwise 3x3 convolution (q8_dwconv.h):
+// which nodes it takes, the packing at prepare, the plane/row loop of a run. No
+// intrinsics here (built for every target); the row kernels are q8_dwconv_<isa>.cpp's.
+#include "cpu/int8/q8_dwconv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "cpu/reference/quant_params.h"
+#include "cpu/reference/window.h"
+
+namespace mobrt {
+namespace q8 {
+namespace fb = ::mobconv::formats::fb;
+
+namespace {
+
+struct DwState {
+  const Q8DwIsa* isa = nullptr;
+  std::vector<int16_t> taps;    // [M][9]: w - zw
+  std::vector<int32_t> init;    // [M]: the bias (0 without one)
+  std::vector<Q8Requant> rq;    // [M]
+  int32_t zx = 0;               // X's zero point
+};
+
+bool is_q8(DType d) { return d == DType::I8 || d == DType::U8; }
+
+int64_t weight_at(const TensorView& w, int64_t i) {
+  return w.dtype == DType::I8 ? static_cast<int64_t>(w.as<int8_t>()[i]) : static_cast<int64_t>(w.as<uint8_t>()[i]);
+}
+
+int64_t weight_zp(const TensorView& w, int64_t c) {
+  const QuantParams& q = *w.quant;
+  return ref::q8::zp_at(q, q.count > 1 ? static_cast<int>(c) : 0);
+}
+
+const int32_t* bias_of(const KernelContext& ctx) {
+  return ctx.num_inputs > 2 && ctx.inputs[2].present() ? ctx.inputs[2].as<int32_t>() : nullptr;
+}
+
+// Geometry of one run (shapes resolved).
+struct Geom {
+  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0, sh = 1, sw = 1, pt = 0, pl = 0;
+  size_t wp = 0;         // int16 elements per converted row
+  size_t acc_len = 0;    // int32 accumulators per thread
+  size_t per_thread = 0; // scratch bytes per thread (64-byte multiple)
+};
+
+size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+bool geometry(const KernelContext& ctx, Geom* g) {
+  const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
+  if (x.rank != 4) return false;
+  ref::Window win;
+  if (!ref::make_window(ctx, x, ref::Shape{w.dims[2], w.dims[3]}, false, &win).ok()) return false;
+  g->n = x.dims[0];
+  g->c = x.dims[1];
+  g->h = win.in[1];
+  g->w = win.in[2];
+  g->oh = win.out[1];
+  g->ow = win.out[2];
+  g->sh = win.s[1];
+  g->sw = win.s[2];
+  g->pt = win.pb[1];
+  g->pl = win.pb[2];
+  const size_t owr = round_up(static_cast<size_t>(g->ow), kQ8DwBlock);
+  g->wp = round_up(std::max(static_cast<size_t>(g->pl + g->w), static_cast<size_t>(g->sw) * owr) + kQ8DwSlack, 32);
+  g->acc_len = owr;
+  const size_t rows = static_cast<size_t>(g->h) + 1;  // the plane + one zero row
+  g->per_thread = round_up(rows * g->wp * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64);
+  return true;
+}
+
+// Converts channel plane `x` (h x w, int8 or uint8) into int16 rows of g.wp elements:
+// [pl zeros][x - zx][zeros up to the last column a valid output reads]; the columns
+// beyond are left as they are (the row kernels read them only for outputs >= ow).
+template <typename T>
+void convert_plane(const T* x, int32_t zx, const Geom& g, int16_t* rows) {
+  const size_t pl = static_cast<size_t>(g.pl), w = static_cast<size_t>(g.w);
+  const size_t used = static_cast<size_t>(g.sw * (g.ow - 1) + 3);  // columns read by outputs < ow
+  const size_t end = std::min(g.wp, std::max(used, pl + w));
+  for (int64_t iy = 0; iy < g.h; ++iy) {
+    int16_t* r = rows + static_cast<size_t>(iy) * g.wp;
+    const T* xr = x + static_cast<size_t>(iy) * w;
+    std::fill(r, r + pl, int16_t(0));
+    for (size_t ix = 0; ix < w; ++ix) r[pl + ix] = static_cast<int16_t>(static_cast<int32_t>(xr[ix]) - zx);
+    std::fill(r + pl + w, r + end, int16_t(0));
+  }
+}
+
+}  // namespace
+
+void q8_dw_row3x3s1_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
+  for (size_t j = 0; j < n; ++j) {
+    int32_t s = init;
+    for (int r = 0; r < 3; ++r)
+      for (int k = 0; k < 3; ++k) s += static_cast<int32_t>(rows[r][j + k]) * w9[3 * r + k];
+    acc[j] = s;
+  }
+}
+
+void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
+  for (size_t j = 0; j < n; ++j) {
+    int32_t s = init;
+    for (int r = 0; r < 3; ++r)
+      for (int k = 0; k < 3; ++k) s += static_cast<int32_t>(rows[r][2 * j + k]) * w9[3 * r + k];
+    acc[j] = s;
+  }
+}
+
+bool q8_dw_supports(const KernelContext& ctx) {
+  if (ctx.op_type != fb::OpType_Conv || ctx.num_inputs < 2 || ctx.num_outputs != 1) return false;
+  const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
+  if (!is_q8(x.dtype) || !is_q8(w.dtype) || !is_q8(ctx.outputs[0].dtype)) return false;
+  if (x.rank != 4 || w.rank != 4 || !w.is_constant || !w.data || !w.quant) return false;
+  if (ctx.num_inputs > 3 && ctx.inputs[3].present()) return false;  // fused residual: the reference refuses it
+  const int64_t m = w.dims[0];
+  if (w.dims[1] != 1 || w.dims[2] != 3 || w.dims[3] != 3 || m < 1) return false;
+  if (ctx.attrs->get_int("group", 1) != m || (x.dims[1] >= 0 && x.dims[1] != m)) return false;
+  const std::vector<int64_t> ks = ctx.attrs->get_ints("kernel_shape");
+  if (!ks.empty() && ks != std::vector<int64_t>{3, 3}) return false;
+  const std::vector<int64_t> st = ctx.attrs->get_ints("strides"), dil = ctx.attrs->get_ints("dilations");
+  if (!st.empty() && (st.size() != 2 || st[0] < 1 || st[0] > 2 || st[1] < 1 || st[1] > 2)) return false;
+  if (!dil.empty() && dil != std::vector<int64_t>{1, 1}) return false;
+  if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
+    const TensorView& b = ctx.inputs[2];
+    if (b.dtype != DType::I32 || !b.is_constant || !b.data || b.numel() != m) return false;
+  }
+  KernelContext c = ctx;
+  ref::q8::PerTensor xp;
+  ref::q8::OutRequant rq;
+  if (!ref::q8::conv_rules(c, &xp, &rq).ok()) return false;
+  // Exactness: every partial sum of the int32 accumulation stays within int32.
+  const int32_t* bias = bias_of(ctx);
+  for (int64_t ch = 0; ch < m; ++ch) {
+    const int64_t zw = weight_zp(w, ch);
+    int64_t bound = bias ? std::llabs(static_cast<long long>(bias[ch])) : 0;
+    for (int64_t k = 0; k < 9; ++k) bound += 255 * std::llabs(static_cast<long long>(weight_at(w, ch * 9 + k) - zw));
+    if (bound > quant::kInt32Max) return false;
+  }
+  return true;
+}
+
+Status q8_dw_prepare(KernelContext& ctx, const Q8DwIsa& isa) {
+  ref::q8::PerTensor xp;
+  ref::q8::OutRequant orq;
+  Status s = ref::q8::conv_rules(ctx, &xp, &orq);
+  if (!s.ok()) return s;
+  auto* st = new (std::nothrow) DwState;
+  if (st == nullptr) return Status::Error(StatusCode::kOutOfMemory, "conv_q8_dw3x3: packed weights");
+  const TensorView& w = ctx.inputs[1];
+  const int64_t m = w.dims[0];
+  const int32_t* bias = bias_of(ctx);
+  st->isa = &isa;
+  st->zx = static_cast<int32_t>(xp.zp);
+  st->taps.resize(static_cast<size_t>(m * 9));
+  st->init.resize(static_cast<size_t>(m));
+  st->rq.resize(static_cast<size_t>(m));
+  for (int64_t c = 0; c < m; ++c) {
+    const int64_t zw = weight_zp(w, c);
+    for (int64_t k = 0; k < 9; ++k) st->taps[c * 9 + k] = static_cast<int16_t>(weight_at(w, c * 9 + k) - zw);
+    st->init[c] = bias ? bias[c] : 0;
+    Q8Requant& r = st->rq[c];
+    r.float32 = orq.float32;
+    if (orq.float32) {
+      r.fscale = orq.fscale[orq.fscale.size() == 1 ? 0 : c];
+    } else {
+      const quant::Multiplier& mu = orq.mult[orq.mult.size() == 1 ? 0 : c];
+      r.q = static_cast<int32_t>(mu.q);
+      r.shift = mu.shift;
+    }
+    r.zp = static_cast<int32_t>(orq.zp);
+    r.lo = static_cast<int32_t>(orq.lo);
+    r.hi = static_cast<int32_t>(orq.hi);
+  }
+  *ctx.state = st;
+  return Status::Ok();
+}
+
+void q8_dw_release(void* state) { delete static_cast<DwState*>(state); }
+
+size_t q8_dw_scratch_bytes(const KernelContext& ctx) {
+  Geom g;
+  if (!geometry(ctx, &g)) return 0;
+  return g.per_thread * static_cast<size_t>(std::max(1, ctx.num_threads()));
+}
+
+Status q8_dw_run(KernelContext& ctx) {
+  const DwState& st = *static_cast<const DwState*>(*ctx.state);
+  Geom g;
+  if (!geometry(ctx, &g)) return ctx.error("invalid depthwise convolution geometry");
+  if (g.c != static_cast<int64_t>(st.init.size()))
+    return ctx.error("X has " + std::to_string(g.c) + " channels, the depthwise weights " +
+                     std::to_string(st.init.size()));
+  const size_t need = g.per_thread * static_cast<size_t>(std::max(1, ctx.num_threads()));
+  if (ctx.scratch == nullptr || ctx.scratch_size < need)
+    return ctx.error("conv_q8_dw3x3 scratch of " + std::to_string(ctx.scratch_size) + " bytes, needs " +
+                     std::to_string(need));
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const bool x_u8 = x.dtype == DType::U8, y_u8 = y.dtype == DType::U8;
+  const size_t plane_in = static_cast<size_t>(g.h * g.w), plane_out = static_cast<size_t>(g.oh * g.ow);
+  const Q8DwRowFn row = g.sw == 1 ? st.isa->row_s1 : st.isa->row_s2;
+  const Q8RequantRowFn requant = st.isa->requant_row;
+  uint8_t* scratch = static_cast<uint8_t*>(ctx.scratch);
+  ctx.parallel_for(g.n * g.c, [&](int64_t b, int64_t e, int t) {
+    uint8_t* mine = scratch + static_cast<size_t>(t) * g.per_thread;
+    int16_t* zero = reinterpret_cast<int16_t*>(mine);
+    int16_t* plane = zero + g.wp;
+    int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up((static_cast<size_t>(g.h) + 1) * g.wp * sizeof(int16_t), 64));
+    std::fill(zero, zero + g.wp, int16_t(0));
+    for (int64_t p = b; p < e; ++p) {
+      const int64_t c = p % g.c;
+      if (x_u8) convert_plane(x.as<uint8_t>() + static_cast<size_t>(p) * plane_in, st.zx, g, plane);
+      else convert_plane(x.as<int8_t>() + static_cast<size_t>(p) * plane_in, st.zx, g, plane);
+      const int16_t* w9 = st.taps.data() + c * 9;
+      const int32_t init = st.init[static_cast<size_t>(c)];
+      const Q8Requant& rq = st.rq[static_cast<size_t>(c)];
+      uint8_t* out = static_cast<uint8_t*>(y.data) + static_cast<size_t>(p) * plane_out;  // 1-byte elements
+      for (int64_t oy = 0; oy < g.oh; ++oy) {
+        const int16_t* rows[3];
+        for (int r = 0; r < 3; ++r) {
+          const int64_t iy = oy * g.sh + r - g.pt;
+          rows[r] = iy >= 0 && iy < g.h ? plane + static_cast<size_t>(iy) * g.wp : zero;
+        }
+        row(rows, w9, init, acc, static_cast<size_t>(g.ow));
+        requant(acc, static_cast<size_t>(g.ow), rq, out + static_cast<size_t>(oy * g.ow), y_u8);
+      }
+    }
+  });
+  return Status::Ok();
+}
+
+Kernel q8_dw_kernel(const char* name, Status (*prepare)(KernelContext&)) {
+  Kernel k;
+  k.name = name;
+  k.supports = q8_dw_supports;
+  k.prepare = prepare;
+  k.release = q8_dw_release;
+  k.scratch_bytes = q8_dw_scratch_bytes;
+  k.run = q8_dw_run;
+  return k;
+}
+
+void q8_dw_register(KernelRegistry& registry, Isa isa, const Kernel& k) {
+  for (DType xd : {DType::I8, DType::U8})
+    for (DType wd : {DType::I8, DType::U8}) registry.add(fb::OpType_Conv, KernelKey{xd, wd}, isa, k);
+}
+
+}  // namespace q8
+}  // namespace mobrt

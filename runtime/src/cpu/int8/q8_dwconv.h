@@ -1,0 +1,74 @@
+// q8_dwconv.h: the int8/uint8 depthwise 3x3 convolution (MobileNet's depthwise layers),
+// NCHW, channel multiplier 1, horizontal stride 1 or 2, vertical stride 1 or 2, any pads,
+// dilation 1; per-tensor or per-channel weights (int8 or uint8 with zero points), both
+// requantization rules. Bit for bit the reference (cpu/reference/quant_ops.cpp run_conv).
+//
+// Arithmetic: prepare stores each channel's nine taps as int16 (w - zw) and its initial
+// accumulator (the bias). A run converts one (batch, channel) plane at a time into int16
+// rows (x - zx) with zeros in the padding columns (a padding tap then contributes 0) and
+// a zero row for padding rows; an instruction set's row kernel forms one output row's
+// int32 sums with exact int16 x int16 -> int32 multiply-adds (vpmaddwd, smlal), and its
+// Q8RequantRowFn requantizes the row. The int32 sums wrap only when the true sum leaves
+// int32, which supports() excludes: it accepts a node only when
+// max_c(|bias[c]| + 255 * sum_k |w[c,k] - zw[c]|) <= 2^31 - 1 (docs: int8 design
+// contract); any other node runs the reference (including its overflow error).
+//
+// Per instruction set (q8_dwconv_<isa>.cpp): a Q8DwIsa table of row kernels and a
+// prepare wrapper that records it; register_q8_dw_<isa>.cpp registers
+// conv_q8_dw3x3_<isa> under (Conv, {I8|U8, I8|U8}).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/kernel.h"
+#include "cpu/int8/q8_requant.h"
+
+namespace mobrt {
+namespace q8 {
+
+// Row kernels compute up to kQ8DwBlock outputs per step without a tail loop: the driver
+// gives them acc of round_up(n, kQ8DwBlock) entries and rows readable (values ignored)
+// up to sw * round_up(n, kQ8DwBlock) + kQ8DwSlack elements.
+constexpr size_t kQ8DwBlock = 32;
+constexpr size_t kQ8DwSlack = 64;
+
+// acc[j] = init + sum_{r<3, k<3} rows[r][sw * j + k] * w9[3 * r + k], for j < n
+// (sw = 1 for row_s1, 2 for row_s2); acc[j] for n <= j < round_up(n, kQ8DwBlock) may be
+// written with any value. Every true sum fits in int32 (supports()).
+typedef void (*Q8DwRowFn)(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
+
+struct Q8DwIsa {
+  const char* name;  // "conv_q8_dw3x3_avx2"
+  Q8DwRowFn row_s1;
+  Q8DwRowFn row_s2;
+  Q8RequantRowFn requant_row;
+};
+
+// Accepts 2-D depthwise nodes (group == C == M, 3x3, strides 1|2, dilation 1) with
+// constant weights and bias whose sums provably fit in int32 and that the Conv rules
+// (conv_rules) accept; anything else is the reference's.
+bool q8_dw_supports(const KernelContext& ctx);
+// Packs the taps, initial accumulators and requantization constants into *ctx.state.
+Status q8_dw_prepare(KernelContext& ctx, const Q8DwIsa& isa);
+void q8_dw_release(void* state);
+size_t q8_dw_scratch_bytes(const KernelContext& ctx);
+Status q8_dw_run(KernelContext& ctx);
+
+// The portable row kernels (the specification of the vector ones; tests and fallbacks).
+void q8_dw_row3x3s1_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
+void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
+
+// Per instruction set (defined in q8_dwconv_<isa>.cpp, only built where the set exists):
+// q8_dw_prepare with that set's table.
+Status q8_dw_prepare_avx2(KernelContext& ctx);
+Status q8_dw_prepare_avx512(KernelContext& ctx);
+Status q8_dw_prepare_neon(KernelContext& ctx);
+
+// The Kernel entry conv_q8_dw3x3_<isa> with `prepare` (for register_q8_dw_<isa>.cpp).
+Kernel q8_dw_kernel(const char* name, Status (*prepare)(KernelContext&));
+// Registers `k` under (Conv, {X, W}) for X, W in {I8, U8} at `isa`.
+void q8_dw_register(KernelRegistry& registry, Isa isa, const Kernel& k);
+
+}  // namespace q8
+}  // namespace mobrt
