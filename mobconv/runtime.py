@@ -325,6 +325,9 @@ class Interpreter:
     None or "any" for the best the CPU has; see `supported_isas()`);
     `profile=True` records per-op timings for `.profile()`. `name` (default: the
     path) starts every error message, so it names the model file.
+    `allow_fp16=True` lets Conv/Gemm/MatMul compute in float16 on CPUs with fp16
+    arithmetic (ARMv8.2, isa "neon_fp16"); elsewhere it changes nothing
+    (docs/quantization.md, "fp16 compute").
 
     Inputs follow the rules of `mobconv.feeds`: float inputs take float arrays
     (float64 is cast), integer, bool, complex, string and object arrays are
@@ -338,7 +341,7 @@ class Interpreter:
     """
 
     def __init__(self, model, threads: int = 1, isa: Optional[str] = None, profile: bool = True,
-                 name: Optional[str] = None):
+                 name: Optional[str] = None, allow_fp16: bool = False):
         lib = _load()
         self._lib = lib
         self._lock = threading.RLock()
@@ -368,6 +371,7 @@ class Interpreter:
             self._check_global(lib.mobrt_options_set_num_threads(opts, threads))
             self._check_global(lib.mobrt_options_set_max_isa(opts, _ISA[isa]))
             lib.mobrt_options_set_profiling(opts, 1 if profile else 0)
+            lib.mobrt_options_set_allow_fp16(opts, 1 if allow_fp16 else 0)
             st = lib.mobrt_interpreter_create(self._model, opts, ctypes.byref(self._it))
         finally:
             lib.mobrt_options_delete(opts)

@@ -1,17 +1,18 @@
 // mobrt_run: load a .mob, run it once and write the outputs.
-//   mobrt_run model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa scalar|avx2|avx_vnni|avx512|avx512_vnni|neon|neon_dot|neon_fp16|any]
+//   mobrt_run model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa scalar|avx2|avx_vnni|avx512|avx512_vnni|neon|neon_dot|neon_fp16|any] [--allow-fp16]
+// --allow-fp16 sets mobrt_options_set_allow_fp16 (fp16 compute kernels where the CPU has them).
 // Inputs are read from DIR/<index>.bin (raw little-endian bytes of the
 // declared shape; zeros when absent); outputs are written to DIR/<index>.bin
 // and their shapes printed. Exit status: 0 on success, else the mobrt_status.
 //
 // Batch mode (many small models in one process: the aarch64 tests run this
 // under qemu-aarch64, whose start-up is slow):
-//   mobrt_run --batch DIR [--threads N] [--isa NAME] [--resume]
+//   mobrt_run --batch DIR [--threads N] [--isa NAME] [--allow-fp16] [--resume]
 // runs every sub-directory CASE of DIR (sorted by name) that holds
 // CASE/model.mob, reading input i from CASE/inputs/<i>.npy or CASE/inputs/<i>.bin
 // (.npy: little-endian, C order, matching dtype; .bin: raw bytes; an input with
 // symbolic dims is first resized to the .npy file's shape), and writes
-// CASE/outputs_<isa>[_t<N> when N > 1]/<i>.npy plus a `status` file there:
+// CASE/outputs_<isa>[_t<N> when N > 1][_fp16 with --allow-fp16]/<i>.npy plus a `status` file there:
 //   line 1 "ok", or "error <STATUS_NAME>: <message>"
 //   then, when ok, one "kernel <op_type> <kernel_name>" line per executed op.
 // stdout gets "BEGIN <case>" (flushed) before each case and "END <case> ok|error"
@@ -135,13 +136,14 @@ static bool npy_shape(const std::vector<char>& file, std::vector<int64_t>* dims)
 
 // ---- batch mode -------------------------------------------------------------------
 
-static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa isa, int threads) {
+static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa isa, int threads, bool allow_fp16) {
   mobrt_model* model = nullptr;
   mobrt_status s = mobrt_model_create_from_file((dir / "model.mob").c_str(), &model);
   if (s != MOBRT_OK) return std::string("error ") + mobrt_status_name(s) + ": " + mobrt_global_last_error();
   mobrt_options* opts = mobrt_options_create();
   mobrt_options_set_num_threads(opts, threads);
   mobrt_options_set_max_isa(opts, isa);
+  mobrt_options_set_allow_fp16(opts, allow_fp16 ? 1 : 0);
   mobrt_options_set_profiling(opts, 1);
   mobrt_interpreter* it = nullptr;
   s = mobrt_interpreter_create(model, opts, &it);
@@ -223,7 +225,7 @@ static std::string run_case(const fs::path& dir, const fs::path& out, mobrt_isa 
   return result;
 }
 
-static int run_batch(const std::string& root, const std::string& isa_name, int threads, bool resume) {
+static int run_batch(const std::string& root, const std::string& isa_name, int threads, bool allow_fp16, bool resume) {
   mobrt_isa isa;
   if (!parse_isa(isa_name, &isa)) {
     std::fprintf(stderr, "unknown --isa %s (scalar|avx2|avx_vnni|avx512|avx512_vnni|neon|neon_dot|neon_fp16|any)\n", isa_name.c_str());
@@ -240,6 +242,7 @@ static int run_batch(const std::string& root, const std::string& isa_name, int t
   std::sort(cases.begin(), cases.end());
   std::string out_name = "outputs_" + (isa_name.empty() ? std::string("any") : isa_name);
   if (threads > 1) out_name += "_t" + std::to_string(threads);
+  if (allow_fp16) out_name += "_fp16";
   int n_ok = 0, n_err = 0;
   for (const fs::path& dir : cases) {
     const fs::path out = dir / out_name;
@@ -248,7 +251,7 @@ static int run_batch(const std::string& root, const std::string& isa_name, int t
     const std::string name = dir.filename().string();
     std::printf("BEGIN %s\n", name.c_str());
     std::fflush(stdout);
-    const std::string status = run_case(dir, out, isa, threads);
+    const std::string status = run_case(dir, out, isa, threads, allow_fp16);
     const bool ok = status.compare(0, 2, "ok") == 0;
     FILE* f = std::fopen((out / "status").c_str(), "wb");
     if (!f) {
@@ -269,13 +272,13 @@ static int run_batch(const std::string& root, const std::string& isa_name, int t
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: %s model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa NAME]\n"
-                 "       %s --batch DIR [--threads N] [--isa NAME] [--resume]\n",
+                 "usage: %s model.mob [--threads N] [--inputs DIR] [--outputs DIR] [--isa NAME] [--allow-fp16]\n"
+                 "       %s --batch DIR [--threads N] [--isa NAME] [--allow-fp16] [--resume]\n",
                  argv[0], argv[0]);
     return 2;
   }
   int threads = 1;
-  bool resume = false;
+  bool resume = false, allow_fp16 = false;
   std::string in_dir, out_dir, isa, batch;
   int first = 2;
   if (!std::strcmp(argv[1], "--batch")) {
@@ -291,6 +294,10 @@ int main(int argc, char** argv) {
       resume = true;
       continue;
     }
+    if (!std::strcmp(argv[i], "--allow-fp16")) {
+      allow_fp16 = true;
+      continue;
+    }
     if (i + 1 >= argc) break;
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--inputs")) in_dir = argv[i + 1];
@@ -298,7 +305,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--isa")) isa = argv[i + 1];
     ++i;
   }
-  if (!batch.empty()) return run_batch(batch, isa, threads, resume);
+  if (!batch.empty()) return run_batch(batch, isa, threads, allow_fp16, resume);
 
   mobrt_model* model = nullptr;
   mobrt_status s = mobrt_model_create_from_file(argv[1], &model);
@@ -311,6 +318,7 @@ int main(int argc, char** argv) {
   mobrt_isa max_isa = MOBRT_ISA_ANY;
   if (!parse_isa(isa, &max_isa)) std::fprintf(stderr, "unknown --isa %s, using the best available\n", isa.c_str());
   mobrt_options_set_max_isa(opts, max_isa);
+  mobrt_options_set_allow_fp16(opts, allow_fp16 ? 1 : 0);
   mobrt_interpreter* it = nullptr;
   s = mobrt_interpreter_create(model, opts, &it);
   mobrt_options_delete(opts);
