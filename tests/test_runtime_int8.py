@@ -766,8 +766,8 @@ def test_float_requant_header_matches_quant_math(tmp_path):
 
 def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
     """Every case above except the refusals and the standalone header check, run by the aarch64
-    build (NEON preferred; the int8 ops take the scalar reference kernels) at 1 and 2 threads:
-    the outputs equal the numpy reference exactly."""
+    build under the neon and the neon_dot caps (qemu -cpu max) at 1 and 2 threads: the outputs
+    equal the numpy reference exactly."""
     global _COLLECT
     _COLLECT = []
     try:
@@ -794,15 +794,16 @@ def test_int8_cases_on_aarch64(mobrt_run_aarch64, tmp_path):
         (d / "model.mob").write_bytes(to_bytes(g))
         for i, name in enumerate(g.inputs):
             np.save(d / "inputs" / f"{i}.npy", np.ascontiguousarray(feeds[name]))
-    for threads in (1, 2):
-        proc = subprocess.run([*QEMU, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", "neon",
+    for isa, threads in (("neon", 1), ("neon", 2), ("neon_dot", 1), ("neon_dot", 2)):  # armv8.0 and sdot kernels
+        proc = subprocess.run([*QEMU, "-cpu", "max", str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", isa,
                                "--threads", str(threads)], capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, (f"mobrt_run --batch (threads={threads}) exited with {proc.returncode}:\n"
-                                      f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        out = f"outputs_neon" + (f"_t{threads}" if threads > 1 else "")
+        assert proc.returncode == 0, (f"mobrt_run --batch (isa={isa} threads={threads}) exited with "
+                                      f"{proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        out = f"outputs_{isa}" + (f"_t{threads}" if threads > 1 else "")
         for k, (g, feeds, want) in enumerate(cases):
             status = (tmp_path / f"{k:04d}" / out / "status").read_text().splitlines()
-            where = f"case {k} ({g.nodes[0].op}, inputs {[np.shape(v) for v in feeds.values()]}) threads={threads}"
+            where = (f"case {k} ({g.nodes[0].op}, inputs {[np.shape(v) for v in feeds.values()]}) isa={isa} "
+                     f"threads={threads}")
             assert status and status[0] == "ok", f"{where}: {status}"
             for j, name in enumerate(g.outputs):
                 got = np.load(tmp_path / f"{k:04d}" / out / f"{j}.npy")
