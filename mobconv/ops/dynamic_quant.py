@@ -75,8 +75,7 @@ def _activation(y, activation: str, params):
         lo, hi = (np.float32(p) for p in params)
         return np.where(y < lo, lo, np.where(y > hi, hi, y)).astype(np.float32)
     if activation:
-        raise MobconvError(f"fused activation {activation!r} is not defined for a dynamic-range "
-                           f"int8 op (Relu and Clip are)")
+        raise MobconvError(f"a dynamic-range int8 op fuses Relu or Clip only, got {activation!r}")
     return y
 
 
@@ -89,9 +88,10 @@ def gemm_rows(a2, w, s_w, bias=None, activation="", activation_params=()):
     q, s_a, nonfinite = quantize_rows(a2)
     acc = q.astype(np.int64) @ np.asarray(w, np.int64)
     scale = (s_a[:, None] * np.asarray(s_w, np.float32)[None, :]).astype(np.float32)
-    y = acc.astype(np.float32) * scale
-    if bias is not None:
-        y = (y + np.broadcast_to(np.asarray(bias, np.float32), y.shape)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow to inf is the rule
+        y = acc.astype(np.float32) * scale
+        if bias is not None:
+            y = (y + np.broadcast_to(np.asarray(bias, np.float32), y.shape)).astype(np.float32)
     y = _activation(y.astype(np.float32), activation, activation_params)
     return np.where(nonfinite[:, None], np.float32(np.nan), y).astype(np.float32)
 
