@@ -1,0 +1,232 @@
+// q8_elementwise_avx2.cpp: the AVX2 row functions of the int8 element-wise kernels
+// (q8_elementwise.h), 32 elements per step in four int32 vectors of 8, exactly the
+// scalar q8_*1 arithmetic:
+//   sat32(x 2^left)   compares against INT32_MAX >> left and INT32_MIN >> left, then blends
+//   rounding_doubling_high_mul(x, q) = floor((x q + 2^30) / 2^31) for every product but
+//                     x = q = INT32_MIN (q >= 0 here, so never): 64-bit products of the even
+//                     and odd lanes (vpmuldq), + 2^30, bits 31..62 put back in 32-bit lanes
+//   rounding_divide_by_pot(x, e) = (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+//   + zp and clamp    as min/max against [lo - zp, hi - zp] first, so the int32 add cannot wrap
+// A tail shorter than 8 elements runs the scalar functions.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/int8/q8_elementwise.h"
+
+namespace mobrt {
+namespace q8 {
+namespace {
+
+struct VMult {
+  __m256i q, nudge, sat_hi, sat_lo, mask, half, big, small;
+  __m128i lcnt, rcnt;
+  bool left, right;
+  explicit VMult(const Q8Mult& m) {
+    q = _mm256_set1_epi32(m.q);
+    nudge = _mm256_set1_epi64x(int64_t(1) << 30);
+    left = m.left > 0;
+    right = m.right > 0;
+    sat_hi = _mm256_set1_epi32(left ? INT32_MAX >> m.left : INT32_MAX);
+    sat_lo = _mm256_set1_epi32(left ? INT32_MIN >> m.left : INT32_MIN);
+    big = _mm256_set1_epi32(INT32_MAX);
+    small = _mm256_set1_epi32(INT32_MIN);
+    lcnt = _mm_cvtsi32_si128(m.left);
+    rcnt = _mm_cvtsi32_si128(m.right);
+    const int32_t mk = right ? static_cast<int32_t>((int64_t(1) << m.right) - 1) : 0;
+    mask = _mm256_set1_epi32(mk);
+    half = _mm256_set1_epi32(mk >> 1);
+  }
+};
+
+inline __m256i mbqm(__m256i x, const VMult& m) {
+  if (m.left) {
+    const __m256i over = _mm256_cmpgt_epi32(x, m.sat_hi), under = _mm256_cmpgt_epi32(m.sat_lo, x);
+    x = _mm256_sll_epi32(x, m.lcnt);
+    x = _mm256_blendv_epi8(x, m.big, over);
+    x = _mm256_blendv_epi8(x, m.small, under);
+  }
+  __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, m.q), m.nudge);
+  __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), m.q), m.nudge);
+  even = _mm256_srli_epi64(even, 31);  // bits 31..62 -> low dword
+  odd = _mm256_slli_epi64(odd, 1);     // bits 31..62 -> high dword
+  x = _mm256_blend_epi32(even, odd, 0xAA);
+  if (m.right) {
+    const __m256i rem = _mm256_and_si256(x, m.mask);
+    const __m256i thr = _mm256_sub_epi32(m.half, _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
+    x = _mm256_sub_epi32(_mm256_sra_epi32(x, m.rcnt), _mm256_cmpgt_epi32(rem, thr));
+  }
+  return x;
+}
+
+struct VOut {
+  __m256i zy, lo, hi;  // lo, hi: the clamp range minus zy
+  VOut(int32_t z, int32_t l, int32_t h)
+      : zy(_mm256_set1_epi32(z)), lo(_mm256_set1_epi32(l - z)), hi(_mm256_set1_epi32(h - z)) {}
+  __m256i operator()(__m256i r) const { return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, lo), hi), zy); }
+};
+
+template <bool U8>
+inline __m256i load8(const void* p) {
+  const __m128i v = _mm_loadl_epi64(static_cast<const __m128i*>(p));
+  return U8 ? _mm256_cvtepu8_epi32(v) : _mm256_cvtepi8_epi32(v);
+}
+
+// Four vectors of 8 in-range values -> 32 bytes in order.
+template <bool U8>
+inline void store32(void* p, __m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+  const __m256i p01 = _mm256_packs_epi32(v0, v1), p23 = _mm256_packs_epi32(v2, v3);
+  const __m256i b = U8 ? _mm256_packus_epi16(p01, p23) : _mm256_packs_epi16(p01, p23);
+  _mm256_storeu_si256(static_cast<__m256i*>(p),
+                      _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+template <bool U8>
+inline void store8(void* p, __m256i v) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(static_cast<__m128i*>(p), U8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+}
+
+inline const uint8_t* at(const void* p, size_t i) { return static_cast<const uint8_t*>(p) + i; }
+inline uint8_t* at(void* p, size_t i) { return static_cast<uint8_t*>(p) + i; }
+
+// Out-of-line row body: `f8` maps (index of 8 elements) to the 8 results in int32 lanes.
+template <bool U8, typename F>
+inline size_t rows8(size_t n, void* y, F&& f8) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) store32<U8>(at(y, i), f8(i), f8(i + 8), f8(i + 16), f8(i + 24));
+  for (; i + 8 <= n; i += 8) store8<U8>(at(y, i), f8(i));
+  return i;
+}
+
+template <bool U8>
+void add_t(const void* a, const void* b, bool b_bcast, size_t n, const Q8AddParams& p, void* y) {
+  const VMult ma(p.ma), mb(p.mb), my(p.my);
+  const VOut out(p.zy, p.lo, p.hi);
+  const __m256i za = _mm256_set1_epi32(p.za), zb = _mm256_set1_epi32(p.zb);
+  size_t i;
+  if (b_bcast) {
+    const int32_t bv = U8 ? *static_cast<const uint8_t*>(b) : *static_cast<const int8_t*>(b);
+    const __m256i tb = _mm256_set1_epi32(static_cast<int32_t>(q8_shifted_term(bv, p.zb, p.mb)));
+    i = rows8<U8>(n, y, [&](size_t j) {
+      const __m256i ta = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(a, j)), za), 20), ma);
+      return out(mbqm(_mm256_add_epi32(ta, tb), my));
+    });
+  } else {
+    i = rows8<U8>(n, y, [&](size_t j) {
+      const __m256i ta = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(a, j)), za), 20), ma);
+      const __m256i tb = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(b, j)), zb), 20), mb);
+      return out(mbqm(_mm256_add_epi32(ta, tb), my));
+    });
+  }
+  kQ8ElemScalar.add(at(a, i), b_bcast ? b : at(b, i), b_bcast, n - i, p, at(y, i), U8);
+}
+
+void add_avx2(const void* a, const void* b, bool b_bcast, size_t n, const Q8AddParams& p, void* y, bool u8) {
+  if (u8) add_t<true>(a, b, b_bcast, n, p, y);
+  else add_t<false>(a, b, b_bcast, n, p, y);
+}
+
+template <bool U8>
+void mul_t(const void* a, const void* b, bool b_bcast, size_t n, const Q8MulParams& p, void* y) {
+  const VMult my(p.my);
+  const VOut out(p.zy, p.lo, p.hi);
+  const __m256i za = _mm256_set1_epi32(p.za), zb = _mm256_set1_epi32(p.zb);
+  size_t i;
+  if (b_bcast) {
+    const int32_t bv = U8 ? *static_cast<const uint8_t*>(b) : *static_cast<const int8_t*>(b);
+    const __m256i vb = _mm256_set1_epi32(bv - p.zb);
+    i = rows8<U8>(n, y, [&](size_t j) {
+      return out(mbqm(_mm256_mullo_epi32(_mm256_sub_epi32(load8<U8>(at(a, j)), za), vb), my));
+    });
+  } else {
+    i = rows8<U8>(n, y, [&](size_t j) {
+      const __m256i va = _mm256_sub_epi32(load8<U8>(at(a, j)), za);
+      const __m256i vb = _mm256_sub_epi32(load8<U8>(at(b, j)), zb);
+      return out(mbqm(_mm256_mullo_epi32(va, vb), my));
+    });
+  }
+  kQ8ElemScalar.mul(at(a, i), b_bcast ? b : at(b, i), b_bcast, n - i, p, at(y, i), U8);
+}
+
+void mul_avx2(const void* a, const void* b, bool b_bcast, size_t n, const Q8MulParams& p, void* y, bool u8) {
+  if (u8) mul_t<true>(a, b, b_bcast, n, p, y);
+  else mul_t<false>(a, b, b_bcast, n, p, y);
+}
+
+template <bool U8>
+void rescale_t(const void* x, size_t n, const Q8RescaleParams& p, void* y) {
+  size_t i = 0;
+  if (p.copy) {
+    const __m256i lo = _mm256_set1_epi8(static_cast<char>(p.lo));
+    const __m256i hi = _mm256_set1_epi8(static_cast<char>(p.hi));
+    for (; i + 32 <= n; i += 32) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(x, i)));
+      v = U8 ? _mm256_min_epu8(_mm256_max_epu8(v, lo), hi) : _mm256_min_epi8(_mm256_max_epi8(v, lo), hi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(at(y, i)), v);
+    }
+  } else {
+    const VMult m(p.m);
+    const VOut out(p.zy, p.lo, p.hi);
+    const __m256i zx = _mm256_set1_epi32(p.zx);
+    i = rows8<U8>(n, y, [&](size_t j) {
+      return out(mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(x, j)), zx), 20), m));
+    });
+  }
+  kQ8ElemScalar.rescale(at(x, i), n - i, p, at(y, i), U8);
+}
+
+void rescale_avx2(const void* x, size_t n, const Q8RescaleParams& p, void* y, bool u8) {
+  if (u8) rescale_t<true>(x, n, p, y);
+  else rescale_t<false>(x, n, p, y);
+}
+
+// vpsadbw against zero sums 8 bytes into a 64-bit lane; int8 values are biased by +128 first.
+int64_t sum_avx2(const void* x, size_t n, bool u8) {
+  const __m256i bias = _mm256_set1_epi8(u8 ? 0 : static_cast<char>(0x80));
+  __m256i acc = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(x, i))), bias);
+    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, _mm256_setzero_si256()));
+  }
+  alignas(32) int64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+  const int64_t biased = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  return biased - (u8 ? 0 : 128 * static_cast<int64_t>(i)) + kQ8ElemScalar.sum(at(x, i), n - i, u8);
+}
+
+void max_row_avx2(void* dst, const void* src, size_t n, bool u8) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(dst, i)));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(src, i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(at(dst, i)), u8 ? _mm256_max_epu8(a, b) : _mm256_max_epi8(a, b));
+  }
+  kQ8ElemScalar.max_row(at(dst, i), at(src, i), n - i, u8);
+}
+
+template <bool U8>
+void acc_row_t(int32_t* acc, const void* x, size_t n, int32_t zp) {
+  const __m256i z = _mm256_set1_epi32(zp);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i* pa = reinterpret_cast<__m256i*>(acc + i);
+    _mm256_storeu_si256(pa, _mm256_add_epi32(_mm256_loadu_si256(pa), _mm256_sub_epi32(load8<U8>(at(x, i)), z)));
+  }
+  kQ8ElemScalar.acc_row(acc + i, at(x, i), n - i, zp, U8);
+}
+
+void acc_row_avx2(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) {
+  if (u8) acc_row_t<true>(acc, x, n, zp);
+  else acc_row_t<false>(acc, x, n, zp);
+}
+
+const Q8ElemIsa kAvx2 = {"avx2", add_avx2, mul_avx2, rescale_avx2, sum_avx2, max_row_avx2, acc_row_avx2};
+
+}  // namespace
+
+Status q8_elem_prepare_avx2(KernelContext& ctx) { return q8_elem_prepare(ctx, kAvx2); }
+
+}  // namespace q8
+}  // namespace mobrt
