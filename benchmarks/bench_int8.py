@@ -164,24 +164,30 @@ class Cell:
     """Timings of one variant at one thread count."""
 
     def __init__(self):
-        self.times, self.cold, self.output, self.load_ms = [], False, None, None
+        self.times, self.cpu, self.cold, self.output, self.load_ms = [], [], False, None, None
 
     def median(self) -> float:
         return float(np.median(self.times))
+
+    def cpu_median(self) -> float:
+        """Median process CPU time per run (ms): at 1 thread the compute time even when other
+        processes compete for the cores (wall-clock latency then is not)."""
+        return float(np.median(self.cpu))
 
 
 def measure(cell: Cell, make, warmup: int, runs: int, budget: float) -> None:
     load, run, obj = make()
     if cell.load_ms is None:
         cell.load_ms = load
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     out = run()
-    first = time.perf_counter() - t0
+    first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
     if cell.output is None:
         cell.output = out
     if first > budget:
         # Too slow to repeat within the budget: the warm-up run is the one sample.
         cell.times.append(first * 1e3)
+        cell.cpu.append(first_cpu * 1e3)
         cell.cold = True
     else:
         for _ in range(warmup - 1):
@@ -189,12 +195,33 @@ def measure(cell: Cell, make, warmup: int, runs: int, budget: float) -> None:
         deadline = time.perf_counter() + budget
         done = 0
         while done < runs and (done == 0 or time.perf_counter() < deadline):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             run()
             cell.times.append((time.perf_counter() - t0) * 1e3)
+            cell.cpu.append((time.process_time() - c0) * 1e3)
             done += 1
     del run, obj
     gc.collect()
+
+
+def kernel_breakdown(name: str, mob: Path, in_name: str, x, runs: int = 3) -> str:
+    """Where mobconv int8's time goes (1 thread, profiled): milliseconds per kernel, largest
+    first, as one line: which ops still run a reference kernel and what they cost."""
+    from mobconv.runtime import Interpreter
+    totals, counts = {}, {}
+    with Interpreter(str(mob), threads=1, profile=True) as it:
+        feeds = {it.inputs[0]["name"]: x}
+        it.run(feeds)
+        for _ in range(runs):
+            it.run(feeds)
+            for (_, _, ms), (_, op, kernel) in zip(it.profile(), it.kernels()):
+                key = f"{op}:{kernel}"
+                totals[key] = totals.get(key, 0.0) + ms / runs
+                counts[key] = counts.get(key, 0) + 1
+    total = sum(totals.values()) or 1.0
+    top = sorted(totals.items(), key=lambda kv: -kv[1])[:8]
+    parts = [f"{k} x{counts[k] // runs} {v:.2f} ms ({100 * v / total:.0f}%)" for k, v in top]
+    return f"{name:14s} mobconv int8 kernels (1 thread, {total:.1f} ms profiled): " + ", ".join(parts)
 
 
 # ---- main -------------------------------------------------------------------------------------
@@ -277,9 +304,13 @@ def main(argv=None) -> int:
                     measure(cells[k], make, args.warmup, max(1, runs // rounds), budget / rounds)
             ref = cells["ort fp32"].output
             for k, c in cells.items():
-                print(f"{name:14s} threads={th} {k:14s} median {fmt_ms(c):>9s} ms over "
-                      f"{len(c.times):2d} runs, load {c.load_ms:7.1f} ms, "
-                      f"SQNR vs ort fp32 {sqnr_db(ref, c.output):6.1f} dB", flush=True)
+                # LiteRT's network has other (random) weights: its output is not comparable.
+                sq = "other weights" if k.startswith("litert") else f"{sqnr_db(ref, c.output):6.1f} dB"
+                print(f"{name:14s} threads={th} {k:14s} median {fmt_ms(c):>9s} ms (cpu "
+                      f"{c.cpu_median():8.2f} ms) over {len(c.times):2d} runs, load {c.load_ms:7.1f} ms, "
+                      f"SQNR vs ort fp32 {sq}", flush=True)
+            if th == args.threads[0]:
+                print(kernel_breakdown(name, mob_int8, in_name, x), flush=True)
             rows.append((name, th, cells))
             del factories
             gc.collect()
@@ -307,6 +338,15 @@ def main(argv=None) -> int:
         m8 = cells["mobconv int8"].median()
         print(f"{name:14s} {th:3d} " + " ".join(
             f"{m8 / cells[v].median():11.2f}" if v in cells else f"{'-':>11s}" for _, v in RATIOS))
+    print()
+    print("the same ratios by median process CPU time per run (1 thread: the compute time, robust "
+          "to other load on the machine)")
+    print(f"{'model':14s} {'thr':>3s} " + " ".join(f"{r:>11s}" for r, _ in RATIOS))
+    for name, th, cells in rows:
+        m8 = cells["mobconv int8"].cpu_median()
+        print(f"{name:14s} {th:3d} " + " ".join(
+            f"{m8 / cells[v].cpu_median():11.2f}" if v in cells and cells[v].cpu_median() > 0
+            else f"{'-':>11s}" for _, v in RATIOS))
     if any("litert int8" in cells for _, _, cells in rows):
         print("litert int8: Keras's architecture with seeded random weights (benchmarks/make_tflite.py), "
               "not the same weights")

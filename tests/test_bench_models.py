@@ -51,6 +51,13 @@ def test_smoke_prints_fp32_and_int8_tables(tmp_path, monkeypatch, capsys):
         want = ms["mob8"] / ms[den]
         assert abs(float(got) - want) <= 0.03 * want + 0.01, (got, den, want)
     assert (r[4] == "-") == (litert == "-")
+    head, cpu = _table(lines, "model          thr   /ort-s8s8")  # the first such table: wall clock
+    at = lines.index(next(line for line in lines if line.startswith("the same ratios by median process CPU")))
+    assert lines[at + 1].split()[2:] == head[2:] and lines[at + 2].startswith("tiny ")
+    # where mobconv int8's time goes: the kernel of every op type the int8 net has
+    breakdown = next(line for line in lines if "mobconv int8 kernels (1 thread" in line)
+    for op in ("Conv:", "MatMul:", "GlobalAveragePool:"):
+        assert op in breakdown
 
 
 def test_missing_tensorflow_is_one_line_saying_how_to_install(tmp_path, monkeypatch):
