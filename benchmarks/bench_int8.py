@@ -15,20 +15,26 @@ calibration set, `--calib-samples` inputs (default 8) of a seeded generator
     per_channel=True, MinMax)` with int8 weights and int8 activations (s8s8) or uint8
     activations (u8s8, the form onnxruntime's x86 integer kernels prefer), run with
     ORT_ENABLE_ALL so the QDQ pairs fuse into QLinearConv/QLinearMatMul kernels;
-  - LiteRT int8 when `ai-edge-litert` is importable and an int8 .tflite of the same network
-    is given (--tflite-int8 NAME=PATH or build/bench_models/<name>.int8.tflite); otherwise
-    the column is skipped with a printed note (LiteRT is not a dependency).
+  - LiteRT int8 when `ai-edge-litert` is importable and an int8 .tflite of the network is
+    given (--tflite-int8 NAME=PATH or build/bench_models/<name>.int8.tflite; for
+    mobilenet_v2 and resnet50 built by benchmarks/make_tflite.py when TensorFlow is there:
+    Keras's architecture with seeded random weights, so the same network with other
+    weights); otherwise the column is skipped with a printed note (LiteRT is not a
+    dependency: `pip install -e '.[bench]'`).
 Every variant gets the same input (bench_models.fixed_input). Per model and thread count
 the variants run in alternating rounds, one alive at a time (idle thread pools spin).
 Each variant gets `--runs` timed runs or `--budget` seconds, whichever ends first (at least
 one run); a variant whose first (warm-up) run alone exceeds its share of the budget
-contributes that single cold run, marked `*`: the runtime's int8 kernels are still the
-scalar reference kernels (docs/quantization.md section 9), seconds per image, and issue 9
-replaces them. SQNR is each variant's first output against onnxruntime fp32 (dB), a sanity
-check only: on random weights it is low, and a saturated Softmax output (ResNet-50) makes it
-large for every variant.
-Ratios: mobconv int8 / the fastest onnxruntime int8 variant, and mobconv int8 / mobconv fp32
-(< 1: the int8 model is faster). Numbers are reported, never asserted.
+contributes that single cold run, marked `*`. SQNR is each variant's first output against
+onnxruntime fp32 (dB), a sanity check only: on random weights it is low, and a saturated
+Softmax output (ResNet-50) makes it large for every variant; LiteRT's (other weights) is
+not compared. After the first thread count, one line per model says where mobconv int8's
+time goes (profiled, 1 thread: milliseconds per op type and kernel, largest first).
+Ratios: mobconv int8 / the fastest onnxruntime int8 variant, mobconv int8 / mobconv fp32
+(< 1: the int8 model is faster), then mobconv int8 / every other variant, by median latency
+and by median process CPU time per run (at 1 thread the compute time even when other
+processes load the machine). Numbers are reported, never asserted. `make bench` runs this
+through benchmarks/bench_models.py.
 """
 from __future__ import annotations
 
@@ -260,6 +266,10 @@ def main(argv=None) -> int:
     litert_msg = bm.litert_available()
     if litert_msg:
         print(litert_msg.replace("LiteRT skipped", "LiteRT int8 column skipped"))
+    elif not tflites:
+        note = bm.ensure_tflite(models, out_dir)  # Keras architectures, when TensorFlow is there
+        if note:
+            print(note)
 
     import onnx
     rows = []
