@@ -22,7 +22,9 @@ channels, N = output pixels (M = N = K = each --int8-sizes value), run by
 mobconv.runtime.Interpreter at --threads under each --isa cap (default: the best this CPU
 has); each line names the kernel the runtime picked (Interpreter.kernels()), so the figure
 follows whatever int8 kernel is registered. Timing includes the per-run work a model pays
-(packing the activations, requantizing the int32 tile to int8, the binding's copies).
+(packing the activations, requantizing the int32 tile to int8, the binding's copies). Then
+the same for single int8 convolutions of the shapes ResNet-50 and MobileNetV2 time (3x3 via
+im2col, 1x1, depthwise 3x3; --no-model-convs skips them), GOPS counting only the real MACs.
 Numbers are reported, never asserted.
 """
 import argparse
@@ -88,38 +90,60 @@ def _factor(n: int) -> tuple:
     return h, n // h
 
 
-def int8_conv1x1(m: int, n: int, k: int, seed: int = 0):
-    """(graph, feeds) of one int8 1x1 Conv: C[M, N] = W[M, K] x X[K, N], requantized to int8."""
+def int8_conv(cin: int, cout: int, h: int, w: int, kernel: int = 1, stride: int = 1, group: int = 1,
+              seed: int = 0):
+    """(graph, feeds) of one int8 Conv (int8 activations, per-channel int8 weights, int32
+    bias, int8 output), padded 'same' for odd kernels."""
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     from mobconv.ir import Graph, QuantParams, infer_shapes
 
     rng = np.random.default_rng(seed)
-    h, w = _factor(n)
-    x = rng.integers(-128, 128, (1, k, h, w)).astype(np.int8)
-    wt = rng.integers(-127, 128, (m, k, 1, 1)).astype(np.int8)
-    bias = rng.integers(-5000, 5000, m).astype(np.int32)
-    g = Graph("int8_gemm")
+    x = rng.integers(-128, 128, (1, cin, h, w)).astype(np.int8)
+    wt = rng.integers(-127, 128, (cout, cin // group, kernel, kernel)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, cout).astype(np.int32)
+    g = Graph("int8_conv")
     g.add_input("x", "int8", x.shape)
     g.values["x"].quant = QuantParams([0.02], [3])
     g.add_constant("w", wt)
-    g.values["w"].quant = QuantParams((0.01 * (1 + rng.random(m))).astype(np.float32).tolist(), [0] * m, 0)
+    g.values["w"].quant = QuantParams((0.01 * (1 + rng.random(cout))).astype(np.float32).tolist(), [0] * cout, 0)
     g.add_constant("b", bias)
-    g.add_node("Conv", ["x", "w", "b"], ["y"], {}, name="gemm")
+    pad = kernel // 2
+    g.add_node("Conv", ["x", "w", "b"], ["y"], {"pads": [pad] * 4, "strides": [stride] * 2, "group": group},
+               name="conv")
     g.outputs = ["y"]
     infer_shapes(g)
     g.values["y"].dtype = "int8"
+    k = cin // group * kernel * kernel
     g.values["y"].quant = QuantParams([float(0.02 * 0.015 * 73 * 73 * k ** 0.5 / 40)], [-5])
     return g, {"x": x}
 
 
-def int8_gemm(m: int, n: int, k: int, threads: int, isa, reps: int, budget: float = 3.0) -> tuple:
-    """(best seconds per run, kernel name) of the int8 1x1 Conv through the runtime."""
+def int8_conv1x1(m: int, n: int, k: int, seed: int = 0):
+    """(graph, feeds) of one int8 1x1 Conv: C[M, N] = W[M, K] x X[K, N], requantized to int8."""
+    h, w = _factor(n)
+    return int8_conv(k, m, h, w, seed=seed)
+
+
+# Convolutions of the benchmark models (ResNet-50, MobileNetV2): (label, cin, cout, h=w, kernel,
+# stride, group) -- how the GEMM path does on the shapes the models time.
+MODEL_CONVS = [
+    ("resnet50 3x3 64->64 @56", 64, 64, 56, 3, 1, 1),
+    ("resnet50 3x3 256->256 @14", 256, 256, 14, 3, 1, 1),
+    ("resnet50 1x1 256->64 @56", 256, 64, 56, 1, 1, 1),
+    ("resnet50 1x1 1024->256 @14", 1024, 256, 14, 1, 1, 1),
+    ("mobilenet_v2 1x1 64->384 @14", 64, 384, 14, 1, 1, 1),
+    ("mobilenet_v2 dw3x3 144 @56", 144, 144, 56, 3, 1, 144),
+    ("mobilenet_v2 dw3x3 960 @7", 960, 960, 7, 3, 1, 960),
+]
+
+
+def int8_time(g, feeds, threads: int, isa, reps: int, budget: float = 3.0) -> tuple:
+    """(best seconds per run, kernel name) of a one-node int8 graph through the runtime."""
     from mobconv import runtime
     from mobconv.formats.writer import to_bytes
 
-    g, feeds = int8_conv1x1(m, n, k)
     data = to_bytes(g)
     with runtime.Interpreter(data, threads=threads, isa=isa, profile=True) as it:
         it.run(feeds)
@@ -137,7 +161,13 @@ def int8_gemm(m: int, n: int, k: int, threads: int, isa, reps: int, budget: floa
     return best, kernel
 
 
-def int8_report(sizes, threads: int, isas, reps: int) -> None:
+def int8_gemm(m: int, n: int, k: int, threads: int, isa, reps: int, budget: float = 3.0) -> tuple:
+    """(best seconds per run, kernel name) of the int8 1x1 Conv through the runtime."""
+    g, feeds = int8_conv1x1(m, n, k)
+    return int8_time(g, feeds, threads, isa, reps, budget)
+
+
+def int8_report(sizes, threads: int, isas, reps: int, model_convs: bool = True) -> None:
     from mobconv import runtime
 
     if not runtime.available():
@@ -152,6 +182,7 @@ def int8_report(sizes, threads: int, isas, reps: int) -> None:
         print(f"1-core int8 peak {name:13s} {gops:7.1f} GOPS ({gops / 2:.1f} GMAC/s)")
     peak = peaks.get("vpdpbusd_zmm") or peaks.get("vpmaddwd_ymm")
     label = "VNNI zmm" if "vpdpbusd_zmm" in peaks else "AVX2 vpmaddwd"
+    label_peak = "1-core " + label
     supported = runtime.supported_isas()
     for isa in isas or [None]:
         if isa is not None and isa not in supported:
@@ -169,6 +200,17 @@ def int8_report(sizes, threads: int, isas, reps: int) -> None:
                 if "vpmaddwd_ymm" in peaks and "avx2" in kernel:  # the exact non-VNNI path's
                     line += f", {100 * gops / (peaks['vpmaddwd_ymm'] * threads):.0f}% of vpmaddwd's"
             print(line, flush=True)
+        for label, cin, cout, hw, kern, stride, group in (MODEL_CONVS if model_convs else []):
+            g, feeds = int8_conv(cin, cout, hw, hw, kern, stride, group)
+            secs, kernel = int8_time(g, feeds, threads, isa, reps)
+            out_hw = (hw + 2 * (kern // 2) - kern) // stride + 1
+            macs = cout * out_hw * out_hw * (cin // group) * kern * kern
+            gops = 2.0 * macs / secs / 1e9
+            line = (f"int8 Conv {label:30s} isa={isa or 'best'} threads={threads} {gops:7.1f} GOPS "
+                    f"({secs * 1e3:.3f} ms) kernel {kernel}")
+            if peak:
+                line += f"  -> {100 * gops / (peak * threads):.0f}% of the {label_peak} peak"
+            print(line, flush=True)
 
 
 def main(argv=None) -> int:
@@ -181,9 +223,11 @@ def main(argv=None) -> int:
                     help="M = N = K of the int8 GEMMs (default 256 512 1024)")
     ap.add_argument("--isa", nargs="+", default=None,
                     help="instruction-set caps for the int8 GEMM (default: the best this CPU has)")
+    ap.add_argument("--no-model-convs", action="store_true",
+                    help="skip the int8 convolutions of ResNet-50/MobileNetV2 shapes")
     args = ap.parse_args(argv)
     if args.only == "int8":
-        int8_report(args.int8_sizes, args.threads, args.isa, args.reps)
+        int8_report(args.int8_sizes, args.threads, args.isa, args.reps, not args.no_model_convs)
         return 0
     m, n, k = args.dims if len(args.dims) == 3 else (1024, 1024, 1024)
     exe = build()
@@ -200,7 +244,7 @@ def main(argv=None) -> int:
     except Exception as e:  # numpy is optional here
         print(f"numpy matmul: skipped ({e})")
     if args.only != "fp32":
-        int8_report(args.int8_sizes, args.threads, args.isa, args.reps)
+        int8_report(args.int8_sizes, args.threads, args.isa, args.reps, not args.no_model_convs)
     return 0
 
 

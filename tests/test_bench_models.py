@@ -51,7 +51,7 @@ def test_smoke_prints_fp32_and_int8_tables(tmp_path, monkeypatch, capsys):
         want = ms["mob8"] / ms[den]
         assert abs(float(got) - want) <= 0.03 * want + 0.01, (got, den, want)
     assert (r[4] == "-") == (litert == "-")
-    head, cpu = _table(lines, "model          thr   /ort-s8s8")  # the first such table: wall clock
+    head, _ = _table(lines, "model          thr   /ort-s8s8")  # the first such table: wall clock
     at = lines.index(next(line for line in lines if line.startswith("the same ratios by median process CPU")))
     assert lines[at + 1].split()[2:] == head[2:] and lines[at + 2].startswith("tiny ")
     # where mobconv int8's time goes: the kernel of every op type the int8 net has
