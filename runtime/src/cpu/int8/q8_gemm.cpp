@@ -316,7 +316,8 @@ void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* ds
 struct Packer {
   const Plan* p;
   const BSource* src;
-  uint8_t* rowbuf;  // kr * block columns bytes (im2col rows)
+  uint8_t* rowbuf;  // kr rows of row_cap bytes (im2col rows)
+  int64_t row_cap;
   const uint8_t* zeros;  // >= block columns bytes of 0
 
   // Packs the columns [n0, n0 + nb) as one panel of width nrp (layout of q8_gemm.h).
@@ -350,6 +351,20 @@ struct Packer {
           for (int j = 0; j < kr; ++j) dst[(g * nrp + c) * kr + j] = zpad;
       return;
     }
+  }
+
+  // Rows / Im2col: the whole block [n0, n0 + nb) at once, one k-group at a time: `full`
+  // panels of width NR (the ISA's pack_b when it has one), then the last partial panel
+  // of width tail_nr. Panel stride: kgroups * NR * KR elements.
+  template <typename T>
+  void block(int64_t n0, int64_t nb, int nr, int tail_nr, int kr, Q8PackBFn fast, T* dst) const {
+    const int64_t K = p->K;
+    const int64_t full = nb / nr, done = full * nr;
+    const size_t stride = static_cast<size_t>(p->kgroups) * nr * kr;  // elements
+    Q8BConvert cv;
+    cv.xor_mask = p->xor_mask;
+    cv.x_u8 = p->x_u8;
+    cv.zx = p->zx;
     const uint8_t* rows[8];
     for (int64_t g = 0; g < p->kgroups; ++g) {
       for (int j = 0; j < kr; ++j) {
@@ -359,33 +374,53 @@ struct Packer {
         } else if (src->kind == BSource::Rows) {
           rows[j] = src->x + k * src->row_stride + n0;
         } else {
-          uint8_t* r = rowbuf + j * nrp;
+          uint8_t* r = rowbuf + j * row_cap;
           im2col_row(*src, k, n0, nb, r);
           rows[j] = r;
         }
       }
-      T* d = dst + g * nrp * kr;
-      if (kr == 4) {
-        const uint8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
-        for (int64_t c = 0; c < nb; ++c) {
-          d[c * 4 + 0] = conv(r0[c]);
-          d[c * 4 + 1] = conv(r1[c]);
-          d[c * 4 + 2] = conv(r2[c]);
-          d[c * 4 + 3] = conv(r3[c]);
-        }
-      } else if (kr == 2) {
-        const uint8_t *r0 = rows[0], *r1 = rows[1];
-        for (int64_t c = 0; c < nb; ++c) {
-          d[c * 2 + 0] = conv(r0[c]);
-          d[c * 2 + 1] = conv(r1[c]);
-        }
+      T* d = dst + g * nr * kr;
+      if (fast && done > 0 && done % 16 == 0) {
+        fast(rows, static_cast<size_t>(done), cv, d, stride * sizeof(T));
       } else {
-        for (int64_t c = 0; c < nb; ++c)
-          for (int j = 0; j < kr; ++j) d[c * kr + j] = conv(rows[j][c]);
+        for (int64_t q = 0; q < full; ++q) interleave(rows, q * nr, nr, nr, kr, d + q * stride);
       }
-      for (int64_t c = nb; c < nrp; ++c)
-        for (int j = 0; j < kr; ++j) d[c * kr + j] = zpad;
+      if (done < nb) interleave(rows, done, nb - done, tail_nr, kr, dst + full * stride + g * tail_nr * kr);
     }
+  }
+
+  // dst[c * kr + j] = conv(rows[j][c0 + c]) for c < cols; zero-point padding up to nrp.
+  template <typename T>
+  void interleave(const uint8_t* const* rows, int64_t c0, int64_t cols, int nrp, int kr, T* d) const {
+    const uint8_t xm = p->xor_mask;
+    const int32_t zx = p->zx;
+    const bool xu8 = p->x_u8;
+    auto conv = [&](uint8_t raw) -> T {
+      if (sizeof(T) == 2)
+        return static_cast<T>((xu8 ? static_cast<int32_t>(raw) : static_cast<int32_t>(static_cast<int8_t>(raw))) - zx);
+      return static_cast<T>(raw ^ xm);
+    };
+    const T zpad = conv(static_cast<uint8_t>(zx));
+    if (kr == 4) {
+      const uint8_t *r0 = rows[0] + c0, *r1 = rows[1] + c0, *r2 = rows[2] + c0, *r3 = rows[3] + c0;
+      for (int64_t c = 0; c < cols; ++c) {
+        d[c * 4 + 0] = conv(r0[c]);
+        d[c * 4 + 1] = conv(r1[c]);
+        d[c * 4 + 2] = conv(r2[c]);
+        d[c * 4 + 3] = conv(r3[c]);
+      }
+    } else if (kr == 2) {
+      const uint8_t *r0 = rows[0] + c0, *r1 = rows[1] + c0;
+      for (int64_t c = 0; c < cols; ++c) {
+        d[c * 2 + 0] = conv(r0[c]);
+        d[c * 2 + 1] = conv(r1[c]);
+      }
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        for (int j = 0; j < kr; ++j) d[c * kr + j] = conv(rows[j][c0 + c]);
+    }
+    for (int64_t c = cols; c < nrp; ++c)
+      for (int j = 0; j < kr; ++j) d[c * kr + j] = zpad;
   }
 };
 
@@ -435,7 +470,7 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
     uint8_t* rowbuf = base + bk.b_bytes + bk.c_bytes;
     uint8_t* zeros = rowbuf + static_cast<size_t>(uk.kr) * bk.nb;
     std::memset(zeros, 0, static_cast<size_t>(bk.nb));
-    Packer pk{&p, &src, rowbuf, zeros};
+    Packer pk{&p, &src, rowbuf, bk.nb, zeros};
     int64_t packed_block = -1;
     // panel layout of the block: full NR panels, the last one narrow when it fits
     for (int64_t task = t0; task < t1; ++task) {
@@ -444,15 +479,22 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
       const int64_t full = nb / uk.nr, rem = nb % uk.nr;
       const bool use_narrow = narrow_ok && rem > 0 && rem <= t.narrow.nr;
       if (packed_block != blk) {
-        size_t off = 0;
-        for (int64_t q = 0; q < full + (rem ? 1 : 0); ++q) {
-          const int64_t c0 = q * uk.nr, cw = std::min<int64_t>(uk.nr, nb - c0);
-          const int nrp = q == full && use_narrow ? t.narrow.nr : uk.nr;
-          if (esz == 2)
-            pk.panel(n0 + c0, cw, nrp, uk.kr, reinterpret_cast<int16_t*>(bbuf + off));
-          else
-            pk.panel(n0 + c0, cw, nrp, uk.kr, reinterpret_cast<uint8_t*>(bbuf + off));
-          off += static_cast<size_t>(p.kgroups) * nrp * uk.kr * esz;
+        const int tail_nr = use_narrow ? t.narrow.nr : uk.nr;
+        if (src.kind == BSource::Transposed) {
+          size_t off = 0;
+          for (int64_t q = 0; q < full + (rem ? 1 : 0); ++q) {
+            const int64_t c0 = q * uk.nr, cw = std::min<int64_t>(uk.nr, nb - c0);
+            const int nrp = q == full ? tail_nr : uk.nr;
+            if (esz == 2)
+              pk.panel(n0 + c0, cw, nrp, uk.kr, reinterpret_cast<int16_t*>(bbuf + off));
+            else
+              pk.panel(n0 + c0, cw, nrp, uk.kr, reinterpret_cast<uint8_t*>(bbuf + off));
+            off += static_cast<size_t>(p.kgroups) * nrp * uk.kr * esz;
+          }
+        } else if (esz == 2) {
+          pk.block(n0, nb, uk.nr, tail_nr, uk.kr, t.pack_b, reinterpret_cast<int16_t*>(bbuf));
+        } else {
+          pk.block(n0, nb, uk.nr, tail_nr, uk.kr, t.pack_b, reinterpret_cast<uint8_t*>(bbuf));
         }
         packed_block = blk;
       }

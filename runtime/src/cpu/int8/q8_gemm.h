@@ -60,6 +60,21 @@ struct Q8GemmUkernel {
   Q8Operand a_type = Q8Operand::S8, b_type = Q8Operand::U8;
 };
 
+// How raw activation bytes become B's packed values (see Q8Operand):
+//   U8 / S8: b = raw ^ xor_mask;  S16: b = (x_u8 ? uint8 : int8)(raw) - zx.
+struct Q8BConvert {
+  uint8_t xor_mask = 0;
+  bool x_u8 = false;
+  int32_t zx = 0;
+};
+
+// Optional fast B packer for one k-group: KR raw activation rows rows[0..KR) (each n
+// bytes; n a multiple of the ukernel's NR and of 16), converted and interleaved into
+// consecutive panels of width NR: column c goes to
+//   (char*)dst + (c / NR) * panel_stride + (c % NR) * KR * element size.
+typedef void (*Q8PackBFn)(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
+                          size_t panel_stride);
+
 // One instruction set's table. `narrow` is optional (fn null): when present it must
 // have the same mr, kr, a_type and b_type as `gemm` and a smaller nr; the driver uses
 // it for a last column panel of at most narrow.nr columns.
@@ -68,6 +83,7 @@ struct Q8Isa {
   Q8GemmUkernel gemm;
   Q8RequantRowFn requant_row = nullptr;
   Q8GemmUkernel narrow;
+  Q8PackBFn pack_b = nullptr;  // optional (null: the driver's portable packer); for `gemm`'s NR/KR/b_type
 };
 
 // Registers Conv (conv_q8_gemm_<suffix>), Gemm (gemm_q8_<suffix>) and MatMul

@@ -17,6 +17,15 @@ extern const Q8GemmUkernel kQ8GemmAvxVnni_8x8c4;
 extern const Q8GemmUkernel kQ8GemmAvx512Vnni_8x32c4;
 extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x16c4;
 
+// B packers (Q8PackBFn) for the kernels above (q8_gemm_pack_avx2.cpp; AVX2 also runs
+// under the VNNI sets, which include it).
+void q8_pack_b_u8_kr4_nr16_avx2(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
+                                size_t panel_stride);
+void q8_pack_b_u8_kr4_nr32_avx2(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
+                                size_t panel_stride);
+void q8_pack_b_s16_kr2_nr16_avx2(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
+                                 size_t panel_stride);
+
 // Row requantization, bit for bit q8_requant_row_scalar.
 void q8_requant_row_avx2(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);
 void q8_requant_row_avx512(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);
