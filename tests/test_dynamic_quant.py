@@ -132,7 +132,7 @@ def _cases():
     # all weights at the int8 extremes, activations at +-amax: the largest sums
     k = 300
     w = np.where(rng.random((k, 40)) < 0.5, -128, 127).astype(np.int8)
-    a = np.where(w[:, :4].T > 0, 5.0, -5.0).astype(np.float32)
+    a = np.ascontiguousarray(np.where(w[:, :4].T > 0, 5.0, -5.0), dtype=np.float32)
     cases.append((_graph("Gemm", (4, k), w, _wq(rng, 40, True, 1)), {"a": a}))
     return cases
 
@@ -183,7 +183,7 @@ def test_aarch64_under_qemu(mobrt_run_aarch64, tmp_path):  # noqa: F811
         d = tmp_path / f"{k:04d}"
         (d / "inputs").mkdir(parents=True)
         (d / "model.mob").write_bytes(to_bytes(g))
-        np.save(d / "inputs" / "0.npy", feeds["a"])
+        np.save(d / "inputs" / "0.npy", np.ascontiguousarray(feeds["a"]))
         wants.append(ref_run(g, feeds)["y"])
     for isa in ("neon", "neon_dot"):
         for t in (1, 2):
