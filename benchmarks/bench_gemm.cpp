@@ -9,10 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
-#include "gemm/gemm.h"
+#include "f32_tables.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -83,16 +84,16 @@ double fma_peak_neon(long iters) {
 }
 #endif
 
-double peak_for(SimdIsa isa) {
+double peak_for(const std::string& isa) {
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     double g = 0;
 #if defined(__x86_64__)
-    if (isa == SimdIsa::kAvx512) g = fma_peak_avx512(20000000);
-    if (isa == SimdIsa::kAvx2) g = fma_peak_avx2(20000000);
+    if (isa == "avx512") g = fma_peak_avx512(20000000);
+    if (isa == "avx2") g = fma_peak_avx2(20000000);
 #endif
 #if defined(__aarch64__)
-    if (isa == SimdIsa::kNeon) g = fma_peak_neon(20000000);
+    if (isa == "neon") g = fma_peak_neon(20000000);
 #endif
     best = std::max(best, g);
   }
@@ -133,33 +134,35 @@ int main(int argc, char** argv) {
   runner.pool = &pr;
   runner.threads = threads;
   const double flops = 2.0 * m * n * k;
-  for (SimdIsa isa : {SimdIsa::kAvx512, SimdIsa::kAvx2, SimdIsa::kNeon, SimdIsa::kScalar}) {
-    const IsaKernels* ks = isa_kernels_for(isa);
-    if (ks == nullptr) continue;
+  std::vector<F32Table> tables = runnable_f32_tables();
+  std::reverse(tables.begin(), tables.end());  // best first
+  for (const F32Table& t : tables) {
+    const std::string isa = t.isa;
+    const F32Kernels* ks = t.kernels;
     // Full sgemm (packs both operands every call) and the packed-only core.
-    std::vector<float> pa(sgemm_packed_a_size(ks->gemm, m, k) + 16);
-    std::vector<float> pb(sgemm_packed_b_size(ks->gemm, k, n) + 16);
-    sgemm_pack_a(ks->gemm, m, k, a.data(), k, 1, pa.data());
-    sgemm_pack_b(ks->gemm, k, n, b.data(), n, 1, pb.data());
+    std::vector<float> pa(sgemm_packed_a_size(*ks->gemm, m, k) + 16);
+    std::vector<float> pb(sgemm_packed_b_size(*ks->gemm, k, n) + 16);
+    sgemm_pack_a(*ks->gemm, m, k, a.data(), k, 1, pa.data());
+    sgemm_pack_b(*ks->gemm, k, n, b.data(), n, 1, pb.data());
     SgemmArgs g;
     g.m = m; g.n = n; g.k = k;
     g.packed_a = pa.data(); g.packed_b = pb.data();
     g.c = c.data(); g.ldc = n;
-    int r = isa == SimdIsa::kScalar ? 1 : reps;
+    int r = isa == "scalar" ? 1 : reps;
     double best_full = 1e30, best_packed = 1e30;
     for (int i = 0; i < r + 1; ++i) {
       auto t0 = Clock::now();
-      sgemm(*ks, false, false, m, n, k, a.data(), k, b.data(), n, c.data(), n, nullptr,
-            BiasMode::kNone, Activation(), &runner);
+      sgemm(*ks->gemm, ks->activation, false, false, m, n, k, a.data(), k, b.data(), n, c.data(), n, nullptr,
+            BiasMode::kNone, mobrt::Activation(), &runner);
       if (i) best_full = std::min(best_full, seconds_since(t0));
       t0 = Clock::now();
-      sgemm_packed(*ks, g, &runner);
+      sgemm_packed(*ks->gemm, ks->activation, g, &runner);
       if (i) best_packed = std::min(best_packed, seconds_since(t0));
     }
     const double peak = peak_for(isa);
     const double gf_full = flops / best_full / 1e9, gf_packed = flops / best_packed / 1e9;
     std::printf("%-32s %zux%zux%zu threads=%d  sgemm %.1f GFLOP/s (%.2f ms)  packed-only %.1f GFLOP/s",
-                ks->gemm.name, m, n, k, threads, gf_full, best_full * 1e3, gf_packed);
+                ks->gemm->name, m, n, k, threads, gf_full, best_full * 1e3, gf_packed);
     if (peak > 0)
       std::printf("  1-core FMA peak %.1f GFLOP/s -> %.0f%% (packed %.0f%%)", peak,
                   100.0 * gf_full / (peak * threads), 100.0 * gf_packed / (peak * threads));

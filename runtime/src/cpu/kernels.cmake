@@ -1,29 +1,34 @@
-# Optimized fp32 CPU kernels (gemm/, x86/, neon/) WITHOUT the runtime core: the source
-# list and per-file ISA flags for builds that want the kernels alone (the standalone
-# kernel tests and GEMM benchmark in runtime/tests/kernel_tests/). The runtime library
-# itself does not include this file: runtime/CMakeLists.txt globs src/cpu/ and applies
-# the same flags by file name (see runtime/KERNELS.md); the register_*.cpp glue files,
-# which need the core, are deliberately not listed here.
+# Optimized fp32 CPU kernels (gemm/, f32/, x86/, neon/) WITHOUT the runtime core: the
+# source list and per-file ISA flags for builds that want the kernels alone (the
+# standalone kernel tests and GEMM benchmark in runtime/tests/kernel_tests/). The
+# runtime library itself does not include this file: runtime/CMakeLists.txt globs
+# src/cpu/ and applies flags by file name (see runtime/KERNELS.md); the flags below are
+# the same ones. Not listed: the register_*.cpp files and the *_kernel.h glue, which need
+# the core (the kernel registry is the one dispatch; here each F32Kernels table, see
+# f32/f32_kernels.h, is called directly).
 #   include(<repo>/runtime/src/cpu/kernels.cmake)
 #   add_library(k STATIC ${MOBRT_CPU_KERNEL_SOURCES})
-# The x86 SIMD files get per-file ISA flags; dispatch picks them at run time, so the
-# code stays baseline x86-64 and runs on any x86-64 CPU.
+#   target_include_directories(k PUBLIC <repo>/runtime/src/cpu <repo>/runtime/src)
+# MOBRT_CPU_ARCH says which tables exist: x86 (kF32Avx2, kF32Avx512), neon (kF32Neon) or
+# none; kF32Scalar always.
 set(_mobrt_cpu "${CMAKE_CURRENT_LIST_DIR}")
 
 set(MOBRT_CPU_KERNEL_SOURCES
   ${_mobrt_cpu}/gemm/sgemm.cpp
   ${_mobrt_cpu}/gemm/f32_gemm_scalar.cpp
-  ${_mobrt_cpu}/gemm/ops_scalar.cpp
-  ${_mobrt_cpu}/gemm/dispatch.cpp
-  ${_mobrt_cpu}/gemm/conv2d.cpp
-  ${_mobrt_cpu}/gemm/layers.cpp
+  ${_mobrt_cpu}/f32/ops_scalar.cpp
+  ${_mobrt_cpu}/f32/conv_f32.cpp
+  ${_mobrt_cpu}/f32/dwconv_f32.cpp
+  ${_mobrt_cpu}/f32/fc_f32.cpp
+  ${_mobrt_cpu}/f32/pool_f32.cpp
+  ${_mobrt_cpu}/f32/elementwise_f32.cpp
+  ${_mobrt_cpu}/f32/softmax_f32.cpp
 )
 
 string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _mobrt_proc)
 if(_mobrt_proc MATCHES "^(x86_64|amd64|x64)$")
   set(MOBRT_CPU_ARCH x86)
   list(APPEND MOBRT_CPU_KERNEL_SOURCES
-    ${_mobrt_cpu}/x86/isa_x86.cpp
     ${_mobrt_cpu}/x86/f32_gemm_avx2.cpp
     ${_mobrt_cpu}/x86/ops_avx2.cpp
     ${_mobrt_cpu}/x86/f32_gemm_avx512.cpp
@@ -33,13 +38,12 @@ if(_mobrt_proc MATCHES "^(x86_64|amd64|x64)$")
     PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
   set_source_files_properties(
     ${_mobrt_cpu}/x86/f32_gemm_avx512.cpp ${_mobrt_cpu}/x86/ops_avx512.cpp
-    PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx2;-mfma")
+    PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx2;-mfma")
 elseif(_mobrt_proc MATCHES "^(aarch64|arm64)$")
   set(MOBRT_CPU_ARCH neon)
   list(APPEND MOBRT_CPU_KERNEL_SOURCES
-    ${_mobrt_cpu}/neon/isa_neon.cpp
     ${_mobrt_cpu}/neon/f32_gemm_neon.cpp
     ${_mobrt_cpu}/neon/ops_neon.cpp)
 else()
-  set(MOBRT_CPU_ARCH none)  # scalar tables only
+  set(MOBRT_CPU_ARCH none)  # scalar table only
 endif()

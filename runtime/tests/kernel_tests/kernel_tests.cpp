@@ -19,8 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include "gemm/gemm.h"
-#include "gemm/layers.h"
+#include "f32/conv_f32.h"
+#include "f32/elementwise_f32.h"
+#include "f32/fc_f32.h"
+#include "f32/pool_f32.h"
+#include "f32/softmax_f32.h"
+#include "f32_tables.h"
 
 using namespace mobrt::cpu;
 using mobrt::Activation;
@@ -162,13 +166,13 @@ struct ConvRef {
 };
 
 // ---- tests ----------------------------------------------------------------------------
-void test_gemm(const IsaKernels& ks, bool quick) {
-  const int mr = ks.gemm.mr, nr = ks.gemm.nr;
+void test_gemm(const F32Kernels& ks, bool quick) {
+  const int mr = ks.gemm->mr, nr = ks.gemm->nr;
   std::vector<int> ms = {1, mr - 1, mr, mr + 1, 2 * mr + 3, 13, 127};
   std::vector<int> ns = {1, nr - 1, nr, nr + 1, 13, 127, 3 * nr + 5};
   std::vector<int> kset = {1, 2, 13, 127, 300};  // 300 > KC: K slicing + accumulate
   if (quick) { ms = {1, mr, mr + 1, 13}; ns = {1, nr, nr + 1, 13}; kset = {13, 300}; }
-  const std::string name = ks.gemm.name;
+  const std::string name = ks.gemm->name;
   for (int m : ms) for (int n : ns) for (int k : kset) {
     if (m <= 0 || n <= 0) continue;
     for (int variant = 0; variant < 4; ++variant) {
@@ -188,7 +192,7 @@ void test_gemm(const IsaKernels& ks, bool quick) {
                    (tb ? b[size_t(j) * ldb + kk] : b[size_t(kk) * ldb + j]);
           ref[size_t(i) * ldc + j] = float(ref_act(acc, act));
         }
-      sgemm(ks, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc,
+      sgemm(*ks.gemm, ks.activation, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc,
             bm == BiasMode::kNone ? nullptr : bias.data(), bm, act, nullptr);
       const std::string shape = fmt("m=%d n=%d k=%d ta=%d tb=%d bias=%d act=%s", m, n, k, ta, tb,
                                     int(bm), act_name(act.kind));
@@ -196,7 +200,7 @@ void test_gemm(const IsaKernels& ks, bool quick) {
       if (m >= 13 && n >= 13 && !quick) {
         TaskRunner r = three_threads();
         std::vector<float> c3(c.size(), 7.f);
-        sgemm(ks, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c3.data(), ldc,
+        sgemm(*ks.gemm, ks.activation, ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c3.data(), ldc,
               bm == BiasMode::kNone ? nullptr : bias.data(), bm, act, &r);
         check_equal(name + " (3 threads)", shape, c, c3);
       }
@@ -214,16 +218,16 @@ void test_gemm(const IsaKernels& ks, bool quick) {
         ref[size_t(i) * n + j] = float(acc);
       }
     TaskRunner r = three_threads();
-    sgemm(ks, false, false, m, n, k, a.data(), k, b.data(), n, c1.data(), n, nullptr, BiasMode::kNone, Activation(), nullptr);
-    sgemm(ks, false, false, m, n, k, a.data(), k, b.data(), n, c3.data(), n, nullptr, BiasMode::kNone, Activation(), &r);
+    sgemm(*ks.gemm, ks.activation, false, false, m, n, k, a.data(), k, b.data(), n, c1.data(), n, nullptr, BiasMode::kNone, Activation(), nullptr);
+    sgemm(*ks.gemm, ks.activation, false, false, m, n, k, a.data(), k, b.data(), n, c3.data(), n, nullptr, BiasMode::kNone, Activation(), &r);
     const std::string shape = fmt("m=%d n=%d k=%d", m, n, k);
     check(name, shape, c1.data(), ref.data(), c1.size(), 2e-4f, 1e-4f);
     check_equal(name + " (3 threads)", shape, c1, c3);
   }
 }
 
-void test_activation(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_activation(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   for (const Activation& act : all_acts())
     for (size_t n : {1, 3, 4, 7, 8, 13, 16, 17, 31, 127, 1000}) {
       auto x = rand_vec(n, -12.f, 12.f);
@@ -258,8 +262,8 @@ double ref_bin(BinOp op, double a, double b) {
   return 0;
 }
 
-void test_binary(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_binary(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   const char* names[] = {"add", "sub", "mul", "div", "max", "min"};
   struct Case { std::vector<int64_t> a, b; };
   std::vector<Case> cases = {
@@ -303,8 +307,8 @@ void test_binary(const IsaKernels& ks) {
     }
 }
 
-void test_conv(const IsaKernels& ks, bool quick) {
-  const std::string isa = isa_name(ks.isa);
+void test_conv(const F32Kernels& ks, bool quick) {
+  const std::string isa = ks.isa;
   struct C { int64_t n, cin, ih, iw, cout, k, s, p, d, g; };
   std::vector<C> cases = {
       {1, 3, 13, 13, 8, 3, 1, 1, 1, 1},   {1, 16, 7, 9, 13, 1, 1, 0, 1, 1},
@@ -371,8 +375,8 @@ void test_conv(const IsaKernels& ks, bool quick) {
   }
 }
 
-void test_dwconv(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_dwconv(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   struct C { int64_t c, h, w, k, s, p, d; };
   std::vector<C> cases = {{3, 13, 13, 3, 1, 1, 1}, {5, 13, 13, 3, 2, 1, 1}, {2, 1, 1, 3, 1, 1, 1},
                           {4, 127, 9, 3, 1, 1, 1}, {3, 9, 127, 3, 2, 1, 1}, {8, 16, 16, 3, 2, 1, 1},
@@ -430,11 +434,11 @@ void test_dwconv(const IsaKernels& ks) {
     }
 }
 
-void test_fc(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_fc(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   for (int64_t batch : {int64_t(1), int64_t(3), int64_t(13)})
     for (int64_t in : {int64_t(1), int64_t(13), int64_t(127), int64_t(300)})
-      for (int64_t out : {int64_t(1), int64_t(13), int64_t(127), int64_t(ks.gemm.nr)}) {
+      for (int64_t out : {int64_t(1), int64_t(13), int64_t(127), int64_t(ks.gemm->nr)}) {
         const bool out_by_in = (in + out) % 2 == 0;
         auto x = rand_vec(batch * in), w = rand_vec(in * out), bias = rand_vec(out);
         const Activation act = all_acts()[size_t(batch + in) % 8];
@@ -456,8 +460,8 @@ void test_fc(const IsaKernels& ks) {
       }
 }
 
-void test_pool(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_pool(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   struct C { int64_t c, h, w, k, s, p; bool inc; };
   std::vector<C> cases = {{3, 13, 13, 3, 2, 1, false}, {2, 14, 14, 2, 2, 0, false}, {4, 13, 127, 3, 1, 1, true},
                           {2, 7, 7, 7, 1, 0, false},  {3, 17, 19, 3, 3, 1, false}, {2, 16, 33, 5, 2, 2, true},
@@ -509,8 +513,8 @@ void test_pool(const IsaKernels& ks) {
   }
 }
 
-void test_softmax(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_softmax(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   struct C { int64_t outer, len, inner; };
   for (const C& c : std::vector<C>{{1, 1000, 1}, {13, 13, 1}, {3, 127, 1}, {2, 1, 1}, {5, 7, 13},
                                    {2, 21, 49}, {1, 3, 16}, {4, 10, 1}, {1, 17, 8}})
@@ -561,8 +565,8 @@ void check_true(const std::string& kernel, const std::string& what, bool ok) {
   }
 }
 
-void test_zero_size(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_zero_size(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   TaskRunner r3 = three_threads();
   // Broadcasts with an empty output: nothing may be read from the empty input or written.
   struct B { std::vector<int64_t> a, b; };
@@ -596,7 +600,7 @@ void test_zero_size(const IsaKernels& ks) {
         for (int64_t j = 0; j < n; ++j) ref[size_t(i * n + j)] = bias[size_t(j)] > 0 ? bias[size_t(j)] : 0.f;
       std::unique_ptr<float[]> a(new float[0]), b(new float[0]);
       std::vector<float> c(size_t(m * n), NAN);
-      sgemm(ks, false, false, size_t(m), size_t(n), 0, a.get(), 0, b.get(), size_t(n), c.data(), size_t(n), bias.data(),
+      sgemm(*ks.gemm, ks.activation, false, false, size_t(m), size_t(n), 0, a.get(), 0, b.get(), size_t(n), c.data(), size_t(n), bias.data(),
             BiasMode::kPerCol, relu, &r3);
       check("sgemm_k0__" + isa, fmt("m=%lld n=%lld relu(bias)", (long long)m, (long long)n), c.data(), ref.data(), c.size());
       std::vector<float> pw(fc_packed_weights_floats(ks, 0, n) + 1), scratch(fc_scratch_floats(ks, m, 0) + 16);
@@ -622,8 +626,8 @@ void test_zero_size(const IsaKernels& ks) {
   }
 }
 
-void test_non_finite(const IsaKernels& ks) {
-  const std::string isa = isa_name(ks.isa);
+void test_non_finite(const F32Kernels& ks) {
+  const std::string isa = ks.isa;
   const float kInf = INFINITY;
   // 37 = two AVX-512 vectors + a tail; NaN and +-inf in the body and in the tail.
   std::vector<float> x = rand_vec(37, -3.f, 3.f);
@@ -727,7 +731,7 @@ void test_non_finite(const IsaKernels& ks) {
         for (int64_t t = 0; t < kk; ++t) acc += double(a[size_t(i * kk + t)]) * b[size_t(t * n + j)];
         ref[size_t(i * n + j)] = float(ref_act(acc, act));
       }
-    sgemm(ks, false, false, size_t(m), size_t(n), size_t(kk), a.data(), size_t(kk), b.data(), size_t(n), c.data(),
+    sgemm(*ks.gemm, ks.activation, false, false, size_t(m), size_t(n), size_t(kk), a.data(), size_t(kk), b.data(), size_t(n), c.data(),
           size_t(n), nullptr, BiasMode::kNone, act, nullptr);
     check(fmt("sgemm_nan_inf_%s__%s", act_name(kind), isa.c_str()), "7x37x5", c.data(), ref.data(), c.size(), 1e-5f,
           1e-5f);
@@ -742,10 +746,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
   }
   int tested = 0;
-  for (int i = 0; i < int(SimdIsa::kCount); ++i) {
-    const SimdIsa isa = SimdIsa(i);
-    const IsaKernels* ks = isa_kernels_for(isa);
-    if (ks == nullptr || (only != nullptr && std::strcmp(only, isa_name(isa)) != 0)) continue;
+  for (const F32Table& t : runnable_f32_tables()) {
+    const F32Kernels* ks = t.kernels;
+    if (only != nullptr && std::strcmp(only, t.isa) != 0) continue;
     const int before_p = g_passed, before_f = g_failed;
     test_gemm(*ks, quick);
     test_activation(*ks);
@@ -757,7 +760,7 @@ int main(int argc, char** argv) {
     test_softmax(*ks);
     test_zero_size(*ks);
     test_non_finite(*ks);
-    std::printf("isa %-7s (%s): %d passed, %d failed\n", isa_name(isa), ks->gemm.name,
+    std::printf("isa %-7s (%s): %d passed, %d failed\n", t.isa, ks->gemm->name,
                 g_passed - before_p, g_failed - before_f);
     ++tested;
   }

@@ -22,7 +22,7 @@
 #include <cstring>
 #include <vector>
 
-#include "layers.h"
+#include "conv_f32.h"
 
 namespace mobrt {
 namespace cpu {
@@ -59,17 +59,17 @@ int64_t shift_h(const Conv2dShape& s) {
 }
 }  // namespace
 
-size_t conv2d_packed_weights_floats(const IsaKernels& ks, const Conv2dShape& s) {
-  return sgemm_packed_a_size(ks.gemm, s.cout / s.group, gemm_k(s)) * s.group;
+size_t conv2d_packed_weights_floats(const F32Kernels& ks, const Conv2dShape& s) {
+  return sgemm_packed_a_size(*ks.gemm, s.cout / s.group, gemm_k(s)) * s.group;
 }
 
-void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float* w,
+void conv2d_pack_weights(const F32Kernels& ks, const Conv2dShape& s, const float* w,
                          float* packed) {
   const int64_t cg = s.cout / s.group, k = gemm_k(s);
-  const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
+  const size_t per_group = sgemm_packed_a_size(*ks.gemm, cg, k);
   if (!uses_shift(s)) {
     for (int64_t g = 0; g < s.group; ++g)
-      sgemm_pack_a(ks.gemm, cg, k, w + g * cg * k, k, 1, packed + g * per_group);
+      sgemm_pack_a(*ks.gemm, cg, k, w + g * cg * k, k, 1, packed + g * per_group);
     return;
   }
   // K ordered (tap, channel): reorder W[co][ci][tap] to [co][tap][ci], then pack with
@@ -82,7 +82,7 @@ void conv2d_pack_weights(const IsaKernels& ks, const Conv2dShape& s, const float
       for (int64_t ci = 0; ci < cin_g; ++ci)
         for (int64_t t = 0; t < taps; ++t)
           reordered[size_t((co * taps + t) * cin_g + ci)] = wg[(co * cin_g + ci) * taps + t];
-    sgemm_pack_a(ks.gemm, cg, k, reordered.data(), k, 1, packed + g * per_group, size_t(cin_g));
+    sgemm_pack_a(*ks.gemm, cg, k, reordered.data(), k, 1, packed + g * per_group, size_t(cin_g));
   }
 }
 
@@ -94,7 +94,7 @@ bool strided_pointwise(const Conv2dShape& s) {
 }
 }  // namespace
 
-size_t conv2d_scratch_floats(const IsaKernels& ks, const Conv2dShape& s) {
+size_t conv2d_scratch_floats(const F32Kernels& ks, const Conv2dShape& s) {
   (void)ks;
   // im2col B blocks are gathered into the GEMM driver's per-thread buffer; a strided 1x1
   // conv needs its subsampled input; shift-and-accumulate its padded input (one group)
@@ -148,12 +148,12 @@ void compact_channel(void* vctx, int64_t co) {
     std::memcpy(c.y + (co * s.oh + oy) * s.ow, c.ext + (co * s.oh + oy) * c.wp, size_t(s.ow) * sizeof(float));
 }
 
-void conv2d_run_shift(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
+void conv2d_run_shift(const F32Kernels& ks, const Conv2dShape& s, const float* packed_w,
                       const float* bias, const Activation& act, const float* x, float* y,
                       float* scratch, const TaskRunner* runner) {
   const int64_t cg = s.cout / s.group, cin_g = s.cin / s.group, k = gemm_k(s);
   const int64_t wp = shift_w(s), hp = shift_h(s);
-  const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
+  const size_t per_group = sgemm_packed_a_size(*ks.gemm, cg, k);
   float* pad = scratch;
   float* ext = scratch + cin_g * hp * wp;
   for (int64_t n = 0; n < s.n; ++n) {
@@ -175,7 +175,7 @@ void conv2d_run_shift(const IsaKernels& ks, const Conv2dShape& s, const float* p
       a.bias = bias != nullptr ? bias + g * cg : nullptr;
       a.bias_mode = BiasMode::kPerRow;
       a.act = act;
-      sgemm_packed(ks, a, runner);
+      sgemm_packed(*ks.gemm, ks.activation, a, runner);
       CompactCtx cc{&s, ext, y + (n * s.cout + g * cg) * s.oh * s.ow, wp};
       run_tasks(runner, cg, &cc, compact_channel);
     }
@@ -184,7 +184,7 @@ void conv2d_run_shift(const IsaKernels& ks, const Conv2dShape& s, const float* p
 
 }  // namespace
 
-void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_w,
+void conv2d_run(const F32Kernels& ks, const Conv2dShape& s, const float* packed_w,
                 const float* bias, const Activation& act, const float* x, float* y,
                 float* scratch, const TaskRunner* runner, const float* residual) {
   if (strided_pointwise(s)) {
@@ -212,7 +212,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
   // shift-and-accumulate unless the output is only a few panels wide (then its edge
   // panel, re-copied per use, would cost more than im2col in the same K order).
   const bool tap_major = uses_shift(s);
-  if (tap_major && s.oh * shift_w(s) >= 8 * int64_t(ks.gemm.nr)) {
+  if (tap_major && s.oh * shift_w(s) >= 8 * int64_t(ks.gemm->nr)) {
     if (residual == nullptr) return conv2d_run_shift(ks, s, packed_w, bias, act, x, y, scratch, runner);
     // The extended output is compacted after the GEMM: add the residual (then act) there.
     conv2d_run_shift(ks, s, packed_w, bias, Activation(), x, y, scratch, runner);
@@ -224,7 +224,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
   // epilogue (bias, activation) sees conv + residual while the tile is in registers.
   if (residual != nullptr && residual != y)
     std::memcpy(y, residual, size_t(s.n * s.cout * cols) * sizeof(float));
-  const size_t per_group = sgemm_packed_a_size(ks.gemm, cg, k);
+  const size_t per_group = sgemm_packed_a_size(*ks.gemm, cg, k);
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t g = 0; g < s.group; ++g) {
       Im2col ic{&s, x + (n * s.cin + g * cin_g) * s.ih * s.iw, cols, tap_major ? cin_g : 0};
@@ -239,7 +239,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
       a.kseg = tap_major ? size_t(cin_g) : 0;  // as packed
       // 1x1: B is the input itself; read it in place unless it is only a few panels wide
       // (then the edge panel, copied per use, would cost more than packing once).
-      if (conv2d_is_pointwise(s) && cols >= 8 * int64_t(ks.gemm.nr)) {
+      if (conv2d_is_pointwise(s) && cols >= 8 * int64_t(ks.gemm->nr)) {
         a.b_rows = ic.x;
         a.ldb = size_t(cols);
       } else {
@@ -251,7 +251,7 @@ void conv2d_run(const IsaKernels& ks, const Conv2dShape& s, const float* packed_
       a.bias = bias != nullptr ? bias + g * cg : nullptr;
       a.bias_mode = BiasMode::kPerRow;
       a.act = act;
-      sgemm_packed(ks, a, runner);
+      sgemm_packed(*ks.gemm, ks.activation, a, runner);
     }
   }
 }

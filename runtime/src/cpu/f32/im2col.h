@@ -1,6 +1,6 @@
 // im2col fused with GEMM B packing, for Conv2D (NCHW). Header-only so each instruction
-// set's TU (gemm/ops_scalar.cpp, x86/ops_avx2.cpp, x86/ops_avx512.cpp, neon/ops_neon.cpp)
-// compiles the copy loops with its own vector width; reached through IsaKernels::im2col_pack.
+// set's TU (f32/ops_scalar.cpp, x86/ops_avx2.cpp, x86/ops_avx512.cpp, neon/ops_neon.cpp)
+// compiles the copy loops with its own vector width; reached through F32Kernels::im2col_pack.
 // Internal linkage and no standard-library templates: this code is compiled with ISA
 // flags and must not leave COMDAT symbols the linker could share with baseline code.
 //
@@ -10,7 +10,7 @@
 // stride 1 with output width == input width (rows are shifted copies of the plane), and
 // the general case (runs of columns sharing an output row, strided reads).
 #pragma once
-#include "layers.h"
+#include "conv_f32.h"
 
 namespace mobrt {
 namespace cpu {

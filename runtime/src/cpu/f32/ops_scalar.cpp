@@ -1,5 +1,5 @@
-// Portable (one lane) instantiation of the kernels in simd_ops.h: the fallback on CPUs
-// without a SIMD table, and the baseline the SIMD variants are compared against.
+// Portable (one lane) instantiation of the kernels in simd_ops.h: the kF32Scalar table,
+// the baseline the SIMD tables are compared against (runtime/tests/kernel_tests).
 #include <cmath>
 
 #include "simd_ops.h"
@@ -38,7 +38,7 @@ struct VecScalar {
 
 }  // namespace
 
-extern const IsaKernels kOpsScalar = make_isa_ops<VecScalar>(SimdIsa::kScalar);
+extern const F32Kernels kF32Scalar = make_f32_kernels<VecScalar>("scalar", &kF32GemmScalar);
 
 }  // namespace cpu
 }  // namespace mobrt

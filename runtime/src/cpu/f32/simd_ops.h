@@ -1,7 +1,8 @@
 // Vectorized elementwise, activation, depthwise 3x3, pooling-row, softmax and sum
 // kernels, written once against a small vector-traits interface and instantiated per
 // instruction set (x86/ops_avx2.cpp, x86/ops_avx512.cpp, neon/ops_neon.cpp,
-// gemm/ops_scalar.cpp). Each instantiating TU is compiled with its own ISA flags.
+// f32/ops_scalar.cpp) into that set's F32Kernels table (f32_kernels.h). Each
+// instantiating TU is compiled with its own ISA flags.
 //
 // Traits `V` provide: type T, lane count N, zero/set1/load/store, add/sub/mul/div/
 // max/min, max_nan/min_nan, unord(a,b) (all-ones lanes where a or b is NaN, else 0),
@@ -18,7 +19,7 @@
 // Tails (n % N) go through a padded stack buffer so the same vector math (and the same
 // exp/tanh approximation) applies to every element. Everything has internal linkage.
 #pragma once
-#include "gemm.h"
+#include "f32_kernels.h"
 #include "im2col.h"
 
 namespace mobrt {
@@ -446,13 +447,14 @@ void softmax_inner_impl(const float* x, float* y, size_t len, size_t inner, int 
   }
 }
 
-// The IsaKernels table for traits V, without the GEMM microkernel (dispatch.cpp adds
-// it). constexpr, so the table is constant-initialized: no code compiled with ISA
-// flags runs at static-initialization time on a CPU that may lack that ISA.
+// The F32Kernels table for traits V with GEMM microkernel `gemm`. constexpr, so the
+// table is constant-initialized: no code compiled with ISA flags runs at
+// static-initialization time on a CPU that may lack that ISA.
 template <class V>
-constexpr IsaKernels make_isa_ops(SimdIsa isa) {
-  IsaKernels k{};
+constexpr F32Kernels make_f32_kernels(const char* isa, const GemmUkernel* gemm) {
+  F32Kernels k{};
   k.isa = isa;
+  k.gemm = gemm;
   k.activation = &activation_impl<V>;
   k.binary = &binary_impl<V>;
   k.dwconv3x3s1 = &dwconv3x3_row_impl<V, 1>;

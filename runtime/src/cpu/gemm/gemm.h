@@ -67,70 +67,13 @@ struct TaskRunner {
 };
 void run_tasks(const TaskRunner* runner, int64_t n, void* ctx, void (*fn)(void* ctx, int64_t i));
 
-// ---- Dispatch ------------------------------------------------------------------------
-// Instruction sets the optimized kernels are built for. Values index kernel tables.
-enum class SimdIsa : int32_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3, kCount = 4 };
-const char* isa_name(SimdIsa isa);
-// Whether this build has kernels for `isa` and the running CPU/OS can execute them.
-bool isa_available(SimdIsa isa);
-// Best available instruction set on this machine (MOBRT_ISA=scalar|avx2|avx512|neon
-// in the environment caps it, for testing and benchmarking).
-SimdIsa best_isa();
-
-// ---- Per-instruction-set kernel table -------------------------------------------------
-// y[i] = op(a[i*sa], b[i*sb]) for i < n, sa/sb in {0, 1}, then act (kNone/kRelu/kClip).
-enum class BinOp : int32_t { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5 };
-typedef void (*BinaryFn)(BinOp op, const float* a, size_t sa, const float* b, size_t sb,
-                         float* y, size_t n, const Activation* act);
-// One output row of a 3x3 depthwise convolution with stride S (1 or 2):
-//   y[x] = act(bias + sum_{r<3,k<3} rows_r[x*S + k] * w9[3r + k]) for x < n.
-// Reads at most one float past rows_r[(n-1)*S + 2] (stride 2 loads pairs).
-typedef void (*DwRowFn)(const float* r0, const float* r1, const float* r2, const float* w9,
-                        float bias, float* y, size_t n, const Activation* act);
-// Softmax over rows: `rows` rows of `len` contiguous floats (LogSoftmax when log != 0).
-typedef void (*SoftmaxRowsFn)(const float* x, float* y, size_t rows, size_t len, int log);
-// Softmax along a strided axis: x[o][a][i] with inner `inner` > 1, per outer block.
-typedef void (*SoftmaxInnerFn)(const float* x, float* y, size_t len, size_t inner, int log);
-// Sum of n contiguous floats (global average pooling, reductions).
-typedef float (*SumFn)(const float* x, size_t n);
-// One output row of pooling over `nrows` input rows (the window rows inside the image):
-//   y[x] = max/sum over i < nrows, j < kw of rows[i][x*s + j], for x < n (avg: times scale).
-// Reads at most one float past the last tap (stride 2 loads pairs).
-typedef void (*MaxPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, size_t s,
-                             float* y, size_t n);
-typedef void (*AvgPoolRowFn)(const float* const* rows, size_t nrows, size_t kw, size_t s,
-                             float* y, size_t n, float scale);
-
-// Whole-plane depthwise 3x3 (dilation 1, stride s = 2, any pads, ow <= 480): y[oh, ow]
-// from x[ih, iw] read in place (no padded copy), clamped to [lo, hi]. Optional per ISA
-// (nullptr: the driver uses the row kernels above).
-typedef void (*DwPlaneFn)(const float* x, int64_t ih, int64_t iw, int64_t pt, int64_t pl,
-                          int64_t s, const float* w9, float bias, float* y, int64_t oh,
-                          int64_t ow, float lo, float hi);
-
-struct IsaKernels {
-  SimdIsa isa;
-  GemmUkernel gemm;
-  ActivationFn activation;
-  BinaryFn binary;
-  DwRowFn dwconv3x3s1;  // "f32_dwconv_3x3s1__<isa>"
-  DwRowFn dwconv3x3s2;
-  SoftmaxRowsFn softmax_rows;
-  SoftmaxInnerFn softmax_inner;
-  SumFn sum;
-  MaxPoolRowFn maxpool_row;
-  AvgPoolRowFn avgpool_row;
-  // im2col fused with B packing (a BPacker::pack; ctx is an Im2col, see im2col.h).
-  void (*im2col_pack)(const void* ctx, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr,
-                      float* dst);
-  DwPlaneFn dwconv3x3s2_plane;  // optional, "f32_dwconv_3x3s2_plane__<isa>"
-  // Optional stride-1 plane kernel for rows up to 128 wide: iw + pl <= 128, ow + 2 <= 128.
-  DwPlaneFn dwconv3x3s1_narrow;
-};
-
-// Table of the running machine's best instruction set (or `isa`, if available).
-const IsaKernels& isa_kernels();
-const IsaKernels* isa_kernels_for(SimdIsa isa);  // nullptr when not built/not runnable
+// The microkernel of each instruction set (f32_gemm_<isa>.cpp; the SIMD ones exist only
+// in builds for their architecture). Which one runs is decided by the kernel registry:
+// each register_<set>.cpp hands its set's table (f32/f32_kernels.h) to the op kernels.
+extern const GemmUkernel kF32GemmScalar;
+extern const GemmUkernel kF32GemmAvx2;
+extern const GemmUkernel kF32GemmAvx512;
+extern const GemmUkernel kF32GemmNeon;
 
 // ---- Packing -------------------------------------------------------------------------
 // Size in floats of A (M x K) packed into MR panels (zero padded to a multiple of MR).
@@ -179,11 +122,14 @@ struct SgemmArgs {
   BiasMode bias_mode = BiasMode::kNone;
   Activation act;
 };
-void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner* runner);
+// `uk` computes the tiles; `act_fn` (the same instruction set's vectorized activation)
+// runs over finished tiles when args.act is not a clamp the epilogue can fold.
+void sgemm_packed(const GemmUkernel& uk, ActivationFn act_fn, const SgemmArgs& args,
+                  const TaskRunner* runner);
 
 // Convenience: C = act(op(A) x op(B) + bias) on unpacked row-major operands; packs A into
 // memory it allocates and gathers B block by block. Used by MatMul and benchmarks.
-void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+void sgemm(const GemmUkernel& uk, ActivationFn act_fn, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
            const float* a, size_t lda, const float* b, size_t ldb, float* c, size_t ldc,
            const float* bias, BiasMode bias_mode, const Activation& act,
            const TaskRunner* runner);

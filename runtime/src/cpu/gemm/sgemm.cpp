@@ -155,7 +155,8 @@ float* b_block_buffer(size_t floats) {
 }
 
 struct DriverCtx {
-  const IsaKernels* ks;
+  const GemmUkernel* uk;
+  ActivationFn act_fn;
   const SgemmArgs* args;
   size_t mc, nc, m_blocks, n_blocks;
   size_t m_groups;  // M blocks are split into this many contiguous groups (tasks)
@@ -167,7 +168,7 @@ struct DriverCtx {
 void gemm_task(void* vctx, int64_t task) {
   const DriverCtx& ctx = *static_cast<const DriverCtx*>(vctx);
   const SgemmArgs& g = *ctx.args;
-  const GemmUkernel& uk = ctx.ks->gemm;
+  const GemmUkernel& uk = *ctx.uk;
   const size_t mr = uk.mr, nr = uk.nr;
   const size_t jb = size_t(task) / ctx.m_groups, grp = size_t(task) % ctx.m_groups;
   const size_t mb0 = grp * ctx.m_blocks / ctx.m_groups, mb1 = (grp + 1) * ctx.m_blocks / ctx.m_groups;
@@ -201,7 +202,7 @@ void gemm_task(void* vctx, int64_t task) {
             ep.bias = g.bias + (ep.bias_mode == BiasMode::kPerRow ? i : j);
           uk.fn(kc, ap, bp, ldb, c, g.ldc, nrows, ncols, pc > 0 || g.accumulate_c, last ? &ep : nullptr);
           if (last && !ctx.clamp_only)
-            for (size_t r = 0; r < nrows; ++r) ctx.ks->activation(c + r * g.ldc, ncols, &g.act);
+            for (size_t r = 0; r < nrows; ++r) ctx.act_fn(c + r * g.ldc, ncols, &g.act);
         }
       }
     }
@@ -211,12 +212,14 @@ void gemm_task(void* vctx, int64_t task) {
 
 }  // namespace
 
-void sgemm_packed(const IsaKernels& ks, const SgemmArgs& args, const TaskRunner* runner) {
+void sgemm_packed(const GemmUkernel& uk, ActivationFn act_fn, const SgemmArgs& args,
+                  const TaskRunner* runner) {
   if (args.m == 0 || args.n == 0) return;
   DriverCtx ctx;
-  ctx.ks = &ks;
+  ctx.uk = &uk;
+  ctx.act_fn = act_fn;
   ctx.args = &args;
-  const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+  const size_t mr = uk.mr, nr = uk.nr;
   const size_t threads = runner != nullptr && runner->threads > 1 ? size_t(runner->threads) : 1;
   ctx.mc = std::max(mr, kMcTarget / mr * mr);
   ctx.nc = std::max(nr, kNcTarget / nr * nr);
@@ -268,14 +271,14 @@ void pack_a_task(void* vctx, int64_t t) {
 
 }  // namespace
 
-void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+void sgemm(const GemmUkernel& uk, ActivationFn act_fn, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
            const float* a, size_t lda, const float* b, size_t ldb, float* c, size_t ldc,
            const float* bias, BiasMode bias_mode, const Activation& act,
            const TaskRunner* runner) {
   if (m == 0 || n == 0) return;
-  AlignedBuffer pa = alloc_floats(sgemm_packed_a_size(ks.gemm, m, k));
-  PackACtx p{&ks.gemm, m, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, pa.get()};
-  run_tasks(runner, int64_t(div_up(m, ks.gemm.mr)), &p, pack_a_task);
+  AlignedBuffer pa = alloc_floats(sgemm_packed_a_size(uk, m, k));
+  PackACtx p{&uk, m, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, pa.get()};
+  run_tasks(runner, int64_t(div_up(m, uk.mr)), &p, pack_a_task);
   MatrixB mb{b, trans_b ? 1 : ldb, trans_b ? ldb : 1, n};
   BPacker packer;
   packer.pack = &pack_matrix_block;
@@ -291,7 +294,7 @@ void sgemm(const IsaKernels& ks, bool trans_a, bool trans_b, size_t m, size_t n,
   g.bias = bias;
   g.bias_mode = bias_mode;
   g.act = act;
-  sgemm_packed(ks, g, runner);
+  sgemm_packed(uk, act_fn, g, runner);
 }
 
 }  // namespace cpu

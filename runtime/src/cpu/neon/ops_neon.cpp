@@ -1,7 +1,7 @@
-// NEON (AArch64, armv8-a) instantiation of the vectorized kernels in gemm/simd_ops.h.
+// NEON (AArch64, armv8-a) instantiation of the vectorized kernels in f32/simd_ops.h.
 #include <arm_neon.h>
 
-#include "../gemm/simd_ops.h"
+#include "../f32/simd_ops.h"
 
 namespace mobrt {
 namespace cpu {
@@ -42,7 +42,7 @@ struct VecNeon {
 
 }  // namespace
 
-extern const IsaKernels kOpsNeon = make_isa_ops<VecNeon>(SimdIsa::kNeon);
+extern const F32Kernels kF32Neon = make_f32_kernels<VecNeon>("neon", &kF32GemmNeon);
 
 }  // namespace cpu
 }  // namespace mobrt

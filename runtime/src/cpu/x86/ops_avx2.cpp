@@ -1,9 +1,9 @@
-// AVX2 + FMA instantiation of the vectorized kernels in gemm/simd_ops.h
+// AVX2 + FMA instantiation of the vectorized kernels in f32/simd_ops.h
 // (f32_vact, f32_vbinary, f32_dwconv_3x3s{1,2}, f32_pool, f32_softmax, f32_sum __avx2_fma).
-// Compiled with -mavx2 -mfma; reached only through the dispatch table.
+// Compiled with -mavx2 -mfma; reached only through the kernels register_f32_avx2.cpp registers.
 #include <immintrin.h>
 
-#include "../gemm/simd_ops.h"
+#include "../f32/simd_ops.h"
 
 namespace mobrt {
 namespace cpu {
@@ -62,7 +62,7 @@ struct VecAvx2 {
 
 }  // namespace
 
-extern const IsaKernels kOpsAvx2 = make_isa_ops<VecAvx2>(SimdIsa::kAvx2);
+extern const F32Kernels kF32Avx2 = make_f32_kernels<VecAvx2>("avx2", &kF32GemmAvx2);
 
 }  // namespace cpu
 }  // namespace mobrt

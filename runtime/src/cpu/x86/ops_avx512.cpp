@@ -1,11 +1,12 @@
-// AVX-512F instantiation of the vectorized kernels in gemm/simd_ops.h (16 lanes).
-// Compiled with -mavx512f; reached only through the dispatch table.
+// AVX-512F instantiation of the vectorized kernels in f32/simd_ops.h (16 lanes): the
+// kF32Avx512 table. Compiled with AVX-512 flags; reached only through the kernels
+// register_f32_avx512.cpp registers (the CPU has AVX-512).
 // GCC 12 reports false "uninitialized" warnings inside its own avx512fintrin.h.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include "../gemm/simd_ops.h"
+#include "../f32/simd_ops.h"
 
 namespace mobrt {
 namespace cpu {
@@ -167,8 +168,8 @@ void dw3x3s1_narrow_avx512(const float* x, int64_t ih, int64_t iw, int64_t pt, i
   dw3x3s1_rows<8>(x, ih, iw, pt, pl, w, bias, y, oh, ow, lo, hi);
 }
 
-constexpr IsaKernels make_avx512_ops() {
-  IsaKernels k = make_isa_ops<VecAvx512>(SimdIsa::kAvx512);
+constexpr F32Kernels make_avx512_kernels() {
+  F32Kernels k = make_f32_kernels<VecAvx512>("avx512", &kF32GemmAvx512);
   k.dwconv3x3s2_plane = &dw3x3s2_plane_avx512;
   k.dwconv3x3s1_narrow = &dw3x3s1_narrow_avx512;
   return k;
@@ -176,7 +177,7 @@ constexpr IsaKernels make_avx512_ops() {
 
 }  // namespace
 
-extern const IsaKernels kOpsAvx512 = make_avx512_ops();
+extern const F32Kernels kF32Avx512 = make_avx512_kernels();
 
 }  // namespace cpu
 }  // namespace mobrt
