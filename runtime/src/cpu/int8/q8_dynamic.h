@@ -9,8 +9,9 @@
 //     static constexpr int32_t kAOffset;    // 0, or 128 when AType is q + 128
 //     static uint32_t amax_bits(const float* a, size_t k);           // max |a| as bits
 //     static void quantize(const float* a, size_t k, float inv, AType* q);  // k values
-//     // C (kMR x kNR, int32) = sum over kgroups of the packed products, from 0
-//     static void tile(size_t kgroups, const AType* a, size_t lda, const WType* w, int32_t* c);
+//     // C (mr x kNR of a kMR x kNR buffer, int32) = sum over kgroups of the packed
+//     // products, from 0; mr in [1, kMR] valid rows (the others are not written)
+//     static void tile(size_t kgroups, const AType* a, size_t lda, const WType* w, int32_t* c, int mr);
 //     // y[j] = act(float32(float32(acc[j] + comp[j]) * float32(s_a * s_w[j])) + bias[j]), j < n
 //     static void finish(const int32_t* acc, const int32_t* comp, size_t n, float s_a, const float* s_w,
 //                        const float* bias, const Activation& act, float* y);
@@ -133,7 +134,7 @@ struct DynKernel {
     const float* bias = ctx.op_type == fb::OpType_Gemm && ctx.num_inputs > 2 && ctx.inputs[2].present()
                             ? ctx.inputs[2].as<float>() : nullptr;
     const AType zero = static_cast<AType>(Ops::kAOffset);
-    ctx.parallel_for(rp, [&](int64_t r0, int64_t r1, int) {
+    ctx.parallel_for(r, [&](int64_t r0, int64_t r1, int) {  // padding rows are never read
       for (int64_t i = r0; i < r1; ++i) {
         AType* q = qa + i * kp;
         dynq::RowScale rs;
@@ -154,7 +155,8 @@ struct DynKernel {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t p = t / blocks, b = t % blocks;  // consecutive tasks share a panel
         const WType* w = st->w.data() + p * st->kgroups * Ops::kNR * Ops::kKR;
-        Ops::tile(static_cast<size_t>(st->kgroups), qa + b * Ops::kMR * kp, static_cast<size_t>(kp), w, c);
+        const int mr = static_cast<int>(std::min<int64_t>(Ops::kMR, r - b * Ops::kMR));
+        Ops::tile(static_cast<size_t>(st->kgroups), qa + b * Ops::kMR * kp, static_cast<size_t>(kp), w, c, mr);
         const int64_t col0 = p * Ops::kNR, nr = std::min<int64_t>(Ops::kNR, n - col0);
         for (int rr = 0; rr < Ops::kMR; ++rr) {
           const int64_t i = b * Ops::kMR + rr;

@@ -32,13 +32,14 @@ struct Avx2Ops {
     for (; i < k; ++i) q[i] = static_cast<int16_t>(dynq::quantize_value(a[i], inv));
   }
 
-  static void tile(size_t kgroups, const int16_t* a, size_t lda, const int16_t* w, int32_t* c) {
-    __m256i c0[kMR], c1[kMR];
-    for (int r = 0; r < kMR; ++r) c0[r] = c1[r] = _mm256_setzero_si256();
+  template <int R>
+  static void rows(size_t kgroups, const int16_t* a, size_t lda, const int16_t* w, int32_t* c) {
+    __m256i c0[R], c1[R];
+    for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_si256();
     for (size_t g = 0; g < kgroups; ++g) {
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32 + 16));
-      for (int r = 0; r < kMR; ++r) {
+      for (int r = 0; r < R; ++r) {
         int32_t pair;
         std::memcpy(&pair, a + r * lda + 2 * g, 4);
         const __m256i av = _mm256_set1_epi32(pair);
@@ -46,9 +47,19 @@ struct Avx2Ops {
         c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(w1, av));
       }
     }
-    for (int r = 0; r < kMR; ++r) {
+    for (int r = 0; r < R; ++r) {
       _mm256_store_si256(reinterpret_cast<__m256i*>(c + r * kNR), c0[r]);
       _mm256_store_si256(reinterpret_cast<__m256i*>(c + r * kNR + 8), c1[r]);
+    }
+  }
+
+  // Only the tile's `mr` valid rows are computed (batch 1 is one row, not four).
+  static void tile(size_t kgroups, const int16_t* a, size_t lda, const int16_t* w, int32_t* c, int mr) {
+    switch (mr) {
+      case 1: return rows<1>(kgroups, a, lda, w, c);
+      case 2: return rows<2>(kgroups, a, lda, w, c);
+      case 3: return rows<3>(kgroups, a, lda, w, c);
+      default: return rows<4>(kgroups, a, lda, w, c);
     }
   }
 

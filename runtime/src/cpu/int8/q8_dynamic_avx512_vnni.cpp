@@ -34,15 +34,16 @@ struct Avx512VnniOps {
     for (; i < k; ++i) q[i] = static_cast<uint8_t>(dynq::quantize_value(a[i], inv) + 128);
   }
 
-  static void tile(size_t kgroups, const uint8_t* a, size_t lda, const int8_t* w, int32_t* c) {
-    __m512i acc[kMR][4];
-    for (int r = 0; r < kMR; ++r)
+  template <int R>
+  static void rows(size_t kgroups, const uint8_t* a, size_t lda, const int8_t* w, int32_t* c) {
+    __m512i acc[R][4];
+    for (int r = 0; r < R; ++r)
       for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_si512();
     for (size_t g = 0; g < kgroups; ++g) {
       const int8_t* wg = w + g * (kNR * kKR);
       const __m512i w0 = _mm512_loadu_si512(wg), w1 = _mm512_loadu_si512(wg + 64);
       const __m512i w2 = _mm512_loadu_si512(wg + 128), w3 = _mm512_loadu_si512(wg + 192);
-      for (int r = 0; r < kMR; ++r) {
+      for (int r = 0; r < R; ++r) {
         int32_t quad;
         std::memcpy(&quad, a + r * lda + 4 * g, 4);
         const __m512i av = _mm512_set1_epi32(quad);
@@ -52,8 +53,18 @@ struct Avx512VnniOps {
         acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, w3);
       }
     }
-    for (int r = 0; r < kMR; ++r)
+    for (int r = 0; r < R; ++r)
       for (int v = 0; v < 4; ++v) _mm512_store_si512(c + r * kNR + 16 * v, acc[r][v]);
+  }
+
+  // Only the tile's `mr` valid rows are computed (batch 1 is one row, not four).
+  static void tile(size_t kgroups, const uint8_t* a, size_t lda, const int8_t* w, int32_t* c, int mr) {
+    switch (mr) {
+      case 1: return rows<1>(kgroups, a, lda, w, c);
+      case 2: return rows<2>(kgroups, a, lda, w, c);
+      case 3: return rows<3>(kgroups, a, lda, w, c);
+      default: return rows<4>(kgroups, a, lda, w, c);
+    }
   }
 
   static void finish(const int32_t* acc, const int32_t* comp, size_t n, float s_a, const float* s_w,
