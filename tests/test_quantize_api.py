@@ -53,7 +53,7 @@ def _sqnrs(float_model, quant_model, feeds, backend="reference"):
 
 P = "quantize(): "
 VALIDATION = [
-    (dict(scheme="int4"), "scheme='int4' is not a quantization scheme (known: int8, int8-weights, fp16)"),
+    (dict(scheme="int4"), "scheme='int4' is not a quantization scheme (known: int8, int8-weights, dynamic, fp16)"),
     (dict(method="kl"), "method='kl' is not a calibration method (known: minmax, percentile, entropy, mse)"),
     (dict(method="percentile", percentile=0), "percentile=0 must be a number in (0, 100], e.g. 99.99"),
     (dict(method="percentile", percentile=100.5), "percentile=100.5 must be a number in (0, 100], e.g. 99.99"),
