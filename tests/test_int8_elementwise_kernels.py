@@ -121,6 +121,29 @@ def relu_cases():
     return cases
 
 
+def clip_cases():
+    cases = []
+    rng = np.random.default_rng(907)
+    for dtype in ("int8", "uint8"):
+        xq = _q(rng, dtype, 0.1, False)
+        for k, n in enumerate(LENGTHS):
+            x = _rand(rng, (2, n), dtype)
+            lo, hi = sorted(int(v) for v in rng.integers(LO[dtype], HI[dtype] + 1, 2))
+            bounds = [(lo, hi), (lo, None), (None, hi), (None, None), (hi, lo)][k % 5]  # (hi, lo): all hi
+            inputs = [("x", x, xq, False)]
+            for nm, v in zip(("lo", "hi"), bounds):
+                inputs.append((nm, np.array(v, dtype), xq, True) if v is not None else ("", None, None, False))
+            while inputs[-1][0] == "":
+                inputs.pop()
+            g, f = _single("Clip", inputs, {}, xq)
+            cases.append((g, f, "clip"))
+        x = _rand(rng, (3, 50), dtype)  # without quantization parameters: the same integers
+        g, f = _single("Clip", [("x", x, None, False), ("lo", np.array(LO[dtype] + 20, dtype), None, True),
+                                ("hi", np.array(HI[dtype] - 9, dtype), None, True)], {}, None)
+        cases.append((g, f, "clip"))
+    return cases
+
+
 def concat_cases():
     cases = []
     rng = np.random.default_rng(902)
@@ -209,6 +232,13 @@ def gap_cases():
             # the float32 rule, other output parameters allowed
             g, f = _single("GlobalAveragePool", [("x", x, xq, False)], {}, _q(rng, dtype, 0.02, k % 3 == 0))
             cases.append((_float32(g), f, "gavgpool"))
+        for n in (1, 63, 127, 128, 129, 200, 3136):  # GlobalMaxPool: the 64-wide fold and its tail
+            x = _rand(rng, (2, 3, n), dtype)
+            if n == 200:
+                x[:] = LO[dtype]  # every element the lowest value
+            xq = _q(rng, dtype, 0.05, n % 2 == 0)
+            g, f = _single("GlobalMaxPool", [("x", x, xq, False)], {}, xq)
+            cases.append((g, f, "gmaxpool"))
         x = _rand(rng, (1, 64, 7, 7), dtype)  # MobileNet/ResNet's head shape
         xq = _q(rng, dtype, 0.05, True)
         g, f = _single("GlobalAveragePool", [("x", x, xq, False)], {}, xq)
@@ -216,7 +246,8 @@ def gap_cases():
     return cases
 
 
-GROUPS = {"binary": binary_cases, "relu": relu_cases, "concat": concat_cases, "pool": pool_cases, "gap": gap_cases}
+GROUPS = {"binary": binary_cases, "relu": relu_cases, "clip": clip_cases, "concat": concat_cases,
+          "pool": pool_cases, "gap": gap_cases}
 
 
 # ---- natively, every instruction-set cap ---------------------------------------------------------

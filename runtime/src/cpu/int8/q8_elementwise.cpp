@@ -278,6 +278,43 @@ Status relu_run(KernelContext& ctx) {
   return Status::Ok();
 }
 
+// ---- Clip: min(max(x, lo), hi) on the integers (the element-moving rule: exact with or
+// without quantization parameters, which the shape function checks are unchanged)
+
+bool clip_supports(const KernelContext& ctx) {
+  if (ctx.num_inputs < 1 || ctx.num_outputs != 1) return false;
+  const DType d = ctx.inputs[0].dtype;
+  if ((d != DType::I8 && d != DType::U8) || ctx.outputs[0].dtype != d) return false;
+  for (int i = 1; i < ctx.num_inputs; ++i)
+    if (ctx.inputs[i].present() && ctx.inputs[i].dtype != d) return false;
+  return true;
+}
+
+Status clip_run(KernelContext& ctx) {
+  const TensorView& x = ctx.inputs[0];
+  const bool u8 = x.dtype == DType::U8;
+  Q8RescaleParams p;  // copy: clamp to [lo, hi]
+  p.lo = u8 ? 0 : -128;
+  p.hi = u8 ? 255 : 127;
+  for (int i = 1; i < 3 && i < ctx.num_inputs; ++i) {
+    const TensorView& v = ctx.inputs[i];
+    if (!v.present()) continue;
+    if (v.numel() != 1) return q8_run_reference(ctx);
+    (i == 1 ? p.lo : p.hi) = u8 ? v.as<uint8_t>()[0] : v.as<int8_t>()[0];
+  }
+  // np.minimum(np.maximum(x, lo), hi): with lo > hi every element is hi
+  if (p.lo > p.hi) p.lo = p.hi;
+  const Q8ElemIsa& isa = q8_state_isa(*ctx.state);
+  const uint8_t* px = static_cast<const uint8_t*>(x.data);
+  uint8_t* py = static_cast<uint8_t*>(ctx.outputs[0].data);
+  const int64_t n = x.numel();
+  ctx.parallel_for((n + kBlock - 1) / kBlock, [&](int64_t b0, int64_t b1, int) {
+    const int64_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
+    isa.rescale(px + i0, static_cast<size_t>(i1 - i0), p, py + i0, u8);
+  });
+  return Status::Ok();
+}
+
 void release(void* state) { delete static_cast<Q8ElemState*>(state); }
 
 void add_kernel(KernelRegistry& r, OpType op, std::initializer_list<KernelKey> keys, Isa isa, const std::string& name,
@@ -313,6 +350,7 @@ void q8_elem_register(KernelRegistry& registry, Isa isa, const char* suffix, Sta
   add_kernel(registry, fb::OpType_Mul, {i8i8, u8u8}, isa, "mul_q8_" + sx, binary_supports, prepare, nullptr,
              binary_run);
   add_kernel(registry, fb::OpType_Relu, {i8, u8}, isa, "relu_q8_" + sx, relu_supports, prepare, nullptr, relu_run);
+  add_kernel(registry, fb::OpType_Clip, {i8, u8}, isa, "clip_q8_" + sx, clip_supports, prepare, nullptr, clip_run);
   add_kernel(registry, fb::OpType_Concat, {i8, u8}, isa, "concat_q8_" + sx, q8_concat_supports, prepare, nullptr,
              q8_concat_run);
   add_kernel(registry, fb::OpType_MaxPool, {i8, u8}, isa, "maxpool_q8_" + sx, q8_maxpool_supports, prepare,
@@ -321,6 +359,8 @@ void q8_elem_register(KernelRegistry& registry, Isa isa, const char* suffix, Sta
              q8_pool_scratch_bytes, q8_avgpool_run);
   add_kernel(registry, fb::OpType_GlobalAveragePool, {i8, u8}, isa, "gavgpool_q8_" + sx, q8_gavgpool_supports,
              prepare, nullptr, q8_gavgpool_run);
+  add_kernel(registry, fb::OpType_GlobalMaxPool, {i8, u8}, isa, "gmaxpool_q8_" + sx, q8_gmaxpool_supports,
+             prepare, nullptr, q8_gmaxpool_run);
 }
 
 }  // namespace q8

@@ -1,6 +1,6 @@
 // q8_elementwise.h: the optimized int8/uint8 element-wise, pooling and concat kernels:
-// Add and Mul with requantization, Relu (rescale then max), Concat with per-input
-// rescale, MaxPool, AveragePool and GlobalAveragePool. Bit for bit the reference
+// Add and Mul with requantization, Relu (rescale then max), Clip, Concat with per-input
+// rescale, MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool. Bit for bit the reference
 // kernels (cpu/reference/quant_ops.cpp, pool.cpp): the rules and constants are
 // quant_params.h's (binary_rules, relu_rules, concat_rules, avg_rules), computed once
 // at prepare; the arithmetic per element is the q8_*1 functions below, which each
@@ -120,8 +120,8 @@ Status q8_elem_prepare_avx2(KernelContext& ctx);
 Status q8_elem_prepare_avx512(KernelContext& ctx);
 Status q8_elem_prepare_neon(KernelContext& ctx);
 
-// Registers add_q8_<suffix>, mul_q8_, relu_q8_, concat_q8_, maxpool_q8_, avgpool_q8_,
-// gavgpool_q8_ under their int8 and uint8 keys at `isa` (register_q8_elem_<isa>.cpp).
+// Registers add_q8_<suffix>, mul_q8_, relu_q8_, clip_q8_, concat_q8_, maxpool_q8_, avgpool_q8_,
+// gavgpool_q8_, gmaxpool_q8_ under their int8 and uint8 keys at `isa` (register_q8_elem_<isa>.cpp).
 void q8_elem_register(KernelRegistry& registry, Isa isa, const char* suffix, Status (*prepare)(KernelContext&));
 
 // ---- internals shared by the glue files
@@ -139,6 +139,8 @@ bool q8_avgpool_supports(const KernelContext& ctx);
 Status q8_avgpool_run(KernelContext& ctx);
 bool q8_gavgpool_supports(const KernelContext& ctx);
 Status q8_gavgpool_run(KernelContext& ctx);
+bool q8_gmaxpool_supports(const KernelContext& ctx);
+Status q8_gmaxpool_run(KernelContext& ctx);
 
 // q8_concat.cpp
 bool q8_concat_supports(const KernelContext& ctx);

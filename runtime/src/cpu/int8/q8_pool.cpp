@@ -1,5 +1,5 @@
-// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (fixed-point rule) and GlobalAveragePool
-// (both rules), 1-D and 2-D windows with any kernel, stride, dilation, pads, ceil_mode and
+// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (fixed-point rule), GlobalAveragePool
+// (both rules) and GlobalMaxPool, 1-D and 2-D windows with any kernel, stride, dilation, pads, ceil_mode and
 // count_include_pad (window.h's geometry). Bit for bit the reference (pool.cpp's integer
 // MaxPool; quant_ops.cpp run_avg_pool / run_global_pool).
 //
@@ -230,6 +230,49 @@ Status q8_gavgpool_run(KernelContext& ctx) {
     }
   });
   return overflow ? rq::overflow_error(ctx) : Status::Ok();
+}
+
+// ---- GlobalMaxPool -----------------------------------------------------------------------------
+
+bool q8_gmaxpool_supports(const KernelContext& ctx) {
+  if (ctx.num_inputs < 1 || ctx.num_outputs < 1) return false;
+  const DType d = ctx.inputs[0].dtype;
+  return (d == DType::I8 || d == DType::U8) && ctx.outputs[0].dtype == d && ctx.inputs[0].rank >= 2;
+}
+
+namespace {
+
+// max over n elements (the dtype's lowest for n = 0, the reference's start value): the
+// instruction set's max_row folds 64-element blocks into one, then a scalar pass.
+template <typename T>
+T plane_max(const Q8ElemIsa& isa, const T* x, int64_t n, bool u8) {
+  constexpr int64_t kW = 64;
+  T m = std::numeric_limits<T>::lowest();
+  int64_t i = 0;
+  if (n >= 2 * kW) {
+    T acc[kW];
+    std::memcpy(acc, x, sizeof(acc));
+    for (i = kW; i + kW <= n; i += kW) isa.max_row(acc, x + i, kW, u8);
+    for (int64_t j = 0; j < kW; ++j) m = std::max(m, acc[j]);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+}  // namespace
+
+Status q8_gmaxpool_run(KernelContext& ctx) {
+  const Q8ElemIsa& isa = q8_state_isa(*ctx.state);
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const bool u8 = x.dtype == DType::U8;
+  const int64_t nc = x.dims[0] * x.dims[1], inner = nc ? x.numel() / nc : 0;
+  ctx.parallel_for(nc, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      if (u8) y.as<uint8_t>()[p] = plane_max(isa, x.as<uint8_t>() + p * inner, inner, true);
+      else y.as<int8_t>()[p] = plane_max(isa, x.as<int8_t>() + p * inner, inner, false);
+    }
+  });
+  return Status::Ok();
 }
 
 }  // namespace q8
