@@ -45,11 +45,14 @@ const int32_t* bias_of(const KernelContext& ctx) {
 struct Geom {
   int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0, sh = 1, sw = 1, pt = 0, pl = 0;
   size_t wp = 0;         // int16 elements per converted row
+  int64_t chunk = 1;     // output rows requantized at once
   size_t acc_len = 0;    // int32 accumulators per thread
   size_t per_thread = 0; // scratch bytes per thread (64-byte multiple)
 };
 
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+constexpr int64_t kChunkOutputs = 1024;  // int32 accumulators requantized per call (4 KB)
 
 bool geometry(const KernelContext& ctx, Geom* g) {
   const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
@@ -68,25 +71,26 @@ bool geometry(const KernelContext& ctx, Geom* g) {
   g->pl = win.pb[2];
   const size_t owr = round_up(static_cast<size_t>(g->ow), kQ8DwBlock);
   g->wp = round_up(std::max(static_cast<size_t>(g->pl + g->w), static_cast<size_t>(g->sw) * owr) + kQ8DwSlack, 32);
-  g->acc_len = owr;
+  // a chunk's rows are written in order, each row's vector overhang (up to owr) landing
+  // where the next row's outputs then go; the last row's past the chunk
+  g->chunk = std::max<int64_t>(1, std::min<int64_t>(g->oh, kChunkOutputs / g->ow));
+  g->acc_len = static_cast<size_t>(g->chunk * g->ow) + owr;
   const size_t rows = static_cast<size_t>(g->h) + 1;  // the plane + one zero row
   g->per_thread = round_up(rows * g->wp * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64);
   return true;
 }
 
-// Converts channel plane `x` (h x w, int8 or uint8) into int16 rows of g.wp elements:
+// Converts channel plane `x` (h x w) into int16 rows of g.wp elements:
 // [pl zeros][x - zx][zeros up to the last column a valid output reads]; the columns
 // beyond are left as they are (the row kernels read them only for outputs >= ow).
-template <typename T>
-void convert_plane(const T* x, int32_t zx, const Geom& g, int16_t* rows) {
+void convert_plane(const uint8_t* x, bool x_u8, int32_t zx, const Geom& g, Q8DwWidenFn widen, int16_t* rows) {
   const size_t pl = static_cast<size_t>(g.pl), w = static_cast<size_t>(g.w);
   const size_t used = static_cast<size_t>(g.sw * (g.ow - 1) + 3);  // columns read by outputs < ow
   const size_t end = std::min(g.wp, std::max(used, pl + w));
   for (int64_t iy = 0; iy < g.h; ++iy) {
     int16_t* r = rows + static_cast<size_t>(iy) * g.wp;
-    const T* xr = x + static_cast<size_t>(iy) * w;
     std::fill(r, r + pl, int16_t(0));
-    for (size_t ix = 0; ix < w; ++ix) r[pl + ix] = static_cast<int16_t>(static_cast<int32_t>(xr[ix]) - zx);
+    widen(x + static_cast<size_t>(iy) * w, x_u8, zx, w, r + pl);
     std::fill(r + pl + w, r + end, int16_t(0));
   }
 }
@@ -108,6 +112,16 @@ void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_
     for (int r = 0; r < 3; ++r)
       for (int k = 0; k < 3; ++k) s += static_cast<int32_t>(rows[r][2 * j + k]) * w9[3 * r + k];
     acc[j] = s;
+  }
+}
+
+void q8_dw_widen_scalar(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+  if (x_u8) {
+    const uint8_t* u = static_cast<const uint8_t*>(x);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(static_cast<int32_t>(u[i]) - zx);
+  } else {
+    const int8_t* s = static_cast<const int8_t*>(x);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(static_cast<int32_t>(s[i]) - zx);
   }
 }
 
@@ -213,20 +227,23 @@ Status q8_dw_run(KernelContext& ctx) {
     std::fill(zero, zero + g.wp, int16_t(0));
     for (int64_t p = b; p < e; ++p) {
       const int64_t c = p % g.c;
-      if (x_u8) convert_plane(x.as<uint8_t>() + static_cast<size_t>(p) * plane_in, st.zx, g, plane);
-      else convert_plane(x.as<int8_t>() + static_cast<size_t>(p) * plane_in, st.zx, g, plane);
+      convert_plane(static_cast<const uint8_t*>(x.data) + static_cast<size_t>(p) * plane_in, x_u8, st.zx, g,
+                    st.isa->widen, plane);
       const int16_t* w9 = st.taps.data() + c * 9;
       const int32_t init = st.init[static_cast<size_t>(c)];
       const Q8Requant& rq = st.rq[static_cast<size_t>(c)];
       uint8_t* out = static_cast<uint8_t*>(y.data) + static_cast<size_t>(p) * plane_out;  // 1-byte elements
-      for (int64_t oy = 0; oy < g.oh; ++oy) {
-        const int16_t* rows[3];
-        for (int r = 0; r < 3; ++r) {
-          const int64_t iy = oy * g.sh + r - g.pt;
-          rows[r] = iy >= 0 && iy < g.h ? plane + static_cast<size_t>(iy) * g.wp : zero;
+      for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.chunk) {
+        const int64_t oy1 = std::min(g.oh, oy0 + g.chunk);
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          const int16_t* rows[3];
+          for (int r = 0; r < 3; ++r) {
+            const int64_t iy = oy * g.sh + r - g.pt;
+            rows[r] = iy >= 0 && iy < g.h ? plane + static_cast<size_t>(iy) * g.wp : zero;
+          }
+          row(rows, w9, init, acc + (oy - oy0) * g.ow, static_cast<size_t>(g.ow));
         }
-        row(rows, w9, init, acc, static_cast<size_t>(g.ow));
-        requant(acc, static_cast<size_t>(g.ow), rq, out + static_cast<size_t>(oy * g.ow), y_u8);
+        requant(acc, static_cast<size_t>((oy1 - oy0) * g.ow), rq, out + static_cast<size_t>(oy0 * g.ow), y_u8);
       }
     }
   });

@@ -38,10 +38,14 @@ constexpr size_t kQ8DwSlack = 64;
 // written with any value. Every true sum fits in int32 (supports()).
 typedef void (*Q8DwRowFn)(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
 
+// out[i] = x[i] - zx as int16 for i < n (x int8, or uint8 when x_u8).
+typedef void (*Q8DwWidenFn)(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out);
+
 struct Q8DwIsa {
   const char* name;  // "conv_q8_dw3x3_avx2"
   Q8DwRowFn row_s1;
   Q8DwRowFn row_s2;
+  Q8DwWidenFn widen;
   Q8RequantRowFn requant_row;
 };
 
@@ -55,9 +59,10 @@ void q8_dw_release(void* state);
 size_t q8_dw_scratch_bytes(const KernelContext& ctx);
 Status q8_dw_run(KernelContext& ctx);
 
-// The portable row kernels (the specification of the vector ones; tests and fallbacks).
+// The portable kernels (the specification of the vector ones; the vector widen's tail).
 void q8_dw_row3x3s1_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
 void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
+void q8_dw_widen_scalar(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out);
 
 // Per instruction set (defined in q8_dwconv_<isa>.cpp, only built where the set exists):
 // q8_dw_prepare with that set's table.

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include "cpu/int8/q8_dwconv.h"
+#include "cpu/int8/q8_gemm_x86.h"
 
 namespace mobrt {
 namespace q8 {
@@ -58,7 +59,26 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + j), dot8(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
 }
 
-const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx2", row3x3s1, row3x3s2, q8_requant_row_scalar};
+// out = x - zx as int16, 16 per step (vpmovsxbw / vpmovzxbw), the tail scalar.
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zx));
+  size_t i = 0;
+  if (x_u8) {
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), z));
+    }
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), z));
+    }
+  }
+  if (i < n) q8_dw_widen_scalar(p + i, x_u8, zx, n - i, out + i);
+}
+
+const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx2", row3x3s1, row3x3s2, widen, q8_requant_row_avx2};
 
 }  // namespace
 

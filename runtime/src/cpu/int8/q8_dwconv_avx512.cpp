@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "cpu/int8/q8_dwconv.h"
+#include "cpu/int8/q8_gemm_x86.h"
 
 namespace mobrt {
 namespace q8 {
@@ -57,7 +58,20 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
   for (size_t j = 0; j < n; j += 16) _mm512_storeu_si512(acc + j, dot16(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
 }
 
-const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx512", row3x3s1, row3x3s2, q8_requant_row_scalar};
+// out = x - zx as int16, 32 per step (vpmovsxbw / vpmovzxbw); the tail with masked
+// loads and stores (AVX-512BW), so no element past n is read or written.
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  const __m512i z = _mm512_set1_epi16(static_cast<int16_t>(zx));
+  for (size_t i = 0; i < n; i += 32) {
+    const __mmask32 m = n - i >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((uint32_t(1) << (n - i)) - 1);
+    const __m256i v = _mm256_maskz_loadu_epi8(m, p + i);
+    const __m512i w = x_u8 ? _mm512_cvtepu8_epi16(v) : _mm512_cvtepi8_epi16(v);
+    _mm512_mask_storeu_epi16(out + i, m, _mm512_sub_epi16(w, z));
+  }
+}
+
+const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx512", row3x3s1, row3x3s2, widen, q8_requant_row_avx512};
 
 }  // namespace
 

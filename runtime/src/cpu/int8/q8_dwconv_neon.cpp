@@ -7,6 +7,7 @@
 #include <arm_neon.h>
 
 #include "cpu/int8/q8_dwconv.h"
+#include "cpu/int8/q8_gemm_neon.h"
 
 namespace mobrt {
 namespace q8 {
@@ -53,7 +54,21 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
   }
 }
 
-const Q8DwIsa kIsa = {"conv_q8_dw3x3_neon", row3x3s1, row3x3s2, q8_requant_row_scalar};
+// out = x - zx as int16, 8 per step (sxtl / uxtl), the tail scalar.
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+  const int16x8_t z = vdupq_n_s16(static_cast<int16_t>(zx));
+  size_t i = 0;
+  if (x_u8) {
+    const uint8_t* p = static_cast<const uint8_t*>(x);
+    for (; i + 8 <= n; i += 8) vst1q_s16(out + i, vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p + i))), z));
+  } else {
+    const int8_t* p = static_cast<const int8_t*>(x);
+    for (; i + 8 <= n; i += 8) vst1q_s16(out + i, vsubq_s16(vmovl_s8(vld1_s8(p + i)), z));
+  }
+  if (i < n) q8_dw_widen_scalar(static_cast<const uint8_t*>(x) + i, x_u8, zx, n - i, out + i);
+}
+
+const Q8DwIsa kIsa = {"conv_q8_dw3x3_neon", row3x3s1, row3x3s2, widen, q8_requant_row_neon};
 
 }  // namespace
 
