@@ -17,7 +17,7 @@ or under neon, conv_q8_reference where the int32 bound cannot be proven.
 - a requantization sweep through 1x1 convs: every shift in [-31, 31], rounding ties, left-shift
   saturation, both rules, int8 and uint8 outputs;
 - the trained digits zoo models (model_zoo/onnx/digits_*.onnx quantized by mobconv.quantize);
-- the micro-kernels and the requant row alone against their scalar definitions
+- the micro-kernels, the B packers and the requant row alone against their scalar definitions
   (runtime/tests/int8_ukernel_tests/q8_neon_ukernel_test.cpp), the armv8.0 set also on a
   cortex-a53 (no dot product), and the disassembly: sdot in the neon_dot kernels, none in the neon.
 """
@@ -32,6 +32,7 @@ import numpy as np
 from int8_harness import QEMU_MAX, run_under_qemu
 from mobconv.ir import QuantParams as Q
 from mobconv.ops import quant_math as qm
+from test_runtime_aarch64 import _flatbuffers_include
 from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture)
 from test_runtime_int8 import RANGE, _qp, _rand, _single
 
@@ -302,13 +303,14 @@ def test_digits_zoo_models_int8(mobrt_run_aarch64, tmp_path):
 
 def _cross(args, cwd):
     proc = subprocess.run(["aarch64-linux-gnu-g++", "-std=c++17", "-O2", "-Wall", "-Werror",
-                           f"-I{ROOT / 'runtime' / 'src'}", *args], capture_output=True, text=True, cwd=cwd)
+                           f"-I{ROOT / 'runtime' / 'src'}", f"-I{_flatbuffers_include()}", *args],
+                          capture_output=True, text=True, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_ukernels_and_requant_row_alone(tmp_path):
-    """q8_neon_ukernel_test (every mr x nr corner, kgroups 0..9 and 33, wrapping init; the
-    requant row on every shift and tie, both rules) under qemu -cpu max; the armv8.0 set again
+    """q8_neon_ukernel_test (every mr x nr corner, kgroups 0..9 and 33, wrapping init; the B
+    packers' layout; the requant row on every shift and tie, both rules) under qemu -cpu max; the armv8.0 set again
     on a cortex-a53, which has no dot product; and the disassembly: the neon_dot kernels issue
     sdot (24 per k-group in the 8x12 loop), the armv8.0 ones only smlal/smlal2."""
     assert shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64"), \
@@ -317,13 +319,14 @@ def test_ukernels_and_requant_row_alone(tmp_path):
     _cross(["-march=armv8.2-a+dotprod", "-c", str(src / "q8_gemm_ukernel_neon_dot.cpp"), "-o", "dot.o"], tmp_path)
     _cross(["-c", str(src / "q8_gemm_ukernel_neon.cpp"), "-o", "neon.o"], tmp_path)
     _cross(["-c", str(src / "q8_requant_neon.cpp"), "-o", "requant.o"], tmp_path)
+    _cross(["-c", str(src / "q8_gemm_pack_neon.cpp"), "-o", "pack.o"], tmp_path)
     _cross(["-static", str(ROOT / "runtime" / "tests" / "int8_ukernel_tests" / "q8_neon_ukernel_test.cpp"),
-            "neon.o", "dot.o", "requant.o", "-o", "t"], tmp_path)
+            "neon.o", "dot.o", "requant.o", "pack.o", "-o", "t"], tmp_path)
     for cpu, sets in (("max", ["neon", "neon_dot"]), ("cortex-a53", ["neon"])):
         proc = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(tmp_path / "t"), *sets], capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, f"-cpu {cpu}: {proc.stdout[-3000:]}{proc.stderr[-1000:]}"
-        assert proc.stdout.count("ok ") == (5 if cpu == "max" else 3), proc.stdout
+        assert proc.stdout.count("ok ") == (7 if cpu == "max" else 4), proc.stdout
     objdump = shutil.which("aarch64-linux-gnu-objdump")
     assert objdump, "aarch64-linux-gnu-objdump not found (binutils-aarch64-linux-gnu)"
 

@@ -12,6 +12,8 @@
 // the rounding ties of the high multiply and of the right shift (and one off), and random
 // ones; int8 and uint8 outputs; zero points and clamp ranges at the extremes; both rules;
 // row lengths 0..40 (vector body and scalar tail).
+// Packers: q8_pack_b_*_nr12_neon vs q8_gemm.h's layout (the driver's interleave) for
+// n = 12..96, int8/uint8 activations, every zero point class, a sentinel after the panels.
 // Prints the first difference (kernel, sizes, index, expected, got) and exits 1.
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/int8/q8_gemm.h"  // Q8BConvert (needs the flatbuffers headers on the include path)
 #include "cpu/int8/q8_gemm_neon.h"
 
 using namespace mobrt::q8;
@@ -121,6 +124,53 @@ std::vector<int32_t> accumulators(const Q8Requant& r) {
   return acc;
 }
 
+// Packed element of raw activation byte `raw` (Q8BConvert's rule).
+int32_t convert(uint8_t raw, const Q8BConvert& cv, bool s16) {
+  if (s16) return (cv.x_u8 ? int32_t(raw) : int32_t(int8_t(raw))) - cv.zx;
+  return int8_t(uint8_t(raw ^ cv.xor_mask));
+}
+
+int check_pack(const char* name, Q8PackBFn fn, int kr, bool s16) {
+  int checks = 0;
+  const size_t nr = 12, esize = s16 ? 2 : 1;
+  for (size_t n = 12; n <= 96; n += 12) {
+    for (int variant = 0; variant < 4; ++variant) {
+      Q8BConvert cv;
+      cv.x_u8 = variant % 2 == 1;
+      cv.zx = int32_t(variant < 2 ? (cv.x_u8 ? 255 : -128) : uniform(cv.x_u8 ? 0 : -128, cv.x_u8 ? 255 : 127));
+      cv.xor_mask = cv.x_u8 ? 0x80 : 0;  // S8: uint8 activations shift to int8
+      std::vector<std::vector<uint8_t>> raw(kr, std::vector<uint8_t>(n));
+      const uint8_t* rows[4];
+      for (int j = 0; j < kr; ++j) {
+        for (auto& v : raw[j]) v = uint8_t(uniform(0, 255));
+        rows[j] = raw[j].data();
+      }
+      const size_t panel_stride = (nr * kr + 7) * esize;  // > one k-group's panel: gaps stay untouched
+      const size_t panels = n / nr;
+      std::vector<uint8_t> dst(panels * panel_stride + 64, 0xa5);
+      fn(rows, n, cv, dst.data(), panel_stride);
+      ++checks;
+      for (size_t i = 0; i < dst.size(); i += esize) {
+        const size_t panel = i / panel_stride, off = (i % panel_stride) / esize;
+        int32_t want, got;
+        if (panel < panels && off < nr * kr) {
+          const size_t c = panel * nr + off / kr, j = off % kr;
+          want = convert(raw[j][c], cv, s16);
+        } else {
+          want = s16 ? int16_t(0xa5a5) : int8_t(0xa5);
+        }
+        if (s16) { int16_t v; std::memcpy(&v, &dst[i], 2); got = v; } else got = int8_t(dst[i]);
+        if (got != want) {
+          std::printf("FAIL %s n=%zu x_u8=%d zx=%d: byte %zu (panel %zu, element %zu) expected %d got %d\n", name, n,
+                      int(cv.x_u8), cv.zx, i, panel, off, want, got);
+          return -1;
+        }
+      }
+    }
+  }
+  return checks;
+}
+
 int check_requant() {
   int checks = 0;
   std::vector<Q8Requant> params;
@@ -196,6 +246,10 @@ int main(int argc, char** argv) {
       if (n < 0) return 1;
       std::printf("ok %s %d tiles\n", k.name, n);
     }
+    const int np = set == "neon" ? check_pack("q8_pack_b_s16_kr1_nr12_neon", &q8_pack_b_s16_kr1_nr12_neon, 1, true)
+                                 : check_pack("q8_pack_b_s8_kr4_nr12_neon", &q8_pack_b_s8_kr4_nr12_neon, 4, false);
+    if (np < 0) return 1;
+    std::printf("ok %s packer %d blocks\n", set.c_str(), np);
     if (set == "neon") {
       const int n = check_requant();
       if (n < 0) return 1;

@@ -380,7 +380,7 @@ struct Packer {
         }
       }
       T* d = dst + g * nr * kr;
-      if (fast && done > 0 && done % 16 == 0) {
+      if (fast && done > 0) {  // done: a multiple of NR (the packers step NR or 16 | NR)
         fast(rows, static_cast<size_t>(done), cv, d, stride * sizeof(T));
       } else {
         for (int64_t q = 0; q < full; ++q) interleave(rows, q * nr, nr, nr, kr, d + q * stride);

@@ -69,7 +69,7 @@ struct Q8BConvert {
 };
 
 // Optional fast B packer for one k-group: KR raw activation rows rows[0..KR) (each n
-// bytes; n a multiple of the ukernel's NR and of 16), converted and interleaved into
+// bytes; n a multiple of the ukernel's NR), converted and interleaved into
 // consecutive panels of width NR: column c goes to
 //   (char*)dst + (c / NR) * panel_stride + (c % NR) * KR * element size.
 typedef void (*Q8PackBFn)(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,

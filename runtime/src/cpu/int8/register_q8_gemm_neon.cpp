@@ -1,6 +1,6 @@
 // Registers the armv8.0 NEON int8 GEMM (conv_q8_gemm_neon, gemm_q8_neon, matmul_q8_neon):
-// the S16 micro-kernels (any int8/uint8 weights and activations) and the NEON requant
-// row. Compiled without ISA flags: it only takes the addresses of q8_gemm_neon.h's functions.
+// the S16 micro-kernels (any int8/uint8 weights and activations), the NEON B packer and
+// the NEON requant row. Compiled without ISA flags: it only takes the addresses of q8_gemm_neon.h's functions.
 #include "cpu/int8/q8_gemm.h"
 #include "cpu/int8/q8_gemm_neon.h"
 
@@ -21,6 +21,7 @@ void register_kernels_q8_gemm_neon(KernelRegistry& registry) {
   t.narrow.fn = &q8::q8_gemm_ukernel_8x4__neon;
   t.narrow.nr = 4;
   t.requant_row = &q8::q8_requant_row_neon;
+  t.pack_b = &q8::q8_pack_b_s16_kr1_nr12_neon;
   q8::register_q8_gemm_kernels(registry, Isa::NEON, t);
 }
 
