@@ -3,8 +3,9 @@ activations quantized per row at run time, int8 constant weights, float32 output
 
 - the numpy oracle (mobconv/ops/dynamic_quant.py) on hand-worked rows and against
   float64 arithmetic on its own integers;
-- the C++ kernels (reference, AVX2, AVX512-VNNI) equal the oracle bit for bit under every
-  instruction-set cap at 1 and 2 threads, and the aarch64 build under qemu-aarch64, on
+- the C++ kernels (reference, AVX2, AVX512-VNNI; NEON and NEON dot product under
+  qemu-aarch64) equal the oracle bit for bit under every instruction-set cap at 1 and 2
+  threads, on
   sizes around the vector widths and tiles, zero / huge / tiny / subnormal / NaN / inf
   rows, per-tensor and per-column weights, bias, transB, Relu/Clip, batched MatMul;
 - models breaking the rules are refused at load, naming the operator;
@@ -175,8 +176,8 @@ def test_nan_rows_give_nan_and_others_do_not():
 
 
 def test_aarch64_under_qemu(mobrt_run_aarch64, tmp_path):  # noqa: F811
-    """The aarch64 build (scalar reference kernel; GCC contracts a*b+c there by default)
-    equals the oracle, NaN rows included, at 1 and 2 threads."""
+    """The aarch64 kernels (scalar reference, armv8.0 NEON smull/sadalp, armv8.2 sdot; GCC
+    contracts a*b+c there by default) equal the oracle, NaN rows included, at 1 and 2 threads."""
     cases = _cases()
     wants = []
     for k, (g, feeds) in enumerate(cases):
@@ -185,7 +186,8 @@ def test_aarch64_under_qemu(mobrt_run_aarch64, tmp_path):  # noqa: F811
         (d / "model.mob").write_bytes(to_bytes(g))
         np.save(d / "inputs" / "0.npy", np.ascontiguousarray(feeds["a"]))
         wants.append(ref_run(g, feeds)["y"])
-    for isa in ("neon", "neon_dot"):
+    suffix = {"scalar": "reference", "neon": "neon", "neon_dot": "neon_dot"}
+    for isa in suffix:
         for t in (1, 2):
             proc = subprocess.run([*QEMU_MAX, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", isa,
                                    "--threads", str(t)], capture_output=True, text=True, timeout=600)
@@ -194,6 +196,8 @@ def test_aarch64_under_qemu(mobrt_run_aarch64, tmp_path):  # noqa: F811
             for k, want in enumerate(wants):
                 status = (tmp_path / f"{k:04d}" / out / "status").read_text().splitlines()
                 assert status and status[0] == "ok", (k, isa, t, status)
+                kernels = [line.split()[2] for line in status[1:] if line.startswith("kernel ")]
+                assert kernels and kernels[0].endswith(f"dynamic_q8_{suffix[isa]}"), (k, isa, kernels)
                 got = np.load(tmp_path / f"{k:04d}" / out / "0.npy")
                 assert _equal(got, want), f"case {k} isa={isa} threads={t}: {_first_diff(got, want)}"
 

@@ -197,6 +197,8 @@ struct DynKernel {
 // The kernels each ISA file defines (register_q8_dynamic_<isa>.cpp registers them).
 extern const Kernel kQ8DynamicMatMulAvx2, kQ8DynamicGemmAvx2;
 extern const Kernel kQ8DynamicMatMulAvx512Vnni, kQ8DynamicGemmAvx512Vnni;
+extern const Kernel kQ8DynamicMatMulNeon, kQ8DynamicGemmNeon;
+extern const Kernel kQ8DynamicMatMulNeonDot, kQ8DynamicGemmNeonDot;
 
 }  // namespace q8
 }  // namespace mobrt
