@@ -13,7 +13,7 @@ exported to ONNX (onnx.helper) and converted with mobconv.convert.
 
 The harness runs every graph with `mobrt_run --batch` built with ASan+UBSan
 (the whole runtime, every x86 kernel set) on every instruction set the machine
-has (both caps: the interpreter's max_isa and MOBRT_ISA for the GEMM table) at
+has (runtime.supported_isas(); the cap given as --isa and MOBRT_MAX_ISA) at
 1 and 2 threads, and compares each output with the numpy reference interpreter
 (NaN positions must match; results must be bit-identical across thread counts).
 A finding prints the seed, the graph as text and the shapes, shrunk to the one
@@ -1304,17 +1304,29 @@ def via_onnx(case: Case, tmp: str) -> bool:
 # ---- the runtime side -----------------------------------------------------------------------
 
 def available_isas() -> list:
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    isas = ["scalar"]
-    if " avx2" in flags and " fma" in flags:
-        isas.append("avx2")
-    if " avx512f" in flags:
-        isas.append("avx512")
-    return isas
+    """Instruction-set caps this machine runs, lowest first (the runtime's own CPU detection)."""
+    from mobconv import runtime
+    return runtime.supported_isas()
 
 
-# kernel-name fragments an ISA cap must exclude (the runner prints the kernel of every op)
-ISA_ABOVE = {"scalar": ("avx", "neon"), "avx2": ("avx512", "neon"), "avx512": ("neon",)}
+# The runtime's ISA chains (runtime/src/core/kernel.h): a cap admits the sets at or below it.
+ISA_CHAINS = (("scalar", "avx2", "avx_vnni", "avx512", "avx512_vnni"),
+              ("scalar", "neon", "neon_dot", "neon_fp16"))
+
+
+def isas_within(cap: str) -> set:
+    """The instruction sets whose kernels may run under the cap `cap`."""
+    out = {"scalar"}
+    for chain in ISA_CHAINS:
+        if cap in chain:
+            out.update(chain[:chain.index(cap) + 1])
+    return out
+
+
+def kernel_isa(kernel: str) -> str:
+    """The instruction set a kernel name ends with ('_avx512_vnni', ...; '_reference': scalar)."""
+    names = sorted({i for chain in ISA_CHAINS for i in chain}, key=len, reverse=True)
+    return next((i for i in names if kernel.endswith("_" + i)), "scalar")
 
 
 def build_sanitized_runner(build_dir: str = None) -> str:
@@ -1392,7 +1404,7 @@ def _same_file_bytes(a: str, b: str) -> bool:
 
 def sanitizer_env(isa: str) -> dict:
     env = dict(os.environ)
-    env.update(MOBRT_ISA=isa, MOBRT_MAX_ISA=isa, MOBRT_MAX_TENSOR_BYTES=str(RUNTIME_TENSOR_LIMIT),
+    env.update(MOBRT_MAX_ISA=isa, MOBRT_MAX_TENSOR_BYTES=str(RUNTIME_TENSOR_LIMIT),
                ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:allocator_may_return_null=1:symbolize=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     return env
@@ -1733,7 +1745,7 @@ def check_cases(exe, cases, root, isas, threads=(1, 2)) -> list:
                     findings.append(Finding("refused", case, cfg, detail.splitlines()[0]))
                 else:
                     kernels = [line.split()[2] for line in detail.splitlines()[1:] if line.startswith("kernel ")]
-                    above = [k for k in kernels if any(x in k for x in ISA_ABOVE[isa])]
+                    above = [k for k in kernels if kernel_isa(k) not in isas_within(isa)]
                     if above:  # the cap did not hold: this run tested another instruction set
                         findings.append(Finding("isa-cap", case, cfg, f"kernels {above} ran under --isa {isa}"))
                     got = load_outputs(root, case, isa, t)

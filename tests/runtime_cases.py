@@ -741,24 +741,19 @@ _nan_ids = [p.id for p in NAN_CASES]
 assert len(set(_nan_ids)) == len(_nan_ids), "duplicate NaN case ids"
 
 
-def native_isas() -> list:
-    """Instruction sets this machine runs: "scalar" plus the optimized ones the CPU has."""
-    import platform
+def native_isas(dtype: str | None = "float32") -> list:
+    """Instruction-set caps this machine runs (runtime.supported_isas(): the runtime's one CPU
+    detection), lowest first, keeping "scalar" and the caps that have kernels of their own for
+    inputs of `dtype` (input 0 and input 1 of that dtype; a cap that adds none would rerun the
+    one below it; None keeps every cap)."""
+    from mobconv import runtime
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        flags = ""
-    out = ["scalar"]
-    if platform.machine() in ("x86_64", "AMD64"):
-        if " avx2" in flags and " fma" in flags:
-            out.append("avx2")
-        if " avx512f" in flags:
-            out.append("avx512")
-    elif platform.machine() in ("aarch64", "arm64"):
-        out.append("neon")
-    return out
+    caps = runtime.supported_isas()
+    if dtype is None:
+        return caps
+    have = {k["isa"] for row in runtime.op_table() for k in row["kernels"]
+            if k["dtype"] == dtype and k["dtype1"] in (dtype, "any")}
+    return [c for c in caps if c == "scalar" or c in have]
 
 
 def compare_outputs(where: str, got: dict, expected: list, n_out: int, rtol: float, atol: float) -> str | None:

@@ -15,6 +15,7 @@ from mobconv.ir import Graph, infer_shapes
 from mobconv.ops import load_all
 from mobconv.passes import fuse_activation, fuse_residual, optimize
 from mobconv.reference import run
+from runtime_cases import native_isas
 
 REG = load_all()
 
@@ -112,16 +113,8 @@ needs_runtime = pytest.mark.skipif(not runtime.available(), reason="libmobrt not
 
 
 def _isas():
-    out = ["scalar", None]
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        flags = ""
-    if " avx2" in flags and " fma" in flags:
-        out.append("avx2")
-    if " avx512f" in flags:
-        out.append("avx512")
-    return out
+    """The reference ("scalar"), the best kernel (None) and every fp32 cap the CPU has."""
+    return ["scalar", None] + native_isas()[1:] if runtime.available() else ["scalar", None]
 
 
 # (x shape, W shape, attrs): one per path of the optimized Conv kernel.

@@ -1,7 +1,7 @@
 """Optimized CPU kernels vs scalar references, as native code.
 
 Builds runtime/tests/kernel_tests (a standalone C++ program over runtime/src/cpu/gemm,
-x86/ and neon/) natively, and cross-compiled for aarch64 and run under qemu-aarch64,
+f32/, x86/ and neon/: every fp32 F32Kernels table the build has) natively, and cross-compiled for aarch64 and run under qemu-aarch64,
 so the AVX2/AVX-512 and NEON kernels all execute for real. Builds live in
 build/kernel_tests-<target>/ and are incremental (CMake + Ninja), so re-runs are fast.
 """

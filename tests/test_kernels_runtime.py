@@ -1,7 +1,7 @@
 """Optimized fp32 kernels through the runtime's kernel table, per instruction set.
 
 The native kernel tests (test_kernels_native.py) check the kernels themselves; this
-checks the table entries around them (runtime/src/cpu/gemm/kernel_glue.h): attribute
+checks the table entries around them (runtime/src/cpu/f32/*_f32_kernel.h): attribute
 handling (pads, auto_pad, ceil_mode, dilations, groups, fused activations, Gemm
 alpha/beta/transB, Clip inputs, Softmax axis) and the fallback to the reference for
 configurations the fast path declines. Each one-node graph runs with the reference
@@ -25,23 +25,8 @@ rng = np.random.default_rng(7)
 
 
 def _isas() -> list:
-    """Optimized instruction sets the running CPU can execute (plus None: the best one)."""
-    import platform
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        pass
-    out = [None]
-    if platform.machine() in ("x86_64", "AMD64"):
-        if " avx2" in flags and " fma" in flags:
-            out.append("avx2")
-        if " avx512f" in flags:
-            out.append("avx512")
-    elif platform.machine() in ("aarch64", "arm64"):
-        out.append("neon")
-    return out
+    """Optimized fp32 instruction sets the running CPU can execute (plus None: the best one)."""
+    return [None] + runtime_cases.native_isas()[1:]
 
 
 def f32(*shape, lo=-2.0, hi=2.0):

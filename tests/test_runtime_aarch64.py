@@ -13,12 +13,13 @@ patterns, short softmax axes; 1e-4 relative to max|reference|), the zero-size ca
 (runtime_cases.ZERO_CASES) and the NaN/infinity cases (runtime_cases.NAN_CASES) -- each
 becomes a one-node .mob in a case directory with its seeded inputs as .npy. One
 `mobrt_run --batch` process per configuration runs them all (qemu start-up is slow):
-NEON at 1 and 2 threads and the scalar reference kernels at 1 thread. Each case and
+NEON at 1 thread (cap neon) and 2 threads (cap neon_fp16, the top of the arm chain), and
+the scalar reference kernels at 1 thread. Each case and
 configuration is its own pytest item that compares the outputs with the numpy
 reference at the tolerance the native test states for that case, and names op, isa,
 shapes, the first bad index, expected and got. NEON cases of the optimized-kernel set
-must have run the `_neon` kernel (or the reference, for the `falls_back` variants),
-and NEON results at 1 and 2 threads must agree bitwise. A crash inside a case is
+must have run the `_neon` kernel (or the reference, for the `falls_back` variants) under
+both caps, and the NEON results at 1 and 2 threads must agree bitwise. A crash inside a case is
 reported for that case and the batch resumes after it.
 
 Model level: the zoo MobileNetV2 (width 0.5, 96x96) converted with mobconv.convert,
@@ -49,8 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "aarch64-tests"
 TOOLCHAIN = ROOT / "runtime" / "cmake" / "aarch64-linux-gnu.cmake"
 QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]  # -L only matters if the link was not static
-# (isa, threads): the configurations every op case runs in.
-CONFIGS = [("neon", 1), ("neon", 2), ("scalar", 1)]
+# (isa cap, threads): the configurations every op case runs in. The arm chain's top cap
+# (neon_fp16; qemu-aarch64's default cpu "max" has dot product and fp16) must select the same
+# fp32 NEON kernels as the neon cap: one dispatch, the fp32 kernels exist for neon only.
+CONFIGS = [("neon", 1), ("neon_fp16", 2), ("scalar", 1)]
+TOP = CONFIGS[1]
 BATCH_TIMEOUT = 900
 
 
@@ -266,16 +270,17 @@ def test_op_case_under_qemu(op_results, case_index, isa, threads):
     msg = _compare(where + f" kernels {kernels}", got, expected, rtol, atol)
     if msg:
         pytest.fail(msg)
-    if isa == "neon" and fast is not None and kernels:
+    if isa != "scalar" and fast is not None and kernels:
         want = "_neon" if fast else "_reference"
         assert kernels[0].endswith(want), f"{where}: kernel {kernels[0]!r} ran, expected one ending in {want!r}"
-    if isa == "neon" and threads > 1:
+    if isa != "scalar" and threads > 1:
         st1, _, got1 = _load(d, "neon", 1, n_out)
         if st1 == "ok":
             for k, (a, b) in enumerate(zip(got1, got)):
                 if not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
                     diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.shape == b.shape else float("nan")
-                    pytest.fail(f"{where} output {k}: NEON results at 1 and 2 threads differ (max {diff:.3g})")
+                    pytest.fail(f"{where} output {k}: NEON results at 1 thread (cap neon) and {threads} threads "
+                                f"(cap {isa}) differ (max {diff:.3g})")
 
 
 def test_neon_kernels_ran_under_qemu(op_results):
@@ -340,6 +345,6 @@ def test_mobilenet_v2_neon_under_qemu_matches_onnxruntime(mobrt_run_aarch64, tmp
             rel = float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12))
             print(f"{where} output {k}: max|a-b|/max|b| = {rel:.3g}")
             assert rel <= 1e-4, f"{where} output {k}: max|a-b|/max|b| = {rel:.3g} > 1e-4"
-    for k, (a, b) in enumerate(zip(results["neon", 1], results["neon", 2])):
+    for k, (a, b) in enumerate(zip(results["neon", 1], results[TOP])):
         diff = float(np.max(np.abs(a - b)))
         assert diff <= 1e-6, f"MobileNetV2 aarch64 NEON output {k}: 1 vs 2 threads differ by {diff:.3g}"
