@@ -35,10 +35,12 @@ struct Avx2Ops {
   template <int R>
   static void rows(size_t kgroups, const int16_t* a, size_t lda, const int16_t* w, int32_t* c) {
     __m256i c0[R], c1[R];
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_si256();
     for (size_t g = 0; g < kgroups; ++g) {
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32 + 16));
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         int32_t pair;
         std::memcpy(&pair, a + r * lda + 2 * g, 4);
@@ -47,6 +49,7 @@ struct Avx2Ops {
         c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(w1, av));
       }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       _mm256_store_si256(reinterpret_cast<__m256i*>(c + r * kNR), c0[r]);
       _mm256_store_si256(reinterpret_cast<__m256i*>(c + r * kNR + 8), c1[r]);

@@ -37,12 +37,15 @@ struct Avx512VnniOps {
   template <int R>
   static void rows(size_t kgroups, const uint8_t* a, size_t lda, const int8_t* w, int32_t* c) {
     __m512i acc[R][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_si512();
     for (size_t g = 0; g < kgroups; ++g) {
       const int8_t* wg = w + g * (kNR * kKR);
       const __m512i w0 = _mm512_loadu_si512(wg), w1 = _mm512_loadu_si512(wg + 64);
       const __m512i w2 = _mm512_loadu_si512(wg + 128), w3 = _mm512_loadu_si512(wg + 192);
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         int32_t quad;
         std::memcpy(&quad, a + r * lda + 4 * g, 4);
@@ -53,7 +56,9 @@ struct Avx512VnniOps {
         acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, w3);
       }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) _mm512_store_si512(c + r * kNR + 16 * v, acc[r][v]);
   }
 

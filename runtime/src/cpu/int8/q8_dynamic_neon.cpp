@@ -26,10 +26,13 @@ struct NeonOps {
   template <int R>
   static void rows(size_t kgroups, const int8_t* a, size_t lda, const int8_t* w, int32_t* c) {
     int32x4_t acc[R][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[r][v] = vdupq_n_s32(0);
     for (size_t g = 0; g < kgroups; ++g) {
       const int8x16_t w0 = vld1q_s8(w + g * 32), w1 = vld1q_s8(w + g * 32 + 16);  // 8 columns x 2 k each
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         int16_t pair;
         std::memcpy(&pair, a + r * lda + 2 * g, 2);
@@ -40,10 +43,13 @@ struct NeonOps {
         acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
       }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) vst1q_s32(c + r * kNR + 4 * v, acc[r][v]);
   }
 
+  // Only the tile's `mr` valid rows are computed (batch 1 is one row, not four).
   static void tile(size_t kgroups, const int8_t* a, size_t lda, const int8_t* w, int32_t* c, int mr) {
     switch (mr) {
       case 1: return rows<1>(kgroups, a, lda, w, c);

@@ -25,11 +25,14 @@ struct NeonDotOps {
   template <int R>
   static void rows(size_t kgroups, const int8_t* a, size_t lda, const int8_t* w, int32_t* c) {
     int32x4_t acc[R][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[r][v] = vdupq_n_s32(0);
     for (size_t g = 0; g < kgroups; ++g) {
       const int8_t* wg = w + g * 64;  // 16 columns x 4 k
       const int8x16_t w0 = vld1q_s8(wg), w1 = vld1q_s8(wg + 16), w2 = vld1q_s8(wg + 32), w3 = vld1q_s8(wg + 48);
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         int32_t quad;
         std::memcpy(&quad, a + r * lda + 4 * g, 4);
@@ -40,10 +43,13 @@ struct NeonDotOps {
         acc[r][3] = vdotq_s32(acc[r][3], w3, av);
       }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) vst1q_s32(c + r * kNR + 4 * v, acc[r][v]);
   }
 
+  // Only the tile's `mr` valid rows are computed (batch 1 is one row, not four).
   static void tile(size_t kgroups, const int8_t* a, size_t lda, const int8_t* w, int32_t* c, int mr) {
     switch (mr) {
       case 1: return rows<1>(kgroups, a, lda, w, c);
