@@ -57,6 +57,9 @@ PARAMETER_INPUTS = {
 
 SCHEME_KEY = "quantization.scheme"
 KEPT_KEY = "quantization.fp16.kept_float32"
+# "allow": the runtime may compute Conv/Gemm/MatMul in fp16 on CPUs with fp16 arithmetic
+# (ARMv8.2); "float32": never (docs/quantization.md "fp16 compute")
+FP16_COMPUTE_KEY = "quantization.fp16_compute"
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ def to_fp16(graph, nodes: Optional[Iterable[str]] = None):
         graph.test_vectors = []  # the float model's expected outputs hold only to ~1e-3 now
     extra = graph.metadata.extra
     extra.setdefault(SCHEME_KEY, "fp16")
+    if extra[SCHEME_KEY] == "fp16":  # an fp16 model may compute in fp16 where the CPU can
+        extra.setdefault(FP16_COMPUTE_KEY, "allow")
     kept = [f"{c.name}: {c.reason}" for c in choices if c.range_problem]
     if kept:
         extra[KEPT_KEY] = "; ".join(kept)

@@ -187,7 +187,13 @@ MOBRT_API void mobrt_options_delete(mobrt_options* options);
 /* threads >= 1; the interpreter creates threads-1 workers once. */
 MOBRT_API mobrt_status mobrt_options_set_num_threads(mobrt_options* options, int threads);
 MOBRT_API mobrt_status mobrt_options_set_backend(mobrt_options* options, mobrt_backend backend);
-/* Allow kernels to compute in fp16 where the CPU supports it (ARMv8.2). */
+/* Allow Conv/Gemm/MatMul to compute in fp16 where the CPU has fp16 arithmetic
+ * (ARMv8.2 FEAT_FP16, MOBRT_ISA_NEON_FP16; weights rounded to fp16 once, activations
+ * at the kernel, fp16 accumulation: about 1e-3 relative error, values beyond 65504
+ * overflow). A model whose metadata quantization.fp16_compute is "allow" (written by
+ * the fp16 quantization scheme) allows it too; a max_isa cap below NEON_FP16 (or
+ * MOBRT_MAX_ISA=neon_dot) keeps float32. Elsewhere it changes nothing: fp16 weights
+ * are widened to float32 at load. Default 0. docs/quantization.md "fp16 compute". */
 MOBRT_API mobrt_status mobrt_options_set_allow_fp16(mobrt_options* options, int allow);
 /* Cap the instruction sets kernels may use. The environment variable
  * MOBRT_MAX_ISA (scalar|avx2|avx512|neon) applies when this is MOBRT_ISA_ANY. */

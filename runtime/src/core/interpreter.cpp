@@ -102,7 +102,7 @@ KernelContext Interpreter::MakeContext(int op, std::vector<TensorView>& in, std:
   ctx.num_outputs = static_cast<int>(out.size());
   ctx.state = state;
   ctx.pool = pool_.get();
-  ctx.allow_fp16 = options_.allow_fp16;
+  ctx.allow_fp16 = options_.allow_fp16 || model_.fp16_compute;  // either allows fp16 compute
   ctx.requantize_float32 = model_.requantize_float32;
   ctx.scratch = scratch_;
   ctx.scratch_size = scratch_size_;

@@ -518,6 +518,14 @@ Status Model::Parse() {
     // the requantization rule of int8 ops (docs/quantization.md section 2)
     for (size_t i = 0; md->extra() && i < md->extra()->size(); ++i) {
       const fb::KeyValue* kv = md->extra()->Get(static_cast<flatbuffers::uoffset_t>(i));
+      if (str(kv->key()) == "quantization.fp16_compute") {  // docs/quantization.md "fp16 compute"
+        std::string v = str(kv->value());
+        if (v != "allow" && v != "float32")
+          return Checker{source}.fail("metadata quantization.fp16_compute must be allow or float32, got '" + v + "'");
+        metadata["quantization.fp16_compute"] = v;
+        fp16_compute = v == "allow";
+        continue;
+      }
       if (str(kv->key()) != "quantization.requantize") continue;
       std::string v = str(kv->value());
       if (v != "fixed_point" && v != "float32")

@@ -45,6 +45,7 @@ class Model {
   std::vector<int> inputs, outputs;
   std::map<std::string, std::string> metadata;
   bool requantize_float32 = false;   // metadata quantization.requantize == "float32"
+  bool fp16_compute = false;         // metadata quantization.fp16_compute == "allow"
   std::string source;                // file path or "<buffer>", for messages
   mutable std::string last_error;
 
