@@ -1,5 +1,6 @@
-"""The ARM int8 GEMM (runtime/src/cpu/int8/q8_gemm_ukernel_neon*.cpp, q8_requant_neon.cpp under
-H2's driver q8_gemm.cpp) under qemu-aarch64 -cpu max, both instruction sets chosen at run time:
+"""The ARM int8 GEMM (runtime/src/cpu/int8/q8_gemm_ukernel_neon*.cpp, q8_gemm_pack_neon.cpp,
+q8_requant_neon.cpp under the driver q8_gemm.cpp) under qemu-aarch64 -cpu max, both instruction
+sets chosen at run time:
 
   neon      armv8.0: q8_gemm_ukernel_8x12__neon / 8x4__neon, S16 operands, smlal by lane
   neon_dot  armv8.2: q8_gemm_ukernel_8x12c4__neon_dot / 8x4c4__neon_dot, S8 operands, sdot by lane
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from int8_harness import QEMU_MAX, run_under_qemu
+from int8_harness import run_under_qemu
 from mobconv.ir import QuantParams as Q
 from mobconv.ops import quant_math as qm
 from test_runtime_aarch64 import _flatbuffers_include

@@ -175,7 +175,8 @@ int check_requant() {
   int checks = 0;
   std::vector<Q8Requant> params;
   for (int shift = -31; shift <= 31; ++shift) {
-    for (int64_t q : {int64_t(0), int64_t(1) << 30, (int64_t(1) << 31) - 1, uniform(int64_t(1) << 30, (int64_t(1) << 31) - 1)}) {
+    const int64_t q_min = int64_t(1) << 30, q_max = (int64_t(1) << 31) - 1;
+    for (int64_t q : {int64_t(0), q_min, q_max, uniform(q_min, q_max)}) {
       Q8Requant r;
       r.q = int32_t(q);
       r.shift = shift;
