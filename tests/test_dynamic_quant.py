@@ -324,3 +324,21 @@ def test_cli_dynamic_scheme_end_to_end(tmp_path):
     np.save(tmp_path / "x.npy", x[:2])
     run = subprocess.run([*cli, "run", str(out), "--input", str(tmp_path / "x.npy")], capture_output=True, text=True)
     assert run.returncode == 0 and "logits" in run.stdout, run.stdout + run.stderr
+
+
+def test_optimize_does_not_fuse_other_activations_into_a_dynamic_node():
+    """passes.optimize on a dynamic-range graph: a Relu fuses, a LeakyRelu stays a float node
+    (fused, the node would be refused: dynamic-range int8 fuses Relu/Clip only)."""
+    from mobconv.passes import optimize
+
+    rng = np.random.default_rng(5)
+    for act, fused in (("LeakyRelu", False), ("Relu", True)):
+        g = _graph("MatMul", (3, 8), rng.integers(-127, 128, (8, 4)).astype(np.int8), _wq(rng, 4, True, 1))
+        g.add_node(act, ["y"], ["o"], {"alpha": 0.1} if act == "LeakyRelu" else {}, name="act")
+        g.outputs = ["o"]
+        infer_shapes(g)
+        a = rng.standard_normal((3, 8)).astype(np.float32)
+        want = ref_run(g, {"a": a})["o"]
+        optimize(g)
+        assert (len(g.nodes) == 1) == fused, [(n.op, n.attrs) for n in g.nodes]
+        assert np.array_equal(ref_run(g, {"a": a})["o"], want)

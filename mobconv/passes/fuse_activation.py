@@ -39,6 +39,9 @@ def fuse_activation(graph) -> bool:
             continue
         if graph.values[act.inputs[0]].quant is not None:  # int8: lower_qdq fuses what the spec allows
             continue
+        w = graph.values.get(source.inputs[1]) if len(source.inputs) > 1 else None
+        if w is not None and w.quant is not None and act.op not in ("Relu", "Clip"):
+            continue  # dynamic-range int8 (docs/quantization.md section 10) fuses Relu/Clip only
         fused = _fused_form(uses, act)
         if fused is None:
             continue
