@@ -165,6 +165,22 @@ def test_every_isa_equals_oracle(case):
                 assert EXPECT[isa] in kernels[0], f"{where}: expected *{EXPECT[isa]}*"
 
 
+@pytest.mark.parametrize("op, m, k, n", [("Gemm", 0, 5, 3), ("Gemm", 2, 0, 3), ("Gemm", 2, 5, 0), ("MatMul", 3, 0, 4)])
+def test_empty_dims(op, m, k, n):
+    """Zero rows, an empty reduction (K = 0: every output is the bias) or zero columns."""
+    rng = np.random.default_rng(6)
+    bias = rng.standard_normal(n).astype(np.float32) if op == "Gemm" else None
+    g = _graph(op, (m, k), np.zeros((k, n), np.int8), _wq(rng, n, False, 1), bias)
+    feeds = {"a": np.ones((m, k), np.float32)}
+    want = ref_run(g, feeds)["y"]
+    assert want.shape == (m, n)
+    if k == 0 and bias is not None:
+        assert np.array_equal(want, np.broadcast_to(bias, (m, n)))
+    for isa in runtime.supported_isas():
+        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+            assert _equal(it.run(feeds)["y"], want), isa
+
+
 def test_nan_rows_give_nan_and_others_do_not():
     rng = np.random.default_rng(3)
     g = _graph("Gemm", (3, 10), rng.integers(-127, 128, (10, 6)).astype(np.int8), _wq(rng, 6, True, 1),

@@ -106,7 +106,8 @@ def matmul(a, w, wq: QuantParams, *, activation="", activation_params=()):
     if a.ndim < 1 or a.shape[-1] != k:
         raise MobconvError(f"MatMul: A {a.shape} and B {w.shape} do not multiply")
     s_w = _weight_scales(wq, n, 1, "MatMul B")
-    y = gemm_rows(a.reshape(-1, k), w, s_w, None, activation, activation_params)
+    rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+    y = gemm_rows(a.reshape(rows, k), w, s_w, None, activation, activation_params)
     return y.reshape(a.shape[:-1] + (n,))
 
 
