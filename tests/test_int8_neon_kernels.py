@@ -10,8 +10,9 @@ Every output must equal the numpy reference interpreter's bit for bit (tests/int
 symmetric int8 weights under neon_dot, conv_q8_gemm_neon where w - zw leaves int8 (uint8 weights)
 or under neon, conv_q8_reference where the int32 bound cannot be proven.
 
-- op cases: Conv 1x1 (direct rows) / kxk / strided / dilated / grouped / 1-D / 3-D, Gemm (transA,
-  transB, bias per column / one / none), MatMul with constant B; sizes around the 8x12 tile, the
+- op cases (again on a cortex-a53 with the cap at neon_dot: the neon kernels): Conv 1x1 (direct
+  rows) / kxk / strided / dilated / grouped / 1-D / 3-D, Gemm (transA, transB, bias per column /
+  one / none), MatMul with constant B; sizes around the 8x12 tile, the
   8x4 narrow tile and KR = 4 (K = 1, 3, 5, 27, 50, ...); int8 and uint8 activations, per-channel
   and per-tensor weights, zero points at the dtype extremes, biases at the int32 bound (and one
   past it), multipliers above one and below 2^-31, both requantization rules;
@@ -230,12 +231,26 @@ def _run_exact(exe, root, cases, threads=(1, 2)):
 
 
 def test_conv_gemm_matmul_cases(mobrt_run_aarch64, tmp_path):
+    """Every op case under neon and neon_dot (qemu -cpu max, 1 and 2 threads) equals the reference
+    and ran the kernel it names; then under a CPU without the dot product (-cpu cortex-a53) with
+    the cap still at neon_dot: the run-time choice takes the neon kernels, same outputs."""
     cases = _op_cases()
     assert len(cases) > 80
     kinds = {e["neon_dot"] for _, _, e in cases}
     assert {"conv_q8_gemm_neon_dot", "conv_q8_gemm_neon", "conv_q8_reference", "gemm_q8_neon_dot",
             "gemm_q8_neon", "matmul_q8_neon_dot", "matmul_q8_neon"} <= kinds, kinds
     _run_exact(mobrt_run_aarch64, tmp_path, cases)
+    proc = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a53", "-L", "/usr/aarch64-linux-gnu", str(mobrt_run_aarch64),
+                           "--batch", str(tmp_path), "--isa", "neon_dot", "--threads", "1"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"cortex-a53: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    for k, (g, _, expect) in enumerate(cases):
+        ran = _ran(tmp_path, k, "neon_dot", 1)  # (overwritten by the cortex-a53 run)
+        assert ran == [expect["neon"]], f"case {k} on cortex-a53, cap neon_dot: ran {ran}, expected {expect['neon']}"
+        for j in range(len(g.outputs)):
+            got = np.load(tmp_path / f"{k:04d}" / "outputs_neon_dot" / f"{j}.npy")
+            want = np.load(tmp_path / f"{k:04d}" / "outputs_neon" / f"{j}.npy")  # equal to the reference
+            assert got.dtype == want.dtype and np.array_equal(got, want), f"case {k} on cortex-a53: output {j}"
 
 
 def _sweep_case(xdt, float32, zp, seed):
