@@ -276,40 +276,45 @@ struct BSource {
   uint8_t pad = 0;             // raw zero point
 };
 
-// dst[0, nb) = raw B[k][n0 .. n0 + nb) of an im2col row.
+// dst[0, nb) = raw B[k][n0 .. n0 + nb) of an im2col row: output row segments, each a
+// run of padding, a copy (memcpy at stride 1) and padding.
 void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* dst) {
   const Window& w = *s.win;
   const int64_t ci = k / s.ksz, t = k % s.ksz;
   const int64_t k2 = t % w.k[2], k1 = t / w.k[2] % w.k[1], k0 = t / (w.k[2] * w.k[1]);
   const uint8_t* xc = s.x + ci * s.isz;
   const int64_t O1 = w.out[1], O2 = w.out[2];
-  int64_t n = n0, end = n0 + nb;
-  while (n < end) {
-    const int64_t o2s = n % O2, o1 = n / O2 % O1, o0 = n / (O2 * O1);
+  // the valid o2 of this tap: 0 <= o2 * st + off < in2  <=>  o2 in [vlo, vhi)
+  const int64_t st = w.s[2], off = k2 * w.d[2] - w.pb[2];
+  const int64_t vlo = off >= 0 ? 0 : (-off + st - 1) / st;
+  const int64_t vhi = std::max(vlo, w.in[2] - off <= 0 ? int64_t(0) : (w.in[2] - off + st - 1) / st);
+  int64_t o2s = n0 % O2, o1 = n0 / O2 % O1, o0 = n0 / (O2 * O1);
+  for (int64_t n = n0, end = n0 + nb; n < end;) {
     const int64_t len = std::min(O2 - o2s, end - n);
-    uint8_t* d = dst + (n - n0);
+    uint8_t* d = dst + (n - n0) - o2s;  // d[o2]
     const int64_t i0 = o0 * w.s[0] - w.pb[0] + k0 * w.d[0], i1 = o1 * w.s[1] - w.pb[1] + k1 * w.d[1];
+    const int64_t e = o2s + len;
     if (i0 < 0 || i0 >= w.in[0] || i1 < 0 || i1 >= w.in[1]) {
-      std::memset(d, s.pad, static_cast<size_t>(len));
+      std::memset(d + o2s, s.pad, static_cast<size_t>(len));
     } else {
-      const uint8_t* xr = xc + (i0 * w.in[1] + i1) * w.in[2];
-      const int64_t st = w.s[2], off = k2 * w.d[2] - w.pb[2];
-      // valid o2: 0 <= o2 * st + off < in2
-      int64_t lo = off >= 0 ? 0 : (-off + st - 1) / st;
-      int64_t hi = w.in[2] - off <= 0 ? 0 : (w.in[2] - off + st - 1) / st;  // first invalid
-      lo = std::max(lo, o2s);
-      hi = std::min(hi, o2s + len);
-      if (hi < lo) hi = lo;
-      int64_t o2 = o2s;
-      for (; o2 < std::min(lo, o2s + len); ++o2) d[o2 - o2s] = s.pad;
+      const uint8_t* xr = xc + (i0 * w.in[1] + i1) * w.in[2] + off;  // xr[o2 * st]
+      const int64_t lo = std::min(std::max(vlo, o2s), e), hi = std::max(std::min(vhi, e), lo);
+      if (lo > o2s) std::memset(d + o2s, s.pad, static_cast<size_t>(lo - o2s));
       if (st == 1) {
-        if (hi > lo) std::memcpy(d + (lo - o2s), xr + lo + off, static_cast<size_t>(hi - lo));
+        if (hi > lo) std::memcpy(d + lo, xr + lo, static_cast<size_t>(hi - lo));
+      } else if (st == 2) {
+        for (int64_t o = lo; o < hi; ++o) d[o] = xr[2 * o];
       } else {
-        for (int64_t o = lo; o < hi; ++o) d[o - o2s] = xr[o * st + off];
+        for (int64_t o = lo; o < hi; ++o) d[o] = xr[o * st];
       }
-      for (o2 = std::max(hi, lo); o2 < o2s + len; ++o2) d[o2 - o2s] = s.pad;
+      if (e > hi) std::memset(d + hi, s.pad, static_cast<size_t>(e - hi));
     }
     n += len;
+    o2s = 0;
+    if (++o1 == O1) {
+      o1 = 0;
+      ++o0;
+    }
   }
 }
 

@@ -16,12 +16,14 @@ void avx2_6x16(size_t kgroups, const void* a, const void* b, int32_t* c, size_t 
                const int32_t* init) {
   constexpr int MR = 6;
   __m256i acc0[MR], acc1[MR];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_set1_epi32(static_cast<size_t>(r) < mr ? init[r] : 0);
   const uint8_t* pa = static_cast<const uint8_t*>(a);
   const uint8_t* pb = static_cast<const uint8_t*>(b);
   for (size_t g = 0; g < kgroups; ++g) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 32));
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       int32_t w;
       std::memcpy(&w, pa + 4 * r, 4);
@@ -33,6 +35,7 @@ void avx2_6x16(size_t kgroups, const void* a, const void* b, int32_t* c, size_t 
     pb += 64;
   }
   if (nr == 16) {
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       if (static_cast<size_t>(r) >= mr) break;
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc0[r]);
@@ -41,6 +44,7 @@ void avx2_6x16(size_t kgroups, const void* a, const void* b, int32_t* c, size_t 
     return;
   }
   alignas(32) int32_t tmp[16];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     if (static_cast<size_t>(r) >= mr) break;
     _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc0[r]);

@@ -20,11 +20,13 @@ void zmm_8x32(size_t kgroups, const void* a, const void* b, int32_t* c, size_t l
               const int32_t* init) {
   constexpr int MR = 8;
   __m512i acc0[MR], acc1[MR];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_set1_epi32(static_cast<size_t>(r) < mr ? init[r] : 0);
   const uint8_t* pa = static_cast<const uint8_t*>(a);
   const uint8_t* pb = static_cast<const uint8_t*>(b);
   for (size_t g = 0; g < kgroups; ++g) {
     const __m512i b0 = _mm512_loadu_si512(pb), b1 = _mm512_loadu_si512(pb + 64);
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       int32_t w;
       std::memcpy(&w, pa + 4 * r, 4);
@@ -38,6 +40,7 @@ void zmm_8x32(size_t kgroups, const void* a, const void* b, int32_t* c, size_t l
   const __mmask16 m0 = nr >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? static_cast<__mmask16>(0xFFFF)
                                 : (nr > 16 ? static_cast<__mmask16>((1u << (nr - 16)) - 1) : static_cast<__mmask16>(0));
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     if (static_cast<size_t>(r) >= mr) break;
     _mm512_mask_storeu_epi32(c + r * ldc, m0, acc0[r]);

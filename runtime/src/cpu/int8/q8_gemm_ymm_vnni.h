@@ -24,34 +24,43 @@ void q8_gemm_ymm_vnni_8xn(size_t kgroups, const void* a, const void* b, int32_t*
                           const int32_t* init) {
   constexpr int MR = 8, NR = 8 * NV;
   __m256i acc[MR][NV];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     const __m256i v = _mm256_set1_epi32(static_cast<size_t>(r) < mr ? init[r] : 0);
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[r][j] = v;
   }
   const uint8_t* pa = static_cast<const uint8_t*>(a);
   const uint8_t* pb = static_cast<const uint8_t*>(b);
   for (size_t g = 0; g < kgroups; ++g) {
     __m256i bv[NV];
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) bv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 32 * j));
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       int32_t w;
       std::memcpy(&w, pa + 4 * r, 4);
       const __m256i av = _mm256_set1_epi32(w);
+      #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[r][j] = Dot::dot(acc[r][j], bv[j], av);
     }
     pa += MR * 4;
     pb += NR * 4;
   }
   if (nr == static_cast<size_t>(NR)) {
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       if (static_cast<size_t>(r) >= mr) break;
+      #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8 * j), acc[r][j]);
     }
     return;
   }
   alignas(32) int32_t tmp[NR];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     if (static_cast<size_t>(r) >= mr) break;
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8 * j), acc[r][j]);
     std::memcpy(c + r * ldc, tmp, nr * sizeof(int32_t));
   }

@@ -1,6 +1,8 @@
-// q8_requant_avx512.cpp: q8_requant_row for AVX-512 (F + BW + VL), 16 lanes with masked
-// tails; the arithmetic of q8_requant_avx2.cpp (see there), bit for bit
-// q8_requant_row_scalar.
+// q8_requant_avx512.cpp: q8_requant_row for AVX-512 (F + BW + VL), bit for bit
+// q8_requant_row_scalar; the arithmetic of q8_requant_avx2.cpp (see there). The row's
+// constants are hoisted; 64 outputs a step are packed to bytes with vpackssdw /
+// vpacksswb (vpackuswb) + one lane permute and stored as one 64-byte vector; the tail
+// goes 16 lanes a step with masks.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -11,58 +13,101 @@ namespace mobrt {
 namespace q8 {
 namespace {
 
-inline __m512i fixed_point16(__m512i x, const Q8Requant& r) {
-  const int left = r.shift > 0 ? r.shift : 0, right = r.shift < 0 ? -r.shift : 0;
-  if (left > 0) {
-    const __mmask16 gt = _mm512_cmpgt_epi32_mask(x, _mm512_set1_epi32(INT32_MAX >> left));
-    const __mmask16 lt = _mm512_cmplt_epi32_mask(x, _mm512_set1_epi32(INT32_MIN >> left));
-    x = _mm512_sll_epi32(x, _mm_cvtsi32_si128(left));
-    x = _mm512_mask_blend_epi32(gt, x, _mm512_set1_epi32(INT32_MAX));
-    x = _mm512_mask_blend_epi32(lt, x, _mm512_set1_epi32(INT32_MIN));
+struct Fixed {
+  __m512i q, nudge, hi_lim, lo_lim, rmask, rthr, lo, hi, zp, one;
+  __m128i left, right;
+  bool has_left, has_right;
+  explicit Fixed(const Q8Requant& r) {
+    const int l = r.shift > 0 ? r.shift : 0, rt = r.shift < 0 ? -r.shift : 0;
+    has_left = l > 0;
+    has_right = rt > 0;
+    q = _mm512_set1_epi32(r.q);
+    nudge = _mm512_set1_epi64(int64_t(1) << 30);
+    hi_lim = _mm512_set1_epi32(INT32_MAX >> l);
+    lo_lim = _mm512_set1_epi32(INT32_MIN >> l);
+    const int32_t m = static_cast<int32_t>((int64_t(1) << rt) - 1);
+    rmask = _mm512_set1_epi32(m);
+    rthr = _mm512_set1_epi32(m >> 1);
+    left = _mm_cvtsi32_si128(l);
+    right = _mm_cvtsi32_si128(rt);
+    lo = _mm512_set1_epi32(r.lo - r.zp);
+    hi = _mm512_set1_epi32(r.hi - r.zp);
+    zp = _mm512_set1_epi32(r.zp);
+    one = _mm512_set1_epi32(1);
   }
-  const __m512i q = _mm512_set1_epi32(r.q), nudge = _mm512_set1_epi64(int64_t(1) << 30);
-  __m512i even = _mm512_mul_epi32(x, q);
-  __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q);
-  even = _mm512_srli_epi64(_mm512_add_epi64(even, nudge), 31);
-  odd = _mm512_slli_epi64(_mm512_srli_epi64(_mm512_add_epi64(odd, nudge), 31), 32);
-  x = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-  if (right > 0) {
-    const int32_t m = static_cast<int32_t>((int64_t(1) << right) - 1);
-    const __m512i rem = _mm512_and_si512(x, _mm512_set1_epi32(m));
-    const __mmask16 neg = _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512());
-    const __m512i thr = _mm512_mask_add_epi32(_mm512_set1_epi32(m >> 1), neg, _mm512_set1_epi32(m >> 1), _mm512_set1_epi32(1));
-    const __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
-    x = _mm512_sra_epi32(x, _mm_cvtsi32_si128(right));
-    x = _mm512_mask_add_epi32(x, up, x, _mm512_set1_epi32(1));
+  // clamp(MBQM(x) + zp, lo, hi)
+  __m512i operator()(__m512i x) const {
+    if (has_left) {
+      const __mmask16 gt = _mm512_cmpgt_epi32_mask(x, hi_lim), lt = _mm512_cmplt_epi32_mask(x, lo_lim);
+      x = _mm512_sll_epi32(x, left);
+      x = _mm512_mask_blend_epi32(gt, x, _mm512_set1_epi32(INT32_MAX));
+      x = _mm512_mask_blend_epi32(lt, x, _mm512_set1_epi32(INT32_MIN));
+    }
+    // floor((x * q + 2^30) / 2^31): even lanes shifted down, odd lanes shifted up by one
+    // (their result lands in the high half)
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q), nudge), 31);
+    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q), nudge), 1);
+    x = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    if (has_right) {
+      const __m512i rem = _mm512_and_si512(x, rmask);
+      const __mmask16 neg = _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512());
+      const __m512i thr = _mm512_mask_add_epi32(rthr, neg, rthr, one);
+      const __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
+      x = _mm512_sra_epi32(x, right);
+      x = _mm512_mask_add_epi32(x, up, x, one);
+    }
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(x, lo), hi), zp);
   }
-  return x;
-}
+};
 
-inline void store16(__m512i v, void* out, size_t i, bool out_u8, __mmask16 m) {
-  int8_t* o = static_cast<int8_t*>(out) + i;
-  if (out_u8) _mm512_mask_cvtusepi32_storeu_epi8(o, m, v);  // v in [0, 255]
-  else _mm512_mask_cvtsepi32_storeu_epi8(o, m, v);          // v in [-128, 127]
+struct Float32 {
+  __m512 s, flo, fhi;
+  __m512i zp;
+  explicit Float32(const Q8Requant& r) {
+    s = _mm512_set1_ps(r.fscale);
+    flo = _mm512_set1_ps(static_cast<float>(r.lo - r.zp));
+    fhi = _mm512_set1_ps(static_cast<float>(r.hi - r.zp));
+    zp = _mm512_set1_epi32(r.zp);
+  }
+  // one float multiply (nothing is added: no FMA form), clamp, round half to even, + zp
+  __m512i operator()(__m512i x) const {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), s);
+    f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
+    return _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
+  }
+};
+
+template <typename F, bool U8>
+void row(const int32_t* acc, size_t n, const F& f, uint8_t* out) {
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v0 = f(_mm512_loadu_si512(acc + i)), v1 = f(_mm512_loadu_si512(acc + i + 16));
+    const __m512i v2 = f(_mm512_loadu_si512(acc + i + 32)), v3 = f(_mm512_loadu_si512(acc + i + 48));
+    const __m512i w0 = _mm512_packs_epi32(v0, v1), w1 = _mm512_packs_epi32(v2, v3);  // exact: in range
+    const __m512i b = U8 ? _mm512_packus_epi16(w0, w1) : _mm512_packs_epi16(w0, w1);
+    _mm512_storeu_si512(out + i, _mm512_permutexvar_epi32(perm, b));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i v = f(_mm512_maskz_loadu_epi32(m, acc + i));
+    if (U8) _mm512_mask_cvtusepi32_storeu_epi8(out + i, m, v);  // v in [0, 255]
+    else _mm512_mask_cvtsepi32_storeu_epi8(out + i, m, v);      // v in [-128, 127]
+  }
 }
 
 }  // namespace
 
 void q8_requant_row_avx512(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8) {
-  const __m512i zp = _mm512_set1_epi32(r.zp);
-  const __m512i lo = _mm512_set1_epi32(r.lo - r.zp), hi = _mm512_set1_epi32(r.hi - r.zp);
-  const __m512 s = _mm512_set1_ps(r.fscale);
-  const __m512 flo = _mm512_set1_ps(static_cast<float>(r.lo - r.zp)), fhi = _mm512_set1_ps(static_cast<float>(r.hi - r.zp));
-  for (size_t i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m512i a = _mm512_maskz_loadu_epi32(m, acc + i);
-    __m512i v;
-    if (r.float32) {
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a), s);
-      f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-      v = _mm512_cvtps_epi32(f);
-    } else {
-      v = _mm512_min_epi32(_mm512_max_epi32(fixed_point16(a, r), lo), hi);
-    }
-    store16(_mm512_add_epi32(v, zp), out, i, out_u8, m);
+  uint8_t* o = static_cast<uint8_t*>(out);
+  if (r.float32) {
+    const Float32 f(r);
+    if (out_u8) row<Float32, true>(acc, n, f, o);
+    else row<Float32, false>(acc, n, f, o);
+  } else {
+    const Fixed f(r);
+    if (out_u8) row<Fixed, true>(acc, n, f, o);
+    else row<Fixed, false>(acc, n, f, o);
   }
 }
 
