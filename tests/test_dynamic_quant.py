@@ -358,3 +358,17 @@ def test_optimize_does_not_fuse_other_activations_into_a_dynamic_node():
         optimize(g)
         assert (len(g.nodes) == 1) == fused, [(n.op, n.attrs) for n in g.nodes]
         assert np.array_equal(ref_run(g, {"a": a})["o"], want)
+
+
+def test_quantized_output_is_refused_at_load(tmp_path):
+    """Float A and an int8 weight but an int8 output with parameters is neither form."""
+    rng = np.random.default_rng(7)
+    g = _graph("Gemm", (2, 6), rng.integers(-127, 128, (6, 3)).astype(np.int8), _wq(rng, 3, True, 1))
+    g.values["y"].dtype = "int8"
+    g.values["y"].quant = QuantParams([0.1], [0], None)
+    with pytest.raises(MobconvError, match="needs quantization parameters on every input"):
+        ref_run(g, {"a": np.ones((2, 6), np.float32)})
+    path = tmp_path / "bad.mob"
+    path.write_bytes(to_bytes(g))
+    with pytest.raises(Exception, match="'fc' \\(Gemm\\): a dynamic-range int8 Gemm needs a float32 output"):
+        runtime.Interpreter(str(path))

@@ -35,7 +35,7 @@ Status dynamic_rules(const KernelContext& ctx, DynGeom* g) {
   const char* form = gemm ? "a dynamic-range int8 Gemm" : "a dynamic-range int8 MatMul";
   for (int o = 0; o < ctx.num_outputs; ++o)
     if (ctx.outputs[o].quant)
-      return refuse(ctx, std::string(form) + " has a float32 output without quantization parameters");
+      return refuse(ctx, std::string(form) + " needs a float32 output without quantization parameters");
   for (int i = 2; i < ctx.num_inputs; ++i)
     if (ctx.inputs[i].present() && (ctx.inputs[i].quant || ctx.inputs[i].dtype != DType::F32))
       return refuse(ctx, std::string(form) + " needs a float32 bias C without quantization parameters");
