@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from int8_harness import run_under_qemu
+from int8_harness import check_every_isa, run_under_qemu
 from mobconv.ir import QuantParams as Q
 from mobconv.ops import quant_math as qm
 from test_runtime_aarch64 import _flatbuffers_include
@@ -251,6 +251,22 @@ def test_conv_gemm_matmul_cases(mobrt_run_aarch64, tmp_path):
             got = np.load(tmp_path / f"{k:04d}" / "outputs_neon_dot" / f"{j}.npy")
             want = np.load(tmp_path / f"{k:04d}" / "outputs_neon" / f"{j}.npy")  # equal to the reference
             assert got.dtype == want.dtype and np.array_equal(got, want), f"case {k} on cortex-a53: output {j}"
+
+
+def test_inverted_fused_clip_gives_its_max_on_every_isa(mobrt_run_aarch64, tmp_path):
+    """A fused Clip whose min is above its max quantizes to lo > hi: numpy's clip (the oracle)
+    and the float32 rule give hi for every output; the fixed-point clamp of the C++ reference
+    (quant::clamp, also the scalar requant row) gave lo to the values below lo. Natively under
+    every ISA cap, and under qemu with neon and neon_dot."""
+    cases = []
+    for f32 in (False, True):
+        cases.append(conv_case(650 + f32, (1, 4, 5, 5), (8, 4, 3, 3), {"pads": [1, 1, 1, 1]}, act="Clip",
+                               params=(0.5, -0.5), float32=f32))
+        cases.append(gemm_case(660 + f32, 5, 20, 9, trans_b=1, act="Clip", params=(0.3, -0.2), float32=f32))
+    for g, feeds, _ in cases:
+        want = check_every_isa(g, feeds)
+        assert len(np.unique(want["y0"])) == 1, np.unique(want["y0"])  # all hi
+    _run_exact(mobrt_run_aarch64, tmp_path, cases)
 
 
 def _sweep_case(xdt, float32, zp, seed):

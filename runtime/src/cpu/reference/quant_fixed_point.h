@@ -88,7 +88,12 @@ inline int64_t multiply_by_quantized_multiplier(int64_t x, const Multiplier& m) 
   return rounding_divide_by_pot(rounding_doubling_high_mul(shifted, m.q), right);
 }
 
-inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+// np.clip's order: max with lo, then min with hi, so hi wins when lo > hi (a fused Clip
+// whose min is above its max: quant_math and the float32 rule give hi there too).
+inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
 
 // zp + acc * M, clamped to [lo, hi] (acc an int32 accumulator).
 inline int64_t requantize(int64_t acc, const Multiplier& m, int64_t zp, int64_t lo, int64_t hi) {
