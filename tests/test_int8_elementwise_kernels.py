@@ -1,17 +1,18 @@
 """The optimized int8/uint8 element-wise, pooling and concat kernels (runtime/src/cpu/int8/
-q8_elementwise*, q8_pool*, q8_concat*: add_q8_<isa>, mul_q8_, relu_q8_, concat_q8_, maxpool_q8_,
-avgpool_q8_, gavgpool_q8_) against the numpy reference interpreter, bit for bit, under every
-instruction-set cap of this machine at 1 and 2 threads (tests/int8_harness.py) and under
-qemu-aarch64 (neon, neon_dot). Every case also asserts which kernel ran, so a case cannot pass
-by falling back to the reference kernel.
+q8_elementwise*, q8_pool*, q8_concat*: add_q8_<isa>, mul_q8_, relu_q8_, clip_q8_, concat_q8_,
+maxpool_q8_, avgpool_q8_, gavgpool_q8_, gmaxpool_q8_) against the numpy reference interpreter,
+bit for bit, under every instruction-set cap of this machine at 1 and 2 threads
+(tests/int8_harness.py) and under qemu-aarch64 (neon, neon_dot). Every case also asserts which
+kernel ran, so a case cannot pass by falling back to the reference kernel.
 
-Hostile corners: lengths 0..70 around the vector widths (8/32 on AVX2, 16 on NEON), zero points
-at the dtype's extremes, requantization multipliers above 1 (the saturating left shift) and
-below 2^-31 (flushed to 0), exact rounding ties, every (a, b) int8 pair, the broadcast kinds
-(scalar either side, per channel [1, C, 1, 1], trailing rows, a block of middle dims), general
-broadcasts that must stay with the reference (declared, and brought by a resize), pools with
-padding/stride/dilation/ceil_mode/count_include_pad, both requantization rules of
-GlobalAveragePool, Concat of differing scales on axis 1 and other axes.
+Hostile corners: lengths 0..70 around the vector widths (8/32 on AVX2, 16/64 masked on AVX-512,
+16 on NEON), zero points at the dtype's extremes, requantization multipliers above 1 (the
+saturating left shift) and below 2^-31 (flushed to 0), exact rounding ties, every (a, b) pair of
+the dtype, the broadcast kinds (scalar either side, per channel [1, C, 1, 1], trailing rows, a
+block of middle dims), general broadcasts that must stay with the reference (declared, and
+brought by a resize), pools with padding/stride/dilation/ceil_mode/count_include_pad, both
+requantization rules of GlobalAveragePool, Concat of differing scales on axis 1 and other axes,
+Clip bounds (one, both, none, crossed) and GlobalMaxPool.
 """
 import numpy as np
 import pytest
@@ -31,11 +32,15 @@ LO = {"int8": -128, "uint8": 0}
 HI = {"int8": 127, "uint8": 255}
 
 
+def _x86_set(isa):
+    """The kernel set these ops run under an x86 cap: avx2 (also under avx_vnni) or avx512."""
+    return "avx512" if isa.startswith("avx512") else "avx2"
+
+
 def _x86(kernel):
-    """expect: the avx2 kernel named kernel_q8_avx2 under every x86 cap above scalar (no other
-    set registers these ops), or a reference kernel ("reference")."""
-    name = "reference" if kernel == "reference" else f"{kernel}_q8_avx2"
-    return {isa: name for isa in X86_OPT}
+    """expect: kernel_q8_avx2 or kernel_q8_avx512 under every x86 cap above scalar, or a
+    reference kernel ("reference")."""
+    return {isa: "reference" if kernel == "reference" else f"{kernel}_q8_{_x86_set(isa)}" for isa in X86_OPT}
 
 
 def _arm(kernel):
@@ -157,7 +162,8 @@ def concat_cases():
                        {"axis": 1}, yq)
         cases.append((g, f, "concat"))
         # other axes: 0, the last (rows of a few elements), a middle one; multiplier above 1
-        for axis, shapes in ((0, [(3, 4, 9), (1, 4, 9)]), (-1, [(3, 4, 1), (3, 4, 33)]), (2, [(2, 3, 17, 2), (2, 3, 40, 2)])):
+        for axis, shapes in ((0, [(3, 4, 9), (1, 4, 9)]), (-1, [(3, 4, 1), (3, 4, 33)]),
+                             (2, [(2, 3, 17, 2), (2, 3, 40, 2)])):
             xs = [_rand(rng, s, dtype) for s in shapes]
             qs = [Q([2000.0], [_zp(rng, dtype, True)]), Q([0.07], [_zp(rng, dtype, False)])]
             g, f = _single("Concat", [(f"x{i}", x, q, False) for i, (x, q) in enumerate(zip(xs, qs))],
@@ -281,7 +287,7 @@ def test_general_broadcast_brought_by_a_resize_runs_the_reference_arithmetic():
                 want = ref_run(_concrete(g, n), feeds)["y"]
                 assert got.dtype == want.dtype and np.array_equal(got, want), (isa, n)
             if isa in X86_OPT:
-                assert [k for _, _, k in it.kernels()] == ["add_q8_avx2"]
+                assert [k for _, _, k in it.kernels()] == [f"add_q8_{_x86_set(isa)}"]
 
 
 def _concrete(g, n):

@@ -175,7 +175,8 @@ int64_t sum_neon(const void* x, size_t n, bool u8) {
     uint32x4_t acc32 = vdupq_n_u32(0);
     for (int blk = 0; blk < 1024 && i + 16 <= n; ++blk) {
       uint16x8_t acc16 = vdupq_n_u16(0);
-      for (int s = 0; s < 128 && i + 16 <= n; ++s, i += 16) acc16 = vpadalq_u8(acc16, veorq_u8(vld1q_u8(at(x, i)), bias));
+      for (int s = 0; s < 128 && i + 16 <= n; ++s, i += 16)
+        acc16 = vpadalq_u8(acc16, veorq_u8(vld1q_u8(at(x, i)), bias));
       acc32 = vpadalq_u16(acc32, acc16);
     }
     total += vaddlvq_u32(acc32);
