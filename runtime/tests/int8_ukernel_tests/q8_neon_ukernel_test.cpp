@@ -200,10 +200,11 @@ int check_requant() {
   for (Q8Requant r : params) {
     for (int out_u8 = 0; out_u8 < 2; ++out_u8) {
       const int dlo = out_u8 ? 0 : -128, dhi = out_u8 ? 255 : 127;
-      for (int variant = 0; variant < 3; ++variant) {  // full range, extreme zero point, a narrow (Relu-like) clamp
+      // full range, extreme zero point, a narrow (Relu-like) clamp, an inverted one (lo > hi: hi)
+      for (int variant = 0; variant < 4; ++variant) {
         r.zp = variant == 0 ? int32_t(uniform(dlo, dhi)) : (variant == 1 ? (uniform(0, 1) ? dlo : dhi) : dlo + 3);
-        r.lo = variant == 2 ? r.zp : dlo;
-        r.hi = variant == 2 ? r.zp + 100 : dhi;
+        r.lo = variant == 2 ? r.zp : (variant == 3 ? r.zp + 60 : dlo);
+        r.hi = variant == 2 ? r.zp + 100 : (variant == 3 ? r.zp + 10 : dhi);
         acc = accumulators(r);
         for (size_t start = 0; start < acc.size(); start += 37) {
           const size_t n = std::min<size_t>(acc.size() - start, size_t(uniform(0, 40)));
