@@ -320,3 +320,56 @@ def test_int8_zoo_models_bit_exact_on_every_isa(zoo_int8, float32):
     finally:
         g.metadata.extra.clear()
         g.metadata.extra.update(saved)
+
+
+@pytest.mark.parametrize("float32", [False, True], ids=["fixed_point", "float32_rule"])
+def test_requant_rows_at_rounding_ties_and_int32_extremes(float32):
+    """1x1 convs over one input channel whose x sweeps all 256 values: with power-of-two
+    multipliers every odd accumulator is a rounding tie (half away from zero in the fixed
+    point rule, half to even in the float32 rule); biases put the accumulators next to
+    both int32 limits (the doubling high multiply and the left shift saturate there);
+    widths hit the requant rows' 64-, 16- and 8-lane steps and their tails."""
+    rng = np.random.default_rng(30)
+    g = Graph("ties")
+    if float32:
+        g.metadata.extra[qm.REQUANTIZE_KEY] = qm.FLOAT32
+    feeds, outs, nodes = {}, [], []
+    k = 0
+    for x_dtype in ("int8", "uint8"):
+        for width in (256, 255, 71, 9):
+            for s_y, bias in ((2.0, 0), (8.0, 1), (128.0, -3), (0.25, 0), (2.0**-9, 5),
+                              (1.0, INT32_MAX - 255 * 127), (2.0**-20, -(INT32_MAX - 255 * 127)),
+                              (2.0**20, 1000), (3.0, 17)):
+                lo, hi = RANGE[x_dtype]
+                x = np.arange(lo, hi + 1, dtype=np.int64)
+                x = np.resize(x, width).astype(x_dtype).reshape(1, 1, 1, width)
+                m = 3
+                w = np.array([1, -1, 127], np.int8).reshape(m, 1, 1, 1)
+                g.add_input(f"x{k}", x_dtype, x.shape)
+                g.values[f"x{k}"].quant = Q([1.0], [lo if k % 2 else hi])
+                feeds[f"x{k}"] = x
+                g.add_constant(f"w{k}", w)
+                g.values[f"w{k}"].quant = Q([1.0] * m, [0] * m, 0)
+                b = np.array([bias, -bias, bias // 2], np.int64)
+                b = np.clip(b, -(INT32_MAX - 255 * 127), INT32_MAX - 255 * 127).astype(np.int32)
+                g.add_constant(f"b{k}", b)
+                g.add_node("Conv", [f"x{k}", f"w{k}", f"b{k}"], [f"y{k}"], {}, name=f"conv{k}")
+                outs.append((f"y{k}", Q([float(s_y)], [int(rng.integers(-5, 5)) if x_dtype == "int8" else 128]),
+                             x_dtype))
+                nodes.append(f"conv{k}")
+                k += 1
+    g.outputs = [o for o, _, _ in outs]
+    infer_shapes(g)
+    for o, q, dt in outs:
+        g.values[o].dtype = dt
+        g.values[o].quant = q
+    want = ref_run(g, feeds)
+    data = to_bytes(g)
+    for isa in runtime.supported_isas():
+        with runtime.Interpreter(data, threads=1, isa=isa) as it:
+            got = it.run(feeds)
+            ran = {name: kern for name, _, kern in it.kernels()}
+        for o, _, _ in outs:
+            assert np.array_equal(got[o], want[o]), (isa, o, got[o][got[o] != want[o]][:5], want[o][got[o] != want[o]][:5])
+        if isa != "scalar":
+            assert all("conv_q8_gemm_" in ran[n] for n in nodes), (isa, ran)
