@@ -284,7 +284,8 @@ def test_interpreter_arguments_are_checked(tmp_path):
     for threads in (2.5, 0, -1, 257, True, "2", None):
         with pytest.raises(ArgumentError, match=r"threads must be"):
             runtime.Interpreter(path, threads=threads)
-    with pytest.raises(ArgumentError, match=r"isa must be one of scalar, avx2, avx512, neon, any or None, got 'bogus'"):
+    with pytest.raises(ArgumentError, match=r"isa must be one of scalar, avx2, avx512, neon, any, avx_vnni, avx512_vnni, neon_dot, "
+                       r"neon_fp16 or None, got 'bogus'"):
         runtime.Interpreter(path, isa="bogus")
     for model in (None, 3, 1.5):
         with pytest.raises(ArgumentError, match="needs a .mob file path"):
