@@ -130,6 +130,16 @@ def _cases():
         w = rng.integers(-127, 128, (k, n)).astype(np.int8)
         a = _rows(rng, int(np.prod(shape[:-1])), k, "hostile").reshape(shape)
         cases.append((_graph("MatMul", shape, w, _wq(rng, n, True, 1), activation="Relu"), {"a": a}))
+    # 1x1 Conv: each pixel's channel vector is a row (gathered at stride H*W)
+    for i, (n, c, hw, m) in enumerate(((1, 3, (4, 4), 5), (2, 17, (3, 5), 33), (1, 64, (7, 7), 70), (3, 1, (1, 1), 1),
+                                      (1, 130, (2, 3), 16), (2, 9, (5,), 20))):
+        w = rng.integers(-128, 128, (m, c) + (1,) * len(hw)).astype(np.int8)
+        act = ["", "Relu", "Clip"][i % 3]
+        attrs = {"activation": act, "activation_params": [-0.5, 0.5] if act == "Clip" else []}
+        bias = rng.standard_normal(m).astype(np.float32) if i % 2 == 0 else None
+        x = _rows(rng, n * int(np.prod(hw)), c, ["plain", "scaled", "hostile"][i % 3])
+        x = np.ascontiguousarray(x.reshape((n,) + hw + (c,)).transpose((0, len(hw) + 1) + tuple(range(1, len(hw) + 1))))
+        cases.append((_graph("Conv", x.shape, w, _wq(rng, m, i % 2 == 1, 0), bias, **attrs), {"a": x}))
     # all weights at the int8 extremes, activations at +-amax: the largest sums
     k = 300
     w = np.where(rng.random((k, 40)) < 0.5, -128, 127).astype(np.int8)
@@ -219,6 +229,23 @@ def test_aarch64_under_qemu(mobrt_run_aarch64, tmp_path):  # noqa: F811
 
 
 # ---- refusals ------------------------------------------------------------------------------
+
+
+def test_conv_that_is_not_pointwise_is_refused(tmp_path):
+    rng = np.random.default_rng(8)
+    g = Graph("dyn")
+    g.add_input("a", "float32", (1, 4, 6, 6))
+    g.add_constant("w", rng.integers(-127, 128, (3, 4, 3, 3)).astype(np.int8))
+    g.values["w"].quant = _wq(rng, 3, True, 0)
+    g.add_node("Conv", ["a", "w"], ["y"], {"pads": [1, 1, 1, 1]}, name="fc")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    with pytest.raises(MobconvError, match="is 1x1, stride 1"):
+        ref_run(g, {"a": np.ones((1, 4, 6, 6), np.float32)})
+    path = tmp_path / "bad.mob"
+    path.write_bytes(to_bytes(g))
+    with pytest.raises(Exception, match="'fc' \\(Conv\\): a dynamic-range int8 Conv is 1x1, stride 1"):
+        runtime.Interpreter(str(path))
 
 
 @pytest.mark.parametrize("change, rule", [

@@ -1,6 +1,6 @@
 """Dynamic-range int8 (docs/quantization.md, "Dynamic-range int8"): the exact oracle.
 
-A MatMul or Gemm whose weight (input 1) is an int8 constant with symmetric
+A MatMul or Gemm (or a 1x1 stride-1 Conv, each pixel's channel vector a row) whose weight (input 1) is an int8 constant with symmetric
 quantization parameters (zero points 0; per tensor or per output column) and whose
 activation input and output are float32. At run time every row of A (each vector
 along A's last axis; a column of A for Gemm with transA) is quantized to int8,
@@ -132,10 +132,40 @@ def gemm(a, w, wq: QuantParams, c=None, *, alpha=1.0, beta=1.0, transA=0, transB
     return gemm_rows(a2, wk, s_w, c, activation, activation_params)
 
 
+def pointwise_geometry(attrs, w_shape) -> bool:
+    """A Conv that is a matrix product per pixel: 1x1 kernel, stride 1, no padding,
+    dilation 1, group 1 (any auto_pad: a 1x1 stride-1 kernel pads nothing)."""
+    ones = lambda v: all(int(x) == 1 for x in v)  # noqa: E731
+    return (len(w_shape) >= 3 and ones(w_shape[2:]) and ones(attrs["strides"]) and ones(attrs["dilations"])
+            and not any(int(p) for p in attrs["pads"]) and int(attrs["group"]) == 1
+            and (not attrs["kernel_shape"] or ones(attrs["kernel_shape"])))
+
+
+def conv1x1(x, w, wq: QuantParams, bias=None, *, activation="", activation_params=(), **geometry):
+    """Dynamic-range 1x1 Conv: X [N, C, *spatial] float32, W [M, C, 1, ...] int8 constant
+    (per tensor or per output channel, axis 0), bias float32 [M]. Each pixel's C-vector is
+    a row (quantized on its own); y[n, m, p] = that row's output column m."""
+    x = np.asarray(x, np.float32)
+    w = np.asarray(w)
+    if w.dtype != np.int8 or not pointwise_geometry(geometry, w.shape):
+        raise MobconvError("a dynamic-range int8 Conv is 1x1, stride 1, no padding, dilation 1, group 1, "
+                           f"with an int8 weight; got W {w.dtype} {w.shape}")
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    if w.shape[1] != c:
+        raise MobconvError(f"Conv: X {x.shape} has {c} channels, W {w.shape} expects {w.shape[1]}")
+    spatial = x.shape[2:]
+    p = int(np.prod(spatial, dtype=np.int64))
+    rows = x.reshape(n, c, p).transpose(0, 2, 1).reshape(n * p, c)
+    s_w = _weight_scales(wq, m, 0, "Conv W")
+    y = gemm_rows(rows, w.reshape(m, c).T, s_w, bias, activation, activation_params)
+    return np.ascontiguousarray(y.reshape(n, p, m).transpose(0, 2, 1)).reshape((n, m) + tuple(spatial))
+
+
 def is_dynamic(node, args, in_quant, out_quant) -> bool:
     """The node is the dynamic-range form: MatMul/Gemm, float32 A without parameters, int8
     B with parameters, every other tensor float without parameters."""
-    if node.op not in ("MatMul", "Gemm") or len(args) < 2 or in_quant[0] is not None or in_quant[1] is None:
+    if node.op not in ("MatMul", "Gemm", "Conv") or len(args) < 2 or in_quant[0] is not None or in_quant[1] is None:
         return False
     if any(q is not None for q in list(in_quant[2:]) + list(out_quant)):
         return False
@@ -147,6 +177,11 @@ def run_dynamic(node, args, in_quant, attrs) -> list:
     act = dict(activation=attrs["activation"], activation_params=attrs["activation_params"])
     if node.op == "MatMul":
         return [matmul(args[0], args[1], in_quant[1], **act)]
+    if node.op == "Conv":
+        if len(args) > 3 and args[3] is not None:
+            raise MobconvError("a fused residual input R is not defined for a dynamic-range int8 Conv")
+        geometry = {k: attrs[k] for k in ("strides", "dilations", "pads", "group", "kernel_shape")}
+        return [conv1x1(args[0], args[1], in_quant[1], args[2] if len(args) > 2 else None, **act, **geometry)]
     c = args[2] if len(args) > 2 else None
     return [gemm(args[0], args[1], in_quant[1], c, alpha=attrs["alpha"], beta=attrs["beta"],
                  transA=attrs["transA"], transB=attrs["transB"], **act)]

@@ -1,5 +1,5 @@
-"""Dynamic-range lowering: `DequantizeLinear(int8 W) -> MatMul/Gemm` (float activations)
-becomes a MatMul/Gemm that reads the int8 weight itself (docs/quantization.md,
+"""Dynamic-range lowering: `DequantizeLinear(int8 W) -> MatMul/Gemm/1x1 Conv` (float
+activations) becomes the same node reading the int8 weight itself (docs/quantization.md,
 "Dynamic-range int8"; the oracle is mobconv/ops/dynamic_quant.py).
 
 Run by `lower_qdq` (passes/lower_qdq.py) after the static lowering, when asked:
@@ -10,6 +10,8 @@ Run by `lower_qdq` (passes/lower_qdq.py) after the static lowering, when asked:
 - its B is `DequantizeLinear` of a 2-D int8 constant with constant float32 scales and
   zero points all 0, per tensor or per output column (MatMul: axis 1; Gemm: axis 1, or
   0 with transB);
+- Conv: 1x1, stride 1, no padding, dilation 1, group 1, W per output channel (axis 0)
+  or per tensor, bias float32, no fused residual;
 - Gemm: alpha = beta = 1, C absent or float32; the fused activation is none, Relu or
   Clip (others have no exact rule here: the node stays float).
 The node then reads the int8 constant (which carries its `QuantParams`); its output
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import QuantParams
-from ..ops.dynamic_quant import ACTIVATIONS, MAX_K
+from ..ops.dynamic_quant import ACTIVATIONS, MAX_K, pointwise_geometry
 from ..ops.registry import get_spec
 
 DYNAMIC_SCHEME = "dynamic"
@@ -50,7 +52,7 @@ def lower_dynamic(lw) -> bool:
 def _eligible(lw, node):
     """The int8 weight's QuantParams when `node` can become dynamic-range int8, else None."""
     g = lw.g
-    if node.op not in ("MatMul", "Gemm") or node.name in lw.keep_float or len(node.inputs) < 2:
+    if node.op not in ("MatMul", "Gemm", "Conv") or node.name in lw.keep_float or len(node.inputs) < 2:
         return None
     attrs = get_spec(node.op).resolve_attrs(node)
     if attrs["activation"] not in ACTIVATIONS:
@@ -68,6 +70,16 @@ def _eligible(lw, node):
         if c and (g.values.get(c) is None or g.values[c].dtype != "float32"):
             return None
         axis = 0 if attrs["transB"] else 1
+    elif node.op == "Conv":
+        if any(node.inputs[3:]):
+            return None
+        c = node.inputs[2] if len(node.inputs) > 2 else ""
+        if c and (g.values.get(c) is None or g.values[c].dtype != "float32"):
+            return None
+        wv = g.values.get(node.inputs[1])
+        if wv is None or wv.shape is None or not pointwise_geometry(attrs, wv.shape):
+            return None
+        axis = 0
     else:
         if a.shape is not None and len(a.shape) < 1:
             return None
@@ -77,9 +89,9 @@ def _eligible(lw, node):
         return None
     dq, int_name, params, dtype = src
     w = g.values[int_name]
-    if dtype != "int8" or not w.is_constant or w.data is None or w.data.ndim != 2:
+    if dtype != "int8" or not w.is_constant or w.data is None or (node.op != "Conv" and w.data.ndim != 2):
         return None
-    k = w.data.shape[1 - axis]
+    k = w.data.shape[1 - axis] if node.op != "Conv" else int(np.prod(w.data.shape[1:]))
     if k > MAX_K or any(int(z) != 0 for z in params.zero_points):
         return None
     if len(params.scales) == 1:

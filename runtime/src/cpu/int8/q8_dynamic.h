@@ -1,4 +1,4 @@
-// q8_dynamic.h: the driver of the optimized dynamic-range int8 MatMul/Gemm kernels
+// q8_dynamic.h: the driver of the optimized dynamic-range int8 MatMul/Gemm/1x1 Conv kernels
 // (semantics and scalar pieces: cpu/reference/dynamic_quant.h). Portable template code,
 // instantiated by each ISA file (q8_dynamic_<isa>.cpp) with its Ops:
 //
@@ -22,7 +22,8 @@
 // with comp[c] = -kAOffset * sum_k W[k][c] (the activation offset's compensation; the
 // int32 sum then equals sum q * w, wrapping arithmetic being exact as |sum| < 2^31).
 // A run quantizes every row into scratch (rows padded to a multiple of kMR with zeros),
-// then computes (panel, row block) tiles with ctx.parallel_for; every output element is
+// (a 1x1 Conv's row is a pixel's channels, gathered at stride `pixels`; its outputs are
+// scattered back to NCHW), then computes (panel, row block) tiles with ctx.parallel_for; every output element is
 // computed the same way whatever the split, so results do not depend on the thread count.
 #pragma once
 
@@ -53,7 +54,7 @@ struct DynKernel {
   };
 
   static bool bias_ok(const KernelContext& ctx, int64_t n) {
-    if (ctx.op_type != fb::OpType_Gemm || ctx.num_inputs < 3 || !ctx.inputs[2].present()) return true;
+    if (ctx.op_type == fb::OpType_MatMul || ctx.num_inputs < 3 || !ctx.inputs[2].present()) return true;
     const TensorView& c = ctx.inputs[2];
     return c.dtype == DType::F32 && c.rank >= 1 && c.numel() == n && c.dim(-1) == n;
   }
@@ -102,11 +103,16 @@ struct DynKernel {
     return Status::Ok();
   }
 
-  static int64_t rows_of(const KernelContext& ctx, int64_t k) {
+  // Rows of A: MatMul/Gemm every leading dim; Conv N * pixels (pixels: spatial dims).
+  static int64_t rows_of(const KernelContext& ctx, int64_t* pixels) {
     const TensorView& a = ctx.inputs[0];
     int64_t r = 1;
+    *pixels = 1;
+    if (ctx.op_type == fb::OpType_Conv) {
+      for (int i = 2; i < a.rank; ++i) *pixels *= a.dims[i];
+      return a.dims[0] * *pixels;
+    }
     for (int i = 0; i + 1 < a.rank; ++i) r *= a.dims[i];
-    (void)k;
     return r;
   }
 
@@ -114,7 +120,8 @@ struct DynKernel {
 
   static size_t scratch_bytes(const KernelContext& ctx) {
     const State* st = static_cast<const State*>(*ctx.state);
-    const int64_t r = rows_of(ctx, st->g.k);
+    int64_t px;
+    const int64_t r = rows_of(ctx, &px);
     const int64_t rp = (r + Ops::kMR - 1) / Ops::kMR * Ops::kMR;
     return align64(static_cast<size_t>(rp * st->kp) * sizeof(AType)) + align64(static_cast<size_t>(rp) * 4) +
            align64(static_cast<size_t>(rp));
@@ -123,7 +130,9 @@ struct DynKernel {
   static Status run(KernelContext& ctx) {
     const State* st = static_cast<const State*>(*ctx.state);
     const int64_t k = st->g.k, n = st->g.n, kp = st->kp;
-    const int64_t r = rows_of(ctx, k);
+    int64_t px;
+    const int64_t r = rows_of(ctx, &px);
+    const bool conv = ctx.op_type == fb::OpType_Conv;
     const int64_t rp = (r + Ops::kMR - 1) / Ops::kMR * Ops::kMR;
     char* base = static_cast<char*>(ctx.scratch);
     AType* qa = reinterpret_cast<AType*>(base);
@@ -131,18 +140,25 @@ struct DynKernel {
     uint8_t* bad = reinterpret_cast<uint8_t*>(reinterpret_cast<char*>(s_a) + align64(static_cast<size_t>(rp) * 4));
     const float* pa = ctx.inputs[0].as<float>();
     float* py = ctx.outputs[0].as<float>();
-    const float* bias = ctx.op_type == fb::OpType_Gemm && ctx.num_inputs > 2 && ctx.inputs[2].present()
+    const float* bias = ctx.op_type != fb::OpType_MatMul && ctx.num_inputs > 2 && ctx.inputs[2].present()
                             ? ctx.inputs[2].as<float>() : nullptr;
     const AType zero = static_cast<AType>(Ops::kAOffset);
     ctx.parallel_for(r, [&](int64_t r0, int64_t r1, int) {  // padding rows are never read
+      std::vector<float> gathered(conv ? static_cast<size_t>(k) : 0);
       for (int64_t i = r0; i < r1; ++i) {
         AType* q = qa + i * kp;
+        const float* row = pa + i * k;
+        if (conv) {  // pixel i % px of image i / px: its channels at stride px
+          const float* src = pa + (i / px) * k * px + i % px;
+          for (int64_t c = 0; c < k; ++c) gathered[static_cast<size_t>(c)] = src[c * px];
+          row = gathered.data();
+        }
         dynq::RowScale rs;
-        if (i < r) rs = dynq::row_scale(Ops::amax_bits(pa + i * k, static_cast<size_t>(k)));
+        if (i < r) rs = dynq::row_scale(Ops::amax_bits(row, static_cast<size_t>(k)));
         s_a[i] = rs.s_a;
         bad[i] = rs.nonfinite ? 1 : 0;
         if (i < r && !rs.nonfinite) {
-          Ops::quantize(pa + i * k, static_cast<size_t>(k), rs.inv, q);
+          Ops::quantize(row, static_cast<size_t>(k), rs.inv, q);
           std::fill(q + k, q + kp, zero);
         } else {
           std::fill(q, q + kp, zero);
@@ -152,6 +168,7 @@ struct DynKernel {
     const int64_t blocks = rp / Ops::kMR, tasks = st->panels * blocks;
     ctx.parallel_for(tasks, [&](int64_t t0, int64_t t1, int) {
       alignas(64) int32_t c[Ops::kMR * Ops::kNR];
+      alignas(64) float out[Ops::kNR];  // Conv: one row's columns before they go to stride px
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t p = t / blocks, b = t % blocks;  // consecutive tasks share a panel
         const WType* w = st->w.data() + p * st->kgroups * Ops::kNR * Ops::kKR;
@@ -161,13 +178,17 @@ struct DynKernel {
         for (int rr = 0; rr < Ops::kMR; ++rr) {
           const int64_t i = b * Ops::kMR + rr;
           if (i >= r) break;
-          float* y = py + i * n + col0;
+          float* y = conv ? out : py + i * n + col0;
           if (bad[i]) {
             for (int64_t j = 0; j < nr; ++j) y[j] = NAN;
-            continue;
+          } else {
+            Ops::finish(c + rr * Ops::kNR, st->comp.data() + col0, static_cast<size_t>(nr), s_a[i],
+                        st->s_w.data() + col0, bias ? bias + col0 : nullptr, st->g.act, y);
           }
-          Ops::finish(c + rr * Ops::kNR, st->comp.data() + col0, static_cast<size_t>(nr), s_a[i],
-                      st->s_w.data() + col0, bias ? bias + col0 : nullptr, st->g.act, y);
+          if (conv) {
+            float* dst = py + ((i / px) * n + col0) * px + i % px;
+            for (int64_t j = 0; j < nr; ++j) dst[j * px] = out[j];
+          }
         }
       }
     });
@@ -195,10 +216,10 @@ struct DynKernel {
    &::mobrt::q8::DynKernel<Ops>::run}
 
 // The kernels each ISA file defines (register_q8_dynamic_<isa>.cpp registers them).
-extern const Kernel kQ8DynamicMatMulAvx2, kQ8DynamicGemmAvx2;
-extern const Kernel kQ8DynamicMatMulAvx512Vnni, kQ8DynamicGemmAvx512Vnni;
-extern const Kernel kQ8DynamicMatMulNeon, kQ8DynamicGemmNeon;
-extern const Kernel kQ8DynamicMatMulNeonDot, kQ8DynamicGemmNeonDot;
+extern const Kernel kQ8DynamicMatMulAvx2, kQ8DynamicGemmAvx2, kQ8DynamicConvAvx2;
+extern const Kernel kQ8DynamicMatMulAvx512Vnni, kQ8DynamicGemmAvx512Vnni, kQ8DynamicConvAvx512Vnni;
+extern const Kernel kQ8DynamicMatMulNeon, kQ8DynamicGemmNeon, kQ8DynamicConvNeon;
+extern const Kernel kQ8DynamicMatMulNeonDot, kQ8DynamicGemmNeonDot, kQ8DynamicConvNeonDot;
 
 }  // namespace q8
 }  // namespace mobrt

@@ -83,6 +83,7 @@ struct Avx2Ops {
 
 extern const Kernel kQ8DynamicMatMulAvx2 = MOBRT_Q8_DYNAMIC_KERNEL(Avx2Ops, "matmul_dynamic_q8_avx2");
 extern const Kernel kQ8DynamicGemmAvx2 = MOBRT_Q8_DYNAMIC_KERNEL(Avx2Ops, "gemm_dynamic_q8_avx2");
+extern const Kernel kQ8DynamicConvAvx2 = MOBRT_Q8_DYNAMIC_KERNEL(Avx2Ops, "conv_dynamic_q8_avx2");
 
 }  // namespace q8
 }  // namespace mobrt

@@ -99,6 +99,7 @@ struct Avx512VnniOps {
 
 extern const Kernel kQ8DynamicMatMulAvx512Vnni = MOBRT_Q8_DYNAMIC_KERNEL(Avx512VnniOps, "matmul_dynamic_q8_avx512_vnni");
 extern const Kernel kQ8DynamicGemmAvx512Vnni = MOBRT_Q8_DYNAMIC_KERNEL(Avx512VnniOps, "gemm_dynamic_q8_avx512_vnni");
+extern const Kernel kQ8DynamicConvAvx512Vnni = MOBRT_Q8_DYNAMIC_KERNEL(Avx512VnniOps, "conv_dynamic_q8_avx512_vnni");
 
 }  // namespace q8
 }  // namespace mobrt

@@ -69,6 +69,7 @@ struct NeonOps {
 
 extern const Kernel kQ8DynamicMatMulNeon = MOBRT_Q8_DYNAMIC_KERNEL(NeonOps, "matmul_dynamic_q8_neon");
 extern const Kernel kQ8DynamicGemmNeon = MOBRT_Q8_DYNAMIC_KERNEL(NeonOps, "gemm_dynamic_q8_neon");
+extern const Kernel kQ8DynamicConvNeon = MOBRT_Q8_DYNAMIC_KERNEL(NeonOps, "conv_dynamic_q8_neon");
 
 }  // namespace q8
 }  // namespace mobrt

@@ -69,6 +69,7 @@ struct NeonDotOps {
 
 extern const Kernel kQ8DynamicMatMulNeonDot = MOBRT_Q8_DYNAMIC_KERNEL(NeonDotOps, "matmul_dynamic_q8_neon_dot");
 extern const Kernel kQ8DynamicGemmNeonDot = MOBRT_Q8_DYNAMIC_KERNEL(NeonDotOps, "gemm_dynamic_q8_neon_dot");
+extern const Kernel kQ8DynamicConvNeonDot = MOBRT_Q8_DYNAMIC_KERNEL(NeonDotOps, "conv_dynamic_q8_neon_dot");
 
 }  // namespace q8
 }  // namespace mobrt

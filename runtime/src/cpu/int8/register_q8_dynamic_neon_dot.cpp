@@ -1,5 +1,5 @@
 // Registers the neon_dot dynamic-range int8 MatMul/Gemm (q8_dynamic.h) under
-// (MatMul|Gemm, {F32, I8}). Compiled without ISA flags; the core calls this only when
+// (MatMul|Gemm|Conv, {F32, I8}). Compiled without ISA flags; the core calls this only when
 // cpu_features() allows neon_dot.
 #include "cpu/int8/q8_dynamic.h"
 
@@ -8,6 +8,7 @@ namespace mobrt {
 void register_kernels_q8_dynamic_neon_dot(KernelRegistry& registry) {
   registry.add(q8::fb::OpType_MatMul, KernelKey{DType::F32, DType::I8}, Isa::NEONDOT, q8::kQ8DynamicMatMulNeonDot);
   registry.add(q8::fb::OpType_Gemm, KernelKey{DType::F32, DType::I8}, Isa::NEONDOT, q8::kQ8DynamicGemmNeonDot);
+  registry.add(q8::fb::OpType_Conv, KernelKey{DType::F32, DType::I8}, Isa::NEONDOT, q8::kQ8DynamicConvNeonDot);
 }
 
 }  // namespace mobrt

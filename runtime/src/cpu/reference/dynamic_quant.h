@@ -1,4 +1,4 @@
-// dynamic_quant.h: dynamic-range int8 MatMul/Gemm (docs/quantization.md,
+// dynamic_quant.h: dynamic-range int8 MatMul/Gemm/1x1 Conv (docs/quantization.md,
 // "Dynamic-range int8"): float32 activations quantized per row at run time, an int8
 // constant weight with symmetric parameters (zero points 0, per tensor or per output
 // column), float32 output. The numpy oracle is mobconv/ops/dynamic_quant.py; every
@@ -81,13 +81,15 @@ static inline float scaled(int32_t acc, float s_a, float s_w) {
   return v;
 }
 
-// Whether the node is the dynamic-range form: MatMul/Gemm with a float32 input 0
+// Whether the node is the dynamic-range form: MatMul/Gemm/Conv with a float32 input 0
 // without parameters and an int8 input 1 with parameters (dynamic_rules checks the rest).
 bool is_dynamic_form(const KernelContext& ctx);
 
 // The node's geometry and weight scales (checked: docs/quantization.md's rules).
 struct DynGeom {
-  int64_t rows = 0;  // R: every row of A (MatMul: all leading dims; Gemm: M)
+  int64_t rows = 0;  // R: every row of A (MatMul: all leading dims; Gemm: M; Conv: N * pixels)
+  bool conv = false;   // a 1x1 Conv: row i is pixel i % pixels of image i / pixels (stride pixels)
+  int64_t pixels = 1;  // Conv: the product of X's spatial dims
   int64_t k = 0, n = 0;
   bool trans_a = false, trans_b = false;  // Gemm only
   int axis = 1;                           // the weight's output-column axis
@@ -104,7 +106,7 @@ Status dynamic_rules(const KernelContext& ctx, DynGeom* g);
 // function `plain` on a float32 view of B.
 Status infer_dynamic(KernelContext& ctx, Status (*plain)(KernelContext&));
 
-// Registers the scalar reference kernels (MatMul, Gemm under {F32, I8}).
+// Registers the scalar reference kernels (MatMul, Gemm, Conv under {F32, I8}).
 void register_dynamic_reference(KernelRegistry& r);
 
 }  // namespace dynq
