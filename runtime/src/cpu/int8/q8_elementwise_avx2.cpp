@@ -5,7 +5,13 @@
 //   rounding_doubling_high_mul(x, q) = floor((x q + 2^30) / 2^31) for every product but
 //                     x = q = INT32_MIN (q >= 0 here, so never): 64-bit products of the even
 //                     and odd lanes (vpmuldq), + 2^30, bits 31..62 put back in 32-bit lanes
-//   rounding_divide_by_pot(x, e) = (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+//   rounding_divide_by_pot(x, e) = (x + 2^(e-1) - (x < 0)) >> e: ties away from zero; the add
+//                     cannot wrap because every x it sees is below 2^29 in magnitude (a right
+//                     shift means shift < 0, so no left shift came first, and the high multiply
+//                     by q < 2^31 only shrinks the inputs: |(a - z) 2^20| < 2^28, Add's sum of two
+//                     terms of at most 2^27, Mul's |product| <= 255^2)
+//   an Add input's term with multiplier 1/2 (the input of the larger scale: q = 2^30, shift 0)
+//                     is exactly (a - z) 2^19: (x 2^30 + 2^30) >> 31 = (x + 1) >> 1 for even x
 //   + zp and clamp    as min/max against [lo - zp, hi - zp] first, so the int32 add cannot wrap
 // A tail shorter than 8 elements runs the scalar functions.
 #include <immintrin.h>
@@ -19,10 +25,12 @@ namespace q8 {
 namespace {
 
 struct VMult {
-  __m256i q, nudge, sat_hi, sat_lo, mask, half, big, small;
+  __m256i q, nudge, sat_hi, sat_lo, rnudge, big, small;
   __m128i lcnt, rcnt;
   bool left, right;
+  bool half;  // q = 2^30 and no left shift: an Add input's term is (a - z) 2^19
   explicit VMult(const Q8Mult& m) {
+    half = m.q == (1 << 30) && m.left == 0;
     q = _mm256_set1_epi32(m.q);
     nudge = _mm256_set1_epi64x(int64_t(1) << 30);
     left = m.left > 0;
@@ -33,11 +41,16 @@ struct VMult {
     small = _mm256_set1_epi32(INT32_MIN);
     lcnt = _mm_cvtsi32_si128(m.left);
     rcnt = _mm_cvtsi32_si128(m.right);
-    const int32_t mk = right ? static_cast<int32_t>((int64_t(1) << m.right) - 1) : 0;
-    mask = _mm256_set1_epi32(mk);
-    half = _mm256_set1_epi32(mk >> 1);
+    rnudge = _mm256_set1_epi32(right ? static_cast<int32_t>(int64_t(1) << (m.right - 1)) : 0);
   }
 };
+
+// rounding_divide_by_pot(x, right) for |x| < 2^29 (see the file comment)
+inline __m256i rdbpot(__m256i x, const VMult& m) {
+  if (!m.right) return x;
+  const __m256i t = _mm256_add_epi32(_mm256_add_epi32(x, m.rnudge), _mm256_srai_epi32(x, 31));
+  return _mm256_sra_epi32(t, m.rcnt);
+}
 
 inline __m256i mbqm(__m256i x, const VMult& m) {
   if (m.left) {
@@ -50,13 +63,14 @@ inline __m256i mbqm(__m256i x, const VMult& m) {
   __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), m.q), m.nudge);
   even = _mm256_srli_epi64(even, 31);  // bits 31..62 -> low dword
   odd = _mm256_slli_epi64(odd, 1);     // bits 31..62 -> high dword
-  x = _mm256_blend_epi32(even, odd, 0xAA);
-  if (m.right) {
-    const __m256i rem = _mm256_and_si256(x, m.mask);
-    const __m256i thr = _mm256_sub_epi32(m.half, _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
-    x = _mm256_sub_epi32(_mm256_sra_epi32(x, m.rcnt), _mm256_cmpgt_epi32(rem, thr));
-  }
-  return x;
+  return rdbpot(_mm256_blend_epi32(even, odd, 0xAA), m);
+}
+
+// One Add input's term MBQM((v - z) 2^20, m) of widened values v.
+inline __m256i term(__m256i v, __m256i z, const VMult& m) {
+  const __m256i d = _mm256_sub_epi32(v, z);
+  if (m.half) return rdbpot(_mm256_slli_epi32(d, 19), m);
+  return mbqm(_mm256_slli_epi32(d, 20), m);
 }
 
 struct VOut {
@@ -109,13 +123,11 @@ void add_t(const void* a, const void* b, bool b_bcast, size_t n, const Q8AddPara
     const int32_t bv = U8 ? *static_cast<const uint8_t*>(b) : *static_cast<const int8_t*>(b);
     const __m256i tb = _mm256_set1_epi32(static_cast<int32_t>(q8_shifted_term(bv, p.zb, p.mb)));
     i = rows8<U8>(n, y, [&](size_t j) {
-      const __m256i ta = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(a, j)), za), 20), ma);
-      return out(mbqm(_mm256_add_epi32(ta, tb), my));
+      return out(mbqm(_mm256_add_epi32(term(load8<U8>(at(a, j)), za, ma), tb), my));
     });
   } else {
     i = rows8<U8>(n, y, [&](size_t j) {
-      const __m256i ta = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(a, j)), za), 20), ma);
-      const __m256i tb = mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(b, j)), zb), 20), mb);
+      const __m256i ta = term(load8<U8>(at(a, j)), za, ma), tb = term(load8<U8>(at(b, j)), zb, mb);
       return out(mbqm(_mm256_add_epi32(ta, tb), my));
     });
   }
@@ -170,7 +182,7 @@ void rescale_t(const void* x, size_t n, const Q8RescaleParams& p, void* y) {
     const VOut out(p.zy, p.lo, p.hi);
     const __m256i zx = _mm256_set1_epi32(p.zx);
     i = rows8<U8>(n, y, [&](size_t j) {
-      return out(mbqm(_mm256_slli_epi32(_mm256_sub_epi32(load8<U8>(at(x, j)), zx), 20), m));
+      return out(term(load8<U8>(at(x, j)), zx, m));
     });
   }
   kQ8ElemScalar.rescale(at(x, i), n - i, p, at(y, i), U8);

@@ -12,10 +12,12 @@ namespace q8 {
 namespace {
 
 struct ZMult {
-  __m512i q, nudge, sat_hi, sat_lo, mask, half, big, small, one;
+  __m512i q, nudge, sat_hi, sat_lo, rnudge, big, small;
   __m128i lcnt, rcnt;
   bool left, right;
+  bool half;  // q = 2^30 and no left shift: an Add input's term is (a - z) 2^19
   explicit ZMult(const Q8Mult& m) {
+    half = m.q == (1 << 30) && m.left == 0;
     q = _mm512_set1_epi32(m.q);
     nudge = _mm512_set1_epi64(int64_t(1) << 30);
     left = m.left > 0;
@@ -24,14 +26,18 @@ struct ZMult {
     sat_lo = _mm512_set1_epi32(left ? INT32_MIN >> m.left : INT32_MIN);
     big = _mm512_set1_epi32(INT32_MAX);
     small = _mm512_set1_epi32(INT32_MIN);
-    one = _mm512_set1_epi32(1);
     lcnt = _mm_cvtsi32_si128(m.left);
     rcnt = _mm_cvtsi32_si128(m.right);
-    const int32_t mk = right ? static_cast<int32_t>((int64_t(1) << m.right) - 1) : 0;
-    mask = _mm512_set1_epi32(mk);
-    half = _mm512_set1_epi32(mk >> 1);
+    rnudge = _mm512_set1_epi32(right ? static_cast<int32_t>(int64_t(1) << (m.right - 1)) : 0);
   }
 };
+
+// rounding_divide_by_pot(x, right) for |x| < 2^29 (q8_elementwise_avx2.cpp)
+inline __m512i rdbpot(__m512i x, const ZMult& m) {
+  if (!m.right) return x;
+  const __m512i t = _mm512_add_epi32(_mm512_add_epi32(x, m.rnudge), _mm512_srai_epi32(x, 31));
+  return _mm512_sra_epi32(t, m.rcnt);
+}
 
 inline __m512i mbqm(__m512i x, const ZMult& m) {
   if (m.left) {
@@ -44,15 +50,14 @@ inline __m512i mbqm(__m512i x, const ZMult& m) {
   __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m.q), m.nudge);
   even = _mm512_srli_epi64(even, 31);
   odd = _mm512_slli_epi64(odd, 1);
-  x = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-  if (m.right) {
-    const __m512i rem = _mm512_and_si512(x, m.mask);
-    const __mmask16 neg = _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512());
-    const __m512i thr = _mm512_mask_add_epi32(m.half, neg, m.half, m.one);
-    x = _mm512_sra_epi32(x, m.rcnt);
-    x = _mm512_mask_add_epi32(x, _mm512_cmpgt_epi32_mask(rem, thr), x, m.one);
-  }
-  return x;
+  return rdbpot(_mm512_mask_blend_epi32(0xAAAA, even, odd), m);
+}
+
+// One Add input's term MBQM((v - z) 2^20, m) of widened values v.
+inline __m512i term(__m512i v, __m512i z, const ZMult& m) {
+  const __m512i d = _mm512_sub_epi32(v, z);
+  if (m.half) return rdbpot(_mm512_slli_epi32(d, 19), m);
+  return mbqm(_mm512_slli_epi32(d, 20), m);
 }
 
 struct ZOut {
@@ -93,13 +98,11 @@ void add_t(const void* a, const void* b, bool b_bcast, size_t n, const Q8AddPara
     const int32_t bv = U8 ? *static_cast<const uint8_t*>(b) : *static_cast<const int8_t*>(b);
     const __m512i tb = _mm512_set1_epi32(static_cast<int32_t>(q8_shifted_term(bv, p.zb, p.mb)));
     rows16<U8>(n, y, [&](size_t j, __mmask16 k) {
-      const __m512i ta = mbqm(_mm512_slli_epi32(_mm512_sub_epi32(load16<U8>(at(a, j), k), za), 20), ma);
-      return out(mbqm(_mm512_add_epi32(ta, tb), my));
+      return out(mbqm(_mm512_add_epi32(term(load16<U8>(at(a, j), k), za, ma), tb), my));
     });
   } else {
     rows16<U8>(n, y, [&](size_t j, __mmask16 k) {
-      const __m512i ta = mbqm(_mm512_slli_epi32(_mm512_sub_epi32(load16<U8>(at(a, j), k), za), 20), ma);
-      const __m512i tb = mbqm(_mm512_slli_epi32(_mm512_sub_epi32(load16<U8>(at(b, j), k), zb), 20), mb);
+      const __m512i ta = term(load16<U8>(at(a, j), k), za, ma), tb = term(load16<U8>(at(b, j), k), zb, mb);
       return out(mbqm(_mm512_add_epi32(ta, tb), my));
     });
   }
@@ -153,7 +156,7 @@ void rescale_t(const void* x, size_t n, const Q8RescaleParams& p, void* y) {
   const ZOut out(p.zy, p.lo, p.hi);
   const __m512i zx = _mm512_set1_epi32(p.zx);
   rows16<U8>(n, y, [&](size_t j, __mmask16 k) {
-    return out(mbqm(_mm512_slli_epi32(_mm512_sub_epi32(load16<U8>(at(x, j), k), zx), 20), m));
+    return out(term(load16<U8>(at(x, j), k), zx, m));
   });
 }
 
