@@ -399,3 +399,29 @@ def test_quantized_output_is_refused_at_load(tmp_path):
     path.write_bytes(to_bytes(g))
     with pytest.raises(Exception, match="'fc' \\(Gemm\\): a dynamic-range int8 Gemm needs a float32 output"):
         runtime.Interpreter(str(path))
+
+
+def test_mobilenetv2_dynamic_pointwise_convs():
+    """The zoo's digits MobileNetV2 under --scheme dynamic: its 1x1 convolutions and the
+    classifier become dynamic-range int8 (3x3 and depthwise stay float), the runtime runs
+    them with the dynamic kernels and the predictions match float."""
+    import mobconv
+    from mobconv import quantize
+
+    model = mobconv.convert(str(ROOT / "model_zoo/onnx/digits_mobilenetv2.onnx"))
+    q = quantize.quantize(model, scheme="dynamic")
+    dyn = [n for n in q.graph.nodes if n.op in ("Conv", "Gemm") and q.graph.values[n.inputs[1]].dtype == "int8"]
+    assert len(dyn) == 17 and sum(n.op == "Gemm" for n in dyn) == 1
+    held = np.load(ROOT / "model_zoo/onnx/digits_heldout.npz")
+    x = held["images"][:24]
+    want = ref_run(q.graph, {"input": x})["logits"]
+    with runtime.Interpreter(to_bytes(q.graph), threads=2) as it:
+        got = it.run({"input": x})["logits"]
+        kernels = dict((name, k) for name, _, k in it.kernels())
+    assert all("dynamic_q8" in kernels[n.name] for n in dyn), kernels
+    # the float ops between them (3x3/depthwise convs, adds) are not bit-exact across
+    # implementations, and a last-bit change can move a row's rounding: close, not equal
+    assert np.abs(got - want).max() <= 1e-2 * np.abs(want).max()
+    assert np.array_equal(got.argmax(1), want.argmax(1))
+    float_out = ref_run(model.graph, {"input": x})["logits"]
+    assert (want.argmax(1) == float_out.argmax(1)).mean() >= 23 / 24

@@ -55,7 +55,7 @@ def register(sub, parent) -> None:
     p.add_argument("--scheme", choices=SCHEMES, default="int8",
                    help="int8: int8 weights and activations, calibrated (default); "
                         "int8-weights: int8 weights, float activations, no data; "
-                        "dynamic: int8 weights, MatMul/Gemm activations quantized per row at run time, no data; "
+                        "dynamic: int8 weights, MatMul/Gemm/1x1 Conv activations quantized per row at run time, no data; "
                         "fp16: float16 weight storage")
     p.add_argument("--method", choices=METHODS, default=None,
                    help=f"how activation ranges are chosen from the data (default {DEFAULT_METHOD}): "
@@ -285,7 +285,7 @@ def describe(source: str, output: str, model, config, float_bytes: int, float_we
     elif config.scheme == "int8-weights":
         what = f"scheme int8-weights, {weights} weights"
     elif config.scheme == "dynamic":
-        dyn = sum(1 for n in ops if n.op in ("MatMul", "Gemm") and len(n.inputs) > 1
+        dyn = sum(1 for n in ops if n.op in ("MatMul", "Gemm", "Conv") and len(n.inputs) > 1
                   and n.inputs[1] in graph.values and graph.values[n.inputs[1]].dtype == "int8")
         what = f"scheme dynamic, {weights} weights, {dyn} of {len(ops)} ops dynamic-range int8"
     else:
