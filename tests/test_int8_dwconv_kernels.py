@@ -313,3 +313,9 @@ def test_on_aarch64_neon(mobrt_run_aarch64, tmp_path):
         b.add(rng, (1, 3, 7, 9), dict(pads=[1, 1, 1, 1]), mult=2)  # not depthwise-taken: compared only
         cases.append(b.build())
     run_under_qemu(mobrt_run_aarch64, tmp_path, cases, expect=EXPECT_ARM)
+    for k, (g, _) in enumerate(cases):  # every node but one (multiplier 2) ran the NEON kernel
+        for isa in EXPECT_ARM:
+            lines = (tmp_path / f"{k:04d}" / f"outputs_{isa}" / "status").read_text().splitlines()
+            kernels = [line.split()[2] for line in lines if line.startswith("kernel ")]
+            assert len(kernels) == len(g.nodes), lines
+            assert sum(EXPECT_ARM[isa] in name for name in kernels) == len(g.nodes) - 1, (isa, kernels)

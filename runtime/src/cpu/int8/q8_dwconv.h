@@ -5,10 +5,17 @@
 //
 // Arithmetic: prepare stores each channel's nine taps as int16 (w - zw) and its initial
 // accumulator (the bias). A run converts one (batch, channel) plane at a time into int16
-// rows (x - zx) with zeros in the padding columns (a padding tap then contributes 0) and
-// a zero row for padding rows; an instruction set's row kernel forms one output row's
-// int32 sums with exact int16 x int16 -> int32 multiply-adds (vpmaddwd, smlal), and its
-// Q8RequantRowFn requantizes the row. The int32 sums wrap only when the true sum leaves
+// rows (x - zx) with zeros in the padding columns and zero rows for padding rows (a
+// padding tap then contributes 0); an instruction set's row kernel forms int32 sums with
+// exact int16 x int16 -> int32 multiply-adds (vpmaddwd, smlal), and its Q8RequantRowFn
+// requantizes them. Two layouts of a plane:
+//   flat (equal strides, stride 1 or outputs <= 16 wide): the padded rows back to back
+//     with pitch wp, so output (oy, ox) = flat output oy * wp + ox reads row pointers
+//     base + r * wp at sw * q + k: ONE row kernel call and one requant call per plane
+//     (the ox >= ow outputs are dropped), no per-row overhead on 7x7 / 14x14 planes;
+//   rows (otherwise): one row kernel call per output row, requantized a chunk of rows
+//     at a time.
+// The int32 sums wrap only when the true sum leaves
 // int32, which supports() excludes: it accepts a node only when
 // max_c(|bias[c]| + 255 * sum_k |w[c,k] - zw[c]|) <= 2^31 - 1 (docs: int8 design
 // contract); any other node runs the reference (including its overflow error).

@@ -1,27 +1,24 @@
 // q8_dwconv_avx512.cpp: the AVX-512 (F + BW) row kernels of the int8 depthwise 3x3
-// convolution (q8_dwconv.h): q8_dwconv_avx2.cpp's scheme on 512-bit vectors. Inputs and
-// taps are int16 (x - zx, w - zw); vpmaddwd multiplies pairs exactly into int32.
-//
-// One kernel row r with taps (w0, w1, w2) at stride 2: with p = row + 2j,
-//   madd(p[0..31], (w0, w1)) + madd(p[2..33], (w2, 0))   = outputs j .. j+15.
-// Stride 1: the even outputs from p = row + j, the odd ones from row + j + 1, interleaved
-// (32 outputs per step).
+// convolution (q8_dwconv.h): q8_dwconv_x86.h's exact vpmaddwd scheme on 512-bit vectors
+// (stride 2: madd(p[0..31], (w0, w1)) + madd(p[2..33], (w2, 0)) = outputs j .. j+15;
+// stride 1: even and odd outputs interleaved, 32 per step), the row's last outputs with
+// the 256/128-bit steps; the input rows widened with masked vpmovsxbw / vpmovzxbw.
 #include <immintrin.h>
 
 #include "cpu/int8/q8_dwconv.h"
+#include "cpu/int8/q8_dwconv_x86.h"
 #include "cpu/int8/q8_gemm_x86.h"
 
 namespace mobrt {
 namespace q8 {
 namespace {
 
-struct Taps {
+struct Taps512 {
   __m512i w01[3], w2z[3];  // (w[3r], w[3r+1]) and (w[3r+2], 0) as int16 pairs
-  explicit Taps(const int16_t* w9) {
+  explicit Taps512(const int16_t* w9) {
     for (int r = 0; r < 3; ++r) {
-      w01[r] = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint16_t>(w9[3 * r]) |
-                                                      (static_cast<uint32_t>(static_cast<uint16_t>(w9[3 * r + 1])) << 16)));
-      w2z[r] = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint16_t>(w9[3 * r + 2])));
+      w01[r] = _mm512_set1_epi32(dwx86::pair(w9[3 * r], w9[3 * r + 1]));
+      w2z[r] = _mm512_set1_epi32(dwx86::pair(w9[3 * r + 2], 0));
     }
   }
 };
@@ -29,33 +26,47 @@ struct Taps {
 inline __m512i load32(const int16_t* p) { return _mm512_loadu_si512(p); }
 
 // init + the three rows' taps for outputs whose first tap column is p_r[2i] (i < 16).
-inline __m512i dot16(const int16_t* p0, const int16_t* p1, const int16_t* p2, const Taps& t, __m512i init) {
+inline __m512i dot16(const int16_t* p0, const int16_t* p1, const int16_t* p2, const Taps512& t, __m512i init) {
   __m512i a = _mm512_add_epi32(_mm512_madd_epi16(load32(p0), t.w01[0]), _mm512_madd_epi16(load32(p0 + 2), t.w2z[0]));
   __m512i b = _mm512_add_epi32(_mm512_madd_epi16(load32(p1), t.w01[1]), _mm512_madd_epi16(load32(p1 + 2), t.w2z[1]));
   __m512i c = _mm512_add_epi32(_mm512_madd_epi16(load32(p2), t.w01[2]), _mm512_madd_epi16(load32(p2 + 2), t.w2z[2]));
   return _mm512_add_epi32(_mm512_add_epi32(init, a), _mm512_add_epi32(b, c));
 }
 
+// 32 outputs per step, then at most one 16- and one 8-output step (q8_dwconv_x86.h).
 void row3x3s1(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
-  const Taps t(w9);
+  const Taps512 t(w9);
   const __m512i vi = _mm512_set1_epi32(init);
   // outputs j+2i = even[i], j+2i+1 = odd[i]: interleave (odd lanes are the second operand's)
   const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-  for (size_t j = 0; j < n; j += 32) {
+  size_t j = 0;
+  for (; j + 16 < n; j += 32) {
     const __m512i even = dot16(r0 + j, r1 + j, r2 + j, t, vi);
     const __m512i odd = dot16(r0 + j + 1, r1 + j + 1, r2 + j + 1, t, vi);
     _mm512_storeu_si512(acc + j, _mm512_permutex2var_epi32(even, first, odd));
     _mm512_storeu_si512(acc + j + 16, _mm512_permutex2var_epi32(even, second, odd));
   }
+  if (j + 8 < n) {
+    dwx86::s1_step16(rows, j, dwx86::Taps256(w9), _mm256_set1_epi32(init), acc);
+    j += 16;
+  }
+  if (j < n) dwx86::s1_step8(rows, j, dwx86::Taps128(w9), _mm_set1_epi32(init), acc);
 }
 
+// 16 outputs per step, then at most one 8- and one 4-output step.
 void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
-  const Taps t(w9);
+  const Taps512 t(w9);
   const __m512i vi = _mm512_set1_epi32(init);
   const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-  for (size_t j = 0; j < n; j += 16) _mm512_storeu_si512(acc + j, dot16(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
+  size_t j = 0;
+  for (; j + 8 < n; j += 16) _mm512_storeu_si512(acc + j, dot16(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
+  if (j + 4 < n) {
+    dwx86::s2_step8(rows, j, dwx86::Taps256(w9), _mm256_set1_epi32(init), acc);
+    j += 8;
+  }
+  if (j < n) dwx86::s2_step4(rows, j, dwx86::Taps128(w9), _mm_set1_epi32(init), acc);
 }
 
 // out = x - zx as int16, 32 per step (vpmovsxbw / vpmovzxbw); the tail with masked
