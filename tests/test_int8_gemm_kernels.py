@@ -216,6 +216,10 @@ def _conv_sweep(float32):
     b.conv(rng, (1, 64, 20, 20), (9, 64, 3, 3), dict(pads=[1, 1, 1, 1]))  # several column blocks
     b.conv(rng, (1, 8, 3, 3), (33, 8, 3, 3), dict(), out_dtype="uint8")  # one output pixel
     b.conv(rng, (1, 4, 5, 5), (4, 4, 1, 1), dict(strides=[2, 2]))  # strided 1x1 (im2col)
+    # stride 2 along long rows (the 8-wide gather), 7x7 stride 2 pad 3 on an odd width
+    b.conv(rng, (1, 3, 9, 40), (5, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), x_dtype="uint8")
+    b.conv(rng, (1, 3, 15, 41), (8, 3, 7, 7), dict(strides=[2, 2], pads=[3, 3, 3, 3]), extreme=True)
+    b.conv(rng, (1, 16, 6, 38), (7, 16, 1, 1), dict(strides=[2, 2]))
     # grouped, not depthwise: channel groups, and a channel multiplier 2 depthwise-like node
     b.conv(rng, (1, 6, 7, 7), (9, 2, 3, 3), dict(group=3, pads=[1, 1, 1, 1]), extreme=True)
     b.conv(rng, (2, 4, 5, 6), (8, 1, 3, 3), dict(group=4, pads=[0, 1, 1, 0]), x_dtype="uint8")

@@ -276,6 +276,37 @@ struct BSource {
   uint8_t pad = 0;             // raw zero point
 };
 
+// d[a, b) = v (short runs inline: most are one or two padding columns).
+inline void fill(uint8_t* d, int64_t a, int64_t b, uint8_t v) {
+  if (b - a > 16) {
+    std::memset(d + a, v, static_cast<size_t>(b - a));
+    return;
+  }
+  for (int64_t i = a; i < b; ++i) d[i] = v;
+}
+
+// d[o] = x[2 * o] for o in [a, b): eight at a time from two 8-byte words (even bytes
+// compressed by shifts and masks), reading only bytes up to x[2 * (b - 1)].
+inline void gather2(const uint8_t* x, uint8_t* d, int64_t a, int64_t b) {
+  int64_t o = a;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  for (; o + 9 <= b; o += 8) {
+    uint64_t u, v;
+    std::memcpy(&u, x + 2 * o, 8);
+    std::memcpy(&v, x + 2 * o + 8, 8);
+    u &= 0x00FF00FF00FF00FFull;
+    v &= 0x00FF00FF00FF00FFull;
+    u = (u | (u >> 8)) & 0x0000FFFF0000FFFFull;
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFFull;
+    u = (u | (u >> 16)) & 0x00000000FFFFFFFFull;
+    v = (v | (v >> 16)) & 0x00000000FFFFFFFFull;
+    const uint64_t r = u | (v << 32);  // little endian: byte i = x[2 * (o + i)]
+    std::memcpy(d + o, &r, 8);
+  }
+#endif
+  for (; o < b; ++o) d[o] = x[2 * o];
+}
+
 // dst[0, nb) = raw B[k][n0 .. n0 + nb) of an im2col row: output row segments, each a
 // run of padding, a copy (memcpy at stride 1) and padding.
 void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* dst) {
@@ -288,6 +319,10 @@ void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* ds
   const int64_t st = w.s[2], off = k2 * w.d[2] - w.pb[2];
   const int64_t vlo = off >= 0 ? 0 : (-off + st - 1) / st;
   const int64_t vhi = std::max(vlo, w.in[2] - off <= 0 ? int64_t(0) : (w.in[2] - off + st - 1) / st);
+  // Unit strides and input rows as wide as output rows (e.g. 3x3 pad 1): consecutive
+  // output rows read consecutive input rows, so a run of rows is one copy plus the
+  // padding columns of each row written over it.
+  const bool runs = st == 1 && w.s[1] == 1 && w.in[2] == O2;
   int64_t o2s = n0 % O2, o1 = n0 / O2 % O1, o0 = n0 / (O2 * O1);
   for (int64_t n = n0, end = n0 + nb; n < end;) {
     const int64_t len = std::min(O2 - o2s, end - n);
@@ -295,19 +330,40 @@ void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* ds
     const int64_t i0 = o0 * w.s[0] - w.pb[0] + k0 * w.d[0], i1 = o1 * w.s[1] - w.pb[1] + k1 * w.d[1];
     const int64_t e = o2s + len;
     if (i0 < 0 || i0 >= w.in[0] || i1 < 0 || i1 >= w.in[1]) {
-      std::memset(d + o2s, s.pad, static_cast<size_t>(len));
+      fill(d, o2s, e, s.pad);
+    } else if (runs) {
+      const int64_t rows = std::min(O1 - o1, w.in[1] - i1);
+      const int64_t span = std::min(end - n, rows * O2 - o2s);  // columns o2s .. o2s + span of d
+      const int64_t c_end = o2s + span, last = (c_end - 1) / O2;
+      const int64_t c_lo = std::max(o2s, vlo);
+      const int64_t v_end = last * O2 + std::min(c_end - last * O2, vhi);
+      const uint8_t* xr = xc + (i0 * w.in[1] + i1) * O2 + off;  // xr[c], c across the rows
+      if (v_end > c_lo) std::memcpy(d + c_lo, xr + c_lo, static_cast<size_t>(v_end - c_lo));
+      for (int64_t r = 0; r <= last; ++r) {
+        const int64_t a = r * O2;
+        for (int64_t c = std::max(a, o2s), ce = std::min(a + vlo, c_end); c < ce; ++c) d[c] = s.pad;
+        for (int64_t c = std::max(a + vhi, o2s), ce = std::min(a + O2, c_end); c < ce; ++c) d[c] = s.pad;
+      }
+      n += span;
+      o1 += c_end / O2;
+      o2s = c_end % O2;
+      if (o1 == O1) {
+        o1 = 0;
+        ++o0;
+      }
+      continue;
     } else {
       const uint8_t* xr = xc + (i0 * w.in[1] + i1) * w.in[2] + off;  // xr[o2 * st]
       const int64_t lo = std::min(std::max(vlo, o2s), e), hi = std::max(std::min(vhi, e), lo);
-      if (lo > o2s) std::memset(d + o2s, s.pad, static_cast<size_t>(lo - o2s));
+      fill(d, o2s, lo, s.pad);
       if (st == 1) {
         if (hi > lo) std::memcpy(d + lo, xr + lo, static_cast<size_t>(hi - lo));
       } else if (st == 2) {
-        for (int64_t o = lo; o < hi; ++o) d[o] = xr[2 * o];
+        gather2(xr, d, lo, hi);
       } else {
         for (int64_t o = lo; o < hi; ++o) d[o] = xr[o * st];
       }
-      if (e > hi) std::memset(d + hi, s.pad, static_cast<size_t>(e - hi));
+      fill(d, hi, e, s.pad);
     }
     n += len;
     o2s = 0;
