@@ -207,6 +207,17 @@ def pool_cases():
                 xq = _q(rng, dtype, 10 ** rng.uniform(-3, 0), (j + k) % 2 == 0)
                 g, f = _single(op, [("x", x, xq, False)], attrs, xq)
                 cases.append((g, f, kernel))
+    # horizontal stride 2 on wide rows (the even/odd split: 64-byte steps and their tails), even and
+    # odd taps, dilated taps
+    for attrs in (dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                  dict(kernel_shape=[2, 4], strides=[1, 2], pads=[0, 1, 1, 2]),
+                  dict(kernel_shape=[1, 3], strides=[1, 2], dilations=[1, 2], ceil_mode=1)):
+        for w in (129, 230):
+            for dtype in ("int8", "uint8"):
+                x = _rand(rng, (1, 2, 4, w), dtype)
+                xq = _q(rng, dtype, 0.1, w % 2 == 0)
+                g, f = _single("MaxPool", [("x", x, xq, False)], attrs, xq)
+                cases.append((g, f, "maxpool"))
     # a stride-1 MaxPool on a wide row, an unquantized int8 MaxPool (max is exact either way)
     x = _rand(rng, (1, 2, 3, 131))
     g, f = _single("MaxPool", [("x", x, Q([0.1], [-128]), False)], {"kernel_shape": [2, 4], "pads": [0, 3, 0, 0]},

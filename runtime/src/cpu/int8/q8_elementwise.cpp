@@ -60,11 +60,18 @@ void max_row_scalar(void* dst, const void* src, size_t n, bool u8) {
 void acc_row_scalar(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) {
   for (size_t i = 0; i < n; ++i) acc[i] += ld(x, i, u8) - zp;
 }
+void deinterleave2_scalar(const void* src, size_t n, void* even, void* odd) {
+  const uint8_t* s = static_cast<const uint8_t*>(src);
+  for (size_t j = 0; j < n; ++j) {
+    static_cast<uint8_t*>(even)[j] = s[2 * j];
+    static_cast<uint8_t*>(odd)[j] = s[2 * j + 1];
+  }
+}
 
 }  // namespace
 
-const Q8ElemIsa kQ8ElemScalar = {"scalar",       add_scalar,    mul_scalar,    rescale_scalar,
-                                 sum_scalar,     max_row_scalar, acc_row_scalar};
+const Q8ElemIsa kQ8ElemScalar = {"scalar",   add_scalar,     mul_scalar,     rescale_scalar,
+                                 sum_scalar, max_row_scalar, acc_row_scalar, deinterleave2_scalar};
 
 // ---- state -------------------------------------------------------------------------------------
 

@@ -104,6 +104,8 @@ struct Q8ElemIsa {
   void (*max_row)(void* dst, const void* src, size_t n, bool u8);
   // acc[i] += x[i] - zp
   void (*acc_row)(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8);
+  // even[j] = src[2 j], odd[j] = src[2 j + 1], j < n (bytes: any dtype)
+  void (*deinterleave2)(const void* src, size_t n, void* even, void* odd);
 };
 
 // The portable row functions (the specification; tails of the vector ones use q8_*1).

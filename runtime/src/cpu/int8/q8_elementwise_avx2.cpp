@@ -208,14 +208,28 @@ int64_t sum_avx2(const void* x, size_t n, bool u8) {
   return biased - (u8 ? 0 : 128 * static_cast<int64_t>(i)) + kQ8ElemScalar.sum(at(x, i), n - i, u8);
 }
 
+// dst and src do not overlap, so a last step that overlaps the previous one (n >= 16) is
+// harmless: max(max(d, s), s) = max(d, s).
 void max_row_avx2(void* dst, const void* src, size_t n, bool u8) {
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(dst, i)));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(src, i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(at(dst, i)), u8 ? _mm256_max_epu8(a, b) : _mm256_max_epi8(a, b));
+  if (n >= 32) {
+    for (size_t i = 0;; i += 32) {
+      if (i + 32 > n) i = n - 32;
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(dst, i)));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(src, i)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(at(dst, i)), u8 ? _mm256_max_epu8(a, b) : _mm256_max_epi8(a, b));
+      if (i + 32 == n) return;
+    }
   }
-  kQ8ElemScalar.max_row(at(dst, i), at(src, i), n - i, u8);
+  if (n >= 16) {
+    for (size_t i = 0;; i += 16) {
+      if (i + 16 > n) i = n - 16;
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at(dst, i)));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at(src, i)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(at(dst, i)), u8 ? _mm_max_epu8(a, b) : _mm_max_epi8(a, b));
+      if (i + 16 == n) return;
+    }
+  }
+  kQ8ElemScalar.max_row(dst, src, n, u8);
 }
 
 template <bool U8>
@@ -234,7 +248,24 @@ void acc_row_avx2(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) {
   else acc_row_t<false>(acc, x, n, zp);
 }
 
-const Q8ElemIsa kAvx2 = {"avx2", add_avx2, mul_avx2, rescale_avx2, sum_avx2, max_row_avx2, acc_row_avx2};
+// 32 bytes (16 pairs) per step: bytes sorted even/odd within each 128-bit lane, then the
+// lanes' halves gathered; a last step may overlap the previous one (a copy: harmless).
+void deinterleave2_avx2(const void* src, size_t n, void* even, void* odd) {
+  if (n < 16) return kQ8ElemScalar.deinterleave2(src, n, even, odd);
+  const __m256i sel = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                       0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (size_t j = 0;; j += 16) {
+    if (j + 16 > n) j = n - 16;
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at(src, 2 * j)));
+    const __m256i s = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(a, sel), 0xD8);  // 16 evens | 16 odds
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(at(even, j)), _mm256_castsi256_si128(s));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(at(odd, j)), _mm256_extracti128_si256(s, 1));
+    if (j + 16 == n) return;
+  }
+}
+
+const Q8ElemIsa kAvx2 = {"avx2",       add_avx2,     mul_avx2,     rescale_avx2, sum_avx2,
+                         max_row_avx2, acc_row_avx2, deinterleave2_avx2};
 
 }  // namespace
 

@@ -71,6 +71,7 @@ inline const uint8_t* at(const void* p, size_t i) { return static_cast<const uin
 inline uint8_t* at(void* p, size_t i) { return static_cast<uint8_t*>(p) + i; }
 
 inline __mmask16 tail16(size_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+inline __mmask64 tail64(size_t left) { return left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1; }
 
 template <bool U8>
 inline __m512i load16(const void* p, __mmask16 k) {
@@ -138,7 +139,6 @@ void mul_avx512(const void* a, const void* b, bool b_bcast, size_t n, const Q8Mu
   else mul_t<false>(a, b, b_bcast, n, p, y);
 }
 
-inline __mmask64 tail64(size_t left) { return left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1; }
 
 template <bool U8>
 void rescale_t(const void* x, size_t n, const Q8RescaleParams& p, void* y) {
@@ -200,8 +200,21 @@ void acc_row_avx512(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) 
   else acc_row_t<false>(acc, x, n, zp);
 }
 
-const Q8ElemIsa kAvx512 = {"avx512", add_avx512, mul_avx512, rescale_avx512, sum_avx512, max_row_avx512,
-                           acc_row_avx512};
+// 64 bytes per step as 32 words (odd << 8 | even): vpmovwb narrows the words to their even
+// bytes, and after a word shift right by 8 to their odd bytes.
+void deinterleave2_avx512(const void* src, size_t n, void* even, void* odd) {
+  for (size_t j = 0; j < n; j += 32) {
+    const size_t m = n - j < 32 ? n - j : 32;  // pairs this step
+    const __mmask64 k = tail64(2 * m);
+    const __m512i w = _mm512_maskz_loadu_epi8(k, at(src, 2 * j));
+    const __mmask32 k32 = m >= 32 ? ~__mmask32(0) : (__mmask32(1) << m) - 1;
+    _mm256_mask_storeu_epi8(at(even, j), k32, _mm512_cvtepi16_epi8(w));
+    _mm256_mask_storeu_epi8(at(odd, j), k32, _mm512_cvtepi16_epi8(_mm512_srli_epi16(w, 8)));
+  }
+}
+
+const Q8ElemIsa kAvx512 = {"avx512",       add_avx512,     mul_avx512,          rescale_avx512, sum_avx512,
+                           max_row_avx512, acc_row_avx512, deinterleave2_avx512};
 
 }  // namespace
 

@@ -28,7 +28,7 @@ inline int32x4_t mbqm(int32x4_t x, const NMult& m) {
   if (m.left) x = vqshlq_s32(x, m.lsh);
   x = vqrdmulhq_s32(x, m.q);
   if (m.right) {
-    const int32x4_t fix = vshrq_n_s32(vandq_s32(x, m.rsh), 31);
+    const int32x4_t fix = vshrq_n_s32(x, 31);  // right > 0: -1 for negative x
     x = vrshlq_s32(vqaddq_s32(x, fix), m.rsh);
   }
   return x;
@@ -185,17 +185,19 @@ int64_t sum_neon(const void* x, size_t n, bool u8) {
          kQ8ElemScalar.sum(at(x, i), n - i, u8);
 }
 
+// dst and src do not overlap, so a last step that overlaps the previous one is harmless.
 void max_row_neon(void* dst, const void* src, size_t n, bool u8) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  if (n < 16) return kQ8ElemScalar.max_row(dst, src, n, u8);
+  for (size_t i = 0;; i += 16) {
+    if (i + 16 > n) i = n - 16;
     if (u8) {
       vst1q_u8(at(dst, i), vmaxq_u8(vld1q_u8(at(dst, i)), vld1q_u8(at(src, i))));
     } else {
       int8_t* d = reinterpret_cast<int8_t*>(at(dst, i));
       vst1q_s8(d, vmaxq_s8(vld1q_s8(d), vld1q_s8(reinterpret_cast<const int8_t*>(at(src, i)))));
     }
+    if (i + 16 == n) return;
   }
-  kQ8ElemScalar.max_row(at(dst, i), at(src, i), n - i, u8);
 }
 
 template <bool U8>
@@ -216,7 +218,19 @@ void acc_row_neon(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) {
   else acc_row_t<false>(acc, x, n, zp);
 }
 
-const Q8ElemIsa kNeon = {"neon", add_neon, mul_neon, rescale_neon, sum_neon, max_row_neon, acc_row_neon};
+void deinterleave2_neon(const void* src, size_t n, void* even, void* odd) {
+  if (n < 16) return kQ8ElemScalar.deinterleave2(src, n, even, odd);
+  for (size_t j = 0;; j += 16) {
+    if (j + 16 > n) j = n - 16;  // overlaps the previous step: a copy, harmless
+    const uint8x16x2_t v = vld2q_u8(at(src, 2 * j));
+    vst1q_u8(at(even, j), v.val[0]);
+    vst1q_u8(at(odd, j), v.val[1]);
+    if (j + 16 == n) return;
+  }
+}
+
+const Q8ElemIsa kNeon = {"neon",       add_neon,     mul_neon,     rescale_neon, sum_neon,
+                         max_row_neon, acc_row_neon, deinterleave2_neon};
 
 }  // namespace
 

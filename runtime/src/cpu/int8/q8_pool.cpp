@@ -8,7 +8,8 @@
 // input) into one padded row (MaxPool: max, the padding columns holding the dtype's lowest
 // value, which never wins and is the reference's start value; AveragePool: int32 sums of
 // x - zp, the padding columns 0), then each output takes its kernel columns of that row
-// (kw taps, with stride and dilation). AveragePool divides by window_count with
+// (kw taps, with stride and dilation; MaxPool's stride 1 and 2 as vector maxes of shifted
+// rows, stride 2 after splitting the row into its even and odd elements). AveragePool divides by window_count with
 // rounded_mean as the reference does. GlobalAveragePool: the instruction set's sum of a
 // plane, then the reference's per-channel rule. Not covered (supports() false): 3-D
 // windows, MaxPool's Indices output, AveragePool under the float32 rule (its float sum in
@@ -46,12 +47,16 @@ Status pool_window(const KernelContext& ctx, ref::Window* w) {
 // Width of the padded row: every tap column of every output, from input column -pb.
 int64_t padded_width(const ref::Window& w) { return (w.out[2] - 1) * w.s[2] + (w.k[2] - 1) * w.d[2] + 1; }
 
+// Bytes per thread: AveragePool's int32 row, or MaxPool's byte row with its even and odd
+// halves (wp + 2 (wp / 2 + 1) <= 4 wp bytes).
+
 constexpr size_t kAlign = 64;
 size_t row_stride(const ref::Window& w) {
   size_t bytes = static_cast<size_t>(padded_width(w)) * sizeof(int32_t);
   return (bytes + kAlign - 1) / kAlign * kAlign;
 }
 
+// Scratch per thread: the padded row, then (stride 2) its even and odd elements.
 template <typename T>
 void maxpool_plane(const Q8ElemIsa& isa, const ref::Window& w, const T* x, T* y, T* row, bool u8) {
   const int64_t H = w.in[1], W = w.in[2], OH = w.out[1], OW = w.out[2];
@@ -75,6 +80,17 @@ void maxpool_plane(const Q8ElemIsa& isa, const ref::Window& w, const T* x, T* y,
     if (w.s[2] == 1) {
       std::memcpy(out, row, static_cast<size_t>(OW) * sizeof(T));
       for (int64_t k = 1; k < w.k[2]; ++k) isa.max_row(out, row + k * w.d[2], static_cast<size_t>(OW), u8);
+    } else if (w.s[2] == 2) {
+      // tap t of output j is row[2 j + t]: even[j + t / 2] or odd[j + (t - 1) / 2]
+      T* even = row + wp;
+      T* odd = even + wp / 2 + 1;
+      isa.deinterleave2(row, static_cast<size_t>(wp / 2), even, odd);
+      if (wp % 2) even[wp / 2] = row[wp - 1];
+      std::memcpy(out, even, static_cast<size_t>(OW) * sizeof(T));
+      for (int64_t k = 1; k < w.k[2]; ++k) {
+        const int64_t t = k * w.d[2];
+        isa.max_row(out, t % 2 ? odd + (t - 1) / 2 : even + t / 2, static_cast<size_t>(OW), u8);
+      }
     } else {
       for (int64_t ow = 0; ow < OW; ++ow) {
         const T* r = row + ow * w.s[2];
