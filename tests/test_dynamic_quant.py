@@ -401,16 +401,24 @@ def test_quantized_output_is_refused_at_load(tmp_path):
         runtime.Interpreter(str(path))
 
 
-def test_mobilenetv2_dynamic_pointwise_convs():
-    """The zoo's digits MobileNetV2 under --scheme dynamic: its 1x1 convolutions and the
-    classifier become dynamic-range int8 (3x3 and depthwise stay float), the runtime runs
-    them with the dynamic kernels and the predictions match float."""
+def test_mobilenetv2_dynamic_pointwise_convs(monkeypatch):
+    """The zoo's digits MobileNetV2 under --scheme dynamic: by default only the classifier
+    (its 1x1 convs have fewer than CONV_MIN_CHANNELS channels: slower in dynamic form);
+    with the threshold at 0 its 16 pointwise convs too (3x3 and depthwise stay float), the
+    runtime runs them with the dynamic kernels and the predictions match float."""
     import mobconv
     from mobconv import quantize
+    from mobconv.passes import lower_dynamic
 
     model = mobconv.convert(str(ROOT / "model_zoo/onnx/digits_mobilenetv2.onnx"))
+
+    def dynamic_nodes(q):
+        return [n for n in q.graph.nodes if n.op in ("Conv", "Gemm") and q.graph.values[n.inputs[1]].dtype == "int8"]
+
+    assert [n.op for n in dynamic_nodes(quantize.quantize(model, scheme="dynamic"))] == ["Gemm"]
+    monkeypatch.setattr(lower_dynamic, "CONV_MIN_CHANNELS", 0)
     q = quantize.quantize(model, scheme="dynamic")
-    dyn = [n for n in q.graph.nodes if n.op in ("Conv", "Gemm") and q.graph.values[n.inputs[1]].dtype == "int8"]
+    dyn = dynamic_nodes(q)
     assert len(dyn) == 17 and sum(n.op == "Gemm" for n in dyn) == 1
     held = np.load(ROOT / "model_zoo/onnx/digits_heldout.npz")
     x = held["images"][:24]
