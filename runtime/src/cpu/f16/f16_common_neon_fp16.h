@@ -8,6 +8,7 @@
 
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -37,24 +38,58 @@ inline State* state_of(const KernelContext& ctx) { return static_cast<State*>(*c
 inline bool is_f32(const TensorView& t) { return t.present() && t.dtype == DType::F32; }
 inline bool is_const_f32(const TensorView& t) { return is_f32(t) && t.is_constant && t.data != nullptr; }
 
-// fp16 holds finite values up to 65504: a larger finite weight would become inf, so such
-// a node keeps the float32 kernels (inf/NaN weights stay what they are either way).
-inline bool fits_fp16(const TensorView& w) {
+// fp16 holds finite values up to 65504: a finite weight (times `scale`, Gemm's alpha)
+// beyond it would become inf, so such a node keeps the float32 kernels (inf/NaN weights
+// stay what they are either way).
+inline bool fits_fp16(const TensorView& w, float scale = 1.f) {
   const float* p = w.as<float>();
   for (int64_t i = 0, n = w.numel(); i < n; ++i)
-    if (p[i] > 65504.f && p[i] != __builtin_inff()) return false;
-    else if (p[i] < -65504.f && p[i] != -__builtin_inff()) return false;
+    if (std::isfinite(p[i]) && !(std::fabs(p[i] * scale) <= 65504.f)) return false;
   return true;
 }
 
 // Scratch is split in one slice per pool thread, each 64-byte aligned.
 inline size_t slice_bytes(size_t halfs) { return (halfs * sizeof(float16_t) + 63) & ~size_t(63); }
 
-// y = act(acc + bias + residual) in float32, for one output element.
-inline float finish(float acc, float bias, const float* residual, int64_t i, const Activation& act) {
-  float v = acc + bias;
-  if (residual != nullptr) v += residual[i];
-  return act.apply(v);
+// Activations the vector store applies itself (NaN behaves as in Activation::apply:
+// FMAX/FMIN propagate it); the others go through the scalar apply.
+inline bool vector_act(const Activation& act) {
+  using K = Activation::Kind;
+  return act.kind == K::None || act.kind == K::Relu || act.kind == K::Clip || act.kind == K::HardSwish;
+}
+
+inline float32x4_t apply4(float32x4_t v, const Activation& act) {
+  using K = Activation::Kind;
+  switch (act.kind) {
+    case K::Relu: return vmaxq_f32(v, vdupq_n_f32(0.f));
+    case K::Clip: return vminq_f32(vmaxq_f32(v, vdupq_n_f32(act.a)), vdupq_n_f32(act.b));
+    case K::HardSwish: {  // y * clamp(y / 6 + 0.5, 0, 1), the division as in the scalar form
+      const float32x4_t t = vaddq_f32(vdivq_f32(v, vdupq_n_f32(6.f)), vdupq_n_f32(0.5f));
+      return vmulq_f32(v, vminq_f32(vmaxq_f32(t, vdupq_n_f32(0.f)), vdupq_n_f32(1.f)));
+    }
+    default: return v;
+  }
+}
+
+// y[0..n) = act(acc[0..n) + bias[0..n) + residual[0..n)) for n <= 8 fp16 sums, in
+// float32; the bias lanes are (b0, b1).
+inline void store8(float* y, float16x8_t acc, float32x4_t b0, float32x4_t b1, const float* residual, int64_t n,
+                   const Activation& act) {
+  float32x4_t lo = vaddq_f32(vcvt_f32_f16(vget_low_f16(acc)), b0);
+  float32x4_t hi = vaddq_f32(vcvt_f32_f16(vget_high_f16(acc)), b1);
+  if (n == 8 && vector_act(act)) {
+    if (residual != nullptr) {
+      lo = vaddq_f32(lo, vld1q_f32(residual));
+      hi = vaddq_f32(hi, vld1q_f32(residual + 4));
+    }
+    vst1q_f32(y, apply4(lo, act));
+    vst1q_f32(y + 4, apply4(hi, act));
+    return;
+  }
+  alignas(16) float t[8];
+  vst1q_f32(t, lo);
+  vst1q_f32(t + 4, hi);
+  for (int64_t i = 0; i < n; ++i) y[i] = act.apply(residual != nullptr ? t[i] + residual[i] : t[i]);
 }
 
 }  // namespace f16

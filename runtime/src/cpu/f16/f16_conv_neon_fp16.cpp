@@ -5,6 +5,7 @@
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 #include <string>
 
@@ -95,7 +96,7 @@ const float* residual_of(const KernelContext& ctx) {
 // B panel of the output pixels [j0, j0 + nc) of one image and group: the im2col
 // columns, rounded to fp16, K = cg * kh * kw rows in the weight's (c, ky, kx) order.
 void pack_im2col(const Geo& g, int64_t cg, const float* x, int64_t j0, int64_t nc, float16_t* b) {
-  const int64_t plane = g.ih * g.iw, npix = g.oh * g.ow;
+  const int64_t plane = g.ih * g.iw;
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                          g.pb == 0 && g.pr == 0 && g.ih == g.oh && g.iw == g.ow;
   if (pointwise && nc == kNR) {  // the columns are 16 consecutive floats of each channel
@@ -108,28 +109,48 @@ void pack_im2col(const Geo& g, int64_t cg, const float* x, int64_t j0, int64_t n
     }
     return;
   }
-  const int64_t taps = g.kh * g.kw;
-  for (int64_t col = 0; col < kNR; ++col) {
-    if (col >= nc) {
-      for (int64_t k = 0; k < cg * taps; ++k) b[k * kNR + col] = 0;
-      continue;
-    }
-    const int64_t j = j0 + col;
-    (void)npix;
-    const int64_t iy0 = (j / g.ow) * g.sh - g.pt, ix0 = (j % g.ow) * g.sw - g.pl;
-    for (int64_t c = 0; c < cg; ++c) {
-      const float* xc = x + c * plane;
-      float16_t* bc = b + c * taps * kNR + col;
-      for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = iy0 + ky * g.dh;
-        const bool row_in = iy >= 0 && iy < g.ih;
-        for (int64_t kx = 0; kx < g.kw; ++kx) {
-          const int64_t ix = ix0 + kx * g.dw;
-          bc[(ky * g.kw + kx) * kNR] =
-              row_in && ix >= 0 && ix < g.iw ? static_cast<float16_t>(xc[iy * g.iw + ix]) : float16_t(0);
+  // The 16 columns split into runs of one output row each (at most 3 runs when ow >= 8);
+  // within a run, tap (ky, kx) reads input row iy at ix = ix0 + col * sw.
+  struct Run { int64_t c0, c1, iy0, ix0; };
+  Run runs[kNR];
+  int nruns = 0;
+  for (int64_t col = 0; col < nc;) {
+    const int64_t j = j0 + col, oy = j / g.ow, ox = j % g.ow;
+    const int64_t len = std::min(nc - col, g.ow - ox);
+    runs[nruns++] = {col, col + len, oy * g.sh - g.pt, ox * g.sw - g.pl};
+    col += len;
+  }
+  for (int64_t c = 0; c < cg; ++c) {
+    const float* xc = x + c * plane;
+    for (int64_t ky = 0; ky < g.kh; ++ky)
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        float16_t* bk = b + ((c * g.kh + ky) * g.kw + kx) * kNR;
+        for (int r = 0; r < nruns; ++r) {
+          const Run& run = runs[r];
+          const int64_t iy = run.iy0 + ky * g.dh, ix0 = run.ix0 + kx * g.dw;
+          if (iy < 0 || iy >= g.ih) {
+            for (int64_t col = run.c0; col < run.c1; ++col) bk[col] = 0;
+            continue;
+          }
+          const float* row = xc + iy * g.iw;
+          if (g.sw == 1) {  // columns [lo, hi) read row[ix0 + col - c0], the rest is padding
+            const int64_t lo = std::min(run.c1, run.c0 + std::max<int64_t>(0, -ix0));
+            const int64_t hi = std::max(lo, std::min(run.c1, run.c0 + g.iw - ix0));
+            const float* src = row + ix0 - run.c0;
+            int64_t col = run.c0;
+            for (; col < lo; ++col) bk[col] = 0;
+            for (; col + 4 <= hi; col += 4) vst1_f16(bk + col, vcvt_f16_f32(vld1q_f32(src + col)));
+            for (; col < hi; ++col) bk[col] = static_cast<float16_t>(src[col]);
+            for (; col < run.c1; ++col) bk[col] = 0;
+            continue;
+          }
+          for (int64_t col = run.c0; col < run.c1; ++col) {
+            const int64_t ix = ix0 + (col - run.c0) * g.sw;
+            bk[col] = ix >= 0 && ix < g.iw ? static_cast<float16_t>(row[ix]) : float16_t(0);
+          }
         }
+        for (int64_t col = nc; col < kNR; ++col) bk[col] = 0;
       }
-    }
   }
 }
 
@@ -189,8 +210,12 @@ Status conv_gemm_run(KernelContext& ctx) {
         const int64_t mr = std::min<int64_t>(kMR, mg - mp * kMR);
         for (int64_t r = 0; r < mr; ++r) {
           const int64_t oc = gi * mg + mp * kMR + r, base = (img * g.cout + oc) * npix + j0;
-          for (int64_t c = 0; c < nc; ++c)
-            y[base + c] = finish(static_cast<float>(tile[r * kNR + c]), st.bias[oc], residual, base + c, st.act);
+          const float32x4_t bias = vdupq_n_f32(st.bias[oc]);
+          store8(y + base, vld1q_f16(tile + r * kNR), bias, bias, residual ? residual + base : nullptr,
+                 std::min<int64_t>(8, nc), st.act);
+          if (nc > 8)
+            store8(y + base + 8, vld1q_f16(tile + r * kNR + 8), bias, bias, residual ? residual + base + 8 : nullptr,
+                   nc - 8, st.act);
         }
       }
     }
@@ -210,6 +235,43 @@ void plane_dims(const Geo& g, int64_t* ph, int64_t* pw) {
 }
 
 }  // namespace
+
+template <int SW>
+inline float16x8_t load8(const float16_t* p) {
+  if (SW == 1) return vld1q_f16(p);
+  return vld2q_f16(p).val[0];  // every other element
+}
+
+// One channel of a 3x3 depthwise conv on the padded fp16 plane: the nine weights stay in
+// registers; the taps in (ky, kx) order as in the general loop (same results).
+template <int SW>
+void dw3x3_rows(const Geo& g, const float16_t* buf, int64_t pw, const float16_t* wc, float32x4_t bias,
+                const float* residual, const Activation& act, float* y) {
+  const float16_t w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6], w7 = wc[7],
+                  w8 = wc[8];
+  const int64_t dx = g.dw;
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    const float16_t* r0 = buf + (oy * g.sh) * pw;
+    const float16_t* r1 = r0 + g.dh * pw;
+    const float16_t* r2 = r1 + g.dh * pw;
+    float* yr = y + oy * g.ow;
+    const float* rr = residual ? residual + oy * g.ow : nullptr;
+    for (int64_t ox = 0; ox < g.ow; ox += 8) {
+      const int64_t o = ox * SW;
+      float16x8_t acc = vdupq_n_f16(0);
+      acc = vfmaq_n_f16(acc, load8<SW>(r0 + o), w0);
+      acc = vfmaq_n_f16(acc, load8<SW>(r0 + o + dx), w1);
+      acc = vfmaq_n_f16(acc, load8<SW>(r0 + o + 2 * dx), w2);
+      acc = vfmaq_n_f16(acc, load8<SW>(r1 + o), w3);
+      acc = vfmaq_n_f16(acc, load8<SW>(r1 + o + dx), w4);
+      acc = vfmaq_n_f16(acc, load8<SW>(r1 + o + 2 * dx), w5);
+      acc = vfmaq_n_f16(acc, load8<SW>(r2 + o), w6);
+      acc = vfmaq_n_f16(acc, load8<SW>(r2 + o + dx), w7);
+      acc = vfmaq_n_f16(acc, load8<SW>(r2 + o + 2 * dx), w8);
+      store8(yr + ox, acc, bias, bias, rr ? rr + ox : nullptr, std::min<int64_t>(8, g.ow - ox), act);
+    }
+  }
+}
 
 bool dwconv_supports(const KernelContext& ctx) { return conv_common(ctx) && is_depthwise(ctx); }
 
@@ -248,11 +310,10 @@ Status dwconv_run(KernelContext& ctx) {
   const int64_t taps = g.kh * g.kw, plane = g.ih * g.iw, npix = g.oh * g.ow;
   ctx.parallel_for(g.n * g.cin, [&](int64_t begin, int64_t end, int tid) {
     float16_t* buf = reinterpret_cast<float16_t*>(static_cast<char*>(ctx.scratch) + slice * tid);
-    alignas(16) float out[8];
     for (int64_t u = begin; u < end; ++u) {
       const int64_t ch = u % g.cin;
       const float* xc = x + u * plane;
-      std::fill(buf, buf + ph * pw, float16_t(0));
+      std::memset(buf, 0, static_cast<size_t>(ph * pw) * sizeof(float16_t));  // +0.0 in fp16
       for (int64_t iy = 0; iy < g.ih; ++iy) {
         float16_t* dst = buf + (iy + g.pt) * pw + g.pl;
         const float* src = xc + iy * g.iw;
@@ -262,8 +323,15 @@ Status dwconv_run(KernelContext& ctx) {
         for (; ix < g.iw; ++ix) dst[ix] = static_cast<float16_t>(src[ix]);
       }
       const float16_t* wc = st.packed.data() + ch * taps;
-      const float bias = st.bias[ch];
+      const float32x4_t bias = vdupq_n_f32(st.bias[ch]);
       float* yc = y + u * npix;
+      if (g.kh == 3 && g.kw == 3) {
+        if (g.sw == 1)
+          dw3x3_rows<1>(g, buf, pw, wc, bias, residual ? residual + u * npix : nullptr, st.act, yc);
+        else
+          dw3x3_rows<2>(g, buf, pw, wc, bias, residual ? residual + u * npix : nullptr, st.act, yc);
+        continue;
+      }
       for (int64_t oy = 0; oy < g.oh; ++oy) {
         for (int64_t ox = 0; ox < g.ow; ox += 8) {
           float16x8_t acc = vdupq_n_f16(0);
@@ -275,10 +343,9 @@ Status dwconv_run(KernelContext& ctx) {
               acc = vfmaq_n_f16(acc, v, wc[ky * g.kw + kx]);
             }
           }
-          vst1q_f32(out, vcvt_f32_f16(vget_low_f16(acc)));
-          vst1q_f32(out + 4, vcvt_f32_f16(vget_high_f16(acc)));
-          const int64_t n = std::min<int64_t>(8, g.ow - ox), base = u * npix + oy * g.ow + ox;
-          for (int64_t i = 0; i < n; ++i) yc[oy * g.ow + ox + i] = finish(out[i], bias, residual, base + i, st.act);
+          const int64_t base = u * npix + oy * g.ow + ox;
+          store8(yc + oy * g.ow + ox, acc, bias, bias, residual ? residual + base : nullptr,
+                 std::min<int64_t>(8, g.ow - ox), st.act);
         }
       }
     }

@@ -38,7 +38,8 @@ void dims(const KernelContext& ctx, int64_t* m, int64_t* k) {
 bool gemm_supports(const KernelContext& ctx) {
   if (!ctx.allow_fp16 || ctx.num_inputs < 2 || !is_f32(ctx.inputs[0]) || !is_const_f32(ctx.inputs[1])) return false;
   const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
-  if (b.rank != 2 || !fits_fp16(b)) return false;
+  const float alpha = ctx.op_type == fb::OpType_Gemm ? ctx.attrs->get_float("alpha", 1.f) : 1.f;
+  if (b.rank != 2 || !fits_fp16(b, alpha)) return false;
   Activation act;
   if (!Activation::parse(*ctx.attrs, &act).ok()) return false;
   const bool tb = transb(ctx);
@@ -47,9 +48,6 @@ bool gemm_supports(const KernelContext& ctx) {
   if (ctx.op_type == fb::OpType_MatMul) return a.rank >= 2 && a.rank <= kMaxRank && (a.dims[a.rank - 1] < 0 || a.dims[a.rank - 1] == kb);
   if (a.rank != 2 || ctx.attrs->get_int("transA", 0) != 0) return false;
   if (a.dims[1] >= 0 && a.dims[1] != kb) return false;
-  const float alpha = ctx.attrs->get_float("alpha", 1.f);
-  for (int64_t i = 0; i < b.numel(); ++i)  // the folded weights must fit fp16 too
-    if (std::fabs(b.as<float>()[i] * alpha) > 65504.f && std::isfinite(b.as<float>()[i])) return false;
   if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
     const TensorView& c = ctx.inputs[2];
     if (!is_const_f32(c) || c.rank < 1 || c.numel() != n || c.dim(-1) != n) return false;
@@ -75,7 +73,7 @@ Status gemm_prepare(KernelContext& ctx) {
     for (int64_t kk = 0; kk < k; ++kk)
       a[kk * kMR] = static_cast<float16_t>(alpha * (tb ? w[f * k + kk] : w[kk * n + f]));
   }
-  st->bias.assign(static_cast<size_t>(n), 0.f);
+  st->bias.assign(static_cast<size_t>(panels * kMR), 0.f);  // padded: the store reads 8 lanes
   if (is_gemm && ctx.num_inputs > 2 && ctx.inputs[2].present()) {
     const float beta = ctx.attrs->get_float("beta", 1.f);
     const float* c = ctx.inputs[2].as<float>();
@@ -100,26 +98,32 @@ Status gemm_run(KernelContext& ctx) {
     return ctx.error("gemm fp16 scratch of " + std::to_string(ctx.scratch_size) + " bytes is too small");
   const int64_t n = st.n, panels = (n + kMR - 1) / kMR;
   const int64_t full = m / kNR, blocks = full + m % kNR;  // 16-row blocks, then single rows
-  const int64_t chunks = (panels + kPanelsPerUnit - 1) / kPanelsPerUnit;
+  // Few row blocks (batch-1 FC): also split the features, so threads share the work (the
+  // split changes no result: every output is the same sequence of operations).
+  const int64_t chunks = blocks >= ctx.num_threads() ? 1 : (panels + kPanelsPerUnit - 1) / kPanelsPerUnit;
+  const int64_t per_chunk = (panels + chunks - 1) / chunks;
   const float* x = ctx.inputs[0].as<float>();
   float* y = ctx.outputs[0].as<float>();
   ctx.parallel_for(blocks * chunks, [&](int64_t begin, int64_t end, int tid) {
     float16_t* b = reinterpret_cast<float16_t*>(static_cast<char*>(ctx.scratch) + slice * tid);
     alignas(16) float16_t tile[kMR * kNR];
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t blk = u / chunks, p0 = (u % chunks) * kPanelsPerUnit, p1 = std::min(panels, p0 + kPanelsPerUnit);
+      const int64_t blk = u / chunks, p0 = (u % chunks) * per_chunk, p1 = std::min(panels, p0 + per_chunk);
       if (blk < full) {
         const int64_t m0 = blk * kNR;
-        for (int64_t c = 0; c < kNR; ++c)
-          for (int64_t kk = 0; kk < k; ++kk) b[kk * kNR + c] = static_cast<float16_t>(x[(m0 + c) * k + kk]);
+        for (int64_t c = 0; c < kNR; ++c) {
+          const float* xr = x + (m0 + c) * k;
+          for (int64_t kk = 0; kk < k; ++kk) b[kk * kNR + c] = static_cast<float16_t>(xr[kk]);
+        }
         for (int64_t p = p0; p < p1; ++p) {
           f16_gemm_ukernel_8x16(static_cast<size_t>(k), st.packed.data() + p * k * kMR, b, tile);
           const int64_t nr = std::min<int64_t>(kMR, n - p * kMR);
-          for (int64_t c = 0; c < kNR; ++c)
-            for (int64_t r = 0; r < nr; ++r) {
-              const int64_t f = p * kMR + r;
-              y[(m0 + c) * n + f] = finish(static_cast<float>(tile[r * kNR + c]), st.bias[f], nullptr, 0, st.act);
-            }
+          const float32x4_t b0 = vld1q_f32(st.bias.data() + p * kMR), b1 = vld1q_f32(st.bias.data() + p * kMR + 4);
+          alignas(16) float16_t col[kMR];
+          for (int64_t c = 0; c < kNR; ++c) {  // tile column c = Y row m0 + c, features p*8..
+            for (int r = 0; r < kMR; ++r) col[r] = tile[r * kNR + c];
+            store8(y + (m0 + c) * n + p * kMR, vld1q_f16(col), b0, b1, nullptr, nr, st.act);
+          }
         }
       } else {
         const int64_t row = full * kNR + (blk - full);
@@ -131,10 +135,8 @@ Status gemm_run(KernelContext& ctx) {
         for (int64_t p = p0; p < p1; ++p) {
           f16_gemv_ukernel_8(static_cast<size_t>(k), st.packed.data() + p * k * kMR, b, tile);
           const int64_t nr = std::min<int64_t>(kMR, n - p * kMR);
-          for (int64_t r = 0; r < nr; ++r) {
-            const int64_t f = p * kMR + r;
-            y[row * n + f] = finish(static_cast<float>(tile[r]), st.bias[f], nullptr, 0, st.act);
-          }
+          store8(y + row * n + p * kMR, vld1q_f16(tile), vld1q_f32(st.bias.data() + p * kMR),
+                 vld1q_f32(st.bias.data() + p * kMR + 4), nullptr, nr, st.act);
         }
       }
     }
