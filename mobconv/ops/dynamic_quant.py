@@ -1,7 +1,8 @@
 """Dynamic-range int8 (docs/quantization.md, "Dynamic-range int8"): the exact oracle.
 
-A MatMul or Gemm (or a 1x1 stride-1 Conv, each pixel's channel vector a row) whose weight (input 1) is an int8 constant with symmetric
-quantization parameters (zero points 0; per tensor or per output column) and whose
+A MatMul or Gemm (or a 1x1 stride-1 Conv, each pixel's channel vector a row) whose
+weight (input 1) is an int8 constant with symmetric quantization parameters (zero
+points 0; per tensor or per output column) and whose
 activation input and output are float32. At run time every row of A (each vector
 along A's last axis; a column of A for Gemm with transA) is quantized to int8,
 symmetrically, with its own scale (TFLite's dynamic-range scheme):

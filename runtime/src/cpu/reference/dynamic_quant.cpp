@@ -38,7 +38,9 @@ bool is_dynamic_form(const KernelContext& ctx) {
 Status dynamic_rules(const KernelContext& ctx, DynGeom* g) {
   const bool gemm = ctx.op_type == fb::OpType_Gemm, conv = ctx.op_type == fb::OpType_Conv;
   const TensorView &a = ctx.inputs[0], &b = ctx.inputs[1];
-  const char* form = gemm ? "a dynamic-range int8 Gemm" : conv ? "a dynamic-range int8 Conv" : "a dynamic-range int8 MatMul";
+  const char* form = gemm   ? "a dynamic-range int8 Gemm"
+                     : conv ? "a dynamic-range int8 Conv"
+                            : "a dynamic-range int8 MatMul";
   for (int o = 0; o < ctx.num_outputs; ++o)
     if (ctx.outputs[o].quant)
       return refuse(ctx, std::string(form) + " needs a float32 output without quantization parameters");
@@ -120,7 +122,8 @@ Status conv_rules(const KernelContext& ctx, const char* form, DynGeom* g) {
   if (ctx.num_inputs > 3 && ctx.inputs[3].present())
     return refuse(ctx, std::string(form) + ": a fused residual input R is not defined");
   if (!w.is_constant || w.rank < 3)
-    return refuse(ctx, std::string(form) + " needs a constant int8 weight W [M, C, 1, ...], got shape " + ref::shape_str(w));
+    return refuse(ctx, std::string(form) + " needs a constant int8 weight W [M, C, 1, ...], got shape " +
+                           ref::shape_str(w));
   bool ones = true;
   for (int i = 2; i < w.rank; ++i) ones = ones && w.dims[i] == 1;
   const Attrs& at = *ctx.attrs;
