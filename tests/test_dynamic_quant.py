@@ -433,3 +433,15 @@ def test_mobilenetv2_dynamic_pointwise_convs(monkeypatch):
     assert np.array_equal(got.argmax(1), want.argmax(1))
     float_out = ref_run(model.graph, {"input": x})["logits"]
     assert (want.argmax(1) == float_out.argmax(1)).mean() >= 23 / 24
+
+
+def test_dynamic_scheme_refuses_calibration_data_and_int8_options():
+    from mobconv.api import Model
+    from mobconv.errors import ArgumentError
+    from mobconv import quantize
+
+    model = Model(_graph("MatMul", (2, 8), np.zeros((8, 4), np.int8), QuantParams([0.1], [0], None)))
+    with pytest.raises(ArgumentError, match="scheme='dynamic' uses no calibration data"):
+        quantize.quantize(model, [{"a": np.ones((2, 8), np.float32)}], scheme="dynamic")
+    with pytest.raises(ArgumentError, match="method applies to scheme='int8' only"):
+        quantize.quantize(model, scheme="dynamic", method="minmax")
