@@ -538,9 +538,11 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
       const int64_t blk = task / bk.chunks, chunk = task % bk.chunks;
       const int64_t n0 = blk * bk.nb, nb = std::min(bk.nb, N - n0);
       const int64_t full = nb / uk.nr, rem = nb % uk.nr;
-      const bool use_narrow = narrow_ok && rem > 0 && rem <= t.narrow.nr;
+      // the last partial panel's kernel: one column, narrow, or the main one
+      const Q8GemmUkernel& tail_k = rem == 1 && t.gemv.fn ? t.gemv
+                                    : narrow_ok && rem > 0 && rem <= t.narrow.nr ? t.narrow : uk;
       if (packed_block != blk) {
-        const int tail_nr = use_narrow ? t.narrow.nr : uk.nr;
+        const int tail_nr = tail_k.nr;
         if (src.kind == BSource::Transposed) {
           size_t off = 0;
           for (int64_t q = 0; q < full + (rem ? 1 : 0); ++q) {
@@ -568,8 +570,7 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
         size_t off = 0;
         for (int64_t q = 0; q < full + (rem ? 1 : 0); ++q) {
           const int64_t c0 = q * uk.nr, cw = std::min<int64_t>(uk.nr, nb - c0);
-          const bool nar = q == full && use_narrow;
-          const Q8GemmUkernel& k = nar ? t.narrow : uk;
+          const Q8GemmUkernel& k = q == full ? tail_k : uk;
           k.fn(static_cast<size_t>(p.kgroups), apanel, bbuf + off, cbuf + c0, static_cast<size_t>(bk.nb),
                static_cast<size_t>(mr), static_cast<size_t>(cw), init);
           off += static_cast<size_t>(p.kgroups) * k.nr * uk.kr * esz;

@@ -84,6 +84,9 @@ struct Q8Isa {
   Q8RequantRowFn requant_row = nullptr;
   Q8GemmUkernel narrow;
   Q8PackBFn pack_b = nullptr;  // optional (null: the driver's portable packer); for `gemm`'s NR/KR/b_type
+  // Optional single-column kernel (nr == 1, same mr, kr, a_type, b_type as `gemm`): a last
+  // panel of one column (batch-1 Gemm/MatMul, N = 1 convolutions) runs it.
+  Q8GemmUkernel gemv;
 };
 
 // Registers Conv (conv_q8_gemm_<suffix>), Gemm (gemm_q8_<suffix>) and MatMul

@@ -56,6 +56,9 @@ const Q8GemmUkernel kQ8GemmAvx512Vnni_8x32c4 = {"q8_gemm_ukernel_8x32c4__avx512_
 const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x16c4 = {"q8_gemm_ukernel_8x16c4__avx512_vnni_ymm",
                                                    &q8_gemm_ymm_vnni_8xn<DotEvex256, 2>, 8, 16, 4, Q8Operand::S8,
                                                    Q8Operand::U8};
+const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x1c4 = {"q8_gemv_ukernel_8x1c4__avx512_vnni_ymm",
+                                                  &q8_gemv_ymm_vnni_8x1<DotEvex256>, 8, 1, 4, Q8Operand::S8,
+                                                  Q8Operand::U8};
 
 }  // namespace q8
 }  // namespace mobrt

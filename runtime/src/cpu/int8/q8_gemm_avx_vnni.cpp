@@ -18,6 +18,8 @@ const Q8GemmUkernel kQ8GemmAvxVnni_8x16c4 = {"q8_gemm_ukernel_8x16c4__avx_vnni",
                                              8, 16, 4, Q8Operand::S8, Q8Operand::U8};
 const Q8GemmUkernel kQ8GemmAvxVnni_8x8c4 = {"q8_gemm_ukernel_8x8c4__avx_vnni", &q8_gemm_ymm_vnni_8xn<DotAvxVnni, 1>,
                                             8, 8, 4, Q8Operand::S8, Q8Operand::U8};
+const Q8GemmUkernel kQ8GemmAvxVnni_8x1c4 = {"q8_gemv_ukernel_8x1c4__avx_vnni", &q8_gemv_ymm_vnni_8x1<DotAvxVnni>, 8, 1,
+                                            4, Q8Operand::S8, Q8Operand::U8};
 
 }  // namespace q8
 }  // namespace mobrt

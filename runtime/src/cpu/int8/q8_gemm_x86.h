@@ -13,9 +13,11 @@ extern const Q8GemmUkernel kQ8GemmAvx2_6x16c2;
 // AVX-VNNI (VEX vpdpbusd, ymm): S8 A x U8 B, 8x16 and 8x8, kr 4 (q8_gemm_ymm_vnni.h).
 extern const Q8GemmUkernel kQ8GemmAvxVnni_8x16c4;
 extern const Q8GemmUkernel kQ8GemmAvxVnni_8x8c4;
+extern const Q8GemmUkernel kQ8GemmAvxVnni_8x1c4;  // one column (Q8Isa::gemv)
 // AVX512-VNNI: zmm 8x32 and the EVEX ymm twin of the AVX-VNNI source (8x16), kr 4.
 extern const Q8GemmUkernel kQ8GemmAvx512Vnni_8x32c4;
 extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x16c4;
+extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x1c4;  // one column (Q8Isa::gemv)
 
 // B packers (Q8PackBFn) for the kernels above (q8_gemm_pack_avx2.cpp; AVX2 also runs
 // under the VNNI sets, which include it).

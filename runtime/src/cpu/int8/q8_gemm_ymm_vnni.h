@@ -66,6 +66,34 @@ void q8_gemm_ymm_vnni_8xn(size_t kgroups, const void* a, const void* b, int32_t*
   }
 }
 
+// One column (nr 1): the A panel's k-group (8 rows x 4 bytes) is one vector, the
+// column's 4 bytes are broadcast; four accumulators over consecutive k-groups.
+template <typename Dot>
+void q8_gemv_ymm_vnni_8x1(size_t kgroups, const void* a, const void* b, int32_t* c, size_t ldc, size_t mr, size_t,
+                          const int32_t* init) {
+  const uint8_t* pa = static_cast<const uint8_t*>(a);
+  const uint8_t* pb = static_cast<const uint8_t*>(b);
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  auto bc = [&](size_t g) {
+    int32_t v;
+    std::memcpy(&v, pb + 4 * g, 4);
+    return _mm256_set1_epi32(v);
+  };
+  auto ld = [&](size_t g) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 32 * g)); };
+  size_t g = 0;
+  for (; g + 4 <= kgroups; g += 4) {
+    acc0 = Dot::dot(acc0, bc(g), ld(g));
+    acc1 = Dot::dot(acc1, bc(g + 1), ld(g + 1));
+    acc2 = Dot::dot(acc2, bc(g + 2), ld(g + 2));
+    acc3 = Dot::dot(acc3, bc(g + 3), ld(g + 3));
+  }
+  for (; g < kgroups; ++g) acc0 = Dot::dot(acc0, bc(g), ld(g));
+  const __m256i acc = _mm256_add_epi32(_mm256_add_epi32(acc0, acc1), _mm256_add_epi32(acc2, acc3));
+  alignas(32) int32_t tmp[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
+  for (size_t r = 0; r < mr; ++r) c[r * ldc] = static_cast<int32_t>(static_cast<uint32_t>(tmp[r]) + static_cast<uint32_t>(init[r]));
+}
+
 }  // namespace
 }  // namespace q8
 }  // namespace mobrt

@@ -10,6 +10,7 @@ void register_kernels_q8_gemm_avx512_vnni(KernelRegistry& registry) {
   t.suffix = "avx512_vnni";
   t.gemm = q8::kQ8GemmAvx512Vnni_8x32c4;
   t.narrow = q8::kQ8GemmAvx512VnniYmm_8x16c4;
+  t.gemv = q8::kQ8GemmAvx512VnniYmm_8x1c4;
   t.requant_row = &q8::q8_requant_row_avx512;
   t.pack_b = &q8::q8_pack_b_u8_kr4_nr32_avx2;
   q8::register_q8_gemm_kernels(registry, Isa::AVX512VNNI, t);
