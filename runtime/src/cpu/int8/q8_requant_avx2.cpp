@@ -6,6 +6,8 @@
 //     then clamp to [lo - zp, hi - zp] and add zp (no int32 overflow).
 //   float32 rule: one float multiply (no FMA form exists: nothing is added), clamp,
 //     cvtps (round half to even under the default MXCSR), + zp.
+// The row's constants are hoisted; 32 outputs a step are packed to bytes (vpackssdw,
+// vpacksswb / vpackuswb, one lane permute) and stored as one 32-byte vector.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -16,58 +18,97 @@ namespace mobrt {
 namespace q8 {
 namespace {
 
-inline __m256i fixed_point8(__m256i x, const Q8Requant& r) {
-  const int left = r.shift > 0 ? r.shift : 0, right = r.shift < 0 ? -r.shift : 0;
-  if (left > 0) {
-    const __m256i hi = _mm256_set1_epi32(INT32_MAX >> left), lo = _mm256_set1_epi32(INT32_MIN >> left);
-    const __m256i gt = _mm256_cmpgt_epi32(x, hi), lt = _mm256_cmpgt_epi32(lo, x);
-    __m256i s = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
-    s = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MAX), gt);
-    x = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MIN), lt);
+struct Fixed {
+  __m256i q, nudge, hi_lim, lo_lim, rmask, rthr, lo, hi, zp;
+  __m128i left, right;
+  bool has_left, has_right;
+  explicit Fixed(const Q8Requant& r) {
+    const int l = r.shift > 0 ? r.shift : 0, rt = r.shift < 0 ? -r.shift : 0;
+    has_left = l > 0;
+    has_right = rt > 0;
+    q = _mm256_set1_epi32(r.q);
+    nudge = _mm256_set1_epi64x(int64_t(1) << 30);
+    hi_lim = _mm256_set1_epi32(INT32_MAX >> l);
+    lo_lim = _mm256_set1_epi32(INT32_MIN >> l);
+    const int32_t m = static_cast<int32_t>((int64_t(1) << rt) - 1);
+    rmask = _mm256_set1_epi32(m);
+    rthr = _mm256_set1_epi32(m >> 1);
+    left = _mm_cvtsi32_si128(l);
+    right = _mm_cvtsi32_si128(rt);
+    lo = _mm256_set1_epi32(r.lo - r.zp);
+    hi = _mm256_set1_epi32(r.hi - r.zp);
+    zp = _mm256_set1_epi32(r.zp);
   }
-  const __m256i q = _mm256_set1_epi32(r.q), nudge = _mm256_set1_epi64x(int64_t(1) << 30);
-  __m256i even = _mm256_mul_epi32(x, q);
-  __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), q);
-  even = _mm256_srli_epi64(_mm256_add_epi64(even, nudge), 31);
-  odd = _mm256_slli_epi64(_mm256_srli_epi64(_mm256_add_epi64(odd, nudge), 31), 32);
-  x = _mm256_blend_epi32(even, odd, 0xAA);
-  if (right > 0) {
-    const int32_t m = static_cast<int32_t>((int64_t(1) << right) - 1);
-    const __m256i rem = _mm256_and_si256(x, _mm256_set1_epi32(m));
-    const __m256i thr = _mm256_sub_epi32(_mm256_set1_epi32(m >> 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
-    x = _mm256_sub_epi32(_mm256_sra_epi32(x, _mm_cvtsi32_si128(right)), _mm256_cmpgt_epi32(rem, thr));
+  __m256i operator()(__m256i x) const {
+    if (has_left) {
+      const __m256i gt = _mm256_cmpgt_epi32(x, hi_lim), lt = _mm256_cmpgt_epi32(lo_lim, x);
+      __m256i s = _mm256_sll_epi32(x, left);
+      s = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MAX), gt);
+      x = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MIN), lt);
+    }
+    // even lanes shifted down by 31, odd lanes up by 1 (their result lands in the high half)
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, q), nudge), 31);
+    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q), nudge), 1);
+    x = _mm256_blend_epi32(even, odd, 0xAA);
+    if (has_right) {
+      const __m256i rem = _mm256_and_si256(x, rmask);
+      const __m256i thr = _mm256_sub_epi32(rthr, _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
+      x = _mm256_sub_epi32(_mm256_sra_epi32(x, right), _mm256_cmpgt_epi32(rem, thr));
+    }
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(x, lo), hi), zp);
   }
-  return x;
-}
+};
 
-inline void store8(__m256i v, void* out, size_t i, bool out_u8) {
-  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i b = out_u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(out) + i), b);
+struct Float32 {
+  __m256 s, flo, fhi;
+  __m256i zp;
+  explicit Float32(const Q8Requant& r) {
+    s = _mm256_set1_ps(r.fscale);
+    flo = _mm256_set1_ps(static_cast<float>(r.lo - r.zp));
+    fhi = _mm256_set1_ps(static_cast<float>(r.hi - r.zp));
+    zp = _mm256_set1_epi32(r.zp);
+  }
+  __m256i operator()(__m256i x) const {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(x), s);
+    v = _mm256_min_ps(_mm256_max_ps(v, flo), fhi);
+    return _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+  }
+};
+
+inline __m256i ld(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+template <typename F, bool U8>
+void row(const int32_t* acc, size_t n, const F& f, uint8_t* out) {
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i w0 = _mm256_packs_epi32(f(ld(acc + i)), f(ld(acc + i + 8)));  // exact: values in range
+    const __m256i w1 = _mm256_packs_epi32(f(ld(acc + i + 16)), f(ld(acc + i + 24)));
+    const __m256i b = U8 ? _mm256_packus_epi16(w0, w1) : _mm256_packs_epi16(w0, w1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permutevar8x32_epi32(b, perm));
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = f(ld(acc + i));
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), U8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+  }
 }
 
 }  // namespace
 
 void q8_requant_row_avx2(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8) {
-  size_t i = 0;
-  const __m256i zp = _mm256_set1_epi32(r.zp);
-  const __m256i lo = _mm256_set1_epi32(r.lo - r.zp), hi = _mm256_set1_epi32(r.hi - r.zp);
+  uint8_t* o = static_cast<uint8_t*>(out);
   if (r.float32) {
-    const __m256 s = _mm256_set1_ps(r.fscale);
-    const __m256 flo = _mm256_set1_ps(static_cast<float>(r.lo - r.zp)), fhi = _mm256_set1_ps(static_cast<float>(r.hi - r.zp));
-    for (; i + 8 <= n; i += 8) {
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i))), s);
-      v = _mm256_min_ps(_mm256_max_ps(v, flo), fhi);
-      store8(_mm256_add_epi32(_mm256_cvtps_epi32(v), zp), out, i, out_u8);
-    }
+    const Float32 f(r);
+    if (out_u8) row<Float32, true>(acc, n, f, o);
+    else row<Float32, false>(acc, n, f, o);
   } else {
-    for (; i + 8 <= n; i += 8) {
-      __m256i v = fixed_point8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i)), r);
-      v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-      store8(_mm256_add_epi32(v, zp), out, i, out_u8);
-    }
+    const Fixed f(r);
+    if (out_u8) row<Fixed, true>(acc, n, f, o);
+    else row<Fixed, false>(acc, n, f, o);
   }
-  if (i < n) q8_requant_row_scalar(acc + i, n - i, r, static_cast<uint8_t*>(out) + i, out_u8);
+  const size_t done = n / 8 * 8;
+  if (done < n) q8_requant_row_scalar(acc + done, n - done, r, o + done, out_u8);
 }
 
 }  // namespace q8
