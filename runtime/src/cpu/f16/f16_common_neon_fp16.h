@@ -73,8 +73,17 @@ inline float32x4_t apply4(float32x4_t v, const Activation& act) {
 
 // y[0..n) = act(acc[0..n) + bias[0..n) + residual[0..n)) for n <= 8 fp16 sums, in
 // float32; the bias lanes are (b0, b1).
-inline void store8(float* y, float16x8_t acc, float32x4_t b0, float32x4_t b1, const float* residual, int64_t n,
-                   const Activation& act) {
+// (The partial / scalar-activation case, out of line.)
+__attribute__((noinline)) inline void store8_slow(float* y, float32x4_t lo, float32x4_t hi, const float* residual,
+                                                  int64_t n, const Activation& act) {
+  alignas(16) float t[8];
+  vst1q_f32(t, lo);
+  vst1q_f32(t + 4, hi);
+  for (int64_t i = 0; i < n; ++i) y[i] = act.apply(residual != nullptr ? t[i] + residual[i] : t[i]);
+}
+
+__attribute__((always_inline)) inline void store8(float* y, float16x8_t acc, float32x4_t b0, float32x4_t b1,
+                                                  const float* residual, int64_t n, const Activation& act) {
   float32x4_t lo = vaddq_f32(vcvt_f32_f16(vget_low_f16(acc)), b0);
   float32x4_t hi = vaddq_f32(vcvt_f32_f16(vget_high_f16(acc)), b1);
   if (n == 8 && vector_act(act)) {
@@ -86,10 +95,7 @@ inline void store8(float* y, float16x8_t acc, float32x4_t b0, float32x4_t b1, co
     vst1q_f32(y + 4, apply4(hi, act));
     return;
   }
-  alignas(16) float t[8];
-  vst1q_f32(t, lo);
-  vst1q_f32(t + 4, hi);
-  for (int64_t i = 0; i < n; ++i) y[i] = act.apply(residual != nullptr ? t[i] + residual[i] : t[i]);
+  store8_slow(y, lo, hi, residual, n, act);
 }
 
 }  // namespace f16
