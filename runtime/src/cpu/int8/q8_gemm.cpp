@@ -95,6 +95,26 @@ struct Weights {
   std::vector<int64_t> bias;  // M
   rq::OutRequant r;
   rq::PerTensor x;
+  bool keep = true;      // store `a` (prepare); supports only needs the two flags below
+  bool bound_ok = true;  // every row: |bias| + sum |a| * 255 <= 2^31 - 1
+  bool fits_s8 = true;   // every a in [-128, 127]
+
+  // Row c of A: a(k) gives A[c][k]; accumulates the exactness facts and stores the row.
+  template <typename F>
+  void row(int64_t c, F&& a) {
+    int64_t abs_sum = 0;
+    int32_t mn = 0, mx = 0;
+    int32_t* dst = keep ? this->a.data() + c * K : nullptr;
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t v = a(k);
+      if (dst) dst[k] = v;
+      abs_sum += v < 0 ? -v : v;
+      mn = std::min(mn, v);
+      mx = std::max(mx, v);
+    }
+    if ((bias[c] < 0 ? -bias[c] : bias[c]) + abs_sum * 255 > quant::kInt32Max) bound_ok = false;
+    if (mn < -128 || mx > 127) fits_s8 = false;
+  }
 };
 
 bool weights_of(KernelContext& ctx, OpKind op, Weights* w) {
@@ -125,14 +145,15 @@ bool weights_of(KernelContext& ctx, OpKind op, Weights* w) {
     w->M = m;
     w->K = cg * ksz;
     w->groups = g;
-    w->a.resize(static_cast<size_t>(m * w->K));
+    if (has_bias && ctx.inputs[2].numel() != m) return false;
+    if (w->keep) w->a.resize(static_cast<size_t>(m * w->K));
     w->bias.assign(static_cast<size_t>(m), 0);
     for (int64_t c = 0; c < m; ++c) {
       const int32_t zw = static_cast<int32_t>(rq::zp_at(*wq, wq->count == 1 ? 0 : static_cast<int>(c)));
-      for (int64_t k = 0; k < w->K; ++k) w->a[c * w->K + k] = wval(c * w->K + k) - zw;
       if (bias) w->bias[c] = bias[c];
+      const int64_t base = c * w->K;
+      w->row(c, [&](int64_t k) { return wval(base + k) - zw; });
     }
-    if (has_bias && ctx.inputs[2].numel() != m) return false;
     return true;
   }
   const bool gemm = op == OpKind::Gemm;
@@ -145,13 +166,13 @@ bool weights_of(KernelContext& ctx, OpKind op, Weights* w) {
   if (K < 1 || n < 1) return false;
   w->M = n;
   w->K = K;
-  w->a.resize(static_cast<size_t>(n * K));
+  if (w->keep) w->a.resize(static_cast<size_t>(n * K));
   w->bias.assign(static_cast<size_t>(n), 0);
   const bool bias_per_col = bias && ctx.inputs[2].numel() != 1;
   for (int64_t c = 0; c < n; ++c) {
     const int32_t zw = static_cast<int32_t>(rq::zp_at(*wq, wq->count == 1 ? 0 : static_cast<int>(c)));
-    for (int64_t k = 0; k < K; ++k) w->a[c * K + k] = wval(tb ? c * K + k : k * n + c) - zw;
     if (bias) w->bias[c] = bias[bias_per_col ? c : 0];
+    w->row(c, [&](int64_t k) { return wval(tb ? c * K + k : k * n + c) - zw; });
   }
   return true;
 }
@@ -166,23 +187,12 @@ int64_t zb_of(Q8Operand b, bool x_u8, int64_t zx) {
 
 // The exactness proof (int8_design.md): the true sum |bias| + sum |a| * 255 of every
 // row fits in int32, and every a fits the packed A type.
-bool exact(const Weights& w, Q8Operand a_type) {
-  for (int64_t c = 0; c < w.M; ++c) {
-    int64_t s = w.bias[c] < 0 ? -w.bias[c] : w.bias[c];
-    const int32_t* a = w.a.data() + c * w.K;
-    for (int64_t k = 0; k < w.K; ++k) {
-      int32_t v = a[k];
-      if (a_type == Q8Operand::S8 && (v < -128 || v > 127)) return false;
-      s += static_cast<int64_t>(v < 0 ? -v : v) * 255;
-    }
-    if (s > quant::kInt32Max) return false;
-  }
-  return true;
-}
+bool exact(const Weights& w, Q8Operand a_type) { return w.bound_ok && (a_type != Q8Operand::S8 || w.fits_s8); }
 
 bool supports_impl(const KernelContext& cctx, const Q8Isa& t, OpKind op) {
   KernelContext ctx = cctx;
   Weights w;
+  w.keep = false;
   if (!weights_of(ctx, op, &w)) return false;
   return exact(w, t.gemm.a_type);
 }
