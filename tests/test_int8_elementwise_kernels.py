@@ -12,7 +12,8 @@ the dtype, the broadcast kinds (scalar either side, per channel [1, C, 1, 1], tr
 block of middle dims), general broadcasts that must stay with the reference (declared, and
 brought by a resize), pools with padding/stride/dilation/ceil_mode/count_include_pad, both
 requantization rules of GlobalAveragePool, Concat of differing scales on axis 1 and other axes,
-Clip bounds (one, both, none, crossed) and GlobalMaxPool.
+Clip bounds (one, both, none, crossed), GlobalMaxPool, and NEON's rescale by table lookup (rows of
+2048 elements and more: Relu, Concat).
 """
 import numpy as np
 import pytest
@@ -122,6 +123,12 @@ def relu_cases():
             xq = _q(rng, dtype, sx, k % 2 == 0)
             yq = xq if sx == sy else _q(rng, dtype, sy, k % 3 == 0)
             g, f = _single("Relu", [("x", x, xq, False)], {}, yq)
+            cases.append((g, f, "relu"))
+        # large enough for NEON's table lookup (2048 elements and more): every byte value
+        for sx, sy in [(0.1, 0.03), (1.0, 1e-7), (0.01, 0.5), (0.02, 2000.0)]:
+            x = np.concatenate([np.arange(LO[dtype], HI[dtype] + 1), _rand(rng, (4099 - 256,), dtype)]).astype(dtype)
+            g, f = _single("Relu", [("x", x.reshape(1, 4099), _q(rng, dtype, sx, sy < 1e-3), False)], {},
+                           _q(rng, dtype, sy, sx > 0.5))
             cases.append((g, f, "relu"))
     return cases
 

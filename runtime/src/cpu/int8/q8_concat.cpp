@@ -58,6 +58,16 @@ Status q8_concat_run(KernelContext& ctx) {
     offs[static_cast<size_t>(i)] = off;
     off += rows[static_cast<size_t>(i)];
   }
+  std::vector<uint8_t> luts;  // the tables of the rescaled inputs, where the rows are worth it
+  if (isa.rescale_lut) {
+    luts.resize(256 * static_cast<size_t>(n_in));
+    for (int i = 0; i < n_in; ++i) {
+      Q8RescaleParams& p = ps[static_cast<size_t>(i)];
+      if (p.copy || outer * rows[static_cast<size_t>(i)] < kQ8LutMinElements) continue;
+      q8_rescale_lut(p, u8, &luts[256 * static_cast<size_t>(i)]);
+      p.lut = &luts[256 * static_cast<size_t>(i)];
+    }
+  }
   uint8_t* py = static_cast<uint8_t*>(y.data);
   // one task per (outer slice, input); a long single slice is cut into blocks
   constexpr int64_t kBlock = 16384;

@@ -70,8 +70,8 @@ void deinterleave2_scalar(const void* src, size_t n, void* even, void* odd) {
 
 }  // namespace
 
-const Q8ElemIsa kQ8ElemScalar = {"scalar",   add_scalar,     mul_scalar,     rescale_scalar,
-                                 sum_scalar, max_row_scalar, acc_row_scalar, deinterleave2_scalar};
+const Q8ElemIsa kQ8ElemScalar = {"scalar",       add_scalar,     mul_scalar,           rescale_scalar, sum_scalar,
+                                 max_row_scalar, acc_row_scalar, deinterleave2_scalar, false};
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -278,6 +278,11 @@ Status relu_run(KernelContext& ctx) {
   const uint8_t* x = static_cast<const uint8_t*>(ctx.inputs[0].data);
   uint8_t* y = static_cast<uint8_t*>(ctx.outputs[0].data);
   const int64_t n = ctx.inputs[0].numel();
+  uint8_t lut[256];
+  if (isa.rescale_lut && !p.copy && n >= kQ8LutMinElements) {
+    q8_rescale_lut(p, u8, lut);
+    p.lut = lut;
+  }
   ctx.parallel_for((n + kBlock - 1) / kBlock, [&](int64_t b0, int64_t b1, int) {
     const int64_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
     isa.rescale(x + i0, static_cast<size_t>(i1 - i0), p, y + i0, u8);

@@ -54,6 +54,9 @@ struct Q8RescaleParams {
   int32_t zx = 0;
   Q8Mult m;
   int32_t zy = 0, lo = 0, hi = 0;
+  // Optional (q8_rescale_lut): lut[b] = q8_rescale1 of the input byte b, for row functions
+  // that look bytes up (Q8ElemIsa::rescale_lut); the others compute.
+  const uint8_t* lut = nullptr;
 };
 
 // ---- the arithmetic of one element (the specification of the row functions)
@@ -106,7 +109,17 @@ struct Q8ElemIsa {
   void (*acc_row)(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8);
   // even[j] = src[2 j], odd[j] = src[2 j + 1], j < n (bytes: any dtype)
   void (*deinterleave2)(const void* src, size_t n, void* even, void* odd);
+  // rescale reads Q8RescaleParams::lut when set (a table lookup beats the arithmetic: NEON tbl)
+  bool rescale_lut;
 };
+
+// The 256-byte table of a non-copy rescale, indexed by the input's raw byte; worth building
+// for rows of at least kQ8LutMinElements elements in all.
+constexpr int64_t kQ8LutMinElements = 2048;
+inline void q8_rescale_lut(const Q8RescaleParams& p, bool u8, uint8_t lut[256]) {
+  for (int b = 0; b < 256; ++b)
+    lut[b] = static_cast<uint8_t>(q8_rescale1(u8 ? b : static_cast<int8_t>(static_cast<uint8_t>(b)), p));
+}
 
 // The portable row functions (the specification; tails of the vector ones use q8_*1).
 extern const Q8ElemIsa kQ8ElemScalar;

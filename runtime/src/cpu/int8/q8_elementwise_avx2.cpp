@@ -264,8 +264,8 @@ void deinterleave2_avx2(const void* src, size_t n, void* even, void* odd) {
   }
 }
 
-const Q8ElemIsa kAvx2 = {"avx2",       add_avx2,     mul_avx2,     rescale_avx2, sum_avx2,
-                         max_row_avx2, acc_row_avx2, deinterleave2_avx2};
+const Q8ElemIsa kAvx2 = {"avx2",       add_avx2,     mul_avx2,           rescale_avx2, sum_avx2,
+                         max_row_avx2, acc_row_avx2, deinterleave2_avx2, false};
 
 }  // namespace
 

@@ -213,8 +213,8 @@ void deinterleave2_avx512(const void* src, size_t n, void* even, void* odd) {
   }
 }
 
-const Q8ElemIsa kAvx512 = {"avx512",       add_avx512,     mul_avx512,          rescale_avx512, sum_avx512,
-                           max_row_avx512, acc_row_avx512, deinterleave2_avx512};
+const Q8ElemIsa kAvx512 = {"avx512",       add_avx512,     mul_avx512,           rescale_avx512, sum_avx512,
+                           max_row_avx512, acc_row_avx512, deinterleave2_avx512, false};
 
 }  // namespace
 

@@ -132,9 +132,31 @@ void mul_neon(const void* a, const void* b, bool b_bcast, size_t n, const Q8MulP
   else mul_t<false>(a, b, b_bcast, n, p, y);
 }
 
+// y = lut[x]: four 64-byte tables (tbl returns 0 for an index past its table, tbx keeps the
+// lane), the index moved down by 64 for each next table.
+void rescale_lut_neon(const void* x, size_t n, const uint8_t* lut, void* y) {
+  const uint8x16x4_t t0 = vld1q_u8_x4(lut), t1 = vld1q_u8_x4(lut + 64), t2 = vld1q_u8_x4(lut + 128),
+                     t3 = vld1q_u8_x4(lut + 192);
+  const uint8x16_t k64 = vdupq_n_u8(64);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    uint8x16_t idx = vld1q_u8(at(x, i));
+    uint8x16_t r = vqtbl4q_u8(t0, idx);
+    idx = vsubq_u8(idx, k64);
+    r = vqtbx4q_u8(r, t1, idx);
+    idx = vsubq_u8(idx, k64);
+    r = vqtbx4q_u8(r, t2, idx);
+    idx = vsubq_u8(idx, k64);
+    r = vqtbx4q_u8(r, t3, idx);
+    vst1q_u8(at(y, i), r);
+  }
+  for (; i < n; ++i) at(y, i)[0] = lut[at(x, i)[0]];
+}
+
 template <bool U8>
 void rescale_t(const void* x, size_t n, const Q8RescaleParams& p, void* y) {
   size_t i = 0;
+  if (p.lut && !p.copy) return rescale_lut_neon(x, n, p.lut, y);
   if (p.copy) {
     for (; i + 16 <= n; i += 16) {
       if (U8) {
@@ -229,8 +251,8 @@ void deinterleave2_neon(const void* src, size_t n, void* even, void* odd) {
   }
 }
 
-const Q8ElemIsa kNeon = {"neon",       add_neon,     mul_neon,     rescale_neon, sum_neon,
-                         max_row_neon, acc_row_neon, deinterleave2_neon};
+const Q8ElemIsa kNeon = {"neon",       add_neon,     mul_neon,           rescale_neon, sum_neon,
+                         max_row_neon, acc_row_neon, deinterleave2_neon, true};
 
 }  // namespace
 
