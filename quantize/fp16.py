@@ -58,7 +58,8 @@ PARAMETER_INPUTS = {
 SCHEME_KEY = "quantization.scheme"
 KEPT_KEY = "quantization.fp16.kept_float32"
 # "allow": the runtime may compute Conv/Gemm/MatMul in fp16 on CPUs with fp16 arithmetic
-# (ARMv8.2); "float32": never (docs/quantization.md "fp16 compute")
+# (ARMv8.2); "float32": the model does not ask for it (the interpreter option still can;
+# docs/quantization.md "fp16 compute")
 FP16_COMPUTE_KEY = "quantization.fp16_compute"
 
 
