@@ -187,6 +187,20 @@ def test_batch_2_many_channels_threads_split_planes():
     _nonconstant(_check(g, feeds))
 
 
+def test_tall_planes_span_several_row_chunks():
+    """Planes taller than one kernel call's chunk of output rows (2048 outputs in the flat
+    layout, 1024 per requant call in the row layout)."""
+    rng = np.random.default_rng(35)
+    b = _Builder()
+    b.add(rng, (1, 2, 75, 40), dict(pads=[1, 1, 1, 1]))                      # stride 1, flat, 2 chunks
+    b.add(rng, (1, 2, 131, 13), dict(strides=[2, 2], pads=[1, 0, 0, 1]))     # stride 2 narrow, flat
+    b.add(rng, (2, 3, 97, 29), dict(pads=[0, 1, 1, 0]), x_dtype="uint8")     # stride 1, flat, 2 chunks
+    b.add(rng, (1, 2, 90, 70), dict(strides=[2, 2], pads=[1, 1, 1, 1]))      # stride 2 wide: row layout
+    b.add(rng, (1, 2, 60, 40), dict(strides=[2, 1], pads=[1, 1, 1, 1]))      # mixed strides: row layout
+    g, feeds = b.build()
+    _nonconstant(_check(g, feeds))
+
+
 # ---- parameters: dtypes, zero points, fused ranges, both requantization rules -----------------
 
 PARAMS = [  # x dtype, w dtype, per channel, extreme zero points, activation, its params, output dtype

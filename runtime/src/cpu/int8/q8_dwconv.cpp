@@ -47,6 +47,7 @@ struct Geom {
   size_t wp = 0;         // int16 elements per converted row
   bool flat = false;     // the whole plane as one row (flat_planes): sh == sw, stride 1 or narrow
   size_t flat_rows = 0;  // flat: converted rows (padding rows included)
+  size_t flat_len = 0;   // flat: int16 elements of the converted plane (with the kernels' overreach)
   int64_t chunk = 1;     // rows: output rows requantized at once
   size_t acc_len = 0;    // int32 accumulators per thread
   size_t per_thread = 0; // scratch bytes per thread (64-byte multiple)
@@ -59,6 +60,7 @@ constexpr int64_t kChunkOutputs = 1024;  // int32 accumulators requantized per c
 // layout: it pays only where the per-row calls cost more (measured: 14 -> 7 wins, 112 -> 56
 // loses by 1.4x; 56 -> 28 and 28 -> 14 are even).
 constexpr int64_t kFlatStride2MaxWidth = 16;
+constexpr int64_t kFlatChunkOutputs = 2048;  // flat: outputs per kernel call (8 KB of accumulators)
 
 bool geometry(const KernelContext& ctx, Geom* g) {
   const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
@@ -82,10 +84,14 @@ bool geometry(const KernelContext& ctx, Geom* g) {
     // flat output q = oy * wp + ox, which reads rows + sw * q + r * wp + k
     g->wp = std::max(static_cast<size_t>(g->pl + g->w), sw * (ow - 1) + 3);
     g->flat_rows = static_cast<size_t>((g->oh - 1) * g->sh + 3);
-    const size_t n = static_cast<size_t>(g->oh) * g->wp, nr = round_up(n, kQ8DwBlock);
-    const size_t len = std::max(g->flat_rows * g->wp, 2 * g->wp + sw * nr + kQ8DwSlack);
-    g->acc_len = nr;
-    g->per_thread = round_up(len * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64);
+    // a chunk of output rows [oy0, oy0 + chunk) per kernel call keeps the accumulators in L1;
+    // its row pointers start at (oy0 * sw + r) * wp and read up to sw * round_up(chunk * wp,
+    // kQ8DwBlock) + kQ8DwSlack further
+    g->chunk = std::max<int64_t>(1, std::min<int64_t>(g->oh, kFlatChunkOutputs / static_cast<int64_t>(g->wp)));
+    g->flat_len = std::max(g->flat_rows * g->wp,
+                           2 * g->wp + sw * (static_cast<size_t>(g->oh) * g->wp + kQ8DwBlock) + kQ8DwSlack);
+    g->acc_len = round_up(static_cast<size_t>(g->chunk) * g->wp, kQ8DwBlock);
+    g->per_thread = round_up(g->flat_len * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64);
     return true;
   }
   const size_t owr = round_up(ow, kQ8DwBlock);
@@ -259,20 +265,22 @@ Status q8_dw_run(KernelContext& ctx) {
   // call and one requant call per plane (no per-row overhead on 7x7 / 14x14 planes)
   auto flat_planes = [&](int64_t b, int64_t e, uint8_t* mine) {
     int16_t* buf = reinterpret_cast<int16_t*>(mine);
-    int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up(
-        std::max(g.flat_rows * g.wp, 2 * g.wp + static_cast<size_t>(g.sw) * g.acc_len + kQ8DwSlack) * sizeof(int16_t),
-        64));
-    const int16_t* rows[3] = {buf, buf + g.wp, buf + 2 * g.wp};
+    int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up(g.flat_len * sizeof(int16_t), 64));
     const size_t ow = static_cast<size_t>(g.ow);
     for (int64_t p = b; p < e; ++p) {
       const int64_t c = p % g.c;
       convert_flat(static_cast<const uint8_t*>(x.data) + static_cast<size_t>(p) * plane_in, x_u8, st.zx, g,
                    st.isa->widen, buf);
-      row(rows, st.taps.data() + c * 9, st.init[static_cast<size_t>(c)], acc, static_cast<size_t>(g.oh) * g.wp);
-      for (int64_t oy = 1; oy < g.oh; ++oy)  // drop the columns ox >= ow (forward: never overlapping ahead)
-        std::memmove(acc + static_cast<size_t>(oy) * ow, acc + static_cast<size_t>(oy) * g.wp, ow * sizeof(int32_t));
-      requant(acc, plane_out, st.rq[static_cast<size_t>(c)], static_cast<uint8_t*>(y.data) + static_cast<size_t>(p) * plane_out,
-              y_u8);
+      uint8_t* out = static_cast<uint8_t*>(y.data) + static_cast<size_t>(p) * plane_out;
+      for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.chunk) {
+        const size_t rows_c = static_cast<size_t>(std::min(g.chunk, g.oh - oy0));
+        const int16_t* base = buf + static_cast<size_t>(oy0 * g.sw) * g.wp;
+        const int16_t* rows[3] = {base, base + g.wp, base + 2 * g.wp};
+        row(rows, st.taps.data() + c * 9, st.init[static_cast<size_t>(c)], acc, rows_c * g.wp);
+        for (size_t oy = 1; oy < rows_c; ++oy)  // drop the columns ox >= ow (moves backwards only)
+          std::memmove(acc + oy * ow, acc + oy * g.wp, ow * sizeof(int32_t));
+        requant(acc, rows_c * ow, st.rq[static_cast<size_t>(c)], out + static_cast<size_t>(oy0) * ow, y_u8);
+      }
     }
   };
   ctx.parallel_for(g.n * g.c, [&](int64_t b, int64_t e, int t) {

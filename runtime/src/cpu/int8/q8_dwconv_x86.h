@@ -20,6 +20,9 @@
 namespace mobrt {
 namespace q8 {
 namespace dwx86 {
+// Internal linkage on purpose: every ISA-flagged file that includes this gets its own copy
+// compiled with its own flags (a shared inline copy could be one built for a larger ISA).
+namespace {
 
 inline int32_t pair(int16_t a, int16_t b) {
   return static_cast<int32_t>(static_cast<uint16_t>(a) | (static_cast<uint32_t>(static_cast<uint16_t>(b)) << 16));
@@ -90,6 +93,7 @@ inline void s2_step8(const int16_t* const* rows, size_t j, const Taps256& t, __m
                       dot8(rows[0] + 2 * j, rows[1] + 2 * j, rows[2] + 2 * j, t, init));
 }
 
+}  // namespace
 }  // namespace dwx86
 }  // namespace q8
 }  // namespace mobrt
