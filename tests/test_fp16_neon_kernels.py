@@ -328,3 +328,18 @@ def test_fp16_digits_mobilenetv2_computes_in_fp16_under_qemu(mobrt_run_aarch64, 
         f"top-1 differs on {np.flatnonzero(got.argmax(1) != want.argmax(1)).tolist()}"
     rel = np.abs(got - want).max() / np.abs(want).max()
     assert 0 < rel <= 1e-2, rel
+
+
+def test_allow_fp16_changes_nothing_without_fp16_hardware():
+    """On a CPU without fp16 arithmetic (this x86-64 host) the option and the fp16 model's
+    metadata change nothing: same kernels, bit-identical outputs (weights widened at load)."""
+    assert "neon_fp16" not in runtime.supported_isas()
+    rng = np.random.default_rng(8)
+    g, feeds, _ = conv_case(rng, (1, 8, 9, 9), (16, 8, 3, 3), pads=[1, 1, 1, 1], act="Clip")
+    g.metadata.extra[FP16_COMPUTE_KEY] = "allow"
+    data = to_bytes(g)
+    with runtime.Interpreter(data) as a, runtime.Interpreter(data, allow_fp16=True) as b:
+        ya, yb = a.run(feeds)["y"], b.run(feeds)["y"]
+        assert [k for _, _, k in a.kernels()] == [k for _, _, k in b.kernels()]
+        assert not any("f16" in k for _, _, k in b.kernels())
+    assert np.array_equal(ya, yb)
