@@ -284,6 +284,19 @@ struct BSource {
   const Window* win = nullptr;
   int64_t isz = 0, ksz = 0;
   uint8_t pad = 0;             // raw zero point
+  const struct Tap* taps = nullptr;  // ksz entries
+};
+
+// One kernel tap's constants for im2col (computed once per run, no divisions per row).
+struct Tap {
+  int64_t k0 = 0, k1 = 0;  // tap offsets in the two outer spatial dims
+  int64_t off = 0;         // k2 * d2 - pb2: input column of output column 0
+  int64_t vlo = 0, vhi = 0;  // the output columns whose input column is inside the row
+};
+
+// Output coordinates (o0, o1, o2) of flat output column n.
+struct Pos {
+  int64_t o0 = 0, o1 = 0, o2 = 0;
 };
 
 // d[a, b) = v (short runs inline: most are one or two padding columns).
@@ -319,21 +332,17 @@ inline void gather2(const uint8_t* x, uint8_t* d, int64_t a, int64_t b) {
 
 // dst[0, nb) = raw B[k][n0 .. n0 + nb) of an im2col row: output row segments, each a
 // run of padding, a copy (memcpy at stride 1) and padding.
-void im2col_row(const BSource& s, int64_t k, int64_t n0, int64_t nb, uint8_t* dst) {
+void im2col_row(const BSource& s, int64_t ci, const Tap& tp, Pos start, int64_t n0, int64_t nb, uint8_t* dst) {
   const Window& w = *s.win;
-  const int64_t ci = k / s.ksz, t = k % s.ksz;
-  const int64_t k2 = t % w.k[2], k1 = t / w.k[2] % w.k[1], k0 = t / (w.k[2] * w.k[1]);
+  const int64_t k0 = tp.k0, k1 = tp.k1, off = tp.off, vlo = tp.vlo, vhi = tp.vhi;
   const uint8_t* xc = s.x + ci * s.isz;
   const int64_t O1 = w.out[1], O2 = w.out[2];
-  // the valid o2 of this tap: 0 <= o2 * st + off < in2  <=>  o2 in [vlo, vhi)
-  const int64_t st = w.s[2], off = k2 * w.d[2] - w.pb[2];
-  const int64_t vlo = off >= 0 ? 0 : (-off + st - 1) / st;
-  const int64_t vhi = std::max(vlo, w.in[2] - off <= 0 ? int64_t(0) : (w.in[2] - off + st - 1) / st);
+  const int64_t st = w.s[2];
   // Unit strides and input rows as wide as output rows (e.g. 3x3 pad 1): consecutive
   // output rows read consecutive input rows, so a run of rows is one copy plus the
   // padding columns of each row written over it.
   const bool runs = st == 1 && w.s[1] == 1 && w.in[2] == O2;
-  int64_t o2s = n0 % O2, o1 = n0 / O2 % O1, o0 = n0 / (O2 * O1);
+  int64_t o2s = start.o2, o1 = start.o1, o0 = start.o0;
   for (int64_t n = n0, end = n0 + nb; n < end;) {
     const int64_t len = std::min(O2 - o2s, end - n);
     uint8_t* d = dst + (n - n0) - o2s;  // d[o2]
@@ -437,6 +446,14 @@ struct Packer {
     cv.x_u8 = p->x_u8;
     cv.zx = p->zx;
     const uint8_t* rows[8];
+    Pos start;
+    if (src->kind == BSource::Im2col) {
+      const int64_t O1 = src->win->out[1], O2 = src->win->out[2];
+      start.o2 = n0 % O2;
+      start.o1 = n0 / O2 % O1;
+      start.o0 = n0 / (O2 * O1);
+    }
+    int64_t ci = 0, t = 0;  // k = ci * ksz + t, advanced with k
     for (int64_t g = 0; g < p->kgroups; ++g) {
       for (int j = 0; j < kr; ++j) {
         const int64_t k = g * kr + j;
@@ -446,8 +463,12 @@ struct Packer {
           rows[j] = src->x + k * src->row_stride + n0;
         } else {
           uint8_t* r = rowbuf + j * row_cap;
-          im2col_row(*src, k, n0, nb, r);
+          im2col_row(*src, ci, src->taps[t], start, n0, nb, r);
           rows[j] = r;
+          if (++t == src->ksz) {
+            t = 0;
+            ++ci;
+          }
         }
       }
       T* d = dst + g * nr * kr;
@@ -667,6 +688,21 @@ Status run(KernelContext& ctx) {
   const int64_t cg = p.K / ksz, batch = x.dims[0];
   bool direct = ksz == 1;
   for (int d = 0; d < 3; ++d) direct = direct && win.s[d] == 1 && win.pb[d] == 0 && win.pe[d] == 0;
+  std::vector<Tap> taps;
+  if (!direct) {
+    taps.resize(static_cast<size_t>(ksz));
+    const int64_t st = win.s[2];
+    for (int64_t t = 0; t < ksz; ++t) {
+      Tap& tp = taps[static_cast<size_t>(t)];
+      const int64_t k2 = t % win.k[2];
+      tp.k1 = t / win.k[2] % win.k[1];
+      tp.k0 = t / (win.k[2] * win.k[1]);
+      tp.off = k2 * win.d[2] - win.pb[2];
+      // 0 <= o2 * st + off < in2  <=>  o2 in [vlo, vhi)
+      tp.vlo = tp.off >= 0 ? 0 : (-tp.off + st - 1) / st;
+      tp.vhi = std::max(tp.vlo, win.in[2] - tp.off <= 0 ? int64_t(0) : (win.in[2] - tp.off + st - 1) / st);
+    }
+  }
   for (int64_t ni = 0; ni < batch; ++ni)
     for (int64_t gi = 0; gi < p.groups; ++gi) {
       BSource src;
@@ -680,6 +716,7 @@ Status run(KernelContext& ctx) {
         src.isz = isz;
         src.ksz = ksz;
         src.pad = static_cast<uint8_t>(p.zx);
+        src.taps = taps.data();
       }
       gemm_group(ctx, p, bk, gi, N, src, y + ni * p.M * N, false);
     }
