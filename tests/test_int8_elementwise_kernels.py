@@ -11,7 +11,7 @@ saturating left shift) and below 2^-31 (flushed to 0), exact rounding ties, ever
 the dtype, the broadcast kinds (scalar either side, per channel [1, C, 1, 1], trailing rows, a
 block of middle dims), general broadcasts that must stay with the reference (declared, and
 brought by a resize), pools with padding/stride/dilation/ceil_mode/count_include_pad, both
-requantization rules of GlobalAveragePool, Concat of differing scales on axis 1 and other axes,
+requantization rules of AveragePool and GlobalAveragePool, Concat of differing scales on axis 1 and other axes,
 Clip bounds (one, both, none, crossed), GlobalMaxPool, and NEON's rescale by table lookup (rows of
 2048 elements and more: Relu, Concat).
 """
@@ -214,6 +214,10 @@ def pool_cases():
                 xq = _q(rng, dtype, 10 ** rng.uniform(-3, 0), (j + k) % 2 == 0)
                 g, f = _single(op, [("x", x, xq, False)], attrs, xq)
                 cases.append((g, f, kernel))
+                if op == "AveragePool":  # the float32 rule, same and other output parameters
+                    yq = xq if j == 0 else _q(rng, dtype, 10 ** rng.uniform(-3, 0), j == 2)
+                    g, f = _single(op, [("x", x, xq, False)], attrs, yq)
+                    cases.append((_float32(g), f, kernel))
     # horizontal stride 2 on wide rows (the even/odd split: 64-byte steps and their tails), even and
     # odd taps, dilated taps
     for attrs in (dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
@@ -237,10 +241,20 @@ def pool_cases():
     g, f = _single("AveragePool", [("x", x, Q([0.5], [0]), False)], {"kernel_shape": [2], "strides": [2]},
                    Q([0.5], [0]))
     cases.append((g, f, "avgpool"))
-    # the float32 rule's AveragePool stays the reference's
-    x = _rand(rng, (1, 2, 6, 6))
-    g, f = _single("AveragePool", [("x", x, Q([0.1], [5]), False)], {"kernel_shape": [3, 3]}, Q([0.1], [5]))
-    cases.append((_float32(g), f, "reference"))
+    # the float32 rule on a wide row with stride 2 and padding (the even/odd split), ties to even
+    x = _rand(rng, (1, 2, 5, 261))
+    g, f = _single("AveragePool", [("x", x, Q([0.5], [-128]), False)],
+                   {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, Q([0.25], [3]))
+    cases.append((_float32(g), f, "avgpool"))
+    # the float32 rule at exact ties: windows of 2 with s_x = s_y make most outputs (a + b) / 2 =
+    # k + 1/2 up to the roundings of the products and sums, so a product fused into its add (an
+    # FMA) moves some of them across the tie
+    for dtype in ("int8", "uint8"):
+        x = _rand(rng, (1, 4, 999), dtype)
+        for s in (0.1, 0.0123):
+            xq = Q([s], [_zp(rng, dtype, False)])
+            g, f = _single("AveragePool", [("x", x, xq, False)], {"kernel_shape": [2]}, xq)
+            cases.append((_float32(g), f, "avgpool"))
     return cases
 
 

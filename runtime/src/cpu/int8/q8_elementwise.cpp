@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/reference/quant_float_requant.h"
 #include "cpu/reference/quant_params.h"
 
 namespace mobrt {
@@ -60,6 +61,9 @@ void max_row_scalar(void* dst, const void* src, size_t n, bool u8) {
 void acc_row_scalar(int32_t* acc, const void* x, size_t n, int32_t zp, bool u8) {
   for (size_t i = 0; i < n; ++i) acc[i] += ld(x, i, u8) - zp;
 }
+void favg_row_scalar(float* acc, const void* x, size_t n, float scale, int32_t zp, bool u8) {
+  for (size_t i = 0; i < n; ++i) acc[i] = acc[i] + quant::rounded_product(scale, static_cast<float>(ld(x, i, u8) - zp));
+}
 void deinterleave2_scalar(const void* src, size_t n, void* even, void* odd) {
   const uint8_t* s = static_cast<const uint8_t*>(src);
   for (size_t j = 0; j < n; ++j) {
@@ -71,7 +75,8 @@ void deinterleave2_scalar(const void* src, size_t n, void* even, void* odd) {
 }  // namespace
 
 const Q8ElemIsa kQ8ElemScalar = {"scalar",       add_scalar,     mul_scalar,           rescale_scalar, sum_scalar,
-                                 max_row_scalar, acc_row_scalar, deinterleave2_scalar, false};
+                                 max_row_scalar, acc_row_scalar, deinterleave2_scalar, false,
+                                 favg_row_scalar};
 
 // ---- state -------------------------------------------------------------------------------------
 

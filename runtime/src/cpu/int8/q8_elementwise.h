@@ -111,6 +111,9 @@ struct Q8ElemIsa {
   void (*deinterleave2)(const void* src, size_t n, void* even, void* odd);
   // rescale reads Q8RescaleParams::lut when set (a table lookup beats the arithmetic: NEON tbl)
   bool rescale_lut;
+  // acc[i] = acc[i] + float32(scale * float(x[i] - zp)): the product rounded on its own, never
+  // fused with the add (quant::rounded_product), as AveragePool's float32 rule sums
+  void (*favg_row)(float* acc, const void* x, size_t n, float scale, int32_t zp, bool u8);
 };
 
 // The 256-byte table of a non-copy rescale, indexed by the input's raw byte; worth building

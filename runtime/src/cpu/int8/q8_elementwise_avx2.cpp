@@ -264,8 +264,28 @@ void deinterleave2_avx2(const void* src, size_t n, void* even, void* odd) {
   }
 }
 
+// The empty asm makes the product a value of its own, so -ffp-contract cannot fuse it with the
+// add into an FMA (this file is compiled with -mfma).
+template <bool U8>
+void favg_row_t(float* acc, const void* x, size_t n, float scale, int32_t zp) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i z = _mm256_set1_epi32(zp);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 p = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(load8<U8>(at(x, i)), z)));
+    __asm__("" : "+x"(p));
+    _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), p));
+  }
+  kQ8ElemScalar.favg_row(acc + i, at(x, i), n - i, scale, zp, U8);
+}
+
+void favg_row_avx2(float* acc, const void* x, size_t n, float scale, int32_t zp, bool u8) {
+  if (u8) favg_row_t<true>(acc, x, n, scale, zp);
+  else favg_row_t<false>(acc, x, n, scale, zp);
+}
+
 const Q8ElemIsa kAvx2 = {"avx2",       add_avx2,     mul_avx2,           rescale_avx2, sum_avx2,
-                         max_row_avx2, acc_row_avx2, deinterleave2_avx2, false};
+                         max_row_avx2, acc_row_avx2, deinterleave2_avx2, false,        favg_row_avx2};
 
 }  // namespace
 

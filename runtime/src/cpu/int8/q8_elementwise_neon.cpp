@@ -251,8 +251,30 @@ void deinterleave2_neon(const void* src, size_t n, void* even, void* odd) {
   }
 }
 
+// The empty asm keeps the product out of an fmla (GCC contracts across statements on aarch64).
+template <bool U8>
+void favg_row_t(float* acc, const void* x, size_t n, float scale, int32_t zp) {
+  const float32x4_t s = vdupq_n_f32(scale);
+  const int32x4_t z = vdupq_n_s32(zp);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const V16 v = load16<U8>(at(x, i));
+    for (int k = 0; k < 4; ++k) {
+      float32x4_t p = vmulq_f32(s, vcvtq_f32_s32(vsubq_s32(v.v[k], z)));
+      __asm__("" : "+w"(p));
+      vst1q_f32(acc + i + 4 * k, vaddq_f32(vld1q_f32(acc + i + 4 * k), p));
+    }
+  }
+  kQ8ElemScalar.favg_row(acc + i, at(x, i), n - i, scale, zp, U8);
+}
+
+void favg_row_neon(float* acc, const void* x, size_t n, float scale, int32_t zp, bool u8) {
+  if (u8) favg_row_t<true>(acc, x, n, scale, zp);
+  else favg_row_t<false>(acc, x, n, scale, zp);
+}
+
 const Q8ElemIsa kNeon = {"neon",       add_neon,     mul_neon,           rescale_neon, sum_neon,
-                         max_row_neon, acc_row_neon, deinterleave2_neon, true};
+                         max_row_neon, acc_row_neon, deinterleave2_neon, true,         favg_row_neon};
 
 }  // namespace
 

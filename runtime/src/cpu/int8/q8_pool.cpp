@@ -1,4 +1,4 @@
-// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (fixed-point rule), GlobalAveragePool
+// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (both rules), GlobalAveragePool
 // (both rules) and GlobalMaxPool, 1-D and 2-D windows with any kernel, stride, dilation, pads, ceil_mode and
 // count_include_pad (window.h's geometry). Bit for bit the reference (pool.cpp's integer
 // MaxPool; quant_ops.cpp run_avg_pool / run_global_pool).
@@ -11,13 +11,15 @@
 // (kw taps, with stride and dilation; MaxPool's stride 1 and 2 as vector maxes of shifted
 // rows, stride 2 after splitting the row into its even and odd elements). AveragePool divides by window_count with
 // rounded_mean as the reference does. GlobalAveragePool: the instruction set's sum of a
-// plane, then the reference's per-channel rule. Not covered (supports() false): 3-D
-// windows, MaxPool's Indices output, AveragePool under the float32 rule (its float sum in
-// tap order stays the reference's).
+// plane, then the reference's per-channel rule. AveragePool under the float32 rule sums
+// float32 products per output column in the reference's tap order (avgpool_float32_run). Not
+// covered (supports() false): 3-D windows, MaxPool's Indices output.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cpu/int8/q8_elementwise.h"
 #include "cpu/reference/quant_params.h"
@@ -52,7 +54,8 @@ int64_t padded_width(const ref::Window& w) { return (w.out[2] - 1) * w.s[2] + (w
 
 constexpr size_t kAlign = 64;
 size_t row_stride(const ref::Window& w) {
-  size_t bytes = static_cast<size_t>(padded_width(w)) * sizeof(int32_t);
+  // the float32 AveragePool: byte row (wp), its even/odd halves (wp + 2), float sums (4 OW <= 4 wp)
+  size_t bytes = static_cast<size_t>(padded_width(w)) * 6 + 8;
   return (bytes + kAlign - 1) / kAlign * kAlign;
 }
 
@@ -144,14 +147,16 @@ Status q8_maxpool_run(KernelContext& ctx) {
 // ---- AveragePool (fixed-point rule) ------------------------------------------------------------
 
 bool q8_avgpool_supports(const KernelContext& ctx) {
-  if (!window_pool_shape_ok(ctx) || ctx.requantize_float32 || !rq::node_quantized(ctx)) return false;
+  if (!window_pool_shape_ok(ctx) || !rq::node_quantized(ctx)) return false;
   KernelContext c = ctx;
   rq::PerTensor xp;
   return rq::avg_rules(c, &xp).ok();
 }
 
+Status avgpool_float32_run(KernelContext& ctx, const ref::Window& w, const rq::PerTensor& xp,
+                           const rq::PerTensor& yp);
+
 Status q8_avgpool_run(KernelContext& ctx) {
-  if (ctx.requantize_float32) return q8_run_reference(ctx);
   rq::PerTensor xp, yp;
   Status s = rq::avg_rules(ctx, &xp, &yp);
   if (!s.ok()) return s;
@@ -159,6 +164,7 @@ Status q8_avgpool_run(KernelContext& ctx) {
   s = pool_window(ctx, &w);
   if (!s.ok()) return s;
   if (ctx.scratch_size < q8_pool_scratch_bytes(ctx)) return q8_run_reference(ctx);
+  if (ctx.requantize_float32) return avgpool_float32_run(ctx, w, xp, yp);
   const Q8ElemIsa& isa = q8_state_isa(*ctx.state);
   const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
   const bool u8 = x.dtype == DType::U8;
@@ -194,6 +200,81 @@ Status q8_avgpool_run(KernelContext& ctx) {
           for (int64_t k = 0; k < w.k[2]; ++k) total += r[k * w.d[2]];
           const int64_t oi = oh * OW + ow;
           const int64_t v = quant::clamp(rq::rounded_mean(total, count[static_cast<size_t>(oi)]) + zp, lo, hi);
+          if (u8) y.as<uint8_t>()[p * osz + oi] = static_cast<uint8_t>(v);
+          else y.as<int8_t>()[p * osz + oi] = static_cast<int8_t>(v);
+        }
+      }
+    }
+  });
+  return Status::Ok();
+}
+
+// The float32 rule (onnxruntime's QLinearAveragePool, the reference's run_avg_pool): per output,
+// ftotal = ftotal + float32(s_x (x - zp)) over the window's taps in row-major order, then
+// nearbyint(ftotal / count / s_y + zp_y). The lanes of a row are the output columns, each doing
+// its own chain in the same tap order; a padding column holds zp, whose +0.0 product leaves a
+// sum unchanged (a sum that starts at +0.0 and adds products that are never -0.0 is never -0.0),
+// so it equals the reference's skipped tap. Rows outside the input are skipped, as there.
+Status avgpool_float32_run(KernelContext& ctx, const ref::Window& w, const rq::PerTensor& xp,
+                           const rq::PerTensor& yp) {
+  const Q8ElemIsa& isa = q8_state_isa(*ctx.state);
+  const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
+  const bool u8 = x.dtype == DType::U8;
+  const bool include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
+  int64_t lo, hi;
+  rq::qrange(y.dtype, &lo, &hi);
+  const int64_t H = w.in[1], W = w.in[2], OH = w.out[1], OW = w.out[2];
+  const int64_t isz = H * W, osz = OH * OW, wp = padded_width(w), pb = w.pb[2], sw = w.s[2];
+  const int64_t c0 = std::min(pb, wp), c1 = std::min(pb + W, wp);
+  const size_t stride = row_stride(w);
+  const uint8_t zbyte = static_cast<uint8_t>(xp.zp);
+  const int32_t zp = static_cast<int32_t>(xp.zp);
+  std::vector<float> count(static_cast<size_t>(osz));
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t o[3] = {0, oh, ow};
+      count[static_cast<size_t>(oh * OW + ow)] =
+          static_cast<float>(std::max<int64_t>(ref::window_count(w, o, include_pad), 1));
+    }
+  ctx.parallel_for(x.dims[0] * x.dims[1], [&](int64_t p0, int64_t p1, int t) {
+    uint8_t* row = static_cast<uint8_t*>(ctx.scratch) + static_cast<size_t>(t) * stride;
+    uint8_t* even = row + wp;
+    uint8_t* odd = even + wp / 2 + 1;
+    float* acc = reinterpret_cast<float*>(row + (2 * wp + 2 + 3) / 4 * 4);
+    std::memset(row, zbyte, static_cast<size_t>(wp));
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* xp8 = static_cast<const uint8_t*>(x.data) + p * isz;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        std::fill(acc, acc + OW, 0.f);
+        for (int64_t k = 0; k < w.k[1]; ++k) {
+          const int64_t ih = oh * w.s[1] + k * w.d[1] - w.pb[1];
+          if (ih < 0 || ih >= H) continue;
+          if (c1 > c0) std::memcpy(row + c0, xp8 + ih * W + (c0 - pb), static_cast<size_t>(c1 - c0));
+          if (sw == 2) {
+            isa.deinterleave2(row, static_cast<size_t>(wp / 2), even, odd);
+            if (wp % 2) even[wp / 2] = row[wp - 1];
+          }
+          for (int64_t kc = 0; kc < w.k[2]; ++kc) {
+            const int64_t tap = kc * w.d[2];
+            if (sw == 1) {
+              isa.favg_row(acc, row + tap, static_cast<size_t>(OW), xp.scale, zp, u8);
+            } else if (sw == 2) {
+              isa.favg_row(acc, tap % 2 ? odd + (tap - 1) / 2 : even + tap / 2, static_cast<size_t>(OW), xp.scale,
+                           zp, u8);
+            } else {
+              for (int64_t ow = 0; ow < OW; ++ow) {
+                const uint8_t b = row[ow * sw + tap];
+                const int32_t v = (u8 ? static_cast<int32_t>(b) : static_cast<int32_t>(static_cast<int8_t>(b))) - zp;
+                acc[ow] = acc[ow] + quant::rounded_product(xp.scale, static_cast<float>(v));
+              }
+            }
+          }
+        }
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t oi = oh * OW + ow;
+          const float avg = acc[ow] / count[static_cast<size_t>(oi)];
+          const float q = avg / yp.scale;
+          const int64_t v = quant::clamp(static_cast<int64_t>(std::nearbyint(q + static_cast<float>(yp.zp))), lo, hi);
           if (u8) y.as<uint8_t>()[p * osz + oi] = static_cast<uint8_t>(v);
           else y.as<int8_t>()[p * osz + oi] = static_cast<int8_t>(v);
         }
