@@ -2,8 +2,8 @@
 // Add and Mul with requantization, Relu (rescale then max), Clip, Concat with per-input
 // rescale, MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool. Bit for bit the reference
 // kernels (cpu/reference/quant_ops.cpp, pool.cpp): the rules and constants are
-// quant_params.h's (binary_rules, relu_rules, concat_rules, avg_rules), computed once
-// at prepare; the arithmetic per element is the q8_*1 functions below, which each
+// quant_params.h's (binary_rules, relu_rules, concat_rules, avg_rules), called at run
+// (a few multipliers per node); the arithmetic per element is the q8_*1 functions below, which each
 // instruction set vectorizes exactly (docs/quantization.md sections 2-5):
 //
 //   Add   clamp(MBQM(MBQM((a - za) 2^20, ma) + MBQM((b - zb) 2^20, mb), my) + zy, lo, hi)
@@ -18,9 +18,10 @@
 // Layout: this portable glue (q8_elementwise.cpp: Add/Mul/Relu and registration,
 // q8_pool.cpp, q8_concat.cpp) plans the rows (broadcast kinds, windows, threads) and
 // calls an instruction set's row functions (Q8ElemIsa, q8_elementwise_<isa>.cpp).
-// Shapes the plans do not cover (a general broadcast, 3-D pools, MaxPool's Indices, the
-// float32 rule of AveragePool) are refused in supports() when the declared shapes show
-// them, and handed to the reference kernel at run time when a resize brings them.
+// Nodes the plans do not cover (a general broadcast, 3-D pools, MaxPool's Indices, operands
+// of different dtypes, unquantized Add/Mul/Relu/Concat/AveragePool, which keep their plain
+// integer kernels) are refused in supports() when the declared shapes show them, and handed
+// to the reference kernel at run time when a resize brings them.
 #pragma once
 
 #include <cstddef>

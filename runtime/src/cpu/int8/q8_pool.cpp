@@ -1,7 +1,7 @@
-// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (both rules), GlobalAveragePool
-// (both rules) and GlobalMaxPool, 1-D and 2-D windows with any kernel, stride, dilation, pads, ceil_mode and
-// count_include_pad (window.h's geometry). Bit for bit the reference (pool.cpp's integer
-// MaxPool; quant_ops.cpp run_avg_pool / run_global_pool).
+// q8_pool.cpp: int8/uint8 MaxPool, AveragePool (both rules), GlobalAveragePool (both
+// rules) and GlobalMaxPool; 1-D and 2-D windows with any kernel, stride, dilation, pads,
+// ceil_mode and count_include_pad (window.h's geometry). Bit for bit the reference
+// (pool.cpp's integer MaxPool; quant_ops.cpp run_avg_pool / run_global_pool).
 //
 // A window pool runs one output row of one (batch, channel) plane at a time: the
 // instruction set's vector row function folds the window's input rows (those inside the
@@ -9,11 +9,12 @@
 // value, which never wins and is the reference's start value; AveragePool: int32 sums of
 // x - zp, the padding columns 0), then each output takes its kernel columns of that row
 // (kw taps, with stride and dilation; MaxPool's stride 1 and 2 as vector maxes of shifted
-// rows, stride 2 after splitting the row into its even and odd elements). AveragePool divides by window_count with
-// rounded_mean as the reference does. GlobalAveragePool: the instruction set's sum of a
-// plane, then the reference's per-channel rule. AveragePool under the float32 rule sums
-// float32 products per output column in the reference's tap order (avgpool_float32_run). Not
-// covered (supports() false): 3-D windows, MaxPool's Indices output.
+// rows, stride 2 after splitting the row into its even and odd elements). AveragePool
+// divides by window_count with rounded_mean as the reference does; under the float32 rule
+// it sums float32 products per output column in the reference's tap order
+// (avgpool_float32_run). GlobalAveragePool: the instruction set's sum of a plane, then the
+// reference's per-channel rule. Not covered (supports() false): 3-D windows, MaxPool's
+// Indices output.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
