@@ -28,7 +28,7 @@ RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
 DW = "dw3x3"
 # The kernel every depthwise node must have run under each cap (substring of its name).
 EXPECT = {"scalar": "q8_reference", "avx2": "dw3x3_avx2", "avx_vnni": "dw3x3_avx2", "avx512": "dw3x3_avx512",
-          "avx512_vnni": "dw3x3_avx512"}
+          "avx512_vnni": "dw3x3_avx512_vnni"}
 EXPECT_ARM = {"neon": "dw3x3_neon", "neon_dot": "dw3x3_neon"}
 
 

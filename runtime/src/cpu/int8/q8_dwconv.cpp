@@ -105,36 +105,22 @@ bool geometry(const KernelContext& ctx, Geom* g) {
   return true;
 }
 
-// Converts channel plane `x` (h x w) into int16 rows of g.wp elements:
-// [pl zeros][x - zx][zeros up to the last column a valid output reads]; the columns
-// beyond are left as they are (the row kernels read them only for outputs >= ow).
+// The int16 buffers' zeros (padding columns and rows, the columns past the input) sit at
+// the same places for every plane: a thread zeroes its buffer once per run and then each
+// plane writes only its h x w values (x - zx), one widen call per plane.
+//
+// rows layout: row iy of the plane at rows + iy * g.wp: [pl zeros][x - zx][zeros].
 void convert_plane(const uint8_t* x, bool x_u8, int32_t zx, const Geom& g, Q8DwWidenFn widen, int16_t* rows) {
-  const size_t pl = static_cast<size_t>(g.pl), w = static_cast<size_t>(g.w);
-  const size_t used = static_cast<size_t>(g.sw * (g.ow - 1) + 3);  // columns read by outputs < ow
-  const size_t end = std::min(g.wp, std::max(used, pl + w));
-  for (int64_t iy = 0; iy < g.h; ++iy) {
-    int16_t* r = rows + static_cast<size_t>(iy) * g.wp;
-    for (size_t i = 0; i < pl; ++i) r[i] = 0;  // pads are short: no memset call
-    widen(x + static_cast<size_t>(iy) * w, x_u8, zx, w, r + pl);
-    for (size_t i = pl + w; i < end; ++i) r[i] = 0;
-  }
+  widen(x, x_u8, zx, static_cast<size_t>(g.w), static_cast<size_t>(g.h), rows + g.pl, g.wp);
 }
 
 // The flat layout: g.flat_rows rows of g.wp, row i = input row i - pt ([pl zeros][x - zx]
-// [zeros]) or all zeros for a padding row. Everything a valid output reads is written.
+// [zeros]) or all zeros for a padding row; rows past flat_rows are never read.
 void convert_flat(const uint8_t* x, bool x_u8, int32_t zx, const Geom& g, Q8DwWidenFn widen, int16_t* buf) {
-  const size_t pl = static_cast<size_t>(g.pl), w = static_cast<size_t>(g.w);
-  for (size_t i = 0; i < g.flat_rows; ++i) {
-    int16_t* r = buf + i * g.wp;
-    const int64_t iy = static_cast<int64_t>(i) - g.pt;
-    if (iy < 0 || iy >= g.h) {
-      std::fill(r, r + g.wp, int16_t(0));
-      continue;
-    }
-    for (size_t k = 0; k < pl; ++k) r[k] = 0;
-    widen(x + static_cast<size_t>(iy) * w, x_u8, zx, w, r + pl);
-    for (size_t k = pl + w; k < g.wp; ++k) r[k] = 0;
-  }
+  const int64_t last = std::min<int64_t>(g.h, static_cast<int64_t>(g.flat_rows) - g.pt);  // rows written
+  if (last <= 0) return;
+  widen(x, x_u8, zx, static_cast<size_t>(g.w), static_cast<size_t>(last), buf + static_cast<size_t>(g.pt) * g.wp + g.pl,
+        g.wp);
 }
 
 }  // namespace
@@ -155,6 +141,11 @@ void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_
       for (int k = 0; k < 3; ++k) s += static_cast<int32_t>(rows[r][2 * j + k]) * w9[3 * r + k];
     acc[j] = s;
   }
+}
+
+void q8_dw_widen_rows_scalar(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out,
+                             size_t pitch) {
+  for (size_t r = 0; r < rows; ++r) q8_dw_widen_scalar(static_cast<const uint8_t*>(x) + r * n, x_u8, zx, n, out + r * pitch);
 }
 
 void q8_dw_widen_scalar(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
@@ -267,6 +258,7 @@ Status q8_dw_run(KernelContext& ctx) {
     int16_t* buf = reinterpret_cast<int16_t*>(mine);
     int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up(g.flat_len * sizeof(int16_t), 64));
     const size_t ow = static_cast<size_t>(g.ow);
+    std::fill(buf, buf + g.flat_len, int16_t(0));
     for (int64_t p = b; p < e; ++p) {
       const int64_t c = p % g.c;
       convert_flat(static_cast<const uint8_t*>(x.data) + static_cast<size_t>(p) * plane_in, x_u8, st.zx, g,
@@ -292,7 +284,7 @@ Status q8_dw_run(KernelContext& ctx) {
     int16_t* zero = reinterpret_cast<int16_t*>(mine);
     int16_t* plane = zero + g.wp;
     int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up((static_cast<size_t>(g.h) + 1) * g.wp * sizeof(int16_t), 64));
-    std::fill(zero, zero + g.wp, int16_t(0));
+    std::fill(zero, zero + (static_cast<size_t>(g.h) + 1) * g.wp, int16_t(0));  // the zero row and the plane
     for (int64_t p = b; p < e; ++p) {
       const int64_t c = p % g.c;
       convert_plane(static_cast<const uint8_t*>(x.data) + static_cast<size_t>(p) * plane_in, x_u8, st.zx, g,

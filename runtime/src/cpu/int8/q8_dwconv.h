@@ -45,8 +45,10 @@ constexpr size_t kQ8DwSlack = 64;
 // written with any value. Every true sum fits in int32 (supports()).
 typedef void (*Q8DwRowFn)(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
 
-// out[i] = x[i] - zx as int16 for i < n (x int8, or uint8 when x_u8).
-typedef void (*Q8DwWidenFn)(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out);
+// out[r * pitch + i] = x[r * n + i] - zx as int16 for r < rows, i < n (x int8, or uint8
+// when x_u8): a whole plane's rows in one call; nothing else of out is written.
+typedef void (*Q8DwWidenFn)(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out,
+                            size_t pitch);
 
 struct Q8DwIsa {
   const char* name;  // "conv_q8_dw3x3_avx2"
@@ -69,12 +71,15 @@ Status q8_dw_run(KernelContext& ctx);
 // The portable kernels (the specification of the vector ones; the vector widen's tail).
 void q8_dw_row3x3s1_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
 void q8_dw_row3x3s2_scalar(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n);
-void q8_dw_widen_scalar(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out);
+void q8_dw_widen_scalar(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out);  // one row
+void q8_dw_widen_rows_scalar(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out,
+                             size_t pitch);
 
 // Per instruction set (defined in q8_dwconv_<isa>.cpp, only built where the set exists):
 // q8_dw_prepare with that set's table.
 Status q8_dw_prepare_avx2(KernelContext& ctx);
 Status q8_dw_prepare_avx512(KernelContext& ctx);
+Status q8_dw_prepare_avx512_vnni(KernelContext& ctx);
 Status q8_dw_prepare_neon(KernelContext& ctx);
 
 // The Kernel entry conv_q8_dw3x3_<isa> with `prepare` (for register_q8_dw_<isa>.cpp).

@@ -32,7 +32,7 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
 }
 
 // out = x - zx as int16, 16 per step (vpmovsxbw / vpmovzxbw), then 8, the tail scalar.
-void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+inline void widen_row(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
   const uint8_t* p = static_cast<const uint8_t*>(x);
   const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zx));
   size_t i = 0;
@@ -58,6 +58,12 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
     }
   }
   if (i < n) q8_dw_widen_scalar(p + i, x_u8, zx, n - i, out + i);
+}
+
+// A plane's rows (Q8DwWidenFn).
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out, size_t pitch) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
 const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx2", row3x3s1, row3x3s2, widen, q8_requant_row_avx2};

@@ -71,7 +71,7 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
 
 // out = x - zx as int16, 32 per step (vpmovsxbw / vpmovzxbw); the tail with masked
 // loads and stores (AVX-512BW), so no element past n is read or written.
-void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+inline void widen_row(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
   const uint8_t* p = static_cast<const uint8_t*>(x);
   const __m512i z = _mm512_set1_epi16(static_cast<int16_t>(zx));
   for (size_t i = 0; i < n; i += 32) {
@@ -80,6 +80,12 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
     const __m512i w = x_u8 ? _mm512_cvtepu8_epi16(v) : _mm512_cvtepi8_epi16(v);
     _mm512_mask_storeu_epi16(out + i, m, _mm512_sub_epi16(w, z));
   }
+}
+
+// A plane's rows (Q8DwWidenFn).
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out, size_t pitch) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
 const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx512", row3x3s1, row3x3s2, widen, q8_requant_row_avx512};

@@ -55,7 +55,7 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
 }
 
 // out = x - zx as int16, 8 per step (sxtl / uxtl), the tail scalar.
-void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+inline void widen_row(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
   const int16x8_t z = vdupq_n_s16(static_cast<int16_t>(zx));
   size_t i = 0;
   if (x_u8) {
@@ -66,6 +66,12 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
     for (; i + 8 <= n; i += 8) vst1q_s16(out + i, vsubq_s16(vmovl_s8(vld1_s8(p + i)), z));
   }
   if (i < n) q8_dw_widen_scalar(static_cast<const uint8_t*>(x) + i, x_u8, zx, n - i, out + i);
+}
+
+// A plane's rows (Q8DwWidenFn).
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out, size_t pitch) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
 const Q8DwIsa kIsa = {"conv_q8_dw3x3_neon", row3x3s1, row3x3s2, widen, q8_requant_row_neon};
