@@ -569,6 +569,7 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
       const int64_t blk = task / bk.chunks, chunk = task % bk.chunks;
       const int64_t n0 = blk * bk.nb, nb = std::min(bk.nb, N - n0);
       const int64_t full = nb / uk.nr, rem = nb % uk.nr;
+      const bool fused = !transposed_out && t.gemm_requant != nullptr && full > 0;
       // the last partial panel's kernel: one column, narrow, or the main one
       const Q8GemmUkernel& tail_k = rem == 1 && t.gemv.fn ? t.gemv
                                     : narrow_ok && rem > 0 && rem <= t.narrow.nr ? t.narrow : uk;
@@ -599,7 +600,16 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
         const void* apanel = static_cast<const char*>(p.a.p) + (gi * p.panels + r0 / uk.mr) * p.panel_bytes;
         const int32_t* init = p.init.data() + row;
         size_t off = 0;
-        for (int64_t q = 0; q < full + (rem ? 1 : 0); ++q) {
+        int64_t q0 = 0;  // the first panel that goes through cbuf
+        if (fused) {     // the full panels: tile and requant in one step, straight to y
+          const size_t stride = static_cast<size_t>(p.kgroups) * uk.nr * uk.kr * esz;
+          t.gemm_requant(static_cast<size_t>(p.kgroups), apanel, bbuf, stride, static_cast<size_t>(full),
+                         y + row * N + n0, static_cast<size_t>(N), static_cast<size_t>(mr), init,
+                         p.requant.data() + row, p.y_u8);
+          off = stride * static_cast<size_t>(full);
+          q0 = full;
+        }
+        for (int64_t q = q0; q < full + (rem ? 1 : 0); ++q) {
           const int64_t c0 = q * uk.nr, cw = std::min<int64_t>(uk.nr, nb - c0);
           const Q8GemmUkernel& k = q == full ? tail_k : uk;
           k.fn(static_cast<size_t>(p.kgroups), apanel, bbuf + off, cbuf + c0, static_cast<size_t>(bk.nb),
@@ -607,9 +617,11 @@ void gemm_group(const KernelContext& ctx, const Plan& p, const Blocking& bk, int
           off += static_cast<size_t>(p.kgroups) * k.nr * uk.kr * esz;
         }
         if (!transposed_out) {
-          for (int64_t r = 0; r < mr; ++r)
-            t.requant_row(cbuf + r * bk.nb, static_cast<size_t>(nb), p.requant[row + r], y + (row + r) * N + n0,
-                          p.y_u8);
+          const int64_t c0 = q0 * uk.nr;  // columns not requantized by the fused kernel
+          if (c0 < nb)
+            for (int64_t r = 0; r < mr; ++r)
+              t.requant_row(cbuf + r * bk.nb + c0, static_cast<size_t>(nb - c0), p.requant[row + r],
+                            y + (row + r) * N + n0 + c0, p.y_u8);
         } else {
           for (int64_t r = 0; r < mr; ++r) {
             const Q8Requant& rqr = p.requant[row + r];

@@ -75,6 +75,14 @@ struct Q8BConvert {
 typedef void (*Q8PackBFn)(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
                           size_t panel_stride);
 
+// Optional fused micro-kernel + requantization for the row-major (Conv) output: `panels`
+// full panels of `gemm`'s NR columns (panel p of B at (const char*)b + p * b_panel_stride)
+// against one A panel; row r < mr of the mr x (panels * NR) result is requantized with
+// rq[r] straight to the bytes (uint8 if y_u8) at (char*)y + r * ldy. The int32 tile never
+// goes to memory. Bit for bit gemm.fn followed by requant_row.
+typedef void (*Q8GemmRequantFn)(size_t kgroups, const void* a, const void* b, size_t b_panel_stride, size_t panels,
+                                void* y, size_t ldy, size_t mr, const int32_t* init, const Q8Requant* rq, bool y_u8);
+
 // One instruction set's table. `narrow` is optional (fn null): when present it must
 // have the same mr, kr, a_type and b_type as `gemm` and a smaller nr; the driver uses
 // it for a last column panel of at most narrow.nr columns.
@@ -87,6 +95,7 @@ struct Q8Isa {
   // Optional single-column kernel (nr == 1, same mr, kr, a_type, b_type as `gemm`): a last
   // panel of one column (batch-1 Gemm/MatMul, N = 1 convolutions) runs it.
   Q8GemmUkernel gemv;
+  Q8GemmRequantFn gemm_requant = nullptr;  // optional: `gemm` with the requant fused (above)
 };
 
 // Registers Conv (conv_q8_gemm_<suffix>), Gemm (gemm_q8_<suffix>) and MatMul

@@ -18,6 +18,10 @@ extern const Q8GemmUkernel kQ8GemmAvxVnni_8x1c4;  // one column (Q8Isa::gemv)
 extern const Q8GemmUkernel kQ8GemmAvx512Vnni_8x32c4;
 extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x16c4;
 extern const Q8GemmUkernel kQ8GemmAvx512VnniYmm_8x1c4;  // one column (Q8Isa::gemv)
+// zmm 8x32 with the requantization fused into its epilogue (Q8Isa::gemm_requant).
+void q8_gemm_requant_8x32c4_avx512_vnni(size_t kgroups, const void* a, const void* b, size_t b_panel_stride,
+                                        size_t panels, void* y, size_t ldy, size_t mr, const int32_t* init,
+                                        const Q8Requant* rq, bool y_u8);
 
 // B packers (Q8PackBFn) for the kernels above (q8_gemm_pack_avx2.cpp; AVX2 also runs
 // under the VNNI sets, which include it).
