@@ -315,7 +315,7 @@ def _run_reference(model: "Model", feeds: dict) -> dict:
     return run(model.graph, feeds, source=model.source)
 
 
-def _run_runtime(model: "Model", feeds: dict, threads: int = 1) -> dict:
+def _run_runtime(model: "Model", feeds: dict, threads: int = 1, isa: Optional[str] = None) -> dict:
     try:
         runtime = importlib.import_module("mobconv.runtime")
     except ImportError as exc:
@@ -326,7 +326,7 @@ def _run_runtime(model: "Model", feeds: dict, threads: int = 1) -> dict:
     # A model loaded from a .mob file runs from that file (mmap, zero copy);
     # a converted one from its serialized bytes.
     source = model.source if model.source and model.source.endswith(".mob") else model.to_bytes()
-    with runtime.Interpreter(source, threads=threads, profile=False, name=model.source) as interpreter:
+    with runtime.Interpreter(source, threads=threads, isa=isa, profile=False, name=model.source) as interpreter:
         return interpreter.run(feeds)
 
 
@@ -481,12 +481,14 @@ class Model:
                 if name in dtypes else value for name, value in given.items()}
 
     def run(self, inputs: Optional[dict] = None, backend: str = "auto", seed: int = 0,
-            threads: int = 1) -> dict:
+            threads: int = 1, isa: Optional[str] = None) -> dict:
         """Run the model on `inputs` (name -> array; seeded random data when None).
 
         backend: "auto" (the C++ runtime when built, else numpy), "reference"
         (numpy) or "runtime" (C++). With "auto", a model using an op the runtime
         has no kernel for runs on the numpy reference instead, with a warning.
+        isa caps the runtime's instruction sets ("scalar", "avx2", "avx512_vnni",
+        "neon_dot", ...; None: the best this CPU has; see runtime.supported_isas()).
         Returns output name -> numpy array.
         """
         threads = _feeds.check_threads(threads)
@@ -496,7 +498,7 @@ class Model:
         if self.last_backend == "reference":
             return _run_reference(self, feeds)
         try:
-            return _run_runtime(self, feeds, threads=threads)
+            return _run_runtime(self, feeds, threads=threads, isa=isa)
         except MobconvError as exc:
             if backend != "auto" or not _runtime_lacks_an_op(exc):
                 raise

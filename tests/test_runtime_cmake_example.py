@@ -65,3 +65,42 @@ def test_c_example_builds_against_installed_package(tmp_path):
         c.values[name].shape = None
     infer_shapes(c)
     np.testing.assert_allclose(got, reference_run(c, {"x": x})["y"].ravel(), rtol=1e-5, atol=1e-5)
+
+    # The same installed library and C program on an int8 model from the quantizer (float
+    # input and output around int8 layers), under every instruction-set cap this CPU has
+    # (MOBRT_MAX_ISA, the runtime's one cap) at 1 and 2 threads: the C API gives exactly
+    # the numpy reference's numbers (%.9g prints a float32 exactly).
+    int8_path, x8, want = _int8_digits_model(tmp_path)
+    from mobconv import runtime
+
+    for isa in runtime.supported_isas():
+        for threads in ("1", "2"):
+            env = dict(os.environ, MOBRT_MAX_ISA=isa)
+            proc = subprocess.run([str(app / "mobrt_example"), str(int8_path), threads], capture_output=True,
+                                  text=True, timeout=600, env=env)
+            assert proc.returncode == 0, proc.stderr
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("output ")][0]
+            got = np.array([float(v) for v in line.split("values")[1].split()], np.float32)
+            assert np.array_equal(got, want.ravel()), (isa, threads, got[:5], want.ravel()[:5])
+
+
+def _int8_digits_model(tmp_path):
+    """The zoo's digits MobileNetV2 quantized to int8 by mobconv.quantize; the example's input
+    pattern and the numpy reference's output for it."""
+    import mobconv
+    from mobconv import quantize
+
+    onnx_path = os.path.join(ROOT, "model_zoo", "onnx", "digits_mobilenetv2.onnx")
+    calib_dir = os.path.join(ROOT, "model_zoo", "onnx", "digits_calib")
+    files = sorted(f for f in os.listdir(calib_dir) if f.endswith(".npy"))[:4]
+    q = quantize.quantize(mobconv.convert(onnx_path), [{"input": np.load(os.path.join(calib_dir, f))} for f in files],
+                          scheme="int8", progress=False)
+    path = tmp_path / "digits.int8.mob"
+    q.save(str(path))
+    spec = q.inputs[0]
+    shape = tuple(1 if not isinstance(d, int) or d < 0 else d for d in spec.shape)
+    n = int(np.prod(shape))
+    x = ((np.arange(n) % 17).astype(np.float32) / np.float32(17) - np.float32(0.5)).reshape(shape)
+    want = q.run({spec.name: x}, backend="reference")
+    assert any(n.op == "Conv" and n.inputs and q.graph.values[n.inputs[0]].dtype == "int8" for n in q.graph.nodes)
+    return path, x, next(iter(want.values()))

@@ -51,6 +51,10 @@ def register(sub, parent) -> None:
                    help=f"threads for the C++ runtime, 1..{MAX_THREADS} (default 1), e.g. --threads 4")
     p.add_argument("--reference", action="store_true",
                    help="use the numpy reference interpreter even if the C++ runtime is available")
+    p.add_argument("--isa", metavar="NAME",
+                   help="cap the C++ runtime's kernels at this instruction set: scalar (reference "
+                        "kernels), avx2, avx_vnni, avx512, avx512_vnni, neon, neon_dot, neon_fp16 "
+                        "(default: the best this CPU has), e.g. --isa avx2 to compare kernels")
     p.set_defaults(func=run)
 
 
@@ -175,6 +179,7 @@ def run(args) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: must be a non-negative integer (numpy's random "
                          "generators take no negative seed), e.g. --seed 3")
+    check_isa(args)
     model = api.load(args.model)
     notes = []
     feeds = parse_input_files(args.input, model.inputs, notes)
@@ -192,9 +197,11 @@ def run(args) -> int:
         out(f"note: {note}")
     backend = "reference" if args.reference else "auto"
     start = time.perf_counter()
-    outputs = model.run(feeds, backend=backend, threads=args.threads)
+    outputs = model.run(feeds, backend=backend, threads=args.threads, isa=args.isa)
     elapsed_ms = (time.perf_counter() - start) * 1e3
     used = "C++ runtime" if model.last_backend == "runtime" else "numpy reference"
+    if args.isa and model.last_backend == "runtime":
+        used += f", kernels capped at {args.isa}"
     out(f"\nOutputs ({used}, {elapsed_ms:.1f} ms incl. load):")
     out(table([stats_row(shorten(n), a) for n, a in outputs.items()],
               ("name", "dtype", "shape", "min", "max", "mean", "std")))
@@ -206,6 +213,25 @@ def run(args) -> int:
         out(f"\nSaved {len(paths)} output(s) to {args.save}: "
             + ", ".join(os.path.basename(p) for p in paths))
     return 0
+
+
+def check_isa(args) -> None:
+    """--isa names an instruction set this CPU can run (and needs the C++ runtime)."""
+    if args.isa is None:
+        return
+    if args.reference:
+        raise UsageError("--isa and --reference: --isa caps the C++ runtime's kernels; the numpy "
+                         "reference has none")
+    from .. import runtime
+
+    known = [n for n in runtime._ISA if n and n != "any"]
+    if args.isa not in known:
+        raise UsageError(f"--isa {args.isa}: unknown instruction set (known: {', '.join(known)})")
+    if not runtime.available():
+        raise MobconvError("--isa: the C++ runtime is not built (pip install -e .)")
+    supported = runtime.supported_isas()
+    if args.isa not in supported:
+        raise UsageError(f"--isa {args.isa}: this CPU cannot run it (it can run: {', '.join(supported)})")
 
 
 def check_save_dir(directory: str, paths=None, inputs=()) -> None:

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
       const float* y = (const float*)mobrt_interpreter_output_data(it, o);
       size_t n = mobrt_interpreter_output_size(it, o) / sizeof(float);
       printf(" values");
-      for (size_t k = 0; k < n; ++k) printf(" %.6g", y[k]);
+      for (size_t k = 0; k < n; ++k) printf(" %.9g", y[k]);  /* 9 significant digits: the float32 value exactly */
     }
     printf("\n");
   }
