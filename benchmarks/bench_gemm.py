@@ -16,8 +16,8 @@ int8: the peak is benchmarks/bench_gemm_vnni_peak.cpp (built with plain g++ into
 build/bench-gemm-peak): register-only loops of 24 independent `vpdpbusd` chains, zmm
 (64 u8*s8 MACs each) and EVEX ymm (32: the width of the 256-bit VNNI kernels), and the
 exact AVX2 path's vpmaddwd+vpaddd (16 int16 MACs), the best of 400 runs of ~0.2 ms (a
-loaded machine interrupts longer loops), in GOPS (1 MAC = 2 ops). The GEMM is timed through the runtime as an int8 model: one 1x1 int8 Conv (int8 activations,
-per-channel int8 weights, int32 bias, int8 output) with M = output channels, K = input
+loaded machine interrupts longer loops), in GOPS (1 MAC = 2 ops). The GEMM is timed
+through the runtime as an int8 model: one 1x1 int8 Conv (int8 activations, per-channel int8 weights, int32 bias, int8 output) with M = output channels, K = input
 channels, N = output pixels (M = N = K = each --int8-sizes value), run by
 mobconv.runtime.Interpreter at --threads under each --isa cap (default: the best this CPU
 has); each line names the kernel the runtime picked (Interpreter.kernels()), so the figure
