@@ -17,11 +17,12 @@ build/bench-gemm-peak): register-only loops of 24 independent `vpdpbusd` chains,
 (64 u8*s8 MACs each) and EVEX ymm (32: the width of the 256-bit VNNI kernels), and the
 exact AVX2 path's vpmaddwd+vpaddd (16 int16 MACs), the best of 400 runs of ~0.2 ms (a
 loaded machine interrupts longer loops), in GOPS (1 MAC = 2 ops). The GEMM is timed
-through the runtime as an int8 model: one 1x1 int8 Conv (int8 activations, per-channel int8 weights, int32 bias, int8 output) with M = output channels, K = input
-channels, N = output pixels (M = N = K = each --int8-sizes value), run by
-mobconv.runtime.Interpreter at --threads under each --isa cap (default: the best this CPU
-has); each line names the kernel the runtime picked (Interpreter.kernels()), so the figure
-follows whatever int8 kernel is registered. Timing includes the per-run work a model pays
+through the runtime as an int8 model: one 1x1 int8 Conv (int8 activations, per-channel
+int8 weights, int32 bias, int8 output) with M = output channels, K = input channels,
+N = output pixels (M = N = K = each --int8-sizes value), run by mobconv.runtime.Interpreter
+at --threads under each --isa cap (default: the best this CPU has); each line names the
+kernel the runtime picked (Interpreter.kernels()), so the figure follows whatever int8
+kernel is registered. Timing includes the per-run work a model pays
 (packing the activations, requantizing the int32 tile to int8, the binding's copies). Then
 the same for single int8 convolutions of the shapes ResNet-50 and MobileNetV2 time (3x3 via
 im2col, 1x1, depthwise 3x3; --no-model-convs skips them), GOPS counting only the real MACs.
