@@ -201,6 +201,25 @@ def test_tall_planes_span_several_row_chunks():
     _nonconstant(_check(g, feeds))
 
 
+@pytest.mark.parametrize("float32", [False, True], ids=["fixed_point", "float32_rule"])
+def test_fused_flat_planes_wide_rows_and_output_dtypes(float32):
+    """The AVX-512 fused flat kernel (requantized in registers, rows copied out of a staging
+    row): output widths at and around the 64-byte masked copy (63, 64, 65) and past it
+    (memcpy), both output dtypes, narrow stride-2 planes, per-tensor and extreme zero points."""
+    rng = np.random.default_rng(37 + float32)
+    b = _Builder(float32=float32)
+    for i, w in enumerate((62, 63, 64, 65, 66, 100, 129)):
+        h = int(rng.integers(2, 7))
+        b.add(rng, (1, 2, h, w), dict(pads=[1, 1, 1, 1] if i % 2 else [0, 1, 1, 0]),
+              x_dtype="uint8" if i % 3 == 0 else "int8", out_dtype="uint8" if i % 2 else "int8",
+              per_channel=i % 2 == 0, extreme=i == 3)
+    for w in (9, 14, 27, 31, 32, 33):  # stride 2, ow <= 16: flat
+        b.add(rng, (1, 3, int(rng.integers(3, 12)), w), dict(strides=[2, 2], pads=_pads_for(rng, w, 5)),
+              out_dtype="uint8" if w % 2 else "int8", act="Relu" if w % 3 == 0 else "")
+    g, feeds = b.build()
+    _nonconstant(_check(g, feeds))
+
+
 # ---- parameters: dtypes, zero points, fused ranges, both requantization rules -----------------
 
 PARAMS = [  # x dtype, w dtype, per channel, extreme zero points, activation, its params, output dtype

@@ -50,6 +50,7 @@ struct Geom {
   size_t flat_len = 0;   // flat: int16 elements of the converted plane (with the kernels' overreach)
   int64_t chunk = 1;     // rows: output rows requantized at once
   size_t acc_len = 0;    // int32 accumulators per thread
+  size_t stage_len = 0;  // flat: bytes of the fused kernel's staging rows (Q8DwFlatFn)
   size_t per_thread = 0; // scratch bytes per thread (64-byte multiple)
 };
 
@@ -91,7 +92,9 @@ bool geometry(const KernelContext& ctx, Geom* g) {
     g->flat_len = std::max(g->flat_rows * g->wp,
                            2 * g->wp + sw * (static_cast<size_t>(g->oh) * g->wp + kQ8DwBlock) + kQ8DwSlack);
     g->acc_len = round_up(static_cast<size_t>(g->chunk) * g->wp, kQ8DwBlock);
-    g->per_thread = round_up(g->flat_len * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64);
+    g->stage_len = round_up(static_cast<size_t>(g->oh) * g->wp, 32) + 32;
+    g->per_thread = round_up(g->flat_len * sizeof(int16_t), 64) + round_up(g->acc_len * sizeof(int32_t), 64) +
+                    round_up(g->stage_len, 64);
     return true;
   }
   const size_t owr = round_up(ow, kQ8DwBlock);
@@ -257,6 +260,7 @@ Status q8_dw_run(KernelContext& ctx) {
   auto flat_planes = [&](int64_t b, int64_t e, uint8_t* mine) {
     int16_t* buf = reinterpret_cast<int16_t*>(mine);
     int32_t* acc = reinterpret_cast<int32_t*>(mine + round_up(g.flat_len * sizeof(int16_t), 64));
+    uint8_t* stage = reinterpret_cast<uint8_t*>(acc) + round_up(g.acc_len * sizeof(int32_t), 64);
     const size_t ow = static_cast<size_t>(g.ow);
     std::fill(buf, buf + g.flat_len, int16_t(0));
     for (int64_t p = b; p < e; ++p) {
@@ -264,6 +268,11 @@ Status q8_dw_run(KernelContext& ctx) {
       convert_flat(static_cast<const uint8_t*>(x.data) + static_cast<size_t>(p) * plane_in, x_u8, st.zx, g,
                    st.isa->widen, buf);
       uint8_t* out = static_cast<uint8_t*>(y.data) + static_cast<size_t>(p) * plane_out;
+      if (st.isa->flat_plane) {
+        st.isa->flat_plane(buf, g.wp, static_cast<size_t>(g.sw), st.taps.data() + c * 9, st.init[static_cast<size_t>(c)],
+                           st.rq[static_cast<size_t>(c)], static_cast<size_t>(g.oh), ow, out, y_u8, stage);
+        continue;
+      }
       for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.chunk) {
         const size_t rows_c = static_cast<size_t>(std::min(g.chunk, g.oh - oy0));
         const int16_t* base = buf + static_cast<size_t>(oy0 * g.sw) * g.wp;

@@ -50,12 +50,20 @@ typedef void (*Q8DwRowFn)(const int16_t* const* rows, const int16_t* w9, int32_t
 typedef void (*Q8DwWidenFn)(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out,
                             size_t pitch);
 
+// A whole flat plane (sw = sh = 1 or 2), fused: out[oy * ow + ox] = r.apply(init +
+// sum_{r<3, k<3} base[(r + sw * oy) * wp + sw * ox + k] * w9[3 * r + k]) for oy < oh,
+// ox < ow. base is readable up to the flat layout's flat_len; stage is scratch of at least
+// round_up(oh * wp, 32) + 32 bytes.
+typedef void (*Q8DwFlatFn)(const int16_t* base, size_t wp, size_t sw, const int16_t* w9, int32_t init,
+                           const Q8Requant& r, size_t oh, size_t ow, void* out, bool out_u8, uint8_t* stage);
+
 struct Q8DwIsa {
   const char* name;  // "conv_q8_dw3x3_avx2"
   Q8DwRowFn row_s1;
   Q8DwRowFn row_s2;
   Q8DwWidenFn widen;
   Q8RequantRowFn requant_row;
+  Q8DwFlatFn flat_plane;  // nullptr: the flat layout runs row_s* + requant_row in chunks
 };
 
 // Accepts 2-D depthwise nodes (group == C == M, 3x3, strides 1|2, dilation 1) with

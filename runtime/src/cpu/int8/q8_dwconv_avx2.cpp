@@ -66,7 +66,7 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t*
   for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
-const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx2", row3x3s1, row3x3s2, widen, q8_requant_row_avx2};
+const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx2", row3x3s1, row3x3s2, widen, q8_requant_row_avx2, nullptr};
 
 }  // namespace
 

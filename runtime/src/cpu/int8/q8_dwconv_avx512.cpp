@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "cpu/int8/q8_dwconv.h"
+#include "cpu/int8/q8_dwconv_avx512.h"
 #include "cpu/int8/q8_dwconv_x86.h"
 #include "cpu/int8/q8_gemm_x86.h"
 
@@ -13,25 +14,12 @@ namespace mobrt {
 namespace q8 {
 namespace {
 
-struct Taps512 {
-  __m512i w01[3], w2z[3];  // (w[3r], w[3r+1]) and (w[3r+2], 0) as int16 pairs
-  explicit Taps512(const int16_t* w9) {
-    for (int r = 0; r < 3; ++r) {
-      w01[r] = _mm512_set1_epi32(dwx86::pair(w9[3 * r], w9[3 * r + 1]));
-      w2z[r] = _mm512_set1_epi32(dwx86::pair(w9[3 * r + 2], 0));
-    }
-  }
+using dw512::dot16;
+using dw512::Taps512;
+
+struct Dot {  // vpmaddwd + vpaddd
+  static __m512i dp(__m512i acc, __m512i x, __m512i w) { return _mm512_add_epi32(acc, _mm512_madd_epi16(x, w)); }
 };
-
-inline __m512i load32(const int16_t* p) { return _mm512_loadu_si512(p); }
-
-// init + the three rows' taps for outputs whose first tap column is p_r[2i] (i < 16).
-inline __m512i dot16(const int16_t* p0, const int16_t* p1, const int16_t* p2, const Taps512& t, __m512i init) {
-  __m512i a = _mm512_add_epi32(_mm512_madd_epi16(load32(p0), t.w01[0]), _mm512_madd_epi16(load32(p0 + 2), t.w2z[0]));
-  __m512i b = _mm512_add_epi32(_mm512_madd_epi16(load32(p1), t.w01[1]), _mm512_madd_epi16(load32(p1 + 2), t.w2z[1]));
-  __m512i c = _mm512_add_epi32(_mm512_madd_epi16(load32(p2), t.w01[2]), _mm512_madd_epi16(load32(p2 + 2), t.w2z[2]));
-  return _mm512_add_epi32(_mm512_add_epi32(init, a), _mm512_add_epi32(b, c));
-}
 
 // 32 outputs per step, then at most one 16- and one 8-output step (q8_dwconv_x86.h).
 void row3x3s1(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
@@ -43,8 +31,8 @@ void row3x3s1(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
   const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
   size_t j = 0;
   for (; j + 16 < n; j += 32) {
-    const __m512i even = dot16(r0 + j, r1 + j, r2 + j, t, vi);
-    const __m512i odd = dot16(r0 + j + 1, r1 + j + 1, r2 + j + 1, t, vi);
+    const __m512i even = dot16<Dot>(r0 + j, r1 + j, r2 + j, t, vi);
+    const __m512i odd = dot16<Dot>(r0 + j + 1, r1 + j + 1, r2 + j + 1, t, vi);
     _mm512_storeu_si512(acc + j, _mm512_permutex2var_epi32(even, first, odd));
     _mm512_storeu_si512(acc + j + 16, _mm512_permutex2var_epi32(even, second, odd));
   }
@@ -61,7 +49,7 @@ void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32
   const __m512i vi = _mm512_set1_epi32(init);
   const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
   size_t j = 0;
-  for (; j + 8 < n; j += 16) _mm512_storeu_si512(acc + j, dot16(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
+  for (; j + 8 < n; j += 16) _mm512_storeu_si512(acc + j, dot16<Dot>(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
   if (j + 4 < n) {
     dwx86::s2_step8(rows, j, dwx86::Taps256(w9), _mm256_set1_epi32(init), acc);
     j += 8;
@@ -88,7 +76,8 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t*
   for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
-const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx512", row3x3s1, row3x3s2, widen, q8_requant_row_avx512};
+const Q8DwIsa kIsa = {"conv_q8_dw3x3_avx512", row3x3s1, row3x3s2, widen, q8_requant_row_avx512,
+                        dw512::flat_plane<Dot>};
 
 }  // namespace
 
