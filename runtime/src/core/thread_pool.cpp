@@ -51,7 +51,23 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker(int index) {
+bool ThreadPool::run_chunks(uint32_t gen) {
+  bool finished_last = false;
+  uint64_t c = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if (static_cast<uint32_t>(c >> 32) != gen) return finished_last;  // a later job: not ours
+    const int chunks = static_cast<int>((c >> 16) & 0xffff), next = static_cast<int>(c & 0xffff);
+    if (next >= chunks) return finished_last;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    int64_t b, e;
+    chunk(n_, chunks, next, &b, &e);
+    if (b < e) (*fn_)(b, e, next);
+    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) finished_last = true;
+    c = claim_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::worker(int /*index*/) {
   uint64_t seen = 0;
   for (;;) {
     auto has_job = [&] {
@@ -64,12 +80,7 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    if (index < chunks_) {
-      int64_t b, e;
-      chunk(n_, chunks_, index, &b, &e);
-      if (b < e) (*fn_)(b, e, index);
-    }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (run_chunks(static_cast<uint32_t>(seen))) {
       std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's sleep below
       done_cv_.notify_one();
     }
@@ -84,18 +95,19 @@ void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t, int)
     return;
   }
   n_ = n;
-  chunks_ = chunks;
   fn_ = &fn;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
+  uint32_t gen;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    gen = static_cast<uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
+    claim_.store((static_cast<uint64_t>(gen) << 32) | (static_cast<uint64_t>(chunks) << 16),
+                 std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  int64_t b, e;
-  chunk(n, chunks, 0, &b, &e);
-  fn(b, e, 0);
-  auto all_done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  run_chunks(gen);  // the caller claims too: an unscheduled worker's chunk is not waited for
+  auto all_done = [&] { return done_chunks_.load(std::memory_order_acquire) == chunks; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, all_done);
