@@ -40,7 +40,7 @@ QEXPECT = {"neon": "quantize_linear_q8_neon", "neon_dot": "quantize_linear_q8_ne
 DQEXPECT = {"neon": "dequantize_linear_q8_neon", "neon_dot": "dequantize_linear_q8_neon"}
 
 
-def _graph(op, x, scale, zp, axis=None, out_dtype=None):
+def _graph(op, x, scale, zp, axis=None, out_dtype=None, **extra):
     """One QuantizeLinear / DequantizeLinear node; scale and zero point are constants."""
     g = Graph(op.lower())
     g.add_input("x", x.dtype.name, x.shape)
@@ -49,7 +49,7 @@ def _graph(op, x, scale, zp, axis=None, out_dtype=None):
     if zp is not None:
         g.add_constant("z", zp)
         names.append("z")
-    attrs = {} if axis is None else {"axis": axis}
+    attrs = dict(extra) if axis is None else {"axis": axis, **extra}
     if out_dtype is not None:
         attrs["output_dtype"] = out_dtype
     g.add_node(op, names, ["y"], attrs, name="n1")
@@ -164,15 +164,22 @@ def test_dequantize_linear_every_isa():
 
 def test_unsupported_layouts_run_the_reference():
     """int16 outputs and blocked parameters are not this kernel's: the reference runs them,
-    with the reference's results."""
+    with the reference's results (an int8 node beside them runs the optimized kernel)."""
     rng = np.random.default_rng(3)
     x = _values(rng, 24, 0.1).reshape(2, 12)
-    g, feeds = _graph("QuantizeLinear", x, F32(0.1), _zp("int16", 7))
-    for isa in runtime.supported_isas():
-        with runtime.Interpreter(to_bytes(g), isa=isa) as it:
-            got = it.run(feeds)["y"]
-            assert [k for _, _, k in it.kernels()] == ["quantize_linear_reference"]
-        assert np.array_equal(got, ref_run(g, feeds)["y"])
+    blocked, _ = _graph("QuantizeLinear", x, np.full((2, 3), 0.1, F32), _zp("int8", np.full((2, 3), -5)), axis=1,
+                        block_size=4)
+    for g, kernel in [(_graph("QuantizeLinear", x, F32(0.1), _zp("int16", 7))[0], "quantize_linear_reference"),
+                      (blocked, "quantize_linear_reference"),
+                      (_graph("QuantizeLinear", x, F32(0.1), _zp("int8", 7))[0], "quantize_linear_q8_")]:
+        feeds = {"x": x}
+        want = ref_run(g, feeds)["y"]
+        for isa in runtime.supported_isas():
+            with runtime.Interpreter(to_bytes(g), isa=isa) as it:
+                got = it.run(feeds)["y"]
+                ran = [k for _, _, k in it.kernels()]
+            assert got.dtype == want.dtype and np.array_equal(got, want), (isa, ran)
+            assert ran[0].startswith(kernel if isa != "scalar" else "quantize_linear_reference"), (isa, ran)
 
 
 def test_quantize_kernels_under_qemu(mobrt_run_aarch64, tmp_path):
