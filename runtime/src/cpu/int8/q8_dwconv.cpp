@@ -63,7 +63,8 @@ constexpr int64_t kChunkOutputs = 1024;  // int32 accumulators requantized per c
 constexpr int64_t kFlatStride2MaxWidth = 16;
 constexpr int64_t kFlatChunkOutputs = 2048;  // flat: outputs per kernel call (8 KB of accumulators)
 
-bool geometry(const KernelContext& ctx, Geom* g) {
+// fused: the instruction set has a Q8DwFlatFn, which takes every plane with sh == sw.
+bool geometry(const KernelContext& ctx, bool fused, Geom* g) {
   const TensorView &x = ctx.inputs[0], &w = ctx.inputs[1];
   if (x.rank != 4) return false;
   ref::Window win;
@@ -79,7 +80,7 @@ bool geometry(const KernelContext& ctx, Geom* g) {
   g->pt = win.pb[1];
   g->pl = win.pb[2];
   const size_t ow = static_cast<size_t>(g->ow), sw = static_cast<size_t>(g->sw);
-  g->flat = g->sh == g->sw && (g->sw == 1 || g->ow <= kFlatStride2MaxWidth);
+  g->flat = g->sh == g->sw && (fused || g->sw == 1 || g->ow <= kFlatStride2MaxWidth);
   if (g->flat) {
     // one row of pitch wp per padded input row (top padding included); output (oy, ox) is
     // flat output q = oy * wp + ox, which reads rows + sw * q + r * wp + k
@@ -233,15 +234,22 @@ Status q8_dw_prepare(KernelContext& ctx, const Q8DwIsa& isa) {
 void q8_dw_release(void* state) { delete static_cast<DwState*>(state); }
 
 size_t q8_dw_scratch_bytes(const KernelContext& ctx) {
-  Geom g;
-  if (!geometry(ctx, &g)) return 0;
+  // the state (prepare's) tells the layout; without it, enough for either
+  const DwState* st = ctx.state && *ctx.state ? static_cast<const DwState*>(*ctx.state) : nullptr;
+  Geom g, g2;
+  if (st != nullptr) {
+    if (!geometry(ctx, st->isa->flat_plane != nullptr, &g)) return 0;
+  } else {
+    if (!geometry(ctx, false, &g) || !geometry(ctx, true, &g2)) return 0;
+    g.per_thread = std::max(g.per_thread, g2.per_thread);
+  }
   return g.per_thread * static_cast<size_t>(std::max(1, ctx.num_threads()));
 }
 
 Status q8_dw_run(KernelContext& ctx) {
   const DwState& st = *static_cast<const DwState*>(*ctx.state);
   Geom g;
-  if (!geometry(ctx, &g)) return ctx.error("invalid depthwise convolution geometry");
+  if (!geometry(ctx, st.isa->flat_plane != nullptr, &g)) return ctx.error("invalid depthwise convolution geometry");
   if (g.c != static_cast<int64_t>(st.init.size()))
     return ctx.error("X has " + std::to_string(g.c) + " channels, the depthwise weights " +
                      std::to_string(st.init.size()));

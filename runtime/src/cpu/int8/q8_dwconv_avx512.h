@@ -5,11 +5,12 @@
 // Include only from files built with AVX-512 flags.
 //
 // Fused flat plane (Q8DwFlatFn, q8_dwconv.h): flat output q = oy * wp + ox reads
-// base + r * wp + sw * q + k; each 32 (stride 1) or 16 (stride 2) flat outputs are summed
-// in registers, requantized in registers (q8_requant_avx512.h, bit for bit
-// q8_requant_row_scalar) and narrowed to bytes (vpmovsdb / vpmovusdb: the values are
-// already within the output dtype) into a staging row of pitch wp; the ow valid bytes of
-// every output row are then copied out. No int32 row in memory, no per-row calls.
+// base + r * wp + sw * q + k. Stride 1: each 32 flat outputs are summed in registers,
+// requantized in registers (q8_requant_avx512.h, bit for bit q8_requant_row_scalar) and
+// narrowed to bytes (vpmovsdb / vpmovusdb: the values are already within the output dtype)
+// into a staging row of pitch wp; the ow valid bytes of every output row are then copied
+// out. Stride 2: output row by output row, 16 outputs a step, stored straight to the
+// output. No int32 row in memory, no per-row calls.
 #pragma once
 
 #include <immintrin.h>
@@ -81,10 +82,21 @@ void flat_plane_t(const int16_t* base, size_t wp, const int16_t* w9, int32_t ini
       _mm_storeu_si128(reinterpret_cast<__m128i*>(stage + j + 16), to_bytes<U8>(hi));
     }
   } else {
-    for (size_t j = 0; j < n; j += 16) {
-      const __m512i v = f(dot16<Dot>(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(stage + j), to_bytes<U8>(v));
+    // stride 2: row by row (the flat order would compute about as many discarded outputs as
+    // kept ones), 16 outputs a step stored straight to the output, the row's last masked
+    const size_t last = (ow - 1) / 16 * 16;
+    const __mmask16 tail = static_cast<__mmask16>((1u << (ow - last)) - 1);
+    for (size_t oy = 0; oy < oh; ++oy) {
+      const int16_t *p0 = r0 + 2 * oy * wp, *p1 = r1 + 2 * oy * wp, *p2 = r2 + 2 * oy * wp;
+      uint8_t* o = out + oy * ow;
+      for (size_t j = 0; j < last; j += 16) {
+        const __m512i v = f(dot16<Dot>(p0 + 2 * j, p1 + 2 * j, p2 + 2 * j, t, vi));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + j), to_bytes<U8>(v));
+      }
+      const __m512i v = f(dot16<Dot>(p0 + 2 * last, p1 + 2 * last, p2 + 2 * last, t, vi));
+      _mm_mask_storeu_epi8(o + last, tail, to_bytes<U8>(v));
     }
+    return;
   }
   if (ow <= 64) {
     const __mmask64 m = ow == 64 ? ~__mmask64(0) : ((__mmask64(1) << ow) - 1);
