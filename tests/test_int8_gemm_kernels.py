@@ -234,6 +234,9 @@ def _conv_sweep(float32):
     b.conv(rng, (1, 8, 5, 5), (7, 8, 1, 1), x_dtype="uint8", bias="at_bound", w_dtype="uint8")
     b.conv(rng, (1, 8, 5, 5), (7, 8, 3, 3), bias="past_bound")
     b.conv(rng, (1, 5, 4, 4), (3, 5, 2, 2), bias=None)
+    # stride 2 along rows wide enough for the ISA's 32-byte gather steps and its tails
+    b.conv(rng, (1, 3, 7, 150), (6, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), x_dtype="uint8")
+    b.conv(rng, (1, 3, 9, 135), (5, 3, 7, 7), dict(strides=[2, 2], pads=[3, 3, 3, 3]), extreme=True)
     return b
 
 

@@ -285,6 +285,7 @@ struct BSource {
   int64_t isz = 0, ksz = 0;
   uint8_t pad = 0;             // raw zero point
   const struct Tap* taps = nullptr;  // ksz entries
+  Q8Gather2Fn gather2 = nullptr;     // the ISA's stride-2 gather (null: the portable one)
 };
 
 // One kernel tap's constants for im2col (computed once per run, no divisions per row).
@@ -378,7 +379,8 @@ void im2col_row(const BSource& s, int64_t ci, const Tap& tp, Pos start, int64_t 
       if (st == 1) {
         if (hi > lo) std::memcpy(d + lo, xr + lo, static_cast<size_t>(hi - lo));
       } else if (st == 2) {
-        gather2(xr, d, lo, hi);
+        if (s.gather2) s.gather2(xr, d, lo, hi);
+        else gather2(xr, d, lo, hi);
       } else {
         for (int64_t o = lo; o < hi; ++o) d[o] = xr[o * st];
       }
@@ -729,6 +731,7 @@ Status run(KernelContext& ctx) {
         src.ksz = ksz;
         src.pad = static_cast<uint8_t>(p.zx);
         src.taps = taps.data();
+        src.gather2 = p.isa->gather2;
       }
       gemm_group(ctx, p, bk, gi, N, src, y + ni * p.M * N, false);
     }

@@ -83,6 +83,10 @@ typedef void (*Q8PackBFn)(const uint8_t* const* rows, size_t n, const Q8BConvert
 typedef void (*Q8GemmRequantFn)(size_t kgroups, const void* a, const void* b, size_t b_panel_stride, size_t panels,
                                 void* y, size_t ldy, size_t mr, const int32_t* init, const Q8Requant* rq, bool y_u8);
 
+// Optional stride-2 byte gather of im2col: d[o] = x[2 * o] for o in [a, b), reading no
+// byte past x[2 * (b - 1)].
+typedef void (*Q8Gather2Fn)(const uint8_t* x, uint8_t* d, int64_t a, int64_t b);
+
 // One instruction set's table. `narrow` is optional (fn null): when present it must
 // have the same mr, kr, a_type and b_type as `gemm` and a smaller nr; the driver uses
 // it for a last column panel of at most narrow.nr columns.
@@ -96,6 +100,7 @@ struct Q8Isa {
   // panel of one column (batch-1 Gemm/MatMul, N = 1 convolutions) runs it.
   Q8GemmUkernel gemv;
   Q8GemmRequantFn gemm_requant = nullptr;  // optional: `gemm` with the requant fused (above)
+  Q8Gather2Fn gather2 = nullptr;           // optional: im2col's stride-2 gather (above)
 };
 
 // Registers Conv (conv_q8_gemm_<suffix>), Gemm (gemm_q8_<suffix>) and MatMul

@@ -60,5 +60,19 @@ void q8_pack_b_s16_kr2_nr16_avx2(const uint8_t* const* rows, size_t n, const Q8B
   pack_s16_kr2<16>(rows, n, cv, dst, panel_stride);
 }
 
+void q8_gather2_avx2(const uint8_t* x, uint8_t* d, int64_t a, int64_t b) {
+  const __m256i lo = _mm256_set1_epi16(0x00FF);
+  int64_t o = a;
+  // 64 bytes read from x + 2 * o: the last one is x[2 * o + 63] <= x[2 * (b - 1)]
+  for (; o + 33 <= b; o += 32) {
+    const __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2 * o)), lo);
+    const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2 * o + 32)), lo);
+    // packus of words in [0, 255] is exact; lanes (u0 v0 u1 v1) -> (u0 u1 v0 v1)
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi16(u, v), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + o), w);
+  }
+  for (; o < b; ++o) d[o] = x[2 * o];
+}
+
 }  // namespace q8
 }  // namespace mobrt

@@ -32,6 +32,9 @@ void q8_pack_b_u8_kr4_nr32_avx2(const uint8_t* const* rows, size_t n, const Q8BC
 void q8_pack_b_s16_kr2_nr16_avx2(const uint8_t* const* rows, size_t n, const Q8BConvert& cv, void* dst,
                                  size_t panel_stride);
 
+// im2col's stride-2 gather (Q8Gather2Fn), 32 outputs a step.
+void q8_gather2_avx2(const uint8_t* x, uint8_t* d, int64_t a, int64_t b);
+
 // Row requantization, bit for bit q8_requant_row_scalar.
 void q8_requant_row_avx2(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);
 void q8_requant_row_avx512(const int32_t* acc, size_t n, const Q8Requant& r, void* out, bool out_u8);

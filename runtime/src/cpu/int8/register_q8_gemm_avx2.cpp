@@ -10,6 +10,7 @@ void register_kernels_q8_gemm_avx2(KernelRegistry& registry) {
   t.gemm = q8::kQ8GemmAvx2_6x16c2;
   t.requant_row = &q8::q8_requant_row_avx2;
   t.pack_b = &q8::q8_pack_b_s16_kr2_nr16_avx2;
+  t.gather2 = &q8::q8_gather2_avx2;
   q8::register_q8_gemm_kernels(registry, Isa::AVX2, t);
 }
 

@@ -13,6 +13,7 @@ void register_kernels_q8_gemm_avx512_vnni(KernelRegistry& registry) {
   t.gemv = q8::kQ8GemmAvx512VnniYmm_8x1c4;
   t.requant_row = &q8::q8_requant_row_avx512;
   t.pack_b = &q8::q8_pack_b_u8_kr4_nr32_avx2;
+  t.gather2 = &q8::q8_gather2_avx2;
   t.gemm_requant = &q8::q8_gemm_requant_8x32c4_avx512_vnni;
   q8::register_q8_gemm_kernels(registry, Isa::AVX512VNNI, t);
 }

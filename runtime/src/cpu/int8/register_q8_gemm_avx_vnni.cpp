@@ -12,6 +12,7 @@ void register_kernels_q8_gemm_avx_vnni(KernelRegistry& registry) {
   t.gemv = q8::kQ8GemmAvxVnni_8x1c4;
   t.requant_row = &q8::q8_requant_row_avx2;
   t.pack_b = &q8::q8_pack_b_u8_kr4_nr16_avx2;
+  t.gather2 = &q8::q8_gather2_avx2;
   q8::register_q8_gemm_kernels(registry, Isa::AVXVNNI, t);
 }
 
