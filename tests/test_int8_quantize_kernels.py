@@ -120,6 +120,10 @@ def _quantize_cases():
         zps = _zp(dtype, [(lo, hi, 0)[i % 3] if i < 3 else int(rng.integers(lo, hi + 1)) for i in range(n)])
         x = np.moveaxis(np.stack([_values(rng, int(np.prod(shape)) // n, s) for s in scales]), 0, axis)
         cases.append(_graph("QuantizeLinear", np.ascontiguousarray(x.reshape(shape)), scales, zps, axis=axis))
+    # no zero point: the output dtype from output_dtype (ONNX 3 = int8), per tensor and per axis
+    cases.append(_graph("QuantizeLinear", _values(rng, 45, 0.02).reshape(5, 9), F32(0.02), None, out_dtype=3))
+    cases.append(_graph("QuantizeLinear", _values(rng, 45, 0.3).reshape(5, 9), np.full(9, 0.3, F32), None,
+                        axis=1, out_dtype=3))
     # a large tensor: several parallel blocks, a tail block
     x = (rng.normal(0, 1, (1, 3, 61, 67)) * 2).astype(F32)
     cases.append(_graph("QuantizeLinear", x, F32(0.0157), _zp("uint8", 128)))
