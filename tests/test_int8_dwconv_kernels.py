@@ -1,5 +1,5 @@
 """The optimized int8 depthwise 3x3 convolution (runtime/src/cpu/int8/q8_dwconv*.cpp:
-conv_q8_dw3x3_avx2 / _avx512 / _neon) against the numpy integer reference, bit for bit,
+conv_q8_dw3x3_avx2 / _avx512 / _avx512_vnni / _neon) against the numpy integer reference, bit for bit,
 under every instruction-set cap this machine runs (tests/int8_harness.py) and under
 qemu-aarch64 (neon, neon_dot).
 

@@ -7,12 +7,17 @@
 // accumulator (the bias). A run converts one (batch, channel) plane at a time into int16
 // rows (x - zx) with zeros in the padding columns and zero rows for padding rows (a
 // padding tap then contributes 0); an instruction set's row kernel forms int32 sums with
-// exact int16 x int16 -> int32 multiply-adds (vpmaddwd, smlal), and its Q8RequantRowFn
-// requantizes them. Two layouts of a plane:
-//   flat (equal strides, stride 1 or outputs <= 16 wide): the padded rows back to back
-//     with pitch wp, so output (oy, ox) = flat output oy * wp + ox reads row pointers
-//     base + r * wp at sw * q + k: ONE row kernel call and one requant call per plane
-//     (the ox >= ow outputs are dropped), no per-row overhead on 7x7 / 14x14 planes;
+// exact int16 x int16 -> int32 multiply-adds (vpmaddwd, vpdpwssd, smlal), and its
+// Q8RequantRowFn requantizes them. The buffers' zeros sit at the same places for every
+// plane: a thread zeroes its buffer once per run, each plane writes only its values (one
+// widen call). Layouts of a plane:
+//   flat (equal strides, stride 1 or outputs <= 16 wide; every sh == sw plane when the
+//     set has a Q8DwFlatFn): the padded rows back to back with pitch wp, so output
+//     (oy, ox) = flat output oy * wp + ox reads row pointers base + r * wp at sw * q + k:
+//     ONE row kernel call and one requant call per chunk of rows (the ox >= ow outputs
+//     are dropped), no per-row overhead on 7x7 / 14x14 planes;
+//   fused flat (AVX-512, q8_dwconv_avx512.h): one Q8DwFlatFn call per plane, the sums
+//     requantized in registers and stored as bytes (no int32 row in memory);
 //   rows (otherwise): one row kernel call per output row, requantized a chunk of rows
 //     at a time.
 // The int32 sums wrap only when the true sum leaves
