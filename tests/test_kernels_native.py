@@ -51,8 +51,14 @@ def test_kernels_native():
     exe = _build("native", [])
     passed, _, out = _run([str(exe)], timeout=600)
     assert passed > 1000
-    # Every instruction set this CPU supports is exercised (scalar always).
+    # Every instruction set this CPU supports is exercised (scalar always): the test's own
+    # table list (kernel_tests/f32_tables.h) agrees with the runtime's CPU detection.
     assert "isa scalar" in out
+    from mobconv import runtime
+    if runtime.available():
+        from runtime_cases import native_isas
+        for isa in native_isas()[1:]:
+            assert f"isa {isa} " in out, f"the fp32 {isa} table did not run (supported: {native_isas()})"
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
