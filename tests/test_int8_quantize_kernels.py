@@ -7,7 +7,8 @@ The inputs aim at every corner of the element rule saturate(rint(x / scale) + zp
 0..70 around the vector widths (8, 16, 32, 64 lanes and their tails), exact .5 ties of the
 float32 quotient (and their neighbours one ulp away), values that saturate, +-inf, NaN,
 -0.0, denormals, huge / tiny / denormal / zero / negative scales, zero points at the dtype's
-extremes, int8 and uint8, per tensor and per axis; every byte value for DequantizeLinear;
+extremes, int8 and uint8, per tensor and per axis; every byte value for DequantizeLinear and
+int32 data whose difference with the zero point wraps or does not fit a float32 mantissa;
 and the quantizer's digits models with float32 I/O (their input QuantizeLinear and output
 DequantizeLinear).
 """
@@ -133,7 +134,8 @@ def _quantize_cases():
 
 def _dequantize_cases():
     """(graph, feeds) of DequantizeLinear: every byte value at lengths around the vector
-    widths, extreme zero points, scales that overflow / underflow, per tensor and per axis."""
+    widths, extreme zero points, scales that overflow / underflow, per tensor and per axis; int32
+    data with wrapping differences."""
     rng = np.random.default_rng(19)
     cases = []
     dq_scales = [0.25, 0.0123, 3e38, 1e-44, 3.0e-39, -7.5, 0.0, 1.0]
@@ -153,6 +155,15 @@ def _dequantize_cases():
         cases.append(_graph("DequantizeLinear", x, scales, zps, axis=axis))
     x = rng.integers(-128, 128, (1, 3, 61, 67)).astype(np.int8)
     cases.append(_graph("DequantizeLinear", x, F32(0.0157), None))
+    # int32 data: the difference wraps in int32, then rounds to float32 (2^24 + 1 and up)
+    i32 = np.iinfo(np.int32)
+    edge = np.array([i32.min, i32.max, 0, -1, 1, (1 << 24) + 1, (1 << 24) + 3, -(1 << 25) - 2, 123456789,
+                     i32.max - 64, i32.min + 64], np.int64)
+    for n, zp in [(1, 0), (7, i32.max), (19, i32.min), (37, -(1 << 24) - 1), (64, 77), (70, 1 << 30)]:
+        x = np.concatenate([edge, rng.integers(i32.min, i32.max, n, endpoint=True)])[:n].astype(np.int32)
+        cases.append(_graph("DequantizeLinear", x, F32(dq_scales[n % len(dq_scales)]), np.int32(zp)))
+    x = rng.integers(i32.min, i32.max, (2, 3, 21), endpoint=True).astype(np.int32)
+    cases.append(_graph("DequantizeLinear", x, F32([0.5, 1e-3, 3e30]), np.int32([i32.min, 0, i32.max]), axis=1))
     return cases
 
 

@@ -30,9 +30,13 @@ void dequantize_scalar(const void* x, size_t n, float scale, int32_t zp, float* 
   }
 }
 
+void dequantize_i32_scalar(const int32_t* x, size_t n, float scale, int32_t zp, float* y) {
+  for (size_t i = 0; i < n; ++i) y[i] = q8_dequantize_i32_1(x[i], scale, zp);
+}
+
 }  // namespace
 
-const Q8QuantizeIsa kQ8QuantizeScalar = {quantize_scalar, dequantize_scalar};
+const Q8QuantizeIsa kQ8QuantizeScalar = {quantize_scalar, dequantize_scalar, dequantize_i32_scalar};
 
 // ---- glue ------------------------------------------------------------------------------------
 
@@ -41,6 +45,7 @@ namespace {
 constexpr int64_t kBlock = 8192;  // elements per parallel_for item (threads split whole blocks)
 
 bool q8_dtype(DType d) { return d == DType::I8 || d == DType::U8; }
+bool dq_dtype(DType d) { return q8_dtype(d) || d == DType::I32; }
 
 // One (scale, zp) per row of `inner` contiguous elements; row r uses parameter r % n.
 struct Layout {
@@ -55,7 +60,7 @@ bool layout_of(const KernelContext& ctx, const TensorView& x, Layout* l) {
   const bool zp = ctx.num_inputs > 2 && ctx.inputs[2].present();
   if (zp) {
     const TensorView& z = ctx.inputs[2];
-    if (!q8_dtype(z.dtype) || z.rank != s.rank) return false;
+    if (!dq_dtype(z.dtype) || z.rank != s.rank) return false;
     for (int d = 0; d < s.rank; ++d)
       if (z.dims[d] != s.dims[d]) return false;
   }
@@ -77,6 +82,7 @@ bool layout_of(const KernelContext& ctx, const TensorView& x, Layout* l) {
 int32_t zero_point(const KernelContext& ctx, int64_t k) {
   if (ctx.num_inputs <= 2 || !ctx.inputs[2].present()) return 0;
   const TensorView& z = ctx.inputs[2];
+  if (z.dtype == DType::I32) return z.as<int32_t>()[k];
   return z.dtype == DType::U8 ? z.as<uint8_t>()[k] : z.as<int8_t>()[k];
 }
 
@@ -106,18 +112,19 @@ void for_rows(const KernelContext& ctx, const Layout& l, int64_t total, const Ro
 bool common_supports(const KernelContext& ctx) {
   if (ctx.num_inputs < 2 || ctx.num_outputs != 1 || ctx.attrs->get_int("block_size", 0) != 0) return false;
   if (ctx.inputs[1].dtype != DType::F32) return false;
-  return !(ctx.num_inputs > 2 && ctx.inputs[2].present() && !q8_dtype(ctx.inputs[2].dtype));
+  return !(ctx.num_inputs > 2 && ctx.inputs[2].present() && !dq_dtype(ctx.inputs[2].dtype));
 }
 
 bool quantize_supports(const KernelContext& ctx) {
   if (!common_supports(ctx) || ctx.inputs[0].dtype != DType::F32) return false;
+  if (ctx.num_inputs > 2 && ctx.inputs[2].present() && !q8_dtype(ctx.inputs[2].dtype)) return false;
   if (ctx.attrs->get_int("precision", 0) > 1) return false;
   const int64_t out = ctx.attrs->get_int("output_dtype", 0);
   return out == 0 || out == 2 || out == 3;  // ONNX uint8 / int8 (int16 stays with the reference)
 }
 
 bool dequantize_supports(const KernelContext& ctx) {
-  if (!common_supports(ctx) || !q8_dtype(ctx.inputs[0].dtype)) return false;
+  if (!common_supports(ctx) || !dq_dtype(ctx.inputs[0].dtype)) return false;
   if (ctx.attrs->get_int("output_dtype", 0) > 1) return false;
   return !(ctx.num_inputs > 2 && ctx.inputs[2].present() && ctx.inputs[2].dtype != ctx.inputs[0].dtype);
 }
@@ -147,13 +154,20 @@ Status dequantize_run(KernelContext& ctx) {
   const TensorView& x = ctx.inputs[0];
   TensorView& y = ctx.outputs[0];
   Layout l;
-  if (y.dtype != DType::F32 || !q8_dtype(x.dtype) || !layout_of(ctx, x, &l)) return run_reference(ctx);
+  if (y.dtype != DType::F32 || !dq_dtype(x.dtype) || !layout_of(ctx, x, &l)) return run_reference(ctx);
   if (ctx.num_inputs > 2 && ctx.inputs[2].present() && ctx.inputs[2].dtype != x.dtype) return run_reference(ctx);
   const Q8QuantizeIsa& isa = isa_of(ctx);
   const bool u8 = x.dtype == DType::U8;
   const uint8_t* px = x.as<uint8_t>();
   const float* scale = ctx.inputs[1].as<float>();
   float* py = y.as<float>();
+  if (x.dtype == DType::I32) {
+    const int32_t* p32 = x.as<int32_t>();
+    for_rows(ctx, l, x.numel(), [&](int64_t i, int64_t n, int64_t k) {
+      isa.dequantize_i32(p32 + i, static_cast<size_t>(n), scale[k], zero_point(ctx, k), py + i);
+    });
+    return Status::Ok();
+  }
   for_rows(ctx, l, x.numel(), [&](int64_t i, int64_t n, int64_t k) {
     isa.dequantize(px + i, static_cast<size_t>(n), scale[k], zero_point(ctx, k), py + i, u8);
   });
@@ -177,6 +191,7 @@ void q8_quantize_register(KernelRegistry& registry, Isa isa, const char* quantiz
   dq.run = dequantize_run;
   registry.add(fb::OpType_DequantizeLinear, KernelKey{DType::I8, DType::F32}, isa, dq);
   registry.add(fb::OpType_DequantizeLinear, KernelKey{DType::U8, DType::F32}, isa, dq);
+  registry.add(fb::OpType_DequantizeLinear, KernelKey{DType::I32, DType::F32}, isa, dq);
 }
 
 }  // namespace q8

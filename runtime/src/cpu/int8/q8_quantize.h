@@ -15,9 +15,11 @@
 // (cvtps under the default MXCSR, NEON fcvtns) and zp is added in int32. No sums: FMA
 // contraction cannot change either op.
 //
+// DequantizeLinear also takes int32 data (zero point int32).
+//
 // Layouts: per tensor (scale rank 0 or [1]) and per axis (1-D scale of x.dims[axis]) of a
 // row-major x, as rows of `inner` contiguous elements sharing one (scale, zp). Blocked
-// parameters, int16/int32 data and anything the reference rejects (it reports the error)
+// parameters, int16 data and anything the reference rejects (it reports the error)
 // run the reference kernel.
 #pragma once
 
@@ -46,12 +48,21 @@ inline float q8_dequantize1(int32_t x, float scale, int32_t zp) {
   return static_cast<float>(x - zp) * scale;
 }
 
+// int32 data: the difference wraps (two's complement, as the reference's int32 arithmetic),
+// then rounds to float32 (nearest even) and is multiplied once.
+inline float q8_dequantize_i32_1(int32_t x, float scale, int32_t zp) {
+  const int32_t d = static_cast<int32_t>(static_cast<uint32_t>(x) - static_cast<uint32_t>(zp));
+  return static_cast<float>(d) * scale;
+}
+
 // An instruction set's row functions. u8: the integer side is uint8 (else int8).
 struct Q8QuantizeIsa {
   // y[i] = q8_quantize1(x[i], scale, zp, lo, hi), i < n
   void (*quantize)(const float* x, size_t n, float scale, int32_t zp, void* y, bool u8);
   // y[i] = q8_dequantize1(x[i], scale, zp)
   void (*dequantize)(const void* x, size_t n, float scale, int32_t zp, float* y, bool u8);
+  // y[i] = q8_dequantize_i32_1(x[i], scale, zp)
+  void (*dequantize_i32)(const int32_t* x, size_t n, float scale, int32_t zp, float* y);
 };
 
 extern const Q8QuantizeIsa kQ8QuantizeScalar;  // the portable rows (tails of the vector ones)
@@ -62,8 +73,8 @@ Status q8_quantize_prepare_avx512(KernelContext& ctx);
 Status q8_quantize_prepare_neon(KernelContext& ctx);
 
 // Registers `quantize_name` (quantize_linear_q8_<isa>) under QuantizeLinear {F32, F32} and
-// `dequantize_name` (dequantize_linear_q8_<isa>) under DequantizeLinear {I8, F32} and
-// {U8, F32} at `isa` (register_q8_quantize_<isa>.cpp; names are string literals).
+// `dequantize_name` (dequantize_linear_q8_<isa>) under DequantizeLinear {I8, F32}, {U8, F32}
+// and {I32, F32} at `isa` (register_q8_quantize_<isa>.cpp; names are string literals).
 void q8_quantize_register(KernelRegistry& registry, Isa isa, const char* quantize_name,
                           const char* dequantize_name, Status (*prepare)(KernelContext&));
 

@@ -69,7 +69,18 @@ void dequantize_row_avx2(const void* x, size_t n, float scale, int32_t zp, float
   if (i < n) kQ8QuantizeScalar.dequantize(in + i, n - i, scale, zp, y + i, u8);
 }
 
-const Q8QuantizeIsa kAvx2 = {quantize_row_avx2, dequantize_row_avx2};
+void dequantize_i32_row_avx2(const int32_t* x, size_t n, float scale, int32_t zp, float* y) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i d = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), vzp);  // wraps
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(d), vs));
+  }
+  if (i < n) kQ8QuantizeScalar.dequantize_i32(x + i, n - i, scale, zp, y + i);
+}
+
+const Q8QuantizeIsa kAvx2 = {quantize_row_avx2, dequantize_row_avx2, dequantize_i32_row_avx2};
 
 }  // namespace
 

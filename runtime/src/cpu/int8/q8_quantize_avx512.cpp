@@ -63,7 +63,18 @@ void dequantize_row_avx512(const void* x, size_t n, float scale, int32_t zp, flo
   }
 }
 
-const Q8QuantizeIsa kAvx512 = {quantize_row_avx512, dequantize_row_avx512};
+void dequantize_i32_row_avx512(const int32_t* x, size_t n, float scale, int32_t zp, float* y) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  const __m512i vzp = _mm512_set1_epi32(zp);
+  for (size_t i = 0; i < n; i += 16) {
+    const size_t m = n - i < 16 ? n - i : 16;
+    const __mmask16 k = static_cast<__mmask16>((1u << m) - 1u);
+    const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, x + i), vzp);  // wraps
+    _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_cvtepi32_ps(d), vs));
+  }
+}
+
+const Q8QuantizeIsa kAvx512 = {quantize_row_avx512, dequantize_row_avx512, dequantize_i32_row_avx512};
 
 }  // namespace
 

@@ -65,7 +65,15 @@ void dequantize_row_neon(const void* x, size_t n, float scale, int32_t zp, float
   if (i < n) kQ8QuantizeScalar.dequantize(in + i, n - i, scale, zp, y + i, u8);
 }
 
-const Q8QuantizeIsa kNeon = {quantize_row_neon, dequantize_row_neon};
+void dequantize_i32_row_neon(const int32_t* x, size_t n, float scale, int32_t zp, float* y) {
+  const float32x4_t vs = vdupq_n_f32(scale);
+  const int32x4_t vzp = vdupq_n_s32(zp);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(vld1q_s32(x + i), vzp)), vs));  // wraps
+  if (i < n) kQ8QuantizeScalar.dequantize_i32(x + i, n - i, scale, zp, y + i);
+}
+
+const Q8QuantizeIsa kNeon = {quantize_row_neon, dequantize_row_neon, dequantize_i32_row_neon};
 
 }  // namespace
 
