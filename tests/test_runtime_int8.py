@@ -1,7 +1,8 @@
 """The C++ runtime's int8/uint8 reference kernels (runtime/src/cpu/reference/quant_ops.cpp)
 against the numpy integer oracle (mobconv/ops/quant_math.py, through the reference
 interpreter), bit for bit: every case is a small graph with quantized tensors, written to
-.mob, run by the runtime at 1 and 2 threads and compared with np.array_equal.
+.mob, run by the runtime under every instruction-set cap this CPU has (the optimized
+int8 kernels of each) at 1 thread and at 2 threads, and compared with np.array_equal.
 
 Parameters are drawn from fixed seeds and include the hostile corners: zero points at the
 dtype's extremes, requantization multipliers above 1 and far below 2^-20, saturating
@@ -49,24 +50,32 @@ _COLLECT = None  # a list while test_int8_cases_on_aarch64 gathers the cases ins
 _FLOAT32 = False  # True: the graphs _single builds say quantization.requantize = float32
 
 
+def _configs(threads):
+    """(isa cap, threads): every instruction set this CPU has at 1 thread (the optimized
+    int8 kernels of each, or the reference where a node is not theirs), the best at 2."""
+    isas = runtime.supported_isas()
+    return [(isa, 1) for isa in isas if 1 in threads] + [(None, t) for t in threads if t != 1]
+
+
 def _check(g, feeds, threads=(1, 2)):
-    """Runtime outputs (1 and 2 threads) equal the reference interpreter's exactly."""
+    """Runtime outputs under every ISA cap (1 thread) and at 2 threads equal the reference
+    interpreter's exactly."""
     want = ref_run(g, feeds)
     if _COLLECT is not None:
         _COLLECT.append((g, feeds, want))
         return want
     assert runtime.available(), "the C++ runtime is not built"
     data = to_bytes(g)
-    for t in threads:
-        with runtime.Interpreter(data, threads=t) as it:
+    for isa, t in _configs(threads):
+        with runtime.Interpreter(data, threads=t, isa=isa) as it:
             got = it.run(feeds)
         for name in g.outputs:
-            assert got[name].dtype == want[name].dtype, (name, t)
-            assert got[name].shape == want[name].shape, (name, t)
+            assert got[name].dtype == want[name].dtype, (name, isa, t)
+            assert got[name].shape == want[name].shape, (name, isa, t)
             if not np.array_equal(got[name], want[name]):
                 bad = np.argwhere(got[name] != want[name])
                 i = tuple(bad[0])
-                raise AssertionError(f"{name} threads={t}: {len(bad)} elements differ, first at {i}: "
+                raise AssertionError(f"{name} isa={isa} threads={t}: {len(bad)} elements differ, first at {i}: "
                                      f"runtime {got[name][i]} reference {want[name][i]}")
     return want
 
