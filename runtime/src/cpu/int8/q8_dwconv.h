@@ -16,8 +16,9 @@
 //     (oy, ox) = flat output oy * wp + ox reads row pointers base + r * wp at sw * q + k:
 //     ONE row kernel call and one requant call per chunk of rows (the ox >= ow outputs
 //     are dropped), no per-row overhead on 7x7 / 14x14 planes;
-//   fused flat (AVX-512, q8_dwconv_avx512.h): one Q8DwFlatFn call per plane, the sums
-//     requantized in registers and stored as bytes (no int32 row in memory);
+//   fused flat (AVX2 and AVX-512: q8_dwconv_avx2.cpp, q8_dwconv_avx512.h): one
+//     Q8DwFlatFn call per plane, the sums requantized in registers and stored as bytes
+//     (no int32 row in memory); stride 2 output row by output row;
 //   rows (otherwise): one row kernel call per output row, requantized a chunk of rows
 //     at a time.
 // The int32 sums wrap only when the true sum leaves
