@@ -1,5 +1,5 @@
 // q8_quantize.h: the optimized QuantizeLinear (float32 -> int8/uint8) and
-// DequantizeLinear (int8/uint8 -> float32) kernels, the float boundary of every int8
+// DequantizeLinear (int8/uint8/int32 -> float32) kernels, the float boundary of every int8
 // model. Bit for bit the reference kernels (cpu/reference/quantize_linear.cpp, numpy
 // mobconv/ops/quant_math.py):
 //
