@@ -250,6 +250,7 @@ Status q8_dw_run(KernelContext& ctx) {
   const DwState& st = *static_cast<const DwState*>(*ctx.state);
   Geom g;
   if (!geometry(ctx, st.isa->flat_plane != nullptr, &g)) return ctx.error("invalid depthwise convolution geometry");
+  if (g.oh <= 0 || g.ow <= 0 || g.n * g.c <= 0) return Status::Ok();  // nothing to compute (the kernels assume >= 1)
   if (g.c != static_cast<int64_t>(st.init.size()))
     return ctx.error("X has " + std::to_string(g.c) + " channels, the depthwise weights " +
                      std::to_string(st.init.size()));
