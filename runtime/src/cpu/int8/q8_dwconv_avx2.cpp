@@ -9,6 +9,7 @@
 #include "cpu/int8/q8_dwconv.h"
 #include "cpu/int8/q8_dwconv_x86.h"
 #include "cpu/int8/q8_gemm_x86.h"
+#include "cpu/int8/q8_requant_avx2.h"
 
 namespace mobrt {
 namespace q8 {
@@ -70,66 +71,7 @@ void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t*
 }
 
 // ---- fused flat plane (Q8DwFlatFn) ----------------------------------------------------
-// The requantization of 8 int32 lanes: q8_requant_avx2.cpp's functors, copied verbatim
-// (that file keeps them private), bit for bit q8_requant_row_scalar.
-namespace rq256 {
-struct Fixed {
-  __m256i q, nudge, hi_lim, lo_lim, rmask, rthr, lo, hi, zp;
-  __m128i left, right;
-  bool has_left, has_right;
-  explicit Fixed(const Q8Requant& r) {
-    const int l = r.shift > 0 ? r.shift : 0, rt = r.shift < 0 ? -r.shift : 0;
-    has_left = l > 0;
-    has_right = rt > 0;
-    q = _mm256_set1_epi32(r.q);
-    nudge = _mm256_set1_epi64x(int64_t(1) << 30);
-    hi_lim = _mm256_set1_epi32(INT32_MAX >> l);
-    lo_lim = _mm256_set1_epi32(INT32_MIN >> l);
-    const int32_t m = static_cast<int32_t>((int64_t(1) << rt) - 1);
-    rmask = _mm256_set1_epi32(m);
-    rthr = _mm256_set1_epi32(m >> 1);
-    left = _mm_cvtsi32_si128(l);
-    right = _mm_cvtsi32_si128(rt);
-    lo = _mm256_set1_epi32(r.lo - r.zp);
-    hi = _mm256_set1_epi32(r.hi - r.zp);
-    zp = _mm256_set1_epi32(r.zp);
-  }
-  __m256i operator()(__m256i x) const {
-    if (has_left) {
-      const __m256i gt = _mm256_cmpgt_epi32(x, hi_lim), lt = _mm256_cmpgt_epi32(lo_lim, x);
-      __m256i s = _mm256_sll_epi32(x, left);
-      s = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MAX), gt);
-      x = _mm256_blendv_epi8(s, _mm256_set1_epi32(INT32_MIN), lt);
-    }
-    // even lanes shifted down by 31, odd lanes up by 1 (their result lands in the high half)
-    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, q), nudge), 31);
-    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q), nudge), 1);
-    x = _mm256_blend_epi32(even, odd, 0xAA);
-    if (has_right) {
-      const __m256i rem = _mm256_and_si256(x, rmask);
-      const __m256i thr = _mm256_sub_epi32(rthr, _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
-      x = _mm256_sub_epi32(_mm256_sra_epi32(x, right), _mm256_cmpgt_epi32(rem, thr));
-    }
-    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(x, lo), hi), zp);
-  }
-};
-
-struct Float32 {
-  __m256 s, flo, fhi;
-  __m256i zp;
-  explicit Float32(const Q8Requant& r) {
-    s = _mm256_set1_ps(r.fscale);
-    flo = _mm256_set1_ps(static_cast<float>(r.lo - r.zp));
-    fhi = _mm256_set1_ps(static_cast<float>(r.hi - r.zp));
-    zp = _mm256_set1_epi32(r.zp);
-  }
-  __m256i operator()(__m256i x) const {
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(x), s);
-    v = _mm256_min_ps(_mm256_max_ps(v, flo), fhi);
-    return _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
-  }
-};
-}  // namespace rq256
+// The requantization of 8 int32 lanes: rq256::Fixed / rq256::Float32 (q8_requant_avx2.h).
 
 // 32 requantized int32 outputs (4 x 8, in order, within the output dtype) -> 32 bytes.
 template <bool U8>
