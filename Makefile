@@ -71,8 +71,15 @@ fuzz: install
 # 1 and 2 threads, fp32 then int8 in one run (mobconv int8 vs onnxruntime QDQ s8s8/u8s8, fp32
 # and LiteRT int8, as ratios); the int8 GEMM as a fraction of the VNNI peak; then conversion
 # time at 2,500 / 10,000 / 20,000 nodes (should grow linearly).
+# LiteRT's column: ai-edge-litert in the venv (small), TensorFlow (to build the .tflite
+# files) in its own venv, so its numpy/protobuf pins never touch mobconv's. Either may be
+# missing (offline machine): bench_models.py then prints one line and skips LiteRT.
+TFVENV := build/tf-venv
 bench: install
-	$(PY) benchmarks/bench_models.py
+	$(PIP) install -q "ai-edge-litert>=1.2" || echo "note: ai-edge-litert not installable: no LiteRT column"
+	test -x $(TFVENV)/bin/python || { $(PYTHON) -m venv $(TFVENV) && $(TFVENV)/bin/python -m pip install -q "tensorflow-cpu>=2.16"; } \
+	  || echo "note: tensorflow-cpu not installable: LiteRT .tflite files are not built"
+	MOBCONV_TF_PYTHON=$(abspath $(TFVENV))/bin/python $(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_gemm.py --only int8 --reps 5
 	$(PY) benchmarks/bench_convert.py
 
