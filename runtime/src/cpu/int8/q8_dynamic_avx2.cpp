@@ -75,7 +75,7 @@ struct Avx2Ops {
       const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + j));
       _mm256_storeu_ps(y + j, dyn_output8_avx2(a, sa, s_w + j, bias ? bias + j : nullptr, act));
     }
-    DynKernel<Avx2Ops>::finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
+    dyn_finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
   }
 };
 

@@ -91,7 +91,7 @@ struct Avx512VnniOps {
       }
       _mm512_storeu_ps(y + j, v);
     }
-    DynKernel<Avx512VnniOps>::finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
+    dyn_finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
   }
 };
 

@@ -63,7 +63,7 @@ inline void dyn_finish_neon(const int32_t* acc, const int32_t* comp, size_t n, f
     }
     vst1q_f32(y + j, v);
   }
-  DynKernel<Self>::finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
+  dyn_finish_scalar(acc, comp, j, n, s_a, s_w, bias, act, y);
 }
 
 }  // namespace
