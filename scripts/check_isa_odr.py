@@ -1,49 +1,122 @@
 #!/usr/bin/env python3
-"""Lists weak (COMDAT) symbols that are defined by object files compiled with different
-instruction-set flags. The linker keeps one copy of such a symbol for the whole library,
-so e.g. an AVX2 kernel may end up calling an inline function or template instance that
-was compiled with AVX-512 flags (illegal instruction on an AVX2-only CPU).
+"""Lists weak (COMDAT) symbols that can make code run instructions of an ISA it was not
+compiled for. The linker keeps ONE copy of a weak symbol (an inline function, a template
+instance such as std::vector<int>::_M_fill_assign) for the whole library, so if objects
+compiled with different instruction-set flags define it, baseline or AVX2 code may end up
+calling the copy compiled with AVX-512 / dotprod / fp16 flags (SIGILL on a CPU without them).
 
     python scripts/check_isa_odr.py build/cp311-cp311-linux_x86_64 [build/aarch64-tests]
 
-The ISA of an object follows runtime/CMakeLists.txt: the most specific ISA name in the
-source path; register_* files are compiled without ISA flags. Exit status 1 if any.
-Fix: give the function internal linkage (anonymous namespace / static) in the header, or
-avoid instantiating the std template in the ISA file."""
+An object's ISA is its actual instruction-set flags (-m..., -march=...) from the build
+dir's build.ninja, minus the flags every object has; without build.ninja, the rule of
+runtime/CMakeLists.txt (the most specific ISA name in the path under src/cpu/; register_*
+files and neon without flags). Three kinds, all reported (exit status 1 if any):
+  shared   a weak symbol defined by objects of different ISAs (the linker merges them);
+  crossref a weak symbol defined only by ISA objects and referenced by another ISA's object;
+  latent   any other weak symbol an ISA object defines: harmless today, shared as soon as
+           another file instantiates the same inline function or template (or a build with
+           other inlining decisions emits it).
+Fix: ISA-flagged files hold only kernel code with internal linkage (anonymous namespace /
+static); glue that uses std:: containers, strings or shared inline helpers goes to a file
+compiled without ISA flags."""
 import collections
 import glob
+import os
+import re
 import subprocess
 import sys
 
-TAGS = ("avx512_vnni", "avx_vnni", "avx512", "avx2", "neon_fp16", "neon_dot", "neon")
+TAGS = ("avx512_vnni", "avx_vnni", "avx512", "avx2", "neon_fp16", "neon_dot")  # neon: no flags
+ISA_FLAG = re.compile(r"^-m(arch|cpu|fpu|tune)?=?.*")
+WEAK = "WVu"
 
 
-def isa_of(path: str) -> str:
+def _path_isa(path: str) -> str:
     rel = path.split("/src/cpu/")[-1] if "/src/cpu/" in path else ""
     if not rel or rel.split("/")[-1].startswith("register_"):
-        return "base"
-    return next((t for t in TAGS if t in rel), "base")
+        return ""
+    return next((t for t in TAGS if t in rel), "")
+
+
+def _ninja_flags(build_dir: str) -> dict:
+    """object path (absolute) -> the -m / -march flags of its compile command."""
+    path = os.path.join(build_dir, "build.ninja")
+    if not os.path.exists(path):
+        return {}
+    flags, out = {}, None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("build "):
+                target = line[6:].split(":", 1)[0].split(" ")[0].replace("$ ", " ")
+                out = os.path.normpath(os.path.join(build_dir, target)) if target.endswith(".o") else None
+            elif out and line.startswith("  FLAGS = "):
+                flags[out] = frozenset(t for t in line[10:].split() if ISA_FLAG.match(t))
+    return flags
+
+
+def object_isas(build_dir: str) -> dict:
+    """object path -> ISA label ('' for baseline)."""
+    objs = [os.path.normpath(o) for o in glob.glob(build_dir + "/**/*.o", recursive=True)]
+    flags = _ninja_flags(build_dir)
+    known = [flags[o] for o in objs if o in flags]
+    if not known:
+        return {o: _path_isa(o) for o in objs}
+    common = frozenset.intersection(*known)
+    return {o: " ".join(sorted(flags[o] - common)) if o in flags else _path_isa(o) for o in objs}
+
+
+def _symbols(obj: str):
+    out = subprocess.run(["nm", obj], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "U":
+            yield "U", parts[1]
+        elif len(parts) >= 3 and parts[1] in WEAK and not parts[2].startswith("DW.ref."):
+            yield "W", parts[2]
+
+
+def find_hazards(build_dir: str):
+    """[(kind, symbol (mangled), {object basename: ISA label})] of one build dir."""
+    isas = object_isas(build_dir)
+    defs, refs = collections.defaultdict(dict), collections.defaultdict(dict)
+    for o, isa in isas.items():
+        for kind, sym in _symbols(o):
+            (defs if kind == "W" else refs)[sym][o] = isa
+    found = []
+    for sym, where in sorted(defs.items()):
+        def_isas = set(where.values())
+        if def_isas == {""}:
+            continue
+        names = {os.path.basename(o): i for o, i in where.items()}
+        if len(def_isas) > 1:
+            found.append(("shared", sym, names))
+            continue
+        users = {os.path.basename(o): i for o, i in refs.get(sym, {}).items() if i not in def_isas}
+        if users:
+            found.append(("crossref", sym, {**names, **users}))
+        else:
+            found.append(("latent", sym, names))
+    return found
+
+
+def demangle(sym: str) -> str:
+    return subprocess.run(["c++filt", sym], capture_output=True, text=True).stdout.strip() or sym
+
+
+def describe(build_dir: str, kind: str, sym: str, where: dict) -> str:
+    isa_objs = sorted(f"{o} [{i}]" for o, i in where.items() if i)
+    nbase = sum(1 for i in where.values() if not i)
+    return (f"{build_dir}: {kind}: {demangle(sym)[:200]}\n    ISA objects: {', '.join(isa_objs)}"
+            + (f" (+{nbase} baseline)" if nbase else ""))
 
 
 def main(dirs) -> int:
     found = 0
     for d in dirs:
-        defs = collections.defaultdict(set)
-        for o in glob.glob(d + "/**/*.o", recursive=True):
-            out = subprocess.run(["nm", "--defined-only", o], capture_output=True, text=True).stdout
-            for line in out.splitlines():
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] in "WVu" and not parts[2].startswith("DW.ref."):
-                    defs[parts[2]].add((isa_of(o), o.split("/")[-1]))
-        for sym, where in sorted(defs.items()):
-            isas = {i for i, _ in where}
-            if len(isas) > 1 and isas != {"base"}:
-                found += 1
-                name = subprocess.run(["c++filt", sym], capture_output=True, text=True).stdout.strip()
-                files = sorted(f for i, f in where if i != "base")
-                nbase = sum(1 for i, _ in where if i == "base")
-                print(f"{d}: {name[:160]}\n    ISA objects: {', '.join(files)}" + (f" (+{nbase} baseline)" if nbase else ""))
-    print(f"{found} weak symbol(s) shared across instruction sets")
+        for kind, sym, where in find_hazards(d):
+            found += 1
+            print(describe(d, kind, sym, where))
+    print(f"{found} weak symbol(s) defined by ISA-flagged objects (shared, cross-referenced or latent)")
     return 1 if found else 0
 
 

@@ -191,6 +191,8 @@ Status dyn_run(KernelContext& ctx, const DynOps& ops) {
   return Status::Ok();
 }
 
+int32_t dyn_quantize_value(float a, float inv) { return dynq::quantize_value(a, inv); }
+
 void dyn_finish_scalar(const int32_t* acc, const int32_t* comp, size_t j0, size_t n, float s_a,
                        const float* s_w, const float* bias, const Activation& act, float* y) {
   for (size_t j = j0; j < n; ++j) {

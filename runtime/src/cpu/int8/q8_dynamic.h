@@ -65,6 +65,9 @@ void dyn_release(void* state);
 Status dyn_prepare(KernelContext& ctx, const DynOps& ops);
 size_t dyn_scratch_bytes(const KernelContext& ctx, const DynOps& ops);
 Status dyn_run(KernelContext& ctx, const DynOps& ops);
+// dynq::quantize_value out of line, for the ISA files' scalar tails (its std::nearbyint
+// is an inline function that -O0 builds would emit as a shared weak symbol).
+int32_t dyn_quantize_value(float a, float inv);
 // The scalar tail of finish (columns j0..n): the reference's steps.
 void dyn_finish_scalar(const int32_t* acc, const int32_t* comp, size_t j0, size_t n, float s_a,
                        const float* s_w, const float* bias, const Activation& act, float* y);

@@ -29,7 +29,7 @@ struct Avx2Ops {
       const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), p);
     }
-    for (; i < k; ++i) q[i] = static_cast<int16_t>(dynq::quantize_value(a[i], inv));
+    for (; i < k; ++i) q[i] = static_cast<int16_t>(dyn_quantize_value(a[i], inv));
   }
 
   template <int R>

@@ -31,7 +31,7 @@ struct Avx512VnniOps {
       v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), off);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(v));
     }
-    for (; i < k; ++i) q[i] = static_cast<uint8_t>(dynq::quantize_value(a[i], inv) + 128);
+    for (; i < k; ++i) q[i] = static_cast<uint8_t>(dyn_quantize_value(a[i], inv) + 128);
   }
 
   template <int R>

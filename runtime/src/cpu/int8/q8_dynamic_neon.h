@@ -40,7 +40,7 @@ inline void dyn_quantize_neon(const float* a, size_t k, float inv, int8_t* q) {
     const int16x8_t h = vcombine_s16(vmovn_s32(v0), vmovn_s32(v1));
     vst1_s8(q + i, vmovn_s16(h));
   }
-  for (; i < k; ++i) q[i] = static_cast<int8_t>(dynq::quantize_value(a[i], inv));
+  for (; i < k; ++i) q[i] = static_cast<int8_t>(dyn_quantize_value(a[i], inv));
 }
 
 // y = act(float32(float32(acc) * float32(s_a * s_w)) [+ bias]); an empty asm keeps the
