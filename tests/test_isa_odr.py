@@ -79,7 +79,8 @@ def test_checker_finds_a_weak_symbol_shared_by_two_isas(tmp_path):
     src.mkdir(parents=True)
     head = ("#include <vector>\ninline int shared_helper(int x) { return x * 3; }\n"
             "static int private_helper(int x) { return x + 1; }\n")
-    body = "int NAME(std::vector<int>& v, int n) { v.assign(n, 7); EXTRA return shared_helper(n) + private_helper(n); }\n"
+    body = ("int NAME(std::vector<int>& v, int n) { v.assign(n, 7); EXTRA "
+            "return shared_helper(n) + private_helper(n); }\n")
     files = {"k_avx2.cpp": head + body.replace("NAME", "f_avx2").replace("EXTRA", ""),
              "k_avx512.cpp": head + body.replace("NAME", "f_avx512").replace(
                  "EXTRA", "std::vector<short> s(n); s.assign(n, 2);")}

@@ -137,7 +137,8 @@ void conv_gemm_compute(const KernelContext& ctx, const Geo& g, const Packed& w, 
           const float32x4_t bias = vdupq_n_f32(w.bias[oc]);
           const float* res = io.residual ? io.residual + base : nullptr;
           store8(io.y + base, vld1q_f16(tile + r * kNR), bias, bias, res, min64(8, nc), *w.act);
-          if (nc > 8) store8(io.y + base + 8, vld1q_f16(tile + r * kNR + 8), bias, bias, res ? res + 8 : nullptr, nc - 8, *w.act);
+          if (nc > 8)
+            store8(io.y + base + 8, vld1q_f16(tile + r * kNR + 8), bias, bias, res ? res + 8 : nullptr, nc - 8, *w.act);
         }
       }
     }

@@ -91,7 +91,8 @@ Status gemm_run(KernelContext& ctx) {
   const State& st = *state_of(ctx);
   int64_t m, k;
   dims(ctx, &m, &k);
-  if (k != st.k) return ctx.error("A's last dim must equal B's K (" + std::to_string(st.k) + "), got " + std::to_string(k));
+  if (k != st.k)
+    return ctx.error("A's last dim must equal B's K (" + std::to_string(st.k) + "), got " + std::to_string(k));
   const size_t slice = slice_bytes(static_cast<size_t>(k) * kNR);
   if (ctx.scratch_size < slice * static_cast<size_t>(ctx.num_threads()))
     return ctx.error("gemm fp16 scratch of " + std::to_string(ctx.scratch_size) + " bytes is too small");
