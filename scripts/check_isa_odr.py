@@ -6,6 +6,12 @@ compiled with different instruction-set flags define it, baseline or AVX2 code m
 calling the copy compiled with AVX-512 / dotprod / fp16 flags (SIGILL on a CPU without them).
 
     python scripts/check_isa_odr.py build/cp311-cp311-linux_x86_64 [build/aarch64-tests]
+    python scripts/check_isa_odr.py --O0 build/cp311-cp311-linux_x86_64
+
+--O0 recompiles each ISA-flagged source of the build (its build.ninja command, -O0 instead
+of -O2, into a temporary dir) and lists the weak symbols those objects define: the inline
+functions that only inlining keeps out of the release objects (the compiler may stop
+inlining them with another version, -Os or a larger caller).
 
 An object's ISA is its actual instruction-set flags (-m..., -march=...) from the build
 dir's build.ninja, minus the flags every object has; without build.ninja, the rule of
@@ -75,6 +81,52 @@ def _symbols(obj: str):
             yield "W", parts[2]
 
 
+def _ninja_commands(build_dir: str) -> list:
+    """[(source, compile command without -o/-MD)] of the build's ISA-flagged objects."""
+    path = os.path.join(build_dir, "build.ninja")
+    rules, cmds, cur, var = {}, [], None, {}
+    with open(os.path.join(build_dir, "CMakeFiles", "rules.ninja"), encoding="utf-8") as f:
+        rule = None
+        for line in f:
+            if line.startswith("rule "):
+                rule = line.split()[1]
+            elif rule and line.strip().startswith("command = "):
+                rules[rule] = line.split("=", 1)[1].strip()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in list(f) + ["\n"]:
+            if line.startswith("  ") and cur:
+                k, _, v = line.strip().partition(" = ")
+                var[k] = v
+                continue
+            if cur and cur[0] in rules:
+                isa = [t for t in var.get("FLAGS", "").split() if ISA_FLAG.match(t)]
+                if isa and not os.path.basename(cur[1]).startswith("register_"):
+                    cmd = rules[cur[0]].split(" -MD ")[0].split("$FLAGS")[0].strip()
+                    cmd = cmd.replace("$DEFINES", var.get("DEFINES", "")).replace("$INCLUDES", var.get("INCLUDES", ""))
+                    flags = [t for t in var.get("FLAGS", "").split() if not re.match(r"^-O\d|^-g", t)]
+                    cmds.append((cur[1], cmd.split() + flags + ["-O0"]))
+            cur, var = None, {}
+            if line.startswith("build ") and ".o:" in line:
+                rest = line.split(":", 1)[1].split()
+                if len(rest) >= 2 and "/src/cpu/" in rest[1]:
+                    cur = (rest[0], rest[1])
+    return cmds
+
+
+def find_o0_weak(build_dir: str):
+    """[(source, [weak symbols])] of the ISA-flagged sources recompiled at -O0."""
+    import tempfile
+    found = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (src, cmd) in enumerate(_ninja_commands(build_dir)):
+            obj = os.path.join(tmp, f"{i}.o")
+            subprocess.run(cmd + ["-c", src, "-o", obj], check=True)
+            weak = sorted({s for k, s in _symbols(obj) if k == "W"})
+            if weak:
+                found.append((src, weak))
+    return found
+
+
 def find_hazards(build_dir: str):
     """[(kind, symbol (mangled), {object basename: ISA label})] of one build dir."""
     isas = object_isas(build_dir)
@@ -112,6 +164,13 @@ def describe(build_dir: str, kind: str, sym: str, where: dict) -> str:
 
 def main(dirs) -> int:
     found = 0
+    if dirs and dirs[0] == "--O0":
+        for d in dirs[1:]:
+            for src, weak in find_o0_weak(d):
+                found += len(weak)
+                print(f"{d}: -O0 {src.split('/src/cpu/')[-1]}: " + "; ".join(demangle(w)[:120] for w in weak))
+        print(f"{found} weak symbol(s) in ISA-flagged sources compiled at -O0")
+        return 1 if found else 0
     for d in dirs:
         for kind, sym, where in find_hazards(d):
             found += 1
