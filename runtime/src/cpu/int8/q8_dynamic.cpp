@@ -161,31 +161,15 @@ Status dyn_run(KernelContext& ctx, const DynOps& ops) {
   const int64_t blocks = rp / mr_max, tasks = st->panels * blocks;
   const char* wbase = static_cast<const char*>(st->w());
   const size_t panel_bytes = static_cast<size_t>(st->kgroups * nr_max * ops.kr) * wsz;
+  const DynRun run{bad, s_a, st->comp.data(), st->s_w.data(), bias, &st->g.act, py, n, px, conv};
   ctx.parallel_for(tasks, [&](int64_t t0, int64_t t1, int) {
-    alignas(64) int32_t c[kDynMaxTile];
-    alignas(64) float out[kDynMaxNR];  // Conv: one row's columns before they go to stride px
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / blocks, b = t % blocks;  // consecutive tasks share a panel
       const void* w = wbase + static_cast<size_t>(p) * panel_bytes;
       const int mr = static_cast<int>(std::min<int64_t>(mr_max, r - b * mr_max));
-      ops.tile(static_cast<size_t>(st->kgroups), qa + static_cast<size_t>(b * mr_max * kp) * asz,
-               static_cast<size_t>(kp), w, c, mr);
       const int64_t col0 = p * nr_max, nr = std::min<int64_t>(nr_max, n - col0);
-      for (int rr = 0; rr < mr_max; ++rr) {
-        const int64_t i = b * mr_max + rr;
-        if (i >= r) break;
-        float* y = conv ? out : py + i * n + col0;
-        if (bad[i]) {
-          for (int64_t j = 0; j < nr; ++j) y[j] = NAN;
-        } else {
-          ops.finish(c + rr * nr_max, st->comp.data() + col0, static_cast<size_t>(nr), s_a[i],
-                     st->s_w.data() + col0, bias ? bias + col0 : nullptr, st->g.act, y);
-        }
-        if (conv) {
-          float* dst = py + ((i / px) * n + col0) * px + i % px;
-          for (int64_t j = 0; j < nr; ++j) dst[j * px] = out[j];
-        }
-      }
+      ops.tile_finish(static_cast<size_t>(st->kgroups), qa + static_cast<size_t>(b * mr_max * kp) * asz,
+                      static_cast<size_t>(kp), w, mr, b * mr_max, col0, nr, run);
     }
   });
   return Status::Ok();

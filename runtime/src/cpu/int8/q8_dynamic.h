@@ -34,6 +34,7 @@
 // computed the same way whatever the split, so results do not depend on the thread count.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -44,6 +45,20 @@ namespace mobrt {
 namespace q8 {
 namespace fb = ::mobconv::formats::fb;
 
+// What a run's tiles write to (the driver fills it once per run).
+struct DynRun {
+  const uint8_t* bad;    // per row: a non-finite input, outputs NaN
+  const float* s_a;      // per row
+  const int32_t* comp;   // per column (padded to panels)
+  const float* s_w;      // per column
+  const float* bias;     // per column, or null
+  const Activation* act;
+  float* y;
+  int64_t n;             // columns
+  int64_t px;            // Conv: pixels per image (row i is pixel i % px of image i / px)
+  bool conv;             // outputs at stride px (NCHW), else row-major [rows, n]
+};
+
 // One ISA's kernels, type-erased for the baseline driver (element sizes in bytes).
 struct DynOps {
   int mr, nr, kr;
@@ -51,13 +66,11 @@ struct DynOps {
   int a_size, w_size;  // 1 or 2 (int8/uint8 or int16)
   uint32_t (*amax_bits)(const float* a, size_t k);
   void (*quantize)(const float* a, size_t k, float inv, void* q);
-  void (*tile)(size_t kgroups, const void* a, size_t lda, const void* w, int32_t* c, int mr);
-  void (*finish)(const int32_t* acc, const int32_t* comp, size_t n, float s_a, const float* s_w,
-                 const float* bias, const Activation& act, float* y);
+  // The outputs of rows [i0, i0 + mr) x columns [col0, col0 + nr) from one tile (a: the
+  // rows' packed activations, w: the columns' panel).
+  void (*tile_finish)(size_t kgroups, const void* a, size_t lda, const void* w, int mr, int64_t i0, int64_t col0,
+                      int64_t nr, const DynRun& run);
 };
-
-// The driver's tile buffer holds any ISA's kMR x kNR tile.
-constexpr int kDynMaxNR = 64, kDynMaxTile = 4 * 64;
 
 // q8_dynamic.cpp (no ISA flags).
 bool dyn_supports(const KernelContext& ctx);
@@ -78,17 +91,33 @@ template <class Ops>
 struct DynEntry {
   using AType = typename Ops::AType;
   using WType = typename Ops::WType;
-  static_assert(Ops::kNR <= kDynMaxNR && Ops::kMR * Ops::kNR <= kDynMaxTile, "tile larger than the driver's");
   static_assert(sizeof(AType) <= 2 && sizeof(WType) <= 2, "packed elements are 8 or 16 bits");
   static void quantize(const float* a, size_t k, float inv, void* q) {
     Ops::quantize(a, k, inv, static_cast<AType*>(q));
   }
-  static void tile(size_t kgroups, const void* a, size_t lda, const void* w, int32_t* c, int mr) {
+  static void tile_finish(size_t kgroups, const void* a, size_t lda, const void* w, int mr, int64_t i0, int64_t col0,
+                          int64_t nr, const DynRun& run) {
+    alignas(64) int32_t c[Ops::kMR * Ops::kNR];
+    alignas(64) float out[Ops::kNR];  // Conv: one row's columns before they go to stride px
     Ops::tile(kgroups, static_cast<const AType*>(a), lda, static_cast<const WType*>(w), c, mr);
+    for (int rr = 0; rr < mr; ++rr) {
+      const int64_t i = i0 + rr;
+      float* y = run.conv ? out : run.y + i * run.n + col0;
+      if (run.bad[i]) {
+        for (int64_t j = 0; j < nr; ++j) y[j] = NAN;
+      } else {
+        Ops::finish(c + rr * Ops::kNR, run.comp + col0, static_cast<size_t>(nr), run.s_a[i], run.s_w + col0,
+                    run.bias ? run.bias + col0 : nullptr, *run.act, y);
+      }
+      if (run.conv) {
+        float* dst = run.y + ((i / run.px) * run.n + col0) * run.px + i % run.px;
+        for (int64_t j = 0; j < nr; ++j) dst[j * run.px] = out[j];
+      }
+    }
   }
   static constexpr DynOps kOps = {Ops::kMR, Ops::kNR, Ops::kKR, Ops::kAOffset,
                                   static_cast<int>(sizeof(AType)), static_cast<int>(sizeof(WType)),
-                                  &Ops::amax_bits, &DynEntry::quantize, &DynEntry::tile, &Ops::finish};
+                                  &Ops::amax_bits, &DynEntry::quantize, &DynEntry::tile_finish};
   static Status prepare(KernelContext& ctx) { return dyn_prepare(ctx, kOps); }
   static size_t scratch_bytes(const KernelContext& ctx) { return dyn_scratch_bytes(ctx, kOps); }
   static Status run(KernelContext& ctx) { return dyn_run(ctx, kOps); }
