@@ -1,8 +1,9 @@
 // q8_dynamic.h: the optimized dynamic-range int8 MatMul/Gemm/1x1 Conv kernels
 // (semantics and scalar pieces: cpu/reference/dynamic_quant.h). The driver (packing,
-// scratch, row quantization loop, tiles, the scalar tail) is q8_dynamic.cpp, compiled
+// scratch, row quantization loop, tile loop, the scalar tail) is q8_dynamic.cpp, compiled
 // without ISA flags; each ISA file (q8_dynamic_<isa>.cpp) holds only its kernels, with
-// internal linkage, described by an Ops struct:
+// internal linkage, described by an Ops struct (DynEntry<Ops> below, in an anonymous
+// namespace, adapts them to DynOps: one call per tile computes it and writes its outputs):
 //
 //   struct Ops {
 //     using AType = ...;  // packed activation element: int16_t (q), int8_t (q) or uint8_t (q + 128)
