@@ -1,5 +1,5 @@
 // q8_dwconv_avx512.h: the AVX-512 (F + BW) depthwise 3x3 steps and the fused flat-plane
-// kernel, shared by q8_dwconv_avx512.cpp (vpmaddwd + vpaddd) and q8_dwconv_avx512_vnni.cpp
+// kernel and the row kernels, shared by q8_dwconv_avx512.cpp (vpmaddwd + vpaddd) and q8_dwconv_avx512_vnni.cpp
 // (vpdpwssd) through a Dot policy: Dot::dp(acc, x, w) = acc + the int16 pair dot of x and
 // w per int32 lane (exact: products <= 255 * 255, sums in int32 by supports()'s bound).
 // Include only from files built with AVX-512 flags.
@@ -21,6 +21,7 @@
 
 #include "cpu/int8/q8_requant.h"
 #include "cpu/int8/q8_requant_avx512.h"
+#include "cpu/int8/q8_dwconv_x86.h"
 
 namespace mobrt {
 namespace q8 {
@@ -133,6 +134,65 @@ void flat_plane(const int16_t* base, size_t wp, size_t sw, const int16_t* w9, in
       else flat_plane_t<Dot, 2, Fixed, false>(base, wp, w9, init, f, oh, ow, o, stage);
     }
   }
+}
+
+// ---- row kernels (Q8DwRowFn / Q8DwWidenFn, q8_dwconv.h) of both AVX-512 sets ----
+
+// 32 outputs per step, then at most one 16- and one 8-output step (q8_dwconv_x86.h).
+template <typename Dot>
+void row3x3s1(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
+  const Taps512 t(w9);
+  const __m512i vi = _mm512_set1_epi32(init);
+  // outputs j+2i = even[i], j+2i+1 = odd[i]: interleave (odd lanes are the second operand's)
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+  size_t j = 0;
+  for (; j + 16 < n; j += 32) {
+    const __m512i even = dot16<Dot>(r0 + j, r1 + j, r2 + j, t, vi);
+    const __m512i odd = dot16<Dot>(r0 + j + 1, r1 + j + 1, r2 + j + 1, t, vi);
+    _mm512_storeu_si512(acc + j, _mm512_permutex2var_epi32(even, first, odd));
+    _mm512_storeu_si512(acc + j + 16, _mm512_permutex2var_epi32(even, second, odd));
+  }
+  if (j + 8 < n) {
+    dwx86::s1_step16(rows, j, dwx86::Taps256(w9), _mm256_set1_epi32(init), acc);
+    j += 16;
+  }
+  if (j < n) dwx86::s1_step8(rows, j, dwx86::Taps128(w9), _mm_set1_epi32(init), acc);
+}
+
+// 16 outputs per step, then at most one 8- and one 4-output step.
+template <typename Dot>
+void row3x3s2(const int16_t* const* rows, const int16_t* w9, int32_t init, int32_t* acc, size_t n) {
+  const Taps512 t(w9);
+  const __m512i vi = _mm512_set1_epi32(init);
+  const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+  size_t j = 0;
+  for (; j + 8 < n; j += 16) _mm512_storeu_si512(acc + j, dot16<Dot>(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, t, vi));
+  if (j + 4 < n) {
+    dwx86::s2_step8(rows, j, dwx86::Taps256(w9), _mm256_set1_epi32(init), acc);
+    j += 8;
+  }
+  if (j < n) dwx86::s2_step4(rows, j, dwx86::Taps128(w9), _mm_set1_epi32(init), acc);
+}
+
+// out = x - zx as int16, 32 per step (vpmovsxbw / vpmovzxbw); the tail with masked
+// loads and stores (AVX-512BW), so no element past n is read or written.
+inline void widen_row(const void* x, bool x_u8, int32_t zx, size_t n, int16_t* out) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  const __m512i z = _mm512_set1_epi16(static_cast<int16_t>(zx));
+  for (size_t i = 0; i < n; i += 32) {
+    const __mmask32 m = n - i >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((uint32_t(1) << (n - i)) - 1);
+    const __m256i v = _mm256_maskz_loadu_epi8(m, p + i);
+    const __m512i w = x_u8 ? _mm512_cvtepu8_epi16(v) : _mm512_cvtepi8_epi16(v);
+    _mm512_mask_storeu_epi16(out + i, m, _mm512_sub_epi16(w, z));
+  }
+}
+
+// A plane's rows (Q8DwWidenFn).
+void widen(const void* x, bool x_u8, int32_t zx, size_t n, size_t rows, int16_t* out, size_t pitch) {
+  const uint8_t* p = static_cast<const uint8_t*>(x);
+  for (size_t r = 0; r < rows; ++r) widen_row(p + r * n, x_u8, zx, n, out + r * pitch);
 }
 
 }  // namespace
