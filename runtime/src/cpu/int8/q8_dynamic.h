@@ -12,9 +12,9 @@
 //     static constexpr int32_t kAOffset;    // 0, or 128 when AType is q + 128
 //     static uint32_t amax_bits(const float* a, size_t k);           // max |a| as bits
 //     static void quantize(const float* a, size_t k, float inv, AType* q);  // k values
-//     // C (mr x kNR of a kMR x kNR buffer, int32) = sum over kgroups of the packed
-//     // products, from 0; mr in [1, kMR] valid rows (the others are not written)
-//     static void tile(size_t kgroups, const AType* a, size_t lda, const WType* w, int32_t* c, int mr);
+//     // C (R x kNR rows of a kMR x kNR buffer, int32) = sum over kgroups of the packed
+//     // products, from 0, for R in [1, kMR]: only a tile's valid rows are computed
+//     template <int R> static void rows(size_t kgroups, const AType* a, size_t lda, const WType* w, int32_t* c);
 //     // y[j] = act(float32(float32(acc[j] + comp[j]) * float32(s_a * s_w[j])) + bias[j]), j < n
 //     // (columns past the last full vector: dyn_finish_scalar)
 //     static void finish(const int32_t* acc, const int32_t* comp, size_t n, float s_a, const float* s_w,
@@ -88,6 +88,16 @@ void dyn_finish_scalar(const int32_t* acc, const int32_t* comp, size_t j0, size_
 
 namespace {  // internal linkage in every file that instantiates it (an ISA file)
 
+// Ops::rows<R> for the tile's mr valid rows (1 <= mr <= kMR).
+template <class Ops, int R = Ops::kMR>
+inline void dyn_rows(int mr, size_t kgroups, const typename Ops::AType* a, size_t lda, const typename Ops::WType* w,
+                     int32_t* c) {
+  if constexpr (R > 1) {
+    if (mr < R) return dyn_rows<Ops, R - 1>(mr, kgroups, a, lda, w, c);
+  }
+  Ops::template rows<R>(kgroups, a, lda, w, c);
+}
+
 template <class Ops>
 struct DynEntry {
   using AType = typename Ops::AType;
@@ -100,7 +110,7 @@ struct DynEntry {
                           int64_t nr, const DynRun& run) {
     alignas(64) int32_t c[Ops::kMR * Ops::kNR];
     alignas(64) float out[Ops::kNR];  // Conv: one row's columns before they go to stride px
-    Ops::tile(kgroups, static_cast<const AType*>(a), lda, static_cast<const WType*>(w), c, mr);
+    dyn_rows<Ops>(mr, kgroups, static_cast<const AType*>(a), lda, static_cast<const WType*>(w), c);
     for (int rr = 0; rr < mr; ++rr) {
       const int64_t i = i0 + rr;
       float* y = run.conv ? out : run.y + i * run.n + col0;

@@ -56,16 +56,6 @@ struct Avx2Ops {
     }
   }
 
-  // Only the tile's `mr` valid rows are computed (batch 1 is one row, not four).
-  static void tile(size_t kgroups, const int16_t* a, size_t lda, const int16_t* w, int32_t* c, int mr) {
-    switch (mr) {
-      case 1: return rows<1>(kgroups, a, lda, w, c);
-      case 2: return rows<2>(kgroups, a, lda, w, c);
-      case 3: return rows<3>(kgroups, a, lda, w, c);
-      default: return rows<4>(kgroups, a, lda, w, c);
-    }
-  }
-
   static void finish(const int32_t* acc, const int32_t* comp, size_t n, float s_a, const float* s_w,
                      const float* bias, const Activation& act, float* y) {
     (void)comp;  // kAOffset = 0
