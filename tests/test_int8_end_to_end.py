@@ -76,3 +76,30 @@ def test_run_isa_errors_are_one_line():
     foreign = "neon" if runtime.supported_isas()[-1].startswith("avx") else "avx2"
     proc = _cli("run", model, "--isa", foreign)
     assert proc.returncode == 2 and "this CPU cannot run it" in proc.stderr, proc.stderr
+
+
+def test_empty_reductions_and_size_one_broadcasts_every_isa():
+    """K = 0 MatMul/Gemm (the sum is empty: output = requantized bias, or zp), a 1x1x1 Conv,
+    and Add with a size-1 tensor broadcast from either side, under every ISA cap, equal the
+    reference exactly."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from int8_harness import check_every_isa
+    from test_runtime_int8 import _qp, _single
+    from mobconv.ir import QuantParams as Q
+
+    rng = np.random.default_rng(7)
+    a0, b0 = np.zeros((3, 0), np.int8), np.zeros((0, 5), np.int8)
+    bias = rng.integers(-100, 100, 5).astype(np.int32)
+    cases = [
+        _single("MatMul", [("a", a0, _qp(rng), False), ("b", b0, Q([0.01], [0]), True)], {}, _qp(rng)),
+        _single("Gemm", [("a", a0, _qp(rng), False), ("b", b0, Q([0.01], [0]), True),
+                         ("c", bias, Q([0.0002], [0]), True)], {}, _qp(rng)),
+        _single("Conv", [("x", rng.integers(-128, 128, (1, 3, 1, 1)).astype(np.int8), _qp(rng), False),
+                         ("w", rng.integers(-127, 128, (1, 3, 1, 1)).astype(np.int8), Q([0.01], [0]), True)],
+                {}, _qp(rng)),
+    ]
+    one, big = rng.integers(-128, 128, (1, 1, 1, 1)).astype(np.int8), rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
+    cases.append(_single("Add", [("a", one, _qp(rng), False), ("b", big, _qp(rng), False)], {}, _qp(rng)))
+    cases.append(_single("Add", [("b", big, _qp(rng), False), ("a", one, _qp(rng), False)], {}, _qp(rng)))
+    for g, feeds in cases:
+        check_every_isa(g, feeds)
