@@ -5,7 +5,7 @@ import warnings
 
 from ..errors import UsageError
 from .common import HelpFormatter
-from .onnx2mob import add_convert_options, convert_and_save
+from .convert_flow import add_convert_options, convert_and_save
 
 EPILOG = """\
 examples:
