@@ -1,0 +1,1 @@
+"""TensorFlow activation op converters (placeholder until its owner fills it)."""

@@ -1,0 +1,1 @@
+"""TensorFlow control op converters (placeholder until its owner fills it)."""
