@@ -11,6 +11,8 @@ What it takes care of, so converters see one modern form:
 - V0 nets (`layers { layer { type: "conv" kernelsize: 3 } }`, 2014) upgraded the
   same way, their "padding" layers merged into the conv/pool layer they feed;
 - old 4-D blob shapes (num/channels/height/width) turned into shapes;
+- raw_data blobs (FLOAT16/FLOAT/DOUBLE, OpenCV's `shrinkCaffeModel`) read as float32;
+  the layers holding fp16 weights are listed in `net.fp16_layers`;
 - weights matched by layer name, from the caffemodel or from blobs inside the
   prototxt (either file may hold them);
 - inputs from `input:` + `input_dim:`, `input:` + `input_shape`, and `Input` layers;
@@ -95,6 +97,7 @@ class CaffeNet:
     notes: list = field(default_factory=list)  # what was dropped or assumed, for a warning
     input_hints: dict = field(default_factory=dict)  # input name -> where it comes from
     input_origins: dict = field(default_factory=dict)  # input name -> what declares its shape
+    fp16_layers: list = field(default_factory=list)  # layers whose weights are stored as float16
 
 
 def _data_layer_shapes(lp) -> tuple:
@@ -388,12 +391,37 @@ def blob_to_array(blob) -> np.ndarray:
         shape = (blob.num, blob.channels, blob.height, blob.width)
     else:
         shape = None
-    data = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32)
+    if blob.HasField("raw_data"):
+        data = _raw_blob_data(blob)
+    else:
+        data = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32)
     if shape is None:
         shape = (data.size,)
     if int(np.prod(shape)) != data.size:
         raise ValueError(f"blob shape {shape} holds {int(np.prod(shape))} values, data has {data.size}")
     return data.reshape(shape)
+
+
+# raw_data_type -> little-endian numpy dtype of raw_data (INT/UINT hold no weights)
+RAW_DTYPES = {caffe_pb2.BlobProto.DOUBLE: "<f8", caffe_pb2.BlobProto.FLOAT: "<f4",
+              caffe_pb2.BlobProto.FLOAT16: "<f2"}
+
+
+def _raw_blob_data(blob) -> np.ndarray:
+    """raw_data (NVIDIA Caffe / OpenCV's shrinkCaffeModel) as float32 values."""
+    kind = blob.raw_data_type
+    if kind not in RAW_DTYPES:
+        name = caffe_pb2.BlobProto.RawType.Name(kind) if kind in caffe_pb2.BlobProto.RawType.values() else kind
+        raise ValueError(f"raw_data_type {name} is not a float type (DOUBLE, FLOAT or FLOAT16)")
+    itemsize = np.dtype(RAW_DTYPES[kind]).itemsize
+    if len(blob.raw_data) % itemsize:
+        raise ValueError(f"raw_data holds {len(blob.raw_data)} bytes, not a whole number of "
+                         f"{caffe_pb2.BlobProto.RawType.Name(kind)} values ({itemsize} bytes each)")
+    return np.frombuffer(blob.raw_data, dtype=RAW_DTYPES[kind]).astype(np.float32)
+
+
+def is_fp16_blob(blob) -> bool:
+    return blob.HasField("raw_data") and blob.raw_data_type == caffe_pb2.BlobProto.FLOAT16
 
 
 # ---- NetState rules (Caffe's Net::StateMeetsRule) --------------------------------
@@ -461,7 +489,7 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
     inputs = _net_inputs(structure, prototxt)
     field_name = "input_shape" if structure.input_shape else "input_dim"
     origins = {name: field_name for name, _ in inputs}
-    layers, transform, notes, dropped, input_hints = [], None, [], [], {}
+    layers, transform, notes, dropped, input_hints, fp16_layers = [], None, [], [], {}, []
     if not structure.layer and is_v0(structure):
         notes.append("V0 net (layers { layer { ... } }) upgraded to the current layer format")
     for lp in all_layers(structure, prototxt):
@@ -500,6 +528,8 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
             source = prototxt
         try:
             arrays = [blob_to_array(b) for b in blobs]
+            if any(is_fp16_blob(b) for b in blobs):
+                fp16_layers.append(lp.name)
         except ValueError as exc:
             raise ModelFormatError(f"{source}: layer {lp.name!r}: {exc}") from None
         layers.append(CaffeLayer(lp.name, ltype, list(lp.bottom), list(lp.top), lp, arrays, source))
@@ -507,4 +537,4 @@ def read_net(prototxt: str, caffemodel: Optional[str] = None, known_types=()) ->
     if dropped:
         notes.append(f"dropped {len(dropped)} training-only layer(s): {', '.join(dropped)}")
     return CaffeNet(name, inputs, layers, transform, prototxt, caffemodel, notes, input_hints,
-                    origins)
+                    origins, fp16_layers)
