@@ -141,6 +141,8 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
                       "(the converted model computes nothing meaningful)", stacklevel=2)
     _fill_signature(graph, net)
     _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, net.notes)
+    if net.fp16_layers:  # mobconv.convert stores the weights as float16 again after the passes
+        graph.metadata.options["source_weights"] = "float16"
     return graph
 
 
