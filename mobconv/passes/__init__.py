@@ -2,7 +2,10 @@
 
 `optimize(graph)` runs `DEFAULT_PIPELINE` repeatedly until no pass changes the
 graph (at most `MAX_ROUNDS` rounds). The order matters within a round:
-- lower_qdq first: it matches DequantizeLinear -> op -> QuantizeLinear (a QDQ model)
+- transpose_sinking first: it cancels the Transposes a channels-last (NHWC) source
+  puts around every op, so lower_qdq sees DequantizeLinear -> Conv -> QuantizeLinear
+  and the fusions see Conv -> Add -> Relu chains (a no-op without Transposes);
+- lower_qdq next: it matches DequantizeLinear -> op -> QuantizeLinear (a QDQ model)
   before constant folding turns a weight's DequantizeLinear into a float constant and
   before the fusions rewrite the float ops between the boundaries;
 - identity_removal and constant_folding first, so later matchers see direct
@@ -32,8 +35,10 @@ from .fuse_activation import fuse_activation
 from .fuse_residual import fuse_residual
 from .identity_removal import identity_removal
 from .lower_qdq import lower_qdq_pass
+from .transpose_sinking import transpose_sinking
 
 PASSES = {
+    "transpose_sinking": transpose_sinking,
     "lower_qdq": lower_qdq_pass,
     "identity_removal": identity_removal,
     "constant_folding": constant_folding,
@@ -46,6 +51,7 @@ PASSES = {
 }
 
 DEFAULT_PIPELINE = (
+    "transpose_sinking",
     "lower_qdq",
     "identity_removal",
     "constant_folding",
