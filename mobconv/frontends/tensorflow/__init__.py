@@ -1,14 +1,12 @@
-"""TensorFlow frontend: not built yet (it is planned: frozen GraphDef and SavedModel).
+"""TensorFlow frontend: frozen GraphDef (.pb binary, .pbtxt text) and SavedModel -> IR.
 
-Until it lands, `mobconv.convert("model.pb")` says so in one line and points to
-the route that works today: tf2onnx, then `mobconv onnx2mob`.
+    graph = load_tensorflow("frozen.pb", outputs=["logits"])
+    graph = load_tensorflow("saved_model_dir", signature="serving_default")
+
+Frozen GraphDefs need no TensorFlow (the message definitions are generated from
+TensorFlow's .proto files and committed in proto/); a SavedModel is frozen with
+TensorFlow when it is installed. Converters for TensorFlow ops live in ops/ and
+register in `registry.TF_OPS`. See docs/tensorflow.md.
 """
-from ...errors import UsageError
-
-
-def load_tensorflow(path, input_shapes=None, **options):
-    raise UsageError(
-        f"{path}: TensorFlow models are not supported yet; convert to ONNX first "
-        "(pip install tf2onnx; python -m tf2onnx.convert --graphdef model.pb "
-        "--inputs IN:0 --outputs OUT:0 --output model.onnx) and run `mobconv onnx2mob model.onnx`"
-    )
+from .loader import load_tensorflow  # noqa: F401
+from .registry import TF_OPS  # noqa: F401

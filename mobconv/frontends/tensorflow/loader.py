@@ -1,0 +1,571 @@
+"""TensorFlow GraphDef (binary .pb, text .pbtxt) or SavedModel -> IR Graph.
+
+Steps:
+1. Read the source: a frozen GraphDef is parsed with the committed protobuf
+   messages (proto/, no TensorFlow needed); a SavedModel directory is frozen
+   with TensorFlow (`savedmodel.py`) for one signature, whose names the model's
+   inputs and outputs keep.
+2. Pre-passes on the GraphDef: scalar PlaceholderWithDefault flags (a training
+   switch) become Consts of their default unless named in `inputs`; Switch/Merge
+   on a constant predicate are folded (`control_flow.py`); SpaceToBatchND ->
+   conv -> BatchToSpaceND becomes one dilated conv (`dilation.py`).
+3. The graph is cut: outputs are `outputs` (or the SavedModel signature's, or the
+   graph's sinks), inputs are the Placeholders they need, or `inputs` (any
+   tensors, which replace what computes them). Control inputs are dropped.
+4. Every op of the cut graph is checked first (`TF_OPS.check_supported`: all
+   unsupported op types at once, with counts and node names).
+5. Nodes are converted in topological order (a GraphDef need not be sorted):
+   Const -> constants, Placeholder -> inputs (unknown dims -> symbols "batch",
+   "d1", ...; `input_shapes` overrides), Identity-like ops alias their input,
+   every other op goes through its converter in `ops/` (TFNodeContext).
+6. Shapes are inferred, signature (TensorFlow's names and NHWC layout at the
+   edges) and metadata filled.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from typing import Optional
+
+import numpy as np
+
+from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
+from ...ir import Graph, TensorSpec, check_graph, infer_shapes
+from ...ir.symbolic import SymbolicShapes
+from ...limits import check_tensor
+from .context import TFNodeContext, ir_name, output_name, split_input
+from .registry import TF_OPS, load_ops
+from .tensors import dtype_name, shape_tuple, tensor_to_array
+
+# Ops the loader handles itself: they copy a tensor, or are inputs / constants.
+ALIAS_OPS = ("Identity", "StopGradient", "Snapshot", "PreventGradient")
+SOURCE_OPS = ("Const", "Placeholder", "PlaceholderWithDefault")
+# Ops that are never a model output when outputs are picked from the graph's sinks.
+_NOT_OUTPUTS = {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assert", "Print",
+                "PrintV2", "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore",
+                "MergeV2Checkpoints", "Assign", "AssignAdd", "AssignSub", "AssignVariableOp",
+                "AssignAddVariableOp", "AssignSubVariableOp", "VarHandleOp", "VariableV2",
+                "Variable", "VarIsInitializedOp", "ShardedFilename", "StringJoin"}
+# Ops whose presence means the graph still holds variables or function calls.
+_UNFROZEN = {"VarHandleOp", "ReadVariableOp", "VariableV2", "Variable", "StatefulPartitionedCall",
+             "PartitionedCall", "AssignVariableOp"}
+_SYMBOL_CHARS = re.compile(r"[^A-Za-z0-9_]")
+
+
+def load_tensorflow(path, input_shapes: Optional[dict] = None, inputs=None, outputs=None,
+                    signature: Optional[str] = None, **options) -> Graph:
+    """Convert a TensorFlow model to an IR Graph.
+
+    path: a frozen GraphDef (.pb binary, .pbtxt text) or a SavedModel directory.
+    input_shapes: input name -> shape (ints, or strings for symbolic dims).
+    inputs: names of the tensors that become the model's inputs ("x", "pre/sub:0"),
+        as a list, or a dict name -> shape (None: the graph's shape); the graph is
+        cut there. outputs: names of the tensors that become its outputs.
+    signature: the SavedModel signature to convert (default: its only one).
+    """
+    if options:
+        raise UsageError(f"{path}: unknown TensorFlow option(s) {', '.join(sorted(options))} "
+                         "(known: input_shapes, inputs, outputs, signature)")
+    path = os.fspath(path)
+    source = path
+    cut_inputs = _normalize_inputs(source, inputs)
+    out_names = _normalize_outputs(source, outputs)
+    input_shapes = {ir_name(k): tuple(v) for k, v in (input_shapes or {}).items()}
+    from .reader import read_source
+
+    src = read_source(path, signature)
+    if signature is not None and not src.saved_model:
+        raise UsageError(f"{path}: signature={signature!r} is only for a SavedModel directory "
+                         "(this is a frozen GraphDef)")
+    rename = {}
+    if src.saved_model:
+        rename = dict(src.input_rename)  # placeholder -> the signature's input key
+        if not out_names:
+            out_names = list(src.outputs)
+            rename.update(src.output_rename)
+    try:
+        graph = _convert(src.graph_def, source, cut_inputs, out_names, input_shapes, rename)
+    except MobconvError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise _prefixed(exc, source) from None
+    _fill_signature(graph, src.graph_def)
+    _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes)
+    return graph
+
+
+def _prefixed(exc: MobconvError, source: str) -> MobconvError:
+    new = type(exc).__new__(type(exc))
+    MobconvError.__init__(new, f"{source}: {exc}")
+    new.__dict__.update(exc.__dict__)
+    return new
+
+
+# ---- options -------------------------------------------------------------------
+
+
+def _normalize_inputs(source, inputs) -> dict:
+    """`inputs` as {tensor name: shape or None}."""
+    if inputs is None:
+        return {}
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if isinstance(inputs, dict):
+        items = list(inputs.items())
+    else:
+        items = [(name, None) for name in inputs]
+    result = {}
+    for name, shape in items:
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"{source}: inputs must be tensor names (strings), got {name!r}")
+        if shape is not None:
+            shape = tuple(shape)
+            for i, d in enumerate(shape):
+                if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d > 0)):
+                    raise UsageError(f"{source}: inputs[{name!r}] = {shape}: dim {i} must be a "
+                                     "positive integer or a symbol name")
+        result[_canonical(name)] = shape
+    return result
+
+
+def _normalize_outputs(source, outputs) -> list:
+    if outputs is None:
+        return []
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    names = []
+    for name in outputs:
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"{source}: outputs must be tensor names (strings), got {name!r}")
+        names.append(_canonical(name))
+    return names
+
+
+def _canonical(name: str) -> str:
+    """A tensor name as "node:k" ("x" and "x:0" are the same tensor)."""
+    node, index = split_input(name)
+    if index < 0:
+        raise UsageError(f"{name!r} is a control input, not a tensor name")
+    return f"{node}:{index}"
+
+
+# ---- conversion ----------------------------------------------------------------
+
+
+class _Graph:
+    """The GraphDef's nodes by name, with the readers of each node's outputs."""
+
+    def __init__(self, graph_def, source):
+        self.nodes = {}
+        self.order = []
+        for i, node in enumerate(graph_def.node):
+            if not node.name:
+                raise ConversionError(f"{source}: node {i} (type {node.op or '?'}) has no name")
+            if node.name in self.nodes:
+                raise ConversionError(f"{source}: two nodes are named {node.name!r} "
+                                      "(node names must be unique)")
+            self.nodes[node.name] = node
+            self.order.append(node.name)
+        self.read = set()  # "node:k" tensors some node reads
+        for node in graph_def.node:
+            for inp in node.input:
+                name, index = split_input(inp)
+                if index >= 0:
+                    self.read.add(f"{name}:{index}")
+
+    def data_inputs(self, node):
+        return [inp for inp in node.input if not inp.startswith("^")]
+
+    def sinks(self) -> list:
+        return [f"{name}:0" for name in self.order
+                if self.nodes[name].op not in _NOT_OUTPUTS and f"{name}:0" not in self.read
+                and not any(t.startswith(name + ":") for t in self.read)]
+
+
+def _pre_passes(graph_def, source: str, keep: set):
+    graph_def = _constant_flags(graph_def, keep)
+    import importlib.util
+
+    for module, func in (("control_flow", "fold_constant_switches"),
+                         ("dilation", "fold_space_to_batch_convs")):
+        if importlib.util.find_spec(f"{__package__}.{module}") is None:
+            continue  # not built yet
+        mod = importlib.import_module(f"{__package__}.{module}")
+        graph_def = getattr(mod, func)(graph_def, source)
+    return graph_def
+
+
+def _constant_flags(graph_def, keep: set):
+    """A scalar PlaceholderWithDefault (a training/dropout switch) whose default is a Const
+    becomes that Const, unless the user made it an input."""
+    consts = {n.name: n for n in graph_def.node if n.op == "Const"}
+    for node in graph_def.node:
+        if node.op != "PlaceholderWithDefault" or f"{node.name}:0" in keep:
+            continue
+        shape = shape_tuple(node.attr["shape"].shape) if "shape" in node.attr else None
+        default, index = split_input(node.input[0]) if node.input else ("", -1)
+        if shape != () or index != 0 or default not in consts:
+            continue
+        value = consts[default].attr["value"]
+        node.op = "Const"
+        del node.input[:]
+        for key in list(node.attr):
+            if key not in ("dtype",):
+                del node.attr[key]
+        node.attr["value"].CopyFrom(value)
+    return graph_def
+
+
+def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes: dict,
+             rename: dict) -> Graph:
+    graph_def = _pre_passes(graph_def, source, set(cut_inputs))
+    g = _Graph(graph_def, source)
+    for tensor in list(cut_inputs) + list(out_names):
+        node = tensor.rsplit(":", 1)[0]
+        if node not in g.nodes:
+            kind = "inputs" if tensor in cut_inputs else "outputs"
+            raise UsageError(f"{source}: {kind} names {tensor.rsplit(':', 1)[0] if tensor.endswith(':0') else tensor!r}"
+                             f", which is no node of the graph{_closest(node, g.order)}")
+    if not out_names:
+        out_names = g.sinks()
+        if not out_names:
+            raise ConversionError(f"{source}: the graph has no output (no node whose result "
+                                  "nobody reads); name them with outputs=[...] / --outputs")
+    kept = _reachable(g, out_names, cut_inputs, source)
+    _check_supported(g, kept, source)
+    order = _topological(g, kept, cut_inputs, source)
+
+    graph = Graph(_graph_name(source))
+    symbolic = SymbolicShapes(graph)
+    known_inputs = [n for n in order if g.nodes[n].op in ("Placeholder", "PlaceholderWithDefault")]
+    placeholders = [f"{n}:0" for n in known_inputs if f"{n}:0" not in cut_inputs]
+    all_inputs = [t for t in cut_inputs if t.split(":")[0] in g.nodes] + placeholders
+    given = {ir_name(t) for t in all_inputs} | {rename.get(ir_name(t), ir_name(t)) for t in all_inputs}
+    unknown = sorted(set(input_shapes) - given)
+    if unknown:
+        shown = ", ".join(rename.get(ir_name(t), ir_name(t)) for t in all_inputs) or "none"
+        raise UsageError(f"{source}: input_shapes names unknown input(s) {', '.join(unknown)} "
+                         f"(model inputs: {shown})")
+    alias = {}
+    for tensor in all_inputs:
+        name = ir_name(tensor)
+        ir = rename.get(name, name)
+        if ir != name and ir in g.nodes:
+            ir = name  # the signature's key names another node: keep TensorFlow's name
+        shape = cut_inputs.get(tensor) or input_shapes.get(ir) or input_shapes.get(name)
+        _add_input(graph, g, tensor, ir, shape, source, len(all_inputs) > 1)
+        symbolic.note_shape(ir)
+        alias[name] = ir
+
+    def resolve(inp, reader):
+        node, index = split_input(inp)
+        name = output_name(node, index)
+        name = alias.get(name, name)
+        if name not in graph.values:
+            producer = g.nodes.get(node)
+            what = (f"which the converter of node {node!r} (type {producer.op}) did not produce"
+                    if producer is not None else "which no node of the graph defines")
+            raise ConversionError(f"TensorFlow node {reader.name!r} (type {reader.op}) reads "
+                                  f"{inp!r}, {what}")
+        return name
+
+    registry = load_ops()
+    used_outputs = _used_outputs(g, kept, out_names)
+    for name in order:
+        node = g.nodes[name]
+        if node.op == "Const":
+            _add_const(graph, node)
+            continue
+        if node.op in ("Placeholder", "PlaceholderWithDefault"):
+            continue  # an input (added above)
+        ins = [resolve(i, node) for i in g.data_inputs(node)]
+        if node.op in ALIAS_OPS:
+            alias[name] = ins[0]
+            continue
+        if node.op == "IdentityN":
+            for k, i in enumerate(ins):
+                alias[output_name(name, k)] = i
+            continue
+        count = max(used_outputs.get(name, 0), 1)
+        outs = [output_name(name, k) for k in range(count)]
+        cx = TFNodeContext(graph, node, ins, outs, symbolic, source)
+        registry.get(node.op)(cx)
+
+    graph.outputs = []
+    for tensor in out_names:
+        node, index = split_input(tensor)
+        value = resolve(tensor, g.nodes[node])
+        name = ir_name(tensor)
+        name = rename.get(name, name)
+        if value != name or name in graph.outputs or name in graph.inputs:
+            target = name if name not in graph.values else graph.unique_name(name)
+            graph.add_node("Identity", [value], [target], name=target)
+            name = target
+        graph.outputs.append(name)
+    _drop_dead(graph)
+    try:
+        infer_shapes(graph)
+        check_graph(graph)
+    except ConversionError:
+        raise
+    except MobconvError as exc:
+        raise ConversionError(str(exc)) from exc
+    return graph
+
+
+def _closest(name, names) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _graph_name(source: str) -> str:
+    base = os.path.basename(os.path.normpath(source))
+    return os.path.splitext(base)[0] or "tensorflow_graph"
+
+
+def _reachable(g: _Graph, out_names, cut_inputs, source) -> set:
+    """Names of the nodes the outputs need (walking data edges, stopping at cut inputs)."""
+    kept = set()
+    stack = []
+    for tensor in out_names:
+        if tensor not in cut_inputs:
+            stack.append(tensor.rsplit(":", 1)[0])
+    while stack:
+        name = stack.pop()
+        if name in kept:
+            continue
+        kept.add(name)
+        node = g.nodes[name]
+        for inp in g.data_inputs(node):
+            producer, index = split_input(inp)
+            if f"{producer}:{index}" in cut_inputs:
+                continue
+            if producer not in g.nodes:
+                raise ConversionError(f"{source}: TensorFlow node {name!r} (type {node.op}) reads "
+                                      f"{inp!r}, which no node of the graph defines")
+            stack.append(producer)
+    return kept
+
+
+def _check_supported(g, kept, source) -> None:
+    load_ops()
+    ours = set(ALIAS_OPS) | set(SOURCE_OPS) | {"IdentityN"}
+    nodes = [(g.nodes[n].op, n) for n in g.order if n in kept and g.nodes[n].op not in ours]
+    try:
+        TF_OPS.check_supported(source, nodes)
+    except UnsupportedOpsError as exc:
+        if set(exc.unsupported) & _UNFROZEN:
+            exc.args = (f"{exc}; the graph is not frozen (variables or function calls remain): "
+                        "give the SavedModel directory, or freeze it with "
+                        "convert_variables_to_constants_v2",)
+        raise
+
+
+def _topological(g, kept, cut_inputs, source) -> list:
+    """Kahn's algorithm over the kept nodes, keeping the GraphDef's order among ready ones."""
+    position = {n: i for i, n in enumerate(g.order)}
+    deps = {}
+    readers = {n: [] for n in kept}
+    for name in kept:
+        wanted = set()
+        for inp in g.data_inputs(g.nodes[name]):
+            producer, index = split_input(inp)
+            if f"{producer}:{index}" not in cut_inputs and producer in kept:
+                wanted.add(producer)
+        deps[name] = len(wanted)
+        for p in wanted:
+            readers[p].append(name)
+    import heapq
+
+    ready = [(position[n], n) for n in kept if deps[n] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for r in readers[name]:
+            deps[r] -= 1
+            if deps[r] == 0:
+                heapq.heappush(ready, (position[r], r))
+    if len(order) != len(kept):
+        cycle = sorted((n for n in kept if deps[n] > 0), key=position.get)
+        shown = ", ".join(f"{n!r} ({g.nodes[n].op})" for n in cycle[:5])
+        raise ConversionError(f"{source}: the graph has a cycle through {len(cycle)} node(s): "
+                              f"{shown}{', ...' if len(cycle) > 5 else ''} (a TF1 while loop?)")
+    return order
+
+
+def _used_outputs(g, kept, out_names) -> dict:
+    """node name -> 1 + the highest output index anything reads."""
+    count = {}
+
+    def note(tensor):
+        node, index = split_input(tensor)
+        if index >= 0:
+            count[node] = max(count.get(node, 0), index + 1)
+
+    for name in kept:
+        for inp in g.data_inputs(g.nodes[name]):
+            note(inp)
+    for tensor in out_names:
+        note(tensor)
+    return count
+
+
+def _node_where(node) -> str:
+    return f"TensorFlow node {node.name!r} (type {node.op})"
+
+
+def _add_const(graph, node) -> None:
+    where = f"cannot convert {_node_where(node)}"
+    if "value" not in node.attr:
+        raise ConversionError(f"{where}: has no value")
+    array = tensor_to_array(node.attr["value"].tensor, where)
+    if array.dtype.name not in ("float32", "float16", "int8", "uint8", "int16", "int32",
+                                "int64", "bool"):
+        shown = "string" if array.dtype == object else array.dtype.name
+        raise ConversionError(f"{where}: constants of type {shown} are not supported "
+                              "(supported: float32, float16, bfloat16, int8..int64, uint8, bool)")
+    graph.add_constant(ir_name(node.name), array)
+
+
+def _tensor_dtype(node, index: int) -> Optional[str]:
+    """The dtype of a node's output, from its attributes (for a graph cut there)."""
+    for key in ("dtype", "T", "out_type", "DstT", "output_type", "Tout", "type"):
+        if key in node.attr and node.attr[key].WhichOneof("value") == "type":
+            return dtype_name(node.attr[key].type)
+    for key in ("T", "Tout", "out_types", "dtypes", "output_types"):
+        if key in node.attr and node.attr[key].WhichOneof("value") == "list":
+            types = list(node.attr[key].list.type)
+            if index < len(types):
+                return dtype_name(types[index])
+    return None
+
+
+def _tensor_shape(node, index: int):
+    """The shape TensorFlow recorded for a node's output (`shape` attr of a Placeholder,
+    `_output_shapes` of TF1 graphs), or None."""
+    if node.op in ("Placeholder", "PlaceholderWithDefault") and "shape" in node.attr:
+        return shape_tuple(node.attr["shape"].shape)
+    if "_output_shapes" in node.attr:
+        shapes = node.attr["_output_shapes"].list.shape
+        if index < len(shapes):
+            return shape_tuple(shapes[index])
+    return None
+
+
+def _add_input(graph, g, tensor, ir, override, source, several: bool) -> None:
+    node_name, index = split_input(tensor)
+    node = g.nodes[node_name]
+    dtype = _tensor_dtype(node, index) or "float32"
+    declared = _tensor_shape(node, index)
+    what = f"input {ir!r}"
+    if dtype not in ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool"):
+        raise ConversionError(f"{what} (node {node_name!r}, type {node.op}) is of type {dtype}, "
+                              "which mobconv models cannot take; cut the graph after it with "
+                              "--inputs NAME (a tensor of a supported type)")
+    if override is not None:
+        override = tuple(int(d) if not isinstance(d, str) else d for d in override)
+        if declared is not None and len(override) != len(declared):
+            raise UsageError(f"shape {list(override)} for {what} has rank {len(override)}, but the "
+                             f"graph declares rank {len(declared)} {_shown(declared)}")
+        if declared is not None:
+            for i, (d, o) in enumerate(zip(declared, override)):
+                if d >= 0 and o != d:
+                    raise UsageError(f"shape {list(override)} for {what} conflicts with the "
+                                     f"graph's fixed dim {i} = {d} (declared {_shown(declared)})")
+        shape = override
+        try:
+            check_tensor(shape, dtype, f"shape {list(override)} for {what}")
+        except MobconvError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        if declared is None:
+            raise ConversionError(f"{what} has no known shape (rank unknown); give it with "
+                                  f"input_shapes={{{ir!r}: (...)}} / --input-shape {ir}=D1,D2,...")
+        prefix = _SYMBOL_CHARS.sub("_", ir) + "_" if several else ""
+        shape = tuple(d if d >= 0 else ("batch" if i == 0 else f"{prefix}d{i}")
+                      for i, d in enumerate(declared))
+        try:
+            check_tensor(shape, dtype, what)
+        except MobconvError as exc:
+            raise ConversionError(f"{exc} (give another shape with --input-shape)") from None
+    graph.add_input(ir, dtype, shape)
+
+
+def _shown(shape) -> str:
+    return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def _drop_dead(graph) -> None:
+    """Remove nodes whose outputs nothing reads (shape arithmetic a converter replaced by
+    constants, unread outputs of multi-output ops' helper nodes)."""
+    while True:
+        live = set(graph.outputs)
+        for node in graph.nodes:
+            live.update(n for n in node.inputs if n)
+        dead = [n for n in graph.nodes if not any(o in live for o in n.outputs if o)]
+        if not dead:
+            break
+        ids = {id(n) for n in dead}
+        graph.nodes[:] = [n for n in graph.nodes if id(n) not in ids]
+    graph.remove_unused_values()
+
+
+# ---- signature and metadata ------------------------------------------------------
+
+
+def _layout(graph_def) -> str:
+    """The layout of the model's 4-D image tensors: NCHW when its layout ops say so."""
+    formats = {n.attr["data_format"].s for n in graph_def.node if "data_format" in n.attr}
+    return "NCHW" if formats and formats <= {b"NCHW", b"NCDHW"} else "NHWC"
+
+
+def _fill_signature(graph, graph_def) -> None:
+    layout = _layout(graph_def)
+
+    def spec(name):
+        v = graph.values[name]
+        shape = tuple(v.shape) if v.shape is not None else ()
+        image = len(shape) == 4 and v.dtype in ("float32", "float16", "bfloat16")
+        return TensorSpec(name, v.dtype, shape, layout if image else "")
+
+    graph.signature.inputs = [spec(n) for n in graph.inputs]
+    graph.signature.outputs = [spec(n) for n in graph.outputs]
+
+
+def _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes) -> None:
+    import hashlib
+
+    import mobconv
+
+    md = graph.metadata
+    md.source_framework = "tensorflow"
+    digest = hashlib.sha256()
+    for path in src.files:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    md.source_sha256 = digest.hexdigest()
+    md.converter_version = mobconv.__version__
+    md.options = {"frontend": "tensorflow"}
+    if cut_inputs:
+        md.options["inputs"] = ",".join(
+            t if shape is None else f"{t}[{','.join(str(d) for d in shape)}]"
+            for t, shape in cut_inputs.items())
+    if outputs:
+        md.options["outputs"] = ",".join(_normalize_outputs("", outputs))
+    if src.saved_model:
+        md.options["signature"] = src.signature
+    if input_shapes:
+        md.options["input_shapes"] = ";".join(
+            f"{k}={','.join(str(d) for d in v)}" for k, v in sorted(input_shapes.items()))
+    md.extra = {"tf_format": src.kind}
+    versions = src.graph_def.versions
+    if versions.producer:
+        md.extra["tf_graph_producer"] = str(versions.producer)
+    if src.tf_version:
+        md.extra["tf_version"] = src.tf_version
