@@ -256,8 +256,8 @@ def test_summary_histogram_and_formatting(tiny):
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(10) == "10 B"
 
 
-def test_tensorflow_is_refused_with_the_route_that_works(tmp_path):
+def test_tensorflow_pb_that_is_no_graph_names_the_file(tmp_path):
     pb = tmp_path / "frozen.pb"
-    pb.write_bytes(b"\x0a\x00")
-    with pytest.raises(UsageError, match="not supported yet.*tf2onnx"):
+    pb.write_bytes(b"\x0a\x00")  # one empty NodeDef: no name, no op
+    with pytest.raises(ModelFormatError, match=r"frozen\.pb: node 0 .*has no op type"):
         mobconv.convert(pb)
