@@ -20,14 +20,15 @@ from .. import __version__
 from ..errors import MobconvError, UsageError
 from ..output_files import (OUTPUTS, Interrupted, handle_signals, quiet_signals,
                             restore_signals)
-from . import bench, caffe2mob, compare, info, onnx2mob, quantize, run, validate
+from . import bench, caffe2mob, compare, info, onnx2mob, quantize, run, tf2mob, validate
 from .common import HelpFormatter
 
-COMMANDS = (onnx2mob, caffe2mob, quantize, info, run, compare, validate, bench)
+COMMANDS = (onnx2mob, caffe2mob, tf2mob, quantize, info, run, compare, validate, bench)
 
 EPILOG = """\
 examples:
   mobconv onnx2mob mobilenet.onnx --input-shape input=1,3,224,224
+  mobconv tf2mob frozen.pb                  # or a SavedModel directory
   mobconv quantize mobilenet.mob -o mobilenet.int8.mob --calib calib/
   mobconv info mobilenet.mob
   mobconv run mobilenet.mob --input input=cat.npy --save outputs/
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback on errors")
     parser = Parser(
         prog="mobconv",
-        description="Convert ONNX and Caffe models to .mob files and run them (TensorFlow: planned).",
+        description="Convert ONNX, Caffe and TensorFlow models to .mob files and run them.",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
         parents=[parent],
