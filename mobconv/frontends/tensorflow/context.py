@@ -17,7 +17,10 @@ the layout helpers NHWC ops need:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..base import ConversionContext
+from ..common import _MISSING, AttrReader
 from .tensors import dtype_name, shape_tuple, tensor_to_array
 
 _TO_NCHW = {4: [0, 3, 1, 2], 5: [0, 4, 1, 2, 3], 3: [0, 2, 1]}
@@ -93,11 +96,33 @@ def decode_attrs(node, where: str) -> dict:
             if not k.startswith("_")}
 
 
+class TFAttrReader(AttrReader):
+    """AttrReader plus the raw `get` and the TensorFlow kinds (bool, type, shape)."""
+
+    def get(self, name: str, default=None):
+        """The decoded value, or `default` when the node does not set it."""
+        return self.attrs[name] if self.has(name) else default
+
+    def bool(self, name: str, default=_MISSING) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, (bool, np.bool_)):
+            raise self.error(f"{name} ({value!r}) must be a bool")
+        return bool(value)
+
+    def dtype(self, name: str, default=None) -> str:
+        """A `type` attribute as a numpy dtype name ("float32")."""
+        value = self.get(name, default)
+        if not isinstance(value, str):
+            raise self.error(f"required type attribute {name!r} is missing")
+        return value
+
+
 class TFNodeContext(ConversionContext):
     def __init__(self, graph, node, inputs, outputs, symbolic=None, source: str = ""):
         where = f"TensorFlow node {node.name!r} (type {node.op})"
         super().__init__(graph, node.name, node.op, where, decode_attrs(node, where),
                          inputs, outputs, symbolic)
+        self.attrs = TFAttrReader(self.attrs.attrs, where)
         self.node = node  # the NodeDef
         self.source = source  # the model file, for messages that need it
 
