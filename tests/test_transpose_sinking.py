@@ -1,0 +1,508 @@
+"""transpose_sinking: NHWC graphs wrapped the way the TensorFlow converters (and tf2onnx)
+wrap them, Transpose(perm [0,3,1,2]) -> op in NCHW -> Transpose(perm [0,2,3,1]), lose
+every Transpose but the one at the graph input; the outputs equal the numpy reference's
+on the unrewritten graph; the pass never adds Transposes and leaves graphs without
+Transposes untouched."""
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from mobconv import api
+from mobconv.formats.writer import to_bytes
+from mobconv.ir import Graph, QuantParams, infer_shapes
+from mobconv.passes import DEFAULT_PIPELINE, optimize, transpose_sinking
+from mobconv.reference import run
+
+TO_NCHW, FROM_NCHW = [0, 3, 1, 2], [0, 2, 3, 1]
+
+
+def transposes(graph) -> int:
+    return sum(n.op == "Transpose" for n in graph.nodes)
+
+
+class NHWC:
+    """Builds an IR graph in NHWC the way the TensorFlow converters emit one."""
+
+    def __init__(self, shape=(2, 7, 6, 3), seed=0):
+        self.g = Graph("nhwc")
+        self.rng = np.random.default_rng(seed)
+        self.count = 0
+        self.g.add_input("x", "float32", shape)
+        self.x = "x"
+
+    def name(self, hint):
+        self.count += 1
+        return f"{hint}{self.count}"
+
+    def const(self, data):
+        name = self.name("k")
+        self.g.add_constant(name, np.asarray(data))
+        return name
+
+    def randc(self, shape, positive=False):
+        data = self.rng.standard_normal(shape).astype(np.float32)
+        return self.const(np.abs(data) + 0.5 if positive else data)
+
+    def op(self, op, inputs, attrs=None, outputs=1):
+        outs = [self.name(op.lower()) for _ in range(outputs)]
+        self.g.add_node(op, inputs, outs, attrs)
+        return outs[0] if outputs == 1 else outs
+
+    def shape(self, x):
+        infer_shapes(self.g)
+        return self.g.values[x].shape
+
+    def channels(self, x):
+        return self.shape(x)[-1]
+
+    def conv(self, x, cout=None, group=1, k=3):
+        cin = self.channels(x)
+        cout = cout or cin
+        t = self.op("Transpose", [x], {"perm": TO_NCHW})
+        w = self.randc((cout, cin // group, k, k))
+        y = self.op("Conv", [t, w, self.randc((cout,))], {"pads": [k // 2] * 4, "group": group})
+        return self.op("Transpose", [y], {"perm": FROM_NCHW})
+
+    def bn(self, x):
+        c = self.channels(x)
+        return self.op("Add", [self.op("Mul", [x, self.randc((c,))]), self.randc((c,))])
+
+    def relu6(self, x):
+        return self.op("Clip", [x, self.const(np.float32(0)), self.const(np.float32(6))])
+
+    def gap(self, x):
+        return self.op("ReduceMean", [x, self.const(np.array([1, 2], np.int64))], {"keepdims": 0})
+
+    def finish(self, *outputs):
+        self.g.outputs = list(outputs)
+        infer_shapes(self.g)
+        return self.g
+
+
+def feeds_for(graph, seed=1):
+    r = np.random.default_rng(seed)
+    return {n: r.standard_normal(graph.values[n].shape).astype(np.float32) for n in graph.inputs}
+
+
+def check(graph, expected_after=None, pass_fn=transpose_sinking, fires=True):
+    """Run pass_fn on a copy: outputs equal the reference on the original, the Transpose
+    count never grows (and equals expected_after when given). Returns the copy."""
+    feeds = feeds_for(graph)
+    expected = run(graph, feeds)
+    result = graph.copy()
+    before = transposes(result)
+    assert bool(pass_fn(result)) == fires
+    assert result.inputs == graph.inputs and result.outputs == graph.outputs
+    got = run(result, feeds)
+    for name in graph.outputs:
+        assert got[name].shape == expected[name].shape, name
+        assert got[name].dtype == expected[name].dtype, name
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    infer_shapes(result)
+    for name in graph.outputs:
+        assert result.values[name].shape == graph.values[name].shape
+    assert transposes(result) <= before
+    if expected_after is not None:
+        assert transposes(result) == expected_after, [n.op for n in result.nodes]
+    return result
+
+
+def no_transpose_next_to_conv(graph):
+    """Transposes only at the edges: none between two ops inside the graph is next to a Conv."""
+    producers = graph.producers()
+    for node in graph.nodes:
+        if node.op == "Transpose" and node.outputs[0] not in graph.outputs:
+            source = producers.get(node.inputs[0])
+            assert source is None or source.op != "Conv", f"{node.name} reads a Conv"
+            readers = [n for n in graph.nodes if node.outputs[0] in n.inputs]
+            if any(r.op == "Conv" for r in readers):
+                assert node.inputs[0] in graph.inputs, f"{node.name} feeds a Conv inside the graph"
+
+
+# ---- one op between two convolutions -------------------------------------------------
+
+
+def _scalar(b, x):
+    return b.op("Mul", [x, b.const(np.float32(1.5))])
+
+
+def _left_const_sub(b, x):
+    return b.op("Sub", [b.randc((b.channels(x),)), x])
+
+
+def _hw_const(b, x):
+    shape = b.shape(x)
+    return b.op("Div", [x, b.randc((shape[1], 1, shape[3]), positive=True)])
+
+
+def _full_const(b, x):
+    return b.op("Add", [x, b.randc((1,) + tuple(b.shape(x)[1:]))])
+
+
+def _residual(b, x):
+    return b.op("Add", [b.conv(x), x])
+
+
+def _concat(b, x):
+    return b.op("Concat", [b.conv(x, 2), x, b.conv(x, 1)], {"axis": -1})
+
+
+def _concat_const(b, x):
+    shape = b.shape(x)
+    return b.op("Concat", [x, b.randc(tuple(shape[:3]) + (2,))], {"axis": 3})
+
+
+def _split(b, x):
+    c = b.channels(x)
+    first, second = b.op("Split", [x, b.const(np.array([1, c - 1], np.int64))], {"axis": 3}, outputs=2)
+    return b.op("Concat", [b.conv(second, 2), b.op("Relu", [first])], {"axis": 3})
+
+
+def _pad(b, x):
+    return b.op("Pad", [x, b.const(np.array([0, 1, 0, 0, 0, 2, 1, 0], np.int64))])
+
+
+def _pad_axes(b, x):
+    return b.op("Pad", [x, b.const(np.array([1, 0, 2, 1], np.int64)), "",
+                        b.const(np.array([1, -2], np.int64))], {"mode": "reflect"})
+
+
+def _slice(b, x):
+    k = b.const
+    return b.op("Slice", [x, k(np.array([1, 0, 1], np.int64)), k(np.array([6, 5, 3], np.int64)),
+                          k(np.array([1, 2, 3], np.int64)), k(np.array([2, 1, 1], np.int64))])
+
+
+def _slice_no_axes(b, x):
+    k = b.const
+    return b.op("Slice", [x, k(np.array([0, 1], np.int64)), k(np.array([2, 5], np.int64))])
+
+
+def _squeeze_excite(b, x):
+    s = b.op("ReduceMean", [x, b.const(np.array([1, 2], np.int64))], {"keepdims": 1})
+    return b.op("Mul", [x, b.op("Sigmoid", [b.conv(s, k=1)])])
+
+
+def _reduce_channels(b, x):
+    return b.op("ReduceSum", [x, b.const(np.array([-1], np.int64))], {"keepdims": 1})
+
+
+def _softmax(b, x):
+    return b.op("Softmax", [x], {"axis": -1})
+
+
+def _log_softmax_w(b, x):
+    return b.op("LogSoftmax", [x], {"axis": 2})
+
+
+def _resize_scales(b, x):
+    return b.op("Resize", [x, "", b.const(np.array([1, 2, 1.5, 1], np.float32))], {"mode": "linear"})
+
+
+def _resize_sizes(b, x):
+    shape = b.shape(x)
+    sizes = np.array([shape[0], 5, 9, shape[3]], np.int64)
+    return b.op("Resize", [x, "", "", b.const(sizes)], {"mode": "nearest"})
+
+
+def _resize_axes(b, x):
+    return b.op("Resize", [x, "", b.const(np.array([2, 2], np.float32))], {"axes": [1, 2]})
+
+
+def _qdq_per_tensor(b, x):
+    q = b.op("QuantizeLinear", [x, b.const(np.float32(0.05)), b.const(np.int8(3))])
+    return b.op("DequantizeLinear", [q, b.const(np.float32(0.05)), b.const(np.int8(3))])
+
+
+def _qdq_per_channel(b, x):
+    c = b.channels(x)
+    scale = b.const(np.linspace(0.02, 0.08, c).astype(np.float32))
+    q = b.op("QuantizeLinear", [x, scale], {"axis": 3})
+    return b.op("DequantizeLinear", [q, scale], {"axis": -1})
+
+
+def _prelu(b, x):
+    return b.op("PRelu", [x, b.randc((b.channels(x),))])
+
+
+def _where(b, x):
+    cond = b.const(np.arange(b.channels(x)) % 2 == 0)
+    return b.op("Where", [cond, x, b.op("Neg", [x])])
+
+
+def _cast_round_trip(b, x):
+    return b.op("Cast", [b.op("Cast", [x], {"to": TensorProto.FLOAT16})], {"to": TensorProto.FLOAT})
+
+
+def _mvn(b, x):
+    return b.op("MeanVarianceNormalization", [x], {"axes": [0, 1, 2]})
+
+
+def _unary_chain(b, x):
+    for op, attrs in [("LeakyRelu", {"alpha": 0.2}), ("Elu", {}), ("HardSwish", {}),
+                      ("Tanh", {}), ("Abs", {}), ("Sqrt", {}), ("Neg", {}), ("Softplus", {})]:
+        x = b.op(op, [x], attrs)
+    return x
+
+
+def _topk(b, x):
+    values, _ = b.op("TopK", [x, b.const(np.array([2], np.int64))], {"axis": 3}, outputs=2)
+    return values
+
+
+OP_CASES = {f.__name__.lstrip("_"): f for f in [
+    _scalar, _left_const_sub, _hw_const, _full_const, _residual, _concat, _concat_const,
+    _split, _pad, _pad_axes, _slice, _slice_no_axes, _squeeze_excite, _reduce_channels,
+    _softmax, _log_softmax_w, _resize_scales, _resize_sizes, _resize_axes, _qdq_per_tensor,
+    _qdq_per_channel, _prelu, _where, _cast_round_trip, _mvn, _unary_chain, _topk,
+]}
+
+
+@pytest.mark.parametrize("case", sorted(OP_CASES))
+def test_op_between_convolutions_loses_its_transposes(case):
+    """conv -> bias/BN -> Relu6 -> <op> -> conv -> GlobalAveragePool: only the input's
+    Transpose is left, none next to a Conv inside the graph."""
+    b = NHWC()
+    y = b.relu6(b.bn(b.conv(b.x, 4)))
+    y = OP_CASES[case](b, y)
+    graph = b.finish(b.gap(b.conv(y, 3)))
+    result = check(graph, expected_after=1)
+    no_transpose_next_to_conv(result)
+
+
+def test_argmax_output_needs_no_transpose():
+    b = NHWC()
+    y = b.op("ArgMax", [b.conv(b.x, 4)], {"axis": 3, "keepdims": 0})
+    check(b.finish(y), expected_after=1)
+
+
+def test_mobilenet_v2_like_blocks_then_pipeline_fuses():
+    """Inverted residual blocks: after the whole pipeline, BN and Relu6 are folded into
+    the Convs, the residual Add into the Conv, Pad into the depthwise Conv."""
+    b = NHWC((1, 9, 9, 3))
+    y = b.relu6(b.bn(b.conv(b.x, 8)))
+    for _ in range(2):
+        e = b.relu6(b.bn(b.conv(y, 16, k=1)))
+        p = b.op("Pad", [e, b.const(np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64))])
+        d = b.relu6(b.bn(b.conv(p, 16, group=16)))
+        d = b.op("Slice", [d, b.const(np.array([1, 1], np.int64)), b.const(np.array([-1, -1], np.int64)),
+                           b.const(np.array([1, 2], np.int64))])
+        y = b.op("Add", [y, b.bn(b.conv(d, 8, k=1))])
+    graph = b.finish(b.op("MatMul", [b.gap(y), b.randc((8, 5))]))
+    assert transposes(graph) == 14
+    result = check(graph, expected_after=1, pass_fn=optimize)
+    ops = [n.op for n in result.nodes]
+    assert ops.count("Conv") == 7 and not {"Add", "Mul", "Clip", "Pad"} & set(ops), ops
+    no_transpose_next_to_conv(result)
+
+
+def test_resnet_like_concat_and_pool_blocks():
+    b = NHWC((2, 8, 8, 3))
+    y = b.op("Relu", [b.bn(b.conv(b.x, 6))])
+    t = b.op("Transpose", [b.op("Pad", [y, b.const(np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64))])],
+             {"perm": TO_NCHW})
+    pooled = b.op("MaxPool", [t], {"kernel_shape": [3, 3], "strides": [2, 2]})
+    y = b.op("Transpose", [pooled], {"perm": FROM_NCHW})
+    branch = b.op("Relu", [b.bn(b.conv(b.op("Relu", [b.bn(b.conv(y))])))])
+    y = b.op("Relu", [b.op("Add", [branch, y])])
+    y = b.op("Concat", [b.conv(y, 2), b.conv(y, 3), y], {"axis": 3})
+    graph = b.finish(b.gap(y))
+    result = check(graph, expected_after=1, pass_fn=optimize)
+    no_transpose_next_to_conv(result)
+
+
+# ---- what the pass must not do ---------------------------------------------------------
+
+
+def test_graph_without_transposes_is_untouched():
+    g = Graph()
+    g.add_input("x", "float32", (1, 3, 5, 5))
+    g.add_constant("w", np.ones((4, 3, 1, 1), np.float32))
+    g.add_node("Conv", ["x", "w"], ["y"])
+    g.add_node("Relu", ["y"], ["z"])
+    g.outputs = ["z"]
+    infer_shapes(g)
+    before = copy.deepcopy((g.nodes, sorted(g.values)))
+    assert transpose_sinking(g) is False
+    assert (g.nodes, sorted(g.values)) == before
+
+
+def test_no_move_when_a_transpose_would_be_duplicated():
+    """A Transpose read by a Relu and by a Reshape (layout-specific) stays: pushing it
+    through the Relu would need a second one for the Reshape."""
+    b = NHWC()
+    y = b.conv(b.x, 4)
+    r = b.op("Relu", [y])
+    flat = b.op("Reshape", [y, b.const(np.array([2, -1], np.int64))])
+    graph = b.finish(r, flat)
+    check(graph, expected_after=2, fires=False)
+
+
+def test_flatten_keeps_nhwc_order():
+    """Keras Flatten after a conv reads NHWC order: the Transpose before it stays."""
+    b = NHWC()
+    y = b.op("Relu", [b.bn(b.conv(b.x, 4))])
+    graph = b.finish(b.op("Reshape", [y, b.const(np.array([0, -1], np.int64))]))
+    result = check(graph, expected_after=2)
+    assert [n.op for n in result.nodes][-2:] == ["Transpose", "Reshape"]
+
+
+def test_nhwc_graph_output_keeps_name_shape_and_values():
+    """An NHWC value that is both a graph output and read inside keeps its name."""
+    b = NHWC()
+    y = b.op("Relu", [b.bn(b.conv(b.x, 4))])
+    z = b.gap(b.conv(y))
+    result = check(b.finish(y, z), expected_after=2)
+    assert result.producers()[y].op == "Transpose"
+
+
+def test_other_operand_without_transpose_gets_one_only_if_it_pays():
+    """Add(conv, graph input) read by a conv: one Transpose on the input replaces two."""
+    b = NHWC()
+    b.g.add_input("skip", "float32", (2, 7, 6, 4))
+    s = b.op("Add", [b.conv(b.x, 4), "skip"])
+    check(b.finish(b.gap(b.conv(s))), expected_after=2)
+    b = NHWC()
+    b.g.add_input("skip", "float32", (2, 7, 6, 4))
+    s = b.op("Add", [b.conv(b.x, 4), "skip"])
+    check(b.finish(b.op("Reshape", [s, b.const(np.array([2, -1], np.int64))])),
+          expected_after=2, fires=False)
+
+
+def test_compose_and_identity():
+    """T(p) -> T(q) becomes one Transpose; an identity one goes, or becomes an Identity
+    when it writes a graph output."""
+    g = Graph()
+    g.add_input("x", "float32", (2, 3, 4, 5))
+    g.add_node("Transpose", ["x"], ["a"], {"perm": [0, 2, 3, 1]})
+    g.add_node("Transpose", ["a"], ["b"], {"perm": [1, 0, 3, 2]})
+    g.add_node("Transpose", ["b"], ["c"], {"perm": [1, 0, 3, 2]})
+    g.add_node("Transpose", ["c"], ["d"], {"perm": [0, 3, 1, 2]})
+    g.add_node("Transpose", ["x"], ["e"], {"perm": [0, 2, 1, 3]})
+    g.add_node("Relu", ["e"], ["f"])
+    g.add_node("Transpose", ["f"], ["h"], {"perm": [0, 2, 1, 3]})
+    g.outputs = ["d", "h"]
+    infer_shapes(g)
+    result = check(g, expected_after=0)
+    assert [n.op for n in result.nodes] == ["Identity", "Relu", "Identity"]
+
+
+def test_reverse_perm_and_no_rank():
+    """Transpose without perm reverses the axes; pairs cancel through a Sigmoid."""
+    g = Graph()
+    g.add_input("x", "float32", (2, 3, 4))
+    g.add_node("Transpose", ["x"], ["a"])
+    g.add_node("Sigmoid", ["a"], ["b"])
+    g.add_node("Transpose", ["b"], ["c"])
+    g.add_node("Mul", ["c", "x"], ["d"])
+    g.outputs = ["d"]
+    infer_shapes(g)
+    check(g, expected_after=0)
+
+
+def test_quantized_values_are_not_flipped():
+    b = NHWC()
+    y = b.conv(b.x, 4)
+    r = b.op("Relu", [y])
+    graph = b.finish(b.gap(b.conv(r)))
+    graph.values[r].quant = QuantParams([0.1], [0])
+    result = graph.copy()
+    transpose_sinking(result)
+    producer = result.producers()[r]
+    assert producer.op == "Relu" and result.values[producer.inputs[0]].shape == (2, 7, 6, 4)
+
+
+# ---- random chains -------------------------------------------------------------------
+
+
+AGNOSTIC = ["bn", "relu6", "pad", "residual", "concat", "squeeze_excite", "unary_chain",
+            "hw_const", "slice", "split", "qdq_per_channel", "softmax", "resize_axes"]
+
+
+def _random_graph(seed, extra=()):
+    rng = np.random.default_rng(seed)
+    b = NHWC((1 + seed % 2, 6 + seed % 3, 5 + seed % 4, 2), seed=seed)
+    y = b.conv(b.x, 3)
+    pool = AGNOSTIC + list(extra)
+    for _ in range(int(rng.integers(4, 9))):
+        what = pool[int(rng.integers(len(pool)))]
+        if what == "conv" or b.channels(y) > 12 or min(b.shape(y)[1:3]) > 12:
+            y = b.conv(y, int(rng.integers(2, 5)))
+        elif what == "bn":
+            y = b.bn(y)
+        elif what == "relu6":
+            y = b.relu6(y)
+        elif what == "reshape":  # layout-specific: the Transposes around it must stay correct
+            y = b.op("Reshape", [y, b.const(np.array(b.shape(y), np.int64))])
+        elif what == "flatten_back":
+            shape = b.shape(y)
+            flat = b.op("Reshape", [y, b.const(np.array([shape[0], -1], np.int64))])
+            y = b.op("Reshape", [b.op("Relu", [flat]), b.const(np.array(shape, np.int64))])
+        elif what == "slice" and min(b.shape(y)[1:3]) < 3:
+            y = b.conv(y)
+        else:
+            y = OP_CASES[what](b, y)
+        if rng.random() < 0.5:
+            y = b.conv(y)
+    return b.finish(b.gap(y) if rng.random() < 0.7 else y)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_agnostic_chains_keep_only_edge_transposes(seed):
+    graph = _random_graph(seed)
+    rank4_output = len(graph.values[graph.outputs[0]].shape) == 4
+    result = check(graph, expected_after=1 + rank4_output)
+    no_transpose_next_to_conv(result)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_chains_with_layout_specific_ops_stay_correct(seed):
+    check(_random_graph(100 + seed, extra=["reshape", "flatten_back", "reshape"]))
+
+
+# ---- through the ONNX frontend (tf2onnx-style Keras exports), against onnxruntime ---
+
+
+def _tf2onnx_style_model():
+    rng = np.random.default_rng(3)
+
+    def init(name, data):
+        return onnx.numpy_helper.from_array(np.asarray(data), name)
+
+    nodes, inits = [], []
+    x = "input"
+    for i, (cin, cout) in enumerate([(3, 8), (8, 8)]):
+        inits += [init(f"w{i}", rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)),
+                  init(f"b{i}", rng.standard_normal(cout).astype(np.float32)),
+                  init(f"g{i}", rng.standard_normal(cout).astype(np.float32))]
+        nodes += [helper.make_node("Transpose", [x], [f"t{i}"], perm=TO_NCHW),
+                  helper.make_node("Conv", [f"t{i}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Transpose", [f"c{i}"], [f"n{i}"], perm=FROM_NCHW),
+                  helper.make_node("Add", [f"n{i}", f"b{i}"], [f"a{i}"]),
+                  helper.make_node("Mul", [f"a{i}", f"g{i}"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    inits.append(init("axes", np.array([1, 2], np.int64)))
+    nodes += [helper.make_node("Add", ["r0", "r1"], ["sum"]),
+              helper.make_node("ReduceMean", ["sum", "axes"], ["logits"], keepdims=0)]
+    graph = helper.make_graph(
+        nodes, "keras_like", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 9, 7, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_tf2onnx_style_model_matches_onnxruntime(tmp_path):
+    path = tmp_path / "keras_like.onnx"
+    onnx.save(_tf2onnx_style_model(), path)
+    model = api.convert(str(path))
+    assert transposes(model.graph) == 1
+    assert [n.op for n in model.graph.nodes] == ["Transpose", "Conv", "Conv", "Add", "ReduceMean"]
+    x = np.random.default_rng(4).standard_normal((2, 9, 7, 3)).astype(np.float32)
+    (want,) = ort.InferenceSession(str(path)).run(None, {"input": x})
+    for backend in ("reference", "runtime"):
+        (got,) = model.run({"input": x}, backend=backend).values()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=backend)
