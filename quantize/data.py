@@ -96,6 +96,15 @@ def _model_specs(model) -> tuple:
             v = graph.values[name]
             layout = declared[name].layout if name in declared else ""
             specs.append(_Spec(name, v.dtype, v.shape or (), layout))
+    # Caffe nets whose H/W follow the input keep the file's sizes in the metadata:
+    # images are resized to those (the batch dim stays symbolic)
+    for item in filter(None, graph.metadata.options.get("declared_input_shapes", "").split(";")):
+        name, _, dims = item.rpartition("=")
+        for spec in specs:
+            size = [int(d) for d in dims.split(",")]
+            if spec.name == name and len(size) == len(spec.shape):
+                spec.shape = spec.shape[:1] + tuple(d if isinstance(d, int) else size[i + 1]
+                                                    for i, d in enumerate(spec.shape[1:]))
     return specs, graph.signature.preprocessing, getattr(model, "source", None)
 
 

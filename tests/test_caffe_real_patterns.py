@@ -15,6 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from mobconv.errors import ConversionError, UnsupportedOpsError  # noqa: E402
 from mobconv.frontends.caffe import load_caffe  # noqa: E402
+from mobconv.frontends.caffe.dynamic import declared_input_shapes  # noqa: E402
 from mobconv.frontends.caffe.weights import save_random_caffemodel  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
 
@@ -81,7 +82,7 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "
     save_random_caffemodel(tv, cm)
     with pytest.warns(UserWarning, match="dropped 2 training-only layer"):
         graph = load_caffe(tv, cm)
-    assert graph.values["data"].shape == (1, 3, 12, 12) and graph.outputs == ["fc"]
+    assert declared_input_shapes(graph)["data"] == (1, 3, 12, 12) and graph.outputs == ["fc"]
     assert "training-only" in graph.metadata.options["notes"]
     x = {"data": rand((1, 3, 12, 12))}
     ours = run(graph, x)["fc"]
@@ -103,7 +104,7 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "
 def test_data_layers_declaring_their_shape(tmp_path, layer, shape):
     p = write(tmp_path, "n", f'layer {{ name: "data" {layer} }}\n' + BODY)
     graph = load(p, random_weights=True)
-    assert graph.values["data"].shape == shape
+    assert declared_input_shapes(graph)["data"] == shape
 
 
 @pytest.mark.parametrize("layer, hint", [

@@ -14,6 +14,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from mobconv.frontends.caffe import load_caffe  # noqa: E402
+from mobconv.frontends.caffe.dynamic import declared_input_shapes  # noqa: E402
 from mobconv.passes import optimize  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
 from model_zoo.caffe.nets import MODELS  # noqa: E402
@@ -56,7 +57,7 @@ def test_zoo_model_matches_opencv(zoo, name):
     prototxt, caffemodel = zoo[name]
     graph = load_caffe(prototxt, caffemodel)
     assert graph.metadata.source_framework == "caffe"
-    x = np.random.default_rng(0).standard_normal(graph.values["data"].shape).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal(declared_input_shapes(graph)["data"]).astype(np.float32)
     plain = run(graph, {"data": x}, keep_intermediates=True)
     optimized = optimize(graph.copy())
     assert len(optimized.nodes) <= len(graph.nodes)

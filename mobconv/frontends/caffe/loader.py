@@ -27,6 +27,7 @@ from ...errors import ConversionError, MobconvError, UsageError
 from ...ir import Graph, Preprocessing, TensorSpec, check_graph, infer_shapes
 from ...limits import check_tensor
 from .context import LayerContext
+from .dynamic import follow_input_sizes
 from .layers import REGISTRY
 from .parser import read_net
 
@@ -51,7 +52,6 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     REGISTRY.check_supported(prototxt, [(_unsupported_form(layer) or layer.type, layer.name)
                                         for layer in net.layers])
 
-    graph = Graph(net.name)
     shapes = {k: tuple(v) for k, v in (input_shapes or {}).items()}
     unknown = sorted(set(shapes) - {name for name, _ in net.inputs})
     if unknown:
@@ -59,11 +59,44 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
                          f"(net inputs: {', '.join(n for n, _ in net.inputs) or 'none'})")
     if not net.inputs:
         raise ConversionError(f"{prototxt}: the net declares no input (input:, input_shape or an Input layer)")
+    generated = {}
+    graph, random_used = convert_net(net, shapes, random_weights, generated)
+    if generated_weights is not None:
+        generated_weights.update(generated)
+    declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
+    follow_input_sizes(graph, net, shapes, generated, convert_net)
+    for note in net.notes:
+        warnings.warn(f"{prototxt}: {note}", stacklevel=2)
+    if random_used:
+        warnings.warn(f"{prototxt}: no caffemodel given; using seeded random weights "
+                      "(the converted model computes nothing meaningful)", stacklevel=2)
+    _fill_signature(graph, net)
+    _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, net.notes)
+    if any(tuple(graph.values[n].shape) != shape for n, shape in declared.items()):
+        # the sizes the file declares, kept for the user (mobconv info): dims that
+        # follow the input are symbolic now (dynamic.py)
+        graph.metadata.options["declared_input_shapes"] = ";".join(
+            f"{n}={','.join(str(d) for d in shape)}" for n, shape in declared.items())
+    if net.fp16_layers:  # mobconv.convert stores the weights as float16 again after the passes
+        graph.metadata.options["source_weights"] = "float16"
+    return graph
+
+
+def convert_net(net, shapes: dict, random_weights: bool, generated: dict,
+                input_dims: Optional[dict] = None) -> tuple:
+    """One conversion of a parsed net: (IR Graph with inferred shapes, random weights used).
+
+    shapes: user-given input shapes; input_dims: input name -> shape used instead of
+    the declared one (dynamic.py's probes). `generated` receives the random blobs drawn."""
+    prototxt, caffemodel = net.prototxt, net.caffemodel
+    graph = Graph(net.name)
     current = {}  # Caffe blob name -> IR value name of its latest write
     for name, shape in net.inputs:
         if not name:
             raise ConversionError(f"{prototxt}: an input of the net has an empty name")
         shape = shapes.get(name, shape)
+        if input_dims and name in input_dims:
+            shape = input_dims[name]
         if shape is None:
             where = f" (it comes from the {net.input_hints[name]})" if name in net.input_hints else ""
             raise ConversionError(
@@ -113,13 +146,13 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
                 raise ConversionError(f"{prototxt}: converter of {ctx.where} produced no value for top {top!r}")
             current[top] = value
         random_used = random_used or ctx.random_used
-        if ctx.generated and generated_weights is not None:
+        if ctx.generated:
             blobs = list(layer.blobs)
             for i in sorted(ctx.generated):
                 while len(blobs) <= i:
                     blobs.append(None)
                 blobs[i] = ctx.generated[i]
-            generated_weights[layer.name] = blobs
+            generated[layer.name] = blobs
 
     # Net outputs: the latest value of every blob that no later layer reads.
     outputs = []
@@ -134,16 +167,7 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
         check_graph(graph)
     except MobconvError as exc:
         raise ConversionError(f"{prototxt}: {exc}") from exc
-    for note in net.notes:
-        warnings.warn(f"{prototxt}: {note}", stacklevel=2)
-    if random_used:
-        warnings.warn(f"{prototxt}: no caffemodel given; using seeded random weights "
-                      "(the converted model computes nothing meaningful)", stacklevel=2)
-    _fill_signature(graph, net)
-    _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, net.notes)
-    if net.fp16_layers:  # mobconv.convert stores the weights as float16 again after the passes
-        graph.metadata.options["source_weights"] = "float16"
-    return graph
+    return graph, random_used
 
 
 def _unsupported_form(layer) -> Optional[str]:

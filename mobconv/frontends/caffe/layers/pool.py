@@ -2,13 +2,18 @@
 
 Caffe's output size is ceil((in + 2*pad - kernel) / stride) + 1, minus one
 when pad > 0 and the last window would start at or beyond in + pad (it is
-clipped away). The IR op runs in floor mode with explicit end pads chosen to
-give exactly that size.
+clipped away). That is the IR's ceil_mode=1 rule whenever pad > 0 or
+stride <= kernel (with pad 0 the clip can only fire when stride > kernel), so
+those poolings become one MaxPool/AveragePool with symmetric pads, valid at any
+input size (dynamic.py keeps such nets' H/W symbolic). The rest run in floor
+mode with explicit end pads chosen for the declared size.
 
 Caffe's AVE divides by the window clipped to the *padded* input
-[-pad, in + pad), not by the taps inside the input. AveragePool with
-count_include_pad=1 (or 0) matches when the end pad equals pad (or pad is 0);
-otherwise the output is multiplied by a constant map of count ratios.
+[-pad, in + pad), not by the taps inside the input: AveragePool with
+count_include_pad=1 and symmetric pads (ceil-mode overhang never counts). In
+the explicit-geometry form, count_include_pad=1 (or 0) matches when the end pad
+equals pad (or pad is 0); otherwise the output is multiplied by a constant map
+of count ratios.
 """
 from __future__ import annotations
 
@@ -68,6 +73,18 @@ def pooling(ctx):
     out = [caffe_pool_size(s, k, st, pd, ceil_mode) for s, k, st, pd in zip(sizes, kernel, stride, pad)]
     if any(o < 1 for o in out):
         raise ctx.error(f"output would be empty (input {shape}, kernel {kernel}, stride {stride}, pad {pad})")
+    if not ceil_mode or all(pd > 0 or st <= k for pd, st, k in zip(pad, stride, kernel)):
+        # the IR's own ceil_mode (last window starts inside input + left pad) is Caffe's
+        # rule here, and count_include_pad=1 divides by the window clipped to
+        # [-pad, in + pad) as Caffe's AVE does: one IR node for every input size
+        attrs = dict(kernel_shape=kernel, strides=stride, pads=pad + pad, ceil_mode=int(ceil_mode))
+        if method == "MAX":
+            ctx.node("MaxPool", [x], ctx.outputs[0], attrs)
+        else:
+            ctx.node("AveragePool", [x], ctx.outputs[0], dict(attrs, count_include_pad=1))
+        return
+    # pad 0 with stride > kernel in ceil mode: Caffe keeps a last window that starts
+    # beyond the input, the IR's ceil_mode drops it: explicit geometry for this size
     end = [max(0, (o - 1) * st + k - s - pd) for o, st, k, s, pd in zip(out, stride, kernel, sizes, pad)]
     attrs = dict(kernel_shape=kernel, strides=stride, pads=pad + end)
     natural = [(s + pd + e - k) // st + 1 for s, pd, e, k, st in zip(sizes, pad, end, kernel, stride)]

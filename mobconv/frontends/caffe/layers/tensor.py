@@ -114,17 +114,18 @@ def reshape(ctx):
         raise ctx.error(f"num_axes ({num_axes}) is out of range for axis {axis} of a {rank}-D input")
     if spec.count(-1) > 1:
         raise ctx.error(f"shape {spec} may hold at most one -1")
-    middle = []
     for i, d in enumerate(spec):
-        if d == 0:
-            if axis + i >= rank:
-                raise ctx.error(f"shape dim {i} is 0 (copy) but the input has no axis {axis + i}")
-            middle.append(shape[axis + i])
-        elif d < -1:
+        if d == 0 and axis + i >= rank:
+            raise ctx.error(f"shape dim {i} is 0 (copy) but the input has no axis {axis + i}")
+        if d < -1:
             raise ctx.error(f"shape dim {i} ({d}) must be >= -1")
-        else:
-            middle.append(d)
-    new = list(shape[:axis]) + middle + list(shape[end:])
+    # The IR's 0 copies the input dim at the same index, as Caffe's 0 does inside
+    # [axis, axis + len(spec)); the dims kept before `axis`, and after it when they
+    # stay at their index, are copies too: the IR then holds at any input size.
+    kept = list(shape[end:])
+    if axis + len(spec) == end:
+        kept = [0] * len(kept)
+    new = [0] * axis + spec + kept
     ctx.node("Reshape", [ctx.inputs[0], ctx.ints(new)], ctx.outputs[0])
 
 
@@ -228,16 +229,17 @@ def reduction(ctx):
 
 @REGISTRY.register("ShuffleChannel")
 def shuffle_channel(ctx):
-    """(N, g*k, H, W) -> (N, g, k, H, W) -> swap g, k -> (N, C, H, W)."""
+    """(N, g*k, H, W) viewed as (N, g, k, H, W), g and k swapped: a channel permutation."""
     ctx.check_arity(1)
     group = ctx.param("shuffle_channel_param").positive_int("group", 1)
     shape = ctx.shape(ctx.inputs[0])
     if len(shape) != 4 or shape[1] % group:
         raise ctx.error(f"group ({group}) must divide the channels of a 4-D input, got shape {shape}")
-    _, c, h, w = shape
-    a = ctx.node("Reshape", [ctx.inputs[0], ctx.ints([0, group, c // group, h, w])])
-    b = ctx.node("Transpose", [a], attrs=dict(perm=[0, 2, 1, 3, 4]))
-    ctx.node("Reshape", [b, ctx.ints([0, c, h, w])], ctx.outputs[0])
+    c, k = shape[1], shape[1] // group
+    # output channel j = (j % group) * k + j // group of the input: a Gather of
+    # channels, the same IR at every input size
+    order = [(j % group) * k + j // group for j in range(c)]
+    ctx.node("Gather", [ctx.inputs[0], ctx.ints(order, "order")], ctx.outputs[0], dict(axis=1))
 
 
 @REGISTRY.register("Tile")

@@ -1,0 +1,165 @@
+"""Caffe's input dims are defaults, not contracts: which dims of a converted net follow the input.
+
+Caffe and OpenCV reshape a net to whatever input it is given: the batch of 10 in
+BVLC's AlexNet deploy file, LeNet's 64 or OpenPose's 1x1 placeholder only say
+what the author ran. So once a net is converted at its declared input shapes,
+the dims it can take at any size become symbolic, and the runtime re-plans for
+the input it gets (`Model.run`, `mobconv run`, `mobrt_interpreter_resize_input`).
+
+The rule, decided per net from what its layers convert to:
+- two groups of dims: the batch (dim 0 of every input, symbol "N") and the
+  spatial size (dims 2 and 3 of every 4-D input, "H" and "W"; per-input names
+  "H_<input>" when the 4-D inputs declare different sizes);
+- a group is symbolic when converting the net with that group changed (batch + 1;
+  height 2H+1 and width 2W+3) gives the same IR: the same nodes with the same
+  attributes and the same constants. A layer whose IR depends on the size keeps
+  the group fixed: an InnerProduct over a spatial map (its weights are sized
+  C*H*W, so they no longer fit), a Reshape with explicit dims, a Crop or Slice
+  along H/W (sizes taken from the declared shapes), an Interp, a PriorBox (its
+  boxes are constants for one feature-map size);
+- dims given by the user (input_shapes / --input-shape) stay as given;
+- the symbols must also pass shape inference (every op's shape function takes
+  them); if not, the group stays fixed.
+
+Random weights (`--random-weights`) are drawn once, by the first conversion;
+the probes reuse them as if they came from a caffemodel, so a weight sized by
+the input no longer fits and the probe fails.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from ...errors import MobconvError
+from ...ir import infer_shapes
+
+BATCH = "N"
+
+
+def follow_input_sizes(graph, net, shapes: dict, generated: dict, convert) -> dict:
+    """Make the free input dims of `graph` symbolic (in place); returns input -> shape.
+
+    net: the parsed net (parser.CaffeNet) `graph` was converted from, shapes: the
+    user-given input shapes, generated: random blobs drawn by that conversion,
+    convert: loader.convert_net."""
+    declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
+    free = [name for name in graph.inputs if name not in shapes]
+    batch = [n for n in free if len(declared[n]) >= 1]
+    spatial = [n for n in free if len(declared[n]) == 4]
+    probe_net = _with_weights(net, generated)
+    groups = []
+    if batch and _same_at(graph, probe_net, convert, {
+            n: (declared[n][0] + 1,) + declared[n][1:] for n in batch}):
+        groups.append("batch")
+    if spatial and _same_at(graph, probe_net, convert, {
+            n: declared[n][:2] + (2 * declared[n][2] + 1, 2 * declared[n][3] + 3) for n in spatial}):
+        groups.append("spatial")
+    symbols = _symbols(declared, batch, spatial)
+    for chosen in (groups, [g for g in groups if g == "batch"], []):
+        if _apply(graph, declared, symbols, chosen):
+            break
+    return {name: tuple(graph.values[name].shape) for name in graph.inputs}
+
+
+def _symbols(declared, batch, spatial) -> dict:
+    """input -> {axis: symbol}."""
+    out = {name: {} for name in declared}
+    same_batch = len({declared[n][0] for n in batch}) <= 1
+    for n in batch:
+        out[n][0] = BATCH if same_batch else f"{BATCH}_{n}"
+    same_size = len({declared[n][2:] for n in spatial}) <= 1
+    for n in spatial:
+        out[n][2], out[n][3] = ("H", "W") if same_size else (f"H_{n}", f"W_{n}")
+    return out
+
+
+def _apply(graph, declared, symbols, groups) -> bool:
+    """Set the symbols of `groups` on the inputs and infer every shape again; on a
+    shape function's refusal restore the declared shapes and return False."""
+    axes = ({0} if "batch" in groups else set()) | ({2, 3} if "spatial" in groups else set())
+    saved = {name: v.shape for name, v in graph.values.items()}
+    if not axes:
+        return True
+    for name, shape in declared.items():
+        graph.values[name].shape = tuple(symbols[name].get(i, d) if i in axes else d
+                                         for i, d in enumerate(shape))
+    inputs = set(graph.inputs)
+    for name, value in graph.values.items():
+        if name not in inputs and value.data is None:
+            value.shape = None
+    try:
+        infer_shapes(graph)
+        return True
+    except MobconvError:
+        for name, shape in saved.items():
+            graph.values[name].shape = shape
+        return False
+
+
+def _with_weights(net, generated: dict):
+    """`net` with the randomly drawn blobs attached as if a caffemodel held them."""
+    if not generated:
+        return net
+    layers = []
+    for layer in net.layers:
+        blobs = generated.get(layer.name)
+        if blobs is not None and all(b is not None for b in blobs):
+            layer = dataclasses.replace(layer, blobs=list(blobs), weights_from="(random weights)")
+        layers.append(layer)
+    return dataclasses.replace(net, layers=layers)
+
+
+def _same_at(graph, net, convert, input_dims: dict) -> bool:
+    """Whether converting `net` with inputs of `input_dims` gives the IR of `graph`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other, _ = convert(net, {}, False, {}, input_dims=input_dims)
+    except MobconvError:
+        return False
+    return same_ir(graph, other)
+
+
+def same_ir(a, b) -> bool:
+    """Same nodes (op, name, inputs, outputs, attributes), inputs, outputs and constants."""
+    if a.inputs != b.inputs or a.outputs != b.outputs or len(a.nodes) != len(b.nodes):
+        return False
+    for x, y in zip(a.nodes, b.nodes):
+        if (x.op, x.name, x.inputs, x.outputs) != (y.op, y.name, y.inputs, y.outputs):
+            return False
+        if x.attrs.keys() != y.attrs.keys() or not all(_equal(x.attrs[k], y.attrs[k]) for k in x.attrs):
+            return False
+    consts_a = {n: v for n, v in a.values.items() if v.data is not None}
+    consts_b = {n: v for n, v in b.values.items() if v.data is not None}
+    if consts_a.keys() != consts_b.keys():
+        return False
+    for name, va in consts_a.items():
+        vb = consts_b[name]
+        if va.dtype != vb.dtype or not _equal(va.data, vb.data):
+            return False
+    return True
+
+
+def _equal(x, y) -> bool:
+    if x is y:
+        return True
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        x, y = np.asarray(x), np.asarray(y)
+        return x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_equal(i, j) for i, j in zip(x, y))
+    return type(x) is type(y) and x == y
+
+
+def declared_input_shapes(graph) -> dict:
+    """input -> the shape its Caffe file declares (metadata "declared_input_shapes",
+    written when some of its dims became symbolic), else the graph's own shape."""
+    shapes = {name: tuple(graph.values[name].shape) for name in graph.inputs}
+    entry = graph.metadata.options.get("declared_input_shapes", "")
+    for item in filter(None, entry.split(";")):
+        name, _, dims = item.rpartition("=")
+        if name in shapes:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+    return shapes
