@@ -7,89 +7,31 @@
     outputs = mobconv.load("resnet18.mob").run({"input": x})
 
 Frontends are looked up in `FRONTENDS`, a small table keyed by framework name
-(each entry says which file extensions it claims and how to load them), so the
-Caffe and TensorFlow frontends plug in by adding a row. Execution backends are
-another table, `BACKENDS`; `backend="auto"` takes the first available one in
-`AUTO_BACKENDS` (the numpy reference until the C++ runtime claims the front).
-The "runtime" backend expects `mobconv.runtime` to provide
-`run_model(model: Model, feeds: dict) -> dict` and `available() -> bool`.
+(each entry says which file extensions it claims and how to load them), so a
+frontend plugs in by adding a row; it and `detect_framework` live in
+`mobconv/frontends/__init__.py`. Execution backends are another table,
+`BACKENDS` (`mobconv/backends.py`); `backend="auto"` takes the first available
+one in `AUTO_BACKENDS`. Both are re-exported here.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
 import os
 import re
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from . import __version__
 from . import feeds as _feeds
+from .backends import (  # noqa: F401 - the public names of mobconv.api
+    AUTO_BACKENDS, BACKENDS, _run_reference, _run_runtime, _runtime_available,
+    _runtime_lacks_an_op, resolve_backend)
 from .errors import ArgumentError, MobconvError, ModelFormatError, UsageError, ShapeError
+from .frontends import FRONTENDS, Frontend, detect_framework, is_onnx_model, is_saved_model  # noqa: F401
 from .ir import Graph, TensorSpec, TestVector
-
-
-# ---- frontends ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Frontend:
-    """One source framework: the file extensions it claims and its loader.
-
-    `loader` is "module:function" (imported only when used) or a callable; it is
-    called as ``fn(path, input_shapes=...)`` and returns an IR Graph.
-    """
-
-    name: str
-    extensions: tuple
-    loader: object
-
-    def load(self, path: str, input_shapes: Optional[dict], **options) -> Graph:
-        func = self.loader
-        if isinstance(func, str):
-            module_name, func_name = func.split(":")
-            try:
-                func = getattr(importlib.import_module(module_name), func_name)
-            except (ImportError, AttributeError) as exc:
-                raise MobconvError(
-                    f"the {self.name} frontend is not available in this build ({exc})"
-                ) from exc
-        return func(path, input_shapes=input_shapes, **options)
-
-
-FRONTENDS = {
-    "onnx": Frontend("onnx", (".onnx",), "mobconv.frontends.onnx:load_onnx"),
-    "caffe": Frontend("caffe", (".prototxt",), "mobconv.frontends.caffe:load_caffe"),
-    "tensorflow": Frontend("tensorflow", (".pb",), "mobconv.frontends.tensorflow:load_tensorflow"),
-}
-
-
-def detect_framework(path: str) -> str:
-    """Framework name for a source model path, from its extension."""
-    ext = os.path.splitext(str(path))[1].lower()
-    for name, frontend in FRONTENDS.items():
-        if ext in frontend.extensions:
-            return name
-    known = ", ".join(f"{e} ({n})" for n, f in FRONTENDS.items() for e in f.extensions)
-    if ext == ".mob":
-        raise UsageError(f"{path}: is already a .mob model; use mobconv.load() to open it")
-    raise UsageError(
-        f"{path}: cannot tell the source framework from the extension {ext or '(none)'!r} "
-        f"(known: {known}); pass framework=..."
-    )
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _path_arg(path, what: str) -> str:
@@ -140,10 +82,17 @@ def check_input_shapes(path: str, input_shapes) -> dict:
     return shapes
 
 
-def _check_readable(path: str) -> None:
+def _check_readable(path: str, directories: bool = False) -> None:
+    """A model file that exists and is not empty; with `directories`, a TensorFlow
+    SavedModel directory (holding saved_model.pb) is accepted too."""
     if not os.path.exists(path):
         raise MobconvError(f"{path}: no such file")
     if os.path.isdir(path):
+        if directories and is_saved_model(path):
+            return
+        if directories:
+            raise MobconvError(f"{path}: is a directory without saved_model.pb, expected a "
+                               "model file or a TensorFlow SavedModel directory")
         raise MobconvError(f"{path}: is a directory, expected a model file")
     if os.path.getsize(path) == 0:
         raise ModelFormatError(f"{path}: empty file (0 bytes); was it fully downloaded or written?")
@@ -154,7 +103,8 @@ _OTHER_FORMATS = {
     ".caffemodel": ("a Caffe weights file", "mobconv caffe2mob deploy.prototxt {path}"),
     ".prototxt": ("a Caffe network description", "mobconv caffe2mob {path} weights.caffemodel"),
     ".onnx": ("an ONNX model", "mobconv onnx2mob {path}"),
-    ".pb": ("a TensorFlow graph", "mobconv.convert('{path}') in Python"),
+    ".pb": ("a TensorFlow graph", "mobconv tf2mob {path}"),
+    ".pbtxt": ("a TensorFlow text graph", "mobconv tf2mob {path}"),
     ".mob": ("already a .mob model", "mobconv info {path}"),
     ".tflite": ("a TensorFlow Lite model", "convert the source model it came from"),
     ".mnn": ("an MNN model", "convert the source model it came from"),
@@ -168,7 +118,7 @@ _OTHER_FORMATS = {
 _EXPECTED = {"onnx": ("an ONNX model", (".onnx",)),
              "caffe": ("a Caffe deploy file", (".prototxt",)),
              "caffemodel": ("a Caffe weights file", (".caffemodel",)),
-             "tensorflow": ("a TensorFlow graph", (".pb",))}
+             "tensorflow": ("a TensorFlow graph or SavedModel directory", (".pb", ".pbtxt"))}
 
 
 def check_source(path: str, framework: str) -> None:
@@ -176,13 +126,18 @@ def check_source(path: str, framework: str) -> None:
     framework's extension, a .mob), before a parser reports something cryptic.
     `framework` is a FRONTENDS name, or "caffemodel" for Caffe's weights file."""
     path = os.fspath(path)
-    _check_readable(path)
+    frontend = FRONTENDS.get(framework)
+    _check_readable(path, directories=frontend is not None and frontend.directories)
+    if os.path.isdir(path):
+        return  # a SavedModel directory, for a frontend that takes them
     ext = os.path.splitext(path)[1].lower()
     with open(path, "rb") as f:
         head = f.read(8)
     if head[4:8] == b"MOB1":
         ext = ".mob"
-    frontend = FRONTENDS.get(framework)
+    if ext == ".pb" and framework == "tensorflow" and is_onnx_model(path):
+        raise UsageError(f"{path}: is an ONNX model (named .pb), expected a TensorFlow graph; "
+                         f"for this file use: mobconv onnx2mob {path}")
     wanted, extensions = _EXPECTED.get(framework, (
         f"a {framework} model", frontend.extensions if frontend else ()))
     if ext in extensions or (ext == ".pb" and framework == "onnx"):  # some ONNX files are .pb
@@ -203,7 +158,8 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
     frontend_options: passed to the frontend's loader (e.g. caffemodel=... for Caffe).
     """
     path = _path_arg(path, "convert()")
-    _check_readable(path)
+    _check_readable(path, directories=framework is None or (
+        framework in FRONTENDS and FRONTENDS[framework].directories))
     if framework is None:
         framework = detect_framework(path)
     else:
@@ -229,20 +185,26 @@ def convert(path, input_shapes: Optional[dict] = None, optimize: bool = True,
         from .passes import optimize as run_passes
 
         run_passes(graph)
+    if graph.metadata.options.get("source_weights") == "float16":  # e.g. Caffe fp16 raw_data
+        from .quantize.fp16 import to_fp16  # keep the source's fp16 storage
+
+        graph = to_fp16(graph)
     stats["ops_after"] = len(graph.nodes)
     stats["seconds"] = time.perf_counter() - start
+
+    # a frontend fills the metadata with frontends.base.fill_metadata; a plugged-in
+    # one (a FRONTENDS row) may not: the defaults
+    from .frontends.base import file_sha256, format_input_shapes
 
     meta = graph.metadata
     meta.producer = meta.producer or "mobconv"
     meta.converter_version = __version__
     meta.source_framework = meta.source_framework or framework
-    meta.source_sha256 = meta.source_sha256 or _file_sha256(path)
+    meta.source_sha256 = meta.source_sha256 or file_sha256(path)
     meta.options = dict(meta.options)
     meta.options["optimize"] = "true" if optimize else "false"
     if shapes:
-        meta.options["input_shapes"] = ";".join(
-            f"{k}={','.join(str(d) for d in v)}" for k, v in shapes.items()
-        )
+        meta.options["input_shapes"] = format_input_shapes(shapes)
     model = Model(graph, source=path)
     model.conversion_stats = stats
     return model
@@ -304,59 +266,6 @@ def check_writable(path: str) -> None:
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise MobconvError(f"cannot write {path}: the existing file is read-only "
                            "(remove it or choose another path)")
-
-
-# ---- backends -------------------------------------------------------------
-
-
-def _run_reference(model: "Model", feeds: dict) -> dict:
-    from .reference.interpreter import run
-
-    return run(model.graph, feeds, source=model.source)
-
-
-def _run_runtime(model: "Model", feeds: dict, threads: int = 1, isa: Optional[str] = None) -> dict:
-    try:
-        runtime = importlib.import_module("mobconv.runtime")
-    except ImportError as exc:
-        raise MobconvError(f"backend 'runtime' is not available: {exc}") from exc
-    if not runtime.available():
-        raise MobconvError("backend 'runtime' is not available: libmobrt.so was not found "
-                           "(build it with `pip install -e .`, or set MOBCONV_RUNTIME_LIB)")
-    # A model loaded from a .mob file runs from that file (mmap, zero copy);
-    # a converted one from its serialized bytes.
-    source = model.source if model.source and model.source.endswith(".mob") else model.to_bytes()
-    with runtime.Interpreter(source, threads=threads, isa=isa, profile=False, name=model.source) as interpreter:
-        return interpreter.run(feeds)
-
-
-def _runtime_available() -> bool:
-    try:
-        runtime = importlib.import_module("mobconv.runtime")
-    except ImportError:
-        return False
-    return runtime.available()
-
-
-def _runtime_lacks_an_op(exc: Exception) -> bool:
-    return getattr(exc, "status", None) == 3  # MOBRT_UNSUPPORTED from mobconv.runtime
-
-
-BACKENDS: dict = {"reference": _run_reference, "runtime": _run_runtime}
-# backend="auto" takes the first of these whose probe says it is usable: the C++
-# runtime when libmobrt is built, else the numpy reference.
-AUTO_BACKENDS: list = [("runtime", _runtime_available), ("reference", lambda: True)]
-
-
-def resolve_backend(backend: str) -> str:
-    if backend == "auto":
-        for name, usable in AUTO_BACKENDS:
-            if usable():
-                return name
-        return "reference"
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r} (known: auto, {', '.join(BACKENDS)})")
-    return backend
 
 
 # ---- inputs ---------------------------------------------------------------

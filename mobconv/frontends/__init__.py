@@ -1,0 +1,157 @@
+"""The source frameworks: the frontend table and how a source path is recognised.
+
+Each row of `FRONTENDS` says which file extensions a framework claims and how
+to load it ("module:function", imported only when used), so a frontend plugs in
+by adding a row (`mobconv.api` re-exports the table). A loader is called as
+``fn(path, input_shapes=..., **options)`` and returns an IR Graph.
+
+`detect_framework(path)` picks the row for a path:
+
+- a directory holding `saved_model.pb` is a TensorFlow SavedModel;
+- `.pb` is a TensorFlow GraphDef, unless its bytes are an ONNX ModelProto with
+  a graph (ONNX files are sometimes named `.pb`): then ONNX;
+- `.pbtxt` is a text GraphDef (TensorFlow), `.prototxt` a Caffe deploy file,
+  `.onnx` an ONNX model.
+
+The frontends share `base.ConversionContext` (what a node converter sees),
+`common.ConverterRegistry`/`AttrReader`, and the signature/metadata helpers in
+`base.py`.
+"""
+from __future__ import annotations
+
+import importlib
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import MobconvError, UsageError
+
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """One source framework: the file extensions it claims and its loader.
+
+    `loader` is "module:function" (imported only when used) or a callable; it is
+    called as ``fn(path, input_shapes=..., **options)`` and returns an IR Graph.
+    `directories`: whether a directory can be a source (a TensorFlow SavedModel).
+    """
+
+    name: str
+    extensions: tuple
+    loader: object
+    directories: bool = False
+
+    def load(self, path: str, input_shapes: Optional[dict], **options):
+        func = self.loader
+        if isinstance(func, str):
+            module_name, func_name = func.split(":")
+            try:
+                func = getattr(importlib.import_module(module_name), func_name)
+            except (ImportError, AttributeError) as exc:
+                raise MobconvError(
+                    f"the {self.name} frontend is not available in this build ({exc})"
+                ) from exc
+        return func(path, input_shapes=input_shapes, **options)
+
+
+FRONTENDS = {
+    "onnx": Frontend("onnx", (".onnx",), "mobconv.frontends.onnx:load_onnx"),
+    "caffe": Frontend("caffe", (".prototxt",), "mobconv.frontends.caffe:load_caffe"),
+    "tensorflow": Frontend("tensorflow", (".pb", ".pbtxt"),
+                           "mobconv.frontends.tensorflow:load_tensorflow", directories=True),
+}
+
+
+def is_saved_model(path) -> bool:
+    """Whether `path` is a directory holding a TensorFlow SavedModel (saved_model.pb)."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+
+
+def detect_framework(path) -> str:
+    """Framework name (a FRONTENDS key) for a source model path (see the module docstring)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if is_saved_model(path):
+            return "tensorflow"
+        raise UsageError(f"{path}: is a directory without {SAVED_MODEL_FILE}, so not a TensorFlow "
+                         "SavedModel; give a model file (.onnx, .prototxt, .pb, .pbtxt) or a "
+                         "SavedModel directory")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".pb" and is_onnx_model(path):
+        return "onnx"
+    for name, frontend in FRONTENDS.items():
+        if ext in frontend.extensions:
+            return name
+    known = ", ".join(f"{e} ({n})" for n, f in FRONTENDS.items() for e in f.extensions)
+    if ext == ".mob":
+        raise UsageError(f"{path}: is already a .mob model; use mobconv.load() to open it")
+    raise UsageError(
+        f"{path}: cannot tell the source framework from the extension {ext or '(none)'!r} "
+        f"(known: {known}, or a SavedModel directory); pass framework=..."
+    )
+
+
+# ONNX ModelProto field numbers (onnx.proto) and protobuf wire types.
+_ONNX_GRAPH_FIELD = 7
+_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+
+
+def is_onnx_model(path) -> bool:
+    """Whether the file's bytes are an ONNX ModelProto with a graph.
+
+    Reads only the top-level protobuf fields (length-delimited payloads are
+    skipped, not parsed), so a large TensorFlow GraphDef costs a few page reads.
+    The fields must be well formed, every known ModelProto field of its wire
+    type, and a graph (field 7) present: a TensorFlow GraphDef (node = 1, a
+    message, where ModelProto has the integer ir_version) never passes.
+    """
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _scan_onnx_fields(data)
+    except (OSError, ValueError):
+        return False
+
+
+def _scan_onnx_fields(data) -> bool:
+    pos, end, graph = 0, len(data), False
+    while pos < end:
+        key, pos = _varint(data, pos, end)
+        if key is None:
+            return False
+        field, wire = key >> 3, key & 7
+        if field == 0 or _ONNX_FIELDS.get(field, wire) != wire:
+            return False  # a known field of the wrong kind (unknown ones: a newer ONNX)
+        if wire == _VARINT:
+            _, pos = _varint(data, pos, end)
+        elif wire in (_I64, _I32):
+            pos += 8 if wire == _I64 else 4
+        elif wire == _LEN:
+            length, pos = _varint(data, pos, end)
+            if length is not None:
+                graph = graph or (field == _ONNX_GRAPH_FIELD)
+                pos += length
+        else:
+            return False  # groups: not in ONNX
+        if pos is None or pos > end:
+            return False
+    return graph
+
+
+def _varint(data, pos: int, end: int):
+    """(value, next position) of the varint at `pos`, or (None, None) if malformed."""
+    value = shift = 0
+    while pos < end and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    return None, None

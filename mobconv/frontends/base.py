@@ -13,6 +13,8 @@ Concat -> Reshape chains) so that shapes stay known at conversion time.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Optional
 
 import numpy as np
@@ -311,6 +313,89 @@ class ConversionContext:
                 self.graph.values.pop(out, None)
                 self.graph.add_constant(out, np.array(data))
         return True
+
+
+# ---- what every loader fills in after converting: signature, metadata ----------
+
+
+def file_sha256(*paths) -> str:
+    """sha256 (hex) of the paths' bytes read in order as one stream; None entries are
+    skipped and a directory (a SavedModel) stands for its files in sorted order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            continue
+        for name in _files_of(os.fspath(path)):
+            with open(name, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files_of(path: str) -> list:
+    if not os.path.isdir(path):
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files)]
+    return found
+
+
+def format_input_shapes(shapes: dict) -> str:
+    """{"x": (1, 3, "h", 8)} -> "x=1,3,h,8" (';' between inputs, in the dict's order):
+    the `input_shapes` entry of the metadata options."""
+    return ";".join(f"{k}={','.join(str(d) for d in v)}" for k, v in shapes.items())
+
+
+def fill_metadata(graph, framework: str, source_paths=(), options: Optional[dict] = None,
+                  sha256: Optional[str] = None, extra: Optional[dict] = None,
+                  input_shapes: Optional[dict] = None) -> None:
+    """The metadata every converted model carries: producer, converter version, source
+    framework, the source's sha256 (of `source_paths`' bytes, or `sha256` when the
+    source is not a file), and the conversion `options` (str -> str, kept in order;
+    `input_shapes` the user gave is added as "input_shapes"). `extra`: framework
+    details (opset, producer, ...)."""
+    import mobconv
+
+    meta = graph.metadata
+    meta.producer = "mobconv"
+    meta.converter_version = mobconv.__version__
+    meta.source_framework = framework
+    meta.source_sha256 = sha256 if sha256 is not None else file_sha256(*source_paths)
+    meta.options = dict(options or {})
+    if input_shapes:
+        meta.options["input_shapes"] = format_input_shapes(input_shapes)
+    if extra is not None:
+        meta.extra = dict(extra)
+
+
+_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def fill_signature(graph, layouts: Optional[dict] = None, preprocessing=None) -> None:
+    """The signature users see: a TensorSpec per graph input and output.
+
+    An input's layout is "NCHW" when it is a 4-D floating-point tensor (an image
+    batch, as Caffe and ONNX models take them), an output's is ""; `layouts`
+    (value name -> "NCHW", "NHWC" or "") overrides both, e.g. a TensorFlow
+    model's NHWC edges. `preprocessing`: what users do to raw input (Caffe's
+    mean/scale/BGR), when the source says it."""
+    from ..ir import TensorSpec
+
+    layouts = layouts or {}
+
+    def spec(name, is_input):
+        v = graph.values[name]
+        shape = tuple(v.shape) if v.shape is not None else ()
+        layout = "NCHW" if is_input and len(shape) == 4 and v.dtype in _FLOAT_DTYPES else ""
+        return TensorSpec(name, v.dtype, shape, layouts.get(name, layout))
+
+    sig = graph.signature
+    sig.inputs = [spec(n, True) for n in graph.inputs]
+    sig.outputs = [spec(n, False) for n in graph.outputs]
+    if preprocessing is not None:
+        sig.preprocessing = preprocessing
 
 
 def concrete_dims(arr) -> np.ndarray:

@@ -51,11 +51,14 @@ class ConverterRegistry:
     def supported(self) -> list:
         return sorted(self._converters)
 
-    def check_supported(self, source: str, nodes: Iterable) -> None:
-        """Raise one UnsupportedOpsError listing every (op_type, node_name) not registered."""
+    def check_supported(self, source: str, nodes: Iterable,
+                        usable: Optional[Callable] = None) -> None:
+        """Raise one UnsupportedOpsError listing every (op_type, node_name) not registered,
+        grouped by type in the order met. `usable(op_type)`: a further condition a
+        registered type must meet (ONNX: every IR op its converter emits exists)."""
         missing: dict = {}
         for op_type, name in nodes:
-            if op_type not in self._converters:
+            if op_type not in self._converters or (usable is not None and not usable(op_type)):
                 missing.setdefault(op_type, []).append(name)
         if missing:
             raise UnsupportedOpsError(source, missing, self.framework, self.kind)

@@ -24,13 +24,11 @@ from typing import Optional, Union
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-import mobconv
-
-from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
-from ...ir import Graph, TensorSpec, check_graph, infer_shapes, normalize_dtype
+from ...errors import ConversionError, ModelFormatError, MobconvError, UsageError
+from ...ir import Graph, check_graph, infer_shapes
 from ...limits import check_tensor
+from ..base import fill_metadata, fill_signature
 from .context import NodeContext
 from .tensors import elem_dtype as _elem_dtype, tensor_to_array
 from ...ir.symbolic import SymbolicShapes
@@ -80,7 +78,7 @@ def _convert(model, source: str, raw: bytes, input_shapes) -> Graph:
         raise
     except MobconvError as exc:
         raise ConversionError(f"{source}: {exc}") from exc
-    _fill_signature(graph, model)
+    fill_signature(graph)
     _fill_metadata(graph, model, opset, raw, input_shapes)
     from ...passes.lower_qdq import mark_imported
 
@@ -190,14 +188,10 @@ def _node_names(model) -> list:
 
 
 def _check_supported(model, source: str) -> None:
-    load_converters()
-    missing: dict = {}
-    for node, name in zip(model.graph.node, _node_names(model)):
-        t = op_type_name(node)
-        if (node.domain not in DEFAULT_DOMAINS + EXTRA_DOMAINS) or not is_supported(t):
-            missing.setdefault(t, []).append(name)
-    if missing:
-        raise UnsupportedOpsError(source, missing, "ONNX", "op")
+    """Every unsupported op type at once (ConverterRegistry.check_supported); ops of
+    other domains are named "domain.Op", and are supported only when registered so."""
+    load_converters().check_supported(
+        source, zip(map(op_type_name, model.graph.node), _node_names(model)), usable=is_supported)
 
 
 # ---- values --------------------------------------------------------------
@@ -426,36 +420,14 @@ def _drop_dead_shape_nodes(graph, symbolic, outputs) -> None:
 # ---- signature and metadata ----------------------------------------------
 
 
-def _fill_signature(graph, model) -> None:
-    def spec(name):
-        v = graph.values[name]
-        shape = tuple(v.shape) if v.shape is not None else ()
-        layout = "NCHW" if len(shape) == 4 and v.dtype in ("float32", "float16", "bfloat16") else ""
-        return TensorSpec(name, v.dtype, shape, layout)
-
-    graph.signature.inputs = [spec(n) for n in graph.inputs]
-    outs = []
-    for n in graph.outputs:
-        s = spec(n)
-        s.layout = ""
-        outs.append(s)
-    graph.signature.outputs = outs
-
-
 def _fill_metadata(graph, model, opset: int, raw: bytes, input_shapes) -> None:
-    md = graph.metadata
-    md.source_framework = "onnx"
-    md.source_sha256 = hashlib.sha256(raw).hexdigest()
-    md.converter_version = mobconv.__version__
-    md.options = {"frontend": "onnx"}
-    if input_shapes:
-        md.options["input_shapes"] = ";".join(
-            f"{k}={','.join(str(d) for d in v)}" for k, v in sorted(input_shapes.items())
-        )
-    md.extra = {
+    extra = {
         "onnx_opset": str(opset),
         "onnx_ir_version": str(model.ir_version),
         "onnx_producer": f"{model.producer_name} {model.producer_version}".strip(),
     }
     for prop in model.metadata_props:
-        md.extra[f"onnx.{prop.key}"] = prop.value
+        extra[f"onnx.{prop.key}"] = prop.value
+    fill_metadata(graph, "onnx", options={"frontend": "onnx"},
+                  sha256=hashlib.sha256(raw).hexdigest(), extra=extra,
+                  input_shapes=dict(sorted((input_shapes or {}).items())))
