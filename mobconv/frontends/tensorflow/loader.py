@@ -391,11 +391,22 @@ def _topological(g, kept, cut_inputs, source) -> list:
             if deps[r] == 0:
                 heapq.heappush(ready, (position[r], r))
     if len(order) != len(kept):
-        cycle = sorted((n for n in kept if deps[n] > 0), key=position.get)
+        left = {n for n in kept if deps[n] > 0}
+        while True:  # leave out what only runs after a cycle: the cycle's nodes remain
+            read = {p for n in left for p in _producers(g, n)}
+            after = {n for n in left if n not in read}
+            if not after:
+                break
+            left -= after
+        cycle = sorted(left, key=position.get)
         shown = ", ".join(f"{n!r} ({g.nodes[n].op})" for n in cycle[:5])
         raise ConversionError(f"{source}: the graph has a cycle through {len(cycle)} node(s): "
                               f"{shown}{', ...' if len(cycle) > 5 else ''} (a TF1 while loop?)")
     return order
+
+
+def _producers(g, name) -> set:
+    return {split_input(i)[0] for i in g.data_inputs(g.nodes[name])}
 
 
 def _used_outputs(g, kept, out_names) -> dict:

@@ -60,6 +60,7 @@ def read_source(path: str, signature: Optional[str] = None) -> Source:
     try:
         graph_def.ParseFromString(data)
     except (_message.DecodeError, RuntimeError, ValueError) as exc:
+        _check_not_saved_model(path, data)
         raise ModelFormatError(f"{path}: not a TensorFlow GraphDef (protobuf: {_one_line(exc)})") from None
     _check_graph_def(path, graph_def, data)
     return Source(graph_def, "GraphDef", [path])
@@ -100,14 +101,19 @@ def _parse_text(path, data: bytes, required: bool):
 
 def _check_graph_def(path, graph_def, data) -> None:
     if len(graph_def.node) == 0:
-        if data is not None and _is_saved_model_proto(data):
-            raise UsageError(f"{path}: is a SavedModel's saved_model.pb, not a frozen GraphDef; "
-                             "give the SavedModel directory")
+        if data is not None:
+            _check_not_saved_model(path, data)
         raise ModelFormatError(f"{path}: not a TensorFlow GraphDef (no nodes)")
     for i, node in enumerate(graph_def.node):
         if not node.op:
             raise ModelFormatError(f"{path}: node {i} ({node.name!r}) has no op type "
                                    "(is this a GraphDef?)")
+
+
+def _check_not_saved_model(path, data: bytes) -> None:
+    if _is_saved_model_proto(data):
+        raise UsageError(f"{path}: is a SavedModel's saved_model.pb, not a frozen GraphDef; "
+                         "give the SavedModel directory")
 
 
 def _is_saved_model_proto(data: bytes) -> bool:
