@@ -28,6 +28,7 @@ the input no longer fits and the probe fails.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -39,7 +40,8 @@ BATCH = "N"
 
 
 def follow_input_sizes(graph, net, shapes: dict, generated: dict, convert) -> dict:
-    """Make the free input dims of `graph` symbolic (in place); returns input -> shape.
+    """Make the free input dims of `graph` symbolic (in place). Returns the groups
+    left fixed ("batch", "spatial") -> what fixes them (a layer, or an error).
 
     net: the parsed net (parser.CaffeNet) `graph` was converted from, shapes: the
     user-given input shapes, generated: random blobs drawn by that conversion,
@@ -49,18 +51,24 @@ def follow_input_sizes(graph, net, shapes: dict, generated: dict, convert) -> di
     batch = [n for n in free if len(declared[n]) >= 1]
     spatial = [n for n in free if len(declared[n]) == 4]
     probe_net = _with_weights(net, generated)
-    groups = []
-    if batch and _same_at(graph, probe_net, convert, {
-            n: (declared[n][0] + 1,) + declared[n][1:] for n in batch}):
-        groups.append("batch")
-    if spatial and _same_at(graph, probe_net, convert, {
-            n: declared[n][:2] + (2 * declared[n][2] + 1, 2 * declared[n][3] + 3) for n in spatial}):
-        groups.append("spatial")
+    groups, fixed_by = [], {}
+    probes = {"batch": {n: (declared[n][0] + 1,) + declared[n][1:] for n in batch},
+              "spatial": {n: declared[n][:2] + (2 * declared[n][2] + 1, 2 * declared[n][3] + 3)
+                          for n in spatial}}
+    for group, dims in probes.items():
+        if dims:
+            culprit = _differs_at(graph, probe_net, convert, dims)
+            if culprit is None:
+                groups.append(group)
+            else:
+                fixed_by[group] = culprit
     symbols = _symbols(declared, batch, spatial)
     for chosen in (groups, [g for g in groups if g == "batch"], []):
         if _apply(graph, declared, symbols, chosen):
             break
-    return {name: tuple(graph.values[name].shape) for name in graph.inputs}
+        for group in set(groups) - set(chosen):
+            fixed_by.setdefault(group, "shape inference of the symbolic sizes")
+    return fixed_by
 
 
 def _symbols(declared, batch, spatial) -> dict:
@@ -111,35 +119,46 @@ def _with_weights(net, generated: dict):
     return dataclasses.replace(net, layers=layers)
 
 
-def _same_at(graph, net, convert, input_dims: dict) -> bool:
-    """Whether converting `net` with inputs of `input_dims` gives the IR of `graph`."""
+def _differs_at(graph, net, convert, input_dims: dict):
+    """None if converting `net` with inputs of `input_dims` gives the IR of `graph`,
+    else what differs: "layer 'ip1' (InnerProduct)" or the conversion's error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             other, _ = convert(net, {}, False, {}, input_dims=input_dims)
-    except MobconvError:
-        return False
-    return same_ir(graph, other)
+    except MobconvError as exc:
+        found = re.search(r"Caffe layer '(.*?)' \(type (\w+)\)", str(exc))
+        return f"layer '{found[1]}' ({found[2]})" if found else str(exc).split(": ", 1)[-1]
+    node = first_difference(graph, other)
+    if node is None:
+        return None
+    layers = {layer.name: layer.type for layer in net.layers}
+    for name in sorted(layers, key=len, reverse=True):  # node names start with their layer's
+        if node == name or node.startswith(name + "/"):
+            return f"layer '{name}' ({layers[name]})"
+    return f"node {node!r}"
 
 
-def same_ir(a, b) -> bool:
-    """Same nodes (op, name, inputs, outputs, attributes), inputs, outputs and constants."""
-    if a.inputs != b.inputs or a.outputs != b.outputs or len(a.nodes) != len(b.nodes):
-        return False
+def first_difference(a, b):
+    """Name of the first node whose op, inputs, outputs, attributes or constant
+    inputs differ between graphs a and b ("" for a difference in the graph's own
+    inputs/outputs), or None when they are the same IR."""
+    if a.inputs != b.inputs or a.outputs != b.outputs:
+        return ""
     for x, y in zip(a.nodes, b.nodes):
         if (x.op, x.name, x.inputs, x.outputs) != (y.op, y.name, y.inputs, y.outputs):
-            return False
+            return x.name
         if x.attrs.keys() != y.attrs.keys() or not all(_equal(x.attrs[k], y.attrs[k]) for k in x.attrs):
-            return False
-    consts_a = {n: v for n, v in a.values.items() if v.data is not None}
-    consts_b = {n: v for n, v in b.values.items() if v.data is not None}
-    if consts_a.keys() != consts_b.keys():
-        return False
-    for name, va in consts_a.items():
-        vb = consts_b[name]
-        if va.dtype != vb.dtype or not _equal(va.data, vb.data):
-            return False
-    return True
+            return x.name
+        for name in x.inputs:
+            va, vb = a.values.get(name), b.values.get(name)
+            if va is None or va.data is None:
+                continue
+            if vb is None or vb.data is None or va.dtype != vb.dtype or not _equal(va.data, vb.data):
+                return x.name
+    if len(a.nodes) != len(b.nodes):
+        return (a.nodes if len(a.nodes) > len(b.nodes) else b.nodes)[min(len(a.nodes), len(b.nodes))].name
+    return None
 
 
 def _equal(x, y) -> bool:

@@ -64,7 +64,7 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     if generated_weights is not None:
         generated_weights.update(generated)
     declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
-    follow_input_sizes(graph, net, shapes, generated, convert_net)
+    fixed_by = follow_input_sizes(graph, net, shapes, generated, convert_net)
     for note in net.notes:
         warnings.warn(f"{prototxt}: {note}", stacklevel=2)
     if random_used:
@@ -77,6 +77,8 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
         # follow the input are symbolic now (dynamic.py)
         graph.metadata.options["declared_input_shapes"] = ";".join(
             f"{n}={','.join(str(d) for d in shape)}" for n, shape in declared.items())
+    if "spatial" in fixed_by and any(len(s) == 4 for n, s in declared.items() if n not in shapes):
+        graph.metadata.options["input_size_fixed_by"] = fixed_by["spatial"]
     if net.fp16_layers:  # mobconv.convert stores the weights as float16 again after the passes
         graph.metadata.options["source_weights"] = "float16"
     return graph
