@@ -214,3 +214,26 @@ def test_ceil_mode_pooling_at_odd_sizes_matches_opencv(tmp_path):
         for out in want:
             assert ours[out].shape == want[out].shape, (shape, out)
             assert rel_error(ours[out], want[out]) < RTOL, (shape, out)
+
+
+def test_ssd_head_at_other_sizes_matches_opencv(tmp_path):
+    """PriorBox reads the feature-map and image sizes at run time: the zoo SSD head
+    (declared 32x32) at other sizes gives OpenCV's priors and detections."""
+    from model_zoo.caffe.nets import build_ssd
+
+    prototxt, caffemodel = build_ssd(str(tmp_path))
+    graph = load_caffe(prototxt, caffemodel)
+    assert tuple(graph.values["data"].shape) == ("N", 3, "H", "W")
+    model = mobconv.convert(prototxt, caffemodel=caffemodel)
+    for shape in [(1, 3, 48, 40), (1, 3, 33, 31)]:
+        x = rand(shape)
+        want = opencv(prototxt, caffemodel, x, ["mbox_priorbox", "detection_out"])
+        plain = run(graph, {"data": x}, keep_intermediates=True)
+        assert rel_error(plain["mbox_priorbox"], want["mbox_priorbox"]) < RTOL, shape
+        for backend in ("reference", "runtime"):
+            got = model.run({"data": x}, backend=backend)["detection_out"].reshape(-1, 7)
+            exp = want["detection_out"].reshape(-1, 7)
+            got, exp = (r[r[:, 2] > 0] for r in (got, exp))
+            got, exp = (r[np.lexsort(r.T[::-1])] for r in (got, exp))
+            assert len(got) > 0 and got.shape == exp.shape, (shape, backend)
+            np.testing.assert_allclose(got, exp, rtol=RTOL, atol=1e-5)
