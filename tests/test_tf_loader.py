@@ -275,6 +275,8 @@ def saved_models(tmp_path_factory):
     one, two = str(base / "one"), str(base / "two")
     tf.saved_model.save(module, one, signatures={"serving_default": module.score})
     tf.saved_model.save(module, two, signatures={"score": module.score, "double": module.double})
+    tf.saved_model.save(module, str(base / "three"),  # as Keras' export(): serve + serving_default
+                        signatures={"serving_default": module.double, "serve": module.score})
     return module, one, two
 
 
@@ -298,7 +300,7 @@ def test_saved_model_keeps_the_signature_names_and_matches_tensorflow(saved_mode
 
 def test_saved_model_with_several_signatures_lists_them(saved_models):
     module, _, two = saved_models
-    with pytest.raises(UsageError, match=r"has 2 signatures: double, score; choose one with --signature"):
+    with pytest.raises(UsageError, match=r"has 2 signatures: double, score and no serving_default; choose one with --signature"):
         mobconv.convert(two)
     with pytest.raises(UsageError, match=r"no signature 'serving_default' \(signatures: double, score\)"):
         mobconv.convert(two, signature="serving_default")
@@ -306,6 +308,13 @@ def test_saved_model_with_several_signatures_lists_them(saved_models):
     x = np.arange(12, dtype=np.float32).reshape(2, 6)
     out = model.run({"x": x}, backend="runtime")
     assert_close(out["output_0"], module.double(tf.constant(x)).numpy())
+
+
+def test_serving_default_is_the_default_among_several(saved_models):
+    _, one, _ = saved_models
+    three = os.path.join(os.path.dirname(one), "three")
+    assert [s.name for s in mobconv.convert(three).outputs] == ["output_0"]
+    assert [s.name for s in mobconv.convert(three, signature="serve").outputs] == ["logits", "scaled"]
 
 
 def test_signature_option_is_only_for_saved_models(mlp):

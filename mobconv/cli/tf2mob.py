@@ -19,8 +19,8 @@ examples:
 
 MODEL is a frozen GraphDef (binary .pb, text .pbtxt; no TensorFlow needed) or
 a SavedModel directory (frozen with TensorFlow, which must then be installed:
-pip install tensorflow-cpu). A SavedModel with several signatures needs
---signature; its inputs and outputs keep the signature's names.
+pip install tensorflow-cpu), for --signature NAME, else its only signature or
+serving_default; its inputs and outputs keep the signature's names.
 
 --inputs/--outputs cut the graph: the named tensors ("node" or "node:K",
 comma-separated or repeated) become the model's inputs/outputs, and whatever
@@ -56,7 +56,8 @@ def register(sub, parent) -> None:
                    help="cut the graph: these tensors become the outputs, e.g. --outputs logits "
                         "(default: the nodes nothing reads)")
     p.add_argument("--signature", metavar="NAME",
-                   help="the SavedModel signature to convert (default: its only one), "
+                   help="the SavedModel signature to convert (default: its only one, else "
+                        "serving_default), "
                         "e.g. --signature serving_default")
     add_convert_options(p, "input=1,224,224,3")
     p.set_defaults(func=run)

@@ -22,6 +22,7 @@ from .proto import graph_pb2, saved_model_pb2
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 INSTALL_TF = "pip install tensorflow-cpu"
+DEFAULT_SIGNATURE = "serving_default"
 
 
 @dataclass
@@ -186,8 +187,10 @@ def _choose_signature(directory, signatures: dict, wanted: Optional[str]) -> str
         return wanted
     if len(names) == 1:
         return names[0]
-    raise UsageError(f"{directory}: the SavedModel has {len(names)} signatures: {', '.join(names)}; "
-                     "choose one with --signature NAME (signature=NAME)")
+    if DEFAULT_SIGNATURE in signatures:  # Keras' export() also writes "serve", the same function
+        return DEFAULT_SIGNATURE
+    raise UsageError(f"{directory}: the SavedModel has {len(names)} signatures: {', '.join(names)} "
+                     f"and no {DEFAULT_SIGNATURE}; choose one with --signature NAME (signature=NAME)")
 
 
 def _files(directory: str) -> list:
