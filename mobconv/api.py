@@ -276,6 +276,21 @@ def concrete_shape(shape) -> tuple:
     return tuple(d if isinstance(d, int) and d >= 0 else 1 for d in (shape or ()))
 
 
+def declared_specs(graph, specs) -> list:
+    """`specs` with their symbolic dims set to the sizes the source file declared
+    (metadata "declared_input_shapes", written by the Caffe frontend), so random
+    inputs have a size the model runs at; other specs unchanged."""
+    from dataclasses import replace
+
+    declared = {}
+    for item in filter(None, graph.metadata.options.get("declared_input_shapes", "").split(";")):
+        name, _, dims = item.rpartition("=")
+        declared[name] = [int(d) for d in dims.split(",")]
+    return [replace(s, shape=tuple(d if isinstance(d, int) else declared[s.name][i]
+                                   for i, d in enumerate(s.shape)))
+            if len(declared.get(s.name, ())) == len(s.shape or ()) else s for s in specs]
+
+
 def random_inputs(specs, seed: int = 0, source: Optional[str] = None) -> dict:
     """Seeded random data for each TensorSpec: standard normal floats, small ints
     in [0, 10), random bools. Symbolic dims are set to 1.
@@ -378,7 +393,7 @@ class Model:
         return to_bytes(self.graph)
 
     def random_inputs(self, seed: int = 0) -> dict:
-        return random_inputs(self.inputs, seed, source=self.source)
+        return random_inputs(declared_specs(self.graph, self.inputs), seed, source=self.source)
 
     def _coerce(self, inputs) -> dict:
         """`inputs` checked and cast by the rules of mobconv.feeds (ArgumentError naming

@@ -168,6 +168,18 @@ def test_cli_run_at_batch_1_of_a_batch_64_deploy_file(nets, tmp_path):
     assert rel_error(got, opencv(prototxt, caffemodel, x, ["prob"])["prob"]) < RTOL
 
 
+def test_random_inputs_take_the_declared_sizes(nets):
+    """Without inputs, `Model.run` and `mobconv run` draw the deploy file's sizes
+    (a symbolic H/W of 1 would be too small for the net)."""
+    _, _, path = nets["pnet"]
+    model = mobconv.load(path)
+    assert model.random_inputs()["data"].shape == (1, 3, 12, 12)
+    assert model.run()["prob1"].shape == (1, 2, 1, 1)
+    proc = subprocess.run([sys.executable, "-m", "mobconv", "run", path], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "data: float32[1, 3, 12, 12] random" in proc.stdout
+
+
 def test_declared_shapes_are_kept_and_user_shapes_stay_fixed(nets):
     prototxt, caffemodel, _ = nets["pnet"]
     graph = load_caffe(prototxt, caffemodel)

@@ -86,8 +86,7 @@ def test_zoo_model_on_the_runtime_matches_opencv(zoo, name, threads):
 def test_model_run_backend_runtime(zoo, name):
     prototxt, caffemodel, path = zoo[name]
     model = mobconv.load(path)
-    feeds = {name: np.random.default_rng(3).standard_normal(shape).astype(np.float32)
-             for name, shape in declared_input_shapes(model.graph).items()}  # batch/H/W are symbolic
+    feeds = model.random_inputs(seed=3)
     ours = model.run(feeds, backend="runtime")
     assert model.last_backend == "runtime"
     check(name, ours, opencv(prototxt, caffemodel, feeds, [s.name for s in model.outputs]))

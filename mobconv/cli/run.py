@@ -188,7 +188,8 @@ def run(args) -> int:
                        [args.model] + input_paths(args.input))
     missing = [s for s in model.inputs if s.name not in feeds]
     if missing:
-        feeds.update(api.random_inputs(missing, seed=args.seed, source=args.model))
+        feeds.update(api.random_inputs(api.declared_specs(model.graph, missing), seed=args.seed,
+                                       source=args.model))
     for spec in model.inputs:
         how = "random (seed %d)" % args.seed if spec in missing else "from file"
         a = feeds[spec.name]
