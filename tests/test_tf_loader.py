@@ -300,7 +300,8 @@ def test_saved_model_keeps_the_signature_names_and_matches_tensorflow(saved_mode
 
 def test_saved_model_with_several_signatures_lists_them(saved_models):
     module, _, two = saved_models
-    with pytest.raises(UsageError, match=r"has 2 signatures: double, score and no serving_default; choose one with --signature"):
+    with pytest.raises(UsageError, match=r"has 2 signatures: double, score and no serving_default; "
+                                         r"choose one with --signature"):
         mobconv.convert(two)
     with pytest.raises(UsageError, match=r"no signature 'serving_default' \(signatures: double, score\)"):
         mobconv.convert(two, signature="serving_default")

@@ -23,17 +23,21 @@ Steps:
 """
 from __future__ import annotations
 
+import difflib
+import heapq
+import importlib
+import importlib.util
 import os
 import re
-from collections import deque
 from typing import Optional
 
 import numpy as np
 
-from ...errors import ConversionError, ModelFormatError, MobconvError, UnsupportedOpsError, UsageError
-from ...ir import Graph, TensorSpec, check_graph, infer_shapes
+from ...errors import ConversionError, MobconvError, UnsupportedOpsError, UsageError
+from ...ir import Graph, check_graph, infer_shapes
 from ...ir.symbolic import SymbolicShapes
 from ...limits import check_tensor
+from ..base import fill_metadata, fill_signature
 from .context import TFNodeContext, ir_name, output_name, split_input
 from .registry import TF_OPS, load_ops
 from .tensors import dtype_name, shape_tuple, tensor_to_array
@@ -167,26 +171,23 @@ class _Graph:
                                       "(node names must be unique)")
             self.nodes[node.name] = node
             self.order.append(node.name)
-        self.read = set()  # "node:k" tensors some node reads
+        self.read = set()  # names of the nodes whose outputs some node reads
         for node in graph_def.node:
             for inp in node.input:
                 name, index = split_input(inp)
                 if index >= 0:
-                    self.read.add(f"{name}:{index}")
+                    self.read.add(name)
 
     def data_inputs(self, node):
         return [inp for inp in node.input if not inp.startswith("^")]
 
     def sinks(self) -> list:
         return [f"{name}:0" for name in self.order
-                if self.nodes[name].op not in _NOT_OUTPUTS and f"{name}:0" not in self.read
-                and not any(t.startswith(name + ":") for t in self.read)]
+                if self.nodes[name].op not in _NOT_OUTPUTS and name not in self.read]
 
 
 def _pre_passes(graph_def, source: str, keep: set):
     graph_def = _constant_flags(graph_def, keep)
-    import importlib.util
-
     for module, func in (("control_flow", "fold_constant_switches"),
                          ("dilation", "fold_space_to_batch_convs")):
         if importlib.util.find_spec(f"{__package__}.{module}") is None:
@@ -315,8 +316,6 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
 
 
 def _closest(name, names) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, names, n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
@@ -378,8 +377,6 @@ def _topological(g, kept, cut_inputs, source) -> list:
         deps[name] = len(wanted)
         for p in wanted:
             readers[p].append(name)
-    import heapq
-
     ready = [(position[n], n) for n in kept if deps[n] == 0]
     heapq.heapify(ready)
     order = []
@@ -536,47 +533,32 @@ def _layout(graph_def) -> str:
 
 
 def _fill_signature(graph, graph_def) -> None:
+    """TensorFlow's layout at the model's edges: 4-D float inputs and outputs are NHWC
+    (NCHW when the graph's layout ops all say so)."""
     layout = _layout(graph_def)
-
-    def spec(name):
+    layouts = {}
+    for name in list(graph.inputs) + list(graph.outputs):
         v = graph.values[name]
-        shape = tuple(v.shape) if v.shape is not None else ()
-        image = len(shape) == 4 and v.dtype in ("float32", "float16", "bfloat16")
-        return TensorSpec(name, v.dtype, shape, layout if image else "")
-
-    graph.signature.inputs = [spec(n) for n in graph.inputs]
-    graph.signature.outputs = [spec(n) for n in graph.outputs]
+        image = v.shape is not None and len(v.shape) == 4 and v.dtype in ("float32", "float16", "bfloat16")
+        layouts[name] = layout if image else ""
+    fill_signature(graph, layouts)
 
 
 def _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes) -> None:
-    import hashlib
-
-    import mobconv
-
-    md = graph.metadata
-    md.source_framework = "tensorflow"
-    digest = hashlib.sha256()
-    for path in src.files:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    md.source_sha256 = digest.hexdigest()
-    md.converter_version = mobconv.__version__
-    md.options = {"frontend": "tensorflow"}
+    options = {"frontend": "tensorflow"}
     if cut_inputs:
-        md.options["inputs"] = ",".join(
+        options["inputs"] = ",".join(
             t if shape is None else f"{t}[{','.join(str(d) for d in shape)}]"
             for t, shape in cut_inputs.items())
     if outputs:
-        md.options["outputs"] = ",".join(_normalize_outputs("", outputs))
+        options["outputs"] = ",".join(_normalize_outputs("", outputs))
     if src.saved_model:
-        md.options["signature"] = src.signature
-    if input_shapes:
-        md.options["input_shapes"] = ";".join(
-            f"{k}={','.join(str(d) for d in v)}" for k, v in sorted(input_shapes.items()))
-    md.extra = {"tf_format": src.kind}
+        options["signature"] = src.signature
+    extra = {"tf_format": src.kind}
     versions = src.graph_def.versions
     if versions.producer:
-        md.extra["tf_graph_producer"] = str(versions.producer)
+        extra["tf_graph_producer"] = str(versions.producer)
     if src.tf_version:
-        md.extra["tf_version"] = src.tf_version
+        extra["tf_version"] = src.tf_version
+    fill_metadata(graph, "tensorflow", src.files, options=options, extra=extra,
+                  input_shapes=dict(sorted(input_shapes.items())) or None)
