@@ -57,13 +57,14 @@ def refuse_loops(graph_def, source: str) -> None:
                 f"{source}: cannot convert {_where(node)}: while loop {node.name!r} (body "
                 f"function {body!r}) is not supported; mobconv converts graphs without loops "
                 "(Keras LSTM/GRU: unroll the layer, unroll=True, before exporting)")
-    frames = {}
+    frames = {}  # frame name -> its first Enter node (every loop input enters the frame)
     for node in graph_def.node:
-        if node.op in _FRAME_OPS:
-            frame = ""
-            if "frame_name" in node.attr:
-                frame = node.attr["frame_name"].s.decode(errors="replace")
+        if node.op in ("Enter", "RefEnter"):
+            frame = node.attr["frame_name"].s.decode(errors="replace")
             frames.setdefault(frame, node)
+    if not frames:  # loop nodes without an Enter (a cut or hand-made graph)
+        frames = {"": n for n in graph_def.node if n.op in _FRAME_OPS}
+        frames = dict(list(frames.items())[:1])
     if frames:
         frame, node = next(iter(frames.items()))
         loop = frame or node.name.rpartition("/")[0] or node.name
