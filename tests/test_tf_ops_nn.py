@@ -116,6 +116,28 @@ def test_keras_dilated_conv_and_depthwise_fold():
     _no_space_to_batch(model)
 
 
+def test_dilated_conv_on_unknown_height_width_folds(tmp_path):
+    """Run-time paddings (input H/W unknown) fold too, and their dead computation does not
+    become an extra model output."""
+    import keras
+
+    conv = keras.layers.Conv2D(4, 3, dilation_rate=(2, 3), padding="same")
+    conv.build((None, None, None, 3))
+    conv.set_weights([np.asarray(W(3, 3, 3, 4)), np.arange(4, dtype=np.float32)])
+    f = frozen(lambda x: conv(x), [tf.TensorSpec([None, None, None, 3], tf.float32, name="x")])
+    path = tmp_path / "dilated.pb"
+    path.write_bytes(f.graph_def)
+    model = mobconv.convert(str(path))
+    assert [o.name for o in model.outputs] == ["Identity"] and ops_of(model).count("Conv") == 1, ops_of(model)
+    _no_space_to_batch(model)
+    for shape in ((1, 9, 14, 3), (2, 16, 11, 3)):
+        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
+        want = run_tf(f.graph_def, {"x": x}, f.outputs)[0]
+        for backend in ("reference", "runtime"):
+            assert_close(model.run({"x": x}, backend=backend)["Identity"], want,
+                         what=f"{backend} {shape}")
+
+
 def test_space_to_batch_and_back_on_their_own():
     def fn(x):
         s = tf.space_to_batch_nd(x, [2, 3], [[1, 0], [2, 3]])

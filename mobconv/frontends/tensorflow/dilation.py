@@ -21,8 +21,14 @@ Algorithm, per BatchToSpaceND node (on a copy of the GraphDef, before conversion
    BatchToSpaceND becomes an Identity of what it read (consumers keep its
    name); the SpaceToBatchND goes when nothing else reads it.
 A pattern that does not fit is left alone: SpaceToBatchND/BatchToSpaceND then
-convert as ops of their own (ops/nn.py). Paddings computed at run time (an
-input with unknown height/width) do not fit.
+convert as ops of their own (ops/nn.py).
+
+Inputs of unknown height/width: TensorFlow computes paddings and crops at run
+time from the input's shape (`required_space_to_batch_paddings`: the base padding
+plus what makes the size a multiple of the block, cropped again after). Those
+small subgraphs (Shape, StridedSlice, Pack, Add, Sub, FloorMod, ...) are
+evaluated here with numpy for two sample sizes; when paddings - crops is the
+same for both (it is the base padding), that is the fold's padding.
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ def fold_space_to_batch_convs(graph_def, source: str = ""):
     out.CopyFrom(graph_def)
     nodes = {n.name: n for n in out.node}
     readers = _readers(out)
-    removed = set()
+    orphans = []  # nodes whose last reader may have gone (the paddings/crops computations)
     for b2s in [n for n in out.node if n.op == "BatchToSpaceND"]:
         plan = _match(b2s, nodes, readers)
         if plan is None:
@@ -55,22 +61,43 @@ def fold_space_to_batch_convs(graph_def, source: str = ""):
         else:
             conv.attr["padding"].s = b"VALID"
         dtype = b2s.attr["T"].type
-        source_input = b2s.input[0]
+        orphans += list(b2s.input[1:]) + [s2b.name]
         controls = [i for i in b2s.input if i.startswith("^")]
+        source_input = b2s.input[0]
         b2s.op = "Identity"
         del b2s.input[:]
         b2s.input.extend([source_input] + controls)
         for key in list(b2s.attr.keys()):
             del b2s.attr[key]
         b2s.attr["T"].type = dtype
-        readers[s2b.name] = [r for r in readers.get(s2b.name, []) if r is not conv]
-        if not readers[s2b.name]:
-            removed.add(s2b.name)
-    if removed:
-        kept = [n for n in out.node if n.name not in removed]
-        del out.node[:]
-        out.node.extend(kept)
+    _drop_orphans(out, orphans)
     return out
+
+
+def _drop_orphans(graph_def, names) -> None:
+    """Remove the nodes among `names` (and then their inputs) that nothing reads any more."""
+    nodes = {n.name: n for n in graph_def.node}
+    read: dict = {}
+    for node in graph_def.node:
+        for inp in node.input:
+            name = inp.lstrip("^").split(":")[0]
+            read[name] = read.get(name, 0) + 1
+    removed = set()
+    stack = [n.lstrip("^").split(":")[0] for n in names]
+    while stack:
+        name = stack.pop()
+        node = nodes.get(name)
+        if node is None or name in removed or read.get(name, 0) > 0:
+            continue
+        removed.add(name)
+        for inp in node.input:
+            src = inp.lstrip("^").split(":")[0]
+            read[src] -= 1
+            stack.append(src)
+    if removed:
+        kept = [n for n in graph_def.node if n.name not in removed]
+        del graph_def.node[:]
+        graph_def.node.extend(kept)
 
 
 def _readers(graph_def) -> dict:
@@ -136,15 +163,105 @@ def _match(b2s, nodes, readers):
     if s2b is None or len(s2b.input) < 3:
         return None
     block_in, block_out = _const(nodes, s2b.input[1]), _const(nodes, b2s.input[1])
-    paddings, crops = _const(nodes, s2b.input[2]), _const(nodes, b2s.input[2])
-    if any(v is None for v in (block_in, block_out, paddings, crops)):
+    if block_in is None or block_out is None:
         return None
     block_in, block_out = block_in.ravel(), block_out.ravel()
     if block_in.shape != (2,) or not np.array_equal(block_in, block_out) or (block_in < 1).any():
         return None
-    if paddings.shape != (2, 2) or crops.shape != (2, 2):
+    pads = None
+    for sample in _SAMPLES:
+        evaluate = _Evaluator(nodes, s2b.input[0], sample)
+        paddings, crops = evaluate(s2b.input[2]), evaluate(b2s.input[2])
+        if paddings is None or crops is None or paddings.shape != (2, 2) or \
+                crops.shape != (2, 2) or (crops < 0).any():
+            return None
+        got = (paddings - crops).ravel().tolist()
+        if pads is not None and got != pads:
+            return None
+        pads = got
+    if min(pads) < 0:
         return None
-    pads = (paddings - crops).ravel()
-    if (pads < 0).any() or (crops < 0).any():
-        return None
-    return conv, s2b, block_in, pads.tolist()
+    return conv, s2b, block_in, pads
+
+
+_SAMPLES = ((1, 29, 31, 3), (2, 36, 34, 3))  # input shapes the run-time paddings are tried at
+_ARITH = {"Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply,
+          "FloorMod": np.mod, "FloorDiv": np.floor_divide, "Maximum": np.maximum,
+          "Minimum": np.minimum}
+
+
+class _Evaluator:
+    """Values of small int tensors on the GraphDef, with Shape(`source`) = `sample`;
+    None for anything else (the fold is then not done)."""
+
+    def __init__(self, nodes, source: str, sample):
+        self.nodes, self.source, self.sample = nodes, _canonical(source), sample
+        self.memo: dict = {}
+
+    def __call__(self, tensor: str):
+        try:
+            return self._value(_canonical(tensor), 0)
+        except _NotEvaluable:
+            return None
+
+    def _value(self, tensor: str, depth: int):
+        if tensor in self.memo:
+            return self.memo[tensor]
+        name, _, index = tensor.rpartition(":")
+        node = self.nodes.get(name)
+        if node is None or index != "0" or depth > 64:
+            raise _NotEvaluable
+        ins = [i for i in node.input if not i.startswith("^")]
+        if node.op == "Const":
+            value = _const(self.nodes, name)
+            if value is None:
+                raise _NotEvaluable
+        elif node.op == "Shape":
+            if _canonical(ins[0]) != self.source:
+                raise _NotEvaluable
+            value = np.asarray(self.sample, np.int64)
+        else:
+            args = [self._value(_canonical(i), depth + 1) for i in ins]
+            value = self._apply(node, args)
+        self.memo[tensor] = value
+        return value
+
+    def _apply(self, node, args):
+        if node.op in ("Identity", "StopGradient") and args:
+            return args[0]
+        if node.op in _ARITH and len(args) == 2:
+            return np.asarray(_ARITH[node.op](args[0], args[1]), np.int64)
+        if node.op == "Pack":
+            axis = node.attr["axis"].i if "axis" in node.attr else 0
+            return np.stack(args, axis=axis)
+        if node.op == "ConcatV2" and len(args) >= 2:
+            return np.concatenate(args[:-1], axis=int(args[-1]))
+        if node.op == "StridedSlice" and len(args) == 4:
+            return _strided_slice(node, *args)
+        raise _NotEvaluable
+
+
+class _NotEvaluable(Exception):
+    pass
+
+
+def _canonical(tensor: str) -> str:
+    return tensor if ":" in tensor else f"{tensor}:0"
+
+
+def _strided_slice(node, x, begin, end, strides):
+    mask = {k: node.attr[k].i if k in node.attr else 0 for k in
+            ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask", "new_axis_mask")}
+    if mask["ellipsis_mask"] or mask["new_axis_mask"] or x.ndim < len(begin):
+        raise _NotEvaluable
+    index = []
+    for i, (b, e, st) in enumerate(zip(begin.tolist(), end.tolist(), strides.tolist())):
+        if mask["shrink_axis_mask"] >> i & 1:
+            index.append(int(b))
+        else:
+            index.append(slice(None if mask["begin_mask"] >> i & 1 else int(b),
+                               None if mask["end_mask"] >> i & 1 else int(e), int(st)))
+    try:
+        return np.asarray(x[tuple(index)])
+    except (IndexError, ValueError):
+        raise _NotEvaluable from None
