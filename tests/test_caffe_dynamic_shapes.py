@@ -249,3 +249,30 @@ def test_ssd_head_at_other_sizes_matches_opencv(tmp_path):
             got, exp = (r[np.lexsort(r.T[::-1])] for r in (got, exp))
             assert len(got) > 0 and got.shape == exp.shape, (shape, backend)
             np.testing.assert_allclose(got, exp, rtol=RTOL, atol=1e-5)
+
+
+def test_interp_to_a_fixed_size_takes_any_batch_and_size(tmp_path):
+    """PSPNet/DeepLab's Interp to height/width resizes only H and W: the batch and
+    the input size stay free (zoom_factor keeps H/W fixed: its size rule has no IR form)."""
+    text = (header((1, 3, 9, 9)) + conv("c", "data", 4, 3, pad=1)
+            + 'layer { name: "i" type: "Interp" bottom: "c" top: "i" interp_param { height: 16 width: 12 } }\n')
+    p = tmp_path / "interp.prototxt"
+    p.write_text(text)
+    cm = str(tmp_path / "interp.caffemodel")
+    save_random_caffemodel(str(p), cm)
+    model = mobconv.convert(str(p), caffemodel=cm)
+    assert tuple(model.inputs[0].shape) == ("N", 3, "H", "W")
+    for shape in [(2, 3, 9, 9), (1, 3, 7, 13)]:
+        x = rand(shape)
+        want = opencv(str(p), cm, x, ["i"])["i"]
+        for backend in ("reference", "runtime"):
+            got = model.run({"data": x}, backend=backend)["i"]
+            assert got.shape == want.shape == (shape[0], 4, 16, 12)
+            assert rel_error(got, want) < RTOL, (shape, backend)
+    zoom = tmp_path / "zoom.prototxt"
+    zoom.write_text(text.replace("height: 16 width: 12", "zoom_factor: 2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = load_caffe(str(zoom), random_weights=True)
+    assert tuple(graph.values["data"].shape) == ("N", 3, 9, 9)
+    assert graph.metadata.options["input_size_fixed_by"] == "layer 'i' (Interp)"

@@ -52,9 +52,9 @@ def interp(ctx):
             raise ctx.error("give height and width, zoom_factor and/or shrink_factor, or a second bottom")
     if any(o < 1 for o in out):
         raise ctx.error(f"output size {out} must be positive")
-    sizes = ctx.ints([shape[0], shape[1]] + out, "sizes")
+    sizes = ctx.ints(out, "sizes")  # H and W only (axes), so any batch works
     ctx.node("Resize", [x, "", "", sizes], ctx.outputs[0],
-             dict(mode="linear", coordinate_transformation_mode="align_corners"))
+             dict(mode="linear", coordinate_transformation_mode="align_corners", axes=[2, 3]))
 
 
 @REGISTRY.register("Upsample")
