@@ -210,6 +210,55 @@ def test_cut_names_unknown_tensors(mlp):
         mobconv.convert(path, inputs=["nope"])
 
 
+@pytest.fixture(scope="module")
+def tf1_graph(tmp_path_factory):
+    """A TF1-era frozen graph: JPEG decoding before the net, a tf.cond on an is_training
+    flag (Switch/Merge), logits -> softmax -> top_k after it; TF1 freezing (VariableV2 ->
+    Const + Identity), shapes recorded in _output_shapes."""
+    tf1 = tf.compat.v1
+    tf1.disable_control_flow_v2()  # Switch/Merge as TensorFlow 1.x built them
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            jpeg = tf1.placeholder(tf.string, [], name="image_bytes")
+            img = tf.expand_dims(tf.cast(tf.image.decode_jpeg(jpeg, channels=3), tf.float32), 0)
+            x = tf.subtract(tf1.image.resize_bilinear(img, [8, 8]) / 127.5, 1.0, name="sub")
+            training = tf1.placeholder_with_default(False, [], name="is_training")
+            w = tf1.get_variable("w", [6, 4], initializer=tf1.random_normal_initializer(seed=1))
+            y = tf.nn.relu(tf.tensordot(x, w[:3], 1), name="hidden")
+            y = tf.cond(training, lambda: tf.nn.dropout(y, rate=0.5), lambda: y)
+            logits = tf.reduce_mean(y, axis=[1, 2], name="logits")
+            tf.math.top_k(tf.nn.softmax(logits), 2, name="top")
+            with tf1.Session(graph=graph) as sess:
+                sess.run(tf1.global_variables_initializer())
+                gd = tf1.graph_util.convert_variables_to_constants(
+                    sess, graph.as_graph_def(add_shapes=True), ["logits", "top"])
+    finally:
+        tf1.enable_control_flow_v2()
+    path = tmp_path_factory.mktemp("tf1") / "tf1.pb"
+    path.write_bytes(gd.SerializeToString())
+    return str(path), gd.SerializeToString()
+
+
+def test_tf1_graph_cut_after_preprocessing(tf1_graph):
+    path, data = tf1_graph
+    with pytest.raises(UnsupportedOpsError, match=r"1 unsupported .* DecodeJpeg x1 \('DecodeJpeg'\)$"):
+        mobconv.convert(path)  # the is_training flag became a constant: its cond folds
+    model = mobconv.convert(path, inputs=["sub"], outputs=["logits"])
+    assert [(s.name, s.shape) for s in model.inputs] == [("sub", (1, 8, 8, 3))]  # _output_shapes
+    ops = {n.op for n in model.graph.nodes}
+    assert not ops & {"Switch", "Merge", "RandomUniform"}
+    x = np.random.default_rng(4).standard_normal((1, 8, 8, 3)).astype(np.float32)
+    want = run_tf(data, {"sub:0": x}, ["logits:0", "top:0", "top:1"])
+    for backend in ("reference", "runtime"):
+        assert_close(model.run({"sub": x}, backend=backend)["logits"], want[0], what=backend)
+    both = mobconv.convert(path, inputs=["sub"], outputs=["top:1", "top"])
+    assert [s.name for s in both.outputs] == ["top:1", "top"]
+    got = both.run({"sub": x}, backend="reference")
+    np.testing.assert_array_equal(got["top:1"], want[2])
+    assert_close(got["top"], want[1])
+
+
 # ---- input shapes ----------------------------------------------------------------
 
 
