@@ -254,7 +254,21 @@ def _topk(b, x):
     return values
 
 
+def _swish(b, x):
+    """x * sigmoid(beta * x): one Transpose read by two ops that meet again (a region)."""
+    return b.op("Mul", [x, b.op("Sigmoid", [b.op("Mul", [b.const(np.float32(1.2)), x])])])
+
+
+def _se_reshape(b, x):
+    """EfficientNet's squeeze-excite: Mean (keepdims=0) -> Reshape to (N,1,1,C) -> conv."""
+    c = b.channels(x)
+    s = b.op("ReduceMean", [x, b.const(np.array([1, 2], np.int64))], {"keepdims": 0})
+    s = b.op("Reshape", [s, b.const(np.array([-1, 1, 1, c], np.int64))])
+    return b.op("Mul", [b.op("Sigmoid", [b.conv(s, k=1)]), x])
+
+
 OP_CASES = {f.__name__.lstrip("_"): f for f in [
+    _swish, _se_reshape,
     _scalar, _left_const_sub, _hw_const, _full_const, _residual, _concat, _concat_const,
     _split, _pad, _pad_axes, _slice, _slice_no_axes, _squeeze_excite, _reduce_channels,
     _softmax, _log_softmax_w, _resize_scales, _resize_sizes, _resize_axes, _qdq_per_tensor,
@@ -313,6 +327,50 @@ def test_resnet_like_concat_and_pool_blocks():
     graph = b.finish(b.gap(y))
     result = check(graph, expected_after=1, pass_fn=optimize)
     no_transpose_next_to_conv(result)
+
+
+def test_ops_that_meet_again_flip_together():
+    """conv -> swish (x * sigmoid(x)) -> global pool: the conv's Transpose has two
+    readers whose paths meet again and no Transpose follows, so no single op can move
+    without adding one; flipping the three ops together removes it."""
+    b = NHWC()
+    check(b.finish(b.gap(_swish(b, b.conv(b.x, 4)))), expected_after=1)
+
+
+def test_keras_mobilenet_head_reshape_reads_the_conv():
+    """GlobalAveragePooling2D(keepdims) -> 1x1 conv -> Reshape([0, classes]): the
+    Transpose between the (N,C,1,1) conv and the Reshape only moves size-1 axes."""
+    b = NHWC()
+    y = b.op("ReduceMean", [b.conv(b.x, 4), b.const(np.array([1, 2], np.int64))], {"keepdims": 1})
+    graph = b.finish(b.op("Reshape", [b.conv(y, 5, k=1), b.const(np.array([0, 5], np.int64))]))
+    check(graph, expected_after=1)
+
+
+@pytest.mark.parametrize("target", [[0, 2, 0, 4], [2, 0, -1], [2, 4, 2, 1]])
+def test_reshape_after_transpose_of_real_axes_stays(target):
+    """(2,4,2,1) -> Transpose([0,2,3,1]) moves the non-1 axes 1 and 2, and a 0 in the
+    target on a moved axis copies another dim: the Reshape keeps reading the Transpose."""
+    g = Graph()
+    g.add_input("x", "float32", (2, 4, 2, 1))
+    g.add_node("Transpose", ["x"], ["t"], {"perm": FROM_NCHW})
+    g.add_constant("shape", np.array(target, np.int64))
+    g.add_node("Reshape", ["t", "shape"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    check(g, expected_after=1, fires=False)
+
+
+def test_transpose_after_reshape_to_ones_folds_into_it():
+    g = Graph()
+    g.add_input("x", "float32", (3, 5))
+    g.add_constant("shape", np.array([0, 1, 1, 5], np.int64))
+    g.add_node("Reshape", ["x", "shape"], ["r"])
+    g.add_node("Transpose", ["r"], ["t"], {"perm": TO_NCHW})
+    g.add_node("Relu", ["t"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    result = check(g, expected_after=0)
+    assert [n.op for n in result.nodes] == ["Reshape", "Relu"]
 
 
 # ---- what the pass must not do ---------------------------------------------------------

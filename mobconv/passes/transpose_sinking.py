@@ -64,6 +64,12 @@ REDUCE = frozenset({
 })
 MAX_SWEEPS = 32
 MAX_FLIPS_PER_NODE = 4
+MAX_REGION = 256
+
+
+def _acceptable(delta: int, q) -> bool:
+    """Fewer Transposes, or as many when the nodes move into channels-first (tie rule)."""
+    return delta < 0 or (delta == 0 and len(q) >= 3 and q == from_nchw(len(q)))
 
 
 def transpose_sinking(graph) -> bool:
@@ -79,6 +85,7 @@ def transpose_sinking(graph) -> bool:
                 if not sinker.uses.is_removed(node):
                     swept = sinker.visit(node) or swept
         sinker.uses.commit()
+        sinker.tried.clear()
         if not swept:
             break
         changed = True
@@ -132,6 +139,7 @@ class _Sinker:
         self.uses.has_readers("")  # build the index now: new nodes are linked as made
         self.flips: dict = {}  # id(node) -> times flipped
         self.made: dict = {}  # (value, perm) -> name of its transposed version
+        self.tried: set = set()  # (id(node), q) already in a region evaluated this sweep
 
     # ---- queries --------------------------------------------------------------------
     def shape(self, name):
@@ -162,24 +170,66 @@ class _Sinker:
     def visit(self, node) -> bool:
         if node.op == "Transpose":
             return self.simplify_transpose(node)
-        if self.flips.get(id(node), 0) >= MAX_FLIPS_PER_NODE or node.op not in _RULES:
-            return False
-        if any(self.quantized(n) for n in node.inputs + node.outputs):
+        if not self.flippable(node):
             return False
         best = None
         for q in self.candidates(node):
             plan = _RULES[node.op](self, node, q)
             if plan is None:
                 continue
-            delta = self.cost(node, q, plan)
-            if delta < 0 or (delta == 0 and len(q) >= 3 and q == from_nchw(len(q))):
-                if best is None or delta < best[0]:
-                    best = (delta, q, plan)
+            choices = [[(node, plan)]]
+            if (id(node), q) not in self.tried:
+                choices.append(self.region(node, plan, q))  # several readers of one value
+            for region in choices:
+                if region is None:
+                    continue
+                delta = self.cost(region, q)
+                if _acceptable(delta, q) and (best is None or delta < best[0]):
+                    best = (delta, q, region)
+            if best is not None and len(best[2]) == 1:
+                break
         if best is None:
             return False
-        self.flip(node, best[1], best[2])
-        self.flips[id(node)] = self.flips.get(id(node), 0) + 1
+        _, q, region = best
+        for member, plan in region:
+            if member is not node:
+                plan = _RULES[member.op](self, member, q)
+            self.flip(member, q, plan)
+            self.flips[id(member)] = self.flips.get(id(member), 0) + 1
         return True
+
+    def flippable(self, node) -> bool:
+        if self.flips.get(id(node), 0) >= MAX_FLIPS_PER_NODE or node.op not in _RULES:
+            return False
+        return not any(self.quantized(n) for n in node.inputs + node.outputs)
+
+    def region(self, seed, plan, q):
+        """The agnostic nodes connected to `seed` through values that would all be
+        stored permuted by q (not through Transposes, constants or other ops), with
+        their plans; None past MAX_REGION nodes. Marks them tried for q in this sweep."""
+        members, queue = {id(seed): (seed, plan)}, [(seed, plan)]
+        while queue:
+            node, plan = queue.pop()
+            self.tried.add((id(node), q))
+            near = []
+            for slot, _ in plan.data:
+                producer = self.uses.producer(node.inputs[slot])
+                if producer is not None and producer.op != "Transpose":
+                    near.append(producer)
+            for name, out_perm in zip(node.outputs, plan.outs):
+                if name and out_perm == q:
+                    near.extend(r for r in self.uses.readers(name) if r.op != "Transpose")
+            for other in near:
+                if id(other) in members or not self.flippable(other):
+                    continue
+                other_plan = _RULES[other.op](self, other, q)
+                if other_plan is None:
+                    continue
+                members[id(other)] = (other, other_plan)
+                queue.append((other, other_plan))
+                if len(members) > MAX_REGION:
+                    return None
+        return list(members.values())
 
     def candidates(self, node) -> list:
         found = []
@@ -210,41 +260,81 @@ class _Sinker:
         if is_identity(perm):
             self.bypass(node, node.inputs[0])
             return True
-        return False
+        return self.skip_for_reshapes(node, perm)
+
+    def skip_for_reshapes(self, node, perm) -> bool:
+        """A Transpose that only moves size-1 axes keeps the elements' order, so it is a
+        reshape: a Reshape reading it may read its input instead (Keras MobileNet's
+        Reshape of the (N,1,1,C) logits), and a Reshape feeding it may reshape straight
+        to its output shape (EfficientNet's squeeze-excite Reshape to (N,1,1,C))."""
+        shape = self.shape(node.inputs[0])
+        if shape is None or not _moves_only_ones(shape, perm):
+            return False
+        changed = False
+        for reader in {id(r): r for r in self.uses.readers(node.outputs[0])}.values():
+            if reader.op == "Reshape" and reader.inputs[1] != node.outputs[0] and _same_target(self, reader, perm):
+                self.uses.set_inputs(reader, [node.inputs[0]] + reader.inputs[1:])
+                changed = True
+        if changed:
+            self.drop_if_unread(node.outputs[0])
+            return True
+        reshape = self.uses.producer(node.inputs[0])
+        if (reshape is None or reshape.op != "Reshape" or not self.uses.only_reader(node.inputs[0], node)
+                or not _same_target(self, reshape, perm, of_output=True)):
+            return False
+        target = self.uses.const(reshape.inputs[1]).reshape(-1)
+        permuted = self.uses.new_constant(reshape.inputs[1], target[list(perm)])
+        self.uses.set_inputs(reshape, [reshape.inputs[0], permuted] + reshape.inputs[2:])
+        value = self.graph.values[node.inputs[0]]
+        value.shape = tuple(shape[p] for p in perm)
+        self.bypass(node, node.inputs[0])
+        return True
 
     # ---- cost -----------------------------------------------------------------------
-    def cost(self, node, q, plan) -> int:
-        """Change in the number of Transpose nodes if `node` were flipped by q."""
+    def cost(self, region, q) -> int:
+        """Change in the number of Transpose nodes if every node of `region` (a list of
+        (node, plan)) were flipped by q."""
         inv, delta = inverse(q), 0
-        dying = {}
-        for slot, mode in plan.data:
-            name = node.inputs[slot]
-            if not name or self.uses.const(name) is not None:
-                continue
-            shape = self.shape(name)
-            if mode == "bcast" and len(shape) == 0:
-                continue
-            t = self.transpose_producer(name)
-            if t is not None:
-                perm = compose(self.perm(t), inv)
-                if not is_identity(perm) and self.existing(t.inputs[0], perm) is None:
+        inside = {id(node) for node, _ in region}
+        dying, made = set(), set()
+        for node, plan in region:
+            for slot, mode in plan.data:
+                name = node.inputs[slot]
+                if not name or self.uses.const(name) is not None:
+                    continue
+                producer = self.uses.producer(name)
+                if producer is not None and id(producer) in inside:
+                    continue
+                if mode == "bcast" and len(self.shape(name)) == 0:
+                    continue
+                t = self.transpose_producer(name)
+                if t is not None:
+                    perm = compose(self.perm(t), inv)
+                    key = (t.inputs[0], perm)
+                    if not is_identity(perm) and key not in made and self.existing(*key) is None:
+                        delta += 1
+                        made.add(key)
+                    readers = self.uses.readers(name)
+                    if name not in self.uses.outputs and all(id(r) in inside for r in readers):
+                        dying.add(id(t))
+                elif (name, inv) not in made and self.existing(name, inv) is None:
                     delta += 1
-                if name not in self.uses.outputs and all(r is node for r in self.uses.readers(name)):
-                    dying[id(t)] = True
-            elif self.existing(name, inv) is None:
-                delta += 1
+                    made.add((name, inv))
         delta -= len(dying)
-        for name, out_perm in zip(node.outputs, plan.outs):
-            if not name or is_identity(out_perm):
-                continue
-            needs_copy = name in self.uses.outputs
-            for reader in {id(r): r for r in self.uses.readers(name)}.values():
-                p = self.perm(reader)
-                if p is None:
-                    needs_copy = True
-                elif is_identity(compose(out_perm, p)):
-                    delta -= 1
-            delta += needs_copy
+        for node, plan in region:
+            for name, out_perm in zip(node.outputs, plan.outs):
+                if not name or is_identity(out_perm):
+                    continue
+                needs_copy = name in self.uses.outputs
+                for reader in {id(r): r for r in self.uses.readers(name)}.values():
+                    if id(reader) in inside and out_perm == q:
+                        continue
+                    p = self.perm(reader)
+                    if p is None:
+                        needs_copy = True
+                    elif is_identity(compose(out_perm, p)):
+                        delta -= 1
+                delta += needs_copy
         return delta
 
     def existing(self, name, perm) -> Optional[str]:
@@ -372,6 +462,27 @@ class _Sinker:
         self.uses.remove(t)
         self.graph.values.pop(name, None)
         self.drop_if_unread(t.inputs[0])
+
+
+def _moves_only_ones(shape, perm) -> bool:
+    """transpose(x, perm) keeps the order of x's elements: only size-1 axes move
+    (symbolic dims count as not 1)."""
+    kept = [p for p in perm if shape[p] != 1]
+    return kept == sorted(kept)
+
+
+def _same_target(s, reshape, perm, of_output=False) -> bool:
+    """The Reshape's constant target means the same before and after `perm` moves its
+    input's (of_output: output's) axes: every 0 (copy that input dim) sits on an axis
+    perm keeps."""
+    target = s.uses.const(reshape.inputs[1]) if len(reshape.inputs) > 1 else None
+    if target is None or target.ndim != 1 or (of_output and target.size != len(perm)):
+        return False
+    if any(perm[k] != k for k in np.flatnonzero(target == 0) if k < len(perm)):
+        return False
+    if attrs_of(reshape)["allowzero"]:
+        return not (target == 0).any()
+    return not (np.flatnonzero(target == 0) >= len(perm)).any()
 
 
 # ---- per-op rules: (sinker, node, q) -> _Plan, or None when the node cannot flip -------
