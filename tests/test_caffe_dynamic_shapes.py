@@ -190,6 +190,25 @@ def test_declared_shapes_are_kept_and_user_shapes_stay_fixed(nets):
     assert "declared_input_shapes" not in fixed.metadata.options
 
 
+def test_user_named_dims(nets):
+    """--input-shape data=1,3,H,W: named dims take the file's size for the conversion,
+    then become those symbols; a name on a dim the net fixes is a one-line usage error."""
+    from mobconv.errors import UsageError
+
+    prototxt, caffemodel, _ = nets["pnet"]
+    graph = load_caffe(prototxt, caffemodel, input_shapes={"data": (1, 3, "h", "w")})
+    assert tuple(graph.values["data"].shape) == (1, 3, "h", "w")
+    x = rand((1, 3, 30, 21))
+    want = opencv(prototxt, caffemodel, x, ["prob1"])["prob1"]
+    assert rel_error(run(graph, {"data": x})["prob1"], want) < RTOL
+    prototxt, caffemodel, _ = nets["lenet"]
+    with pytest.raises(UsageError, match=r"lenet.prototxt: input_shapes\['data'\] names dim 2 \('H'\), "
+                                         r"but layer 'ip1' \(InnerProduct\) fixes its size to 28; give a number"):
+        load_caffe(prototxt, caffemodel, input_shapes={"data": ("N", 1, "H", "W")})
+    graph = load_caffe(prototxt, caffemodel, input_shapes={"data": ("B", 1, 28, 28)})
+    assert tuple(graph.values["data"].shape) == ("B", 1, 28, 28)
+
+
 def test_layers_that_fix_the_spatial_size(tmp_path):
     """Crop to a reference blob and a pooling Caffe geometry the IR has no
     size-free form for (pad 0, stride > kernel, ceil mode) keep H/W; batch stays free."""

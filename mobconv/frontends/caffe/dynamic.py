@@ -39,30 +39,51 @@ from ...ir import infer_shapes
 BATCH = "N"
 
 
-def follow_input_sizes(graph, net, shapes: dict, generated: dict, convert) -> dict:
-    """Make the free input dims of `graph` symbolic (in place). Returns the groups
-    left fixed ("batch", "spatial") -> what fixes them (a layer, or an error).
-
-    net: the parsed net (parser.CaffeNet) `graph` was converted from, shapes: the
-    user-given input shapes, generated: random blobs drawn by that conversion,
-    convert: loader.convert_net."""
+def default_symbols(graph, user_shapes: dict) -> dict:
+    """input -> {axis: symbol} to try: batch "N" on dim 0 of every input, "H"/"W" on
+    dims 2, 3 of 4-D inputs (per-input names when inputs declare different sizes);
+    for an input in `user_shapes`, only the dims the user wrote as names."""
     declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
-    free = [name for name in graph.inputs if name not in shapes]
+    free = [n for n in declared if n not in user_shapes]
     batch = [n for n in free if len(declared[n]) >= 1]
     spatial = [n for n in free if len(declared[n]) == 4]
+    out = {n: {i: d for i, d in enumerate(user_shapes[n]) if isinstance(d, str)}
+           for n in declared if n in user_shapes}
+    same_batch = len({declared[n][0] for n in batch}) <= 1
+    same_size = len({declared[n][2:] for n in spatial}) <= 1
+    for n in free:
+        out[n] = {}
+        if n in batch:
+            out[n][0] = BATCH if same_batch else f"{BATCH}_{n}"
+        if n in spatial:
+            out[n][2], out[n][3] = ("H", "W") if same_size else (f"H_{n}", f"W_{n}")
+    return out
+
+
+def follow_input_sizes(graph, net, symbols: dict, generated: dict, convert) -> dict:
+    """Make the input dims of `symbols` (input -> {axis: symbol}) symbolic in `graph`
+    (in place) where the net allows it. Returns the groups left fixed ("batch": dim 0,
+    "spatial": the other dims) -> what fixes them (a layer, or a rule).
+
+    net: the parsed net (parser.CaffeNet) `graph` was converted from, generated:
+    random blobs drawn by that conversion, convert: loader.convert_net."""
+    declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
     probe_net = _with_weights(net, generated)
     groups, fixed_by = [], {}
-    probes = {"batch": {n: (declared[n][0] + 1,) + declared[n][1:] for n in batch},
-              "spatial": {n: declared[n][:2] + (2 * declared[n][2] + 1, 2 * declared[n][3] + 3)
-                          for n in spatial}}
-    for group, dims in probes.items():
-        if dims:
-            culprit = _differs_at(graph, probe_net, convert, dims)
-            if culprit is None:
-                groups.append(group)
-            else:
-                fixed_by[group] = culprit
-    symbols = _symbols(declared, batch, spatial)
+    for group in ("batch", "spatial"):
+        probe = {}
+        for name, axes in symbols.items():
+            chosen = [a for a in axes if (a == 0) == (group == "batch")]
+            if chosen:
+                probe[name] = tuple(d if i not in chosen else d + 1 if i == 0 else 2 * d + 1 + 2 * (i % 2)
+                                    for i, d in enumerate(declared[name]))  # batch + 1, 2H+1, 2W+3
+        if not probe:
+            continue
+        culprit = _differs_at(graph, probe_net, convert, probe)
+        if culprit is None:
+            groups.append(group)
+        else:
+            fixed_by[group] = culprit
     for chosen in (groups, [g for g in groups if g == "batch"], []):
         if _apply(graph, declared, symbols, chosen):
             break
@@ -71,27 +92,19 @@ def follow_input_sizes(graph, net, shapes: dict, generated: dict, convert) -> di
     return fixed_by
 
 
-def _symbols(declared, batch, spatial) -> dict:
-    """input -> {axis: symbol}."""
-    out = {name: {} for name in declared}
-    same_batch = len({declared[n][0] for n in batch}) <= 1
-    for n in batch:
-        out[n][0] = BATCH if same_batch else f"{BATCH}_{n}"
-    same_size = len({declared[n][2:] for n in spatial}) <= 1
-    for n in spatial:
-        out[n][2], out[n][3] = ("H", "W") if same_size else (f"H_{n}", f"W_{n}")
-    return out
-
-
 def _apply(graph, declared, symbols, groups) -> bool:
     """Set the symbols of `groups` on the inputs and infer every shape again; on a
     shape function's refusal restore the declared shapes and return False."""
-    axes = ({0} if "batch" in groups else set()) | ({2, 3} if "spatial" in groups else set())
-    saved = {name: v.shape for name, v in graph.values.items()}
-    if not axes:
+    if not groups:
         return True
+
+    def wanted(axis):
+        return (axis == 0 and "batch" in groups) or (axis > 0 and "spatial" in groups)
+
+    saved = {name: v.shape for name, v in graph.values.items()}
     for name, shape in declared.items():
-        graph.values[name].shape = tuple(symbols[name].get(i, d) if i in axes else d
+        axes = symbols.get(name, {})
+        graph.values[name].shape = tuple(axes[i] if i in axes and wanted(i) else d
                                          for i, d in enumerate(shape))
     inputs = set(graph.inputs)
     for name, value in graph.values.items():

@@ -16,18 +16,16 @@ Steps:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from typing import Optional
 
-import mobconv
-
 from ...errors import ConversionError, MobconvError, UsageError
-from ...ir import Graph, Preprocessing, TensorSpec, check_graph, infer_shapes
+from ...ir import Graph, Preprocessing, check_graph, infer_shapes
 from ...limits import check_tensor
+from ..base import fill_metadata, fill_signature, format_input_shapes
 from .context import LayerContext
-from .dynamic import follow_input_sizes
+from .dynamic import default_symbols, follow_input_sizes
 from .layers import REGISTRY
 from .parser import read_net
 
@@ -60,11 +58,19 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     if not net.inputs:
         raise ConversionError(f"{prototxt}: the net declares no input (input:, input_shape or an Input layer)")
     generated = {}
-    graph, random_used = convert_net(net, shapes, random_weights, generated)
+    graph, random_used = convert_net(net, _numeric_shapes(prototxt, net, shapes), random_weights, generated)
     if generated_weights is not None:
         generated_weights.update(generated)
     declared = {name: tuple(graph.values[name].shape) for name in graph.inputs}
-    fixed_by = follow_input_sizes(graph, net, shapes, generated, convert_net)
+    symbols = default_symbols(graph, shapes)
+    fixed_by = follow_input_sizes(graph, net, symbols, generated, convert_net)
+    for name in shapes:
+        for axis, symbol in symbols[name].items():
+            if graph.values[name].shape[axis] != symbol:
+                raise UsageError(
+                    f"{prototxt}: input_shapes[{name!r}] names dim {axis} ({symbol!r}), but "
+                    f"{fixed_by.get('batch' if axis == 0 else 'spatial', 'the net')} fixes its size "
+                    f"to {declared[name][axis]}; give a number")
     for note in net.notes:
         warnings.warn(f"{prototxt}: {note}", stacklevel=2)
     if random_used:
@@ -82,6 +88,24 @@ def load_caffe(prototxt, caffemodel=None, input_shapes: Optional[dict] = None,
     if net.fp16_layers:  # mobconv.convert stores the weights as float16 again after the passes
         graph.metadata.options["source_weights"] = "float16"
     return graph
+
+
+def _numeric_shapes(prototxt, net, shapes: dict) -> dict:
+    """User shapes with their named (symbolic) dims replaced by the file's sizes,
+    which the net is converted at before those dims become symbols again."""
+    declared = dict(net.inputs)
+    out = {}
+    for name, shape in shapes.items():
+        if any(isinstance(d, str) for d in shape):
+            base = declared.get(name)
+            if base is None or len(base) != len(shape):
+                have = "no shape" if base is None else f"shape {tuple(base)}"
+                raise UsageError(f"{prototxt}: input_shapes[{name!r}] = {shape} names dims, which take "
+                                 f"their size from the file, but it declares {have} for {name!r}; "
+                                 "give numbers")
+            shape = tuple(b if isinstance(d, str) else d for d, b in zip(shape, base))
+        out[name] = shape
+    return out
 
 
 def convert_net(net, shapes: dict, random_weights: bool, generated: dict,
@@ -198,14 +222,8 @@ def _blobs_read(layers) -> set:
 
 
 def _fill_signature(graph, net) -> None:
-    sig = graph.signature
-    sig.inputs = []
-    for name in graph.inputs:
-        value = graph.values[name]
-        sig.inputs.append(TensorSpec(name, value.dtype, tuple(value.shape),
-                                     "NCHW" if len(value.shape) == 4 else ""))
-    sig.outputs = [TensorSpec(n, graph.values[n].dtype, tuple(graph.values[n].shape),
-                              "NCHW" if len(graph.values[n].shape) == 4 else "") for n in graph.outputs]
+    """Signature: NCHW for 4-D inputs and outputs; Caffe's BGR order and the
+    transform_param mean/scale as preprocessing (frontends.base.fill_signature)."""
     t = net.transform
     first = graph.values[graph.inputs[0]] if graph.inputs else None
     channels = first.shape[1] if first is not None and len(first.shape) == 4 else None
@@ -213,30 +231,22 @@ def _fill_signature(graph, net) -> None:
     if mean and channels and len(mean) == 1:
         mean = mean * channels
     scale = [float(t.scale)] * (channels or 1) if t is not None and t.HasField("scale") else []
+    preprocessing = None
     if mean or scale or channels == 3:
-        sig.preprocessing = Preprocessing(mean=[float(m) for m in mean], scale=scale,
-                                          channel_order="BGR" if channels == 3 else "")
+        preprocessing = Preprocessing(mean=[float(m) for m in mean], scale=scale,
+                                      channel_order="BGR" if channels == 3 else "")
+    layouts = {n: "NCHW" for n in graph.outputs if len(graph.values[n].shape) == 4}
+    fill_signature(graph, layouts, preprocessing)
 
 
 def _fill_metadata(graph, prototxt, caffemodel, shapes, random_used, notes=()) -> None:
-    digest = hashlib.sha256()
-    for path in (prototxt, caffemodel):
-        if path is not None:
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-    meta = graph.metadata
-    meta.producer = "mobconv"
-    meta.converter_version = mobconv.__version__
-    meta.source_framework = "caffe"
-    meta.source_sha256 = digest.hexdigest()
-    meta.options = {"prototxt": os.path.basename(prototxt)}
+    options = {"prototxt": os.path.basename(prototxt)}
     if notes:
-        meta.options["notes"] = "; ".join(notes)
+        options["notes"] = "; ".join(notes)
     if caffemodel is not None:
-        meta.options["caffemodel"] = os.path.basename(caffemodel)
+        options["caffemodel"] = os.path.basename(caffemodel)
     if shapes:
-        meta.options["input_shapes"] = ";".join(
-            f"{k}={','.join(str(d) for d in v)}" for k, v in shapes.items())
+        options["input_shapes"] = format_input_shapes(shapes)
     if random_used:
-        meta.options["random_weights"] = "true"
+        options["random_weights"] = "true"
+    fill_metadata(graph, "caffe", (prototxt, caffemodel), options)
