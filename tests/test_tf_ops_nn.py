@@ -48,9 +48,27 @@ def test_conv2d_padding_stride_dilation_groups():
     assert len(convs) == 6 and sorted(n.attrs.get("group", 1) for n in convs) == [1, 1, 1, 1, 1, 2]
 
 
-def test_conv2d_nchw_and_conv3d():
-    w, w3 = W(3, 3, 3, 4), W(2, 3, 3, 3, 4, seed=1)
-    check_against_tf(lambda x: tf.nn.conv2d(x, w, 2, "SAME", data_format="NCHW"), [X(3, 9, 8)])
+def test_nchw_data_format():
+    w, wd, wt = W(3, 3, 3, 4), W(3, 3, 3, 2, seed=1), W(3, 3, 2, 3, seed=2)
+    s = np.abs(np.asarray(W(3, seed=3))) + 0.5
+
+    def fn(x):
+        n = tf.shape(x)[0]
+        return (tf.nn.conv2d(x, w, 2, "SAME", data_format="NCHW"),
+                tf.nn.depthwise_conv2d(x, wd, [1, 1, 2, 2], "SAME", data_format="NCHW"),
+                tf.nn.conv2d_transpose(x, wt, tf.stack([n, 2, 18, 15]), 2, "SAME",
+                                       data_format="NCHW"),
+                tf.nn.max_pool2d(x, 3, 2, "SAME", data_format="NCHW"),
+                tf.nn.avg_pool2d(x, 3, 2, "SAME", data_format="NCHW"),
+                tf.compat.v1.nn.fused_batch_norm(x, s, s * 0.1, s * 0.2, s, is_training=False,
+                                                 data_format="NCHW")[0],
+                tf.nn.bias_add(x, s, data_format="NCHW"))
+    model = check_against_tf(fn, [X(3, 9, 8)])
+    assert "Transpose" not in ops_of(model)
+
+
+def test_conv3d():
+    w3 = W(2, 3, 3, 3, 4, seed=1)
     check_against_tf(lambda x: (tf.nn.conv3d(x, w3, [1, 1, 2, 2, 1], "SAME"),
                                 tf.nn.conv3d(x, w3, [1, 2, 1, 1, 1], "VALID")), [X(5, 7, 6, 3)])
 
@@ -77,6 +95,15 @@ def test_conv2d_transpose_same_valid_output_padding():
                 tf.nn.conv2d_transpose(x, w, tf.stack([n, 14, 16, 2]), 2, "VALID"),  # + 1 row
                 tf.nn.conv2d_transpose(x, w, tf.stack([n, 6, 7, 2]), 1, "SAME"))
     check_against_tf(fn, [X(6, 7, 4)])
+
+
+def test_filters_computed_at_run_time():
+    """A filter that is no constant is re-laid out by Transpose (and Reshape) nodes."""
+    def fn(x, f, g):
+        return (tf.nn.conv2d(x, f * 2.0, 1, "SAME"), tf.nn.depthwise_conv2d(x, g, [1] * 4, "VALID"),
+                tf.nn.conv2d_transpose(x, f, tf.stack([tf.shape(x)[0], 9, 11, 3]), 2, "SAME"))
+    check_against_tf(fn, [X(5, 6, 3), tf.TensorSpec([3, 3, 3, 3], tf.float32, name="f"),
+                          tf.TensorSpec([2, 3, 3, 2], tf.float32, name="g")])
 
 
 def test_keras_conv2d_transpose():
@@ -186,7 +213,9 @@ def test_pools():
         return (tf.nn.max_pool2d(x, 3, 2, "SAME"), tf.nn.avg_pool2d(x, 3, 2, "SAME"),
                 tf.nn.max_pool2d(x, [2, 3], [2, 1], "VALID"), tf.nn.avg_pool2d(x, 2, 2, "VALID"),
                 tf.nn.avg_pool2d(x, [3, 1], [1, 2], "SAME"),
-                tf.nn.max_pool2d(x, 3, 2, [[0, 0], [1, 1], [0, 2], [0, 0]]))
+                tf.nn.max_pool2d(x, 3, 2, [[0, 0], [1, 1], [0, 2], [0, 0]]),
+                tf.raw_ops.MaxPoolV2(input=x, ksize=[1, 2, 3, 1], strides=[1, 2, 2, 1],
+                                     padding="SAME"))
     check_against_tf(fn, [X(11, 8, 3)])
     check_against_tf(lambda x: (tf.nn.max_pool3d(x, 2, 2, "SAME"), tf.nn.avg_pool3d(x, 3, 2, "SAME")),
                      [X(5, 6, 7, 2)])
