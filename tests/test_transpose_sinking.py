@@ -474,6 +474,30 @@ def test_quantized_values_are_not_flipped():
     assert producer.op == "Relu" and result.values[producer.inputs[0]].shape == (2, 7, 6, 4)
 
 
+def test_work_grows_linearly_with_the_graph():
+    """Lines of Python executed by the pass on a chain of n and 4n NHWC conv blocks
+    (with swish diamonds and residual Adds): about 4x, not 16x (as
+    tests/test_passes_scaling.py measures the other passes)."""
+    from test_passes_scaling import lines_executed
+
+    def chain(n):
+        b = NHWC((1, 4, 4, 2))
+        b.channels = lambda x: 2  # every conv keeps 2 channels: no shape inference per block
+        y = b.conv(b.x)
+        for i in range(n):
+            y = b.relu6(b.bn(b.conv(y)))
+            if i % 3 == 0:
+                y = b.op("Add", [y, _swish(b, y)])
+        return b.finish(b.gap(y))
+
+    work = []
+    for n in (40, 160):
+        graph = chain(n)
+        work.append(lines_executed(lambda: transpose_sinking(graph)))
+        assert transposes(graph) == 1
+    assert work[1] / work[0] < 4.5, work
+
+
 # ---- random chains -------------------------------------------------------------------
 
 
