@@ -26,15 +26,24 @@ Algorithm:
 2. Sweep the nodes forward, then backward, until a sweep changes nothing:
    a Transpose whose input is a Transpose takes the composed permutation (the
    inner one goes when nothing else reads it); a Transpose with the identity
-   permutation is bypassed; a layout-agnostic node is flipped by each Q that
-   one of its input Transposes has (pushing it down) or that cancels one of its
-   reading Transposes (pulling it up), if the flip does not increase the number
-   of Transpose nodes: strictly fewer, or as many when Q = [0,2,..,r-1,1]
-   (the node moves into the IR's channels-first layout; this breaks ties the
-   same way every time, so moves never cycle).
+   permutation is bypassed; one that only moves size-1 axes is a reshape, so a
+   Reshape reading it reads its input and a Reshape feeding it takes its output
+   shape (when the Reshape's target is a constant whose 0s copy kept axes);
+   a layout-agnostic node is flipped by each Q that one of its input Transposes
+   has (pushing it down) or that cancels one of its reading Transposes (pulling
+   it up), alone or, when alone it would cost a Transpose, together with every
+   agnostic node connected to it through values that the flip permutes (a
+   Transpose read by two ops whose paths meet again: swish, squeeze-excite).
+   A flip is made only if the number of Transpose nodes does not grow: strictly
+   fewer, or as many when Q = [0,2,..,r-1,1] (the nodes move into the IR's
+   channels-first layout; ties break the same way every time, so moves do not
+   cycle; a node flips at most MAX_FLIPS_PER_NODE times anyway).
 3. Graph inputs and outputs keep their names, shapes and values: the Transposes
    at the model's edges stay (the signature keeps NHWC where the source had it).
-Nodes with quantized values (`Value.quant`) are not flipped.
+Nodes with quantized values (`Value.quant`) are not flipped. A flipped node's
+output is a new value named `<old name>_nchw` when it holds the old NHWC value in
+NCHW order (`<old name>_t` for other permutations); the old name lives on only
+where a Transpose still produces it.
 """
 from __future__ import annotations
 
@@ -272,7 +281,8 @@ class _Sinker:
             return False
         changed = False
         for reader in {id(r): r for r in self.uses.readers(node.outputs[0])}.values():
-            if reader.op == "Reshape" and reader.inputs[1] != node.outputs[0] and _same_target(self, reader, perm):
+            if (reader.op == "Reshape" and reader.inputs[1] != node.outputs[0]
+                    and _same_target(self, reader, perm)):
                 self.uses.set_inputs(reader, [node.inputs[0]] + reader.inputs[1:])
                 changed = True
         if changed:
