@@ -23,11 +23,13 @@ def add_convert_options(p, shape_example: str) -> None:
                         "...), e.g. to compare layer by layer with the source")
     p.add_argument("--embed-test-vector", action="store_true",
                    help="run the numpy reference on seeded random inputs and store inputs and "
-                        "outputs in the file, so `mobconv validate OUT.mob` can check it anywhere")
+                        "outputs in the file, so `mobconv validate OUT.mob` can check it anywhere "
+                        "(e.g. --embed-test-vector --seed 3)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the test vector inputs (default 0), e.g. --seed 3")
     p.add_argument("-q", "--quiet", action="store_true",
-                   help="no status line on stderr while converting (it is only shown on a terminal)")
+                   help="no status line on stderr while converting (it is only shown on a terminal), "
+                        "e.g. in scripts: -q")
 
 
 def default_output(model_path: str) -> str:

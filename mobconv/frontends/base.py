@@ -9,7 +9,12 @@ one-line error ("cannot convert TensorFlow node 'x' (type Conv2D): rule").
 
 `emit` infers each node's output shapes right away, so the next converter
 can ask for them, and evaluates shape-only arithmetic (Shape -> Gather ->
-Concat -> Reshape chains) so that shapes stay known at conversion time.
+Concat -> Reshape chains) so that shapes stay known at conversion time; the
+folding and the rewrites of symbolic shape values are the functions of
+`mobconv/passes/fold_shapes.py`, the same for every frontend.
+
+After converting, every loader fills the signature and metadata with
+`fill_signature` and `fill_metadata` (`file_sha256` hashes the source files).
 """
 from __future__ import annotations
 
@@ -20,13 +25,11 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConversionError, MobconvError
-from ..ir import Node, infer
-from ..ops.registry import InferContext, get_spec
+from ..ir import infer
+from ..limits import check_tensor
+from ..passes import fold_shapes
+from ..passes.fold_shapes import ir_dtype_code  # noqa: F401 - converters import it from here
 from .common import AttrReader
-from ..ir.symbolic import INT64_MAX
-
-_FOLD_LIMIT = 4096  # largest constant input (elements) folded at conversion time
-_FOLD_OUTPUT_LIMIT = 1 << 20  # largest output (elements) computed when folding
 
 
 class ConversionContext:
@@ -36,6 +39,10 @@ class ConversionContext:
     fill `attrs` from their own attribute encoding. `inputs`/`outputs` are IR
     value names, already mapped from the source's naming.
     """
+
+    # Report a broken shape rule when the node is emitted (all shapes are known at
+    # conversion), instead of leaving it to the loader's final infer_shapes.
+    strict_shapes = False
 
     def __init__(self, graph, name: str, op_type: str, where: str, attrs: dict,
                  inputs, outputs, symbolic=None):
@@ -98,221 +105,78 @@ class ConversionContext:
         return name
 
     def emit(self, op: str, inputs, outputs, attrs=None, fold: bool = True) -> None:
-        """Add one IR node (shape-inferred right away when its inputs are known); fold=False
-        keeps a node of constant inputs (a weight's DequantizeLinear, for lower_qdq)."""
-        name = self.name if self._emitted == 0 else self.graph.unique_name(f"{self.name}/{op}")
+        """Add one IR node, its output shapes inferred right away; fold=False keeps a
+        node of constant inputs (a weight's DequantizeLinear, for lower_qdq).
+
+        Shape arithmetic is evaluated instead of emitted (`passes/fold_shapes.py`):
+        a node of small constant inputs becomes constants, a consumer of a symbolic
+        shape value a constant form, so `const_value`/`shape` work right after."""
+        name = self._node_name(op, outputs)
         self._emitted += 1
         inputs, outputs = list(inputs), list(outputs)
         while inputs and not inputs[-1]:
             inputs.pop()
         while outputs and not outputs[-1]:
             outputs.pop()
-        if fold and self._fold(op, inputs, outputs, attrs, name):
+        try:
+            self._emit(op, inputs, outputs, attrs, fold, name)
+        except MobconvError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not pass silently, nor as a traceback
+            raise self.error(f"internal error in the IR {op} node {name!r} "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
+
+    def _emit(self, op, inputs, outputs, attrs, fold, name) -> None:
+        if fold and fold_shapes.fold_constant_node(self.graph, op, inputs, outputs, attrs, name):
             return
         dims = None
         if self.symbolic is not None:
-            if self._rewrite_symbolic(op, inputs, outputs, attrs):
+            if fold_shapes.rewrite_symbolic(self, op, inputs, outputs, attrs):
                 return
-            dims = self.symbolic.evaluate(op, inputs, attrs)
-            if dims is not None and len(dims) == len(outputs):
-                if all(not isinstance(d, str) for arr in dims for d in arr.ravel()):
-                    for out, arr in zip(outputs, dims):
-                        self.graph.values.pop(out, None)
-                        self.graph.add_constant(out, concrete_dims(arr))
-                    return
-            else:
-                dims = None
+            folded, dims = fold_shapes.fold_symbolic_values(self.graph, self.symbolic, op,
+                                                            inputs, outputs, attrs)
+            if folded:
+                return
         node = self.graph.add_node(op, inputs, outputs, attrs, name=name)
         if dims is not None:
             for out, arr in zip(outputs, dims):
                 self.symbolic.dims[out] = arr
+        self._infer(node)
+
+    def _node_name(self, op: str, outputs) -> str:
+        """The first node a converter emits is named after the source node; later ones
+        "<name>/<op>" (made unique)."""
+        return self.name if self._emitted == 0 else self.graph.unique_name(f"{self.name}/{op}")
+
+    def _infer(self, node) -> None:
+        """Infer the node's output shapes now.
+
+        An IR rule error (MobconvError) is left for the loader's final
+        `infer_shapes`, which names the node: an input shape may only be known
+        then (computed at run time, or fixed by the shape tracker of the whole
+        graph). With `strict_shapes` (a frontend whose shapes are all known at
+        conversion, Caffe) it is reported now, naming the source node, and the
+        outputs are checked against mobconv.limits. Any other exception is a bug
+        in an op's shape function: `emit` reports it, naming the source node."""
         try:
             infer.infer_node(self.graph, node)
-        except MobconvError:
-            pass  # unknown input shapes: the final infer_shapes reports real problems
-        except Exception:  # noqa: BLE001 - a reference choking on probe data
-            pass
-
-    def _rewrite_symbolic(self, op, inputs, outputs, attrs) -> bool:
-        """Consumers of symbolic shape values -> constant forms (see `symbolic.py`)."""
-        sym = self.symbolic.dims
-
-        def dims_of(i):
-            return sym.get(inputs[i]) if i < len(inputs) and inputs[i] else None
-
-        if op == "Reshape" and dims_of(1) is not None:
-            target = self._reshape_target(inputs[0], dims_of(1), (attrs or {}).get("allowzero", 0))
-            if target is None:
-                return False
-            self.emit("Reshape", [inputs[0], self.const(target, "shape")], outputs, attrs)
-            return True
-        if op in ("Expand", "ConstantOfShape"):
-            k = 1 if op == "Expand" else 0
-            if dims_of(k) is None:
-                return False
-            if op == "Expand":
-                in_shape = self.graph.values[inputs[0]].shape
-            else:
-                in_shape = ()
-            plan = _broadcast_plan(in_shape, list(dims_of(k).ravel()))
-            if plan is None:
-                return False
-            target, gathers = plan
-            if any(s not in self.symbolic.source for _, s in gathers):
-                return False
-            produced = self.tmp("static") if gathers else outputs[0]
-            new_inputs = list(inputs)
-            new_inputs[k] = self.const(np.asarray(target, np.int64), "shape")
-            self.emit(op, new_inputs, [produced], attrs)
-            return not gathers or self.symbolic.broadcast_to_symbols(self, produced, gathers, outputs)
-        if op == "Range" and dims_of(1) is not None:
-            # arange(B) (the dynamo exporter's batch indices): CumSum(ones(B)) - 1
-            start, delta = self.const_value(0), self.const_value(2)
-            limit = dims_of(1).ravel()
-            if (start is None or delta is None or start.size != 1 or delta.size != 1
-                    or float(start) != 0 or float(delta) != 1 or limit.size != 1
-                    or not isinstance(limit[0], str) or limit[0] not in self.symbolic.source):
-                return False
-            dtype = self.dtype(0) or "int64"
-            zeros = self.symbolic.zeros_like_dim(self, limit[0])
-            ones, counts = self.tmp("ones"), self.tmp("counts")
-            one = self.const(np.asarray(1, np.int64), "one")
-            self.emit("Add", [zeros, one], [ones])
-            self.emit("CumSum", [ones, self.const(np.asarray(0, np.int64), "axis")], [counts])
-            if dtype == "int64":
-                self.emit("Sub", [counts, one], outputs)
-            else:
-                shifted = self.tmp("arange")
-                self.emit("Sub", [counts, one], [shifted])
-                self.emit("Cast", [shifted], outputs, {"to": ir_dtype_code(dtype)})
-            return True
-        if op == "Slice" and any(dims_of(i) is not None for i in range(1, 5)):
-            return self._slice_symbolic(inputs, outputs, attrs)
-        if op == "Resize" and dims_of(3) is not None:
-            x = self.graph.values[inputs[0]].shape
-            sizes = list(dims_of(3).ravel())
-            axes = list((attrs or {}).get("axes") or range(len(x)))
-            if x is None or len(axes) != len(sizes):
-                return False
-            keep = [(a, s) for a, s in zip(axes, sizes) if not (isinstance(s, str) and x[a] == s)]
-            if any(isinstance(s, str) for _, s in keep) or not keep:
-                return False
-            new_attrs = dict(attrs or {})
-            new_attrs["axes"] = [a for a, _ in keep]
-            sizes_c = self.const(np.asarray([s for _, s in keep], np.int64), "sizes")
-            self.emit("Resize", [inputs[0], inputs[1], inputs[2], sizes_c], outputs, new_attrs)
-            return True
-        return False
-
-    def _reshape_target(self, data, dims, allowzero):
-        value = self.graph.values.get(data)
-        in_shape = value.shape if value is not None else None
-        if in_shape is None:
-            return None
-        target, unresolved = [], []
-        for k, d in enumerate(dims.ravel()):
-            if not isinstance(d, str):
-                target.append(int(d))
-            elif not allowzero and k < len(in_shape) and in_shape[k] == d:
-                target.append(0)
-            else:
-                unresolved.append(k)
-                target.append(-1)
-        if len(unresolved) == 1 and target.count(-1) > 1:
-            # x.reshape(B * C, 64, -1): the source's -1 is a plain number here (the element
-            # count fixes it), which frees -1 for the symbolic dim
-            k = unresolved[0]
-            given = [int(d) if j != k else d for j, d in enumerate(dims.ravel())]
-            known = [d for j, d in enumerate(given) if not (j != k and d == -1)]
-            if any(isinstance(d, str) for d in in_shape + tuple(known)):
-                from ..ops.shape_ops import dim_div
-
-                rest = dim_div(list(in_shape), known)
-                if isinstance(rest, int) and target.count(-1) == 2:
-                    target = [rest if (d == -1 and j != k) else d for j, d in enumerate(target)]
-        if len(unresolved) > 1 or (unresolved and target.count(-1) > 1):
-            return None
-        return np.asarray(target, np.int64)
-
-    def _slice_symbolic(self, inputs, outputs, attrs) -> bool:
-        sym = self.symbolic
-        x = self.graph.values[inputs[0]].shape
-        vals = [sym.value(n) if n else None for n in (list(inputs) + [""] * 5)[1:5]]
-        if x is None or any(v is None for v in vals[:2]) or any(
-            n and v is None for n, v in zip(inputs[3:5], vals[2:4])
-        ):
-            return False
-        starts, ends = list(vals[0].ravel()), list(vals[1].ravel())
-        axes = list(vals[2].ravel()) if vals[2] is not None else list(range(len(starts)))
-        steps = list(vals[3].ravel()) if vals[3] is not None else [1] * len(starts)
-        if any(isinstance(v, str) for v in starts + axes + steps):
-            return False
-        new_ends = []
-        for a, e, st in zip(axes, ends, steps):
-            if isinstance(e, str):
-                if st > 0 and x[int(a)] == e:
-                    new_ends.append(int(INT64_MAX))
-                else:
-                    return False
-            else:
-                new_ends.append(int(e))
-        ins = [inputs[0], self.const(np.asarray(starts, np.int64), "starts"),
-               self.const(np.asarray(new_ends, np.int64), "ends"),
-               self.const(np.asarray(axes, np.int64), "axes"),
-               self.const(np.asarray(steps, np.int64), "steps")]
-        self.emit("Slice", ins, outputs, attrs)
-        return True
-
-    def _fold(self, op, inputs, outputs, attrs, name) -> bool:
-        """Shape-only computations become constants right away.
-
-        Shape/Size of a statically shaped value, and any node whose inputs are
-        all small constants (the index arithmetic of Shape -> Gather -> Concat
-        -> Reshape chains and of function-expanded ops), are evaluated with the
-        op's reference, because the IR infers shapes at conversion time and
-        needs those values as constants. General constant folding of weights
-        is left to `mobconv.passes`.
-        """
-        values = [self.graph.values.get(n) if n else None for n in inputs]
-        if any(n and v is None for n, v in zip(inputs, values)):
-            return False
-        if op in ("Shape", "Size"):
-            v = values[0]
-            if v.data is None and (v.shape is None or v.dtype is None or
-                                   not all(isinstance(d, int) for d in v.shape)):
-                return False
-        elif not inputs or any(
-            v is not None and (v.data is None or v.data.size > _FOLD_LIMIT) for v in values
-        ):
-            return False
-        spec = get_spec(op)
-        probe = Node(op, name, list(inputs), list(outputs), dict(attrs or {}))
-        try:
-            spec.check_arity(probe)
-            resolved = spec.resolve_attrs(probe)
-            # the shapes first: small inputs can ask for a huge output (ConstantOfShape,
-            # Range, Expand), which must not be computed here
-            ctx = InferContext(node=probe, inputs=values, attrs=resolved, num_outputs=len(outputs))
-            for _, shape in spec.infer(ctx):
-                if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape) or \
-                        int(np.prod(shape, dtype=object)) > _FOLD_OUTPUT_LIMIT:
-                    return False
-            args = []
-            for v in values:
-                if v is None:
-                    args.append(None)
-                elif v.data is not None:
-                    args.append(v.data)
-                else:
-                    args.append(np.broadcast_to(np.zeros((), dtype=v.dtype), v.shape))
-            results = spec.run_reference(args, resolved)
-        except Exception:  # noqa: BLE001 - let the regular path report the problem
-            return False
-        for out, data in zip(outputs, results):
-            if out:
-                self.graph.values.pop(out, None)
-                self.graph.add_constant(out, np.array(data))
-        return True
+        except ConversionError:
+            if self.strict_shapes:
+                raise
+            return
+        except MobconvError as exc:
+            if self.strict_shapes:
+                raise self.error(str(exc)) from None
+            return
+        if self.strict_shapes:
+            for out in node.outputs:
+                value = self.graph.values.get(out) if out else None
+                if value is None:
+                    continue
+                try:
+                    check_tensor(value.shape, value.dtype, f"output {out!r} of {node.op}")
+                except MobconvError as exc:
+                    raise self.error(str(exc)) from None
 
 
 # ---- what every loader fills in after converting: signature, metadata ----------
@@ -396,43 +260,3 @@ def fill_signature(graph, layouts: Optional[dict] = None, preprocessing=None) ->
     sig.outputs = [spec(n, False) for n in graph.outputs]
     if preprocessing is not None:
         sig.preprocessing = preprocessing
-
-
-def concrete_dims(arr) -> np.ndarray:
-    values = [v for v in arr.ravel()]
-    if values and all(isinstance(v, (bool, np.bool_)) for v in values):
-        return np.asarray(arr, dtype=bool)
-    return np.asarray(arr, dtype=np.int64)
-
-
-def _broadcast_plan(in_shape, target):
-    """(constant target, [(output axis, symbol)]) for Expand of `in_shape` to symbolic `target`.
-
-    A target symbol the input has at the aligned position becomes 1 (broadcast keeps
-    the input's dim); one where the input has 1 (or no dim) is made by a Gather along
-    that output axis afterwards. None when neither applies.
-    """
-    rank = max(len(in_shape), len(target))
-    offset_t, offset_i = rank - len(target), rank - len(in_shape)
-    const, gathers = [], []
-    for j, t in enumerate(target):
-        axis = j + offset_t
-        i = axis - offset_i
-        d = in_shape[i] if 0 <= i < len(in_shape) else 1
-        if not isinstance(t, str):
-            const.append(int(t))
-        elif d == t:
-            const.append(1)
-        elif d == 1:
-            const.append(1)
-            gathers.append((axis, t))
-        else:
-            return None
-    return const, gathers
-
-
-def ir_dtype_code(name: str) -> int:
-    """The IR's dtype code for Cast's `to` (the ONNX TensorProto numbering)."""
-    import onnx
-
-    return int(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(name)))

@@ -8,6 +8,12 @@ output shapes are inferred at once so the next node (or converter) can use
 them (`ctx.shape(name)`). The layer's results must end up in `ctx.outputs`
 (one IR value name per Caffe top, already chosen by the loader), either by
 naming them as node outputs or with `ctx.alias(i, value)`.
+
+`LayerContext` is the frontends' shared `ConversionContext` (frontends/base.py):
+`node`, `temp`, `const`, `shape(name)` are Caffe's names for its `emit`, `tmp`,
+`const`, `shape`, so Caffe gets the same emit-time shape folding as ONNX and
+TensorFlow. Caffe's shapes are always known, so a shape rule broken by a node is
+reported at once (`strict_shapes`), naming the layer.
 """
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ from typing import Optional
 import numpy as np
 
 from ...errors import ConversionError, MobconvError
-from ...ir.infer import infer_node
 from ...limits import check_tensor
+from ..base import ConversionContext
 from ..common import AttrReader
 
 
@@ -47,15 +53,16 @@ def _convert(fd, value):
     return value
 
 
-class LayerContext:
+class LayerContext(ConversionContext):
+    strict_shapes = True  # Caffe's shapes are always known: a broken shape rule is final
+
     def __init__(self, graph, layer, inputs, outputs, random_weights: bool, source: str):
-        self.graph = graph
+        # inputs: IR value names of the bottoms; outputs: the IR value names the tops must get
+        super().__init__(graph, layer.name, layer.type,
+                         f"Caffe layer '{layer.name}' (type {layer.type})", {}, inputs, outputs)
         self.layer = layer
-        self.inputs = list(inputs)  # IR value names of the bottoms
-        self.outputs = list(outputs)  # IR value names the tops must get
         self.random_weights = random_weights
         self.source = source
-        self.where = f"Caffe layer '{layer.name}' (type {layer.type})"
         self.random_used = False
         self.generated = {}  # blob index -> random array drawn for it (random_weights)
 
@@ -75,9 +82,6 @@ class LayerContext:
 
     def has_param(self, field: str) -> bool:
         return self.layer.param.HasField(field)
-
-    def error(self, rule: str) -> ConversionError:
-        return ConversionError(f"cannot convert {self.where}: {rule}")
 
     def check_arity(self, bottoms, tops=1) -> None:
         def ok(n, want):
@@ -132,13 +136,19 @@ class LayerContext:
     caffemodel_missing = False
 
     # ---- building the graph ---------------------------------------------
-    def shape(self, name: str) -> tuple:
+    def shape(self, name) -> tuple:
+        """Shape of the IR value `name` (an error naming the layer if unknown); an int
+        is an input index, as in ConversionContext (None if unknown)."""
+        if not isinstance(name, str):
+            return super().shape(name)
         value = self.graph.values[name]
         if value.shape is None:
             raise self.error(f"shape of {name!r} is unknown")
         return tuple(value.shape)
 
-    def rank(self, name: str) -> int:
+    def rank(self, name) -> int:
+        if not isinstance(name, str):
+            return super().rank(name)
         return len(self.shape(name))
 
     def norm_axis(self, axis: int, rank: int, name: str = "axis") -> int:
@@ -147,42 +157,29 @@ class LayerContext:
         return axis % rank
 
     def temp(self, suffix: str) -> str:
-        return self.graph.unique_name(f"{self.layer.name}/{suffix}")
+        return self.tmp(suffix)
 
     def const(self, data, suffix: str = "const", dtype=None) -> str:
-        array = np.asarray(data, dtype=dtype) if dtype is not None else np.asarray(data)
-        name = self.temp(suffix)
-        self.graph.add_constant(name, array)
-        return name
+        return super().const(np.asarray(data, dtype=dtype) if dtype is not None else data, suffix)
 
     def ints(self, values, suffix: str = "shape") -> str:
         return self.const(np.asarray(list(values), dtype=np.int64), suffix)
 
     def node(self, op: str, inputs, outputs=None, attrs: Optional[dict] = None, suffix: str = ""):
-        """Add one IR node (shapes inferred right away). Returns its first output name,
-        or the list of outputs when several are given."""
+        """Add one IR node (`emit`: shapes inferred right away). Returns its first output
+        name, or the list of outputs when several are given."""
         if outputs is None:
             outputs = [self.temp(suffix or op.lower())]
         elif isinstance(outputs, str):
             outputs = [outputs]
-        name = self.graph.unique_name(f"{self.layer.name}/{op}" if outputs[0] not in self.outputs
-                                      else self.layer.name)
-        node = self.graph.add_node(op, list(inputs), list(outputs), attrs or {}, name=name)
-        try:
-            infer_node(self.graph, node)
-        except ConversionError:
-            raise
-        except MobconvError as exc:  # a shape function's rule
-            raise self.error(str(exc)) from None
-        for out in outputs:
-            value = self.graph.values.get(out)
-            if value is None:
-                continue
-            try:
-                check_tensor(value.shape, value.dtype, f"output {out!r} of {op}")
-            except MobconvError as exc:
-                raise self.error(str(exc)) from None
+        self.emit(op, list(inputs), list(outputs), attrs or {})
         return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def _node_name(self, op: str, outputs) -> str:
+        """The node writing one of the layer's tops is named after the layer, others
+        "<layer>/<op>" (made unique)."""
+        return self.graph.unique_name(f"{self.layer.name}/{op}" if outputs[0] not in self.outputs
+                                      else self.layer.name)
 
     def alias(self, i: int, value: str) -> None:
         """Make top i an alias of an existing value (no node emitted)."""
