@@ -295,3 +295,25 @@ def test_interp_to_a_fixed_size_takes_any_batch_and_size(tmp_path):
         graph = load_caffe(str(zoom), random_weights=True)
     assert tuple(graph.values["data"].shape) == ("N", 3, 9, 9)
     assert graph.metadata.options["input_size_fixed_by"] == "layer 'i' (Interp)"
+
+
+def test_custom_layer_that_only_knows_the_declared_size(tmp_path):
+    """A user's converter that fails at another size (here: it reads a number from
+    the input shape) keeps H/W fixed, with the reason in the metadata."""
+    from mobconv.frontends.caffe import register_layer
+    from mobconv.frontends.caffe.layers import REGISTRY
+
+    p = tmp_path / "custom.prototxt"
+    p.write_text(header((1, 2, 6, 6)) + 'layer { name: "f" type: "Fixed6" bottom: "data" top: "f" }\n')
+    try:
+        @register_layer("Fixed6")
+        def fixed6(ctx):
+            scale = {6: 2.0}[ctx.shape(ctx.inputs[0])[2]]  # KeyError at any other height
+            ctx.node("Mul", [ctx.inputs[0], ctx.const(np.float32(scale), "k")], ctx.outputs[0])
+
+        graph = load_caffe(str(p))
+        assert tuple(graph.values["data"].shape) == ("N", 2, 6, 6)
+        assert graph.metadata.options["input_size_fixed_by"] == \
+            "converting at another size failed (KeyError: 13)"
+    finally:
+        REGISTRY._converters.pop("Fixed6", None)

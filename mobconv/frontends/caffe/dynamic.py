@@ -142,6 +142,9 @@ def _differs_at(graph, net, convert, input_dims: dict):
     except MobconvError as exc:
         found = re.search(r"Caffe layer '(.*?)' \(type (\w+)\)", str(exc))
         return f"layer '{found[1]}' ({found[2]})" if found else str(exc).split(": ", 1)[-1]
+    except Exception as exc:  # noqa: BLE001 - e.g. a custom layer's converter that only
+        # handles the declared size: the net converted there, so keep that size (and say why)
+        return f"converting at another size failed ({type(exc).__name__}: {exc})"
     node = first_difference(graph, other)
     if node is None:
         return None
