@@ -462,6 +462,10 @@ def test_unfrozen_graph_says_so(tmp_path):
      'tensor_shape {} string_val: "hi" } } } } node { name: "a" op: "Identity" input: "c" }',
      ConversionError, "node 'c' (type Const): constants of type string are not supported"),
     ('node { name: "a" op: "Relu" input: "x" } nod { }', ModelFormatError, "not a text GraphDef"),
+    # found by fuzzing the loader with mutated GraphDefs
+    ('node { name: "a" op: "Identity" }', ConversionError, "node 'a' (type Identity): takes 1 input, got 0"),
+    ('node { name: "a" op: "Relu" input: "x" attr { key: "T" value { type: 99 } } }',
+     ConversionError, "node 'a' (type Relu): attribute 'T' has the unknown type code 99"),
 ])
 def test_malformed_graphs_name_the_file_and_node(tmp_path, body, error, fragment):
     path = text_graph(tmp_path, body)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import ConversionError
 from ..base import ConversionContext
 from ..common import _MISSING, AttrReader
 from .tensors import dtype_name, shape_tuple, tensor_to_array
@@ -79,7 +80,11 @@ def _decode_scalar(kind, v, where, name):
     if kind == "b":
         return bool(v)
     if kind == "type":
-        return dtype_name(v)
+        name_ = dtype_name(v)
+        if name_.startswith("dt"):
+            raise ConversionError(f"cannot convert {where}: attribute {name!r} has the unknown "
+                                  f"type code {int(v)}")
+        return name_
     if kind == "shape":
         return shape_tuple(v)
     if kind == "tensor":

@@ -282,6 +282,9 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
             continue  # an input (added above)
         ins = [resolve(i, node) for i in g.data_inputs(node)]
         if node.op in ALIAS_OPS:
+            if len(ins) != 1:
+                raise ConversionError(f"cannot convert {_node_where(node)}: takes 1 input, "
+                                      f"got {len(ins)}")
             alias[name] = ins[0]
             continue
         if node.op == "IdentityN":
