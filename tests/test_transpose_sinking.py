@@ -389,6 +389,35 @@ def test_graph_without_transposes_is_untouched():
     assert (g.nodes, sorted(g.values)) == before
 
 
+def _zoo_sources(tmp_path):
+    import glob
+    import os
+
+    from model_zoo.caffe import nets
+    from real_onnx_models import light_model_paths, with_random_weights
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "..", "model_zoo", "onnx", "*.onnx"))):
+        yield os.path.basename(path), path, {}
+    (shufflenet,) = [p for p in light_model_paths() if "shufflenet" in p]  # channel shuffles
+    onnx.save(with_random_weights(onnx.load(shufflenet)), tmp_path / "shufflenet.onnx")
+    yield "shufflenet", str(tmp_path / "shufflenet.onnx"), {}
+    prototxt, caffemodel = nets.build_ssd(str(tmp_path))  # Permute layers
+    yield "caffe ssd", prototxt, {"caffemodel": caffemodel}
+
+
+def test_existing_models_convert_to_the_same_bytes(tmp_path):
+    """ONNX and Caffe models (some with Transposes: ShuffleNet's channel shuffle, SSD's
+    Permute) give the same .mob bytes with and without the pass."""
+    without = [p for p in DEFAULT_PIPELINE if p != "transpose_sinking"]
+    for name, path, options in _zoo_sources(tmp_path):
+        graph = api.convert(path, optimize=False, **options).graph
+        plain = graph.copy()
+        optimize(graph)
+        optimize(plain, without)
+        assert to_bytes(graph) == to_bytes(plain), name
+
+
 def test_no_move_when_a_transpose_would_be_duplicated():
     """A Transpose read by a Relu and by a Reshape (layout-specific) stays: pushing it
     through the Relu would need a second one for the Reshape."""
