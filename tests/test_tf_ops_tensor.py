@@ -112,6 +112,30 @@ def test_top_k_ties_take_the_lower_index():
     check_against_tf(lambda x: tf.math.top_k(x, k=4), [f32(None, 6)], feeds={"x": x})
 
 
+def _keras_layer(name):
+    tf.keras.utils.set_random_seed(0)
+    layers = tf.keras.layers
+    return {
+        "dense_on_3d": layers.Dense(4),  # tensordot: Shape -> GatherV2 -> Prod -> Pack -> Reshape
+        "repeat_vector": layers.RepeatVector(3),  # int32 shape arithmetic around Tile
+        "upsampling1d": layers.UpSampling1D(2),
+        "multi_head_attention": layers.MultiHeadAttention(2, 4),  # Einsum
+        "embedding": layers.Embedding(10, 3),
+    }[name]
+
+
+KERAS_SPECS = {"dense_on_3d": f32(None, 5, 3), "repeat_vector": f32(None, 4), "upsampling1d": f32(None, 4, 3),
+               "multi_head_attention": f32(None, 4, 8), "embedding": i32(None, 5)}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_SPECS))
+def test_keras_layer_shape_arithmetic(name):
+    """Keras layers whose graphs compute shapes in int32 at run time (batch unknown)."""
+    layer = _keras_layer(name)
+    fn = (lambda x: layer(x, x)) if name == "multi_head_attention" else (lambda x: layer(x))
+    check_against_tf(fn, [KERAS_SPECS[name]])
+
+
 # ---- StridedSlice: generated specs ---------------------------------------------------------
 
 

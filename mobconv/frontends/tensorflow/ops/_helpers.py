@@ -87,3 +87,29 @@ def attr(cx, name: str, default=None):
     """Raw decoded attribute (dtype names, bools, ...) or `default` when absent."""
     value = cx.attrs.attrs.get(name)
     return default if value is None else value
+
+
+def conform(cx, i: int, dtype) -> str:
+    """Input `i` in `dtype` (the node's declared TensorFlow type): a constant is converted
+    with numpy, a computed value gets a Cast. TensorFlow ops take one dtype for all
+    their inputs; a mismatch here comes from the IR side (shape arithmetic folded to
+    int64 constants where TensorFlow computes int32), so converting keeps the values."""
+    return conform_value(cx, cx.input(i), dtype)
+
+
+def conform_value(cx, name: str, dtype) -> str:
+    """`conform` for a value by name."""
+    v = cx.graph.values.get(name)
+    have = None if v is None else v.dtype
+    if not dtype or not have or have == dtype:
+        return name
+    if v.data is not None:
+        return cx.const(np.asarray(v.data).astype(dtype), "conformed")
+    return cast(cx, name, dtype)
+
+
+def typed_inputs(cx, indices=None, type_attr: str = "T") -> list:
+    """The inputs at `indices` (default all) conformed to the node's `type_attr` dtype."""
+    dtype = attr(cx, type_attr)
+    indices = range(len(cx.inputs)) if indices is None else indices
+    return [conform(cx, i, dtype) for i in indices]

@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import TF_OPS
-from ._helpers import as_int64, attr, const_ints, known_rank, norm_axis
+from ._helpers import (
+    as_int64, attr, conform_value, const_ints, known_rank, norm_axis, typed_inputs,
+)
 
 _BINARY = {
     "Add": "Add", "AddV2": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div",
@@ -43,7 +45,7 @@ def _scalar(cx, value, hint, i=0):
 
 @TF_OPS.register(*_BINARY)
 def binary(cx):
-    cx.emit(_BINARY[cx.op_type], cx.inputs[:2], cx.outputs[:1])
+    cx.emit(_BINARY[cx.op_type], typed_inputs(cx, (0, 1)), cx.outputs[:1])
 
 
 @TF_OPS.register(*_UNARY)
@@ -58,7 +60,7 @@ def unary(cx):
 @TF_OPS.register("NotEqual")
 def not_equal(cx):
     eq = cx.tmp("equal")
-    cx.emit("Equal", cx.inputs[:2], [eq])
+    cx.emit("Equal", typed_inputs(cx, (0, 1)), [eq])
     cx.emit("Not", [eq], cx.outputs[:1])
 
 
@@ -72,12 +74,12 @@ def add_n(cx):
     if len(cx.inputs) == 1:
         cx.emit("Identity", cx.inputs[:1], cx.outputs[:1])
         return
-    cx.emit("Sum", cx.inputs, cx.outputs[:1])
+    cx.emit("Sum", typed_inputs(cx), cx.outputs[:1])
 
 
 @TF_OPS.register("FloorDiv")
 def floor_div(cx):
-    a, b = cx.input(0), cx.input(1)
+    a, b = typed_inputs(cx, (0, 1))
     if _is_int(cx):
         rem, exact = cx.tmp("mod"), cx.tmp("exact")
         cx.emit("Mod", [a, b], [rem], {"fmod": 0})
@@ -94,7 +96,7 @@ def floor_mod(cx):
     """FloorMod: the result has the divisor's sign; TruncateMod (and the old Mod): the
     dividend's (C fmod)."""
     fmod = 0 if cx.op_type == "FloorMod" else 1
-    cx.emit("Mod", cx.inputs[:2], cx.outputs[:1], {"fmod": fmod})
+    cx.emit("Mod", typed_inputs(cx, (0, 1)), cx.outputs[:1], {"fmod": fmod})
 
 
 @TF_OPS.register("DivNoNan")
@@ -110,7 +112,7 @@ def div_no_nan(cx):
 @TF_OPS.register("SquaredDifference")
 def squared_difference(cx):
     d = cx.tmp("diff")
-    cx.emit("Sub", cx.inputs[:2], [d])
+    cx.emit("Sub", typed_inputs(cx, (0, 1)), [d])
     cx.emit("Mul", [d, d], cx.outputs[:1])
 
 
@@ -165,9 +167,10 @@ def expm1(cx):
 @TF_OPS.register("ClipByValue")
 def clip_by_value(cx):
     """min(max(t, clip_min), clip_max), the bounds broadcasting like numpy (TF's order)."""
+    x, lo, hi = typed_inputs(cx, (0, 1, 2))
     low = cx.tmp("at_least_min")
-    cx.emit("Max", [cx.input(0), cx.input(1)], [low])
-    cx.emit("Min", [low, cx.input(2)], cx.outputs[:1])
+    cx.emit("Max", [x, lo], [low])
+    cx.emit("Min", [low, hi], cx.outputs[:1])
 
 
 # ---- reductions ---------------------------------------------------------------------
@@ -186,6 +189,9 @@ def reduce(cx):
         axes = []  # TensorFlow lets a scalar be reduced over axis 0/-1: a no-op
     axes = sorted({norm_axis(cx, a, rank, "reduction axis") for a in axes})
     attrs = {"keepdims": keep, "noop_with_empty_axes": 1}
+    if cx.op_type == "Prod" and _shape_vector(cx) and axes == [0]:
+        _product_of_dims(cx, keep)
+        return
     if cx.op_type == "Mean" and _is_int(cx) and axes:
         shape = cx.shape(0)
         if not all(isinstance(shape[a], int) for a in axes):
@@ -199,6 +205,34 @@ def reduce(cx):
     cx.emit(_REDUCE[cx.op_type], [cx.input(0), as_axes(cx, axes)], cx.outputs[:1], attrs)
 
 
+def _shape_vector(cx) -> bool:
+    """A short integer vector computed from shapes (the context tracks its dims)."""
+    shape = cx.shape(0)
+    symbolic = getattr(cx, "symbolic", None)
+    return (_is_int(cx) and shape is not None and len(shape) == 1 and isinstance(shape[0], int)
+            and 1 <= shape[0] <= 8 and symbolic is not None and cx.input(0) in symbolic.dims)
+
+
+def _product_of_dims(cx, keep):
+    """Prod of a shape vector (tf.tensordot's reshape sizes) as Gather + Mul per element,
+    so the product of symbolic dims stays known to the shape tracker."""
+    total = None
+    for k in range(cx.shape(0)[0]):
+        item = cx.tmp(f"dim{k}")
+        cx.emit("Gather", [cx.input(0), cx.const(np.asarray(k, np.int64), "index")], [item],
+                {"axis": 0})
+        item = conform_value(cx, item, cx.dtype(0))
+        if total is not None:
+            product = cx.tmp("product")
+            cx.emit("Mul", [total, item], [product])
+            item = product
+        total = item
+    if keep:
+        cx.emit("Unsqueeze", [total, cx.const(np.asarray([0], np.int64), "axes")], cx.outputs[:1])
+    else:
+        cx.emit("Identity", [total], cx.outputs[:1])
+
+
 def as_axes(cx, axes):
     return cx.const(np.asarray(axes, np.int64).reshape(-1), "axes")
 
@@ -210,3 +244,10 @@ def cumsum(cx):
     cx.emit("CumSum", [cx.input(0), axis], cx.outputs[:1],
             {"exclusive": int(bool(attr(cx, "exclusive", False))),
              "reverse": int(bool(attr(cx, "reverse", False)))})
+
+
+@TF_OPS.register("Einsum")
+def einsum(cx):
+    """Einsum(inputs..., equation): the IR op takes the same equation (numpy's syntax,
+    ellipsis included)."""
+    cx.emit("Einsum", typed_inputs(cx), cx.outputs[:1], {"equation": cx.attrs.string("equation")})

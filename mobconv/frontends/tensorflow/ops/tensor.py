@@ -15,7 +15,7 @@ import numpy as np
 from ..registry import TF_OPS
 from ._helpers import (
     INT64_MAX, as_int64, attr, cast, const_array, const_int, const_ints, int64_const, known_rank,
-    norm_axis, value_shape,
+    norm_axis, typed_inputs,
 )
 from .strided_slice import SpecError, plan_strided_slice
 
@@ -42,10 +42,11 @@ def _identity(cx, value, out):
 @TF_OPS.register("ConcatV2", "Concat")
 def concat(cx):
     """ConcatV2(values..., axis); the old Concat(axis, values...) has the axis first."""
+    n = len(cx.inputs) - 1
     if cx.op_type == "Concat":
-        axis_index, values = 0, cx.inputs[1:]
+        axis_index, values = 0, typed_inputs(cx, range(1, n + 1))
     else:
-        axis_index, values = len(cx.inputs) - 1, cx.inputs[:-1]
+        axis_index, values = n, typed_inputs(cx, range(n))
     axis = const_int(cx, axis_index, "axis")
     if len(values) == 1:
         _identity(cx, values[0], cx.outputs[0])
@@ -96,7 +97,7 @@ def pack(cx):
     rank = known_rank(cx, 0, "values[0]") + 1
     axis = norm_axis(cx, axis, rank)
     parts = [_unsqueeze(cx, v, [axis], out=None if len(cx.inputs) > 1 else cx.outputs[0])
-             for v in cx.inputs]
+             for v in typed_inputs(cx)]
     if len(parts) > 1:
         cx.emit("Concat", parts, cx.outputs[:1], {"axis": axis})
 
@@ -378,7 +379,7 @@ def rank(cx):
 @TF_OPS.register("Range")
 def range_(cx):
     """Range(start, limit, delta) of one dtype (Tidx)."""
-    cx.emit("Range", cx.inputs[:3], cx.outputs[:1])
+    cx.emit("Range", typed_inputs(cx, (0, 1, 2), "Tidx"), cx.outputs[:1])
 
 
 @TF_OPS.register("Cast")
@@ -496,13 +497,13 @@ def select(cx):
     crank, trank = cx.rank(0), cx.rank(1)
     if crank == 1 and trank is not None and trank > 1:
         cond = _unsqueeze(cx, cond, list(range(1, trank)))
-    cx.emit("Where", [cond, cx.input(1), cx.input(2)], cx.outputs[:1])
+    cx.emit("Where", [cond] + typed_inputs(cx, (1, 2)), cx.outputs[:1])
 
 
 @TF_OPS.register("SelectV2")
 def select_v2(cx):
     """SelectV2: numpy broadcasting of all three, as IR Where."""
-    cx.emit("Where", cx.inputs[:3], cx.outputs[:1])
+    cx.emit("Where", [cx.input(0)] + typed_inputs(cx, (1, 2)), cx.outputs[:1])
 
 
 @TF_OPS.register("OneHot")
