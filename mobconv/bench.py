@@ -35,11 +35,25 @@ class BenchResult:
     top_ops: list = field(default_factory=list)  # [(op type, total ms per run, share, count)]
 
 
+def _declared_shapes(path) -> dict:
+    """input -> shape with the sizes the source file declared for symbolic dims
+    (a Caffe deploy file's, api.declared_specs), or {}."""
+    if path is None:
+        return {}
+    from .api import declared_specs, load
+
+    model = load(path)
+    return {s.name: tuple(s.shape) for s in declared_specs(model.graph, model.inputs)}
+
+
 def _random_feeds(interpreter, seed: int, path=None) -> dict:
     rng = np.random.default_rng(check_seed(seed))
     feeds = {}
+    declared = _declared_shapes(path)
     for info in interpreter.inputs:
-        shape = concrete_shape(tuple(d if d >= 0 else 1 for d in info["shape"]))
+        base = declared.get(info["name"], ())
+        shape = concrete_shape(tuple(d if d >= 0 else base[i] if i < len(base) else 1
+                                     for i, d in enumerate(info["shape"])))
         check_random_shape(shape, info["name"], path)
         dtype = np.dtype(info["dtype"])
         if dtype.kind == "f":

@@ -317,3 +317,11 @@ def test_custom_layer_that_only_knows_the_declared_size(tmp_path):
             "converting at another size failed (KeyError: 13)"
     finally:
         REGISTRY._converters.pop("Fixed6", None)
+
+
+def test_bench_runs_a_fully_convolutional_model_at_its_declared_size(nets):
+    from mobconv.bench import bench
+
+    _, _, path = nets["pnet"]
+    result = bench(path, runs=2, warmup=0)
+    assert result.median_ms > 0

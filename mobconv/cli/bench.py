@@ -12,7 +12,8 @@ examples:
   mobconv bench mobilenet.mob
   mobconv bench mobilenet.mob --threads 2 --runs 100
 
-Inputs are seeded random data; symbolic dims are set to 1. The steady-state
+Inputs are seeded random data; symbolic dims take the size the source file
+declared (a Caffe deploy file's), else 1. The steady-state
 numbers come from `--runs` timed runs after `--warmup` untimed ones; the op
 table from a separate profiled interpreter (up to 10 runs). Ctrl-C stops it
 (exit 130). To compare with onnxruntime and

@@ -189,7 +189,8 @@ def compare_quantized(args) -> int:
         raise UsageError(f"--seed {args.seed}: must be a non-negative integer, e.g. --seed 3")
     feeds = parse_input_files(args.input, float_model.inputs)
     missing = [s for s in float_model.inputs if s.name not in feeds]
-    feeds.update(api.random_inputs(missing, seed=args.seed, source=float_model.source))
+    feeds.update(api.random_inputs(api.declared_specs(float_model.graph, missing), seed=args.seed,
+                                   source=float_model.source))
     report = debug(float_model, quant, feeds)
     out(report.table())
     if missing:
