@@ -7,7 +7,7 @@ by adding a row (`mobconv.api` re-exports the table). A loader is called as
 
 `detect_framework(path)` picks the row for a path:
 
-- a directory holding `saved_model.pb` is a TensorFlow SavedModel;
+- a directory holding `saved_model.pb` (or `.pbtxt`) is a TensorFlow SavedModel;
 - `.pb` is a TensorFlow GraphDef, unless its bytes are an ONNX ModelProto with
   a graph (ONNX files are sometimes named `.pb`): then ONNX;
 - `.pbtxt` is a text GraphDef (TensorFlow), `.prototxt` a Caffe deploy file,
@@ -27,7 +27,7 @@ from typing import Optional
 
 from ..errors import MobconvError, UsageError
 
-SAVED_MODEL_FILE = "saved_model.pb"
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,10 @@ FRONTENDS = {
 
 
 def is_saved_model(path) -> bool:
-    """Whether `path` is a directory holding a TensorFlow SavedModel (saved_model.pb)."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+    """Whether `path` is a directory holding a TensorFlow SavedModel (saved_model.pb, or
+    its text form saved_model.pbtxt)."""
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, name))
+                                       for name in SAVED_MODEL_FILES)
 
 
 def detect_framework(path) -> str:
@@ -76,7 +78,7 @@ def detect_framework(path) -> str:
     if os.path.isdir(path):
         if is_saved_model(path):
             return "tensorflow"
-        raise UsageError(f"{path}: is a directory without {SAVED_MODEL_FILE}, so not a TensorFlow "
+        raise UsageError(f"{path}: is a directory without {SAVED_MODEL_FILES[0]}, so not a TensorFlow "
                          "SavedModel; give a model file (.onnx, .prototxt, .pb, .pbtxt) or a "
                          "SavedModel directory")
     ext = os.path.splitext(path)[1].lower()
