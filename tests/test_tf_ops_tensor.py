@@ -311,10 +311,12 @@ def _v1_control_flow():
         control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
 
 
-def _v1_graph(build):
+def _v1_graph(build, functional=False):
     """GraphDef bytes of a TF1 graph: build(x) gets placeholder x [None, 3] and returns the
-    output tensor, which is named 'out'."""
-    with _v1_control_flow(), tf.Graph().as_default() as graph:
+    output tensor, which is named 'out'. functional: tf.compat.v1.cond as TF2 builds it
+    in a graph (If/StatelessIf with branch functions), else Switch/Merge."""
+    flow = contextlib.nullcontext() if functional else _v1_control_flow()
+    with flow, tf.Graph().as_default() as graph:
         x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
         tf.identity(build(x), name="out")
     return graph.as_graph_def().SerializeToString()
@@ -361,23 +363,25 @@ def _conds():
 CONDS = _conds()
 
 
+@pytest.mark.parametrize("functional", [False, True], ids=["switch_merge", "functional_if"])
 @pytest.mark.parametrize("name", sorted(CONDS))
-def test_fold_constant_switches_keeps_tf_result(name):
-    """The folded GraphDef has no Switch/Merge and TensorFlow computes the same output."""
-    graph = _v1_graph(CONDS[name])
+def test_fold_constant_switches_keeps_tf_result(name, functional):
+    """The folded GraphDef has no Switch/Merge/If and TensorFlow computes the same output."""
+    graph = _v1_graph(CONDS[name], functional)
     g = _ops(graph)
-    assert any(n.op == "Switch" for n in g.node)
+    assert any(n.op in (("If", "StatelessIf") if functional else ("Switch",)) for n in g.node)
     folded = fold_constant_switches(g, "model.pb")
-    assert not any(n.op in ("Switch", "Merge") for n in folded.node)
+    assert not any(n.op in ("Switch", "Merge", "If", "StatelessIf") for n in folded.node)
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     want = run_tf(graph, {"x": x}, ["out"])[0]
     got = run_tf(folded.SerializeToString(), {"x": x}, ["out"])[0]
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("functional", [False, True], ids=["switch_merge", "functional_if"])
 @pytest.mark.parametrize("name", ["training_flag", "nested", "two_outputs"])
-def test_constant_cond_converts(name, tmp_path):
-    check_graph_def(_v1_graph(CONDS[name]), ["x"], ["out:0"], tmp_dir=str(tmp_path))
+def test_constant_cond_converts(name, functional, tmp_path):
+    check_graph_def(_v1_graph(CONDS[name], functional), ["x"], ["out:0"], tmp_dir=str(tmp_path))
 
 
 def test_merge_value_index_becomes_constant():
@@ -403,16 +407,17 @@ def test_tf2_cond_on_constant_lowered_and_folded():
     check_against_tf(fn, [f32(None, 3)])
 
 
-def test_non_constant_predicate_is_refused():
+@pytest.mark.parametrize("functional", [False, True], ids=["switch_merge", "functional_if"])
+def test_non_constant_predicate_is_refused(functional):
     def build(x):
         training = tf.compat.v1.placeholder(tf.bool, [], name="training")
         return tf.compat.v1.cond(training, lambda: x * 2.0, lambda: x)
 
     with pytest.raises(ConversionError) as e:
-        fold_constant_switches(_ops(_v1_graph(build)), "model.pb")
+        fold_constant_switches(_ops(_v1_graph(build, functional)), "model.pb")
     msg = str(e.value)
-    assert msg.startswith("model.pb: cannot convert TensorFlow node 'cond/")
-    assert "(type Switch)" in msg and "is not a constant" in msg
+    assert msg.startswith("model.pb: cannot convert TensorFlow node 'cond")
+    assert ("(type StatelessIf)" if functional else "(type Switch)") in msg and "is not a constant" in msg
     assert "Placeholder" in msg and "'training'" in msg and "\n" not in msg
 
 

@@ -1,4 +1,10 @@
-"""Fold TF1-style conditionals whose predicate is constant; refuse loops.
+"""Fold conditionals whose predicate is constant; refuse loops.
+
+A TF1 graph frozen with `graph_util.convert_variables_to_constants` under TF2
+keeps `tf.compat.v1.cond` as a functional If/StatelessIf whose branches are
+functions of the graph's library: those with a constant predicate are inlined
+first (the taken branch's nodes join the graph, an IdentityN keeps the If's
+output names).
 
 `tf.cond` (and TF2's If, which freezing lowers) becomes Switch/Merge nodes:
 Switch(data, pred) forwards `data` to output 1 when pred is true, else to
@@ -76,12 +82,116 @@ def refuse_loops(graph_def, source: str) -> None:
 
 
 def fold_constant_switches(graph_def, source: str):
-    """`graph_def` with constant-predicate Switch/Merge folded (a new GraphDef when
-    anything changed); ConversionError for loops and non-constant predicates."""
+    """`graph_def` with constant-predicate conditionals folded (a new GraphDef when
+    anything changed): functional If/StatelessIf inlined, then Switch/Merge resolved;
+    ConversionError for loops and non-constant predicates."""
+    graph_def = inline_constant_ifs(graph_def, source)
     refuse_loops(graph_def, source)
     if not any(n.op in _SWITCH + _MERGE for n in graph_def.node):
         return graph_def
     return _Folder(graph_def, source).run()
+
+
+# ---- functional If (TF2 control flow in a TF1-frozen graph) ---------------------------
+
+_IF = ("If", "StatelessIf")
+# output argument names, in order, of ops with several (FunctionDef bodies name outputs as
+# "node:arg:index"); any other op has one output argument and index = output number
+_OUTPUT_ARGS = {
+    "TopKV2": ("values", "indices"), "TopK": ("values", "indices"), "Unique": ("y", "idx"),
+    "FusedBatchNorm": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
+    "FusedBatchNormV2": ("y", "batch_mean", "batch_variance", "reserve_space_1",
+                         "reserve_space_2"),
+    "FusedBatchNormV3": ("y", "batch_mean", "batch_variance", "reserve_space_1",
+                         "reserve_space_2", "reserve_space_3"),
+    "Switch": ("output_false", "output_true"), "Merge": ("output", "value_index"),
+}
+_INLINE_ROUNDS = 32  # nested conditionals inlined per call, at most
+
+
+def inline_constant_ifs(graph_def, source: str):
+    """If/StatelessIf whose `cond` is a constant become the taken branch's nodes (named
+    "<if>/<node>") and an IdentityN under the If's name (so its outputs keep their names).
+    Nested Ifs are inlined in later rounds."""
+    for _ in range(_INLINE_ROUNDS):
+        ifs = [n for n in graph_def.node if n.op in _IF]
+        if not ifs:
+            return graph_def
+        functions = {f.signature.name: f for f in graph_def.library.function}
+        folder = _Folder(graph_def, source)
+        out = type(graph_def)()
+        out.CopyFrom(graph_def)
+        del out.node[:]
+        names = {n.name for n in graph_def.node}
+        for node in graph_def.node:
+            if node.op not in _IF:
+                out.node.add().CopyFrom(node)
+                continue
+            data = [split_input(i) for i in node.input if not i.startswith("^")]
+            pred = folder._value(data[0]) if data else None
+            if pred is None or pred.size != 1:
+                origin = folder._origin(data[0]) if data else node
+                raise ConversionError(
+                    f"{source}: cannot convert {_where(node)}: its predicate "
+                    f"{node.input[0] if node.input else ''!r} is not a constant (it comes from "
+                    f"{_where(origin)}); only conditionals on a constant (Const, "
+                    "PlaceholderWithDefault, or logic over them) are folded")
+            branch = node.attr["then_branch" if bool(pred.reshape(-1)[0]) else "else_branch"]
+            fn = functions.get(branch.func.name)
+            if fn is None:
+                raise ConversionError(f"{source}: cannot convert {_where(node)}: branch function "
+                                      f"{branch.func.name!r} is not in the graph's library")
+            _inline(out, node, fn, [_tensor_name(t) for t in data[1:]], names, source)
+        graph_def = out
+    raise ConversionError(f"{source}: conditionals nested deeper than {_INLINE_ROUNDS} levels")
+
+
+def _inline(out, node, fn, args, names, source):
+    """Append fn's body to `out` as nodes "<node>/<name>", its arguments bound to `args`,
+    and an IdentityN named like `node` forwarding fn's results."""
+    sig = fn.signature
+    if len(args) != len(sig.input_arg):
+        raise ConversionError(f"{source}: cannot convert {_where(node)}: {len(args)} inputs for "
+                              f"branch {sig.name!r}, which takes {len(sig.input_arg)}")
+    bound = {a.name: t for a, t in zip(sig.input_arg, args)}
+    ops = {n.name: n.op for n in fn.node_def}
+    renamed = {}
+    for n in fn.node_def:
+        name = f"{node.name}/{n.name}"
+        while name in names:
+            name += "_"
+        names.add(name)
+        renamed[n.name] = name
+
+    def tensor(ref: str) -> str:
+        if ref.startswith("^"):
+            return "^" + renamed.get(ref[1:], ref[1:])
+        if ref in bound:
+            return bound[ref]
+        parts = ref.split(":")
+        if len(parts) == 3 and parts[0] in renamed:
+            args_of = _OUTPUT_ARGS.get(ops[parts[0]])
+            index = args_of.index(parts[1]) if args_of and parts[1] in args_of else int(parts[2])
+            return _tensor_name((renamed[parts[0]], index))
+        if parts[0] in renamed:  # plain "node" / "node:k"
+            return _tensor_name((renamed[parts[0]], int(parts[1]) if len(parts) == 2 else 0))
+        raise ConversionError(f"{source}: cannot convert {_where(node)}: branch {sig.name!r} "
+                              f"reads {ref!r}, which it does not define")
+
+    for n in fn.node_def:
+        if any(v.WhichOneof("value") == "placeholder" for v in n.attr.values()):
+            raise ConversionError(f"{source}: cannot convert {_where(node)}: branch "
+                                  f"{sig.name!r} has polymorphic attributes (not a frozen graph)")
+        new = out.node.add()
+        new.CopyFrom(n)
+        new.name = renamed[n.name]
+        del new.input[:]
+        new.input.extend(tensor(i) for i in n.input if not i.startswith("^"))
+    forward = out.node.add()
+    forward.name, forward.op = node.name, "IdentityN"
+    forward.input.extend(tensor(fn.ret[a.name]) for a in sig.output_arg)
+    forward.attr["T"].list.type.extend(
+        node.attr["Tout"].list.type if "Tout" in node.attr else [a.type for a in sig.output_arg])
 
 
 class _Folder:
