@@ -466,6 +466,11 @@ def test_unfrozen_graph_says_so(tmp_path):
     ('node { name: "a" op: "Identity" }', ConversionError, "node 'a' (type Identity): takes 1 input, got 0"),
     ('node { name: "a" op: "Relu" input: "x" attr { key: "T" value { type: 99 } } }',
      ConversionError, "node 'a' (type Relu): attribute 'T' has the unknown type code 99"),
+    ('node { name: "a" op: "ConcatV2" input: "x" input: "x" input: "ax" '
+     'attr { key: "T" value { type: DT_STRING } } attr { key: "N" value { i: 2 } } } '
+     'node { name: "ax" op: "Const" attr { key: "value" value { tensor { '
+     'dtype: DT_INT32 tensor_shape {} int_val: 0 } } } }',
+     ConversionError, "node 'a' (type ConcatV2): computes on string tensors (attribute 'T')"),
 ])
 def test_malformed_graphs_name_the_file_and_node(tmp_path, body, error, fragment):
     path = text_graph(tmp_path, body)
@@ -506,6 +511,90 @@ def test_saved_model_pb_renamed_is_not_taken_for_a_graph(saved_models, tmp_path)
 def test_directory_without_saved_model(tmp_path):
     with pytest.raises(MobconvError, match="saved_model.pb"):
         load_tensorflow(str(tmp_path))
+
+
+# ---- mutated graphs -------------------------------------------------------------------------
+
+
+def _conv_net(x):
+    rng = np.random.default_rng(5)
+    k = tf.constant(rng.standard_normal((3, 3, 3, 8)).astype(np.float32))
+    y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, k, 2, "SAME"), tf.constant(np.ones(8, np.float32))))
+    y = tf.reshape(tf.nn.max_pool2d(y, 2, 2, "VALID"), [-1, 32])
+    a, b = tf.split(y, 2, axis=1)
+    y = tf.matmul(tf.concat([b, a], 1), tf.constant(rng.standard_normal((32, 5)).astype(np.float32)))
+    return tf.nn.softmax(y), tf.argmax(y, 1)
+
+
+def _mutate(rnd, graph_def):
+    """One random edit of a GraphDef: an attribute dropped or changed, an input rewired,
+    dropped or added, an op type or name swapped, a node removed."""
+    nodes = list(graph_def.node)
+    node = rnd.choice(nodes)
+    kind = rnd.randrange(8)
+    if kind == 0 and node.attr:
+        del node.attr[rnd.choice(sorted(node.attr))]
+    elif kind == 1 and node.attr:
+        value = node.attr[rnd.choice(sorted(node.attr))]
+        which = value.WhichOneof("value")
+        if which == "i":
+            value.i = rnd.choice([-1, 0, 7, 1 << 40])
+        elif which == "type":
+            value.type = rnd.choice([2, 3, 7, 9, 10, 14, 19, 20])
+        elif which == "s":
+            value.s = rnd.choice([b"", b"NCHW", b"SAME", b"VALID", b"\xff"])
+        elif which == "list" and value.list.i:
+            value.list.i[rnd.randrange(len(value.list.i))] = rnd.choice([0, -1, 3, 1 << 33])
+        elif which == "shape":
+            if value.shape.dim:
+                value.shape.dim[rnd.randrange(len(value.shape.dim))].size = rnd.choice([-1, 0, 5])
+            else:
+                value.shape.unknown_rank = True
+        elif which == "tensor":
+            t = value.tensor
+            edit = rnd.randrange(3)
+            if edit == 0:
+                t.tensor_content = t.tensor_content[:-4]
+            elif edit == 1 and t.tensor_shape.dim:
+                t.tensor_shape.dim[0].size += 1
+            else:
+                t.dtype = rnd.choice([1, 2, 3, 7, 9, 10, 14, 19, 20])
+    elif kind == 2 and node.input:
+        node.input[rnd.randrange(len(node.input))] = rnd.choice(nodes).name + rnd.choice(["", ":1", ":7"])
+    elif kind == 3 and node.input:
+        del node.input[rnd.randrange(len(node.input))]
+    elif kind == 4:
+        node.input.append(rnd.choice(nodes).name)
+    elif kind == 5:
+        node.op = rnd.choice(nodes).op
+    elif kind == 6:
+        graph_def.node.remove(node)
+    else:
+        node.name = rnd.choice(nodes).name
+
+
+def test_mutated_graphs_fail_with_one_line_errors(tmp_path, mlp):
+    """Every mutant either converts or raises a MobconvError naming the file, on one line."""
+    import random
+
+    seeds = [frozen(_conv_net, [tf.TensorSpec([None, 8, 8, 3], tf.float32, name="x")]).graph_def,
+             mlp[1].graph_def]
+    rnd = random.Random(0)
+    path = str(tmp_path / "mutant.pb")
+    converted = 0
+    for _ in range(300):
+        g = parse(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 3)):
+            _mutate(rnd, g)
+        with open(path, "wb") as f:
+            f.write(g.SerializeToString())
+        try:
+            mobconv.convert(path)
+            converted += 1
+        except MobconvError as exc:
+            msg = str(exc)
+            assert msg.startswith(path) and "\n" not in msg, msg
+    assert 0 < converted < 300
 
 
 # ---- without TensorFlow --------------------------------------------------------------------

@@ -94,11 +94,26 @@ def _decode_scalar(kind, v, where, name):
     return v
 
 
+# Tensor types no IR value can have: a node computing on them cannot be converted.
+_NO_IR_TYPE = {"string", "resource", "variant", "complex64", "complex128", "qint8", "quint8",
+               "qint16", "quint16", "qint32"}
+
+
 def decode_attrs(node, where: str) -> dict:
     """NodeDef.attr -> {name: python value}; TensorFlow's internal "_..." attributes
-    (colocation, output shapes, XLA hints) are left out."""
-    return {k: decode_attr(v, where, k) for k, v in sorted(node.attr.items())
-            if not k.startswith("_")}
+    (colocation, output shapes, XLA hints) are left out. A `type` attribute naming a
+    tensor type the IR has not (string, resource, complex, ...) is refused here, once
+    for every converter."""
+    attrs = {}
+    for key, value in sorted(node.attr.items()):
+        if key.startswith("_"):
+            continue
+        attrs[key] = decode_attr(value, where, key)
+        if value.WhichOneof("value") == "type" and attrs[key] in _NO_IR_TYPE:
+            raise ConversionError(f"cannot convert {where}: computes on {attrs[key]} tensors "
+                                  f"(attribute {key!r}), which mobconv models cannot hold; "
+                                  "cut the graph after it with --inputs")
+    return attrs
 
 
 class TFAttrReader(AttrReader):
