@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from .common import HelpFormatter
-from .convert_flow import (  # noqa: F401 - re-exported for code that imported them from here
-    add_convert_options, check_output_path, convert_and_save, default_output, describe,
-    onnx_external_files)
+from .convert_flow import add_convert_options, convert_and_save
 
 EPILOG = """\
 examples:

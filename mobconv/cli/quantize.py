@@ -8,7 +8,7 @@ from .. import api
 from ..errors import MobconvError, UsageError
 from ..summary import human_bytes
 from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
-from .onnx2mob import check_output_path, onnx_external_files
+from .convert_flow import check_output_path, onnx_external_files
 
 EPILOG = """\
 examples:
