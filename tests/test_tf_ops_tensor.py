@@ -98,6 +98,12 @@ TENSOR_CASES = {
     "select_v2_broadcast": (lambda c, x: tf.where(c, x, 7.0), [S([3], tf.bool, name="c"), f32(None, 3)]),
     "one_hot": (lambda i: [tf.one_hot(i - 2, 6), tf.one_hot(i, 4, axis=0, on_value=5.0, off_value=-1.0),
                            tf.one_hot(i, 8, axis=1, dtype=tf.int32)], [i32(None, 3)]),
+    "reverse": (lambda x: [tf.reverse(x, [1]), tf.reverse(x, [0, -1])], [f32(None, 3, 4)]),
+    "scatter_nd": (lambda u: tf.scatter_nd(tf.constant([[1], [3], [1]]), u, [5, 2]), [f32(3, 2, name="u")]),
+    "tensor_scatter": (lambda x: [tf.tensor_scatter_nd_update(x, [[0, 1], [2, 0]], [5.0, 6.0]),
+                                  tf.tensor_scatter_nd_add(x, [[1, 1], [1, 1]], [1.0, 2.0])], [f32(3, 2)]),
+    "broadcast_args": (lambda x: tf.broadcast_to(x, tf.raw_ops.BroadcastArgs(s0=[3, 1], s1=[1, 4])),
+                       [f32(3, 1)]),
 }
 
 
@@ -256,6 +262,11 @@ MATH_CASES = {
                    [i32(None, 3)]),
     "cumsum": (lambda x: [tf.cumsum(x, axis=1), tf.cumsum(x, axis=-1, exclusive=True, reverse=True)],
                [f32(None, 5)]),
+    "is_nan_inf_finite": (lambda x: [tf.math.is_nan(tf.math.log(x)), tf.math.is_inf(1.0 / tf.round(x)),
+                                     tf.math.is_finite(tf.math.log(x) / tf.round(x))], [f32(None, 6)]),
+    "euclidean_norm": (lambda x: [tf.norm(x, axis=1), tf.math.reduce_euclidean_norm(x, axis=[0, 2],
+                                                                                keepdims=True)],
+                       [f32(None, 3, 4)]),
     "div_no_nan": (lambda x, y: tf.math.divide_no_nan(x, tf.round(y)), [f32(None, 4), f32(None, 4, name="y")]),
 }
 

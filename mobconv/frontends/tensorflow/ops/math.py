@@ -69,6 +69,21 @@ def logical_xor(cx):
     cx.emit("Xor", cx.inputs[:2], cx.outputs[:1])
 
 
+@TF_OPS.register("IsNan", "IsInf", "IsFinite")
+def is_nan(cx):
+    """IsNan: x != x; IsInf: |x| == inf; IsFinite: |x| < inf (false for NaN too)."""
+    x = cx.input(0)
+    if cx.op_type == "IsNan":
+        same = cx.tmp("equal_self")
+        cx.emit("Equal", [x, x], [same])
+        cx.emit("Not", [same], cx.outputs[:1])
+        return
+    magnitude = cx.tmp("abs")
+    cx.emit("Abs", [x], [magnitude])
+    op = "Equal" if cx.op_type == "IsInf" else "Less"
+    cx.emit(op, [magnitude, _scalar(cx, np.inf, "inf")], cx.outputs[:1])
+
+
 @TF_OPS.register("AddN")
 def add_n(cx):
     if len(cx.inputs) == 1:
@@ -176,7 +191,8 @@ def clip_by_value(cx):
 # ---- reductions ---------------------------------------------------------------------
 
 _REDUCE = {"Sum": "ReduceSum", "Mean": "ReduceMean", "Max": "ReduceMax", "Min": "ReduceMin",
-           "Prod": "ReduceProd", "Any": "ReduceMax", "All": "ReduceMin"}
+           "Prod": "ReduceProd", "Any": "ReduceMax", "All": "ReduceMin",
+           "EuclideanNorm": "ReduceL2"}
 
 
 @TF_OPS.register(*_REDUCE)

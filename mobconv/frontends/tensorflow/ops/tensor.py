@@ -528,3 +528,46 @@ def one_hot(cx):
     hit = cx.tmp("hit")
     cx.emit("Equal", [expanded, cx.const(arange, "arange")], [hit])
     cx.emit("Where", [hit, cx.input(2), cx.input(3)], cx.outputs[:1])
+
+
+@TF_OPS.register("ReverseV2")
+def reverse_v2(cx):
+    """ReverseV2(tensor, axis): Slice with step -1 on each listed axis."""
+    rank = known_rank(cx, 0)
+    axes = sorted({norm_axis(cx, a, rank) for a in const_ints(cx, 1, "axis")})
+    if not axes:
+        _identity(cx, cx.input(0), cx.outputs[0])
+        return
+    n = len(axes)
+    cx.emit("Slice", [cx.input(0), int64_const(cx, [-1] * n, "starts"),
+                      int64_const(cx, [-INT64_MAX] * n, "ends"), int64_const(cx, axes, "axes"),
+                      int64_const(cx, [-1] * n, "steps")], cx.outputs[:1])
+
+
+@TF_OPS.register("ScatterNd", "TensorScatterUpdate", "TensorScatterAdd")
+def scatter_nd(cx):
+    """ScatterNd(indices, updates, shape): zeros of `shape` with the updates summed in
+    (TensorFlow adds duplicates); TensorScatterUpdate/Add(tensor, indices, updates):
+    ScatterND with reduction none/add. Indices become int64."""
+    if cx.op_type == "ScatterNd":
+        dtype = cx.dtype(1) or attr(cx, "T") or "float32"
+        data = cx.tmp("zeros")
+        cx.emit("ConstantOfShape", [as_int64(cx, 2, "shape")], [data],
+                {"value": np.zeros(1, dtype=dtype)})
+        indices, updates, reduction = as_int64(cx, 0, "indices"), cx.input(1), "add"
+    else:
+        data, indices, updates = cx.input(0), as_int64(cx, 1, "indices"), cx.input(2)
+        reduction = "add" if cx.op_type == "TensorScatterAdd" else "none"
+    cx.emit("ScatterND", [data, indices, updates], cx.outputs[:1], {"reduction": reduction})
+
+
+@TF_OPS.register("BroadcastArgs")
+def broadcast_args(cx):
+    """The broadcast shape of two shape vectors, when both are known at conversion."""
+    s0, s1 = (const_ints(cx, i, f"s{i}") for i in (0, 1))
+    try:
+        shape = np.broadcast_shapes(tuple(s0), tuple(s1))
+    except ValueError:
+        raise cx.error(f"shapes {s0} and {s1} do not broadcast") from None
+    dtype = attr(cx, "T") or "int32"
+    _identity(cx, cx.const(np.asarray(shape, dtype=dtype), "shape"), cx.outputs[0])
