@@ -391,3 +391,18 @@ def test_swallowing_handler_check_finds_one(tmp_path):
     path.write_text("try:\n    x = 1\nexcept (ValueError, Exception):\n    pass\n"
                     "try:\n    y = 1\nexcept ValueError:\n    pass\n")
     assert _swallowing_handlers(str(path)) == [f"{os.path.relpath(str(path), ROOT)}:3"]
+
+
+def test_quantize_sniffs_pb_files(tmp_path):
+    """`mobconv quantize` used to take every .pb for ONNX: a TensorFlow GraphDef goes to
+    the TensorFlow frontend now, an ONNX model named .pb still to ONNX."""
+    import argparse
+
+    from mobconv.cli.quantize import _framework
+
+    make_tiny_onnx(tmp_path / "m.onnx")
+    onnx_pb, tf_pb = tmp_path / "onnx.pb", tmp_path / "frozen.pb"
+    onnx_pb.write_bytes((tmp_path / "m.onnx").read_bytes())
+    tf_pb.write_bytes(graph_def_bytes())
+    for path, want in ((onnx_pb, "onnx"), (tf_pb, "tensorflow")):
+        assert _framework(argparse.Namespace(model=str(path), caffemodel=None)) == want

@@ -132,8 +132,6 @@ def _framework(args) -> str:
                          f".prototxt (the model is {path})")
     if ext == ".mob":
         return "mob"
-    if ext == ".pb":
-        return "onnx"
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory (give a model file: a .mob, a .onnx, or a "
                          "Caffe .prototxt followed by its .caffemodel)")
