@@ -249,14 +249,15 @@ def test_ceil_mode_pooling_at_odd_sizes_matches_opencv(tmp_path):
 
 def test_ssd_head_at_other_sizes_matches_opencv(tmp_path):
     """PriorBox reads the feature-map and image sizes at run time: the zoo SSD head
-    (declared 32x32) at other sizes gives OpenCV's priors and detections."""
+    (declared 1x3x32x32) at other sizes and batch 2 gives OpenCV's priors and
+    detections (rows carry the image index)."""
     from model_zoo.caffe.nets import build_ssd
 
     prototxt, caffemodel = build_ssd(str(tmp_path))
     graph = load_caffe(prototxt, caffemodel)
     assert tuple(graph.values["data"].shape) == ("N", 3, "H", "W")
     model = mobconv.convert(prototxt, caffemodel=caffemodel)
-    for shape in [(1, 3, 48, 40), (1, 3, 33, 31)]:
+    for shape in [(1, 3, 48, 40), (1, 3, 33, 31), (2, 3, 32, 32)]:
         x = rand(shape)
         want = opencv(prototxt, caffemodel, x, ["mbox_priorbox", "detection_out"])
         plain = run(graph, {"data": x}, keep_intermediates=True)
