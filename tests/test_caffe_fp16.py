@@ -4,11 +4,12 @@ raw_data_type FLOAT16, fields 12 and 10 of opencv-caffe.proto) convert, and the
 
 Oracles: OpenCV running the fp16 caffemodel (it widens the fp16 weights to float32)
 and OpenCV running the float caffemodel. Tolerances (max |ours - cv| / max |cv|):
-- vs OpenCV on the fp16 model: 2e-3. Weights read from the file are the same
-  fp16 values; the difference is BatchNorm/Scale folded into the conv weights by
-  `optimize`, which are then stored as fp16 again (one more 2^-11 rounding per weight).
-- vs OpenCV on the float model: 1e-2 (fp16 rounding of every weight, twice for
-  folded ones). The unoptimized graph (no folding) matches the fp16 model at 1e-4.
+- vs OpenCV on the fp16 model: 5e-4 (measured 6e-5 on the ResNet, 3e-7 on LeNet).
+  Weights read from the file are the same fp16 values; the difference is
+  BatchNorm/Scale folded into the conv weights by `optimize`, which are then stored
+  as fp16 again (one more 2^-11 rounding per weight).
+- vs OpenCV on the float model: 2e-3 (measured 1.7e-4 and 3.3e-4: fp16 rounding of
+  every weight). The unoptimized graph (no folding) matches the fp16 model at 1e-4.
 """
 import numpy as np
 import pytest
@@ -22,8 +23,8 @@ from mobconv.frontends.caffe.parser import blob_to_array  # noqa: E402
 from mobconv.reference.interpreter import run  # noqa: E402
 from model_zoo.caffe.nets import build_lenet, build_resnet  # noqa: E402
 
-FP16_VS_FP16_MODEL = 2e-3
-FP16_VS_FLOAT_MODEL = 1e-2
+FP16_VS_FP16_MODEL = 5e-4
+FP16_VS_FLOAT_MODEL = 2e-3
 
 
 def rel_error(ours, theirs):
