@@ -13,6 +13,9 @@ Steps:
    shapes are inferred node by node as they are added.
 5. Graph outputs are the blobs no layer reads; signature (NCHW, Caffe's BGR
    order, transform_param mean/scale) and metadata are filled.
+6. Input dims are defaults, not contracts (`dynamic.py`): the batch, and H/W
+   where the net converts to the same IR at another size, become symbols; the
+   declared shapes stay in the metadata ("declared_input_shapes").
 """
 from __future__ import annotations
 
