@@ -165,6 +165,25 @@ def test_dilated_conv_on_unknown_height_width_folds(tmp_path):
                          what=f"{backend} {shape}")
 
 
+def test_hand_written_atrous_patterns():
+    """A BiasAdd between the conv and BatchToSpaceND folds too; crops larger than the paddings
+    (a negative pad) leave the pattern to the ops themselves; both match TensorFlow."""
+    w, bias = W(3, 3, 2, 3), W(3, seed=1)
+
+    def folded(x):
+        s = tf.space_to_batch_nd(x, [2, 3], [[2, 3], [3, 4]])
+        y = tf.nn.bias_add(tf.nn.conv2d(s, w, 1, "VALID"), bias)
+        return tf.batch_to_space(y, [2, 3], [[0, 1], [1, 1]])
+
+    def not_folded(x):
+        s = tf.space_to_batch_nd(x, [2, 2], [[0, 0], [0, 0]])
+        return tf.batch_to_space(tf.nn.conv2d(s, w, 1, "VALID"), [2, 2], [[1, 1], [0, 0]])
+    model = check_against_tf(folded, [X(7, 8, 2)])
+    _no_space_to_batch(model)
+    model = check_against_tf(not_folded, [X(8, 10, 2)])
+    assert "Slice" in ops_of(model)
+
+
 def test_space_to_batch_and_back_on_their_own():
     def fn(x):
         s = tf.space_to_batch_nd(x, [2, 3], [[1, 0], [2, 3]])
@@ -251,6 +270,27 @@ def test_resize_align_corners_half_pixel(op):
                 outs.append(raw(images=x, size=size, align_corners=align, half_pixel_centers=half))
         return tuple(outs)
     check_against_tf(fn, [X(5, 10, 2)])
+
+
+@pytest.mark.parametrize("hw,sizes", [((5, 7), [(27, 29), (11, 7)]), ((14, 8), [(9, 28), (38, 21)]),
+                                      ((12, 3), [(37, 36)])])
+def test_resize_nearest_float32_ties(hw, sizes):
+    """Sizes where TensorFlow's float32 source coordinate lands on (or next to) a rounding tie
+    (7 -> 29 with align_corners: 7 * 0.21428572f = 1.5000000) pick TensorFlow's pixel."""
+    def fn(x):
+        return tuple(tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=align,
+                                                      half_pixel_centers=half)
+                     for size in sizes for align, half in ((True, False), (False, True)))
+    check_against_tf(fn, [X(*hw, 2)], batches=(2,))
+
+
+def test_resize_with_unknown_input_size():
+    def fn(x):
+        return tuple(raw(images=x, size=(7, 3), align_corners=align, half_pixel_centers=half)
+                     for raw in (tf.raw_ops.ResizeBilinear, tf.raw_ops.ResizeNearestNeighbor)
+                     for align, half in ((False, False), (True, False), (False, True)))
+    model = check_against_tf(fn, [X(None, None, 2)])
+    assert ops_of(model).count("Resize") == 6
 
 
 def test_keras_bilinear_upsampling_and_tf_image_resize():

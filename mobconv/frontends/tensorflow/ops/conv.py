@@ -35,8 +35,6 @@ def spatial_attr(cx, name: str, fmt: str, nd: int, values=None) -> list:
     values; the batch and channel entries must be 1."""
     if values is None:
         values = cx.attrs.ints(name, [1] * (nd + 2))
-    if len(values) == 1:  # some writers give a single value for every spatial dim
-        values = [1] + values * nd + [1] if fmt == "NHWC" else [1, 1] + values * nd
     if len(values) != nd + 2:
         raise cx.error(f"{name} {values} must have {nd + 2} values (one per dim of {fmt})")
     outer = (values[0], values[-1]) if fmt == "NHWC" else (values[0], values[1])
@@ -141,9 +139,12 @@ def relaid_filter(cx, i: int, perm, reshape=None, axis_map=None) -> str:
             cx.emit("DequantizeLinear", ins, [out], attrs, fold=False)
             return out
     out = cx.tmp("filter")
-    cx.emit("Transpose", [name], [out] if reshape is None else [out + "_t"], {"perm": list(perm)})
-    if reshape is not None:
-        cx.emit("Reshape", [out + "_t", cx.const(np.asarray(reshape, np.int64), "shape")], [out])
+    if reshape is None:
+        cx.emit("Transpose", [name], [out], {"perm": list(perm)})
+        return out
+    moved = cx.tmp("filter_t")
+    cx.emit("Transpose", [name], [moved], {"perm": list(perm)})
+    cx.emit("Reshape", [moved, cx.const(np.asarray(reshape, np.int64), "shape")], [out])
     return out
 
 

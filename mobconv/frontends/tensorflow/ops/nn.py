@@ -11,10 +11,13 @@ Resize coordinates, as TensorFlow computes them (resize_bilinear_op.cc,
 resize_nearest_neighbor_op.cc), in the IR's terms:
 - bilinear: align_corners -> align_corners; half_pixel_centers -> half_pixel;
   neither -> asymmetric (taps past the border clamp to it, as both do);
-- nearest: neither -> asymmetric + floor (floor(y * in / out));
-  align_corners -> align_corners + round_prefer_ceil (roundf: ties away from 0);
-  half_pixel_centers -> half_pixel + round_prefer_ceil, since
-  floor((y + 0.5) * in / out) = round-half-up((y + 0.5) * in / out - 0.5).
+- nearest, sizes known at conversion: the rows and columns TensorFlow picks, computed
+  with its float32 arithmetic, gathered (exact; the IR Resize in float64 can resolve a
+  float32 tie the other way);
+- nearest, sizes known only at run time: neither -> asymmetric + floor; align_corners ->
+  align_corners + round_prefer_ceil (roundf); half_pixel_centers -> half_pixel +
+  round_prefer_ceil, since floor((y + 0.5) * in / out) = round-half-up((y + 0.5) * in /
+  out - 0.5).
 """
 from __future__ import annotations
 
@@ -196,40 +199,70 @@ def softmax(cx):
 # ---- resize -------------------------------------------------------------------------
 @TF_OPS.register("ResizeBilinear", "ResizeNearestNeighbor")
 def resize(cx):
-    """images (N, H, W, C), size (new_h, new_w) -> Resize on the NCHW spatial axes."""
+    """images (N, H, W, C), size (new_h, new_w) -> Resize on the NCHW spatial axes; nearest
+    with known sizes -> Gathers of the rows/columns TensorFlow picks (`tf_nearest_indices`)."""
     cx.check_attrs({"T", "align_corners", "half_pixel_centers"})
     align, half = cx.attrs.get("align_corners", False), cx.attrs.get("half_pixel_centers", False)
     if align and half:
         raise cx.error("align_corners and half_pixel_centers cannot both be true")
     if cx.rank(0) not in (None, 4):
         raise cx.error(f"images must be 4-D (N, H, W, C), got shape {cx.shape(0)}")
-    if cx.op_type == "ResizeBilinear":
-        attrs = {"mode": "linear", "coordinate_transformation_mode":
-                 "align_corners" if align else "half_pixel" if half else "asymmetric"}
-    else:
-        attrs = {"mode": "nearest"}
-        if align:
-            attrs.update(coordinate_transformation_mode="align_corners",
-                         nearest_mode="round_prefer_ceil")
-        elif half:
-            attrs.update(coordinate_transformation_mode="half_pixel",
-                         nearest_mode="round_prefer_ceil")
-        else:
-            attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     size = cx.const_value(1)
     if size is not None:
         size = np.asarray(size).ravel()
         if size.size != 2 or (size <= 0).any():
             raise cx.error(f"size {size.tolist()} must be two positive integers")
+    nearest = cx.op_type == "ResizeNearestNeighbor"
+    in_hw = spatial_dims(cx.shape(0), "NHWC", 2)
+    x = cx.to_nchw(cx.input(0), 4)
+    if nearest and size is not None and in_hw is not None and \
+            all(isinstance(d, int) and d > 0 for d in in_hw):
+        for axis, n_in, n_out in ((2, in_hw[0], int(size[0])), (3, in_hw[1], int(size[1]))):
+            idx = tf_nearest_indices(n_in, n_out, align, half)
+            if n_in == n_out and (idx == np.arange(n_in)).all():
+                continue
+            y = cx.tmp("rows" if axis == 2 else "columns")
+            cx.emit("Gather", [x, cx.const(idx, "indices")], [y], {"axis": axis})
+            x = y
+        cx.from_nchw(x, cx.outputs[0], 4)
+        return
+    if not nearest:
+        attrs = {"mode": "linear", "coordinate_transformation_mode":
+                 "align_corners" if align else "half_pixel" if half else "asymmetric"}
+    elif align:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "align_corners",
+                 "nearest_mode": "round_prefer_ceil"}
+    elif half:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+                 "nearest_mode": "round_prefer_ceil"}
+    else:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    if size is not None:
         sizes = cx.const(size.astype(np.int64), "sizes")
     else:
         sizes = cx.tmp("sizes")
         cx.emit("Cast", [cx.input(1)], [sizes], {"to": 7})  # int64
     attrs["axes"] = [2, 3]
-    x = cx.to_nchw(cx.input(0), 4)
     y = cx.tmp("nchw")
     cx.emit("Resize", [x, "", "", sizes], [y], attrs)
     cx.from_nchw(y, cx.outputs[0], 4)
+
+
+def tf_nearest_indices(n_in: int, n_out: int, align: bool, half: bool) -> np.ndarray:
+    """The source index of each output row, as resize_nearest_neighbor_op.cc computes it in
+    float32: scale = (in - 1) / (out - 1) with align_corners (out > 1), else in / out;
+    src = (y + 0.5) * scale with half_pixel_centers, else y * scale; roundf (align_corners)
+    or floorf; clamped to the input. Exact ties of the float32 product decide, so the
+    IR's Resize (float64 coordinates) can pick the other neighbour: hence Gather."""
+    if align and n_out > 1:
+        scale = np.float32(n_in - 1) / np.float32(n_out - 1)
+    else:
+        scale = np.float32(n_in) / np.float32(n_out)
+    y = np.arange(n_out, dtype=np.float32)
+    src = ((y + np.float32(0.5)) * scale if half else y * scale).astype(np.float64)
+    idx = np.floor(src + 0.5) if align else np.floor(src)  # roundf: src >= 0, half away
+    return np.clip(idx, 0, n_in - 1).astype(np.int64)
 
 
 # ---- depth / space / batch -----------------------------------------------------------
