@@ -35,9 +35,11 @@ from .common import AttrReader
 class ConversionContext:
     """One source node being converted: read its inputs, emit IR nodes.
 
-    Frontends subclass it (ONNX `NodeContext`, TensorFlow `TFNodeContext`) and
-    fill `attrs` from their own attribute encoding. `inputs`/`outputs` are IR
-    value names, already mapped from the source's naming.
+    Frontends subclass it (ONNX `NodeContext`, TensorFlow `TFNodeContext`, Caffe
+    `LayerContext`) and fill `attrs` from their own attribute encoding.
+    `inputs`/`outputs` are IR value names, already mapped from the source's naming.
+    `symbolic`: the loader's `SymbolicShapes` tracker, for the rewrites of symbolic
+    shape values (None: constant folding only).
     """
 
     # Report a broken shape rule when the node is emitted (all shapes are known at
