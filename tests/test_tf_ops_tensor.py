@@ -209,6 +209,16 @@ def test_strided_slice_of_shape_computes_reshape():
                                                         tf.shape(x)[3:]], 0)), [f32(None, 2, 3, 4)])
 
 
+def test_strided_slice_end_from_the_same_unknown_dim(tmp_path):
+    """x[:, 1:tf.shape(x)[1]] with dim 1 unknown: the end is that dim (to the end); the
+    end of another tensor's unknown dim cannot be known at conversion and is refused."""
+    check_against_tf(lambda x: x[:, 1:tf.shape(x)[1]] * 2.0, [f32(None, None, 3)])
+    f = frozen(lambda x, y: x[:, :tf.shape(y)[1]], [f32(None, None, 3), f32(None, None, 3, name="y")])
+    with pytest.raises(ConversionError, match=r"'strided_slice_1' \(type StridedSlice\): the end of dim 1 "
+                                              r"\(y_d1\) is only known at run time"):
+        convert_graph_def(f.graph_def, str(tmp_path))
+
+
 def test_strided_slice_out_of_range_index_is_located_error(tmp_path):
     """x[:, 7] on 5 columns (TensorFlow refuses it when building the graph; here the
     frozen Const is edited afterwards, as a hand-made GraphDef could have it)."""

@@ -21,7 +21,9 @@ The IR Slice gets the canonical bounds (a -1 end of a negative stride is
 written as -dim-1, which Slice clamps to "through element 0"). A symbolic dim
 (the batch) keeps TensorFlow's raw values, masks become +-INT64_MAX: Slice's
 clamping matches TensorFlow's except for a begin before -dim with a negative
-stride (empty in TensorFlow, not in Slice).
+stride (empty in TensorFlow, not in Slice). An end computed from that same dim
+at run time (`x[:, :tf.shape(x)[1]]`, a symbol here) means "to the end"; other
+run-time bounds are refused.
 """
 from __future__ import annotations
 
@@ -83,8 +85,8 @@ def plan_strided_slice(shape, begin, end, strides, begin_mask=0, end_mask=0, ell
             shrink = _bits(shrink_axis_mask, i)
             if not shrink:
                 gather.append(len(dense))
-            dense.append((int(begin[i]), int(end[i]), int(strides[i]), _bits(begin_mask, i),
-                          _bits(end_mask, i), shrink))
+            dense.append((_bound(begin[i]), _bound(end[i]), int(strides[i]),
+                          _bits(begin_mask, i), _bits(end_mask, i), shrink))
     if len(dense) < rank:  # the ellipsis stop above can leave the tail unnamed only if invalid
         raise SpecError(f"the spec covers {len(dense)} dims of an input of rank {rank}")
 
@@ -92,6 +94,14 @@ def plan_strided_slice(shape, begin, end, strides, begin_mask=0, end_mask=0, ell
     for axis, ((b, e, s, bm, em, shrink), dim) in enumerate(zip(dense, shape)):
         if s == 0:
             raise SpecError(f"strides[{axis}] must be non-zero")
+        # a bound computed at run time (a dim symbol) is only understood as "to the end"
+        # of that same dim
+        if isinstance(e, str) and not em:
+            if not (e == dim and s > 0 and not shrink):
+                raise SpecError(f"the end of dim {axis} ({e}) is only known at run time")
+            e, em = 0, True
+        if isinstance(b, str) and not bm:
+            raise SpecError(f"the begin of dim {axis} ({b}) is only known at run time")
         if shrink:
             if s <= 0:
                 raise SpecError(f"a shrink axis (dim {axis}) needs a positive stride, got {s}")
@@ -129,6 +139,10 @@ def plan_strided_slice(shape, begin, end, strides, begin_mask=0, end_mask=0, ell
             _add(plan, axis, start, -dim - 1 if stop == -1 else stop, s, dim)
     plan.new_axes = [k for k, g in enumerate(gather) if g == "new"]
     return plan
+
+
+def _bound(v):
+    return v if isinstance(v, str) else int(v)
 
 
 def _add(plan, axis, start, stop, step, dim):

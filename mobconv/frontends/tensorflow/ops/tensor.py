@@ -165,11 +165,21 @@ def transpose(cx):
 # ---- slicing ----------------------------------------------------------------------
 
 
+def _slice_bounds(cx, i, what):
+    """begin/end: constant ints, or ints and dim symbols when computed from shapes."""
+    symbolic = getattr(cx, "symbolic", None)
+    if cx.const_value(i) is None and symbolic is not None:
+        dims = symbolic.value(cx.input(i))
+        if dims is not None:
+            return [d if isinstance(d, str) else int(d) for d in dims.ravel()]
+    return const_ints(cx, i, what)
+
+
 @TF_OPS.register("StridedSlice")
 def strided_slice(cx):
     """See strided_slice.py: Slice, then Squeeze (shrink axes), then Unsqueeze (new axes)."""
-    begin = const_ints(cx, 1, "begin")
-    end = const_ints(cx, 2, "end")
+    begin = _slice_bounds(cx, 1, "begin")
+    end = _slice_bounds(cx, 2, "end")
     strides = const_ints(cx, 3, "strides")
     shape = cx.shape(0)
     if shape is None:
