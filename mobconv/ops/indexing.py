@@ -8,7 +8,7 @@ CumSum scans along an axis given as a scalar input.
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import const_ints, dim_add, fmt_shape, norm_axes, norm_axis
+from .shape_ops import at_run_time, const_ints, dim_add, fmt_shape, norm_axes, norm_axis, param_count, run_time_dim
 
 _BIG = 2**31 - 1  # ends at or beyond this mean "to the end" (INT_MAX/INT64_MAX in exports)
 
@@ -67,8 +67,25 @@ def _symbolic_slice_dim(dim, start, end, step):
     return f"slice({dim},{start},{end},{step})"
 
 
+def _run_time_axes(ctx, rank, axes_input, count, what):
+    """The axes a Slice/Pad with run-time parameters changes: its constant `axes` input
+    (or 0..count-1 when absent), or every axis when the axes too are known only at run time."""
+    if at_run_time(ctx, axes_input):
+        return list(range(rank))
+    axes = const_ints(ctx, axes_input, what)
+    return norm_axes(ctx, list(range(count)) if axes is None else axes, rank)
+
+
 def _slice_infer(ctx):
     shape = list(ctx.shape(0))
+    if any(at_run_time(ctx, i) for i in (1, 2, 3, 4)):
+        counts = [param_count(ctx, i, f"Slice's {w}") for i, w in
+                  ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")) if ctx.shape(i) is not None]
+        if len(set(counts)) != 1:
+            raise ctx.error(f"starts, ends, axes and steps must have one entry each per sliced axis "
+                            f"(got {', '.join(str(c) for c in counts)})")
+        axes = _run_time_axes(ctx, len(shape), 3, counts[0], "Slice's axes")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) if k in axes else d for k, d in enumerate(shape)))]
     starts = const_ints(ctx, 1, "Slice's starts")
     ends = const_ints(ctx, 2, "Slice's ends")
     axes = const_ints(ctx, 3, "Slice's axes")
@@ -126,6 +143,14 @@ def _pad_infer(ctx):
     mode = ctx.attrs["mode"]
     if mode not in _PAD_MODES:
         raise ctx.error(f"mode {mode!r} is not one of {', '.join(_PAD_MODES)}")
+    if at_run_time(ctx, 1) or at_run_time(ctx, 3):
+        count = param_count(ctx, 1, "Pad's pads")
+        if count % 2:
+            raise ctx.error(f"pads must hold 2 values per padded axis, got {count}")
+        axes = _run_time_axes(ctx, len(shape), 3, count // 2, "Pad's axes")
+        if not at_run_time(ctx, 3) and count != 2 * len(axes):
+            raise ctx.error(f"pads ({count} values) must hold 2 values per padded axis ({len(axes)} axes)")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) if k in axes else d for k, d in enumerate(shape)))]
     pads = const_ints(ctx, 1, "Pad's pads")
     axes = _pad_axes(len(shape), pads, const_ints(ctx, 3, "Pad's axes"), ctx.error)
     axes = norm_axes(ctx, axes, len(shape))

@@ -8,7 +8,7 @@ OneHot expands indices into a new `axis` of size depth.
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import fmt_shape, norm_axis
+from .shape_ops import fmt_shape, norm_axis, param_count, run_time_dim
 from .tensor_ops import ONNX_DTYPES, numpy_dtype
 
 
@@ -66,16 +66,19 @@ def eye_like(x, dtype, k):
 def _onehot_infer(ctx):
     shape = tuple(ctx.shape(0))
     depth = ctx.const(1)
-    if depth is None:
-        raise ctx.error("depth (input 1) must be a constant to infer the output shape")
-    if np.size(depth) != 1 or np.ndim(depth) > 1:
-        raise ctx.error(f"depth must be a scalar or a 1-element vector, got shape {fmt_shape(np.shape(depth))}")
-    if not np.isfinite(np.asarray(depth, dtype=np.float64)).all():
-        raise ctx.error(f"depth {np.asarray(depth).reshape(-1)[0]} must be a finite number")
-    depth = _depth(depth)
-    if depth < 1:
-        raise ctx.error(f"depth {depth} must be positive")
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape) + 1)
+    if depth is None:  # known when the op runs
+        if param_count(ctx, 1, "depth") != 1 or len(ctx.shape(1)) > 1:
+            raise ctx.error(f"depth must be a scalar or a 1-element vector, got shape {fmt_shape(ctx.shape(1))}")
+        depth = run_time_dim(ctx, axis)
+    else:
+        if np.size(depth) != 1 or np.ndim(depth) > 1:
+            raise ctx.error(f"depth must be a scalar or a 1-element vector, got shape {fmt_shape(np.shape(depth))}")
+        if not np.isfinite(np.asarray(depth, dtype=np.float64)).all():
+            raise ctx.error(f"depth {np.asarray(depth).reshape(-1)[0]} must be a finite number")
+        depth = _depth(depth)
+        if depth < 1:
+            raise ctx.error(f"depth {depth} must be positive")
     values = tuple(ctx.shape(2))
     if len(values) != 1 or (isinstance(values[0], int) and values[0] != 2):
         raise ctx.error(f"values {fmt_shape(values)} must hold 2 elements [off, on]")

@@ -13,14 +13,22 @@ to the lowest index (ArgMax/ArgMin: the highest with select_last_index=1).
 import numpy as np
 
 from .registry import Attr, AttrKind, op
-from .shape_ops import const_ints, fmt_shape, norm_axes, norm_axis
+from .shape_ops import at_run_time, const_ints, fmt_shape, norm_axes, norm_axis, param_count, run_time_dim
 
 _REDUCE_ATTRS = [Attr("keepdims", AttrKind.INT, 1), Attr("noop_with_empty_axes", AttrKind.INT, 0)]
 
 
 def _reduce_infer(ctx):
     shape = ctx.shape(0)
-    axes = const_ints(ctx, 1, "the reduction axes")
+    if at_run_time(ctx, 1) and param_count(ctx, 1, "the reduction axes"):
+        # which axes shrink is known when the op runs; keepdims=0 drops as many as given
+        if ctx.attrs["keepdims"]:
+            return [(ctx.dtype(0), tuple(1 if d == 1 else run_time_dim(ctx, k) for k, d in enumerate(shape)))]
+        rank = len(shape) - param_count(ctx, 1, "the reduction axes")
+        if rank < 0:
+            raise ctx.error(f"cannot reduce more axes than the input {fmt_shape(shape)} has")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) for k in range(rank)))]
+    axes = [] if at_run_time(ctx, 1) else const_ints(ctx, 1, "the reduction axes")
     if not axes:
         if ctx.attrs["noop_with_empty_axes"]:
             return [(ctx.dtype(0), shape)]
@@ -151,6 +159,11 @@ def argmin(x, axis, keepdims, select_last_index):
 def _topk_infer(ctx):
     shape = list(ctx.shape(0))
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape))
+    if at_run_time(ctx, 1):
+        if param_count(ctx, 1, "TopK's K") != 1:
+            raise ctx.error(f"K must be one integer, got shape {fmt_shape(ctx.shape(1))}")
+        shape[axis] = run_time_dim(ctx, axis)
+        return [(ctx.dtype(0), tuple(shape)), ("int64", tuple(shape))]
     k = const_ints(ctx, 1, "TopK's K")
     if len(k) != 1 or k[0] < 0:
         raise ctx.error(f"K must be one non-negative integer, got {k}")

@@ -67,6 +67,41 @@ def shape_input(ctx, i, what):
     return const_ints(ctx, i, what)
 
 
+def at_run_time(ctx, i) -> bool:
+    """True when input i is present but its values are only known at run time: not a
+    constant, and not a shape computation the symbolic tracker follows (`ctx.sym_value`).
+    The output dims that depend on those values become run-time dims (`run_time_dim`)."""
+    if i >= len(ctx.inputs) or ctx.inputs[i] is None:
+        return False
+    return ctx.const(i) is None and ctx.sym_value(i) is None
+
+
+def param_count(ctx, i, what):
+    """How many values the 1-D (or scalar) parameter input i holds, from its static shape
+    (its values may be known only at run time); a ShapeError when that is unknown."""
+    shape = ctx.shape(i)
+    if shape is not None and len(shape) <= 1 and all(isinstance(d, int) for d in shape):
+        return shape[0] if shape else 1
+    raise ctx.error(f"{what} (input {i}, {ctx.inputs[i].name!r}) is computed at run time, so its "
+                    f"length must be known to infer the output rank, got shape "
+                    f"{'unknown' if shape is None else fmt_shape(shape)}")
+
+
+def run_time_dim(ctx, axis, out=None) -> str:
+    """The symbol of output dim `axis` whose size depends on input *values* known only
+    when the op runs ("<node>_dim<axis>"; "<node>_out<k>_dim<axis>" for output k of a
+    multi-output op). The IR carries it like any symbolic dim; the runtime infers the
+    real size at invoke (docs/runtime.md). Node names are unique; characters with a
+    meaning in dim expressions ("*+-/()") are replaced, with a digest of the name then."""
+    name = ctx.node.name
+    safe = "".join("_" if c in "*+-/() " else c for c in name)
+    if safe != name:
+        import hashlib
+
+        safe += "_" + hashlib.sha1(name.encode()).hexdigest()[:6]
+    return f"{safe}_dim{axis}" if out is None else f"{safe}_out{out}_dim{axis}"
+
+
 def _wrap(d):
     return f"({d})" if isinstance(d, str) and any(c in d for c in "+-/") else str(d)
 
@@ -184,9 +219,17 @@ def _split_sizes(dim, split, num_outputs, where="Split"):
 def _split_infer(ctx):
     shape = ctx.shape(0)
     axis = norm_axis(ctx, ctx.attrs["axis"], len(shape))
-    split = const_ints(ctx, 1, "Split's split sizes")
     num_outputs = ctx.attrs["num_outputs"]
     dim = shape[axis]
+    if at_run_time(ctx, 1):  # sizes known when the op runs: one run-time dim per piece
+        if num_outputs:
+            raise ctx.error("give either the split input or num_outputs, not both")
+        count = param_count(ctx, 1, "Split's split sizes")
+        if count != ctx.num_outputs:
+            raise ctx.error(f"split has {count} sizes but the node has {ctx.num_outputs} outputs")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, axis, k) if a == axis else d
+                                     for a, d in enumerate(shape))) for k in range(count)]
+    split = const_ints(ctx, 1, "Split's split sizes")
     if split is not None:
         if num_outputs:
             raise ctx.error("give either the split input or num_outputs, not both")
@@ -314,6 +357,9 @@ def _reshape_symbolic(ctx, in_shape, target, allowzero):
 
 
 def _reshape_infer(ctx):
+    if at_run_time(ctx, 1):
+        rank = param_count(ctx, 1, "Reshape's shape")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) for k in range(rank)))]
     target = shape_input(ctx, 1, "Reshape's shape")
     if any(isinstance(d, str) for d in target):
         return [(ctx.dtype(0), _reshape_symbolic(ctx, ctx.shape(0), target, ctx.attrs["allowzero"]))]
@@ -351,6 +397,11 @@ def flatten(x, axis):
 
 def _squeeze_infer(ctx):
     shape = ctx.shape(0)
+    if at_run_time(ctx, 1):
+        rank = len(shape) - param_count(ctx, 1, "Squeeze's axes")
+        if rank < 0:
+            raise ctx.error(f"cannot squeeze more axes than the input {fmt_shape(shape)} has")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) for k in range(rank)))]
     axes = const_ints(ctx, 1, "Squeeze's axes")
     if axes is None:  # every dim of size 1; symbolic dims are assumed not to be 1
         return [(ctx.dtype(0), tuple(d for d in shape if d != 1))]
@@ -372,6 +423,9 @@ def squeeze(x, axes=None):
 
 def _unsqueeze_infer(ctx):
     shape = ctx.shape(0)
+    if at_run_time(ctx, 1):
+        rank = len(shape) + param_count(ctx, 1, "Unsqueeze's axes")
+        return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) for k in range(rank)))]
     axes = const_ints(ctx, 1, "Unsqueeze's axes")
     rank = len(shape) + len(axes)
     axes = norm_axes(ctx, axes, rank)
@@ -390,6 +444,11 @@ def unsqueeze(x, axes):
 
 def _tile_infer(ctx):
     shape = ctx.shape(0)
+    if at_run_time(ctx, 1):
+        if param_count(ctx, 1, "Tile's repeats") != len(shape):
+            raise ctx.error(f"repeats {fmt_shape(ctx.shape(1))} must have one entry per input dim "
+                            f"(input shape {fmt_shape(shape)})")
+        return [(ctx.dtype(0), tuple(0 if d == 0 else run_time_dim(ctx, k) for k, d in enumerate(shape)))]
     repeats = shape_input(ctx, 1, "Tile's repeats")
     if len(repeats) != len(shape):
         raise ctx.error(f"repeats {repeats} must have one entry per input dim "
@@ -406,6 +465,13 @@ def tile(x, repeats):
 
 
 def _expand_infer(ctx):
+    if at_run_time(ctx, 1):
+        shape = tuple(ctx.shape(0))
+        rank = max(len(shape), param_count(ctx, 1, "Expand's shape"))
+        aligned = (1,) * (rank - len(shape)) + shape
+        # a dim other than 1 stays (the target may only hold 1 or that dim there)
+        return [(ctx.dtype(0), tuple(d if isinstance(d, int) and d != 1 else run_time_dim(ctx, k)
+                                     for k, d in enumerate(aligned)))]
     target = shape_input(ctx, 1, "Expand's shape")
     return [(ctx.dtype(0), broadcast_shapes(ctx.shape(0), tuple(target), ctx=ctx))]
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import const_ints, dim_add, fmt_shape, shape_input
+from .shape_ops import at_run_time, const_ints, dim_add, fmt_shape, param_count, run_time_dim, shape_input
 
 try:  # ships with onnx; gives numpy dtypes for bfloat16, float8, int4, ...
     import ml_dtypes
@@ -143,7 +143,11 @@ def cast(x, to, saturate, round_mode):
 
 
 def _constant_of_shape_infer(ctx):
-    dims = shape_input(ctx, 0, "ConstantOfShape's shape")
+    if at_run_time(ctx, 0):
+        rank = param_count(ctx, 0, "ConstantOfShape's shape")
+        dims = [run_time_dim(ctx, k) for k in range(rank)]
+    else:
+        dims = shape_input(ctx, 0, "ConstantOfShape's shape")
     if any(isinstance(d, int) and d < 0 for d in dims):
         raise ctx.error(f"shape {dims} must not have negative dims")
     value = ctx.attrs["value"]
@@ -183,6 +187,11 @@ def _range_infer(ctx):
         if start.size == 1 and delta.size == 1 and float(delta[0]) == 1 and float(start[0]) == int(start[0]):
             return [(ctx.dtype(0), (dim_add(sym[1][0], -int(start[0])),))]
         return [(ctx.dtype(0), (f"{ctx.node.name}_len",))]
+    if any(at_run_time(ctx, i) for i in range(3)):
+        for i, name in enumerate(("start", "limit", "delta")):
+            if param_count(ctx, i, f"Range's {name}") != 1:
+                raise ctx.error(f"{name} must be a scalar, got shape {fmt_shape(ctx.shape(i))}")
+        return [(ctx.dtype(0), (run_time_dim(ctx, 0),))]
     for i, name in enumerate(("start", "limit", "delta")):
         data = ctx.const(i)
         if data is None:
