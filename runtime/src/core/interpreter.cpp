@@ -15,6 +15,13 @@
 //      aligned offset that does not overlap a placed tensor with an
 //      overlapping lifetime. The arena is the maximum end offset.
 //
+// Shapes that depend on values computed at run time (Reshape's shape, Slice's starts,
+// Resize's scales, ... fed by a graph input or by ops that are not folded): the shape
+// function answers kNotReady, and the op and every op that reads its outputs get their
+// shapes inferred at invoke instead (InferAtInvoke, just before the op runs, when every
+// input holds its values). Their outputs (kDynamic) live outside the arena, each in its
+// own buffer that grows when a run needs more and is kept for the next invoke.
+//
 // Before that, at load (Init, once): an op whose inputs are all constants of the
 // file is computed by its reference kernel and its outputs become constants the
 // interpreter owns (FoldAtLoad), so kernels selected after it see constant weights.
@@ -46,6 +53,7 @@ Interpreter::~Interpreter() {
   for (size_t i = 0; i < ops_.size(); ++i)
     if (ops_[i].kernel && ops_[i].kernel->release && ops_[i].state) ops_[i].kernel->release(ops_[i].state);
   FreeFolded();
+  for (auto& t : tensors_) std::free(t.dynamic);
   for (void* p : load_time_) std::free(p);
   std::free(arena_);
   std::free(scratch_);
@@ -183,6 +191,22 @@ static bool checked_bytes(const int64_t* dims, int rank, DType dt, size_t* out) 
   return true;
 }
 
+// What a shape function set for output `o` (tensor `t`) of an op: a rank in range, the
+// dtype the file declares, a size under the tensor limit (its bytes in *bytes).
+Status Interpreter::CheckOutput(int t, int o, const TensorView& v, const std::string& where, size_t* bytes) const {
+  if (v.rank < 0 || v.rank > kMaxRank)
+    return Status::Error(StatusCode::kInternal, where + ": shape function left output " + std::to_string(o) + " unset");
+  if (v.dtype != model_.tensors[t].dtype)
+    return Status::Error(StatusCode::kInvalidModel, where + ": output " + std::to_string(o) + " ('" +
+                                                        model_.tensors[t].name + "') is declared " +
+                                                        dtype_name(model_.tensors[t].dtype) + " but the op produces " +
+                                                        dtype_name(v.dtype));
+  if (!checked_bytes(v.dims, v.rank, v.dtype, bytes) || *bytes > max_tensor_bytes())
+    return Status::Error(StatusCode::kShapeError, where + ": output " + std::to_string(o) + " ('" +
+                                                      model_.tensors[t].name + "') would be too large");
+  return Status::Ok();
+}
+
 Status Interpreter::Prepare() {
   ready_ = false;
   have_outputs_ = false;
@@ -211,6 +235,13 @@ Status Interpreter::Prepare() {
     if (st.at_load) continue;  // its outputs are constants since Init
     std::string where = model_.source + ": operator " + std::to_string(k) + " ('" + info.name + "', " +
                         fb::EnumNameOpType(info.type) + ")";
+    st.at_invoke = false;
+    bool reads_dynamic = false;
+    for (int t : info.inputs) reads_dynamic = reads_dynamic || (t >= 0 && tensors_[t].kind == Tensor::kDynamic);
+    if (reads_dynamic) {  // its input shapes are known only at invoke
+      DeferToInvoke(static_cast<int>(k));
+      continue;
+    }
     std::vector<TensorView> in, out;
     BuildViews(static_cast<int>(k), &in, &out);
     // Values known now: constants and folded tensors (data set); clear others.
@@ -226,6 +257,10 @@ Status Interpreter::Prepare() {
     if (!infer) return Status::Error(StatusCode::kUnsupported, where + ": no shape function");
     KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
     Status s = infer(ctx);
+    if (s.code == StatusCode::kNotReady && !all_known && !has_dynamic_shape(info.type)) {
+      DeferToInvoke(static_cast<int>(k));  // its shapes depend on values computed at run time
+      continue;
+    }
     if (!s.ok()) {
       s.message = model_.source + ": " + s.message;
       return s;
@@ -247,19 +282,11 @@ Status Interpreter::Prepare() {
       int t = info.outputs[o];
       if (t < 0) continue;
       Tensor& x = tensors_[t];
-      if (out[o].rank < 0 || out[o].rank > kMaxRank)
-        return Status::Error(StatusCode::kInternal, where + ": shape function left output " + std::to_string(o) + " unset");
-      if (out[o].dtype != model_.tensors[t].dtype)
-        return Status::Error(StatusCode::kInvalidModel,
-                             where + ": output " + std::to_string(o) + " ('" + model_.tensors[t].name +
-                                 "') is declared " + dtype_name(model_.tensors[t].dtype) + " but the op produces " +
-                                 dtype_name(out[o].dtype));
+      s = CheckOutput(t, static_cast<int>(o), out[o], where, &x.bytes);
+      if (!s.ok()) return s;
       x.dtype = out[o].dtype;
       x.rank = out[o].rank;
       for (int d = 0; d < x.rank; ++d) x.dims[d] = out[o].dims[d];
-      if (!checked_bytes(x.dims, x.rank, x.dtype, &x.bytes) || x.bytes > max_tensor_bytes())
-        return Status::Error(StatusCode::kShapeError, where + ": output " + std::to_string(o) + " ('" +
-                                                          model_.tensors[t].name + "') would be too large");
       x.capacity = x.bytes;
       x.kind = fold ? Tensor::kFolded : Tensor::kActivation;
       if (fold) {
@@ -384,7 +411,11 @@ Status Interpreter::Plan() {
   for (int k = 0; k < nops; ++k) {
     if (ops_[k].folded) continue;
     for (int t : model_.ops[k].outputs)
-      if (t >= 0) { tensors_[t].first = k; tensors_[t].last = k; planned.push_back(t); }
+      if (t >= 0 && tensors_[t].kind != Tensor::kDynamic) {
+        tensors_[t].first = k;
+        tensors_[t].last = k;
+        planned.push_back(t);
+      }
   }
   for (int k = 0; k < nops; ++k) {
     if (ops_[k].folded) continue;
@@ -427,7 +458,7 @@ Status Interpreter::Plan() {
   // Scratch: the largest any op asks for.
   size_t scratch = 0;
   for (int k = 0; k < nops; ++k) {
-    if (ops_[k].folded || ops_[k].empty_output || !ops_[k].kernel->scratch_bytes) continue;
+    if (ops_[k].folded || ops_[k].at_invoke || ops_[k].empty_output || !ops_[k].kernel->scratch_bytes) continue;
     std::vector<TensorView> in, out;
     BuildViews(k, &in, &out);
     KernelContext ctx = MakeContext(k, in, out, &ops_[k].state);
@@ -516,6 +547,10 @@ Status Interpreter::Invoke() {
   for (size_t k = 0; k < model_.ops.size(); ++k) {
     OpState& st = ops_[k];
     const OpInfo& info = model_.ops[k];
+    if (st.at_invoke) {
+      Status s = InferAtInvoke(static_cast<int>(k));
+      if (!s.ok()) return s;
+    }
     if (!st.folded && !st.empty_output) {
       BuildViews(static_cast<int>(k), &in, &out);
       KernelContext ctx = MakeContext(static_cast<int>(k), in, out, &st.state);
@@ -560,6 +595,78 @@ Status Interpreter::Invoke() {
       for (int o : model_.outputs)
         if (o == model_.inputs[i]) std::memcpy(saved[i], user_inputs_[i], tensors_[o].bytes);
   have_outputs_ = true;
+  return Status::Ok();
+}
+
+// Prepare found that op `op` can only be shaped at invoke: its outputs become kDynamic
+// with the dims the file declares (-1 where symbolic) until InferAtInvoke sets them.
+void Interpreter::DeferToInvoke(int op) {
+  OpState& st = ops_[op];
+  st.at_invoke = true;
+  st.folded = false;
+  st.empty_output = false;
+  for (int t : model_.ops[op].outputs) {
+    if (t < 0) continue;
+    Tensor& x = tensors_[t];
+    const TensorInfo& declared = model_.tensors[t];
+    x.kind = Tensor::kDynamic;
+    x.dtype = declared.dtype;
+    x.rank = static_cast<int>(declared.dims.size());
+    for (int d = 0; d < x.rank; ++d) x.dims[d] = declared.dims[d];
+    x.bytes = x.capacity = 0;
+    x.data = nullptr;
+  }
+}
+
+// At invoke, before op `op` runs: its shape function on the inputs' real dims and
+// values, then storage for each output (its buffer grows when this run needs more) and
+// scratch, with the same checks Prepare applies.
+Status Interpreter::InferAtInvoke(int op) {
+  const OpInfo& info = model_.ops[op];
+  OpState& st = ops_[op];
+  std::string where = model_.source + ": operator " + std::to_string(op) + " ('" + info.name + "', " +
+                      fb::EnumNameOpType(info.type) + ")";
+  std::vector<TensorView> in, out;
+  BuildViews(op, &in, &out);
+  InferFn infer = find_infer(info.type);
+  if (!infer) return Status::Error(StatusCode::kUnsupported, where + ": no shape function");
+  KernelContext ctx = MakeContext(op, in, out, &st.state);
+  Status s = infer(ctx);
+  if (!s.ok()) {
+    if (s.code == StatusCode::kNotReady) s.code = StatusCode::kShapeError;  // every value is known now
+    s.message = model_.source + ": " + s.message;
+    return s;
+  }
+  st.empty_output = !info.outputs.empty();
+  for (size_t o = 0; o < out.size(); ++o) {
+    int t = info.outputs[o];
+    if (t < 0) continue;
+    Tensor& x = tensors_[t];
+    size_t bytes = 0;
+    s = CheckOutput(t, static_cast<int>(o), out[o], where, &bytes);
+    if (!s.ok()) return s;
+    if (!x.dynamic || bytes > x.dynamic_capacity) {
+      std::free(x.dynamic);
+      x.dynamic = aligned_alloc64(bytes);
+      x.dynamic_capacity = x.dynamic ? bytes : 0;
+      if (!x.dynamic) return Status::Error(StatusCode::kOutOfMemory, where + ": out of memory");
+    }
+    x.rank = out[o].rank;
+    for (int d = 0; d < x.rank; ++d) x.dims[d] = out[o].dims[d];
+    x.bytes = x.capacity = bytes;
+    x.data = x.dynamic;
+    if (bytes) st.empty_output = false;
+  }
+  if (st.empty_output || !st.kernel->scratch_bytes) return Status::Ok();
+  BuildViews(op, &in, &out);
+  KernelContext sctx = MakeContext(op, in, out, &st.state);
+  size_t need = st.kernel->scratch_bytes(sctx);
+  if (need > scratch_size_) {
+    std::free(scratch_);
+    scratch_ = aligned_alloc64(need);
+    scratch_size_ = scratch_ ? need : 0;
+    if (!scratch_) return Status::Error(StatusCode::kOutOfMemory, where + ": cannot allocate scratch");
+  }
   return Status::Ok();
 }
 

@@ -49,9 +49,13 @@ class Interpreter {
     void* data = nullptr;
     size_t bytes = 0;
     size_t capacity = 0;          // planned bytes (bytes may shrink: data-dependent sizes)
-    enum Kind { kUnused, kConstant, kInput, kActivation, kFolded } kind = kUnused;
+    // kDynamic: an output of an op whose shapes are inferred at invoke (they depend on
+    // values computed at run time); it lives in `dynamic`, outside the arena.
+    enum Kind { kUnused, kConstant, kInput, kActivation, kFolded, kDynamic } kind = kUnused;
     int64_t offset = -1;          // in the arena (inputs, activations)
     void* heap = nullptr;         // folded storage
+    void* dynamic = nullptr;      // kDynamic storage, kept and grown across invokes
+    size_t dynamic_capacity = 0;
     int first = 0, last = 0;      // liveness (op indices)
   };
   const Tensor& tensor(int index) const { return tensors_[index]; }
@@ -79,12 +83,16 @@ class Interpreter {
     bool folded = false;
     bool empty_output = false;  // every output has zero elements: the kernel is not run
     bool at_load = false;       // folded once at load (FoldAtLoad); Prepare skips it
+    bool at_invoke = false;     // shapes inferred at invoke (InferAtInvoke), outputs kDynamic
     size_t scratch = 0;
   };
   Status FoldAtLoad(int op, bool* folded);
   Status Prepare();            // shape inference + folding + plan
   Status Plan();
   Status TakeDynamicShapes(int op, const std::vector<TensorView>& out);
+  Status CheckOutput(int t, int o, const TensorView& v, const std::string& where, size_t* bytes) const;
+  void DeferToInvoke(int op);
+  Status InferAtInvoke(int op);
   void BuildViews(int op, std::vector<TensorView>* in, std::vector<TensorView>* out);
   void FillView(int t, TensorView* v) const;
   KernelContext MakeContext(int op, std::vector<TensorView>& in, std::vector<TensorView>& out, void** state);

@@ -85,7 +85,8 @@ Status run_eyelike(KernelContext& ctx) {
 // ---- OneHot: a new dim of size depth at axis; values = [off, on].
 Status onehot_depth(const KernelContext& ctx, int64_t* depth) {
   const TensorView& d = ctx.inputs[1];
-  if (!d.data || d.numel() != 1) return ctx.error("depth (input 1) must be a known scalar before run");
+  if (d.numel() != 1) return ctx.error("depth (input 1) must be a scalar");
+  if (!d.data) return value_at_run_time(ctx, 1, "depth");
   bool ok = dispatch_dtype(d.dtype, [](auto) {});
   if (!ok || d.dtype == DType::BOOL) return ctx.error("depth must be numeric");
   double v = value_as_double(d, 0);

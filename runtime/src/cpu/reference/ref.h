@@ -131,11 +131,19 @@ inline Status need_rank(const KernelContext& ctx, int i, int lo, int hi) {
   return Status::Ok();
 }
 
-// Integer values of input i, which must be known now (constant or folded).
+// A shape function needs the values of an input that are not known yet (not a
+// constant, not folded: computed at run time). Code kNotReady tells the interpreter
+// to infer this op's shapes at invoke, when every input has its values.
+inline Status value_at_run_time(const KernelContext& ctx, int i, const std::string& what) {
+  Status s = ctx.error(what + " (input " + std::to_string(i) + ") is known only at run time");
+  s.code = StatusCode::kNotReady;
+  return s;
+}
+
+// Integer values of input i (kNotReady while they are known only at run time).
 inline Status int_values(const KernelContext& ctx, int i, Shape* out, const char* what) {
   const TensorView& v = ctx.inputs[i];
-  if (!v.data) return ctx.error(std::string(what) + " (input " + std::to_string(i) +
-                                ") must be known before run (a constant or computed from shapes)");
+  if (!v.data) return value_at_run_time(ctx, i, what);
   if (v.dtype != DType::I64 && v.dtype != DType::I32)
     return ctx.error(std::string(what) + " must be int64 or int32, got " + dtype_name(v.dtype));
   int64_t n = v.numel();
@@ -148,7 +156,8 @@ inline Status int_values(const KernelContext& ctx, int i, Shape* out, const char
 
 inline Status float_scalar(const KernelContext& ctx, int i, float* out) {
   const TensorView& v = ctx.inputs[i];
-  if (!v.data || v.numel() < 1) return ctx.error("input " + std::to_string(i) + " must be a known scalar");
+  if (v.numel() < 1) return ctx.error("input " + std::to_string(i) + " must be a scalar");
+  if (!v.data) return value_at_run_time(ctx, i, "the scalar");
   switch (v.dtype) {
     case DType::F32: *out = v.as<float>()[0]; break;
     case DType::I64: *out = static_cast<float>(v.as<int64_t>()[0]); break;

@@ -96,7 +96,8 @@ Status resize_params(const KernelContext& ctx, ResizeP* p) {
     }
   } else {
     const TensorView& sc = ctx.inputs[2];
-    if (sc.dtype != DType::F32 || !sc.data) return ctx.error("scales must be a known float32 tensor");
+    if (sc.dtype != DType::F32) return ctx.error("scales must be a float32 tensor");
+    if (!sc.data) return value_at_run_time(ctx, 2, "scales");
     if (sc.numel() != static_cast<int64_t>(na)) return ctx.error("scales must have one value per axis");
     for (size_t i = 0; i < na; ++i) {
       double v = sc.as<float>()[i];
@@ -112,7 +113,8 @@ Status resize_params(const KernelContext& ctx, ResizeP* p) {
   if (p->ctm == "tf_crop_and_resize") {
     if (!present(ctx, 1)) return ctx.error("tf_crop_and_resize needs the roi input");
     const TensorView& roi = ctx.inputs[1];
-    if (!roi.data || roi.dtype != DType::F32) return ctx.error("roi must be a known float32 tensor");
+    if (roi.dtype != DType::F32) return ctx.error("roi must be a float32 tensor");
+    if (!roi.data) return value_at_run_time(ctx, 1, "roi");
     if (roi.numel() != static_cast<int64_t>(2 * na)) return ctx.error("roi must have 2 values per axis");
     for (int64_t i = 0; i < roi.numel(); ++i)  // a NaN roi would give arbitrary taps (the reference refuses it)
       if (!std::isfinite(roi.as<float>()[i])) {

@@ -304,18 +304,45 @@ Status run_cos(KernelContext& ctx) {
   return Status::Ok();
 }
 
-// ---- Range
+// ---- Range (float16/bfloat16: computed in float32, stash_type 1, or double, 11, and
+// rounded once to the storage type, as the numpy reference does)
+double range_value(const TensorView& v) {
+  switch (v.dtype) {
+    case DType::F32: return v.as<float>()[0];
+    case DType::I32: return v.as<int32_t>()[0];
+    case DType::F16: return half_to_float(v.as<uint16_t>()[0]);
+    case DType::BF16: return bf16_bits_to_float(v.as<uint16_t>()[0]);
+    default: return static_cast<double>(v.as<int64_t>()[0]);
+  }
+}
+
+// x rounded to float with round-to-odd (toward zero, low bit set when inexact): a second
+// rounding of that float to float16/bfloat16 (>= 2 bits shorter) is then the correctly
+// rounded value of x itself, as numpy's direct float64 -> float16 cast gives.
+float float_round_odd(double x) {
+  float f = static_cast<float>(x);
+  if (!std::isfinite(f) || static_cast<double>(f) == x) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(x)) f = std::nextafter(f, 0.0f);
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b |= 1u;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
 Status infer_range(KernelContext& ctx) {
   DType dt = ctx.inputs[0].dtype;
-  if (dt != DType::F32 && dt != DType::I32 && dt != DType::I64) return ctx.error("unsupported dtype");
+  if (dt != DType::F32 && dt != DType::I32 && dt != DType::I64 && !is_half(dt)) return ctx.error("unsupported dtype");
+  int64_t stash = ctx.attrs->get_int("stash_type", 1);
+  if (is_half(dt) && stash != 1 && stash != 11)
+    return ctx.error("stash_type must be 1 (float) or 11 (double), got " + std::to_string(stash));
   for (int i = 0; i < 3; ++i) {
     if (ctx.inputs[i].dtype != dt) return ctx.error("start, limit and delta must share one dtype");
     if (ctx.inputs[i].numel() != 1) return ctx.error("start, limit and delta must be scalars");
-    if (!ctx.inputs[i].data) return ctx.error("start, limit and delta must be known before run");
+    if (!ctx.inputs[i].data) return value_at_run_time(ctx, i, "start, limit and delta");
   }
   double v[3];
-  for (int i = 0; i < 3; ++i)
-    v[i] = dt == DType::F32 ? ctx.inputs[i].as<float>()[0] : dt == DType::I32 ? ctx.inputs[i].as<int32_t>()[0] : static_cast<double>(ctx.inputs[i].as<int64_t>()[0]);
+  for (int i = 0; i < 3; ++i) v[i] = range_value(ctx.inputs[i]);
   if (v[2] == 0 || !std::isfinite(v[0]) || !std::isfinite(v[1]) || !std::isfinite(v[2])) return ctx.error("delta must be non-zero and values finite");
   double n = std::ceil((v[1] - v[0]) / v[2]);
   if (n < 0) n = 0;
@@ -329,6 +356,15 @@ Status run_range(KernelContext& ctx) {
   if (dt == DType::F32) {
     float s = ctx.inputs[0].as<float>()[0], d = ctx.inputs[2].as<float>()[0];
     for (int64_t i = 0; i < n; ++i) ctx.outputs[0].as<float>()[i] = s + static_cast<float>(i) * d;
+  } else if (is_half(dt)) {
+    bool wide = ctx.attrs->get_int("stash_type", 1) == 11;
+    double s = range_value(ctx.inputs[0]), d = range_value(ctx.inputs[2]);
+    uint16_t* y = ctx.outputs[0].as<uint16_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      float v = wide ? float_round_odd(s + static_cast<double>(i) * d)
+                     : static_cast<float>(s) + static_cast<float>(i) * static_cast<float>(d);
+      y[i] = dt == DType::F16 ? float_to_half_bits(v) : float_to_bf16_bits(v);
+    }
   } else if (dt == DType::I32) {
     int64_t s = ctx.inputs[0].as<int32_t>()[0], d = ctx.inputs[2].as<int32_t>()[0];
     for (int64_t i = 0; i < n; ++i) ctx.outputs[0].as<int32_t>()[i] = static_cast<int32_t>(s + i * d);
