@@ -25,16 +25,13 @@ needs an unsupported helper op is unsupported, not failed), a dtype the IR
 does not have (float64, strings, float8, int4, ...), an opset outside the frontend's 6..28,
 or optional/sequence-typed values.
 
-Conversion-time constants: the IR infers every shape at conversion time, so
-values a shape depends on (Reshape's shape, Slice's starts, Tile's repeats,
-Range's limits, ...) must be constants. Backend cases pass them as graph
-inputs; when conversion fails on such a case it is retried with the
-parameter-like inputs (those never read as a node's first input), then all
-inputs, baked in as initializers with the data set's values. The numbers are
-still computed by the converted graph. The runtime fixes every shape when it
-prepares (like the IR at conversion time), so when it reports that a shape
-parameter (Resize's scales/sizes, CumSum's axis, ...) "must be known", the case
-is retried on the runtime with the parameter-like inputs baked in.
+Run-time parameters: backend cases pass Reshape's shape, Slice's starts, Resize's
+scales, Range's limits, ... as graph inputs, and they are run that way: the IR gives
+the dims that depend on them run-time symbols and the runtime infers those shapes at
+invoke. Nothing is baked into initializers. Only the quantization parameters of the
+QOperator ops (QLinearConv/QLinearMatMul scales and zero points, ConvInteger/
+MatMulInteger zero points) must be constants, because the IR keeps them on the
+tensors: a case feeding them as graph inputs is "unsupported" (a `value` reason).
 
 Model cases (--model-cases): onnx's model-level directories
 `backend/test/data/{pytorch-converted,pytorch-operator,simple}/test_*`
@@ -127,6 +124,9 @@ def unsupported_reason(case) -> str:
         reason = _value_dtype_ok(vi)
         if reason:
             return reason
+    reason = _quant_params_at_run_time(model)
+    if reason:
+        return reason
     for node in model.graph.node:
         for a in node.attribute:
             if a.name == "to" and a.type == a.INT and node.op_type == "Cast":
@@ -148,6 +148,26 @@ def unsupported_reason(case) -> str:
     return ""
 
 
+# Inputs of the QOperator ops that the IR keeps on tensors as quantization parameters
+# (frontends/onnx/converters/qoperator.py): they must be constants.
+QUANT_PARAM_INPUTS = {
+    "QLinearConv": (1, 2, 4, 5, 6, 7), "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "ConvInteger": (2, 3), "MatMulInteger": (2, 3),
+}
+
+
+def _quant_params_at_run_time(model) -> str:
+    """'' unless a QOperator node reads a quantization parameter from a graph input."""
+    inits = {t.name for t in model.graph.initializer}
+    fed = {vi.name for vi in model.graph.input} - inits
+    for node in model.graph.node:
+        for i in QUANT_PARAM_INPUTS.get(node.op_type, ()):
+            if i < len(node.input) and node.input[i] in fed:
+                return (f"value {node.input[i]!r}: a quantization parameter of {node.op_type} must be "
+                        "a constant (the IR keeps scales and zero points on the tensors)")
+    return ""
+
+
 def _array(x) -> np.ndarray:
     import onnx
     from onnx import numpy_helper
@@ -157,52 +177,13 @@ def _array(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _bake(model, names, data: dict):
-    """Copy of `model` with the graph inputs `names` turned into initializers."""
-    import onnx
-    from onnx import numpy_helper
-
-    baked = onnx.ModelProto()
-    baked.CopyFrom(model)
-    keep = [vi for vi in baked.graph.input if vi.name not in names]
-    del baked.graph.input[:]
-    baked.graph.input.extend(keep)
-    for name in names:
-        baked.graph.initializer.append(numpy_helper.from_array(data[name], name))
-    return baked
-
-
-def _parameter_inputs(model, names) -> list:
-    """Inputs never read as a node's input 0: shape/axes/pads-like parameters."""
-    data_inputs = {n.input[0] for n in model.graph.node if n.input}
-    return [n for n in names if n not in data_inputs]
-
-
-def _convert(model, feeds: dict, min_baked: int = 0):
-    """load_onnx on the case model; if conversion fails because values the IR
-    needs at conversion time arrive as graph inputs (Reshape's shape, Slice's
-    starts, Range's limits, ...), retry with those inputs baked in as
-    initializers: first the parameter-like ones, then all of them.
-    Returns (graph, baked input names)."""
+def _convert(model, feeds: dict):
+    """load_onnx on the case model, every graph input fed at run time with its data set's shape."""
     from mobconv.frontends.onnx import load_onnx
 
-    names = list(feeds)
-    attempts = [[], _parameter_inputs(model, names), names][min_baked:]
-    error = None
-    tried = []
-    for baked in attempts:
-        if baked in tried:
-            continue
-        tried.append(baked)
-        shapes = {n: tuple(feeds[n].shape) for n in names if n not in baked}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                source = _bake(model, baked, feeds) if baked else model
-                return load_onnx(source, input_shapes=shapes or None), baked
-        except Exception as exc:  # noqa: BLE001
-            error = error or exc
-    raise error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_onnx(model, input_shapes={n: tuple(a.shape) for n, a in feeds.items()} or None)
 
 
 def _run_graph(graph, feeds: dict, backend: str, isa=None) -> dict:
@@ -261,28 +242,17 @@ def run_case(case, op_type: str, backend: str = "reference", isa=None) -> CaseRe
     for ins, expected in case.data_sets:
         feeds = {vi.name: _array(x) for vi, x in zip(inputs, ins)}
         try:
-            graph, baked = _convert(model, feeds)
+            graph = _convert(model, feeds)
         except Exception as exc:  # noqa: BLE001
             return CaseResult(case.name, op_type, "failed", f"convert: {type(exc).__name__}: {exc}")
         try:
-            got = _run_graph(graph, {n: a for n, a in feeds.items() if n not in baked}, backend, isa)
+            got = _run_graph(graph, feeds, backend, isa)
         except Exception as exc:  # noqa: BLE001
-            if not (backend == "runtime" and not baked and _NEEDS_CONSTANT.search(str(exc))):
-                return CaseResult(case.name, op_type, "failed", f"run: {type(exc).__name__}: {exc}")
-            # the runtime fixes shapes before running (like the IR at conversion
-            # time): parameters a shape depends on must be constants there too
-            try:
-                graph, baked = _convert(model, feeds, min_baked=1)
-                got = _run_graph(graph, {n: a for n, a in feeds.items() if n not in baked}, backend, isa)
-            except Exception as exc2:  # noqa: BLE001
-                return CaseResult(case.name, op_type, "failed", f"run: {type(exc2).__name__}: {exc2}")
+            return CaseResult(case.name, op_type, "failed", f"run: {type(exc).__name__}: {exc}")
         why = compare(got, [o.name for o in model.graph.output], expected, case.rtol, case.atol)
         if why:
             return CaseResult(case.name, op_type, "failed", why)
     return CaseResult(case.name, op_type, "passed")
-
-
-_NEEDS_CONSTANT = re.compile(r"must be (known|a known)")
 
 
 # Cases the C++ runtime cannot express although the IR can: case name (or
