@@ -620,17 +620,110 @@ print("ok")
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
-def test_saved_model_without_tensorflow_says_what_to_install(saved_models):
-    _, one, two = saved_models
-    script = _NO_TF + "from mobconv.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", script, "tf2mob", one, "-o",
-                             os.path.join(os.path.dirname(one), "y.mob")],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode != 0
-    assert "pip install tensorflow-cpu" in result.stderr and "Traceback" not in result.stderr
+def _run_without_tensorflow(script, *args):
+    return subprocess.run([sys.executable, "-c", _NO_TF + script, *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+_CONVERT_AND_RUN = """
+import numpy as np, mobconv
+path, x_file, out_file = sys.argv[1:4]
+kwargs = {"signature": sys.argv[4]} if len(sys.argv) > 4 else {}
+model = mobconv.convert(path, **kwargs)
+out = model.run({model.inputs[0].name: np.load(x_file)}, backend="reference")
+np.savez(out_file, names=np.array([s.name for s in model.outputs]), *[out[s.name] for s in model.outputs])
+assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow" and sys.modules[m] is not None]
+"""
+
+
+def _keras_net():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU(6.0)(y)
+    y = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    model = keras.Model(inputs, keras.layers.Dense(5)(y))
+    for w in model.weights:  # non-trivial batch norm statistics
+        w.assign(np.random.default_rng(len(w.path)).uniform(0.5, 1.5, w.shape).astype(np.float32))
+    return model
+
+
+def test_saved_models_convert_without_tensorflow(saved_models, tmp_path):
+    """TF2 SavedModels are frozen without TensorFlow: the checkpoint is read and the
+    signature's functions are inlined; results equal TensorFlow's."""
+    module, one, two = saved_models
+    keras_net = _keras_net()
+    keras_dir = tmp_path / "keras export"
+    keras_net.export(str(keras_dir), verbose=False)
+    rng = np.random.default_rng(7)
+    x6 = rng.standard_normal((3, 6)).astype(np.float32)
+    x12 = rng.standard_normal((2, 12, 12, 3)).astype(np.float32)
+    np.save(tmp_path / "x6.npy", x6)
+    np.save(tmp_path / "x12.npy", x12)
+    score = module.score(tf.constant(x6))
+    cases = [
+        (one, "x6", [], {"logits": score["logits"].numpy(), "scaled": score["scaled"].numpy()}),
+        (two, "x6", ["double"], {"output_0": module.double(tf.constant(x6)).numpy()}),
+        (keras_dir, "x12", [], {"output_0": keras_net(x12).numpy()}),
+    ]
+    for path, x, extra, want in cases:
+        out_file = tmp_path / "out.npz"
+        result = _run_without_tensorflow(_CONVERT_AND_RUN, path, tmp_path / f"{x}.npy", out_file, *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        got = np.load(out_file)
+        names = list(got["names"])
+        assert names == sorted(want), names
+        for i, name in enumerate(names):
+            assert_close(got[f"arr_{i}"], want[name], what=f"{path} {name}")
+
+
+def test_checkpoint_reader_equals_tensorflows(saved_models, tmp_path):
+    from mobconv.frontends.tensorflow.bundle import Bundle
+
+    keras_dir = tmp_path / "k"
+    _keras_net().export(str(keras_dir), verbose=False)
+    for directory in (saved_models[1], str(keras_dir)):
+        prefix = os.path.join(directory, "variables", "variables")
+        ours, theirs = Bundle(prefix), tf.train.load_checkpoint(prefix)
+        names = theirs.get_variable_to_shape_map()
+        assert set(ours.entries) == set(names) and len(names) >= 2
+        for name in names:
+            got, want = ours.read(name), theirs.get_tensor(name)
+            if got.dtype == object:
+                assert got.shape == () and got[()] == want
+            else:
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want)
+    data = open(prefix + ".index", "rb").read()
+    open(tmp_path / "bad.index", "wb").write(data[:-9] + b"\0" * 9)  # the magic number broken
+    with pytest.raises(ConversionError, match=r"bad\.index: not a TensorFlow checkpoint index \(bad table magic"):
+        Bundle(str(tmp_path / "bad"))
+
+
+class Embedding(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="ids")])
+    def lookup(self, ids):
+        return tf.gather(self.table, ids)  # ResourceGather: the variable is not read whole
+
+
+def test_saved_model_beyond_the_tensorflow_free_freezer_says_what_to_install(tmp_path):
+    module = Embedding()
+    path = tmp_path / "embedding"
+    tf.saved_model.save(module, str(path), signatures=module.lookup)
+    script = "from mobconv.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    result = _run_without_tensorflow(script, "tf2mob", path, "-o", tmp_path / "c.mob")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "(ResourceGather) uses a variable other than by reading it" in result.stderr
+    assert "pip install tensorflow-cpu" in result.stderr
     # a wrong signature is reported without TensorFlow too (read from saved_model.pb)
-    result = subprocess.run([sys.executable, "-c", script, "tf2mob", two, "-o",
-                             os.path.join(os.path.dirname(two), "x.mob")],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "has 2 signatures: double, score" in result.stderr
+    result = _run_without_tensorflow(script, "tf2mob", path, "--signature", "nope", "-o", tmp_path / "c.mob")
+    assert result.returncode == 2 and "no signature 'nope' (signatures: serving_default)" in result.stderr

@@ -18,8 +18,8 @@ examples:
   mobconv tf2mob detector.pb --inputs image_tensor:0 --outputs boxes,scores
 
 MODEL is a frozen GraphDef (binary .pb, text .pbtxt; no TensorFlow needed) or
-a SavedModel directory (frozen with TensorFlow, which must then be installed:
-pip install tensorflow-cpu), for --signature NAME, else its only signature or
+a SavedModel directory (frozen with TensorFlow when it is installed, else by
+mobconv for TF2 SavedModels), for --signature NAME, else its only signature or
 serving_default; its inputs and outputs keep the signature's names.
 
 --inputs/--outputs cut the graph: the named tensors ("node" or "node:K",

@@ -5,8 +5,10 @@
 - SavedModel directory (saved_model.pb + variables/): its signatures are read
   with protobuf alone (so a wrong or missing --signature is reported without
   TensorFlow), then the chosen signature is frozen with TensorFlow
-  (tf.saved_model.load, convert_variables_to_constants_v2), imported lazily:
-  without TensorFlow the message says what to install.
+  (tf.saved_model.load, convert_variables_to_constants_v2), imported lazily;
+  without TensorFlow, by `savedmodel.py` (TF2 SavedModels: the checkpoint read
+  and the signature's functions inlined), which says what to install when the
+  SavedModel is beyond it.
 """
 from __future__ import annotations
 
@@ -137,9 +139,11 @@ def read_saved_model(directory: str, signature: Optional[str], given: Optional[s
     try:
         tf = _import_tensorflow()
     except ImportError:
-        raise MobconvError(
-            f"{directory}: converting a SavedModel needs TensorFlow to freeze its variables "
-            f"({INSTALL_TF}); or freeze it to a .pb where TensorFlow is installed") from None
+        # no TensorFlow: read the variables and inline the signature's functions ourselves
+        from .savedmodel import freeze_without_tensorflow
+
+        frozen = freeze_without_tensorflow(directory, meta, key)
+        return Source(frozen[0], "SavedModel", files, True, key, frozen[2], frozen[1], frozen[3])
     graph_def, input_rename, outputs, output_rename = _freeze(tf, directory, meta, key)
     return Source(graph_def, "SavedModel", files, True, key, outputs, input_rename,
                   output_rename, tf.__version__)
