@@ -55,16 +55,6 @@ def cast(cx, value: str, dtype: str, out: str = None) -> str:
     return out
 
 
-def value_dtype(cx, value: str):
-    v = cx.graph.values.get(value)
-    return None if v is None else v.dtype
-
-
-def value_shape(cx, value: str):
-    v = cx.graph.values.get(value)
-    return None if v is None else v.shape
-
-
 def known_rank(cx, i: int, what: str = "the input") -> int:
     rank = cx.rank(i)
     if rank is None:
@@ -77,10 +67,6 @@ def norm_axis(cx, axis: int, rank: int, what: str = "axis") -> int:
         raise cx.error(f"{what} {axis} is out of range for rank {rank} "
                        f"(valid: {-rank}..{rank - 1})")
     return axis + rank if axis < 0 else axis
-
-
-def scalar_const(cx, value, dtype: str, hint: str) -> str:
-    return cx.const(np.asarray(value, dtype=dtype), hint)
 
 
 def attr(cx, name: str, default=None):
