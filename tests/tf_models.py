@@ -164,7 +164,7 @@ def _calibrate_batchnorm(model, x: np.ndarray, seed: int) -> int:
     ~7e-5 relative (InceptionV3), too close to the tests' 1e-4; the slightly
     inflated variance brings that noise floor to <= 2.5e-5 for every model here
     (ResNet50 worst), while the logits still vary across inputs (more would make
-    MobileNet's output collapse to a constant: `TFZoo._build` checks it does not).
+    MobileNet's output collapse to a constant: `TFZoo._build` checks it does not)."""
     k = keras()
     rng = np.random.default_rng(seed)
     layers = [layer for layer in model._flatten_layers() if isinstance(layer, k.layers.BatchNormalization)]
