@@ -5,7 +5,7 @@ two ops inside the graph next to a Conv), and the outputs still match TensorFlow
 Keras MobileNetV2 and ResNet50 come from tests/tf_models.py (seeded, shared with
 test_tf_architectures.py in one process); small tf.functions cover the ops Keras
 models put between convolutions (Pad, squeeze-excite, Concat, Split, Softmax on
-channels, resize, global pooling).
+channels, resize, UpSampling2D's repeat, global pooling).
 """
 import numpy as np
 import pytest
@@ -80,7 +80,8 @@ def _small_net(x):
     y = tf.concat([tf.nn.conv2d(a, w(1, 1, 3, 4), 1, "SAME"), tf.nn.relu(b)], axis=-1)
     y = tf.nn.softmax(y, axis=-1) + y
     y = tf.image.resize(y, [14, 10], method="nearest")
-    y = tf.nn.max_pool2d(y, 2, 2, "VALID")
+    y = tf.repeat(tf.repeat(y, 2, axis=1), 2, axis=2)  # Keras UpSampling2D (nearest)
+    y = tf.nn.max_pool2d(y, 4, 4, "VALID")
     y = tf.nn.conv2d(y, w(3, 3, 9, 6), 2, "SAME")
     return tf.reduce_mean(y, axis=[1, 2])
 

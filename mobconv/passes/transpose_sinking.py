@@ -40,6 +40,8 @@ Algorithm:
    cycle; a node flips at most MAX_FLIPS_PER_NODE times anyway).
 3. Graph inputs and outputs keep their names, shapes and values: the Transposes
    at the model's edges stay (the signature keeps NHWC where the source had it).
+4. Should the moves have added Transposes after all (each move's count is an
+   estimate made before the move), the graph is put back as it was.
 Nodes with quantized values (`Value.quant`) are not flipped. A flipped node's
 output is a new value named `<old name>_nchw` when it holds the old NHWC value in
 NCHW order (`<old name>_t` for other permutations); the old name lives on only
@@ -59,7 +61,7 @@ UNARY = frozenset({
     "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu",
     "Celu", "ThresholdedRelu", "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp",
     "Log", "Sqrt", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin",
-    "Cos", "Not", "Cast", "Clip", "Shrink", "Identity",
+    "Cos", "Not", "Cast", "Clip", "Shrink",
 })
 # Broadcasting element-wise ops: every input is data.
 BROADCAST = frozenset({
@@ -83,8 +85,10 @@ def _acceptable(delta: int, q) -> bool:
 
 def transpose_sinking(graph) -> bool:
     """Move Transposes through layout-agnostic ops and cancel inverse pairs; True if changed."""
-    if not any(n.op == "Transpose" for n in graph.nodes):
+    before = _count(graph)
+    if not before:
         return False
+    saved = _snapshot(graph)
     sinker = _Sinker(graph)
     changed = False
     for _ in range(MAX_SWEEPS):
@@ -99,9 +103,33 @@ def transpose_sinking(graph) -> bool:
             break
         changed = True
         graph.toposort()
+    if changed and _count(graph) > before:  # a misjudged move: keep the graph as it was
+        _restore(graph, saved)
+        return False
     if changed:
         graph.remove_unused_values()
     return changed
+
+
+def _count(graph) -> int:
+    return sum(n.op == "Transpose" for n in graph.nodes)
+
+
+def _snapshot(graph):
+    """What the pass may change in place: the node list and each node's fields, the
+    value table and the values' shapes (constants are never edited)."""
+    nodes = [(n, n.op, n.name, list(n.inputs), list(n.outputs), dict(n.attrs)) for n in graph.nodes]
+    return nodes, dict(graph.values), [(v, v.shape) for v in graph.values.values()]
+
+
+def _restore(graph, saved) -> None:
+    nodes, values, shapes = saved
+    for node, op, name, inputs, outputs, attrs in nodes:
+        node.op, node.name, node.inputs, node.outputs, node.attrs = op, name, inputs, outputs, attrs
+    graph.nodes = [entry[0] for entry in nodes]
+    graph.values = values
+    for value, shape in shapes:
+        value.shape = shape
 
 
 # ---- permutations ---------------------------------------------------------------------
@@ -193,7 +221,7 @@ class _Sinker:
                 if region is None:
                     continue
                 delta = self.cost(region, q)
-                if _acceptable(delta, q) and (best is None or delta < best[0]):
+                if delta is not None and _acceptable(delta, q) and (best is None or delta < best[0]):
                     best = (delta, q, region)
             if best is not None and len(best[2]) == 1:
                 break
@@ -301,12 +329,13 @@ class _Sinker:
         return True
 
     # ---- cost -----------------------------------------------------------------------
-    def cost(self, region, q) -> int:
+    def cost(self, region, q) -> Optional[int]:
         """Change in the number of Transpose nodes if every node of `region` (a list of
-        (node, plan)) were flipped by q."""
-        inv, delta = inverse(q), 0
+        (node, plan)) were flipped by q; None when a Transpose or a rank-changing output
+        sits between two of its nodes (the count would need the flips done in order)."""
+        inv = inverse(q)
         inside = {id(node) for node, _ in region}
-        dying, made = set(), set()
+        needs, dying = {}, {}  # (source, perm) -> True; id(transpose) -> node
         for node, plan in region:
             for slot, mode in plan.data:
                 name = node.inputs[slot]
@@ -318,26 +347,33 @@ class _Sinker:
                 if mode == "bcast" and len(self.shape(name)) == 0:
                     continue
                 t = self.transpose_producer(name)
-                if t is not None:
-                    perm = compose(self.perm(t), inv)
-                    key = (t.inputs[0], perm)
-                    if not is_identity(perm) and key not in made and self.existing(*key) is None:
-                        delta += 1
-                        made.add(key)
-                    readers = self.uses.readers(name)
-                    if name not in self.uses.outputs and all(id(r) in inside for r in readers):
-                        dying.add(id(t))
-                elif (name, inv) not in made and self.existing(name, inv) is None:
-                    delta += 1
-                    made.add((name, inv))
-        delta -= len(dying)
+                if t is None:
+                    needs[(name, inv)] = True
+                    continue
+                source = self.uses.producer(t.inputs[0])
+                if source is not None and id(source) in inside:
+                    return None
+                perm = compose(self.perm(t), inv)
+                if not is_identity(perm):
+                    needs[(t.inputs[0], perm)] = True
+                readers = self.uses.readers(name)
+                if name not in self.uses.outputs and all(id(r) in inside for r in readers):
+                    dying[id(t)] = t
+        delta = -len(dying)
+        for source, perm in needs:
+            found = self.existing(source, perm)
+            producer = found and self.uses.producer(found)
+            if found is None or id(producer) in dying:  # a dying one reused is one kept
+                delta += 1
         for node, plan in region:
             for name, out_perm in zip(node.outputs, plan.outs):
                 if not name or is_identity(out_perm):
                     continue
                 needs_copy = name in self.uses.outputs
                 for reader in {id(r): r for r in self.uses.readers(name)}.values():
-                    if id(reader) in inside and out_perm == q:
+                    if id(reader) in inside:
+                        if out_perm != q:
+                            return None
                         continue
                     p = self.perm(reader)
                     if p is None:
@@ -695,6 +731,126 @@ def _mvn(s, node, q):
     return _Plan([(0, "perm")], [q], {"axes": sorted(q[a] for a in axes)})
 
 
+def _place_ones(order, inserted) -> list:
+    """`order`: logical axes in stored order; insert each axis of `inserted` (sorted)
+    right after the logical axis before it (at the front for axis 0)."""
+    order = list(order)
+    for axis in sorted(inserted):
+        order.insert(order.index(axis - 1) + 1 if axis > 0 else 0, axis)
+    return order
+
+
+def _unsqueeze(s, node, q):
+    rank = len(q)
+    out = s.shape(node.outputs[0]) if len(node.outputs) == 1 else None
+    if out is None or len(node.inputs) < 2 or not _rank_is(s, node.inputs[:1], rank):
+        return None
+    axes = _const_axes(s, node.inputs[1], len(out))
+    if axes is None:
+        return None
+    kept = [i for i in range(len(out)) if i not in axes]  # logical output axis of input axis j
+    stored_in = inverse(q)  # logical input axis at each stored position
+    order = _place_ones([kept[j] for j in stored_in], axes)
+    out_perm = tuple(order.index(i) for i in range(len(out)))
+    new_axes = np.array(sorted(order.index(a) for a in axes), dtype=s.uses.const(node.inputs[1]).dtype)
+    return _Plan([(0, "perm")], [out_perm], params={1: new_axes})
+
+
+def _squeeze(s, node, q):
+    rank = len(q)
+    shape = s.shape(node.inputs[0])
+    if len(node.outputs) != 1 or not _rank_is(s, node.inputs[:1], rank):
+        return None
+    if len(node.inputs) > 1 and node.inputs[1]:
+        axes = _const_axes(s, node.inputs[1], rank)
+        dtype = None if axes is None else s.uses.const(node.inputs[1]).dtype
+    else:
+        axes, dtype = [a for a, d in enumerate(shape) if d == 1], np.int64
+        if any(not isinstance(d, int) for d in shape):
+            return None
+    if axes is None:
+        return None
+    new_axes = np.array(sorted(q[a] for a in axes), dtype=dtype)
+    return _Plan([(0, "perm")], [_reduced_perm(q, axes, 0)], params={1: new_axes})
+
+
+def _tile(s, node, q):
+    rank = len(q)
+    repeats = s.uses.const(node.inputs[1]) if len(node.inputs) > 1 else None
+    if repeats is None or repeats.size != rank or len(node.outputs) != 1:
+        return None
+    if not _rank_is(s, node.inputs[:1] + node.outputs, rank):
+        return None
+    return _Plan([(0, "perm")], [q], params={1: repeats.reshape(-1)[list(inverse(q))]})
+
+
+def _reshape_groups(shape_in, shape_out) -> Optional[list]:
+    """Split a reshape into (input axes, output axes) groups of equal size, in order;
+    size-1 axes form groups of their own with nothing on the other side. A symbolic
+    dim must meet the same symbol alone. None when that is impossible."""
+    groups, i, j = [], 0, 0
+    while i < len(shape_in) or j < len(shape_out):
+        if i < len(shape_in) and shape_in[i] == 1:
+            groups.append(([i], []))
+            i += 1
+            continue
+        if j < len(shape_out) and shape_out[j] == 1:
+            groups.append(([], [j]))
+            j += 1
+            continue
+        if i >= len(shape_in) or j >= len(shape_out):
+            return None
+        if isinstance(shape_in[i], str) or isinstance(shape_out[j], str):
+            if shape_in[i] != shape_out[j]:
+                return None
+            groups.append(([i], [j]))
+            i, j = i + 1, j + 1
+            continue
+        ins, outs, p_in, p_out = [i], [j], shape_in[i], shape_out[j]
+        i, j = i + 1, j + 1
+        while p_in != p_out:
+            if p_in < p_out and i < len(shape_in) and isinstance(shape_in[i], int) and shape_in[i] != 1:
+                ins.append(i)
+                p_in, i = p_in * shape_in[i], i + 1
+            elif p_out < p_in and j < len(shape_out) and isinstance(shape_out[j], int) and shape_out[j] != 1:
+                outs.append(j)
+                p_out, j = p_out * shape_out[j], j + 1
+            else:
+                return None
+        groups.append((ins, outs))
+    return groups
+
+
+def _reshape(s, node, q):
+    """A Reshape that merges or splits axes which stay next to each other, in order,
+    in the permuted layout (Keras UpSampling2D's repeat: (N,H,2,W,C) -> (N,2H,W,C))."""
+    rank = len(q)
+    shape_in = s.shape(node.inputs[0])
+    shape_out = s.shape(node.outputs[0]) if len(node.outputs) == 1 else None
+    if shape_out is None or not _rank_is(s, node.inputs[:1], rank) or s.uses.const(node.inputs[1]) is None:
+        return None
+    groups = _reshape_groups(shape_in, shape_out)
+    if groups is None:
+        return None
+    group_of = {a: g for g, (ins, _) in enumerate(groups) for a in ins}
+    order = []
+    stored_in = [a for a in inverse(q) if shape_in[a] != 1]  # logical input axes in stored order
+    k = 0
+    while k < len(stored_in):
+        ins, outs = groups[group_of[stored_in[k]]]
+        if stored_in[k:k + len(ins)] != ins:
+            return None  # the group's axes are not together, in order, in the stored layout
+        order.extend(outs)
+        k += len(ins)
+    order = _place_ones(order, [j for j, d in enumerate(shape_out) if d == 1])
+    symbols = [d for d in shape_out if not isinstance(d, int)]
+    if len(symbols) > 1 or sorted(order) != list(range(len(shape_out))):
+        return None
+    target = np.array([shape_out[i] if isinstance(shape_out[i], int) else -1 for i in order], np.int64)
+    out_perm = tuple(order.index(i) for i in range(len(shape_out)))
+    return _Plan([(0, "perm")], [out_perm], params={1: target})
+
+
 _RULES = {op: _unary for op in UNARY}
 _RULES.update({op: _broadcast for op in BROADCAST})
 _RULES.update({op: _single_axis for op in SINGLE_AXIS})
@@ -703,5 +859,6 @@ _RULES.update({
     "Concat": _concat, "Split": _split, "TopK": _single_axis_multi, "ArgMax": _arg,
     "ArgMin": _arg, "Slice": _slice, "Pad": _pad, "Resize": _resize,
     "QuantizeLinear": _quantize, "DequantizeLinear": _quantize,
-    "MeanVarianceNormalization": _mvn,
+    "MeanVarianceNormalization": _mvn, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze,
+    "Tile": _tile, "Reshape": _reshape,
 })
