@@ -641,7 +641,8 @@ def _keras_net():
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((12, 12, 3))
-    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    y = keras.layers.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.0, 2.0, 3.0])(inputs)
+    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(y)
     y = keras.layers.BatchNormalization()(y)
     y = keras.layers.ReLU(6.0)(y)
     y = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(y)

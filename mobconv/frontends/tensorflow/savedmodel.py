@@ -6,8 +6,9 @@ then one VarHandleOp per captured variable; the called function (in the graph's
 function library) may call further functions and reads the variables with
 ReadVariableOp. Freezing here:
 
-1. The variables: the concrete function's `bound_inputs` (SavedObjectGraph)
-   give the object-graph node of each captured input; the checkpoint's own
+1. The captured inputs: the concrete function's `bound_inputs` (SavedObjectGraph)
+   give the object-graph node of each; a constant is a Const of the MetaGraph
+   (SavedConstant.operation); for a variable, the checkpoint's own
    object graph (the "_CHECKPOINTABLE_OBJECT_GRAPH" tensor, same node ids)
    gives that node's checkpoint key; the value is read from the TensorBundle
    (bundle.py) and checked against the SavedVariable's dtype and shape.
@@ -32,6 +33,7 @@ from .proto import graph_pb2, node_def_pb2, trackable_object_graph_pb2
 from .tensors import dtype_name
 
 _CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
+_FUNCTIONAL = ("While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase")
 # Output args of ops with several (each one tensor), for "node:arg:k" references.
 _OUTPUT_ARGS = {
     "FusedBatchNorm": ["y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"],
@@ -106,6 +108,25 @@ class _Freezer:
                            f"{list(value.shape)}, the SavedModel declares {list(want)}")
         return value
 
+    def _captured(self, node_id: int):
+        """A captured input of the signature: a variable (read when the body reads it) or a
+        constant (a Const node of the MetaGraph, SavedConstant.operation)."""
+        objects = self.meta.object_graph_def.nodes
+        kind = objects[node_id].WhichOneof("kind") if 0 <= node_id < len(objects) else None
+        if kind == "variable":
+            return ("variable", node_id)
+        if kind == "constant":
+            name = objects[node_id].constant.operation
+            node = self.nodes.get(name)
+            if node is None or node.op != "Const":
+                raise _Refused(f"captured constant {name!r} is not a Const of the graph")
+            if name not in self.added:
+                copy = node_def_pb2.NodeDef()
+                copy.CopyFrom(node)
+                self._add(copy)
+            return ("tensor", name)
+        raise _Refused(f"the signature captures a {kind or 'missing'} object ({node_id})")
+
     # ---- graph building ------------------------------------------------------------
     def _add(self, node) -> None:
         if node.name in self.added:
@@ -159,7 +180,7 @@ class _Freezer:
                 args.append(("tensor", node.name))
                 placeholders[node.name] = True
             else:
-                args.append(("variable", bound[i - n_args]))
+                args.append(self._captured(bound[i - n_args]))
         for k, tensor in sig.inputs.items():
             name = tensor.name.rsplit(":", 1)[0]
             if name not in placeholders:
@@ -233,6 +254,9 @@ class _Freezer:
                 result = [resolved[0]]  # a resource passed on
             else:
                 for (kind, r), text in zip(resolved, data):
+                    if kind == "variable" and node.op in _FUNCTIONAL:
+                        raise _Refused(f"{func_name}: node {node_name!r} ({node.op}) takes variables "
+                                       "into its branch or body functions")
                     if kind == "variable":
                         raise _Refused(f"{func_name}: node {node_name!r} ({node.op}) uses a variable "
                                        "other than by reading it")
