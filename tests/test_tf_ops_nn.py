@@ -143,6 +143,21 @@ def test_keras_dilated_conv_and_depthwise_fold():
     _no_space_to_batch(model)
 
 
+def test_keras_dilated_conv1d_folds():
+    """Conv1D(dilation_rate) is SpaceToBatchND -> ExpandDims -> Conv2D -> Squeeze ->
+    BatchToSpaceND; 'same' and 'causal' (a Pad first) both fold."""
+    import keras
+
+    same = keras.layers.Conv1D(4, 3, dilation_rate=2, padding="same")
+    causal = keras.layers.Conv1D(4, 2, dilation_rate=3, padding="causal")
+    for i, layer in enumerate((same, causal)):
+        layer.build((None, 17, 3))
+        layer.set_weights([np.asarray(W(*w.shape, seed=i)) for w in layer.get_weights()])
+    model = check_against_tf(lambda x: (same(x), causal(x)), [X(17, 3)])
+    assert "Reshape" not in ops_of(model) and "Slice" not in ops_of(model), ops_of(model)
+    assert sorted(n.attrs["dilations"][1] for n in model.graph.nodes if n.op == "Conv") == [2, 3]
+
+
 def test_dilated_conv_on_unknown_height_width_folds(tmp_path):
     """Run-time paddings (input H/W unknown) fold too, and their dead computation does not
     become an extra model output."""

@@ -4,6 +4,8 @@ Why: TensorFlow builds dilated convolutions (`tf.nn.atrous_conv2d`, Keras
 `Conv2D(dilation_rate=...)`, `tf.nn.convolution`) as
     SpaceToBatchND(x, block, paddings) -> Conv2D/DepthwiseConv2dNative (VALID, stride 1)
     [-> BiasAdd] -> BatchToSpaceND(y, block, crops)
+and dilated 1-D convolutions (Keras `Conv1D(dilation_rate=...)`, any padding incl.
+causal) with ExpandDims -> Conv2D -> Squeeze on (N, 1, W, C) in the middle.
 The middle conv runs on `block` interleaved phases of the padded input, which is
 exactly a conv with dilations = block on the padded input; BatchToSpaceND's crops
 then remove rows from the output's ends, which is the same as removing that
@@ -11,13 +13,14 @@ much padding. So the three ops are one conv with dilations = block and explicit
 pads (paddings - crops) per side, as long as no pad becomes negative.
 
 Algorithm, per BatchToSpaceND node (on a copy of the GraphDef, before conversion):
-1. Walk back: optional BiasAdd, a Conv2D/DepthwiseConv2dNative in NHWC with
-   strides 1, dilations 1 and VALID padding, reading a SpaceToBatchND. The
-   conv's and the BiasAdd's outputs have no other readers.
-2. block_shape (2 values, both >= 1, the same on both ends), paddings and crops
-   (2x2) are Consts; pads = paddings - crops must be >= 0 on every side.
-3. The conv reads SpaceToBatchND's input and gets dilations [1, bh, bw, 1] and
-   padding VALID (all pads 0) or EXPLICIT with explicit_paddings; the
+1. Walk back: optional BiasAdd (or Squeeze for 1-D), a Conv2D/DepthwiseConv2dNative
+   in NHWC with strides 1, dilations 1 and VALID padding, (ExpandDims for 1-D,)
+   reading a SpaceToBatchND. The nodes in between have no other readers.
+2. block_shape (one value per spatial dim, >= 1, the same on both ends) is a
+   Const; paddings and crops are Consts or computed (below); pads = paddings -
+   crops must be >= 0 on every side.
+3. The conv (or ExpandDims) reads SpaceToBatchND's input; the conv gets dilations
+   [1, bh, bw, 1] and padding VALID (all pads 0) or EXPLICIT; the
    BatchToSpaceND becomes an Identity of what it read (consumers keep its
    name); the SpaceToBatchND goes when nothing else reads it.
 A pattern that does not fit is left alone: SpaceToBatchND/BatchToSpaceND then
@@ -52,8 +55,10 @@ def fold_space_to_batch_convs(graph_def, source: str = ""):
         plan = _match(b2s, nodes, readers)
         if plan is None:
             continue
-        conv, s2b, block, pads = plan
-        conv.input[0] = s2b.input[0]
+        conv, s2b, reader, block, pads = plan
+        reader.input[0] = s2b.input[0]
+        if len(block) == 1:  # conv1d: the conv runs on (N, 1, W, C)
+            block, pads = [1] + list(block), [0, 0] + list(pads)
         conv.attr["dilations"].list.i[:] = [1, int(block[0]), int(block[1]), 1]
         if any(pads):
             conv.attr["padding"].s = b"EXPLICIT"
@@ -142,38 +147,55 @@ def _ints(node, name: str, default):
 
 
 def _match(b2s, nodes, readers):
-    """(conv, space_to_batch, block, pads [top, bottom, left, right]) or None."""
+    """(conv, space_to_batch, the node reading it, block, pads [begin, end per spatial dim])
+    or None. 2-D: [BiasAdd ->] conv; 1-D (tf.nn.conv1d): ExpandDims -> Conv2D -> Squeeze
+    on (N, 1, W, C)."""
     if len(b2s.input) < 3:
         return None
-    inner = _node_of(nodes, b2s.input[0], ("BiasAdd",) + _CONVS)
-    if inner is None or len(readers.get(inner.name, [])) != 1:
+
+    def only_reader(tensor, ops):
+        node = _node_of(nodes, tensor, ops)
+        return node if node is not None and len(readers.get(node.name, [])) == 1 else None
+
+    inner = only_reader(b2s.input[0], ("BiasAdd", "Squeeze") + _CONVS)
+    if inner is None:
         return None
-    conv = inner
+    conv, reader, rank = inner, inner, 2
     if inner.op == "BiasAdd":
         if _str(inner, "data_format") != "NHWC":
             return None
-        conv = _node_of(nodes, inner.input[0], _CONVS)
-        if conv is None or len(readers.get(conv.name, [])) != 1:
+        conv = reader = only_reader(inner.input[0], _CONVS)
+    elif inner.op == "Squeeze":
+        if _ints(inner, "squeeze_dims", []) not in ([1], [-3]):
             return None
+        conv = only_reader(inner.input[0], ("Conv2D",))
+        reader = only_reader(conv.input[0], ("ExpandDims",)) if conv is not None else None
+        axis = _const(nodes, reader.input[1]) if reader is not None else None
+        if axis is None or axis.size != 1 or int(axis.ravel()[0]) not in (1, -3):
+            return None
+        rank = 1
+    if conv is None or reader is None:
+        return None
     if _str(conv, "data_format") != "NHWC" or _str(conv, "padding") != "VALID":
         return None
     if _ints(conv, "strides", [1] * 4) != [1] * 4 or _ints(conv, "dilations", [1] * 4) != [1] * 4:
         return None
-    s2b = _node_of(nodes, conv.input[0], ("SpaceToBatchND",))
+    s2b = _node_of(nodes, reader.input[0], ("SpaceToBatchND",))
     if s2b is None or len(s2b.input) < 3:
         return None
     block_in, block_out = _const(nodes, s2b.input[1]), _const(nodes, b2s.input[1])
     if block_in is None or block_out is None:
         return None
     block_in, block_out = block_in.ravel(), block_out.ravel()
-    if block_in.shape != (2,) or not np.array_equal(block_in, block_out) or (block_in < 1).any():
+    if block_in.shape != (rank,) or not np.array_equal(block_in, block_out) or \
+            (block_in < 1).any():
         return None
     pads = None
     for sample in _SAMPLES:
-        evaluate = _Evaluator(nodes, s2b.input[0], sample)
+        evaluate = _Evaluator(nodes, s2b.input[0], sample[:1] + sample[1:1 + rank] + sample[-1:])
         paddings, crops = evaluate(s2b.input[2]), evaluate(b2s.input[2])
-        if paddings is None or crops is None or paddings.shape != (2, 2) or \
-                crops.shape != (2, 2) or (crops < 0).any():
+        if paddings is None or crops is None or paddings.shape != (rank, 2) or \
+                crops.shape != (rank, 2) or (crops < 0).any():
             return None
         got = (paddings - crops).ravel().tolist()
         if pads is not None and got != pads:
@@ -181,7 +203,7 @@ def _match(b2s, nodes, readers):
         pads = got
     if min(pads) < 0:
         return None
-    return conv, s2b, block_in, pads
+    return conv, s2b, reader, block_in.tolist(), pads
 
 
 _SAMPLES = ((1, 29, 31, 3), (2, 36, 34, 3))  # input shapes the run-time paddings are tried at
