@@ -346,7 +346,10 @@ def test_fake_quant_args_vars_per_channel():
                 tf.quantization.fake_quant_with_min_max_vars(x, -2.1, 4.7, num_bits=4),
                 tf.quantization.fake_quant_with_min_max_vars(x, -2.0, 2.0, narrow_range=True),
                 tf.quantization.fake_quant_with_min_max_vars(x, -0.7, 0.9, num_bits=12),
-                tf.quantization.fake_quant_with_min_max_vars_per_channel(x, mins, maxs))
+                tf.quantization.fake_quant_with_min_max_vars(x, -1.5, 2.5, num_bits=16),
+                tf.quantization.fake_quant_with_min_max_vars_per_channel(x, mins, maxs),
+                tf.quantization.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, 6,
+                                                                         narrow_range=True))
     check_against_tf(fn, [X(5, 6, 3)], feeds=feeds)
 
 
