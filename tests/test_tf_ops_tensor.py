@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
-from tf_oracle import check_against_tf, check_graph_def, convert_graph_def, frozen, run_tf
+from tf_oracle import (
+    BACKENDS, assert_close, check_against_tf, check_graph_def, convert_graph_def, frozen, run_tf,
+)
 
 from mobconv.errors import ConversionError
 from mobconv.frontends.tensorflow.control_flow import fold_constant_switches
@@ -429,29 +431,53 @@ def test_tf2_cond_on_constant_lowered_and_folded():
 
 
 @pytest.mark.parametrize("functional", [False, True], ids=["switch_merge", "functional_if"])
-def test_non_constant_predicate_is_refused(functional):
+def test_non_constant_predicate_is_refused(functional, tmp_path):
     def build(x):
         training = tf.compat.v1.placeholder(tf.bool, [], name="training")
         return tf.compat.v1.cond(training, lambda: x * 2.0, lambda: x)
 
+    graph = _v1_graph(build, functional)
+    kept = [n for n in fold_constant_switches(_ops(graph), "model.pb").node
+            if n.op in ("Switch", "StatelessIf")]
+    assert kept, "the conditional stays in the graph, marked"
     with pytest.raises(ConversionError) as e:
-        fold_constant_switches(_ops(_v1_graph(build, functional)), "model.pb")
+        convert_graph_def(graph, str(tmp_path), outputs=["out"])
     msg = str(e.value)
-    assert msg.startswith("model.pb: cannot convert TensorFlow node 'cond")
-    assert ("(type StatelessIf)" if functional else "(type Switch)") in msg and "is not a constant" in msg
-    assert "Placeholder" in msg and "'training'" in msg and "\n" not in msg
+    assert re.match(r".*frozen\.pb: cannot convert TensorFlow node 'cond[^']*' \(type "
+                    + ("StatelessIf" if functional else "Switch") + r"\): its predicate", msg)
+    assert "is not a constant" in msg and "(type Placeholder)" in msg and "'training'" in msg
+    assert "\n" not in msg
 
 
-def test_while_loop_is_refused_naming_the_loop():
+def test_while_loop_is_refused_naming_the_loop(tmp_path):
     def loop(x):
         return tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 2.0), [tf.constant(0), x])[1]
 
     f = frozen(loop, [f32(None, 3)])
     with pytest.raises(ConversionError) as e:
-        fold_constant_switches(_ops(f.graph_def), "loop.pb")
+        convert_graph_def(f.graph_def, str(tmp_path))
     msg = str(e.value)
-    assert msg.startswith("loop.pb: cannot convert TensorFlow node 'while/")
-    assert "while loop 'while'" in msg and "\n" not in msg
+    assert re.match(r".*frozen\.pb: cannot convert TensorFlow node 'while/[^']*' \(type \w+\): "
+                    r"while loop 'while' is not supported", msg) and "\n" not in msg
+
+
+def test_control_flow_cut_away_converts(tmp_path):
+    """A loop in the preprocessing and a loop plus a conditional on data in the
+    postprocessing: cut off with --inputs/--outputs, the network converts."""
+    def build(x):
+        pre = tf.map_fn(lambda row: row * 2.0 + 1.0, x)  # a while loop
+        features = tf.identity(tf.nn.relu(tf.identity(pre, name="pre") * 3.0 - 1.0), name="features")
+        post = tf.compat.v1.cond(tf.reduce_sum(features) > 0.0, lambda: features * 2.0, lambda: -features)
+        return tf.map_fn(lambda row: row - 1.0, post)
+
+    graph = _v1_graph(build)
+    pre = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
+    model = convert_graph_def(graph, str(tmp_path), inputs={"pre": ("batch", 3)}, outputs=["features"])
+    want = run_tf(graph, {"pre": pre}, ["features"])[0]
+    for backend in BACKENDS:
+        assert_close(model.run({"pre": pre}, backend=backend)["features"], want, what=backend)
+    with pytest.raises(ConversionError, match=r"while loop 'map/while' is not supported"):
+        convert_graph_def(graph, str(tmp_path), outputs=["features"])
 
 
 def test_keras_lstm_is_refused_through_the_converter(tmp_path):
@@ -461,7 +487,7 @@ def test_keras_lstm_is_refused_through_the_converter(tmp_path):
     with pytest.raises(ConversionError) as e:
         convert_graph_def(f.graph_def, str(tmp_path))
     msg = str(e.value)
-    assert "frozen.pb: cannot convert TensorFlow node '" in msg and "(type Enter)" in msg
+    assert "frozen.pb: cannot convert TensorFlow node 'lstm" in msg and "\n" not in msg
     assert re.search(r"while loop 'lstm[_0-9]*/while' is not supported", msg) and "unroll=True" in msg
 
 

@@ -1,10 +1,4 @@
-"""Fold conditionals whose predicate is constant; refuse loops.
-
-A TF1 graph frozen with `graph_util.convert_variables_to_constants` under TF2
-keeps `tf.compat.v1.cond` as a functional If/StatelessIf whose branches are
-functions of the graph's library: those with a constant predicate are inlined
-first (the taken branch's nodes join the graph, an IdentityN keeps the If's
-output names).
+"""Fold conditionals whose predicate is constant; mark the control flow left over.
 
 `tf.cond` (and TF2's If, which freezing lowers) becomes Switch/Merge nodes:
 Switch(data, pred) forwards `data` to output 1 when pred is true, else to
@@ -12,20 +6,31 @@ output 0; the other output is *dead*. Dead values propagate: a node with a
 dead data input (or a control input from a dead node) is dead; Merge forwards
 its one live input (output 0) and that input's index (output 1). A mobile
 deployment has no run-time control flow, so conditionals on a constant (a
-`training` flag, a Keras learning phase) are resolved here on the GraphDef:
+`training` flag, a Keras learning phase) are resolved here on the GraphDef.
+A TF1 graph frozen with `graph_util.convert_variables_to_constants` under TF2
+keeps `tf.compat.v1.cond` as a functional If/StatelessIf whose branches are
+functions of the graph's library: those are inlined first.
 
-1. Refuse while loops (Enter/Exit/NextIteration/LoopCond frames, While and
-   StatelessWhile), naming the loop: Keras LSTM/GRU in graph form.
-2. Walk the nodes in topological order and mark the dead ones. A live
-   Switch's predicate is evaluated: constants (Const), Identity-like ops,
-   PlaceholderWithDefault (taken at its default, the value TensorFlow uses when
-   nothing is fed), logical ops, comparisons and Cast over those, and Switch/
-   Merge outputs (nested conds). Any other predicate is refused, naming the
-   Switch and the node the predicate comes from.
-3. Rewrite: dead nodes go; a Switch's live output is replaced by its data
-   input; a Merge becomes an Identity of its live input under the same name
-   (so output names stay), its value_index a Const; control inputs from
-   removed nodes are dropped.
+1. If/StatelessIf with a constant predicate: the taken branch's nodes join
+   the graph ("<if>/<node>"), an IdentityN keeps the If's output names.
+2. Walk the nodes in topological order (loop back edges left out) and mark
+   the dead ones. A Switch's predicate is evaluated: constants (Const),
+   Identity-like ops, PlaceholderWithDefault (taken at its default, the value
+   TensorFlow uses when nothing is fed), logical ops, comparisons and Cast
+   over those, and Switch/Merge outputs (nested conds).
+3. Rewrite: dead nodes go; a constant Switch's live output is replaced by its
+   data input; a Merge with one live input becomes an Identity of it under the
+   same name (so output names stay), its value_index a Const; control inputs
+   from removed nodes are dropped.
+
+What cannot be folded is left in the graph with its refusal written into the
+node (attribute `_mobconv_unconverted`): a Switch/If whose predicate is not a
+constant (naming the node the predicate comes from), and while loops (TF1
+frames of Enter/Exit/NextIteration/LoopCond, While/StatelessWhile, and the
+TensorList/TensorArray ops that carry a loop's state), naming the loop. The
+loader calls `refuse_unconverted` on the nodes its outputs need, after cutting
+the graph at --inputs/--outputs, so control flow in pre- or postprocessing that
+is cut away does not matter.
 """
 from __future__ import annotations
 
@@ -54,42 +59,77 @@ def _where(node) -> str:
     return f"TensorFlow node {node.name!r} (type {node.op})"
 
 
-def refuse_loops(graph_def, source: str) -> None:
-    """One ConversionError naming the first while loop (TF1 frame or While op)."""
+REFUSAL = "_mobconv_unconverted"  # NodeDef attribute: why this node cannot be converted
+_STATE_OPS = ("TensorList", "TensorArray")  # op name prefixes of loop state containers
+_LOOP_HINT = ("is not supported; mobconv converts graphs without loops (Keras LSTM/GRU: "
+              "unroll the layer, unroll=True, before exporting; or cut the loop away with "
+              "--inputs/--outputs)")
+
+
+def _mark(node, message: str) -> None:
+    if REFUSAL not in node.attr:
+        node.attr[REFUSAL].s = message.encode()
+
+
+def refusal(node):
+    """The refusal `fold_constant_switches` wrote into `node`, or None."""
+    return node.attr[REFUSAL].s.decode() if REFUSAL in node.attr else None
+
+
+def refuse_unconverted(nodes, source: str) -> None:
+    """Raise the first refusal among `nodes` (NodeDefs the outputs need, in graph order)."""
+    for node in nodes:
+        message = refusal(node)
+        if message is not None:
+            raise ConversionError(f"{source}: cannot convert {_where(node)}: {message}")
+
+
+def mark_loops(graph_def) -> None:
+    """Write the loop refusal into every loop node of `graph_def` (in place)."""
+    frames = {}  # frame name -> loop name
     for node in graph_def.node:
         if node.op in _WHILE:
             body = node.attr["body"].func.name if "body" in node.attr else "?"
-            raise ConversionError(
-                f"{source}: cannot convert {_where(node)}: while loop {node.name!r} (body "
-                f"function {body!r}) is not supported; mobconv converts graphs without loops "
-                "(Keras LSTM/GRU: unroll the layer, unroll=True, before exporting)")
-    frames = {}  # frame name -> its first Enter node (every loop input enters the frame)
-    for node in graph_def.node:
-        if node.op in ("Enter", "RefEnter"):
+            _mark(node, f"while loop {node.name!r} (body function {body!r}) {_LOOP_HINT}")
+        elif node.op in ("Enter", "RefEnter"):
             frame = node.attr["frame_name"].s.decode(errors="replace")
-            frames.setdefault(frame, node)
-    if not frames:  # loop nodes without an Enter (a cut or hand-made graph)
-        frames = {"": n for n in graph_def.node if n.op in _FRAME_OPS}
-        frames = dict(list(frames.items())[:1])
-    if frames:
-        frame, node = next(iter(frames.items()))
-        loop = frame or node.name.rpartition("/")[0] or node.name
-        more = f" (and {len(frames) - 1} more)" if len(frames) > 1 else ""
-        raise ConversionError(
-            f"{source}: cannot convert {_where(node)}: while loop {loop!r}{more} is not "
-            "supported; mobconv converts graphs without loops (Keras LSTM/GRU: unroll the "
-            "layer, unroll=True, before exporting)")
+            loop = frame[:-len("/while_context")] if frame.endswith("/while_context") else frame
+            frames.setdefault(frame, loop or node.name.rpartition("/")[0] or node.name)
+    if not frames and not any(n.op in _FRAME_OPS for n in graph_def.node):
+        return
+    loops = sorted(set(frames.values()), key=len, reverse=True) or [""]
+
+    def loop_of(name):
+        return next((loop for loop in loops if loop and name.startswith(loop + "/")), loops[-1])
+
+    producers = {n.name: n for n in graph_def.node}
+    for node in graph_def.node:
+        in_loop = node.op in _FRAME_OPS or node.op.startswith(_STATE_OPS)
+        if node.op in _MERGE:  # a loop's Merge reads an Enter and a NextIteration
+            in_loop = any(producers.get(split_input(i)[0]) is not None and
+                          producers[split_input(i)[0]].op in _FRAME_OPS for i in node.input)
+        if node.op in _SWITCH and len(node.input) > 1:  # a loop's Switch tests a LoopCond
+            pred = producers.get(split_input(node.input[1])[0])
+            in_loop = pred is not None and pred.op == "LoopCond"
+        if in_loop:
+            loop = loop_of(node.name)
+            _mark(node, f"while loop {loop!r} {_LOOP_HINT}" if loop else f"a while loop {_LOOP_HINT}")
 
 
 def fold_constant_switches(graph_def, source: str):
     """`graph_def` with constant-predicate conditionals folded (a new GraphDef when
-    anything changed): functional If/StatelessIf inlined, then Switch/Merge resolved;
-    ConversionError for loops and non-constant predicates."""
+    anything changed): functional If/StatelessIf inlined, then Switch/Merge resolved.
+    Loops and conditionals on run-time values stay, marked (see `refuse_unconverted`)."""
     graph_def = inline_constant_ifs(graph_def, source)
-    refuse_loops(graph_def, source)
-    if not any(n.op in _SWITCH + _MERGE for n in graph_def.node):
+    control = _SWITCH + _MERGE + _FRAME_OPS + _WHILE + _IF
+    if not any(n.op in control or n.op.startswith(_STATE_OPS) for n in graph_def.node):
         return graph_def
-    return _Folder(graph_def, source).run()
+    copy = type(graph_def)()
+    copy.CopyFrom(graph_def)
+    mark_loops(copy)
+    if not any(n.op in _SWITCH + _MERGE for n in copy.node):
+        return copy
+    return _Folder(copy, source).run()
 
 
 # ---- functional If (TF2 control flow in a TF1-frozen graph) ---------------------------
@@ -114,7 +154,7 @@ def inline_constant_ifs(graph_def, source: str):
     "<if>/<node>") and an IdentityN under the If's name (so its outputs keep their names).
     Nested Ifs are inlined in later rounds."""
     for _ in range(_INLINE_ROUNDS):
-        ifs = [n for n in graph_def.node if n.op in _IF]
+        ifs = [n for n in graph_def.node if n.op in _IF and refusal(n) is None]
         if not ifs:
             return graph_def
         functions = {f.signature.name: f for f in graph_def.library.function}
@@ -123,19 +163,19 @@ def inline_constant_ifs(graph_def, source: str):
         out.CopyFrom(graph_def)
         del out.node[:]
         names = {n.name for n in graph_def.node}
+        inlined = 0
         for node in graph_def.node:
-            if node.op not in _IF:
+            if node.op not in _IF or refusal(node) is not None:
                 out.node.add().CopyFrom(node)
                 continue
             data = [split_input(i) for i in node.input if not i.startswith("^")]
             pred = folder._value(data[0]) if data else None
             if pred is None or pred.size != 1:
-                origin = folder._origin(data[0]) if data else node
-                raise ConversionError(
-                    f"{source}: cannot convert {_where(node)}: its predicate "
-                    f"{node.input[0] if node.input else ''!r} is not a constant (it comes from "
-                    f"{_where(origin)}); only conditionals on a constant (Const, "
-                    "PlaceholderWithDefault, or logic over them) are folded")
+                kept = out.node.add()
+                kept.CopyFrom(node)
+                _mark(kept, folder._not_constant(node, data[0] if data else None))
+                continue
+            inlined += 1
             branch = node.attr["then_branch" if bool(pred.reshape(-1)[0]) else "else_branch"]
             fn = functions.get(branch.func.name)
             if fn is None:
@@ -143,6 +183,8 @@ def inline_constant_ifs(graph_def, source: str):
                                       f"{branch.func.name!r} is not in the graph's library")
             _inline(out, node, fn, [_tensor_name(t) for t in data[1:]], names, source)
         graph_def = out
+        if not inlined:
+            return graph_def
     raise ConversionError(f"{source}: conditionals nested deeper than {_INLINE_ROUNDS} levels")
 
 
@@ -203,6 +245,7 @@ class _Folder:
         self.dead_ports = set()  # (switch name, port)
         self.merge_choice = {}  # merge name -> (input index, (node, port))
         self.values = {}  # (node, port) -> numpy, or None when not a known constant
+        self.opaque = set()  # Switches left in place (predicate not constant, or a loop's)
 
     # ---- liveness -----------------------------------------------------------------
     def run(self):
@@ -213,7 +256,8 @@ class _Folder:
     def _topological(self):
         indegree, users = {}, {}
         for node in self.graph_def.node:
-            preds = {split_input(i)[0] for i in node.input} & self.nodes.keys()
+            preds = {p for p in (split_input(i)[0] for i in node.input) if p in self.nodes
+                     and self.nodes[p].op not in ("NextIteration", "RefNextIteration")}
             indegree[node.name] = len(preds)
             for p in preds:
                 users.setdefault(p, []).append(node.name)
@@ -250,11 +294,9 @@ class _Folder:
             live = [(j, t) for j, t in enumerate(data) if not self._port_dead(*t)]
             if not live:
                 self.dead_nodes.add(node.name)
-            elif len(live) > 1:
-                raise ConversionError(
-                    f"{self.source}: cannot convert {_where(node)}: inputs "
-                    f"{', '.join(repr(node.input[j]) for j, _ in live)} are all live (the "
-                    "conditional's predicate is not a constant)")
+            elif len(live) > 1:  # a loop's, or after a Switch left in place
+                _mark(node, f"inputs {', '.join(repr(node.input[j]) for j, _ in live)} are all "
+                      "live (the conditional's predicate is not a constant)")
             else:
                 self.merge_choice[node.name] = live[0]
             return
@@ -266,14 +308,11 @@ class _Folder:
             if len(data) != 2:
                 raise ConversionError(f"{self.source}: cannot convert {_where(node)}: "
                                       f"expects 2 inputs, got {len(data)}")
-            pred = self._value(data[1])
+            pred = None if refusal(node) is not None else self._value(data[1])
             if pred is None or pred.size != 1 or pred.dtype.kind not in "biuf":
-                origin = self._origin(data[1])
-                raise ConversionError(
-                    f"{self.source}: cannot convert {_where(node)}: its predicate "
-                    f"{node.input[1]!r} is not a constant (it comes from {_where(origin)}); only "
-                    "conditionals on a constant (Const, PlaceholderWithDefault, or logic over "
-                    "them) are folded")
+                self.opaque.add(node.name)  # both outputs may be live: left in place
+                _mark(node, self._not_constant(node, data[1]))
+                return
             taken = 1 if bool(pred.reshape(-1)[0]) else 0
             self.dead_ports.add((node.name, 1 - taken))
 
@@ -325,6 +364,13 @@ class _Folder:
             return x.astype({1: np.float32, 3: np.int32, 9: np.int64, 10: bool}[to])
         return None
 
+    def _not_constant(self, node, tensor) -> str:
+        origin = self._origin(tensor) if tensor is not None else node
+        name = node.input[1] if node.op in _SWITCH else (node.input[0] if node.input else "")
+        return (f"its predicate {name!r} is not a constant (it comes from {_where(origin)}); "
+                "only conditionals on a constant (Const, PlaceholderWithDefault, or logic over "
+                "them) are folded")
+
     def _origin(self, tensor):
         """The node a non-constant predicate comes from (through identities)."""
         node = self.nodes.get(tensor[0])
@@ -346,7 +392,7 @@ class _Folder:
         seen = set()
         while tensor[0] not in seen:
             node = self.nodes.get(tensor[0])
-            if node is None or node.op not in _SWITCH:
+            if node is None or node.op not in _SWITCH or tensor[0] in self.opaque:
                 break
             seen.add(tensor[0])
             tensor = split_input(node.input[0])
@@ -356,7 +402,8 @@ class _Folder:
         out = type(self.graph_def)()
         out.CopyFrom(self.graph_def)
         del out.node[:]
-        removed = set(self.dead_nodes) | {n.name for n in self.graph_def.node if n.op in _SWITCH}
+        removed = set(self.dead_nodes) | {n.name for n in self.graph_def.node
+                                          if n.op in _SWITCH and n.name not in self.opaque}
         index_users = set()
         for node in self.graph_def.node:
             for i in node.input:
@@ -367,7 +414,7 @@ class _Folder:
             if node.name in removed:
                 continue
             new = out.node.add()
-            if node.op in _MERGE:
+            if node.op in _MERGE and node.name in self.merge_choice:
                 j, tensor = self.merge_choice[node.name]
                 new.name, new.op = node.name, "Identity"
                 new.device = node.device
@@ -391,7 +438,8 @@ class _Folder:
                     continue
                 if name in self.merge_choice and port == 1:
                     new.input.append(_index_name(name))
-                elif self.nodes.get(name) is not None and self.nodes[name].op in _SWITCH:
+                elif name in self.nodes and self.nodes[name].op in _SWITCH and \
+                        name not in self.opaque:  # a folded Switch: its data input
                     new.input.append(_tensor_name(self._alias((name, port))))
                 else:
                     new.input.append(i)

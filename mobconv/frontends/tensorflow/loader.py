@@ -39,6 +39,7 @@ from ...ir.symbolic import SymbolicShapes
 from ...limits import check_tensor
 from ..base import fill_metadata, fill_signature
 from .context import TFNodeContext, ir_name, output_name, split_input
+from .control_flow import refuse_unconverted
 from .registry import TF_OPS, load_ops
 from .tensors import dtype_name, shape_tuple, tensor_to_array
 
@@ -234,6 +235,7 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
             raise ConversionError(f"{source}: the graph has no output (no node whose result "
                                   "nobody reads); name them with outputs=[...] / --outputs")
     kept = _reachable(g, out_names, cut_inputs, source)
+    refuse_unconverted((g.nodes[n] for n in g.order if n in kept), source)  # loops, run-time conds
     _check_supported(g, kept, source)
     order = _topological(g, kept, cut_inputs, source)
 
