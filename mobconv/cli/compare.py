@@ -1,12 +1,16 @@
-"""`mobconv compare`: run a .mob and its source ONNX model on the same inputs, layer by layer.
+"""`mobconv compare`: run a .mob and its source ONNX or TensorFlow model on the same inputs, layer by layer.
 
 The .mob runs on the C++ runtime (every intermediate tensor delivered by the
 runtime's observer callback), or on the numpy reference with --reference;
-onnxruntime runs a copy of the ONNX model in which every intermediate value is an extra graph output.
+onnxruntime runs a copy of the ONNX model in which every intermediate value is an extra graph output;
+TensorFlow runs the frozen graph (or SavedModel signature) fetching every tensor the .mob
+has a value of (frontends/tensorflow/tf_runner.py).
 Tensors are matched by name; values that passes fused away or renamed have no
-onnxruntime counterpart and show as '-'.
+counterpart and show as '-'.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -20,6 +24,8 @@ examples:
   mobconv compare mobilenet.mob mobilenet.onnx
   mobconv compare mobilenet.mob mobilenet.onnx --input input=cat.npy --rtol 1e-3
   mobconv compare mobilenet.mob mobilenet.onnx --reference --seed 3
+  mobconv compare mobilenet.mob frozen_graph.pb
+  mobconv compare mobilenet.mob saved_model_dir/
   mobconv compare mobilenet.int8.mob mobilenet.mob --input input=cat.npy
 
 A quantized .mob against its float .mob (or the float .onnx it was quantized from)
@@ -27,19 +33,22 @@ runs both on the numpy reference and prints
 the quantization debugger's per-layer table (own and accumulated SQNR, cosine, max
 error, clipping rate; worst layers first; docs/quantization.md "Debugger").
 
-A tensor differs when max|mob - onnx| > atol + rtol * max|onnx|. The first layer
+A tensor differs when max|mob - source| > atol + rtol * max|source|. The first layer
 that differs is marked '>>'. Exit status 1 when a final output differs.
 Random inputs: as in `mobconv run` (seeded; symbolic dims set to 1).
-Needs onnxruntime (pip install onnxruntime).
+Needs onnxruntime (pip install onnxruntime) for ONNX, TensorFlow (pip install
+tensorflow-cpu) for TensorFlow; a TensorFlow tensor the transpose pass moved to
+channels-first (value <name>_nchw in the .mob) is transposed to compare.
 """
 
 
 def register(sub, parent) -> None:
-    p = sub.add_parser("compare", parents=[parent], help="per-layer diff of .mob vs onnxruntime",
+    p = sub.add_parser("compare", parents=[parent], help="per-layer diff of .mob vs onnxruntime or TensorFlow",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
     p.add_argument("model", help="the .mob file, e.g. mobilenet.mob")
-    p.add_argument("source", help="the ONNX model it was converted from, e.g. mobilenet.onnx; or, "
+    p.add_argument("source", help="the ONNX or TensorFlow model it was converted from, e.g. "
+                                  "mobilenet.onnx, frozen.pb, a SavedModel directory; or, "
                                   "for a quantized .mob, the float .mob it was quantized from")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input array (repeatable), e.g. --input input=cat.npy; others get "
@@ -199,16 +208,31 @@ def compare_quantized(args) -> int:
     return 0
 
 
+def _tensorflow_source(path: str) -> bool:
+    from ..frontends import is_onnx_model, is_saved_model
+
+    ext = os.path.splitext(path)[1].lower()
+    return is_saved_model(path) or ext == ".pbtxt" or (
+        ext == ".pb" and os.path.isfile(path) and not is_onnx_model(path))
+
+
 def run(args) -> int:
     if args.source.lower().endswith(".mob") and args.model.lower().endswith(".mob"):
         return compare_quantized(args)
     if args.source.lower().endswith(".onnx") and args.model.lower().endswith(".mob") \
             and _is_quantized(api.load(args.model)) and not _quantized_onnx(args.source):
         return compare_quantized(args)  # an int8 .mob against the float model it was made from
-    if not args.source.lower().endswith(".onnx"):
-        raise UsageError(f"{args.source}: compare needs the source ONNX model (.onnx); "
-                         "other source frameworks are not supported yet")
-    api.check_source(args.source, "onnx")
+    tensorflow = _tensorflow_source(args.source)
+    if tensorflow:
+        from ..frontends.tensorflow.tf_runner import is_quantized_graph, tensorflow_values
+
+        if args.model.lower().endswith(".mob") and _is_quantized(api.load(args.model)) \
+                and not is_quantized_graph(args.source):
+            return compare_quantized(args)
+    elif not args.source.lower().endswith(".onnx"):
+        raise UsageError(f"{args.source}: compare needs the source model: ONNX (.onnx) or "
+                         "TensorFlow (.pb, .pbtxt, a SavedModel directory)")
+    api.check_source(args.source, "tensorflow" if tensorflow else "onnx")
     model = api.load(args.model)
     feeds = parse_input_files(args.input, model.inputs)
     missing = [s for s in model.inputs if s.name not in feeds]
@@ -222,7 +246,14 @@ def run(args) -> int:
     else:
         mob = reference_run(model.graph, feeds, keep_intermediates=True)
         backend_name = "numpy reference"
-    ref, note = onnxruntime_values(args.source, feeds)
+    if tensorflow:
+        names = list(model.graph.inputs) + [o for n in model.graph.nodes for o in n.outputs]
+        ref, note = tensorflow_values(args.source, feeds, names,
+                                      model.graph.metadata.options.get("signature"))
+        oracle = "TensorFlow"
+    else:
+        ref, note = onnxruntime_values(args.source, feeds)
+        oracle = "onnxruntime"
 
     rows, first_bad = [], None
     for node in model.graph.nodes:
@@ -244,7 +275,7 @@ def run(args) -> int:
             else:
                 rows.append((mark, name, op, fmt_shape(np.shape(mob[name])),
                              f"{d['max_abs']:.3e}", f"{d['rel']:.3e}", f"{d['cosine']:.6f}"))
-    out(f"{args.model} ({backend_name}) vs {args.source} (onnxruntime), "
+    out(f"{args.model} ({backend_name}) vs {args.source} ({oracle}), "
         f"rtol {args.rtol:g}, atol {args.atol:g}")
     if note:
         out(f"note: {note}")
@@ -259,7 +290,7 @@ def run(args) -> int:
     for name in model.graph.outputs:
         if name not in ref:
             failed.append(name)
-            out(f"  FAIL {name}: onnxruntime has no output of this name")
+            out(f"  FAIL {name}: {oracle} has no output of this name")
             continue
         d = diff(mob[name], ref[name])
         if exceeds(d, args.rtol, args.atol):
