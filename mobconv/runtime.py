@@ -47,7 +47,8 @@ _DTYPES = {0: np.float32, 1: np.float16, 2: np.uint16, 3: np.int8, 4: np.uint8, 
            6: np.int32, 7: np.int64, 8: np.bool_}
 _DTYPE_NAMES = {k: np.dtype(v).name for k, v in _DTYPES.items()}
 _STATUS = {0: "OK", 1: "INVALID_ARGUMENT", 2: "INVALID_MODEL", 3: "UNSUPPORTED", 4: "SHAPE_ERROR",
-           5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY"}
+           5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY",
+           10: "CANCELLED"}
 _ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4,
         "avx_vnni": 5, "avx512_vnni": 6, "neon_dot": 7, "neon_fp16": 8}  # = mobrt_isa
 MAX_RANK = 8
@@ -163,6 +164,32 @@ def _declare(lib):
         "mobrt_interpreter_input_data": (P, [P, I]),
         "mobrt_model_last_error": (C, [P]),
         "mobrt_model_metadata": (C, [P, C]),
+        # tensor accessors, model-level info, signature, cancel (mobrt.h)
+        "mobrt_dtype_size": (S, [I]),
+        "mobrt_model_num_inputs": (I, [P]),
+        "mobrt_model_num_outputs": (I, [P]),
+        "mobrt_model_input_tensor": (P, [P, I]),
+        "mobrt_model_output_tensor": (P, [P, I]),
+        "mobrt_model_input_layout": (C, [P, I]),
+        "mobrt_model_output_layout": (C, [P, I]),
+        "mobrt_model_input_mean": (I, [P, I, ctypes.POINTER(ctypes.c_float), I]),
+        "mobrt_model_input_scale": (I, [P, I, ctypes.POINTER(ctypes.c_float), I]),
+        "mobrt_model_input_channel_order": (C, [P, I]),
+        "mobrt_interpreter_input_tensor": (P, [P, I]),
+        "mobrt_interpreter_output_tensor": (P, [P, I]),
+        "mobrt_interpreter_cancel": (I, [P]),
+        "mobrt_tensor_name": (C, [P]),
+        "mobrt_tensor_dtype": (I, [P]),
+        "mobrt_tensor_rank": (I, [P]),
+        "mobrt_tensor_dim": (ctypes.c_int64, [P, I]),
+        "mobrt_tensor_dim_symbol": (C, [P, I]),
+        "mobrt_tensor_byte_size": (S, [P]),
+        "mobrt_tensor_data": (P, [P]),
+        "mobrt_tensor_mutable_data": (P, [P]),
+        "mobrt_tensor_quant_scale_count": (I, [P]),
+        "mobrt_tensor_quant_scale": (ctypes.c_float, [P, I]),
+        "mobrt_tensor_quant_zero_point": (ctypes.c_int64, [P, I]),
+        "mobrt_tensor_quant_axis": (I, [P]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)

@@ -298,7 +298,7 @@ MOBRT_API const char* MOBRT_NULLABLE mobrt_tensor_dim_symbol(const mobrt_tensor*
  * size); 0 while a dim is unresolved, or for a NULL tensor. */
 MOBRT_API size_t mobrt_tensor_byte_size(const mobrt_tensor* MOBRT_NULLABLE tensor);
 /* The tensor's data (byte_size bytes), owned by the interpreter. Inputs: the
- * internal input buffer (or the caller memory given to
+ * internal input buffer (not caller memory given to
  * mobrt_interpreter_set_input_pointer), valid until the next resize. Outputs:
  * valid until the next invoke, resize or deletion, NULL before the first
  * successful invoke (and after a failed or cancelled one). NULL for model

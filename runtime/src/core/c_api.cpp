@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -29,43 +30,93 @@ using mobrt::Model;
 using mobrt::Status;
 using mobrt::StatusCode;
 
-struct mobrt_model { std::unique_ptr<Model> impl; };
-struct mobrt_options { mobrt::InterpreterOptions o; };
+// One input/output of a model or interpreter, or (observer callbacks) a view of
+// an operator output for the duration of the callback.
+struct mobrt_tensor {
+  const mobrt::TensorInfo* info = nullptr;   // the file's description (name, dtype, quantization)
+  int graph_index = -1;                      // into Model::tensors
+  int io_index = -1;                         // input/output number (-1: observer view)
+  bool input = false;
+  mobrt_interpreter* it = nullptr;           // interpreter tensor; null: model tensor or view
+  const mobrt_tensor_info* view = nullptr;   // observer view: current shape and data
+};
+
+struct Reporter {
+  mobrt_error_reporter_fn fn = nullptr;
+  void* user = nullptr;
+};
+
+struct mobrt_model {
+  std::unique_ptr<Model> impl;
+  std::vector<mobrt_tensor> inputs, outputs;  // built at creation (the model is immutable)
+};
+struct mobrt_options {
+  mobrt::InterpreterOptions o;
+  Reporter reporter;
+};
 struct mobrt_interpreter {
   std::unique_ptr<Interpreter> impl;
   std::atomic<std::thread::id> owner{std::thread::id()};  // thread inside a call, or none
   bool delete_pending = false;  // deleted from its own observer callback: free when the call ends
+  std::vector<mobrt_tensor> inputs, outputs;
+  Reporter reporter;            // from the options; fn null: the process-wide one
+  mobrt_tensor_observer_fn tensor_observer = nullptr;
+  void* tensor_observer_user = nullptr;
 };
 
 namespace {
 
 thread_local std::string g_error;
 
+std::mutex g_reporter_mutex;
+Reporter g_reporter;  // process-wide (mobrt_set_error_reporter), under g_reporter_mutex
+
+// Tells the reporter of `own` (an interpreter's, from its options) or else the
+// process-wide one about a failure. Never throws.
+void report(mobrt_status code, const std::string& msg, const Reporter* own = nullptr) {
+  Reporter r;
+  if (own && own->fn) {
+    r = *own;
+  } else {
+    std::lock_guard<std::mutex> lock(g_reporter_mutex);
+    r = g_reporter;
+  }
+  if (r.fn) r.fn(r.user, code, msg.c_str());
+}
+
 mobrt_status to_c(const Status& s) { return static_cast<mobrt_status>(s.code); }
 
-mobrt_status global_fail(mobrt_status code, const std::string& msg) {
+mobrt_status global_fail(mobrt_status code, const std::string& msg, const Reporter* own = nullptr) {
   g_error = msg;
+  report(code, msg, own);
   return code;
 }
 
 template <typename F>
-mobrt_status guard(std::string* err, F&& f) {
+mobrt_status guard(std::string* err, F&& f, const Reporter* own = nullptr) {
+  mobrt_status code;
+  std::string m;
   try {
     Status s = f();
-    if (!s.ok() && err) *err = s.message;
-    if (!s.ok() && !err) g_error = s.message;
-    return to_c(s);
+    if (s.ok()) return MOBRT_OK;
+    code = to_c(s);
+    m = s.message;
   } catch (const std::bad_alloc&) {
-    if (err) *err = "out of memory"; else g_error = "out of memory";
-    return MOBRT_OUT_OF_MEMORY;
+    code = MOBRT_OUT_OF_MEMORY;
+    m = "out of memory";
   } catch (const std::exception& e) {
-    std::string m = std::string("internal error: ") + e.what();
-    if (err) *err = m; else g_error = m;
-    return MOBRT_INTERNAL;
+    code = MOBRT_INTERNAL;
+    m = std::string("internal error: ") + e.what();
   } catch (...) {
-    if (err) *err = "internal error"; else g_error = "internal error";
-    return MOBRT_INTERNAL;
+    code = MOBRT_INTERNAL;
+    m = "internal error";
   }
+  try {
+    if (err) *err = m; else g_error = m;
+    report(code, err ? *err : g_error, own);
+  } catch (...) {
+  }
+  return code;
 }
 
 // A refused call's message lives in the thread-local g_error (the handle's own
@@ -111,6 +162,7 @@ class Claim {
     status_ = status;
     g_error = message;
     g_refused = it_;
+    report(status, g_error, &it_->reporter);
   }
   mobrt_interpreter* it_;
   bool owned_ = false;
@@ -118,9 +170,115 @@ class Claim {
   mobrt_status status_ = MOBRT_OK;
 };
 
+std::vector<mobrt_tensor> io_tensors(const Model& m, bool input, mobrt_interpreter* it) {
+  const std::vector<int>& v = input ? m.inputs : m.outputs;
+  std::vector<mobrt_tensor> r(v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    r[k].info = &m.tensors[v[k]];
+    r[k].graph_index = v[k];
+    r[k].io_index = static_cast<int>(k);
+    r[k].input = input;
+    r[k].it = it;
+  }
+  return r;
+}
+
+mobrt_model* wrap_model(std::unique_ptr<Model> m) {
+  std::unique_ptr<mobrt_model> w(new mobrt_model);
+  w->impl = std::move(m);
+  w->inputs = io_tensors(*w->impl, true, nullptr);
+  w->outputs = io_tensors(*w->impl, false, nullptr);
+  return w.release();
+}
+
+size_t dtype_size(int dtype) {
+  switch (dtype) {
+    case MOBRT_FLOAT32: case MOBRT_INT32: return 4;
+    case MOBRT_FLOAT16: case MOBRT_BFLOAT16: case MOBRT_INT16: return 2;
+    case MOBRT_INT8: case MOBRT_UINT8: case MOBRT_BOOL: return 1;
+    case MOBRT_INT64: return 8;
+    default: return 0;
+  }
+}
+
+// Current shape of a tensor (see mobrt_tensor_rank). The caller has claimed an
+// interpreter tensor's interpreter.
+int shape_of(const mobrt_tensor* t, int64_t* dims) {
+  if (t->view) {
+    for (int d = 0; d < t->view->rank; ++d) dims[d] = t->view->dims[d];
+    return t->view->rank;
+  }
+  if (t->it && t->it->impl->shapes_ready()) {
+    const Interpreter::Tensor& x = t->it->impl->tensor(t->graph_index);
+    for (int d = 0; d < x.rank; ++d) dims[d] = x.dims[d];
+    return x.rank;
+  }
+  int r = static_cast<int>(t->info->dims.size());
+  for (int d = 0; d < r && d < MOBRT_MAX_RANK; ++d) dims[d] = t->info->dims[d];
+  return r;
+}
+
+// Claims an interpreter tensor's interpreter for reading; model tensors and
+// observer views need none.
+class TensorRead {
+ public:
+  explicit TensorRead(const mobrt_tensor* t) {
+    if (t && t->it) claim_.reset(new Claim(t->it, false));
+  }
+  bool refused() const { return claim_ && claim_->refused(); }
+
+ private:
+  std::unique_ptr<Claim> claim_;
+};
+
+// Observer trampoline for mobrt_interpreter_set_tensor_observer: the
+// interpreter calls it with the deprecated structs; it passes tensors.
+int tensor_observer_trampoline(void* user, int op_index, const char* op_name, const char* op_type, int n,
+                               const mobrt_tensor_info* outputs) {
+  mobrt_interpreter* it = static_cast<mobrt_interpreter*>(user);
+  const Model& m = it->impl->model();
+  const mobrt::OpInfo& op = m.ops[op_index];
+  std::vector<mobrt_tensor> views(n);
+  std::vector<const mobrt_tensor*> ptrs(n);
+  for (int k = 0; k < n; ++k) {
+    views[k].view = &outputs[k];
+    for (int t : op.outputs)  // the structs skip absent outputs: match by name
+      if (t >= 0 && m.tensors[t].name.c_str() == outputs[k].name) {
+        views[k].info = &m.tensors[t];
+        views[k].graph_index = t;
+      }
+    if (!views[k].info) return 1;  // cannot happen: every struct names an op output
+    ptrs[k] = &views[k];
+  }
+  return it->tensor_observer(it->tensor_observer_user, op_index, op_name, op_type, n, ptrs.data());
+}
+
 }  // namespace
 
 extern "C" {
+
+void mobrt_set_error_reporter(mobrt_error_reporter_fn fn, void* user_data) {
+  std::lock_guard<std::mutex> lock(g_reporter_mutex);
+  g_reporter.fn = fn;
+  g_reporter.user = user_data;
+}
+
+size_t mobrt_dtype_size(mobrt_dtype dtype) { return dtype_size(dtype); }
+
+const char* mobrt_dtype_name(mobrt_dtype dtype) {
+  switch (dtype) {
+    case MOBRT_FLOAT32: return "float32";
+    case MOBRT_FLOAT16: return "float16";
+    case MOBRT_BFLOAT16: return "bfloat16";
+    case MOBRT_INT8: return "int8";
+    case MOBRT_UINT8: return "uint8";
+    case MOBRT_INT16: return "int16";
+    case MOBRT_INT32: return "int32";
+    case MOBRT_INT64: return "int64";
+    case MOBRT_BOOL: return "bool";
+  }
+  return "unknown";
+}
 
 #define MOBRT_STR2(x) #x
 #define MOBRT_STR(x) MOBRT_STR2(x)
@@ -142,6 +300,7 @@ const char* mobrt_status_name(mobrt_status s) {
     case MOBRT_NOT_READY: return "MOBRT_NOT_READY";
     case MOBRT_INTERNAL: return "MOBRT_INTERNAL";
     case MOBRT_BUSY: return "MOBRT_BUSY";
+    case MOBRT_CANCELLED: return "MOBRT_CANCELLED";
   }
   return "MOBRT_UNKNOWN";
 }
@@ -165,7 +324,7 @@ mobrt_status mobrt_model_create_from_file(const char* path, mobrt_model** out) {
   return guard(nullptr, [&] {
     std::unique_ptr<Model> m;
     Status s = Model::LoadFile(path, &m);
-    if (s.ok()) *out = new mobrt_model{std::move(m)};
+    if (s.ok()) *out = wrap_model(std::move(m));
     return s;
   });
 }
@@ -176,7 +335,7 @@ mobrt_status mobrt_model_create_from_buffer(const void* data, size_t size, int c
   return guard(nullptr, [&] {
     std::unique_ptr<Model> m;
     Status s = Model::LoadBuffer(data, size, copy != 0, &m);
-    if (s.ok()) *out = new mobrt_model{std::move(m)};
+    if (s.ok()) *out = wrap_model(std::move(m));
     return s;
   });
 }
@@ -195,6 +354,130 @@ const char* mobrt_model_metadata(const mobrt_model* model, const char* key) {
   if (!model || !key) return nullptr;
   auto it = model->impl->metadata.find(key);
   return it == model->impl->metadata.end() ? nullptr : it->second.c_str();
+}
+
+int mobrt_model_num_inputs(const mobrt_model* model) { return model ? static_cast<int>(model->inputs.size()) : 0; }
+int mobrt_model_num_outputs(const mobrt_model* model) { return model ? static_cast<int>(model->outputs.size()) : 0; }
+
+const mobrt_tensor* mobrt_model_input_tensor(const mobrt_model* model, int index) {
+  if (!model || index < 0 || index >= static_cast<int>(model->inputs.size())) return nullptr;
+  return &model->inputs[index];
+}
+
+const mobrt_tensor* mobrt_model_output_tensor(const mobrt_model* model, int index) {
+  if (!model || index < 0 || index >= static_cast<int>(model->outputs.size())) return nullptr;
+  return &model->outputs[index];
+}
+
+const char* mobrt_model_input_layout(const mobrt_model* model, int index) {
+  if (!model || index < 0 || index >= static_cast<int>(model->impl->input_layouts.size())) return nullptr;
+  return model->impl->input_layouts[index].c_str();
+}
+
+const char* mobrt_model_output_layout(const mobrt_model* model, int index) {
+  if (!model || index < 0 || index >= static_cast<int>(model->impl->output_layouts.size())) return nullptr;
+  return model->impl->output_layouts[index].c_str();
+}
+
+static int copy_floats(const mobrt_model* model, int index, float* out, int capacity,
+                       const std::vector<float> Model::*field) {
+  if (!model || index < 0 || index >= static_cast<int>(model->inputs.size()) || capacity < 0 ||
+      (capacity > 0 && !out))
+    return -1;
+  if (index != 0) return 0;  // the file records one preprocessing, for input 0
+  const std::vector<float>& v = (*model->impl).*field;
+  for (size_t k = 0; k < v.size() && k < static_cast<size_t>(capacity); ++k) out[k] = v[k];
+  return static_cast<int>(v.size());
+}
+
+int mobrt_model_input_mean(const mobrt_model* model, int index, float* out, int capacity) {
+  return copy_floats(model, index, out, capacity, &Model::pre_mean);
+}
+
+int mobrt_model_input_scale(const mobrt_model* model, int index, float* out, int capacity) {
+  return copy_floats(model, index, out, capacity, &Model::pre_scale);
+}
+
+const char* mobrt_model_input_channel_order(const mobrt_model* model, int index) {
+  if (!model || index < 0 || index >= static_cast<int>(model->inputs.size())) return nullptr;
+  return index == 0 ? model->impl->channel_order.c_str() : "";
+}
+
+const char* mobrt_tensor_name(const mobrt_tensor* t) { return t ? t->info->name.c_str() : nullptr; }
+
+mobrt_dtype mobrt_tensor_dtype(const mobrt_tensor* t) {
+  return t ? static_cast<mobrt_dtype>(t->info->dtype) : MOBRT_FLOAT32;
+}
+
+int mobrt_tensor_rank(const mobrt_tensor* t) {
+  if (!t) return -1;
+  TensorRead read(t);
+  if (read.refused()) return 0;
+  int64_t dims[MOBRT_MAX_RANK];
+  return shape_of(t, dims);
+}
+
+int64_t mobrt_tensor_dim(const mobrt_tensor* t, int k) {
+  if (!t) return -1;
+  TensorRead read(t);
+  if (read.refused()) return 0;
+  int64_t dims[MOBRT_MAX_RANK];
+  int r = shape_of(t, dims);
+  return (k < 0 || k >= r) ? -1 : dims[k];
+}
+
+const char* mobrt_tensor_dim_symbol(const mobrt_tensor* t, int k) {
+  if (!t || k < 0 || k >= static_cast<int>(t->info->symbols.size()) || t->info->symbols[k].empty()) return nullptr;
+  return t->info->symbols[k].c_str();
+}
+
+size_t mobrt_tensor_byte_size(const mobrt_tensor* t) {
+  if (!t) return 0;
+  TensorRead read(t);
+  if (read.refused()) return 0;
+  int64_t dims[MOBRT_MAX_RANK];
+  int r = shape_of(t, dims);
+  size_t n = dtype_size(static_cast<int>(t->info->dtype));
+  for (int d = 0; d < r; ++d) {
+    if (dims[d] < 0) return 0;
+    n *= static_cast<size_t>(dims[d]);
+  }
+  return n;
+}
+
+const void* mobrt_tensor_data(const mobrt_tensor* t) {
+  if (!t) return nullptr;
+  if (t->view) return t->view->data;
+  if (!t->it) return nullptr;
+  TensorRead read(t);
+  if (read.refused()) return nullptr;
+  return t->input ? t->it->impl->InputData(t->io_index) : t->it->impl->OutputData(t->io_index);
+}
+
+void* mobrt_tensor_mutable_data(const mobrt_tensor* t) {
+  if (!t || !t->it || !t->input) return nullptr;
+  TensorRead read(t);
+  if (read.refused()) return nullptr;
+  return t->it->impl->InputData(t->io_index);
+}
+
+int mobrt_tensor_quant_scale_count(const mobrt_tensor* t) {
+  return (t && t->info->has_quant) ? static_cast<int>(t->info->scales.size()) : 0;
+}
+
+float mobrt_tensor_quant_scale(const mobrt_tensor* t, int k) {
+  if (!t || !t->info->has_quant || k < 0 || k >= static_cast<int>(t->info->scales.size())) return 0.0f;
+  return t->info->scales[k];
+}
+
+int64_t mobrt_tensor_quant_zero_point(const mobrt_tensor* t, int k) {
+  if (!t || !t->info->has_quant || k < 0 || k >= static_cast<int>(t->info->scales.size())) return 0;
+  return k < static_cast<int>(t->info->zero_points.size()) ? t->info->zero_points[k] : 0;
+}
+
+int mobrt_tensor_quant_axis(const mobrt_tensor* t) {
+  if (!t || !t->info->has_quant || t->info->scales.size() <= 1) return -1;
+  return t->info->quant.axis;
 }
 
 mobrt_options* mobrt_options_create(void) { return new (std::nothrow) mobrt_options(); }
@@ -241,7 +524,8 @@ static_assert(MOBRT_OK == int(mobrt::StatusCode::kOk) &&
                   MOBRT_OUT_OF_MEMORY == int(mobrt::StatusCode::kOutOfMemory) &&
                   MOBRT_IO_ERROR == int(mobrt::StatusCode::kIoError) &&
                   MOBRT_NOT_READY == int(mobrt::StatusCode::kNotReady) &&
-                  MOBRT_INTERNAL == int(mobrt::StatusCode::kInternal),
+                  MOBRT_INTERNAL == int(mobrt::StatusCode::kInternal) &&
+                  MOBRT_CANCELLED == int(mobrt::StatusCode::kCancelled),
               "mobrt_status and mobrt::StatusCode must agree (to_c casts one to the other)");
 
 int mobrt_isa_supported(mobrt_isa isa) {
@@ -264,18 +548,33 @@ mobrt_status mobrt_options_set_profiling(mobrt_options* o, int enable) {
   return MOBRT_OK;
 }
 
+mobrt_status mobrt_options_set_error_reporter(mobrt_options* o, mobrt_error_reporter_fn fn, void* user_data) {
+  if (!o) return global_fail(MOBRT_INVALID_ARGUMENT, "options is NULL");
+  o->reporter.fn = fn;
+  o->reporter.user = user_data;
+  return MOBRT_OK;
+}
+
 mobrt_status mobrt_interpreter_create(const mobrt_model* model, const mobrt_options* options,
                                       mobrt_interpreter** out) {
   if (!out) return global_fail(MOBRT_INVALID_ARGUMENT, "out is NULL");
   *out = nullptr;
   if (!model) return global_fail(MOBRT_INVALID_ARGUMENT, "model is NULL");
+  const Reporter* own = options ? &options->reporter : nullptr;
   return guard(nullptr, [&] {
     mobrt::InterpreterOptions o = options ? options->o : mobrt::InterpreterOptions();
     std::unique_ptr<Interpreter> it(new Interpreter(*model->impl, o));
     Status s = it->Init();
-    if (s.ok()) *out = new mobrt_interpreter{std::move(it)};
+    if (s.ok()) {
+      std::unique_ptr<mobrt_interpreter> w(new mobrt_interpreter);
+      w->impl = std::move(it);
+      w->inputs = io_tensors(w->impl->model(), true, w.get());
+      w->outputs = io_tensors(w->impl->model(), false, w.get());
+      if (own) w->reporter = *own;
+      *out = w.release();
+    }
     return s;
-  });
+  }, own);
 }
 
 void mobrt_interpreter_delete(mobrt_interpreter* it) {
@@ -301,6 +600,22 @@ const char* mobrt_interpreter_last_error(const mobrt_interpreter* it) {
 
 int mobrt_interpreter_num_inputs(const mobrt_interpreter* it) { return it ? it->impl->num_inputs() : 0; }
 int mobrt_interpreter_num_outputs(const mobrt_interpreter* it) { return it ? it->impl->num_outputs() : 0; }
+
+const mobrt_tensor* mobrt_interpreter_input_tensor(const mobrt_interpreter* it, int index) {
+  if (!it || index < 0 || index >= static_cast<int>(it->inputs.size())) return nullptr;
+  return &it->inputs[index];
+}
+
+const mobrt_tensor* mobrt_interpreter_output_tensor(const mobrt_interpreter* it, int index) {
+  if (!it || index < 0 || index >= static_cast<int>(it->outputs.size())) return nullptr;
+  return &it->outputs[index];
+}
+
+mobrt_status mobrt_interpreter_cancel(mobrt_interpreter* it) {
+  if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");
+  it->impl->Cancel();  // an atomic store: no claim, callable while another thread invokes
+  return MOBRT_OK;
+}
 
 static const mobrt::TensorInfo* io_info(const mobrt_interpreter* it, int index, bool input, int* tensor) {
   if (!it) return nullptr;
@@ -381,7 +696,7 @@ const char* mobrt_interpreter_input_dim_symbol(const mobrt_interpreter* it, int 
   if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");          \
   Claim claim(it, true);                                                               \
   if (claim.refused()) return claim.status();                                          \
-  return guard(&it->impl->last_error, [&]() -> Status { body; });
+  return guard(&it->impl->last_error, [&]() -> Status { body; }, &it->reporter);
 
 // For calls that return a value rather than a status: `fallback` when `it` is NULL
 // or claimed by another thread (the reason is then in mobrt_interpreter_last_error).
@@ -450,8 +765,46 @@ mobrt_status mobrt_interpreter_set_observer(mobrt_interpreter* it, mobrt_observe
   if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");
   Claim claim(it, true);
   if (claim.refused()) return claim.status();
+  it->tensor_observer = nullptr;
+  it->tensor_observer_user = nullptr;
   it->impl->set_observer(fn, user);
   return MOBRT_OK;
+}
+
+mobrt_status mobrt_interpreter_set_tensor_observer(mobrt_interpreter* it, mobrt_tensor_observer_fn fn, void* user) {
+  if (!it) return global_fail(MOBRT_INVALID_ARGUMENT, "interpreter is NULL");
+  Claim claim(it, true);
+  if (claim.refused()) return claim.status();
+  it->tensor_observer = fn;
+  it->tensor_observer_user = user;
+  it->impl->set_observer(fn ? tensor_observer_trampoline : nullptr, fn ? it : nullptr);
+  return MOBRT_OK;
+}
+
+// Profile entry `index` of the last profiled invoke, or null (bad argument, busy).
+static const mobrt::ProfileEntry* profile_at(const mobrt_interpreter* it, int index) {
+  const auto& p = it->impl->profile();
+  return (index < 0 || index >= static_cast<int>(p.size())) ? nullptr : &p[index];
+}
+
+const char* mobrt_interpreter_profile_op_name(const mobrt_interpreter* it, int index) {
+  IT_READ(it, nullptr, profile_at(it, index) ? it->impl->model().ops[profile_at(it, index)->op_index].name.c_str()
+                                             : nullptr)
+}
+
+const char* mobrt_interpreter_profile_op_type(const mobrt_interpreter* it, int index) {
+  IT_READ(it, nullptr,
+          profile_at(it, index)
+              ? ::mobconv::formats::fb::EnumNameOpType(it->impl->model().ops[profile_at(it, index)->op_index].type)
+              : nullptr)
+}
+
+const char* mobrt_interpreter_profile_kernel(const mobrt_interpreter* it, int index) {
+  IT_READ(it, nullptr, profile_at(it, index) ? it->impl->kernel_name(profile_at(it, index)->op_index) : nullptr)
+}
+
+double mobrt_interpreter_profile_microseconds(const mobrt_interpreter* it, int index) {
+  IT_READ(it, -1.0, profile_at(it, index) ? profile_at(it, index)->microseconds : -1.0)
 }
 
 }  // extern "C"

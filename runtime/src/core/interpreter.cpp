@@ -530,6 +530,7 @@ void* Interpreter::InputData(int input) {
 Status Interpreter::Invoke() {
   if (!ready_) return Status::Error(StatusCode::kNotReady, "input shapes are not resolved: resize the symbolic inputs first");
   have_outputs_ = false;
+  cancel_.store(false, std::memory_order_relaxed);
   // Caller-memory inputs: point the tensors there for this invoke.
   std::vector<void*> saved(model_.inputs.size());
   for (size_t i = 0; i < model_.inputs.size(); ++i) {
@@ -545,6 +546,9 @@ Status Interpreter::Invoke() {
   std::vector<TensorView> in, out;
   std::vector<mobrt_tensor_info> infos;
   for (size_t k = 0; k < model_.ops.size(); ++k) {
+    if (cancel_.load(std::memory_order_relaxed))
+      return Status::Error(StatusCode::kCancelled, "invoke cancelled before operator " + std::to_string(k) + " ('" +
+                                                       model_.ops[k].name + "') by mobrt_interpreter_cancel");
     OpState& st = ops_[k];
     const OpInfo& info = model_.ops[k];
     if (st.at_invoke) {

@@ -3,6 +3,7 @@
 // plan, a fixed thread pool, invoke. Used by one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ class Interpreter {
   Status SetInputPointer(int input, const void* data, size_t size);
   void* InputData(int input);
   Status Invoke();
+  // Any thread: the running Invoke stops before its next operator (kCancelled).
+  // Invoke clears the request when it starts.
+  void Cancel() { cancel_.store(true, std::memory_order_relaxed); }
   const void* OutputData(int output) const;
   bool shapes_ready() const { return ready_; }
   size_t arena_bytes() const { return arena_size_; }
@@ -116,6 +120,7 @@ class Interpreter {
   std::vector<ProfileEntry> profile_;
   Observer observer_ = nullptr;
   void* observer_user_ = nullptr;
+  std::atomic<bool> cancel_{false};
 };
 
 }  // namespace mobrt

@@ -100,6 +100,8 @@ enum class StatusCode : int {
   kIoError = 6,
   kNotReady = 7,
   kInternal = 8,
+  // 9 is MOBRT_BUSY (raised by the C API only)
+  kCancelled = 10,  // Interpreter::Cancel stopped an invoke
 };
 
 struct Status {

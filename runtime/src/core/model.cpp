@@ -497,7 +497,24 @@ Status Model::Parse() {
     if (!s.ok()) return s;
     s = CheckSignature(sig->outputs(), outputs, "output");
     if (!s.ok()) return s;
+    auto layouts = [](const flatbuffers::Vector<flatbuffers::Offset<fb::SignatureTensor>>* v, size_t n) {
+      std::vector<std::string> r(n);
+      for (size_t k = 0; v && k < v->size() && k < n; ++k) {
+        const fb::SignatureTensor* st = v->Get(static_cast<flatbuffers::uoffset_t>(k));
+        if (st && st->layout()) r[k] = st->layout()->str();
+      }
+      return r;
+    };
+    input_layouts = layouts(sig->inputs(), inputs.size());
+    output_layouts = layouts(sig->outputs(), outputs.size());
+    if (const fb::Preprocessing* p = sig->preprocessing()) {
+      if (p->mean()) pre_mean.assign(p->mean()->begin(), p->mean()->end());
+      if (p->scale()) pre_scale.assign(p->scale()->begin(), p->scale()->end());
+      if (p->channel_order()) channel_order = p->channel_order()->str();
+    }
   }
+  input_layouts.resize(inputs.size());
+  output_layouts.resize(outputs.size());
   if (const auto* tvs = model->test_vectors()) {
     for (size_t i = 0; i < tvs->size(); ++i) {
       const fb::TestVector* tv = tvs->Get(static_cast<flatbuffers::uoffset_t>(i));

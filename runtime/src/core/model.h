@@ -46,6 +46,10 @@ class Model {
   std::map<std::string, std::string> metadata;
   bool requantize_float32 = false;   // metadata quantization.requantize == "float32"
   bool fp16_compute = false;         // metadata quantization.fp16_compute == "allow"
+  // signature the file records (empty strings / vectors when absent)
+  std::vector<std::string> input_layouts, output_layouts;  // "NCHW", "NHWC" or ""
+  std::vector<float> pre_mean, pre_scale;                   // preprocessing of input 0
+  std::string channel_order;                                // "RGB", "BGR" or ""
   std::string source;                // file path or "<buffer>", for messages
   mutable std::string last_error;
 
