@@ -208,6 +208,10 @@ def test_cut_names_unknown_tensors(mlp):
         mobconv.convert(path, outputs=["logit"])
     with pytest.raises(UsageError, match=r"inputs names 'nope'"):
         mobconv.convert(path, inputs=["nope"])
+    with pytest.raises(UsageError, match=r"outputs names 'logits:0' twice"):
+        mobconv.convert(path, outputs=["logits", "logits:0"])
+    with pytest.raises(UsageError, match=r"inputs names 'hidden' twice"):
+        mobconv.convert(path, inputs=["hidden:0", "hidden"])
 
 
 @pytest.fixture(scope="module")

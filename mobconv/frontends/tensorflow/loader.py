@@ -130,6 +130,8 @@ def _normalize_inputs(source, inputs) -> dict:
                 if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d > 0)):
                     raise UsageError(f"{source}: inputs[{name!r}] = {shape}: dim {i} must be a "
                                      "positive integer or a symbol name")
+        if _canonical(name) in result:
+            raise UsageError(f"{source}: inputs names {name!r} twice")
         result[_canonical(name)] = shape
     return result
 
@@ -143,6 +145,8 @@ def _normalize_outputs(source, outputs) -> list:
     for name in outputs:
         if not isinstance(name, str) or not name:
             raise UsageError(f"{source}: outputs must be tensor names (strings), got {name!r}")
+        if _canonical(name) in names:
+            raise UsageError(f"{source}: outputs names {name!r} twice")
         names.append(_canonical(name))
     return names
 
