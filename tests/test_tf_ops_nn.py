@@ -370,6 +370,27 @@ def test_fake_quant_weights_equal_tensorflows():
     check_against_tf(fn, [X(6, 7, 3)])
 
 
+def test_quantize_and_dequantize_v2_v3_v4():
+    """Symmetric QDQ ops (TensorFlow's own QDQ, NVIDIA's QAT toolkit): given ranges on
+    activations (TensorFlow takes per-axis ranges only from the data); weights with their
+    own per-channel range."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((2, 5, 6, 3)) * 2).astype(np.float32)
+    w = W(3, 3, 3, 4, seed=7)
+    qdq = tf.quantization.quantize_and_dequantize_v2
+
+    def fn(x):
+        return (qdq(x, -1.0, 3.0, range_given=True),
+                qdq(x, 0.0, 2.5, signed_input=False, range_given=True),
+                qdq(x, -2.0, 2.0, num_bits=4, narrow_range=True, range_given=True),
+                tf.raw_ops.QuantizeAndDequantizeV3(input=x, input_min=-1.5, input_max=1.5,
+                                                   num_bits=6, range_given=True),
+                tf.nn.conv2d(x, qdq(w, [0.0] * 4, [0.0] * 4, range_given=False, axis=3,
+                                          narrow_range=True),
+                             1, "SAME"))
+    check_against_tf(fn, [X(5, 6, 3)], feeds={"x": x})
+
+
 def _qat_graph():
     """A quantization-aware-trained graph as tf.quantization writes it: fake-quantized input,
     per-channel narrow-range weights, BiasAdd + Relu6, fake-quantized activations, a Dense
