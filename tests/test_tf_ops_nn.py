@@ -500,7 +500,7 @@ def test_nudge_equals_tensorflows_fake_quant_grid():
     for mn, mx, bits, narrow in ((-3.0, 2.5, 8, False), (0.2, 1.7, 8, True), (-1.3, -0.2, 4, False),
                                  (-0.71, 0.93, 5, True)):
         got = tf.quantization.fake_quant_with_min_max_args(ramp, mn, mx, bits, narrow).numpy()
-        scale, _, zp, lo, hi, qmin, qmax = nudge(mn, mx, bits, narrow)
+        scale, _, _, lo, hi, qmin, qmax = nudge(mn, mx, bits, narrow)
         levels = np.unique(got)
         assert len(levels) == qmax - qmin + 1
         assert_close(levels, (lo + np.arange(qmax - qmin + 1) * scale).astype(np.float32), 1e-6,
