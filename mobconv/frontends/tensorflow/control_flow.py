@@ -118,18 +118,17 @@ def mark_loops(graph_def) -> None:
 
 def fold_constant_switches(graph_def, source: str):
     """`graph_def` with constant-predicate conditionals folded (a new GraphDef when
-    anything changed): functional If/StatelessIf inlined, then Switch/Merge resolved.
-    Loops and conditionals on run-time values stay, marked (see `refuse_unconverted`)."""
+    anything was folded): functional If/StatelessIf inlined, then Switch/Merge resolved.
+    Loops and conditionals on run-time values stay, marked in place (see
+    `refuse_unconverted`)."""
     graph_def = inline_constant_ifs(graph_def, source)
     control = _SWITCH + _MERGE + _FRAME_OPS + _WHILE + _IF
     if not any(n.op in control or n.op.startswith(_STATE_OPS) for n in graph_def.node):
         return graph_def
-    copy = type(graph_def)()
-    copy.CopyFrom(graph_def)
-    mark_loops(copy)
-    if not any(n.op in _SWITCH + _MERGE for n in copy.node):
-        return copy
-    return _Folder(copy, source).run()
+    mark_loops(graph_def)  # in place: only adds an attribute to loop nodes
+    if not any(n.op in _SWITCH + _MERGE for n in graph_def.node):
+        return graph_def
+    return _Folder(graph_def, source).run()
 
 
 # ---- functional If (TF2 control flow in a TF1-frozen graph) ---------------------------
