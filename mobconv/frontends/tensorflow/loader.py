@@ -231,8 +231,9 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
         node = tensor.rsplit(":", 1)[0]
         if node not in g.nodes:
             kind = "inputs" if tensor in cut_inputs else "outputs"
-            raise UsageError(f"{source}: {kind} names {tensor.rsplit(':', 1)[0] if tensor.endswith(':0') else tensor!r}"
-                             f", which is no node of the graph{_closest(node, g.order)}")
+            shown = node if tensor.endswith(":0") else tensor
+            raise UsageError(f"{source}: {kind} names {shown!r}, which is no node of the graph"
+                             f"{_closest(node, g.order)}")
     if not out_names:
         out_names = g.sinks()
         if not out_names:
