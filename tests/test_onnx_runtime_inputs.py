@@ -266,3 +266,47 @@ def test_onnx_expand_shape_model_suites():
         check_same(run_reference(graph, feeds)[out], want, f"{d} reference")
         with runtime.Interpreter(to_bytes(graph)) as it:
             check_same(it.run(feeds)[out], want, f"{d} runtime")
+
+
+def test_torch_export_with_parameters_computed_from_a_dynamic_dim(tmp_path):
+    """torch.onnx (TorchScript exporter, dynamic batch and width): topk(x, x.shape[1] // 2),
+    x[:, :x.shape[1] // 3] and pad by x.shape[1] % 3 compute K, the slice end and the pads
+    from the dynamic width; converted with the optimization passes (mobconv.convert) and run
+    at three widths on both backends."""
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    import mobconv
+
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            v, i = torch.topk(x, x.shape[1] // 2, dim=1)
+            head = x[:, : x.shape[1] // 3].sum(dim=1, keepdim=True)
+            return v * 2, i, head, torch.nn.functional.pad(x, (0, x.shape[1] % 3))
+
+    path = str(tmp_path / "net.onnx")
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Net(), (torch.randn(2, 9),), path, input_names=["x"],
+                              output_names=["v", "i", "head", "padded"], opset_version=17, dynamo=False,
+                              dynamic_axes={"x": {0: "B", 1: "W"}})
+    finally:
+        logging.disable(logging.NOTSET)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    converted = mobconv.convert(path)
+    graph = converted.graph
+    with runtime.Interpreter(converted.to_bytes()) as it:
+        for shape in ((2, 9), (3, 14), (1, 5)):
+            feeds = {"x": f32(*shape)}
+            wants = dict(zip(["v", "i", "head", "padded"], sess.run(None, feeds)))
+            ref = run_reference(graph, feeds)
+            got = it.run(feeds)
+            for o, want in wants.items():
+                check_same(ref[o], want, f"{shape} reference {o}")
+                check_same(got[o], want, f"{shape} runtime {o}")

@@ -49,6 +49,9 @@ def const_ints(ctx, i, what):
         return None
     data = ctx.const(i)
     if data is None:
+        sym = ctx.sym_value(i)  # computed from static dims at run time: as good as a constant
+        if sym is not None and all(isinstance(d, int) for d in sym):
+            return sym
         raise ctx.error(f"{what} (input {i}, {ctx.inputs[i].name!r}) must be a constant "
                         "to infer the output shape")
     return [int(v) for v in np.asarray(data).reshape(-1)]
@@ -67,13 +70,18 @@ def shape_input(ctx, i, what):
     return const_ints(ctx, i, what)
 
 
-def at_run_time(ctx, i) -> bool:
+def at_run_time(ctx, i, follows_symbols=False) -> bool:
     """True when input i is present but its values are only known at run time: not a
-    constant, and not a shape computation the symbolic tracker follows (`ctx.sym_value`).
+    constant, and not a shape computation the symbolic tracker follows (`ctx.sym_value`)
+    down to plain ints, or, with `follows_symbols` (ops whose shape function computes with
+    symbolic dims: Reshape, Expand, Tile, ConstantOfShape), to ints and dim symbols.
     The output dims that depend on those values become run-time dims (`run_time_dim`)."""
-    if i >= len(ctx.inputs) or ctx.inputs[i] is None:
+    if i >= len(ctx.inputs) or ctx.inputs[i] is None or ctx.const(i) is not None:
         return False
-    return ctx.const(i) is None and ctx.sym_value(i) is None
+    sym = ctx.sym_value(i)
+    if sym is None:
+        return True
+    return not follows_symbols and any(isinstance(d, str) for d in sym)
 
 
 def param_count(ctx, i, what):
@@ -357,7 +365,7 @@ def _reshape_symbolic(ctx, in_shape, target, allowzero):
 
 
 def _reshape_infer(ctx):
-    if at_run_time(ctx, 1):
+    if at_run_time(ctx, 1, follows_symbols=True):
         rank = param_count(ctx, 1, "Reshape's shape")
         return [(ctx.dtype(0), tuple(run_time_dim(ctx, k) for k in range(rank)))]
     target = shape_input(ctx, 1, "Reshape's shape")
@@ -444,7 +452,7 @@ def unsqueeze(x, axes):
 
 def _tile_infer(ctx):
     shape = ctx.shape(0)
-    if at_run_time(ctx, 1):
+    if at_run_time(ctx, 1, follows_symbols=True):
         if param_count(ctx, 1, "Tile's repeats") != len(shape):
             raise ctx.error(f"repeats {fmt_shape(ctx.shape(1))} must have one entry per input dim "
                             f"(input shape {fmt_shape(shape)})")
@@ -465,7 +473,7 @@ def tile(x, repeats):
 
 
 def _expand_infer(ctx):
-    if at_run_time(ctx, 1):
+    if at_run_time(ctx, 1, follows_symbols=True):
         shape = tuple(ctx.shape(0))
         rank = max(len(shape), param_count(ctx, 1, "Expand's shape"))
         aligned = (1,) * (rank - len(shape)) + shape

@@ -143,7 +143,7 @@ def cast(x, to, saturate, round_mode):
 
 
 def _constant_of_shape_infer(ctx):
-    if at_run_time(ctx, 0):
+    if at_run_time(ctx, 0, follows_symbols=True):
         rank = param_count(ctx, 0, "ConstantOfShape's shape")
         dims = [run_time_dim(ctx, k) for k in range(rank)]
     else:
