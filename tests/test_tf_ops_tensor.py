@@ -68,6 +68,12 @@ TENSOR_CASES = {
                            [f32(2, 3, 4)]),
     "gather_batch_dims1_axis2": (lambda x: tf.gather(x, tf.constant([[0, 3, 3], [1, 1, 0]]), axis=2,
                                                      batch_dims=1), [f32(2, 3, 4, 2)]),
+    "gather_batch_dims_unknown_batch": (lambda x: [
+        tf.gather(x[:, :, 0], tf.math.top_k(x[:, :, 0], 2).indices, batch_dims=1),
+        tf.gather(x, tf.math.top_k(x[:, :, 0], 3).indices, batch_dims=1)], [f32(None, 5, 4)]),
+    "gather_batch_dims_unknown_batch_axis2": (
+        lambda x: tf.gather(x, tf.math.top_k(x[:, 0, :, 0], 2).indices, axis=2, batch_dims=1),
+        [f32(None, 3, 5, 2)]),
     "gather_nd": (lambda x: tf.gather_nd(x, tf.constant([[0, 1], [2, 3], [1, 0]])), [f32(3, 4, 2)]),
     "gather_nd_full": (lambda i: tf.gather_nd(_c(2, 4, 5), tf.stack([i % 4, i % 5], axis=-1)), [i32(None, 3)]),
     "tile": (lambda x: tf.tile(x, [1, 2, 3]), [f32(None, 2, 3)]),

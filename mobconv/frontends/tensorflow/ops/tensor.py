@@ -258,8 +258,11 @@ def gather(cx):
     pshape, ishape = cx.shape(0), cx.shape(1)
     fixed = list(pshape[:b]) + [pshape[axis]]
     if not all(isinstance(d, int) for d in fixed) or not all(isinstance(d, int) for d in ishape):
-        raise cx.error(f"batch_dims {b} needs static batch and axis dims (params "
-                       f"{list(pshape)}, indices {list(ishape)})")
+        if irank == b + 1:
+            _batched_gather_elements(cx, data, indices, b, axis, prank)
+            return
+        raise cx.error(f"batch_dims {b} with {irank - b} index dims needs static batch and axis "
+                       f"dims (params {list(pshape)}, indices {list(ishape)})")
     batch = int(np.prod(pshape[:b], dtype=np.int64))
     n = pshape[axis]
     # params -> [B, P[axis], P[b:axis], P[axis+1:]] -> [B * P[axis], ...]
@@ -294,6 +297,36 @@ def gather(cx):
     final = list(pshape[:b]) + mid + list(ishape[b:]) + rest
     cx.emit("Reshape", [value, int64_const(cx, final, "out_shape")], cx.outputs[:1],
             {"allowzero": 1} if 0 in final else None)
+
+
+def _batched_gather_elements(cx, data, indices, b, axis, prank):
+    """GatherV2 with batch_dims b and one index dim when dims are only known at run time:
+    params' gathered axis moved to position b, indices [P[:b], K] unsqueezed and expanded
+    to [P[:b], K, rest...], one GatherElements on axis b, the moved dims put back."""
+    perm = list(range(b)) + [axis] + list(range(b, axis)) + list(range(axis + 1, prank))
+    moved = data
+    if perm != list(range(prank)):
+        moved = cx.tmp("params_moved")
+        cx.emit("Transpose", [data], [moved], {"perm": perm})
+    rest = prank - b - 1
+    wide = _unsqueeze(cx, indices, list(range(b + 1, b + 1 + rest))) if rest else indices
+    if rest:
+        ishape, pshape = cx.tmp("indices_shape"), cx.tmp("params_shape")
+        cx.emit("Shape", [indices], [ishape])
+        cx.emit("Shape", [moved], [pshape])
+        tail, target, expanded = cx.tmp("rest_shape"), cx.tmp("target"), cx.tmp("indices_wide")
+        cx.emit("Slice", [pshape, int64_const(cx, [b + 1], "starts"),
+                          int64_const(cx, [INT64_MAX], "ends")], [tail])
+        cx.emit("Concat", [ishape, tail], [target], {"axis": 0})
+        cx.emit("Expand", [wide, target], [expanded])
+        wide = expanded
+    n_mid = axis - b  # P[b:axis], now after the index dim
+    out = cx.outputs[0] if n_mid == 0 else cx.tmp("gathered")
+    cx.emit("GatherElements", [moved, wide], [out], {"axis": b})
+    if n_mid:
+        order = list(range(b)) + list(range(b + 1, b + 1 + n_mid)) + [b] + \
+            list(range(b + 1 + n_mid, prank))
+        cx.emit("Transpose", [out], cx.outputs[:1], {"perm": order})
 
 
 @TF_OPS.register("GatherNd")
