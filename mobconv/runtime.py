@@ -29,6 +29,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _enums
 from .errors import ArgumentError, ClosedError, MobconvError, ModelFormatError
 from .feeds import as_input_array, check_mapping, check_threads
 
@@ -46,11 +47,8 @@ class RuntimeError_(MobconvError):
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.uint16, 3: np.int8, 4: np.uint8, 5: np.int16,
            6: np.int32, 7: np.int64, 8: np.bool_}
 _DTYPE_NAMES = {k: np.dtype(v).name for k, v in _DTYPES.items()}
-_STATUS = {0: "OK", 1: "INVALID_ARGUMENT", 2: "INVALID_MODEL", 3: "UNSUPPORTED", 4: "SHAPE_ERROR",
-           5: "OUT_OF_MEMORY", 6: "IO_ERROR", 7: "NOT_READY", 8: "INTERNAL", 9: "BUSY",
-           10: "CANCELLED"}
-_ISA = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3, None: 4, "any": 4,
-        "avx_vnni": 5, "avx512_vnni": 6, "neon_dot": 7, "neon_fp16": 8}  # = mobrt_isa
+_STATUS = _enums.STATUS  # generated from mobrt.h (scripts/gen_binding_enums.py)
+_ISA = {**_enums.ISA, None: _enums.ISA["any"]}  # = mobrt_isa
 MAX_RANK = 8
 
 

@@ -412,7 +412,9 @@ MOBRT_API const char* MOBRT_NULLABLE mobrt_interpreter_input_dim_symbol(
 MOBRT_API mobrt_status mobrt_interpreter_resize_input(mobrt_interpreter* MOBRT_NONNULL interpreter, int index,
                                                      int rank, const int64_t* MOBRT_NULLABLE dims);
 
-/* Copies `size` bytes (must equal the input's byte size) into the input. */
+/* Copies `size` bytes (must equal the input's byte size) into the input.
+ * Input values survive invoke (also a failed or cancelled one): invoking again
+ * without setting them again computes on the same values. A resize discards them. */
 MOBRT_API mobrt_status mobrt_interpreter_set_input(mobrt_interpreter* MOBRT_NONNULL interpreter, int index,
                                                   const void* MOBRT_NONNULL data, size_t size);
 /* Makes the interpreter read input `index` directly from caller memory (no

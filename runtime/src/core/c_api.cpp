@@ -191,12 +191,13 @@ mobrt_model* wrap_model(std::unique_ptr<Model> m) {
   return w.release();
 }
 
+// Tables generated from mobrt.h's enums (scripts/gen_binding_enums.py).
 size_t dtype_size(int dtype) {
   switch (dtype) {
-    case MOBRT_FLOAT32: case MOBRT_INT32: return 4;
-    case MOBRT_FLOAT16: case MOBRT_BFLOAT16: case MOBRT_INT16: return 2;
-    case MOBRT_INT8: case MOBRT_UINT8: case MOBRT_BOOL: return 1;
-    case MOBRT_INT64: return 8;
+#define MOBRT_DTYPE_ROW(id, value, name, size) \
+  case id: return size;
+#include "core/generated/binding_enums.inc"
+#undef MOBRT_DTYPE_ROW
     default: return 0;
   }
 }
@@ -267,15 +268,10 @@ size_t mobrt_dtype_size(mobrt_dtype dtype) { return dtype_size(dtype); }
 
 const char* mobrt_dtype_name(mobrt_dtype dtype) {
   switch (dtype) {
-    case MOBRT_FLOAT32: return "float32";
-    case MOBRT_FLOAT16: return "float16";
-    case MOBRT_BFLOAT16: return "bfloat16";
-    case MOBRT_INT8: return "int8";
-    case MOBRT_UINT8: return "uint8";
-    case MOBRT_INT16: return "int16";
-    case MOBRT_INT32: return "int32";
-    case MOBRT_INT64: return "int64";
-    case MOBRT_BOOL: return "bool";
+#define MOBRT_DTYPE_ROW(id, value, name, size) \
+  case id: return name;
+#include "core/generated/binding_enums.inc"
+#undef MOBRT_DTYPE_ROW
   }
   return "unknown";
 }
@@ -290,17 +286,10 @@ const char* mobrt_global_last_error(void) { return g_error.c_str(); }
 
 const char* mobrt_status_name(mobrt_status s) {
   switch (s) {
-    case MOBRT_OK: return "MOBRT_OK";
-    case MOBRT_INVALID_ARGUMENT: return "MOBRT_INVALID_ARGUMENT";
-    case MOBRT_INVALID_MODEL: return "MOBRT_INVALID_MODEL";
-    case MOBRT_UNSUPPORTED: return "MOBRT_UNSUPPORTED";
-    case MOBRT_SHAPE_ERROR: return "MOBRT_SHAPE_ERROR";
-    case MOBRT_OUT_OF_MEMORY: return "MOBRT_OUT_OF_MEMORY";
-    case MOBRT_IO_ERROR: return "MOBRT_IO_ERROR";
-    case MOBRT_NOT_READY: return "MOBRT_NOT_READY";
-    case MOBRT_INTERNAL: return "MOBRT_INTERNAL";
-    case MOBRT_BUSY: return "MOBRT_BUSY";
-    case MOBRT_CANCELLED: return "MOBRT_CANCELLED";
+#define MOBRT_STATUS_ROW(id, value, doc) \
+  case id: return #id;
+#include "core/generated/binding_enums.inc"
+#undef MOBRT_STATUS_ROW
   }
   return "MOBRT_UNKNOWN";
 }

@@ -424,6 +424,9 @@ Status Interpreter::Plan() {
         tensors_[t].last = std::max(tensors_[t].last, k);
   }
   for (int t : model_.outputs) tensors_[t].last = nops;
+  // Inputs too: their values survive an invoke (invoke again, e.g. after a cancel,
+  // without setting them again), as the C API promises.
+  for (int t : model_.inputs) tensors_[t].last = nops;
   std::vector<int> order = planned;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return tensors_[a].bytes > tensors_[b].bytes; });
   struct Placed { size_t off, end; int first, last; };
