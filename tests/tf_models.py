@@ -315,3 +315,101 @@ def zoo(tmp_path_factory) -> TFZoo:
     if _ZOO is None:
         _ZOO = TFZoo(str(tmp_path_factory.mktemp("tf_zoo")))
     return _ZOO
+
+
+# ---- TF1-style graphs (tf.compat.v1) ------------------------------------------------
+
+
+class _ControlFlowV1:
+    """tf.cond writes Switch/Merge (as TF1 did) inside this block, not If ops."""
+
+    def __enter__(self):
+        from tensorflow.python.ops import control_flow_util
+
+        self.util, self.old = control_flow_util, control_flow_util.ENABLE_CONTROL_FLOW_V2
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+
+    def __exit__(self, *exc):
+        self.util.ENABLE_CONTROL_FLOW_V2 = self.old
+
+
+def _freeze_v1(graph, outputs: list) -> bytes:
+    """Classic TF1 freezing: initialize the variables in a Session, then
+    graph_util.convert_variables_to_constants."""
+    v1 = tf().compat.v1
+    with v1.Session(graph=graph) as sess:
+        sess.run(v1.global_variables_initializer())
+        frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
+    return frozen.SerializeToString()
+
+
+def tf1_classifier(seed: int = 0) -> bytes:
+    """A TF1 deployment graph: uint8 placeholder "raw_images" [None, 24, 24, 3] ->
+    preprocessing (Cast, Sub, Mul) -> "image" -> Conv2D -> FusedBatchNormV3 ->
+    Relu6 -> dropout under tf.cond on a constant is_training=False (Switch/Merge)
+    -> MaxPool -> Conv2D+BiasAdd -> Relu -> Mean -> MatMul+BiasAdd "logits" ->
+    postprocessing Softmax "prob" and TopKV2 "top" (k=3). Variables, frozen."""
+    t = tf()
+    v1 = t.compat.v1
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape, lo=-0.4, hi=0.4: rng.uniform(lo, hi, shape).astype(np.float32)  # noqa: E731
+    graph = t.Graph()
+    with graph.as_default(), _ControlFlowV1():
+        raw = v1.placeholder(t.uint8, [None, 24, 24, 3], name="raw_images")
+        with t.name_scope("preprocess"):
+            x = (t.cast(raw, t.float32) - 127.5) * (1 / 127.5)
+        x = t.identity(x, name="image")
+        training = t.constant(False, name="is_training")
+        y = t.nn.conv2d(x, v1.Variable(f32(3, 3, 3, 8), name="conv1/weights"), 1, "SAME")
+        bn = [v1.Variable(a, name=f"bn1/{n}") for n, a in (
+            ("gamma", f32(8, lo=0.5, hi=1.5)), ("beta", f32(8)), ("moving_mean", f32(8)),
+            ("moving_variance", f32(8, lo=0.5, hi=2.0)))]
+        y, _, _ = v1.nn.fused_batch_norm(y, *bn, epsilon=1e-3, is_training=False, name="bn1")
+        y = t.nn.relu6(y)
+        y = t.cond(training, lambda: t.nn.dropout(y, rate=0.5), lambda: t.identity(y), name="dropout")
+        y = t.nn.max_pool2d(y, 2, 2, "VALID")
+        y = t.nn.conv2d(y, v1.Variable(f32(3, 3, 8, 12), name="conv2/weights"), 2, "SAME")
+        y = t.nn.relu(t.nn.bias_add(y, v1.Variable(f32(12), name="conv2/biases")))
+        y = t.reduce_mean(y, [1, 2], name="gap")
+        logits = t.nn.bias_add(t.matmul(y, v1.Variable(f32(12, 10, lo=-1, hi=1), name="fc/weights")),
+                               v1.Variable(f32(10), name="fc/biases"), name="logits")
+        prob = t.nn.softmax(logits, name="prob")
+        t.math.top_k(prob, 3, name="top")
+    return _freeze_v1(graph, ["logits", "top"])
+
+
+def tf1_qat(seed: int = 0) -> bytes:
+    """A quantization-aware-trained TF1 graph as tf.contrib.quantize left them:
+    FakeQuantWithMinMaxVars on the input and after every activation, per-channel
+    FakeQuantWithMinMaxVarsPerChannel (narrow range) on conv weights, per-tensor on
+    the depthwise and dense weights. Input "input" float [None, 16, 16, 3], output
+    "logits" (fake-quantized too)."""
+    t = tf()
+    v1 = t.compat.v1
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape, lo=-0.5, hi=0.5: rng.uniform(lo, hi, shape).astype(np.float32)  # noqa: E731
+    fq = t.quantization.fake_quant_with_min_max_vars
+
+    def fq_weights(w, name):
+        bound = np.abs(w).reshape(-1, w.shape[-1]).max(axis=0)
+        return t.quantization.fake_quant_with_min_max_vars_per_channel(
+            v1.Variable(w, name=name), -bound, bound, narrow_range=True, name=name + "_quant")
+
+    graph = t.Graph()
+    with graph.as_default():
+        x = v1.placeholder(t.float32, [None, 16, 16, 3], name="input")
+        y = fq(x, -1.0, 1.0, name="input_quant")
+        y = t.nn.conv2d(y, fq_weights(f32(3, 3, 3, 8), "conv1/weights"), 1, "SAME")
+        y = fq(t.nn.relu6(t.nn.bias_add(y, f32(8, lo=-0.1, hi=0.1))), 0.0, 6.0, name="conv1/act_quant")
+        w = f32(3, 3, 8, 1)
+        dw = fq(v1.Variable(w, name="dw/weights"), float(w.min()), float(w.max()), name="dw/weights_quant")
+        y = t.nn.depthwise_conv2d(y, dw, [1, 2, 2, 1], "SAME")
+        y = fq(t.nn.relu6(t.nn.bias_add(y, f32(8, lo=-0.1, hi=0.1))), 0.0, 6.0, name="dw/act_quant")
+        y = t.nn.conv2d(y, fq_weights(f32(1, 1, 8, 16), "conv2/weights"), 1, "SAME")
+        y = fq(t.nn.relu(t.nn.bias_add(y, f32(16, lo=-0.1, hi=0.1))), 0.0, 4.0, name="conv2/act_quant")
+        y = fq(t.reduce_mean(y, [1, 2]), 0.0, 4.0, name="gap_quant")
+        w = f32(16, 10, lo=-1, hi=1)
+        wd = fq(v1.Variable(w, name="fc/weights"), float(w.min()), float(w.max()), name="fc/weights_quant")
+        y = t.nn.bias_add(t.matmul(y, wd), f32(10, lo=-0.1, hi=0.1))
+        fq(y, -4.0, 4.0, name="logits")
+    return _freeze_v1(graph, ["logits"])
