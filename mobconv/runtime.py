@@ -244,6 +244,17 @@ def _copy_out(ptr, size: int, dtype, shape) -> np.ndarray:
     return _view_out(ptr, size, dtype, shape).copy()
 
 
+def _quantization(lib, t):
+    """{scales, zero_points, axis (None: per tensor)} of a mobrt_tensor, or None if not quantized."""
+    n = lib.mobrt_tensor_quant_scale_count(t)
+    if n <= 0:
+        return None
+    axis = lib.mobrt_tensor_quant_axis(t)
+    return {"scales": [float(lib.mobrt_tensor_quant_scale(t, k)) for k in range(n)],
+            "zero_points": [int(lib.mobrt_tensor_quant_zero_point(t, k)) for k in range(n)],
+            "axis": None if axis < 0 else int(axis)}
+
+
 def _model_source(model, what: str):
     """(bytes or None, path or None) of a model argument, else ArgumentError."""
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -297,6 +308,48 @@ class Model:
             raise ArgumentError(f"metadata key must be a str, got {type(key).__name__}")
         v = self._lib.mobrt_model_metadata(self._handle, key.encode())
         return None if v is None else v.decode()
+
+    def _tensors(self, is_input: bool) -> list:
+        self._require_open()
+        lib, h = self._lib, self._handle
+        count = lib.mobrt_model_num_inputs(h) if is_input else lib.mobrt_model_num_outputs(h)
+        out = []
+        for i in range(count):
+            t = lib.mobrt_model_input_tensor(h, i) if is_input else lib.mobrt_model_output_tensor(h, i)
+            layout = lib.mobrt_model_input_layout(h, i) if is_input else lib.mobrt_model_output_layout(h, i)
+            out.append({"name": lib.mobrt_tensor_name(t).decode(), "dtype": _DTYPE_NAMES[lib.mobrt_tensor_dtype(t)],
+                        "shape": tuple(int(lib.mobrt_tensor_dim(t, k)) for k in range(lib.mobrt_tensor_rank(t))),
+                        "layout": layout.decode(), "quantization": _quantization(lib, t)})
+        return out
+
+    @property
+    def inputs(self) -> list:
+        """[{name, dtype, shape (-1: symbolic), layout ("NCHW", "NHWC" or ""), quantization
+        ({scales, zero_points, axis} or None)}] as the file declares them (no interpreter)."""
+        return self._tensors(True)
+
+    @property
+    def outputs(self) -> list:
+        """Like `inputs`, for the graph outputs."""
+        return self._tensors(False)
+
+    @property
+    def preprocessing(self):
+        """{mean, scale, channel_order} the file records for input 0 (model_input =
+        (raw[channel_order] - mean) * scale, per channel), or None when it records none."""
+        self._require_open()
+        lib, h = self._lib, self._handle
+        values = {}
+        for key, fn in (("mean", lib.mobrt_model_input_mean), ("scale", lib.mobrt_model_input_scale)):
+            n = fn(h, 0, None, 0)
+            buf = (ctypes.c_float * max(n, 1))()
+            fn(h, 0, buf, n)
+            values[key] = [float(v) for v in buf[:max(n, 0)]]
+        order = lib.mobrt_model_input_channel_order(h, 0)
+        values["channel_order"] = order.decode() if order is not None else ""
+        if not values["mean"] and not values["scale"] and not values["channel_order"]:
+            return None
+        return values
 
     def _acquire(self):
         with self._lock:
@@ -370,6 +423,7 @@ class Interpreter:
         lib = _load()
         self._lib = lib
         self._lock = threading.RLock()
+        self._cancel_lock = threading.Lock()  # cancel() vs the delete in close()
         self._depth = 0  # run/invoke calls in progress on the thread holding the lock
         self._model = ctypes.c_void_p()
         self._it = ctypes.c_void_p()
@@ -428,8 +482,9 @@ class Interpreter:
                 raise RuntimeError_(_named(self.name, "cannot close the interpreter from its own "
                                                       "observer callback (during run or invoke)"), 1)
             if self._it:
-                self._lib.mobrt_interpreter_delete(self._it)
-                self._it = ctypes.c_void_p()
+                with self._cancel_lock:
+                    self._lib.mobrt_interpreter_delete(self._it)
+                    self._it = ctypes.c_void_p()
             self._pinned.clear()
             if self._shared is not None or self._own is not None:
                 self._release_model()
@@ -489,6 +544,30 @@ class Interpreter:
         with self._lock:
             self._require_open()
             return [self._info(i, False) for i in range(self._lib.mobrt_interpreter_num_outputs(self._it))]
+
+    def quantization(self, name):
+        """{scales, zero_points, axis (None: per tensor)} of the input or output `name`
+        (real = scale * (q - zero_point)), or None when it is not quantized."""
+        with self._lock:
+            self._require_open()
+            lib = self._lib
+            for count, get in ((lib.mobrt_interpreter_num_inputs, lib.mobrt_interpreter_input_tensor),
+                               (lib.mobrt_interpreter_num_outputs, lib.mobrt_interpreter_output_tensor)):
+                for i in range(count(self._it)):
+                    t = get(self._it, i)
+                    if lib.mobrt_tensor_name(t).decode() == name:
+                        return _quantization(lib, t)
+            raise ArgumentError(_named(self.name, f"no input or output named {name!r}"))
+
+    def cancel(self):
+        """Ask a run() in progress on another thread to stop before its next operator; it
+        then raises RuntimeError_ with status CANCELLED (the interpreter stays usable).
+        Ignored when no run is in progress. The one method callable while another thread
+        is inside run()."""
+        with self._cancel_lock:
+            if not self._it:
+                raise ClosedError(_named(self.name, "the interpreter is closed"))
+            self._lib.mobrt_interpreter_cancel(self._it)
 
     @property
     def arena_bytes(self) -> int:

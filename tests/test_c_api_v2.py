@@ -480,3 +480,67 @@ def test_inputs_survive_invoke(lib, tmp_path):
     finally:
         lib.mobrt_interpreter_delete(it)
         lib.mobrt_model_delete(m)
+
+
+def test_python_binding_model_info_quantization_preprocessing(int8_model, tmp_path):
+    path, graph = int8_model
+    model = runtime.Model(str(path))
+    try:
+        assert [d["name"] for d in model.inputs] == graph.inputs
+        for d, name in zip(model.inputs + model.outputs, graph.inputs + graph.outputs):
+            v = graph.values[name]
+            assert d["dtype"] == v.dtype == "int8"
+            assert d["shape"] == tuple(-1 if isinstance(s, str) else s for s in v.shape)
+            q = d["quantization"]
+            assert q["scales"] == [float(np.float32(s)) for s in v.quant.scales]
+            assert q["zero_points"] == list(v.quant.zero_points) and q["axis"] is None
+        assert model.inputs[0]["layout"] == "NCHW"
+        assert model.preprocessing is None
+        with runtime.Interpreter(model) as it:
+            assert it.quantization(graph.inputs[0]) == model.inputs[0]["quantization"]
+            assert it.quantization(graph.outputs[0]) == model.outputs[0]["quantization"]
+            with pytest.raises(mobconv.errors.ArgumentError, match="no input or output named 'nope'"):
+                it.quantization("nope")
+    finally:
+        model.close()
+    g = signature_model(tmp_path / "sig.mob")
+    sig = runtime.Model(str(tmp_path / "sig.mob"))
+    try:
+        pre = g.signature.preprocessing
+        assert sig.preprocessing == {"mean": pre.mean, "scale": pre.scale, "channel_order": "BGR"}
+        assert [d["layout"] for d in sig.inputs] == ["NCHW", ""]
+        assert sig.inputs[1]["quantization"] is None
+        with runtime.Interpreter(sig) as it:
+            assert it.quantization("y") is None
+    finally:
+        sig.close()
+
+
+def test_python_binding_cancel(tmp_path):
+    ws = chain_model(tmp_path / "chain.mob")
+    x = np.random.default_rng(2).standard_normal((192, 192)).astype(np.float32)
+    want = x
+    for w in ws:
+        want = np.tanh(want @ w)
+    with runtime.Interpreter(str(tmp_path / "chain.mob")) as it:
+        it.cancel()  # idle: ignored
+        errors = []
+        done = threading.Event()
+
+        def run():
+            try:
+                it.run({"x": x})
+            except runtime.RuntimeError_ as e:
+                errors.append(e)
+            done.set()
+
+        th = threading.Thread(target=run)
+        th.start()
+        while not done.is_set():
+            it.cancel()
+            time.sleep(0.0005)
+        th.join()
+        assert len(errors) == 1 and errors[0].status == CANCELLED and "CANCELLED" in str(errors[0])
+        np.testing.assert_allclose(it.run({"x": x})[f"h{len(ws) - 1}"], want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(mobconv.errors.ClosedError):
+        it.cancel()
