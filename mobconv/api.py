@@ -30,7 +30,8 @@ from .backends import (  # noqa: F401 - the public names of mobconv.api
     AUTO_BACKENDS, BACKENDS, _run_reference, _run_runtime, _runtime_available,
     _runtime_lacks_an_op, resolve_backend)
 from .errors import ArgumentError, MobconvError, ModelFormatError, UsageError, ShapeError
-from .frontends import FRONTENDS, Frontend, detect_framework, is_onnx_model, is_saved_model  # noqa: F401
+from .frontends import (  # noqa: F401 - FRONTENDS, Frontend, detect_framework are public here
+    FRONTENDS, Frontend, detect_framework, is_graph_def, is_onnx_model, is_saved_model)
 from .ir import Graph, TensorSpec, TestVector
 
 
@@ -140,7 +141,12 @@ def check_source(path: str, framework: str) -> None:
                          f"for this file use: mobconv onnx2mob {path}")
     wanted, extensions = _EXPECTED.get(framework, (
         f"a {framework} model", frontend.extensions if frontend else ()))
-    if ext in extensions or (ext == ".pb" and framework == "onnx"):  # some ONNX files are .pb
+    if ext == ".pb" and framework == "onnx":  # some ONNX files are .pb
+        if not is_onnx_model(path) and is_graph_def(path):
+            raise UsageError(f"{path}: is a TensorFlow graph, expected an ONNX model (.onnx); "
+                             f"for this file use: mobconv tf2mob {path}")
+        return
+    if ext in extensions:
         return
     if ext in _OTHER_FORMATS:
         what, how = _OTHER_FORMATS[ext]
@@ -221,7 +227,7 @@ def load(path) -> "Model":
     if data[4:8] != b"MOB1":
         ext = os.path.splitext(path)[1].lower()
         hint = ""
-        if ext in (".onnx", ".prototxt", ".caffemodel"):
+        if ext in (".onnx", ".prototxt", ".caffemodel", ".pb", ".pbtxt"):
             hint = "; convert it first: " + _OTHER_FORMATS[ext][1].format(path=path)
         elif any(ext in f.extensions for f in FRONTENDS.values()):
             hint = f"; convert it first: mobconv.convert({path!r})"

@@ -406,3 +406,23 @@ def test_quantize_sniffs_pb_files(tmp_path):
     tf_pb.write_bytes(graph_def_bytes())
     for path, want in ((onnx_pb, "onnx"), (tf_pb, "tensorflow")):
         assert _framework(argparse.Namespace(model=str(path), caffemodel=None)) == want
+
+
+def test_onnx2mob_names_a_tensorflow_pb(tmp_path, capsys):
+    """A GraphDef .pb given to onnx2mob used to fail in ONNX's parser ("not a valid ONNX
+    model" with protobuf's words); it is named for what it is, with the command to use."""
+    from mobconv.cli.main import main
+
+    path = tmp_path / "frozen.pb"
+    path.write_bytes(graph_def_bytes())
+    assert main(["onnx2mob", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: is a TensorFlow graph" in err and f"mobconv tf2mob {path}" in err
+    assert not os.path.exists(tmp_path / "frozen.mob")
+    with pytest.raises(MobconvError, match=f"convert it first: mobconv tf2mob {path}"):
+        mobconv.load(path)
+    # a .pb that is neither is left to ONNX's parser (one line, naming the file)
+    junk = tmp_path / "junk.pb"
+    junk.write_bytes(b"\xff\xfe not protobuf")
+    assert main(["onnx2mob", str(junk)]) == 1
+    assert "not a valid ONNX model" in capsys.readouterr().err

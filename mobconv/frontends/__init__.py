@@ -96,6 +96,21 @@ def detect_framework(path) -> str:
     )
 
 
+def is_graph_def(path) -> bool:
+    """Whether the file parses as a TensorFlow GraphDef with at least one node that has an
+    op type (a full parse: for error messages, not for detection)."""
+    from google.protobuf.message import DecodeError
+
+    from .tensorflow.proto import graph_pb2
+
+    try:
+        with open(path, "rb") as f:
+            graph_def = graph_pb2.GraphDef.FromString(f.read())
+    except (OSError, DecodeError):
+        return False
+    return len(graph_def.node) > 0 and all(n.op for n in graph_def.node)
+
+
 # ONNX ModelProto field numbers (onnx.proto) and protobuf wire types.
 _ONNX_GRAPH_FIELD = 7
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
