@@ -171,6 +171,26 @@ def test_parameter_fed_at_run_time(name):
                 check_same(got[o], wants[o], f"{name} feed {k} runtime {o}")
 
 
+@pytest.mark.parametrize("op,opset", [("Resize", 10), ("Upsample", 9)])
+def test_old_nearest_resize_with_run_time_scales_rounds_per_axis(op, opset):
+    """Resize-10/Upsample nearest rounds down when an axis upsamples and up when it
+    downsamples (onnxruntime): with run-time scales that is decided per axis at run time."""
+    m = model([node(op, ["x", "scales"], mode="nearest")], {"x": ("float32", [1, 2, 5, 7]),
+                                                           "scales": ("float32", [4])}, ["y"], opset=opset)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    graph = load_onnx(m)
+    x = f32(1, 2, 5, 7)
+    all_scales = [[1, 1, 2, 3], [1, 1, 1.5, 1.25]]
+    if op == "Resize":  # Upsample takes scales >= 1 only
+        all_scales += [[1, 1, 0.6, 0.45], [1, 1, 0.6, 2.5], [1, 1, 1.7, 0.8]]
+    with runtime.Interpreter(to_bytes(graph)) as it:
+        for scales in all_scales:
+            feeds = {"x": x, "scales": np.asarray(scales, np.float32)}
+            want = sess.run(None, feeds)[0]
+            check_same(run_reference(graph, feeds)["y"], want, f"reference {scales}")
+            check_same(it.run(feeds)["y"], want, f"runtime {scales}")
+
+
 def test_run_time_dims_are_symbols_in_the_ir_and_the_file():
     graph = load_onnx(onnx_model("reshape"))
     shape = graph.values["y"].shape

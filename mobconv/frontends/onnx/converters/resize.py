@@ -4,6 +4,9 @@
   scales) scale with x_in = x_out / scale: coordinate_transformation_mode
   "asymmetric"; nearest rounds down when upsampling and up when downsampling
   (what onnxruntime does for these opsets); mode "linear" stays linear.
+  With scales computed at run time the rounding is chosen per axis when the model
+  runs: each axis is resized twice (floor and ceil nearest_mode, `axes` = that axis)
+  and Where(scale >= 1) keeps one, which is exact for every mix of directions.
 - Resize 11/13+: an empty roi/scales tensor means "absent"; the IR marks
   absent inputs with "".
 """
@@ -21,9 +24,36 @@ def _old_style(cx, scales: str) -> None:
     if mode not in _OLD_MODES:
         raise cx.error(f"mode ({mode!r}) must be one of nearest, linear")
     attrs = {"mode": _OLD_MODES[mode], "coordinate_transformation_mode": "asymmetric"}
+    value = cx.graph.values.get(scales)
+    if attrs["mode"] == "nearest" and (value is None or value.data is None):
+        _old_nearest_at_run_time(cx, scales, attrs)
+        return
     if attrs["mode"] == "nearest":
         attrs["nearest_mode"] = _old_nearest_mode(cx, scales)
     cx.emit("Resize", [cx.input(0), "", scales], cx.outputs, attrs)
+
+
+def _old_nearest_at_run_time(cx, scales: str, attrs: dict) -> None:
+    """Old nearest rounding with run-time scales: per axis a, Where(scales[a] >= 1,
+    resize floor, resize ceil) along that axis only."""
+    rank = cx.rank(0)
+    if rank is None:
+        raise cx.error("nearest resize with scales computed at run time needs the input rank to be known")
+    one = cx.const(np.asarray(1.0, np.float32), "one")
+    current = cx.input(0)
+    for a in range(rank):
+        scale, up = cx.tmp(f"scale{a}"), cx.tmp(f"up{a}")
+        cx.emit("Slice", [scales, cx.const(np.asarray([a], np.int64), "start"),
+                          cx.const(np.asarray([a + 1], np.int64), "end")], [scale])
+        cx.emit("GreaterOrEqual", [scale, one], [up])
+        picked = []
+        for mode in ("floor", "ceil"):
+            out = cx.tmp(f"{mode}{a}")
+            cx.emit("Resize", [current, "", scale], [out], dict(attrs, nearest_mode=mode, axes=[a]))
+            picked.append(out)
+        result = cx.outputs[0] if a == rank - 1 else cx.tmp(f"axis{a}")
+        cx.emit("Where", [up, picked[0], picked[1]], [result])
+        current = result
 
 
 def _old_nearest_mode(cx, scales: str) -> str:
@@ -41,7 +71,7 @@ def _old_nearest_mode(cx, scales: str) -> str:
     )
 
 
-@converter("Upsample", ir=("Resize",))
+@converter("Upsample", ir=("Resize", "Slice", "GreaterOrEqual", "Where"))
 def upsample(cx):
     if cx.opset < 9:
         cx.check_attrs({"mode", "scales"})
@@ -57,7 +87,7 @@ def _empty(cx, i: int) -> bool:
     return data is not None and data.size == 0
 
 
-@converter("Resize")
+@converter("Resize", ir=("Resize", "Slice", "GreaterOrEqual", "Where"))
 def resize(cx):
     if cx.opset < 11:
         cx.check_attrs({"mode"})
