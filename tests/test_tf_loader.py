@@ -177,6 +177,36 @@ def test_output_of_a_multi_output_node_and_several_outputs(tmp_path):
     assert [o.name for o in model.outputs] == [f"{split}:1", "Identity_1"]
 
 
+def test_function_calls_are_inlined(tmp_path):
+    """A graph saved without freezing keeps its nested tf.functions as PartitionedCall
+    nodes over the graph's function library: they are inlined (nested too)."""
+    @tf.function
+    def inner(x):
+        return tf.nn.relu(x) * 2.0, x + 1.0
+
+    @tf.function
+    def outer(x):
+        a, b = inner(x)
+        return a * b
+
+    @tf.function
+    def model(x):
+        return outer(x) - inner(x)[1]
+
+    gd = model.get_concrete_function(SPEC6[0]).graph.as_graph_def()
+    assert {"PartitionedCall", "StatefulPartitionedCall"} & {n.op for n in gd.node}
+    model_ir = check_graph_def(gd.SerializeToString(), ["x"], ["Identity:0"], tmp_dir=str(tmp_path))
+    ops = [n.op for n in model_ir.graph.nodes]
+    assert ops.count("Relu") == 1 and ops.count("Sub") == 1
+    assert not {"PartitionedCall", "StatefulPartitionedCall", "IdentityN", "Identity"} & set(ops)
+
+    v = tf.Variable(np.ones((6,), np.float32))
+    unfrozen = tf.function(lambda x: inner(x)[0] * v).get_concrete_function(SPEC6[0]).graph.as_graph_def()
+    (tmp_path / "unfrozen.pb").write_bytes(unfrozen.SerializeToString())
+    with pytest.raises(UnsupportedOpsError, match=r"ReadVariableOp x1 .*the graph is not frozen"):
+        mobconv.convert(str(tmp_path / "unfrozen.pb"))
+
+
 # ---- cutting the graph ------------------------------------------------------------------
 
 

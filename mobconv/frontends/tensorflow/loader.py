@@ -192,6 +192,9 @@ class _Graph:
 
 
 def _pre_passes(graph_def, source: str, keep: set):
+    from .savedmodel import inline_calls
+
+    graph_def = inline_calls(graph_def, source)
     graph_def = _constant_flags(graph_def, keep)
     for module, func in (("control_flow", "fold_constant_switches"),
                          ("dilation", "fold_space_to_batch_convs")):

@@ -64,13 +64,14 @@ def freeze_without_tensorflow(directory: str, meta, key: str):
 
 
 class _Freezer:
-    def __init__(self, directory, meta):
+    def __init__(self, directory, meta, graph_def=None):
         self.directory = directory
-        self.meta = meta
-        self.functions = {f.signature.name: f for f in meta.graph_def.library.function}
-        self.nodes = {n.name: n for n in meta.graph_def.node}
+        self.meta = meta  # the MetaGraphDef (None: a plain GraphDef's calls, see inline_calls)
+        graph_def = meta.graph_def if graph_def is None else graph_def
+        self.functions = {f.signature.name: f for f in graph_def.library.function}
+        self.nodes = {n.name: n for n in graph_def.node}
         self.out = graph_pb2.GraphDef()
-        self.out.versions.CopyFrom(meta.graph_def.versions)
+        self.out.versions.CopyFrom(graph_def.versions)
         self.added = set()
         self.bundle = None
         self.keys = None
@@ -276,6 +277,39 @@ class _Freezer:
                 raise _Refused(f"{func_name}: output {arg.name!r} has no return value")
             outputs.append(ref(func.ret[arg.name]))
         return outputs
+
+
+def inline_calls(graph_def, source: str):
+    """`graph_def` with its function calls (PartitionedCall, StatefulPartitionedCall, a node
+    whose op is a library function) inlined: the body's nodes are named "<call>/<node>"
+    and an IdentityN under the call's name passes the results on (the loader aliases
+    it). Unchanged when it calls no function. A graph that was not frozen (a call
+    reads a variable) is left for the unsupported-op report to name."""
+    functions = {f.signature.name for f in graph_def.library.function}
+    calls = [n for n in graph_def.node
+             if (n.op in _CALL_OPS and n.attr["f"].func.name in functions) or n.op in functions]
+    if not calls:
+        return graph_def
+    freezer = _Freezer(source, None, graph_def)
+    try:
+        for node in graph_def.node:
+            if node.op not in _CALL_OPS and node.op not in functions or \
+                    node.op in _CALL_OPS and node.attr["f"].func.name not in functions:
+                copy = node_def_pb2.NodeDef()
+                copy.CopyFrom(node)
+                freezer._add(copy)
+                continue
+            callee = node.attr["f"].func.name if node.op in _CALL_OPS else node.op
+            args = [("tensor", i) for i in node.input if not i.startswith("^")]
+            results = freezer._inline(callee, args, node.name, depth=0)
+            passed = freezer.out.node.add()
+            passed.name = node.name
+            passed.op = "IdentityN"
+            passed.input.extend(ref for _, ref in results)
+            freezer.added.add(node.name)
+    except _Refused as exc:
+        raise ConversionError(f"{source}: cannot inline the graph's function calls ({exc})") from None
+    return freezer.out
 
 
 def _flat_index(node, arg: str, k: int, functions) -> int:
