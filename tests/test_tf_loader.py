@@ -200,6 +200,15 @@ def test_function_calls_are_inlined(tmp_path):
     assert ops.count("Relu") == 1 and ops.count("Sub") == 1
     assert not {"PartitionedCall", "StatefulPartitionedCall", "IdentityN", "Identity"} & set(ops)
 
+    @tf.function
+    def branchy(x, flag):  # an If whose branches live in the library
+        return tf.cond(flag, lambda: tf.nn.relu(x), lambda: x * 3.0)
+
+    gd = tf.function(lambda x: branchy(x, tf.constant(False)) + 1.0).get_concrete_function(
+        SPEC6[0]).graph.as_graph_def()
+    model_ir = check_graph_def(gd.SerializeToString(), ["x"], ["Identity:0"], tmp_dir=str(tmp_path))
+    assert sorted(n.op for n in model_ir.graph.nodes) == ["Add", "Mul"]
+
     v = tf.Variable(np.ones((6,), np.float32))
     unfrozen = tf.function(lambda x: inner(x)[0] * v).get_concrete_function(SPEC6[0]).graph.as_graph_def()
     (tmp_path / "unfrozen.pb").write_bytes(unfrozen.SerializeToString())

@@ -72,6 +72,7 @@ class _Freezer:
         self.nodes = {n.name: n for n in graph_def.node}
         self.out = graph_pb2.GraphDef()
         self.out.versions.CopyFrom(graph_def.versions)
+        self.out.library.CopyFrom(graph_def.library)  # If/While branches and bodies stay calls
         self.added = set()
         self.bundle = None
         self.keys = None
