@@ -308,11 +308,12 @@ def test_resize_with_unknown_input_size():
     assert ops_of(model).count("Resize") == 6
 
 
-def test_keras_bilinear_upsampling_and_tf_image_resize():
+def test_keras_upsampling_and_tf_image_resize():
     import keras
 
+    up = keras.layers.UpSampling2D(2)  # Keras 3: repeat (Tile/Reshape), not a resize op
     up_bilinear = keras.layers.UpSampling2D((2, 3), interpolation="bilinear")
-    check_against_tf(lambda x: (up_bilinear(x), tf.image.resize(x, [9, 4]),
+    check_against_tf(lambda x: (up(x), up_bilinear(x), tf.image.resize(x, [9, 4]),
                                 tf.image.resize(x, [8, 13], method="nearest")), [X(5, 7, 3)])
 
 
