@@ -151,6 +151,43 @@ def test_pb_sniffing_agrees_with_onnx_parser(tmp_path):
         assert detect_framework(path) == ("onnx" if is_onnx_model(path) else "tensorflow"), name
 
 
+def _mutate(rng, data: bytes) -> bytes:
+    data = bytearray(data)
+    for _ in range(rng.integers(1, 5)):
+        if not data:
+            break
+        pos, kind = int(rng.integers(len(data))), rng.random()
+        if kind < 0.4:
+            data[pos] = int(rng.integers(256))
+        elif kind < 0.6:
+            del data[pos:pos + int(rng.integers(1, 50))]
+        elif kind < 0.8:
+            data[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
+        else:
+            del data[pos:]
+    return bytes(data)
+
+
+def test_pb_sniffing_never_sends_a_parsable_onnx_model_elsewhere(tmp_path):
+    """Seeded mutations of ONNX models and GraphDefs: whenever onnx's parser reads a
+    ModelProto with a graph, the sniffer says ONNX. (The converse need not hold: an ONNX
+    file whose graph payload is corrupt stays ONNX, for the ONNX loader to report.)
+    Found a disagreement once: a known field of the wrong wire type (which protobuf
+    keeps as an unknown field) made the sniffer say TensorFlow."""
+    from mobconv.frontends import _scan_onnx_fields
+
+    seeds = [data for _, data in _sniff_cases(tmp_path) if data]
+    rng = np.random.default_rng(0)
+    # the case the fuzzer found: ONNX ir_version + graph, then field 2 (a string in
+    # ModelProto) written as a varint
+    found = onnx.ModelProto(ir_version=8, graph=onnx.GraphProto(name="g")).SerializeToString()
+    cases = [found + b"\x10\x11"] + [_mutate(rng, seeds[int(rng.integers(len(seeds)))])
+                                      for _ in range(3000)]
+    for data in cases:
+        if onnx_parser_says_model_with_graph(data):
+            assert _scan_onnx_fields(data), data[:40]
+
+
 def test_unknown_extension_lists_the_known_forms(tmp_path):
     path = tmp_path / "model.h5"
     path.write_bytes(b"x")

@@ -111,9 +111,8 @@ def is_graph_def(path) -> bool:
     return len(graph_def.node) > 0 and all(n.op for n in graph_def.node)
 
 
-# ONNX ModelProto field numbers (onnx.proto) and protobuf wire types.
+# The ONNX ModelProto's graph field (onnx.proto) and protobuf wire types.
 _ONNX_GRAPH_FIELD = 7
-_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
@@ -122,9 +121,11 @@ def is_onnx_model(path) -> bool:
 
     Reads only the top-level protobuf fields (length-delimited payloads are
     skipped, not parsed), so a large TensorFlow GraphDef costs a few page reads.
-    The fields must be well formed, every known ModelProto field of its wire
-    type, and a graph (field 7) present: a TensorFlow GraphDef (node = 1, a
-    message, where ModelProto has the integer ir_version) never passes.
+    As protobuf's parser does, a field of another wire type than the message
+    declares counts as an unknown field; the fields must be well formed and a
+    graph (field 7, a message) present. A TensorFlow GraphDef has no field 7.
+    A model whose graph itself is corrupt still counts as ONNX, so the ONNX
+    loader reports it (as a broken ONNX file, not as a TensorFlow graph).
     """
     try:
         with open(path, "rb") as f:
@@ -140,11 +141,9 @@ def _scan_onnx_fields(data) -> bool:
     pos, end, graph = 0, len(data), False
     while pos < end:
         key, pos = _varint(data, pos, end)
-        if key is None:
+        if key is None or key >> 3 == 0:
             return False
         field, wire = key >> 3, key & 7
-        if field == 0 or _ONNX_FIELDS.get(field, wire) != wire:
-            return False  # a known field of the wrong kind (unknown ones: a newer ONNX)
         if wire == _VARINT:
             _, pos = _varint(data, pos, end)
         elif wire in (_I64, _I32):
@@ -152,10 +151,10 @@ def _scan_onnx_fields(data) -> bool:
         elif wire == _LEN:
             length, pos = _varint(data, pos, end)
             if length is not None:
-                graph = graph or (field == _ONNX_GRAPH_FIELD)
+                graph = graph or field == _ONNX_GRAPH_FIELD
                 pos += length
         else:
-            return False  # groups: not in ONNX
+            return False  # groups: never in an ONNX model
         if pos is None or pos > end:
             return False
     return graph
