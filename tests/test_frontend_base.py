@@ -463,3 +463,48 @@ def test_onnx2mob_names_a_tensorflow_pb(tmp_path, capsys):
     junk.write_bytes(b"\xff\xfe not protobuf")
     assert main(["onnx2mob", str(junk)]) == 1
     assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+# ---- passes/fold_shapes.py, the functions emit calls ----------------------------------
+
+
+def test_fold_constant_node_evaluates_small_constants_only():
+    from mobconv.passes import fold_shapes
+
+    g = Graph("g")
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    g.add_constant("a", a)
+    g.add_constant("b", np.float32(2.5))
+    assert fold_shapes.fold_constant_node(g, "Add", ["a", "b"], ["c"], None, "add")
+    np.testing.assert_array_equal(g.values["c"].data, a + np.float32(2.5))
+    assert g.nodes == []
+    # a few bytes asking for a huge output are not computed here
+    g.add_constant("big", np.asarray([4096, 4096], np.int64))
+    assert not fold_shapes.fold_constant_node(g, "ConstantOfShape", ["big"], ["z"], None, "cos")
+    # data the reference refuses (an index out of range): kept as a node, no exception
+    g.add_constant("idx", np.asarray([7], np.int64))
+    assert not fold_shapes.fold_constant_node(g, "Gather", ["a", "idx"], ["y"], {"axis": 0}, "gather")
+    # Shape of a statically shaped input needs no data
+    g.add_input("x", "float32", (1, 3, 5))
+    assert fold_shapes.fold_constant_node(g, "Shape", ["x"], ["s"], None, "shape")
+    np.testing.assert_array_equal(g.values["s"].data, [1, 3, 5])
+    g.add_input("n", "float32", ("N", 3))
+    assert not fold_shapes.fold_constant_node(g, "Shape", ["n"], ["t"], None, "shape2")
+
+
+def test_symbolic_reshape_target_and_broadcast_plan():
+    """ONNX Reshape: 0 copies the input's dim, -1 is inferred (at most one); Expand
+    broadcasts numpy-style from the right."""
+    from mobconv.passes.fold_shapes import broadcast_plan, reshape_target
+
+    g = Graph("g")
+    g.add_input("x", "float32", ("N", 3, 4))
+    target = lambda dims, allowzero=0: reshape_target(g, "x", np.asarray(dims, object), allowzero)  # noqa: E731
+    assert target(["N", 12]).tolist() == [0, 12]
+    assert target(["M", 12]).tolist() == [-1, 12]
+    assert target(["N", 12], allowzero=1).tolist() == [-1, 12]  # 0 would mean a 0 dim
+    assert target(["M", "K"]) is None  # two unknown dims: no constant form
+    assert broadcast_plan((1, 3), ["N", 3]) == ([1, 3], [(0, "N")])
+    assert broadcast_plan(("N", 3), ["N", 3]) == ([1, 3], [])
+    assert broadcast_plan((3,), ["N", 1, 3]) == ([1, 1, 3], [(0, "N")])
+    assert broadcast_plan((2, 3), ["N", 3]) is None
