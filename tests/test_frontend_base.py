@@ -508,3 +508,12 @@ def test_symbolic_reshape_target_and_broadcast_plan():
     assert broadcast_plan(("N", 3), ["N", 3]) == ([1, 3], [])
     assert broadcast_plan((3,), ["N", 1, 3]) == ([1, 1, 3], [(0, "N")])
     assert broadcast_plan((2, 3), ["N", 3]) is None
+
+
+def test_attr_reader_get_for_every_frontend():
+    """The contract's `cx.attrs.get(name, default)` is on the shared AttrReader."""
+    from mobconv.frontends.common import AttrReader
+
+    reader = AttrReader({"axis": 1, "mode": None}, "ONNX node 'n' (type X)")
+    assert reader.get("axis") == 1 and reader.get("mode", "constant") == "constant"
+    assert reader.get("missing") is None

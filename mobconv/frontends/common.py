@@ -77,6 +77,10 @@ class AttrReader:
     def has(self, name: str) -> bool:
         return name in self.attrs and self.attrs[name] is not None
 
+    def get(self, name: str, default=None):
+        """The attribute's value as decoded by the frontend (untyped), or `default`."""
+        return self.attrs[name] if self.has(name) else default
+
     def _get(self, name, default):
         if self.has(name):
             return self.attrs[name]
