@@ -429,6 +429,18 @@ def test_cli_converts_a_saved_model_beside_it(saved_models, tmp_path, capsys):
 # ---- the command line --------------------------------------------------------------------
 
 
+def test_cli_saved_model_with_tensorflow_prints_only_its_summary(saved_models, tmp_path):
+    """TensorFlow's own C++ log lines (the oneDNN notice) stay out of the CLI's output."""
+    _, one, _ = saved_models
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "TF_ENABLE"))}
+    result = subprocess.run([sys.executable, "-m", "mobconv", "tf2mob", one, "-o", str(tmp_path / "o.mob")],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == "" and result.stdout.startswith("Converted "), result.stderr[-2000:]
+
+
+
+
 def test_cli_cut_with_shapes_in_brackets(mlp, tmp_path, capsys):
     path, f = mlp
     out = tmp_path / "cut.mob"

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -206,7 +207,12 @@ def _files(directory: str) -> list:
 
 
 def _import_tensorflow():
+    # quiet import: TensorFlow's C++ logs (and the oneDNN notice, which only the oneDNN switch
+    # silences: freezing computes nothing) would break the CLI's one-line output; a value
+    # the user set is kept
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf  # noqa: PLC0415 - heavy, only for SavedModel
 
     return tf
