@@ -87,8 +87,9 @@ def test_architecture_matches_tensorflow(zoo, name):
           f"{sum(n.op == 'Transpose' for n in model.graph.nodes)} Transpose")
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "inception_v3", "densenet121",
-                                  "xception", "efficientnet_b0", "mobilenet_v3_small", "unet"])
+@pytest.mark.parametrize("name", ["mobilenet", "mobilenet_v2", "resnet50", "inception_v3",
+                                  "densenet121", "xception", "efficientnet_b0",
+                                  "mobilenet_v3_small", "unet"])
 def test_no_transpose_inside(zoo, name):
     """NHWC -> NCHW happens once at the input (and back at a 4-D output): the
     transpose pass cancels every Transpose the converters put around convolutions,
