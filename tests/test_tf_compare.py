@@ -129,3 +129,28 @@ def test_compare_without_tensorflow_says_what_to_install(detector, capsys, monke
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "pip install tensorflow-cpu" in lines[0], err
+
+
+def test_compare_quantization_aware_graph(capsys, tmp_path):
+    """The int8 .mob of a FakeQuant graph against that graph: each int8 Conv's output
+    is matched with TensorFlow's FakeQuant after it (not the float tensor before, whose
+    name it carries), dequantized, within one quantization step."""
+    pb, mob = tmp_path / "qat.pb", tmp_path / "qat.mob"
+    pb.write_bytes(tf_models.tf1_qat())
+    mobconv.convert(str(pb)).save(str(mob))
+    model = mobconv.load(str(mob))
+    convs = [n for n in model.graph.nodes if n.op == "Conv"]
+    assert len(convs) == 3 and all(model.graph.values[n.outputs[0]].quant for n in convs)
+    code, out, err = cli(capsys, "compare", mob, pb)
+    assert code == 0, out + err
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*(>>)?\s*(\S+)\s+\S+\s+\[[^\]]*\]\s+(\S+)\s+\S+\s+\S+$", line)
+        if m:
+            rows[m.group(2)] = m.group(3)
+    for conv in convs:
+        step = max(model.graph.values[conv.outputs[0]].quant.scales)
+        assert rows[conv.outputs[0]] != "-", out
+        assert float(rows[conv.outputs[0]]) <= step * 1.001, (conv.outputs[0], out)
+        assert f"first divergence: {conv.outputs[0]!r}" not in out
+    assert "PASS logits: max abs err 0.000e+00" in out

@@ -224,7 +224,7 @@ def run(args) -> int:
         return compare_quantized(args)  # an int8 .mob against the float model it was made from
     tensorflow = _tensorflow_source(args.source)
     if tensorflow:
-        from ..frontends.tensorflow.tf_runner import is_quantized_graph, tensorflow_values
+        from ..frontends.tensorflow.tf_runner import as_float, is_quantized_graph, tensorflow_values
 
         if args.model.lower().endswith(".mob") and _is_quantized(api.load(args.model)) \
                 and not is_quantized_graph(args.source):
@@ -248,8 +248,9 @@ def run(args) -> int:
         backend_name = "numpy reference"
     if tensorflow:
         names = list(model.graph.inputs) + [o for n in model.graph.nodes for o in n.outputs]
+        quantized = [n for n in names if n in model.graph.values and model.graph.values[n].quant]
         ref, note = tensorflow_values(args.source, feeds, names,
-                                      model.graph.metadata.options.get("signature"))
+                                      model.graph.metadata.options.get("signature"), quantized)
         oracle = "TensorFlow"
     else:
         ref, note = onnxruntime_values(args.source, feeds)
@@ -265,8 +266,11 @@ def run(args) -> int:
                 shape = fmt_shape(np.shape(mob[name])) if name in mob else "-"
                 rows.append(("", name, op, shape, "-", "-", "-"))
                 continue
-            d = diff(mob[name], ref[name])
-            bad = exceeds(d, args.rtol, args.atol)
+            got, atol = mob[name], args.atol
+            if tensorflow:  # int8 values of a quantization-aware graph: compared dequantized
+                got, atol = as_float(model.graph, node, name, got, atol)
+            d = diff(got, ref[name])
+            bad = exceeds(d, args.rtol, atol)
             if bad and first_bad is None:
                 first_bad = (name, node, d)
             mark = ">>" if first_bad is not None and first_bad[0] == name else ""

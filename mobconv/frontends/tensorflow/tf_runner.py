@@ -17,7 +17,9 @@ Steps:
    before its Transpose back): TensorFlow's is transposed to compare). Values
    with no TensorFlow counterpart (temporaries of a converter, fused or folded
    ones) are left out, as are tensors TensorFlow cannot hand back (resources,
-   strings, the dead branch of a Switch).
+   strings, the dead branch of a Switch). An int8 value of a quantization-aware
+   graph's .mob stands for the FakeQuant output after its tensor; it is compared
+   dequantized, within one quantization step (`as_float`).
 """
 from __future__ import annotations
 
@@ -68,10 +70,13 @@ def is_quantized_graph(source: str, signature: Optional[str] = None) -> bool:
     return any(n.op.startswith("FakeQuant") for n in src.graph_def.node)
 
 
-def tensorflow_values(source: str, feeds: dict, names, signature: Optional[str] = None) -> tuple:
+def tensorflow_values(source: str, feeds: dict, names, signature: Optional[str] = None,
+                      quantized=()) -> tuple:
     """Run `source` in TensorFlow on `feeds` (.mob input name -> array) and return
     ({.mob value name: TensorFlow's array}, note) for every name in `names` that has
-    a TensorFlow counterpart."""
+    a TensorFlow counterpart. A name in `quantized` (an int8 value of the .mob) stands
+    for the output of the FakeQuant that reads its tensor, when there is one (the QDQ
+    lowering names an int8 op's output after the float op before the FakeQuant)."""
     tf = import_tensorflow()
     src = read_source(source, signature)
     graph_def = tf.compat.v1.GraphDef()
@@ -96,6 +101,9 @@ def tensorflow_values(source: str, feeds: dict, names, signature: Optional[str] 
                              "from") from None
         tf_feeds[t] = np.asarray(array).astype(t.dtype.as_numpy_dtype)
 
+    fake_quant = {op.inputs[0].name: op.outputs[0] for op in graph.get_operations()
+                  if op.type.startswith("FakeQuant") and op.inputs}
+    quantized = set(quantized)
     wanted = {}  # .mob name -> (tensor, transpose to channels first?)
     for name in names:
         if not name:
@@ -106,6 +114,8 @@ def tensorflow_values(source: str, feeds: dict, names, signature: Optional[str] 
         if _tensor_of(graph, base) is None and moved:
             base, layout = moved.group("base"), True
         t = _tensor_of(graph, base)
+        if t is not None and name in quantized:
+            t = fake_quant.get(t.name, t)
         if t is not None and t.dtype.as_numpy_dtype is not None \
                 and np.dtype(t.dtype.as_numpy_dtype).kind in _FETCHABLE_KINDS:
             wanted[name] = (t, layout)
@@ -133,6 +143,30 @@ def tensorflow_values(source: str, feeds: dict, names, signature: Optional[str] 
             elif array.ndim >= 3:
                 values[name] = channels_first(array)
     return values, note
+
+
+def as_float(graph, node, name: str, array, atol: float) -> tuple:
+    """(array, atol) for comparing .mob value `name` (output of `node`) with
+    TensorFlow's float tensor. A quantized value (int8 integers, `Value.quant`) is
+    dequantized, and it and a DequantizeLinear's output get `atol` widened by one
+    quantization step: an int8 op of a quantization-aware graph holds the FakeQuant'ed
+    value, which its integer requantization may round one step away from
+    TensorFlow's float FakeQuant. Other values: unchanged."""
+    array = np.asarray(array)
+    value = graph.values.get(name)
+    quant = getattr(value, "quant", None)
+    if quant is None and node.op == "DequantizeLinear" and node.inputs[0] in graph.values:
+        step = getattr(graph.values[node.inputs[0]], "quant", None)
+        return array, atol + (float(np.max(step.scales)) if step is not None else 0.0)
+    if quant is None or array.dtype.kind not in "iu":
+        return array, atol
+    scales = np.asarray(quant.scales, np.float64)
+    zero_points = np.asarray(quant.zero_points or [0] * len(scales), np.float64)
+    if quant.axis is not None and scales.size > 1:
+        shape = [1] * array.ndim
+        shape[quant.axis] = scales.size
+        scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
+    return (array.astype(np.float64) - zero_points) * scales, atol + float(np.max(scales))
 
 
 def _tensor_of(graph, name: str):
