@@ -6,7 +6,9 @@ atrous convs, Pad, Concat, two 4-D outputs): after the transpose pass its
 intermediate values are NCHW ("<tensor>_nchw", "<node>/nchw"), which compare
 matches to TensorFlow's NHWC tensors transposed.
 """
+import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -154,3 +156,15 @@ def test_compare_quantization_aware_graph(capsys, tmp_path):
         assert float(rows[conv.outputs[0]]) <= step * 1.001, (conv.outputs[0], out)
         assert f"first divergence: {conv.outputs[0]!r}" not in out
     assert "PASS logits: max abs err 0.000e+00" in out
+
+
+def test_compare_keeps_tensorflow_start_up_logs_off_stderr(detector):
+    """A fresh process (TensorFlow not yet imported): stdout has the table, stderr
+    nothing (no absl/oneDNN start-up lines)."""
+    built, mob = detector
+    run = subprocess.run([sys.executable, "-m", "mobconv", "compare", mob, built.pb],
+                         capture_output=True, text=True, timeout=600,
+                         env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert run.returncode == 0, run.stderr
+    assert "PASS Identity:" in run.stdout
+    assert run.stderr == ""

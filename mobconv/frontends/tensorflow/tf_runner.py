@@ -40,12 +40,23 @@ _FETCHABLE_KINDS = "biufc"
 
 
 def import_tensorflow():
+    """TensorFlow, imported with its C++ start-up log lines (absl's "All log messages
+    before absl::InitializeLog()", oneDNN's notice; TF_CPP_MIN_LOG_LEVEL does not stop
+    them) kept off the user's stderr."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
+        os.dup2(devnull, 2)
         import tensorflow as tf
     except ImportError:
+        tf = None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    if tf is None:
         raise MobconvError("comparing with a TensorFlow model needs TensorFlow: "
-                           "pip install tensorflow-cpu") from None
+                           "pip install tensorflow-cpu")
     return tf
 
 
