@@ -7,6 +7,8 @@ PACKAGES=(
   g++
   g++-aarch64-linux-gnu      # arm64 cross build of the runtime (NEON kernels)
   qemu-user                  # runs the arm64 kernel tests
+  clang                      # iOS bridge: the C client through the module map (-fmodules), also for arm64
+  shellcheck                 # iOS bridge: ios_bridge/make_xcframework.sh is checked
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
