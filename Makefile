@@ -59,6 +59,12 @@ cross: system-deps venv
 	cmake --build build/aarch64 -j2
 	aarch64-linux-gnu-strip -o build/aarch64/libmobrt.stripped.so build/aarch64/libmobrt.so
 	@ls -l build/aarch64/libmobrt.stripped.so | awk '{print "arm64 libmobrt.so stripped: " $$5 " bytes"}'
+	cmake -S android_jni -B build/aarch64-jni -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/runtime/cmake/aarch64-linux-gnu.cmake \
+	  -DFLATBUFFERS_INCLUDE_DIR=$(FLATBUFFERS_INCLUDE) -DMOBCONV_JNI_MOBRT_LIB=$(CURDIR)/build/aarch64/libmobrt.a
+	cmake --build build/aarch64-jni -j2 --target mobconv_jni
+	aarch64-linux-gnu-strip -o build/aarch64-jni/libmobconv_jni.stripped.so build/aarch64-jni/libmobconv_jni.so
+	@ls -l build/aarch64-jni/libmobconv_jni.stripped.so | awk '{print "arm64 libmobconv_jni.so (JNI + runtime) stripped: " $$5 " bytes"}'
 
 # Mutation fuzzing of the loader under ASan+UBSan (also part of `make test`, 30 s), then
 # structure-aware differential fuzzing of valid hostile graphs on every ISA (`make test`: 60 s).

@@ -9,6 +9,8 @@ PACKAGES=(
   qemu-user                  # runs the arm64 kernel tests
   clang                      # iOS bridge: the C client through the module map (-fmodules), also for arm64
   shellcheck                 # iOS bridge: ios_bridge/make_xcframework.sh is checked
+  openjdk-17-jdk-headless    # javac/java + jni.h for the Android JNI binding's desktop tests
+  junit4                     # JUnit for the Android JNI binding's tests on the desktop JDK
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

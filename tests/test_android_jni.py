@@ -1,0 +1,227 @@
+"""The Android binding (android_jni/) on the desktop JDK: builds libmobconv_jni with the same
+CMake project Android Studio uses (android_jni/CMakeLists.txt, linked against the libmobrt.a of
+the Python package's build so Java and Python run the same objects), compiles the Java package
+and its JUnit tests with javac, and runs them with `java -Djava.library.path=...`.
+
+Oracle: the Python binding (mobconv/runtime.py, ctypes over the same C API). This file writes
+the models (the bundled Caffe digits net, the zoo's MobileNetV2-style digits net, an int8
+quantization of the digits net, a graph with int32/int64 tensors and a symbolic batch), their
+inputs and the Python binding's outputs and tensor descriptions into a directory; the JUnit
+tests (android_jni/src/test/java/ai/mobconv/InterpreterTest.java) compare bit for bit.
+
+Also: the library exports only Java_*/JNI_On* (nm -D), docs/android.md's quick start is the
+compiled and run android_jni/src/test/java/com/example/QuickStart.java verbatim."""
+import fcntl
+import glob
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mobconv
+from mobconv import runtime
+from mobconv.formats.writer import write_model
+from mobconv.ir import Graph, infer_shapes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JNI = os.path.join(ROOT, "android_jni")
+BUILD = os.path.join(ROOT, "build", "jni-tests")
+DIGITS = os.path.join(ROOT, "model_zoo", "caffe", "digits")
+QUICKSTART = os.path.join(JNI, "src", "test", "java", "com", "example", "QuickStart.java")
+JUNIT_JARS = ("/usr/share/java/junit4.jar", "/usr/share/java/hamcrest-core.jar", "/usr/share/java/hamcrest.jar")
+
+
+def _tool(name):
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", name)):
+        return os.path.join(home, "bin", name)
+    found = shutil.which(name)
+    assert found, f"{name} not found: install a JDK (scripts/install-system-deps.sh) or set JAVA_HOME"
+    return found
+
+
+def _run(cmd, timeout=600, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def jni_lib():
+    """build/jni-tests/libmobconv_jni.so (incremental), linked with the package build's libmobrt.a."""
+    fb = os.path.join(sys.prefix, "include")
+    java_home = os.path.dirname(os.path.dirname(os.path.realpath(_tool("javac"))))
+    args = ["cmake", "-S", JNI, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release", f"-DFLATBUFFERS_INCLUDE_DIR={fb}",
+            f"-DMOBCONV_JNI_INCLUDE_DIR={java_home}/include"]
+    libs = sorted(glob.glob(os.path.join(ROOT, "build", "*", "runtime", "libmobrt.a")), key=os.path.getmtime)
+    if libs:
+        args.append(f"-DMOBCONV_JNI_MOBRT_LIB={libs[-1]}")
+    # the package build dir is shared: link while no one rebuilds it
+    with open("/tmp/mobconv-build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _run(args)
+        _run(["cmake", "--build", BUILD, "--target", "mobconv_jni", "-j2"], timeout=1800)
+    return os.path.join(BUILD, "libmobconv_jni.so")
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("jni-classes"))
+    sources = sorted(glob.glob(os.path.join(JNI, "src", "**", "*.java"), recursive=True))
+    for jar in JUNIT_JARS:
+        assert os.path.exists(jar), f"{jar} missing: apt-get install junit4 (scripts/install-system-deps.sh)"
+    _run([_tool("javac"), "-Xlint:all", "-Werror", "-d", out, "-cp", ":".join(JUNIT_JARS)] + sources)
+    return out
+
+
+def _shape(shape):
+    return ",".join(str(int(d)) for d in shape)
+
+
+def _nbytes(shape, dtype):
+    return 0 if any(d < 0 for d in shape) else int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _describe(lines, key, info, quant):
+    lines[f"{key}.name"] = info["name"]
+    lines[f"{key}.dtype"] = info["dtype"]
+    lines[f"{key}.shape"] = _shape(info["shape"])
+    lines[f"{key}.bytes"] = _nbytes(info["shape"], info["dtype"])
+    if quant:
+        lines[f"{key}.scales"] = ",".join(str(struct.unpack("<i", struct.pack("<f", s))[0]) for s in quant["scales"])
+        lines[f"{key}.zero_points"] = ",".join(str(z) for z in quant["zero_points"])
+        lines[f"{key}.axis"] = -1 if quant["axis"] is None else quant["axis"]
+
+
+def _python_case(d, lines, name, model, feeds_list):
+    """Describe `model`'s tensors as the Python binding sees them; write each feed and output."""
+    path = os.path.join(d, f"{model}.mob")
+    m = runtime.Model(path)
+    with runtime.Interpreter(path, threads=1) as it:
+        if name == model:
+            lines[f"{model}.inputs"], lines[f"{model}.outputs"] = len(it.inputs), len(it.outputs)
+            for kind, infos, declared in (("in", it.inputs, m.inputs), ("out", it.outputs, m.outputs)):
+                for i, (info, dec) in enumerate(zip(infos, declared)):
+                    _describe(lines, f"{model}.{kind}{i}", info, it.quantization(info["name"]))
+                    assert dec["quantization"] == it.quantization(info["name"])
+                    lines[f"{model}.{kind}{i}.declared"] = _shape(dec["shape"])
+                    lines[f"{model}.{kind}{i}.declared_bytes"] = _nbytes(dec["shape"], dec["dtype"])
+        names = [i["name"] for i in it.inputs]
+        outs = it.run(dict(zip(names, feeds_list)))
+        out_names = [o["name"] for o in it.outputs]
+    m.close()
+    for i, x in enumerate(feeds_list):
+        np.ascontiguousarray(x).tofile(os.path.join(d, f"{name}.in{i}.bin"))
+        lines[f"{name}.in{i}.feed_shape"] = _shape(x.shape)
+    for k, o in enumerate(out_names):
+        np.ascontiguousarray(outs[o]).tofile(os.path.join(d, f"{name}.out{k}.bin"))
+
+
+@pytest.fixture(scope="module")
+def testdata(tmp_path_factory):
+    from mobconv import quantize
+
+    d = str(tmp_path_factory.mktemp("jni-data"))
+    rng = np.random.default_rng(11)
+    samples = [np.load(os.path.join(DIGITS, "samples", f)) for f in sorted(os.listdir(os.path.join(DIGITS, "samples")))]
+    digits = mobconv.convert(os.path.join(DIGITS, "deploy.prototxt"),
+                             caffemodel=os.path.join(DIGITS, "digits.caffemodel"))
+    digits.save(os.path.join(d, "digits.mob"))
+    mobconv.convert(os.path.join(ROOT, "model_zoo", "onnx", "digits_mobilenetv2.onnx")).save(os.path.join(d, "mnv2.mob"))
+    quantize.quantize(digits, [{"data": s} for s in samples], scheme="int8", io_dtype="int8",
+                      progress=False).save(os.path.join(d, "digits8.mob"))
+    g = Graph("io")
+    g.add_input("x", "float32", ("batch", 3))
+    g.add_input("a", "int32", (4,))
+    g.add_input("b", "int64", (2, 2))
+    g.add_node("Relu", ["x"], ["y"])
+    g.add_node("Add", ["a", "a"], ["a2"])
+    g.add_node("Mul", ["b", "b"], ["b2"])
+    g.outputs = ["y", "a2", "b2"]
+    infer_shapes(g)
+    write_model(g, os.path.join(d, "io.mob"))
+    with open(os.path.join(d, "digits.mob"), "rb") as f:
+        blob = f.read()
+    with open(os.path.join(d, "bad.mob"), "wb") as f:
+        f.write(blob[: len(blob) // 2])  # truncated: the runtime's validation must refuse it
+
+    lines = {"models": "digits,mnv2,digits8,io", "version": runtime.version()}
+    images = np.load(os.path.join(ROOT, "model_zoo", "onnx", "digits_heldout.npz"))["images"]
+    _python_case(d, lines, "digits", "digits", [samples[0].astype(np.float32)])
+    _python_case(d, lines, "digits_b3", "digits", [np.concatenate(samples[1:4]).astype(np.float32)])
+    _python_case(d, lines, "mnv2", "mnv2", [images[:1]])
+    _python_case(d, lines, "digits8", "digits8", [rng.integers(-128, 128, (1, 1, 8, 8), dtype=np.int8)])
+    _python_case(d, lines, "io", "io", [rng.standard_normal((2, 3)).astype(np.float32),
+                                        rng.integers(-1000, 1000, 4, dtype=np.int32),
+                                        rng.integers(-3000, 3000, (2, 2), dtype=np.int64)])
+    with open(os.path.join(d, "manifest.properties"), "w") as f:
+        for k, v in lines.items():
+            f.write(f"{k}={v}\n")
+    return d
+
+
+def test_jni_library_exports_only_jni_symbols(jni_lib):
+    out = _run(["nm", "-D", "--defined-only", jni_lib])
+    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert "Java_ai_mobconv_Interpreter_nativeInvoke" in names and "JNI_OnLoad" in names
+    bad = [n for n in names if not (n.startswith("Java_") or n.startswith("JNI_On"))]
+    assert not bad, f"{jni_lib} exports non-JNI symbols (android_jni/mobconv_jni.map): {bad[:10]}"
+
+
+def test_junit_suite_matches_python_binding(jni_lib, classes, testdata):
+    cmd = [_tool("java"), "-Xms64m", "-Xmx64m", "-XX:+AlwaysPreTouch", "-Xcheck:jni",
+           f"-Djava.library.path={os.path.dirname(jni_lib)}", f"-Dmobconv.testdata={testdata}",
+           "-cp", ":".join((classes,) + JUNIT_JARS), "org.junit.runner.JUnitCore", "ai.mobconv.InterpreterTest"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and "OK (" in p.stdout, f"JUnit failed:\n{p.stdout[-8000:]}\n{p.stderr[-3000:]}"
+    # -Xcheck:jni reports misuse of JNI (a pending exception ignored, a wrong type) as warnings
+    assert "WARNING in native method" not in p.stdout + p.stderr, p.stdout[-4000:] + p.stderr[-4000:]
+    tests = int(re.search(r"OK \((\d+) tests?\)", p.stdout).group(1))
+    assert tests >= 15
+    print(re.search(r"RSS over .*", p.stdout).group(0))
+
+
+def test_quick_start_runs_and_agrees_with_python(jni_lib, classes, testdata, tmp_path):
+    path = os.path.join(testdata, "digits.mob")
+    for f in sorted(os.listdir(os.path.join(DIGITS, "samples"))):
+        x = np.load(os.path.join(DIGITS, "samples", f)).astype(np.float32)
+        x.tofile(tmp_path / "image.f32")
+        want = int(runtime.Interpreter(path).run({"data": x})["prob"].argmax())
+        out = _run([_tool("java"), f"-Djava.library.path={os.path.dirname(jni_lib)}", "-cp", classes,
+                    "com.example.QuickStart", path, str(tmp_path / "image.f32")], timeout=120)
+        assert out.strip() == f"digit: {want}", (f, out)
+
+
+def test_docs_quick_start_is_the_tested_code():
+    with open(os.path.join(ROOT, "docs", "android.md")) as f:
+        doc = f.read()
+    m = re.search(r"<!-- quickstart: android_jni/src/test/java/com/example/QuickStart.java -->\n```java\n(.*?)```",
+                  doc, re.S)
+    assert m, "docs/android.md lacks the quick start block"
+    with open(QUICKSTART) as f:
+        assert m.group(1) == f.read(), "docs/android.md's quick start differs from QuickStart.java"
+
+
+def test_backend_codes_match_the_header():
+    with open(os.path.join(ROOT, "runtime", "include", "mobrt.h")) as f:
+        header = f.read()
+    body = re.search(r"typedef enum mobrt_backend \{(.*?)\}", header, re.S).group(1)
+    want = {n: int(v) for n, v in re.findall(r"MOBRT_BACKEND_(\w+)\s*=\s*(\d+)", body)}
+    with open(os.path.join(JNI, "src", "main", "java", "ai", "mobconv", "Interpreter.java")) as f:
+        got = {n: int(v) for n, v in re.findall(r"^\s+(\w+)\((\d+)\)[,;]", f.read(), re.M)}
+    assert got == want
+
+
+def test_android_studio_files_point_at_this_project():
+    with open(os.path.join(JNI, "build.gradle")) as f:
+        gradle = f.read()
+    path = re.search(r"path\s+['\"]([^'\"]+)['\"]", gradle).group(1)
+    assert os.path.normpath(os.path.join(JNI, path)) == os.path.join(JNI, "CMakeLists.txt")
+    for abi in ("arm64-v8a", "armeabi-v7a", "x86_64"):
+        assert f"'{abi}'" in gradle
+    assert os.path.exists(os.path.join(JNI, "src", "main", "AndroidManifest.xml"))
