@@ -16,9 +16,12 @@ imports it as the clang module Mobrt, natively and on arm64 under qemu.
 - The same client is cross-compiled for arm64 (clang --target=aarch64-linux-gnu, same
   module map) with the bridge over the runtime of build/aarch64-tests (the shared arm64
   build of tests/test_runtime_aarch64.py, under its lock), run under qemu-aarch64 and
-  compared with mobconv.runtime on the same inputs (max |diff| <= 1e-5 of max|ref|:
-  NEON vs x86 kernels sum in different orders).
-- docs/ios.md's C block is client.c verbatim; make_xcframework.sh passes shellcheck.
+  compared with mobconv.runtime on the same inputs: bit for bit with the scalar kernels on
+  both sides (MOBRT_MAX_ISA=scalar), within 1e-5 of max|ref| with NEON against the x86
+  kernels (they sum in other orders).
+- Objective-C's `@import Mobrt;` finds the module by name (as Swift's import does).
+- docs/ios.md's C and Objective-C blocks are the tested files verbatim;
+  make_xcframework.sh passes shellcheck.
 
 Missing clang, cmake or the arm64 tools is a failure (scripts/install-system-deps.sh).
 """
@@ -163,6 +166,20 @@ def test_broken_module_map_or_header_fails_the_compile(layout, tmp_path, name, o
     assert (proc.returncode == 0) == textual_ok, proc.stderr
 
 
+def test_objective_c_imports_the_module_by_name(layout, models, tmp_path):
+    """`@import Mobrt;` finds <include>/Mobrt/module.modulemap by the module's name, as
+    Swift's `import Mobrt` does in Xcode; without the layout on the path it is not found."""
+    src = BRIDGE / "examples" / "import_by_name.m"
+    cmd = ["clang", "-x", "objective-c", "-fmodules", f"-fmodules-cache-path={tmp_path / 'mc'}", "-Wall",
+           "-Wextra", "-Werror", "-c", src, "-o", tmp_path / "m.o"]
+    proc = _run([*cmd, "-I", tmp_path])
+    assert proc.returncode != 0 and "module 'Mobrt' not found" in proc.stderr, proc.stderr
+    _ok([*cmd, "-I", layout / "include"])
+    _ok(["clang++", tmp_path / "m.o", layout / "lib" / "libmobrt_bridge.a", "-lpthread", "-o", tmp_path / "m"])
+    out = _ok([tmp_path / "m", models["digits"][0]]).stdout
+    assert out == f"mobrt {runtime.version()}: 1 input(s), 1 output(s)\n", out
+
+
 def test_each_header_compiles_alone(layout, tmp_path):
     for header in ("mobrt.h", "mobrt_bridge.h"):
         for lang, std in (("c", "-std=c99"), ("c++", "-std=c++11")):
@@ -197,8 +214,8 @@ def models(tmp_path_factory) -> dict:
     return out
 
 
-def _python_outputs(path, name, x) -> list:
-    it = runtime.Interpreter(str(path), threads=1)
+def _python_outputs(path, name, x, isa=None) -> list:
+    it = runtime.Interpreter(str(path), threads=1, isa=isa)
     try:
         got = it.run({name: x})
         return [got[o["name"]] for o in it.outputs]
@@ -302,15 +319,22 @@ def arm64_client(layout, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("model", ["digits", "mobilenetv2"])
-def test_arm64_client_under_qemu_matches_python(arm64_client, models, tmp_path, model):
+@pytest.mark.parametrize("isa", ["scalar", None])
+def test_arm64_client_under_qemu_matches_python(arm64_client, models, tmp_path, model, isa):
+    """The scalar kernels (MOBRT_MAX_ISA=scalar on arm64, isa="scalar" in Python on x86) give
+    the same bits on both; NEON against the x86 kernels agrees within 1e-5 of max |ref|."""
     path, name, x = models[model]
-    _, got = _client_run(QEMU, arm64_client, path, name, x, tmp_path)
-    want = _python_outputs(path, name, x)
+    env = dict(os.environ, MOBRT_MAX_ISA=isa) if isa else {k: v for k, v in os.environ.items() if k != "MOBRT_MAX_ISA"}
+    _, got = _client_run(QEMU, arm64_client, path, name, x, tmp_path, env=env)
+    want = _python_outputs(path, name, x, isa=isa)
     assert len(got) == len(want) >= 1
     for g, w in zip(got, want):
         assert g.shape == w.shape
         err = float(np.max(np.abs(g.astype(np.float64) - w)))
-        assert err <= 1e-5 * max(1.0, float(np.max(np.abs(w)))), f"{model}: max |diff| {err}"
+        if isa == "scalar":
+            assert g.tobytes() == w.tobytes(), f"{model}: max |diff| {err}"
+        else:
+            assert err <= 1e-5 * max(1.0, float(np.max(np.abs(w)))), f"{model}: max |diff| {err}"
     if model == "digits":
         assert (got[0].argmax(1) == want[0].argmax(1)).all()
 
@@ -318,15 +342,17 @@ def test_arm64_client_under_qemu_matches_python(arm64_client, models, tmp_path, 
 # ---- docs and the Mac-only script ------------------------------------------------------
 
 
-def _doc_block(text: str, marker: str) -> str:
-    m = re.search(rf"<!-- {re.escape(marker)} -->\n```c\n(.*?)```", text, re.S)
-    assert m, f"docs/ios.md has no ```c block after <!-- {marker} -->"
+def _doc_block(text: str, marker: str, lang: str = "c") -> str:
+    m = re.search(rf"<!-- {re.escape(marker)} -->\n```{lang}\n(.*?)```", text, re.S)
+    assert m, f"docs/ios.md has no ```{lang} block after <!-- {marker} -->"
     return m.group(1)
 
 
-def test_docs_show_the_tested_client_verbatim():
+def test_docs_show_the_tested_code_verbatim():
     doc = (ROOT / "docs" / "ios.md").read_text()
     assert _doc_block(doc, "ios_bridge/examples/client.c") == CLIENT.read_text()
+    assert _doc_block(doc, "ios_bridge/examples/import_by_name.m", "objc") == \
+        (BRIDGE / "examples" / "import_by_name.m").read_text()
 
 
 def test_make_xcframework_script_is_shellcheck_clean():

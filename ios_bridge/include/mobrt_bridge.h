@@ -9,8 +9,8 @@
  *    (char* error, size_t error_size) and, on failure, copies the one-line
  *    message there (truncated to error_size - 1 bytes, always NUL-terminated;
  *    error may be NULL when error_size is 0). On success the buffer is left
- *    unchanged. Swift:  var err = [CChar](repeating: 0, count: 256)
- *                       mobrt_bridge_session_invoke(s, &err, err.count)
+ *    unchanged. Swift:  let size = 256; var err = [CChar](repeating: 0, count: size)
+ *                       mobrt_bridge_session_invoke(s, &err, size)
  *  - inputs and outputs by NAME, copied from/to caller buffers with the dtype
  *    and size checked (float32 variants count elements; the byte variants take
  *    any dtype and count bytes).
