@@ -12,7 +12,9 @@ imports it as the clang module Mobrt, natively and on arm64 under qemu.
   compile of the same client still accepts) all fail the compile.
 - The client runs the bundled digits models (Caffe, and the ONNX MobileNetV2) and its
   outputs equal the Python binding's (mobconv.runtime) bit for bit; the bridge's error
-  out-parameters are checked on a wrong size, an unknown name and a missing file.
+  out-parameters are checked on a wrong size, an unknown name and a missing file, and
+  ios_bridge/tests/bridge_checks.c checks every bridge call's argument, size and state
+  rules (also under ASan+UBSan).
 - The same client is cross-compiled for arm64 (clang --target=aarch64-linux-gnu, same
   module map) with the bridge over the runtime of build/aarch64-tests (the shared arm64
   build of tests/test_runtime_aarch64.py, under its lock), run under qemu-aarch64 and
@@ -264,6 +266,28 @@ def test_native_client_matches_python_bitwise(native_client, models, tmp_path, m
         labels = [int(p.stem.split("label")[1]) for p in sorted((ZOO / "caffe" / "digits" / "samples").glob("*.npy"))]
         assert got[0].argmax(1).tolist() == labels
         assert f"input 0 data float32 [-1,1,8,8]" in stdout
+
+
+def test_bridge_checks_and_error_buffer(layout, models, tmp_path):
+    """ios_bridge/tests/bridge_checks.c: NULL, name, size, dtype-free byte and state checks, the
+    count query with an empty buffer, error truncation; through the module map with clang, and
+    again with the bridge and the checks under ASan+UBSan (gcc: Debian's clang lacks the
+    sanitizer runtimes)."""
+    checks = BRIDGE / "tests" / "bridge_checks.c"
+    digits = models["digits"][0]
+    _ok(["clang", *WARN, *MODULE_FLAGS, f"-fmodules-cache-path={tmp_path / 'mc'}", "-I", layout / "include",
+         "-c", checks, "-o", tmp_path / "checks.o"])
+    _ok(["clang++", tmp_path / "checks.o", layout / "lib" / "libmobrt_bridge.a", "-lpthread", "-o", tmp_path / "checks"])
+    assert _ok([tmp_path / "checks", digits]).stdout == "ok\n"
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
+    _ok(["gcc", *WARN, *san, "-I", layout / "include" / "Mobrt", "-c", BRIDGE / "src" / "mobrt_bridge.c", "-o",
+         tmp_path / "bridge_asan.o"])
+    _ok(["gcc", *WARN, *san, "-I", layout / "include", "-c", checks, "-o", tmp_path / "checks_asan.o"])
+    # bridge_asan.o before the archive: the archive's (uninstrumented) bridge member is not pulled in
+    _ok(["g++", *san, tmp_path / "checks_asan.o", tmp_path / "bridge_asan.o", layout / "lib" / "libmobrt_bridge.a",
+         "-lpthread", "-o", tmp_path / "checks_asan"])
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+    assert _ok([tmp_path / "checks_asan", digits], env=env).stdout == "ok\n"
 
 
 @pytest.mark.parametrize("arg, status, words", [
