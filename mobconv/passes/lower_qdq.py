@@ -8,6 +8,9 @@ rewrites the first form into the second, so the reference computes the exact
 integer arithmetic and the runtime's int8 kernels run.
 
 Algorithm (decisions first, on the unchanged graph; then one rewrite):
+0. Before: Q/DQ are moved through layout-only ops, weight DQs through the layout ops
+   of the weight path, and a BatchNormalization after a conv with DQ'd integer weights
+   into the weight scales (passes/qdq_propagation.py, exact rewrites).
 1. Parameters: every Q/DQ whose scale and zero point are constants (not blocked)
    gets a `QuantParams` (per tensor, or per axis with the axis made non-negative).
 2. `Q(DQ(a))` with equal parameters and dtype cancels: readers of the Q's output
@@ -44,6 +47,7 @@ import numpy as np
 from ..ir.graph import QuantParams
 from ..ops import quant_math as qm
 from ..ops.registry import get_spec
+from .qdq_propagation import propagate_qdq
 
 _INT = ("int8", "uint8")
 # ops that keep their input's parameters and compute exactly on the integers (quant_math)
@@ -71,14 +75,17 @@ def mark_imported(graph) -> None:
 def lower_qdq(graph, dynamic: bool = False):
     """Lower every DQ -> op -> Q pattern of `graph` to int8 ops (in place); returns `graph`.
     dynamic (or metadata quantization.scheme = "dynamic"): also DQ(int8 W) -> MatMul/Gemm
-    with float activations to dynamic-range int8 (passes/lower_dynamic.py)."""
+    with float activations to dynamic-range int8 (passes/lower_dynamic.py).
+    Q/DQ are first moved through layout-only ops (passes/qdq_propagation.py)."""
+    propagate_qdq(graph)
     _Lowering(graph, dynamic).run()
     return graph
 
 
 def lower_qdq_pass(graph) -> bool:
     """`lower_qdq` as a pipeline pass (mobconv.passes): True when the graph changed."""
-    return _Lowering(graph).run()
+    changed = propagate_qdq(graph)
+    return _Lowering(graph).run() or changed
 
 
 # ---- parameters of the boundary nodes -----------------------------------------------------
