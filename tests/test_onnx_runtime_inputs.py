@@ -265,6 +265,43 @@ def test_bad_run_time_values_are_errors_at_invoke_and_the_interpreter_recovers()
             it.run({"x": f32(3, 1), "shape": i64(-2, 3, 1)})
 
 
+# (case, parameter values, message of the rule) found by fuzzing the parameters of CASES:
+# values a converter used to check as constants now reach both backends at run time
+BAD_VALUES = [
+    ("reshape", {"shape": i64(-2, 12, 1)}, "must be >= -1"),
+    ("onehot", {"depth": np.array(-5, np.int64)}, "depth"),
+    ("cumsum_axis", {"axis": np.array(-4, np.int32)}, "out of range"),
+    ("reduce_max_keep", {"axes": i64(-1, 2)}, "repeated axis"),
+    ("squeeze", {"axes": i64(0, -4)}, "repeated axis"),
+    ("pad_reflect_axes", {"pads": i64(1, 1, 1, 1), "axes": i64(1, -2)}, "repeated axis"),
+    ("unsqueeze", {"axes": i64(0, 0)}, "repeated axis"),
+    ("topk", {"k": i64(8)}, "K"),
+    ("split", {"split": i64(2, 5)}, "sum"),
+]
+
+
+@pytest.mark.parametrize("name,params,rule", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_invalid_run_time_values_are_refused_by_both_backends(name, params, rule):
+    graph = load_onnx(onnx_model(name))
+    feeds = dict(CASES[name][2][0], **params)
+    with pytest.raises(MobconvError, match=rule):
+        run_reference(graph, feeds)
+    with runtime.Interpreter(to_bytes(graph)) as it:
+        with pytest.raises(runtime.RuntimeError_, match="SHAPE_ERROR"):
+            it.run(feeds)
+
+
+def test_slice_with_a_step_near_int64_max():
+    """ceil((end - start) / step) overflowed in the runtime for a step near 2^63."""
+    graph = load_onnx(onnx_model("slice"))
+    feeds = {"x": f32(5, 7), "starts": i64(1, 0), "ends": i64(5, 7), "axes": i64(0, 1),
+             "steps": i64(1, (1 << 63) - 1)}
+    want = feeds["x"][1:5, 0:1]
+    check_same(run_reference(graph, feeds)["y"], want, "reference")
+    with runtime.Interpreter(to_bytes(graph)) as it:
+        check_same(it.run(feeds)["y"], want, "runtime")
+
+
 def test_onnx_expand_shape_model_suites():
     """onnx's own backend model cases simple/test_expand_shape_model1..4: the shape is a
     graph input, fed as such (nothing baked into a constant), on both backends."""

@@ -190,9 +190,10 @@ def test_shape_errors_name_the_rule(op, shapes, attrs, message):
     assert message in str(info.value)
 
 
-def test_onehot_needs_a_constant_depth():
-    with pytest.raises(MobconvError, match="depth"):
-        _infer("OneHot", [(3,), (), (2,)])
+def test_onehot_depth_computed_at_run_time_gives_a_run_time_dim():
+    assert _infer("OneHot", [(3,), (), (2,)]) == ("float32", (3, "n_dim1"))
+    with pytest.raises(MobconvError, match="depth must be a scalar"):
+        _infer("OneHot", [(3,), (2,), (2,)])
 
 
 def test_scatter_index_out_of_range_is_an_error():

@@ -8,7 +8,8 @@ CumSum scans along an axis given as a scalar input.
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import at_run_time, const_ints, dim_add, fmt_shape, norm_axes, norm_axis, param_count, run_time_dim
+from .shape_ops import (at_run_time, check_values, const_ints, dim_add, fmt_shape, norm_axes, norm_axis, param_count,
+                        run_time_dim)
 
 _BIG = 2**31 - 1  # ends at or beyond this mean "to the end" (INT_MAX/INT64_MAX in exports)
 
@@ -110,6 +111,7 @@ def slice_(x, starts, ends, axes=None, steps=None):
     [-1, dim-1] (-1 meaning "through element 0"). axes default to 0..n-1 and
     may be negative; steps default to 1.
     """
+    check_values("Slice", [x, starts, ends, axes, steps], {})
     as_list = lambda v: None if v is None else [int(i) for i in np.asarray(v).reshape(-1)]
     starts, ends, axes, steps = map(as_list, (starts, ends, axes, steps))
 
@@ -180,6 +182,7 @@ def pad(x, pads, constant_value=None, axes=None, *, mode):
     (as onnxruntime does); a crop larger than the dim eats into the other side's
     padding, so the output dim is always dim + begin + end.
     """
+    check_values("Pad", [x, pads, constant_value, axes], {"mode": mode})
     pads = [int(p) for p in np.asarray(pads).reshape(-1)]
     axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
 
@@ -275,7 +278,11 @@ def cumsum(x, axis, exclusive, reverse):
     exclusive=1 leaves out the element itself (the first sum is 0); reverse=1
     sums from the end. The output keeps x's dtype (integers wrap).
     """
+    if np.size(axis) != 1:
+        raise ValueError(f"CumSum: axis must be a scalar, got shape {np.shape(axis)}")
     a = int(np.asarray(axis).reshape(-1)[0])
+    if not -x.ndim <= a < x.ndim:
+        raise ValueError(f"CumSum: axis {a} is out of range for a tensor of rank {x.ndim}")
     a = a + x.ndim if a < 0 else a
     y = np.flip(x, a) if reverse else x
     y = np.cumsum(y, axis=a, dtype=x.dtype)

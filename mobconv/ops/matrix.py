@@ -8,7 +8,7 @@ OneHot expands indices into a new `axis` of size depth.
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import fmt_shape, norm_axis, param_count, run_time_dim
+from .shape_ops import check_values, fmt_shape, norm_axis, param_count, run_time_dim
 from .tensor_ops import ONNX_DTYPES, numpy_dtype
 
 
@@ -96,6 +96,7 @@ def one_hot(indices, depth, values, axis):
     values[1] where j == indices[..] and values[0] elsewhere. Indices (any numeric
     dtype, floats truncated) may be negative (+depth); out-of-range ones give all-off rows.
     depth is a scalar (any numeric dtype, truncated)."""
+    check_values("OneHot", [indices, depth, values], {"axis": axis})
     depth = _depth(depth)
     idx = np.asarray(indices).astype(np.int64)
     idx = np.where(idx < 0, idx + depth, idx)

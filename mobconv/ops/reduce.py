@@ -13,7 +13,7 @@ to the lowest index (ArgMax/ArgMin: the highest with select_last_index=1).
 import numpy as np
 
 from .registry import Attr, AttrKind, op
-from .shape_ops import at_run_time, const_ints, fmt_shape, norm_axes, norm_axis, param_count, run_time_dim
+from .shape_ops import at_run_time, check_values, const_ints, fmt_shape, norm_axes, norm_axis, param_count, run_time_dim
 
 _REDUCE_ATTRS = [Attr("keepdims", AttrKind.INT, 1), Attr("noop_with_empty_axes", AttrKind.INT, 0)]
 
@@ -59,6 +59,7 @@ def _reducer(name, compute, empty, noop=None):
     """
 
     def reference(data, axes=None, *, keepdims, noop_with_empty_axes):
+        check_values("Reduce" + name, [data, axes], {"keepdims": keepdims, "noop_with_empty_axes": noop_with_empty_axes})
         ax = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
         if not ax:
             if noop_with_empty_axes:
@@ -181,6 +182,7 @@ def topk(x, k, axis, largest, sorted):
     """The K (int64 1-element input) largest (or smallest, largest=0) elements along
     `axis` and their int64 indices, in sorted order; equal values keep the lower
     index first (so `sorted=0` also returns them sorted, which ONNX allows)."""
+    check_values("TopK", [x, k], {"axis": axis, "largest": largest, "sorted": sorted}, 2)
     k = int(np.asarray(k).reshape(-1)[0])
     axis = axis + x.ndim if axis < 0 else axis
     n = x.shape[axis]

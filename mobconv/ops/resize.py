@@ -245,6 +245,9 @@ def _infer_resize(ctx: InferContext):
 def resize(x, roi=None, scales=None, sizes=None, **attrs):
     """ONNX Resize (opset 19+): exactly one of scales/sizes; roi only matters for
     tf_crop_and_resize. Empty roi/scales/sizes tensors count as absent."""
+    from .shape_ops import check_values
+
+    check_values("Resize", [x, roi, scales, sizes], attrs)
     rank = x.ndim
     scales = np.asarray(scales, dtype=np.float64).ravel() if _present(scales) else None
     sizes = np.asarray(sizes, dtype=np.int64).ravel() if _present(sizes) else None

@@ -110,6 +110,26 @@ def run_time_dim(ctx, axis, out=None) -> str:
     return f"{safe}_dim{axis}" if out is None else f"{safe}_out{out}_dim{axis}"
 
 
+def check_values(op, inputs, attrs, num_outputs=1):
+    """Run-time check of a reference's parameters (shapes, axes, K, depth... that may be
+    computed at run time, so conversion never saw them): the op's shape function on the
+    actual arrays and the runtime's size limit on its outputs, before anything is
+    allocated. ValueError with the broken rule (the interpreter names the node)."""
+    from ..errors import MobconvError
+    from ..ir.graph import Node, Value
+    from ..limits import check_tensor
+    from .registry import REGISTRY, InferContext
+
+    values = [None if a is None else Value(f"input {i}", np.asarray(a).dtype.name, tuple(np.shape(a)),
+                                           np.asarray(a)) for i, a in enumerate(inputs)]
+    node = Node(op, op, [v.name if v is not None else "" for v in values], ["y"] * num_outputs, {})
+    try:
+        for dtype, shape in REGISTRY[op].infer(InferContext(node, values, attrs, num_outputs)):
+            check_tensor(shape, dtype, "output")
+    except MobconvError as exc:
+        raise ValueError(f"{op}: {str(exc).split('): ', 1)[-1]}") from None
+
+
 def _wrap(d):
     return f"({d})" if isinstance(d, str) and any(c in d for c in "+-/") else str(d)
 
@@ -279,6 +299,8 @@ def split(x, split=None, *, axis, num_outputs):
     `num_outputs` (the ONNX frontend fills it from the node's output count for
     opset < 18 models), because the reference cannot see the node's outputs.
     """
+    check_values("Split", [x, split], {"axis": axis, "num_outputs": num_outputs},
+                 len(np.asarray(split).reshape(-1)) if split is not None else max(num_outputs, 1))
     dim = x.shape[axis]
     sizes = _split_sizes(dim, split, num_outputs)
     if sum(sizes) != dim:
@@ -379,6 +401,7 @@ def _reshape_infer(ctx):
 def reshape(x, shape, allowzero):
     """Reshape to `shape` (int64 input): 0 copies the input dim (if allowzero=0,
     else means an empty dim), one -1 is inferred from the element count."""
+    check_values("Reshape", [x, shape], {"allowzero": allowzero})
     target = [int(d) for d in np.asarray(shape).reshape(-1)]
     if not allowzero:
         target = [x.shape[k] if d == 0 else d for k, d in enumerate(target)]
@@ -424,6 +447,7 @@ def _squeeze_infer(ctx):
 @op("Squeeze", inputs=["data", "axes?"], outputs=["squeezed"], infer=_squeeze_infer)
 def squeeze(x, axes=None):
     """Remove the listed size-1 axes (int64 input), or all size-1 axes if absent."""
+    check_values("Squeeze", [x, axes], {})
     if axes is None:
         return np.squeeze(x).copy()
     return np.squeeze(x, axis=tuple(int(a) for a in np.asarray(axes).reshape(-1))).copy()
@@ -444,6 +468,7 @@ def _unsqueeze_infer(ctx):
 @op("Unsqueeze", inputs=["data", "axes"], outputs=["expanded"], infer=_unsqueeze_infer)
 def unsqueeze(x, axes):
     """Insert size-1 dims at `axes` (int64 input, relative to the output rank)."""
+    check_values("Unsqueeze", [x, axes], {})
     return np.expand_dims(x, tuple(int(a) for a in np.asarray(axes).reshape(-1))).copy()
 
 
@@ -469,6 +494,7 @@ def _tile_infer(ctx):
 @op("Tile", inputs=["input", "repeats"], outputs=["output"], infer=_tile_infer)
 def tile(x, repeats):
     """Repeat the input repeats[i] times along dim i (repeats: int64, one per dim)."""
+    check_values("Tile", [x, repeats], {})
     return np.tile(x, [int(r) for r in np.asarray(repeats).reshape(-1)])
 
 
@@ -488,5 +514,6 @@ def _expand_infer(ctx):
 def expand(x, shape):
     """Broadcast the input against `shape` (int64 input); both ways, like numpy: a 1 in
     `shape` keeps the input's dim, and the output rank is the larger of the two."""
+    check_values("Expand", [x, shape], {})
     target = np.broadcast_shapes(x.shape, tuple(int(d) for d in np.asarray(shape).reshape(-1)))
     return np.broadcast_to(x, target).copy()

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .registry import Attr, AttrKind, op, same_as_input
-from .shape_ops import at_run_time, const_ints, dim_add, fmt_shape, param_count, run_time_dim, shape_input
+from .shape_ops import at_run_time, check_values, const_ints, dim_add, fmt_shape, param_count, run_time_dim, shape_input
 
 try:  # ships with onnx; gives numpy dtypes for bfloat16, float8, int4, ...
     import ml_dtypes
@@ -162,6 +162,7 @@ def _constant_of_shape_infer(ctx):
 def constant_of_shape(shape, value):
     """A tensor of shape `input` (int64 1-D) filled with the single element of `value`
     (a 1-element TENSOR attribute whose dtype is the output's; default float32 0)."""
+    check_values("ConstantOfShape", [shape], {"value": np.asarray(value)})
     value = np.asarray(value)
     dims = [int(d) for d in np.asarray(shape).reshape(-1)]
     return np.full(dims, value.reshape(-1)[0], dtype=value.dtype)
@@ -216,6 +217,7 @@ def range_(start, limit, delta, stash_type):
     Scalars of one dtype. Integers are exact; float32 is computed in float64;
     float16/bfloat16 in float32 (stash_type 1) or float64 (stash_type 11).
     """
+    check_values("Range", [start, limit, delta], {"stash_type": stash_type})
     dtype = start.dtype
     s, l, d = (np.asarray(v).reshape(-1)[0] for v in (start, limit, delta))
     if dtype.kind in "iu":

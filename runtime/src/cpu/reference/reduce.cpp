@@ -39,6 +39,7 @@ Status reduce_axes(const KernelContext& ctx, std::vector<bool>* red, bool* noop)
     int n;
     Status s = dim_axis(ctx, a, x.rank, &n);
     if (!s.ok()) return s;
+    if ((*red)[n]) return ctx.error("axes contain the repeated axis " + std::to_string(n));  // as the reference
     (*red)[n] = true;
   }
   return Status::Ok();

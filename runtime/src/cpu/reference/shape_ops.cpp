@@ -67,6 +67,7 @@ Status infer_squeeze(KernelContext& ctx) {
       s = norm_axis(ctx, a, x.rank, &ax);
       if (!s.ok()) return s;
       if (x.dims[ax] != 1) return ctx.error("cannot squeeze axis " + std::to_string(a) + " of shape " + shape_str(x) + ": size is not 1");
+      if (drop[ax]) return ctx.error("axes contain a repeated axis");
       drop[ax] = true;
     }
   } else {

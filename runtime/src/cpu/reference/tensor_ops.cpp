@@ -154,7 +154,8 @@ Status slice_params(const KernelContext& ctx, SliceP* p) {
     if (e < 0) e = (e < -dim - 1) ? -1 : e + dim;
     if (st > 0) { b = clampi(b, 0, dim); e = clampi(e, 0, dim); }
     else { b = clampi(b, 0, dim - 1); e = clampi(e, -1, dim - 1); }
-    int64_t n = st > 0 ? (e > b ? (e - b + st - 1) / st : 0) : (b > e ? (b - e + (-st) - 1) / (-st) : 0);
+    // ceil((e - b) / st) without overflow for steps near INT64_MAX
+    int64_t n = st > 0 ? (e > b ? (e - b - 1) / st + 1 : 0) : (b > e ? (b - e - 1) / (-st) + 1 : 0);
     if (dim == 0) { n = 0; b = 0; }
     p->start[a] = b;
     p->step[a] = st;
@@ -251,10 +252,13 @@ Status pad_params(const KernelContext& ctx, PadP* p) {
   if (pads.size() != 2 * axes.size()) return ctx.error("pads must have 2 values per padded axis");
   p->begin.assign(x.rank, 0);
   p->end.assign(x.rank, 0);
+  std::vector<bool> seen(x.rank, false);
   for (size_t i = 0; i < axes.size(); ++i) {
     int a;
     s = norm_axis(ctx, axes[i], x.rank, &a);
     if (!s.ok()) return s;
+    if (seen[a]) return ctx.error("axes contain a repeated axis");
+    seen[a] = true;
     if (std::llabs(pads[i]) > (int64_t(1) << 30) || std::llabs(pads[i + axes.size()]) > (int64_t(1) << 30)) return ctx.error("pads out of range");
     p->begin[a] = pads[i];
     p->end[a] = pads[i + axes.size()];
