@@ -297,6 +297,25 @@ public final class Interpreter implements AutoCloseable {
       checkIndex(k == null ? -1 : k, outputCount, "output");
     }
     long h = acquire();
+    try {
+      // the Java type of every output is checked before the run (its size after: shapes may
+      // depend on the data)
+      for (Map.Entry<Integer, Object> e : outputs.entrySet()) {
+        int k = e.getKey();
+        DataType type = DataType.fromCode(Tensor.nativeDataType(h, Tensor.OUTPUT, k));
+        Object v = e.getValue();
+        if (v instanceof ByteBuffer) {
+          checkBuffer(h, Tensor.OUTPUT, k, (ByteBuffer) v, type);
+        } else if (ArrayData.leafType(v) == null || !ArrayData.accepts(ArrayData.leafType(v), type)) {
+          throw new IllegalArgumentException(describe(h, Tensor.OUTPUT, k) + " cannot take "
+              + ArrayData.javaName(v) + " (use a direct ByteBuffer or an array of "
+              + javaTypeFor(type) + ")");
+        }
+      }
+    } catch (RuntimeException e) {
+      release();
+      throw e;
+    }
     boolean[] pointed = new boolean[inputCount];
     try {
       // resize every input a nested array gives a new shape before setting any: with several
@@ -430,10 +449,6 @@ public final class Interpreter implements AutoCloseable {
     DataType type = DataType.fromCode(Tensor.nativeDataType(h, Tensor.OUTPUT, i));
     if (dst instanceof ByteBuffer) {
       ByteBuffer b = checkBuffer(h, Tensor.OUTPUT, i, (ByteBuffer) dst, type);
-      if (b.isReadOnly()) {
-        throw new IllegalArgumentException(
-            describe(h, Tensor.OUTPUT, i) + ": the output ByteBuffer is read-only");
-      }
       if (b.remaining() < bytes) {
         throw new IllegalArgumentException(describe(h, Tensor.OUTPUT, i) + " needs " + bytes
             + " bytes, the ByteBuffer has " + b.remaining() + " remaining");
@@ -449,6 +464,10 @@ public final class Interpreter implements AutoCloseable {
   }
 
   private ByteBuffer checkBuffer(long h, int kind, int i, ByteBuffer b, DataType type) {
+    if (kind == Tensor.OUTPUT && b.isReadOnly()) {
+      throw new IllegalArgumentException(
+          describe(h, Tensor.OUTPUT, i) + ": the output ByteBuffer is read-only");
+    }
     if (!b.isDirect()) {
       throw new IllegalArgumentException(describe(h, kind, i)
           + ": the ByteBuffer must be direct (ByteBuffer.allocateDirect(n).order(ByteOrder.nativeOrder()))");

@@ -435,6 +435,8 @@ public class InterpreterTest {
       assertThrows(IllegalArgumentException.class, () -> it.run("not data", out));
       assertThrows(IllegalArgumentException.class, () -> it.run(null, out));
       assertThrows(IllegalArgumentException.class, () -> it.run(new float[64], new long[10]));
+      assertThrows(IllegalArgumentException.class, () -> it.run(new float[64], null));
+      assertThrows(IllegalArgumentException.class, () -> it.run(new float[64], ByteBuffer.allocate(40)));
       ByteBuffer wrongOrder = ByteBuffer.allocateDirect(256).order(
           ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN);
       assertThrows(IllegalArgumentException.class, () -> it.run(wrongOrder, out));
