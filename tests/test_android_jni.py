@@ -58,7 +58,9 @@ def jni_lib():
     java_home = os.path.dirname(os.path.dirname(os.path.realpath(_tool("javac"))))
     args = ["cmake", "-S", JNI, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release", f"-DFLATBUFFERS_INCLUDE_DIR={fb}",
             f"-DMOBCONV_JNI_INCLUDE_DIR={java_home}/include"]
-    libs = sorted(glob.glob(os.path.join(ROOT, "build", "*", "runtime", "libmobrt.a")), key=os.path.getmtime)
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}-*"  # the package build of this Python first
+    libs = (sorted(glob.glob(os.path.join(ROOT, "build", tag, "runtime", "libmobrt.a")), key=os.path.getmtime)
+            or sorted(glob.glob(os.path.join(ROOT, "build", "*", "runtime", "libmobrt.a")), key=os.path.getmtime))
     if libs:
         args.append(f"-DMOBCONV_JNI_MOBRT_LIB={libs[-1]}")
     # the package build dir is shared: link while no one rebuilds it
