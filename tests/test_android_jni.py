@@ -25,6 +25,7 @@ import pytest
 
 import mobconv
 from mobconv import runtime
+from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture: build/aarch64-tests)
 from mobconv.formats.writer import write_model
 from mobconv.ir import Graph, infer_shapes
 
@@ -173,6 +174,28 @@ def test_jni_library_exports_only_jni_symbols(jni_lib):
     assert "Java_ai_mobconv_Interpreter_nativeInvoke" in names and "JNI_OnLoad" in names
     bad = [n for n in names if not (n.startswith("Java_") or n.startswith("JNI_On"))]
     assert not bad, f"{jni_lib} exports non-JNI symbols (android_jni/mobconv_jni.map): {bad[:10]}"
+
+
+def test_arm64_jni_library_cross_builds_and_exports_only_jni_symbols(mobrt_run_aarch64):  # noqa: F811
+    """The same CMake project cross-built for arm64 (what `make cross` does) against the arm64
+    libmobrt.a of build/aarch64-tests; no arm64 JVM here, so it is built and inspected, not run."""
+    a64 = os.path.join(ROOT, "build", "aarch64-tests")
+    out = os.path.join(ROOT, "build", "jni-tests-aarch64")
+    java_home = os.path.dirname(os.path.dirname(os.path.realpath(_tool("javac"))))
+    with open(os.path.join(ROOT, "build", "aarch64-tests.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _run(["cmake", "-S", JNI, "-B", out, "-DCMAKE_BUILD_TYPE=Release",
+              f"-DCMAKE_TOOLCHAIN_FILE={ROOT}/runtime/cmake/aarch64-linux-gnu.cmake",
+              f"-DFLATBUFFERS_INCLUDE_DIR={os.path.join(sys.prefix, 'include')}",
+              f"-DMOBCONV_JNI_INCLUDE_DIR={java_home}/include", f"-DMOBCONV_JNI_MOBRT_LIB={a64}/libmobrt.a"])
+        _run(["cmake", "--build", out, "--target", "mobconv_jni", "-j2"], timeout=1800)
+    lib = os.path.join(out, "libmobconv_jni.so")
+    assert "AArch64" in _run(["readelf", "-h", lib])
+    names = [line.split()[-1] for line in _run(["aarch64-linux-gnu-nm", "-D", "--defined-only", lib]).splitlines()]
+    assert "Java_ai_mobconv_Interpreter_nativeInvoke" in names
+    assert all(n.startswith(("Java_", "JNI_On")) for n in names), [n for n in names if not n.startswith("J")][:10]
+    _run(["aarch64-linux-gnu-strip", "-o", lib + ".stripped", lib])
+    print(f"arm64 libmobconv_jni.so stripped: {os.path.getsize(lib + '.stripped')} bytes")
 
 
 def test_junit_suite_matches_python_binding(jni_lib, classes, testdata):
