@@ -136,3 +136,22 @@ def test_add_before_relu_runs_int8(tmp_path):
                   tmp_path / "add.onnx")
     feeds = {n: rng.uniform(-2.5, 2.5, shape).astype(np.float32) for n in "ab"}
     _check(path, feeds, ["Add", "Relu"])
+
+
+def test_layout_op_before_a_graph_output_keeps_the_output_float_and_exact(tmp_path):
+    """DQ -> Transpose -> graph output: the Transpose runs on the integers (a Q/DQ pair is
+    put after it), the output keeps its name and float dtype and equals onnxruntime's."""
+    rng = np.random.default_rng(4)
+    nodes, inits = [], {}
+    _q_dq(nodes, inits, "x", "xd", 0.02, 3, "in")
+    nodes.append(helper.make_node("Transpose", ["xd"], ["y"], perm=[0, 2, 3, 1]))
+    path = _model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+                  tmp_path / "out.onnx")
+    feeds = {"x": rng.uniform(-2.5, 2.5, (1, 3, 4, 5)).astype(np.float32)}
+    model = _check(path, feeds, ["Transpose"])
+    assert model.graph.outputs == ["y"] and model.graph.values["y"].dtype == "float32"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    for backend in ("reference", "runtime"):
+        np.testing.assert_array_equal(model.run(feeds, backend=backend)["y"], want)
