@@ -28,6 +28,7 @@ from mobconv import runtime
 from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture: build/aarch64-tests)
 from mobconv.formats.writer import write_model
 from mobconv.ir import Graph, infer_shapes
+from mobconv.ir.graph import Preprocessing, Signature, TensorSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JNI = os.path.join(ROOT, "android_jni")
@@ -96,9 +97,44 @@ def _describe(lines, key, info, quant):
     lines[f"{key}.shape"] = _shape(info["shape"])
     lines[f"{key}.bytes"] = _nbytes(info["shape"], info["dtype"])
     if quant:
-        lines[f"{key}.scales"] = ",".join(str(struct.unpack("<i", struct.pack("<f", s))[0]) for s in quant["scales"])
+        lines[f"{key}.scales"] = _bits(quant["scales"])
         lines[f"{key}.zero_points"] = ",".join(str(z) for z in quant["zero_points"])
         lines[f"{key}.axis"] = -1 if quant["axis"] is None else quant["axis"]
+
+
+def _bits(values):
+    return ",".join(str(struct.unpack("<i", struct.pack("<f", v))[0]) for v in values)
+
+
+def _signature_model(path):
+    """A graph whose file records layouts and a preprocessing (mean, scale, BGR)."""
+    rng = np.random.default_rng(5)
+    g = Graph("sig")
+    g.add_input("image", "float32", ("batch", 3, 4, 4))
+    g.add_input("bias", "float32", (2,))
+    g.add_constant("w", rng.standard_normal((2, 3, 1, 1)).astype(np.float32))
+    g.add_node("Conv", ["image", "w", "bias"], ["c"])
+    g.add_node("GlobalAveragePool", ["c"], ["p"])
+    g.add_node("Flatten", ["p"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    g.signature = Signature(inputs=[TensorSpec("image", "float32", ("batch", 3, 4, 4), "NCHW"),
+                                    TensorSpec("bias", "float32", (2,), "")],
+                            outputs=[TensorSpec("y", "float32", ("batch", 2), "")],
+                            preprocessing=Preprocessing([123.5, 116.75, 103.25], [0.5, 0.25, 0.125], "BGR"))
+    write_model(g, str(path))
+
+
+def _python_signature(d, lines, model):
+    m = runtime.Model(os.path.join(d, f"{model}.mob"))
+    pre = m.preprocessing or {"mean": [], "scale": [], "channel_order": ""}
+    lines[f"{model}.pre.mean"], lines[f"{model}.pre.scale"] = _bits(pre["mean"]), _bits(pre["scale"])
+    lines[f"{model}.pre.order"] = pre["channel_order"]
+    lines[f"{model}.inputs"], lines[f"{model}.outputs"] = len(m.inputs), len(m.outputs)
+    for kind, infos in (("in", m.inputs), ("out", m.outputs)):
+        for i, info in enumerate(infos):
+            lines[f"{model}.{kind}{i}.layout"] = info["layout"]
+    m.close()
 
 
 def _python_case(d, lines, name, model, feeds_list):
@@ -162,6 +198,9 @@ def testdata(tmp_path_factory):
     _python_case(d, lines, "io", "io", [rng.standard_normal((2, 3)).astype(np.float32),
                                         rng.integers(-1000, 1000, 4, dtype=np.int32),
                                         rng.integers(-3000, 3000, (2, 2), dtype=np.int64)])
+    _signature_model(os.path.join(d, "sig.mob"))
+    _python_signature(d, lines, "sig")
+    _python_signature(d, lines, "digits")
     with open(os.path.join(d, "manifest.properties"), "w") as f:
         for k, v in lines.items():
             f.write(f"{k}={v}\n")

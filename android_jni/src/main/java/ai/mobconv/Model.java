@@ -116,6 +116,58 @@ public final class Model implements AutoCloseable {
     return Tensor.of(owner, Tensor.MODEL_OUTPUT, index, getOutputTensorCount());
   }
 
+  /** Layout the file records for input {@code index}: "NCHW", "NHWC" or "" (none). */
+  public String getInputLayout(int index) {
+    return layout(true, index);
+  }
+
+  /** Layout the file records for output {@code index}: "NCHW", "NHWC" or "" (none). */
+  public String getOutputLayout(int index) {
+    return layout(false, index);
+  }
+
+  private String layout(boolean input, int index) {
+    long h = acquire();
+    try {
+      return nativeLayout(h, input, index);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Per-channel mean of the preprocessing the app applies before feeding input {@code index}:
+   * {@code model_input[c] = (raw[channelOrder][c] - mean[c]) * scale[c]}. Empty when the file
+   * records none (a .mob file records at most one, for input 0).
+   */
+  public float[] getInputMean(int index) {
+    return preprocessing(index, 0);
+  }
+
+  /** Per-channel scale of that preprocessing; empty when none is recorded. */
+  public float[] getInputScale(int index) {
+    return preprocessing(index, 1);
+  }
+
+  /** Channel order the raw image must have: "RGB", "BGR" or "" (none recorded). */
+  public String getInputChannelOrder(int index) {
+    long h = acquire();
+    try {
+      return nativeChannelOrder(h, index);
+    } finally {
+      release();
+    }
+  }
+
+  private float[] preprocessing(int index, int which) {
+    long h = acquire();
+    try {
+      return nativePreprocessing(h, index, which);
+    } finally {
+      release();
+    }
+  }
+
   /** Drops this Model's reference; the native model is freed with its last Interpreter. */
   @Override
   public void close() {
@@ -166,4 +218,10 @@ public final class Model implements AutoCloseable {
   static native int nativeInputCount(long model);
 
   static native int nativeOutputCount(long model);
+
+  static native String nativeLayout(long model, boolean input, int index);
+
+  static native float[] nativePreprocessing(long model, int index, int which);
+
+  static native String nativeChannelOrder(long model, int index);
 }

@@ -217,6 +217,39 @@ public class InterpreterTest {
     }
   }
 
+  private static float[] floatBits(String csv) {
+    int[] bits = ints(csv);
+    float[] f = new float[bits.length];
+    for (int i = 0; i < bits.length; i++) {
+      f[i] = Float.intBitsToFloat(bits[i]);
+    }
+    return f;
+  }
+
+  @Test
+  public void signatureAndPreprocessingMatchPython() throws Exception {
+    for (String name : new String[] {"sig", "digits"}) {
+      try (Model m = new Model(path(name + ".mob"))) {
+        assertArrayEquals(name, floatBits(get(name + ".pre.mean")), m.getInputMean(0), 0f);
+        assertArrayEquals(name, floatBits(get(name + ".pre.scale")), m.getInputScale(0), 0f);
+        assertEquals(name, get(name + ".pre.order"), m.getInputChannelOrder(0));
+        int nin = Integer.parseInt(get(name + ".inputs"));
+        int nout = Integer.parseInt(get(name + ".outputs"));
+        for (int i = 0; i < nin; i++) {
+          assertEquals(name, get(name + ".in" + i + ".layout"), m.getInputLayout(i));
+        }
+        for (int k = 0; k < nout; k++) {
+          assertEquals(name, get(name + ".out" + k + ".layout"), m.getOutputLayout(k));
+        }
+        assertThrows(IllegalArgumentException.class, () -> m.getInputLayout(nin));
+        assertThrows(IllegalArgumentException.class, () -> m.getOutputLayout(-1));
+        assertThrows(IllegalArgumentException.class, () -> m.getInputMean(nin));
+        assertThrows(IllegalArgumentException.class, () -> m.getInputChannelOrder(nin));
+      }
+    }
+    assertEquals(3, floatBits(get("sig.pre.mean")).length); // the oracle is not empty
+  }
+
   // ---- every input and output style on the digits model
 
   /** Every way to load the model. */
