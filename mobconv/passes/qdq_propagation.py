@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.graph import Node
 from ..ops.registry import get_spec
 
 _LAYOUT = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -111,8 +112,6 @@ class _Edits:
         self.replace[self.origin.get(id(node), id(node))] = []
 
     def node(self, op, inputs, outputs, attrs, name):
-        from ..ir.graph import Node
-
         for out in outputs:
             if out not in self.g.values:
                 self.g.add_value(out)
