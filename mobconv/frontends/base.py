@@ -76,7 +76,7 @@ class ConversionContext:
 
     # ---- inputs --------------------------------------------------------
     def input(self, i: int) -> str:
-        return self.inputs[i] if i < len(self.inputs) else ""
+        return self.inputs[i] if -len(self.inputs) <= i < len(self.inputs) else ""
 
     def const_value(self, i: int) -> Optional[np.ndarray]:
         name = self.input(i)

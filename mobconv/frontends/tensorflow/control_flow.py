@@ -121,6 +121,7 @@ def fold_constant_switches(graph_def, source: str):
     anything was folded): functional If/StatelessIf inlined, then Switch/Merge resolved.
     Loops and conditionals on run-time values stay, marked in place (see
     `refuse_unconverted`)."""
+    _check_names(graph_def, source)
     graph_def = inline_constant_ifs(graph_def, source)
     control = _SWITCH + _MERGE + _FRAME_OPS + _WHILE + _IF
     if not any(n.op in control or n.op.startswith(_STATE_OPS) for n in graph_def.node):
@@ -129,6 +130,21 @@ def fold_constant_switches(graph_def, source: str):
     if not any(n.op in _SWITCH + _MERGE for n in graph_def.node):
         return graph_def
     return _Folder(graph_def, source).run()
+
+
+def _check_names(graph_def, source: str) -> None:
+    """Node names must be present and unique (the passes below index nodes by name)."""
+    seen = set()
+    for i, node in enumerate(graph_def.node):
+        if not node.name:
+            raise ConversionError(f"{source}: node {i} (type {node.op or '?'}) has no name")
+        if node.name in seen:
+            raise ConversionError(f"{source}: two nodes are named {node.name!r} "
+                                  "(node names must be unique)")
+        if ":" in node.name and node.name.rpartition(":")[2].isdigit() or node.name.startswith("^"):
+            raise ConversionError(f"{source}: node {i} is named {node.name!r}, which reads as "
+                                  "another node's output ('node:1') or a control input ('^node')")
+        seen.add(node.name)
 
 
 # ---- functional If (TF2 control flow in a TF1-frozen graph) ---------------------------
@@ -212,9 +228,11 @@ def _inline(out, node, fn, args, names, source):
         parts = ref.split(":")
         if len(parts) == 3 and parts[0] in renamed:
             args_of = _OUTPUT_ARGS.get(ops[parts[0]])
-            index = args_of.index(parts[1]) if args_of and parts[1] in args_of else int(parts[2])
-            return _tensor_name((renamed[parts[0]], index))
-        if parts[0] in renamed:  # plain "node" / "node:k"
+            if args_of and parts[1] in args_of:
+                return _tensor_name((renamed[parts[0]], args_of.index(parts[1])))
+            if parts[2].isdigit():
+                return _tensor_name((renamed[parts[0]], int(parts[2])))
+        if parts[0] in renamed and (len(parts) == 1 or len(parts) == 2 and parts[1].isdigit()):
             return _tensor_name((renamed[parts[0]], int(parts[1]) if len(parts) == 2 else 0))
         raise ConversionError(f"{source}: cannot convert {_where(node)}: branch {sig.name!r} "
                               f"reads {ref!r}, which it does not define")
@@ -270,7 +288,8 @@ class _Folder:
                 if indegree[u] == 0:
                     ready.append(u)
         if len(order) != len(self.nodes):
-            stuck = next(n for n in self.graph_def.node if indegree[n.name] > 0)
+            stuck = next((n for n in self.graph_def.node if indegree[n.name] > 0),
+                         self.graph_def.node[0])
             raise ConversionError(f"{self.source}: cannot convert {_where(stuck)}: the graph "
                                   "has a cycle through this node")
         return order
@@ -317,13 +336,43 @@ class _Folder:
 
     # ---- constant predicates ----------------------------------------------------
     def _value(self, tensor):
-        """Constant value of (node, port) or None; small, side-effect free evaluation."""
+        """Constant value of (node, port) or None; small, side-effect free evaluation.
+        Iterative (a predicate may come through 100k Identities); a tensor on a cycle
+        is not a constant."""
         if tensor in self.values:
             return self.values[tensor]
-        self.values[tensor] = None  # cycle guard
-        result = self._compute(*tensor)
-        self.values[tensor] = result
-        return result
+        stack, pending = [(tensor, False)], set()
+        while stack:
+            t, expanded = stack.pop()
+            if t in self.values:
+                continue
+            if expanded:
+                pending.discard(t)
+                self.values[t] = self._compute(*t)
+                continue
+            if t in pending:  # reached again below itself: a cycle
+                continue
+            pending.add(t)
+            stack.append((t, True))
+            stack.extend((d, False) for d in self._reads(*t)
+                         if d not in self.values and d not in pending)
+        return self.values[tensor]
+
+    def _reads(self, name, port) -> list:
+        """The tensors `_compute(name, port)` looks up."""
+        node = self.nodes.get(name)
+        if node is None or self._port_dead(name, port):
+            return []
+        data = [t for t in map(split_input, node.input) if t[1] >= 0]
+        if node.op in _PASS + _SWITCH + ("Cast",):
+            return data[:1]
+        if node.op in _MERGE:
+            choice = self.merge_choice.get(name)
+            return [choice[1]] if port == 0 and choice is not None else []
+        return data if node.op in _LOGIC else []
+
+    def _known(self, tensor):
+        return self.values.get(tensor)
 
     def _compute(self, name, port):
         node = self.nodes.get(name)
@@ -340,23 +389,28 @@ class _Folder:
             except ConversionError:
                 return None
         if node.op in _PASS and data:
-            return self._value(data[0])
+            return self._known(data[0])
         if node.op in _SWITCH and len(data) == 2:
-            return self._value(data[0])  # the live port (dead ones returned None above)
+            return self._known(data[0])  # the live port (dead ones returned None above)
         if node.op in _MERGE:
             if port == 1:
                 choice = self.merge_choice.get(name)
                 return None if choice is None else np.asarray(choice[0], np.int32)
             choice = self.merge_choice.get(name)
-            return None if choice is None else self._value(choice[1])
+            return None if choice is None else self._known(choice[1])
         if node.op in _LOGIC:
-            args = [self._value(t) for t in data]
+            if len(data) != (1 if node.op == "LogicalNot" else 2):
+                return None  # malformed: not a constant (its converter refuses it)
+            args = [self._known(t) for t in data]
             if any(a is None for a in args):
                 return None
-            with np.errstate(all="ignore"):
-                return np.asarray(_LOGIC[node.op](*args))
+            try:
+                with np.errstate(all="ignore"):
+                    return np.asarray(_LOGIC[node.op](*args))
+            except (TypeError, ValueError):  # shapes that do not broadcast, strings, ...
+                return None
         if node.op == "Cast" and data:
-            x = self._value(data[0])
+            x = self._known(data[0])
             to = node.attr["DstT"].type if "DstT" in node.attr else None
             if x is None or to not in (1, 3, 9, 10):  # float32, int32, int64, bool
                 return None
@@ -366,6 +420,8 @@ class _Folder:
     def _not_constant(self, node, tensor) -> str:
         origin = self._origin(tensor) if tensor is not None else node
         name = node.input[1] if node.op in _SWITCH else (node.input[0] if node.input else "")
+        if origin is None:
+            return f"its predicate {name!r} names no node of the graph"
         return (f"its predicate {name!r} is not a constant (it comes from {_where(origin)}); "
                 "only conditionals on a constant (Const, PlaceholderWithDefault, or logic over "
                 "them) are folded")
@@ -383,7 +439,7 @@ class _Folder:
             if nxt is None:
                 break
             node = nxt
-        return node or self.nodes[tensor[0]]
+        return node
 
     # ---- rewrite ------------------------------------------------------------------
     def _alias(self, tensor):
@@ -397,12 +453,46 @@ class _Folder:
             tensor = split_input(node.input[0])
         return tensor
 
+    def _drop_predicates(self, removed: set) -> None:
+        """Add to `removed` the computation of folded Switches' predicates that nothing else
+        reads (a cond's "pred_id" Identity): left alone it would become a sink of the graph,
+        taken for a model output. A folded Switch's data input stays read (it stands for
+        the Switch's live output)."""
+        readers = {}  # name -> [(reader, data input position)]
+        for node in self.graph_def.node:
+            data = [t for t in map(split_input, node.input) if t[1] >= 0]
+            for position, (name, _) in enumerate(data):
+                readers.setdefault(name, []).append((node.name, position))
+        dropped = set()
+
+        def gone(reader, position):
+            return reader in self.dead_nodes or reader in dropped or \
+                (reader in removed and position == 1 and self.nodes[reader].op in _SWITCH)
+
+        stack = []
+        for node in self.graph_def.node:
+            data = [t for t in map(split_input, node.input) if t[1] >= 0]
+            if node.op in _SWITCH and node.name in removed and len(data) == 2:
+                stack.append(data[1][0])
+        plumbing = ("Identity", "StopGradient", "Snapshot", "RefIdentity", "Cast", "Const") + \
+            tuple(_LOGIC)
+        while stack:
+            name = stack.pop()
+            node = self.nodes.get(name)
+            if name in removed or node is None or node.op not in plumbing or \
+                    not all(gone(*r) for r in readers.get(name, ())):
+                continue
+            removed.add(name)
+            dropped.add(name)
+            stack.extend(n for n, port in map(split_input, node.input) if port >= 0)
+
     def _rewrite(self):
         out = type(self.graph_def)()
         out.CopyFrom(self.graph_def)
         del out.node[:]
         removed = set(self.dead_nodes) | {n.name for n in self.graph_def.node
                                           if n.op in _SWITCH and n.name not in self.opaque}
+        self._drop_predicates(removed)
         index_users = set()
         for node in self.graph_def.node:
             for i in node.input:

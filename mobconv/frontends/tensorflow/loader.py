@@ -166,6 +166,7 @@ class _Graph:
     """The GraphDef's nodes by name, with the readers of each node's outputs."""
 
     def __init__(self, graph_def, source):
+        self.graph_def = graph_def
         self.nodes = {}
         self.order = []
         for i, node in enumerate(graph_def.node):
@@ -176,25 +177,65 @@ class _Graph:
                                       "(node names must be unique)")
             self.nodes[node.name] = node
             self.order.append(node.name)
-        self.read = set()  # names of the nodes whose outputs some node reads
-        for node in graph_def.node:
-            for inp in node.input:
-                name, index = split_input(inp)
-                if index >= 0:
-                    self.read.add(name)
 
     def data_inputs(self, node):
         return [inp for inp in node.input if not inp.startswith("^")]
 
-    def sinks(self) -> list:
-        return [f"{name}:0" for name in self.order
-                if self.nodes[name].op not in _NOT_OUTPUTS and name not in self.read]
+
+def _sinks(original, g: "_Graph") -> list:
+    """The default outputs: the ends of the *original* graph's data flow (so a folded
+    cond's predicate, which a Switch read, is never taken for one), that are still in the
+    folded graph `g`. A node read only through control edges (`^x`: an Assert's check, a
+    dependency) is not an end, nor are Const/NoOp/Assert-like nodes. An end node
+    contributes each of its output ports (TopKV2: values and indices)."""
+    read = set()
+    for node in original.node:
+        for inp in node.input:
+            read.add(split_input(inp)[0])  # data or control edge
+    tensors = []
+    for node in original.node:
+        if node.name in read or node.op in _NOT_OUTPUTS or node.name not in g.nodes:
+            continue
+        node = g.nodes[node.name]
+        if node.op in _NOT_OUTPUTS:
+            continue
+        tensors.extend(f"{node.name}:{k}" for k in range(_output_count(node)))
+    if not tensors and original is not g.graph_def:
+        return _sinks(g.graph_def, g)  # every end was folded away: the folded graph's ends
+    return tensors
+
+
+# Outputs of multi-output ops that are a model's result when the op ends the graph (the
+# other ports are none: FusedBatchNorm's batch statistics and reserve spaces only serve
+# training, so only its y counts).
+_ONE_RESULT = {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"}
+_FIXED_COUNT = {"TopKV2": 2, "TopK": 2, "Unique": 2, "UniqueV2": 2, "UniqueWithCounts": 3,
+                "Switch": 2, "Merge": 2, "NonMaxSuppressionV4": 2, "NonMaxSuppressionV5": 3,
+                "CombinedNonMaxSuppression": 4, "Svd": 3, "Qr": 2, "SparseToDense": 1}
+
+
+def _output_count(node) -> int:
+    """How many outputs a node has (an op-def table for the multi-output ops)."""
+    attr = node.attr
+    if node.op in _ONE_RESULT:
+        return 1
+    if node.op in _FIXED_COUNT:
+        return _FIXED_COUNT[node.op]
+    if node.op == "Unpack" and "num" in attr:
+        return max(int(attr["num"].i), 1)
+    if node.op in ("Split", "SplitV") and "num_split" in attr:
+        return max(int(attr["num_split"].i), 1)
+    if node.op == "IdentityN" and "T" in attr:
+        return max(len(attr["T"].list.type), 1)
+    return 1
 
 
 def _pre_passes(graph_def, source: str, keep: set):
     from .savedmodel import inline_calls
 
     graph_def = inline_calls(graph_def, source)
+    original = type(graph_def)()
+    original.CopyFrom(graph_def)  # before folding: where the default outputs are found
     graph_def = _constant_flags(graph_def, keep)
     for module, func in (("control_flow", "fold_constant_switches"),
                          ("dilation", "fold_space_to_batch_convs")):
@@ -202,7 +243,7 @@ def _pre_passes(graph_def, source: str, keep: set):
             continue  # not built yet
         mod = importlib.import_module(f"{__package__}.{module}")
         graph_def = getattr(mod, func)(graph_def, source)
-    return graph_def
+    return graph_def, original
 
 
 def _constant_flags(graph_def, keep: set):
@@ -228,7 +269,7 @@ def _constant_flags(graph_def, keep: set):
 
 def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes: dict,
              rename: dict) -> Graph:
-    graph_def = _pre_passes(graph_def, source, set(cut_inputs))
+    graph_def, original = _pre_passes(graph_def, source, set(cut_inputs))
     g = _Graph(graph_def, source)
     for tensor in list(cut_inputs) + list(out_names):
         node = tensor.rsplit(":", 1)[0]
@@ -238,7 +279,7 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
             raise UsageError(f"{source}: {kind} names {shown!r}, which is no node of the graph"
                              f"{_closest(node, g.order)}")
     if not out_names:
-        out_names = g.sinks()
+        out_names = _sinks(original, g)
         if not out_names:
             raise ConversionError(f"{source}: the graph has no output (no node whose result "
                                   "nobody reads); name them with outputs=[...] / --outputs")
@@ -484,6 +525,10 @@ def _add_input(graph, g, tensor, ir, override, source, several: bool) -> None:
     dtype = _tensor_dtype(node, index) or "float32"
     declared = _tensor_shape(node, index)
     what = f"input {ir!r}"
+    raw = [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr else []
+    if any(d < -1 for d in raw):
+        raise ConversionError(f"{what} (node {node_name!r}, type {node.op}) declares shape {raw}: "
+                              "a dim is >= 0, or -1 for unknown")
     if dtype not in ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool"):
         raise ConversionError(f"{what} (node {node_name!r}, type {node.op}) is of type {dtype}, "
                               "which mobconv models cannot take; cut the graph after it with "

@@ -15,7 +15,11 @@ INT64_MIN = int(np.iinfo(np.int64).min)
 
 
 def const_array(cx, i: int, what: str) -> np.ndarray:
-    """Constant input `i` as numpy; a located error naming `what` when it is computed."""
+    """Constant input `i` as numpy; a located error naming `what` when it is computed
+    or missing (`i` may count from the end, like -1 for ConcatV2's axis)."""
+    if not -len(cx.inputs) <= i < len(cx.inputs):
+        raise cx.error(f"{what} (input {i}) is missing: the node has {len(cx.inputs)} "
+                       "data input(s)")
     value = cx.const_value(i)
     if value is None:
         raise cx.error(f"{what} (input {i}, {cx.input(i)!r}) must be a constant "
