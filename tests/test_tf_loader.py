@@ -628,28 +628,113 @@ def _mutate(rnd, graph_def):
         node.name = rnd.choice(nodes).name
 
 
+def _fuzz_seed_graphs(mlp) -> list:
+    """GraphDefs the fuzzer mutates: a conv net, an MLP, TF1 Switch/Merge conds (the
+    classifier's dropout, a PlaceholderWithDefault flag), a functional If, a frame-based
+    and a functional while loop, a FakeQuant QAT graph."""
+    import tf_models
+    from tensorflow.python.ops import control_flow_util
+
+    def v1_graph(build, v2_control_flow):
+        old = control_flow_util.ENABLE_CONTROL_FLOW_V2
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2_control_flow
+        try:
+            with tf.Graph().as_default() as graph:
+                x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+                tf.identity(build(x), name="out")
+        finally:
+            control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
+        return graph.as_graph_def().SerializeToString()
+
+    def cond(x):
+        training = tf.compat.v1.placeholder_with_default(False, [], name="training")
+        inner = tf.compat.v1.cond(tf.logical_not(training), lambda: x + 1.0, lambda: x)
+        return tf.compat.v1.cond(training, lambda: x * 2.0, lambda: tf.nn.relu(inner))
+
+    def loop(x):
+        return tf.compat.v1.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 2.0),
+                                       [tf.constant(0), x])[1]
+
+    return [frozen(_conv_net, [tf.TensorSpec([None, 8, 8, 3], tf.float32, name="x")]).graph_def,
+            mlp[1].graph_def, tf_models.tf1_classifier(), tf_models.tf1_qat(),
+            v1_graph(cond, False), v1_graph(cond, True), v1_graph(loop, False),
+            v1_graph(loop, True)]
+
+
 def test_mutated_graphs_fail_with_one_line_errors(tmp_path, mlp):
-    """Every mutant either converts or raises a MobconvError naming the file, on one line."""
+    """Every mutant either converts or raises a MobconvError naming the file, on one line.
+    Found by it: control_flow crashes (KeyError, StopIteration, TypeError) on mutated
+    Switch/Merge graphs, an IndexError for ConcatV2 without inputs (test_tf_hostile.py)."""
     import random
 
-    seeds = [frozen(_conv_net, [tf.TensorSpec([None, 8, 8, 3], tf.float32, name="x")]).graph_def,
-             mlp[1].graph_def]
+    seeds = _fuzz_seed_graphs(mlp)
+    ops = {n.op for data in seeds for n in parse(data).node}
+    assert {"Switch", "Merge", "If", "Enter", "While", "FakeQuantWithMinMaxVars"} <= ops \
+        or {"StatelessIf", "StatelessWhile"} & ops, ops
     rnd = random.Random(0)
     path = str(tmp_path / "mutant.pb")
-    converted = 0
-    for _ in range(300):
-        g = parse(rnd.choice(seeds))
+    converted = [0] * len(seeds)
+    for round in range(400):
+        k = round % len(seeds)
+        g = parse(seeds[k])
         for _ in range(rnd.randint(1, 3)):
             _mutate(rnd, g)
         with open(path, "wb") as f:
             f.write(g.SerializeToString())
         try:
             mobconv.convert(path)
-            converted += 1
+            converted[k] += 1
         except MobconvError as exc:
             msg = str(exc)
             assert msg.startswith(path) and "\n" not in msg, msg
-    assert 0 < converted < 300
+    assert 0 < sum(converted) < 400, converted
+
+
+def test_mutated_saved_models_fail_with_one_line_errors(saved_models, tmp_path, monkeypatch):
+    """A SavedModel with mutated bytes (saved_model.pb, variables.index, the data shard),
+    read without TensorFlow (our checkpoint reader and function inliner): it converts or
+    fails with one line naming the directory or the file."""
+    import random
+
+    from mobconv.frontends.tensorflow import reader
+
+    def no_tensorflow():
+        raise ImportError("no tensorflow")
+
+    monkeypatch.setattr(reader, "_import_tensorflow", no_tensorflow)
+    _, one, _ = saved_models
+    files = [os.path.join("saved_model.pb"), os.path.join("variables", "variables.index"),
+             os.path.join("variables", "variables.data-00000-of-00001")]
+    originals = {f: open(os.path.join(one, f), "rb").read() for f in files}
+    mobconv.convert(one)  # the seed itself converts without TensorFlow
+    rnd = random.Random(1)
+    converted = 0
+    for round in range(120):
+        target = tmp_path / f"m{round}"
+        shutil.copytree(one, target)
+        name = files[round % len(files)]
+        data = bytearray(originals[name])
+        edit = rnd.randrange(4)
+        if edit == 0:  # flip bytes
+            for _ in range(rnd.randint(1, 4)):
+                data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+        elif edit == 1:  # truncate
+            del data[rnd.randrange(len(data)):]
+        elif edit == 2:  # overwrite a run with a boundary value
+            at = rnd.randrange(len(data))
+            data[at:at + 4] = rnd.choice([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x00", b"\x80\x80\x80\x01"])
+        else:  # insert bytes
+            at = rnd.randrange(len(data))
+            data[at:at] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 8)))
+        (target / name).write_bytes(bytes(data))
+        try:
+            mobconv.convert(str(target))
+            converted += 1
+        except MobconvError as exc:
+            msg = str(exc)
+            assert msg.startswith(str(target)) and "\n" not in msg, (name, edit, msg)
+        shutil.rmtree(target)
+    assert 0 < converted < 120, converted
 
 
 # ---- without TensorFlow --------------------------------------------------------------------

@@ -23,6 +23,7 @@ import os
 import struct
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ...errors import ConversionError
 from .proto import tensor_bundle_pb2
@@ -115,7 +116,7 @@ class Bundle:
                     self.entries[key.decode()] = tensor_bundle_pb2.BundleEntryProto.FromString(value)
         except OSError as exc:
             raise ConversionError(f"{index}: cannot read the checkpoint index ({exc.strerror})") from None
-        except Exception as exc:  # noqa: BLE001 - ValueError, DecodeError, UnicodeDecodeError
+        except (ValueError, DecodeError, RuntimeError, struct.error) as exc:  # UnicodeDecodeError too
             raise ConversionError(f"{index}: not a TensorFlow checkpoint index ({exc})") from None
         if header is None:
             raise ConversionError(f"{index}: the checkpoint index has no header")
@@ -127,8 +128,10 @@ class Bundle:
         return key in self.entries
 
     def read(self, key: str) -> np.ndarray:
-        entry = self.entries[key]
         where = f"{self.prefix}: tensor {key!r}"
+        entry = self.entries.get(key)
+        if entry is None:
+            raise ConversionError(f"{where} is not in the checkpoint index")
         if entry.slices:
             raise ConversionError(f"{where} is saved in slices, which is not supported")
         dtype = dtype_name(entry.dtype)

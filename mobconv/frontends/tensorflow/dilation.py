@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import ConversionError
 from .tensors import tensor_to_array
 
 _CONVS = ("Conv2D", "DepthwiseConv2dNative")
@@ -132,8 +133,8 @@ def _const(nodes, tensor: str):
         return None
     try:
         return np.asarray(tensor_to_array(node.attr["value"].tensor, node.name), np.int64)
-    except Exception:  # noqa: BLE001 - an unreadable Const: the pattern is left alone
-        return None
+    except (ConversionError, ValueError, TypeError, OverflowError):
+        return None  # an unreadable or non-integer Const: the pattern is left alone
 
 
 def _str(node, name: str, default: str = "NHWC") -> str:

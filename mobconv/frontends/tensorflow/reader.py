@@ -124,7 +124,7 @@ def _is_saved_model_proto(data: bytes) -> bool:
     sm = saved_model_pb2.SavedModel()
     try:
         sm.ParseFromString(data)
-    except Exception:  # noqa: BLE001 - not a SavedModel either
+    except (_message.DecodeError, RuntimeError, ValueError):  # not a SavedModel either
         return False
     return any(len(m.graph_def.node) for m in sm.meta_graphs)
 
@@ -161,7 +161,7 @@ def _read_meta_graph(directory: str):
                 sm.ParseFromString(f.read())
         except OSError as exc:
             raise ModelFormatError(f"{pb}: cannot read ({exc.strerror})") from None
-        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        except (_message.DecodeError, RuntimeError, ValueError) as exc:
             raise ModelFormatError(f"{pb}: not a SavedModel ({_one_line(exc)})") from None
     elif os.path.isfile(pbtxt):
         path = pbtxt

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ...errors import ConversionError
 from .bundle import Bundle, checkpoint_prefix
@@ -87,7 +88,11 @@ class _Freezer:
             if "_CHECKPOINTABLE_OBJECT_GRAPH" not in self.bundle:
                 raise _Refused("the checkpoint has no object graph")
             raw = self.bundle.read("_CHECKPOINTABLE_OBJECT_GRAPH").reshape(-1)[0]
-            graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(raw)
+            try:
+                graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(raw)
+            except (DecodeError, RuntimeError, ValueError) as exc:
+                raise ConversionError(f"{prefix}: the checkpoint's object graph is corrupt "
+                                      f"({exc})") from None
             self.keys = []
             for node in graph.nodes:
                 found = [a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"]
