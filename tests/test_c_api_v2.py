@@ -544,3 +544,31 @@ def test_python_binding_cancel(tmp_path):
         np.testing.assert_allclose(it.run({"x": x})[f"h{len(ws) - 1}"], want, rtol=1e-4, atol=1e-4)
     with pytest.raises(mobconv.errors.ClosedError):
         it.cancel()
+
+
+def test_docs_example_compiles_and_runs(tmp_path):
+    """The C example of docs/runtime.md ("Tensors, quantization, preprocessing, cancel,
+    errors") compiles warning-free against mobrt.h, links against the built library and runs
+    on the zoo's digits model (its dims are the example's 1x1x28x28)."""
+    import re
+    import subprocess
+
+    text = open(os.path.join(ROOT, "docs", "runtime.md")).read()
+    section = text[text.index("### Tensors, quantization, preprocessing, cancel, errors"):]
+    code = re.search(r"```c\n(.*?)```", section, re.S).group(1)
+    top, body = code.split("mobrt_set_error_reporter(on_error", 1)
+    src = ("#include <stdio.h>\n#include <string.h>\n" + top +
+           "static void consume(const void* p, size_t n) { printf(\"consumed %zu bytes %d\\n\", n, p != NULL); }\n"
+           "int main(void) {\n  static float pixels[784];\n  mobrt_set_error_reporter(on_error" + body + "  return 0;\n}\n")
+    (tmp_path / "example.c").write_text(src)
+    mobconv.convert(os.path.join(ZOO, "digits_mobilenetv2.onnx")).save(str(tmp_path / "model.mob"))
+    lib_dir = os.path.dirname(runtime.library_path())
+    cc = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+                         "-I", os.path.join(ROOT, "runtime", "include"), str(tmp_path / "example.c"),
+                         "-o", str(tmp_path / "example"), "-L", lib_dir, "-lmobrt", f"-Wl,-rpath,{lib_dir}"],
+                        capture_output=True, text=True, timeout=120)
+    assert cc.returncode == 0, cc.stderr
+    run = subprocess.run([str(tmp_path / "example")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines() == ["input float32 rank 4 dim0 -1 (N)", "layout NCHW, 0 channels, order ''",
+                                       "consumed 40 bytes 1"], run.stdout
