@@ -1,0 +1,105 @@
+"""The TensorFlow loader's default outputs (a graph's sinks), its messages for files
+that are not models, and float64 graphs (computed in float32).
+
+Sinks are found on the graph before the constant tf.cond is folded; every output port
+of an end node counts (TopKV2's indices, Unpack's parts), FusedBatchNorm's only y.
+Numbers are checked against TensorFlow running the same GraphDef (tf_oracle.run_tf).
+"""
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+import mobconv
+from mobconv.frontends.tensorflow.proto import graph_pb2
+
+from tf_oracle import run_tf  # noqa: I100
+
+FLOAT = 'attr { key: "T" value { type: DT_FLOAT } }'
+
+
+def placeholder(name, dims, dtype="DT_FLOAT"):
+    shape = " ".join(f"dim {{ size: {d} }}" for d in dims)
+    return (f'node {{ name: "{name}" op: "Placeholder" attr {{ key: "dtype" value {{ type: {dtype} }} }}'
+            f' attr {{ key: "shape" value {{ shape {{ {shape} }} }} }} }}\n')
+
+
+def const(name, dtype, dims, field, values):
+    shape = " ".join(f"dim {{ size: {d} }}" for d in dims)
+    vals = " ".join(f"{field}: {v}" for v in values)
+    return (f'node {{ name: "{name}" op: "Const" attr {{ key: "dtype" value {{ type: {dtype} }} }}'
+            f' attr {{ key: "value" value {{ tensor {{ dtype: {dtype} tensor_shape {{ {shape} }}'
+            f' {vals} }} }} }} }}\n')
+
+
+def op(name, kind, inputs, attrs=FLOAT):
+    ins = " ".join(f'input: "{i}"' for i in inputs)
+    return f'node {{ name: "{name}" op: "{kind}" {ins} {attrs} }}\n'
+
+
+def write(tmp_path, text, name="g.pb"):
+    g = graph_pb2.GraphDef()
+    text_format.Parse(text, g)
+    path = tmp_path / name
+    path.write_bytes(g.SerializeToString())
+    return str(path), g.SerializeToString()
+
+
+def check_outputs_against_tf(path, data, feeds, rtol=1e-6):
+    model = mobconv.convert(path)
+    fetches = [o if ":" in o else o + ":0" for o in model.graph.outputs]
+    want = run_tf(data, feeds, fetches)
+    for backend in ("reference", "runtime"):
+        got = model.run(feeds, backend=backend)
+        for name, w in zip(model.graph.outputs, want):
+            g = np.asarray(got[name])
+            assert g.shape == w.shape and g.dtype == w.dtype, (backend, name, g.dtype, w.dtype)
+            np.testing.assert_allclose(g, w, rtol=rtol, err_msg=f"{backend} {name}")
+    return model
+
+
+def test_default_outputs_are_every_unread_port_of_the_ends(tmp_path):
+    """TopKV2 and Unpack ending the graph give all their outputs; a node read only through
+    a control edge (by a NoOp) and a FusedBatchNormV3's statistics are no outputs."""
+    text = (placeholder("x", [2, 5])
+            + const("k", "DT_INT32", [], "int_val", [2])
+            + op("top", "TopKV2", ["x", "k"], FLOAT + ' attr { key: "sorted" value { b: true } }')
+            + op("parts", "Unpack", ["x"], FLOAT + ' attr { key: "num" value { i: 2 } }'
+                 ' attr { key: "axis" value { i: 0 } }')
+            + op("side", "Relu", ["x"])
+            + op("deps", "NoOp", ["^side"], "")
+            + placeholder("img", [1, 2, 2, 3])
+            + const("gamma", "DT_FLOAT", [3], "float_val", [1.5, 0.5, 2.0])
+            + const("beta", "DT_FLOAT", [3], "float_val", [0.1, -0.2, 0.3])
+            + const("mean", "DT_FLOAT", [3], "float_val", [0.5, 0.0, -1.0])
+            + const("var", "DT_FLOAT", [3], "float_val", [2.0, 1.0, 0.25])
+            + op("bn", "FusedBatchNormV3", ["img", "gamma", "beta", "mean", "var"],
+                 FLOAT + ' attr { key: "U" value { type: DT_FLOAT } }'
+                 ' attr { key: "epsilon" value { f: 0.001 } }'
+                 ' attr { key: "is_training" value { b: false } }'
+                 ' attr { key: "data_format" value { s: "NHWC" } }'))
+    path, data = write(tmp_path, text)
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32),
+             "img": np.random.default_rng(1).standard_normal((1, 2, 2, 3)).astype(np.float32)}
+    model = check_outputs_against_tf(path, data, feeds, rtol=1e-5)
+    assert model.graph.outputs == ["top", "top:1", "parts", "parts:1", "bn"]
+
+
+def test_default_outputs_skip_a_folded_conds_predicate(tmp_path):
+    """tf.cond on a constant as TF1 writes it (Switch/Merge, the predicate through an
+    Identity "pred_id" and a Cast): after folding, nothing reads the predicate, but it
+    is not an end of the graph TensorFlow would run."""
+    text = (placeholder("x", [1, 4])
+            + const("flag", "DT_INT32", [], "int_val", [1])
+            + op("flag_b", "Cast", ["flag"], 'attr { key: "SrcT" value { type: DT_INT32 } }'
+                 ' attr { key: "DstT" value { type: DT_BOOL } }')
+            + op("cond/pred_id", "Identity", ["flag_b"], 'attr { key: "T" value { type: DT_BOOL } }')
+            + op("cond/Switch", "Switch", ["x", "cond/pred_id"])
+            + op("cond/then", "Relu", ["cond/Switch:1"])
+            + op("cond/else", "Neg", ["cond/Switch"])
+            + op("cond/Merge", "Merge", ["cond/then", "cond/else"],
+                 FLOAT + ' attr { key: "N" value { i: 2 } }')
+            + op("out", "Mul", ["cond/Merge", "cond/Merge"]))
+    path, data = write(tmp_path, text)
+    feeds = {"x": np.array([[-1.0, 2.0, -3.0, 0.5]], np.float32)}
+    model = check_outputs_against_tf(path, data, feeds)
+    assert model.graph.outputs == ["out"]
