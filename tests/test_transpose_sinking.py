@@ -731,3 +731,38 @@ def test_tf2onnx_style_model_matches_onnxruntime(tmp_path):
     for backend in ("reference", "runtime"):
         (got,) = model.run({"input": x}, backend=backend).values()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=backend)
+
+
+# ---- names ---------------------------------------------------------------------------
+
+
+def _speech_like(blocks=6):
+    """Conv1d blocks (N, C, T) with GELU-like element-wise tails, then a Transpose to
+    (N, T, C) and a MatMul head: the shape of a Conv1d speech model exported from PyTorch."""
+    b = NHWC(shape=(2, 4, 9))
+    x = b.x
+    for _ in range(blocks):
+        c = b.shape(x)[1]
+        y = b.op("Conv", [x, b.randc((c, c, 3)), b.randc((c,))], {"pads": [1, 1]})
+        h = b.op("Mul", [y, b.const(np.float32(0.5))])
+        x = b.op("Mul", [h, b.op("Add", [b.op("Tanh", [y]), b.const(np.float32(1.0))])])
+    t = b.op("Transpose", [x], {"perm": [0, 2, 1]})
+    out = b.op("MatMul", [t, b.randc((4, 5))])
+    return b.finish(out)
+
+
+def _suffixes(name) -> int:
+    return name.count("_nchw") + name.count("_t_") + name.endswith("_t")
+
+
+def test_names_carry_one_suffix_at_most():
+    """A value moved back and forth (rank 3: [0,2,1] is its own inverse) keeps its original
+    name with one suffix, not `_nchw_nchw_...` once per move."""
+    graph = _speech_like()
+    result = check(graph, fires=None)
+    names = list(result.values) + [n.name for n in result.nodes]
+    assert max(_suffixes(n) for n in names) <= 1, sorted(names, key=len)[-1]
+    result = graph.copy()
+    optimize(result)
+    names = list(result.values) + [n.name for n in result.nodes]
+    assert max(_suffixes(n) for n in names) <= 1, sorted(names, key=len)[-1]

@@ -43,13 +43,17 @@ Algorithm:
 4. Should the moves have added Transposes after all (each move's count is an
    estimate made before the move), the graph is put back as it was.
 Nodes with quantized values (`Value.quant`) are not flipped. A flipped node's
-output is a new value named `<old name>_nchw` when it holds the old NHWC value in
-NCHW order (`<old name>_t` for other permutations); the old name lives on only
-where a Transpose still produces it. The per-op rules (which inputs permute, how
+output is a new value named after the value it first came from, with one suffix:
+`<original>_nchw` when it holds the original NHWC value in NCHW order, `<original>_t`
+for other orders, the original name itself when it holds it in its original order again
+and that name is free (a value moved back and forth, or by several runs of the pass,
+never collects `_nchw_nchw_...`); the old name lives on only where a Transpose still
+produces it. The per-op rules (which inputs permute, how
 axes, pads, scales and Reshape targets map) are in `_transpose_rules.py`.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import numpy as np
@@ -123,6 +127,7 @@ class _Sinker:
         self.uses = Uses(graph)
         self.uses.has_readers("")  # build the index now: new nodes are linked as made
         self.flips: dict = {}  # id(node) -> times flipped
+        self.origin: dict = {}  # new value -> (original value, perm): it is transpose(original, perm)
         self.made: dict = {}  # (value, perm) -> name of its transposed version
         self.tried: set = set()  # (id(node), q) already in a region evaluated this sweep
 
@@ -363,7 +368,7 @@ class _Sinker:
             if not name or is_identity(out_perm):
                 continue
             value = graph.values[name]
-            stored = uses.unique_name(name + ("_nchw" if out_perm == from_nchw(len(out_perm)) else "_t"))
+            stored = self.derived_name(name, inverse(out_perm))
             shape = None if value.shape is None else tuple(value.shape[i] for i in inverse(out_perm))
             graph.add_value(stored, value.dtype, shape)
             outputs[k] = stored
@@ -425,7 +430,7 @@ class _Sinker:
         uses, graph = self.uses, self.graph
         value = graph.values.get(source)
         if out is None:
-            out = uses.unique_name(source + ("_nchw" if perm == inverse(from_nchw(len(perm))) else "_t"))
+            out = self.derived_name(source, tuple(perm))
             shape = None if value is None or value.shape is None else tuple(value.shape[p] for p in perm)
             graph.add_value(out, value.dtype if value else None, shape)
             self.made[(source, tuple(perm))] = out
@@ -434,6 +439,20 @@ class _Sinker:
         uses.set_inputs(node, [source])
         uses.set_outputs(node, [out])
         return out
+
+    def derived_name(self, source, perm) -> str:
+        """A name for the new value transpose(source, perm): the name of the value it was
+        first derived from with one suffix (`_nchw` for NHWC -> NCHW, `_t` for other
+        orders), or that original name itself when the value holds it in its original
+        order again and the name is free; never a chain of suffixes."""
+        root, first = self.origin.get(source) or _origin_of(source, len(perm))
+        total = None if first is None else compose(first, tuple(perm))
+        if total is not None and is_identity(total) and root not in self.graph.values and root not in self.uses.outputs:
+            name = root
+        else:
+            name = self.uses.unique_name(root + ("_nchw" if total == inverse(from_nchw(len(perm))) else "_t"))
+        self.origin[name] = (root, total)
+        return name
 
     def bypass(self, node, source) -> None:
         """`node` copies `source`: its readers read `source` (a graph output keeps its name
@@ -456,6 +475,21 @@ class _Sinker:
         self.uses.remove(t)
         self.graph.values.pop(name, None)
         self.drop_if_unread(t.inputs[0])
+
+
+_SUFFIXES = re.compile(r"(?:_(nchw|t)(?:_\d+)?)+$")
+
+
+def _origin_of(name, rank) -> tuple:
+    """(original name, perm) for a value named by an earlier run of the pass (optimize
+    runs it to a fixpoint): `<name>_nchw[_k]` holds <name> in NCHW order, `<name>_t[_k]`
+    in an order no longer known (None)."""
+    match = _SUFFIXES.search(name)
+    if match is None or match.start() == 0:
+        return name, tuple(range(rank))
+    chain = match.group(0)
+    once_nchw = chain.count("_nchw") == 1 and "_t" not in chain
+    return name[:match.start()], (inverse(from_nchw(rank)) if once_nchw else None)
 
 
 def _moves_only_ones(shape, perm) -> bool:
