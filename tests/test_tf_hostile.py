@@ -308,3 +308,29 @@ def test_ctrl_c_during_conversion_leaves_no_output(tmp_path):
     assert lines == ["mobconv: interrupted by SIGINT; out.mob was not written"] or \
         (len(lines) == 1 and "interrupted by SIGINT" in lines[0] and str(out) in lines[0]), err
     assert sorted(os.listdir(tmp_path)) == ["g.pb"]
+
+
+# ---- checkpoints (SavedModel variables read without TensorFlow) ---------------------------
+
+
+@pytest.mark.parametrize("size, dims, fragment", [
+    (33, [8], "33 bytes do not hold shape [8] of float32"),  # was numpy's ValueError (fuzzer)
+    (32, [-2, -4], "shape [-2, -4] has a negative dim"),
+])
+def test_checkpoint_entry_that_does_not_fit_its_data(tmp_path, size, dims, fragment):
+    from mobconv.frontends.tensorflow.bundle import Bundle
+    from mobconv.frontends.tensorflow.proto import tensor_bundle_pb2
+
+    prefix = str(tmp_path / "variables")
+    (tmp_path / "variables.data-00000-of-00001").write_bytes(bytes(64))
+    bundle = Bundle.__new__(Bundle)  # as if variables.index had been read
+    bundle.prefix, bundle.num_shards = prefix, 1
+    entry = tensor_bundle_pb2.BundleEntryProto(dtype=FLOAT, size=size)
+    for d in dims:
+        entry.shape.dim.add().size = d
+    bundle.entries = {"w": entry}
+    with pytest.raises(ConversionError) as info:
+        bundle.read("w")
+    assert str(info.value).startswith(prefix) and fragment in str(info.value)
+    with pytest.raises(ConversionError, match="tensor 'v' is not in the checkpoint index"):
+        bundle.read("v")

@@ -669,8 +669,8 @@ def test_mutated_graphs_fail_with_one_line_errors(tmp_path, mlp):
 
     seeds = _fuzz_seed_graphs(mlp)
     ops = {n.op for data in seeds for n in parse(data).node}
-    assert {"Switch", "Merge", "If", "Enter", "While", "FakeQuantWithMinMaxVars"} <= ops \
-        or {"StatelessIf", "StatelessWhile"} & ops, ops
+    assert {"Switch", "Merge", "StatelessIf", "Enter", "StatelessWhile", "FakeQuantWithMinMaxVars",
+            "FakeQuantWithMinMaxVarsPerChannel", "PlaceholderWithDefault"} <= ops, ops
     rnd = random.Random(0)
     path = str(tmp_path / "mutant.pb")
     converted = [0] * len(seeds)

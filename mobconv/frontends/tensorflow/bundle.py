@@ -146,17 +146,20 @@ class Bundle:
         if len(raw) != entry.size:
             raise ConversionError(f"{path}: truncated (tensor {key!r} needs bytes "
                                   f"{entry.offset}..{entry.offset + entry.size})")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if any(d < 0 for d in shape):
+            raise ConversionError(f"{where}: shape {list(shape)} has a negative dim")
+        count = int(np.prod(shape, dtype=object)) if shape else 1
         if dtype == "string":
             return _strings(raw, count, where).reshape(shape)
+        try:
+            stored = np.dtype("<u2" if dtype == "bfloat16" else dtype).newbyteorder("<")
+        except TypeError:
+            raise ConversionError(f"{where} is of type {dtype}, which cannot be read") from None
+        if len(raw) != count * stored.itemsize:
+            raise ConversionError(f"{where}: {entry.size} bytes do not hold shape {list(shape)} of {dtype}")
+        array = np.frombuffer(raw, stored)
         if dtype == "bfloat16":
-            bits = np.frombuffer(raw, "<u2")
-            array = (bits.astype(np.uint32) << 16).view(np.float32)
-        else:
-            try:
-                array = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<"))
-            except TypeError:
-                raise ConversionError(f"{where} is of type {dtype}, which cannot be read") from None
+            array = (array.astype(np.uint32) << 16).view(np.float32)
         if array.size != count:
             raise ConversionError(f"{where}: {entry.size} bytes do not hold shape {list(shape)} of {dtype}")
         return array.astype(array.dtype.newbyteorder("=")).reshape(shape)
