@@ -9,8 +9,11 @@ then fuses too (fuse_activation runs after this pass).
 Algorithm, for each Add or two-input Sum:
 1. One input comes from a Conv with no fused activation and no residual yet,
    nothing else reads that output (no graph output either);
-2. both inputs and the output have the same fully known shape and are float32
-   (no broadcasting), and the other input is not that same value;
+2. both inputs and the output have the same shape and are float32 (no
+   broadcasting), and the other input is not that same value. A dim may be
+   symbolic ("batch"): the same symbol in the same place on both operands is
+   the same size at run time, so the Add is still element-wise; an unknown dim
+   (no symbol) refuses the fusion;
 3. the Conv gets the other input as R, takes over the Add's output and moves to
    the Add's place in the node order (R is computed by then; the Conv's own
    inputs were already available where it was). The Add goes.
@@ -33,7 +36,7 @@ def fuse_residual(graph) -> bool:
             continue
         convs = [(i, uses.producer(add.inputs[i])) for i in (0, 1)]
         convs = [(i, conv) for i, conv in convs if conv is not None and conv.op == "Conv"]
-        if not convs or not _same_known_shape(graph, add.inputs + add.outputs):
+        if not convs or not _same_shape(graph, add.inputs + add.outputs):
             continue
         for i, conv in convs:
             if _fusible(uses, conv, add):
@@ -45,14 +48,14 @@ def fuse_residual(graph) -> bool:
     return changed
 
 
-def _same_known_shape(graph, names) -> bool:
+def _same_shape(graph, names) -> bool:
     shapes = []
     for name in names:
         value = graph.values.get(name)
         if value is None or value.dtype != "float32" or value.shape is None or value.quant is not None:
             return False
-        if any(not isinstance(d, (int, np.integer)) for d in value.shape):
-            return False
+        if any(not isinstance(d, (int, np.integer, str)) or (isinstance(d, str) and not d) for d in value.shape):
+            return False  # an unknown dim: equality cannot be proved
         shapes.append(tuple(value.shape))
     return len(shapes[0]) >= 3 and all(s == shapes[0] for s in shapes)
 

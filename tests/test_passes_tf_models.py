@@ -1,0 +1,84 @@
+"""Fusions on graphs as the TensorFlow frontend and dynamic-batch ONNX exports leave them.
+
+Symbolic batch dims (residual Add into the Conv), a per-channel affine before a Conv
+without zero padding (DenseNet's BatchNorm -> Relu -> 1x1 conv is preceded by one) and
+MobileNetV3's hard-swish/hard-sigmoid written as Relu6 arithmetic. Each graph is built
+directly in IR; the oracle is the numpy reference on the unfused graph, and the C++
+runtime runs the fused one at two batch sizes.
+"""
+import numpy as np
+import pytest
+
+from mobconv import runtime
+from mobconv.formats.writer import to_bytes
+from mobconv.ir import Graph, infer_shapes
+from mobconv.passes import fuse_residual, optimize
+from mobconv.reference import run
+
+needs_runtime = pytest.mark.skipif(not runtime.available(), reason="libmobrt not built")
+
+
+def _const(g, name, data):
+    g.add_constant(name, np.asarray(data))
+    return name
+
+
+def _feeds(g, batch, seed=2):
+    r = np.random.default_rng(seed)
+    feeds = {}
+    for n in g.inputs:
+        shape = tuple(batch if isinstance(d, str) else d for d in g.values[n].shape)
+        feeds[n] = r.standard_normal(shape).astype(np.float32) * 2
+    return feeds
+
+
+def _check_outputs(original, fused, batches=(1, 3)):
+    """The fused graph == the numpy reference on the original graph, in the reference
+    and in the C++ runtime, at each batch size (the batch dim is symbolic)."""
+    for batch in batches:
+        feeds = _feeds(original, batch)
+        expected = run(original, feeds)
+        got = run(fused, feeds)
+        for name in original.outputs:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        if runtime.available():
+            with runtime.Interpreter(to_bytes(fused), threads=1) as it:
+                out = it.run(feeds)
+            for name in original.outputs:
+                np.testing.assert_allclose(out[name], expected[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def _ops(g):
+    return [n.op for n in g.nodes]
+
+
+# ---- residual Add with a symbolic batch ------------------------------------------------
+
+
+def _residual(shape_r=None):
+    g = Graph("res")
+    r = np.random.default_rng(1)
+    g.add_input("x", "float32", ("batch", 4, 6, 6))
+    g.add_input("r", "float32", shape_r or ("batch", 4, 6, 6))
+    w = _const(g, "w", r.standard_normal((4, 4, 3, 3)).astype(np.float32) * 0.3)
+    g.add_node("Conv", ["x", w], ["c"], {"pads": [1, 1, 1, 1]}, name="conv")
+    g.add_node("Add", ["c", "r"], ["s"], name="add")
+    g.add_node("Relu", ["s"], ["y"], name="relu")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return g
+
+
+def test_residual_add_with_symbolic_batch_fuses_into_the_conv():
+    g = _residual()
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Conv"], _ops(fused)
+    assert fused.nodes[0].inputs[3] == "r" and fused.nodes[0].attrs["activation"] == "Relu"
+    _check_outputs(g, fused)
+
+
+@pytest.mark.parametrize("shape_r", [("batch", 4, 1, 1), ("n", 4, 6, 6), (1, 4, 6, 6)])
+def test_residual_add_that_may_broadcast_is_left_alone(shape_r):
+    """Another symbol, a 1 against a symbol, a broadcast dim: not provably element-wise."""
+    g = _residual(shape_r)
+    assert not fuse_residual(g.copy())
