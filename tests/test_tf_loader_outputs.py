@@ -103,3 +103,74 @@ def test_default_outputs_skip_a_folded_conds_predicate(tmp_path):
     feeds = {"x": np.array([[-1.0, 2.0, -3.0, 0.5]], np.float32)}
     model = check_outputs_against_tf(path, data, feeds)
     assert model.graph.outputs == ["out"]
+
+
+# ---- files that are no model ------------------------------------------------------------
+
+LFS = (b"version https://git-lfs.github.com/spec/v1\n"
+       b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+       b"size 14512350\n")
+
+
+def _graph_bytes():
+    weights = np.random.default_rng(3).standard_normal(600).astype(np.float32)
+    text = (placeholder("x", [1, 600]) + const("w", "DT_FLOAT", [600], "float_val", weights.tolist())
+            + op("y", "Mul", ["x", "w"]))
+    g = graph_pb2.GraphDef()
+    text_format.Parse(text, g)
+    return g.SerializeToString()
+
+
+def _as_text_round_trip(data: bytes) -> bytes:
+    return data.decode("utf-8", errors="replace").encode("utf-8")
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("model.pb", lambda: LFS, "this is a Git LFS pointer for a 14512350-byte file"),
+    ("model.pb", lambda: _as_text_round_trip(_graph_bytes()),
+     "looks corrupted by a UTF-8 text conversion"),
+    ("model.pb", lambda: b"import tensorflow as tf\n\nmodel = tf.keras.Sequential()\n",
+     "is a text file (starts 'import tensorflow as tf'), not a binary TensorFlow GraphDef"),
+    ("model.pb", lambda: b"# exported by train.py\nprint('hello')\n",
+     "is a text file (starts '# exported by train.py'), not a binary TensorFlow GraphDef"),
+    ("model.pb", lambda: b"<!DOCTYPE html>\n<html><head><title>GitHub</title></head></html>\n",
+     "is an HTML page"),
+    ("model.onnx", lambda: LFS, "this is a Git LFS pointer"),
+    ("model.onnx", lambda: _as_text_round_trip(_graph_bytes()), "looks corrupted by a UTF-8"),
+])
+def test_files_that_are_no_model_say_what_they_are(tmp_path, capsys, name, content, fragment):
+    from mobconv.cli.main import main
+
+    data = content()
+    path = tmp_path / name
+    path.write_bytes(data)
+    command = "tf2mob" if name.endswith(".pb") else "onnx2mob"
+    code = main([command, str(path), "-o", str(tmp_path / "out.mob"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(path) in err and fragment in err, err
+    if "LFS" in fragment:
+        assert "run `git lfs pull`" in err
+
+
+def test_the_binary_graph_before_its_text_round_trip_converts(tmp_path):
+    path, data = str(tmp_path / "g.pb"), _graph_bytes()
+    with open(path, "wb") as f:
+        f.write(data)
+    x = np.random.default_rng(4).standard_normal((1, 600)).astype(np.float32)
+    (want,) = run_tf(data, {"x": x}, ["y:0"])
+    np.testing.assert_allclose(mobconv.convert(path).run({"x": x})["y"], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (lambda: LFS, "this is a Git LFS pointer"),
+    (lambda: _as_text_round_trip(_graph_bytes()), "looks corrupted by a UTF-8 text conversion"),
+])
+def test_caffemodel_that_is_no_model_says_what_it_is(tmp_path, content, fragment):
+    from mobconv.errors import ModelFormatError
+    from mobconv.frontends.caffe.parser import parse_caffemodel
+
+    path = tmp_path / "net.caffemodel"
+    path.write_bytes(content())
+    with pytest.raises(ModelFormatError, match=fragment):
+        parse_caffemodel(str(path))

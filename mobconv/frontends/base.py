@@ -262,3 +262,48 @@ def fill_signature(graph, layouts: Optional[dict] = None, preprocessing=None) ->
     sig.outputs = [spec(n, False) for n in graph.outputs]
     if preprocessing is not None:
         sig.preprocessing = preprocessing
+
+
+# ---- files that are no model at all ---------------------------------------------
+
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+_REPLACEMENT = b"\xef\xbf\xbd"  # U+FFFD in UTF-8: what a text decoder puts for bad bytes
+
+
+def explain_unparsable(path, data: bytes, kind: str = "model", parsed: bool = False) -> Optional[str]:
+    """A one-line reason why `data` (a file's bytes) is not a binary `kind` at all, or None.
+
+    - a Git LFS pointer (the repository was cloned without `git lfs pull`);
+    - a binary file corrupted by a text round trip (bytes >= 0x80 replaced by U+FFFD,
+      EF BF BD: saved from a browser or an HTTP client as text);
+    - a text file (Python, HTML, ...) given a model's name: only when `parsed` is False
+      (the caller's parser failed), since a small binary protobuf can be valid UTF-8.
+    Cheap (no parsing): loaders call it before parsing and again when parsing fails."""
+    head = data[:1024]
+    if head.startswith(_LFS_POINTER):
+        size = next((line.split()[1].decode("ascii", "replace") for line in head.splitlines()
+                     if line.startswith(b"size ") and len(line.split()) == 2), None)
+        real = f" for a {size}-byte file" if size else ""
+        return (f"{path}: this is a Git LFS pointer{real} (version https://git-lfs.github.com/"
+                "spec/v1 ...), not the model; run `git lfs pull`")
+    count = data.count(_REPLACEMENT)
+    if count >= 4 and count * 3 * 50 >= len(data):  # >= 6 % of the bytes
+        return (f"{path}: looks corrupted by a UTF-8 text conversion ({count} U+FFFD replacement "
+                "characters, EF BF BD; downloaded as text?); download it again as a binary file")
+    if parsed:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at 1024 bytes
+            return None
+        text = head[:exc.start].decode("utf-8")
+    printable = sum(c.isprintable() or c in "\t\r\n" for c in text)
+    if not text.strip() or printable < 0.95 * len(text):
+        return None
+    first = next(line.strip() for line in text.splitlines() if line.strip())
+    shown = first if len(first) <= 60 else first[:57] + "..."
+    low = text.lstrip().lower()
+    what = ("an HTML page (a download link saved as its web page?)"
+            if low.startswith(("<!doctype html", "<html")) else "a text file")
+    return f"{path}: is {what} (starts {shown!r}), not a binary {kind}"

@@ -30,6 +30,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from ...errors import ModelFormatError
+from ..base import explain_unparsable
 from . import caffe_pb2
 
 # V1 LayerType enum name -> modern type string (Caffe's UpgradeV1LayerType).
@@ -216,6 +217,9 @@ def parse_caffemodel(path: str):
             data = f.read()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read caffemodel ({exc.strerror})") from None
+    reason = explain_unparsable(path, data, "caffemodel", parsed=True)
+    if reason:
+        raise ModelFormatError(reason)
     net = caffe_pb2.NetParameter()
     try:
         # The upb runtime has no total-size limit (the old C++ runtime stopped at
@@ -223,7 +227,8 @@ def parse_caffemodel(path: str):
         net.ParseFromString(data)
     except DecodeError as exc:
         hint = "; it looks like a text prototxt" if data[:200].lstrip().startswith((b"name", b"layer", b"input")) else ""
-        raise ModelFormatError(f"{path}: not a valid binary caffemodel ({exc}){hint}") from None
+        reason = None if hint else explain_unparsable(path, data, "caffemodel")
+        raise ModelFormatError(reason or f"{path}: not a valid binary caffemodel ({exc}){hint}") from None
     return net
 
 

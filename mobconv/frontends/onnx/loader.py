@@ -28,7 +28,7 @@ import onnx
 from ...errors import ConversionError, ModelFormatError, MobconvError, UsageError
 from ...ir import Graph, check_graph, infer_shapes
 from ...limits import check_tensor
-from ..base import fill_metadata, fill_signature
+from ..base import explain_unparsable, fill_metadata, fill_signature
 from .context import NodeContext
 from .tensors import elem_dtype as _elem_dtype, tensor_to_array
 from ...ir.symbolic import SymbolicShapes
@@ -98,10 +98,14 @@ def _read_model(model):
             raw = f.read()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read ONNX model ({exc.strerror})") from None
+    reason = explain_unparsable(path, raw, "ONNX model", parsed=True)
+    if reason:
+        raise ModelFormatError(reason)
     try:
         proto = onnx.load_from_string(raw)
     except Exception as exc:  # noqa: BLE001 - protobuf raises various errors
-        raise ModelFormatError(f"{path}: not a valid ONNX model ({exc})") from None
+        raise ModelFormatError(explain_unparsable(path, raw, "ONNX model")
+                               or f"{path}: not a valid ONNX model ({exc})") from None
     _load_external_data(proto, os.path.dirname(os.path.abspath(path)), path)
     return proto, path, raw
 

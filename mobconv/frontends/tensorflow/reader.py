@@ -21,6 +21,7 @@ from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from ...errors import ConversionError, MobconvError, ModelFormatError, UsageError
+from ..base import explain_unparsable
 from .proto import graph_pb2, saved_model_pb2
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -55,6 +56,7 @@ def read_source(path: str, signature: Optional[str] = None) -> Source:
         raise ModelFormatError(f"{path}: cannot read TensorFlow graph ({exc.strerror})") from None
     if not data:
         raise ModelFormatError(f"{path}: empty file (0 bytes); was it fully written?")
+    _check_is_a_model(path, data, parsed=True)  # a Git LFS pointer, text-mangled bytes
     text = os.path.splitext(path)[1].lower() == ".pbtxt"
     if text or _looks_like_text(data):
         graph_def = _parse_text(path, data, required=text)
@@ -65,6 +67,7 @@ def read_source(path: str, signature: Optional[str] = None) -> Source:
         graph_def.ParseFromString(data)
     except (_message.DecodeError, RuntimeError, ValueError) as exc:
         _check_not_saved_model(path, data)
+        _check_is_a_model(path, data)
         raise ModelFormatError(f"{path}: not a TensorFlow GraphDef (protobuf: {_one_line(exc)})") from None
     _check_graph_def(path, graph_def, data)
     return Source(graph_def, "GraphDef", [path])
@@ -107,11 +110,18 @@ def _check_graph_def(path, graph_def, data) -> None:
     if len(graph_def.node) == 0:
         if data is not None:
             _check_not_saved_model(path, data)
+            _check_is_a_model(path, data)
         raise ModelFormatError(f"{path}: not a TensorFlow GraphDef (no nodes)")
     for i, node in enumerate(graph_def.node):
         if not node.op:
             raise ModelFormatError(f"{path}: node {i} ({node.name!r}) has no op type "
                                    "(is this a GraphDef?)")
+
+
+def _check_is_a_model(path, data: bytes, parsed: bool = False) -> None:
+    reason = explain_unparsable(path, data, "TensorFlow GraphDef", parsed=parsed)
+    if reason:
+        raise ModelFormatError(reason)
 
 
 def _check_not_saved_model(path, data: bytes) -> None:
