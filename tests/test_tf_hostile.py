@@ -127,7 +127,7 @@ def test_predicate_through_a_long_identity_chain_folds(tmp_path):
     g = graph()  # was RecursionError: the predicate was evaluated recursively
     const(g, "p", [], [False], BOOL)
     prev = "p"
-    for i in range(5000):
+    for i in range(2000):  # deeper than Python's recursion limit (1000 frames)
         op(g, f"i{i}", "Identity", prev, dtype=BOOL)
         prev = f"i{i}"
     op(g, "sw", "Switch", "x", prev)
@@ -334,3 +334,21 @@ def test_checkpoint_entry_that_does_not_fit_its_data(tmp_path, size, dims, fragm
     assert str(info.value).startswith(prefix) and fragment in str(info.value)
     with pytest.raises(ConversionError, match="tensor 'v' is not in the checkpoint index"):
         bundle.read("v")
+
+
+@pytest.mark.parametrize("stage", ["writing", "before-rename"])
+def test_ctrl_c_while_tf2mob_writes_leaves_no_output(tmp_path, stage):
+    g = graph()
+    op(g, "y", "Relu", "x")
+    path = write(tmp_path, g)
+    out = tmp_path / "out.mob"
+    env = dict(os.environ, MOBCONV_TEST_PAUSE_AT=stage, MOBCONV_TEST_PAUSE_SECONDS="30")
+    proc = subprocess.Popen([sys.executable, "-m", "mobconv.cli.main", "tf2mob", path, "-o",
+                             str(out)], stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert proc.stderr.readline().strip() == f"mobconv-test: paused at {stage}"
+    assert any(f.startswith(".mobconv-") for f in os.listdir(tmp_path))  # the temporary file
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    assert "interrupted by SIGINT" in err and "was not written" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["g.pb"]
