@@ -83,6 +83,10 @@ extern "C" {
 #if defined(__clang__) && !defined(MOBRT_NO_NULLABILITY)
 #  define MOBRT_NULLABLE _Nullable
 #  define MOBRT_NONNULL _Nonnull
+/* -pedantic calls the specifiers an extension; silenced for this header only */
+#  pragma clang diagnostic push
+#  pragma clang diagnostic ignored "-Wnullability-extension"
+#  define MOBRT_NULLABILITY_PUSHED 1
 #else
 #  define MOBRT_NULLABLE
 #  define MOBRT_NONNULL
@@ -531,6 +535,11 @@ MOBRT_API mobrt_status mobrt_interpreter_set_observer(mobrt_interpreter* MOBRT_N
 
 #ifdef __cplusplus
 }  /* extern "C" */
+#endif
+
+#ifdef MOBRT_NULLABILITY_PUSHED
+#  pragma clang diagnostic pop
+#  undef MOBRT_NULLABILITY_PUSHED
 #endif
 
 #endif /* MOBRT_H_ */
