@@ -352,3 +352,36 @@ def test_ctrl_c_while_tf2mob_writes_leaves_no_output(tmp_path, stage):
     assert proc.returncode == 130 and len(err.strip().splitlines()) == 1, err
     assert "interrupted by SIGINT" in err and "was not written" in err, err
     assert sorted(os.listdir(tmp_path)) == ["g.pb"]
+
+
+def _conv(g):
+    const(g, "w", [3, 3, 3, 4], list(np.linspace(-1.0, 1.0, 108)))
+    n = op(g, "y", "Conv2D", "x", "w")
+    n.attr["strides"].list.i.extend([1, 1, 1, 1])
+    n.attr["padding"].s = b"SAME"
+
+
+def _mean(g):
+    const(g, "axes", [2], [1, 2], INT32)
+    op(g, "y", "Mean", "x", "axes").attr["Tidx"].type = INT32
+
+
+def test_zero_size_batch_and_spatial_dims_through_conv_and_mean(tmp_path, capsys):
+    g = graph(0, 8, 8, 3)  # an empty batch convolves to an empty batch
+    _conv(g)
+    model = mobconv.convert(write(tmp_path, g, "batch0.pb"))
+    for backend in ("reference", "runtime"):
+        assert model.run({"x": np.ones((0, 8, 8, 3), np.float32)}, backend=backend)["y"].shape \
+            == (0, 8, 8, 4)
+    g = graph(1, 8, 0, 3)  # the mean over an empty axis is NaN, as numpy (and TensorFlow) say
+    _mean(g)
+    model = mobconv.convert(write(tmp_path, g, "mean.pb"))
+    for backend in ("reference", "runtime"):
+        got = model.run({"x": np.ones((1, 8, 0, 3), np.float32)}, backend=backend)["y"]
+        assert got.shape == (1, 3) and np.isnan(got).all()
+    g = graph(1, 0, 8, 3)  # an empty image has nothing to convolve: refused at conversion
+    _conv(g)
+    path = write(tmp_path, g, "empty_image.pb")
+    code, lines, out = cli(tmp_path, capsys, path)
+    assert code == 1 and len(lines) == 1 and path in lines[0] and "node 'y/Conv'" in lines[0], lines
+    assert not os.path.exists(out)
