@@ -174,3 +174,44 @@ def test_caffemodel_that_is_no_model_says_what_it_is(tmp_path, content, fragment
     path.write_bytes(content())
     with pytest.raises(ModelFormatError, match=fragment):
         parse_caffemodel(str(path))
+
+
+# ---- float64 --------------------------------------------------------------------------
+
+F64_RTOL = 2e-6  # float32 (eps 6e-8) through a few ops, against TensorFlow's float64
+
+
+def test_float64_computes_in_float32_with_one_warning_and_a_note(tmp_path):
+    """Keypoint decoding as detectors write it: heatmap offsets cast to float64, scaled by
+    float64 constants, summed, cast back. Converted to float32 (one warning line, the
+    nodes in the metadata) and within F64_RTOL of TensorFlow's float64 path."""
+    import tensorflow as tf
+
+    from tf_oracle import freeze
+
+    stride = tf.constant(np.array([8.0 / 3.0, 8.0 / 7.0], np.float64))
+    offset = tf.constant(np.array([0.1234567890123, -1.0 / 3.0], np.float64))
+
+    def decode(x):
+        d = tf.cast(x, tf.float64, name="to_double")
+        y = tf.exp(d * 0.25) * stride + offset
+        return tf.cast(tf.reduce_sum(y, axis=1), tf.float32, name="points")
+
+    data = freeze(decode, [tf.TensorSpec([None, 5, 2], tf.float32, name="x")])
+    path = tmp_path / "decode.pb"
+    path.write_bytes(data)
+    with pytest.warns(UserWarning) as caught:
+        model = mobconv.convert(str(path))
+    lines = [str(w.message) for w in caught if "float64" in str(w.message)]
+    assert len(lines) == 1 and "node 'to_double' computes in float64; converted to float32" in lines[0], lines
+    model.save(str(tmp_path / "decode.mob"))
+    model = mobconv.load(str(tmp_path / "decode.mob"))
+    note = model.graph.metadata.extra.get("tf_float64_as_float32", "")
+    assert "to_double" in note.split(","), model.graph.metadata
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).uniform(-4, 4, (batch, 5, 2)).astype(np.float32)
+        (want,) = run_tf(data, {"x": x}, ["Identity:0"])
+        for backend in ("reference", "runtime"):
+            got = np.asarray(list(model.run({"x": x}, backend=backend).values())[0])
+            err = np.abs(got.astype(np.float64) - want).max() / np.abs(want).max()
+            assert got.dtype == np.float32 and err <= F64_RTOL, (backend, batch, err)

@@ -29,6 +29,7 @@ import importlib
 import importlib.util
 import os
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -84,19 +85,21 @@ def load_tensorflow(path, input_shapes: Optional[dict] = None, inputs=None, outp
         raise UsageError(f"{path}: signature={signature!r} is only for a SavedModel directory "
                          "(this is a frozen GraphDef)")
     rename = {}
+    notes = {}  # what the conversion changed: "float64" -> names of the nodes
     if src.saved_model:
         rename = dict(src.input_rename)  # placeholder -> the signature's input key
         if not out_names:
             out_names = list(src.outputs)
             rename.update(src.output_rename)
     try:
-        graph = _convert(src.graph_def, source, cut_inputs, out_names, input_shapes, rename)
+        graph = _convert(src.graph_def, source, cut_inputs, out_names, input_shapes, rename,
+                         notes)
     except MobconvError as exc:
         if str(exc).startswith(source):
             raise
         raise _prefixed(exc, source) from None
     _fill_signature(graph, src.graph_def)
-    _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes)
+    _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes, notes)
     return graph
 
 
@@ -237,13 +240,61 @@ def _pre_passes(graph_def, source: str, keep: set):
     original = type(graph_def)()
     original.CopyFrom(graph_def)  # before folding: where the default outputs are found
     graph_def = _constant_flags(graph_def, keep)
+    float64 = _float64_as_float32(graph_def)
     for module, func in (("control_flow", "fold_constant_switches"),
                          ("dilation", "fold_space_to_batch_convs")):
         if importlib.util.find_spec(f"{__package__}.{module}") is None:
             continue  # not built yet
         mod = importlib.import_module(f"{__package__}.{module}")
         graph_def = getattr(mod, func)(graph_def, source)
-    return graph_def, original
+    return graph_def, original, float64
+
+
+_DT_FLOAT, _DT_DOUBLE = 1, 2
+
+
+def _float64_as_float32(graph_def) -> list:
+    """float64 has no IR type: every float64 of the graph (type attributes: a Cast's DstT,
+    an op's T, a Placeholder's dtype; Const values) becomes float32, computing in float32
+    what TensorFlow computes in float64 (MNN and TFLite converters do the same). Returns
+    the names of the nodes changed, in graph order."""
+    changed = []
+    for node in graph_def.node:
+        hit = False
+        for key in node.attr:
+            value = node.attr[key]
+            kind = value.WhichOneof("value")
+            if kind == "type" and value.type == _DT_DOUBLE:
+                value.type = _DT_FLOAT
+                hit = True
+            elif kind == "list" and _DT_DOUBLE in value.list.type:
+                types = [_DT_FLOAT if t == _DT_DOUBLE else t for t in value.list.type]
+                del value.list.type[:]
+                value.list.type.extend(types)
+                hit = True
+            elif kind == "tensor" and value.tensor.dtype == _DT_DOUBLE:
+                array = tensor_to_array(value.tensor, f"cannot convert {_node_where(node)}")
+                shape = type(value.tensor.tensor_shape)()
+                shape.CopyFrom(value.tensor.tensor_shape)
+                value.tensor.Clear()
+                value.tensor.dtype = _DT_FLOAT
+                value.tensor.tensor_shape.CopyFrom(shape)
+                value.tensor.tensor_content = array.astype("<f4").tobytes()
+                hit = True
+        if hit:
+            changed.append(node.name)
+    return changed
+
+
+def _warn_float64(source, g, names) -> None:
+    """One warning line for the float64 computation (its first non-Const node named)."""
+    if not names:
+        return
+    ops = [n for n in names if g.nodes[n].op != "Const"] or names
+    more = len(names) - 1
+    warnings.warn(f"{source}: node {ops[0]!r} computes in float64; converted to float32"
+                  + (f" (with {more} more float64 node{'s' if more > 1 else ''})" if more else ""),
+                  stacklevel=4)
 
 
 def _constant_flags(graph_def, keep: set):
@@ -268,8 +319,8 @@ def _constant_flags(graph_def, keep: set):
 
 
 def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes: dict,
-             rename: dict) -> Graph:
-    graph_def, original = _pre_passes(graph_def, source, set(cut_inputs))
+             rename: dict, notes: dict) -> Graph:
+    graph_def, original, float64 = _pre_passes(graph_def, source, set(cut_inputs))
     g = _Graph(graph_def, source)
     for tensor in list(cut_inputs) + list(out_names):
         node = tensor.rsplit(":", 1)[0]
@@ -284,6 +335,8 @@ def _convert(graph_def, source, cut_inputs: dict, out_names: list, input_shapes:
             raise ConversionError(f"{source}: the graph has no output (no node whose result "
                                   "nobody reads); name them with outputs=[...] / --outputs")
     kept = _reachable(g, out_names, cut_inputs, source)
+    notes["float64"] = [n for n in float64 if n in kept]
+    _warn_float64(source, g, notes["float64"])
     refuse_unconverted((g.nodes[n] for n in g.order if n in kept), source)  # loops, run-time conds
     _check_supported(g, kept, source)
     order = _topological(g, kept, cut_inputs, source)
@@ -602,7 +655,7 @@ def _fill_signature(graph, graph_def) -> None:
     fill_signature(graph, layouts)
 
 
-def _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes) -> None:
+def _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes, notes) -> None:
     options = {"frontend": "tensorflow"}
     if cut_inputs:
         options["inputs"] = ",".join(
@@ -618,5 +671,8 @@ def _fill_metadata(graph, src, cut_inputs, outputs, signature, input_shapes) -> 
         extra["tf_graph_producer"] = str(versions.producer)
     if src.tf_version:
         extra["tf_version"] = src.tf_version
+    if notes.get("float64"):
+        names = notes["float64"]
+        extra["tf_float64_as_float32"] = ",".join(names[:20]) + (",..." if len(names) > 20 else "")
     fill_metadata(graph, "tensorflow", src.files, options=options, extra=extra,
                   input_shapes=dict(sorted(input_shapes.items())) or None)
