@@ -82,3 +82,57 @@ def test_residual_add_that_may_broadcast_is_left_alone(shape_r):
     """Another symbol, a 1 against a symbol, a broadcast dim: not provably element-wise."""
     g = _residual(shape_r)
     assert not fuse_residual(g.copy())
+
+
+# ---- per-channel affine before a Conv --------------------------------------------------
+
+
+def _affine_then_conv(k=1, pads=0, group=1, cout=6, auto_pad=None, scale_shape=(1, 4, 1, 1), shift=True):
+    g = Graph("bn_conv")
+    r = np.random.default_rng(3)
+    g.add_input("x", "float32", ("batch", 4, 5, 5))
+    s = _const(g, "s", (r.uniform(0.5, 2, scale_shape) * np.sign(r.standard_normal(scale_shape))).astype(np.float32))
+    t = _const(g, "t", r.standard_normal((4, 1, 1)).astype(np.float32))
+    w = _const(g, "w", r.standard_normal((cout, 4 // group, k, k)).astype(np.float32) * 0.3)
+    b = _const(g, "b", r.standard_normal(cout).astype(np.float32))
+    g.add_node("Mul", ["x", s], ["m"], name="bn_mul")
+    if shift:
+        g.add_node("Add", [t, "m"], ["a"], name="bn_add")
+    else:
+        g.add_node("Div", ["m", s], ["a"], name="scale_div")
+    attrs = {"pads": [pads] * 4, "group": group}
+    if auto_pad:
+        attrs = {"auto_pad": auto_pad, "group": group}
+    g.add_node("Conv", ["a", w, b], ["y"], attrs, name="conv")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return g
+
+
+@pytest.mark.parametrize("k,group,auto_pad", [(1, 1, None), (3, 1, None), (1, 2, None), (3, 2, "VALID")])
+def test_affine_before_unpadded_conv_folds_into_it(k, group, auto_pad):
+    g = _affine_then_conv(k=k, group=group, auto_pad=auto_pad)
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Conv"], _ops(fused)
+    _check_outputs(g, fused)
+
+
+@pytest.mark.parametrize("auto_pad", [None, "SAME_UPPER"])
+def test_shift_before_padded_conv_stays_scale_folds(auto_pad):
+    """A padded 0 would become t: the BN's Add stays (and the Mul before it); a scale
+    alone (0 * s == 0) still folds."""
+    g = _affine_then_conv(k=3, pads=1, auto_pad=auto_pad)
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Mul", "Add", "Conv"], _ops(fused)
+    _check_outputs(g, fused)
+    g = _affine_then_conv(k=3, pads=1, auto_pad=auto_pad, shift=False)
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Conv"], _ops(fused)
+    _check_outputs(g, fused)
+
+
+def test_scalar_scale_before_conv_folds():
+    g = _affine_then_conv(k=3, pads=1, scale_shape=(), shift=False)
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Conv"], _ops(fused)
+    _check_outputs(g, fused)

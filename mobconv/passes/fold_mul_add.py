@@ -16,13 +16,25 @@ A zero k is exact for Mul (weights and bias become 0), Add and Sub; a Div by a
 zero is left alone (its result is Inf or NaN), and so is a fold whose weights
 would overflow (see `_affine.py`). Only the map of the node's own op is
 computed, so a zero bias or scale prints no divide-by-zero warning.
+
+Before a Conv (DenseNet-style BN -> Conv, Rescaling before the stem), when the
+arithmetic node has no fold after a producer: y = Conv(s * x + t) is
+Conv(x) with W[o, j] *= s[c] and B[o] += sum_j,k W[o, j, k] * t[c] (c the input
+channel j of o's group). This is exact only where the Conv reads no zero
+padding: a padded cell holds 0, not s * 0 + t, so a shift t != 0 would be added
+where the unfolded graph added nothing. So Mul/Div (t = 0, a padded 0 stays 0)
+fold before any Conv, Add/Sub only before a Conv whose pads are all 0 and whose
+auto_pad is NOTSET or VALID (1x1 convs, VALID); otherwise they stay. The
+constant must be per input channel (axis 1), the Conv the node's only reader
+(as its input 0), with constant float weights, no fused residual, and the
+folded weights finite.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._affine import fold_channel_affine, out_channels
-from ._util import Uses, is_float
+from ._util import Uses, attrs_of, is_float
 
 
 def fold_mul_add(graph) -> bool:
@@ -34,6 +46,8 @@ def fold_mul_add(graph) -> bool:
         orders = [(0, 1), (1, 0)] if node.op in ("Mul", "Add") else [(0, 1)]
         for x_i, k_i in orders:
             if _try_fold(uses, node, node.inputs[x_i], node.inputs[k_i]):
+                break
+            if _try_fold_before(uses, node, node.inputs[x_i], node.inputs[k_i]):
                 break
     changed = uses.commit()
     if changed:
@@ -76,4 +90,75 @@ def _try_fold(uses, node, x, k_name) -> bool:
     if affine is None or not fold_channel_affine(uses, source, *affine):
         return False
     uses.take_over_output(source, node)
+    return True
+
+
+def _channel_constant(graph, uses, x, k_name):
+    """The constant k as a float64 vector when it varies at most along axis 1 of x."""
+    k = uses.const(k_name)
+    x_value = graph.values.get(x)
+    if k is None or x_value is None or x_value.shape is None or not is_float(k.dtype.name):
+        return None
+    rank = len(x_value.shape)
+    if k.ndim > rank or rank < 2 or graph.values[k_name].quant is not None:
+        return None
+    full = (1,) * (rank - k.ndim) + k.shape
+    if any(d != 1 for i, d in enumerate(full) if i != 1):
+        return None
+    return k.astype(np.float64).reshape(-1)
+
+
+def _try_fold_before(uses, node, x, k_name) -> bool:
+    """Fold op(x, k) into the Conv that is its only reader (see the module docstring)."""
+    graph = uses.graph
+    out = node.outputs[0]
+    k = _channel_constant(graph, uses, x, k_name)
+    if k is None or out in uses.outputs or graph.values[x].quant is not None:
+        return False
+    readers = uses.readers(out)
+    if len(readers) != 1 or readers[0].op != "Conv":
+        return False
+    conv = readers[0]
+    if conv.inputs[0] != out or out in conv.inputs[1:] or (len(conv.inputs) > 3 and conv.inputs[3]):
+        return False
+    attrs = attrs_of(conv)
+    w = uses.const(conv.inputs[1])
+    if w is None or not is_float(w.dtype.name) or graph.values[conv.inputs[1]].quant is not None:
+        return False
+    bias_name = conv.inputs[2] if len(conv.inputs) > 2 else ""
+    b = uses.const(bias_name) if bias_name else np.zeros(w.shape[0], w.dtype)
+    if b is None:
+        return False
+    affine = _affine_map(node.op, k)
+    if affine is None:
+        return False
+    s, t = affine
+    shifts = np.any(t != 0)
+    if shifts and (any(int(p) != 0 for p in attrs.get("pads") or []) or
+                   attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID")):
+        return False  # a padded 0 would become t after the fold
+    group = int(attrs.get("group", 1))
+    per_group = w.shape[1]
+    channels = per_group * group
+    if k.size not in (1, channels):
+        return False
+    s = np.broadcast_to(s, (channels,))
+    t = np.broadcast_to(t, (channels,))
+    out_per_group = w.shape[0] // group
+    # input channel read by W[o, j]: (o // out_per_group) * per_group + j
+    index = (np.arange(w.shape[0])[:, None] // out_per_group) * per_group + np.arange(per_group)[None, :]
+    w64 = w.astype(np.float64)
+    extra = (1,) * (w.ndim - 2)
+    with np.errstate(all="ignore"):
+        new_w = w64 * s[index].reshape(index.shape + extra)
+        new_b = b.astype(np.float64) + (w64 * t[index].reshape(index.shape + extra)).reshape(w.shape[0], -1).sum(1)
+    new_w, new_b = new_w.astype(w.dtype), new_b.astype(b.dtype)
+    if not (np.all(np.isfinite(new_w)) and np.all(np.isfinite(new_b))):
+        return False
+    inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs))
+    inputs[0] = x
+    inputs[1] = uses.new_constant(conv.inputs[1], new_w)
+    inputs[2] = uses.new_constant(bias_name or f"{conv.name}_bias", new_b)
+    uses.set_inputs(conv, inputs)
+    uses.remove(node)
     return True
