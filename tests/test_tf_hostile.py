@@ -208,6 +208,21 @@ def test_cycle(tmp_path, capsys):
     assert_refused(tmp_path, capsys, g, "the graph has a cycle through 2 node(s): 'a' (AddV2), 'b'")
 
 
+def test_cycle_followed_by_a_long_chain_is_found_in_linear_time(tmp_path):
+    g = graph()  # naming the cycle took a pass over the rest per node after it: 4000 took 45 s
+    op(g, "a", "AddV2", "x", "b")
+    op(g, "b", "Relu", "a")
+    prev = "b"
+    for i in range(20_000):
+        op(g, f"r{i}", "Relu", prev)
+        prev = f"r{i}"
+    path = write(tmp_path, g)
+    start = time.perf_counter()
+    with pytest.raises(ConversionError, match=r"cycle through 2 node\(s\): 'a' \(AddV2\), 'b' \(Relu\) "):
+        mobconv.convert(path)
+    assert time.perf_counter() - start < 30
+
+
 def test_duplicate_names(tmp_path, capsys):
     g = graph()
     op(g, "a", "Relu", "x")

@@ -496,12 +496,21 @@ def _topological(g, kept, cut_inputs, source) -> list:
                 heapq.heappush(ready, (position[r], r))
     if len(order) != len(kept):
         left = {n for n in kept if deps[n] > 0}
-        while True:  # leave out what only runs after a cycle: the cycle's nodes remain
-            read = {p for n in left for p in _producers(g, n)}
-            after = {n for n in left if n not in read}
-            if not after:
-                break
-            left -= after
+        # leave out what only runs after a cycle (peeled from the sinks back, in linear
+        # time: a long chain may follow the cycle): the cycle's nodes remain
+        producers = {n: _producers(g, n) & left for n in left}
+        readers_left = dict.fromkeys(left, 0)
+        for n in left:
+            for p in producers[n]:
+                readers_left[p] += 1
+        sinks = [n for n in left if readers_left[n] == 0]
+        while sinks:
+            n = sinks.pop()
+            left.discard(n)
+            for p in producers[n]:
+                readers_left[p] -= 1
+                if readers_left[p] == 0:
+                    sinks.append(p)
         cycle = sorted(left, key=position.get)
         shown = ", ".join(f"{n!r} ({g.nodes[n].op})" for n in cycle[:5])
         raise ConversionError(f"{source}: the graph has a cycle through {len(cycle)} node(s): "
