@@ -136,3 +136,54 @@ def test_scalar_scale_before_conv_folds():
     fused = optimize(g.copy())
     assert _ops(fused) == ["Conv"], _ops(fused)
     _check_outputs(g, fused)
+
+
+# ---- hard-swish / hard-sigmoid written with Relu6 --------------------------------------
+
+
+def _hard(form, three=3.0, six=6.0, sixth=None, conv=True):
+    """x = Conv(input) (or the input); then one spelling of hard-sigmoid/hard-swish."""
+    g = Graph(form)
+    r = np.random.default_rng(4)
+    g.add_input("i", "float32", ("batch", 3, 5, 5))
+    x = "i"
+    if conv:
+        w = _const(g, "w", r.standard_normal((4, 3, 1, 1)).astype(np.float32) * 2)
+        g.add_node("Conv", ["i", w], ["x"], name="conv")
+        x = "x"
+    g.add_node("Add", [_const(g, "three", np.float32(three)), x], ["a"], name="add3")
+    g.add_node("Clip", ["a", _const(g, "lo", np.float32(0)), _const(g, "hi", np.float32(6))], ["c"], name="relu6")
+    scale = ("Mul", _const(g, "sixth", np.float32(1) / np.float32(6) if sixth is None else np.float32(sixth))) \
+        if sixth is not None or form.endswith("mul") else ("Div", _const(g, "six", np.float32(six)))
+    if form.startswith("sigmoid"):
+        g.add_node(scale[0], ["c", scale[1]], ["y"], name="scale")
+    elif form.startswith("swish_after"):  # x * hard_sigmoid(x)
+        g.add_node(scale[0], ["c", scale[1]], ["h"], name="scale")
+        g.add_node("Mul", [x, "h"], ["y"], name="gate")
+    else:  # x * Relu6(x + 3) / 6
+        g.add_node("Mul", ["c", x], ["m"], name="gate")
+        g.add_node(scale[0], ["m", scale[1]], ["y"], name="scale")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return g
+
+
+@pytest.mark.parametrize("form,op", [("sigmoid_div", "HardSigmoid"), ("sigmoid_mul", "HardSigmoid"),
+                                     ("swish_after_div", "HardSwish"), ("swish_after_mul", "HardSwish"),
+                                     ("swish_before_div", "HardSwish"), ("swish_before_mul", "HardSwish")])
+def test_relu6_arithmetic_becomes_hard_curve_and_fuses(form, op):
+    g = _hard(form)
+    fused = optimize(g.copy())
+    assert _ops(fused) == ["Conv"], _ops(fused)
+    assert fused.nodes[0].attrs["activation"] == op
+    _check_outputs(g, fused)
+    alone = optimize(_hard(form, conv=False))
+    assert _ops(alone) == [op], _ops(alone)
+    _check_outputs(_hard(form, conv=False), alone)
+
+
+@pytest.mark.parametrize("kw", [{"three": 2.5}, {"six": 6.5}, {"sixth": 0.1667}, {"three": 3.0001}])
+def test_other_constants_are_left_alone(kw):
+    form = "swish_before_mul" if "sixth" in kw else "swish_before_div"
+    fused = optimize(_hard(form, conv=False, **kw))
+    assert "HardSwish" not in _ops(fused) and "Clip" in _ops(fused), _ops(fused)

@@ -1,5 +1,8 @@
 """Mul/Add/Sub/Div by a per-channel constant after Conv/ConvTranspose/Gemm/MatMul, folded into weights.
 
+First, hard-sigmoid/hard-swish written as Relu6(x + 3) / 6 arithmetic become the
+IR's HardSigmoid/HardSwish (`_hard_curves.py`), before their constants fold away.
+
 Why: Caffe's Scale layer (and BN exported as separate arithmetic) arrives as
 Conv -> Mul(gamma) -> Add(beta); those are per-channel affine maps the linear op
 absorbs, exactly like BatchNormalization (`_affine.py` does the arithmetic).
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._hard_curves import fuse_hard_curves
 from ._affine import fold_channel_affine, out_channels
 from ._util import Uses, attrs_of, is_float
 
@@ -40,7 +44,10 @@ from ._util import Uses, attrs_of, is_float
 def fold_mul_add(graph) -> bool:
     """Fold per-channel constant arithmetic into the preceding linear op; True if any was folded."""
     uses = Uses(graph)
+    fuse_hard_curves(uses)  # first: the + 3 of Relu6(x + 3) / 6 must not fold into x's Conv
     for node in [n for n in graph.nodes if n.op in ("Mul", "Add", "Sub", "Div")]:
+        if uses.is_removed(node) or node.op not in ("Mul", "Add", "Sub", "Div"):
+            continue
         if len(node.inputs) != 2 or len(node.outputs) != 1:
             continue
         orders = [(0, 1), (1, 0)] if node.op in ("Mul", "Add") else [(0, 1)]
