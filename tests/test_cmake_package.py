@@ -5,12 +5,11 @@ mobrt::mobrt_static, and its programs run the zoo's digits model (converted by m
 giving the Python binding's outputs.
 
 The runtime is built incrementally in build/cmake-package (under a file lock, like the
-aarch64 test binary), then installed into a temporary prefix for each run."""
-import fcntl
+aarch64 test binary; tests/cmake_build.py, shared with test_runtime_cmake_example), then
+installed into a temporary prefix for each run."""
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ import pytest
 import mobconv
 from mobconv import runtime
 
+from cmake_build import install_runtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build", "cmake-package")
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("cc") is None,
                                 reason="cmake and a C compiler are needed")
 
@@ -33,14 +33,8 @@ def sh(*cmd, cwd=None, check=True):
 
 @pytest.fixture(scope="module")
 def prefix(tmp_path_factory):
-    os.makedirs(os.path.dirname(BUILD), exist_ok=True)
-    with open(BUILD + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        sh("cmake", "-S", os.path.join(ROOT, "runtime"), "-B", BUILD, "-DMOBRT_BUILD_TOOLS=OFF",
-           "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}")
-        sh("cmake", "--build", BUILD, "-j", str(min(os.cpu_count() or 2, 2)))
-        out = tmp_path_factory.mktemp("cmake-package") / "prefix"
-        sh("cmake", "--install", BUILD, "--prefix", str(out))
+    out = tmp_path_factory.mktemp("cmake-package") / "prefix"
+    install_runtime(out)
     return out
 
 

@@ -6,7 +6,6 @@ compare its printed outputs with the numpy reference."""
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from mobconv.formats.writer import write_model
 from mobconv.ir import Graph, infer_shapes
 from mobconv.reference.interpreter import run as reference_run
+
+from cmake_build import install_runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("cc") is None,
@@ -42,11 +43,8 @@ def small_model(path):
 
 
 def test_c_example_builds_against_installed_package(tmp_path):
-    build, prefix, app = tmp_path / "build", tmp_path / "prefix", tmp_path / "app"
-    sh("cmake", "-S", os.path.join(ROOT, "runtime"), "-B", str(build), "-DMOBRT_BUILD_TOOLS=OFF",
-       f"-DPython_EXECUTABLE={sys.executable}")
-    sh("cmake", "--build", str(build), "-j", str(os.cpu_count() or 2))
-    sh("cmake", "--install", str(build), "--prefix", str(prefix))
+    prefix, app = tmp_path / "prefix", tmp_path / "app"
+    install_runtime(prefix)  # the build shared with test_cmake_package (build/cmake-package)
     assert (prefix / "include" / "mobrt.h").exists()
     assert list(prefix.glob("lib*/cmake/mobrt/mobrtConfig.cmake"))
     sh("cmake", "-S", os.path.join(ROOT, "runtime", "examples", "c_usage"), "-B", str(app),
