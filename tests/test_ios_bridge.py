@@ -30,6 +30,7 @@ Missing clang, cmake or the arm64 tools is a failure (scripts/install-system-dep
 from __future__ import annotations
 
 import fcntl
+import glob
 import importlib
 import os
 import re
@@ -93,12 +94,25 @@ def layout() -> Path:
         if not (BUILD / "CMakeCache.txt").exists():
             gen = ["-G", "Ninja"] if shutil.which("ninja") else []
             proc = _run(["cmake", "-S", BRIDGE, "-B", BUILD, *gen, "-DCMAKE_BUILD_TYPE=Release",
-                         "-DMOBRT_IOS_LAYOUT=ON", f"-DFLATBUFFERS_INCLUDE_DIR={_flatbuffers_include()}"])
+                         "-DMOBRT_IOS_LAYOUT=ON", f"-DFLATBUFFERS_INCLUDE_DIR={_flatbuffers_include()}",
+                         *_prebuilt_runtime()])
             if proc.returncode != 0:
                 shutil.rmtree(BUILD, ignore_errors=True)
                 pytest.fail(f"ios_bridge configure failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-        _ok(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2)])
+        # the package build dir is shared: merge its libmobrt.a while no one rebuilds it
+        with open("/tmp/mobconv-build.lock", "a") as build_lock:
+            fcntl.flock(build_lock, fcntl.LOCK_EX)
+            _ok(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2)])
     return LAYOUT
+
+
+def _prebuilt_runtime() -> list:
+    """-DMOBRT_IOS_PREBUILT_LIB=<the Python package build's libmobrt.a>, when there is one:
+    the layout then holds the objects the Python binding runs (bitwise comparisons), and the
+    suite does not compile the whole runtime a second time."""
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}-*"
+    libs = sorted(glob.glob(str(ROOT / "build" / tag / "runtime" / "libmobrt.a")), key=os.path.getmtime)
+    return [f"-DMOBRT_IOS_PREBUILT_LIB={libs[-1]}"] if libs else []
 
 
 def test_layout_is_what_xcode_consumes(layout):
