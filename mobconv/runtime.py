@@ -615,6 +615,20 @@ class Interpreter:
             dims = (ctypes.c_int64 * max(len(dims_list), 1))(*dims_list)
             self._check(self._lib.mobrt_interpreter_resize_input(self._it, index, len(dims_list), dims))
 
+    def _resize_all(self, resizes) -> None:
+        """Resize every input before setting any. With several symbolic inputs that must agree
+        (Add(x, y) with x and y both [N, 4]) a shape in between can be inconsistent (x at the
+        new N, y at the old one): a resize refused then is tried again once all the others are
+        applied, and only that verdict counts."""
+        refused = []
+        for index, shape in resizes:
+            try:
+                self.resize(index, shape)
+            except MobconvError:
+                refused.append((index, shape))
+        for index, shape in refused:
+            self.resize(index, shape)
+
     def input_symbol(self, name, dim: int):
         """Name of the symbolic dim `dim` of an input ("N"), or None if that dim is fixed."""
         with self._lock:
@@ -717,11 +731,9 @@ class Interpreter:
                 arr = as_input_array(feeds[info["name"]], dtype, info["name"], self.name, bfloat16_bits=True)
                 if not arr.flags.c_contiguous:
                     arr = arr.copy(order="C")
-                if tuple(arr.shape) != info["shape"]:
-                    # resize every input before setting any: with several symbolic inputs the
-                    # interpreter is only ready once all of them have concrete shapes
-                    self.resize(index, arr.shape)
                 keep.append(arr)
+            self._resize_all([(i, arr.shape) for i, (arr, info) in enumerate(zip(keep, infos))
+                              if tuple(arr.shape) != info["shape"]])
             for index, arr in enumerate(keep):
                 self._pinned.pop(index, None)
                 self._check(self._lib.mobrt_interpreter_set_input(
