@@ -37,7 +37,9 @@ using AlignedBuffer = std::unique_ptr<float, FreeDeleter>;
 
 AlignedBuffer alloc_floats(size_t n) {
   size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(float), 64);
-  return AlignedBuffer(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  void* p = nullptr;  // posix_memalign, not aligned_alloc: bionic has that only from Android API 28
+  if (posix_memalign(&p, 64, bytes) != 0) p = nullptr;
+  return AlignedBuffer(static_cast<float*>(p));
 }
 
 }  // namespace

@@ -54,7 +54,8 @@ struct Aligned {
   ~Aligned() { std::free(p); }
   bool alloc(size_t n) {
     bytes = (n + 63) / 64 * 64;
-    p = std::aligned_alloc(64, bytes ? bytes : 64);
+    // posix_memalign, not aligned_alloc: bionic has that only from Android API 28
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = nullptr;
     if (p) std::memset(p, 0, bytes ? bytes : 64);
     return p != nullptr;
   }
