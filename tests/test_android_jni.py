@@ -289,3 +289,100 @@ def test_android_studio_files_point_at_this_project():
     for abi in ("arm64-v8a", "armeabi-v7a", "x86_64"):
         assert f"'{abi}'" in gradle
     assert os.path.exists(os.path.join(JNI, "src", "main", "AndroidManifest.xml"))
+
+
+# Android API level of every JDK class the library's main sources may reference (developer.android.com
+# "Added in API level"). A class missing here fails the test below: look its level up and add it.
+ANDROID_API = {
+    "java/io/File": 1, "java/io/Serializable": 1, "java/io/IOException": 1, "java/io/RandomAccessFile": 1,
+    "java/io/PrintStream": 1, "java/nio/FloatBuffer": 1, "java/nio/channels/FileChannel": 1,
+    "java/nio/channels/FileChannel$MapMode": 1, "java/lang/AutoCloseable": 19, "java/lang/Byte": 1,
+    "java/lang/Class": 1, "java/lang/Enum": 1, "java/lang/Exception": 1, "java/lang/Float": 1,
+    "java/lang/IllegalArgumentException": 1, "java/lang/IllegalStateException": 1, "java/lang/Integer": 1,
+    "java/lang/InterruptedException": 1, "java/lang/Long": 1, "java/lang/NoSuchFieldError": 1,
+    "java/lang/Object": 1, "java/lang/Runnable": 1, "java/lang/RuntimeException": 1, "java/lang/String": 1,
+    "java/lang/StringBuilder": 1, "java/lang/System": 1, "java/lang/Thread": 1, "java/lang/Throwable": 1,
+    "java/lang/ref/PhantomReference": 1, "java/lang/ref/ReferenceQueue": 1, "java/lang/ref/Reference": 1,
+    "java/lang/reflect/Array": 1, "java/nio/Buffer": 1, "java/nio/ByteBuffer": 1, "java/nio/ByteOrder": 1,
+    "java/nio/MappedByteBuffer": 1, "java/util/ArrayList": 1, "java/util/Arrays": 1, "java/util/Collections": 1,
+    "java/util/Iterator": 1, "java/util/List": 1, "java/util/Map": 1, "java/util/Map$Entry": 1, "java/util/Set": 1,
+    "java/util/Objects": 19, "java/util/concurrent/ConcurrentHashMap": 1,
+    "java/util/concurrent/atomic/AtomicLong": 1, "java/util/concurrent/locks/ReentrantLock": 1,
+    "java/util/concurrent/locks/ReentrantReadWriteLock": 1,
+    "java/util/concurrent/locks/ReentrantReadWriteLock$ReadLock": 1,
+    "java/util/concurrent/locks/ReentrantReadWriteLock$WriteLock": 1,
+}
+# Methods newer than their (old) class: Java 8/9+ additions Android got only from API 24 to 34.
+LATE_METHODS = re.compile(
+    r"java/lang/Math\.\w+Exact|java/lang/(Integer|Long)\.(hashCode|sum|max|min|\w*[Uu]nsigned\w*):"
+    r"|java/lang/String\.(join|chars|codePoints|repeat|isBlank|strip\w*|lines):"
+    r"|java/util/(List|Map|Set)\.(of|copyOf|ofEntries|entry):"
+    r"|java/util/Map\.(getOrDefault|putIfAbsent|compute\w*|forEach|merge|replaceAll):"
+    r"|java/util/(Collection|List|Set|Arrays)\.(stream|forEach|removeIf|spliterator|setAll|parallel\w*):"
+    r"|java/lang/Iterable\.forEach:|java/util/Objects\.(requireNonNullElse\w*|check\w*Index\w*):"
+    r"|java/lang/ThreadLocal\.withInitial:|java/lang/Thread\.onSpinWait:|java/lang/ref/Reference\.reachabilityFence:"
+    # Java 9 made ByteBuffer.position(int)/flip()/... return ByteBuffer; older Android has only Buffer's
+    r"|java/nio/\w+Buffer\.(position|limit|flip|clear|mark|reset|rewind):\(I?\)Ljava/nio/\w+Buffer;"
+    r"|java/nio/\w+Buffer\.(slice|duplicate):\(II\)|java/nio/\w+Buffer\.mismatch:")
+# bionic functions the runtime might call that Android added after API 21 (libc's "introduced in").
+LATE_LIBC = {"aligned_alloc": 28, "timespec_get": 29, "getrandom": 28, "getentropy": 28, "reallocarray": 29,
+             "memfd_create": 30, "pthread_getname_np": 26, "getloadavg": 29, "glob": 28, "posix_spawn": 28,
+             "fmemopen": 23, "open_memstream": 23, "mempcpy": 23, "strchrnul": 24, "pthread_barrier_init": 24,
+             "pthread_barrier_wait": 24, "pthread_spin_lock": 28, "pthread_setschedprio": 28, "getifaddrs": 24,
+             "lockf": 24, "preadv": 24, "pwritev": 24, "sync_file_range": 26, "copy_file_range": 34}
+MIN_SDK = 21
+
+
+def android_api_problems(main_sources, out):
+    """Which JDK classes/methods the compiled main sources use beyond Android API MIN_SDK (a list of lines)."""
+    _run([_tool("javac"), "--release", "8", "-Xlint:all", "-Werror", "-d", out] + main_sources)
+    classes = sorted(glob.glob(os.path.join(out, "**", "*.class"), recursive=True))
+    dump = _run([_tool("javap"), "-v", "-p"] + classes)
+    problems = []
+    for line in dump.splitlines():
+        m = re.match(r"\s*#\d+ = (Methodref|InterfaceMethodref|Fieldref|Class|InvokeDynamic)\s+\S+\s+// (.*)", line)
+        if not m:
+            continue
+        kind, ref = m.groups()
+        if kind == "InvokeDynamic":
+            problems.append(f"invokedynamic (a lambda, method reference or Java 9+ string concatenation): {ref}")
+            continue
+        ref = ref.strip('"')
+        cls = ref.split(".")[0]
+        if cls.startswith("[") or not cls.startswith(("java/", "javax/", "sun/", "jdk/")):
+            continue
+        if ANDROID_API.get(cls, 10**6) > MIN_SDK:
+            problems.append(f"{cls}: Android API level {ANDROID_API.get(cls, 'unknown (not in ANDROID_API)')}")
+        if LATE_METHODS.search(ref):
+            problems.append(f"{ref}: added to Android after API {MIN_SDK}")
+    return sorted(set(problems))
+
+
+def late_libc_calls(dirs):
+    """Calls of bionic functions newer than API MIN_SDK in the C/C++ sources under dirs."""
+    call = re.compile(r"(?<![\w.>])(?:std::|::)?(" + "|".join(LATE_LIBC) + r")\s*\(")
+    found = []
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "**", "*"), recursive=True)):
+            if not path.endswith((".c", ".cc", ".cpp", ".h", ".hpp")):
+                continue
+            with open(path, errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    code = line.split("//")[0]
+                    for m in call.finditer(code):
+                        found.append(f"{os.path.relpath(path, ROOT)}:{n}: {m.group(1)} (Android API {LATE_LIBC[m.group(1)]})")
+    return found
+
+
+def test_library_needs_at_most_android_api_21(tmp_path):
+    """minSdk 21: the Java package uses nothing newer than API 21 (no Cleaner, streams, java.nio.file,
+    java.lang.invoke), and the native code (JNI glue and runtime) no libc function bionic added later."""
+    with open(os.path.join(JNI, "build.gradle")) as f:
+        assert re.search(r"^\s*minSdk\s+(\d+)", f.read(), re.M).group(1) == str(MIN_SDK)
+    main = sorted(glob.glob(os.path.join(JNI, "src", "main", "java", "**", "*.java"), recursive=True))
+    assert android_api_problems(main, str(tmp_path)) == []
+    # the quick start (docs/android.md) runs on Android as it is
+    quick = android_api_problems(main + [QUICKSTART], str(tmp_path / "q"))
+    assert quick == []
+    assert late_libc_calls([os.path.join(ROOT, "runtime", "src"), os.path.join(ROOT, "runtime", "include"),
+                            os.path.join(JNI, "src", "main", "cpp")]) == []

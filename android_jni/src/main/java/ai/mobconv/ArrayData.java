@@ -57,7 +57,10 @@ final class ArrayData {
       }
       cur = Array.get(cur, 0);
     }
-    int[] shape = dims.stream().mapToInt(Integer::intValue).toArray();
+    int[] shape = new int[dims.size()]; // no java.util.stream: that needs Android API 24
+    for (int i = 0; i < shape.length; i++) {
+      shape[i] = dims.get(i);
+    }
     checkRectangular(o, shape, 0);
     return shape;
   }

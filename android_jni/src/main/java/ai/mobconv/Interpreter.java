@@ -1,7 +1,6 @@
 package ai.mobconv;
 
 import java.io.File;
-import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
@@ -53,8 +52,12 @@ import java.util.concurrent.locks.ReentrantLock;
  *       #run}; the run then throws MobconvException with {@link Status#CANCELLED} and the
  *       Interpreter stays usable.
  *   <li>{@link #close()} waits for a call in progress to return, then frees the native memory;
- *       every later call throws {@link IllegalStateException}. An Interpreter never closed is
- *       freed by a {@link Cleaner} once unreachable (close it anyway: the native arena is large).
+ *       every later call throws {@link IllegalStateException}; close() is idempotent and may race
+ *       with other close() calls and with the safety net (the memory is freed exactly once). An
+ *       Interpreter never closed is freed once unreachable by a package-private PhantomReference
+ *       safety net (a daemon thread, "mobconv-cleaner"; works from Android API 21, where {@code
+ *       java.lang.ref.Cleaner} needs API 33), but close it anyway: the native arena is large and
+ *       the collector may run late.
  * </ul>
  */
 public final class Interpreter implements AutoCloseable {
@@ -140,7 +143,7 @@ public final class Interpreter implements AutoCloseable {
   }
 
   private final NativeHandle handle;
-  private final Cleaner.Cleanable cleanable;
+  private final SafetyNet.Entry cleanable;
   private final ReentrantLock callLock = new ReentrantLock();
   private final int inputCount;
   private final int outputCount;
@@ -206,7 +209,7 @@ public final class Interpreter implements AutoCloseable {
       throw e;
     }
     handle = new NativeHandle("Interpreter", it);
-    cleanable = Model.CLEANER.register(this, new Cleanup(handle, state));
+    cleanable = SafetyNet.register(this, new Cleanup(handle, state));
     inputCount = nativeInputCount(it);
     outputCount = nativeOutputCount(it);
   }

@@ -1,7 +1,6 @@
 package ai.mobconv;
 
 import java.io.File;
-import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 
 /**
@@ -11,12 +10,11 @@ import java.nio.ByteBuffer;
  * one Interpreter per thread to run in parallel). It is freed when it is closed and the last
  * Interpreter created from it is closed, so closing a Model that Interpreters still use is safe.
  * After {@link #close()} its own methods throw {@link IllegalStateException}. A Model never closed
- * is freed by a {@link Cleaner} once unreachable, but close it (try-with-resources) to free the
- * memory map at a known time.
+ * is freed once unreachable (a package-private PhantomReference safety net, {@code SafetyNet}, that
+ * works on every Android version), but close it (try-with-resources) to free the memory map at a
+ * known time.
  */
 public final class Model implements AutoCloseable {
-  static final Cleaner CLEANER = Cleaner.create();
-
   static {
     NativeLibrary.load();
   }
@@ -46,7 +44,7 @@ public final class Model implements AutoCloseable {
       }
     }
 
-    /** The Model's own reference, dropped by close() or by the Cleaner. */
+    /** The Model's own reference, dropped by close() or by the SafetyNet. */
     @Override
     public void run() {
       unref();
@@ -54,7 +52,7 @@ public final class Model implements AutoCloseable {
   }
 
   final State state;
-  private final Cleaner.Cleanable cleanable;
+  private final SafetyNet.Entry cleanable;
   private volatile boolean closed;
 
   /** Maps and validates the file at {@code path} (zero copy: weights are used in place). */
@@ -63,7 +61,7 @@ public final class Model implements AutoCloseable {
       throw new IllegalArgumentException("model path is null");
     }
     state = new State(nativeCreateFromFile(path), null);
-    cleanable = CLEANER.register(this, state);
+    cleanable = SafetyNet.register(this, state);
   }
 
   /** Maps and validates {@code file}. */
@@ -85,7 +83,7 @@ public final class Model implements AutoCloseable {
     }
     state =
         new State(nativeCreateFromBuffer(buffer, buffer.position(), buffer.remaining()), buffer);
-    cleanable = CLEANER.register(this, state);
+    cleanable = SafetyNet.register(this, state);
   }
 
   public int getInputTensorCount() {

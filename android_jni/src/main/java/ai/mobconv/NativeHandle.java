@@ -4,7 +4,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A native pointer that Java code may use only between {@link #acquire()} and {@link
- * #release()}. {@link #take()} (on close or by the Cleaner) waits until no call holds it, then
+ * #release()}. {@link #take()} (on close or by the SafetyNet) waits until no call holds it, then
  * zeroes it, so a closed object throws IllegalStateException instead of handing a freed pointer to
  * native code.
  */

@@ -19,6 +19,6 @@ final class NativeLibrary {
   /** The runtime's version ("0.1.0"). */
   static native String nativeVersion();
 
-  /** Native models and interpreters not freed yet (for tests of close() and the Cleaner). */
+  /** Native models and interpreters not freed yet (for tests of close() and the SafetyNet). */
   static native int nativeLiveHandles();
 }

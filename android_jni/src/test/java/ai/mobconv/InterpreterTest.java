@@ -11,6 +11,7 @@ import java.io.File;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.ref.WeakReference;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
@@ -23,6 +24,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -575,7 +577,71 @@ public class InterpreterTest {
   public void cleanerFreesForgottenInterpreters() throws Exception {
     int baseline = liveAfterGc(NativeLibrary.nativeLiveHandles());
     forget(4);
-    assertEquals("the Cleaner frees forgotten interpreters and their models", baseline, liveAfterGc(baseline));
+    assertEquals("the safety net frees forgotten interpreters and their models", baseline, liveAfterGc(baseline));
+  }
+
+  /** Creates an Interpreter and a Model, closes neither, and returns weak references to them. */
+  private static WeakReference<?>[] abandon() throws Exception {
+    Model model = new Model(path("digits.mob"));
+    Interpreter it = new Interpreter(map("digits.mob"));
+    it.run(new float[1][1][8][8], new float[1][10]);
+    return new WeakReference<?>[] {new WeakReference<>(model), new WeakReference<>(it)};
+  }
+
+  @Test
+  public void safetyNetFreesUnreachableUnclosedInterpreter() throws Exception {
+    int baseline = liveAfterGc(NativeLibrary.nativeLiveHandles());
+    int pending = SafetyNet.pending();
+    long freed = SafetyNet.freedUnclosed();
+    WeakReference<?>[] refs = abandon();
+    // the Interpreter's own Model was closed by its constructor: one entry each for `model`, `it`
+    assertEquals(pending + 2, SafetyNet.pending());
+    assertEquals(baseline + 3, NativeLibrary.nativeLiveHandles()); // two models, one interpreter
+    assertEquals("the safety net frees both once unreachable", baseline, liveAfterGc(baseline));
+    assertEquals(null, refs[0].get());
+    assertEquals(null, refs[1].get());
+    assertTrue("the daemon thread ran their cleanups", SafetyNet.freedUnclosed() - freed >= 2);
+    assertEquals(pending, SafetyNet.pending());
+
+    // close() deregisters at once, so the collector can never free a closed object again
+    Interpreter it = new Interpreter(path("digits.mob"));
+    assertEquals(pending + 1, SafetyNet.pending());
+    it.close();
+    assertEquals(pending, SafetyNet.pending());
+    assertEquals(baseline, NativeLibrary.nativeLiveHandles());
+  }
+
+  @Test
+  public void concurrentCloseFreesExactlyOnce() throws Exception {
+    int baseline = NativeLibrary.nativeLiveHandles();
+    int[] runs = new int[1];
+    for (int round = 0; round < 50; round++) {
+      final Interpreter it = new Interpreter(path("digits.mob"));
+      final CountDownLatch go = new CountDownLatch(1);
+      Thread[] ts = new Thread[4];
+      for (int t = 0; t < ts.length; t++) {
+        ts[t] = new Thread(() -> {
+          try {
+            go.await();
+          } catch (InterruptedException e) {
+            throw new AssertionError(e);
+          }
+          it.close();
+        });
+        ts[t].start();
+      }
+      go.countDown();
+      for (Thread t : ts) {
+        t.join();
+      }
+      assertEquals(baseline, NativeLibrary.nativeLiveHandles());
+      assertThrows(IllegalStateException.class, it::getInputTensorCount);
+    }
+    // a cleanup registered with the net runs once whether clean() or the collector comes first
+    SafetyNet.Entry e = SafetyNet.register(new Object(), () -> runs[0]++);
+    assertTrue(e.clean());
+    assertFalse(e.clean());
+    assertEquals(1, runs[0]);
   }
 
   @Test

@@ -3,12 +3,11 @@ package com.example;
 import ai.mobconv.Interpreter;
 import ai.mobconv.MobconvException;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Paths;
 
 /** Classifies an 8x8 digit image with the bundled digits model (docs/android.md, quick start). */
 public final class QuickStart {
@@ -16,7 +15,8 @@ public final class QuickStart {
 
   /** Maps a .mob file read-only: the runtime uses its weights in place (zero copy). */
   public static MappedByteBuffer mapModel(String path) throws IOException {
-    try (FileChannel channel = FileChannel.open(Paths.get(path))) {
+    try (RandomAccessFile file = new RandomAccessFile(path, "r")) { // API 1, unlike java.nio.file
+      FileChannel channel = file.getChannel();
       return channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size());
     }
   }
@@ -43,7 +43,11 @@ public final class QuickStart {
 
   /** java com.example.QuickStart digits.mob image.f32 (64 little-endian float32 values). */
   public static void main(String[] args) throws IOException, MobconvException {
-    ByteBuffer raw = ByteBuffer.wrap(Files.readAllBytes(Paths.get(args[1])));
+    byte[] bytes = new byte[64 * 4];
+    try (RandomAccessFile file = new RandomAccessFile(args[1], "r")) {
+      file.readFully(bytes);
+    }
+    ByteBuffer raw = ByteBuffer.wrap(bytes);
     float[] pixels = new float[64];
     raw.order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(pixels);
     System.out.println("digit: " + classify(mapModel(args[0]), pixels));
