@@ -118,8 +118,11 @@ def test_tf2mob_cli_matches_tensorflow(zoo, tmp_path, capsys):
     check_model(mobconv.load(str(out)), built, what="tf2mob mobilenet_v3_small")
 
 
+# SavedModel round trips of every architecture cost ~20 s of CPU each (TensorFlow's save,
+# trace and reload): the suite takes the two exporters on the conv-transpose and dilated
+# nets and two classifiers; the loader's tests cover SavedModels read without TensorFlow.
 @pytest.mark.parametrize("name, keras_export", [("unet", True), ("detector", False),
-                                                 ("mobilenet_v2", False)])
+                                                 ("mobilenet", False), ("mobilenet_v2", False)])
 def test_saved_model_matches_tensorflow(zoo, tmp_path, name, keras_export):
     """SavedModel directories (Keras 3 `model.export` and `tf.saved_model.save`)
     against TensorFlow running the SavedModel's serving_default signature."""
