@@ -145,8 +145,8 @@ ERRORS = [
      "--input-shape: {work}/cnn.mob is already a .mob model (its shapes are fixed; give the source "
      "model to change them)"),
     (["--calib", "{calib}", "--exclude", "conv9"],
-     "{work}/cnn.mob: --exclude names no node of the model: 'conv9' (nodes: conv1, dw, pw, residual, "
-     "relu2, pool, ...; `mobconv info` lists them)"),
+     "{work}/cnn.mob: --exclude names no node of the model: 'conv9' (nodes: conv1, dw, pw, pool, "
+     "conv3, concat, ...; `mobconv info` lists them)"),  # the residual Add + Relu fuse into pw
     (["--calib", "{calib}", "--method", "kl"], None),  # argparse's choices, one line
 ]
 
