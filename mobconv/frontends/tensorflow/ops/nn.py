@@ -308,23 +308,30 @@ def _batch_free(cx, dims, what: str) -> None:
         raise cx.error(f"{what} needs known dims after the batch, got {tuple(dims)}")
 
 
+def _block_args(cx, op: str, amounts: str):
+    """SpaceToBatchND/BatchToSpaceND's checked arguments: (input dims, block_shape, the
+    paddings or crops as an (M, 2) array)."""
+    dims = _static_dims(cx, 0, op)
+    block = cx.const_value(1)
+    if block is None:
+        raise cx.error("block_shape must be a constant")
+    block = np.asarray(block, np.int64).ravel()
+    amount = _int_const(cx, 2, amounts, (block.size, 2))
+    if (block < 1).any() or (amount < 0).any():
+        raise cx.error(f"block_shape {block.tolist()} must be positive and {amounts} "
+                       f"{amount.tolist()} not negative")
+    _batch_free(cx, dims, op)
+    return dims, block, amount
+
+
 @TF_OPS.register("SpaceToBatchND")
 def space_to_batch(cx):
     """Pad, then (B, P1/b1, b1, ..., R) -> (b1, ..., bM, B, P1/b1, ..., R) -> merge the blocks
     into the batch. A dilated conv's SpaceToBatchND -> conv -> BatchToSpaceND is folded
     into one conv before conversion (dilation.py); this is the op on its own."""
     cx.check_attrs({"T", "Tblock_shape", "Tpaddings"})
-    dims = _static_dims(cx, 0, "SpaceToBatchND")
-    block = cx.const_value(1)
-    if block is None:
-        raise cx.error("block_shape must be a constant")
-    block = np.asarray(block, np.int64).ravel()
+    dims, block, pads = _block_args(cx, "SpaceToBatchND", "paddings")
     m = block.size
-    pads = _int_const(cx, 2, "paddings", (m, 2))
-    if (block < 1).any() or (pads < 0).any():
-        raise cx.error(f"block_shape {block.tolist()} must be positive and paddings "
-                       f"{pads.tolist()} not negative")
-    _batch_free(cx, dims, "SpaceToBatchND")
     rest = dims[1 + m:]
     padded = [dims[1 + i] + int(pads[i, 0] + pads[i, 1]) for i in range(m)]
     if any(p % b for p, b in zip(padded, block)):
@@ -354,17 +361,8 @@ def space_to_batch(cx):
 def batch_to_space(cx):
     """(b1..bM * B, S1.., R) -> (b1, ..., bM, B, S1, ..., R) -> interleave -> crop."""
     cx.check_attrs({"T", "Tblock_shape", "Tcrops"})
-    dims = _static_dims(cx, 0, "BatchToSpaceND")
-    block = cx.const_value(1)
-    if block is None:
-        raise cx.error("block_shape must be a constant")
-    block = np.asarray(block, np.int64).ravel()
+    dims, block, crops = _block_args(cx, "BatchToSpaceND", "crops")
     m = block.size
-    crops = _int_const(cx, 2, "crops", (m, 2))
-    if (block < 1).any() or (crops < 0).any():
-        raise cx.error(f"block_shape {block.tolist()} must be positive and crops "
-                       f"{crops.tolist()} not negative")
-    _batch_free(cx, dims, "BatchToSpaceND")
     spatial, rest = dims[1:1 + m], dims[1 + m:]
     x = _reshape(cx, cx.input(0), [int(b) for b in block] + [-1] + spatial + rest, "split")
     perm = [m]
