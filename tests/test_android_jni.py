@@ -26,9 +26,9 @@ import pytest
 import mobconv
 from mobconv import runtime
 from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture: build/aarch64-tests)
+from test_c_api_v2 import signature_model
 from mobconv.formats.writer import write_model
 from mobconv.ir import Graph, infer_shapes
-from mobconv.ir.graph import Preprocessing, Signature, TensorSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JNI = os.path.join(ROOT, "android_jni")
@@ -106,25 +106,6 @@ def _bits(values):
     return ",".join(str(struct.unpack("<i", struct.pack("<f", v))[0]) for v in values)
 
 
-def _signature_model(path):
-    """A graph whose file records layouts and a preprocessing (mean, scale, BGR)."""
-    rng = np.random.default_rng(5)
-    g = Graph("sig")
-    g.add_input("image", "float32", ("batch", 3, 4, 4))
-    g.add_input("bias", "float32", (2,))
-    g.add_constant("w", rng.standard_normal((2, 3, 1, 1)).astype(np.float32))
-    g.add_node("Conv", ["image", "w", "bias"], ["c"])
-    g.add_node("GlobalAveragePool", ["c"], ["p"])
-    g.add_node("Flatten", ["p"], ["y"])
-    g.outputs = ["y"]
-    infer_shapes(g)
-    g.signature = Signature(inputs=[TensorSpec("image", "float32", ("batch", 3, 4, 4), "NCHW"),
-                                    TensorSpec("bias", "float32", (2,), "")],
-                            outputs=[TensorSpec("y", "float32", ("batch", 2), "")],
-                            preprocessing=Preprocessing([123.5, 116.75, 103.25], [0.5, 0.25, 0.125], "BGR"))
-    write_model(g, str(path))
-
-
 def _python_signature(d, lines, model):
     m = runtime.Model(os.path.join(d, f"{model}.mob"))
     pre = m.preprocessing or {"mean": [], "scale": [], "channel_order": ""}
@@ -198,7 +179,7 @@ def testdata(tmp_path_factory):
     _python_case(d, lines, "io", "io", [rng.standard_normal((2, 3)).astype(np.float32),
                                         rng.integers(-1000, 1000, 4, dtype=np.int32),
                                         rng.integers(-3000, 3000, (2, 2), dtype=np.int64)])
-    _signature_model(os.path.join(d, "sig.mob"))
+    signature_model(os.path.join(d, "sig.mob"))  # layouts + preprocessing (test_c_api_v2's)
     _python_signature(d, lines, "sig")
     _python_signature(d, lines, "digits")
     with open(os.path.join(d, "manifest.properties"), "w") as f:
