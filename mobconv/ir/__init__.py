@@ -9,6 +9,7 @@ from .graph import (
     TensorSpec,
     TestVector,
     Value,
+    WeightStorage,
     normalize_dtype,
 )
 from .check import check_graph
@@ -16,6 +17,6 @@ from .infer import infer_shapes
 
 __all__ = [
     "DTYPES", "Graph", "Metadata", "Node", "Preprocessing", "QuantParams", "Signature",
-    "TensorSpec", "TestVector", "Value", "normalize_dtype", "infer_shapes",
+    "TensorSpec", "TestVector", "Value", "WeightStorage", "normalize_dtype", "infer_shapes",
     "check_graph",
 ]

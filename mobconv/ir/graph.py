@@ -5,7 +5,8 @@ the file writer all speak the same language:
 
 - `Value`: a named tensor with dtype (a numpy dtype name such as "float32"),
   shape (a tuple of ints and/or strings for symbolic dims, or None when not
-  yet inferred), optional constant data (numpy) and optional quantization.
+  yet inferred), optional constant data (numpy), optional quantization and an
+  optional storage hint (`WeightStorage`: sparse or palette in the .mob file).
 - `Node`: one op application. `op` is a registry name (`mobconv.ops`),
   `inputs`/`outputs` are value names ("" marks an absent optional input),
   `attrs` holds typed attribute values (see `mobconv.ops.registry.AttrKind`).
@@ -48,6 +49,35 @@ class QuantParams:
     axis: Optional[int] = None
 
 
+STORAGE_KINDS = ("sparse", "palette")
+PALETTE_BITS = (1, 2, 4, 8)
+
+
+@dataclass
+class WeightStorage:
+    """How the .mob writer stores a constant's data; the IR data itself stays dense.
+
+    kind "sparse": a bitmask of the stored elements plus those elements (the zeros
+    are implied), written only when it is smaller than the dense bytes.
+    kind "palette": at most 2**bits distinct values (the palette, in the tensor's
+    dtype) plus one packed `bits`-wide index per element. The writer refuses data
+    with more distinct values than the palette can hold.
+    Compression passes (mobconv.quantize: prune, cluster) set it; a pass that
+    replaces a constant's data with new values must drop or re-check it.
+    """
+
+    kind: str
+    bits: int = 0
+
+    def __post_init__(self):
+        if self.kind not in STORAGE_KINDS:
+            raise MobconvError(f"unknown weight storage {self.kind!r} "
+                               f"(known: {', '.join(STORAGE_KINDS)})")
+        if self.kind == "palette" and self.bits not in PALETTE_BITS:
+            raise MobconvError(f"palette index width {self.bits} bits is not one of "
+                               f"{', '.join(map(str, PALETTE_BITS))}")
+
+
 @dataclass
 class Value:
     name: str
@@ -55,6 +85,7 @@ class Value:
     shape: Optional[tuple] = None
     data: Optional[np.ndarray] = None
     quant: Optional[QuantParams] = None
+    storage: Optional[WeightStorage] = None  # compressed storage in .mob (constants only)
 
     @property
     def is_constant(self) -> bool:
