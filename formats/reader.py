@@ -65,7 +65,8 @@ LAYOUT = {
     "Dim": [("value", _S8), ("symbol", _STR)],
     "Quantization": [("scales", ("vector", 4)), ("zero_points", ("vector", 8)), ("axis", _S4)],
     "Tensor": [("name", _STR), ("dtype", _S1), ("shape", ("tables", "Dim")), ("buffer", _S4),
-               ("quantization", ("table", "Quantization"))],
+               ("quantization", ("table", "Quantization")),
+               ("compressed", ("table", "CompressedData"))],
     "Buffer": [("data", ("vector", 1))],
     "Attribute": [("name", _STR), ("type", _S1), ("i", _S8), ("f", _S4), ("s", _STR),
                   ("ints", ("vector", 8)), ("floats", ("vector", 4)), ("strings", ("strings",)),
@@ -93,6 +94,8 @@ LAYOUT = {
     "Model": [("version_major", _S4), ("version_minor", _S4), ("graph", ("table", "Graph")),
               ("buffers", ("tables", "Buffer")), ("signature", ("table", "Signature")),
               ("metadata", ("table", "Metadata")), ("test_vectors", ("tables", "TestVector"))],
+    "CompressedData": [("kind", _S1), ("values", _S4), ("mask", _S4), ("palette", _S4),
+                       ("index_bits", _S1)],
 }
 # Smallest possible file: root offset, identifier, a 4-byte vtable and a table.
 MIN_SIZE = 16

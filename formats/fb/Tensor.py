@@ -85,8 +85,19 @@ class Tensor(object):
             return obj
         return None
 
+    # Tensor
+    def Compressed(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            x = self._tab.Indirect(o + self._tab.Pos)
+            from mobconv.formats.fb.CompressedData import CompressedData
+            obj = CompressedData()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
 def TensorStart(builder):
-    builder.StartObject(5)
+    builder.StartObject(6)
 
 def Start(builder):
     TensorStart(builder)
@@ -126,6 +137,12 @@ def TensorAddQuantization(builder, quantization):
 
 def AddQuantization(builder, quantization):
     TensorAddQuantization(builder, quantization)
+
+def TensorAddCompressed(builder, compressed):
+    builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(compressed), 0)
+
+def AddCompressed(builder, compressed):
+    TensorAddCompressed(builder, compressed)
 
 def TensorEnd(builder):
     return builder.EndObject()

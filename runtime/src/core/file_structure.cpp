@@ -49,7 +49,7 @@ const TableLayout kLayout[] = {
     {"Dim", {SC("value", 8), STR("symbol")}, 2},
     {"Quantization", {VEC("scales", 4), VEC("zero_points", 8), SC("axis", 4)}, 3},
     {"Tensor", {STR("name"), SC("dtype", 1), TABS("shape", "Dim"), SC("buffer", 4),
-                TAB("quantization", "Quantization")}, 5},
+                TAB("quantization", "Quantization"), TAB("compressed", "CompressedData")}, 6},
     {"Buffer", {VEC("data", 1)}, 1},
     {"Attribute", {STR("name"), SC("type", 1), SC("i", 8), SC("f", 4), STR("s"), VEC("ints", 8),
                    VEC("floats", 4), STRS("strings"), SC("tensor", 4)}, 9},
@@ -69,6 +69,7 @@ const TableLayout kLayout[] = {
                     SC("atol", 4)}, 4},
     {"Model", {SC("version_major", 4), SC("version_minor", 4), TAB("graph", "Graph"), TABS("buffers", "Buffer"),
                TAB("signature", "Signature"), TAB("metadata", "Metadata"), TABS("test_vectors", "TestVector")}, 7},
+    {"CompressedData", {SC("kind", 1), SC("values", 4), SC("mask", 4), SC("palette", 4), SC("index_bits", 1)}, 5},
 };
 // END LAYOUT
 

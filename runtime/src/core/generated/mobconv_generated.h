@@ -62,6 +62,9 @@ struct TestVectorBuilder;
 struct Model;
 struct ModelBuilder;
 
+struct CompressedData;
+struct CompressedDataBuilder;
+
 enum DType : int8_t {
   DType_FLOAT32 = 0,
   DType_FLOAT16 = 1,
@@ -527,6 +530,39 @@ inline const char *EnumNameAttrType(AttrType e) {
   return EnumNamesAttrType()[index];
 }
 
+enum StorageKind : int8_t {
+  StorageKind_DENSE = 0,
+  StorageKind_SPARSE_BITMASK = 1,
+  StorageKind_PALETTE = 2,
+  StorageKind_MIN = StorageKind_DENSE,
+  StorageKind_MAX = StorageKind_PALETTE
+};
+
+inline const StorageKind (&EnumValuesStorageKind())[3] {
+  static const StorageKind values[] = {
+    StorageKind_DENSE,
+    StorageKind_SPARSE_BITMASK,
+    StorageKind_PALETTE
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesStorageKind() {
+  static const char * const names[4] = {
+    "DENSE",
+    "SPARSE_BITMASK",
+    "PALETTE",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameStorageKind(StorageKind e) {
+  if (::flatbuffers::IsOutRange(e, StorageKind_DENSE, StorageKind_PALETTE)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesStorageKind()[index];
+}
+
 struct Dim FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
   typedef DimBuilder Builder;
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
@@ -676,7 +712,8 @@ struct Tensor FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
     VT_DTYPE = 6,
     VT_SHAPE = 8,
     VT_BUFFER = 10,
-    VT_QUANTIZATION = 12
+    VT_QUANTIZATION = 12,
+    VT_COMPRESSED = 14
   };
   const ::flatbuffers::String *name() const {
     return GetPointer<const ::flatbuffers::String *>(VT_NAME);
@@ -693,6 +730,9 @@ struct Tensor FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
   const mobconv::formats::fb::Quantization *quantization() const {
     return GetPointer<const mobconv::formats::fb::Quantization *>(VT_QUANTIZATION);
   }
+  const mobconv::formats::fb::CompressedData *compressed() const {
+    return GetPointer<const mobconv::formats::fb::CompressedData *>(VT_COMPRESSED);
+  }
   template <bool B = false>
   bool Verify(::flatbuffers::VerifierTemplate<B> &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -705,6 +745,8 @@ struct Tensor FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
            VerifyField<uint32_t>(verifier, VT_BUFFER, 4) &&
            VerifyOffset(verifier, VT_QUANTIZATION) &&
            verifier.VerifyTable(quantization()) &&
+           VerifyOffset(verifier, VT_COMPRESSED) &&
+           verifier.VerifyTable(compressed()) &&
            verifier.EndTable();
   }
 };
@@ -728,6 +770,9 @@ struct TensorBuilder {
   void add_quantization(::flatbuffers::Offset<mobconv::formats::fb::Quantization> quantization) {
     fbb_.AddOffset(Tensor::VT_QUANTIZATION, quantization);
   }
+  void add_compressed(::flatbuffers::Offset<mobconv::formats::fb::CompressedData> compressed) {
+    fbb_.AddOffset(Tensor::VT_COMPRESSED, compressed);
+  }
   explicit TensorBuilder(::flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -745,8 +790,10 @@ inline ::flatbuffers::Offset<Tensor> CreateTensor(
     mobconv::formats::fb::DType dtype = mobconv::formats::fb::DType_FLOAT32,
     ::flatbuffers::Offset<::flatbuffers::Vector<::flatbuffers::Offset<mobconv::formats::fb::Dim>>> shape = 0,
     uint32_t buffer = 0,
-    ::flatbuffers::Offset<mobconv::formats::fb::Quantization> quantization = 0) {
+    ::flatbuffers::Offset<mobconv::formats::fb::Quantization> quantization = 0,
+    ::flatbuffers::Offset<mobconv::formats::fb::CompressedData> compressed = 0) {
   TensorBuilder builder_(_fbb);
+  builder_.add_compressed(compressed);
   builder_.add_quantization(quantization);
   builder_.add_buffer(buffer);
   builder_.add_shape(shape);
@@ -761,7 +808,8 @@ inline ::flatbuffers::Offset<Tensor> CreateTensorDirect(
     mobconv::formats::fb::DType dtype = mobconv::formats::fb::DType_FLOAT32,
     const std::vector<::flatbuffers::Offset<mobconv::formats::fb::Dim>> *shape = nullptr,
     uint32_t buffer = 0,
-    ::flatbuffers::Offset<mobconv::formats::fb::Quantization> quantization = 0) {
+    ::flatbuffers::Offset<mobconv::formats::fb::Quantization> quantization = 0,
+    ::flatbuffers::Offset<mobconv::formats::fb::CompressedData> compressed = 0) {
   auto name__ = name ? _fbb.CreateString(name) : 0;
   auto shape__ = shape ? _fbb.CreateVector<::flatbuffers::Offset<mobconv::formats::fb::Dim>>(*shape) : 0;
   return mobconv::formats::fb::CreateTensor(
@@ -770,7 +818,8 @@ inline ::flatbuffers::Offset<Tensor> CreateTensorDirect(
       dtype,
       shape__,
       buffer,
-      quantization);
+      quantization,
+      compressed);
 }
 
 struct Buffer FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
@@ -1984,6 +2033,88 @@ inline ::flatbuffers::Offset<Model> CreateModelDirect(
       signature,
       metadata,
       test_vectors__);
+}
+
+struct CompressedData FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
+  typedef CompressedDataBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_KIND = 4,
+    VT_VALUES = 6,
+    VT_MASK = 8,
+    VT_PALETTE = 10,
+    VT_INDEX_BITS = 12
+  };
+  mobconv::formats::fb::StorageKind kind() const {
+    return static_cast<mobconv::formats::fb::StorageKind>(GetField<int8_t>(VT_KIND, 0));
+  }
+  uint32_t values() const {
+    return GetField<uint32_t>(VT_VALUES, 0);
+  }
+  uint32_t mask() const {
+    return GetField<uint32_t>(VT_MASK, 0);
+  }
+  uint32_t palette() const {
+    return GetField<uint32_t>(VT_PALETTE, 0);
+  }
+  uint8_t index_bits() const {
+    return GetField<uint8_t>(VT_INDEX_BITS, 0);
+  }
+  template <bool B = false>
+  bool Verify(::flatbuffers::VerifierTemplate<B> &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int8_t>(verifier, VT_KIND, 1) &&
+           VerifyField<uint32_t>(verifier, VT_VALUES, 4) &&
+           VerifyField<uint32_t>(verifier, VT_MASK, 4) &&
+           VerifyField<uint32_t>(verifier, VT_PALETTE, 4) &&
+           VerifyField<uint8_t>(verifier, VT_INDEX_BITS, 1) &&
+           verifier.EndTable();
+  }
+};
+
+struct CompressedDataBuilder {
+  typedef CompressedData Table;
+  ::flatbuffers::FlatBufferBuilder &fbb_;
+  ::flatbuffers::uoffset_t start_;
+  void add_kind(mobconv::formats::fb::StorageKind kind) {
+    fbb_.AddElement<int8_t>(CompressedData::VT_KIND, static_cast<int8_t>(kind), 0);
+  }
+  void add_values(uint32_t values) {
+    fbb_.AddElement<uint32_t>(CompressedData::VT_VALUES, values, 0);
+  }
+  void add_mask(uint32_t mask) {
+    fbb_.AddElement<uint32_t>(CompressedData::VT_MASK, mask, 0);
+  }
+  void add_palette(uint32_t palette) {
+    fbb_.AddElement<uint32_t>(CompressedData::VT_PALETTE, palette, 0);
+  }
+  void add_index_bits(uint8_t index_bits) {
+    fbb_.AddElement<uint8_t>(CompressedData::VT_INDEX_BITS, index_bits, 0);
+  }
+  explicit CompressedDataBuilder(::flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  ::flatbuffers::Offset<CompressedData> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = ::flatbuffers::Offset<CompressedData>(end);
+    return o;
+  }
+};
+
+inline ::flatbuffers::Offset<CompressedData> CreateCompressedData(
+    ::flatbuffers::FlatBufferBuilder &_fbb,
+    mobconv::formats::fb::StorageKind kind = mobconv::formats::fb::StorageKind_DENSE,
+    uint32_t values = 0,
+    uint32_t mask = 0,
+    uint32_t palette = 0,
+    uint8_t index_bits = 0) {
+  CompressedDataBuilder builder_(_fbb);
+  builder_.add_palette(palette);
+  builder_.add_mask(mask);
+  builder_.add_values(values);
+  builder_.add_index_bits(index_bits);
+  builder_.add_kind(kind);
+  return builder_.Finish();
 }
 
 inline const mobconv::formats::fb::Model *GetModel(const void *buf) {
