@@ -20,16 +20,17 @@ from .. import __version__
 from ..errors import MobconvError, UsageError
 from ..output_files import (OUTPUTS, Interrupted, handle_signals, quiet_signals,
                             restore_signals)
-from . import bench, caffe2mob, compare, info, onnx2mob, quantize, run, tf2mob, validate
+from . import bench, caffe2mob, compare, compress, info, onnx2mob, quantize, run, tf2mob, validate
 from .common import HelpFormatter
 
-COMMANDS = (onnx2mob, caffe2mob, tf2mob, quantize, info, run, compare, validate, bench)
+COMMANDS = (onnx2mob, caffe2mob, tf2mob, quantize, compress, info, run, compare, validate, bench)
 
 EPILOG = """\
 examples:
   mobconv onnx2mob mobilenet.onnx --input-shape input=1,3,224,224
   mobconv tf2mob frozen.pb                  # or a SavedModel directory
   mobconv quantize mobilenet.mob -o mobilenet.int8.mob --calib calib/
+  mobconv compress mobilenet.mob -o mobilenet.sparse.mob --prune 0.5
   mobconv info mobilenet.mob
   mobconv run mobilenet.mob --input input=cat.npy --save outputs/
   mobconv compare mobilenet.mob mobilenet.onnx
