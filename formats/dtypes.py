@@ -72,3 +72,28 @@ def as_storage(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype != store:
         array = array.astype(store)
     return np.ascontiguousarray(array)
+
+
+# ---- packed palette indices (format 1.1, CompressedData PALETTE) ----
+
+
+def pack_indices(indices: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 indices < 2^bits -> ceil(n * bits / 8) bytes, index i at bits [i*bits, i*bits +
+    bits), LSB first; unused trailing bits 0."""
+    per_byte = 8 // bits
+    n = len(indices)
+    padded = np.zeros(-(-n // per_byte) * per_byte, np.uint8)
+    padded[:n] = indices
+    groups = padded.reshape(-1, per_byte)
+    packed = np.zeros(len(groups), np.uint8)
+    for j in range(per_byte):
+        packed |= groups[:, j] << np.uint8(j * bits)
+    return packed
+
+
+def unpack_indices(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    """The inverse of pack_indices: the first `n` indices as uint8."""
+    if bits == 8:
+        return packed[:n]
+    shifts = np.arange(0, 8, bits, dtype=np.uint8)
+    return ((packed[:, None] >> shifts) & np.uint8((1 << bits) - 1)).reshape(-1)[:n]

@@ -45,13 +45,14 @@ import numpy as np
 
 from mobconv.errors import ModelFormatError
 from mobconv.ops.registry import REQUIRED
-from mobconv.ir.graph import (Graph, Metadata, Node, Preprocessing, QuantParams, Signature,
-                              TensorSpec, TestVector, Value)
+from mobconv.ir.graph import (PALETTE_BITS, Graph, Metadata, Node, Preprocessing, QuantParams,
+                              Signature, TensorSpec, TestVector, Value, WeightStorage)
 
 from . import dtypes
 from .fb.AttrType import AttrType
 from .fb.Model import Model
 from .fb.OpType import OpType
+from .fb.StorageKind import StorageKind
 from .version import FILE_IDENTIFIER, check_version
 
 # ---- the schema's table layouts, for the structural walk ------------------------
@@ -364,6 +365,8 @@ class _Decoder:
         self.model.Init(buf, root)
         self.attr_tensor_refs: set = set()  # tensor indices that TENSOR attributes use
         self.copies: dict = {}  # buffer index -> its bytes, copied out of the file
+        self.decoded: dict = {}  # compressed fields -> the decoded data (shared)
+        self.decoded_storage: dict = {}
 
     def fail(self, problem: str):
         raise ModelFormatError(f"{self.source}: {problem}")
@@ -462,6 +465,15 @@ class _Decoder:
             raw = self.buffer_copy(buffers, t.Buffer())
             data = raw.view(dtypes.storage_dtype(dtype)).reshape(shape)
             data = data.astype(data.dtype.newbyteorder("="), copy=False)
+        storage = None
+        cd = t.Compressed()
+        if cd is not None:  # rules C1-C6
+            if t.Buffer() != 0:
+                self.fail(f"{what}: a compressed tensor must have buffer 0, has buffer "
+                          f"{t.Buffer()}")
+            if shape is None or any(isinstance(d, str) for d in shape):
+                self.fail(f"{what}: a constant tensor needs a fully known shape")
+            data, storage = self.decompress(cd, dtype, shape, buffers, what)
         quant = None
         q = t.Quantization()
         if q is not None:
@@ -474,7 +486,87 @@ class _Decoder:
             if not zps:  # absent zero points mean 0 (the writer omits an all-zero vector)
                 zps = [0] * len(scales)
             quant = QuantParams(scales, zps, axis)
-        return Value(name, dtype, shape, data, quant)
+        return Value(name, dtype, shape, data, quant, storage)
+
+    def decompress(self, cd, dtype: str, shape: tuple, buffers: list, what: str) -> tuple:
+        """(dense data, WeightStorage) of a compressed constant, after checking every size
+        (in Python integers, from the shape, before anything the size of the dense tensor
+        is allocated). The same rules and messages as the C++ loader
+        (runtime/src/core/compressed_weights.cpp). Tensors with identical compressed
+        data share one decoded copy, as tensors sharing a buffer share one copy."""
+        kind = cd.Kind()
+        if kind not in (StorageKind.SPARSE_BITMASK, StorageKind.PALETTE):
+            self.fail(f"{what}: compressed data has unknown storage kind {kind}")
+        sparse = kind == StorageKind.SPARSE_BITMASK
+        kname = "SPARSE_BITMASK" if sparse else "PALETTE"
+        side_index = cd.Mask() if sparse else cd.Palette()
+        for index, part in ((cd.Values(), "values refer"),
+                            (side_index, "mask refers" if sparse else "palette refers")):
+            if index >= max(len(buffers), 1):
+                self.fail(f"{what}: compressed {part} to buffer {index}, but the file has "
+                          f"{len(buffers)}")
+        empty = np.zeros(0, np.uint8)
+        values = buffers[cd.Values()][0] if cd.Values() else empty
+        side = buffers[side_index][0] if side_index else empty
+        numel = math.prod(shape)
+        esize = dtypes.itemsize(dtype)
+        bits = 0 if sparse else cd.IndexBits()
+        key = (kind, cd.Values(), side_index, bits, dtype, numel)
+        if key in self.decoded:
+            return self.decoded[key].reshape(shape), self.decoded_storage[key]
+        if sparse:
+            need = (numel + 7) // 8
+            if side.size != need:
+                self.fail(f"{what}: {kname} mask has {side.size} bytes, expected {need} for "
+                          f"{numel} elements")
+            if numel % 8 and int(side[need - 1]) >> (numel % 8):
+                self.fail(f"{what}: {kname} mask has bits set past element {numel}")
+            keep = np.unpackbits(side, bitorder="little", count=numel).view(bool)
+            stored = int(np.count_nonzero(keep))
+            if values.size != stored * esize:
+                self.fail(f"{what}: {kname} has {values.size} bytes of values, expected "
+                          f"{stored * esize} for the mask's {stored} {dtype} elements")
+            data = self.dense(numel, dtype, what)
+            data[keep] = values.view(dtypes.storage_dtype(dtype))
+            storage = WeightStorage("sparse")
+        else:
+            if bits not in PALETTE_BITS:
+                self.fail(f"{what}: {kname} index_bits is {bits}, must be 1, 2, 4 or 8")
+            if side.size % esize:
+                self.fail(f"{what}: {kname} palette has {side.size} bytes, not a whole number "
+                          f"of {dtype} elements")
+            k = side.size // esize
+            if not 1 <= k <= 1 << bits:
+                self.fail(f"{what}: {kname} palette has {k} entries, must be 1 to {1 << bits} "
+                          f"for {bits}-bit indices")
+            need = (numel * bits + 7) // 8
+            if values.size != need:
+                self.fail(f"{what}: {kname} indices have {values.size} bytes, expected {need} "
+                          f"for {numel} {bits}-bit indices")
+            tail = numel * bits % 8
+            if tail and int(values[need - 1]) >> tail:
+                self.fail(f"{what}: {kname} indices have bits set past element {numel}")
+            indices = dtypes.unpack_indices(values, bits, numel)
+            bad = np.flatnonzero(indices >= k)
+            if bad.size:
+                self.fail(f"{what}: {kname} index of element {int(bad[0])} is out of range for "
+                          f"a palette of {k} entries")
+            data = self.dense(numel, dtype, what)
+            data[:] = side.view(dtypes.storage_dtype(dtype))[indices]
+            storage = WeightStorage("palette", bits)
+        data = data.astype(data.dtype.newbyteorder("="), copy=False)
+        self.decoded[key], self.decoded_storage[key] = data, storage
+        return data.reshape(shape), storage
+
+    def dense(self, numel: int, dtype: str, what: str) -> np.ndarray:
+        """A zeroed array for a decoded tensor (its size passed every rule: it is at most
+        64 x the bytes of its compressed parts)."""
+        try:
+            return np.zeros(numel, dtypes.storage_dtype(dtype))
+        except MemoryError:
+            raise ModelFormatError(f"{self.source}: {what}: cannot allocate "
+                                   f"{numel * dtypes.itemsize(dtype)} bytes to decode its "
+                                   "compressed data") from None
 
     def read_graph(self, fg, graph: Graph) -> None:
         buffers = self.buffers()

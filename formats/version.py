@@ -14,7 +14,12 @@ FORMAT_VERSION = (major, minor) written into every file.
 """
 from mobconv.errors import ModelFormatError
 
-FORMAT_VERSION = (1, 0)
+# History: 1.0 first release; 1.1 adds Tensor.compressed (sparse bitmask / palette
+# constants). A 1.1 file with a compressed tensor has Tensor.buffer = 0 there, so a 1.0
+# reader sees a constant-less tensor feeding an op and refuses the model (it never
+# misreads bytes): a minor bump. Files without compressed tensors are 1.0 files in
+# everything but the number.
+FORMAT_VERSION = (1, 1)
 FILE_IDENTIFIER = b"MOB1"
 # Constant buffers start at multiples of this many bytes from the file start.
 BUFFER_ALIGNMENT = 64

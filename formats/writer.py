@@ -20,6 +20,20 @@ Layout decisions:
 
 Constant bytes are copied into the builder in one slice assignment per tensor,
 and the builder is pre-sized, so writing a large model is a few memcpys.
+
+Compressed constants (format 1.1, `Value.storage`; docs/format-rules.md, rules C1-C6):
+- "sparse": a SPARSE_BITMASK (mask of the elements whose bits are not all zero, LSB
+  first, plus those elements), only when mask + elements take fewer bytes than the
+  dense data; otherwise the tensor is written dense (an optimisation, silently).
+  -0.0 is not zero here (its bits are not), so it is stored and comes back as -0.0.
+- "palette": a PALETTE of the data's distinct bit patterns (sorted by value, ties
+  such as -0.0 / 0.0 by bits), each element an index of `bits` bits packed LSB
+  first. Refused (ModelFormatError) for NaN or more distinct values than 2^bits.
+- A tensor with no elements is always written dense (nothing to compress).
+A compressed tensor has Tensor.buffer = 0 and Tensor.compressed set; its parts get
+buffers of their own (64-byte aligned like every buffer), an empty part buffer 0.
+A file with a compressed tensor records metadata min_runtime_version >= this
+mobconv's version (the first that decodes them).
 """
 from __future__ import annotations
 
@@ -28,14 +42,15 @@ import os
 import flatbuffers
 import numpy as np
 
-from mobconv.errors import MobconvError
+from mobconv.errors import MobconvError, ModelFormatError
 
 from . import dtypes
-from .fb import (Attribute, Buffer, Dim, Graph as FbGraph, KeyValue, Metadata, Model, NamedArray,
-                 Operator, Preprocessing, Quantization, Signature, SignatureTensor, Tensor,
-                 TestVector)
+from .fb import (Attribute, Buffer, CompressedData, Dim, Graph as FbGraph, KeyValue, Metadata,
+                 Model, NamedArray, Operator, Preprocessing, Quantization, Signature,
+                 SignatureTensor, Tensor, TestVector)
 from .fb.AttrType import AttrType
 from .fb.OpType import OpType
+from .fb.StorageKind import StorageKind
 from .reader import quant_problem, shape_problem
 from .version import BUFFER_ALIGNMENT, FILE_IDENTIFIER, FORMAT_VERSION
 
@@ -84,15 +99,26 @@ def _build(graph) -> tuple:
 
     # Constant buffers first: they end up at the end of the file.
     buffer_offsets = [_empty_buffer(b)]
-    buffer_index = {}
-    for i, (_, data, _) in enumerate(tensors):
-        if data is not None:
-            buffer_index[i] = len(buffer_offsets)
-            buffer_offsets.append(_data_buffer(b, data))
+    buffer_index, compressed = {}, {}
+
+    def add_buffer(data) -> int:
+        buffer_offsets.append(_data_buffer(b, data))
+        return len(buffer_offsets) - 1
+
+    for i, (value, data, _) in enumerate(tensors):
+        if data is None:
+            continue
+        encoded = _encode(value, data) if value is not None and value.storage else None
+        if encoded is None:
+            buffer_index[i] = add_buffer(data)
+        else:  # an empty part (an all-zero sparse tensor's values) is the empty buffer 0
+            kind, parts, bits = encoded
+            compressed[i] = (kind, [add_buffer(p) if p.size else 0 for p in parts], bits)
     buffers_vec = _table_vector(b, buffer_offsets)
 
     index = {t[0].name: i for i, t in enumerate(tensors) if t[0] is not None}
-    tensor_offsets = [_tensor(b, entry, buffer_index.get(i, 0)) for i, entry in enumerate(tensors)]
+    tensor_offsets = [_tensor(b, entry, buffer_index.get(i, 0), compressed.get(i))
+                      for i, entry in enumerate(tensors)]
     op_offsets = [_operator(b, node, index, attr_tensors, registry) for node in graph.nodes]
 
     name = b.CreateString(graph.name or "")
@@ -111,7 +137,7 @@ def _build(graph) -> tuple:
     graph_off = FbGraph.End(b)
 
     signature = _signature(b, graph.signature)
-    metadata = _metadata(b, graph.metadata)
+    metadata = _metadata(b, graph.metadata, bool(compressed))
     vectors = _table_vector(b, [_test_vector(b, tv) for tv in graph.test_vectors])
 
     Model.Start(b)
@@ -247,7 +273,7 @@ def _idx(index: dict, name: str, what: str) -> int:
         raise MobconvError(f"cannot write {what} {name!r}: no such value in the graph") from None
 
 
-def _tensor(b, entry, buffer: int) -> int:
+def _tensor(b, entry, buffer: int, compressed=None) -> int:
     value, data, attr = entry
     if value is not None:
         name, dtype, shape, quant = value.name, value.dtype, value.shape, value.quant
@@ -256,6 +282,7 @@ def _tensor(b, entry, buffer: int) -> int:
     name_off = b.CreateString(name)
     shape_off = None if shape is None else _dims(b, shape)
     quant_off = None if quant is None else _quantization(b, quant, name)
+    compressed_off = None if compressed is None else _compressed_data(b, *compressed)
     Tensor.Start(b)
     Tensor.AddName(b, name_off)
     Tensor.AddDtype(b, dtypes.to_enum(dtype))
@@ -264,7 +291,90 @@ def _tensor(b, entry, buffer: int) -> int:
     Tensor.AddBuffer(b, buffer)
     if quant_off is not None:
         Tensor.AddQuantization(b, quant_off)
+    if compressed_off is not None:
+        Tensor.AddCompressed(b, compressed_off)
     return Tensor.End(b)
+
+
+def _compressed_data(b, kind: int, buffers: list, bits: int) -> int:
+    CompressedData.Start(b)
+    CompressedData.AddKind(b, kind)
+    CompressedData.AddValues(b, buffers[0])
+    if kind == StorageKind.SPARSE_BITMASK:
+        CompressedData.AddMask(b, buffers[1])
+    else:
+        CompressedData.AddPalette(b, buffers[1])
+        CompressedData.AddIndexBits(b, bits)
+    return CompressedData.End(b)
+
+
+# ---- compressed storage (rules C1-C6) ----------------------------------------------
+
+
+def _bits_view(data: np.ndarray) -> np.ndarray:
+    """`data` (a storage array) as unsigned integers of its item size: its bit patterns."""
+    return data.view(f"<u{data.dtype.itemsize}" if data.dtype.itemsize > 1 else "u1")
+
+
+def _is_nan(data: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return (data & 0x7F80 == 0x7F80) & (data & 0x7F != 0)
+    if dtype in ("float32", "float16"):
+        return np.isnan(data)
+    return np.zeros(data.shape, bool)
+
+
+def _sort_key(values: np.ndarray, dtype: str) -> np.ndarray:
+    """What a palette is sorted by: the numeric value (bfloat16 bits widened to float32)."""
+    if dtype == "bfloat16":
+        return (values.astype("<u4") << 16).view("<f4")
+    return values.astype(np.float64) if dtype != "int64" else values
+
+
+def encode_palette(data: np.ndarray, dtype: str, bits: int, name: str) -> tuple:
+    """(palette, packed indices) of storage array `data`: the palette is the data's
+    distinct bit patterns sorted by value (-0.0 before 0.0), each element's index is
+    `bits` bits wide, packed LSB first. ModelFormatError (one line naming the tensor)
+    for NaN or more distinct values than 2^bits."""
+    flat = data.reshape(-1)
+    if _is_nan(flat, dtype).any():
+        raise ModelFormatError(f"cannot write tensor {name!r} with palette storage: it holds "
+                               "NaN (a palette holds numbers; rule C6)")
+    patterns, inverse = np.unique(_bits_view(flat), return_inverse=True)
+    if len(patterns) > 1 << bits:
+        raise ModelFormatError(
+            f"cannot write tensor {name!r} with palette storage: {len(patterns)} distinct "
+            f"values, {bits}-bit indices hold at most {1 << bits} (rule C6)")
+    values = patterns.view(flat.dtype)
+    order = np.lexsort((patterns, _sort_key(values, dtype)))
+    rank = np.empty(len(order), np.uint8)
+    rank[order] = np.arange(len(order), dtype=np.uint8)
+    return np.ascontiguousarray(values[order]), dtypes.pack_indices(rank[inverse.reshape(-1)], bits)
+
+
+def encode_sparse(data: np.ndarray) -> tuple:
+    """(stored elements, mask) of storage array `data`: element i is stored when its bits
+    are not all zero (bit i % 8 of mask byte i // 8)."""
+    flat = data.reshape(-1)
+    keep = _bits_view(flat) != 0
+    return np.ascontiguousarray(flat[keep]), np.packbits(keep, bitorder="little")
+
+
+def _encode(value, data: np.ndarray):
+    """(StorageKind, [values, mask or palette], index bits) for `value`'s storage hint,
+    or None to write it dense."""
+    storage = value.storage
+    if data.size == 0:
+        return None
+    if storage.kind == "sparse":
+        values, mask = encode_sparse(data)
+        if values.nbytes + mask.nbytes >= data.nbytes:
+            return None
+        return StorageKind.SPARSE_BITMASK, [values, mask], 0
+    if storage.kind == "palette":
+        palette, indices = encode_palette(data, value.dtype, storage.bits, value.name)
+        return StorageKind.PALETTE, [indices, palette], storage.bits
+    raise MobconvError(f"cannot write tensor {value.name!r}: unknown storage {storage.kind!r}")
 
 
 def _quantization(b, quant, name: str) -> int:
@@ -430,10 +540,28 @@ def _key_values(b, mapping: dict) -> int:
     return _table_vector(b, offsets)
 
 
-def _metadata(b, meta) -> int:
-    strings = [b.CreateString(s or "") for s in (meta.producer, meta.converter_version,
-                                                   meta.source_framework, meta.source_sha256,
-                                                   meta.min_runtime_version)]
+def _version_tuple(text: str) -> tuple:
+    parts = []
+    for p in (text or "").split("."):
+        digits = "".join(c for c in p if c.isdigit())  # "0.2.0rc1" -> (0, 2, 01)
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _min_runtime_version(recorded: str, compressed: bool) -> str:
+    """A file with compressed tensors needs a runtime that decodes them: at least this
+    mobconv's version (the runtime ships with it, same version number)."""
+    from mobconv import __version__
+
+    if compressed and _version_tuple(recorded) < _version_tuple(__version__):
+        return __version__
+    return recorded
+
+
+def _metadata(b, meta, compressed: bool = False) -> int:
+    strings = [b.CreateString(s or "") for s in (
+        meta.producer, meta.converter_version, meta.source_framework, meta.source_sha256,
+        _min_runtime_version(meta.min_runtime_version, compressed))]
     options, extra = _key_values(b, meta.options), _key_values(b, meta.extra)
     Metadata.Start(b)
     Metadata.AddProducer(b, strings[0])

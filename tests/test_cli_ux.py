@@ -365,10 +365,10 @@ def test_segmentation_map_shows_class_histogram():
 def test_info_shows_format_and_runtime_versions(tiny_mob, capsys):
     code, out, _ = cli(capsys, "info", tiny_mob)
     assert code == 0
-    assert "format 1.0" in out.splitlines()[0] and "needs mobconv runtime >= 0.1.0" in out
-    assert "format version       1.0" in out
+    assert "format 1.1" in out.splitlines()[0] and "needs mobconv runtime >= 0.1.0" in out
+    assert "format version       1.1" in out
     code, out, _ = cli(capsys, "info", tiny_mob, "--json")
-    assert '"format_version": "1.0"' in out
+    assert '"format_version": "1.1"' in out
 
 
 def test_info_preprocessing_as_app_constants(tmp_path, capsys):
