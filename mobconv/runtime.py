@@ -698,17 +698,18 @@ class Interpreter:
         seen.update(self.run(feeds, observer=keep))
         return seen
 
-    def run(self, feeds: dict, observer=None) -> dict:
+    def run(self, feeds: dict, observer=None, observe=None) -> dict:
         """Run with `feeds` (name -> array; missing inputs are an error); return name -> array (copies).
 
         `observer`, if given, is called as observer(op_index, op_name, op_type,
         {output name: array copy}) after every operator of this run (folded
-        constant computations included); returning False aborts the run."""
+        constant computations included); returning False aborts the run.
+        `observe` (a set of tensor names) limits the copies to those tensors."""
         with self._lock:
             self._require_open()
             if observer is not None:
                 previous = self._observer
-                self.set_observer(observer)
+                self.set_observer(observer, observe)
                 try:
                     return self.run(feeds)
                 finally:
@@ -773,8 +774,9 @@ class Interpreter:
                 out.append((entry.op_name.decode(), entry.op_type.decode(), (entry.kernel or b"?").decode()))
             return out
 
-    def set_observer(self, fn):
-        """Call fn(op_index, op_name, op_type, {tensor name: array copy}) after each op; None removes it."""
+    def set_observer(self, fn, observe=None):
+        """Call fn(op_index, op_name, op_type, {tensor name: array copy}) after each op; None removes it.
+        With `observe` (a set of tensor names) only those outputs are copied and passed."""
         with self._lock:
             self._require_open()
             if fn is None:
@@ -789,6 +791,8 @@ class Interpreter:
                     tensors = {}
                     for k in range(n):
                         t = infos[k]
+                        if observe is not None and t.name.decode() not in observe:
+                            continue
                         shape = tuple(t.dims[d] for d in range(t.rank))
                         tensors[t.name.decode()] = _copy_out(t.data, t.size, _DTYPES[t.dtype], shape)
                     return 1 if fn(op_index, op_name.decode(), op_type.decode(), tensors) is False else 0
