@@ -88,14 +88,7 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
                                                              per_layer)
     by_name = {layer.name: layer for layer in layers}
     chosen = selected + [by_name[n] for n in per_layer]
-    for layer in chosen:
-        zps = zero_points(model.graph, layer)
-        if zps is not None and np.any(zps != 0):
-            bad = int(zps[zps != 0][0])
-            raise ArgumentError(f"{FUNC}(): {label(model)}: layer {layer.name!r}: its {layer.dtype} "
-                                f"weight has zero point {bad}, not 0, so zero weights cannot be "
-                                "stored sparsely; quantize with symmetric weights (zero point 0) "
-                                "or exclude the layer")
+    check_zero_points(model, chosen, FUNC)
 
     graph = model.graph.copy()
     counts = {layer.name: target_count(sparsity, layer.size) for layer in selected}
@@ -120,6 +113,18 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
     result = result_model(model, graph)
     result.pruned = pruned
     return result
+
+
+def check_zero_points(model, layers, func: str) -> None:
+    """int8/uint8 weights must have zero points 0 (a pruned weight is stored as 0)."""
+    for layer in layers:
+        zps = zero_points(model.graph, layer)
+        if zps is not None and np.any(zps != 0):
+            bad = int(zps[zps != 0][0])
+            raise ArgumentError(f"{func}(): {label(model)}: layer {layer.name!r}: its {layer.dtype} "
+                                f"weight has zero point {bad}, not 0, so zero weights cannot be "
+                                "stored sparsely; quantize with symmetric weights (zero point 0) "
+                                "or exclude the layer")
 
 
 def default_selection(layers, min_params: int, exclude=(), per_layer=()) -> list:
