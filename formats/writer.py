@@ -360,6 +360,18 @@ def encode_sparse(data: np.ndarray) -> tuple:
     return np.ascontiguousarray(flat[keep]), np.packbits(keep, bitorder="little")
 
 
+def encode_storage(value, data: np.ndarray = None):
+    """How the writer stores constant `value`: (StorageKind, [values, mask or palette],
+    index bits) for a compressed tensor, or None when it is written dense (no hint, no
+    elements, or sparse that would not be smaller). `data`: its storage array if already
+    made. ModelFormatError for data a palette cannot hold. `mobconv info` uses it."""
+    if value.data is None or value.storage is None:
+        return None
+    if data is None:
+        data = dtypes.as_storage(value.data, value.dtype)
+    return _encode(value, data)
+
+
 def _encode(value, data: np.ndarray):
     """(StorageKind, [values, mask or palette], index bits) for `value`'s storage hint,
     or None to write it dense."""

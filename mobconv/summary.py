@@ -240,3 +240,92 @@ def quantization_summary(graph: Graph, file_size: Optional[int] = None) -> Optio
         "float32_file_estimate": None if file_size is None else file_size + as_float - weight_bytes,
         "kept_float32": kept,
     }
+
+
+# ---- compressed and sparse weights --------------------------------------------------
+#
+# What `mobconv info` shows for a pruned / clustered model: per constant, the bytes it
+# would take dense and the bytes the .mob file stores for it (formats/writer.py's
+# choice from Value.storage: sparse bitmask, palette or dense), its zero fraction and,
+# for a palette, the number of clusters.
+
+# A weight whose zero fraction is at least this makes `info` show the table even when
+# nothing is stored compressed (a pruned model written without storage hints).
+SPARSE_SHOWN = 0.5
+# Constants smaller than this many elements (biases, scales, shape vectors) are left
+# out of the text table (still in --json and in the totals).
+TABLE_MIN_ELEMENTS = 256
+
+
+def _readers(graph: Graph) -> dict:
+    """Constant name -> (node name, op) of the first node that reads it."""
+    readers = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            if name and name not in readers:
+                readers[name] = (node.name, node.op)
+    return readers
+
+
+def storage_summary(graph: Graph) -> list:
+    """One dict per constant of `graph`, in graph order: name, node (the first node that
+    reads it, "" if none) and op, shape, dtype, storage ("dense", "sparse" or "palette":
+    how the .mob writer stores it), index_bits, dense_bytes, stored_bytes (the bytes of
+    its stored parts), sparsity (fraction of elements whose bits are all zero: what a
+    sparse bitmask skips) and clusters (palette entries, None unless a palette).
+
+    Raises ModelFormatError for a palette hint that the data breaks (NaN, too many
+    values), as saving would."""
+    from .formats import dtypes
+    from .formats.fb.StorageKind import StorageKind
+    from .formats.writer import encode_storage
+
+    readers = _readers(graph)
+    rows = []
+    for value in graph.constants():
+        data = dtypes.as_storage(value.data, value.dtype)
+        encoded = encode_storage(value, data)
+        storage, bits, clusters, stored = "dense", 0, None, int(data.nbytes)
+        if encoded is not None:
+            kind, parts, bits = encoded
+            stored = sum(int(p.nbytes) for p in parts)
+            if kind == StorageKind.PALETTE:
+                storage, clusters = "palette", int(parts[1].size)
+            else:
+                storage = "sparse"
+        flat = data.reshape(-1)
+        zeros = flat.size - int(np.count_nonzero(flat.view(f"u{flat.dtype.itemsize}")
+                                                 if flat.dtype.itemsize > 1 else flat.view("u1")))
+        node, op = readers.get(value.name, ("", ""))
+        rows.append({"name": value.name, "node": node, "op": op,
+                     "shape": list(value.shape or ()), "dtype": value.dtype,
+                     "storage": storage, "index_bits": bits or None,
+                     "dense_bytes": int(data.nbytes), "stored_bytes": stored,
+                     "sparsity": zeros / flat.size if flat.size else 0.0,
+                     "clusters": clusters})
+    return rows
+
+
+def storage_report(graph: Graph, file_size: Optional[int] = None) -> Optional[dict]:
+    """`storage_summary` with totals, as `mobconv info` shows it, or None when the model
+    has no compressed constant and no weight (>= TABLE_MIN_ELEMENTS elements) at least
+    SPARSE_SHOWN zero."""
+    rows = storage_summary(graph)
+    if not any(r["storage"] != "dense" or (
+            r["sparsity"] >= SPARSE_SHOWN and _numel(r["shape"]) >= TABLE_MIN_ELEMENTS)
+            for r in rows):
+        return None
+    dense = sum(r["dense_bytes"] for r in rows)
+    stored = sum(r["stored_bytes"] for r in rows)
+    elements = sum(_numel(r["shape"]) for r in rows)
+    zeros = sum(round(r["sparsity"] * _numel(r["shape"])) for r in rows)
+    return {
+        "tensors": rows,
+        "compressed": dict(Counter(r["storage"] for r in rows if r["storage"] != "dense")),
+        "dense_bytes": dense,
+        "stored_bytes": stored,
+        "saved_bytes": dense - stored,
+        "sparsity": zeros / elements if elements else 0.0,
+        "file_size": file_size,
+        "dense_file_estimate": None if file_size is None else file_size + dense - stored,
+    }

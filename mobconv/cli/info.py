@@ -7,10 +7,12 @@ import numpy as np
 
 from .. import __version__, api
 from ..formats import FORMAT_VERSION
-from ..summary import human_bytes, human_count, quant_row_text, quantization_summary
+from ..summary import (TABLE_MIN_ELEMENTS, human_bytes, human_count, quant_row_text,
+                       quantization_summary, storage_report)
 from .common import HelpFormatter, fmt_shape, out, shorten, table
 
 MAX_QUANT_ROWS = 40  # rows of the quantized-tensor table (--json has all)
+MAX_STORAGE_ROWS = 40  # rows of the compressed-weights table (--json has all)
 
 EPILOG = f"""\
 examples:
@@ -30,6 +32,13 @@ same weights in float32 (and an estimate of the float32 file), and a table of
 its quantized and float16 tensors: dtype, role, per-tensor scale and zero point
 or "per-axis (N channels, axis k)" with the scale range (the first
 {MAX_QUANT_ROWS} rows; --json lists all, with every scale).
+
+A pruned or clustered model (weights stored as a sparse bitmask or a palette,
+or any weight at least half zeros) also gets a Compressed weights section: per
+layer (the node reading the weight), its shape, dense and stored size, zero
+fraction (sparsity) and palette size (clusters), with totals against the same
+weights stored dense (the first {MAX_STORAGE_ROWS} weights of {TABLE_MIN_ELEMENTS}+
+elements; --json lists every constant).
 """
 
 
@@ -63,6 +72,7 @@ def collect(model) -> dict:
         "outputs": [_spec_dict(s) for s in model.outputs],
         "summary": model.summary().to_dict(),
         "quantization": quantization_summary(g, model.file_size),
+        "storage": storage_report(g, model.file_size),
         "metadata": {
             "producer": meta.producer, "converter_version": meta.converter_version,
             "source_framework": meta.source_framework, "source_sha256": meta.source_sha256,
@@ -147,6 +157,41 @@ def quantization_lines(q: dict) -> list:
     return lines
 
 
+def _percent(fraction: float) -> str:
+    text = f"{100 * fraction:.1f}%"
+    return "<0.1%" if text == "0.0%" and fraction > 0 else text
+
+
+def storage_lines(st: dict) -> list:
+    """The Compressed weights section of `info`: totals, then one row per weight."""
+    kinds = ", ".join(f"{n} {k}" for k, n in st["compressed"].items()) or "none"
+    dense, stored = st["dense_bytes"], st["stored_bytes"]
+    ratio = f"{dense / stored:.1f}x smaller, " if stored and stored < dense else ""
+    lines = [f"\nCompressed weights: {kinds} stored compressed; overall sparsity "
+             f"{_percent(st['sparsity'])}",
+             f"  constants: {human_bytes(stored)} as stored, {human_bytes(dense)} dense: "
+             f"{ratio}{human_bytes(st['saved_bytes'])} saved"]
+    if st["file_size"]:
+        lines.append(f"  file: {human_bytes(st['file_size'])}; stored dense about "
+                     f"{human_bytes(st['dense_file_estimate'])} (estimate)")
+    rows = [r for r in st["tensors"]
+            if r["storage"] != "dense" or np.prod(r["shape"], dtype=np.int64) >= TABLE_MIN_ELEMENTS]
+    shown = [(shorten(r["node"] or "-", 32), shorten(r["name"], 32), fmt_shape(r["shape"]),
+              r["dtype"], r["storage"] + (f" {r['index_bits']}-bit" if r["index_bits"] else ""),
+              human_bytes(r["dense_bytes"]), human_bytes(r["stored_bytes"]),
+              _percent(r["sparsity"]), r["clusters"] if r["clusters"] else "-")
+             for r in rows[:MAX_STORAGE_ROWS]]
+    shown.append(("total", f"{len(st['tensors'])} constants", "", "", "", human_bytes(dense),
+                  human_bytes(stored), _percent(st["sparsity"]), ""))
+    lines.append(table(shown, ("layer", "weight", "shape", "dtype", "storage", "dense", "stored",
+                               "sparsity", "clusters")))
+    hidden = len(st["tensors"]) - min(len(rows), MAX_STORAGE_ROWS)
+    if hidden:
+        lines.append(f"  ... {hidden} more constant{'s' if hidden > 1 else ''} (smaller than {TABLE_MIN_ELEMENTS} elements "
+                     f"or past the first {MAX_STORAGE_ROWS}; mobconv info --json lists all)")
+    return lines
+
+
 def run(args) -> int:
     model = api.load(args.model)
     data = collect(model)
@@ -171,6 +216,9 @@ def run(args) -> int:
     out(table([(d, human_bytes(b)) for d, b in s["bytes_by_dtype"].items()], ("dtype", "size")))
     if data["quantization"]:
         for line in quantization_lines(data["quantization"]):
+            out(line)
+    if data["storage"]:
+        for line in storage_lines(data["storage"]):
             out(line)
     rows = [("format version", data["format_version"])]
     rows += [(k.replace("_", " "), meta[k] or "-") for k in (
