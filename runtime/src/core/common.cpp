@@ -268,6 +268,18 @@ void KernelRegistry::add(OpType op, KernelKey key, Isa isa, const Kernel& kernel
   entries_.push_back({op, key, isa, kernel});
 }
 
+void KernelRegistry::add_first(OpType op, KernelKey key, Isa isa, const Kernel& kernel) {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (e.op == op && e.key.in0 == key.in0 && e.key.in1 == key.in1 && e.isa == isa &&
+        std::strcmp(e.kernel.name, kernel.name) == 0) {
+      entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  entries_.insert(entries_.begin(), Entry{op, key, isa, kernel});
+}
+
 std::vector<const Kernel*> KernelRegistry::candidates(OpType op, KernelKey key, Isa isa) const {
   std::vector<const Kernel*> out;
   for (int rank = 3; rank >= 1; --rank)  // 3: {in0, in1}, 2: {in0, Any}, 1: {Any, Any}

@@ -253,6 +253,11 @@ class KernelRegistry {
   void add(OpType op, KernelKey key, Isa isa, const Kernel& kernel);
   // Shorthand for {dtype, Any}.
   void add(OpType op, DType dtype, Isa isa, const Kernel& kernel) { add(op, KernelKey{dtype, DType::Any}, isa, kernel); }
+  // Like add, but ahead of the entries already registered (tried first among its key's
+  // candidates whatever the order the sets register in): for a kernel that must be offered
+  // a node before the general one of its key and set, and refuses the rest in `supports`
+  // (the sparse fp32 kernels of cpu/sparse/, before the dense GEMM ones and the reference).
+  void add_first(OpType op, KernelKey key, Isa isa, const Kernel& kernel);
   // Several kernels may share a key (a GEMM conv and a 3x3 depthwise conv, each
   // refusing the other's nodes in `supports`); registering an equal key AND name
   // again replaces that entry. candidates(): every kernel for (op, isa) whose key
