@@ -5,7 +5,9 @@
 // SIMD loads in place); (2) FlatBuffers Verifier (bounds of every offset,
 // vector, string; file identifier "MOB1"); (3) semantic validation, which
 // also extracts the graph into plain structs: version, tensor dtypes/ranks,
-// buffer indices and sizes vs shape x dtype, quantization lengths, operator
+// buffer indices and sizes vs shape x dtype, compressed constants (checked,
+// then expanded once into owned dense buffers: compressed_weights.h),
+// quantization lengths, operator
 // types, input/output counts and indices, attribute kinds, graph
 // inputs/outputs, and topological order (which also rules out cycles).
 // Every failure is a Status naming the file, the element and the rule.
@@ -23,6 +25,7 @@
 
 #include <unordered_set>
 
+#include "core/compressed_weights.h"
 #include "core/file_structure.h"
 #include "core/op_schema.h"
 
@@ -38,6 +41,7 @@ Model::~Model() {
   if (mapping_) munmap(mapping_, mapping_size_);
   std::free(owned_);
   for (void* p : widened_) std::free(p);
+  for (void* p : decoded_) std::free(p);
 }
 
 float half_to_float(uint16_t h) {
@@ -100,6 +104,10 @@ void Model::WidenHalfWeights() {
     ti.dtype = DType::F32;
     ti.data = static_cast<const uint8_t*>(p);
     ti.data_size = n * 4;
+    if (!decoded_.empty() && decoded_[t]) {  // a decoded half copy: the widened one is the only copy
+      std::free(decoded_[t]);
+      decoded_[t] = nullptr;
+    }
   }
 }
 
@@ -339,6 +347,19 @@ Status Model::Parse() {
       ti.data_size = have;
       if (have && reinterpret_cast<uintptr_t>(ti.data) % esize != 0)
         return c.fail(where + ": buffer " + std::to_string(b) + " data is not aligned to its element size");
+    }
+    if (const fb::CompressedData* cd = t->compressed()) {  // format 1.1: expanded once, here
+      if (b != 0)
+        return c.fail(where + ": a compressed tensor must have buffer 0, has buffer " + std::to_string(b));
+      if (symbolic || !t->shape()) return c.fail(where + ": a constant tensor needs a fully known shape");
+      DenseCopy dense;
+      s = decode_compressed(*cd, fbufs, ti.dtype, static_cast<uint64_t>(num_elements(ti.dims)),
+                            source + ": " + where, &dense);
+      if (!s.ok()) return s;
+      if (decoded_.empty()) decoded_.resize(nt, nullptr);
+      decoded_[i] = dense.data;
+      ti.data = static_cast<const uint8_t*>(dense.data);
+      ti.data_size = dense.size;
     }
     if (const fb::Quantization* q = t->quantization()) {
       size_t ns = q->scales() ? q->scales()->size() : 0;
