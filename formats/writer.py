@@ -26,9 +26,9 @@ Compressed constants (format 1.1, `Value.storage`; docs/format-rules.md, rules C
   first, plus those elements), only when mask + elements take fewer bytes than the
   dense data; otherwise the tensor is written dense (an optimisation, silently).
   -0.0 is not zero here (its bits are not), so it is stored and comes back as -0.0.
-- "palette": a PALETTE of the data's distinct bit patterns (sorted by value, ties
-  such as -0.0 / 0.0 by bits), each element an index of `bits` bits packed LSB
-  first. Refused (ModelFormatError) for NaN or more distinct values than 2^bits.
+- "palette": a PALETTE of the data's distinct bit patterns (sorted by value, -0.0
+  before 0.0), each element an index of `bits` bits packed LSB first. Refused
+  (ModelFormatError) for NaN or more distinct values than 2^bits.
 - A tensor with no elements is always written dense (nothing to compress).
 A compressed tensor has Tensor.buffer = 0 and Tensor.compressed set; its parts get
 buffers of their own (64-byte aligned like every buffer), an empty part buffer 0.
@@ -324,11 +324,14 @@ def _is_nan(data: np.ndarray, dtype: str) -> np.ndarray:
     return np.zeros(data.shape, bool)
 
 
-def _sort_key(values: np.ndarray, dtype: str) -> np.ndarray:
-    """What a palette is sorted by: the numeric value (bfloat16 bits widened to float32)."""
+def _sort_keys(values: np.ndarray, dtype: str) -> tuple:
+    """np.lexsort keys that sort a palette by value (bfloat16 bits widened to float32),
+    -0.0 before 0.0 (distinct values here: their bits differ)."""
     if dtype == "bfloat16":
-        return (values.astype("<u4") << 16).view("<f4")
-    return values.astype(np.float64) if dtype != "int64" else values
+        values = (values.astype("<u4") << 16).view("<f4")
+    elif dtype not in ("float32", "float16"):
+        return (values,)
+    return (~np.signbit(values), values)
 
 
 def encode_palette(data: np.ndarray, dtype: str, bits: int, name: str) -> tuple:
@@ -346,7 +349,7 @@ def encode_palette(data: np.ndarray, dtype: str, bits: int, name: str) -> tuple:
             f"cannot write tensor {name!r} with palette storage: {len(patterns)} distinct "
             f"values, {bits}-bit indices hold at most {1 << bits} (rule C6)")
     values = patterns.view(flat.dtype)
-    order = np.lexsort((patterns, _sort_key(values, dtype)))
+    order = np.lexsort(_sort_keys(values, dtype))
     rank = np.empty(len(order), np.uint8)
     rank[order] = np.arange(len(order), dtype=np.uint8)
     return np.ascontiguousarray(values[order]), dtypes.pack_indices(rank[inverse.reshape(-1)], bits)
