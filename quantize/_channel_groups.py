@@ -204,6 +204,11 @@ class _Walk:
     def visit_known(self, node, ins, where):
         """True when the node was handled (its output layouts set), else a reason or False."""
         graph, op = self.graph, node.op
+        if op in ("Shape", "Size"):
+            return f"{where} reads the channel count"
+        if op in ("Split", "Gather", "SpaceToDepth", "DepthToSpace", "LRN", "Softmax",
+                  "LogSoftmax", "ConvTranspose", "MatMul"):
+            return f"{where} mixes or splits the channels (not supported by channel pruning)"
         outputs = [o for o in node.outputs if o]
         if len(outputs) != 1 or outputs[0] != node.outputs[0]:
             return f"{where} has several outputs"
@@ -243,11 +248,6 @@ class _Walk:
             return self.flatten(node, ins, where, out, shape)
         if op in ("Transpose", "Squeeze", "Unsqueeze"):
             return self.move_axis(node, ins, where, out, shape)
-        if op == "Shape" or op == "Size":
-            return f"{where} reads the channel count"
-        if op in ("Split", "Gather", "SpaceToDepth", "DepthToSpace", "LRN", "Softmax",
-                  "LogSoftmax", "ConvTranspose", "MatMul"):
-            return f"{where} mixes or splits the channels (not supported by channel pruning)"
         return False
 
     def keeps_axis(self, node, axis, rank) -> bool:

@@ -194,6 +194,8 @@ def _scores(model, graph, plan, criterion, source, where) -> dict:
     for root, (space, _) in plan.items():
         total = np.zeros(space.size)
         for node, _ in space.members:
+            if criterion == "bn_gamma" and node.name not in gammas:
+                continue  # a member without BatchNormalization: the others decide
             s = gammas[node.name] if criterion == "bn_gamma" else np.abs(_member_weight(graph, node)).sum(1)
             mean = s.mean()
             total += s / mean if mean > 0 else s
@@ -202,7 +204,8 @@ def _scores(model, graph, plan, criterion, source, where) -> dict:
 
 
 def _bn_gammas(model, graph, plan, source, where) -> dict:
-    """node name -> |gamma| for every member of the planned groups (see prune_channels doc)."""
+    """node name -> |gamma| for the members of the planned groups that have a
+    BatchNormalization (see prune_channels doc); a group where none has one is refused."""
     members = {n.name: n for space, _ in plan.values() for n, _ in space.members}
     found = {}
     consumers = graph.consumers()
@@ -230,15 +233,17 @@ def _bn_gammas(model, graph, plan, source, where) -> dict:
                 gamma = onnx_gammas.get("weight:" + weight[:-len("_folded")])
             if gamma is not None:
                 found[name] = gamma
-    for name, node in members.items():
-        w = graph.values[node.inputs[1]].data
-        channels = w.shape[1] if node.op == "Gemm" and not node.attrs.get("transB") else w.shape[0]
-        gamma = found.get(name)
-        if gamma is None:
+    for space, _ in plan.values():
+        names = [n.name for n, _ in space.members]
+        if not any(n in found for n in names):
             raise ArgumentError(
-                f"{FUNC}(): {where}: criterion 'bn_gamma': layer {name!r} ({node.op}) has no "
+                f"{FUNC}(): {where}: criterion 'bn_gamma': layer {names[0]!r} has no "
                 f"BatchNormalization after it{' in ' + path if path else ''}; use criterion='l1' "
                 "or exclude it")
+    for name, gamma in list(found.items()):
+        node = members[name]
+        w = graph.values[node.inputs[1]].data
+        channels = w.shape[1] if node.op == "Gemm" and not node.attrs.get("transB") else w.shape[0]
         if np.asarray(gamma).size != channels:
             raise ArgumentError(
                 f"{FUNC}(): {where}: criterion 'bn_gamma': layer {name!r} has {channels} output "

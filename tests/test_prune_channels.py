@@ -1,0 +1,362 @@
+"""quantize.prune_channels: structured channel pruning.
+
+The oracle, built here independently of the pruner: the ORIGINAL graph with the removed
+output channels' weights set to zero (biases kept), i.e. what a masked model computes.
+Which channels were removed comes from the pruned model's channel map; everything else
+(slicing readers, depthwise chains, residual groups, Concat offsets, Flatten columns,
+per-channel constants, folding the removed channels' constant act(bias) into the readers)
+is checked by running both models on the numpy reference, and the pruned one on the C++
+runtime. Small graphs are written as ONNX and converted, so the converter's fused forms
+(activation, residual input R, folded BN) are what the pruner sees."""
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import mobconv
+from mobconv import quantize
+from mobconv.api import Model
+from mobconv.errors import ArgumentError
+from mobconv.quantize.channel_pruning import kept_channels
+
+ZOO = Path(__file__).resolve().parents[1] / "model_zoo" / "onnx"
+RNG = np.random.default_rng(12)
+
+
+# ---- the oracle ---------------------------------------------------------------------------
+
+
+def zeroed(model, pruned, zero_bias=False):
+    """`model` with the output channels `pruned` removed zeroed in each layer's weights
+    (every Conv/Gemm whose output lost channels); with zero_bias, their biases too."""
+    kept = kept_channels(pruned)
+    assert kept, "nothing was pruned"
+    graph = model.graph.copy()
+    for node in graph.nodes:
+        if node.op not in ("Conv", "Gemm") or node.outputs[0] not in kept:
+            continue
+        transposed = node.op == "Gemm" and not node.attrs.get("transB", 0)
+        w = graph.values[node.inputs[1]].data.copy()
+        rows = w.T if transposed else w
+        gone = np.ones(rows.shape[0], bool)
+        gone[kept[node.outputs[0]]] = False
+        rows[gone] = 0
+        graph.values[node.inputs[1]].data = np.ascontiguousarray(rows.T if transposed else rows)
+        if zero_bias and len(node.inputs) > 2 and node.inputs[2]:
+            b = graph.values[node.inputs[2]].data.copy()
+            b[..., gone] = 0
+            graph.values[node.inputs[2]].data = b
+    return Model(graph)
+
+
+def assert_close(got, want, what, atol=1e-4):
+    for name in want:
+        err = np.abs(got[name] - want[name]).max()
+        assert err <= atol * max(1.0, np.abs(want[name]).max()), \
+            f"{what}: output {name!r} differs by {err} (max |want| {np.abs(want[name]).max()})"
+
+
+def check_against_oracle(model, pruned, feeds, zero_bias=False, runtime=True):
+    oracle = zeroed(model, pruned, zero_bias)
+    want = oracle.run(feeds, backend="reference")
+    got = pruned.run(feeds, backend="reference")
+    assert_close(got, want, "pruned vs zeroed original (reference)")
+    if runtime:
+        assert_close(pruned.run(feeds, backend="runtime"), got, "runtime vs reference")
+
+
+# ---- small graphs, written as ONNX ------------------------------------------------------
+
+
+def w(*shape, scale=0.5):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def onnx_model(tmp_path, nodes, inits, out_shape, in_shape=(1, 4, 6, 6), name="m.onnx"):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / name
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def conv(name, x, out, cin, cout, k=1, pad=0, bias=True, group=1, inits=None):
+    inits[name + ".w"] = w(cout, cin // group, k, k)
+    inputs = [x, name + ".w"]
+    if bias:
+        inits[name + ".b"] = w(cout, scale=1.0)
+        inputs.append(name + ".b")
+    return helper.make_node("Conv", inputs, [out], name=name, kernel_shape=[k, k],
+                            pads=[pad] * 4, group=group)
+
+
+def feeds(model, n=2, seed=0):
+    shape = tuple(d if isinstance(d, int) else n for d in model.inputs[0].shape)
+    return {model.inputs[0].name: np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def concat_model(tmp_path_factory):
+    """Two convs -> Concat -> Relu -> 1x1 conv -> GAP -> Flatten -> Gemm."""
+    tmp, i = tmp_path_factory.mktemp("concat"), {}
+    nodes = [conv("a", "x", "ya", 4, 6, k=3, pad=1, inits=i), conv("b", "x", "yb", 4, 10, inits=i),
+             helper.make_node("Concat", ["ya", "yb"], ["cat"], name="cat", axis=1),
+             helper.make_node("Relu", ["cat"], ["r"], name="relu"),
+             conv("c", "r", "yc", 16, 8, inits=i),
+             helper.make_node("GlobalAveragePool", ["yc"], ["gap"], name="gap"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
+             helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["y"], name="fc", transB=1)]
+    i["fc.w"], i["fc.b"] = w(3, 8), w(3)
+    return mobconv.convert(onnx_model(tmp, nodes, i, (1, 3)))
+
+
+def test_concat_offsets_and_classifier_match_the_zeroed_original(concat_model):
+    pruned = quantize.prune_channels(concat_model, 0.5)
+    kept = kept_channels(pruned)
+    assert len(kept["ya"]) == 3 and len(kept["yb"]) == 5 and len(kept["yc"]) == 4
+    # the Concat's channels: a's kept ones, then b's shifted by a's 6
+    assert list(kept["cat"]) == list(kept["ya"]) + [6 + c for c in kept["yb"]]
+    assert pruned.graph.values["cat"].shape[1] == 8
+    assert pruned.graph.values["y"].shape == concat_model.graph.values["y"].shape
+    check_against_oracle(concat_model, pruned, feeds(concat_model))
+    assert "fc" not in {n for n in kept}  # the classifier's outputs (graph output) stay
+
+
+def test_flatten_of_a_spatial_map_removes_c_h_w_columns(tmp_path):
+    i = {}
+    nodes = [conv("a", "x", "ya", 4, 6, inits=i),
+             helper.make_node("Relu", ["ya"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["flat"], name="flat"),
+             helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["y"], name="fc", transB=1)]
+    i["fc.w"], i["fc.b"] = w(5, 6 * 36), w(5)
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 5)))
+    pruned = quantize.prune_channels(model, 0.5)
+    kept = kept_channels(pruned)
+    channels = kept[model.graph.nodes[0].outputs[0]]
+    assert len(channels) == 3
+    np.testing.assert_array_equal(kept["flat"], (channels[:, None] * 36 + np.arange(36)).ravel())
+    assert pruned.graph.values[pruned.graph.nodes[-1].inputs[1]].shape == (5, 3 * 36)
+    check_against_oracle(model, pruned, feeds(model))
+
+
+def test_unfolded_batchnorm_residual_add_and_per_channel_constants(tmp_path):
+    """Converted without optimization: BatchNormalization, Relu, Mul/Add/PRelu by per-channel
+    constants and a residual Add stay separate nodes. The residual members prune as one
+    group; bn_gamma reads the gammas of the BatchNormalization nodes in the graph."""
+    i = {"bn.s": np.abs(w(8)) + 0.1, "bn.b": w(8), "bn.m": w(8), "bn.v": np.abs(w(8)) + 0.5,
+         "scale": w(8, 1, 1), "shift": w(1, 8, 1, 1), "slope": np.abs(w(8, 1, 1)),
+         "fc.w": w(3, 8), "fc.b": w(3)}
+    nodes = [conv("a", "x", "ya", 4, 8, inits=i),
+             helper.make_node("BatchNormalization", ["ya", "bn.s", "bn.b", "bn.m", "bn.v"], ["bn"], name="bn"),
+             helper.make_node("Relu", ["bn"], ["r1"], name="relu1"),
+             conv("b", "r1", "yb", 8, 8, inits=i),
+             helper.make_node("Add", ["yb", "r1"], ["sum"], name="add"),
+             helper.make_node("Mul", ["sum", "scale"], ["mul"], name="mul"),
+             helper.make_node("Add", ["mul", "shift"], ["shifted"], name="shift"),
+             helper.make_node("PRelu", ["shifted", "slope"], ["p"], name="prelu"),
+             helper.make_node("GlobalAveragePool", ["p"], ["gap"], name="gap"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
+             helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["y"], name="fc", transB=1)]
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3)), optimize=False)
+    assert any(n.op == "BatchNormalization" for n in model.graph.nodes)
+    for criterion in ("l1", "bn_gamma"):
+        pruned = quantize.prune_channels(model, 0.25, criterion=criterion)
+        kept = kept_channels(pruned)
+        assert len(kept["ya"]) == 6
+        for name in ("bn", "r1", "yb", "sum", "p"):  # one group: the same channels everywhere
+            np.testing.assert_array_equal(kept[name], kept["ya"])
+        check_against_oracle(model, pruned, feeds(model))
+
+
+def test_bn_gamma_scores_come_from_the_graph_batchnorm(tmp_path):
+    """Network slimming on the unfolded graph: the channels with the smallest |gamma| go."""
+    gamma = np.array([0.9, 0.01, 0.5, -0.02, 0.7, 0.3], np.float32)
+    i = {"bn.s": gamma, "bn.b": w(6), "bn.m": w(6), "bn.v": np.abs(w(6)) + 0.5,
+         "fc.w": w(3, 6), "fc.b": w(3)}
+    nodes = [conv("a", "x", "ya", 4, 6, inits=i),
+             helper.make_node("BatchNormalization", ["ya", "bn.s", "bn.b", "bn.m", "bn.v"], ["bn"], name="bn"),
+             helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["gap"], name="gap"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
+             helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["y"], name="fc", transB=1)]
+    path = onnx_model(tmp_path, nodes, i, (1, 3))
+    unfolded = mobconv.convert(path, optimize=False)
+    pruned = quantize.prune_channels(unfolded, 0.5, criterion="bn_gamma")
+    assert sorted(kept_channels(pruned)["ya"]) == [0, 2, 4]
+    check_against_oracle(unfolded, pruned, feeds(unfolded))
+    # folded (the default conversion): the gammas come from the ONNX file it was converted from
+    folded = mobconv.convert(path)
+    assert not any(n.op == "BatchNormalization" for n in folded.graph.nodes)
+    pruned = quantize.prune_channels(folded, 0.5, criterion="bn_gamma")
+    assert sorted(kept_channels(pruned)[folded.graph.nodes[0].outputs[0]]) == [0, 2, 4]
+    # a .mob file has no gammas left: one line says how to give them
+    mob = tmp_path / "m.mob"
+    folded.save(mob)
+    with pytest.raises(ArgumentError, match=r"criterion 'bn_gamma' needs the BatchNormalization "
+                                            r"scales of layer 'a'.*source='model.onnx'"):
+        quantize.prune_channels(str(mob), 0.5, criterion="bn_gamma")
+    pruned = quantize.prune_channels(str(mob), 0.5, criterion="bn_gamma", source=path)
+    assert sorted(kept_channels(pruned)[folded.graph.nodes[0].outputs[0]]) == [0, 2, 4]
+
+
+def test_padded_reader_compensation_is_exact_inside_and_structure_exact_everywhere(tmp_path):
+    """conv(Relu) -> 3x3 zero-padded conv: a removed channel's relu(b) is folded into the
+    reader's bias, exact away from the border; with those biases zero, exact everywhere."""
+    i = {}
+    nodes = [conv("a", "x", "ya", 4, 6, inits=i), helper.make_node("Relu", ["ya"], ["r"], name="relu"),
+             conv("b", "r", "y", 6, 5, k=3, pad=1, inits=i)]
+    i["a.b"] = np.abs(i["a.b"]) + 0.5  # every removed channel contributes relu(b) > 0
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 5, 6, 6)))
+    pruned = quantize.prune_channels(model, 0.5)
+    assert "zero-padded" in pruned.metadata.extra["compression.prune_channels"]
+    x = feeds(model)
+    got = pruned.run(x, backend="reference")["y"]
+    want = zeroed(model, pruned).run(x, backend="reference")["y"]
+    np.testing.assert_allclose(got[:, :, 1:-1, 1:-1], want[:, :, 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+    assert np.abs(got - want).max() > 1e-3  # the border is the documented approximation
+    dropped = zeroed(model, pruned, zero_bias=True).run(x, backend="reference")["y"]
+    assert np.abs(got - want).mean() < np.abs(dropped - want).mean()  # better than dropping
+    base = Model(zeroed(model, pruned, zero_bias=True).graph)  # removed biases 0: no constant
+    check_against_oracle(base, quantize.prune_channels(base, 0.5), x)
+
+
+# ---- the zoo networks -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return np.load(ZOO / "digits_heldout.npz")
+
+
+@pytest.mark.parametrize("net", ["mobilenetv2", "resnet"])
+def test_zoo_nets_match_the_zeroed_original(net, digits):
+    model = mobconv.convert(str(ZOO / f"digits_{net}.onnx"))
+    x = {"input": digits["images"][:4]}
+    pruned = quantize.prune_channels(model, 0.3)
+    kept = kept_channels(pruned)
+    assert pruned.summary().macs < 0.75 * model.summary().macs
+    assert len(pruned.to_bytes()) < len(model.to_bytes())
+    if net == "mobilenetv2":  # every reader of a removed channel is unpadded (1x1, depthwise
+        check_against_oracle(model, pruned, x)  # members removed too, Gemm): exact
+        dw = [n for n in pruned.graph.nodes if n.op == "Conv" and n.attrs.get("group", 1) > 1]
+        assert all(n.attrs["group"] == pruned.graph.values[n.inputs[0]].shape[1] for n in dw)
+        assert any(n.attrs["group"] < 16 for n in dw)
+    else:  # 3x3 zero-padded readers: exact once the removed channels' constants are 0
+        base = Model(zeroed(model, pruned, zero_bias=True).graph)
+        again = quantize.prune_channels(base, 0.3)
+        assert {k: list(v) for k, v in kept_channels(again).items()} == \
+            {k: list(v) for k, v in kept.items()}  # l1 does not look at biases
+        check_against_oracle(base, again, x)
+    # residual members share their channels: each fused residual input R keeps the same ones
+    for node in pruned.graph.nodes:
+        if node.op == "Conv" and len(node.inputs) > 3 and node.inputs[3] in kept:
+            np.testing.assert_array_equal(kept[node.inputs[3]], kept[node.outputs[0]])
+
+
+def test_saved_pruned_model_runs_on_the_runtime_and_keeps_its_channel_map(tmp_path, digits):
+    model = mobconv.convert(str(ZOO / "digits_mobilenetv2.onnx"))
+    before = model.to_bytes()
+    pruned = quantize.prune_channels(model, 0.5, progress=False)
+    assert model.to_bytes() == before  # the input is never modified
+    path = tmp_path / "p.mob"
+    pruned.save(path)
+    loaded = mobconv.load(str(path))
+    x = {"input": digits["images"][:8]}
+    assert_close(loaded.run(x, backend="runtime"), pruned.run(x, backend="reference"), "saved")
+    assert {k: list(v) for k, v in kept_channels(loaded).items()} == \
+        {k: list(v) for k, v in pruned.channel_map.items()}
+    from mobconv.quantize.distill import channel_map_of
+    name = next(iter(pruned.channel_map))
+    assert channel_map_of(loaded, name) == list(pruned.channel_map[name])
+
+
+# ---- refusals and options -------------------------------------------------------------------
+
+
+def _refusal_model(tmp_path, reader):
+    """conv 'a' (4 -> 6 channels, 6x6) followed by `reader` nodes, then a 1x1 conv 'c'."""
+    i = {}
+    nodes = [conv("a", "x", "ya", 4, 6, inits=i)] + reader(i)
+    return mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 2, 6, 6)))
+
+
+def _reshape(i):
+    i["shape"] = np.array([1, 6, 36], np.int64)
+    i["back"] = np.array([1, 6, 6, 6], np.int64)
+    return [helper.make_node("Reshape", ["ya", "shape"], ["r"], name="reshape"),
+            helper.make_node("Relu", ["r"], ["rr"], name="relu"),
+            helper.make_node("Reshape", ["rr", "back"], ["b"], name="back"),
+            conv("c", "b", "y", 6, 2, inits=i)]
+
+
+def _split(i):
+    i["sizes"] = np.array([3, 3], np.int64)
+    return [helper.make_node("Split", ["ya", "sizes"], ["s0", "s1"], name="split", axis=1),
+            helper.make_node("Add", ["s0", "s1"], ["s"], name="add"),
+            conv("c", "s", "y", 3, 2, inits=i)]
+
+
+def _grouped(i):
+    return [conv("g", "ya", "yg", 6, 6, k=1, group=2, inits=i), conv("c", "yg", "y", 6, 2, inits=i)]
+
+
+@pytest.mark.parametrize("reader, rule", [
+    (_reshape, r"Reshape 'reshape' has a constant shape \[1, 6, 36\] that depends on the "
+               r"channel count"),
+    (_split, r"Split 'split' mixes or splits the channels"),
+    (_grouped, r"Conv 'g' is a grouped convolution \(group=2\)"),
+])
+def test_unfixable_readers_are_refused_naming_layer_and_rule_unless_excluded(tmp_path, reader, rule):
+    model = _refusal_model(tmp_path, reader)
+    with pytest.raises(ArgumentError, match=r"^prune_channels\(\): .*m\.onnx: cannot remove output "
+                                            r"channels of layer 'a': " + rule + r".*exclude=\['a'\]"):
+        quantize.prune_channels(model, 0.5)
+    pruned = quantize.prune_channels(model, 0.5, exclude=["a"])
+    assert "ya" not in kept_channels(pruned)
+    assert pruned.graph.values["ya"].shape[1] == 6
+
+
+def test_graph_output_channels_stay_and_cannot_be_asked_for(concat_model):
+    pruned = quantize.prune_channels(concat_model, 0.9)
+    assert pruned.graph.values["y"].shape == (1, 3)
+    with pytest.raises(ArgumentError, match=r"layer 'fc': its output channels are graph output 'y'"):
+        quantize.prune_channels(concat_model, 0.3, per_layer={"fc": 0.5})
+
+
+def test_every_layer_keeps_a_channel_and_per_layer_overrides(concat_model):
+    pruned = quantize.prune_channels(concat_model, 0.99)
+    kept = kept_channels(pruned)
+    assert len(kept["ya"]) == 1 and len(kept["yb"]) == 1 and len(kept["yc"]) == 1
+    check_against_oracle(concat_model, pruned, feeds(concat_model), runtime=True)
+    pruned = quantize.prune_channels(concat_model, 0.0, per_layer={"b": 0.5})
+    assert set(kept_channels(pruned)) >= {"yb"} and "ya" not in kept_channels(pruned)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(fraction=1.5), r"fraction must be a number in \[0, 1\), got 1.5"),
+    (dict(fraction=-0.1), r"fraction must be a number in \[0, 1\)"),
+    (dict(fraction=0.3, criterion="l2"), r"criterion must be one of l1, bn_gamma, got 'l2'"),
+    (dict(fraction=0.3, exclude=["nope"]), r"exclude names 'nope', which is not a node"),
+    (dict(fraction=0.3, per_layer={"a": 1.0}), r"per_layer\['a'\] must be a number in \[0, 1\)"),
+    (dict(fraction=0.3, per_layer=[("a", 0.5)]), r"per_layer must be a dict"),
+    (dict(fraction=0.3, progress="yes"), r"progress must be None, True or False"),
+])
+def test_bad_options_are_one_line_errors(concat_model, kwargs, message):
+    fraction = kwargs.pop("fraction")
+    with pytest.raises(ArgumentError, match=r"^prune_channels\(\): .*" + message):
+        quantize.prune_channels(concat_model, fraction, **kwargs)
+
+
+def test_residual_members_must_agree_and_quantized_models_are_refused():
+    model = mobconv.convert(str(ZOO / "digits_resnet.onnx"))
+    convs = [n.name for n in model.graph.nodes if n.op == "Conv"]
+    with pytest.raises(ArgumentError, match=r"per_layer gives different fractions to layers "
+                                            r"'.*', '.*', which share their output channels"):
+        quantize.prune_channels(model, 0.3, per_layer={convs[0]: 0.5, convs[2]: 0.25})
+    q = quantize.quantize(model, scheme="int8-weights")
+    with pytest.raises(ArgumentError, match=r"is quantized; prune channels on the float model"):
+        quantize.prune_channels(q, 0.3)
