@@ -4,7 +4,7 @@
     graph = read_model("model.mob")                 # mmaps the file
 
 The rules a file must follow are written once, in docs/format-rules.md
-(numbered S1-S8, M1-M3, T1-T7, G1-G3, O1-O6, V1); this reader and the C++
+(numbered S1-S8, M1-M3, T1-T7, C1-C6, G1-G3, O1-O6, V1); this reader and the C++
 runtime's loader (runtime/src/core/file_structure.cpp, model.cpp) implement
 each of them with the same message, and accept exactly the same files
 (tests/test_format_rules_differential.py feeds both one corpus).
@@ -19,7 +19,9 @@ Order of checks (each failure is a one-line ModelFormatError naming the file):
      runtime runs the same walk, then the FlatBuffers verifier);
   4. semantic checks while building the IR: enum values known, shape limits,
      tensor / buffer / attribute indices in range, constant byte size ==
-     prod(shape) * itemsize, quantization consistent with the axis dim, names
+     prod(shape) * itemsize, compressed constants (format 1.1: sizes, mask
+     popcount, palette indices; decoded to dense arrays with their Value.storage
+     restored), quantization consistent with the axis dim, names
      unique, op versions, arity and attribute kinds the op registry declares,
      topological order with one producer per tensor, a signature that matches
      the graph, embedded test vectors consistent.
