@@ -76,7 +76,8 @@ def _side(graph, storage, layer) -> dict:
     node = next(n for n in graph.nodes if n.name == layer.name)
     return {"op": layer.op, "shape": [int(d) for d in data.shape], "params": int(data.size),
             "stored_bytes": int(row.get("stored_bytes", data.nbytes)),
-            "sparsity": float(np.count_nonzero(data == 0) / data.size) if data.size else 0.0,
+            "sparsity": float(row["sparsity"]) if "sparsity" in row else
+            float(np.count_nonzero(data == 0) / data.size) if data.size else 0.0,
             "clusters": row.get("clusters") or None, "macs": int(node_macs(graph, node))}
 
 

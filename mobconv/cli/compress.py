@@ -343,7 +343,12 @@ def _sensitivity(model, steps: dict, feeds, exclude, progress) -> tuple:
     per-layer sparsities for the same budget (the most sensitive layers lightest)."""
     from .. import quantize
 
-    report = quantize.sensitivity(model, feeds[:SENSITIVITY_SAMPLES], progress=progress)
+    try:
+        report = quantize.sensitivity(model, feeds[:SENSITIVITY_SAMPLES], progress=progress)
+    except MobconvError as exc:
+        error = MobconvError(_cli_message("prune", str(exc)))
+        error.exit_code = exc.exit_code
+        raise error from exc
     budget = steps["prune"]["sparsity"]
     proposal = report.propose(budget) if budget else None
     if proposal is not None:
@@ -355,6 +360,8 @@ def run(args) -> int:
     from ..quantize.compress_report import ReportDir, compare, output_error
 
     steps = _steps(args)                # every option, before any work
+    if args.report:  # 'out.mob/..' names the folder whatever -o creates
+        args.report = os.path.normpath(args.report)
     exclude = [n.strip() for item in args.exclude for n in item.split(",") if n.strip()]
     shapes = parse_input_shapes(args.input_shape)
     framework = _framework(args)

@@ -1,0 +1,235 @@
+"""Issue 12's evidence: compression of the trained zoo classifiers, accuracy and size.
+
+    python benchmarks/compress_evidence.py                      # both nets, every case
+    python benchmarks/compress_evidence.py --nets mobilenetv2 --epochs 2 --json out.json
+
+Models: model_zoo/onnx/digits_mobilenetv2.onnx and digits_resnet.onnx (trained by
+model_zoo/torch/digits_train.py), converted with mobconv.convert (BatchNorm folded).
+Data: the held-out split model_zoo/onnx/digits_heldout.npz (450 images, never trained
+or calibrated on) for top-1; the training split of digits_train.load_split() (1347
+images) for the fine-tunes; model_zoo/onnx/digits_calib/ (200 training images) for
+int8 calibration.
+
+Cases (each also stacked with int8: quantize.quantize(model, digits_calib/), static
+int8, defaults):
+  prune50   quantize.prune(model, 0.5), then a short distillation fine-tune
+  chan30    quantize.prune_channels(model, 0.3), then a short distillation fine-tune
+  cluster16 quantize.cluster(model, 16) (no fine-tune)
+Fine-tune: distill.torch_student(compressed) (pruning masks and palettes kept), teacher
+logits of the original float model streamed with distill.teacher_outputs, loss
+distill.distillation_loss(T=4, alpha=0.9, labels), Adam (lr FT_LR), batch 64, EPOCHS
+epochs on the un-augmented training split, fixed seeds, one torch thread; back into a
+.mob with distill.export(student, like=compressed).
+
+Every model is measured from its .mob file (written, loaded back, run in the C++
+runtime): file bytes, parameters, MACs, held-out top-1, and batch-1 latency (median of
+LATENCY_RUNS runs, one thread; reported as a ratio to the original, never asserted:
+the machine is shared). tests/test_compress_evidence.py asserts the issue's bounds with
+the same functions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ZOO = ROOT / "model_zoo" / "onnx"
+CALIB = ZOO / "digits_calib"
+NETS = ("mobilenetv2", "resnet")
+CASES = ("prune50", "chan30", "cluster16")
+EPOCHS = 3
+FT_LR = 5e-4
+BATCH = 64
+LATENCY_RUNS = 200
+SEED = 0
+
+
+# ---- data and models -----------------------------------------------------------------
+
+
+class Net:
+    """One trained net: the float model, held-out images/labels, the training split and
+    the teacher's logits on it."""
+
+    def __init__(self, name: str):
+        import mobconv
+        from model_zoo.torch.digits_train import load_split
+
+        self.name = name
+        self.model = mobconv.convert(str(ZOO / f"digits_{name}.onnx"))
+        held = np.load(ZOO / "digits_heldout.npz")
+        self.images, self.labels = held["images"], held["labels"]
+        self.x_train, self.y_train, _, _ = load_split()
+        self._teacher = None
+
+    @property
+    def teacher_logits(self) -> np.ndarray:
+        if self._teacher is None:
+            from mobconv.quantize import distill
+
+            parts = [out["logits"] for _, out in distill.teacher_outputs(
+                self.model, self.x_train, batch_size=256)]
+            self._teacher = np.concatenate(parts)
+        return self._teacher
+
+
+def as_file(model, workdir: str, name: str):
+    """`model` written to WORKDIR/name.mob and loaded back: what a user deploys."""
+    import mobconv
+
+    path = os.path.join(workdir, name + ".mob")
+    model.save(path)
+    return mobconv.load(path)
+
+
+def top1(model, images, labels) -> float:
+    logits = model.run({"input": images}, backend="runtime")["logits"]
+    return float((logits.argmax(1) == labels).mean())
+
+
+def latency_ms(model, runs: int = LATENCY_RUNS) -> float:
+    """Median batch-1 latency in the C++ runtime, one thread."""
+    from mobconv.runtime import Interpreter
+
+    x = {"input": np.zeros((1, 1, 28, 28), np.float32)}
+    with Interpreter(model.source, threads=1, profile=False) as it:
+        for _ in range(5):
+            it.run(x)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            it.run(x)
+            times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def fine_tune(net: Net, compressed, epochs: int = EPOCHS, lr: float = FT_LR):
+    """Distillation fine-tune of `compressed` against the float model (module docstring)."""
+    import torch
+
+    from mobconv.quantize import distill
+
+    torch.manual_seed(SEED)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        student = distill.torch_student(compressed)
+        student.train()
+        opt = torch.optim.Adam(student.parameters(), lr=lr)
+        x_all = torch.from_numpy(net.x_train)
+        y_all = torch.from_numpy(net.y_train)
+        t_all = torch.from_numpy(net.teacher_logits)
+        gen = torch.Generator().manual_seed(SEED)
+        for _ in range(epochs):
+            order = torch.randperm(len(x_all), generator=gen)
+            for i in range(0, len(order), BATCH):
+                idx = order[i:i + BATCH]
+                logits = student(x_all[idx])
+                loss = distill.distillation_loss(logits, t_all[idx], labels=y_all[idx],
+                                                 temperature=4.0, alpha=0.9)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        student.eval()
+        return distill.export(student, like=compressed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compress_case(net: Net, case: str, epochs: int = EPOCHS):
+    """(compressed model before fine-tune, final model) for one case."""
+    from mobconv import quantize
+
+    if case == "prune50":
+        pruned = quantize.prune(net.model, 0.5, progress=False)
+        return pruned, fine_tune(net, pruned, epochs) if epochs else pruned
+    if case == "chan30":
+        slim = quantize.prune_channels(net.model, 0.3, progress=False)
+        return slim, fine_tune(net, slim, epochs) if epochs else slim
+    if case == "cluster16":
+        clustered = quantize.cluster(net.model, 16, progress=False)
+        return clustered, clustered
+    raise ValueError(f"unknown case {case!r}")
+
+
+def int8(model):
+    from mobconv import quantize
+
+    return quantize.quantize(model, str(CALIB), progress=False)
+
+
+def measure(model, net: Net, latency: bool = True) -> dict:
+    s = model.summary()
+    return {"file_bytes": int(model.file_size), "params": int(s.num_params), "macs": int(s.macs),
+            "top1": top1(model, net.images, net.labels),
+            "latency_ms": latency_ms(model) if latency else None}
+
+
+def evaluate(net: Net, cases=CASES, workdir: str = None, epochs: int = EPOCHS,
+             latency: bool = True) -> dict:
+    """{row name: measure()} for the original, its int8, and every case before and after
+    fine-tune and with int8 (module docstring)."""
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = workdir or tmp
+        rows["fp32"] = measure(as_file(net.model, workdir, "fp32"), net, latency)
+        rows["fp32+int8"] = measure(as_file(int8(net.model), workdir, "fp32_int8"), net, latency)
+        for case in cases:
+            start = time.perf_counter()
+            raw, final = compress_case(net, case, epochs)
+            seconds = time.perf_counter() - start
+            if final is not raw:
+                rows[f"{case} (no fine-tune)"] = measure(as_file(raw, workdir, case + "_raw"), net,
+                                                         False)
+            rows[case] = measure(as_file(final, workdir, case), net, latency)
+            rows[case]["seconds"] = seconds
+            rows[f"{case}+int8"] = measure(as_file(int8(final), workdir, case + "_int8"), net,
+                                           latency)
+    return rows
+
+
+def format_rows(name: str, rows: dict) -> str:
+    base = rows["fp32"]
+    lines = [f"{name}: held-out top-1 on 450 images; latency batch 1, one thread, median of "
+             f"{LATENCY_RUNS} runs",
+             f"  {'model':<26}{'file':>10}{'x fp32':>8}{'params':>9}{'MACs':>11}{'top-1':>8}"
+             f"{'d pt':>7}{'latency':>10}{'x fp32':>8}"]
+    for key, r in rows.items():
+        lat = (f"{r['latency_ms']:8.3f}ms{r['latency_ms'] / base['latency_ms']:8.2f}"
+               if r.get("latency_ms") and base.get("latency_ms") else f"{'-':>10}{'-':>8}")
+        lines.append(f"  {key:<26}{r['file_bytes']:>10}{r['file_bytes'] / base['file_bytes']:>8.3f}"
+                     f"{r['params']:>9}{r['macs']:>11}{100 * r['top1']:>7.2f}%"
+                     f"{100 * (r['top1'] - base['top1']):>+7.2f}{lat}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--json", help="also write every number to this file")
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.nets:
+        net = Net(name)
+        results[name] = evaluate(net, args.cases, epochs=args.epochs, latency=not args.no_latency)
+        print(format_rows(name, results[name]), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
