@@ -367,6 +367,7 @@ def sensitivity(model, data=None, *, sparsities=DEFAULT_SPARSITIES,
         samples, data_text = _samples(model, data, num_samples)
         count = len(samples)
         work = model.graph.copy()
+        work.test_vectors = []
         for value in work.values.values():
             value.storage = None
         runner = _Runner(work, _batches(model, samples), backend)

@@ -77,6 +77,26 @@ def test_runtime_backend_agrees_with_reference(net, data, report):
         np.testing.assert_allclose(a.values, b.values, atol=0.05)
 
 
+def test_patched_file_and_reserialized_file_give_the_same_numbers(net, data):
+    """The runtime path writes the pruned weight over its bytes in the serialized file; a
+    weight whose bytes are not found exactly once is serialized again instead."""
+    from mobconv import runtime
+    from mobconv.quantize._compress_common import weight_layers
+    from mobconv.quantize.prune_sensitivity import _Runner
+
+    if not runtime.available():
+        pytest.fail("the C++ runtime is not built (pip install -e .)")
+    work = net.graph.copy()
+    runner = _Runner(work, data, "runtime")
+    for layer in weight_layers(work):
+        patched = runner.sqnr(layer, layer.size // 2)
+        assert runner.offsets[layer.weight] is not None
+        runner.offsets[layer.weight] = None
+        assert runner.sqnr(layer, layer.size // 2) == patched, layer.name
+        np.testing.assert_array_equal(work.values[layer.weight].data,
+                                      net.graph.values[layer.weight].data)  # restored
+
+
 def test_generated_inputs_without_data_are_seeded_and_said(net):
     a = quantize.sensitivity(net, sparsities=(0.5,), backend="reference")
     b = quantize.sensitivity(net, sparsities=(0.5,), backend="reference")
