@@ -25,7 +25,8 @@ Algorithm, one walk over the nodes in topological order:
    Shape, Split, Softmax over the channels, a grouped conv, an unknown op...) cannot
    be fixed: the spaces get a *blocker*, a one-line reason naming the node and the
    rule. A layout that is a graph output marks its spaces as reaching an output
-   (the model's interface never changes).
+   (the model's interface never changes); so does a graph output computed from a
+   blocked reader without another layer in between (the classifier's Softmax/ArgMax).
 Nothing is modified here; `ChannelGroups` is the plan the pruner applies.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "PRelu", "Pow
 SPATIAL = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
            "Resize", "Upsample", "Pad", "Slice", "ReduceMean", "ReduceMax", "ReduceMin")
 PER_CHANNEL = ("BatchNormalization", "InstanceNormalization")
+CONSUMERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # read channels, output new ones
 
 
 @dataclass
@@ -145,6 +147,7 @@ class _Walk:
     def __init__(self, graph):
         self.graph = graph
         self.groups = ChannelGroups({}, {}, {}, [], [], [])
+        self.taint: dict = {}  # value -> spaces whose channels reach it through a blocked op
 
     # ---- spaces ---------------------------------------------------------------------
     def new_space(self, size, node, kind) -> int:
@@ -174,16 +177,21 @@ class _Walk:
 
     # ---- the walk -------------------------------------------------------------------
     def run(self):
-        graph, layouts = self.graph, self.groups.layouts
+        graph, layouts, taint = self.graph, self.groups.layouts, self.taint
         for node in graph.nodes:
             ins = [layouts.get(i) if i else None for i in node.inputs]
             if any(ins) or is_source(node, graph):
                 self.visit(node, ins)
+            tainted = set().union(*(taint.get(i, ()) for i in node.inputs if i))
+            if tainted and node.op not in CONSUMERS:
+                for out in node.outputs:
+                    taint.setdefault(out, set()).update(tainted)
         for name in graph.outputs:
+            reached = set(taint.get(name, ()))
             if name in layouts:
-                for sid, _ in layouts[name].segments:
-                    if sid is not None:
-                        self.groups.spaces[sid].outputs.append(name)
+                reached.update(sid for sid, _ in layouts[name].segments if sid is not None)
+            for sid in reached:
+                self.groups.spaces[sid].outputs.append(name)
         return self.groups
 
     def visit(self, node, ins) -> None:
@@ -198,6 +206,10 @@ class _Walk:
         for layout in ins:
             if layout is not None:
                 self.block(layout, reason)
+                if node.op not in CONSUMERS:  # e.g. the classifier's Softmax: outputs reached
+                    for out in node.outputs:
+                        self.taint.setdefault(out, set()).update(
+                            sid for sid, _ in layout.segments if sid is not None)
         for out in node.outputs:
             layouts.pop(out, None)
 

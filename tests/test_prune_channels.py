@@ -360,3 +360,13 @@ def test_residual_members_must_agree_and_quantized_models_are_refused():
     q = quantize.quantize(model, scheme="int8-weights")
     with pytest.raises(ArgumentError, match=r"is quantized; prune channels on the float model"):
         quantize.prune_channels(q, 0.3)
+
+
+def test_classifier_behind_a_softmax_is_kept_not_refused():
+    """tiny_cnn ends Gemm -> Softmax -> output: the Softmax would block the Gemm's
+    channels, but they reach the graph output, so the head simply stays."""
+    model = mobconv.convert(str(ZOO / "tiny_cnn.onnx"))
+    pruned = quantize.prune_channels(model, 0.3)
+    gemm = next(n for n in pruned.graph.nodes if n.op == "Gemm")
+    assert gemm.outputs[0] not in kept_channels(pruned)
+    check_against_oracle(model, pruned, feeds(model))
