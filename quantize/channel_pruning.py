@@ -96,7 +96,7 @@ def prune_channels(model, fraction=None, *, criterion: str = "l1", per_layer=Non
     for root, (space, n_remove) in plan.items():
         order = np.argsort(scores[root], kind="stable")
         keep[root] = np.sort(order[n_remove:])
-    with progress_bar(progress, len(groups.order) + len(keep), "pruning channels") as bar:
+    with progress_bar(progress, len(groups.sinks) + len(keep), "pruning channels") as bar:
         kept_map, notes = _apply(graph, groups, keep, bar)
     _reinfer(graph, model.graph, where)
     before = sum(space.size for space, _ in plan.values())
@@ -296,6 +296,7 @@ def _apply(graph, groups, keep, bar):
     consts = _removed_constants(graph, groups, keep)
     approx = uncompensated = 0
     for node, layout in groups.sinks:  # readers first: they use the full-length bias
+        bar.advance()
         kept = groups.keep_elements(layout, keep)
         if len(kept) == layout.length:
             continue
@@ -308,7 +309,6 @@ def _apply(graph, groups, keep, bar):
             _shrink_conv_inputs(graph, node, kept, removed, k)
         else:
             _shrink_gemm_inputs(graph, node, kept, removed, k)
-        bar.advance()
     done, by_root = set(), groups.groups()
     for root in keep:
         for node, kind in by_root[root].members:

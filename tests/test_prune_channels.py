@@ -370,3 +370,25 @@ def test_classifier_behind_a_softmax_is_kept_not_refused():
     gemm = next(n for n in pruned.graph.nodes if n.op == "Gemm")
     assert gemm.outputs[0] not in kept_channels(pruned)
     check_against_oracle(model, pruned, feeds(model))
+
+
+def test_squeeze_excite_scale_joins_the_group_it_scales(tmp_path):
+    """x = conv a; s = sigmoid(conv e(relu(conv q(gap(x))))); y = conv c(x * s): e's output
+    channels multiply x's, so a and e lose the same channels; a removed channel is the
+    constant a-bias times sigmoid(e-bias), folded into c's bias."""
+    i = {}
+    nodes = [conv("a", "x", "ya", 4, 8, inits=i),
+             helper.make_node("GlobalAveragePool", ["ya"], ["g"], name="gap"),
+             conv("q", "g", "yq", 8, 4, inits=i), helper.make_node("Relu", ["yq"], ["rq"], name="rq"),
+             conv("e", "rq", "ye", 4, 8, inits=i),
+             helper.make_node("Sigmoid", ["ye"], ["s"], name="sig"),
+             helper.make_node("Mul", ["ya", "s"], ["m"], name="scale"),
+             conv("c", "m", "y", 8, 3, inits=i)]
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3, 6, 6)))
+    pruned = quantize.prune_channels(model, 0.5)
+    kept = kept_channels(pruned)
+    out = {n.name: n.outputs[0] for n in model.graph.nodes}  # Relu/Sigmoid fused into q/e
+    assert len(kept["ya"]) == 4 and len(kept[out["q"]]) == 2
+    np.testing.assert_array_equal(kept[out["e"]], kept["ya"])
+    np.testing.assert_array_equal(kept["m"], kept["ya"])
+    check_against_oracle(model, pruned, feeds(model))
