@@ -35,7 +35,7 @@ from mobconv.api import Model
 from mobconv.errors import ArgumentError
 
 PRUNABLE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8", "uint8")
+WEIGHT_DTYPES = ("float32", "float16", "int8", "uint8")  # bfloat16 data is not numpy floats
 METADATA_PREFIX = "compression."
 
 

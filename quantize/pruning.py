@@ -86,6 +86,11 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
                             "and in exclude; keep it in one")
     selected = [] if sparsity is None else default_selection(layers, min_params, exclude,
                                                              per_layer)
+    if sparsity is not None and not selected and not per_layer:
+        raise ArgumentError(f"{FUNC}(): {label(model)}: no layer to prune at sparsity {sparsity:g}: "
+                            f"every layer is excluded, depthwise, first or under "
+                            f"min_params={min_params} (lower min_params or name layers in "
+                            "per_layer)")
     by_name = {layer.name: layer for layer in layers}
     chosen = selected + [by_name[n] for n in per_layer]
     check_zero_points(model, chosen, FUNC)

@@ -223,6 +223,9 @@ def test_int8_weight_with_nonzero_zero_point_is_refused(net):
     ({"sparsity": 0.5, "min_params": -1}, r"min_params must be an integer >= 0, got -1"),
     ({"sparsity": 0.5, "min_params": 2.5}, r"min_params must be an integer >= 0, got 2.5"),
     ({"sparsity": 0.5, "progress": "yes"}, r"progress must be None, True or False"),
+    ({"sparsity": 0.5, "min_params": 1281}, r"no layer to prune at sparsity 0.5: every layer "
+                                            r"is excluded, depthwise, first or under "
+                                            r"min_params=1281"),
 ])
 def test_bad_options_one_line_error_before_any_work(net, kwargs, message):
     before = {k: v.data.copy() for k, v in net.graph.values.items() if v.data is not None}
@@ -232,6 +235,32 @@ def test_bad_options_one_line_error_before_any_work(net, kwargs, message):
     assert "\n" not in text and text.startswith("prune(): ")
     for name, data in before.items():
         np.testing.assert_array_equal(net.graph.values[name].data, data)
+
+
+def test_progress_bar_on_request(net, capsys):
+    quantize.prune(net, 0.5, progress=True)
+    assert "pruning [" in capsys.readouterr().err
+    quantize.prune(net, 0.5, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_weight_shared_by_two_layers_is_one_layer():
+    from mobconv.ir.graph import Graph
+
+    graph = Graph("shared")
+    graph.add_input("x", "float32", ("N", 32))
+    graph.add_constant("w", np.random.default_rng(0).standard_normal((32, 32)).astype(np.float32))
+    graph.add_node("MatMul", ["x", "w"], ["a"], name="mm_a")
+    graph.add_node("MatMul", ["a", "w"], ["b"], name="mm_b")
+    graph.outputs = ["b"]
+    model = mobconv.Model(graph)
+    layers = quantize._compress_common.weight_layers(graph)
+    assert [(l.name, l.readers) for l in layers] == [("mm_a", ["mm_a", "mm_b"])]
+    with pytest.raises(ArgumentError, match=r"per_layer names 'mm_b', which shares its weight "
+                                            r"with layer 'mm_a'; name that layer instead"):
+        quantize.prune(model, per_layer={"mm_b": 0.5})
+    p = quantize.prune(model, per_layer={"mm_a": 0.5})
+    assert zeros(p.graph.values["w"].data) == 512
 
 
 def test_model_argument(net, tmp_path):

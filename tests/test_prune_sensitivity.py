@@ -197,6 +197,14 @@ def test_plot_table_and_dict(report, tmp_path):
     assert d["layers"][0]["values"] == pytest.approx(report.layers[0].values)
 
 
+def test_progress_bar_counts_layers_times_levels(net, data, capsys):
+    quantize.sensitivity(net, data, sparsities=(0.5, 0.9), backend="reference", progress=True)
+    err = capsys.readouterr().err
+    assert "sensitivity [" in err and "4/4" in err  # 2 layers x 2 levels
+    quantize.sensitivity(net, data, sparsities=(0.5, 0.9), backend="reference")
+    assert capsys.readouterr().err == ""  # not a terminal: no bar by default
+
+
 def test_plot_of_an_evaluate_report(tmp_path):
     r = SensitivityReport("evaluate", (0.5, 0.9), [LayerCurve("a", "Gemm", 10, [0.9, 0.5]),
                                                    LayerCurve("b", "Conv", 20, [0.95, None])],
