@@ -139,6 +139,10 @@ def _check_per_layer(model, per_layer, layers) -> dict:
 
 
 def _refuse_quantized(graph, where) -> None:
+    scheme = graph.metadata.extra.get("quantization.scheme")
+    if scheme:
+        raise ArgumentError(f"{FUNC}(): {where}: the model is already quantized (scheme "
+                            f"{scheme!r}); prune channels on the float model, then quantize")
     for node in graph.nodes:
         if node.op in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear") or any(
                 graph.values[n].quant is not None for n in node.inputs if n and n in graph.values):
@@ -432,6 +436,12 @@ def _set_const(graph, node, index, data) -> None:
     node.inputs[index] = name
 
 
+def _dtype(graph, node, index, default):
+    """The dtype of the node's constant input `index`, or `default` when it is absent."""
+    name = node.inputs[index] if index < len(node.inputs) else ""
+    return graph.values[name].data.dtype if name else default
+
+
 def _bias(graph, node, index, length) -> np.ndarray:
     name = node.inputs[index] if index < len(node.inputs) else ""
     if name:
@@ -444,7 +454,7 @@ def _shrink_conv_inputs(graph, node, kept, removed, k) -> None:
     contribution = (w[:, removed].astype(np.float64).reshape(w.shape[0], len(removed), -1).sum(2) @ k)
     if np.any(contribution != 0):
         bias = _bias(graph, node, 2, w.shape[0]) + contribution
-        _set_const(graph, node, 2, bias.astype(w.dtype))
+        _set_const(graph, node, 2, bias.astype(_dtype(graph, node, 2, w.dtype)))
     _set_const(graph, node, 1, w[:, kept])
 
 
@@ -460,7 +470,7 @@ def _shrink_gemm_inputs(graph, node, kept, removed, k) -> None:
         else:
             node.attrs["beta"] = 1.0
             c = contribution
-        _set_const(graph, node, 2, c.astype(b.dtype))
+        _set_const(graph, node, 2, c.astype(_dtype(graph, node, 2, b.dtype)))
     _set_const(graph, node, 1, b[:, kept] if attrs["transB"] else b[kept])
 
 

@@ -357,9 +357,11 @@ def test_residual_members_must_agree_and_quantized_models_are_refused():
     with pytest.raises(ArgumentError, match=r"per_layer gives different fractions to layers "
                                             r"'.*', '.*', which share their output channels"):
         quantize.prune_channels(model, 0.3, per_layer={convs[0]: 0.5, convs[2]: 0.25})
-    q = quantize.quantize(model, scheme="int8-weights")
-    with pytest.raises(ArgumentError, match=r"is quantized; prune channels on the float model"):
-        quantize.prune_channels(q, 0.3)
+    for scheme in ("int8-weights", "fp16"):  # fp16: weights behind a Cast, not "run time"
+        q = quantize.quantize(model, scheme=scheme)
+        with pytest.raises(ArgumentError, match=r"already quantized \(scheme '" + scheme +
+                           r"'\); prune channels on the float model, then quantize"):
+            quantize.prune_channels(q, 0.3)
 
 
 def test_classifier_behind_a_softmax_is_kept_not_refused():
