@@ -155,7 +155,7 @@ def _refuse_quantized(graph, where) -> None:
 
 def _plan(groups, fraction, per_layer, exclude, where) -> dict:
     """root -> (group Space, channels to remove) for the groups that lose channels."""
-    plan = {}
+    plan, refused = {}, []
     for root, space in groups.groups().items():
         names = list(dict.fromkeys(n.name for n, _ in space.members))
         asked = {per_layer[n] for n in names if n in per_layer}
@@ -175,13 +175,32 @@ def _plan(groups, fraction, per_layer, exclude, where) -> dict:
                     f"{space.outputs[0]!r}; the model's outputs cannot change")
             continue  # the classifier / a head: kept
         if space.blockers:
-            group = f" (with {', '.join(repr(n) for n in names[1:4])}{', ...' if len(names) > 4 else ''})" \
-                if len(names) > 1 else ""
-            raise ArgumentError(
-                f"{FUNC}(): {where}: cannot remove output channels of layer {names[0]!r}{group}: "
-                f"{space.blockers[0]}; exclude it (exclude=[{names[0]!r}])")
+            refused.append((names, space.blockers[0]))
+            continue
         plan[root] = (space, n_remove)
+    if refused:
+        raise _refusal(refused, where)
     return plan
+
+
+def _refusal(refused, where) -> ArgumentError:
+    """One line for all the refused groups: the first with its rule, the others by name,
+    and the exclude list that prunes the rest (also on the error as `.layers`)."""
+    names, reason = refused[0]
+    group = f" (with {', '.join(repr(n) for n in names[1:4])}{', ...' if len(names) > 4 else ''})" \
+        if len(names) > 1 else ""
+    firsts = [n[0] for n, _ in refused]
+    more = ""
+    if len(refused) > 1:
+        shown = ", ".join(repr(n) for n in firsts[1:6])
+        more = f"; {len(refused) - 1} more layer(s) refused likewise: {shown}" + (
+            ", ..." if len(refused) > 6 else "")
+    listed = ", ".join(repr(n) for n in firsts[:6]) + (", ..." if len(firsts) > 6 else "")
+    error = ArgumentError(
+        f"{FUNC}(): {where}: cannot remove output channels of layer {names[0]!r}{group}: "
+        f"{reason}{more}; exclude {'it' if len(firsts) == 1 else 'them'} (exclude=[{listed}])")
+    error.layers = firsts
+    return error
 
 
 def _member_weight(graph, node) -> np.ndarray:

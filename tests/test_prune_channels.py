@@ -394,3 +394,27 @@ def test_squeeze_excite_scale_joins_the_group_it_scales(tmp_path):
     np.testing.assert_array_equal(kept[out["e"]], kept["ya"])
     np.testing.assert_array_equal(kept["m"], kept["ya"])
     check_against_oracle(model, pruned, feeds(model))
+
+
+def test_all_refused_layers_in_one_line_and_excluding_them_prunes_the_rest(tmp_path):
+    i = {"shape": np.array([1, 6, 36], np.int64), "back": np.array([1, 6, 6, 6], np.int64),
+         "sizes": np.array([3, 3], np.int64)}
+    nodes = [conv("a", "x", "ya", 4, 6, inits=i),
+             helper.make_node("Reshape", ["ya", "shape"], ["r"], name="reshape"),
+             helper.make_node("Reshape", ["r", "back"], ["rb"], name="back"),
+             conv("d", "x", "yd", 4, 6, inits=i),
+             helper.make_node("Split", ["yd", "sizes"], ["s0", "s1"], name="split", axis=1),
+             helper.make_node("Add", ["s0", "s1"], ["s"], name="add"),
+             conv("f", "x", "yf", 4, 6, inits=i),  # prunable: read by c only
+             helper.make_node("Concat", ["rb", "s", "yf"], ["cat"], name="cat", axis=1),
+             conv("c", "cat", "y", 15, 2, inits=i)]
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 2, 6, 6)))
+    with pytest.raises(ArgumentError, match=r"layer 'a': Reshape 'reshape' .*; 1 more layer\(s\) "
+                                            r"refused likewise: 'd'; exclude them "
+                                            r"\(exclude=\['a', 'd'\]\)$") as info:
+        quantize.prune_channels(model, 0.5)
+    assert info.value.layers == ["a", "d"]
+    pruned = quantize.prune_channels(model, 0.5, exclude=info.value.layers)
+    assert set(kept_channels(pruned)) == {"yf", "cat"}
+    assert list(kept_channels(pruned)["cat"]) == list(range(9)) + [9 + c for c in kept_channels(pruned)["yf"]]
+    check_against_oracle(model, pruned, feeds(model))
