@@ -97,6 +97,17 @@ def test_patched_file_and_reserialized_file_give_the_same_numbers(net, data):
                                       net.graph.values[layer.weight].data)  # restored
 
 
+def test_int8_model_runtime_and_reference_agree_with_prune(net, data):
+    q = quantize.quantize(net, samples(8, seed=5), progress=False)
+    r = quantize.sensitivity(q, data, sparsities=(0.4, 0.9), min_params=0)
+    ref = quantize.sensitivity(q, data, sparsities=(0.4, 0.9), min_params=0, backend="reference")
+    assert r.backend == "runtime" and [c.name for c in r.layers] == ["pw1", "pw2", "mm", "fc"]
+    for a, b in zip(r.layers, ref.layers):  # the int8 kernels are exact: same integers
+        np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+    want = reference_sqnr(q, quantize.prune(q, per_layer={"mm": 0.9}), data)
+    assert ref.curve("mm").values[1] == pytest.approx(want, abs=1e-3)
+
+
 def test_generated_inputs_without_data_are_seeded_and_said(net):
     a = quantize.sensitivity(net, sparsities=(0.5,), backend="reference")
     b = quantize.sensitivity(net, sparsities=(0.5,), backend="reference")
