@@ -225,13 +225,24 @@ def _samples(model, data, num_samples: Optional[int]) -> tuple:
 
 
 def _batches(model, samples: list) -> list:
-    """Samples concatenated along a symbolic batch dim (BATCH at a time), else as they are."""
-    specs = {s.name: s for s in model.inputs}
-    batchable = all(s.shape and isinstance(s.shape[0], str) for s in specs.values())
-    if not batchable or len(samples) < 2:
+    """Consecutive samples of equal shapes concatenated along a symbolic batch dim (BATCH at
+    a time), when every input has one; else the samples as they are."""
+    specs = model.inputs
+    if len(samples) < 2 or not all(s.shape and isinstance(s.shape[0], str) for s in specs):
         return samples
-    return [{name: np.concatenate([np.asarray(s[name]) for s in samples[i:i + BATCH]])
-             for name in samples[0]} for i in range(0, len(samples), BATCH)]
+    batches, group = [], []
+
+    def key(sample):
+        return tuple((name, np.shape(sample[name])) for name in sorted(sample))
+
+    for sample in samples:
+        if group and (len(group) == BATCH or key(sample) != key(group[0])):
+            batches.append(group)
+            group = []
+        group.append(sample)
+    batches.append(group)
+    return [{name: np.concatenate([np.asarray(s[name]) for s in group]) for name in group[0]}
+            if len(group) > 1 else group[0] for group in batches]
 
 
 class _Runner:
@@ -359,6 +370,9 @@ def sensitivity(model, data=None, *, sparsities=DEFAULT_SPARSITIES,
         from .mixed import _evaluated
 
         baseline = _evaluated(evaluate, model)
+        if not math.isfinite(baseline):
+            raise ArgumentError(f"{FUNC}(): evaluate() returned {baseline} for the unpruned "
+                                "model; it must score it with a finite number")
         data_text, count, used = "evaluate()", 0, "evaluate()"
 
         def measure(layer, s):

@@ -97,6 +97,27 @@ def test_patched_file_and_reserialized_file_give_the_same_numbers(net, data):
                                       net.graph.values[layer.weight].data)  # restored
 
 
+def test_samples_of_different_sizes_are_batched_apart(tmp_path):
+    """A symbolic H x W: samples of two sizes run in two batches (np.concatenate of
+    different sizes would fail); same SQNR as prune() + per-sample reference runs."""
+    from mobconv.ir.graph import Graph
+
+    rng = np.random.default_rng(3)
+    graph = Graph("hw")
+    graph.add_input("x", "float32", ("N", 16, "H", "W"))
+    graph.add_constant("w", rng.standard_normal((64, 16, 1, 1)).astype(np.float32))
+    graph.add_node("Conv", ["x", "w"], ["y"], {"kernel_shape": [1, 1]}, name="pw")
+    graph.outputs = ["y"]
+    model = mobconv.Model(graph)
+    feeds = [{"x": rng.standard_normal((1, 16, h, h)).astype(np.float32)} for h in (3, 3, 5, 3)]
+    r = quantize.sensitivity(model, feeds, sparsities=(0.5,), layers=["pw"],
+                             backend="reference")
+    refs = [model.run(f, backend="reference")["y"] for f in feeds]
+    pruned = quantize.prune(model, per_layer={"pw": 0.5})
+    gots = [pruned.run(f, backend="reference")["y"] for f in feeds]
+    assert r.curve("pw").values[0] == pytest.approx(sqnr_db(refs, gots), abs=1e-3)
+
+
 def test_int8_model_runtime_and_reference_agree_with_prune(net, data):
     q = quantize.quantize(net, samples(8, seed=5), progress=False)
     r = quantize.sensitivity(q, data, sparsities=(0.4, 0.9), min_params=0)
@@ -140,6 +161,8 @@ def test_evaluate_callback_scores_each_pruned_model(net):
     assert np.all(harm >= 0) and np.all(np.diff(harm) >= 0)
     with pytest.raises(ArgumentError, match=r"evaluate\(\) must return a number"):
         quantize.sensitivity(net, evaluate=lambda m: "good", layers=["mm"])
+    with pytest.raises(ArgumentError, match=r"evaluate\(\) returned nan for the unpruned model"):
+        quantize.sensitivity(net, evaluate=lambda m: float("nan"), layers=["mm"])
 
 
 def synthetic(curves: dict, sizes: dict, levels=(0.25, 0.5, 0.75, 0.9)) -> SensitivityReport:
