@@ -258,17 +258,18 @@ TABLE_MIN_ELEMENTS = 256
 
 
 def _readers(graph: Graph) -> dict:
-    """Constant name -> (node name, op) of the first node that reads it."""
+    """Constant name -> (node index, node name, op) of the first node that reads it."""
     readers = {}
-    for node in graph.nodes:
+    for k, node in enumerate(graph.nodes):
         for name in node.inputs:
             if name and name not in readers:
-                readers[name] = (node.name, node.op)
+                readers[name] = (k, node.name, node.op)
     return readers
 
 
 def storage_summary(graph: Graph) -> list:
-    """One dict per constant of `graph`, in graph order: name, node (the first node that
+    """One dict per constant of `graph`, in the order of the nodes reading them (then
+    constants no node reads), with: name, node (the first node that
     reads it, "" if none) and op, shape, dtype, storage ("dense", "sparse" or "palette":
     how the .mob writer stores it), index_bits, dense_bytes, stored_bytes (the bytes of
     its stored parts), sparsity (fraction of elements whose bits are all zero: what a
@@ -282,7 +283,8 @@ def storage_summary(graph: Graph) -> list:
 
     readers = _readers(graph)
     rows = []
-    for value in graph.constants():
+    unread = (len(graph.nodes), "", "")
+    for value in sorted(graph.constants(), key=lambda v: readers.get(v.name, unread)[0]):
         data = dtypes.as_storage(value.data, value.dtype)
         encoded = encode_storage(value, data)
         storage, bits, clusters, stored = "dense", 0, None, int(data.nbytes)
@@ -296,7 +298,7 @@ def storage_summary(graph: Graph) -> list:
         flat = data.reshape(-1)
         zeros = flat.size - int(np.count_nonzero(flat.view(f"u{flat.dtype.itemsize}")
                                                  if flat.dtype.itemsize > 1 else flat.view("u1")))
-        node, op = readers.get(value.name, ("", ""))
+        _, node, op = readers.get(value.name, unread)
         rows.append({"name": value.name, "node": node, "op": op,
                      "shape": list(value.shape or ()), "dtype": value.dtype,
                      "storage": storage, "index_bits": bits or None,

@@ -176,7 +176,7 @@ def storage_lines(st: dict) -> list:
                      f"{human_bytes(st['dense_file_estimate'])} (estimate)")
     rows = [r for r in st["tensors"]
             if r["storage"] != "dense" or np.prod(r["shape"], dtype=np.int64) >= TABLE_MIN_ELEMENTS]
-    shown = [(shorten(r["node"] or "-", 32), shorten(r["name"], 32), fmt_shape(r["shape"]),
+    shown = [(shorten(r["node"] or "-", 44), shorten(r["name"], 28), fmt_shape(r["shape"]),
               r["dtype"], r["storage"] + (f" {r['index_bits']}-bit" if r["index_bits"] else ""),
               human_bytes(r["dense_bytes"]), human_bytes(r["stored_bytes"]),
               _percent(r["sparsity"]), r["clusters"] if r["clusters"] else "-")
