@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 
 from mobconv.errors import ModelFormatError
+from mobconv.formats import from_bytes
+from mobconv.formats.writer import to_bytes
 from mobconv.formats.fb import (Attribute, Buffer, CompressedData, Dim, Graph as FbGraph, Model,
                                 Operator, Quantization, Tensor)
 from mobconv.formats.fb.AttrType import AttrType
@@ -314,33 +316,37 @@ def pruned(shape, sparsity: float, seed: int, distinct=None) -> np.ndarray:
 
 
 def conv_gemm_model(w_conv, w_fc, storage) -> bytes:
-    """x[1,8,9,7] -> Conv 3x3 (pad 1, bias) -> Relu fused -> Flatten -> Gemm(transB) + bias.
+    """x[1,7,9,7] -> Conv 3x3 (pad 1, bias) -> Flatten -> Gemm(transB) + bias.
     storage(array) -> comp dict or None (dense)."""
+    return build(*conv_gemm_spec(w_conv, w_fc, storage, storage))
+
+
+def conv_gemm_spec(w_conv, w_fc, conv_storage, fc_storage):
     rng = np.random.default_rng(5)
     bc = rng.standard_normal(w_conv.shape[0]).astype(np.float32)
     bf = rng.standard_normal(w_fc.shape[0]).astype(np.float32)
     co = w_conv.shape[0]
-    tensors = [T("x", shape=(1, 8, 9, 7)), T("wc", data=w_conv, comp=storage(w_conv)), T("bc", data=bc),
+    tensors = [T("x", shape=(1, 7, 9, 7)), T("wc", data=w_conv, comp=conv_storage(w_conv)), T("bc", data=bc),
                T("c", shape=(1, co, 9, 7)), T("f", shape=(1, co * 63)),
-               T("wf", data=w_fc, comp=storage(w_fc)), T("bf", data=bf), T("y", shape=(1, w_fc.shape[0]))]
+               T("wf", data=w_fc, comp=fc_storage(w_fc)), T("bf", data=bf), T("y", shape=(1, w_fc.shape[0]))]
     ops = [("Conv", ["x", "wc", "bc"], ["c"], {"pads": [1, 1, 1, 1], "kernel_shape": [3, 3]}),
            ("Flatten", ["c"], ["f"], {"axis": 1}),
            ("Gemm", ["f", "wf", "bf"], ["y"], {"transB": 1})]
-    return build(tensors, ops, ["x"], ["y"])
+    return tensors, ops, ["x"], ["y"]
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("kind", ["sparse", "palette16", "palette256"])
 def test_conv_and_gemm_outputs_identical_to_the_dense_file(kind, sparsity):
     distinct = {"sparse": None, "palette16": 15, "palette256": 255}[kind]
-    w_conv = pruned((6, 8, 3, 3), sparsity, 1, distinct)
-    w_fc = pruned((10, 6 * 63), sparsity, 2, distinct)
+    w_conv = pruned((5, 7, 3, 3), sparsity, 1, distinct)  # 315 and 2835 elements: a partial last byte
+    w_fc = pruned((9, 5 * 63), sparsity, 2, distinct)
     if kind == "sparse":
         storage = encode_sparse
     else:
         bits = 4 if kind == "palette16" else 8
         storage = lambda a: encode_palette(a, bits)  # noqa: E731
-    x = np.random.default_rng(3).standard_normal((1, 8, 9, 7)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((1, 7, 9, 7)).astype(np.float32)
     dense = conv_gemm_model(w_conv, w_fc, lambda a: None)
     comp = conv_gemm_model(w_conv, w_fc, storage)
     assert len(comp) < len(dense) or sparsity == 0.0 or kind == "palette256"
@@ -348,3 +354,246 @@ def test_conv_and_gemm_outputs_identical_to_the_dense_file(kind, sparsity):
         want = run(dense, {"x": x}, isa)["y"]
         got = run(comp, {"x": x}, isa)["y"]
         assert_same_bits(got, want, f"{kind} at {sparsity:.0%} zeros, isa {isa or 'best'}")
+
+
+# ---- every rule broken: a clean refusal naming the tensor and the rule -----------------
+
+
+W = sample("float32", (5, 7), 0.5, 9, seed=11)  # 35 elements: the mask's last byte has 5 used bits
+
+
+def with_comp(comp, **tensor):
+    return build([T("w", data=W, comp=comp, **tensor), T("y", shape=W.shape)],
+                 [("Identity", ["w"], ["y"], {})], [], ["y"])
+
+
+def sparse(**change):
+    return dict(encode_sparse(W), **change)
+
+
+def palette(bits=4, **change):
+    return dict(encode_palette(W, bits), **change)
+
+
+def set_bit(raw: bytes, bit: int) -> bytes:
+    b = bytearray(raw)
+    b[bit // 8] |= 1 << (bit % 8)
+    return bytes(b)
+
+
+def index_past(bits: int, k: int) -> bytes:
+    """The 4-bit palette encoding of W with element 6's index set to k (out of range)."""
+    enc = palette(bits)
+    b = bytearray(enc["values"])
+    b[6 * bits // 8] |= k << (6 * bits % 8)
+    return bytes(b)
+
+
+def dense_buffer_file():
+    """W compressed, with buffer 1 (the dense bytes of another tensor of W's shape) as well."""
+    return build([T("d", data=W), T("w", data=W, comp=encode_sparse(W), buffer=1), T("y", shape=W.shape)],
+                 [("Identity", ["w"], ["y"], {})], [], ["y"])
+
+
+MASK = encode_sparse(W)["mask"]
+STORED = int(np.count_nonzero(raw_bits(W)))
+K = len(np.unique(raw_bits(W)))  # palette entries
+assert 4 < K < 15 and STORED < 35
+RULES = [  # (id, file, message after "<buffer>: tensor 0 ('w')" or "tensor 1 ('w')")
+    ("C1_buffer_and_compressed", dense_buffer_file, "tensor 1 ('w'): a compressed tensor must have buffer 0, "
+                                                    "has buffer 1"),
+    ("C2_no_shape", lambda: build([T("w", shape=None, comp=sparse()), T("y")], [("Identity", ["w"], ["y"], {})],
+                                  [], ["y"]), "tensor 0 ('w'): a constant tensor needs a fully known shape"),
+    ("C3_kind_dense", lambda: with_comp(sparse(kind=0)), "compressed data has unknown storage kind 0"),
+    ("C3_kind_unknown", lambda: with_comp(sparse(kind=3)), "compressed data has unknown storage kind 3"),
+    ("C3_kind_negative", lambda: with_comp(sparse(kind=-128)), "compressed data has unknown storage kind -128"),
+    ("C4_values_buffer", lambda: with_comp(sparse(values=9)), "compressed values refer to buffer 9, but the file "
+                                                              "has 2"),
+    ("C4_mask_buffer", lambda: with_comp(sparse(mask=0xFFFFFFFF)), "compressed mask refers to buffer 4294967295, "
+                                                                   "but the file has 2"),
+    ("C4_palette_buffer", lambda: with_comp(palette(palette=3)), "compressed palette refers to buffer 3, but the "
+                                                                 "file has 2"),
+    ("C5_mask_short", lambda: with_comp(sparse(mask=MASK[:-1])), "SPARSE_BITMASK mask has 4 bytes, expected 5 for "
+                                                                 "35 elements"),
+    ("C5_mask_long", lambda: with_comp(sparse(mask=MASK + b"\0")), "SPARSE_BITMASK mask has 6 bytes, expected 5 "
+                                                                   "for 35 elements"),
+    ("C5_mask_absent", lambda: with_comp(sparse(mask=0)), "SPARSE_BITMASK mask has 0 bytes, expected 5 for 35 "
+                                                          "elements"),
+    ("C5_mask_bit_past_end", lambda: with_comp(sparse(mask=set_bit(MASK, 37))), "SPARSE_BITMASK mask has bits set "
+                                                                                "past element 35"),
+    ("C5_values_one_short", lambda: with_comp(sparse(values=sparse()["values"][:-4])),
+     f"SPARSE_BITMASK has {4 * STORED - 4} bytes of values, expected {4 * STORED} for the mask's {STORED} float32 "
+     "elements"),
+    ("C5_values_partial", lambda: with_comp(sparse(values=sparse()["values"] + b"\0\0")),
+     f"SPARSE_BITMASK has {4 * STORED + 2} bytes of values, expected {4 * STORED} for the mask's {STORED} "
+     "float32 elements"),
+    ("C6_bits_0", lambda: with_comp(palette(index_bits=0)), "PALETTE index_bits is 0, must be 1, 2, 4 or 8"),
+    ("C6_bits_3", lambda: with_comp(palette(index_bits=3)), "PALETTE index_bits is 3, must be 1, 2, 4 or 8"),
+    ("C6_bits_16", lambda: with_comp(palette(index_bits=16)), "PALETTE index_bits is 16, must be 1, 2, 4 or 8"),
+    ("C6_palette_partial", lambda: with_comp(palette(palette=palette()["palette"][:-2])),
+     f"PALETTE palette has {4 * K - 2} bytes, not a whole number of float32 elements"),
+    ("C6_palette_empty", lambda: with_comp(palette(palette=0)), "PALETTE palette has 0 entries, must be 1 to 16 "
+                                                                "for 4-bit indices"),
+    ("C6_palette_too_big", lambda: with_comp(palette(8, index_bits=2, values=bytes(9))),
+     f"PALETTE palette has {K} entries, must be 1 to 4 for 2-bit indices"),
+    ("C6_indices_short", lambda: with_comp(palette(values=palette()["values"][:-1])),
+     "PALETTE indices have 17 bytes, expected 18 for 35 4-bit indices"),
+    ("C6_indices_for_8_bits", lambda: with_comp(palette(index_bits=8)),
+     "PALETTE indices have 18 bytes, expected 35 for 35 8-bit indices"),
+    ("C6_indices_bit_past_end", lambda: with_comp(palette(values=set_bit(palette()["values"], 140))),
+     "PALETTE indices have bits set past element 35"),
+    ("C6_index_out_of_range", lambda: with_comp(palette(values=index_past(4, 15))),
+     f"PALETTE index of element 6 is out of range for a palette of {K} entries"),
+]
+
+
+@pytest.mark.parametrize("rule,make,message", RULES, ids=[r[0] for r in RULES])
+def test_each_broken_rule_is_a_clean_refusal_the_python_reader_agrees_with(rule, make, message):
+    data = make()
+    status, got = refusal(data)
+    assert status == INVALID_MODEL, (rule, status, got)
+    assert got.startswith("<buffer>: tensor ") and got.endswith(message) and "\n" not in got, (rule, got)
+    with pytest.raises(ModelFormatError) as e:  # formats/reader.py: the same rule, the same words
+        from_bytes(data, source="<buffer>")
+    assert str(e.value) == got
+
+
+def test_the_intact_rule_files_load():
+    """The files above differ from valid ones only in the broken field."""
+    for comp in (sparse(), palette(), palette(8)):
+        assert_same_bits(run(with_comp(comp))["y"], W, str(comp["kind"]))
+
+
+def test_over_the_tensor_limit_is_refused_before_allocating():
+    """MOBRT_MAX_TENSOR_BYTES bounds the decoded size (a machine limit, so MOBRT_SHAPE_ERROR,
+    as for any tensor over it): 140 bytes of W against a 100-byte limit. In a subprocess:
+    the limit is read once per process."""
+    code = (
+        "import ctypes, sys\n"
+        "from mobconv import runtime\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "lib = runtime._load(); h = ctypes.c_void_p()\n"
+        "st = lib.mobrt_model_create_from_buffer(data, len(data), 1, ctypes.byref(h))\n"
+        "print(st, lib.mobrt_global_last_error().decode())\n")
+    path = os.path.join(ROOT, "build", f"compressed_limit_{os.getpid()}.mob")
+    try:
+        with open(path, "wb") as f:
+            f.write(with_comp(palette()))
+        for limit, want in (("100", f"{SHAPE_ERROR} <buffer>: tensor 0 ('w') decodes to 140 bytes, over the "
+                                    "runtime's tensor limit of 100 (MOBRT_MAX_TENSOR_BYTES)"), ("140", "0 ")):
+            proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120,
+                                  env=dict(os.environ, MOBRT_MAX_TENSOR_BYTES=limit))
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert proc.stdout.strip() == want.strip(), (limit, proc.stdout)
+    finally:
+        os.unlink(path)
+
+
+# ---- a mutation fuzz of the compressed fields ----------------------------------------
+
+RUNNER = r"""
+import sys, numpy as np
+from mobconv import runtime
+from mobconv.errors import MobconvError
+x = np.random.default_rng(3).standard_normal((1, 7, 9, 7)).astype(np.float32)
+for path in sys.argv[1:]:
+    print("BEGIN", path, flush=True)
+    outs = []
+    for p in (path, path + ".dense"):
+        try:
+            with runtime.Interpreter(open(p, "rb").read()) as it:
+                outs.append(it.run({"x": x})["y"].tobytes())
+        except FileNotFoundError:
+            break
+        except MobconvError as e:
+            outs.append(str(e).splitlines()[0])
+    same = len(outs) == 2 and outs[0] == outs[1]
+    print("END", path, "same" if same else "", flush=True)
+"""
+
+
+def compressed_fields(data: bytes):
+    """[(position, size)] of every present CompressedData field, and [(start, length)] of every
+    buffer a compressed field names."""
+    from mobconv.formats.fb import Model as FbModel
+
+    m = FbModel.Model.GetRootAs(data, 0)
+    g = m.Graph()
+    fields, buffers = [], set()
+    for i in range(g.TensorsLength()):
+        cd = g.Tensors(i).Compressed()
+        if cd is None:
+            continue
+        for slot, size in ((4, 1), (6, 4), (8, 4), (10, 4), (12, 1)):
+            off = cd._tab.Offset(slot)
+            if off:
+                fields.append((cd._tab.Pos + off, size))
+        buffers.update(b for b in (cd.Values(), cd.Mask(), cd.Palette()) if b)
+    spans = []
+    for j in sorted(buffers):
+        buf = m.Buffers(j)
+        off = buf._tab.Offset(4)
+        spans.append((buf._tab.Vector(off), buf._tab.VectorLen(off)))
+    return fields, spans, m.BuffersLength()
+
+
+def mutate(data: bytes, rng, fields, spans, nbuf) -> bytes:
+    m = bytearray(data)
+    for _ in range(int(rng.integers(1, 4))):
+        what = rng.integers(0, 4)
+        if what < 2:  # a field: kind / index_bits (1 byte) or a buffer index (4 bytes)
+            pos, size = fields[int(rng.integers(0, len(fields)))]
+            if size == 1:
+                m[pos] = int(rng.choice([0, 1, 2, 3, 4, 8, 16, 127, 128, 255, int(rng.integers(0, 256))]))
+            else:
+                v = int(rng.choice([0, 1, 2, nbuf - 1, nbuf, nbuf + 1, 2**31, 2**32 - 1,
+                                    int(rng.integers(0, 2**32))]))
+                m[pos:pos + 4] = v.to_bytes(4, "little")
+        else:  # the bytes of a mask, values, palette or index buffer
+            start, length = spans[int(rng.integers(0, len(spans)))]
+            if length:  # the last byte a third of the time: its unused bits are a rule
+                i = start + (length - 1 if rng.random() < 1 / 3 else int(rng.integers(0, length)))
+                m[i] = int(rng.integers(0, 256)) if what == 2 else m[i] ^ (1 << int(rng.integers(0, 8)))
+    return bytes(m)
+
+
+def test_mutated_compressed_fields_never_crash_and_both_readers_agree(tmp_path):
+    """300 seeded mutations of the compressed fields and the buffers they name (a Conv with a
+    sparse weight, a Gemm with a 4-bit palette): the runtime, in a subprocess so a crash is
+    caught and named, loads or refuses each cleanly; the Python reader takes the same decision
+    with the same message; and a mutant both accept computes exactly what the dense file of the
+    Python reader's decoded weights computes."""
+    w_conv, w_fc = pruned((5, 7, 3, 3), 0.6, 1), pruned((9, 5 * 63), 0.0, 2, 16)
+    seed = build(*conv_gemm_spec(w_conv, w_fc, encode_sparse, lambda a: encode_palette(a, 4)))
+    fields, spans, nbuf = compressed_fields(seed)
+    assert len(fields) == 7 and len(spans) == 4
+    rng = np.random.default_rng(20240612)
+    paths, verdicts = [], {}
+    for k in range(300):
+        data = mutate(seed, rng, fields, spans, nbuf)
+        path = tmp_path / f"{k:03d}.mob"
+        path.write_bytes(data)
+        paths.append(str(path))
+        try:
+            g = from_bytes(data, source="<buffer>")
+        except ModelFormatError as e:
+            verdicts[str(path)] = str(e)
+            continue
+        verdicts[str(path)] = None
+        for v in g.values.values():
+            v.storage = None
+        (tmp_path / f"{k:03d}.mob.dense").write_bytes(to_bytes(g))
+    proc = subprocess.run([sys.executable, "-c", RUNNER, *paths], capture_output=True, text=True, timeout=600)
+    lines = proc.stdout.splitlines()
+    begun = [ln.split()[1] for ln in lines if ln.startswith("BEGIN")]
+    assert proc.returncode == 0, f"runtime crashed on {begun[-1] if begun else '?'}:\n{proc.stderr[-3000:]}"
+    accepted = 0
+    for path in paths:
+        status, message = refusal(open(path, "rb").read())
+        assert (status == 0) == (verdicts[path] is None), (path, message, verdicts[path])
+        if status:
+            assert status == INVALID_MODEL and message == verdicts[path], (path, message, verdicts[path])
+        else:
+            accepted += 1
+            assert f"END {path} same" in lines, f"{path}: runtime output differs from the dense file's"
+    assert 20 <= accepted <= 280, accepted  # the fuzz reaches both sides

@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <array>
+#include <map>
 
 #include <unordered_set>
 
@@ -104,10 +106,15 @@ void Model::WidenHalfWeights() {
     ti.dtype = DType::F32;
     ti.data = static_cast<const uint8_t*>(p);
     ti.data_size = n * 4;
-    if (!decoded_.empty() && decoded_[t]) {  // a decoded half copy: the widened one is the only copy
-      std::free(decoded_[t]);
-      decoded_[t] = nullptr;
-    }
+  }
+  // A decoded half copy that every reader now reads widened is freed: the widened
+  // copy is the model's only copy of that weight.
+  std::unordered_set<const void*> read;
+  for (const TensorInfo& ti : tensors) read.insert(ti.data);
+  for (void*& p : decoded_) {
+    if (read.count(p)) continue;
+    std::free(p);
+    p = nullptr;
   }
 }
 
@@ -315,6 +322,7 @@ Status Model::Parse() {
   // ---- tensors (rules T1-T7)
   tensors.resize(nt);
   std::unordered_set<std::string> names;
+  std::map<std::array<uint64_t, 4>, void*> decoded;  // compressed data -> its dense copy
   for (size_t i = 0; i < nt; ++i) {
     const fb::Tensor* t = ftensors->Get(static_cast<flatbuffers::uoffset_t>(i));
     TensorInfo& ti = tensors[i];
@@ -352,14 +360,24 @@ Status Model::Parse() {
       if (b != 0)
         return c.fail(where + ": a compressed tensor must have buffer 0, has buffer " + std::to_string(b));
       if (symbolic || !t->shape()) return c.fail(where + ": a constant tensor needs a fully known shape");
-      DenseCopy dense;
-      s = decode_compressed(*cd, fbufs, ti.dtype, static_cast<uint64_t>(num_elements(ti.dims)),
-                            source + ": " + where, &dense);
-      if (!s.ok()) return s;
-      if (decoded_.empty()) decoded_.resize(nt, nullptr);
-      decoded_[i] = dense.data;
-      ti.data = static_cast<const uint8_t*>(dense.data);
-      ti.data_size = dense.size;
+      // tensors with the same compressed data (kind, buffers, index bits), dtype and size
+      // share one dense copy, as tensors sharing a buffer share its bytes
+      uint64_t numel = static_cast<uint64_t>(num_elements(ti.dims));
+      bool sparse = cd->kind() == fb::StorageKind_SPARSE_BITMASK;
+      std::array<uint64_t, 4> key = {
+          (static_cast<uint64_t>(static_cast<uint8_t>(cd->kind())) << 16) |
+              (static_cast<uint64_t>(sparse ? 0 : cd->index_bits()) << 8) | static_cast<uint64_t>(ti.dtype),
+          cd->values(), sparse ? cd->mask() : cd->palette(), numel};
+      void*& dense = decoded[key];
+      if (!dense) {
+        DenseCopy copy;
+        s = decode_compressed(*cd, fbufs, ti.dtype, numel, source + ": " + where, &copy);
+        if (!s.ok()) return s;
+        decoded_.push_back(copy.data);
+        dense = copy.data;
+      }
+      ti.data = static_cast<const uint8_t*>(dense);
+      ti.data_size = static_cast<size_t>(numel * dtype_size(ti.dtype));
     }
     if (const fb::Quantization* q = t->quantization()) {
       size_t ns = q->scales() ? q->scales()->size() : 0;

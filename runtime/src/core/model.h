@@ -64,7 +64,7 @@ class Model {
   size_t mapping_size_ = 0;
   void* owned_ = nullptr;            // aligned copy (free at destruction)
   std::vector<void*> widened_;       // fp32 copies of half-precision weights
-  std::vector<void*> decoded_;       // per tensor: its dense copy when stored compressed, else null
+  std::vector<void*> decoded_;       // dense copies of compressed constants
 };
 
 }  // namespace mobrt
