@@ -158,7 +158,12 @@ def load_model(model, func: str) -> Model:
     if isinstance(model, (str, bytes, os.PathLike)):
         from .api import as_model
 
-        return as_model(model)
+        path = os.fsdecode(os.fspath(model))
+        if path.lower().endswith((".prototxt", ".caffemodel")):
+            raise ArgumentError(f"{func}(): {path}: a Caffe model is two files; convert it "
+                                "first: model = mobconv.convert('deploy.prototxt', "
+                                f"caffemodel='weights.caffemodel'), then {func}(model, ...)")
+        return as_model(path)
     raise ArgumentError(f"{func}(): model must be a mobconv.Model or the path of a model file, "
                         f"got a {type(model).__name__}")
 

@@ -267,6 +267,9 @@ def test_model_argument(net, tmp_path):
     with pytest.raises(ArgumentError, match=r"prune\(\): model must be a mobconv.Model or the "
                                             r"path of a model file, got a int"):
         quantize.prune(3, 0.5)
+    with pytest.raises(ArgumentError, match=r"prune\(\): deploy.prototxt: a Caffe model is two "
+                                            r"files; convert it first: .* then prune\(model"):
+        quantize.prune("deploy.prototxt", 0.5)
     path = tmp_path / "net.mob"
     net.save(path)
     p = quantize.prune(str(path), 0.5)
