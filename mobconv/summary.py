@@ -258,12 +258,13 @@ TABLE_MIN_ELEMENTS = 256
 
 
 def _readers(graph: Graph) -> dict:
-    """Constant name -> (node index, node name, op) of the first node that reads it."""
+    """Constant name -> ((node index, input index), node name, op) of the first node that
+    reads it."""
     readers = {}
     for k, node in enumerate(graph.nodes):
-        for name in node.inputs:
+        for j, name in enumerate(node.inputs):
             if name and name not in readers:
-                readers[name] = (k, node.name, node.op)
+                readers[name] = ((k, j), node.name, node.op)
     return readers
 
 
@@ -283,7 +284,7 @@ def storage_summary(graph: Graph) -> list:
 
     readers = _readers(graph)
     rows = []
-    unread = (len(graph.nodes), "", "")
+    unread = ((len(graph.nodes), 0), "", "")
     for value in sorted(graph.constants(), key=lambda v: readers.get(v.name, unread)[0]):
         data = dtypes.as_storage(value.data, value.dtype)
         encoded = encode_storage(value, data)

@@ -196,3 +196,12 @@ def test_info_long_tables_are_cut(capsys, tmp_path):
     assert "... 5 more constants" in out
     code, out, _ = cli(capsys, "info", path, "--json")
     assert len(json.loads(out)["storage"]["tensors"]) == 45
+
+
+def test_rows_follow_the_layers_not_the_order_constants_were_added():
+    g = compressed_graph()
+    g.values = dict(reversed(list(g.values.items())))  # fc.bias, fc.weight, conv1.weight first
+    g.add_constant("unused", np.zeros(300, np.float32))
+    assert [r["name"] for r in storage_summary(g)] == [
+        "conv1.weight", "fc.weight", "fc.bias", "unused"]
+    assert storage_summary(g)[-1]["node"] == ""
