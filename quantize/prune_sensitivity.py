@@ -145,7 +145,7 @@ class SensitivityReport:
         sizes = [c.params for c in self.layers]
         total = sum(sizes)
         need = target_count(budget, total)
-        steps = int(round(top / GRID))
+        steps = max(1, int(round(top / GRID)))
         grid = np.linspace(0.0, top, steps + 1)
         levels = np.concatenate([[0.0], np.asarray(self.sparsities, dtype=np.float64)])
         harms, counts = [], []

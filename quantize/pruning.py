@@ -53,8 +53,8 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
 
     sparsity: target fraction of zeros in [0, 1) over the default selection of layers.
     per_layer: {layer name: sparsity} for exactly these layers (overrides the selection).
-    scope: "global" (one normalised-magnitude threshold across the selection) or "layer"
-      (each selected layer at `sparsity`).
+    scope: "global" (one threshold on LAMP scores across the selection) or "layer" (each
+      selected layer at `sparsity`).
     min_params: layers with fewer weights are left alone by `sparsity` (default 1024).
     exclude: layer names left alone. progress: None = a bar on a terminal.
 

@@ -204,6 +204,12 @@ def test_propose_with_unequal_sizes_and_an_exact_layer():
         r.propose(1.5)
 
 
+def test_propose_with_levels_finer_than_the_grid():
+    r = synthetic({"a": [30.0], "b": [10.0]}, {"a": 1000, "b": 1000}, levels=(0.004,))
+    assert r.propose(0.002) == {"a": 0.004, "b": 0.0}  # 4 of 2000, all from the robust layer
+    assert r.propose(0.004) == {"a": 0.004, "b": 0.004}  # no layer beyond its measured level
+
+
 def test_proposal_feeds_prune_and_reaches_the_budget(net, report):
     prop = report.propose(0.6)
     pruned = quantize.prune(net, per_layer=prop)
