@@ -1,8 +1,8 @@
 """Channel groups for structured pruning: which output channels must go together, and
 what reads them (used by quantize/channel_pruning.py).
 
-A *space* is one set of output channels created by a prunable layer (a Conv with
-group=1 or a Gemm, both with a constant weight). Every value computed from those
+A *space* is one set of output channels created by a prunable layer (a Conv or
+ConvTranspose with group=1, or a Gemm, with a constant weight). Every value computed from those
 channels carries a *layout*: along its channel `axis`, a list of segments
 (space, n channels) or (None, n) for channels nobody prunes (a Concat with an
 unpruned input), each channel spanning `inner` consecutive elements (inner > 1 after
@@ -19,8 +19,9 @@ Algorithm, one walk over the nodes in topological order:
 3. Two layouts meeting in an element-wise op (a residual Add, also the fused residual
    input R of a Conv) must remove the same channels: their spaces are joined
    (union-find), so a residual stream and every layer adding into it form one group.
-4. "Sinks" lose input channels: a Conv with group=1 (weight axis 1) and a Gemm
-   (the rows/columns of B that the flattened channels multiply).
+4. "Sinks" lose input channels: a Conv with group=1 (weight axis 1), a ConvTranspose
+   with group=1 (weight axis 0) and a Gemm (the rows/columns of B that the flattened
+   channels multiply).
 5. Anything else that reads a layout (Reshape with a shape naming the channel count,
    Shape, Split, Softmax over the channels, a grouped conv, an unknown op...) cannot
    be fixed: the spaces get a *blocker*, a one-line reason naming the node and the
@@ -80,6 +81,7 @@ class ChannelGroups:
     layouts: dict                # value name -> Layout
     sinks: list                  # [(node, Layout of its input 0)]
     constants: list              # [(node, input index, axis in the constant, Layout)]
+    sizes: list                  # [(Resize node, Layout)]: its constant `sizes` names C
     order: list                  # [node] that carry layouts, topological: constant propagation
 
     def root(self, sid: int) -> int:
@@ -131,8 +133,9 @@ def is_depthwise(node, graph) -> bool:
 
 
 def is_source(node, graph) -> bool:
-    """A layer whose output channels can be removed: Conv group=1 / Gemm, constant float weight."""
-    if node.op == "Conv":
+    """A layer whose output channels can be removed: Conv/ConvTranspose group=1 or Gemm,
+    with a constant float weight."""
+    if node.op in ("Conv", "ConvTranspose"):
         w = _const(graph, node.inputs[1]) if len(node.inputs) > 1 else None
         return (w is not None and w.dtype.kind == "f" and w.ndim >= 3
                 and int(node.attrs.get("group", 1) or 1) == 1)
@@ -146,7 +149,7 @@ def is_source(node, graph) -> bool:
 class _Walk:
     def __init__(self, graph):
         self.graph = graph
-        self.groups = ChannelGroups({}, {}, {}, [], [], [])
+        self.groups = ChannelGroups({}, {}, {}, [], [], [], [])
         self.taint: dict = {}  # value -> spaces whose channels reach it through a blocked op
 
     # ---- spaces ---------------------------------------------------------------------
@@ -219,7 +222,7 @@ class _Walk:
         if op in ("Shape", "Size"):
             return f"{where} reads the channel count"
         if op in ("Split", "Gather", "SpaceToDepth", "DepthToSpace", "LRN", "Softmax",
-                  "LogSoftmax", "ConvTranspose", "MatMul"):
+                  "LogSoftmax", "MatMul"):
             return f"{where} mixes or splits the channels (not supported by channel pruning)"
         outputs = [o for o in node.outputs if o]
         if len(outputs) != 1 or outputs[0] != node.outputs[0]:
@@ -228,7 +231,7 @@ class _Walk:
         shape = _int_shape(graph, out)
         if shape is None:
             return f"{where}: the output's shape is unknown"
-        if op == "Conv":
+        if op in ("Conv", "ConvTranspose"):
             return self.conv(node, ins, where, out)
         if op == "Gemm":
             return self.gemm(node, ins, where, out)
@@ -244,8 +247,14 @@ class _Walk:
             if op in ("Slice", "Pad") or op.startswith("Reduce"):
                 if not self.keeps_axis(node, x.axis, len(in_shape)):
                     return f"{where} works along the channel axis"
+            if op == "Resize" and len(node.inputs) > 3 and node.inputs[3]:
+                if _const(graph, node.inputs[3]) is None:
+                    return f"{where} has output sizes computed at run time"
+                self.groups.sizes.append((node, x))  # its channel entry follows the pruning
             for i in range(1, len(node.inputs)):
                 data = _const(graph, node.inputs[i])
+                if op == "Resize" and i == 3:
+                    continue
                 if op in PER_CHANNEL and node.inputs[i]:
                     if data is None or data.ndim != 1 or data.shape[0] != x.length:
                         return f"{where}: parameter {node.inputs[i]!r} is not a constant per channel"
@@ -301,7 +310,7 @@ class _Walk:
                 return f"{where} has a weight computed at run time"
             if x.axis != 1 or x.inner != 1:
                 return f"{where} reads them on another axis than its channel axis"
-            if is_depthwise(node, graph):
+            if is_depthwise(node, graph) and node.op == "Conv":
                 for sid, _ in x.segments:
                     if sid is not None:
                         self.groups.spaces[sid].members.append((node, "depthwise"))
@@ -313,7 +322,8 @@ class _Walk:
                 self.groups.sinks.append((node, x))
         if result is None and is_source(node, graph):
             w = _const(graph, node.inputs[1])
-            result = Layout(1, ((self.new_space(int(w.shape[0]), node, "source"), int(w.shape[0])),))
+            m = int(w.shape[1] if node.op == "ConvTranspose" else w.shape[0])
+            result = Layout(1, ((self.new_space(m, node, "source"), m),))
         if r is not None:
             if result is None:
                 self.block(r, f"{where} adds them (residual input) to channels that are not pruned")

@@ -5,8 +5,8 @@
     small = quantize.prune_channels(model, 0.3, criterion="bn_gamma")  # network slimming
     quantize.channel_pruning.kept_channels(small)  # value -> kept channel indices (distillation)
 
-What, per prunable layer (a Conv with group=1 or a Gemm with a constant weight; their
-groups from quantize/_channel_groups.py), with f its fraction:
+What, per prunable layer (a Conv or ConvTranspose with group=1, or a Gemm, with a constant
+weight; their groups from quantize/_channel_groups.py), with f its fraction:
 1. Group: layers whose channels are added together (residual Adds, fused or not) or
    that follow each other channel for channel (depthwise chains, a squeeze-excite scale)
    form one group; a group removes the same channels from every member.
@@ -208,6 +208,8 @@ def _member_weight(graph, node) -> np.ndarray:
     w = np.asarray(graph.values[node.inputs[1]].data, dtype=np.float64)
     if node.op == "Gemm" and not get_spec("Gemm").resolve_attrs(node)["transB"]:
         w = w.T
+    if node.op == "ConvTranspose":  # [C_in, M, k...]
+        w = np.swapaxes(w, 0, 1)
     return w.reshape(w.shape[0], -1)
 
 
@@ -266,7 +268,8 @@ def _bn_gammas(model, graph, plan, source, where) -> dict:
     for name, gamma in list(found.items()):
         node = members[name]
         w = graph.values[node.inputs[1]].data
-        channels = w.shape[1] if node.op == "Gemm" and not node.attrs.get("transB") else w.shape[0]
+        channels = w.shape[1] if (node.op == "Gemm" and not node.attrs.get("transB")) or \
+            node.op == "ConvTranspose" else w.shape[0]
         if np.asarray(gamma).size != channels:
             raise ArgumentError(
                 f"{FUNC}(): {where}: criterion 'bn_gamma': layer {name!r} has {channels} output "
@@ -297,7 +300,7 @@ def _onnx_gammas(graph, path, where) -> dict:
             readers.setdefault(i, []).append(node)
     result = {}
     for i, node in enumerate(proto.node):
-        if node.op_type not in ("Conv", "Gemm") or not node.output:
+        if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or not node.output:
             continue
         after = readers.get(node.output[0], [])
         if len(after) != 1 or after[0].op_type != "BatchNormalization" or \
@@ -317,7 +320,7 @@ def _apply(graph, groups, keep, bar):
     """Compensate, then slice every member, reader and per-channel constant; returns
     (value -> kept indices for values that lost channels, a note for the metadata)."""
     consts = _removed_constants(graph, groups, keep)
-    approx = uncompensated = 0
+    approx = averaged = uncompensated = 0
     for node, layout in groups.sinks:  # readers first: they use the full-length bias
         bar.advance()
         kept = groups.keep_elements(layout, keep)
@@ -330,6 +333,9 @@ def _apply(graph, groups, keep, bar):
         if node.op == "Conv":
             approx += int(np.any(k != 0) and _padded(node))
             _shrink_conv_inputs(graph, node, kept, removed, k)
+        elif node.op == "ConvTranspose":
+            averaged += int(np.any(k != 0) and not _pointwise(graph, node))
+            _shrink_conv_transpose_inputs(graph, node, kept, removed, k)
         else:
             _shrink_gemm_inputs(graph, node, kept, removed, k)
     done, by_root = set(), groups.groups()
@@ -347,6 +353,10 @@ def _apply(graph, groups, keep, bar):
         data = graph.values[node.inputs[index]].data
         if data.shape[axis] == layout.length:
             _set_const(graph, node, index, np.take(data, kept, axis=axis))
+    for node, layout in groups.sizes:  # Resize to constant sizes: the channel entry
+        sizes = np.array(graph.values[node.inputs[3]].data)
+        sizes[layout.axis] = len(groups.keep_elements(layout, keep))
+        _set_const(graph, node, 3, sizes)
     kept_map = {}
     for name, layout in groups.layouts.items():
         kept = groups.keep_elements(layout, keep)
@@ -356,6 +366,8 @@ def _apply(graph, groups, keep, bar):
     notes = ""
     if approx:
         notes += f"; {approx} zero-padded conv(s) compensated away from the border only"
+    if averaged:
+        notes += f"; {averaged} ConvTranspose(s) compensated by the kernel's mean per output pixel"
     if uncompensated:
         notes += f"; {uncompensated} removed channel(s) not constant, dropped uncompensated"
     return kept_map, notes
@@ -389,7 +401,7 @@ def _probe(vector, rank, axis):
 def _node_constant(graph, groups, node, layout, k) -> np.ndarray:
     op = node.op
     x = node.inputs[0] if node.inputs else ""
-    if op == "Conv":  # a member: weights zeroed, act(bias + residual)
+    if op in ("Conv", "ConvTranspose"):  # a member: weights zeroed, act(bias + residual)
         pre = np.zeros(layout.length)
         if len(node.inputs) > 2 and node.inputs[2]:
             pre = pre + graph.values[node.inputs[2]].data.astype(np.float64)
@@ -477,6 +489,28 @@ def _shrink_conv_inputs(graph, node, kept, removed, k) -> None:
     _set_const(graph, node, 1, w[:, kept])
 
 
+def _pointwise(graph, node) -> bool:
+    """A ConvTranspose whose every output pixel sees each input pixel's one tap (1x1 kernel,
+    stride 1, no padding): a constant input gives a constant output."""
+    kernel = graph.values[node.inputs[1]].data.shape[2:]
+    strides = node.attrs.get("strides") or ()
+    return all(int(d) == 1 for d in tuple(kernel) + tuple(strides)) and not _padded(node)
+
+
+def _shrink_conv_transpose_inputs(graph, node, kept, removed, k) -> None:
+    """Weight [C_in, M/g, k...]: rows go. A constant input channel spreads its kernel over
+    the output with the stride's overlap pattern; its mean per output pixel (the kernel's
+    sum / prod(strides)) goes into the bias: exact for a pointwise ConvTranspose only."""
+    w = graph.values[node.inputs[1]].data
+    strides = np.prod([int(s) for s in node.attrs.get("strides") or ()] or [1])
+    taps = w[removed].astype(np.float64).reshape(len(removed), w.shape[1], -1).sum(2)
+    contribution = (k @ taps) / strides
+    if np.any(contribution != 0):
+        bias = _bias(graph, node, 2, w.shape[1]) + contribution
+        _set_const(graph, node, 2, bias.astype(_dtype(graph, node, 2, w.dtype)))
+    _set_const(graph, node, 1, w[kept])
+
+
 def _shrink_gemm_inputs(graph, node, kept, removed, k) -> None:
     attrs = get_spec("Gemm").resolve_attrs(node)
     b = graph.values[node.inputs[1]].data
@@ -504,7 +538,7 @@ def _shrink_outputs(graph, node, kind, kept) -> None:
             if c.ndim >= 1 and c.shape[-1] == m:
                 _set_const(graph, node, 2, c[..., kept])
         return
-    _set_const(graph, node, 1, w[kept])
+    _set_const(graph, node, 1, w[:, kept] if node.op == "ConvTranspose" else w[kept])
     if len(node.inputs) > 2 and node.inputs[2]:
         _set_const(graph, node, 2, graph.values[node.inputs[2]].data[kept])
     if kind == "depthwise":

@@ -35,15 +35,17 @@ def zeroed(model, pruned, zero_bias=False):
     assert kept, "nothing was pruned"
     graph = model.graph.copy()
     for node in graph.nodes:
-        if node.op not in ("Conv", "Gemm") or node.outputs[0] not in kept:
+        if node.op not in ("Conv", "ConvTranspose", "Gemm") or node.outputs[0] not in kept:
             continue
-        transposed = node.op == "Gemm" and not node.attrs.get("transB", 0)
+        transposed = (node.op == "Gemm" and not node.attrs.get("transB", 0)) or \
+            node.op == "ConvTranspose"  # weight [C_in, M, k...]
         w = graph.values[node.inputs[1]].data.copy()
-        rows = w.T if transposed else w
+        rows = np.swapaxes(w, 0, 1) if transposed else w
         gone = np.ones(rows.shape[0], bool)
         gone[kept[node.outputs[0]]] = False
         rows[gone] = 0
-        graph.values[node.inputs[1]].data = np.ascontiguousarray(rows.T if transposed else rows)
+        graph.values[node.inputs[1]].data = np.ascontiguousarray(
+            np.swapaxes(rows, 0, 1) if transposed else rows)
         if zero_bias and len(node.inputs) > 2 and node.inputs[2]:
             b = graph.values[node.inputs[2]].data.copy()
             b[..., gone] = 0
@@ -418,3 +420,29 @@ def test_all_refused_layers_in_one_line_and_excluding_them_prunes_the_rest(tmp_p
     assert set(kept_channels(pruned)) == {"yf", "cat"}
     assert list(kept_channels(pruned)["cat"]) == list(range(9)) + [9 + c for c in kept_channels(pruned)["yf"]]
     check_against_oracle(model, pruned, feeds(model))
+
+
+def test_unet_like_conv_transpose_and_skip_concat(tmp_path):
+    """conv a -> MaxPool -> conv b -> ConvTranspose u (k2 s2) -> Resize to constant sizes
+    -> Concat(., a) -> conv c: u reads b's pruned channels (weight rows) and loses its own
+    (weight columns); the Resize's sizes follow (torch's UNet upsampling exports that)."""
+    i = {"u.w": w(8, 6, 2, 2), "u.b": w(6), "sizes": np.array([1, 6, 6, 6], np.int64)}
+    nodes = [conv("a", "x", "ya", 4, 8, k=3, pad=1, inits=i),
+             helper.make_node("MaxPool", ["ya"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             conv("b", "p", "yb", 8, 8, inits=i),
+             helper.make_node("ConvTranspose", ["yb", "u.w", "u.b"], ["yu"], name="u",
+                              kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Resize", ["yu", "", "", "sizes"], ["up"], name="resize", mode="nearest"),
+             helper.make_node("Concat", ["up", "ya"], ["cat"], name="cat", axis=1),
+             conv("c", "cat", "y", 14, 3, inits=i)]
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3, 6, 6)))
+    assert any(n.op == "Resize" for n in model.graph.nodes)
+    pruned = quantize.prune_channels(model, 0.5)
+    kept = kept_channels(pruned)
+    assert len(kept["yu"]) == 3 and len(kept["yb"]) == 4
+    assert list(kept["cat"]) == list(kept["yu"]) + [6 + c for c in kept["ya"]]
+    assert pruned.graph.values["cat"].shape[1] == 7
+    note = pruned.metadata.extra["compression.prune_channels"]
+    assert "ConvTranspose(s) compensated by the kernel's mean" in note
+    base = Model(zeroed(model, pruned, zero_bias=True).graph)  # constants 0: exact
+    check_against_oracle(base, quantize.prune_channels(base, 0.5), feeds(model))
