@@ -237,6 +237,47 @@ def test_bad_options_one_line_error_before_any_work(net, kwargs, message):
         np.testing.assert_array_equal(net.graph.values[name].data, data)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_ties_and_existing_zeros_random_chains(seed):
+    """MatMul chains with few distinct values (many ties, some zeros already): exactly
+    max(k, zeros already there) zeros per layer (scope layer) / in total (global), never
+    a kept weight smaller than a pruned one, and the same result twice."""
+    from mobconv.ir.graph import Graph
+
+    rng = np.random.default_rng(seed)
+    graph = Graph("chain")
+    width = int(rng.integers(20, 40))
+    graph.add_input("x", "float32", ("N", width))
+    src, names = "x", []
+    for i in range(int(rng.integers(2, 5))):
+        out = int(rng.integers(20, 40))
+        w = (rng.integers(-3, 4, size=(width, out)) * rng.choice([0.5, 1, 2])).astype(np.float32)
+        graph.add_constant(f"w{i}", w)
+        graph.add_node("MatMul", [src, f"w{i}"], [f"y{i}"], name=f"mm{i}")
+        src, width = f"y{i}", out
+        names.append(f"mm{i}")
+    graph.outputs = [src]
+    model = mobconv.Model(graph)
+    s = float(rng.uniform(0.05, 0.95))
+    for scope in ("layer", "global"):
+        p = quantize.prune(model, s, scope=scope, min_params=0)
+        again = quantize.prune(model, s, scope=scope, min_params=0)
+        pruned_layers = names[1:]  # mm0 reads the input: the first layer
+        before = {n: graph.values[f"w{n[2:]}"].data for n in names}
+        after = {n: p.graph.values[f"w{n[2:]}"].data for n in names}
+        np.testing.assert_array_equal(after["mm0"], before["mm0"])
+        for n in pruned_layers:
+            assert_smallest_pruned(before[n], after[n])
+            np.testing.assert_array_equal(after[n], again.graph.values[f"w{n[2:]}"].data)
+            if scope == "layer":
+                want = max(round_half_up(s * before[n].size), zeros(before[n]))
+                assert zeros(after[n]) == want, (seed, n)
+        if scope == "global":
+            n_all = sum(before[n].size for n in pruned_layers)
+            assert sum(zeros(after[n]) for n in pruned_layers) == max(
+                round_half_up(s * n_all), sum(zeros(before[n]) for n in pruned_layers))
+
+
 def test_progress_bar_on_request(net, capsys):
     quantize.prune(net, 0.5, progress=True)
     assert "pruning [" in capsys.readouterr().err
