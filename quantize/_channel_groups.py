@@ -45,7 +45,8 @@ UNARY = ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "El
          "Cos", "Identity", "Dropout", "Cast", "Clip")
 BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "PRelu", "Pow")
 SPATIAL = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
-           "Resize", "Upsample", "Pad", "Slice", "ReduceMean", "ReduceMax", "ReduceMin")
+           "Resize", "Upsample", "Pad", "Slice")
+REDUCE = ("ReduceMean", "ReduceMax", "ReduceMin")  # of a constant plane: the constant
 PER_CHANNEL = ("BatchNormalization", "InstanceNormalization")
 CONSUMERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # read channels, output new ones
 
@@ -236,6 +237,8 @@ class _Walk:
         if op == "Gemm":
             return self.gemm(node, ins, where, out)
         x = ins[0]
+        if op in REDUCE:
+            return self.reduce(node, ins, where, out, shape)
         if op in UNARY or op in SPATIAL or op in PER_CHANNEL:
             if x is None or any(ins[1:]):
                 return f"{where} reads them as a parameter"
@@ -244,7 +247,7 @@ class _Walk:
                 return f"{where} reads them on another axis than its channel axis"
             if len(shape) != len(in_shape) or shape[x.axis] != in_shape[x.axis]:
                 return f"{where} changes the channel count"
-            if op in ("Slice", "Pad") or op.startswith("Reduce"):
+            if op in ("Slice", "Pad"):
                 if not self.keeps_axis(node, x.axis, len(in_shape)):
                     return f"{where} works along the channel axis"
             if op == "Resize" and len(node.inputs) > 3 and node.inputs[3]:
@@ -286,17 +289,28 @@ class _Walk:
                 return False
             pads = pads.reshape(-1)
             return len(pads) == 2 * rank and pads[axis] == 0 and pads[axis + rank] == 0
-        # Reduce*: only spatial axes reduced, keepdims
+        return True
+
+    def reduce(self, node, ins, where, out, shape):
+        """ReduceMean/Max/Min over other axes than the channels' (x.mean((2, 3)) before a
+        classifier): the layout passes on, its axis moved when the reduced dims go."""
+        x = ins[0]
+        if x is None or any(ins[1:]):
+            return f"{where} reads them as its axes"
         attrs = get_spec(node.op).resolve_attrs(node)
         axes = attrs.get("axes")
         if len(node.inputs) > 1 and node.inputs[1]:
-            data = _const(graph, node.inputs[1])
-            axes = None if data is None else list(data.reshape(-1))
-            if axes is None:
-                return False
-        if not axes or not attrs.get("keepdims", 1):
-            return False
-        return axis not in [int(a) % rank for a in axes]
+            data = _const(self.graph, node.inputs[1])
+            if data is None:
+                return f"{where} has axes computed at run time"
+            axes = list(data.reshape(-1))
+        rank = len(_int_shape(self.graph, node.inputs[0]))
+        axes = [int(a) % rank for a in axes or ()]
+        if not axes or x.axis in axes or x.inner != 1:
+            return f"{where} reduces over the channel axis"
+        axis = x.axis if attrs.get("keepdims", 1) else x.axis - sum(1 for a in axes if a < x.axis)
+        self.groups.layouts[out] = Layout(axis, x.segments, x.inner)
+        return True
 
     def conv(self, node, ins, where, out):
         graph = self.graph

@@ -47,7 +47,7 @@ from mobconv.errors import ArgumentError, MobconvError
 from mobconv.ops._fused import apply_activation
 from mobconv.ops.registry import get_spec
 
-from ._channel_groups import BINARY, PER_CHANNEL, SPATIAL, UNARY, channel_groups
+from ._channel_groups import BINARY, PER_CHANNEL, REDUCE, SPATIAL, UNARY, channel_groups
 from ._compress_common import (check_fraction, check_layer_names, check_progress, label,
                                load_model, progress_bar, record, result_model, weight_layers)
 
@@ -416,7 +416,7 @@ def _node_constant(graph, groups, node, layout, k) -> np.ndarray:
             pre = pre + attrs["beta"] * np.broadcast_to(c, (max(c.shape[0] if c.ndim == 2 else 1, 1),
                                                             layout.length)).mean(0)
         return _activate(node, pre)
-    if op in SPATIAL or op in ("Transpose", "Squeeze", "Unsqueeze"):
+    if op in SPATIAL or op in REDUCE or op in ("Transpose", "Squeeze", "Unsqueeze"):
         return k[x]
     if op in ("Flatten", "Reshape"):
         return np.repeat(k[x], layout.length // len(k[x]))

@@ -446,3 +446,16 @@ def test_unet_like_conv_transpose_and_skip_concat(tmp_path):
     assert "ConvTranspose(s) compensated by the kernel's mean" in note
     base = Model(zeroed(model, pruned, zero_bias=True).graph)  # constants 0: exact
     check_against_oracle(base, quantize.prune_channels(base, 0.5), feeds(model))
+
+
+def test_reduce_mean_over_space_before_the_classifier(tmp_path):
+    """x.mean((2, 3)) exports as ReduceMean(keepdims=0): [N, C] straight into the Gemm."""
+    i = {"fc.w": w(3, 6), "fc.b": w(3)}
+    nodes = [conv("a", "x", "ya", 4, 6, k=3, pad=1, inits=i),
+             helper.make_node("Relu", ["ya"], ["r"], name="relu"),
+             helper.make_node("ReduceMean", ["r"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+             helper.make_node("Gemm", ["m", "fc.w", "fc.b"], ["y"], name="fc", transB=1)]
+    model = mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3)))
+    pruned = quantize.prune_channels(model, 0.5)
+    assert len(kept_channels(pruned)["m"]) == 3
+    check_against_oracle(model, pruned, feeds(model))
