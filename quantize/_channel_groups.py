@@ -70,7 +70,7 @@ class Layout:
 class Space:
     id: int
     size: int
-    members: list = field(default_factory=list)   # [(node, "source" | "depthwise")]
+    members: list = field(default_factory=list)   # [(node, "source" | "depthwise", offset)]
     blockers: list = field(default_factory=list)  # one-line reasons
     outputs: list = field(default_factory=list)   # graph outputs its channels reach
 
@@ -97,7 +97,7 @@ class ChannelGroups:
         for sid, space in self.spaces.items():
             r = self.root(sid)
             group = result.setdefault(r, Space(r, space.size))
-            group.members += space.members
+            group.members += [m for m in space.members if m not in group.members]
             group.blockers += space.blockers
             group.outputs += space.outputs
         return result
@@ -156,7 +156,7 @@ class _Walk:
     # ---- spaces ---------------------------------------------------------------------
     def new_space(self, size, node, kind) -> int:
         sid = len(self.groups.spaces)
-        self.groups.spaces[sid] = Space(sid, size, [(node, kind)])
+        self.groups.spaces[sid] = Space(sid, size, [(node, kind, 0)])
         self.groups.parent[sid] = sid
         return sid
 
@@ -325,9 +325,11 @@ class _Walk:
             if x.axis != 1 or x.inner != 1:
                 return f"{where} reads them on another axis than its channel axis"
             if is_depthwise(node, graph) and node.op == "Conv":
-                for sid, _ in x.segments:
+                offset = 0
+                for sid, n in x.segments:
                     if sid is not None:
-                        self.groups.spaces[sid].members.append((node, "depthwise"))
+                        self.groups.spaces[sid].members.append((node, "depthwise", offset))
+                    offset += n
                 result = x
             elif int(node.attrs.get("group", 1) or 1) != 1:
                 return (f"{where} is a grouped convolution (group={node.attrs.get('group')}): "
@@ -341,12 +343,26 @@ class _Walk:
         if r is not None:
             if result is None:
                 self.block(r, f"{where} adds them (residual input) to channels that are not pruned")
+            elif result is not x and len(r.segments) > 1 and r.inner == 1:
+                result = self.follow(node, result, r)
             elif not self.join(result, r):
                 self.block(r, f"{where} adds them (residual input) to differently built channels")
                 self.block(result, f"{where} adds differently built channels as its residual input")
         if result is not None:
             self.groups.layouts[out] = result
         return True
+
+    def follow(self, node, fresh: Layout, r: Layout) -> Layout:
+        """A source conv adding a Concat's channels (residual input R): its fresh space goes,
+        its output channels follow R's segments (a member of each, at its offset)."""
+        (sid, _), = fresh.segments
+        del self.groups.spaces[sid], self.groups.parent[sid]
+        offset = 0
+        for seg, n in r.segments:
+            if seg is not None:
+                self.groups.spaces[seg].members.append((node, "source", offset))
+            offset += n
+        return r
 
     def gemm(self, node, ins, where, out):
         graph = self.graph

@@ -101,7 +101,7 @@ def prune_channels(model, fraction=None, *, criterion: str = "l1", per_layer=Non
     _reinfer(graph, model.graph, where)
     before = sum(space.size for space, _ in plan.values())
     after = sum(len(k) for k in keep.values())
-    members = sorted({n.name for space, _ in plan.values() for n, _ in space.members})
+    members = sorted({m[0].name for space, _ in plan.values() for m in space.members})
     record(graph, "prune_channels",
            f"{criterion} {fraction:g}{' + per-layer' if per_layer else ''}: {len(keep)} groups "
            f"({len(members)} layers) {before} -> {after} channels{notes}")
@@ -157,7 +157,7 @@ def _plan(groups, fraction, per_layer, exclude, where) -> dict:
     """root -> (group Space, channels to remove) for the groups that lose channels."""
     plan, refused = {}, []
     for root, space in groups.groups().items():
-        names = list(dict.fromkeys(n.name for n, _ in space.members))
+        names = list(dict.fromkeys(m[0].name for m in space.members))
         asked = {per_layer[n] for n in names if n in per_layer}
         if len(asked) > 1:
             raise ArgumentError(
@@ -218,10 +218,11 @@ def _scores(model, graph, plan, criterion, source, where) -> dict:
     scores = {}
     for root, (space, _) in plan.items():
         total = np.zeros(space.size)
-        for node, _ in space.members:
+        for node, _, offset in space.members:  # offset: where the group's channels start
             if criterion == "bn_gamma" and node.name not in gammas:
                 continue  # a member without BatchNormalization: the others decide
             s = gammas[node.name] if criterion == "bn_gamma" else np.abs(_member_weight(graph, node)).sum(1)
+            s = s[offset:offset + space.size]
             mean = s.mean()
             total += s / mean if mean > 0 else s
         scores[root] = total
@@ -231,7 +232,7 @@ def _scores(model, graph, plan, criterion, source, where) -> dict:
 def _bn_gammas(model, graph, plan, source, where) -> dict:
     """node name -> |gamma| for the members of the planned groups that have a
     BatchNormalization (see prune_channels doc); a group where none has one is refused."""
-    members = {n.name: n for space, _ in plan.values() for n, _ in space.members}
+    members = {m[0].name: m[0] for space, _ in plan.values() for m in space.members}
     found = {}
     consumers = graph.consumers()
     for name, node in members.items():
@@ -259,7 +260,7 @@ def _bn_gammas(model, graph, plan, source, where) -> dict:
             if gamma is not None:
                 found[name] = gamma
     for space, _ in plan.values():
-        names = [n.name for n, _ in space.members]
+        names = [m[0].name for m in space.members]
         if not any(n in found for n in names):
             raise ArgumentError(
                 f"{FUNC}(): {where}: criterion 'bn_gamma': layer {names[0]!r} has no "
@@ -340,7 +341,7 @@ def _apply(graph, groups, keep, bar):
             _shrink_gemm_inputs(graph, node, kept, removed, k)
     done, by_root = set(), groups.groups()
     for root in keep:
-        for node, kind in by_root[root].members:
+        for node, kind, _ in by_root[root].members:
             if id(node) in done:
                 continue
             done.add(id(node))

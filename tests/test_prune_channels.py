@@ -459,3 +459,108 @@ def test_reduce_mean_over_space_before_the_classifier(tmp_path):
     pruned = quantize.prune_channels(model, 0.5)
     assert len(kept_channels(pruned)["m"]) == 3
     check_against_oracle(model, pruned, feeds(model))
+
+
+# ---- random graphs -------------------------------------------------------------------------
+
+
+def random_net(tmp_path, seed):
+    """A random CNN from the blocks channel pruning must handle: conv (1x1 or 3x3 padded,
+    fused-able activations with act(0) = 0), depthwise, residual Add, Concat, per-channel
+    Mul, pools, squeeze-excite, then GAP->Flatten->Gemm or Flatten->Gemm."""
+    rng = np.random.default_rng(seed)
+    i, nodes, n = {}, [], [0]
+
+    def name(base):
+        n[0] += 1
+        return f"{base}{n[0]}"
+
+    def act(x):
+        kind = rng.choice(["", "Relu", "Clip", "LeakyRelu", "HardSwish", "Tanh"])
+        if not kind:
+            return x
+        y = name("act")
+        if kind == "Clip":
+            i[y + ".lo"], i[y + ".hi"] = np.array(0, np.float32), np.array(6, np.float32)
+            nodes.append(helper.make_node("Clip", [x, y + ".lo", y + ".hi"], [y], name=y))
+        else:
+            nodes.append(helper.make_node(kind, [x], [y], name=y))
+        return y
+
+    def conv_(x, cin, cout, k=None, group=1):
+        k = int(rng.choice([1, 3])) if k is None else k
+        y = name("conv")
+        nodes.append(conv(y, x, y, cin, cout, k=k, pad=k // 2, group=group, inits=i))
+        return y
+
+    x, c = "x", 4
+    for step in range(int(rng.integers(3, 7))):
+        # the first block reads the graph input, whose channels nothing may remove
+        block = rng.choice(["conv", "dw", "residual", "concat", "mul", "pool", "se"][:1 if step == 0 else 7])
+        if block == "conv":
+            cout = int(rng.integers(3, 11))
+            x, c = act(conv_(x, c, cout)), cout
+        elif block == "dw":
+            x = act(conv_(x, c, c, k=3, group=c))
+        elif block == "residual":
+            mid = int(rng.integers(3, 11))
+            h = conv_(act(conv_(x, c, mid)), mid, c)
+            y = name("add")
+            nodes.append(helper.make_node("Add", [x, h], [y], name=y))
+            x = act(y)
+        elif block == "concat":
+            c1, c2 = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+            a, b = act(conv_(x, c, c1)), act(conv_(x, c, c2))
+            y = name("cat")
+            nodes.append(helper.make_node("Concat", [a, b], [y], name=y, axis=1))
+            x, c = y, c1 + c2
+        elif block == "mul":
+            y = name("mul")
+            i[y + ".s"] = w(c, 1, 1)
+            nodes.append(helper.make_node("Mul", [x, y + ".s"], [y], name=y))
+            x = y
+        elif block == "pool":
+            y = name("pool")
+            op = str(rng.choice(["MaxPool", "AveragePool"]))
+            nodes.append(helper.make_node(op, [x], [y], name=y, kernel_shape=[3, 3], pads=[1] * 4))
+            x = y
+        else:
+            g, y = name("gap"), name("se")
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [g], name=g))
+            q = act(conv_(g, c, 2, k=1))
+            e = conv_(q, 2, c, k=1)
+            s = name("sig")
+            nodes.append(helper.make_node("Sigmoid", [e], [s], name=s))
+            nodes.append(helper.make_node("Mul", [x, s], [y], name=y))
+            x = y
+    flat = name("flat")
+    if rng.random() < 0.5:
+        g = name("gap")
+        nodes.append(helper.make_node("GlobalAveragePool", [x], [g], name=g))
+        nodes.append(helper.make_node("Flatten", [g], [flat], name=flat))
+        i["fc.w"] = w(3, c)
+    else:
+        nodes.append(helper.make_node("Flatten", [x], [flat], name=flat))
+        i["fc.w"] = w(3, c * 36)
+    i["fc.b"] = w(3)
+    nodes.append(helper.make_node("Gemm", [flat, "fc.w", "fc.b"], ["y"], name="fc", transB=1))
+    return mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3), name=f"net{seed}.onnx"))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_graphs_match_the_zeroed_original(tmp_path, seed):
+    model = random_net(tmp_path, seed)
+    fraction = (0.25, 0.5, 0.75)[seed % 3]
+    pruned = quantize.prune_channels(model, fraction)
+    if not kept_channels(pruned):
+        return  # every layer too small to lose a channel at this fraction
+    x = feeds(model, seed=seed)
+    if "zero-padded" not in pruned.metadata.extra["compression.prune_channels"]:
+        check_against_oracle(model, pruned, x)
+    # with the removed channels' biases 0 every removed channel is 0 (act(0) = 0, x * 0),
+    # so even zero-padded readers must match exactly
+    base = Model(zeroed(model, pruned, zero_bias=True).graph)
+    again = quantize.prune_channels(base, fraction)
+    assert {k: list(v) for k, v in kept_channels(again).items()} == \
+        {k: list(v) for k, v in kept_channels(pruned).items()}
+    check_against_oracle(base, again, x)
