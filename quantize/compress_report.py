@@ -104,27 +104,58 @@ def compare(before, after, before_bytes: int, after_bytes: int) -> dict:
             "macs": {"before": sb.macs, "after": sa.macs}, "layers": rows}
 
 
-def output_error(before, after, feeds, backend: str = "auto") -> list:
+def output_error(before, after, feeds) -> list:
     """Per output of `before`: SQNR/cosine/max error of `after` against it over `feeds`
-    (a list of feed dicts), and top-1 agreement for float [N, classes] outputs."""
+    (a list of feed dicts), and top-1 agreement for float [N, classes] outputs. Both
+    models run in the C++ runtime (one interpreter each), or on the numpy reference
+    where the runtime is not built or lacks an op."""
     from .debug import ErrorStats
 
     names = [spec.name for spec in before.outputs]
     stats = {name: ErrorStats() for name in names}
     agree = {name: [0, 0] for name in names}
-    for feed in feeds:
-        ref = before.run(feed, backend=backend)
-        got = after.run(feed, backend=backend)
-        for name in names:
-            r, g = np.asarray(ref[name]), np.asarray(got[name])
-            stats[name].add(r, g)
-            if r.ndim == 2 and r.shape[1] > 1 and r.dtype.kind == "f":
-                agree[name][0] += int((r.argmax(1) == g.argmax(1)).sum())
-                agree[name][1] += r.shape[0]
+    with _runner(before) as run_before, _runner(after) as run_after:
+        for feed in feeds:
+            ref, got = run_before(feed), run_after(feed)
+            for name in names:
+                r, g = np.asarray(ref[name]), np.asarray(got[name])
+                stats[name].add(r, g)
+                if r.ndim == 2 and r.shape[1] > 1 and r.dtype.kind == "f":
+                    agree[name][0] += int((r.argmax(1) == g.argmax(1)).sum())
+                    agree[name][1] += r.shape[0]
     return [{"name": name, "sqnr_db": stats[name].sqnr_db, "cosine": stats[name].cosine,
              "max_abs_err": stats[name].max_abs,
              "top1_agreement": agree[name][0] / agree[name][1] if agree[name][1] else None}
             for name in names]
+
+
+class _runner:
+    """`with _runner(model) as run: run(feeds)`: one runtime interpreter for every run
+    (Model.run would serialize and load the model per call), else the numpy reference."""
+
+    def __init__(self, model):
+        self.model, self.interpreter = model, None
+
+    def __enter__(self):
+        from mobconv.backends import _runtime_available, _runtime_lacks_an_op
+
+        if _runtime_available():
+            from mobconv.runtime import Interpreter
+
+            try:
+                self.interpreter = Interpreter(self.model.to_bytes(), threads=1, profile=False,
+                                               name=self.model.source)
+            except MobconvError as exc:
+                if not _runtime_lacks_an_op(exc):
+                    raise
+        if self.interpreter is not None:
+            return self.interpreter.run
+        return lambda feeds: self.model.run(feeds, backend="reference")
+
+    def __exit__(self, *exc):
+        if self.interpreter is not None:
+            self.interpreter.close()
+        return False
 
 
 # ---- text ------------------------------------------------------------------------------

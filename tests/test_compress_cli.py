@@ -101,7 +101,8 @@ def api_bytes(path, *steps) -> bytes:
     """The Python API applied in the given order: what the command must write."""
     model = mobconv.load(path)
     for func, *args in steps:
-        model = getattr(quantize, func)(model, *args, progress=False)
+        kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+        model = getattr(quantize, func)(model, *args, **kwargs, progress=False)
     return model.to_bytes()
 
 
@@ -148,7 +149,7 @@ def test_options_compose_in_the_documented_order(work, capsys):
 @pytest.mark.parametrize("args, steps", [
     (("--prune-channels", "0.3"), [("prune_channels", 0.3)]),
     (("--cluster", "16"), [("cluster", 16)]),
-    (("--low-rank", "0.9"), [("low_rank", 0.9)]),
+    (("--rank", "4"), [("low_rank", {"rank": 4})]),
 ])
 def test_each_option_equals_the_api(work, capsys, args, steps):
     out = work / "each.mob"
@@ -319,6 +320,7 @@ def one_line(code, stderr, exit_code, *fragments):
     (["--low-rank", "0"], ["--low-rank 0", "(0, 1]"]),
     (["--low-rank", "1.5"], ["--low-rank 1.5", "(0, 1]"]),
     (["--rank", "0"], ["--rank 0", "positive"]),
+    (["--rank", "4", "--low-rank", "0.9"], ["--low-rank 0.9 --rank 4", "give one of them"]),
     ([], ["give at least one of --prune S, --prune-channels F, --cluster K, --low-rank E"]),
     (["--criterion", "l1", "--prune", "0.5"], ["--criterion l1", "--prune-channels only"]),
     (["--prune", "0.5", "--num-samples", "4"], ["--num-samples 4", "--data only"]),

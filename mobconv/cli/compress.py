@@ -77,7 +77,7 @@ def register(sub, parent) -> None:
                    help="SVD of fully connected and 1x1 conv weights into two smaller layers, "
                         "keeping the fraction E (0 < E <= 1) of the singular values' energy, e.g. 0.9")
     g.add_argument("--rank", type=_integer, metavar="N",
-                   help="low-rank factorization to rank N (alone, or with --low-rank as a cap), e.g. 32")
+                   help="low-rank factorization to rank N instead of an energy fraction, e.g. 32")
     g.add_argument("--prune", type=_fraction, metavar="S",
                    help="unstructured magnitude pruning: the fraction S (0 <= S < 1) of the "
                         "weights becomes zero (one threshold across layers), stored sparse, e.g. 0.5")
@@ -129,6 +129,9 @@ def _steps(args) -> dict:
                              "in (0, 1], e.g. 0.9")
         if args.rank is not None and args.rank < 1:
             raise UsageError(f"--rank {args.rank}: must be a positive integer, e.g. 16")
+        if args.low_rank is not None and args.rank is not None:
+            raise UsageError(f"--low-rank {args.low_rank:g} --rank {args.rank}: give one of "
+                             "them (an energy fraction or a fixed rank)")
         steps["low_rank"] = {"energy": args.low_rank, "rank": args.rank}
     if args.prune is not None or args.per_layer is not None:
         if args.prune is not None and not 0 <= args.prune < 1:
