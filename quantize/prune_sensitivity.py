@@ -43,7 +43,7 @@ from mobconv.errors import ArgumentError, MobconvError
 
 from ._compress_common import (check_fraction, check_int, check_layer_names, check_progress,
                                label, load_model, progress_bar, weight_layers)
-from .pruning import (DEFAULT_MIN_PARAMS, apply, check_zero_points, default_selection, prune,
+from .pruning import (DEFAULT_MIN_PARAMS, apply, check_weights, default_selection, prune,
                       target_count)
 
 DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.8, 0.9)
@@ -363,7 +363,7 @@ def sensitivity(model, data=None, *, sparsities=DEFAULT_SPARSITIES,
     if not chosen:
         raise ArgumentError(f"{FUNC}(): {label(model)}: no layer to measure (every layer is "
                             f"excluded, depthwise, first or under min_params={min_params})")
-    check_zero_points(model, chosen, FUNC)
+    check_weights(model, chosen, FUNC)
 
     notes = []
     if evaluate is not None:

@@ -93,7 +93,7 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
                             "per_layer)")
     by_name = {layer.name: layer for layer in layers}
     chosen = selected + [by_name[n] for n in per_layer]
-    check_zero_points(model, chosen, FUNC)
+    check_weights(model, chosen, FUNC)
 
     graph = model.graph.copy()
     counts = {layer.name: target_count(sparsity, layer.size) for layer in selected}
@@ -120,9 +120,14 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
     return result
 
 
-def check_zero_points(model, layers, func: str) -> None:
-    """int8/uint8 weights must have zero points 0 (a pruned weight is stored as 0)."""
+def check_weights(model, layers, func: str) -> None:
+    """Weights prune can rank and zero: finite values; int8/uint8 with zero points 0 (a
+    pruned weight is stored as 0)."""
     for layer in layers:
+        data = model.graph.values[layer.weight].data
+        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+            raise ArgumentError(f"{func}(): {label(model)}: layer {layer.name!r}: its weight has "
+                                "NaN or infinite values; magnitude pruning needs finite weights")
         zps = zero_points(model.graph, layer)
         if zps is not None and np.any(zps != 0):
             bad = int(zps[zps != 0][0])
@@ -144,16 +149,29 @@ def target_count(sparsity: float, n: int) -> int:
     return min(int(np.floor(sparsity * n + 0.5)), n)
 
 
-def _order(magnitude: np.ndarray) -> np.ndarray:
-    """Flat indices by increasing magnitude, ties by index."""
-    return np.argsort(magnitude.ravel(), kind="stable")
+def smallest(scores: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the k smallest of `scores` (1-D), ties by lower index: the first k
+    of a stable argsort, in O(n) (np.partition for the k-th value, then the ties)."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k >= scores.size:
+        return np.arange(scores.size)
+    kth = np.partition(scores, k - 1)[k - 1]
+    below = np.flatnonzero(scores < kth)
+    return np.concatenate([below, np.flatnonzero(scores == kth)[:k - below.size]])
 
 
 def _lamp(mag: np.ndarray) -> np.ndarray:
-    """LAMP scores (Lee et al. 2021): w_u^2 / sum of w_v^2 over the v ranked at or above u."""
-    order = np.argsort(mag, kind="stable")
-    sq = np.square(mag[order])
-    tail = np.cumsum(sq[::-1])[::-1]
+    """LAMP scores (Lee et al. 2021): w_u^2 / sum of w_v^2 over the v with |w_v| >= |w_u|
+    (equal magnitudes, equal scores). Non-decreasing in |w| within the layer."""
+    order = np.argsort(mag)
+    ranked = mag[order]
+    sq = np.square(ranked)
+    tail = np.cumsum(sq[::-1])[::-1]  # tail[i] = sum of sq[i:]
+    starts = np.ones(ranked.size, dtype=bool)
+    starts[1:] = ranked[1:] != ranked[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(ranked.size), 0))  # tie group start
+    tail = tail[first]
     score = np.empty_like(mag)
     score[order] = np.divide(sq, tail, out=np.zeros_like(sq), where=tail > 0)
     return score
@@ -177,7 +195,7 @@ def global_counts(graph, layers, sparsity: float, score: str = "lamp") -> dict:
         owner.append(np.full(mag.size, i, dtype=np.int32))
     scores, owner = np.concatenate(scores), np.concatenate(owner)
     k = target_count(sparsity, scores.size)
-    picked = owner[np.argsort(scores, kind="stable")[:k]]
+    picked = owner[smallest(scores, k)]
     per = np.bincount(picked, minlength=len(layers))
     return {layer.name: int(per[i]) for i, layer in enumerate(layers)}
 
@@ -189,7 +207,7 @@ def apply(graph, layer, k: int) -> int:
     data = np.array(value.data, copy=True)
     if k > 0:
         flat = data.reshape(-1)
-        flat[_order(real_magnitude(graph, layer))[:k]] = 0
+        flat[smallest(real_magnitude(graph, layer).ravel(), k)] = 0
         value.data = data
     zero = int(data.size - np.count_nonzero(data))
     storage = value.storage

@@ -278,6 +278,17 @@ def test_ties_and_existing_zeros_random_chains(seed):
                 round_half_up(s * n_all), sum(zeros(before[n]) for n in pruned_layers))
 
 
+def test_non_finite_weight_is_refused(net):
+    broken = mobconv.Model(net.graph.copy())
+    broken.graph.values["wmm"].data = weight(net, "mm").copy()
+    broken.graph.values["wmm"].data[2, 3] = np.nan
+    with pytest.raises(ArgumentError, match=r"layer 'mm': its weight has NaN or infinite values"):
+        quantize.prune(broken, 0.5)
+    with pytest.raises(ArgumentError, match=r"sensitivity\(\): .*layer 'mm': its weight has NaN"):
+        quantize.sensitivity(broken, sparsities=(0.5,))
+    quantize.prune(broken, 0.5, exclude=["mm"], min_params=0)  # the others are fine
+
+
 def test_progress_bar_on_request(net, capsys):
     quantize.prune(net, 0.5, progress=True)
     assert "pruning [" in capsys.readouterr().err
