@@ -84,6 +84,17 @@ class ChannelGroups:
     constants: list              # [(node, input index, axis in the constant, Layout)]
     sizes: list                  # [(Resize node, Layout)]: its constant `sizes` names C
     order: list                  # [node] that carry layouts, topological: constant propagation
+    split: dict = field(default_factory=dict)  # space id -> the segments it was split into
+
+    def expand(self, segments) -> list:
+        """`segments` with every split space replaced by its parts."""
+        result = []
+        for sid, n in segments:
+            if sid is not None and sid in self.split:
+                result += self.expand(self.split[sid])
+            else:
+                result.append((sid, n))
+        return result
 
     def root(self, sid: int) -> int:
         while self.parent[sid] != sid:
@@ -95,6 +106,8 @@ class ChannelGroups:
         """root id -> Space with the members, blockers and outputs of the whole group."""
         result = {}
         for sid, space in self.spaces.items():
+            if sid in self.split:
+                continue
             r = self.root(sid)
             group = result.setdefault(r, Space(r, space.size))
             group.members += [m for m in space.members if m not in group.members]
@@ -105,7 +118,7 @@ class ChannelGroups:
     def keep_elements(self, layout: Layout, keep: dict) -> np.ndarray:
         """Indices along the layout's axis that survive, given root id -> kept channels."""
         parts, offset = [], 0
-        for sid, n in layout.segments:
+        for sid, n in self.expand(layout.segments):
             kept = np.arange(n) if sid is None else np.asarray(keep.get(self.root(sid), np.arange(n)))
             parts.append(kept + offset)
             offset += n
@@ -161,23 +174,48 @@ class _Walk:
         return sid
 
     def block(self, layout: Layout, reason: str) -> None:
-        for sid, _ in layout.segments:
+        for sid, _ in self.groups.expand(layout.segments):
             if sid is not None:
                 self.groups.spaces[sid].blockers.append(reason)
 
     def join(self, a: Layout, b: Layout) -> bool:
-        """Make two layouts remove the same channels; False when their structures differ."""
-        if a.inner != b.inner or len(a.segments) != len(b.segments):
+        """Make two layouts remove the same channels; False when their structures differ.
+        A fresh space meeting several segments (an SE scale or a conv's residual input on a
+        Concat) is split into them instead."""
+        groups = self.groups
+        ea, eb = groups.expand(a.segments), groups.expand(b.segments)
+        if a.inner != b.inner:
             return False
-        for (sa, na), (sb, nb) in zip(a.segments, b.segments):
-            if na != nb or (sa is None) != (sb is None):
-                return False
-        for (sa, _), (sb, _) in zip(a.segments, b.segments):
+        if [(s is None, n) for s, n in ea] != [(s is None, n) for s, n in eb]:
+            for one, other in ((ea, eb), (eb, ea)):
+                if len(one) == 1 and self.splittable(one[0][0]) and \
+                        one[0][1] == sum(n for _, n in other):
+                    self.split_space(one[0][0], other)
+                    return True
+            return False
+        for (sa, _), (sb, _) in zip(ea, eb):
             if sa is not None:
-                ra, rb = self.groups.root(sa), self.groups.root(sb)
+                ra, rb = groups.root(sa), groups.root(sb)
                 if ra != rb:
-                    self.groups.parent[rb] = ra
+                    groups.parent[rb] = ra
         return True
+
+    def splittable(self, sid) -> bool:
+        parent = self.groups.parent
+        return sid is not None and parent[sid] == sid and not any(
+            p == sid for other, p in parent.items() if other != sid)
+
+    def split_space(self, sid, segments) -> None:
+        space = self.groups.spaces[sid]
+        self.groups.split[sid] = tuple(segments)
+        offset = 0
+        for sub, n in segments:
+            if sub is not None:
+                part = self.groups.spaces[sub]
+                part.members += [(node, kind, o + offset) for node, kind, o in space.members]
+                part.blockers += space.blockers
+                part.outputs += space.outputs
+            offset += n
 
     # ---- the walk -------------------------------------------------------------------
     def run(self):
@@ -193,7 +231,8 @@ class _Walk:
         for name in graph.outputs:
             reached = set(taint.get(name, ()))
             if name in layouts:
-                reached.update(sid for sid, _ in layouts[name].segments if sid is not None)
+                reached.update(sid for sid, _ in self.groups.expand(layouts[name].segments)
+                               if sid is not None)
             for sid in reached:
                 self.groups.spaces[sid].outputs.append(name)
         return self.groups
@@ -213,7 +252,7 @@ class _Walk:
                 if node.op not in CONSUMERS:  # e.g. the classifier's Softmax: outputs reached
                     for out in node.outputs:
                         self.taint.setdefault(out, set()).update(
-                            sid for sid, _ in layout.segments if sid is not None)
+                            sid for sid, _ in self.groups.expand(layout.segments) if sid is not None)
         for out in node.outputs:
             layouts.pop(out, None)
 
@@ -326,7 +365,7 @@ class _Walk:
                 return f"{where} reads them on another axis than its channel axis"
             if is_depthwise(node, graph) and node.op == "Conv":
                 offset = 0
-                for sid, n in x.segments:
+                for sid, n in self.groups.expand(x.segments):
                     if sid is not None:
                         self.groups.spaces[sid].members.append((node, "depthwise", offset))
                     offset += n
@@ -343,26 +382,12 @@ class _Walk:
         if r is not None:
             if result is None:
                 self.block(r, f"{where} adds them (residual input) to channels that are not pruned")
-            elif result is not x and len(r.segments) > 1 and r.inner == 1:
-                result = self.follow(node, result, r)
             elif not self.join(result, r):
                 self.block(r, f"{where} adds them (residual input) to differently built channels")
                 self.block(result, f"{where} adds differently built channels as its residual input")
         if result is not None:
             self.groups.layouts[out] = result
         return True
-
-    def follow(self, node, fresh: Layout, r: Layout) -> Layout:
-        """A source conv adding a Concat's channels (residual input R): its fresh space goes,
-        its output channels follow R's segments (a member of each, at its offset)."""
-        (sid, _), = fresh.segments
-        del self.groups.spaces[sid], self.groups.parent[sid]
-        offset = 0
-        for seg, n in r.segments:
-            if seg is not None:
-                self.groups.spaces[seg].members.append((node, "source", offset))
-            offset += n
-        return r
 
     def gemm(self, node, ins, where, out):
         graph = self.graph
