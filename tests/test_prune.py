@@ -274,8 +274,18 @@ def test_ties_and_existing_zeros_random_chains(seed):
                 assert zeros(after[n]) == want, (seed, n)
         if scope == "global":
             n_all = sum(before[n].size for n in pruned_layers)
+            k = round_half_up(s * n_all)
             assert sum(zeros(after[n]) for n in pruned_layers) == max(
-                round_half_up(s * n_all), sum(zeros(before[n]) for n in pruned_layers))
+                k, sum(zeros(before[n]) for n in pruned_layers))
+            # per layer: the first k of a stable sort of the per-element LAMP scores (ties
+            # share a score; equal scores go in layer order, then flat index)
+            scores = np.concatenate([lamp_scores(before[n]) for n in pruned_layers])
+            owner = np.concatenate([np.full(before[n].size, i) for i, n in
+                                    enumerate(pruned_layers)])
+            picked = np.bincount(owner[np.argsort(scores, kind="stable")[:k]],
+                                 minlength=len(pruned_layers))
+            for i, n in enumerate(pruned_layers):
+                assert zeros(after[n]) == max(picked[i], zeros(before[n])), (seed, n)
 
 
 def test_non_finite_weight_is_refused(net):
