@@ -188,7 +188,10 @@ def global_counts(graph, layers, sparsity: float, score: str = "lamp") -> dict:
     for i, layer in enumerate(layers):
         mag = real_magnitude(graph, layer).ravel()
         if score == "lamp":
+            largest = int(np.argmax(mag))
             mag = _lamp(mag)
+            mag[largest] = np.inf  # kept last: no layer is emptied (LAMP alone would when
+            #                       all its magnitudes are equal: each scores 1/n)
         elif score == "rms" and mag.size and np.any(mag):
             mag = mag / np.sqrt(np.mean(np.square(mag)))
         scores.append(mag)

@@ -90,6 +90,14 @@ def test_global_scope_never_empties_a_layer(net):
         assert np.count_nonzero(weight(p, layer)) >= 1
 
 
+def test_global_scope_keeps_one_weight_of_a_layer_of_equal_magnitudes(net):
+    flat = mobconv.Model(net.graph.copy())
+    flat.graph.values["wmm"].data = np.where(weight(net, "mm") > 0, 0.01, -0.01).astype(np.float32)
+    p = quantize.prune(flat, 0.9)
+    assert np.count_nonzero(weight(p, "mm")) == 1
+    assert zeros(weight(p, "pw2")) + zeros(weight(p, "mm")) == round_half_up(0.9 * 2400)
+
+
 def test_per_layer_prunes_exactly_the_named_layers_even_first_and_depthwise(net):
     p = quantize.prune(net, per_layer={"conv1": 0.25, "dw": 0.5, "fc": 0.9})
     for layer, s in (("conv1", 0.25), ("dw", 0.5), ("fc", 0.9)):
