@@ -379,6 +379,9 @@ class _Walk:
             w = _const(graph, node.inputs[1])
             m = int(w.shape[1] if node.op == "ConvTranspose" else w.shape[0])
             result = Layout(1, ((self.new_space(m, node, "source"), m),))
+        if r is None and len(node.inputs) > 3 and node.inputs[3] and result is not None:
+            self.block(result, f"{where} adds its output to {node.inputs[3]!r} (residual input), "
+                               "whose channels are not pruned")
         if r is not None:
             if result is None:
                 self.block(r, f"{where} adds them (residual input) to channels that are not pruned")

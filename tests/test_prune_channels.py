@@ -464,10 +464,14 @@ def test_reduce_mean_over_space_before_the_classifier(tmp_path):
 # ---- random graphs -------------------------------------------------------------------------
 
 
-def random_net(tmp_path, seed):
+HOSTILE = ["transpose", "slice", "pad", "grouped", "softmax", "reshape", "resize"]
+
+
+def random_net(tmp_path, seed, hostile=False):
     """A random CNN from the blocks channel pruning must handle: conv (1x1 or 3x3 padded,
     fused-able activations with act(0) = 0), depthwise, residual Add, Concat, per-channel
-    Mul, pools, squeeze-excite, then GAP->Flatten->Gemm or Flatten->Gemm."""
+    Mul, pools, squeeze-excite, then GAP->Flatten->Gemm or Flatten->Gemm. With `hostile`
+    also blocks it must follow or refuse (HOSTILE), keeping the 6x6 map and channels."""
     rng = np.random.default_rng(seed)
     i, nodes, n = {}, [], [0]
 
@@ -496,7 +500,8 @@ def random_net(tmp_path, seed):
     x, c = "x", 4
     for step in range(int(rng.integers(3, 7))):
         # the first block reads the graph input, whose channels nothing may remove
-        block = rng.choice(["conv", "dw", "residual", "concat", "mul", "pool", "se"][:1 if step == 0 else 7])
+        blocks = ["conv", "dw", "residual", "concat", "mul", "pool", "se"] + (HOSTILE if hostile else [])
+        block = rng.choice(blocks[:1] if step == 0 else blocks)
         if block == "conv":
             cout = int(rng.integers(3, 11))
             x, c = act(conv_(x, c, cout)), cout
@@ -524,6 +529,8 @@ def random_net(tmp_path, seed):
             op = str(rng.choice(["MaxPool", "AveragePool"]))
             nodes.append(helper.make_node(op, [x], [y], name=y, kernel_shape=[3, 3], pads=[1] * 4))
             x = y
+        elif block in HOSTILE:
+            x = hostile_block(block, x, c, i, nodes, name, conv_)
         else:
             g, y = name("gap"), name("se")
             nodes.append(helper.make_node("GlobalAveragePool", [x], [g], name=g))
@@ -547,6 +554,38 @@ def random_net(tmp_path, seed):
     return mobconv.convert(onnx_model(tmp_path, nodes, i, (1, 3), name=f"net{seed}.onnx"))
 
 
+def hostile_block(block, x, c, i, nodes, name, conv_):
+    y = name(block)
+    if block == "transpose":  # NCHW -> NHWC -> NCHW: the channel axis moves and comes back
+        t = name("t")
+        nodes.append(helper.make_node("Transpose", [x], [t], name=t, perm=[0, 2, 3, 1]))
+        nodes.append(helper.make_node("Transpose", [t], [y], name=y, perm=[0, 3, 1, 2]))
+    elif block == "slice":  # spatial crop and re-pad: channels untouched
+        i[y + ".s"], i[y + ".e"], i[y + ".a"] = (np.array(v, np.int64) for v in ([1, 1], [5, 5], [2, 3]))
+        t = name("t")
+        nodes.append(helper.make_node("Slice", [x, y + ".s", y + ".e", y + ".a"], [t], name=t))
+        i[y + ".p"] = np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)
+        nodes.append(helper.make_node("Pad", [t, y + ".p"], [y], name=y))
+    elif block == "pad":  # pads the channel axis: refused
+        i[y + ".p"] = np.array([0, 1, 0, 0, 0, 1, 0, 0], np.int64)
+        t = name("t")
+        nodes.append(helper.make_node("Pad", [x, y + ".p"], [t], name=t))
+        nodes.append(conv(y, t, y, c + 2, c, inits=i))
+    elif block == "grouped":  # refused when c is even (group 2), else a plain conv
+        nodes.append(conv(y, x, y, c, c, group=2 if c % 2 == 0 else 1, inits=i))
+    elif block == "softmax":  # over the channels: refused
+        nodes.append(helper.make_node("Softmax", [x], [y], name=y, axis=1))
+    elif block == "reshape":  # [N, C, 36] names C: refused
+        i[y + ".s"], i[y + ".b"] = np.array([1, c, 36], np.int64), np.array([1, c, 6, 6], np.int64)
+        t = name("t")
+        nodes.append(helper.make_node("Reshape", [x, y + ".s"], [t], name=t))
+        nodes.append(helper.make_node("Reshape", [t, y + ".b"], [y], name=y))
+    else:  # nearest Resize to the same size, by scales
+        i[y + ".sc"] = np.array([1, 1, 1, 1], np.float32)
+        nodes.append(helper.make_node("Resize", [x, "", y + ".sc"], [y], name=y, mode="nearest"))
+    return y
+
+
 @pytest.mark.parametrize("seed", [*range(12), 16, 21])  # 16, 21: SE on a Concat
 def test_random_graphs_match_the_zeroed_original(tmp_path, seed):
     model = random_net(tmp_path, seed)
@@ -564,3 +603,22 @@ def test_random_graphs_match_the_zeroed_original(tmp_path, seed):
     assert {k: list(v) for k, v in kept_channels(again).items()} == \
         {k: list(v) for k, v in kept_channels(pruned).items()}
     check_against_oracle(base, again, x)
+
+
+@pytest.mark.parametrize("seed", range(100, 110))
+def test_random_hostile_graphs_prune_or_refuse_in_one_line(tmp_path, seed):
+    """With readers it cannot fix: a one-line ArgumentError listing the layers; excluding
+    exactly those prunes the rest, which matches the zeroed original."""
+    model = random_net(tmp_path, seed, hostile=True)
+    exclude = []
+    try:
+        pruned = quantize.prune_channels(model, 0.5)
+    except ArgumentError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("prune_channels(): ")
+        exclude = exc.layers
+        pruned = quantize.prune_channels(model, 0.5, exclude=exclude)
+    if not kept_channels(pruned):
+        return
+    base = Model(zeroed(model, pruned, zero_bias=True).graph)
+    again = quantize.prune_channels(base, 0.5, exclude=exclude)
+    check_against_oracle(base, again, feeds(model, seed=seed))
