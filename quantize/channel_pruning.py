@@ -248,8 +248,8 @@ def _bn_gammas(model, graph, plan, source, where) -> dict:
         if not path or not str(path).lower().endswith(".onnx"):
             raise ArgumentError(
                 f"{FUNC}(): {where}: criterion 'bn_gamma' needs the BatchNormalization scales of "
-                f"layer {missing[0]!r}, which conversion folded into its weights; pass the ONNX "
-                "source (source='model.onnx'), or a model converted from it in this session")
+                f"layer {missing[0]!r}, which conversion folded into its weights; prune the ONNX "
+                "source instead (mobconv compress model.onnx ..., or source='model.onnx')")
         onnx_gammas = _onnx_gammas(graph, path, where)
         for name in missing:
             node = members[name]

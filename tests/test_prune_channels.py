@@ -199,7 +199,8 @@ def test_bn_gamma_scores_come_from_the_graph_batchnorm(tmp_path):
     mob = tmp_path / "m.mob"
     folded.save(mob)
     with pytest.raises(ArgumentError, match=r"criterion 'bn_gamma' needs the BatchNormalization "
-                                            r"scales of layer 'a'.*source='model.onnx'"):
+                                            r"scales of layer 'a'.*prune the ONNX source instead "
+                                            r"\(mobconv compress model.onnx ..., or source='model.onnx'\)$"):
         quantize.prune_channels(str(mob), 0.5, criterion="bn_gamma")
     pruned = quantize.prune_channels(str(mob), 0.5, criterion="bn_gamma", source=path)
     assert sorted(kept_channels(pruned)[folded.graph.nodes[0].outputs[0]]) == [0, 2, 4]
