@@ -261,11 +261,11 @@ def test_sigterm_while_writing(work, tmp_path, stage):
     assert not report.exists()
     if stage == "before-rename":
         assert sorted(os.listdir(tmp_path)) == []
-        assert f"{out} was not written" in err
+        assert f"{out}, {report} were not written" in err
     else:
         assert out.read_bytes() == api_bytes(work / "net.mob", ("prune", 0.5))
         assert leftovers(tmp_path) == []
-        assert f"after {out} was written completely" in err
+        assert f"after {out} was written completely; {report} was not written" in err
 
 
 # ---- with `mobconv quantize` ------------------------------------------------------------

@@ -240,6 +240,8 @@ def _check_paths(args, framework: str, sources: list, output: str) -> None:
     if args.data is not None and not os.path.isdir(args.data):
         inputs.append(args.data)
     check_output_path(output, inputs)
+    if args.report is not None:
+        OUTPUTS.plan(args.report)  # for the interrupt message: written or not
 
 
 def _check_layers(model, steps: dict, exclude: list) -> None:
@@ -417,7 +419,6 @@ def run(args) -> int:
         finally:
             status.done()
         if args.report:
-            OUTPUTS.plan(args.report)
             report.commit()
             OUTPUTS.done(args.report)
     from ..quantize.compress_report import format_table
