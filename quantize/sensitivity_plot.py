@@ -40,12 +40,13 @@ def plot_sensitivity(report, path) -> str:
         cap = max(top * 1.1, top + 5.0)
     else:
         cap = math.inf
-    fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
-    cmap = plt.get_cmap("viridis")
-    n = max(len(report.layers), 1)
     # the most sensitive (lowest value at the highest level) get legend entries first
     worst = sorted(range(len(report.layers)), key=lambda i: _last(report.layers[i].values))
     named = set(worst[:MAX_LEGEND])
+    columns = 1 if len(named) <= 20 else 2
+    fig, ax = plt.subplots(figsize=(10 + 4.5 * columns, 6), dpi=100)  # room for the legend
+    cmap = plt.get_cmap("viridis")
+    n = max(len(report.layers), 1)
     for i, curve in enumerate(report.layers):
         ys = _shown(curve.values, cap)
         text = f"{display_name(curve.name, 36)} ({curve.op}, {curve.params})"
@@ -71,7 +72,7 @@ def plot_sensitivity(report, path) -> str:
         ax.text(0.01, 0.01, f"legend: the {MAX_LEGEND} most sensitive of {len(report.layers)} "
                 "layers", transform=ax.transAxes, fontsize=7)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
-              ncol=1 if len(named) <= 20 else 2)
+              ncol=columns)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
