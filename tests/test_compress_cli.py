@@ -225,6 +225,19 @@ def test_report_and_proposal_round_trip(work, capsys, tmp_path):
     assert sorted(os.listdir(report)) == ["summary.json", "table.txt"]
 
 
+def test_report_sensitivity_follows_exclude(work, capsys, tmp_path):
+    report = tmp_path / "report"
+    code, _, stderr = cli(capsys, "compress", work / "net.mob", "--prune", "0.5", "--exclude",
+                          "conv3", "-o", tmp_path / "o.mob", "--report", report)
+    assert code == 0, stderr
+    summary = json.loads((report / "summary.json").read_text())
+    measured = {layer["name"] for layer in summary["sensitivity"]["layers"]}
+    assert measured and "conv3" not in measured
+    assert "conv3" not in json.loads((report / "proposal.json").read_text())
+    layers = {row["name"]: row for row in summary["layers"]}
+    assert layers["conv3"]["sparsity"] == 0.0
+
+
 def test_report_failure_leaves_nothing(work, capsys, tmp_path, monkeypatch):
     from mobconv.quantize import compress_report
 

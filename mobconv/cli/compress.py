@@ -349,16 +349,14 @@ def _sensitivity(model, steps: dict, feeds, exclude, progress) -> tuple:
     from .. import quantize
 
     try:
-        report = quantize.sensitivity(model, feeds[:SENSITIVITY_SAMPLES], progress=progress)
+        report = quantize.sensitivity(model, feeds, exclude=exclude,
+                                      num_samples=SENSITIVITY_SAMPLES, progress=progress)
     except MobconvError as exc:
         error = MobconvError(_cli_message("prune", str(exc)))
         error.exit_code = exc.exit_code
         raise error from exc
     budget = steps["prune"]["sparsity"]
-    proposal = report.propose(budget) if budget else None
-    if proposal is not None:
-        proposal = {k: v for k, v in proposal.items() if k not in exclude}
-    return report, proposal
+    return report, report.propose(budget) if budget else None
 
 
 def run(args) -> int:
