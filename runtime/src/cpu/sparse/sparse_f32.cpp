@@ -1,6 +1,6 @@
 // Packing, the MOBRT_SPARSE mode and the layer drivers of the sparse fp32 kernels
-// (sparse_f32.h): task split and activation; the per-ISA SpMM/SpMV microkernels do the
-// arithmetic. Baseline flags (no intrinsics here).
+// (sparse_f32.h): task split, column-block copies and the activation; the per-ISA
+// SpMM/SpMV microkernels do the arithmetic. Baseline flags (no intrinsics here).
 #include "sparse_f32.h"
 
 #include <algorithm>
@@ -45,8 +45,19 @@ SparseMode sparse_mode() {
 
 namespace {
 
-// The SpMM over [images] x [column blocks] x [row ranges], then the activation over
-// each finished row segment.
+void run(const SparseRunner* r, int64_t n, void* ctx, void (*fn)(void*, int64_t, int64_t, int)) {
+  if (n <= 0) return;
+  if (r == nullptr || r->parallel_for == nullptr || r->threads <= 1 || n == 1) return fn(ctx, 0, n, 0);
+  r->parallel_for(r->pool, n, ctx, fn);
+}
+
+float* aligned64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// The SpMM over [images] x [column blocks] x [row ranges]: each task copies its column
+// block of X into its thread's scratch (rows of `block` floats), runs the microkernel,
+// then the activation over each finished row segment.
 struct SpmmTask {
   const SparseF32Kernels* ks;
   const SparseRows* w;
@@ -55,34 +66,41 @@ struct SpmmTask {
   const float* x;
   float* y;
   const float* res;
+  float* scratch;  // aligned; threads x (cols * block) floats
   int64_t hw, blocks, row_chunks, rows_per_chunk;
-  size_t x_image, y_image;  // floats per image of x and y
 };
 
-void spmm_task(void* p, int64_t t) {
+void spmm_tasks(void* p, int64_t begin, int64_t end, int thread) {
   const SpmmTask& k = *static_cast<const SpmmTask*>(p);
-  const int64_t chunk = t % k.row_chunks;
-  const int64_t b = (t / k.row_chunks) % k.blocks;
-  const int64_t img = t / (k.row_chunks * k.blocks);
-  const int64_t r0 = chunk * k.rows_per_chunk, r1 = std::min(k.w->rows, r0 + k.rows_per_chunk);
-  if (r0 >= r1) return;
-  const size_t c0 = static_cast<size_t>(b) * k.ks->block;
-  const size_t n = std::min(k.ks->block, static_cast<size_t>(k.hw) - c0);
-  const size_t ld = static_cast<size_t>(k.hw);
-  float* y = k.y + img * k.y_image + c0;
-  const float* res = k.res ? k.res + img * k.y_image + c0 : nullptr;
-  k.ks->spmm(*k.w, r0, r1, k.x + img * k.x_image + c0, ld, n, k.bias, res, y, ld);
-  if (k.act->kind != Activation::Kind::None)
-    for (int64_t r = r0; r < r1; ++r) k.ks->dense->activation(y + r * ld, n, k.act);
+  const size_t blk = k.ks->block, ld = static_cast<size_t>(k.hw), cols = static_cast<size_t>(k.w->cols);
+  float* xb = k.scratch + static_cast<size_t>(thread) * cols * blk;
+  int64_t copied = -1;  // the (image, block) now in xb
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t chunk = t % k.row_chunks, ib = t / k.row_chunks;  // ib = image * blocks + block
+    const int64_t r0 = chunk * k.rows_per_chunk, r1 = std::min(k.w->rows, r0 + k.rows_per_chunk);
+    const int64_t img = ib / k.blocks;
+    const size_t c0 = static_cast<size_t>(ib % k.blocks) * blk;
+    const size_t n = std::min(blk, ld - c0);
+    if (r0 >= r1) continue;
+    const float* xi = k.x + static_cast<size_t>(img) * cols * ld + c0;
+    if (copied != ib) {
+      for (size_t c = 0; c < cols; ++c) std::memcpy(xb + c * blk, xi + c * ld, n * sizeof(float));
+      copied = ib;
+    }
+    const size_t yoff = static_cast<size_t>(img) * static_cast<size_t>(k.w->rows) * ld + c0;
+    float* y = k.y + yoff;
+    k.ks->spmm(*k.w, r0, r1, xb, blk, n, k.bias, k.res ? k.res + yoff : nullptr, y, ld);
+    if (k.act->kind != Activation::Kind::None)
+      for (int64_t r = r0; r < r1; ++r) k.ks->dense->activation(y + r * ld, n, k.act);
+  }
 }
 
 void run_spmm(const SparseF32Kernels& ks, const SparseRows& w, const float* bias, const Activation& act,
-              int64_t images, int64_t hw, const float* x, float* y, const float* res, const TaskRunner* runner) {
+              int64_t images, int64_t hw, const float* x, float* y, const float* res, float* scratch,
+              const SparseRunner* runner) {
   if (images <= 0 || hw <= 0 || w.rows <= 0) return;
-  SpmmTask k{&ks, &w, bias, &act, x, y, res, hw, 0, 1, w.rows, 0, 0};
+  SpmmTask k{&ks, &w, bias, &act, x, y, res, aligned64(scratch), hw, 0, 1, w.rows};
   k.blocks = (hw + static_cast<int64_t>(ks.block) - 1) / static_cast<int64_t>(ks.block);
-  k.x_image = static_cast<size_t>(w.cols * hw);
-  k.y_image = static_cast<size_t>(w.rows * hw);
   // Too few column tasks to keep every thread busy: split the output rows too (about
   // 4 tasks per thread; at least 8 rows per task).
   const int threads = runner != nullptr ? runner->threads : 1;
@@ -93,7 +111,11 @@ void run_spmm(const SparseF32Kernels& ks, const SparseRows& w, const float* bias
     k.rows_per_chunk = (w.rows + chunks - 1) / chunks;
     k.row_chunks = (w.rows + k.rows_per_chunk - 1) / k.rows_per_chunk;
   }
-  run_tasks(runner, col_tasks * k.row_chunks, &k, &spmm_task);
+  run(runner, col_tasks * k.row_chunks, &k, &spmm_tasks);
+}
+
+size_t spmm_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int threads) {
+  return static_cast<size_t>(std::max(threads, 1)) * static_cast<size_t>(w.cols) * ks.block + 16;
 }
 
 // y[c, r] = x[r, c] for r < rows, c < cols, in tiles of 32 x 32.
@@ -103,17 +125,19 @@ struct TransposeTask {
   int64_t rows, cols;
 };
 constexpr int64_t kTile = 32;
-void transpose_task(void* p, int64_t t) {
+void transpose_tasks(void* p, int64_t begin, int64_t end, int) {
   const TransposeTask& k = *static_cast<const TransposeTask*>(p);
   const int64_t ct = (k.cols + kTile - 1) / kTile;
-  const int64_t r0 = (t / ct) * kTile, c0 = (t % ct) * kTile;
-  const int64_t r1 = std::min(k.rows, r0 + kTile), c1 = std::min(k.cols, c0 + kTile);
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = c0; c < c1; ++c) k.y[c * k.rows + r] = k.x[r * k.cols + c];
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t r0 = (t / ct) * kTile, c0 = (t % ct) * kTile;
+    const int64_t r1 = std::min(k.rows, r0 + kTile), c1 = std::min(k.cols, c0 + kTile);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) k.y[c * k.rows + r] = k.x[r * k.cols + c];
+  }
 }
-void transpose(const float* x, float* y, int64_t rows, int64_t cols, const TaskRunner* runner) {
+void transpose(const float* x, float* y, int64_t rows, int64_t cols, const SparseRunner* runner) {
   TransposeTask k{x, y, rows, cols};
-  run_tasks(runner, ((rows + kTile - 1) / kTile) * ((cols + kTile - 1) / kTile), &k, &transpose_task);
+  run(runner, ((rows + kTile - 1) / kTile) * ((cols + kTile - 1) / kTile), &k, &transpose_tasks);
 }
 
 struct SpmvTask {
@@ -125,43 +149,50 @@ struct SpmvTask {
   float* y;
   int64_t m, rows_per_task;
 };
-void spmv_task(void* p, int64_t t) {
+void spmv_tasks(void* p, int64_t begin, int64_t end, int) {
   const SpmvTask& k = *static_cast<const SpmvTask*>(p);
-  const int64_t r0 = t * k.rows_per_task, r1 = std::min(k.w->rows, r0 + k.rows_per_task);
   const size_t n = static_cast<size_t>(k.w->rows);
-  k.ks->spmv(*k.w, r0, r1, k.a, static_cast<size_t>(k.w->cols), static_cast<size_t>(k.m), k.bias, k.y, n);
-  if (k.act->kind != Activation::Kind::None)
-    for (int64_t i = 0; i < k.m; ++i) k.ks->dense->activation(k.y + i * n + r0, static_cast<size_t>(r1 - r0), k.act);
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t r0 = t * k.rows_per_task, r1 = std::min(k.w->rows, r0 + k.rows_per_task);
+    k.ks->spmv(*k.w, r0, r1, k.a, static_cast<size_t>(k.w->cols), static_cast<size_t>(k.m), k.bias, k.y, n);
+    if (k.act->kind != Activation::Kind::None)
+      for (int64_t i = 0; i < k.m; ++i)
+        k.ks->dense->activation(k.y + i * n + r0, static_cast<size_t>(r1 - r0), k.act);
+  }
 }
 
 }  // namespace
 
-void sparse_conv1x1_run(const SparseF32Kernels& ks, const SparseRows& w, const float* bias,
-                        const Activation& act, int64_t n, int64_t hw, const float* x, float* y,
-                        const float* residual, const TaskRunner* runner) {
-  run_spmm(ks, w, bias, act, n, hw, x, y, residual, runner);
+size_t sparse_conv1x1_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int threads) {
+  return spmm_scratch_floats(ks, w, threads);
 }
 
-size_t sparse_fc_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int64_t m) {
+void sparse_conv1x1_run(const SparseF32Kernels& ks, const SparseRows& w, const float* bias,
+                        const Activation& act, int64_t n, int64_t hw, const float* x, float* y,
+                        const float* residual, float* scratch, const SparseRunner* runner) {
+  run_spmm(ks, w, bias, act, n, hw, x, y, residual, scratch, runner);
+}
+
+size_t sparse_fc_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int64_t m, int threads) {
   if (m < static_cast<int64_t>(ks.fc_spmm_min_rows)) return 0;
-  return static_cast<size_t>((w.cols + w.rows) * m);
+  return static_cast<size_t>((w.cols + w.rows) * m) + spmm_scratch_floats(ks, w, threads);
 }
 
 void sparse_fc_run(const SparseF32Kernels& ks, const SparseRows& w, const float* bias,
                    const Activation& act, int64_t m, const float* a, float* y, float* scratch,
-                   const TaskRunner* runner) {
+                   const SparseRunner* runner) {
   if (m <= 0 || w.rows <= 0) return;
   if (m < static_cast<int64_t>(ks.fc_spmm_min_rows)) {
-    // About 64 output rows per task (the split only decides which thread computes a row).
+    // 64 output rows per task (the split only decides which thread computes a row).
     const int64_t per = 64, tasks = (w.rows + per - 1) / per;
     SpmvTask k{&ks, &w, bias, &act, a, y, m, per};
-    run_tasks(runner, tasks, &k, &spmv_task);
+    run(runner, tasks, &k, &spmv_tasks);
     return;
   }
   float* at = scratch;                 // A^T [cols, m]
   float* yt = scratch + w.cols * m;    // Y^T [rows, m]
   transpose(a, at, m, w.cols, runner);
-  run_spmm(ks, w, bias, act, 1, m, at, yt, nullptr, runner);
+  run_spmm(ks, w, bias, act, 1, m, at, yt, nullptr, yt + w.rows * m, runner);
   transpose(yt, y, w.rows, m, runner);
 }
 

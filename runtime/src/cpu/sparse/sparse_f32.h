@@ -15,7 +15,7 @@
 //      blocks of the ISA's width (SparseF32Kernels::block); per block every output row
 //      walks its non-zeros, broadcasting the value and loading X[c, p..p+block), so the
 //      block of X stays in cache for all rows. Tasks: (image, column block[, row range]).
-//   3. FC with a small batch (m < fc_spmm_min_rows): per output row, a dot product of its
+//   3. FC with batch 1 (m < fc_spmm_min_rows, 2 in every set): per output row, a dot product of its
 //      non-zeros with each A row, gathering A[m, c] by index (AVX2/AVX-512 vgatherdps,
 //      NEON lane loads). Larger batches transpose A to [K, m] in scratch, run step 2's
 //      SpMM with m as the columns, and transpose the [N, m] result back.
@@ -71,45 +71,68 @@ struct SparseF32Kernels {
   size_t block;             // columns per SpMM block (a multiple of the vector width)
   size_t fc_spmm_min_rows;  // FC batch from which the transposed SpMM beats the gather path
   // MOBRT_SPARSE=auto takes the sparse kernel when the weight's zero fraction is at
-  // least this (kernel-selection time); > 1: never (see the constants below).
+  // least this (kernel-selection time); > 1: never (see the constants below). FC: the
+  // batch-1 threshold when A's rows are declared as 1 (the gather path), else fc_batch.
   float conv_min_sparsity;
-  float fc_min_sparsity;
+  float fc_b1_min_sparsity;
+  float fc_batch_min_sparsity;
 };
 extern const SparseF32Kernels kSparseF32Scalar;  // every build
 extern const SparseF32Kernels kSparseF32Avx2;    // x86-64 builds
 extern const SparseF32Kernels kSparseF32Avx512;
 extern const SparseF32Kernels kSparseF32Neon;    // arm64 builds
 
-// Crossover sparsities for MOBRT_SPARSE=auto (the zero fraction from which the sparse
-// kernel beats the dense GEMM one of the same set), measured with
-// benchmarks/bench_sparse.py (see runtime/KERNELS.md, "Sparse fp32 kernels", for the
-// numbers behind them). Scalar: never automatically (the scalar cap runs the reference
-// kernels; MOBRT_SPARSE=always still selects the scalar sparse kernels, for tests).
+// Crossover sparsities for MOBRT_SPARSE=auto: the zero fraction from which the sparse
+// kernel beats the dense GEMM kernel of the same set, measured per layer (dense /
+// sparse time, 1 thread, benchmarks/bench_sparse.py --layers; the numbers are in
+// runtime/KERNELS.md, "Sparse fp32 kernels"), rounded up to keep a margin: 1x1 convs at
+// 56x56..7x7 cross over at 50-60 %, FC 1024x1024 at batch 1 (gathers) at 80-90 %, at
+// batch >= 2 (SpMM over the transposed batch) at 60-75 %. Scalar: never automatically
+// (the scalar cap runs the reference kernels; MOBRT_SPARSE=always still selects the
+// scalar sparse kernels, for tests).
 constexpr float kSparseNever = 2.f;
-constexpr float kSparseConvMinSparsityAvx2 = 0.70f;
-constexpr float kSparseFcMinSparsityAvx2 = 0.60f;
-constexpr float kSparseConvMinSparsityAvx512 = 0.70f;
-constexpr float kSparseFcMinSparsityAvx512 = 0.60f;
-// NEON: not measurable here (qemu's timings say nothing about a phone); XNNPACK reports
-// its sparse MobileNet path winning from about 70 % on armv8 cores, so the same as x86.
+constexpr float kSparseConvMinSparsityAvx2 = 0.60f;
+constexpr float kSparseFcB1MinSparsityAvx2 = 0.90f;
+constexpr float kSparseFcBatchMinSparsityAvx2 = 0.75f;
+constexpr float kSparseConvMinSparsityAvx512 = 0.60f;
+constexpr float kSparseFcB1MinSparsityAvx512 = 0.85f;
+constexpr float kSparseFcBatchMinSparsityAvx512 = 0.75f;
+// NEON: not measured (qemu's timings say nothing about a phone): the x86 values raised
+// by 10 points, XNNPACK's sparse MobileNet path being reported to win from about 70 %
+// on armv8 cores. Replace with measurements from a device.
 constexpr float kSparseConvMinSparsityNeon = 0.70f;
-constexpr float kSparseFcMinSparsityNeon = 0.70f;
+constexpr float kSparseFcB1MinSparsityNeon = 0.95f;
+constexpr float kSparseFcBatchMinSparsityNeon = 0.85f;
 
 // MOBRT_SPARSE=off|auto|always (environment, read at kernel selection, i.e. once per
 // interpreter creation like MOBRT_MAX_ISA). Absent, empty or another value: auto.
 enum class SparseMode { kOff, kAuto, kAlways };
 SparseMode sparse_mode();
 
+// The interpreter's thread pool as the drivers see it: fn(ctx, begin, end, thread) on
+// contiguous chunks of [0, n), thread < threads (each thread owns a slice of the scratch).
+// A null runner (or threads <= 1) runs everything inline as thread 0.
+struct SparseRunner {
+  void (*parallel_for)(void* pool, int64_t n, void* ctx,
+                       void (*fn)(void* ctx, int64_t begin, int64_t end, int thread)) = nullptr;
+  void* pool = nullptr;
+  int threads = 1;
+};
+
+// Scratch (floats) of sparse_conv1x1_run: per thread, one column block of X copied to
+// rows of `block` floats (64-byte aligned, so no load splits a cache line and the block
+// does not alias itself in L1 whatever H*W is).
+size_t sparse_conv1x1_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int threads);
 // y[N, rows, hw] = act(conv1x1(x[N, cols, hw]) + bias (+ residual)), residual may equal y.
 void sparse_conv1x1_run(const SparseF32Kernels& ks, const SparseRows& w, const float* bias,
                         const Activation& act, int64_t n, int64_t hw, const float* x, float* y,
-                        const float* residual, const TaskRunner* runner);
+                        const float* residual, float* scratch, const SparseRunner* runner);
 // Scratch (floats) of sparse_fc_run for a batch of m rows.
-size_t sparse_fc_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int64_t m);
+size_t sparse_fc_scratch_floats(const SparseF32Kernels& ks, const SparseRows& w, int64_t m, int threads);
 // y[m, rows] = act(a[m, cols] x W^T + bias).
 void sparse_fc_run(const SparseF32Kernels& ks, const SparseRows& w, const float* bias,
                    const Activation& act, int64_t m, const float* a, float* y, float* scratch,
-                   const TaskRunner* runner);
+                   const SparseRunner* runner);
 
 }  // namespace cpu
 }  // namespace mobrt

@@ -68,8 +68,8 @@ void spmv_avx2(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx2 = {
-    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_avx2, &kF32Avx2, 64, 16,
-    kSparseConvMinSparsityAvx2, kSparseFcMinSparsityAvx2,
+    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_avx2, &kF32Avx2, 64, 2,
+    kSparseConvMinSparsityAvx2, kSparseFcB1MinSparsityAvx2, kSparseFcBatchMinSparsityAvx2,
 };
 
 }  // namespace cpu

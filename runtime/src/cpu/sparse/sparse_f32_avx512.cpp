@@ -59,8 +59,8 @@ void spmv_avx512(const SparseRows& w, int64_t r0, int64_t r1, const float* a, si
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx512 = {
-    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_avx512, &kF32Avx512, 64, 16,
-    kSparseConvMinSparsityAvx512, kSparseFcMinSparsityAvx512,
+    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_avx512, &kF32Avx512, 64, 2,
+    kSparseConvMinSparsityAvx512, kSparseFcB1MinSparsityAvx512, kSparseFcBatchMinSparsityAvx512,
 };
 
 }  // namespace cpu

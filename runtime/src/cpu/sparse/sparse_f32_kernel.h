@@ -34,17 +34,23 @@ struct SparseState {
 void sparse_release(void* s) { delete static_cast<SparseState*>(s); }
 const SparseState& sparse_state(const KernelContext& ctx) { return *static_cast<const SparseState*>(*ctx.state); }
 
-void sparse_parallel_for(void* pool, int64_t n, void* c, void (*fn)(void*, int64_t)) {
-  static_cast<const KernelContext*>(pool)->parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) fn(c, i);
-  });
+void sparse_parallel_for(void* pool, int64_t n, void* c, void (*fn)(void*, int64_t, int64_t, int)) {
+  static_cast<const KernelContext*>(pool)->parallel_for(n, [&](int64_t b, int64_t e, int t) { fn(c, b, e, t); });
 }
-TaskRunner sparse_runner(const KernelContext& ctx) {  // the interpreter's pool for the drivers
-  TaskRunner r;
+SparseRunner sparse_runner(const KernelContext& ctx) {  // the interpreter's pool for the drivers
+  SparseRunner r;
   r.parallel_for = &sparse_parallel_for;
   r.pool = const_cast<KernelContext*>(&ctx);
   r.threads = ctx.num_threads();
   return r;
+}
+
+Status sparse_scratch_ok(const KernelContext& ctx, size_t floats) {
+  const size_t need = floats * sizeof(float);
+  if (need > 0 && (ctx.scratch == nullptr || ctx.scratch_size < need))
+    return ctx.error("sparse kernel scratch of " + std::to_string(ctx.scratch_size) + " bytes, needs " +
+                     std::to_string(need));
+  return Status::Ok();
 }
 
 bool sparse_f32(const TensorView& t) { return t.present() && t.dtype == DType::F32; }
@@ -112,6 +118,11 @@ Status conv1x1_prepare(KernelContext& ctx) {
   return Status::Ok();
 }
 
+size_t conv1x1_scratch(const KernelContext& ctx) {
+  const SparseState& st = sparse_state(ctx);
+  return sparse_conv1x1_scratch_floats(*st.ks, st.w, ctx.num_threads()) * sizeof(float);
+}
+
 Status conv1x1_run(KernelContext& ctx) {
   const SparseState& st = sparse_state(ctx);
   const TensorView &x = ctx.inputs[0], &y = ctx.outputs[0];
@@ -122,9 +133,11 @@ Status conv1x1_run(KernelContext& ctx) {
   const float* res = ctx.num_inputs > 3 && ctx.inputs[3].present() ? ctx.inputs[3].as<float>() : nullptr;
   if (res != nullptr && ctx.inputs[3].numel() != y.numel())
     return ctx.error("R (fused residual) must have the output's shape");
-  const TaskRunner r = sparse_runner(ctx);
+  const SparseRunner r = sparse_runner(ctx);
+  const Status s = sparse_scratch_ok(ctx, sparse_conv1x1_scratch_floats(*st.ks, st.w, r.threads));
+  if (!s.ok()) return s;
   sparse_conv1x1_run(*st.ks, st.w, st.bias.empty() ? nullptr : st.bias.data(), st.act, x.dims[0],
-                     x.dims[2] * x.dims[3], x.as<float>(), y.as<float>(), res, &r);
+                     x.dims[2] * x.dims[3], x.as<float>(), y.as<float>(), res, static_cast<float*>(ctx.scratch), &r);
   return Status::Ok();
 }
 
@@ -146,7 +159,11 @@ bool fc_shape_ok(const KernelContext& ctx) {
 
 template <const SparseF32Kernels& K>
 bool fc_supports(const KernelContext& ctx) {
-  return fc_shape_ok(ctx) && sparse_wanted(ctx.inputs[1], K.fc_min_sparsity);
+  if (!fc_shape_ok(ctx)) return false;
+  const TensorView& a = ctx.inputs[0];  // batch 1 when every leading dim is declared 1
+  bool b1 = true;
+  for (int d = 0; d + 1 < a.rank; ++d) b1 = b1 && a.dims[d] == 1;
+  return sparse_wanted(ctx.inputs[1], b1 ? K.fc_b1_min_sparsity : K.fc_batch_min_sparsity);
 }
 
 template <const SparseF32Kernels& K>
@@ -181,7 +198,7 @@ int64_t fc_rows(const TensorView& a) {  // M: the product of A's leading dims
 
 size_t fc_scratch(const KernelContext& ctx) {
   const SparseState& st = sparse_state(ctx);
-  return sparse_fc_scratch_floats(*st.ks, st.w, fc_rows(ctx.inputs[0])) * sizeof(float);
+  return sparse_fc_scratch_floats(*st.ks, st.w, fc_rows(ctx.inputs[0]), ctx.num_threads()) * sizeof(float);
 }
 
 Status fc_run(KernelContext& ctx) {
@@ -189,10 +206,9 @@ Status fc_run(KernelContext& ctx) {
   const TensorView& a = ctx.inputs[0];
   if (a.dim(-1) != st.w.cols) return ctx.error("A's last dim must equal B's K (" + std::to_string(st.w.cols) + ")");
   const int64_t m = fc_rows(a);
-  const size_t need = sparse_fc_scratch_floats(*st.ks, st.w, m) * sizeof(float);
-  if (need > 0 && (ctx.scratch == nullptr || ctx.scratch_size < need))
-    return ctx.error("sparse gemm scratch of " + std::to_string(ctx.scratch_size) + " bytes, needs " + std::to_string(need));
-  const TaskRunner r = sparse_runner(ctx);
+  const SparseRunner r = sparse_runner(ctx);
+  const Status s = sparse_scratch_ok(ctx, sparse_fc_scratch_floats(*st.ks, st.w, m, r.threads));
+  if (!s.ok()) return s;
   sparse_fc_run(*st.ks, st.w, st.bias.empty() ? nullptr : st.bias.data(), st.act, m, a.as<float>(),
                 ctx.outputs[0].as<float>(), static_cast<float*>(ctx.scratch), &r);
   return Status::Ok();
@@ -208,6 +224,7 @@ void register_sparse_f32_kernels(KernelRegistry& reg, Isa isa) {
   conv.supports = &conv1x1_supports<K>;
   conv.prepare = &conv1x1_prepare<K>;
   conv.release = &sparse_release;
+  conv.scratch_bytes = &conv1x1_scratch;
   conv.run = &conv1x1_run;
   reg.add_first(fbs::OpType_Conv, KernelKey{DType::F32, DType::F32}, isa, conv);
   Kernel fc;

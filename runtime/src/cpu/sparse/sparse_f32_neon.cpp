@@ -66,8 +66,8 @@ void spmv_neon(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size
 }  // namespace
 
 const SparseF32Kernels kSparseF32Neon = {
-    "neon", &spmm_simd<VecNeon, 8>, &spmv_neon, &kF32Neon, 32, 8,
-    kSparseConvMinSparsityNeon, kSparseFcMinSparsityNeon,
+    "neon", &spmm_simd<VecNeon, 8>, &spmv_neon, &kF32Neon, 32, 2,
+    kSparseConvMinSparsityNeon, kSparseFcB1MinSparsityNeon, kSparseFcBatchMinSparsityNeon,
 };
 
 }  // namespace cpu

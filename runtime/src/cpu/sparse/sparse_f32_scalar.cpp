@@ -44,7 +44,7 @@ void spmv_scalar(const SparseRows& w, int64_t r0, int64_t r1, const float* a, si
 }  // namespace
 
 const SparseF32Kernels kSparseF32Scalar = {
-    "scalar", &spmm_scalar, &spmv_scalar, &kF32Scalar, 64, 8, kSparseNever, kSparseNever,
+    "scalar", &spmm_scalar, &spmv_scalar, &kF32Scalar, 64, 2, kSparseNever, kSparseNever, kSparseNever,
 };
 
 }  // namespace cpu
