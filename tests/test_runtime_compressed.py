@@ -597,3 +597,151 @@ def test_mutated_compressed_fields_never_crash_and_both_readers_agree(tmp_path):
             accepted += 1
             assert f"END {path} same" in lines, f"{path}: runtime output differs from the dense file's"
     assert 20 <= accepted <= 280, accepted  # the fuzz reaches both sides
+
+
+def test_half_weights_decoded_then_widened_identical_to_dense():
+    """A float16 Conv weight read by a float32 Conv is widened at load (model.cpp
+    WidenHalfWeights); compressed, its decoded half copy is widened the same way (and then
+    freed); two tensors naming the same compressed data share one decoded copy."""
+    w = pruned((5, 7, 3, 3), 0.5, 4, 12).astype(np.float16)
+    x = np.random.default_rng(6).standard_normal((1, 7, 9, 7)).astype(np.float32)
+
+    def model(comp):
+        tensors = [T("x", shape=(1, 7, 9, 7)), T("w", "float16", data=w, comp=comp),
+                   T("w2", "float16", data=w, comp=comp), T("c", shape=(1, 5, 9, 7)), T("y", shape=(1, 5, 9, 7))]
+        ops = [("Conv", ["x", "w"], ["c"], {"pads": [1, 1, 1, 1]}), ("Conv", ["x", "w2"], ["y"], {"pads": [1, 1, 1, 1]})]
+        return build(tensors, ops, ["x"], ["y"])
+
+    want = run(model(None), {"x": x})["y"]
+    for comp in (encode_sparse(w), encode_palette(w, 4)):
+        data = model(comp)
+        g = from_bytes(data)
+        assert g.values["w"].storage == g.values["w2"].storage is not None
+        assert_same_bits(run(data, {"x": x})["y"], want, f"float16 {comp['kind']}")
+
+
+# ---- files from the Python writer (Value.storage) -----------------------------------
+
+
+def float_model():
+    from mobconv.api import Model as ApiModel
+    from mobconv.ir import Graph, infer_shapes
+
+    rng = np.random.default_rng(9)
+    g = Graph("net")
+    g.add_input("x", "float32", (2, 7, 11, 9))
+    g.add_constant("w1", pruned((12, 7, 3, 3), 0.5, 10))
+    g.add_constant("b1", rng.standard_normal(12).astype(np.float32))
+    g.add_constant("w2", pruned((16, 12, 1, 1), 0.7, 11))
+    g.add_constant("w3", pruned((10, 16), 0.5, 12))
+    g.add_constant("b3", rng.standard_normal(10).astype(np.float32))
+    g.add_node("Conv", ["x", "w1", "b1"], ["c1"], {"pads": [1, 1, 1, 1], "activation": "Relu"}, name="conv1")
+    g.add_node("Conv", ["c1", "w2"], ["c2"], {}, name="conv2")
+    g.add_node("GlobalAveragePool", ["c2"], ["p"])
+    g.add_node("Flatten", ["p"], ["f"], {"axis": 1})
+    g.add_node("Gemm", ["f", "w3", "b3"], ["y"], {"transB": 1}, name="fc")
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return ApiModel(g)
+
+
+def weights(graph, dtypes=("float32", "float16", "int8")):
+    """The constant weights of Conv/Gemm (the data a DequantizeLinear or Cast reads, after
+    quantization)."""
+    names = []
+    for node in graph.nodes:
+        if node.op in ("Conv", "Gemm", "DequantizeLinear", "Cast") and len(node.inputs) > 1 or node.op in (
+                "DequantizeLinear", "Cast"):
+            name = node.inputs[1] if node.op in ("Conv", "Gemm") else node.inputs[0]
+            v = graph.values.get(name)
+            if v is not None and v.data is not None and v.dtype in dtypes and v.data.ndim >= 2:
+                names.append(name)
+    return names
+
+
+def with_storage(model, kind: str):
+    """A copy of `model` whose three weights the writer stores as `kind` (a palette of the
+    fewest bits that hold the weight's distinct values)."""
+    from mobconv.api import Model as ApiModel
+    from mobconv.ir.graph import WeightStorage
+
+    g = model.graph.copy()
+    names = weights(g)
+    assert len(names) == 3, names
+    for name in names:
+        v = g.values[name]
+        distinct = len(np.unique(raw_bits(v.data)))
+        v.storage = WeightStorage("sparse") if kind == "sparse" else WeightStorage(
+            "palette", min(b for b in (1, 2, 4, 8) if 1 << b >= distinct))
+    return ApiModel(g)
+
+
+def stored_kinds(data: bytes) -> list:
+    from mobconv.formats.fb import Model as FbModel
+
+    g = FbModel.Model.GetRootAs(data, 0).Graph()
+    return sorted(g.Tensors(i).Compressed().Kind() for i in range(g.TensorsLength()) if g.Tensors(i).Compressed())
+
+
+@pytest.mark.parametrize("scheme", ["float32", "int8-weights", "fp16"])
+@pytest.mark.parametrize("kind", ["sparse", "palette"])
+def test_writer_files_run_identical_to_dense(scheme, kind):
+    """float32, int8 (quantize scheme int8-weights: int8 weights through DequantizeLinear)
+    and float16 weights, stored sparse or as a palette by formats/writer.py, run bit for bit
+    as the dense file through the C API, runtime.Interpreter and Model.run(backend='runtime')."""
+    from mobconv import quantize
+
+    model = float_model()
+    if scheme == "int8-weights":
+        model = quantize.quantize(model, scheme="int8-weights")
+    elif scheme == "fp16":
+        model = quantize.quantize(model, scheme="fp16")
+    x = np.random.default_rng(13).standard_normal((2, 7, 11, 9)).astype(np.float32)
+    if kind == "palette":  # cluster the weights (float or int8): 16 distinct values, 4-bit indices
+        from mobconv.api import Model as ApiModel
+
+        g = model.graph.copy()
+        for name in weights(g):
+            v = g.values[name]
+            centers = np.quantile(v.data, np.linspace(0, 1, 16)).astype(v.data.dtype)
+            v.data = centers[np.abs(v.data[..., None].astype(np.float32) - centers.astype(np.float32)).argmin(-1)]
+        model = ApiModel(g)
+    comp = with_storage(model, kind)
+    dense_bytes, comp_bytes = model.to_bytes(), comp.to_bytes()
+    want_kind = StorageKind.SPARSE_BITMASK if kind == "sparse" else StorageKind.PALETTE
+    assert stored_kinds(comp_bytes) == [want_kind] * 3 and not stored_kinds(dense_bytes)
+    assert len(comp_bytes) < len(dense_bytes)
+    want = run(dense_bytes, {"x": x})["y"]
+    assert_same_bits(run(comp_bytes, {"x": x})["y"], want, f"{scheme} {kind}")
+    assert_same_bits(comp.run({"x": x}, backend="runtime")["y"], want, f"{scheme} {kind} Model.run")
+
+
+# ---- aarch64 (cross-compiled mobrt_run under qemu) -----------------------------------
+
+from test_runtime_aarch64 import QEMU, mobrt_run_aarch64  # noqa: E402,F401  (a session fixture)
+
+
+def test_aarch64_compressed_models_identical_to_dense(mobrt_run_aarch64, tmp_path):  # noqa: F811
+    """The aarch64 loader decodes sparse and palette weights to the same dense bytes: under
+    qemu, the NEON kernels give the compressed files exactly the dense file's outputs (and the
+    x86 runtime's to float tolerance)."""
+    w_conv, w_fc = pruned((5, 7, 3, 3), 0.5, 1, 15), pruned((9, 5 * 63), 0.5, 2, 15)
+    x = np.random.default_rng(3).standard_normal((1, 7, 9, 7)).astype(np.float32)
+    files = {"dense": conv_gemm_model(w_conv, w_fc, lambda a: None),
+             "sparse": conv_gemm_model(w_conv, w_fc, encode_sparse),
+             "palette": conv_gemm_model(w_conv, w_fc, lambda a: encode_palette(a, 4))}
+    for name, data in files.items():
+        (tmp_path / name / "inputs").mkdir(parents=True)
+        (tmp_path / name / "model.mob").write_bytes(data)
+        np.save(tmp_path / name / "inputs" / "0.npy", x)
+    proc = subprocess.run([*QEMU, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", "neon"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    outs = {}
+    for name in files:
+        status = (tmp_path / name / "outputs_neon" / "status").read_text().splitlines()
+        assert status and status[0] == "ok", (name, status)
+        outs[name] = np.load(tmp_path / name / "outputs_neon" / "0.npy")
+    for name in ("sparse", "palette"):
+        assert_same_bits(outs[name], outs["dense"], f"aarch64 {name}")
+    np.testing.assert_allclose(outs["dense"], run(files["dense"], {"x": x})["y"], rtol=1e-4, atol=1e-4)
