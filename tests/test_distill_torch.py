@@ -339,3 +339,30 @@ def test_the_documented_loop_runs(tmp_path):
     assert float(match.group(1)) > 0.98 and float(match.group(3)) > 0.9
     tuned = mobconv.load(str(tmp_path / "resnet_pruned_tuned.mob"))
     assert any(v.storage is not None and v.storage.kind == "sparse" for v in tuned.graph.values.values())
+
+
+# ---- after channel pruning: the channel map from the pruner's metadata ------------------------
+
+def test_feature_loss_after_channel_pruning_uses_the_recorded_channel_map(tmp_path):
+    from mobconv import quantize
+
+    teacher = mobconv.convert(os.path.join(ZOO, "tiny_cnn.onnx"))
+    small = quantize.prune_channels(teacher, 0.5)
+    first = small.graph.nodes[0].outputs[0]  # the first conv reads the image: kept channels are exact
+    kept = distill.channel_map_of(small, first)
+    channels = teacher.graph.values[teacher.graph.nodes[0].inputs[1]].data.shape[0]
+    assert kept is not None and 0 < len(kept) < channels
+    assert distill.channel_map_of(small, "no such value") is None
+    path = str(tmp_path / "teacher.mob")
+    teacher.save(path)
+    x = teacher.random_inputs(seed=5)["input"]
+    (feeds, t), = list(distill.teacher_outputs(path, x, features=[first]))
+    student = distill.torch_student(small)
+    expected = small.run(feeds, backend="reference")
+    out = student.run(feeds["input"], features=[first])
+    _close(out["probs"].detach().numpy(), expected["probs"], "channel-pruned student")
+    assert distill.feature_mse(out[first].detach().numpy(), t[first], kept) < 1e-10
+    assert distill.feature_mse(out[first].detach().numpy(), t[first], kept[::-1]) > 1e-3
+    loss = distill.distillation_loss(out["probs"], t["probs"], features={first: (out[first], t[first])},
+                                     channel_maps={first: kept})
+    loss.backward()

@@ -185,8 +185,13 @@ class Student(nn.Module):
                                 f" (inputs: {', '.join(self.input_names)})")
         ref = next(iter(self.parameters()), None)
         device = ref.device if ref is not None else None
-        return {n: (t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t), device=device))
-                for n, t in feeds.items()}
+        out = {}
+        for n, t in feeds.items():
+            if not isinstance(t, torch.Tensor):
+                t = np.asarray(t)
+                t = torch.as_tensor(t.astype(np.float32) if t.dtype.kind == "f" else t, device=device)
+            out[n] = t
+        return out
 
     def _execute(self, feeds: dict, keep=()) -> dict:
         env = dict(feeds)
