@@ -28,6 +28,7 @@ import numpy as np
 import mobconv
 from mobconv import quantize
 from mobconv.quantize import pruning
+from mobconv.quantize._compress_common import weight_layers
 from mobconv.quantize.debug import ErrorStats
 
 ZOO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model_zoo", "onnx")
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     for net in args.nets:
         model = mobconv.convert(os.path.join(ZOO, f"digits_{net}.onnx"))
         ref = _run(model, x)
-        selected = pruning.default_selection(quantize._compress_common.weight_layers(model.graph),
+        selected = pruning.default_selection(weight_layers(model.graph),
                                              pruning.DEFAULT_MIN_PARAMS)
         print(f"digits_{net}: top-1 {np.mean(ref.argmax(1) == y):.4f} unpruned; "
               f"{len(selected)} layers, {sum(l.size for l in selected)} weights selected")

@@ -13,7 +13,8 @@
 A "layer" is a node (by its name, as `mobconv info` shows it) of one of `ops`
 (default PRUNABLE_OPS: Conv, ConvTranspose, Gemm, MatMul) that reads a constant
 weight: directly (input 1; for Gemm/MatMul input 0 when input 1 is not constant), or
-through a DequantizeLinear of a constant (the "int8-weights" and "dynamic" schemes).
+through a DequantizeLinear of a constant (the "int8-weights" and "dynamic" schemes),
+or, with `casts=True`, through a Cast of a float16 constant (the "fp16" scheme).
 `WeightLayer.weight` is the constant actually stored in the file (the int8 tensor
 behind a DequantizeLinear), so setting `Value.storage` on it is what the writer sees.
 A constant read by several layers is listed once, under its first reader (`readers`
@@ -51,6 +52,7 @@ class WeightLayer:
     depthwise: bool = False   # a grouped conv with one input channel per group
     first: bool = False       # no other weight layer upstream (the "first conv")
     readers: list = field(default_factory=list)  # every layer node reading this weight
+    cast: Optional[str] = None  # the Cast node in between (fp16 storage), casts=True only
 
     @property
     def size(self) -> int:
@@ -61,17 +63,20 @@ class WeightLayer:
         return self.dtype in ("int8", "uint8")
 
 
-def _stored_constant(graph, name, producers):
-    """(constant value, DequantizeLinear node or None) behind value `name`, or (None, None)."""
+def _stored_constant(graph, name, producers, casts: bool):
+    """(constant value, DequantizeLinear or Cast node or None) behind value `name`, or
+    (None, None). A Cast counts only with `casts` and only from a float constant."""
     value = graph.values.get(name) if name else None
     if value is None:
         return None, None
     if value.data is not None:
         return value, None
     node = producers.get(name)
-    if node is not None and node.op == "DequantizeLinear" and node.inputs:
+    if node is not None and node.op in ("DequantizeLinear", "Cast") and node.inputs:
         inner = graph.values.get(node.inputs[0])
-        if inner is not None and inner.data is not None:
+        if inner is None or inner.data is None:
+            return None, None
+        if node.op == "DequantizeLinear" or (casts and inner.dtype in ("float16", "float32")):
             return inner, node
     return None, None
 
@@ -81,8 +86,10 @@ def _is_depthwise(node, shape) -> bool:
     return node.op in ("Conv", "ConvTranspose") and group > 1 and len(shape) >= 2 and shape[1] == 1
 
 
-def weight_layers(graph, ops=PRUNABLE_OPS) -> list:
-    """The nodes of `ops` that read a constant weight, in graph order (see module doc)."""
+def weight_layers(graph, ops=PRUNABLE_OPS, casts: bool = False) -> list:
+    """The nodes of `ops` that read a constant weight, in graph order (see module doc).
+    casts=True: also a weight stored as float16 behind a Cast (the "fp16" scheme); only
+    for passes that change values, not shapes (the Cast's output shape is recorded)."""
     producers = graph.producers()
     by_weight: dict = {}
     layers = []
@@ -94,7 +101,7 @@ def weight_layers(graph, ops=PRUNABLE_OPS) -> list:
             for index in candidates:
                 if index >= len(node.inputs):
                     continue
-                value, dq = _stored_constant(graph, node.inputs[index], producers)
+                value, dq = _stored_constant(graph, node.inputs[index], producers, casts)
                 if value is None or value.dtype not in WEIGHT_DTYPES or value.data.size == 0:
                     continue
                 if value.name in by_weight:
@@ -102,10 +109,11 @@ def weight_layers(graph, ops=PRUNABLE_OPS) -> list:
                     break
                 shape = tuple(int(d) for d in value.data.shape)
                 data_inputs = [i for k, i in enumerate(node.inputs) if i and k != index]
+                is_dq = dq is not None and dq.op == "DequantizeLinear"
                 layer = WeightLayer(node.name, node.op, value.name, index, shape, value.dtype,
-                                    dq.name if dq is not None else None,
-                                    _is_depthwise(node, shape),
-                                    not any(i in downstream for i in data_inputs), [node.name])
+                                    dq.name if is_dq else None, _is_depthwise(node, shape),
+                                    not any(i in downstream for i in data_inputs), [node.name],
+                                    dq.name if dq is not None and not is_dq else None)
                 by_weight[value.name] = layer
                 layers.append(layer)
                 break
@@ -136,15 +144,23 @@ def real_magnitude(graph, layer: WeightLayer) -> np.ndarray:
     data = np.asarray(value.data)
     if not layer.quantized:
         return np.abs(data.astype(np.float64))
-    quant = value.quant
-    if quant is None:
-        return np.abs(data.astype(np.float64) - zero_points(graph, layer)[0])
-    scales = np.asarray(quant.scales, dtype=np.float64)
-    zps = np.asarray(quant.zero_points, dtype=np.float64)
-    if quant.axis is not None and scales.size > 1:
+    quant, axis = value.quant, None
+    zps = zero_points(graph, layer).astype(np.float64)
+    scales = np.ones(1)
+    if quant is not None:
+        scales, axis = np.asarray(quant.scales, dtype=np.float64), quant.axis
+    elif layer.dequantize is not None:  # parameters on the DequantizeLinear (imported QDQ)
+        node = next(n for n in graph.nodes if n.name == layer.dequantize)
+        scale = graph.values.get(node.inputs[1]) if len(node.inputs) > 1 else None
+        if scale is not None and scale.data is not None:
+            scales, axis = np.asarray(scale.data, np.float64).ravel(), int(node.attrs.get("axis", 1))
+    if scales.size > 1 and axis is not None:
         shape = [1] * data.ndim
-        shape[quant.axis] = -1
-        scales, zps = scales.reshape(shape), zps.reshape(shape)
+        shape[axis] = -1
+        scales = scales.reshape(shape)
+        zps = zps.reshape(shape) if zps.size > 1 else zps[0]
+    else:
+        scales, zps = scales.ravel()[0], zps.ravel()[0]
     return np.abs(data.astype(np.float64) - zps) * scales
 
 

@@ -353,7 +353,7 @@ def sensitivity(model, data=None, *, sparsities=DEFAULT_SPARSITIES,
                             f"{backend!r}")
     check_progress(progress, FUNC)
     model = load_model(model, FUNC)
-    every = weight_layers(model.graph)
+    every = weight_layers(model.graph, casts=True)
     exclude = check_layer_names(model, exclude, "exclude", FUNC, every)
     if layers is None:
         chosen = default_selection(every, min_params, exclude)

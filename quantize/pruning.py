@@ -77,7 +77,7 @@ def prune(model, sparsity: Optional[float] = None, *, per_layer: Optional[dict] 
     check_progress(progress, FUNC)
 
     model = load_model(model, FUNC)
-    layers = weight_layers(model.graph)
+    layers = weight_layers(model.graph, casts=True)
     exclude = check_layer_names(model, exclude, "exclude", FUNC, layers)
     check_layer_names(model, list(per_layer), "per_layer", FUNC, layers)
     both = [n for n in per_layer if n in exclude]

@@ -15,6 +15,7 @@ import mobconv
 from mobconv import quantize
 from mobconv.errors import ArgumentError
 from mobconv.ir.graph import WeightStorage
+from mobconv.quantize._compress_common import weight_layers
 
 from prune_nets import OUTPUT, WEIGHTS, build, samples, sqnr_db
 
@@ -187,7 +188,7 @@ def int8_magnitude(value):
 def test_int8_weights_pruned_at_zero_point_zero(net, scheme):
     calib = samples(8) if scheme == "int8" else None
     q = quantize.quantize(net, calib, scheme=scheme, progress=False)
-    layers = {l.name: l for l in quantize._compress_common.weight_layers(q.graph)}
+    layers = {l.name: l for l in weight_layers(q.graph)}
     p = quantize.prune(q, 0.5, scope="layer", min_params=0)
     for name in ("pw1", "pw2", "mm", "fc"):
         before = q.graph.values[layers[name].weight]
@@ -201,9 +202,39 @@ def test_int8_weights_pruned_at_zero_point_zero(net, scheme):
     assert np.all(np.isfinite(out))
 
 
+def test_int8_behind_dequantize_without_value_quant_ranks_by_its_scales(net):
+    """An imported QDQ model carries the weight's scales on the DequantizeLinear only: the
+    ranking must use them (|q| alone would rank channels of different scales wrongly)."""
+    q = quantize.quantize(net, scheme="int8-weights", progress=False)
+    bare = mobconv.Model(q.graph.copy())
+    layers = weight_layers(bare.graph)
+    for layer in layers:
+        bare.graph.values[layer.weight].quant = None
+    a = quantize.prune(q, 0.5, scope="layer")
+    b = quantize.prune(bare, 0.5, scope="layer")
+    for layer in layers:
+        np.testing.assert_array_equal(b.graph.values[layer.weight].data,
+                                      a.graph.values[layer.weight].data)
+
+
+def test_fp16_weights_behind_a_cast(net):
+    h = quantize.quantize(net, scheme="fp16", progress=False)
+    p = quantize.prune(h, 0.5, scope="layer")
+    for layer in DEFAULT:
+        before = h.graph.values[WEIGHTS[layer] + "/fp16"]
+        after = p.graph.values[WEIGHTS[layer] + "/fp16"]
+        assert after.data.dtype == np.float16 and after.storage == WeightStorage("sparse")
+        assert zeros(after.data) == round_half_up(0.5 * before.data.size)
+        assert_smallest_pruned(before.data, after.data)
+    got = p.run(samples(1)[0], backend="reference")[OUTPUT]
+    assert np.all(np.isfinite(got))
+    r = quantize.sensitivity(h, samples(2), sparsities=(0.5,))
+    assert [c.name for c in r.layers] == list(DEFAULT)
+
+
 def test_int8_weight_with_nonzero_zero_point_is_refused(net):
     q = quantize.quantize(net, scheme="int8-weights", progress=False)
-    layer = {l.name: l for l in quantize._compress_common.weight_layers(q.graph)}["mm"]
+    layer = {l.name: l for l in weight_layers(q.graph)}["mm"]
     q.graph.values[layer.weight].quant.zero_points[3] = 5
     with pytest.raises(ArgumentError, match=r"layer 'mm'.*zero point 5, not 0"):
         quantize.prune(q, per_layer={"mm": 0.5})
@@ -324,7 +355,7 @@ def test_a_weight_shared_by_two_layers_is_one_layer():
     graph.add_node("MatMul", ["a", "w"], ["b"], name="mm_b")
     graph.outputs = ["b"]
     model = mobconv.Model(graph)
-    layers = quantize._compress_common.weight_layers(graph)
+    layers = weight_layers(graph)
     assert [(l.name, l.readers) for l in layers] == [("mm_a", ["mm_a", "mm_b"])]
     with pytest.raises(ArgumentError, match=r"per_layer names 'mm_b', which shares its weight "
                                             r"with layer 'mm_a'; name that layer instead"):

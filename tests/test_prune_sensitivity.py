@@ -13,6 +13,7 @@ import pytest
 import mobconv
 from mobconv import quantize
 from mobconv.errors import ArgumentError
+from mobconv.quantize._compress_common import weight_layers
 from mobconv.quantize.prune_sensitivity import (GENERATED_SAMPLES, LayerCurve,
                                                 SensitivityReport)
 
@@ -81,7 +82,6 @@ def test_patched_file_and_reserialized_file_give_the_same_numbers(net, data):
     """The runtime path writes the pruned weight over its bytes in the serialized file; a
     weight whose bytes are not found exactly once is serialized again instead."""
     from mobconv import runtime
-    from mobconv.quantize._compress_common import weight_layers
     from mobconv.quantize.prune_sensitivity import _Runner
 
     if not runtime.available():
@@ -289,7 +289,7 @@ def test_zoo_mobilenet_on_held_out_images():
     prop = r.propose(0.5)
     pruned = quantize.prune(model, per_layer=prop)
     total = sum(c.params for c in r.layers)
-    layers = {l.name: l for l in quantize._compress_common.weight_layers(pruned.graph)}
+    layers = {l.name: l for l in weight_layers(pruned.graph)}
     zeros = sum(int(np.count_nonzero(pruned.graph.values[layers[n].weight].data == 0))
                 for n in names)
     assert zeros == int(math.floor(0.5 * total + 0.5))
