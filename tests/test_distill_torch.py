@@ -81,6 +81,29 @@ def test_student_matches_the_reference_on_zoo_builders(builder, kwargs, tmp_path
         _close(got[name], expected[name], f"{builder} {name}")
 
 
+@pytest.mark.parametrize("arch", ["mobilenetv3_small", "vit"])
+def test_student_matches_the_reference_on_torch_exported_architectures(arch, tmp_path):
+    import logging
+    import warnings
+
+    from model_zoo.torch.nets import build
+
+    net, size = build(arch)
+    x = torch.randn(2, 3, min(size, 32), min(size, 32), generator=torch.Generator().manual_seed(0))
+    path = str(tmp_path / f"{arch}.onnx")
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17, input_names=["input"],
+                              output_names=["out"])
+    finally:
+        logging.disable(logging.NOTSET)
+    model = mobconv.convert(path)
+    expected = model.run({"input": x.numpy()}, backend="reference")["out"]
+    _close(_student_outputs(model, {"input": x.numpy()})["out"], expected, arch)
+
+
 def _graph(op, inputs, attrs=None, outputs=1, constants=None):
     """One-node graph: `inputs` (name -> shape for graph inputs, or array for constants)."""
     g = Graph(op)
@@ -155,6 +178,9 @@ CASES = {
                                   ("v", np.array(0.5, np.float32))], {}),
     "batchnorm": ("BatchNormalization", [("x", (2, 3, 4, 4)), ("g", w(3)), ("b", w(3)), ("m", w(3)),
                                          ("v", np.abs(w(3)) + 0.1)], {"epsilon": 1e-3}),
+    "layer_norm_last_two_axes": ("LayerNormalization", [("x", (2, 3, 4, 5)), ("g", w(4, 5)), ("b", w(4, 5))],
+                                 {"axis": -2, "epsilon": 1e-3}),
+    "layer_norm_broadcast_scale": ("LayerNormalization", [("x", (2, 3, 6)), ("g", w(1, 6))], {}),
     "prelu": ("PRelu", [("x", (2, 3, 4, 4)), ("s", w(3, 1, 1))], {}),
     "softmax_axis1": ("Softmax", [("x", (2, 5, 3))], {"axis": 1}),
     "logsoftmax": ("LogSoftmax", [("x", (2, 5))], {}),

@@ -217,6 +217,20 @@ def _batchnorm(env, node, a, args):
     return [(x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)]
 
 
+@register("LayerNormalization")
+def _layer_norm(env, node, a, args):
+    if len(node.outputs) > 1 and any(node.outputs[1:]):
+        raise ValueError("the Mean/InvStdDev outputs are not mapped")
+    x, scale = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    axis = _axis(a["axis"], x.dim())
+    shape = tuple(x.shape[axis:])
+    if tuple(scale.shape) == shape and (bias is None or tuple(bias.shape) == shape):
+        return [F.layer_norm(x, shape, scale, bias, a["epsilon"])]
+    y = F.layer_norm(x, shape, None, None, a["epsilon"]) * scale
+    return [y + bias if bias is not None else y]
+
+
 # ---- pooling -------------------------------------------------------------------
 
 def _pool_geometry(x, a):
