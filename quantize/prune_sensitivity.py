@@ -157,17 +157,15 @@ class SensitivityReport:
             counts.append(np.array([target_count(g, n) for g in grid]))
         at = [0] * len(self.layers)
         removed = 0
-        heap = [(_step_cost(harms[i], counts[i], 0), i) for i in range(len(self.layers))
-                if steps > 0]
-        heapq.heapify(heap)
+        heap = []
+        for i in range(len(self.layers)):
+            _push(heap, harms[i], counts[i], 0, i)
         last = None
         while removed < need and heap:
-            _, i = heapq.heappop(heap)
-            removed += int(counts[i][at[i] + 1] - counts[i][at[i]])
-            at[i] += 1
-            last = i
-            if at[i] < steps:
-                heapq.heappush(heap, (_step_cost(harms[i], counts[i], at[i]), i))
+            _, i, j = heapq.heappop(heap)
+            removed += int(counts[i][j] - counts[i][at[i]])
+            at[i], last = j, i
+            _push(heap, harms[i], counts[i], j, i)
         k = [int(counts[i][at[i]]) for i in range(len(self.layers))]
         if last is not None and removed > need:  # trim the last step to the exact count
             k[last] -= removed - need
@@ -184,13 +182,16 @@ def _interp(grid, xs, ys) -> np.ndarray:
     return out
 
 
-def _step_cost(harm, counts, j) -> tuple:
-    """Added harm per removed weight of grid step j -> j+1 (ties: the earlier layer)."""
-    gained = counts[j + 1] - counts[j]
-    added = harm[j + 1] - harm[j]
-    if math.isinf(harm[j + 1]):
-        return math.inf
-    return added / gained if gained > 0 else (0.0 if added <= 0 else math.inf)
+def _push(heap, harm, counts, j: int, i: int) -> None:
+    """Push layer i's next step from grid point j: to the next point that removes at least
+    one more weight (a small layer gains nothing on some 1 % steps), with its cost, the
+    added harm per removed weight (ties: the earlier layer)."""
+    later = np.flatnonzero(counts[j + 1:] > counts[j])
+    if later.size == 0:
+        return
+    to = j + 1 + int(later[0])
+    cost = math.inf if math.isinf(harm[to]) else (harm[to] - harm[j]) / (counts[to] - counts[j])
+    heapq.heappush(heap, (cost, i, to))
 
 
 # ---- measuring -----------------------------------------------------------------------

@@ -204,6 +204,15 @@ def test_propose_with_unequal_sizes_and_an_exact_layer():
         r.propose(1.5)
 
 
+def test_propose_takes_a_small_layer_past_grid_steps_that_remove_nothing():
+    """50 weights: a 1 % step is half a weight, so some steps remove none; the walk must
+    step over them to the robust small layer's next weight, not stop there."""
+    r = synthetic({"tiny": [40.0, 40.0, 40.0, 40.0], "big": [10.0, 8.0, 6.0, 4.0]},
+                  {"tiny": 50, "big": 10000})
+    prop = r.propose(40 / 10050)
+    assert prop == {"tiny": 0.8, "big": 0.0}
+
+
 def test_propose_with_levels_finer_than_the_grid():
     r = synthetic({"a": [30.0], "b": [10.0]}, {"a": 1000, "b": 1000}, levels=(0.004,))
     assert r.propose(0.002) == {"a": 0.004, "b": 0.0}  # 4 of 2000, all from the robust layer
