@@ -24,9 +24,10 @@ h(s) that adds up across layers: 10^(-SQNR/10), the output noise power relative 
 the signal (noise from independent layers adds), or, with evaluate=, the score's drop.
 Curves are made monotone (running max), interpolated linearly between the measured
 levels (h(0) = 0) on a 1 % grid; a greedy walk then takes the grid step with the least
-added harm per removed weight until the budget is met, the last step trimmed to the exact
-count. The sparsities come out as k / n (n the layer's weights), so `prune` zeroes
-exactly k and the total is at least budget * N. Budgets beyond the largest measured
+added harm per removed weight (steps that remove no weight of a small layer merged with
+the next) until the budget is met, the last step trimmed to the exact count. The
+sparsities come out as k / n (n the layer's weights), so `prune` zeroes exactly k and
+the total is exactly target_count(budget, N). Budgets beyond the largest measured
 level are refused (no curve there).
 """
 from __future__ import annotations
