@@ -97,6 +97,19 @@ def test_patched_file_and_reserialized_file_give_the_same_numbers(net, data):
                                       net.graph.values[layer.weight].data)  # restored
 
 
+def test_data_from_a_folder_of_npy_files(net, data, report, tmp_path):
+    for i, feeds in enumerate(data):
+        np.save(tmp_path / f"{i:02d}.npy", feeds["x"])
+    r = quantize.sensitivity(net, str(tmp_path), sparsities=LEVELS, min_params=0,
+                             backend="reference")
+    assert r.num_samples == len(data) and str(tmp_path) in r.data
+    for a, b in zip(r.layers, report.layers):
+        np.testing.assert_allclose(a.values, b.values, atol=1e-9)
+    r = quantize.sensitivity(net, str(tmp_path), sparsities=(0.5,), num_samples=2,
+                             backend="reference")
+    assert r.num_samples == 2
+
+
 def test_samples_of_different_sizes_are_batched_apart(tmp_path):
     """A symbolic H x W: samples of two sizes run in two batches (np.concatenate of
     different sizes would fail); same SQNR as prune() + per-sample reference runs."""
