@@ -225,3 +225,13 @@ def test_the_package_imports_and_streams_without_torch(tiny_path):
     lines = out.stdout.strip().splitlines()
     assert float(lines[0]) == pytest.approx(0.0, abs=1e-9)
     assert lines[1] == "MobconvError quantize.distill's PyTorch adapter needs torch (pip install torch)"
+
+
+@pytest.mark.parametrize("teacher, words", [
+    (42, "teacher_outputs(): expected a mobconv.Model or the path of a .mob file, got a int"),
+    ("/nonexistent/t.mob", "teacher_outputs(): /nonexistent/t.mob: no such file"),
+])
+def test_teacher_outputs_refuses_a_bad_teacher_in_one_line(teacher, words):
+    with pytest.raises(ArgumentError) as err:
+        distill.teacher_outputs(teacher, _images(2))
+    assert str(err.value) == words

@@ -392,3 +392,18 @@ def test_feature_loss_after_channel_pruning_uses_the_recorded_channel_map(tmp_pa
     loss = distill.distillation_loss(out["probs"], t["probs"], features={first: (out[first], t[first])},
                                      channel_maps={first: kept})
     loss.backward()
+
+
+def test_student_and_export_refuse_bad_arguments_in_one_line(zoo):
+    with pytest.raises(ArgumentError, match=r"^torch_student\(\): expected a mobconv.Model"):
+        distill.torch_student([1, 2])
+    student = distill.torch_student(zoo["resnet"])
+    with pytest.raises(ArgumentError, match="route must be one of onnx, direct"):
+        distill.export(student, like=zoo["resnet"], route="tflite")
+    with pytest.raises(ArgumentError, match="student must come from distill.torch_student"):
+        distill.export(torch.nn.Linear(2, 2), like=zoo["resnet"])
+    with pytest.raises(ArgumentError, match="missing input 'input'"):
+        student(bogus=np.zeros((1, 1, 28, 28), np.float32))
+    with pytest.raises(MobconvError) as err:  # a wrong shape names the node, one line
+        student(np.zeros((1, 3, 28, 28), np.float32))
+    assert "\n" not in str(err.value) and "node '/features/features.0/features.0.0/Conv' (Conv)" in str(err.value)

@@ -30,12 +30,20 @@ import numpy as np
 from mobconv.errors import ArgumentError
 
 
-def _as_model(teacher):
-    from ..api import as_model
+def as_model(model, func: str):
+    """`model` as a Model (a Model, or the path of a .mob / source model); one-line
+    ArgumentError naming `func` otherwise."""
+    from mobconv.api import Model
 
-    if isinstance(teacher, (str, bytes, os.PathLike)) and not os.path.exists(os.fsdecode(teacher)):
-        raise ArgumentError(f"teacher_outputs(): {os.fsdecode(teacher)}: no such file")
-    return as_model(teacher)
+    from ..api import as_model as load
+
+    if isinstance(model, (str, bytes, os.PathLike)):
+        if not os.path.exists(os.fsdecode(model)):
+            raise ArgumentError(f"{func}(): {os.fsdecode(model)}: no such file")
+    elif not isinstance(model, Model):
+        raise ArgumentError(f"{func}(): expected a mobconv.Model or the path of a .mob file, got "
+                            f"a {type(model).__name__}")
+    return load(model)
 
 
 def _label(model) -> str:
@@ -141,7 +149,7 @@ def teacher_outputs(teacher, data, *, outputs=None, features=(), batch_size: Opt
     """
     from mobconv.runtime import Interpreter
 
-    model = _as_model(teacher)
+    model = as_model(teacher, "teacher_outputs")
     graph = model.graph
     out_names = [s.name for s in model.outputs]
     if outputs is not None:

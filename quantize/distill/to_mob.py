@@ -36,7 +36,7 @@ OPSET = 17
 
 
 def export(student, like, path=None, *, route: str = "onnx"):
-    from ..api import as_model
+    from .teacher import as_model
     from .torch_adapter import Student
 
     if not isinstance(student, Student):
@@ -44,7 +44,7 @@ def export(student, like, path=None, *, route: str = "onnx"):
                             f"{type(student).__name__}")
     if route not in ROUTES:
         raise ArgumentError(f"export(): route must be one of {', '.join(ROUTES)}, got {route!r}")
-    like = as_model(like)
+    like = as_model(like, "export")
     weights = student.weights()
     _check_same_model(student, like, weights)
     direct = _direct(like, weights)

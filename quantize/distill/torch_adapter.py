@@ -40,8 +40,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the package itself imports without torch
     raise MobconvError("quantize.distill's PyTorch adapter needs torch (pip install torch)") from exc
 
-from ..api import as_model
-from .teacher import check_names
+from .teacher import as_model, check_names
 from .torch_ops import OPS
 
 TRAINABLE = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
@@ -235,7 +234,7 @@ def torch_student(model) -> Student:
 
     Pruned weights keep their zeros and clustered weights their palette during training
     (module docstring); `distill.export(student, like=model)` writes the result back."""
-    return Student(as_model(model))
+    return Student(as_model(model, "torch_student"))
 
 
 __all__ = ["Student", "torch_student", "check_names"]
