@@ -4,7 +4,7 @@
     graph = read_model("model.mob")                 # mmaps the file
 
 The rules a file must follow are written once, in docs/format-rules.md
-(numbered S1-S8, M1-M3, T1-T7, C1-C6, G1-G3, O1-O6, V1); this reader and the C++
+(numbered S1-S8, M1-M3, T1-T7, C1-C7, G1-G3, O1-O6, V1); this reader and the C++
 runtime's loader (runtime/src/core/file_structure.cpp, model.cpp) implement
 each of them with the same message, and accept exactly the same files
 (tests/test_format_rules_differential.py feeds both one corpus).
@@ -104,6 +104,8 @@ LAYOUT = {
 MIN_SIZE = 16
 # Largest file a FlatBuffer can address (rule S2).
 MAX_SIZE = 2**31 - 1
+# Compressed constants decode to at most this many times the file size in total (C7).
+DECODE_RATIO = 64
 # Shape limits (rules T3, T4): the C API's MOBRT_MAX_RANK, a dim's largest size,
 # the largest product of a shape's non-zero fixed dims. The number of tensors (M2).
 MAX_RANK = 8
@@ -369,6 +371,9 @@ class _Decoder:
         self.copies: dict = {}  # buffer index -> its bytes, copied out of the file
         self.decoded: dict = {}  # compressed fields -> the decoded data (shared)
         self.decoded_storage: dict = {}
+        # Rule C7: what compressed constants may decode to, in total (a writer's file
+        # needs at most 64 x the file: 1 mask or index bit per element of <= 8 bytes).
+        self.decode_budget = DECODE_RATIO * len(buf)
 
     def fail(self, problem: str):
         raise ModelFormatError(f"{self.source}: {problem}")
@@ -469,7 +474,7 @@ class _Decoder:
             data = data.astype(data.dtype.newbyteorder("="), copy=False)
         storage = None
         cd = t.Compressed()
-        if cd is not None:  # rules C1-C6
+        if cd is not None:  # rules C1-C7
             if t.Buffer() != 0:
                 self.fail(f"{what}: a compressed tensor must have buffer 0, has buffer "
                           f"{t.Buffer()}")
@@ -528,6 +533,7 @@ class _Decoder:
             if values.size != stored * esize:
                 self.fail(f"{what}: {kname} has {values.size} bytes of values, expected "
                           f"{stored * esize} for the mask's {stored} {dtype} elements")
+            self.spend_decode(numel * esize, what)
             data = self.dense(numel, dtype, what)
             data[keep] = values.view(dtypes.storage_dtype(dtype))
             storage = WeightStorage("sparse")
@@ -548,6 +554,7 @@ class _Decoder:
             tail = numel * bits % 8
             if tail and int(values[need - 1]) >> tail:
                 self.fail(f"{what}: {kname} indices have bits set past element {numel}")
+            self.spend_decode(numel * esize, what)
             indices = dtypes.unpack_indices(values, bits, numel)
             bad = np.flatnonzero(indices >= k)
             if bad.size:
@@ -559,6 +566,14 @@ class _Decoder:
         data = data.astype(data.dtype.newbyteorder("="), copy=False)
         self.decoded[key], self.decoded_storage[key] = data, storage
         return data.reshape(shape), storage
+
+    def spend_decode(self, nbytes: int, what: str) -> None:
+        """Rule C7, before the allocation: a crafted file whose tensors point at one big
+        mask or index buffer cannot make the reader allocate unboundedly."""
+        self.decode_budget -= nbytes
+        if self.decode_budget < 0:
+            self.fail(f"{what}: compressed constants decode to more than {DECODE_RATIO} times "
+                      f"the file size ({len(self.buf)} bytes)")
 
     def dense(self, numel: int, dtype: str, what: str) -> np.ndarray:
         """A zeroed array for a decoded tensor (its size passed every rule: it is at most

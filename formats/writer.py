@@ -21,7 +21,7 @@ Layout decisions:
 Constant bytes are copied into the builder in one slice assignment per tensor,
 and the builder is pre-sized, so writing a large model is a few memcpys.
 
-Compressed constants (format 1.1, `Value.storage`; docs/format-rules.md, rules C1-C6):
+Compressed constants (format 1.1, `Value.storage`; docs/format-rules.md, rules C1-C7):
 - "sparse": a SPARSE_BITMASK (mask of the elements whose bits are not all zero, LSB
   first, plus those elements), only when mask + elements take fewer bytes than the
   dense data; otherwise the tensor is written dense (an optimisation, silently).
@@ -308,7 +308,7 @@ def _compressed_data(b, kind: int, buffers: list, bits: int) -> int:
     return CompressedData.End(b)
 
 
-# ---- compressed storage (rules C1-C6) ----------------------------------------------
+# ---- compressed storage (rules C1-C7) ----------------------------------------------
 
 
 def _bits_view(data: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Compressed constants in .mob files (format 1.1, docs/format-rules.md rules C1-C6).
+"""Compressed constants in .mob files (format 1.1, docs/format-rules.md rules C1-C7).
 
 - The writer's bytes follow the documented layout, checked with a decoder written here
   from the spec (bit i % 8 of mask byte i / 8; index i at bits [i*b, i*b + b), LSB
@@ -654,3 +654,44 @@ def test_mutating_compressed_fields_never_escapes_model_format_error():
         except ModelFormatError as e:
             assert "NaN" in str(e)
     assert outcomes["refused"] > 100 and outcomes["accepted"] > 20, outcomes
+
+
+def amplifying_file(tensors: int = 10) -> bytes:
+    """`tensors` all-but-one-zero float32[256, 256] sparse constants that all point at the
+    first one's 8 KiB mask (each has its own 4-byte values buffer, so their decoded copies
+    are not shared): every tensor is valid on its own, together they decode to far more
+    than 64 x the file."""
+    g = Graph("amp")
+    for i in range(tensors):
+        w = np.zeros((256, 256), np.float32)
+        w[0, 0] = i + 1
+        g.add_constant(f"w{i}", w).storage = WeightStorage("sparse")
+    g.add_input("x", "float32", (1,))
+    g.add_node("Identity", ["x"], ["y"], name="id")
+    g.values["y"].dtype, g.values["y"].shape = "float32", (1,)
+    g.outputs = ["y"]
+    encode, compressed_data = writer._encode, writer._compressed_data
+    mp = pytest.MonkeyPatch()
+    mp.setattr(writer, "_encode", lambda value, data: (
+        encode(value, data) if value.name == "w0" else
+        (StorageKind.SPARSE_BITMASK, [data.reshape(-1)[:1].copy(), np.ones(1, U8)], 0)))
+    mp.setattr(writer, "_compressed_data", lambda b, kind, buffers, bits: compressed_data(
+        b, kind, [buffers[0], 2], bits))  # buffer 2: w0's mask
+    try:
+        return to_bytes(g)
+    finally:
+        mp.undo()
+
+
+def test_decoded_total_is_bounded_by_the_file_size():
+    """Rule C7: a file cannot make the reader allocate more than 64 x its size."""
+    blob = amplifying_file()
+    dense = 256 * 256 * 4
+    first = next(k for k in range(1, 11) if k * dense > 64 * len(blob))  # 1-based tensor count
+    assert 1 < first <= 10
+    assert refusal(blob) == (f"tensor {first - 1} ('w{first - 1}'): compressed constants decode "
+                             f"to more than 64 times the file size ({len(blob)} bytes)")
+    g = from_bytes(amplifying_file(first - 1))  # just under the bound: read, all share w0's mask
+    for i in range(first - 1):
+        w = g.values[f"w{i}"].data
+        assert w[0, 0] == i + 1 and np.count_nonzero(w) == 1

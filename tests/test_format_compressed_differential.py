@@ -1,4 +1,4 @@
-"""Compressed constants (rules C1-C6): the Python reader and the C++ runtime's loader
+"""Compressed constants (rules C1-C7): the Python reader and the C++ runtime's loader
 accept exactly the same files and refuse the others with the same message.
 
 Corpus: the hand-built file of each rule (tests/test_format_compressed.py CASES and the
@@ -74,13 +74,16 @@ def special_files():
     with fc.crafted(no_checks=True):
         g.values["w"].shape = ("K", 6)
         yield "symbolic", to_bytes(g)
+    for n in (2, 10):  # rule C7: under (n = 2) and over (n = 10) 64 x the file size
+        yield f"decode budget {n}", fc.amplifying_file(n)
 
 
 def test_special_files():
     verdicts = {name: agree(blob) for name, blob in special_files()}
     assert verdicts["numel 0 sparse"] is None and verdicts["numel 0 palette K=1"] is None
-    assert verdicts["mask last element"] is None
-    assert sum(v is not None for v in verdicts.values()) == len(verdicts) - 3
+    assert verdicts["mask last element"] is None and verdicts["decode budget 2"] is None
+    assert "64 times the file size" in verdicts["decode budget 10"]
+    assert sum(v is not None for v in verdicts.values()) == len(verdicts) - 4
 
 
 def test_writer_files_every_dtype_and_storage():

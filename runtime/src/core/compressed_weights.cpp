@@ -112,7 +112,7 @@ std::string n(uint64_t v) { return std::to_string(v); }
 }  // namespace
 
 Status decode_compressed(const fb::CompressedData& cd, const Buffers* buffers, DType dtype, uint64_t numel,
-                         const std::string& where, DenseCopy* out) {
+                         const std::string& where, DenseCopy* out, DecodeBudget* budget) {
   *out = DenseCopy();
   const size_t nbuf = buffers ? buffers->size() : 0;
   const uint64_t esize = dtype_size(dtype);
@@ -168,7 +168,11 @@ Status decode_compressed(const fb::CompressedData& cd, const Buffers* buffers, D
       return fail(where, std::string(kname) + " indices have bits set past element " + n(numel));
   }
 
-  // (4) the dense copy
+  // (4) the dense copy: rule C7, then the machine's tensor limit
+  if (budget && dense > budget->left)
+    return fail(where, "compressed constants decode to more than " + n(kDecodeRatio) + " times the file size (" +
+                           n(budget->file_size) + " bytes)");
+  if (budget) budget->left -= dense;
   if (dense > max_tensor_bytes())
     return Status::Error(StatusCode::kShapeError, where + " decodes to " + n(dense) +
                                                       " bytes, over the runtime's tensor limit of " +

@@ -29,8 +29,19 @@ struct DenseCopy {
 // message; a dense size over MOBRT_MAX_TENSOR_BYTES is kShapeError and a failed
 // allocation kOutOfMemory (both depend on the machine, not on the file). Nothing
 // is allocated unless every size rule holds; on failure *out is left empty.
+//
+// Rule C7: `budget` is what the file's compressed constants may still decode to
+// (the model starts it at kDecodeRatio x the file size; each decode spends its
+// dense size before allocating), so a crafted file whose tensors all point at one
+// big mask cannot make the loader allocate unboundedly. nullptr: no bound (tools).
+constexpr uint64_t kDecodeRatio = 64;
+struct DecodeBudget {
+  uint64_t file_size = 0;
+  uint64_t left = 0;
+};
 Status decode_compressed(const ::mobconv::formats::fb::CompressedData& cd,
                          const ::flatbuffers::Vector<::flatbuffers::Offset<::mobconv::formats::fb::Buffer>>* buffers,
-                         DType dtype, uint64_t numel, const std::string& where, DenseCopy* out);
+                         DType dtype, uint64_t numel, const std::string& where, DenseCopy* out,
+                         DecodeBudget* budget = nullptr);
 
 }  // namespace mobrt
