@@ -12,9 +12,12 @@
 //      dense weight is not read again.
 //   2. 1x1 conv: per image, Y[o, p] = bias[o] + sum over non-zero W[o, c] of
 //      W[o, c] * X[c, p] (+ residual), vectorised along p = H*W: the columns are cut in
-//      blocks of the ISA's width (SparseF32Kernels::block); per block every output row
-//      walks its non-zeros, broadcasting the value and loading X[c, p..p+block), so the
-//      block of X stays in cache for all rows. Tasks: (image, column block[, row range]).
+//      blocks of SparseF32Kernels::block floats; a block of X is copied to the thread's
+//      scratch as cin aligned rows (X's own rows are H*W apart: power-of-two-ish strides
+//      alias in L1 and odd ones split cache lines; the copy made the kernel 2x faster),
+//      then every output row walks its non-zeros, broadcasting the value and FMAing
+//      X[c, block] into one register tile, so the block stays in L1 for all rows.
+//      Tasks: (image, column block[, row range when there are few blocks]).
 //   3. FC with batch 1 (m < fc_spmm_min_rows, 2 in every set): per output row, a dot product of its
 //      non-zeros with each A row, gathering A[m, c] by index (AVX2/AVX-512 vgatherdps,
 //      NEON lane loads). Larger batches transpose A to [K, m] in scratch, run step 2's
@@ -83,18 +86,18 @@ extern const SparseF32Kernels kSparseF32Avx512;
 extern const SparseF32Kernels kSparseF32Neon;    // arm64 builds
 
 // Crossover sparsities for MOBRT_SPARSE=auto: the zero fraction from which the sparse
-// kernel beats the dense GEMM kernel of the same set, measured per layer (dense /
-// sparse time, 1 thread, benchmarks/bench_sparse.py --layers; the numbers are in
-// runtime/KERNELS.md, "Sparse fp32 kernels"), rounded up to keep a margin: 1x1 convs at
-// 56x56..7x7 cross over at 50-60 %, FC 1024x1024 at batch 1 (gathers) at 80-90 %, at
-// batch >= 2 (SpMM over the transposed batch) at 60-75 %. Scalar: never automatically
-// (the scalar cap runs the reference kernels; MOBRT_SPARSE=always still selects the
-// scalar sparse kernels, for tests).
+// kernel beats the dense GEMM kernel of the same set, measured per layer (dense / sparse
+// time at 1 thread: benchmarks/bench_sparse.py --layers; the table is in
+// runtime/KERNELS.md, "Sparse fp32 kernels") and rounded up for a margin. 1x1 convs
+// (56x56x128 .. 7x7x1024) cross over at 45-60 % (AVX2) and 50-65 % (AVX-512, whose dense
+// GEMM is faster); FC 1024x1024 at batch 1 (gathers) at 70-90 %; at batch >= 2 (SpMM over
+// the transposed batch) at 50-75 %. Scalar: never automatically (the scalar cap runs the
+// reference kernels; MOBRT_SPARSE=always still selects the scalar sparse kernels, for tests).
 constexpr float kSparseNever = 2.f;
 constexpr float kSparseConvMinSparsityAvx2 = 0.60f;
 constexpr float kSparseFcB1MinSparsityAvx2 = 0.90f;
 constexpr float kSparseFcBatchMinSparsityAvx2 = 0.75f;
-constexpr float kSparseConvMinSparsityAvx512 = 0.60f;
+constexpr float kSparseConvMinSparsityAvx512 = 0.65f;
 constexpr float kSparseFcB1MinSparsityAvx512 = 0.85f;
 constexpr float kSparseFcBatchMinSparsityAvx512 = 0.75f;
 // NEON: not measured (qemu's timings say nothing about a phone): the x86 values raised
