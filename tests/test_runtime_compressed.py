@@ -745,3 +745,35 @@ def test_aarch64_compressed_models_identical_to_dense(mobrt_run_aarch64, tmp_pat
     for name in ("sparse", "palette"):
         assert_same_bits(outs[name], outs["dense"], f"aarch64 {name}")
     np.testing.assert_allclose(outs["dense"], run(files["dense"], {"x": x})["y"], rtol=1e-4, atol=1e-4)
+
+
+# ---- memory: the dense copy is the only resident copy ---------------------------------
+
+RSS_PROBE = r"""
+import ctypes, sys
+from mobconv import runtime
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+lib = runtime._load()
+h = ctypes.c_void_p()
+before = rss_kb()
+assert lib.mobrt_model_create_from_file(sys.argv[1].encode(), ctypes.byref(h)) == 0
+print(rss_kb() - before)
+"""
+
+
+def test_loading_a_mapped_file_keeps_only_the_dense_copy_resident(tmp_path):
+    """16 MiB of float32, half zeros, stored sparse (8.5 MiB of mask and values): after
+    create_from_file, the process holds the 16 MiB decoded copy but not the compressed pages
+    it decoded from (model.cpp ReleaseCompressedPages; they would add ~8 MiB)."""
+    w = pruned((2048, 2048), 0.5, 7)
+    path = tmp_path / "big.mob"
+    path.write_bytes(constant_model(w, encode_sparse(w)))
+    proc = subprocess.run([sys.executable, "-c", RSS_PROBE, str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grown_mib = int(proc.stdout) / 1024
+    assert 15 <= grown_mib <= 16 + 2, f"RSS grew {grown_mib:.1f} MiB loading a 16 MiB weight from an 8.5 MiB file"

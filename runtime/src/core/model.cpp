@@ -144,8 +144,23 @@ Status Model::LoadFile(const std::string& path, std::unique_ptr<Model>* out) {
   m->size_ = size;
   Status s = m->Parse();
   if (!s.ok()) return s;
+  m->ReleaseCompressedPages();
   *out = std::move(m);
   return Status::Ok();
+}
+
+// The compressed bytes of a mapped file are not read again once decoded: their
+// whole pages leave the process's resident set (MADV_DONTNEED on a read-only
+// private file mapping only drops them; a later read would fault them back in
+// from the file), so the dense copy is the model's only resident copy.
+void Model::ReleaseCompressedPages() {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (const auto& span : compressed_spans_) {
+    uintptr_t start = (reinterpret_cast<uintptr_t>(span.first) + page - 1) & ~(page - 1);
+    uintptr_t end = (reinterpret_cast<uintptr_t>(span.first) + span.second) & ~(page - 1);
+    if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+  }
+  compressed_spans_.clear();
 }
 
 Status Model::LoadBuffer(const void* data, size_t size, bool copy, std::unique_ptr<Model>* out) {
@@ -323,6 +338,7 @@ Status Model::Parse() {
   tensors.resize(nt);
   std::unordered_set<std::string> names;
   std::map<std::array<uint64_t, 4>, void*> decoded;  // compressed data -> its dense copy
+  DecodeBudget decode_budget{size_, kDecodeRatio * size_};  // rule C7
   for (size_t i = 0; i < nt; ++i) {
     const fb::Tensor* t = ftensors->Get(static_cast<flatbuffers::uoffset_t>(i));
     TensorInfo& ti = tensors[i];
@@ -369,9 +385,13 @@ Status Model::Parse() {
               (static_cast<uint64_t>(sparse ? 0 : cd->index_bits()) << 8) | static_cast<uint64_t>(ti.dtype),
           cd->values(), sparse ? cd->mask() : cd->palette(), numel};
       void*& dense = decoded[key];
+      for (uint32_t index : {cd->values(), sparse ? cd->mask() : cd->palette()}) {  // see ReleaseCompressedPages
+        const fb::Buffer* cb = mapping_ && index && index < nbuf ? fbufs->Get(index) : nullptr;
+        if (cb && cb->data() && cb->data()->size()) compressed_spans_.emplace_back(cb->data()->data(), cb->data()->size());
+      }
       if (!dense) {
         DenseCopy copy;
-        s = decode_compressed(*cd, fbufs, ti.dtype, numel, source + ": " + where, &copy);
+        s = decode_compressed(*cd, fbufs, ti.dtype, numel, source + ": " + where, &copy, &decode_budget);
         if (!s.ok()) return s;
         decoded_.push_back(copy.data);
         dense = copy.data;
