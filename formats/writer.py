@@ -88,8 +88,13 @@ def _build(graph) -> tuple:
     """Return (bytearray, head): the finished FlatBuffer is bytearray[head:]."""
     registry = _registry()
     tensors, attr_tensors = _collect_tensors(graph)
-    const_bytes = sum(t[1].nbytes for t in tensors if t[1] is not None)
-    estimate = const_bytes + BUFFER_ALIGNMENT * (len(tensors) + 1) + 4096 + 512 * (
+    # What each constant's buffers hold: its storage array, or its compressed parts.
+    stored = [None if data is None else
+              (_encode(value, data) if value is not None and value.storage else None) or data
+              for value, data, _ in tensors]
+    const_bytes = sum(sum(p.nbytes for p in s[1]) if isinstance(s, tuple) else s.nbytes
+                      for s in stored if s is not None)
+    estimate = const_bytes + 2 * BUFFER_ALIGNMENT * (len(tensors) + 1) + 4096 + 512 * (
         len(tensors) + len(graph.nodes))
     if estimate >= flatbuffers.Builder.MAX_BUFFER_SIZE:
         raise MobconvError(
@@ -105,15 +110,12 @@ def _build(graph) -> tuple:
         buffer_offsets.append(_data_buffer(b, data))
         return len(buffer_offsets) - 1
 
-    for i, (value, data, _) in enumerate(tensors):
-        if data is None:
-            continue
-        encoded = _encode(value, data) if value is not None and value.storage else None
-        if encoded is None:
-            buffer_index[i] = add_buffer(data)
-        else:  # an empty part (an all-zero sparse tensor's values) is the empty buffer 0
-            kind, parts, bits = encoded
+    for i, entry in enumerate(stored):
+        if isinstance(entry, tuple):  # an empty part (an all-zero sparse tensor's values)
+            kind, parts, bits = entry  # is the empty buffer 0
             compressed[i] = (kind, [add_buffer(p) if p.size else 0 for p in parts], bits)
+        elif entry is not None:
+            buffer_index[i] = add_buffer(entry)
     buffers_vec = _table_vector(b, buffer_offsets)
 
     index = {t[0].name: i for i, t in enumerate(tensors) if t[0] is not None}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from mobconv.api import Model as ApiModel
-from mobconv.errors import ModelFormatError
+from mobconv.errors import MobconvError, ModelFormatError
 from mobconv.formats import from_bytes, read_model, to_bytes, write_model, writer
 from mobconv.formats.fb.Model import Model
 from mobconv.formats.fb.StorageKind import StorageKind
@@ -695,3 +695,17 @@ def test_decoded_total_is_bounded_by_the_file_size():
     for i in range(first - 1):
         w = g.values[f"w{i}"].data
         assert w[0, 0] == i + 1 and np.count_nonzero(w) == 1
+
+
+def test_size_limit_counts_the_stored_bytes(monkeypatch):
+    """The writer's file-size limit (2 GB; 64 KiB here) applies to what is written: a
+    weight too big dense fits once it is stored sparse."""
+    import flatbuffers
+
+    monkeypatch.setattr(flatbuffers.Builder, "MAX_BUFFER_SIZE", 64 * 1024)
+    data = np.zeros((256, 256), np.float32)  # 256 KiB dense, an 8 KiB mask sparse
+    data[::17, ::13] = 1.0
+    with pytest.raises(MobconvError, match="bytes of constants exceed the 2 GB limit"):
+        to_bytes(one_constant_graph(data, "float32"))
+    back = from_bytes(to_bytes(one_constant_graph(data, "float32", WeightStorage("sparse"))))
+    assert same_bits(back.values["w"].data, data)
