@@ -129,7 +129,9 @@ def human_bytes(n: float) -> str:
 # as its data) and a float16/bfloat16 constant at 4 bytes per element, the scales and
 # zero points that QuantizeLinear/DequantizeLinear read as inputs at 0 (a float model
 # has none), and every other constant as stored. The float32 file estimate adds the
-# difference to this file's size (the Q/DQ/Cast nodes themselves are ignored).
+# difference to this file's size (the Q/DQ/Cast nodes themselves are ignored). "As
+# stored" is the bytes the file holds: a pruned or clustered constant's compressed
+# parts (the float32 estimate is of the dense float32 file).
 
 QUANT_PREFIX = "quantization."
 _BOUNDARY = ("QuantizeLinear", "DequantizeLinear")
@@ -212,7 +214,7 @@ def quantization_summary(graph: Graph, file_size: Optional[int] = None) -> Optio
     stored, as_float = Counter(), 0
     for value in graph.constants():
         data = np.asarray(value.data)
-        stored[value.dtype or data.dtype.name] += int(data.nbytes)
+        stored[value.dtype or data.dtype.name] += _stored_nbytes(value)
         if value.name in boundary_params and value.quant is None:
             continue
         if value.quant is not None or value.name in dq_data or value.dtype in ("float16", "bfloat16"):
@@ -266,6 +268,17 @@ def _readers(graph: Graph) -> dict:
             if name and name not in readers:
                 readers[name] = ((k, j), node.name, node.op)
     return readers
+
+
+def _stored_nbytes(value) -> int:
+    """Bytes the .mob file holds for constant `value` (its compressed parts when the
+    writer compresses it, else its data)."""
+    if value.storage is None:
+        return int(np.asarray(value.data).nbytes)
+    from .formats.writer import encode_storage
+
+    encoded = encode_storage(value)
+    return int(sum(p.nbytes for p in encoded[1]) if encoded else np.asarray(value.data).nbytes)
 
 
 def storage_summary(graph: Graph) -> list:

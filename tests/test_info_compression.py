@@ -205,3 +205,22 @@ def test_rows_follow_the_layers_not_the_order_constants_were_added():
     assert [r["name"] for r in storage_summary(g)] == [
         "conv1.weight", "fc.weight", "fc.bias", "unused"]
     assert storage_summary(g)[-1]["node"] == ""
+
+
+def test_quantization_section_counts_compressed_int8_weights_as_stored(capsys, tmp_path):
+    from test_info_quant import int8_graph
+
+    g = int8_graph()
+    w = g.values["W/q"]
+    data = np.asarray(w.data).copy()
+    data[np.random.default_rng(2).random(data.shape) < 0.8] = 0
+    w.data, w.storage = data, WeightStorage("sparse")
+    path = tmp_path / "int8.sparse.mob"
+    api.Model(g).save(path)
+    code, out, _ = cli(capsys, "info", path, "--json")
+    q = json.loads(out)["quantization"]
+    n, nnz = data.size, int(np.count_nonzero(data))
+    assert q["weight_bytes_by_dtype"]["int8"] == (n + 7) // 8 + nnz + 2  # + 2 int8 zero points
+    assert q["weight_bytes"] == sum(
+        ((n + 7) // 8 + nnz) if v.name == "W/q" else np.asarray(v.data).nbytes
+        for v in g.constants())
