@@ -90,21 +90,23 @@ extern const SparseF32Kernels kSparseF32Neon;    // arm64 builds
 // time at 1 thread: benchmarks/bench_sparse.py --layers; the table is in
 // runtime/KERNELS.md, "Sparse fp32 kernels") and rounded up for a margin. 1x1 convs
 // (56x56x128 .. 7x7x1024) cross over at 45-60 % (AVX2) and 50-65 % (AVX-512, whose dense
-// GEMM is faster); FC 1024x1024 at batch 1 (gathers) at 70-90 %; at batch >= 2 (SpMM over
-// the transposed batch) at 50-75 %. Scalar: never automatically (the scalar cap runs the
+// GEMM is faster); FC at batch 1 (gathers) at 50-70 % when the weights stream from
+// memory (the MLP of bench_sparse.py, 8-16 MB layers) but 80-90 % for a 4 MB layer run
+// again and again from cache, so 75/80 %; at batch >= 2 (SpMM over the transposed batch)
+// at 50-75 % (the small batches, 4-8 rows, need the most). Scalar: never automatically (the scalar cap runs the
 // reference kernels; MOBRT_SPARSE=always still selects the scalar sparse kernels, for tests).
 constexpr float kSparseNever = 2.f;
 constexpr float kSparseConvMinSparsityAvx2 = 0.60f;
-constexpr float kSparseFcB1MinSparsityAvx2 = 0.90f;
+constexpr float kSparseFcB1MinSparsityAvx2 = 0.80f;
 constexpr float kSparseFcBatchMinSparsityAvx2 = 0.75f;
 constexpr float kSparseConvMinSparsityAvx512 = 0.65f;
-constexpr float kSparseFcB1MinSparsityAvx512 = 0.85f;
+constexpr float kSparseFcB1MinSparsityAvx512 = 0.75f;
 constexpr float kSparseFcBatchMinSparsityAvx512 = 0.75f;
 // NEON: not measured (qemu's timings say nothing about a phone): the x86 values raised
 // by 10 points, XNNPACK's sparse MobileNet path being reported to win from about 70 %
 // on armv8 cores. Replace with measurements from a device.
 constexpr float kSparseConvMinSparsityNeon = 0.70f;
-constexpr float kSparseFcB1MinSparsityNeon = 0.95f;
+constexpr float kSparseFcB1MinSparsityNeon = 0.85f;
 constexpr float kSparseFcBatchMinSparsityNeon = 0.85f;
 
 // MOBRT_SPARSE=off|auto|always (environment, read at kernel selection, i.e. once per
