@@ -77,7 +77,9 @@ fuzz: install
 # 1 and 2 threads, fp32 then int8 in one run (mobconv int8 vs onnxruntime QDQ s8s8/u8s8, fp32
 # and LiteRT int8, as ratios); the int8 GEMM as a fraction of the VNNI peak; then conversion
 # time at 2,500 / 10,000 / 20,000 nodes (should grow linearly); then the sparse fp32 kernels:
-# .mob size and dense vs sparse latency per pruning level (benchmarks/bench_sparse.py).
+# .mob size and dense vs sparse latency per pruning level (benchmarks/bench_sparse.py); then
+# channel pruning 0/30/50 % of the zoo nets: size, MACs, latency ratio, top-1
+# (benchmarks/bench_channel_pruning.py).
 # LiteRT's column: ai-edge-litert in the venv (small), TensorFlow (to build the .tflite
 # files) in its own venv, so its numpy/protobuf pins never touch mobconv's. Either may be
 # missing (offline machine): bench_models.py then prints one line and skips LiteRT.
@@ -90,6 +92,7 @@ bench: install
 	$(PY) benchmarks/bench_gemm.py --only int8 --reps 5
 	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_sparse.py
+	$(PY) benchmarks/bench_channel_pruning.py
 
 # SGEMM 1024^3 GFLOP/s as a fraction of the measured single-core FMA peak, then the int8
 # GEMM (256..1024) as a fraction of the measured single-core VNNI (vpdpbusd) peak.
