@@ -105,6 +105,7 @@ def prune_channels(model, fraction=None, *, criterion: str = "l1", per_layer=Non
     record(graph, "prune_channels",
            f"{criterion} {fraction:g}{' + per-layer' if per_layer else ''}: {len(keep)} groups "
            f"({len(members)} layers) {before} -> {after} channels{notes}")
+    kept_map = _compose(kept_channels(model), kept_map, graph)
     record(graph, KEPT_KEY, json.dumps({v: [int(i) for i in k] for v, k in kept_map.items()},
                                        separators=(",", ":")))
     result = result_model(model, graph)
@@ -122,6 +123,15 @@ def kept_channels(model) -> dict:
     result = {}
     for name, kept in json.loads(text).items():
         result[name] = np.asarray(kept, dtype=np.int64)
+    return result
+
+
+def _compose(before: dict, now: dict, graph) -> dict:
+    """The channel map relative to the model before any channel pruning: a model pruned
+    twice maps its channels to the original (the teacher) ones."""
+    result = {name: kept for name, kept in before.items() if name in graph.values}
+    for name, kept in now.items():
+        result[name] = before[name][kept] if name in before else kept
     return result
 
 

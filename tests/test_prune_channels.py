@@ -28,10 +28,11 @@ RNG = np.random.default_rng(12)
 # ---- the oracle ---------------------------------------------------------------------------
 
 
-def zeroed(model, pruned, zero_bias=False):
+def zeroed(model, pruned, zero_bias=False, kept=None):
     """`model` with the output channels `pruned` removed zeroed in each layer's weights
-    (every Conv/Gemm whose output lost channels); with zero_bias, their biases too."""
-    kept = kept_channels(pruned)
+    (every Conv/Gemm whose output lost channels); with zero_bias, their biases too.
+    `kept`: the channel map to use instead of the pruned model's."""
+    kept = kept_channels(pruned) if kept is None else kept
     assert kept, "nothing was pruned"
     graph = model.graph.copy()
     for node in graph.nodes:
@@ -60,8 +61,8 @@ def assert_close(got, want, what, atol=1e-4):
             f"{what}: output {name!r} differs by {err} (max |want| {np.abs(want[name]).max()})"
 
 
-def check_against_oracle(model, pruned, feeds, zero_bias=False, runtime=True):
-    oracle = zeroed(model, pruned, zero_bias)
+def check_against_oracle(model, pruned, feeds, zero_bias=False, runtime=True, kept=None):
+    oracle = zeroed(model, pruned, zero_bias, kept)
     want = oracle.run(feeds, backend="reference")
     got = pruned.run(feeds, backend="reference")
     assert_close(got, want, "pruned vs zeroed original (reference)")
@@ -623,3 +624,20 @@ def test_random_hostile_graphs_prune_or_refuse_in_one_line(tmp_path, seed):
     base = Model(zeroed(model, pruned, zero_bias=True).graph)
     again = quantize.prune_channels(base, 0.5, exclude=exclude)
     check_against_oracle(base, again, feeds(model, seed=seed))
+
+
+def test_pruning_twice_maps_channels_to_the_original(digits):
+    """The channel map of a model pruned twice is relative to the first model (the teacher
+    for distillation); the result equals the once-pruned model with the second round's
+    channels zeroed (not the original: the first round's constants are in its biases)."""
+    model = mobconv.convert(str(ZOO / "digits_mobilenetv2.onnx"))
+    once = quantize.prune_channels(model, 0.25)
+    twice = quantize.prune_channels(once, 0.25)
+    first, second = kept_channels(once), kept_channels(twice)
+    assert set(second) >= set(first)
+    for name, kept in first.items():
+        assert set(second[name]) < set(kept)  # a subset of the first round's, in its numbering
+    relative = {name: np.searchsorted(first[name], kept) if name in first else kept
+                for name, kept in second.items() if len(kept) < (
+                    len(first[name]) if name in first else model.graph.values[name].shape[1])}
+    check_against_oracle(once, twice, {"input": digits["images"][:4]}, kept=relative)
