@@ -4,7 +4,10 @@ held-out top-1 on 450 images, every model measured from its .mob file in the C++
 - 50 % unstructured pruning + a short distillation fine-tune: top-1 within 0.5 point;
 - 30 % of the channels pruned + fine-tune: within 1 point, fewer parameters and MACs;
 - 16 clusters: the file at most a third of fp32, top-1 within 0.5 point;
-- each stacked with static int8 (zoo calibration set): a smaller file still, within 1 point.
+- each stacked with static int8 (zoo calibration set): within 1 point, a file smaller than
+  int8 alone; pruned and channel-pruned models also smaller than their float file. A
+  16-cluster file is not made smaller by int8 (4-bit indices either way; int8 adds scales
+  and zero points): there the int8 model must keep the third of fp32.
 
 The full table (both nets, latencies) is benchmarks/compress_evidence.py, whose functions
 this test uses. 0.5 point of 450 images is 2 images."""
@@ -47,7 +50,7 @@ def _case(net, workdir, case):
 
 def _stacked_with_int8(base, compressed, stacked):
     fp32, fp32_int8 = base
-    assert stacked["file_bytes"] < compressed["file_bytes"]
+    assert stacked["file_bytes"] < fp32_int8["file_bytes"], (stacked, fp32_int8)
     assert stacked["top1"] >= fp32["top1"] - 0.01, (stacked, fp32)
 
 
@@ -66,7 +69,7 @@ def test_prune50_with_finetune(net, workdir, base):
     assert m["file_bytes"] < fp32["file_bytes"]
     assert m["top1"] >= fp32["top1"] - 0.005, (m, fp32)
     _stacked_with_int8(base, m, s)
-    assert s["file_bytes"] < base[1]["file_bytes"]  # smaller than int8 alone
+    assert s["file_bytes"] < m["file_bytes"]
 
 
 def test_chan30_with_finetune(net, workdir, base):
@@ -76,7 +79,7 @@ def test_chan30_with_finetune(net, workdir, base):
     assert m["file_bytes"] < fp32["file_bytes"]
     assert m["top1"] >= fp32["top1"] - 0.01, (m, fp32)
     _stacked_with_int8(base, m, s)
-    assert s["file_bytes"] < base[1]["file_bytes"]
+    assert s["file_bytes"] < m["file_bytes"]
 
 
 def test_cluster16(net, workdir, base):
@@ -87,4 +90,6 @@ def test_cluster16(net, workdir, base):
     assert m["file_bytes"] * 3 <= fp32["file_bytes"], (m, fp32)
     assert m["top1"] >= fp32["top1"] - 0.005, (m, fp32)
     _stacked_with_int8(base, m, s)
-    assert s["file_bytes"] < base[1]["file_bytes"]
+    assert s["file_bytes"] * 3 <= fp32["file_bytes"], (s, fp32)
+    w = [v for v in stacked.graph.values.values() if v.storage is not None]
+    assert w and all(v.storage.kind == "palette" and v.dtype == "int8" for v in w)
