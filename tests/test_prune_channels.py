@@ -20,6 +20,7 @@ from mobconv import quantize
 from mobconv.api import Model
 from mobconv.errors import ArgumentError
 from mobconv.quantize.channel_pruning import kept_channels
+from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture: build/aarch64-tests)
 
 ZOO = Path(__file__).resolve().parents[1] / "model_zoo" / "onnx"
 RNG = np.random.default_rng(12)
@@ -641,3 +642,35 @@ def test_pruning_twice_maps_channels_to_the_original(digits):
                 for name, kept in second.items() if len(kept) < (
                     len(first[name]) if name in first else model.graph.values[name].shape[1])}
     check_against_oracle(once, twice, {"input": digits["images"][:4]}, kept=relative)
+
+
+# ---- every kernel ---------------------------------------------------------------------------
+
+
+def test_pruned_zoo_net_runs_on_every_isa_here_and_neon_under_qemu(mobrt_run_aarch64, tmp_path, digits):
+    """The pruned graph is plain dense ops: every x86 instruction-set cap of this machine and
+    the aarch64 NEON kernels (qemu-aarch64) compute it like the numpy reference."""
+    import subprocess
+
+    from mobconv import runtime
+    from int8_harness import QEMU_MAX
+
+    model = mobconv.convert(str(ZOO / "digits_mobilenetv2.onnx"))
+    pruned = quantize.prune_channels(model, 0.5)
+    x = {"input": digits["images"][:2]}
+    want = pruned.run(x, backend="reference")
+    data = pruned.to_bytes()
+    for isa in runtime.supported_isas():
+        with runtime.Interpreter(data, isa=isa, profile=False) as it:
+            assert_close(it.run(x), want, f"isa={isa}")
+    case = tmp_path / "0000"
+    (case / "inputs").mkdir(parents=True)
+    (case / "model.mob").write_bytes(data)
+    np.save(case / "inputs" / "0.npy", x["input"])
+    for isa in ("neon", "neon_dot"):
+        proc = subprocess.run([*QEMU_MAX, str(mobrt_run_aarch64), "--batch", str(tmp_path), "--isa", isa],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        status = (case / f"outputs_{isa}" / "status").read_text().splitlines()
+        assert status[0] == "ok", status
+        assert_close({"logits": np.load(case / f"outputs_{isa}" / "0.npy")}, want, f"aarch64 {isa}")
