@@ -407,3 +407,25 @@ def test_student_and_export_refuse_bad_arguments_in_one_line(zoo):
     with pytest.raises(MobconvError) as err:  # a wrong shape names the node, one line
         student(np.zeros((1, 3, 28, 28), np.float32))
     assert "\n" not in str(err.value) and "node '/features/features.0/features.0.0/Conv' (Conv)" in str(err.value)
+
+
+def test_pruned_then_clustered_model_keeps_palette_and_zeros_through_training(tmp_path):
+    from mobconv import quantize
+
+    pruned = quantize.prune(os.path.join(ZOO, "tiny_cnn.onnx"), 0.5, min_params=10)
+    clustered = quantize.cluster(pruned, 4)
+    palettes = {v.name: v for v in clustered.graph.values.values()
+                if v.storage is not None and v.storage.kind == "palette"}
+    assert palettes and all((v.data == 0).mean() > 0.3 for v in palettes.values())  # pruned zeros kept
+    student = distill.torch_student(clustered)
+    _train(student, clustered.random_inputs(seed=2), steps=3, lr=0.01)
+    tuned = distill.export(student, like=clustered, path=str(tmp_path / "tuned.mob"))
+    loaded = mobconv.load(str(tmp_path / "tuned.mob"))
+    for name, before in palettes.items():
+        after = loaded.graph.values[name]
+        assert after.storage == before.storage, name
+        assert len(np.unique(after.data)) <= 4 and not np.array_equal(after.data, before.data), name
+        np.testing.assert_array_equal(after.data == 0, before.data == 0, err_msg=name)
+    feeds = clustered.random_inputs(seed=4)
+    _close(loaded.run(feeds, backend="runtime")["probs"], tuned.run(feeds, backend="reference")["probs"],
+           "runtime vs reference")
