@@ -9,7 +9,8 @@ reference within 1e-5 relative to max|reference| (atol = 1e-5 * max(1, max|ref|)
 Shapes: H*W below, at and off the vector widths and the 64-column block, 1 channel,
 rows that are all zero, an all-zero and a dense weight, batch > 1 and batch 0, every
 fused activation kind, Conv's fused residual, Gemm's transB/alpha/beta/C, MatMul with a
-1-D and a 3-D A. Then the selection: MOBRT_SPARSE=off runs the dense kernels, auto takes
+1-D and a 3-D A; NaN and infinities in the input (a pruned weight's 0 * inf is NaN in the
+reference, so the sparse kernels must give NaN there too). Then the selection: MOBRT_SPARSE=off runs the dense kernels, auto takes
 the sparse kernel above the set's threshold only (never at the scalar cap, which stays the
 reference), and nodes the sparse kernels do not handle fall back whatever the mode.
 NEON runs the same cases under qemu in tests/test_sparse_aarch64.py.
@@ -51,6 +52,15 @@ def pruned(*shape, sparsity=0.8, zero_rows=(), axis=0):
     return C(w)
 
 
+def nonfinite(a, **where):
+    """`a` with NaN / +inf / -inf at the given index tuples (nan=[...], inf=[...], ninf=[...])."""
+    a = a.copy()
+    for key, val in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
+        for idx in where.get(key, ()):
+            a[idx] = val
+    return a
+
+
 ACTS = {
     "relu": {"activation": "Relu"},
     "clip": {"activation": "Clip", "activation_params": [-0.5, 1.0]},
@@ -79,6 +89,9 @@ CASES = [
     ("conv_40ch_20x20_tanh", "Conv", [f32(1, 40, 20, 20), pruned(36, 40, 1, 1, sparsity=0.9), C(f32(36))],
      ACTS["tanh"]),
     ("conv_valid_pad", "Conv", [f32(1, 5, 8, 8), pruned(6, 5, 1, 1)], {"auto_pad": "VALID"}),
+    # A pruned weight's skipped 0 * x is NaN for x = NaN or +-inf in the reference (and dense).
+    ("conv_nan_inf", "Conv", [nonfinite(f32(2, 6, 5, 7), nan=[(0, 1, 2, 3)], inf=[(1, 4, 0, 0)], ninf=[(0, 0, 4, 6)]),
+                              pruned(8, 6, 1, 1, sparsity=0.6), C(f32(8))], ACTS["relu"]),
     ("gemm_b1_transB_relu", "Gemm", [f32(1, 37), pruned(19, 37), C(f32(19))], {"transB": 1, **ACTS["relu"]}),
     ("gemm_b1_long_rows", "Gemm", [f32(1, 300), pruned(50, 300, sparsity=0.5), C(f32(50))], {"transB": 1}),
     ("gemm_b2_alpha_beta", "Gemm", [f32(2, 37), pruned(37, 19, axis=1), C(f32(19))],
@@ -87,6 +100,10 @@ CASES = [
     ("gemm_b33_c_row", "Gemm", [f32(33, 70), pruned(45, 70, zero_rows=(2,)), C(f32(1, 45))],
      {"transB": 1, **ACTS["clip"]}),
     ("gemm_b70", "Gemm", [f32(70, 20), pruned(20, 9, axis=1)], ACTS["leaky"]),
+    ("gemm_b1_nan_inf", "Gemm", [nonfinite(f32(1, 40), nan=[(0, 3)], inf=[(0, 17)]), pruned(12, 40), C(f32(12))],
+     {"transB": 1}),
+    ("gemm_b6_nan_inf", "Gemm", [nonfinite(f32(6, 30), nan=[(2, 5)], ninf=[(4, 0)]), pruned(30, 10, axis=1)],
+     ACTS["sigmoid"]),
     ("gemm_b0", "Gemm", [f32(0, 8), pruned(8, 4, axis=1), C(f32(4))], {}),
     ("gemm_all_zero", "Gemm", [f32(3, 8), C(np.zeros((8, 6))), C(f32(6))], ACTS["hswish"]),
     ("gemm_dense", "Gemm", [f32(4, 16), pruned(16, 12, sparsity=0.0, axis=1), C(f32(12))], ACTS["sigmoid"]),
@@ -112,7 +129,8 @@ def _run(g, feeds, cap, threads, monkeypatch, mode):
 @pytest.mark.parametrize("cap", CAPS)
 @pytest.mark.parametrize("cid,op,inputs,attrs", CASES, ids=[c[0] for c in CASES])
 def test_sparse_kernel_matches_reference(cid, op, inputs, attrs, cap, monkeypatch):
-    g, feeds, expected = build(op, inputs, attrs, 1)
+    with np.errstate(invalid="ignore"):  # the NaN / inf cases
+        g, feeds, expected = build(op, inputs, attrs, 1)
     exp = np.asarray(expected[0])
     atol = RTOL * max(1.0, float(np.max(np.abs(exp))) if exp.size else 1.0)
     results = []

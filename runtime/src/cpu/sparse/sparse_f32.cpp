@@ -51,6 +51,32 @@ void run(const SparseRunner* r, int64_t n, void* ctx, void (*fn)(void*, int64_t,
   r->parallel_for(r->pool, n, ctx, fn);
 }
 
+// NaN and infinities (docs/runtime.md): the dense kernels and the numpy reference add
+// 0 * x for every pruned weight, which is NaN when x is NaN or +-inf; the sparse kernels
+// skip those products. So when an input value is not finite (rare: checked with one pass
+// over the data the kernel reads), every output that a pruned weight links to it is set
+// to NaN afterwards (NaN stays NaN through every fused activation, as in the reference).
+bool nonfinite(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return (b & 0x7f800000u) == 0x7f800000u;
+}
+bool any_nonfinite(const float* x, size_t n) {
+  uint32_t acc = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    acc |= (b & 0x7f800000u) == 0x7f800000u;
+  }
+  return acc != 0;
+}
+bool stores(const SparseRows& w, int64_t r, int32_t c) {  // row r has a non-zero at column c
+  const int32_t* b = w.col.data() + w.start[static_cast<size_t>(r)];
+  const int32_t* e = w.col.data() + w.start[static_cast<size_t>(r) + 1];
+  return std::binary_search(b, e, c);
+}
+constexpr float kNaN = __builtin_nanf("");
+
 float* aligned64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
@@ -75,6 +101,7 @@ void spmm_tasks(void* p, int64_t begin, int64_t end, int thread) {
   const size_t blk = k.ks->block, ld = static_cast<size_t>(k.hw), cols = static_cast<size_t>(k.w->cols);
   float* xb = k.scratch + static_cast<size_t>(thread) * cols * blk;
   int64_t copied = -1;  // the (image, block) now in xb
+  bool bad = false;     // xb holds a NaN or an infinity
   for (int64_t t = begin; t < end; ++t) {
     const int64_t chunk = t % k.row_chunks, ib = t / k.row_chunks;  // ib = image * blocks + block
     const int64_t r0 = chunk * k.rows_per_chunk, r1 = std::min(k.w->rows, r0 + k.rows_per_chunk);
@@ -86,12 +113,20 @@ void spmm_tasks(void* p, int64_t begin, int64_t end, int thread) {
     if (copied != ib) {
       for (size_t c = 0; c < cols; ++c) std::memcpy(xb + c * blk, xi + c * ld, n * sizeof(float));
       copied = ib;
+      bad = false;
+      for (size_t c = 0; c < cols && !bad; ++c) bad = any_nonfinite(xb + c * blk, n);
     }
     const size_t yoff = static_cast<size_t>(img) * static_cast<size_t>(k.w->rows) * ld + c0;
     float* y = k.y + yoff;
     k.ks->spmm(*k.w, r0, r1, xb, blk, n, k.bias, k.res ? k.res + yoff : nullptr, y, ld);
     if (k.act->kind != Activation::Kind::None)
       for (int64_t r = r0; r < r1; ++r) k.ks->dense->activation(y + r * ld, n, k.act);
+    if (bad)
+      for (size_t c = 0; c < cols; ++c)
+        for (size_t j = 0; j < n; ++j)
+          if (nonfinite(xb[c * blk + j]))
+            for (int64_t r = r0; r < r1; ++r)
+              if (!stores(*k.w, r, static_cast<int32_t>(c))) y[r * ld + j] = kNaN;
   }
 }
 
@@ -148,6 +183,7 @@ struct SpmvTask {
   const float* a;
   float* y;
   int64_t m, rows_per_task;
+  bool bad;  // A holds a NaN or an infinity
 };
 void spmv_tasks(void* p, int64_t begin, int64_t end, int) {
   const SpmvTask& k = *static_cast<const SpmvTask*>(p);
@@ -158,6 +194,12 @@ void spmv_tasks(void* p, int64_t begin, int64_t end, int) {
     if (k.act->kind != Activation::Kind::None)
       for (int64_t i = 0; i < k.m; ++i)
         k.ks->dense->activation(k.y + i * n + r0, static_cast<size_t>(r1 - r0), k.act);
+    if (k.bad)
+      for (int64_t i = 0; i < k.m; ++i)
+        for (int64_t c = 0; c < k.w->cols; ++c)
+          if (nonfinite(k.a[i * k.w->cols + c]))
+            for (int64_t r = r0; r < r1; ++r)
+              if (!stores(*k.w, r, static_cast<int32_t>(c))) k.y[i * n + r] = kNaN;
   }
 }
 
@@ -185,7 +227,7 @@ void sparse_fc_run(const SparseF32Kernels& ks, const SparseRows& w, const float*
   if (m < static_cast<int64_t>(ks.fc_spmm_min_rows)) {
     // 64 output rows per task (the split only decides which thread computes a row).
     const int64_t per = 64, tasks = (w.rows + per - 1) / per;
-    SpmvTask k{&ks, &w, bias, &act, a, y, m, per};
+    SpmvTask k{&ks, &w, bias, &act, a, y, m, per, any_nonfinite(a, static_cast<size_t>(m * w.cols))};
     run(runner, tasks, &k, &spmv_tasks);
     return;
   }

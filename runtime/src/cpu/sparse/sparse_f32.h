@@ -27,6 +27,9 @@
 //      dense fp32 table's vectorised activation (as the dense conv/FC epilogues do).
 //      Each output element's arithmetic does not depend on the task split, so results
 //      agree across thread counts.
+//   5. NaN and infinities: a skipped 0 * x is NaN in the dense kernels and the reference
+//      when x is NaN or +-inf, so when the input holds such a value (one pass over the
+//      data, in cache) the outputs a pruned weight links to it become NaN afterwards.
 #pragma once
 #include <cstddef>
 #include <cstdint>
