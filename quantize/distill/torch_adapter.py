@@ -40,7 +40,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the package itself imports without torch
     raise MobconvError("quantize.distill's PyTorch adapter needs torch (pip install torch)") from exc
 
-from .teacher import as_model, check_names
+from .teacher import as_model
 from .torch_ops import OPS
 
 TRAINABLE = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
@@ -180,8 +180,8 @@ class Student(nn.Module):
         missing = [n for n in self.input_names if n not in feeds]
         unknown = [n for n in feeds if n not in self.input_names]
         if missing or unknown:
-            raise ArgumentError(f"student: {'missing input ' + repr(missing[0]) if missing else 'unknown input ' + repr(unknown[0])}"
-                                f" (inputs: {', '.join(self.input_names)})")
+            what = f"missing input {missing[0]!r}" if missing else f"unknown input {unknown[0]!r}"
+            raise ArgumentError(f"student: {self.source}: {what} (inputs: {', '.join(self.input_names)})")
         ref = next(iter(self.parameters()), None)
         device = ref.device if ref is not None else None
         out = {}
@@ -237,4 +237,4 @@ def torch_student(model) -> Student:
     return Student(as_model(model, "torch_student"))
 
 
-__all__ = ["Student", "torch_student", "check_names"]
+__all__ = ["Student", "torch_student"]
