@@ -168,6 +168,21 @@ def test_onnx_source_and_default_output(work, capsys, tmp_path):
     assert out.read_bytes() == api_bytes(work / "net.mob", ("prune", 0.5))
 
 
+def test_caffe_source(capsys, tmp_path):
+    caffe = ROOT / "model_zoo" / "caffe" / "digits"
+    proto, weights = caffe / "deploy.prototxt", caffe / "digits.caffemodel"
+    out = tmp_path / "digits.k16.mob"
+    code, _, stderr = cli(capsys, "compress", proto, weights, "--cluster", "16", "-o", out)
+    assert code == 0, stderr
+    expected = quantize.cluster(mobconv.convert(str(proto), caffemodel=str(weights)), 16,
+                                progress=False)
+    assert out.read_bytes() == expected.to_bytes()
+    code, _, stderr = cli(capsys, "compress", weights, proto, "--cluster", "16", "-o", out)
+    one_line(code, stderr, 2, "the arguments are swapped", f"mobconv compress {proto} {weights}")
+    code, _, stderr = cli(capsys, "compress", proto, "--cluster", "16", "-o", out)
+    one_line(code, stderr, 2, "no caffemodel given")
+
+
 def test_outputs_error_is_measured_on_data(work, capsys):
     """The summary's SQNR is the compressed model's outputs against the input model's on
     --data (recomputed here with numpy)."""

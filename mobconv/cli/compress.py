@@ -177,6 +177,9 @@ def _per_layer(path):
 def _framework(args) -> str:
     path = args.model
     ext = os.path.splitext(path)[1].lower()
+    if ext == ".caffemodel" and args.caffemodel and args.caffemodel.lower().endswith(".prototxt"):
+        raise UsageError(f"{path}: the arguments are swapped (the .prototxt comes first: "
+                         f"mobconv compress {args.caffemodel} {path} ...)")
     if ext == ".prototxt":
         if args.caffemodel is None:
             raise UsageError(f"{path}: no caffemodel given (mobconv compress {path} "
