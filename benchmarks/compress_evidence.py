@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--json", help="also write every number to this file")
     args = parser.parse_args(argv)
-    print(f"fine-tune recipes (Adam, cosine decay, batch {BATCH}): {RECIPES}"
+    print(f"fine-tune recipes (Adam, batch {BATCH}): {RECIPES}"
           + (f", epochs {args.epochs}" if args.epochs is not None else ""), flush=True)
     results = {}
     for name in args.nets:

@@ -364,6 +364,17 @@ def test_bad_options_write_nothing(work, capsys, tmp_path, args, fragments):
     assert stdout == "" and sorted(os.listdir(tmp_path)) == []
 
 
+def test_bad_data_writes_nothing(work, capsys, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.zeros((1, 3, 5, 5), np.float32))
+    out = tmp_path / "o.mob"
+    code, _, stderr = cli(capsys, "compress", work / "net.mob", "--prune", "0.5", "--data", data,
+                          "-o", out)
+    one_line(code, stderr, 2, "a.npy")
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
 def test_bad_per_layer_files(work, capsys, tmp_path):
     out = tmp_path / "o.mob"
     cases = [("[1, 2]", "expected a JSON object"), ("{", "not a JSON file"),
