@@ -54,21 +54,12 @@ void run(const SparseRunner* r, int64_t n, void* ctx, void (*fn)(void*, int64_t,
 // NaN and infinities (docs/runtime.md): the dense kernels and the numpy reference add
 // 0 * x for every pruned weight, which is NaN when x is NaN or +-inf; the sparse kernels
 // skip those products. So when an input value is not finite (rare: checked with one pass
-// over the data the kernel reads), every output that a pruned weight links to it is set
+// over the data the kernel reads, SparseF32Kernels::any_nonfinite), every output that a pruned weight links to it is set
 // to NaN afterwards (NaN stays NaN through every fused activation, as in the reference).
 bool nonfinite(float v) {
   uint32_t b;
   std::memcpy(&b, &v, sizeof b);
   return (b & 0x7f800000u) == 0x7f800000u;
-}
-bool any_nonfinite(const float* x, size_t n) {
-  uint32_t acc = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t b;
-    std::memcpy(&b, x + i, sizeof b);
-    acc |= (b & 0x7f800000u) == 0x7f800000u;
-  }
-  return acc != 0;
 }
 bool stores(const SparseRows& w, int64_t r, int32_t c) {  // row r has a non-zero at column c
   const int32_t* b = w.col.data() + w.start[static_cast<size_t>(r)];
@@ -114,7 +105,7 @@ void spmm_tasks(void* p, int64_t begin, int64_t end, int thread) {
       for (size_t c = 0; c < cols; ++c) std::memcpy(xb + c * blk, xi + c * ld, n * sizeof(float));
       copied = ib;
       bad = false;
-      for (size_t c = 0; c < cols && !bad; ++c) bad = any_nonfinite(xb + c * blk, n);
+      for (size_t c = 0; c < cols && !bad; ++c) bad = k.ks->any_nonfinite(xb + c * blk, n);
     }
     const size_t yoff = static_cast<size_t>(img) * static_cast<size_t>(k.w->rows) * ld + c0;
     float* y = k.y + yoff;
@@ -227,7 +218,7 @@ void sparse_fc_run(const SparseF32Kernels& ks, const SparseRows& w, const float*
   if (m < static_cast<int64_t>(ks.fc_spmm_min_rows)) {
     // 64 output rows per task (the split only decides which thread computes a row).
     const int64_t per = 64, tasks = (w.rows + per - 1) / per;
-    SpmvTask k{&ks, &w, bias, &act, a, y, m, per, any_nonfinite(a, static_cast<size_t>(m * w.cols))};
+    SpmvTask k{&ks, &w, bias, &act, a, y, m, per, ks.any_nonfinite(a, static_cast<size_t>(m * w.cols))};
     run(runner, tasks, &k, &spmv_tasks);
     return;
   }

@@ -74,6 +74,7 @@ struct SparseF32Kernels {
   SpmmFn spmm;
   SpmvFn spmv;
   const F32Kernels* dense;  // the set's dense table: its vectorised activation
+  bool (*any_nonfinite)(const float* x, size_t n);  // a NaN or +-inf among x[0, n)
   size_t block;             // columns per SpMM block (a multiple of the vector width)
   size_t fc_spmm_min_rows;  // FC batch from which the transposed SpMM beats the gather path
   // MOBRT_SPARSE=auto takes the sparse kernel when the weight's zero fraction is at

@@ -65,10 +65,25 @@ void spmv_avx2(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size
   }
 }
 
+bool any_nonfinite_avx2(const float* x, size_t n) {  // exponent all ones
+  const __m256i e = _mm256_set1_epi32(0x7f800000);
+  __m256i hit = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), e);
+    hit = _mm256_or_si256(hit, _mm256_cmpeq_epi32(b, e));
+  }
+  if (i < n) {
+    const __m256i b = _mm256_and_si256(_mm256_maskload_epi32(reinterpret_cast<const int*>(x + i), tail_mask(n - i)), e);
+    hit = _mm256_or_si256(hit, _mm256_cmpeq_epi32(b, e));
+  }
+  return !_mm256_testz_si256(hit, hit);
+}
+
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx2 = {
-    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_avx2, &kF32Avx2, 64, 2,
+    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_avx2, &kF32Avx2, &any_nonfinite_avx2, 64, 2,
     kSparseConvMinSparsityAvx2, kSparseFcB1MinSparsityAvx2, kSparseFcBatchMinSparsityAvx2,
 };
 

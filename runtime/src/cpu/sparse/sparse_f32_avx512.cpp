@@ -56,10 +56,19 @@ void spmv_avx512(const SparseRows& w, int64_t r0, int64_t r1, const float* a, si
   }
 }
 
+bool any_nonfinite_avx512(const float* x, size_t n) {  // exponent all ones
+  const __m512i e = _mm512_set1_epi32(0x7f800000);
+  __mmask16 hit = 0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) hit |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), e), e);
+  if (i < n) hit |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_maskz_loadu_epi32(tail_mask(n - i), x + i), e), e);
+  return hit != 0;
+}
+
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx512 = {
-    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_avx512, &kF32Avx512, 64, 2,
+    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_avx512, &kF32Avx512, &any_nonfinite_avx512, 64, 2,
     kSparseConvMinSparsityAvx512, kSparseFcB1MinSparsityAvx512, kSparseFcBatchMinSparsityAvx512,
 };
 

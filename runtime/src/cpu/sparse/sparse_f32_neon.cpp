@@ -63,10 +63,20 @@ void spmv_neon(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size
   }
 }
 
+bool any_nonfinite_neon(const float* x, size_t n) {  // exponent all ones
+  const uint32x4_t e = vdupq_n_u32(0x7f800000u);
+  uint32x4_t hit = vdupq_n_u32(0);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) hit = vorrq_u32(hit, vceqq_u32(vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + i)), e), e));
+  bool tail = false;
+  for (; i < n; ++i) tail = tail || !std::isfinite(x[i]);
+  return tail || vmaxvq_u32(hit) != 0;
+}
+
 }  // namespace
 
 const SparseF32Kernels kSparseF32Neon = {
-    "neon", &spmm_simd<VecNeon, 8>, &spmv_neon, &kF32Neon, 32, 2,
+    "neon", &spmm_simd<VecNeon, 8>, &spmv_neon, &kF32Neon, &any_nonfinite_neon, 32, 2,
     kSparseConvMinSparsityNeon, kSparseFcB1MinSparsityNeon, kSparseFcBatchMinSparsityNeon,
 };
 

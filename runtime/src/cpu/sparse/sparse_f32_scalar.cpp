@@ -1,6 +1,8 @@
 // Portable sparse fp32 kernels (sparse_f32.h): the specification the SIMD sets are tested
 // against (through the numpy reference), in the same order of operations: bias, then the
 // non-zeros in input order, then the residual. Baseline flags, every target.
+#include <cmath>
+
 #include "sparse_f32.h"
 
 namespace mobrt {
@@ -41,10 +43,16 @@ void spmv_scalar(const SparseRows& w, int64_t r0, int64_t r1, const float* a, si
     }
 }
 
+bool any_nonfinite_scalar(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return true;
+  return false;
+}
+
 }  // namespace
 
 const SparseF32Kernels kSparseF32Scalar = {
-    "scalar", &spmm_scalar, &spmv_scalar, &kF32Scalar, 64, 2, kSparseNever, kSparseNever, kSparseNever,
+    "scalar", &spmm_scalar, &spmv_scalar, &kF32Scalar, &any_nonfinite_scalar, 64, 2, kSparseNever, kSparseNever, kSparseNever,
 };
 
 }  // namespace cpu
