@@ -21,7 +21,8 @@ Algorithm:
 1. Find pairs: A is a Conv/Gemm with a constant float weight (constant or no bias,
    no fused residual) whose output is read only by B (a Conv/Gemm with a constant
    float weight), possibly through a chain of the ops above, each the only reader of
-   its input and no graph output. Grouped/depthwise B: input channel c belongs to
+   its input and no graph output (a clustered weight, storage "palette", is no layer
+   here: per-channel scales would multiply its K values). Grouped/depthwise B: input channel c belongs to
    group c // (C/g) and is column c % (C/g) of that group's output rows.
 2. Iterate over the pairs in float64 until every scale is within `tol` of 1.
 3. Write the new weights as new constants (`<name>_eq`); the old ones go if unused.
@@ -98,11 +99,15 @@ class EqualizeInfo:
 # ---- weights seen per channel -------------------------------------------------------
 
 def _layer_ok(graph, node) -> bool:
-    """A Conv/Gemm whose weight is a float constant (not quantized) and bias constant or absent."""
+    """A Conv/Gemm whose weight is a float constant (not quantized, not a palette) and bias
+    constant or absent."""
     if node.op not in LAYERS or len(node.outputs) != 1 or len(node.inputs) < 2:
         return False
     w = const(graph, node.inputs[1])
     if w is None or w.dtype.kind != "f" or graph.values[node.inputs[1]].quant is not None:
+        return False
+    storage = graph.values[node.inputs[1]].storage
+    if storage is not None and storage.kind == "palette":  # scaling channels breaks the palette
         return False
     bias = node.inputs[2] if len(node.inputs) > 2 else ""
     if bias and (const(graph, bias) is None or graph.values[bias].quant is not None):
@@ -335,8 +340,9 @@ def equalize_with_info(graph, *, relu6="skip", max_iter: int = 100, tol: float =
 
     for name, w in weights.items():
         node = nodes[name]
-        old = out.values[node.inputs[1]].data
-        node.inputs[1] = _new_constant(out, f"{node.inputs[1]}_eq", w.astype(old.dtype))
+        old = out.values[node.inputs[1]]
+        node.inputs[1] = _new_constant(out, f"{node.inputs[1]}_eq", w.astype(old.data.dtype))
+        out.values[node.inputs[1]].storage = old.storage  # "sparse": scaled zeros stay zeros
     for name, b in biases.items():
         node = nodes[name]
         old = out.values[node.inputs[2]].data

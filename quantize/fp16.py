@@ -37,6 +37,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from .qdq import carry_storage
+
 MIN_ELEMENTS = 256
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 FP16_TINY = float(np.finfo(np.float16).tiny)  # 2^-14, smallest normal
@@ -166,8 +168,8 @@ def to_fp16(graph, nodes: Optional[Iterable[str]] = None):
         with np.errstate(over="ignore"):
             half = np.asarray(value.data).astype(np.float16)
         stored = graph.unique_name(f"{name}/fp16")
-        graph.add_value(stored, data=half)
-        value.data = None  # `name` is now the Cast's float32 output
+        graph.add_value(stored, data=half).storage = carry_storage(value.storage, half)
+        value.data, value.storage = None, None  # `name` is now the Cast's float32 output
         cast_name = graph.unique_name(f"{name}/Cast")
         node = graph.add_node("Cast", [stored], [name], {"to": ONNX_FLOAT32}, name=cast_name)
         graph.nodes.pop()  # placed below, before its first reader

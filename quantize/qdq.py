@@ -8,7 +8,9 @@ For every quantized activation tensor `T`:
 
 and the quantized consumers read `T/dq`. Weights become int8 constants `W/q`
 (symmetric, [-127, 127], one scale per output channel, or one per tensor with
-`per_tensor`) read through `DequantizeLinear(axis=...) -> W/dq`; Conv/Gemm biases
+`per_tensor`; always one for a clustered weight, storage "palette", so its K values
+stay K int8 values; `carry_storage` keeps the storage hint) read through
+`DequantizeLinear(axis=...) -> W/dq`; Conv/Gemm biases
 int32 constants `B/q` (scale s_in * s_w[c], zero point 0) through a DequantizeLinear.
 The graph still runs in float (fake quantization), and `lower_qdq` turns each
 `DQ -> op -> Q` into one int8 op.
@@ -119,6 +121,23 @@ def quantize_weight(w: np.ndarray, scales: np.ndarray, axis: Optional[int]) -> n
         shape[axis] = -1
         s = scales.reshape(shape)
     return np.clip(np.rint(w / s), -127, 127).astype(np.int8)
+
+
+def carry_storage(storage, data: np.ndarray):
+    """The storage hint of a weight's converted copy `data` (int8 or float16): "sparse"
+    stays sparse (zero points are 0, so zeros stay zeros); "palette" stays a palette of
+    the values `data` holds (K float values round to at most K), with the index width
+    they need; None stays None."""
+    if storage is None or storage.kind != "palette":
+        return storage
+    from mobconv.ir.graph import PALETTE_BITS, WeightStorage
+
+    raw = np.ascontiguousarray(data)
+    if raw.dtype.kind == "f":
+        raw = raw.view(f"u{raw.itemsize}")  # bitwise, as the writer counts them
+    n = int(np.unique(raw).size)
+    bits = next((b for b in PALETTE_BITS if n <= 1 << b), None)
+    return None if bits is None else WeightStorage("palette", bits)
 
 
 # ---- which nodes ----------------------------------------------------------------------------
@@ -398,9 +417,15 @@ class _Builder:
         return self.cache[key]
 
     def weight(self, node, axis: Optional[int], data: np.ndarray, floor=None) -> tuple:
-        """(name of W/dq, float32 scales) of the node's weight, per `axis` (None: per tensor)."""
+        """(name of W/dq, float32 scales) of the node's weight, per `axis` (None: per tensor).
+        The int8 weight keeps the float weight's storage (`carry_storage`); a palette
+        weight is quantized per tensor, so its K values stay K int8 values."""
         name = node.inputs[1]
-        q_axis = None if self.config.per_tensor else axis
+        storage = self.g.values[name].storage
+        palette = storage is not None and storage.kind == "palette"
+        q_axis = None if self.config.per_tensor or palette else axis
+        if q_axis is None and floor is not None:
+            floor = np.max(floor)
         scales = weight_scales(data, q_axis, floor)
         key = ("weight", name, q_axis, scales.tobytes(), data.tobytes() if data is not
                self.g.values[name].data else b"")
@@ -409,6 +434,7 @@ class _Builder:
             zps = np.zeros(scales.shape, np.int8)
             params = QuantParams([float(s) for s in scales], [0] * scales.size, q_axis)
             q_name = self.const(f"{name}/q", q, params)
+            self.g.values[q_name].storage = carry_storage(storage, q)
             base = name
             s = self.const(f"{base}/scale", scales if q_axis is not None else scales[0])
             z = self.const(f"{base}/zero_point", zps if q_axis is not None else zps[0])
