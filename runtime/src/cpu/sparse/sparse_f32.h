@@ -18,13 +18,15 @@
 //      then every output row walks its non-zeros, broadcasting the value and FMAing
 //      X[c, block] into one register tile, so the block stays in L1 for all rows.
 //      Tasks: (image, column block[, row range when there are few blocks]).
-//   3. FC with batch 1 (m < fc_spmm_min_rows, 2 in every set): per output row, a dot product of its
-//      non-zeros with each A row, gathering A[m, c] by index (AVX2/AVX-512 vgatherdps,
-//      NEON lane loads). Larger batches transpose A to [K, m] in scratch, run step 2's
-//      SpMM with m as the columns, and transpose the [N, m] result back.
-//   4. Bias comes first in every sum, then the non-zeros in input order (then the conv's
-//      fused residual); the fused activation runs over each finished row segment with the
-//      dense fp32 table's vectorised activation (as the dense conv/FC epilogues do).
+//   3. FC with batch 1 (m < fc_spmm_min_rows, 2 in every set): per output row, a dot
+//      product of its non-zeros with the A row, gathering A[c] by index (AVX2/AVX-512
+//      vgatherdps, NEON lane loads), plus the bias. Larger batches transpose A to [K, m]
+//      in scratch, run step 2's SpMM with m as the columns, and transpose the [N, m]
+//      result back.
+//   4. The SpMM starts each sum at the bias, then adds the non-zeros in input order (then
+//      the conv's fused residual); the fused activation runs over each finished row
+//      segment with the dense fp32 table's vectorised activation (as the dense conv/FC
+//      epilogues do).
 //      Each output element's arithmetic does not depend on the task split, so results
 //      agree across thread counts.
 //   5. NaN and infinities: a skipped 0 * x is NaN in the dense kernels and the reference
