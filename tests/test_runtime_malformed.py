@@ -162,3 +162,45 @@ def test_fuzz_mutations_under_sanitizers(tmp_path_factory, tmp_path):
     assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr, report
     iters = int(proc.stdout.split("iterations=")[1].split()[0])
     assert iters >= 1000, f"only {iters} mutations in {seconds}s"
+
+
+def compressed_model() -> bytes:
+    """small_model's graph with its Conv weight stored as a sparse bitmask (half zeros) and
+    its bias as a 2-bit palette (format 1.1: the loader checks and expands both)."""
+    from mobconv.ir.graph import WeightStorage
+
+    rng = np.random.default_rng(1)
+    g = Graph("fuzz_seed_compressed")
+    g.add_input("x", "float32", (1, 3, 8, 8))
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    w[np.abs(w) < np.median(np.abs(w))] = 0
+    g.add_constant("w", w)
+    g.add_constant("b", np.array([0.5, -1.0, 0.5, 2.0], np.float32))
+    g.values["w"].storage = WeightStorage("sparse")
+    g.values["b"].storage = WeightStorage("palette", 2)
+    g.add_constant("shape", np.array([1, -1], np.int64))
+    g.add_node("Conv", ["x", "w", "b"], ["c"], {"pads": [1, 1, 1, 1], "activation": "Relu"})
+    g.add_node("MaxPool", ["c"], ["p"], {"kernel_shape": [2, 2], "strides": [2, 2]})
+    g.add_node("Reshape", ["p", "shape"], ["r"])
+    g.add_node("Softmax", ["r"], ["y"])
+    g.outputs = ["y"]
+    infer_shapes(g)
+    return to_bytes(g)
+
+
+def test_fuzz_mutations_of_a_compressed_model_under_sanitizers(tmp_path_factory, tmp_path):
+    """The same fuzzer on a seed whose weights are stored compressed: mutations reach the
+    CompressedData fields and the mask / palette / index bytes (runtime/src/core/compressed_weights.cpp)."""
+    data = compressed_model()
+    assert b"MOB1" in data[:8] and load(data) == "ok"
+    exe = _fuzz_binary(tmp_path_factory)
+    seed = tmp_path / "seed.mob"
+    seed.write_bytes(data)
+    env = dict(os.environ, MOBRT_MAX_TENSOR_BYTES=str(64 << 20),
+               ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:allocator_may_return_null=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([exe, str(seed), "10", "20240612"], capture_output=True, text=True, env=env, timeout=400)
+    report = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, f"fuzz run failed (exit {proc.returncode}):\n{report}"
+    assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr, report
+    assert int(proc.stdout.split("iterations=")[1].split()[0]) >= 300, report

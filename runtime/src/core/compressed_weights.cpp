@@ -54,17 +54,6 @@ bool buffer_bytes(const Buffers* buffers, uint32_t index, Bytes* out) {
   return true;
 }
 
-// Copies one element of `esize` bytes (a switch, so the common sizes compile to a move).
-inline void put(uint8_t* dst, const uint8_t* src, size_t esize) {
-  switch (esize) {
-    case 1: *dst = *src; break;
-    case 2: std::memcpy(dst, src, 2); break;
-    case 4: std::memcpy(dst, src, 4); break;
-    case 8: std::memcpy(dst, src, 8); break;
-    default: std::memcpy(dst, src, esize); break;
-  }
-}
-
 uint64_t popcount(const uint8_t* p, uint64_t n) {
   uint64_t count = 0, k = 0;
   for (; k + 8 <= n; k += 8) {
@@ -76,35 +65,89 @@ uint64_t popcount(const uint8_t* p, uint64_t n) {
   return count;
 }
 
-// Expands the sparse elements into the zeroed `dst`.
-void expand_sparse(const uint8_t* mask, uint64_t mask_bytes, const uint8_t* values, size_t esize, uint8_t* dst) {
+// Expands the sparse elements (E bytes each) into the zeroed `dst`: a full mask
+// byte is one 8-element copy, an empty one is skipped, others go bit by bit.
+template <size_t E>
+void expand_sparse(const uint8_t* mask, uint64_t mask_bytes, const uint8_t* values, uint8_t* dst) {
   const uint8_t* v = values;
-  for (uint64_t byte = 0; byte < mask_bytes; ++byte) {
+  for (uint64_t byte = 0; byte < mask_bytes; ++byte, dst += 8 * E) {
     unsigned bits = mask[byte];
+    if (bits == 0xFF) {
+      std::memcpy(dst, v, 8 * E);
+      v += 8 * E;
+      continue;
+    }
     while (bits) {
-      unsigned bit = static_cast<unsigned>(__builtin_ctz(bits));
-      put(dst + (byte * 8 + bit) * esize, v, esize);
-      v += esize;
+      std::memcpy(dst + static_cast<unsigned>(__builtin_ctz(bits)) * E, v, E);
+      v += E;
       bits &= bits - 1;
     }
   }
 }
 
-// Expands palette indices of `b` bits; returns the first element whose index is
-// >= k (its position in *bad), or true when all are in range.
-bool expand_palette(const uint8_t* idx, uint64_t numel, unsigned b, const uint8_t* palette, uint64_t k,
-                    size_t esize, uint8_t* dst, uint64_t* bad) {
-  const unsigned per_byte = 8 / b, low = (1u << b) - 1;
-  for (uint64_t i = 0; i < numel; ++i) {
-    unsigned shift = static_cast<unsigned>(i % per_byte) * b;
-    uint64_t j = (idx[i / per_byte] >> shift) & low;
-    if (j >= k) {
-      *bad = i;
-      return false;
+// Expands B-bit palette indices to E-byte elements; returns false (the first
+// element whose index is >= k in *bad) when an index is out of range. The range
+// check is folded into a flag per index byte (no branch per element) and is
+// skipped when k = 2^B (every index is valid).
+template <unsigned B, size_t E>
+bool expand_palette(const uint8_t* idx, uint64_t numel, const uint8_t* palette, uint64_t k, uint8_t* dst,
+                    uint64_t* bad) {
+  constexpr unsigned kPer = 8 / B, kLow = (1u << B) - 1;
+  const bool check = k < (uint64_t(1) << B);
+  uint8_t entries[256 * E];  // the palette padded to 2^B entries: every index reads inside it
+  std::memset(entries, 0, sizeof entries);
+  std::memcpy(entries, palette, static_cast<size_t>(k) * E);
+  const uint64_t nbytes = (numel + kPer - 1) / kPer;
+  for (uint64_t byte = 0; byte < nbytes; ++byte) {
+    const unsigned v = idx[byte];
+    const unsigned n = byte + 1 < nbytes || numel % kPer == 0 ? kPer : static_cast<unsigned>(numel % kPer);
+    bool out = false;
+    uint8_t* d = dst + byte * kPer * E;
+    for (unsigned j = 0; j < n; ++j) {
+      unsigned q = (v >> (j * B)) & kLow;
+      out |= q >= k;
+      std::memcpy(d + j * E, entries + q * E, E);
     }
-    put(dst + i * esize, palette + j * esize, esize);
+    if (check && out) {
+      for (unsigned j = 0; j < n; ++j)
+        if (((v >> (j * B)) & kLow) >= k) {
+          *bad = byte * kPer + j;
+          return false;
+        }
+    }
   }
   return true;
+}
+
+template <size_t E>
+bool expand_palette_bits(unsigned b, const uint8_t* idx, uint64_t numel, const uint8_t* palette, uint64_t k,
+                         uint8_t* dst, uint64_t* bad) {
+  switch (b) {
+    case 1: return expand_palette<1, E>(idx, numel, palette, k, dst, bad);
+    case 2: return expand_palette<2, E>(idx, numel, palette, k, dst, bad);
+    case 4: return expand_palette<4, E>(idx, numel, palette, k, dst, bad);
+    default: return expand_palette<8, E>(idx, numel, palette, k, dst, bad);
+  }
+}
+
+// The element sizes of DType: 1, 2, 4, 8.
+void expand_sparse_any(size_t esize, const uint8_t* mask, uint64_t mask_bytes, const uint8_t* values, uint8_t* dst) {
+  switch (esize) {
+    case 1: expand_sparse<1>(mask, mask_bytes, values, dst); break;
+    case 2: expand_sparse<2>(mask, mask_bytes, values, dst); break;
+    case 4: expand_sparse<4>(mask, mask_bytes, values, dst); break;
+    default: expand_sparse<8>(mask, mask_bytes, values, dst); break;
+  }
+}
+
+bool expand_palette_any(size_t esize, unsigned b, const uint8_t* idx, uint64_t numel, const uint8_t* palette,
+                        uint64_t k, uint8_t* dst, uint64_t* bad) {
+  switch (esize) {
+    case 1: return expand_palette_bits<1>(b, idx, numel, palette, k, dst, bad);
+    case 2: return expand_palette_bits<2>(b, idx, numel, palette, k, dst, bad);
+    case 4: return expand_palette_bits<4>(b, idx, numel, palette, k, dst, bad);
+    default: return expand_palette_bits<8>(b, idx, numel, palette, k, dst, bad);
+  }
 }
 
 std::string n(uint64_t v) { return std::to_string(v); }
@@ -186,10 +229,10 @@ Status decode_compressed(const fb::CompressedData& cd, const Buffers* buffers, D
   // (5) decode
   if (sparse) {
     if (dense) std::memset(dst, 0, static_cast<size_t>(dense));
-    expand_sparse(side.data, side.size, values.data, static_cast<size_t>(esize), dst);
+    expand_sparse_any(static_cast<size_t>(esize), side.data, side.size, values.data, dst);
   } else {
     uint64_t bad = 0;
-    if (!expand_palette(values.data, numel, bits, side.data, k, static_cast<size_t>(esize), dst, &bad)) {
+    if (!expand_palette_any(static_cast<size_t>(esize), bits, values.data, numel, side.data, k, dst, &bad)) {
       std::free(p);
       return fail(where, std::string(kname) + " index of element " + n(bad) + " is out of range for a palette of " +
                              n(k) + " entries");
