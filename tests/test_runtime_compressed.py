@@ -299,6 +299,30 @@ def test_decoded_constant_equals_the_encoded_array(kind, dtype, shape, zeros, di
     assert_same_bits(got, w, f"{kind} {dtype}{shape}")
 
 
+def test_c_api_reports_a_compressed_graph_output_as_the_dense_tensor():
+    """A graph output that is itself a compressed constant (no operator): the C API's
+    mobrt_tensor_byte_size / mobrt_tensor_data give the dense tensor's bytes."""
+    w = sample("int16", (3, 5), 0.5, 6, seed=1)
+    for comp in (encode_sparse(w), encode_palette(w, 4)):
+        data = build([T("w", "int16", data=w, comp=comp)], [], [], ["w"])
+        lib = runtime._load()
+        model, it = ctypes.c_void_p(), ctypes.c_void_p()
+        assert lib.mobrt_model_create_from_buffer(data, len(data), 1, ctypes.byref(model)) == 0
+        opts = lib.mobrt_options_create()
+        try:
+            assert lib.mobrt_interpreter_create(model, opts, ctypes.byref(it)) == 0
+            assert lib.mobrt_interpreter_invoke(it) == 0
+            out = lib.mobrt_interpreter_output_tensor(it, 0)
+            size = lib.mobrt_tensor_byte_size(out)
+            assert size == w.nbytes
+            got = np.frombuffer(ctypes.string_at(lib.mobrt_tensor_data(out), size), np.int16).reshape(w.shape)
+            assert_same_bits(got, w, f"C API, {comp['kind']}")
+        finally:
+            lib.mobrt_interpreter_delete(it)
+            lib.mobrt_options_delete(opts)
+            lib.mobrt_model_delete(model)
+
+
 # ---- kernels see the same weights ---------------------------------------------------
 
 
