@@ -19,7 +19,7 @@ examples:
   mobconv compress model.mob --prune 0.7 --data calib/ --report report/  # + sensitivity.png
   mobconv compress model.mob --prune 0.7 --per-layer report/proposal.json -o m.sparse.mob
   mobconv compress model.mob --prune-channels 0.3 -o model.slim.mob     # smaller dense graph
-  mobconv compress model.mob --prune-channels 0.3 --criterion bn_gamma --exclude conv1
+  mobconv compress model.onnx --prune-channels 0.3 --criterion bn_gamma --exclude conv1
   mobconv compress model.mob --cluster 16 -o model.k16.mob              # 4-bit palette
   mobconv compress model.mob --low-rank 0.9 -o model.lr.mob             # SVD, 90% energy
   mobconv compress model.onnx --prune-channels 0.25 --prune 0.5 --cluster 16 -o m.mob
@@ -72,7 +72,8 @@ def register(sub, parent) -> None:
                         "every consumer: a smaller dense graph, e.g. 0.3")
     g.add_argument("--criterion", choices=("l1", "bn_gamma"), default=None,
                    help="with --prune-channels: which channels go, the smallest L1 norm of their "
-                        "weights (l1, default) or of the following BatchNorm's gamma (bn_gamma)")
+                        "weights (l1, default) or of the following BatchNorm's gamma (bn_gamma: "
+                        "give the ONNX source, conversion folds BatchNorm into the weights)")
     g.add_argument("--low-rank", type=_fraction, metavar="E",
                    help="SVD of fully connected and 1x1 conv weights into two smaller layers, "
                         "keeping the fraction E (0 < E <= 1) of the singular values' energy, e.g. 0.9")
