@@ -209,3 +209,33 @@ def test_ineligible_fc_falls_back_even_when_always(monkeypatch):
     assert "sparse" not in _run(g, feeds, None, 1, monkeypatch, "always")[1]["Gemm"]
     g, feeds, _ = build("MatMul", [a.T.copy(), b], {}, 1)  # B not a constant
     assert "sparse" not in _run(g, feeds, None, 1, monkeypatch, "always")[1]["MatMul"]
+
+
+def test_symbolic_shapes_resize_between_runs(monkeypatch):
+    """One interpreter, inputs of several sizes (scratch is re-sized per shape; FC batch 1
+    takes the gather path, larger batches the SpMM): each run equals the reference."""
+    from mobconv.ir import Graph, infer_shapes
+    from mobconv.reference.interpreter import run as reference_run
+
+    rng = np.random.default_rng(8)
+    g = Graph("sparse_resize")
+    g.add_input("x", "float32", ("N", 12, "H", "W"))
+    g.add_constant("w", pruned(20, 12, 1, 1)[1])
+    g.add_constant("b", f32(20))
+    g.add_node("Conv", ["x", "w", "b"], ["c"], {"activation": "Relu"}, name="conv")
+    g.add_node("GlobalAveragePool", ["c"], ["gap"], name="gap")
+    g.add_node("Flatten", ["gap"], ["flat"], {"axis": 1}, name="flatten")
+    g.add_constant("fc", pruned(7, 20)[1])
+    g.add_node("Gemm", ["flat", "fc"], ["y"], {"transB": 1}, name="fc")
+    g.outputs = ["y", "c"]
+    infer_shapes(g)
+    monkeypatch.setenv("MOBRT_SPARSE", "always")
+    with runtime.Interpreter(to_bytes(g), threads=2, profile=True) as it:
+        for shape in ((1, 12, 5, 7), (3, 12, 20, 9), (40, 12, 2, 3), (1, 12, 1, 1)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            got, want = it.run({"x": x}), reference_run(g, {"x": x})
+            for name in ("y", "c"):
+                np.testing.assert_allclose(got[name], want[name], rtol=RTOL, atol=RTOL * max(1, np.abs(want[name]).max()),
+                                           err_msg=f"{name} at input {shape}")
+            kernels = {op: k for _, op, k in it.kernels()}
+            assert "sparse" in kernels["Conv"] and "sparse" in kernels["Gemm"], kernels
