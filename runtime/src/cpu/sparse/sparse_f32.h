@@ -99,21 +99,22 @@ extern const SparseF32Kernels kSparseF32Neon;    // arm64 builds
 // GEMM is faster); FC at batch 1 (gathers) at 50-70 % when the weights stream from
 // memory (the MLP of bench_sparse.py, 8-16 MB layers) but 80-90 % for a 4 MB layer run
 // again and again from cache, so 75/80 %; at batch >= 2 (SpMM over the transposed batch)
-// at 50-75 % (the small batches, 4-8 rows, need the most). Scalar: never automatically (the scalar cap runs the
+// at 50-75 % for weights from memory, 70-85 % from cache (batches of 2-8 rows need the
+// most), so 80 %. Scalar: never automatically (the scalar cap runs the
 // reference kernels; MOBRT_SPARSE=always still selects the scalar sparse kernels, for tests).
 constexpr float kSparseNever = 2.f;
 constexpr float kSparseConvMinSparsityAvx2 = 0.60f;
 constexpr float kSparseFcB1MinSparsityAvx2 = 0.80f;
-constexpr float kSparseFcBatchMinSparsityAvx2 = 0.75f;
+constexpr float kSparseFcBatchMinSparsityAvx2 = 0.80f;
 constexpr float kSparseConvMinSparsityAvx512 = 0.65f;
 constexpr float kSparseFcB1MinSparsityAvx512 = 0.75f;
-constexpr float kSparseFcBatchMinSparsityAvx512 = 0.75f;
+constexpr float kSparseFcBatchMinSparsityAvx512 = 0.80f;
 // NEON: not measured (qemu's timings say nothing about a phone): the x86 values raised
 // by 10 points, XNNPACK's sparse MobileNet path being reported to win from about 70 %
 // on armv8 cores. Replace with measurements from a device.
 constexpr float kSparseConvMinSparsityNeon = 0.70f;
 constexpr float kSparseFcB1MinSparsityNeon = 0.85f;
-constexpr float kSparseFcBatchMinSparsityNeon = 0.85f;
+constexpr float kSparseFcBatchMinSparsityNeon = 0.90f;
 
 // MOBRT_SPARSE=off|auto|always (environment, read at kernel selection, i.e. once per
 // interpreter creation like MOBRT_MAX_ISA). Absent, empty or another value: auto.
