@@ -144,23 +144,25 @@ Status Model::LoadFile(const std::string& path, std::unique_ptr<Model>* out) {
   m->size_ = size;
   Status s = m->Parse();
   if (!s.ok()) return s;
-  m->ReleaseCompressedPages();
+  for (const auto& span : m->compressed_spans_) m->ReleaseCompressedPages(span.first, span.second);
+  m->compressed_spans_.clear();
   *out = std::move(m);
   return Status::Ok();
 }
 
 // The compressed bytes of a mapped file are not read again once decoded: their
-// whole pages leave the process's resident set (MADV_DONTNEED on a read-only
-// private file mapping only drops them; a later read would fault them back in
-// from the file), so the dense copy is the model's only resident copy.
-void Model::ReleaseCompressedPages() {
+// whole pages leave the process's resident set right after each decode
+// (MADV_DONTNEED on a read-only private file mapping only drops them; a later
+// read would fault them back in from the file), so the dense copy is the
+// model's only resident copy, during the load as after it. Once more after the
+// load: decoding the next tensor faults its pages in with their neighbours
+// (fault-around, large folios), which may map released pages again.
+void Model::ReleaseCompressedPages(const uint8_t* data, size_t size) const {
+  if (!mapping_ || !size) return;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  for (const auto& span : compressed_spans_) {
-    uintptr_t start = (reinterpret_cast<uintptr_t>(span.first) + page - 1) & ~(page - 1);
-    uintptr_t end = (reinterpret_cast<uintptr_t>(span.first) + span.second) & ~(page - 1);
-    if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
-  }
-  compressed_spans_.clear();
+  uintptr_t start = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) & ~(page - 1);
+  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
 }
 
 Status Model::LoadBuffer(const void* data, size_t size, bool copy, std::unique_ptr<Model>* out) {
@@ -385,16 +387,18 @@ Status Model::Parse() {
               (static_cast<uint64_t>(sparse ? 0 : cd->index_bits()) << 8) | static_cast<uint64_t>(ti.dtype),
           cd->values(), sparse ? cd->mask() : cd->palette(), numel};
       void*& dense = decoded[key];
-      for (uint32_t index : {cd->values(), sparse ? cd->mask() : cd->palette()}) {  // see ReleaseCompressedPages
-        const fb::Buffer* cb = mapping_ && index && index < nbuf ? fbufs->Get(index) : nullptr;
-        if (cb && cb->data() && cb->data()->size()) compressed_spans_.emplace_back(cb->data()->data(), cb->data()->size());
-      }
       if (!dense) {
         DenseCopy copy;
         s = decode_compressed(*cd, fbufs, ti.dtype, numel, source + ": " + where, &copy, &decode_budget);
         if (!s.ok()) return s;
         decoded_.push_back(copy.data);
         dense = copy.data;
+        for (uint32_t index : {cd->values(), sparse ? cd->mask() : cd->palette()}) {
+          const fb::Buffer* cb = mapping_ && index < nbuf ? fbufs->Get(index) : nullptr;  // decode checked it
+          if (!cb || !cb->data()) continue;
+          ReleaseCompressedPages(cb->data()->data(), cb->data()->size());
+          compressed_spans_.emplace_back(cb->data()->data(), cb->data()->size());
+        }
       }
       ti.data = static_cast<const uint8_t*>(dense);
       ti.data_size = static_cast<size_t>(numel * dtype_size(ti.dtype));

@@ -59,7 +59,7 @@ class Model {
   Status CheckSignature(const void* list, const std::vector<int>& io, const char* what) const;
   Status CheckNamedArrays(const void* list, const std::string& what) const;
   void WidenHalfWeights();
-  void ReleaseCompressedPages();
+  void ReleaseCompressedPages(const uint8_t* data, size_t size) const;
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   void* mapping_ = nullptr;          // mmap'ed region (munmap at destruction)
@@ -67,7 +67,7 @@ class Model {
   void* owned_ = nullptr;            // aligned copy (free at destruction)
   std::vector<void*> widened_;       // fp32 copies of half-precision weights
   std::vector<void*> decoded_;       // dense copies of compressed constants
-  std::vector<std::pair<const uint8_t*, size_t>> compressed_spans_;  // their compressed bytes
+  std::vector<std::pair<const uint8_t*, size_t>> compressed_spans_;  // their bytes in the mapping
 };
 
 }  // namespace mobrt
