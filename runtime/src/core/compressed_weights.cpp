@@ -9,12 +9,13 @@
 // never straddles a byte.
 //
 // Steps: (1) the kind and the buffer indices; (2) every size rule, computed in
-// 64 bits from numel <= 2^48 (so numel x 8 bits cannot overflow) before reading
-// any data byte; (3) the mask's popcount against the stored values (sparse) or
-// the palette size against the index width; (4) the dense size against
-// MOBRT_MAX_TENSOR_BYTES, then one 64-byte aligned allocation; (5) the decode,
-// which checks each index < K (palette) and the unused trailing bits of the
-// last mask / index byte (0) as it goes, and frees the buffer on a failure.
+// 64 bits from numel <= 2^48 (so numel x 8 bits cannot overflow) before
+// anything the size of the dense tensor is allocated, and the unused trailing
+// bits of the last mask / index byte (0); (3) the mask's popcount against the
+// stored values (sparse) or the palette size against the index width; (4) the
+// file's decode budget (rule C7), the dense size against MOBRT_MAX_TENSOR_BYTES,
+// then one 64-byte aligned allocation; (5) the decode, which checks each index
+// < K (palette) as it goes and frees the buffer on a failure.
 #include "core/compressed_weights.h"
 
 #include <cstdlib>
