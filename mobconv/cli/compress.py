@@ -7,11 +7,11 @@ import os
 import re
 import time
 
-from .. import api
 from ..errors import MobconvError, UsageError
 from ..output_files import OUTPUTS, write_atomic
-from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
-from .convert_flow import check_output_path, onnx_external_files
+from . import model_source
+from .common import HelpFormatter, Progress, out, parse_input_shapes
+from .convert_flow import check_output_path
 
 EPILOG = """\
 examples:
@@ -60,10 +60,9 @@ def register(sub, parent) -> None:
                        help="prune, channel-prune, cluster or low-rank factorize a model's weights",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the model: a .mob (float or int8), a .onnx, or a Caffe deploy "
-                                 ".prototxt, e.g. model.mob")
-    p.add_argument("caffemodel", nargs="?",
-                   help="the .caffemodel with the weights, after a Caffe .prototxt, e.g. weights.caffemodel")
+    model_source.add_model_arguments(
+        p, "the model: a .mob (float or int8), a .onnx, or a Caffe deploy "
+           ".prototxt, e.g. model.mob")
     p.add_argument("-o", "--output", metavar="OUT.mob",
                    help="output path (default: MODEL with .compressed.mob), e.g. -o model.sparse.mob")
     g = p.add_argument_group("compression (at least one; applied in this order)")
@@ -99,9 +98,7 @@ def register(sub, parent) -> None:
     p.add_argument("--report", metavar="DIR",
                    help="write summary.json, table.txt and, for --prune, sensitivity.png and "
                         "proposal.json to DIR")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="for a .onnx/.prototxt source: fix an input's shape, e.g. "
-                        "--input-shape data=1,3,224,224")
+    model_source.add_input_shape_option(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: only on a terminal), e.g. --progress in a CI log")
     p.add_argument("-q", "--quiet", action="store_true",
@@ -176,69 +173,20 @@ def _per_layer(path):
 
 
 def _framework(args) -> str:
-    path = args.model
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".caffemodel" and args.caffemodel and args.caffemodel.lower().endswith(".prototxt"):
-        raise UsageError(f"{path}: the arguments are swapped (the .prototxt comes first: "
-                         f"mobconv compress {args.caffemodel} {path} ...)")
-    if ext == ".prototxt":
-        if args.caffemodel is None:
-            raise UsageError(f"{path}: no caffemodel given (mobconv compress {path} "
-                             "weights.caffemodel ...)")
-        return "caffe"
-    if args.caffemodel is not None:
-        raise UsageError(f"{args.caffemodel}: a second model file is only for a Caffe "
-                         f".prototxt (the model is {path})")
-    if ext == ".mob":
-        return "mob"
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a directory (give a model file: a .mob, a .onnx, or a "
-                         "Caffe .prototxt followed by its .caffemodel)")
-    try:
-        return api.detect_framework(path)
-    except UsageError as exc:
-        raise UsageError(str(exc).replace("; pass framework=...",
-                                          " (give a .mob, a .onnx or a Caffe .prototxt)")) from None
+    return model_source.framework(args, "compress")
 
 
 def _check_paths(args, framework: str, sources: list, output: str) -> None:
     from ..quantize.compress_report import REPORT_FILES
 
-    if framework == "mob":
-        api._check_readable(args.model)
-    else:
-        for path in sources:
-            api.check_source(path, framework if path == args.model else "caffemodel")
-    if args.input_shape and framework == "mob":
-        raise UsageError(f"--input-shape: {args.model} is already a .mob model (its shapes are "
-                         "fixed; give the source model to change them)")
+    model_source.check_sources(args, framework, sources)
     if args.data is not None and not os.path.exists(args.data):
         raise UsageError(f"--data {args.data}: no such file or directory")
     if args.report is not None:
-        report = args.report
-        if os.path.exists(report) and not os.path.isdir(report):
-            raise UsageError(f"--report {report}: exists and is not a directory")
-        parent = os.path.dirname(os.path.abspath(report))
-        if not os.path.isdir(parent):
-            raise UsageError(f"--report {report}: directory {parent} does not exist (create it first)")
-        target = report if os.path.isdir(report) else parent
-        if not os.access(target, os.W_OK) or not os.access(parent, os.W_OK):
-            raise MobconvError(f"--report {report}: directory {target} is not writable")
-        if args.data is not None and os.path.isdir(args.data) and os.path.join(
-                os.path.realpath(report), "").startswith(os.path.join(os.path.realpath(args.data), "")):
-            raise UsageError(f"--report {report}: is inside --data {args.data} (its PNG plot would "
-                             "be read as an input image); choose another directory")
-        for name in REPORT_FILES:
-            path = os.path.join(report, name)
-            if os.path.lexists(path) and not os.path.isfile(path):
-                raise UsageError(f"--report {report}: {path} exists and is not a regular file "
-                                 "(the report writes it)")
-            if os.path.realpath(output) == os.path.realpath(path):
-                raise UsageError(f"-o {output}: is the report's {name} (--report {report} "
-                                 "writes it); choose another output path")
-    inputs = list(sources)
-    if framework == "onnx" and os.path.lexists(output):
-        inputs += onnx_external_files(args.model)
+        model_source.check_report_dir(args.report, output, REPORT_FILES, "--data", args.data,
+                                      "its PNG plot would be read as an input image",
+                                      parent_writable=True)
+    inputs = model_source.read_files(args, framework, sources, output)
     if args.per_layer:
         inputs.append(args.per_layer)
     if args.data is not None and not os.path.isdir(args.data):
@@ -263,16 +211,6 @@ def _check_layers(model, steps: dict, exclude: list) -> None:
 
 
 # ---- the work --------------------------------------------------------------------------
-
-
-def _load(args, framework: str, shapes):
-    if framework == "mob":
-        return api.load(args.model)
-    options = {"caffemodel": args.caffemodel} if framework == "caffe" else {}
-    try:
-        return api.convert(args.model, input_shapes=shapes or None, framework=framework, **options)
-    except UsageError as exc:
-        raise UsageError(cli_wording(str(exc))) from exc
 
 
 def _feeds(args, model) -> tuple:
@@ -372,19 +310,14 @@ def run(args) -> int:
     exclude = [n.strip() for item in args.exclude for n in item.split(",") if n.strip()]
     shapes = parse_input_shapes(args.input_shape)
     framework = _framework(args)
-    sources = [args.model] + ([args.caffemodel] if args.caffemodel else [])
-    output = args.output if args.output is not None else \
-        os.path.splitext(args.model)[0] + ".compressed.mob"
+    sources = model_source.sources(args)
+    output = model_source.output_path(args, ".compressed.mob")
     _check_paths(args, framework, sources, output)
     progress_bars = False if args.quiet else args.progress
 
     status = Progress(enabled=not args.quiet and args.progress is not False)
     start = time.perf_counter()
-    try:
-        status.step(f"mobconv: reading {args.model}...")
-        model = _load(args, framework, shapes)
-    finally:
-        status.done()
+    model = model_source.load(args, framework, shapes, status)
     model.source = model.source or args.model
     _check_layers(model, steps, exclude)
     feeds, data_label = _feeds(args, model)  # bad --data fails here, before the slow part

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import time
 
-from .. import api
-from ..errors import MobconvError, UsageError
+from ..errors import UsageError
 from ..summary import human_bytes
-from .common import HelpFormatter, Progress, cli_wording, out, parse_input_shapes
-from .convert_flow import check_output_path, onnx_external_files
+from . import model_source
+from .common import HelpFormatter, Progress, out, parse_input_shapes
+from .convert_flow import check_output_path
 
 EPILOG = """\
 examples:
@@ -43,9 +43,8 @@ def register(sub, parent) -> None:
                        help="quantize a model to int8 (or int8 weights, fp16)",
                        description=__doc__.split("`: ")[1], epilog=EPILOG,
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="the float model: a .mob, a .onnx, or a Caffe deploy .prototxt, e.g. model.onnx")
-    p.add_argument("caffemodel", nargs="?",
-                   help="the .caffemodel with the weights, after a Caffe .prototxt, e.g. weights.caffemodel")
+    model_source.add_model_arguments(
+        p, "the float model: a .mob, a .onnx, or a Caffe deploy .prototxt, e.g. model.onnx")
     p.add_argument("-o", "--output", metavar="OUT.mob",
                    help="output path (default: MODEL with .int8.mob, .int8w.mob or .fp16.mob "
                         "suffix), e.g. -o model.int8.mob")
@@ -89,9 +88,7 @@ def register(sub, parent) -> None:
     p.add_argument("--report", metavar="DIR",
                    help="write a per-layer report (table.txt, report.json, PNG plots) to DIR "
                         "and print the worst layers")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="for a .onnx/.prototxt source: fix an input's shape, e.g. "
-                        "--input-shape data=1,3,224,224")
+    model_source.add_input_shape_option(p)
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar or status line on stderr (shown only on a terminal)")
     p.set_defaults(func=run)
@@ -117,73 +114,23 @@ def _config(args):
 
 
 def _framework(args) -> str:
-    path = args.model
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".caffemodel" and args.caffemodel and args.caffemodel.lower().endswith(".prototxt"):
-        raise UsageError(f"{path}: the arguments are swapped (the .prototxt comes first: "
-                         f"mobconv quantize {args.caffemodel} {path} ...)")
-    if ext == ".prototxt":
-        if args.caffemodel is None:
-            raise UsageError(f"{path}: no caffemodel given (mobconv quantize {path} "
-                             "weights.caffemodel -o OUT.mob ...)")
-        return "caffe"
-    if args.caffemodel is not None:
-        raise UsageError(f"{args.caffemodel}: a second model file is only for a Caffe "
-                         f".prototxt (the model is {path})")
-    if ext == ".mob":
-        return "mob"
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a directory (give a model file: a .mob, a .onnx, or a "
-                         "Caffe .prototxt followed by its .caffemodel)")
-    try:
-        return api.detect_framework(path)
-    except UsageError as exc:  # the API's advice is a Python keyword
-        raise UsageError(str(exc).replace("; pass framework=...",
-                                          " (give a .mob, a .onnx or a Caffe .prototxt)")) from None
+    return model_source.framework(args, "quantize", "-o OUT.mob ...")
 
 
 def _check_paths(args, framework: str, sources: list, output: str) -> None:
-    if framework == "mob":
-        api._check_readable(args.model)
-    else:
-        for path in sources:
-            api.check_source(path, framework if path == args.model else "caffemodel")
-    if args.input_shape and framework == "mob":
-        raise UsageError(f"--input-shape: {args.model} is already a .mob model (its shapes are "
-                         "fixed; give the source model to change them)")
+    model_source.check_sources(args, framework, sources)
     if args.calib is not None and not os.path.exists(args.calib):
         raise UsageError(f"--calib {args.calib}: no such file or directory")
     if args.report is not None:
         if not args.calib:
             raise UsageError(f"--report {args.report}: needs --calib data (the report runs the "
                              "float and the quantized model on it)")
-        if os.path.exists(args.report) and not os.path.isdir(args.report):
-            raise UsageError(f"--report {args.report}: exists and is not a directory")
-        parent = os.path.dirname(os.path.abspath(args.report))
-        if not os.path.isdir(parent):
-            raise UsageError(f"--report {args.report}: directory {parent} does not exist "
-                             "(create it first)")
-        target = args.report if os.path.isdir(args.report) else parent
-        if not os.access(target, os.W_OK):
-            raise MobconvError(f"--report {args.report}: directory {target} is not writable")
-        calib_dir = os.path.join(os.path.realpath(args.calib), "")
-        if os.path.isdir(args.calib) and \
-                os.path.join(os.path.realpath(args.report), "").startswith(calib_dir):
-            raise UsageError(f"--report {args.report}: is inside --calib {args.calib} (its PNG "
-                             "plots would be read as calibration images); choose another directory")
         from ..quantize.report import REPORT_FILES
 
-        for name in REPORT_FILES:  # found now, not after the model is written
-            path = os.path.join(args.report, name)
-            if os.path.lexists(path) and not os.path.isfile(path):
-                raise UsageError(f"--report {args.report}: {path} exists and is not a regular "
-                                 "file (the report writes it)")
-            if output and os.path.realpath(output) == os.path.realpath(path):
-                raise UsageError(f"-o {output}: is the report's {name} (--report "
-                                 f"{args.report} writes it); choose another output path")
-    inputs = list(sources)
-    if framework == "onnx" and output and os.path.lexists(output):  # only an existing file can be one
-        inputs += onnx_external_files(args.model)
+        model_source.check_report_dir(args.report, output, REPORT_FILES, "--calib", args.calib,
+                                      "its PNG plots would be read as calibration images",
+                                      parent_writable=False)
+    inputs = model_source.read_files(args, framework, sources, output)
     if args.calib:
         if os.path.isdir(args.calib):
             _check_outside_calibration(output, args.calib)
@@ -205,16 +152,6 @@ def _check_outside_calibration(output: str, calib: str) -> None:
                          "would replace or add a calibration sample); choose another output path")
 
 
-def _load(args, framework: str, shapes):
-    if framework == "mob":
-        return api.load(args.model)
-    options = {"caffemodel": args.caffemodel} if framework == "caffe" else {}
-    try:
-        return api.convert(args.model, input_shapes=shapes or None, framework=framework, **options)
-    except UsageError as exc:
-        raise UsageError(cli_wording(str(exc))) from exc
-
-
 def run(args) -> int:
     from ..quantize.api import quantize_with_config
     from ..quantize.config import CLI_NAMES
@@ -222,18 +159,13 @@ def run(args) -> int:
     config = _config(args)              # every option, before any work
     shapes = parse_input_shapes(args.input_shape)
     framework = _framework(args)
-    sources = [args.model] + ([args.caffemodel] if args.caffemodel else [])
-    output = args.output if args.output is not None else \
-        os.path.splitext(args.model)[0] + DEFAULT_SUFFIX[args.scheme]
+    sources = model_source.sources(args)
+    output = model_source.output_path(args, DEFAULT_SUFFIX[args.scheme])
     _check_paths(args, framework, sources, output)
 
     progress = Progress(enabled=not args.quiet)
     start = time.perf_counter()
-    try:
-        progress.step(f"mobconv: reading {args.model}...")
-        model = _load(args, framework, shapes)
-    finally:
-        progress.done()
+    model = model_source.load(args, framework, shapes, progress)
     float_bytes = model.file_size or len(model.to_bytes())
     float_weights = weight_bytes(model)
     calibration = args.calib if config.has_calibration else None
