@@ -1,6 +1,7 @@
 // AVX2 + FMA sparse fp32 kernels (sparse_f32.h): the SpMM of sparse_simd.h over 8-float
 // ymm vectors in blocks of 64 columns (8 accumulators: enough independent FMA chains to
-// cover the FMA latency), and the gather SpMV (vgatherdps, 16 non-zeros per step).
+// cover the FMA latency), and the SpMV of sparse_simd.h with vgatherdps (16 non-zeros
+// per step).
 // Compiled with -mavx2 -mfma; reached only through register_sparse_f32_avx2.cpp.
 #include <immintrin.h>
 
@@ -24,46 +25,26 @@ struct VecAvx2 {
   static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
   static T load_part(const float* p, size_t n) { return _mm256_maskload_ps(p, tail_mask(n)); }
   static void store_part(float* p, T v, size_t n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
-};
 
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-void spmv_avx2(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size_t lda, size_t m,
-               const float* bias, float* y, size_t ldy) {
-  const uint32_t* start = w.start.data();
-  const int32_t* col = w.col.data();
-  const float* val = w.val.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint32_t s = start[r], e = start[r + 1];
-    for (size_t i = 0; i < m; ++i) {
-      const float* ai = a + i * lda;
-      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-      uint32_t k = s;
-      for (; k + 16 <= e; k += 16) {
-        const __m256i i0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + k));
-        const __m256i i1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + k + 8));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + k), _mm256_i32gather_ps(ai, i0, 4), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(val + k + 8), _mm256_i32gather_ps(ai, i1, 4), acc1);
-      }
-      for (; k + 8 <= e; k += 8) {
-        const __m256i i0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + k));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(val + k), _mm256_i32gather_ps(ai, i0, 4), acc0);
-      }
-      if (k < e) {
-        const __m256i mask = tail_mask(e - k);
-        const __m256i idx = _mm256_maskload_epi32(col + k, mask);
-        const __m256 g = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), ai, idx, _mm256_castsi256_ps(mask), 4);
-        acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(val + k, mask), g, acc1);
-      }
-      y[i * ldy + static_cast<size_t>(r)] = (bias != nullptr ? bias[r] : 0.f) + hsum(_mm256_add_ps(acc0, acc1));
-    }
+  static constexpr bool kOneVectorStep = true;
+  static T gather_fma(const int32_t* col, const float* val, const float* a, T acc) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col));
+    return _mm256_fmadd_ps(_mm256_loadu_ps(val), _mm256_i32gather_ps(a, idx, 4), acc);
   }
-}
+  static float finish(T acc0, T acc1, const int32_t* col, const float* val, size_t n, const float* a) {
+    if (n > 0) {  // n < 8: masked gather into acc1
+      const __m256i mask = tail_mask(n);
+      const __m256i idx = _mm256_maskload_epi32(col, mask);
+      const __m256 g = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), a, idx, _mm256_castsi256_ps(mask), 4);
+      acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(val, mask), g, acc1);
+    }
+    const __m256 v = _mm256_add_ps(acc0, acc1);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
 
 bool any_nonfinite_avx2(const float* x, size_t n) {  // exponent all ones
   const __m256i e = _mm256_set1_epi32(0x7f800000);
@@ -83,7 +64,7 @@ bool any_nonfinite_avx2(const float* x, size_t n) {  // exponent all ones
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx2 = {
-    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_avx2, &kF32Avx2, &any_nonfinite_avx2, 64, 2,
+    "avx2", &spmm_simd<VecAvx2, 8>, &spmv_simd<VecAvx2>, &kF32Avx2, &any_nonfinite_avx2, 64, 2,
     kSparseConvMinSparsityAvx2, kSparseFcB1MinSparsityAvx2, kSparseFcBatchMinSparsityAvx2,
 };
 

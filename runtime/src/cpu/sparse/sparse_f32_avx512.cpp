@@ -1,7 +1,8 @@
 // AVX-512 (F) sparse fp32 kernels (sparse_f32.h): the SpMM of sparse_simd.h over
 // 16-float zmm vectors in blocks of 64 columns (4 accumulators; wider blocks lost on
-// the 14x14 and 7x7 layers), tails through an opmask, and the gather SpMV (vgatherdps on
-// zmm). Compiled with the avx512 flags; reached only through register_sparse_f32_avx512.cpp.
+// the 14x14 and 7x7 layers), tails through an opmask, and the SpMV of sparse_simd.h with
+// vgatherdps on zmm. Compiled with the avx512 flags; reached only through
+// register_sparse_f32_avx512.cpp.
 #include <immintrin.h>
 
 #include "sparse_simd.h"
@@ -22,39 +23,21 @@ struct VecAvx512 {
   static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T load_part(const float* p, size_t n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
   static void store_part(float* p, T v, size_t n) { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
-};
 
-void spmv_avx512(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size_t lda, size_t m,
-                 const float* bias, float* y, size_t ldy) {
-  const uint32_t* start = w.start.data();
-  const int32_t* col = w.col.data();
-  const float* val = w.val.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint32_t s = start[r], e = start[r + 1];
-    for (size_t i = 0; i < m; ++i) {
-      const float* ai = a + i * lda;
-      __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-      uint32_t k = s;
-      for (; k + 32 <= e; k += 32) {
-        const __m512i i0 = _mm512_loadu_si512(col + k), i1 = _mm512_loadu_si512(col + k + 16);
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(i0, ai, 4), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(val + k + 16), _mm512_i32gather_ps(i1, ai, 4), acc1);
-      }
-      for (; k + 16 <= e; k += 16) {
-        const __m512i i0 = _mm512_loadu_si512(col + k);
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(i0, ai, 4), acc0);
-      }
-      if (k < e) {
-        const __mmask16 mask = tail_mask(e - k);
-        const __m512i idx = _mm512_maskz_loadu_epi32(mask, col + k);
-        const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, ai, 4);
-        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, val + k), g, acc1);
-      }
-      y[i * ldy + static_cast<size_t>(r)] =
-          (bias != nullptr ? bias[r] : 0.f) + _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    }
+  static constexpr bool kOneVectorStep = true;
+  static T gather_fma(const int32_t* col, const float* val, const float* a, T acc) {
+    return _mm512_fmadd_ps(_mm512_loadu_ps(val), _mm512_i32gather_ps(_mm512_loadu_si512(col), a, 4), acc);
   }
-}
+  static float finish(T acc0, T acc1, const int32_t* col, const float* val, size_t n, const float* a) {
+    if (n > 0) {  // n < 16: masked gather into acc1
+      const __mmask16 mask = tail_mask(n);
+      const __m512i idx = _mm512_maskz_loadu_epi32(mask, col);
+      const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, a, 4);
+      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, val), g, acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+};
 
 bool any_nonfinite_avx512(const float* x, size_t n) {  // exponent all ones
   const __m512i e = _mm512_set1_epi32(0x7f800000);
@@ -68,7 +51,7 @@ bool any_nonfinite_avx512(const float* x, size_t n) {  // exponent all ones
 }  // namespace
 
 const SparseF32Kernels kSparseF32Avx512 = {
-    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_avx512, &kF32Avx512, &any_nonfinite_avx512, 64, 2,
+    "avx512", &spmm_simd<VecAvx512, 4>, &spmv_simd<VecAvx512>, &kF32Avx512, &any_nonfinite_avx512, 64, 2,
     kSparseConvMinSparsityAvx512, kSparseFcB1MinSparsityAvx512, kSparseFcBatchMinSparsityAvx512,
 };
 

@@ -1,8 +1,8 @@
 // NEON (armv8.0) sparse fp32 kernels (sparse_f32.h): the SpMM of sparse_simd.h over
 // 4-float q vectors in blocks of 32 columns (8 accumulators), tails of 1-3 columns
 // element by element (scalar fmaf: the same fused rounding as vfmaq_f32), and the SpMV
-// with lane loads in place of a gather. Compiled for arm64 only (baseline armv8-a);
-// reached only through register_sparse_f32_neon.cpp.
+// of sparse_simd.h with lane loads in place of a gather. Compiled for arm64 only
+// (baseline armv8-a); reached only through register_sparse_f32_neon.cpp.
 #include <arm_neon.h>
 
 #include <cmath>
@@ -31,37 +31,21 @@ struct VecNeon {
     vst1q_f32(t, v);
     for (size_t i = 0; i < n; ++i) p[i] = t[i];
   }
-};
 
-void spmv_neon(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size_t lda, size_t m,
-               const float* bias, float* y, size_t ldy) {
-  const uint32_t* start = w.start.data();
-  const int32_t* col = w.col.data();
-  const float* val = w.val.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint32_t s = start[r], e = start[r + 1];
-    for (size_t i = 0; i < m; ++i) {
-      const float* ai = a + i * lda;
-      float32x4_t acc0 = vdupq_n_f32(0.f), acc1 = vdupq_n_f32(0.f);
-      uint32_t k = s;
-      for (; k + 8 <= e; k += 8) {
-        float32x4_t g0 = vld1q_dup_f32(ai + col[k]), g1 = vld1q_dup_f32(ai + col[k + 4]);
-        g0 = vld1q_lane_f32(ai + col[k + 1], g0, 1);
-        g1 = vld1q_lane_f32(ai + col[k + 5], g1, 1);
-        g0 = vld1q_lane_f32(ai + col[k + 2], g0, 2);
-        g1 = vld1q_lane_f32(ai + col[k + 6], g1, 2);
-        g0 = vld1q_lane_f32(ai + col[k + 3], g0, 3);
-        g1 = vld1q_lane_f32(ai + col[k + 7], g1, 3);
-        acc0 = vfmaq_f32(acc0, vld1q_f32(val + k), g0);
-        acc1 = vfmaq_f32(acc1, vld1q_f32(val + k + 4), g1);
-      }
-      float tail = 0.f;
-      for (; k < e; ++k) tail = std::fma(val[k], ai[col[k]], tail);
-      y[i * ldy + static_cast<size_t>(r)] =
-          (bias != nullptr ? bias[r] : 0.f) + (vaddvq_f32(vaddq_f32(acc0, acc1)) + tail);
-    }
+  static constexpr bool kOneVectorStep = false;  // the last 0-7 non-zeros one by one
+  static T gather_fma(const int32_t* col, const float* val, const float* a, T acc) {
+    T g = vld1q_dup_f32(a + col[0]);
+    g = vld1q_lane_f32(a + col[1], g, 1);
+    g = vld1q_lane_f32(a + col[2], g, 2);
+    g = vld1q_lane_f32(a + col[3], g, 3);
+    return vfmaq_f32(acc, vld1q_f32(val), g);
   }
-}
+  static float finish(T acc0, T acc1, const int32_t* col, const float* val, size_t n, const float* a) {
+    float tail = 0.f;
+    for (size_t k = 0; k < n; ++k) tail = std::fma(val[k], a[col[k]], tail);
+    return vaddvq_f32(vaddq_f32(acc0, acc1)) + tail;
+  }
+};
 
 bool any_nonfinite_neon(const float* x, size_t n) {  // exponent all ones
   const uint32x4_t e = vdupq_n_u32(0x7f800000u);
@@ -76,7 +60,7 @@ bool any_nonfinite_neon(const float* x, size_t n) {  // exponent all ones
 }  // namespace
 
 const SparseF32Kernels kSparseF32Neon = {
-    "neon", &spmm_simd<VecNeon, 8>, &spmv_neon, &kF32Neon, &any_nonfinite_neon, 32, 2,
+    "neon", &spmm_simd<VecNeon, 8>, &spmv_simd<VecNeon>, &kF32Neon, &any_nonfinite_neon, 32, 2,
     kSparseConvMinSparsityNeon, kSparseFcB1MinSparsityNeon, kSparseFcBatchMinSparsityNeon,
 };
 

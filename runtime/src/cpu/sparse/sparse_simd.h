@@ -1,9 +1,12 @@
-// The SpMM microkernel of sparse_f32.h, written once against a small vector-traits
-// interface and instantiated per instruction set (sparse_f32_avx2.cpp,
+// The SpMM and SpMV microkernels of sparse_f32.h, written once against a small
+// vector-traits interface and instantiated per instruction set (sparse_f32_avx2.cpp,
 // sparse_f32_avx512.cpp, sparse_f32_neon.cpp; each TU compiled with its own ISA flags).
 //
 // Traits `V` provide: type T, lane count N, set1/load/store/add, fma(a, b, c) = a*b + c
-// (fused), and load_part/store_part for the n < N floats of a column tail.
+// (fused), and load_part/store_part for the n < N floats of a column tail (SpMM); and
+// for the SpMV: gather_fma(col, val, a, acc) = acc + val[0..N) * a[col[0..N)] (fused),
+// kOneVectorStep (after the steps of 2 N non-zeros, one more loop of steps of N), and
+// finish(acc0, acc1, col, val, n, a): the horizontal sum with the last n non-zeros.
 //
 // One column block (n <= MaxV * N floats) is one register tile: n / N full vectors and
 // a partial one for the n % N tail, so the non-zeros are walked once per block. Per
@@ -75,6 +78,35 @@ void spmm_simd(const SparseRows& w, int64_t r0, int64_t r1, const float* x, size
   for (size_t j = 0; j < n; j += MaxV * V::N) {  // one iteration for the drivers' blocks
     const size_t nj = n - j < MaxV * V::N ? n - j : MaxV * V::N;
     spmm_tile_of<V, MaxV, 0>(nj / V::N, nj % V::N, w, r0, r1, x + j, ldx, bias, res ? res + j : nullptr, y + j, ldy);
+  }
+}
+
+// SpmvFn (sparse_f32.h): per output row r and row i of A, y = bias + the non-zeros of
+// row r dotted with A's row, gathered N at a time into two accumulators (2 N per step),
+// then (kOneVectorStep) N at a time into the first, the rest in V::finish.
+template <class V>
+void spmv_simd(const SparseRows& w, int64_t r0, int64_t r1, const float* a, size_t lda, size_t m,
+               const float* bias, float* y, size_t ldy) {
+  using T = typename V::T;
+  constexpr uint32_t N = static_cast<uint32_t>(V::N);
+  const uint32_t* start = w.start.data();
+  const int32_t* col = w.col.data();
+  const float* val = w.val.data();
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint32_t s = start[r], e = start[r + 1];
+    for (size_t i = 0; i < m; ++i) {
+      const float* ai = a + i * lda;
+      T acc0 = V::set1(0.f), acc1 = V::set1(0.f);
+      uint32_t k = s;
+      for (; k + 2 * N <= e; k += 2 * N) {
+        acc0 = V::gather_fma(col + k, val + k, ai, acc0);
+        acc1 = V::gather_fma(col + k + N, val + k + N, ai, acc1);
+      }
+      if constexpr (V::kOneVectorStep)
+        for (; k + N <= e; k += N) acc0 = V::gather_fma(col + k, val + k, ai, acc0);
+      y[i * ldy + static_cast<size_t>(r)] =
+          (bias != nullptr ? bias[r] : 0.f) + V::finish(acc0, acc1, col + k, val + k, e - k, ai);
+    }
   }
 }
 
