@@ -4,6 +4,7 @@
 #pragma once
 #include "cpu/f32/f32_kernel_common.h"
 #include "cpu/f32/fc_f32.h"
+#include "cpu/f32/gemm_f32_const_b.h"
 
 namespace mobrt {
 namespace cpu {
@@ -26,15 +27,7 @@ bool gemm_supports(const KernelContext& ctx) {
   if (ctx.op_type == fb::OpType_MatMul)
     return ctx.inputs[0].rank >= 1 && ctx.inputs[1].rank >= 1 && ctx.inputs[0].rank <= kMaxRank &&
            ctx.inputs[1].rank <= kMaxRank;
-  if (!is_const_f32(ctx.inputs[1]) || ctx.inputs[1].rank != 2) return false;
-  if (ctx.inputs[0].rank != 2 || ctx.attrs->get_int("transA", 0) != 0) return false;
-  if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
-    const TensorView& c = ctx.inputs[2];
-    const bool tb = ctx.attrs->get_int("transB", 0) != 0;
-    const int64_t n = tb ? ctx.inputs[1].dims[0] : ctx.inputs[1].dims[1];
-    if (!is_const_f32(c) || c.rank < 1 || c.numel() != n || c.dim(-1) != n) return false;
-  }
-  return true;
+  return is_const_f32(ctx.inputs[1]) && ctx.inputs[1].rank == 2 && gemm_a_and_c_ok(ctx);
 }
 
 template <const F32Kernels& K>
@@ -48,26 +41,17 @@ Status gemm_prepare(KernelContext& ctx) {
     *ctx.state = st;
     return Status::Ok();
   }
-  const TensorView& b = ctx.inputs[1];
-  const bool is_gemm = ctx.op_type == fb::OpType_Gemm;
-  const bool tb = is_gemm && ctx.attrs->get_int("transB", 0) != 0;
-  const int64_t k = tb ? b.dims[1] : b.dims[0], n = tb ? b.dims[0] : b.dims[1];
-  const float alpha = is_gemm ? ctx.attrs->get_float("alpha", 1.f) : 1.f;
+  const GemmConstB g = gemm_const_b(ctx);
   std::vector<float> scaled;
-  const float* w = b.as<float>();
-  if (alpha != 1.f) {  // fold alpha into the packed weights
-    scaled.assign(w, w + k * n);
-    for (float& v : scaled) v *= alpha;
+  const float* w = ctx.inputs[1].as<float>();
+  if (g.alpha != 1.f) {  // fold alpha into the packed weights
+    scaled.assign(w, w + g.k * g.n);
+    for (float& v : scaled) v *= g.alpha;
     w = scaled.data();
   }
-  st->packed.resize(fc_packed_weights_floats(*st->ks, k, n) + 16);
-  fc_pack_weights(*st->ks, k, n, w, tb, st->aligned_mut());
-  if (is_gemm && ctx.num_inputs > 2 && ctx.inputs[2].present()) {
-    const float beta = ctx.attrs->get_float("beta", 1.f);
-    const float* c = ctx.inputs[2].as<float>();
-    st->bias.assign(c, c + n);
-    for (float& v : st->bias) v *= beta;
-  }
+  st->packed.resize(fc_packed_weights_floats(*st->ks, g.k, g.n) + 16);
+  fc_pack_weights(*st->ks, g.k, g.n, w, g.tb, st->aligned_mut());
+  gemm_bias(ctx, g.n, &st->bias);
   *ctx.state = st;
   return Status::Ok();
 }

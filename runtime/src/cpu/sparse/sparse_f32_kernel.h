@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/kernel.h"
+#include "cpu/f32/gemm_f32_const_b.h"
 #include "cpu/sparse/sparse_f32.h"
 
 namespace mobrt {
@@ -147,14 +148,7 @@ bool fc_shape_ok(const KernelContext& ctx) {
       ctx.inputs[1].rank != 2 || !sparse_act_ok(ctx))
     return false;
   if (ctx.op_type == fbs::OpType_MatMul) return ctx.inputs[0].rank >= 1 && ctx.inputs[0].rank <= kMaxRank;
-  if (ctx.inputs[0].rank != 2 || ctx.attrs->get_int("transA", 0) != 0) return false;
-  if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
-    const TensorView& c = ctx.inputs[2];
-    const bool tb = ctx.attrs->get_int("transB", 0) != 0;
-    const int64_t n = tb ? ctx.inputs[1].dims[0] : ctx.inputs[1].dims[1];
-    if (!sparse_const_f32(c) || c.rank < 1 || c.numel() != n || c.dim(-1) != n) return false;
-  }
-  return true;
+  return gemm_a_and_c_ok(ctx);
 }
 
 template <const SparseF32Kernels& K>
@@ -172,20 +166,12 @@ Status fc_prepare(KernelContext& ctx) {
   if (st == nullptr) return Status::Error(StatusCode::kOutOfMemory, "sparse gemm: packed weights");
   st->ks = &K;
   Activation::parse(*ctx.attrs, &st->act);
-  const TensorView& b = ctx.inputs[1];
-  const bool is_gemm = ctx.op_type == fbs::OpType_Gemm;
-  const bool tb = is_gemm && ctx.attrs->get_int("transB", 0) != 0;
-  const int64_t k = tb ? b.dims[1] : b.dims[0], n = tb ? b.dims[0] : b.dims[1];
-  const float alpha = is_gemm ? ctx.attrs->get_float("alpha", 1.f) : 1.f;
+  const GemmConstB g = gemm_const_b(ctx);
+  const float* b = ctx.inputs[1].as<float>();
   // Rows of the packed matrix are the N outputs: W[o, c] = op(B)[c, o].
-  if (tb) sparse_pack(b.as<float>(), n, k, k, 1, alpha, &st->w);
-  else sparse_pack(b.as<float>(), n, k, 1, n, alpha, &st->w);
-  if (is_gemm && ctx.num_inputs > 2 && ctx.inputs[2].present()) {
-    const float beta = ctx.attrs->get_float("beta", 1.f);
-    const float* c = ctx.inputs[2].as<float>();
-    st->bias.assign(c, c + n);
-    for (float& v : st->bias) v *= beta;
-  }
+  if (g.tb) sparse_pack(b, g.n, g.k, g.k, 1, g.alpha, &st->w);
+  else sparse_pack(b, g.n, g.k, 1, g.n, g.alpha, &st->w);
+  gemm_bias(ctx, g.n, &st->bias);
   *ctx.state = st;
   return Status::Ok();
 }
@@ -214,29 +200,31 @@ Status fc_run(KernelContext& ctx) {
   return Status::Ok();
 }
 
+Kernel sparse_kernel(const std::string& name, bool (*supports)(const KernelContext&),
+                     Status (*prepare)(KernelContext&), size_t (*scratch)(const KernelContext&),
+                     Status (*run)(KernelContext&)) {
+  Kernel k;
+  k.name = name.c_str();  // the caller's static string
+  k.supports = supports;
+  k.prepare = prepare;
+  k.release = &sparse_release;
+  k.scratch_bytes = scratch;
+  k.run = run;
+  return k;
+}
+
 template <const SparseF32Kernels& K>
 void register_sparse_f32_kernels(KernelRegistry& reg, Isa isa) {
   static const std::string n_conv = std::string("conv_f32_sparse1x1_") + K.isa,
                            n_gemm = std::string("gemm_f32_sparse_") + K.isa,
                            n_mm = std::string("matmul_f32_sparse_") + K.isa;
-  Kernel conv;
-  conv.name = n_conv.c_str();
-  conv.supports = &conv1x1_supports<K>;
-  conv.prepare = &conv1x1_prepare<K>;
-  conv.release = &sparse_release;
-  conv.scratch_bytes = &conv1x1_scratch;
-  conv.run = &conv1x1_run;
-  reg.add_first(fbs::OpType_Conv, KernelKey{DType::F32, DType::F32}, isa, conv);
-  Kernel fc;
-  fc.name = n_gemm.c_str();
-  fc.supports = &fc_supports<K>;
-  fc.prepare = &fc_prepare<K>;
-  fc.release = &sparse_release;
-  fc.scratch_bytes = &fc_scratch;
-  fc.run = &fc_run;
-  reg.add_first(fbs::OpType_Gemm, KernelKey{DType::F32, DType::F32}, isa, fc);
-  fc.name = n_mm.c_str();
-  reg.add_first(fbs::OpType_MatMul, KernelKey{DType::F32, DType::F32}, isa, fc);
+  const KernelKey f32{DType::F32, DType::F32};
+  reg.add_first(fbs::OpType_Conv, f32, isa,
+                sparse_kernel(n_conv, &conv1x1_supports<K>, &conv1x1_prepare<K>, &conv1x1_scratch, &conv1x1_run));
+  reg.add_first(fbs::OpType_Gemm, f32, isa,
+                sparse_kernel(n_gemm, &fc_supports<K>, &fc_prepare<K>, &fc_scratch, &fc_run));
+  reg.add_first(fbs::OpType_MatMul, f32, isa,
+                sparse_kernel(n_mm, &fc_supports<K>, &fc_prepare<K>, &fc_scratch, &fc_run));
 }
 
 }  // namespace
