@@ -72,16 +72,28 @@ float* aligned64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
-// The SpMM over [images] x [column blocks] x [row ranges]: each task copies its column
-// block of X into its thread's scratch (rows of `block` floats), runs the microkernel,
-// then the activation over each finished row segment.
-struct SpmmTask {
+// What both drivers' tasks read: the kernels, the packed weights, the bias, the
+// activation, the dense input and the output.
+struct SparseTask {
   const SparseF32Kernels* ks;
   const SparseRows* w;
   const float* bias;
   const Activation* act;
   const float* x;
   float* y;
+};
+
+// y[r * stride] = NaN for the rows r in [r0, r1) that store no non-zero at column c,
+// whose input value is not finite (above).
+void nan_where_skipped(const SparseRows& w, int64_t r0, int64_t r1, int32_t c, float* y, size_t stride) {
+  for (int64_t r = r0; r < r1; ++r)
+    if (!stores(w, r, c)) y[static_cast<size_t>(r) * stride] = kNaN;
+}
+
+// The SpMM over [images] x [column blocks] x [row ranges]: each task copies its column
+// block of X into its thread's scratch (rows of `block` floats), runs the microkernel,
+// then the activation over each finished row segment.
+struct SpmmTask : SparseTask {
   const float* res;
   float* scratch;  // aligned; threads x (cols * block) floats
   int64_t hw, blocks, row_chunks, rows_per_chunk;
@@ -115,9 +127,7 @@ void spmm_tasks(void* p, int64_t begin, int64_t end, int thread) {
     if (bad)
       for (size_t c = 0; c < cols; ++c)
         for (size_t j = 0; j < n; ++j)
-          if (nonfinite(xb[c * blk + j]))
-            for (int64_t r = r0; r < r1; ++r)
-              if (!stores(*k.w, r, static_cast<int32_t>(c))) y[r * ld + j] = kNaN;
+          if (nonfinite(xb[c * blk + j])) nan_where_skipped(*k.w, r0, r1, static_cast<int32_t>(c), y + j, ld);
   }
 }
 
@@ -125,7 +135,7 @@ void run_spmm(const SparseF32Kernels& ks, const SparseRows& w, const float* bias
               int64_t images, int64_t hw, const float* x, float* y, const float* res, float* scratch,
               const SparseRunner* runner) {
   if (images <= 0 || hw <= 0 || w.rows <= 0) return;
-  SpmmTask k{&ks, &w, bias, &act, x, y, res, aligned64(scratch), hw, 0, 1, w.rows};
+  SpmmTask k{{&ks, &w, bias, &act, x, y}, res, aligned64(scratch), hw, 0, 1, w.rows};
   k.blocks = (hw + static_cast<int64_t>(ks.block) - 1) / static_cast<int64_t>(ks.block);
   // Too few column tasks to keep every thread busy: split the output rows too (about
   // 4 tasks per thread; at least 8 rows per task).
@@ -166,13 +176,7 @@ void transpose(const float* x, float* y, int64_t rows, int64_t cols, const Spars
   run(runner, ((rows + kTile - 1) / kTile) * ((cols + kTile - 1) / kTile), &k, &transpose_tasks);
 }
 
-struct SpmvTask {
-  const SparseF32Kernels* ks;
-  const SparseRows* w;
-  const float* bias;
-  const Activation* act;
-  const float* a;
-  float* y;
+struct SpmvTask : SparseTask {  // x is A [m, cols]
   int64_t m, rows_per_task;
   bool bad;  // A holds a NaN or an infinity
 };
@@ -181,16 +185,15 @@ void spmv_tasks(void* p, int64_t begin, int64_t end, int) {
   const size_t n = static_cast<size_t>(k.w->rows);
   for (int64_t t = begin; t < end; ++t) {
     const int64_t r0 = t * k.rows_per_task, r1 = std::min(k.w->rows, r0 + k.rows_per_task);
-    k.ks->spmv(*k.w, r0, r1, k.a, static_cast<size_t>(k.w->cols), static_cast<size_t>(k.m), k.bias, k.y, n);
+    k.ks->spmv(*k.w, r0, r1, k.x, static_cast<size_t>(k.w->cols), static_cast<size_t>(k.m), k.bias, k.y, n);
     if (k.act->kind != Activation::Kind::None)
       for (int64_t i = 0; i < k.m; ++i)
         k.ks->dense->activation(k.y + i * n + r0, static_cast<size_t>(r1 - r0), k.act);
     if (k.bad)
       for (int64_t i = 0; i < k.m; ++i)
         for (int64_t c = 0; c < k.w->cols; ++c)
-          if (nonfinite(k.a[i * k.w->cols + c]))
-            for (int64_t r = r0; r < r1; ++r)
-              if (!stores(*k.w, r, static_cast<int32_t>(c))) k.y[i * n + r] = kNaN;
+          if (nonfinite(k.x[i * k.w->cols + c]))
+            nan_where_skipped(*k.w, r0, r1, static_cast<int32_t>(c), k.y + i * n, 1);
   }
 }
 
@@ -218,7 +221,7 @@ void sparse_fc_run(const SparseF32Kernels& ks, const SparseRows& w, const float*
   if (m < static_cast<int64_t>(ks.fc_spmm_min_rows)) {
     // 64 output rows per task (the split only decides which thread computes a row).
     const int64_t per = 64, tasks = (w.rows + per - 1) / per;
-    SpmvTask k{&ks, &w, bias, &act, a, y, m, per, ks.any_nonfinite(a, static_cast<size_t>(m * w.cols))};
+    SpmvTask k{{&ks, &w, bias, &act, a, y}, m, per, ks.any_nonfinite(a, static_cast<size_t>(m * w.cols))};
     run(runner, tasks, &k, &spmv_tasks);
     return;
   }
