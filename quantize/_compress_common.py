@@ -197,6 +197,26 @@ def result_model(model: Model, graph) -> Model:
     return result
 
 
+class LayerRecord:
+    """Mixin of the per-layer result dataclasses (ClusterLayer, LowRankLayer), which have
+    `shape` and `sqnr_db` fields: their JSON form (shape a list, sqnr_db rounded, None
+    when the weight is unchanged)."""
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["shape"] = list(self.shape)
+        d["sqnr_db"] = None if math.isinf(self.sqnr_db) else round(self.sqnr_db, 2)
+        return d
+
+
+def weight_sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """SQNR of `got` against `ref` in dB (inf when they are equal)."""
+    noise = float(np.sum((ref - got) ** 2))
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(float(np.sum(ref ** 2)), 1e-300) / noise)
+
+
 def record(graph, what: str, text: str) -> None:
     """metadata.extra["compression.<what>"] = text (a short string)."""
     graph.metadata.extra = dict(graph.metadata.extra)

@@ -52,9 +52,9 @@ import numpy as np
 from mobconv.errors import ArgumentError
 from mobconv.ir.graph import PALETTE_BITS, WeightStorage
 
-from ._compress_common import (check_int, check_layer_names, check_progress, label,
+from ._compress_common import (LayerRecord, check_int, check_layer_names, check_progress, label,
                                load_model, progress_bar, record, result_model, weight_layers,
-                               zero_points)
+                               weight_sqnr_db, zero_points)
 
 FUNC = "cluster"
 MIN_CLUSTERS, MAX_CLUSTERS = 2, 256
@@ -68,7 +68,7 @@ DTYPES = ("float32", "float16", "int8", "uint8")
 
 
 @dataclass
-class ClusterLayer:
+class ClusterLayer(LayerRecord):
     """What clustering did to one layer's weight."""
 
     name: str            # node name
@@ -82,12 +82,6 @@ class ClusterLayer:
     sqnr_db: float       # weight SQNR in dB, real units (inf when unchanged)
     zeros_kept: bool = False
     skipped: str = ""    # why the layer was left as it is
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["shape"] = list(self.shape)
-        d["sqnr_db"] = None if math.isinf(self.sqnr_db) else round(self.sqnr_db, 2)
-        return d
 
 
 def cluster(model, clusters: int = 16, *, exclude=(), progress: Optional[bool] = None):
@@ -241,7 +235,7 @@ def _cluster_layer(graph, layer, clusters: int) -> ClusterLayer:
         if not layer.quantized:  # in the weight's dtype, and no -0.0 beside 0.0
             centroids = np.unique(centroids.astype(data.dtype) + data.dtype.type(0))
         new = centroids[nearest(data, centroids)].astype(data.dtype).reshape(data.shape)
-        row.sqnr_db = _sqnr_db(_real(graph, layer, data), _real(graph, layer, new))
+        row.sqnr_db = weight_sqnr_db(_real(graph, layer, data), _real(graph, layer, new))
         value.data = new
     row.values = distinct(value.data)
     row.bits = palette_bits(row.values)
@@ -271,13 +265,6 @@ def _real(graph, layer, data: np.ndarray) -> np.ndarray:
     shape = [1] * data.ndim
     shape[axis] = -1
     return (data - zps.reshape(shape)) * scales.reshape(shape)
-
-
-def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    noise = float(np.sum((ref - got) ** 2))
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(max(float(np.sum(ref ** 2)), 1e-300) / noise)
 
 
 def _summary(clusters: int, rows: list) -> str:

@@ -41,16 +41,16 @@ from mobconv.errors import ArgumentError
 from mobconv.ir import Node, infer_shapes
 from mobconv.summary import human_count, node_macs
 
-from ._compress_common import (check_fraction, check_int, check_layer_names, check_progress,
-                               label, load_model, progress_bar, record, result_model,
-                               weight_layers)
+from ._compress_common import (LayerRecord, check_fraction, check_int, check_layer_names,
+                               check_progress, label, load_model, progress_bar, record,
+                               result_model, weight_layers, weight_sqnr_db)
 
 FUNC = "low_rank"
 OPS = ("Gemm", "MatMul", "Conv")
 
 
 @dataclass
-class LowRankLayer:
+class LowRankLayer(LayerRecord):
     """What factorization did (or would do) to one layer."""
 
     name: str
@@ -65,12 +65,6 @@ class LowRankLayer:
     macs_before: int
     macs_after: int
     skipped: str = ""     # why the layer was left as it is
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["shape"] = list(self.shape)
-        d["sqnr_db"] = None if math.isinf(self.sqnr_db) else round(self.sqnr_db, 2)
-        return d
 
 
 def low_rank(model, energy: Optional[float] = None, *, rank: Optional[int] = None, exclude=(),
@@ -190,7 +184,7 @@ def _factorize(graph, node, layer, energy, rank):
     root = np.sqrt(s[:r])
     b = (u[:, :r] * root).astype(np.float32)            # m x r
     a = (root[:, None] * vt[:r]).astype(np.float32)     # r x n
-    row.sqnr_db = _sqnr_db(mat, b.astype(np.float64) @ a.astype(np.float64))
+    row.sqnr_db = weight_sqnr_db(mat, b.astype(np.float64) @ a.astype(np.float64))
     return row, _rewrite(graph, node, layer, a, b)
 
 
@@ -229,13 +223,6 @@ def _rewrite(graph, node, layer, a: np.ndarray, b: np.ndarray) -> list:
     node.inputs = [mid, second_name] + list(node.inputs[2:])
     node.attrs = second_attrs
     return [first, node]
-
-
-def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    noise = float(np.sum((ref - got) ** 2))
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(max(float(np.sum(ref ** 2)), 1e-300) / noise)
 
 
 def _summary(energy, rank, rows: list) -> str:
