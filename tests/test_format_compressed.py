@@ -624,14 +624,10 @@ def interesting_positions(blob: bytes) -> list:
     return sorted(set(pos))
 
 
-def test_mutating_compressed_fields_never_escapes_model_format_error():
-    seed = fuzz_seed_model()
-    base = from_bytes(seed)
-    assert {v.storage.kind for v in base.values.values() if v.storage} == {"sparse", "palette"}
-    positions = interesting_positions(seed)
-    rng = np.random.default_rng(9)
-    outcomes = {"refused": 0, "accepted": 0}
-    for i in range(600):
+def mutations(seed: bytes, positions, rng, count: int):
+    """`count` copies of `seed`, the i-th with 1 + i % 3 of `positions` changed: a flipped
+    bit (odd i) or a random byte (even i)."""
+    for i in range(count):
         blob = bytearray(seed)
         for _ in range(1 + i % 3):
             p = positions[int(rng.integers(0, len(positions)))]
@@ -639,8 +635,18 @@ def test_mutating_compressed_fields_never_escapes_model_format_error():
                 blob[p] ^= 1 << int(rng.integers(0, 8))
             else:
                 blob[p] = int(rng.integers(0, 256))
+        yield bytes(blob)
+
+
+def test_mutating_compressed_fields_never_escapes_model_format_error():
+    seed = fuzz_seed_model()
+    base = from_bytes(seed)
+    assert {v.storage.kind for v in base.values.values() if v.storage} == {"sparse", "palette"}
+    positions = interesting_positions(seed)
+    outcomes = {"refused": 0, "accepted": 0}
+    for blob in mutations(seed, positions, np.random.default_rng(9), 600):
         try:
-            g = from_bytes(bytes(blob), source="fuzz.mob")
+            g = from_bytes(blob, source="fuzz.mob")
         except ModelFormatError as e:
             assert str(e).startswith("fuzz.mob: ") and "\n" not in str(e)
             outcomes["refused"] += 1
