@@ -33,6 +33,14 @@ struct SparseState {
   Activation act;
 };
 void sparse_release(void* s) { delete static_cast<SparseState*>(s); }
+template <const SparseF32Kernels& K>
+SparseState* new_sparse_state(const KernelContext& ctx) {  // null when out of memory
+  auto* st = new (std::nothrow) SparseState;
+  if (st == nullptr) return nullptr;
+  st->ks = &K;
+  Activation::parse(*ctx.attrs, &st->act);
+  return st;
+}
 const SparseState& sparse_state(const KernelContext& ctx) { return *static_cast<const SparseState*>(*ctx.state); }
 
 void sparse_parallel_for(void* pool, int64_t n, void* c, void (*fn)(void*, int64_t, int64_t, int)) {
@@ -105,10 +113,8 @@ bool conv1x1_supports(const KernelContext& ctx) {
 
 template <const SparseF32Kernels& K>
 Status conv1x1_prepare(KernelContext& ctx) {
-  auto* st = new (std::nothrow) SparseState;
+  SparseState* st = new_sparse_state<K>(ctx);
   if (st == nullptr) return Status::Error(StatusCode::kOutOfMemory, "sparse conv: packed weights");
-  st->ks = &K;
-  Activation::parse(*ctx.attrs, &st->act);
   const TensorView& w = ctx.inputs[1];
   sparse_pack(w.as<float>(), w.dims[0], w.dims[1], w.dims[1], 1, 1.f, &st->w);
   if (ctx.num_inputs > 2 && ctx.inputs[2].present()) {
@@ -162,10 +168,8 @@ bool fc_supports(const KernelContext& ctx) {
 
 template <const SparseF32Kernels& K>
 Status fc_prepare(KernelContext& ctx) {
-  auto* st = new (std::nothrow) SparseState;
+  SparseState* st = new_sparse_state<K>(ctx);
   if (st == nullptr) return Status::Error(StatusCode::kOutOfMemory, "sparse gemm: packed weights");
-  st->ks = &K;
-  Activation::parse(*ctx.attrs, &st->act);
   const GemmConstB g = gemm_const_b(ctx);
   const float* b = ctx.inputs[1].as<float>();
   // Rows of the packed matrix are the N outputs: W[o, c] = op(B)[c, o].
