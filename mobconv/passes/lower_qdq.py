@@ -47,7 +47,8 @@ import numpy as np
 from ..ir.graph import QuantParams
 from ..ops import quant_math as qm
 from ..ops.registry import get_spec
-from .qdq_propagation import propagate_qdq
+from ._util import const as _const
+from .qdq_propagation import dq_constant_params, propagate_qdq
 
 _INT = ("int8", "uint8")
 # ops that keep their input's parameters and compute exactly on the integers (quant_math)
@@ -95,16 +96,10 @@ def boundary_params(graph, node) -> Optional[tuple]:
     """(QuantParams, integer dtype) of a Q/DQ node with constant parameters, else None.
 
     Blocked quantization and non-float32 DQ outputs are not lowered."""
-    if node.op not in ("QuantizeLinear", "DequantizeLinear") or len(node.inputs) < 2:
+    params = dq_constant_params(graph, node)
+    if params is None:
         return None
-    attrs = get_spec(node.op).resolve_attrs(node)
-    if attrs["block_size"]:
-        return None
-    scale = _const(graph, node.inputs[1])
-    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
-    zp = _const(graph, zp_name) if zp_name else None
-    if scale is None or (zp_name and zp is None) or scale.dtype != np.float32 or scale.ndim > 1:
-        return None
+    scale, zp, axis = params
     int_name = node.outputs[0] if node.op == "QuantizeLinear" else node.inputs[0]
     value = graph.values.get(int_name)
     dtype = value.dtype if value is not None else None
@@ -118,7 +113,7 @@ def boundary_params(graph, node) -> Optional[tuple]:
     shape = value.shape
     if shape is None:
         return None
-    axis = attrs["axis"] + len(shape) if attrs["axis"] < 0 else attrs["axis"]
+    axis = axis + len(shape) if axis < 0 else axis  # per-axis here: dq_constant_params gave it
     if not 0 <= axis < len(shape) or shape[axis] != scale.size:
         return None
     return QuantParams([float(s) for s in scale], [int(z) for z in zps], axis), dtype
@@ -168,13 +163,6 @@ def _rename_inputs(graph, renamed: dict) -> None:
         if any(i in renamed for i in node.inputs):
             node.inputs = [renamed.get(i, i) for i in node.inputs]
     graph.outputs = [renamed.get(o, o) for o in graph.outputs]
-
-
-def _const(graph, name: str):
-    if not name or name in graph.inputs:
-        return None
-    value = graph.values.get(name)
-    return None if value is None else value.data
 
 
 # ---- the pass -----------------------------------------------------------------------------

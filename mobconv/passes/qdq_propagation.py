@@ -41,6 +41,7 @@ import numpy as np
 
 from ..ir.graph import Node
 from ..ops.registry import get_spec
+from ._util import const as _const
 
 _LAYOUT = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 _FORWARD = _LAYOUT + ("MaxPool", "GlobalMaxPool", "DepthToSpace", "SpaceToDepth")
@@ -62,16 +63,9 @@ def propagate_qdq(graph) -> bool:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _const(graph, name):
-    if not name or name in graph.inputs:
-        return None
-    value = graph.values.get(name)
-    return None if value is None else value.data
-
-
-def _dq_params(graph, node):
+def dq_constant_params(graph, node):
     """(scale array, zero point array or None, axis or None) of a DQ/Q with constant
-    parameters and no blocks, else None."""
+    parameters and no blocks, else None. The lowering's `boundary_params` starts here."""
     if node.op not in ("QuantizeLinear", "DequantizeLinear") or len(node.inputs) < 2:
         return None
     attrs = get_spec(node.op).resolve_attrs(node)
@@ -83,6 +77,19 @@ def _dq_params(graph, node):
     if scale is None or (zp_name and zp is None) or scale.dtype != np.float32 or scale.ndim > 1:
         return None
     return scale, zp, (attrs["axis"] if scale.size > 1 else None)
+
+
+def _weight_dq(graph, producers, name):
+    """(DQ node, integer constant, its dq_constant_params) when `name` is made by a
+    DequantizeLinear of a constant with constant parameters, else None."""
+    dq = producers.get(name)
+    if dq is None or dq.op != "DequantizeLinear":
+        return None
+    data = _const(graph, dq.inputs[0])
+    params = dq_constant_params(graph, dq)
+    if data is None or params is None:
+        return None
+    return dq, data, params
 
 
 def _static(shape):
@@ -138,14 +145,11 @@ def _fold_weight_layout(graph) -> bool:
     for node in graph.nodes:
         if node.op not in _LAYOUT or not node.inputs or len(node.outputs) != 1:
             continue
-        dq = producers.get(node.inputs[0])
-        if dq is None or dq.op != "DequantizeLinear":
-            continue
-        data = _const(graph, dq.inputs[0])
-        params = _dq_params(graph, dq)
+        weight = _weight_dq(graph, producers, node.inputs[0])
         out = graph.values.get(node.outputs[0])
-        if data is None or params is None or out is None or not _static(out.shape):
+        if weight is None or out is None or not _static(out.shape):
             continue
+        dq, data, params = weight
         if data.dtype.name not in ("int8", "uint8", "int16", "int32"):
             continue
         if any(_const(graph, i) is None for i in node.inputs[1:] if i):
@@ -205,14 +209,10 @@ def _fold_batchnorm_into_quantized_conv(graph) -> bool:
         battrs = get_spec("BatchNormalization").resolve_attrs(bn)
         if battrs.get("training_mode", 0):
             continue
-        dq = producers.get(conv.inputs[1])
-        if dq is None or dq.op != "DequantizeLinear":
+        weight = _weight_dq(graph, producers, conv.inputs[1])
+        if weight is None or weight[1].dtype.name not in _INT8 or weight[1].ndim < 2:
             continue
-        q = _const(graph, dq.inputs[0])
-        params = _dq_params(graph, dq)
-        if q is None or params is None or q.dtype.name not in _INT8 or q.ndim < 2:
-            continue
-        scale, zp, axis = params
+        dq, q, (scale, zp, axis) = weight
         m = q.shape[0]
         if axis is not None and (axis + q.ndim if axis < 0 else axis) != 0:
             continue
@@ -276,7 +276,7 @@ def _fold_batchnorm_into_quantized_conv(graph) -> bool:
 
 def _per_tensor_int8(graph, node):
     """(scale const name, zp const name) of a per-tensor int8/uint8 Q/DQ, else None."""
-    params = _dq_params(graph, node)
+    params = dq_constant_params(graph, node)
     if params is None or params[2] is not None or params[0].size != 1 or len(node.inputs) < 3:
         return None
     int_name = node.inputs[0] if node.op == "DequantizeLinear" else node.outputs[0]
