@@ -89,6 +89,7 @@ def prune_channels(model, fraction=None, *, criterion: str = "l1", per_layer=Non
 
     graph = model.graph.copy()
     graph.toposort()
+    output_shapes = _output_shapes(graph, where)
     groups = channel_groups(graph)
     plan = _plan(groups, fraction, per_layer, exclude, where)
     scores = _scores(model, graph, plan, criterion, source, where)
@@ -98,7 +99,7 @@ def prune_channels(model, fraction=None, *, criterion: str = "l1", per_layer=Non
         keep[root] = np.sort(order[n_remove:])
     with progress_bar(progress, len(groups.sinks) + len(keep), "pruning channels") as bar:
         kept_map, notes = _apply(graph, groups, keep, bar)
-    _reinfer(graph, model.graph, where)
+    _reinfer(graph, output_shapes, where)
     before = sum(space.size for space, _ in plan.values())
     after = sum(len(k) for k in keep.values())
     members = sorted({m[0].name for space, _ in plan.values() for m in space.members})
@@ -556,7 +557,19 @@ def _shrink_outputs(graph, node, kind, kept) -> None:
         node.attrs["group"] = int(len(kept))
 
 
-def _reinfer(graph, original, where) -> None:
+def _output_shapes(graph, where) -> dict:
+    """The graph outputs' shapes before pruning, inferred where the model left them unknown
+    (a hand-built graph), so the check after pruning compares like with like."""
+    from mobconv.ir.infer import infer_shapes
+
+    try:
+        infer_shapes(graph)
+    except MobconvError as exc:
+        raise MobconvError(f"{FUNC}(): {where}: the model's shapes do not infer: {exc}") from exc
+    return {name: graph.values[name].shape for name in graph.outputs}
+
+
+def _reinfer(graph, output_shapes, where) -> None:
     from mobconv.ir.infer import infer_shapes
 
     try:
@@ -564,6 +577,6 @@ def _reinfer(graph, original, where) -> None:
     except MobconvError as exc:  # a bug of ours, not of the user's model: say where
         raise MobconvError(f"{FUNC}(): {where}: the pruned graph does not infer: {exc}") from exc
     for name in list(graph.outputs):
-        if graph.values[name].shape != original.values[name].shape:
+        if graph.values[name].shape != output_shapes[name]:
             raise MobconvError(f"{FUNC}(): {where}: pruning changed graph output {name!r} "
-                               f"({original.values[name].shape} -> {graph.values[name].shape})")
+                               f"({output_shapes[name]} -> {graph.values[name].shape})")
