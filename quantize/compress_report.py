@@ -46,6 +46,7 @@ from mobconv.errors import MobconvError
 from mobconv.output_files import signals_held
 from mobconv.summary import human_bytes, human_count, node_macs
 
+from .report import _db as _report_db
 from .report import _json_float, _table, display_name
 
 JSON_VERSION = 1
@@ -162,11 +163,9 @@ class _runner:
 
 
 def _db(x) -> str:
-    if x is None:
-        return "-"
-    if math.isinf(x):
-        return "exact" if x > 0 else "-inf"
-    return f"{x:.1f} dB"
+    """The debug report's SQNR text ("-", "exact", "-inf", "41.3") with its unit."""
+    text = _report_db(x)
+    return f"{text} dB" if x is not None and not math.isinf(x) else text
 
 
 def _arrow(b, a, fmt=str) -> str:
