@@ -46,22 +46,11 @@ JNIEXPORT jlong JNICALL Java_ai_mobconv_Interpreter_nativeCreate(JNIEnv* env, jc
   mobrt_interpreter* it = nullptr;
   if (st == MOBRT_OK) st = mobrt_interpreter_create(model, opts, &it);
   mobrt_options_delete(opts);
-  if (st != MOBRT_OK) {
-    throw_mobconv(env, st, mobrt_global_last_error());
-    return 0;
-  }
-  register_interpreter(it);
-  return reinterpret_cast<jlong>(it);
+  return new_handle(env, st, it);
 }
 
 JNIEXPORT void JNICALL Java_ai_mobconv_Interpreter_nativeDelete(JNIEnv* env, jclass, jlong handle) {
-  auto* it = reinterpret_cast<mobrt_interpreter*>(static_cast<intptr_t>(handle));
-  if (it == nullptr) return;  // already freed by close()
-  if (!unregister_interpreter(it)) {
-    throw_illegal_state(env, "not a live Interpreter handle (closed or invalid)");
-    return;
-  }
-  mobrt_interpreter_delete(it);
+  delete_interpreter(env, handle);
 }
 
 JNIEXPORT jint JNICALL Java_ai_mobconv_Interpreter_nativeInputCount(JNIEnv* env, jclass, jlong handle) {

@@ -1,14 +1,21 @@
 #include "jni_util.h"
 
+#include <cstdint>
 #include <mutex>
 #include <unordered_set>
 
 namespace mobconv_jni {
 namespace {
 
+// The live handles of one kind and the message a handle not among them throws.
+struct Registry {
+  std::unordered_set<const void*> live;
+  const char* not_live;
+};
+
 std::mutex g_mutex;
-std::unordered_set<const void*> g_models;
-std::unordered_set<const void*> g_interpreters;
+Registry g_models{{}, "not a live Model handle (closed or invalid)"};
+Registry g_interpreters{{}, "not a live Interpreter handle (closed or invalid)"};
 
 jclass g_mobconv_exception = nullptr;
 jmethodID g_mobconv_exception_init = nullptr;
@@ -27,9 +34,51 @@ jclass global_class(JNIEnv* env, const char* name) {
   return global;
 }
 
-bool live(const std::unordered_set<const void*>& set, const void* p) {
+template <typename T>
+T* pointer(jlong handle) {
+  return reinterpret_cast<T*>(static_cast<intptr_t>(handle));
+}
+
+template <typename T>
+T* live_from(JNIEnv* env, jlong handle, const Registry& registry) {
+  T* p = pointer<T>(handle);
+  bool live = false;
+  if (p != nullptr) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    live = registry.live.count(p) != 0;
+  }
+  if (!live) {
+    throw_illegal_state(env, registry.not_live);
+    return nullptr;
+  }
+  return p;
+}
+
+template <typename T>
+jlong registered(JNIEnv* env, mobrt_status st, T* p, Registry& registry) {
+  if (st != MOBRT_OK) {
+    throw_mobconv(env, st, mobrt_global_last_error());
+    return 0;
+  }
   std::lock_guard<std::mutex> lock(g_mutex);
-  return set.count(p) != 0;
+  registry.live.insert(p);
+  return reinterpret_cast<jlong>(p);
+}
+
+template <typename T>
+void release(JNIEnv* env, jlong handle, Registry& registry, void (*free_fn)(T*)) {
+  T* p = pointer<T>(handle);
+  if (p == nullptr) return;  // already freed by close()
+  bool was_live;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    was_live = registry.live.erase(p) != 0;
+  }
+  if (!was_live) {
+    throw_illegal_state(env, registry.not_live);
+    return;
+  }
+  free_fn(p);
 }
 
 }  // namespace
@@ -50,47 +99,29 @@ void throw_illegal_state(JNIEnv* env, const std::string& message) {
   if (!env->ExceptionCheck()) env->ThrowNew(g_illegal_state, message.c_str());
 }
 
-void register_model(mobrt_model* model) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_models.insert(model);
+jlong new_handle(JNIEnv* env, mobrt_status st, mobrt_model* model) {
+  return registered(env, st, model, g_models);
 }
 
-bool unregister_model(mobrt_model* model) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return g_models.erase(model) != 0;
+jlong new_handle(JNIEnv* env, mobrt_status st, mobrt_interpreter* interpreter) {
+  return registered(env, st, interpreter, g_interpreters);
 }
 
-void register_interpreter(mobrt_interpreter* interpreter) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_interpreters.insert(interpreter);
-}
+void delete_model(JNIEnv* env, jlong handle) { release(env, handle, g_models, mobrt_model_delete); }
 
-bool unregister_interpreter(mobrt_interpreter* interpreter) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return g_interpreters.erase(interpreter) != 0;
+void delete_interpreter(JNIEnv* env, jlong handle) {
+  release(env, handle, g_interpreters, mobrt_interpreter_delete);
 }
 
 int live_handles() {
   std::lock_guard<std::mutex> lock(g_mutex);
-  return static_cast<int>(g_models.size() + g_interpreters.size());
+  return static_cast<int>(g_models.live.size() + g_interpreters.live.size());
 }
 
-mobrt_model* model_from(JNIEnv* env, jlong handle) {
-  auto* p = reinterpret_cast<mobrt_model*>(static_cast<intptr_t>(handle));
-  if (p == nullptr || !live(g_models, p)) {
-    throw_illegal_state(env, "not a live Model handle (closed or invalid)");
-    return nullptr;
-  }
-  return p;
-}
+mobrt_model* model_from(JNIEnv* env, jlong handle) { return live_from<mobrt_model>(env, handle, g_models); }
 
 mobrt_interpreter* interpreter_from(JNIEnv* env, jlong handle) {
-  auto* p = reinterpret_cast<mobrt_interpreter*>(static_cast<intptr_t>(handle));
-  if (p == nullptr || !live(g_interpreters, p)) {
-    throw_illegal_state(env, "not a live Interpreter handle (closed or invalid)");
-    return nullptr;
-  }
-  return p;
+  return live_from<mobrt_interpreter>(env, handle, g_interpreters);
 }
 
 bool java_memory(JNIEnv* env, jobject obj, JavaMemory* out) {

@@ -22,11 +22,16 @@ void throw_mobconv(JNIEnv* env, int status, const std::string& message);
 void throw_illegal_argument(JNIEnv* env, const std::string& message);
 void throw_illegal_state(JNIEnv* env, const std::string& message);
 
-// Registry of live handles.
-void register_model(mobrt_model* model);
-bool unregister_model(mobrt_model* model);  // false if it was not live
-void register_interpreter(mobrt_interpreter* interpreter);
-bool unregister_interpreter(mobrt_interpreter* interpreter);
+// Registry of live handles. new_handle takes what a mobrt_*_create call returned: on MOBRT_OK it
+// registers the object and returns its handle for Java; otherwise 0 with
+// MobconvException(st, mobrt_global_last_error()) pending.
+jlong new_handle(JNIEnv* env, mobrt_status st, mobrt_model* model);
+jlong new_handle(JNIEnv* env, mobrt_status st, mobrt_interpreter* interpreter);
+
+// Unregisters and frees a handle (close() or the safety net). 0 is a no-op (already freed); a
+// handle that is not live throws IllegalStateException and frees nothing.
+void delete_model(JNIEnv* env, jlong handle);
+void delete_interpreter(JNIEnv* env, jlong handle);
 
 // Models + interpreters created and not freed yet (tests check that a Cleaner frees them).
 int live_handles();

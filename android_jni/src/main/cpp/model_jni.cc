@@ -22,12 +22,7 @@ JNIEXPORT jlong JNICALL Java_ai_mobconv_Model_nativeCreateFromFile(JNIEnv* env, 
   mobrt_model* model = nullptr;
   mobrt_status st = mobrt_model_create_from_file(p, &model);
   env->ReleaseStringUTFChars(path, p);
-  if (st != MOBRT_OK) {
-    throw_mobconv(env, st, mobrt_global_last_error());
-    return 0;
-  }
-  register_model(model);
-  return reinterpret_cast<jlong>(model);
+  return new_handle(env, st, model);
 }
 
 // Zero copy when the data is 64-byte aligned (the runtime's rule); Java keeps the buffer alive.
@@ -47,22 +42,11 @@ JNIEXPORT jlong JNICALL Java_ai_mobconv_Model_nativeCreateFromBuffer(JNIEnv* env
   mobrt_model* model = nullptr;
   mobrt_status st = mobrt_model_create_from_buffer(static_cast<char*>(mem.address) + offset,
                                                    static_cast<size_t>(size), /*copy=*/0, &model);
-  if (st != MOBRT_OK) {
-    throw_mobconv(env, st, mobrt_global_last_error());
-    return 0;
-  }
-  register_model(model);
-  return reinterpret_cast<jlong>(model);
+  return new_handle(env, st, model);
 }
 
 JNIEXPORT void JNICALL Java_ai_mobconv_Model_nativeDelete(JNIEnv* env, jclass, jlong handle) {
-  auto* model = reinterpret_cast<mobrt_model*>(static_cast<intptr_t>(handle));
-  if (model == nullptr) return;  // already freed by close()
-  if (!unregister_model(model)) {
-    throw_illegal_state(env, "not a live Model handle (closed or invalid)");
-    return;
-  }
-  mobrt_model_delete(model);
+  delete_model(env, handle);
 }
 
 JNIEXPORT jint JNICALL Java_ai_mobconv_Model_nativeInputCount(JNIEnv* env, jclass, jlong handle) {
