@@ -702,64 +702,64 @@ public class InterpreterTest {
 
   // ---- threads
 
+  /** A thread's work; whatever it throws fails the test. */
+  private interface Work {
+    void run() throws Exception;
+  }
+
+  /** Runs `work` on `n` threads at once, joins them all, then fails with the first throwable any threw. */
+  private static void onThreads(int n, Work work) throws InterruptedException {
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    Thread[] threads = new Thread[n];
+    for (int t = 0; t < threads.length; t++) {
+      threads[t] = new Thread(() -> {
+        try {
+          work.run();
+        } catch (Throwable e) {
+          failure.compareAndSet(null, e);
+        }
+      });
+      threads[t].start();
+    }
+    for (Thread t : threads) {
+      t.join();
+    }
+    if (failure.get() != null) {
+      throw new AssertionError(failure.get());
+    }
+  }
+
   @Test
   public void concurrentInterpretersOnOneModel() throws Exception {
     byte[] in = read("mnv2.in0.bin");
     byte[] want = read("mnv2.out0.bin");
-    AtomicReference<Throwable> failure = new AtomicReference<>();
     AtomicInteger runs = new AtomicInteger();
     try (Model model = new Model(map("mnv2.mob"))) {
-      Thread[] threads = new Thread[4];
-      for (int t = 0; t < threads.length; t++) {
-        threads[t] = new Thread(() -> {
-          try (Interpreter it = new Interpreter(model, null)) {
-            it.resizeInput(0, ints(get("mnv2.in0.feed_shape")));
-            ByteBuffer x = direct(in);
-            for (int r = 0; r < 15; r++) {
-              ByteBuffer ob = ByteBuffer.allocateDirect(want.length).order(ByteOrder.nativeOrder());
-              it.run(x, ob);
-              same("thread run " + r, want, bytes(ob, want.length));
-              runs.incrementAndGet();
-            }
-          } catch (Throwable e) {
-            failure.compareAndSet(null, e);
+      onThreads(4, () -> {
+        try (Interpreter it = new Interpreter(model, null)) {
+          it.resizeInput(0, ints(get("mnv2.in0.feed_shape")));
+          ByteBuffer x = direct(in);
+          for (int r = 0; r < 15; r++) {
+            ByteBuffer ob = ByteBuffer.allocateDirect(want.length).order(ByteOrder.nativeOrder());
+            it.run(x, ob);
+            same("thread run " + r, want, bytes(ob, want.length));
+            runs.incrementAndGet();
           }
-        });
-        threads[t].start();
-      }
-      for (Thread t : threads) {
-        t.join();
-      }
-    }
-    if (failure.get() != null) {
-      throw new AssertionError(failure.get());
+        }
+      });
     }
     assertEquals(60, runs.get());
 
     // one interpreter shared by threads: calls are serialized, every result intact
     try (Interpreter it = new Interpreter(path("mnv2.mob"))) {
       it.resizeInput(0, ints(get("mnv2.in0.feed_shape")));
-      Thread[] threads = new Thread[3];
-      for (int t = 0; t < threads.length; t++) {
-        threads[t] = new Thread(() -> {
-          try {
-            for (int r = 0; r < 10; r++) {
-              float[] out = new float[10];
-              it.run(floats(in), out);
-              same("shared interpreter", want, bytes(out));
-            }
-          } catch (Throwable e) {
-            failure.compareAndSet(null, e);
-          }
-        });
-        threads[t].start();
-      }
-      for (Thread t : threads) {
-        t.join();
-      }
-    }
-    if (failure.get() != null) {
-      throw new AssertionError(failure.get());
+      onThreads(3, () -> {
+        for (int r = 0; r < 10; r++) {
+          float[] out = new float[10];
+          it.run(floats(in), out);
+          same("shared interpreter", want, bytes(out));
+        }
+      });
     }
   }
 
