@@ -23,12 +23,15 @@ if not runtime.available():
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def small_model() -> bytes:
-    rng = np.random.default_rng(1)
-    g = Graph("fuzz_seed")
+def _seed_model(name: str, w: np.ndarray, b: np.ndarray, storage=None) -> bytes:
+    """The fuzz seeds' graph, x -> Conv(w, b)+Relu -> MaxPool -> Reshape -> Softmax -> y,
+    with `storage` (value name -> WeightStorage) set on its constants."""
+    g = Graph(name)
     g.add_input("x", "float32", (1, 3, 8, 8))
-    g.add_constant("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
-    g.add_constant("b", rng.standard_normal(4).astype(np.float32))
+    g.add_constant("w", w)
+    g.add_constant("b", b)
+    for value, how in (storage or {}).items():
+        g.values[value].storage = how
     g.add_constant("shape", np.array([1, -1], np.int64))
     g.add_node("Conv", ["x", "w", "b"], ["c"], {"pads": [1, 1, 1, 1], "activation": "Relu"})
     g.add_node("MaxPool", ["c"], ["p"], {"kernel_shape": [2, 2], "strides": [2, 2]})
@@ -37,6 +40,12 @@ def small_model() -> bytes:
     g.outputs = ["y"]
     infer_shapes(g)
     return to_bytes(g)
+
+
+def small_model() -> bytes:
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    return _seed_model("fuzz_seed", w, rng.standard_normal(4).astype(np.float32))
 
 
 def load(data):
@@ -170,22 +179,10 @@ def compressed_model() -> bytes:
     from mobconv.ir.graph import WeightStorage
 
     rng = np.random.default_rng(1)
-    g = Graph("fuzz_seed_compressed")
-    g.add_input("x", "float32", (1, 3, 8, 8))
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     w[np.abs(w) < np.median(np.abs(w))] = 0
-    g.add_constant("w", w)
-    g.add_constant("b", np.array([0.5, -1.0, 0.5, 2.0], np.float32))
-    g.values["w"].storage = WeightStorage("sparse")
-    g.values["b"].storage = WeightStorage("palette", 2)
-    g.add_constant("shape", np.array([1, -1], np.int64))
-    g.add_node("Conv", ["x", "w", "b"], ["c"], {"pads": [1, 1, 1, 1], "activation": "Relu"})
-    g.add_node("MaxPool", ["c"], ["p"], {"kernel_shape": [2, 2], "strides": [2, 2]})
-    g.add_node("Reshape", ["p", "shape"], ["r"])
-    g.add_node("Softmax", ["r"], ["y"])
-    g.outputs = ["y"]
-    infer_shapes(g)
-    return to_bytes(g)
+    return _seed_model("fuzz_seed_compressed", w, np.array([0.5, -1.0, 0.5, 2.0], np.float32),
+                       {"w": WeightStorage("sparse"), "b": WeightStorage("palette", 2)})
 
 
 def test_fuzz_mutations_of_a_compressed_model_under_sanitizers(tmp_path_factory, tmp_path):
