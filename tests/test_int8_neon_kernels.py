@@ -34,7 +34,7 @@ import numpy as np
 from int8_harness import check_every_isa, run_under_qemu
 from mobconv.ir import QuantParams as Q
 from mobconv.ops import quant_math as qm
-from test_runtime_aarch64 import _flatbuffers_include
+from cmake_build import flatbuffers_include
 from test_runtime_aarch64 import mobrt_run_aarch64  # noqa: F401  (a session fixture)
 from test_runtime_int8 import RANGE, _qp, _rand, _single
 
@@ -335,7 +335,7 @@ def test_digits_zoo_models_int8(mobrt_run_aarch64, tmp_path):
 
 def _cross(args, cwd):
     proc = subprocess.run(["aarch64-linux-gnu-g++", "-std=c++17", "-O2", "-Wall", "-Werror",
-                           f"-I{ROOT / 'runtime' / 'src'}", f"-I{_flatbuffers_include()}", *args],
+                           f"-I{ROOT / 'runtime' / 'src'}", f"-I{flatbuffers_include()}", *args],
                           capture_output=True, text=True, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
